@@ -1,0 +1,1 @@
+# bench fragment (filled by its owner)

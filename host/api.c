@@ -1,0 +1,382 @@
+/* host/api.c: logging, instance contexts and the eqm_host_api services table
+ * (allocation, random streams, parallel_for, clock).
+ *
+ * Threads: one process-wide pool of compute threads (host_threads_init). parallel_for
+ * runs chunks on the pool plus the calling thread. BLAS policy: OpenBLAS gets the same
+ * thread count for calls made from the training thread; code running inside a
+ * parallel_for body must not call BLAS (no nested BLAS threads). */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cblas.h>
+
+#include "core.h"
+
+/* ------------------------------------------------------------------ log --------- */
+
+static int log_level = -1;
+static pthread_mutex_t log_mutex = PTHREAD_MUTEX_INITIALIZER;
+static const char *level_names[] = {"error", "warn", "info", "debug", "trace"};
+
+static int log_level_get(void)
+{
+    if (log_level < 0) {
+        const char *e = getenv("EQM_LOG");
+        int l = EQM_LOG_INFO;
+        if (e)
+            for (int i = 0; i < 5; i++)
+                if (!strncmp(e, level_names[i], strlen(level_names[i])))
+                    l = i;
+        log_level = l;
+    }
+    return log_level;
+}
+
+void host_log_set_level(int level) { log_level = level; }
+
+void host_vlog(int level, const char *category, const char *fmt, va_list ap)
+{
+    if (level > log_level_get())
+        return;
+    if (level < 0)
+        level = 0;
+    if (level > 4)
+        level = 4;
+    pthread_mutex_lock(&log_mutex);
+    fprintf(stderr, "%s %s: ", level_names[level], category ? category : "equimod");
+    vfprintf(stderr, fmt, ap);
+    size_t n = strlen(fmt);
+    if (!n || fmt[n - 1] != '\n')
+        fputc('\n', stderr);
+    pthread_mutex_unlock(&log_mutex);
+}
+
+void host_log(int level, const char *category, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    host_vlog(level, category, fmt, ap);
+    va_end(ap);
+}
+
+/* ------------------------------------------------------------------ ctx --------- */
+
+eqm_host *host_ctx_create(const char *label)
+{
+    eqm_host *h = calloc(1, sizeof *h);
+    if (h)
+        snprintf(h->label, sizeof h->label, "%s", label ? label : "host");
+    return h;
+}
+
+void host_ctx_destroy(eqm_host *h) { free(h); }
+
+const char *host_ctx_error(const eqm_host *h) { return h ? h->error : ""; }
+
+static int ctx_vset_error(eqm_host *h, int status, const char *fmt, va_list ap)
+{
+    if (h) {
+        vsnprintf(h->error, sizeof h->error, fmt, ap);
+        h->status = status;
+    }
+    return status;
+}
+
+int host_ctx_set_error(eqm_host *h, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    ctx_vset_error(h, status, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+static void api_log(eqm_host *h, int level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    host_vlog(level, h ? h->label : NULL, fmt, ap);
+    va_end(ap);
+}
+
+static int api_set_error(eqm_host *h, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    ctx_vset_error(h, status, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+/* ------------------------------------------------------------------ memory ------ */
+
+static void *api_alloc(eqm_host *h, size_t bytes, size_t align)
+{
+    (void)h;
+    if (align == 0)
+        align = 64;
+    if (align < sizeof(void *) || (align & (align - 1)))
+        return NULL;
+    void *p = NULL;
+    if (posix_memalign(&p, align, bytes ? bytes : 1))
+        return NULL;
+    memset(p, 0, bytes);
+    return p;
+}
+
+static void api_free(eqm_host *h, void *p)
+{
+    (void)h;
+    free(p);
+}
+
+/* ------------------------------------------------------------------ rng --------- */
+/* xoshiro256** (Blackman & Vigna), seeded through splitmix64 from (seed, a, b, c). */
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static void api_rng_seed(eqm_rng *r, uint64_t seed, uint64_t a, uint64_t b, uint64_t c)
+{
+    uint64_t x = seed;
+    uint64_t k = splitmix64(&x);
+    x = k ^ (a * 0xd1b54a32d192ed03ULL);
+    k = splitmix64(&x);
+    x = k ^ (b * 0xabc98388fb8fac03ULL);
+    k = splitmix64(&x);
+    x = k ^ (c * 0x8cb92ba72f3d8dd7ULL);
+    for (int i = 0; i < 4; i++)
+        r->s[i] = splitmix64(&x);
+}
+
+static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static uint64_t api_rng_u64(eqm_rng *r)
+{
+    uint64_t *s = r->s;
+    uint64_t result = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+static double api_rng_uniform(eqm_rng *r) { return (api_rng_u64(r) >> 11) * 0x1.0p-53; }
+
+static uint64_t api_rng_below(eqm_rng *r, uint64_t n)
+{
+    if (n <= 1)
+        return 0;
+    uint64_t lim = -n % n; /* 2^64 mod n: reject below it for an unbiased result */
+    for (;;) {
+        uint64_t x = api_rng_u64(r);
+        if (x >= lim)
+            return x % n;
+    }
+}
+
+static double api_rng_normal(eqm_rng *r)
+{
+    double u1 = api_rng_uniform(r), u2 = api_rng_uniform(r);
+    if (u1 < 1e-300)
+        u1 = 1e-300;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+/* ------------------------------------------------------------------ threads ----- */
+
+static struct pool {
+    pthread_mutex_t mu;
+    pthread_cond_t go, done;
+    int n_threads;      /* including the caller */
+    pthread_t *workers;
+    uint64_t generation;
+    int pending;        /* workers still running the current job */
+    eqm_parallel_fn fn;
+    void *ctx;
+    size_t n, chunk;
+    size_t next;        /* next chunk start, guarded by mu */
+    int stop;
+} pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
+          0, NULL, 0, 0, NULL, NULL, 0, 0, 0, 0};
+
+static int pool_take(size_t *b, size_t *e)
+{
+    pthread_mutex_lock(&pool.mu);
+    int ok = pool.next < pool.n;
+    if (ok) {
+        *b = pool.next;
+        *e = pool.next + pool.chunk < pool.n ? pool.next + pool.chunk : pool.n;
+        pool.next = *e;
+    }
+    pthread_mutex_unlock(&pool.mu);
+    return ok;
+}
+
+static void *pool_worker(void *arg)
+{
+    (void)arg;
+    uint64_t seen = 0;
+    for (;;) {
+        pthread_mutex_lock(&pool.mu);
+        while (!pool.stop && pool.generation == seen)
+            pthread_cond_wait(&pool.go, &pool.mu);
+        if (pool.stop) {
+            pthread_mutex_unlock(&pool.mu);
+            return NULL;
+        }
+        seen = pool.generation;
+        pthread_mutex_unlock(&pool.mu);
+        size_t b, e;
+        while (pool_take(&b, &e))
+            pool.fn(pool.ctx, b, e);
+        pthread_mutex_lock(&pool.mu);
+        if (--pool.pending == 0)
+            pthread_cond_signal(&pool.done);
+        pthread_mutex_unlock(&pool.mu);
+    }
+}
+
+static void pool_shutdown(void)
+{
+    if (!pool.workers)
+        return;
+    pthread_mutex_lock(&pool.mu);
+    pool.stop = 1;
+    pthread_cond_broadcast(&pool.go);
+    pthread_mutex_unlock(&pool.mu);
+    for (int i = 0; i < pool.n_threads - 1; i++)
+        pthread_join(pool.workers[i], NULL);
+    free(pool.workers);
+    pool.workers = NULL;
+}
+
+void host_threads_init(int n)
+{
+    if (pool.n_threads)
+        return;
+    if (n <= 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        const char *e = getenv("EQM_THREADS");
+        n = e ? atoi(e) : (int)(c > 0 ? c : 1);
+        if (n <= 0)
+            n = 1;
+    }
+    pool.n_threads = n;
+    openblas_set_num_threads(n);
+    if (n > 1) {
+        pool.workers = calloc((size_t)n - 1, sizeof(pthread_t));
+        if (!pool.workers) {
+            pool.n_threads = 1;
+        } else {
+            for (int i = 0; i < n - 1; i++)
+                if (pthread_create(&pool.workers[i], NULL, pool_worker, NULL)) {
+                    pool.n_threads = i + 1;
+                    break;
+                }
+        }
+        atexit(pool_shutdown);
+    }
+}
+
+int host_threads(void)
+{
+    if (!pool.n_threads)
+        host_threads_init(0);
+    return pool.n_threads;
+}
+
+static int api_parallel_for(eqm_host *h, size_t n, size_t grain, eqm_parallel_fn fn, void *ctx)
+{
+    (void)h;
+    int nt = host_threads();
+    if (grain == 0)
+        grain = 1;
+    if (n == 0)
+        return EQM_OK;
+    if (nt <= 1 || n <= grain) {
+        fn(ctx, 0, n);
+        return EQM_OK;
+    }
+    size_t chunk = (n + (size_t)nt * 4 - 1) / ((size_t)nt * 4);
+    if (chunk < grain)
+        chunk = grain;
+    pthread_mutex_lock(&pool.mu);
+    pool.fn = fn;
+    pool.ctx = ctx;
+    pool.n = n;
+    pool.chunk = chunk;
+    pool.next = 0;
+    pool.pending = nt - 1;
+    pool.generation++;
+    pthread_cond_broadcast(&pool.go);
+    pthread_mutex_unlock(&pool.mu);
+    size_t b, e;
+    while (pool_take(&b, &e))
+        fn(ctx, b, e);
+    pthread_mutex_lock(&pool.mu);
+    while (pool.pending > 0)
+        pthread_cond_wait(&pool.done, &pool.mu);
+    pthread_mutex_unlock(&pool.mu);
+    return EQM_OK;
+}
+
+static uint64_t api_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* nn and image tables are provided by their modules; weak defaults keep the host
+ * linkable while a module is absent. */
+__attribute__((weak)) const eqm_nn_api *nn_api_table(void) { return NULL; }
+__attribute__((weak)) const eqm_image_api *image_api_table(void) { return NULL; }
+
+static eqm_host_api the_api;
+
+static void api_init(void)
+{
+    eqm_host_api *a = &the_api;
+    a->size = sizeof *a;
+    a->abi_major = EQM_ABI_MAJOR;
+    a->abi_minor = EQM_ABI_MINOR;
+    a->log = api_log;
+    a->set_error = api_set_error;
+    a->alloc = api_alloc;
+    a->free = api_free;
+    a->rng_seed = api_rng_seed;
+    a->rng_u64 = api_rng_u64;
+    a->rng_uniform = api_rng_uniform;
+    a->rng_below = api_rng_below;
+    a->rng_normal = api_rng_normal;
+    a->parallel_for = api_parallel_for;
+    a->now_ns = api_now_ns;
+    a->nn = nn_api_table();
+    a->image = image_api_table();
+}
+
+const eqm_host_api *host_api(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, api_init);
+    return &the_api;
+}

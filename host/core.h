@@ -1,0 +1,138 @@
+/* host/core.h: the host's internal interfaces shared by every command.
+ *
+ * Not part of the SDK: plugins never see this. Modules:
+ *   log      one sink for the host and (through the api table) every plugin
+ *   ctx      eqm_host instances: a label ("augment/color_jitter") + an error buffer
+ *   api      the eqm_host_api table (host_api.h) with rng, alloc, parallel_for, nn, image
+ *   registry discovery and loading of plugin files, with every ABI check
+ *   config   INI reading (libinih), --set overrides, typed binding of sections through
+ *            eqm_param_spec tables (the plugins' own, or the host's for its own sections),
+ *            unused-key detection with did-you-mean, resolved output
+ * Threading: registry and config are built on the main thread and read-only afterwards.
+ */
+#ifndef EQM_HOST_CORE_H
+#define EQM_HOST_CORE_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <equimod/equimod.h>
+
+/* ------------------------------------------------------------------ log --------- */
+/* Level from EQM_LOG (error|warn|info|debug|trace, default info). Lines go to stderr as
+ * "level category: message". */
+void host_log(int level, const char *category, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void host_vlog(int level, const char *category, const char *fmt, va_list ap);
+void host_log_set_level(int level);
+
+/* ------------------------------------------------------------------ ctx --------- */
+/* An eqm_host is what a plugin instance receives: it carries the label used to prefix
+ * its log lines and errors, and the last error message set through api->set_error. */
+struct eqm_host {
+    char label[96];
+    char error[1024];
+    int status;
+};
+eqm_host *host_ctx_create(const char *label); /* NULL on OOM */
+void host_ctx_destroy(eqm_host *h);
+const char *host_ctx_error(const eqm_host *h); /* "" if none */
+/* Set an error on a context from host code (same semantics as api->set_error). */
+int host_ctx_set_error(eqm_host *h, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ------------------------------------------------------------------ api --------- */
+/* The process-wide services table. Compute threads: host_threads_init(n) sets the pool
+ * used by parallel_for and the BLAS thread count (one policy for the process); default
+ * is the number of online CPUs. */
+const eqm_host_api *host_api(void);
+void host_threads_init(int n_threads);
+int host_threads(void);
+/* Filled in by host/nn (nn_api.c) and the image services; NULL until those exist. */
+const eqm_nn_api *nn_api_table(void);
+const eqm_image_api *image_api_table(void);
+
+/* ------------------------------------------------------------------ registry ---- */
+typedef struct eqm_plugin {
+    eqm_plugin_desc desc; /* copied, zero-extended to the host's sizeof */
+    union {
+        eqm_dataset_ops dataset;
+        eqm_augment_ops augment;
+        eqm_module_ops module; /* backbone, method, equimod */
+    } ops;                /* copied, zero-extended */
+    char *path;           /* file it came from (owned) */
+    uint16_t file_abi_major, file_abi_minor;
+} eqm_plugin;
+
+typedef struct eqm_registry eqm_registry;
+
+eqm_registry *registry_create(void);
+void registry_destroy(eqm_registry *r);
+/* Add every plugin of one file. Refusals are logged as one line each (file, symbol,
+ * versions) and do not stop the other descriptors/files. Returns the number of plugins
+ * added, or a negative status if the file could not be opened at all. */
+int registry_load_file(eqm_registry *r, const char *path);
+/* Search order: dirs (from --plugin-path, in order), then $EQUIMOD_PLUGIN_PATH (colon
+ * separated), then EQM_PKGLIBDIR. Every *.so in each directory is loaded; the current
+ * directory is never searched implicitly. First of a (kind, name) wins; a later duplicate
+ * is refused with a log line naming both files. Returns the number of plugins. */
+int registry_scan(eqm_registry *r, const char *const *dirs, int n_dirs);
+size_t registry_count(const eqm_registry *r);
+const eqm_plugin *registry_at(const eqm_registry *r, size_t i);
+const eqm_plugin *registry_find(const eqm_registry *r, int kind, const char *name);
+const char *kind_name(int kind);      /* "dataset", ..., NULL if unknown */
+int kind_from_name(const char *name); /* -1 if unknown */
+
+/* ------------------------------------------------------------------ config ------ */
+typedef struct eqm_config eqm_config;
+
+/* Read an INI file. On error returns NULL and writes "file:line: message" into err. */
+eqm_config *config_load(const char *path, char *err, size_t errlen);
+eqm_config *config_new_empty(void);
+void config_destroy(eqm_config *c);
+/* Apply "section.key=value" (the section may contain dots: the key is after the last
+ * dot). Creates the key/section when absent. Returns EQM_OK or EQM_ERR_INVAL (+err). */
+int config_set(eqm_config *c, const char *assignment, char *err, size_t errlen);
+/* Raw text of a value, NULL when absent. Marks the key as used. */
+const char *config_get(eqm_config *c, const char *section, const char *key);
+int config_has_section(const eqm_config *c, const char *section);
+/* Section names in file order (index 0..n-1); NULL past the end. */
+const char *config_section_at(const eqm_config *c, size_t i);
+/* "file:line" of a key (or of the section if key is NULL), for messages. */
+const char *config_where(const eqm_config *c, const char *section, const char *key);
+
+/* Validate the keys of `section` against `spec` and fill `out` (the option struct,
+ * params_size bytes, zeroed by the caller): defaults first, then config values. Unknown
+ * keys, wrong types, out-of-range values and bad enum choices are errors with file:line
+ * and a did-you-mean. `skip_keys` (NULL-terminated, may be NULL) are keys this section
+ * holds for someone else (e.g. "plugin"). Strings are owned by the config. */
+int config_bind(eqm_config *c, const char *section, const eqm_param_spec *spec, void *out,
+                const char *const *skip_keys, char *err, size_t errlen);
+/* Find the plugin named by `section`.plugin (of `kind`) and bind its options. *opts is
+ * allocated (free with free()). */
+int config_bind_plugin(eqm_config *c, const eqm_registry *r, const char *section, int kind,
+                       const eqm_plugin **plugin, void **opts, char *err, size_t errlen);
+/* After everything was bound: report any section or key nobody read, with did-you-mean.
+ * `known_sections` adds section names valid for the caller even when absent/unused. */
+int config_check_unused(const eqm_config *c, char *err, size_t errlen);
+/* Write the config as INI text (every bound section shows its defaults too). */
+void config_write(const eqm_config *c, FILE *f);
+/* Parse one value of a given type the way config_bind does (for tests, the CLI). */
+int param_parse(const eqm_param_spec *p, const char *text, void *field, char *err,
+                size_t errlen);
+/* Validate an option table (keys, types, defaults in range). */
+int param_table_check(const eqm_param_spec *spec, char *err, size_t errlen);
+
+/* ------------------------------------------------------------------ commands ---- */
+/* Common command-line state: every command accepts --plugin-path DIR (repeatable) and
+ * --set section.key=value (repeatable) where it makes sense. cli_registry() loads the
+ * plugins once with the collected paths. */
+#define CMD(name, fn, summary) int fn(int argc, char **argv);
+#include "commands.def"
+#undef CMD
+eqm_registry *cli_registry(void);
+void cli_add_plugin_path(const char *dir);
+
+#endif

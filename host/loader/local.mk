@@ -1,0 +1,1 @@
+# host/loader fragment (filled by its owner)

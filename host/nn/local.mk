@@ -1,0 +1,1 @@
+# host/nn fragment (filled by its owner)

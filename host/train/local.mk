@@ -1,0 +1,1 @@
+# host/train fragment (filled by its owner)

@@ -1,0 +1,1 @@
+# plugins fragment (filled by its owner)

@@ -1,0 +1,120 @@
+/* equimod SDK: the host-services table handed to every plugin instance.
+ *
+ * The host passes `const eqm_host_api *api` and an opaque `eqm_host *host` to every
+ * create/open call. A plugin keeps both and calls host services only through `api`: a
+ * plugin links nothing of the host (no -rdynamic, no host symbols). The table is
+ * versioned and APPEND ONLY: `size` is sizeof(eqm_host_api) as compiled into the host;
+ * a plugin built against a newer minor MUST check `size` (EQM_API_HAS) before using
+ * a field it does not find in the 1.0 layout.
+ *
+ * Ownership: the table and everything it points to are owned by the host and live as
+ * long as any plugin instance. `eqm_host` is the per-instance context (it carries the
+ * instance's name for log prefixes and its error buffer).
+ * Threading: every function in this table is thread-safe unless stated otherwise; an
+ * eqm_rng MUST be used by one thread at a time (it is a plain value).
+ */
+#ifndef EQM_SDK_HOST_API_H
+#define EQM_SDK_HOST_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct eqm_host eqm_host;       /* opaque, host-owned */
+typedef struct eqm_nn_api eqm_nn_api;   /* nn.h */
+
+#define EQM_API_HAS(api, field) \
+    ((api)->size >= offsetof(__typeof__(*(api)), field) + sizeof((api)->field))
+
+enum eqm_log_level {
+    EQM_LOG_ERROR = 0,
+    EQM_LOG_WARN = 1,
+    EQM_LOG_INFO = 2,
+    EQM_LOG_DEBUG = 3,
+    EQM_LOG_TRACE = 4
+};
+
+/* Random stream: xoshiro256** state. A plain value: copy it, keep it in your own storage.
+ * The host derives streams with api->rng_seed(r, seed, a, b, c) from independent 64-bit
+ * keys (run seed, epoch, sample index, view...), so every sample's randomness is fixed by
+ * its keys whatever thread draws it. */
+typedef struct eqm_rng {
+    uint64_t s[4];
+} eqm_rng;
+
+/* An 8-bit or float image, interleaved channels (HWC), rows `stride` elements apart.
+ * Ownership: whoever fills `data` says who owns it (see each call). */
+enum eqm_pixel_format {
+    EQM_PIX_U8 = 0,  /* uint8_t, 0..255 */
+    EQM_PIX_F32 = 1  /* float */
+};
+typedef struct eqm_image {
+    int w, h, c;        /* width, height, channels (1 or 3) */
+    int stride;         /* elements (not bytes) between rows; >= w * c */
+    uint32_t format;    /* enum eqm_pixel_format */
+    void *data;         /* (h, stride) */
+} eqm_image;
+
+/* Image services (JPEG through libjpeg-turbo inside the host). Sized, append only. */
+typedef struct eqm_image_api {
+    uint32_t size;
+    /* Read the size of a JPEG without decoding. Returns EQM_OK or EQM_ERR_FORMAT. */
+    int (*jpeg_header)(eqm_host *h, const void *data, size_t n, int *w, int *ht, int *c);
+    /* Decode a JPEG to 8-bit RGB (grayscale and CMYK are converted), downscaled by the DCT
+     * by 1/scale_denom (1, 2, 4 or 8), into out->data (caller-owned, at least
+     * w*h*3 bytes after scaling; out->stride = out->w*3 on return). Thread-safe.
+     * Returns EQM_OK, EQM_ERR_FORMAT (corrupt data) or EQM_ERR_INVAL. */
+    int (*jpeg_decode)(eqm_host *h, const void *data, size_t n, int scale_denom,
+                       eqm_image *out, size_t out_capacity_bytes);
+} eqm_image_api;
+
+/* Body of a parallel loop: process items [begin, end). Runs on host worker threads
+ * concurrently with other chunks of the same loop; MUST NOT call parallel_for itself. */
+typedef void (*eqm_parallel_fn)(void *ctx, size_t begin, size_t end);
+
+typedef struct eqm_host_api {
+    uint32_t size;                /* sizeof(eqm_host_api) in the host */
+    uint16_t abi_major, abi_minor;
+
+    /* Log a line, prefixed with the instance's kind/name. Never fails. */
+    void (*log)(eqm_host *h, int level, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+    /* Record the message of a failure on this instance and return `status` unchanged, so
+     * that `return api->set_error(h, EQM_ERR_FORMAT, "%s: truncated", path);` works.
+     * The host reports it with the instance's kind/name. */
+    int (*set_error)(eqm_host *h, int status, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+    /* Zero-filled, `align`-aligned (power of two, 0 = 64) memory; NULL on failure.
+     * Release with api->free only. */
+    void *(*alloc)(eqm_host *h, size_t bytes, size_t align);
+    void (*free)(eqm_host *h, void *p);
+
+    /* Random streams. rng_seed derives a stream from a seed and three keys (splitmix64
+     * mixing); rng_u64 is the raw generator; rng_uniform returns [0, 1) with 53 bits;
+     * rng_below returns an unbiased integer in [0, n) (n > 0); rng_normal returns N(0, 1). */
+    void (*rng_seed)(eqm_rng *r, uint64_t seed, uint64_t a, uint64_t b, uint64_t c);
+    uint64_t (*rng_u64)(eqm_rng *r);
+    double (*rng_uniform)(eqm_rng *r);
+    uint64_t (*rng_below)(eqm_rng *r, uint64_t n);
+    double (*rng_normal)(eqm_rng *r);
+
+    /* Split [0, n) into chunks of at least `grain` items over the host's compute threads
+     * and wait for all of them. Called from the training thread only. Returns EQM_OK. */
+    int (*parallel_for)(eqm_host *h, size_t n, size_t grain, eqm_parallel_fn fn, void *ctx);
+
+    /* Monotonic clock, nanoseconds. */
+    uint64_t (*now_ns)(void);
+
+    /* Neural-network ops (nn.h) and image services; both sized and append only. */
+    const eqm_nn_api *nn;
+    const eqm_image_api *image;
+} eqm_host_api;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,195 @@
+/* equimod SDK: the kind-specific operation tables (eqm_plugin_desc.ops).
+ *
+ * Every table begins with `uint32_t size` = sizeof(table) as compiled by the plugin. The
+ * host copies min(size, sizeof) into a zeroed table, so a field the plugin does not know
+ * reads as NULL/0 ("not implemented"); the host refuses a table smaller than its 1.0 size
+ * or missing a function marked REQUIRED. APPEND ONLY.
+ *
+ * Lifecycle and ownership (all kinds): create/open receives the host api, the instance's
+ * eqm_host, and `opts`, a pointer to the plugin's option struct (params_size bytes) that the
+ * host filled from the config and that stays valid until destroy/close. The plugin keeps
+ * its state behind `void *self`, allocated with api->alloc and released in destroy/close.
+ * The host owns every tensor, image and batch it passes in; a plugin borrows them for the
+ * duration of the call only. On failure a function records a message with api->set_error
+ * and returns a negative eqm_status; create/open MUST leave nothing allocated on failure.
+ * No plugin function may call exit(), abort() or write to stdout.
+ */
+#ifndef EQM_SDK_KINDS_H
+#define EQM_SDK_KINDS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "host_api.h"
+#include "nn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ dataset ------ */
+
+typedef struct eqm_dataset_info {
+    uint32_t size;
+    int64_t n_samples;        /* number of samples in the split; -1 if only streamable */
+    int n_classes;
+    const char *const *class_names; /* n_classes strings, owned by the instance */
+    int w, h, c;              /* fixed image size, or 0 if it varies */
+    float mean[3], std[3];    /* suggested normalisation constants */
+} eqm_dataset_info;
+
+typedef struct eqm_dataset_ops {
+    uint32_t size;
+    /* REQUIRED. Open split `split` ("train" or "test"). */
+    int (*open)(const eqm_host_api *api, eqm_host *host, const void *opts, const char *split,
+                void **self);
+    /* REQUIRED. */
+    void (*close)(void *self);
+    /* REQUIRED. Fill *info (info->size is set by the caller). */
+    int (*info)(const void *self, eqm_dataset_info *info);
+    /* Random access (in-memory or indexed datasets). Write sample `index` into `img`, whose
+     * data (caller-owned, img_capacity_bytes) the plugin fills as U8 HWC, setting w/h/c/
+     * stride; *label gets the class. MAY be called concurrently from several threads on
+     * the same instance. Returns EQM_OK, EQM_SKIP (bad sample, message set), or < 0. */
+    int (*get)(const void *self, int64_t index, eqm_image *img, size_t img_capacity_bytes,
+               int32_t *label);
+} eqm_dataset_ops;
+
+/* ------------------------------------------------------------------ augment ------ */
+
+/* Facts an augmentation may need when drawing its parameters. */
+typedef struct eqm_augment_ctx {
+    uint32_t size;
+    int orig_w, orig_h; /* size of the original image, before any augmentation */
+} eqm_augment_ctx;
+
+typedef struct eqm_augment_ops {
+    uint32_t size;
+    /* REQUIRED. */
+    int (*create)(const eqm_host_api *api, eqm_host *host, const void *opts, void **self);
+    /* REQUIRED. */
+    void (*destroy)(void *self);
+    /* REQUIRED. Length of this augmentation's record in t (METHOD.md §4); may be 0. */
+    int (*n_params)(const void *self);
+    /* REQUIRED when n_params > 0: short name of record field i ("crop_i", "flip", ...). */
+    const char *(*param_name)(const void *self, int i);
+    /* REQUIRED. Draw the random parameters for input `in` into p[0..n_params), writing the
+     * neutral values when the augmentation is skipped. Uses only `rng` for randomness.
+     * Runs concurrently on a const self. */
+    int (*sample)(const void *self, eqm_rng *rng, const eqm_augment_ctx *ctx,
+                  const eqm_image *in, float *p);
+    /* REQUIRED. Size and format of the output for input `in` (the host sizes buffers). */
+    int (*out_shape)(const void *self, const eqm_image *in, int *w, int *h, int *c,
+                     uint32_t *format);
+    /* REQUIRED. Deterministic: apply parameters p to `in`, writing `out` (caller-owned,
+     * dimensions from out_shape). `scratch` is caller-owned, scratch_bytes(in) long.
+     * Runs concurrently on a const self. */
+    int (*apply)(const void *self, const float *p, const eqm_image *in, eqm_image *out,
+                 void *scratch);
+    /* Optional: bytes of scratch apply() needs for input `in` (NULL = 0). */
+    size_t (*scratch_bytes)(const void *self, const eqm_image *in);
+} eqm_augment_ops;
+
+/* -------------------------------------------- backbone, method, equimod ------ */
+
+/* What the host tells a module when creating it. */
+typedef struct eqm_module_cfg {
+    uint32_t size;
+    int in_h, in_w, in_c; /* backbone: input image size */
+    int in_dim;           /* method/equimod: width D of the backbone features h */
+    int p_dim;            /* equimod: length P of t */
+    int max_rows;         /* largest number of input rows per forward */
+} eqm_module_cfg;
+
+/* Tensor flags. */
+enum eqm_tensor_flags {
+    EQM_T_DECAY = 1u << 0,  /* weight decay and LARS adaptation apply (conv/linear weights) */
+    EQM_T_BUFFER = 1u << 1, /* not trained, no gradient (BN running statistics) */
+    EQM_T_EMA = 1u << 2     /* mirrored by the BYOL target network */
+};
+
+typedef struct eqm_tensor_info {
+    const char *name; /* PyTorch-style dotted name ("layer1.0.conv1.weight"), owned by self */
+    int ndim;
+    int shape[4];     /* in the op layout (conv: C_out, kh, kw, C_in) */
+    uint32_t flags;   /* enum eqm_tensor_flags */
+} eqm_tensor_info;
+
+/* Buffers the host lends a module for its lifetime (after bind). All pointer arrays have
+ * n_tensors entries; each points into a host-owned, 64-byte-aligned flat buffer. */
+typedef struct eqm_module_bind {
+    uint32_t size;
+    float *const *params;  /* values (trainable and buffers) */
+    float *const *grads;   /* gradients; NULL entries for EQM_T_BUFFER tensors */
+    float *const *target;  /* EMA target copy (EQM_T_EMA tensors, needs_target modules), else NULL entries; NULL array if unused */
+    float *act;            /* act_floats(max_rows) floats of activation arena */
+} eqm_module_bind;
+
+#define EQM_MAX_METRICS 8
+typedef struct eqm_metric {
+    const char *name; /* static string owned by the plugin */
+    double value;
+} eqm_metric;
+
+/* Inputs and outputs of one forward/backward. Per kind:
+ *  backbone: in = images (rows, in_h, in_w, in_c) NHWC float; out = h (rows, D).
+ *            backward: dout = dL/dh (rows, D); din = dL/dx (+=) or NULL.
+ *            use_target = 1: run with the EMA target weights (forward only; BYOL).
+ *  method:   in = h of the augmented views (rows = 2N: view 1 then view 2);
+ *            in_target = target-network h of the same rows (needs_target only).
+ *            forward sets loss; backward: din += loss_scale * dL/dh.
+ *  equimod:  in = h (rows = 3N: original, view 1, view 2); t = standardised t of the views
+ *            (2N, P), view 1 then view 2. forward sets loss; backward: din += loss_scale*dL/dh.
+ * forward may fill metrics[0..n_metrics). */
+typedef struct eqm_module_io {
+    uint32_t size;
+    int rows;
+    int train;             /* 1 = training mode (BN batch statistics, running update) */
+    int use_target;
+    const float *in;
+    const float *in_target;
+    const float *t;
+    float *out;
+    const float *dout;
+    float *din;
+    float loss_scale;
+    double loss;
+    int n_metrics;
+    eqm_metric metrics[EQM_MAX_METRICS];
+} eqm_module_io;
+
+enum eqm_module_flags {
+    EQM_MODULE_NEEDS_TARGET = 1u << 0 /* method: host keeps an EMA target (BYOL) */
+};
+
+typedef struct eqm_module_ops {
+    uint32_t size;
+    /* REQUIRED. */
+    int (*create)(const eqm_host_api *api, eqm_host *host, const void *opts,
+                  const eqm_module_cfg *cfg, void **self);
+    /* REQUIRED. */
+    void (*destroy)(void *self);
+    /* REQUIRED. Number of tensors and their descriptions, in a fixed order. */
+    int (*n_tensors)(const void *self);
+    int (*tensor_info)(const void *self, int i, eqm_tensor_info *info);
+    /* REQUIRED. Floats of activation memory needed for `rows` input rows (forward + backward,
+     * including op scratch); the host allocates it once. */
+    size_t (*act_floats)(const void *self, int rows);
+    /* REQUIRED. Take the buffers; called once before init/forward. */
+    int (*bind)(void *self, const eqm_module_bind *b);
+    /* REQUIRED. Initialise parameters and buffers (torchvision/PyTorch defaults). */
+    int (*init)(void *self, eqm_rng *rng);
+    /* REQUIRED. */
+    int (*forward)(void *self, eqm_module_io *io);
+    /* REQUIRED. Uses the activations of the latest forward with the same rows. */
+    int (*backward)(void *self, eqm_module_io *io);
+    /* REQUIRED for backbones: width D of h. */
+    int (*out_dim)(const void *self);
+    uint32_t flags; /* enum eqm_module_flags */
+} eqm_module_ops;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

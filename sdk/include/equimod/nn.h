@@ -1,0 +1,174 @@
+/* equimod SDK: neural-network ops offered by the host (api->nn).
+ *
+ * One implementation per op lives in the host (host/nn/), on OpenBLAS and the host's
+ * threads; backbone, method and equimod plugins compose them. Each op is a
+ * forward/backward pair over raw float32 pointers, with a const shape struct first.
+ *
+ * Layout: activations are NHWC ("channels last"): a (N, H, W, C) tensor is N*H*W rows of C
+ * contiguous floats. Then a 1x1 convolution, a linear layer and batch norm all see the same
+ * (rows, C) matrix, and im2col copies contiguous runs of C. Conv weights are (C_out, kh,
+ * kw, C_in) ("OHWI"); linear weights are (C_out, C_in) like PyTorch. Export to PyTorch
+ * (OIHW) transposes.
+ *
+ * Conventions (llm.c): backward ACCUMULATES (+=) into every gradient it writes: weight,
+ * bias and input gradients alike. The caller zeroes gradient buffers once per step. A NULL
+ * gradient pointer means "not needed" and is skipped.
+ * Scratch: ops do not allocate. Where an op needs saved state between forward and backward
+ * (BN statistics, pooling argmax, NT-Xent probabilities) the caller passes a buffer sized by
+ * the documented formula. conv2d uses a host-owned workspace that grows at its first use
+ * with a given shape (i.e. during the first training step) and never afterwards.
+ * Threading: call from one thread (the training thread); ops use the host's compute
+ * threads internally. Return: EQM_OK, or EQM_ERR_INVAL for an impossible shape.
+ * Semantics: each op names the PyTorch function it matches; the Check suite pins them with
+ * finite differences and PyTorch fixtures.
+ * Sized, versioned, APPEND ONLY table: a new op is a minor bump.
+ */
+#ifndef EQM_SDK_NN_H
+#define EQM_SDK_NN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "host_api.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum eqm_nn_flags {
+    EQM_NN_BF16 = 1u << 0 /* conv2d: bfloat16 inputs/weights, fp32 accumulate (if supported;
+                             else the op runs in fp32) */
+};
+
+/* torch.nn.functional.conv2d, no bias, square stride/padding, dilation 1, groups 1.
+ * Output size: Ho = (H + 2*pad - kh)/stride + 1, Wo likewise. */
+typedef struct eqm_conv2d_shape {
+    int N, H, W, C_in, C_out;
+    int kh, kw, stride, pad;
+    uint32_t flags; /* enum eqm_nn_flags */
+} eqm_conv2d_shape;
+
+/* torch.nn.BatchNorm1d/2d over a (M, C) matrix (M = N*H*W). train = 1: normalise with the
+ * batch mean and biased variance, then update running_mean/var with `momentum` (0.1) using
+ * the UNBIASED variance (PyTorch); train = 0: use the running statistics. affine = 0: no
+ * gamma/beta (pass NULL). save: 2*C floats (mean, inv_std) written by forward and read by
+ * backward. relu = 1 fuses a ReLU after the affine (backward then needs `out`). */
+typedef struct eqm_bn_shape {
+    int M, C;
+    int train, affine, relu;
+    float eps;      /* 1e-5 */
+    float momentum; /* 0.1 */
+} eqm_bn_shape;
+
+/* torch.nn.MaxPool2d(k, stride, pad) on NHWC; argmax: N*Ho*Wo*C int32. */
+typedef struct eqm_pool_shape {
+    int N, H, W, C;
+    int k, stride, pad;
+} eqm_pool_shape;
+
+/* torch.nn.Linear: out (N, C_out) = in (N, C_in) @ w^T (C_in, C_out) + b. */
+typedef struct eqm_linear_shape {
+    int N, C_in, C_out;
+} eqm_linear_shape;
+
+/* NT-Xent (SimCLR; METHOD.md §7) over z = [a ; b], 2B rows of D: rows are L2-normalised,
+ * logits = cos / tau, self-similarity removed, positive of row k is k+B (and of k+B, k),
+ * loss = mean over the 2B rows of the cross-entropy. exclude_period > 0 additionally drops
+ * from the denominator every row k' != positive with k' = k (mod exclude_period) (EquiMod's
+ * paper variant: pass N to exclude the sibling view and its prediction); 0 = code default.
+ * scratch: ntxent_scratch_floats(shape) floats, written by forward, read by backward. */
+typedef struct eqm_ntxent_shape {
+    int B2, D; /* B2 = 2B rows */
+    float tau;
+    int exclude_period;
+} eqm_ntxent_shape;
+
+typedef struct eqm_nn_api {
+    uint32_t size; /* sizeof(eqm_nn_api) in the host */
+
+    int (*conv2d_forward)(eqm_host *h, const eqm_conv2d_shape *s,
+                          float *out,        /* (N, Ho, Wo, C_out), overwritten */
+                          const float *in,   /* (N, H, W, C_in) */
+                          const float *w);   /* (C_out, kh, kw, C_in) */
+    int (*conv2d_backward)(eqm_host *h, const eqm_conv2d_shape *s,
+                           float *din,        /* (N, H, W, C_in) += , or NULL */
+                           float *dw,         /* (C_out, kh, kw, C_in) += , or NULL */
+                           const float *dout, /* (N, Ho, Wo, C_out) */
+                           const float *in, const float *w);
+
+    int (*batchnorm_forward)(eqm_host *h, const eqm_bn_shape *s,
+                             float *out, const float *in,          /* (M, C) */
+                             const float *gamma, const float *beta, /* (C) or NULL */
+                             float *running_mean, float *running_var, /* (C), updated if train */
+                             float *save);                          /* (2C) */
+    int (*batchnorm_backward)(eqm_host *h, const eqm_bn_shape *s,
+                              float *din, float *dgamma, float *dbeta, /* += */
+                              const float *dout, const float *in,
+                              const float *out, /* forward output; used when relu = 1 */
+                              const float *gamma, const float *save);
+
+    /* torch.relu; n elements. backward: din += dout * (out > 0). */
+    int (*relu_forward)(eqm_host *h, size_t n, float *out, const float *in);
+    int (*relu_backward)(eqm_host *h, size_t n, float *din, const float *dout, const float *out);
+
+    int (*maxpool_forward)(eqm_host *h, const eqm_pool_shape *s, float *out, const float *in,
+                           int32_t *argmax);
+    int (*maxpool_backward)(eqm_host *h, const eqm_pool_shape *s, float *din,
+                            const float *dout, const int32_t *argmax);
+
+    /* Global average pool (torch.mean over H, W): (N, HW, C) -> (N, C). */
+    int (*avgpool_forward)(eqm_host *h, int N, int HW, int C, float *out, const float *in);
+    int (*avgpool_backward)(eqm_host *h, int N, int HW, int C, float *din, const float *dout);
+
+    int (*linear_forward)(eqm_host *h, const eqm_linear_shape *s, float *out,
+                          const float *in, const float *w, const float *b /* or NULL */);
+    int (*linear_backward)(eqm_host *h, const eqm_linear_shape *s, float *din, float *dw,
+                           float *db, const float *dout, const float *in, const float *w);
+
+    /* out = a + b, n elements (residual add; its backward is dout to both inputs). */
+    int (*add_forward)(eqm_host *h, size_t n, float *out, const float *a, const float *b);
+
+    /* Row concat: out (N, Ca + Cb) = [a (N, Ca), b (N, Cb)] (torch.cat dim 1). */
+    int (*concat_forward)(eqm_host *h, int N, int Ca, int Cb, float *out, const float *a,
+                          const float *b);
+    int (*concat_backward)(eqm_host *h, int N, int Ca, int Cb, float *da, float *db,
+                           const float *dout);
+
+    /* Row-wise L2 normalisation (torch.nn.functional.normalize, eps 1e-12):
+     * out = in / max(||in||, eps). norms: N floats saved for backward. */
+    int (*l2norm_forward)(eqm_host *h, int N, int D, float *out, const float *in, float *norms);
+    int (*l2norm_backward)(eqm_host *h, int N, int D, float *din, const float *dout,
+                           const float *out, const float *norms);
+
+    /* NT-Xent, see eqm_ntxent_shape. forward writes *loss; backward adds scale*dL/dz. */
+    size_t (*ntxent_scratch_floats)(const eqm_ntxent_shape *s);
+    int (*ntxent_forward)(eqm_host *h, const eqm_ntxent_shape *s, float *loss, const float *z,
+                          float *scratch);
+    int (*ntxent_backward)(eqm_host *h, const eqm_ntxent_shape *s, float *dz, float scale,
+                           const float *z, const float *scratch);
+
+    /* BYOL regression: loss = mean_i (2 - 2 cos(q_i, t_i)) over N rows of D; t is a
+     * constant target (no gradient). backward: dq += scale * dloss/dq. */
+    int (*cosine_loss_forward)(eqm_host *h, int N, int D, float *loss, const float *q,
+                               const float *t);
+    int (*cosine_loss_backward)(eqm_host *h, int N, int D, float *dq, float scale,
+                                const float *q, const float *t);
+
+    /* torch.nn.functional.cross_entropy (mean) over N rows of C logits, integer labels.
+     * probs: N*C scratch written by forward. */
+    int (*softmax_xent_forward)(eqm_host *h, int N, int C, float *loss, const float *logits,
+                                const int32_t *labels, float *probs);
+    int (*softmax_xent_backward)(eqm_host *h, int N, int C, float *dlogits, float scale,
+                                 const float *probs, const int32_t *labels);
+
+    /* Row-major C = alpha * op(A) @ op(B) + beta * C (cblas_sgemm, CblasRowMajor). */
+    void (*sgemm)(eqm_host *h, int transA, int transB, int M, int N, int K, float alpha,
+                  const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                  int ldc);
+} eqm_nn_api;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

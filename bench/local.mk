@@ -1,1 +1,1 @@
-# bench fragment (filled by its owner)
+# bench/ scripts are run on demand, never by make check

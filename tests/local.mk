@@ -1,1 +1,8 @@
-# tests fragment (filled by its owner)
+# One fragment per test area; each adds its Check programs to check_PROGRAMS and TESTS.
+include tests/unit/local.mk
+include tests/plugins/local.mk
+include tests/nn/local.mk
+include tests/backbone/local.mk
+include tests/data/local.mk
+include tests/train/local.mk
+include tests/shards/local.mk

@@ -1,1 +1,1 @@
-# host/loader fragment (filled by its owner)
+# host/loader sources (owner fills this in): add to libeqmhost_la_SOURCES

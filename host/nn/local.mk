@@ -1,1 +1,1 @@
-# host/nn fragment (filled by its owner)
+# host/nn sources (owner fills this in): add to libeqmhost_la_SOURCES

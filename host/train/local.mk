@@ -1,1 +1,1 @@
-# host/train fragment (filled by its owner)
+# host/train sources (owner fills this in): add to libeqmhost_la_SOURCES

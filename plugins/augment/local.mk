@@ -1,0 +1,1 @@
+# plugins/augment (owner fills this in)

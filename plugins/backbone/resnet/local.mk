@@ -1,0 +1,1 @@
+# plugins/backbone/resnet (owner fills this in)

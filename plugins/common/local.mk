@@ -1,0 +1,1 @@
+# plugins/common (owner fills this in)

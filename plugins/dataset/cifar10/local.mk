@@ -1,0 +1,1 @@
+# plugins/dataset/cifar10 (owner fills this in)

@@ -1,0 +1,1 @@
+# plugins/dataset/imagenet_tar (owner fills this in)

@@ -1,0 +1,1 @@
+# plugins/equimod/equimod (owner fills this in)

@@ -1,0 +1,1 @@
+# plugins/method (owner fills this in)

@@ -1,0 +1,1 @@
+# tests/backbone (owner fills this in)

@@ -1,0 +1,1 @@
+# tests/data (owner fills this in)

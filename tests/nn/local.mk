@@ -1,0 +1,1 @@
+# tests/nn (owner fills this in)

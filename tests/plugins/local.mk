@@ -1,0 +1,1 @@
+# tests/plugins (owner fills this in)

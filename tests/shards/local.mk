@@ -1,0 +1,1 @@
+# tests/shards (owner fills this in)

@@ -1,0 +1,1 @@
+# tests/train (owner fills this in)

@@ -1,0 +1,1 @@
+# tests/unit (owner fills this in)

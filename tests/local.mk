@@ -5,4 +5,5 @@ include tests/nn/local.mk
 include tests/backbone/local.mk
 include tests/data/local.mk
 include tests/train/local.mk
+include tests/methods/local.mk
 include tests/shards/local.mk

@@ -1,0 +1,1 @@
+# tests/methods (owner fills this in)

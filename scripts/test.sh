@@ -1,0 +1,36 @@
+#!/bin/sh
+# Set up a fresh Debian 12 machine and run the whole test suite.
+#   scripts/test.sh            install dependencies, build in _build/, run `make check`
+# Environment: EQUIMOD_DATA_DIR (default: ../shared/data next to the checkout, when present)
+#              EQM_SKIP_DEPS=1 to skip the apt-get step; EQM_SANITIZE=0 to skip the ASan/UBSan pass.
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+if [ "${EQM_SKIP_DEPS:-0}" != 1 ]; then
+  sh scripts/install-deps.sh --with-python
+fi
+if [ -z "${EQUIMOD_DATA_DIR:-}" ] && [ -d "$top/../shared/data" ]; then
+  EQUIMOD_DATA_DIR=$(cd "$top/../shared/data" && pwd)
+fi
+export EQUIMOD_DATA_DIR="${EQUIMOD_DATA_DIR:-}"
+echo "EQUIMOD_DATA_DIR=${EQUIMOD_DATA_DIR:-<unset: data tests will be skipped>}"
+./autogen.sh
+jobs=$(nproc 2>/dev/null || echo 2)
+mkdir -p _build
+(cd _build && ../configure -q --enable-werror && make -j"$jobs" && make -j"$jobs" check) || {
+  for f in _build/tests/*/*.log; do
+    if grep -qE '^(FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null; then echo "=== $f"; tail -n 60 "$f"; fi
+  done
+  exit 1
+}
+if [ "${EQM_SANITIZE:-1}" != 0 ]; then
+  # The same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+  mkdir -p _build-asan
+  (cd _build-asan && ../configure -q --enable-sanitizers && make -j"$jobs" &&
+   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 EQM_SANITIZED=1 make -j"$jobs" check) || {
+    for f in _build-asan/tests/*/*.log; do
+      if grep -qE '^(FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null; then echo "=== $f"; tail -n 60 "$f"; fi
+    done
+    exit 1
+  }
+fi

@@ -350,6 +350,8 @@ static uint64_t api_now_ns(void)
  * linkable while a module is absent. */
 __attribute__((weak)) const eqm_nn_api *nn_api_table(void) { return NULL; }
 __attribute__((weak)) const eqm_image_api *image_api_table(void) { return NULL; }
+const eqm_io_api *io_api_table(void); /* host/loader/io.c (declared in loader.h) */
+__attribute__((weak)) const eqm_io_api *io_api_table(void) { return NULL; }
 
 static eqm_host_api the_api;
 
@@ -372,6 +374,7 @@ static void api_init(void)
     a->now_ns = api_now_ns;
     a->nn = nn_api_table();
     a->image = image_api_table();
+    a->io = io_api_table();
 }
 
 const eqm_host_api *host_api(void)

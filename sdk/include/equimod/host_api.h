@@ -71,6 +71,32 @@ typedef struct eqm_image_api {
                        eqm_image *out, size_t out_capacity_bytes);
 } eqm_image_api;
 
+/* File and archive reading (host/loader/io.c, libarchive + zlib). Sized, append only.
+ * Paths are plain file-system paths. Every function records a message naming the file (and
+ * member) with api->set_error semantics on `h` and returns a negative eqm_status on failure:
+ * EQM_ERR_NOTFOUND (no such file or member), EQM_ERR_IO, EQM_ERR_FORMAT (corrupt or
+ * truncated compressed data), EQM_ERR_NOMEM. Thread-safe. Buffers returned in *data are
+ * allocated with api->alloc and released by the caller with api->free. */
+typedef struct eqm_io_api {
+    uint32_t size;
+    /* Read a whole file. If the name ends in ".gz" it is gunzipped (the whole stream is
+     * checked: a truncated or corrupt file is EQM_ERR_FORMAT). */
+    int (*read_file)(eqm_host *h, const char *path, void **data, size_t *n);
+    /* Read member `member` (exact path inside the archive, or the path with any leading
+     * directories removed when `member` has no '/') of an archive libarchive understands
+     * (tar, tar.gz, zip, ...). */
+    int (*read_member)(eqm_host *h, const char *archive, const char *member, void **data,
+                       size_t *n);
+    /* Call fn(ctx, name, data, n) for each regular-file member in archive order; data is
+     * valid during the call only. fn returns 0 to go on, > 0 to stop early (returned as
+     * EQM_OK), < 0 to abort (returned as is). */
+    int (*for_each_member)(eqm_host *h, const char *archive,
+                           int (*fn)(void *ctx, const char *name, const void *data, size_t n),
+                           void *ctx);
+    /* 1 if `path` names an existing regular file, else 0. */
+    int (*file_exists)(const char *path);
+} eqm_io_api;
+
 /* Body of a parallel loop: process items [begin, end). Runs on host worker threads
  * concurrently with other chunks of the same loop; MUST NOT call parallel_for itself. */
 typedef void (*eqm_parallel_fn)(void *ctx, size_t begin, size_t end);
@@ -111,6 +137,9 @@ typedef struct eqm_host_api {
     /* Neural-network ops (nn.h) and image services; both sized and append only. */
     const eqm_nn_api *nn;
     const eqm_image_api *image;
+
+    /* --- appended in 1.0 development: file and archive reading (may be NULL) --- */
+    const eqm_io_api *io;
 } eqm_host_api;
 
 #ifdef __cplusplus

@@ -1,0 +1,215 @@
+/* host/loader/loader.h: the batch queue that turns a dataset and per-view augmentation
+ * pipelines into ready-to-train batches of three views plus their parameter vectors t.
+ *
+ * Config (sections bound by the loader; host sections "loader" and "views"):
+ *   [dataset]        plugin = cifar10 (or any dataset plugin) + its options
+ *   [loader]         batch_size, workers, prefetch, drop_last, shuffle, seed,
+ *                    t_standardize = cifar_simclr|imagenet_simclr|byol_cifar|byol_imagenet|
+ *                                    estimate|none, t_estimate_samples
+ *   [views]          view1 = names of [augment.NAME] sections, in order (space separated)
+ *                    view2 = same for view 2; original = pipeline of the original view x0
+ *                    (e.g. "norm"); eval_train / eval_test = pipelines used by the
+ *                    single-view evaluation mode (e.g. "lin_crop flip norm", "resize36 center32 norm")
+ *   [augment.NAME]   plugin = random_resized_crop|horizontal_flip|color_jitter|grayscale|
+ *                    gaussian_blur|solarize|resize|center_crop|normalize + its options
+ * Every pipeline must end with an augmentation whose out_shape is F32 (normalize), and all
+ * pipelines of one loader must produce the same (h, w, c). view1 and view2 must have the
+ * same t layout (same field names in the same order): t1 and t2 share standardisation.
+ *
+ * Dimension legend: N = rows of a batch (batch_size, or fewer in a kept last batch),
+ * H, W, C = view height/width/channels (NHWC, channels last, float), P = length of t.
+ *
+ * Determinism: the randomness of sample s (dataset index) in epoch e, view v (1 or 2) is a
+ * stream api->rng_seed(r, seed, e, s, v); the epoch order is a Fisher-Yates shuffle of a
+ * stream seeded with (seed, e, 0xffff..., 0). Batches are therefore bit-for-bit identical
+ * whatever the number of workers (tests/data/check_loader proves it with memcmp).
+ *
+ * Threading: one consumer thread calls loader_next/loader_release/loader_start_epoch;
+ * `workers` threads fill a bounded ring of (prefetch + 2) preallocated batch slots. All
+ * other functions are for the consumer thread too, except loader_standardize_t,
+ * loader_t_dim and loader_t_name which are pure reads and thread-safe.
+ * Ownership: batches are owned by the loader and lent to the consumer from loader_next until
+ * loader_release (no copy). Pointers inside an eqm_batch are valid while it is lent.
+ * Errors: functions return EQM_OK or a negative eqm_status and then loader_error() holds a
+ * message naming the file/section/sample. A worker's error is returned by loader_next.
+ *
+ * Sample sources: the loader reads samples through an eqm_sample_source. loader_create
+ * builds one over a dataset plugin's random-access get(); a streaming source (ImageNet tar
+ * shards) implements next()+decode() instead and is passed to loader_create_source. See
+ * eqm_sample_source below.
+ *
+ * Left out on purpose: per-sample variable output sizes (all views of a loader have one
+ * size), multi-process loading, GPU-side augmentation.
+ */
+#ifndef EQM_HOST_LOADER_H
+#define EQM_HOST_LOADER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core.h"
+
+/* One batch. x0 = original view, x1/x2 = augmented views: each (N, H, W, C) float,
+ * normalised by the pipeline's last step. t1/t2: (N, P) RAW t of views 1 and 2 (use
+ * loader_standardize_t before the model). In single-view mode (EQM_LOADER_SINGLE) only x0,
+ * labels and sample_ids are set; x1, x2, t1, t2 are NULL and p = 0. */
+typedef struct eqm_batch {
+    int n;                 /* rows in this batch */
+    int64_t epoch;         /* epoch it belongs to */
+    int64_t index;         /* batch number within the epoch, 0-based */
+    int w, h, c;           /* view size */
+    int p;                 /* length of t */
+    float *x0, *x1, *x2;   /* (n, h, w, c) */
+    float *t1, *t2;        /* (n, p) raw */
+    int32_t *labels;       /* (n) class of each row */
+    int64_t *sample_ids;   /* (n) dataset index (or stream position) of each row */
+} eqm_batch;
+
+enum eqm_loader_mode {
+    EQM_LOADER_VIEWS = 0,  /* pre-training: x0, x1, x2, t1, t2 */
+    EQM_LOADER_SINGLE = 1  /* evaluation: x0 only, made by pipeline `single_view` */
+};
+
+/* Overrides of the [loader] section for one loader; zero-initialise and set what you need.
+ * A field left at 0 (or NULL, or -1 where stated) takes the config value. */
+typedef struct eqm_loader_opts {
+    int mode;                /* enum eqm_loader_mode */
+    const char *single_view; /* SINGLE mode: key of [views] to use: "original" (default),
+                                "eval_train" or "eval_test" */
+    int batch_size;          /* 0 = config */
+    int workers;             /* 0 = config */
+    int prefetch;            /* 0 = config */
+    int shuffle_set;         /* 1: use `shuffle` below instead of the config */
+    int shuffle;             /* 0 = dataset order, 1 = shuffled per epoch */
+    int drop_last_set;       /* 1: use `drop_last` below instead of the config */
+    int drop_last;           /* 0 = keep the last partial batch, 1 = drop it */
+    int64_t limit;           /* > 0: use only the first `limit` samples of the split */
+} eqm_loader_opts;
+
+/* Facts about a built loader. */
+typedef struct eqm_loader_info {
+    int64_t n_samples;        /* samples per epoch (after limit); -1 if streaming/unknown */
+    int64_t batches_per_epoch;/* -1 if unknown */
+    int batch_size;
+    int w, h, c, p;
+    int n_classes;
+    const char *const *class_names; /* owned by the dataset instance */
+    const char *source_desc;  /* e.g. "cifar10 test: exact first 1,000 (test_batch_first1000.bin.gz)" */
+    const char *t_standardize;/* name of the standardisation in use */
+} eqm_loader_info;
+
+/* Counters since creation. stall_ns: time the consumer waited in loader_next for a batch
+ * that was not ready yet (the trainer is input-bound if this grows). */
+typedef struct eqm_loader_stats {
+    int64_t batches, samples;
+    uint64_t stall_ns;        /* consumer wait in loader_next */
+    uint64_t work_ns;         /* summed worker time spent producing batches */
+} eqm_loader_stats;
+
+typedef struct eqm_loader eqm_loader;
+
+/* ------------------------------------------------------------- sample sources ---- */
+/* What the workers read. Two shapes:
+ *  random access (n_samples >= 0): get(ctx, index, img, cap, label) is called concurrently
+ *      from the workers for any index in [0, n_samples); the loader shuffles indices.
+ *  streaming (n_samples < 0): at each epoch the loader calls start_epoch(ctx, epoch); a
+ *      worker that claims batch k calls next(ctx, &raw, &id) N times WHILE HOLDING the
+ *      loader's source lock (so stream positions map to batches deterministically: batch k
+ *      gets positions k*N .. k*N+N-1), then decode(ctx, raw, img, cap, label) outside the
+ *      lock, concurrently with other workers; decode releases `raw`. next returns EQM_EOF
+ *      at the end of the epoch (the batch is then partial or dropped). The augmentation
+ *      randomness key of a streamed sample is its stream position in the epoch.
+ *  get/decode write U8 HWC into img->data (caller-owned, cap bytes); if the image does not
+ *  fit they return EQM_ERR_NOMEM after setting img->w/h/c to the needed size, and the
+ *  worker grows its buffer and calls again. < 0 on failure, with the message readable
+ *  through error(ctx); EQM_SKIP is treated as a failure too (a silently short dataset is
+ *  not allowed).
+ * The loader owns the source after a successful loader_create_source and calls destroy. */
+typedef struct eqm_sample_source {
+    void *ctx;
+    int64_t n_samples;          /* >= 0 random access; < 0 streaming */
+    int w, h, c;                /* fixed decoded size, or 0 if it varies */
+    int n_classes;
+    const char *const *class_names;
+    const char *desc;           /* one line describing what is read (owned by ctx) */
+    int (*get)(void *ctx, int64_t index, eqm_image *img, size_t cap, int32_t *label);
+    int (*start_epoch)(void *ctx, int64_t epoch);
+    int (*next)(void *ctx, void **raw, int64_t *id);
+    int (*decode)(void *ctx, void *raw, eqm_image *img, size_t cap, int32_t *label);
+    const char *(*error)(void *ctx);
+    void (*destroy)(void *ctx);
+} eqm_sample_source;
+
+/* ------------------------------------------------------------- lifecycle --------- */
+/* Build a loader for `split` ("train" or "test") of the [dataset] section of cfg, with the
+ * pipelines of [views] and the settings of [loader] (o may be NULL). Binds every section it
+ * reads (so config_check_unused sees them as used), opens the dataset and augmentation
+ * instances, allocates the ring and starts no thread yet (loader_start_epoch does).
+ * Returns EQM_OK and *out, or a negative status with a message in err. */
+int loader_create(eqm_loader **out, eqm_config *cfg, const eqm_registry *reg,
+                  const char *split, const eqm_loader_opts *o, char *err, size_t errlen);
+/* Same over a caller-built source (streaming datasets). Takes ownership of *src on
+ * success (the struct is copied) and not on failure. */
+int loader_create_source(eqm_loader **out, eqm_config *cfg, const eqm_registry *reg,
+                         const eqm_sample_source *src, const eqm_loader_opts *o, char *err,
+                         size_t errlen);
+/* Stops the workers (mid-epoch is fine: they finish the sample in hand) and frees all. */
+void loader_destroy(eqm_loader *l);
+
+/* Begin epoch `epoch` (any integer; a new epoch abandons what is left of the previous one).
+ * Starts the workers on first use. Returns EQM_OK or < 0. */
+int loader_start_epoch(eqm_loader *l, int64_t epoch);
+/* Next batch of the epoch in order: EQM_OK and *b (lent until loader_release), EQM_EOF
+ * after the last batch, or < 0 if a worker failed (loader_error says why; the loader is
+ * then unusable except for destroy). Blocks while the batch is being produced. */
+int loader_next(eqm_loader *l, eqm_batch **b);
+/* Give a batch back (in any order); its slot is refilled. */
+void loader_release(eqm_loader *l, eqm_batch *b);
+
+const char *loader_error(const eqm_loader *l);
+void loader_info(const eqm_loader *l, eqm_loader_info *info);
+void loader_stats(const eqm_loader *l, eqm_loader_stats *s);
+
+/* ------------------------------------------------------------- t ----------------- */
+/* Length of t and the name of field i ("crop_i", "jitter_order0", ...), from the plugins'
+ * param_name, in pipeline order (the view1 layout). */
+int loader_t_dim(const eqm_loader *l);
+const char *loader_t_name(const eqm_loader *l, int i);
+/* t_std[k] = (t_raw[k] - mean[k % P]) / std[k % P] for n rows of P values (n*P floats;
+ * t_raw == t_std allowed). Constants: [loader] t_standardize. With "none" it copies. */
+void loader_standardize_t(const eqm_loader *l, const float *t_raw, float *t_std, int n);
+/* The constants in use (P floats each; owned by the loader). */
+const float *loader_t_mean(const eqm_loader *l);
+const float *loader_t_std(const eqm_loader *l);
+
+/* Print the t layout of cfg's view1 (and view2 if different: an error) as lines
+ * "t[k] name  (augment.SECTION plugin)" for `equimod config`. Opens the augmentation
+ * instances but no dataset. Returns EQM_OK or < 0 (message printed to f as a line
+ * starting with "error:"). */
+int loader_describe_t(eqm_config *cfg, const eqm_registry *reg, FILE *f);
+
+/* Estimate t standardisation constants by drawing `n` parameter vectors of view1 and of
+ * view2 with sample() only (images of the dataset's size; no pixels touched), seeded with
+ * `seed`. mean/std: P floats each (caller-owned, P = loader_t_dim). std of a constant
+ * field is reported as 1. */
+int loader_estimate_t(eqm_loader *l, int64_t n, uint64_t seed, float *mean, float *std);
+
+/* ------------------------------------------------------------- inspection -------- */
+/* Produce the views of dataset sample `index` in `epoch` synchronously (no worker), for
+ * `equimod views`. u8[0..3): original, view 1, view 2 as U8 images BEFORE the pipelines'
+ * final normalisation (data malloc'ed by the loader; free with free()); t1, t2: P floats
+ * each (caller-owned). Returns EQM_OK or < 0. Random-access sources only. */
+int loader_render_sample(eqm_loader *l, int64_t epoch, int64_t index, eqm_image u8[3],
+                         float *t1, float *t2, int32_t *label);
+
+/* The file/archive services table put in eqm_host_api.io (host/loader/io.c). */
+const eqm_io_api *io_api_table(void);
+
+/* The host sections the loader owns (for host/sections.c). */
+extern const eqm_param_spec loader_section_spec[];
+extern const size_t loader_section_size;
+extern const eqm_param_spec views_section_spec[];
+extern const size_t views_section_size;
+
+#endif

@@ -1,1 +1,3 @@
-# host/train sources (owner fills this in): add to libeqmhost_la_SOURCES
+# host/train: optimizers, schedules, checkpoints, trainer, evaluation (H7).
+libeqmhost_la_SOURCES += \
+	host/train/optim.h host/train/optim.c

@@ -1,1 +1,6 @@
-# tests/train (owner fills this in)
+# tests/train: optimizer/schedule fixtures (PyTorch), checkpoints, end-to-end training.
+EXTRA_DIST += tests/train/gen_fixtures.py tests/train/fixtures/optim.txt
+check_PROGRAMS += tests/train/check_optim
+TESTS += tests/train/check_optim
+tests_train_check_optim_CFLAGS = $(TEST_CFLAGS)
+tests_train_check_optim_LDADD = libeqmhost.la $(TEST_LIBS)

@@ -1,1 +1,10 @@
-# host/nn sources (owner fills this in): add to libeqmhost_la_SOURCES
+# host/nn: the nn ops table (api->nn), see sdk/include/equimod/nn.h.
+libeqmhost_la_SOURCES += \
+	host/nn/nn_internal.h \
+	host/nn/nn_api.c \
+	host/nn/conv2d.c \
+	host/nn/batchnorm.c \
+	host/nn/elementwise.c \
+	host/nn/pool.c \
+	host/nn/linear.c \
+	host/nn/loss.c

@@ -1,0 +1,234 @@
+/* host/nn/conv2d.c: torch.nn.functional.conv2d (no bias, groups 1, dilation 1) on NHWC
+ * activations and OHWI weights, forward and backward.
+ *
+ * Why NHWC: a pixel's C channels are contiguous, so im2col copies whole runs of C_in
+ * floats per kernel tap (memcpy, or a memset for a padding tap) instead of gathering one
+ * float at a time, a 1x1 stride-1 convolution needs no im2col at all (the activation IS the
+ * (N*H*W, C_in) matrix), and batch norm, ReLU, residual adds and linear layers see the same
+ * (rows, C) matrix without transposes. PyTorch/oneDNN is fastest in channels_last for the
+ * same reasons.
+ *
+ * Legend: N images, H x W input, Ho x Wo output, Ci = C_in, Co = C_out, K = kh*kw*Ci;
+ * rows M = N*Ho*Wo. With cols (M, K) the im2col matrix (row = output pixel, columns in
+ * (ki, kj, ci) order = the OHWI weight's inner order):
+ *   forward  out (M, Co)  = cols @ w^T                 (w viewed as (Co, K))
+ *   dW       dw (Co, K)  += dout^T @ cols
+ *   dX       dcols (M, K) = dout @ w, then col2im adds each tap back into din.
+ * Work is tiled by whole images so that cols of one tile stays around TILE_FLOATS; col2im
+ * then runs one image per task (an image's din is touched only by its own task).
+ * Workspace: one host-owned buffer (static, process-wide) grows with realloc the first
+ * time a shape needs more and is never shrunk or reallocated afterwards, so after the first
+ * training step no call allocates. Not thread-safe: ops run on the training thread only.
+ * BLAS runs on the calling thread (its own threads); im2col/col2im use parallel_for.
+ * EQM_NN_BF16: not implemented here; the op runs in fp32 (allowed by nn.h).
+ * Left out: bias, groups, dilation, non-square strides/paddings.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+#include "nn/nn_internal.h"
+
+#define TILE_FLOATS (4u << 20) /* target floats of one im2col tile (16 MiB) */
+
+static float *ws;
+static size_t ws_floats;
+static int conv_algo;
+
+size_t nn_conv2d_workspace_bytes(void) { return ws_floats * sizeof(float); }
+void nn_conv2d_set_algo(int algo) { conv_algo = algo; }
+
+static float *ws_get(eqm_host *h, size_t floats)
+{
+    if (floats <= ws_floats)
+        return ws;
+    float *p = NULL;
+    if (posix_memalign((void **)&p, 64, floats * sizeof(float))) {
+        host_api()->set_error(h, EQM_ERR_NOMEM, "nn.conv2d: workspace of %zu bytes: out of memory",
+                              floats * sizeof(float));
+        return NULL;
+    }
+    free(ws);
+    ws = p;
+    ws_floats = floats;
+    return ws;
+}
+
+typedef struct {
+    const eqm_conv2d_shape *s;
+    int Ho, Wo, K;
+    size_t n0; /* first image of the tile */
+    float *cols;
+    const float *in;
+    float *din;
+    const float *dcols;
+} conv_ctx;
+
+static int conv_check(eqm_host *h, const char *op, const eqm_conv2d_shape *s, int *Ho, int *Wo)
+{
+    if (!s || s->N <= 0 || s->H <= 0 || s->W <= 0 || s->C_in <= 0 || s->C_out <= 0 ||
+        s->kh <= 0 || s->kw <= 0 || s->stride <= 0 || s->pad < 0)
+        return nn_inval(h, op,
+                        "bad shape N=%d H=%d W=%d C_in=%d C_out=%d k=%dx%d stride=%d pad=%d "
+                        "(sizes, kernel and stride must be > 0, pad >= 0)",
+                        s ? s->N : 0, s ? s->H : 0, s ? s->W : 0, s ? s->C_in : 0,
+                        s ? s->C_out : 0, s ? s->kh : 0, s ? s->kw : 0, s ? s->stride : 0,
+                        s ? s->pad : 0);
+    if (s->H + 2 * s->pad < s->kh || s->W + 2 * s->pad < s->kw)
+        return nn_inval(h, op, "kernel %dx%d larger than padded input %dx%d", s->kh, s->kw,
+                        s->H + 2 * s->pad, s->W + 2 * s->pad);
+    *Ho = (s->H + 2 * s->pad - s->kh) / s->stride + 1;
+    *Wo = (s->W + 2 * s->pad - s->kw) / s->stride + 1;
+    return EQM_OK;
+}
+
+/* im2col of rows [b, e) of the tile (row r = image n0 + r / (Ho*Wo), pixel r % (Ho*Wo)). */
+static void im2col_body(void *vc, size_t b, size_t e)
+{
+    conv_ctx *c = vc;
+    const eqm_conv2d_shape *s = c->s;
+    const size_t Ci = (size_t)s->C_in, HoWo = (size_t)c->Ho * c->Wo;
+    for (size_t r = b; r < e; r++) {
+        size_t n = c->n0 + r / HoWo, p = r % HoWo;
+        int oh = (int)(p / (size_t)c->Wo), ow = (int)(p % (size_t)c->Wo);
+        float *dst = c->cols + r * (size_t)c->K;
+        for (int ki = 0; ki < s->kh; ki++) {
+            int ih = oh * s->stride - s->pad + ki;
+            if (ih < 0 || ih >= s->H) {
+                memset(dst, 0, sizeof(float) * Ci * (size_t)s->kw);
+                dst += Ci * (size_t)s->kw;
+                continue;
+            }
+            for (int kj = 0; kj < s->kw; kj++, dst += Ci) {
+                int iw = ow * s->stride - s->pad + kj;
+                if (iw < 0 || iw >= s->W)
+                    memset(dst, 0, sizeof(float) * Ci);
+                else
+                    memcpy(dst, c->in + ((n * s->H + ih) * s->W + iw) * Ci, sizeof(float) * Ci);
+            }
+        }
+    }
+}
+
+/* col2im: images [b, e) of the tile add their taps back into din. */
+static void col2im_body(void *vc, size_t b, size_t e)
+{
+    conv_ctx *c = vc;
+    const eqm_conv2d_shape *s = c->s;
+    const size_t Ci = (size_t)s->C_in, HoWo = (size_t)c->Ho * c->Wo;
+    for (size_t t = b; t < e; t++) {
+        size_t n = c->n0 + t;
+        for (size_t p = 0; p < HoWo; p++) {
+            int oh = (int)(p / (size_t)c->Wo), ow = (int)(p % (size_t)c->Wo);
+            const float *src = c->dcols + (t * HoWo + p) * (size_t)c->K;
+            for (int ki = 0; ki < s->kh; ki++) {
+                int ih = oh * s->stride - s->pad + ki;
+                if (ih < 0 || ih >= s->H) {
+                    src += Ci * (size_t)s->kw;
+                    continue;
+                }
+                for (int kj = 0; kj < s->kw; kj++, src += Ci) {
+                    int iw = ow * s->stride - s->pad + kj;
+                    if (iw < 0 || iw >= s->W)
+                        continue;
+                    float *dst = c->din + ((n * s->H + ih) * s->W + iw) * Ci;
+                    for (size_t ci = 0; ci < Ci; ci++)
+                        dst[ci] += src[ci];
+                }
+            }
+        }
+    }
+}
+
+static int is_pointwise(const eqm_conv2d_shape *s)
+{
+    return s->kh == 1 && s->kw == 1 && s->stride == 1 && s->pad == 0;
+}
+
+/* Images per tile so that one tile's cols is about TILE_FLOATS. */
+static size_t tile_images(const eqm_conv2d_shape *s, size_t rows_per_img, size_t K)
+{
+    size_t per = rows_per_img * K;
+    size_t t = per ? TILE_FLOATS / per : 1;
+    if (t < 1)
+        t = 1;
+    if (t > (size_t)s->N)
+        t = (size_t)s->N;
+    return t;
+}
+
+int nn_conv2d_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, const float *in,
+                      const float *w)
+{
+    conv_ctx c = {.s = s, .in = in};
+    int rc = conv_check(h, "conv2d_forward", s, &c.Ho, &c.Wo);
+    if (rc)
+        return rc;
+    const int Co = s->C_out;
+    c.K = s->kh * s->kw * s->C_in;
+    const size_t HoWo = (size_t)c.Ho * c.Wo;
+    if (is_pointwise(s)) {
+        nn_sgemm(h, 0, 1, (int)((size_t)s->N * HoWo), Co, c.K, 1.f, in, c.K, w, c.K, 0.f, out,
+                 Co);
+        return EQM_OK;
+    }
+    size_t T = tile_images(s, HoWo, (size_t)c.K);
+    c.cols = ws_get(h, T * HoWo * (size_t)c.K);
+    if (!c.cols)
+        return EQM_ERR_NOMEM;
+    for (size_t n0 = 0; n0 < (size_t)s->N; n0 += T) {
+        size_t nt = (size_t)s->N - n0 < T ? (size_t)s->N - n0 : T;
+        c.n0 = n0;
+        nn_parallel(h, nt * HoWo, 64, im2col_body, &c);
+        nn_sgemm(h, 0, 1, (int)(nt * HoWo), Co, c.K, 1.f, c.cols, c.K, w, c.K, 0.f,
+                 out + n0 * HoWo * Co, Co);
+    }
+    return EQM_OK;
+}
+
+int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float *dw,
+                       const float *dout, const float *in, const float *w)
+{
+    conv_ctx c = {.s = s, .in = in, .din = din};
+    int rc = conv_check(h, "conv2d_backward", s, &c.Ho, &c.Wo);
+    if (rc)
+        return rc;
+    if (!din && !dw)
+        return EQM_OK;
+    const int Co = s->C_out;
+    c.K = s->kh * s->kw * s->C_in;
+    const size_t HoWo = (size_t)c.Ho * c.Wo;
+    if (is_pointwise(s)) {
+        int M = (int)((size_t)s->N * HoWo);
+        if (dw)
+            nn_sgemm(h, 1, 0, Co, c.K, M, 1.f, dout, Co, in, c.K, 1.f, dw, c.K);
+        if (din)
+            nn_sgemm(h, 0, 0, M, c.K, Co, 1.f, dout, Co, w, c.K, 1.f, din, c.K);
+        return EQM_OK;
+    }
+    size_t T = tile_images(s, HoWo, (size_t)c.K);
+    size_t tile = T * HoWo * (size_t)c.K;
+    float *buf = ws_get(h, (dw ? tile : 0) + (din ? tile : 0));
+    if (!buf)
+        return EQM_ERR_NOMEM;
+    c.cols = buf;
+    float *dcols = dw ? buf + tile : buf;
+    c.dcols = dcols;
+    for (size_t n0 = 0; n0 < (size_t)s->N; n0 += T) {
+        size_t nt = (size_t)s->N - n0 < T ? (size_t)s->N - n0 : T;
+        int Mt = (int)(nt * HoWo);
+        const float *g = dout + n0 * HoWo * Co;
+        c.n0 = n0;
+        if (dw) {
+            nn_parallel(h, nt * HoWo, 64, im2col_body, &c);
+            nn_sgemm(h, 1, 0, Co, c.K, Mt, 1.f, g, Co, c.cols, c.K, 1.f, dw, c.K);
+        }
+        if (din) {
+            nn_sgemm(h, 0, 0, Mt, c.K, Co, 1.f, g, Co, w, c.K, 0.f, dcols, c.K);
+            nn_parallel(h, nt, 1, col2im_body, &c);
+        }
+    }
+    return EQM_OK;
+}

@@ -1,0 +1,86 @@
+/* host/nn/nn_internal.h: helpers shared by the host's nn ops (host/nn/ *.c files).
+ *
+ * Not part of the SDK. Every op file defines its eqm_nn_api entries as non-static
+ * functions named nn_<op>_<dir> declared here; nn_api.c gathers them into the table.
+ * Threading: ops are called from the training thread; loops run through
+ * nn_parallel (the host's parallel_for); BLAS is only ever called from the calling thread,
+ * never inside a parallel body.
+ */
+#ifndef EQM_HOST_NN_INTERNAL_H
+#define EQM_HOST_NN_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <equimod/equimod.h>
+
+/* Run fn over [0, n) on the host's compute threads (chunks of at least `grain`). */
+void nn_parallel(eqm_host *h, size_t n, size_t grain, eqm_parallel_fn fn, void *ctx);
+/* Set an error on h (may be NULL) naming the op and return EQM_ERR_INVAL. */
+int nn_inval(eqm_host *h, const char *op, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Number of compute threads (host_threads()). */
+int nn_threads(void);
+
+/* conv2d.c */
+int nn_conv2d_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, const float *in,
+                      const float *w);
+int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float *dw,
+                       const float *dout, const float *in, const float *w);
+/* Bytes currently held by conv2d's workspace (for tests and the benchmark). */
+size_t nn_conv2d_workspace_bytes(void);
+/* Force a conv algorithm (tests): 0 auto, 1 im2col+sgemm only (no fast paths). */
+void nn_conv2d_set_algo(int algo);
+
+/* batchnorm.c */
+int nn_batchnorm_forward(eqm_host *h, const eqm_bn_shape *s, float *out, const float *in,
+                         const float *gamma, const float *beta, float *running_mean,
+                         float *running_var, float *save);
+int nn_batchnorm_backward(eqm_host *h, const eqm_bn_shape *s, float *din, float *dgamma,
+                          float *dbeta, const float *dout, const float *in, const float *out,
+                          const float *gamma, const float *save);
+
+/* elementwise.c */
+int nn_relu_forward(eqm_host *h, size_t n, float *out, const float *in);
+int nn_relu_backward(eqm_host *h, size_t n, float *din, const float *dout, const float *out);
+int nn_add_forward(eqm_host *h, size_t n, float *out, const float *a, const float *b);
+int nn_concat_forward(eqm_host *h, int N, int Ca, int Cb, float *out, const float *a,
+                      const float *b);
+int nn_concat_backward(eqm_host *h, int N, int Ca, int Cb, float *da, float *db,
+                       const float *dout);
+int nn_l2norm_forward(eqm_host *h, int N, int D, float *out, const float *in, float *norms);
+int nn_l2norm_backward(eqm_host *h, int N, int D, float *din, const float *dout,
+                       const float *out, const float *norms);
+
+/* pool.c */
+int nn_maxpool_forward(eqm_host *h, const eqm_pool_shape *s, float *out, const float *in,
+                       int32_t *argmax);
+int nn_maxpool_backward(eqm_host *h, const eqm_pool_shape *s, float *din, const float *dout,
+                        const int32_t *argmax);
+int nn_avgpool_forward(eqm_host *h, int N, int HW, int C, float *out, const float *in);
+int nn_avgpool_backward(eqm_host *h, int N, int HW, int C, float *din, const float *dout);
+
+/* linear.c */
+int nn_linear_forward(eqm_host *h, const eqm_linear_shape *s, float *out, const float *in,
+                      const float *w, const float *b);
+int nn_linear_backward(eqm_host *h, const eqm_linear_shape *s, float *din, float *dw,
+                       float *db, const float *dout, const float *in, const float *w);
+void nn_sgemm(eqm_host *h, int transA, int transB, int M, int N, int K, float alpha,
+              const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+/* loss.c */
+size_t nn_ntxent_scratch_floats(const eqm_ntxent_shape *s);
+int nn_ntxent_forward(eqm_host *h, const eqm_ntxent_shape *s, float *loss, const float *z,
+                      float *scratch);
+int nn_ntxent_backward(eqm_host *h, const eqm_ntxent_shape *s, float *dz, float scale,
+                       const float *z, const float *scratch);
+int nn_cosine_loss_forward(eqm_host *h, int N, int D, float *loss, const float *q,
+                           const float *t);
+int nn_cosine_loss_backward(eqm_host *h, int N, int D, float *dq, float scale, const float *q,
+                            const float *t);
+int nn_softmax_xent_forward(eqm_host *h, int N, int C, float *loss, const float *logits,
+                            const int32_t *labels, float *probs);
+int nn_softmax_xent_backward(eqm_host *h, int N, int C, float *dlogits, float scale,
+                             const float *probs, const int32_t *labels);
+
+#endif

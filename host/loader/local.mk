@@ -1,1 +1,5 @@
-# host/loader sources (owner fills this in): add to libeqmhost_la_SOURCES
+# host/loader: file/archive services (io.c), the batch queue (loader.c), the `views` and
+# `tstats` commands (views.c).
+libeqmhost_la_SOURCES += \
+	host/loader/loader.h \
+	host/loader/io.c

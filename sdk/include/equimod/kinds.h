@@ -36,6 +36,9 @@ typedef struct eqm_dataset_info {
     const char *const *class_names; /* n_classes strings, owned by the instance */
     int w, h, c;              /* fixed image size, or 0 if it varies */
     float mean[3], std[3];    /* suggested normalisation constants */
+    /* --- appended in 1.0 development: check info->size before writing --- */
+    const char *desc;         /* one line: what was read ("cifar10 test: exact first 1,000
+                                 (path)"), owned by the instance; NULL if none */
 } eqm_dataset_info;
 
 typedef struct eqm_dataset_ops {

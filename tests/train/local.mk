@@ -4,3 +4,7 @@ check_PROGRAMS += tests/train/check_optim
 TESTS += tests/train/check_optim
 tests_train_check_optim_CFLAGS = $(TEST_CFLAGS)
 tests_train_check_optim_LDADD = libeqmhost.la $(TEST_LIBS)
+check_PROGRAMS += tests/train/check_checkpoint
+TESTS += tests/train/check_checkpoint
+tests_train_check_checkpoint_CFLAGS = $(TEST_CFLAGS)
+tests_train_check_checkpoint_LDADD = libeqmhost.la $(TEST_LIBS)

@@ -1,1 +1,3 @@
-# plugins/method (owner fills this in)
+# plugins/method: invariance methods (one folder per plugin).
+include plugins/method/simclr/local.mk
+include plugins/method/byol/local.mk

@@ -1,4 +1,10 @@
 # host/train: optimizers, schedules, checkpoints, trainer, evaluation (H7).
 libeqmhost_la_SOURCES += \
 	host/train/optim.h host/train/optim.c \
-	host/train/checkpoint.h host/train/checkpoint.c
+	host/train/checkpoint.h host/train/checkpoint.c \
+	host/train/eval.h host/train/eval.c
+# host/train: model (module instances + flat buffers), safetensors, export command (H3).
+libeqmhost_la_SOURCES += \
+	host/train/model.h host/train/model.c \
+	host/train/safetensors.h host/train/safetensors.c \
+	host/train/export.c

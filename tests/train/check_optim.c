@@ -8,12 +8,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <equimod/status.h>
 
+#include "train/eval.h"
 #include "train/optim.h"
 
-#define MAXV 4096
+#define MAXV 8192
 typedef struct {
     char name[32];
     int n;
@@ -182,6 +185,68 @@ START_TEST(nan_gradient_refused)
 }
 END_TEST
 
+START_TEST(knn_matches_torch)
+{
+    const fx_entry *m = get("knn_meta");
+    int ntr = (int)m->v[0], nte = (int)m->v[1], d = (int)m->v[2], C = (int)m->v[3],
+        k = (int)m->v[4];
+    double T = m->v[5];
+    const fx_entry *xtr = get("knn_xtr"), *ytr = get("knn_ytr"), *xte = get("knn_xte"),
+                   *yte = get("knn_yte"), *acc = get("knn_acc");
+    float *a = malloc(sizeof(float) * ntr * d), *b = malloc(sizeof(float) * nte * d);
+    int32_t *la = malloc(sizeof(int32_t) * ntr), *lb = malloc(sizeof(int32_t) * nte);
+    for (int i = 0; i < ntr * d; i++)
+        a[i] = (float)xtr->v[i];
+    for (int i = 0; i < nte * d; i++)
+        b[i] = (float)xte->v[i];
+    for (int i = 0; i < ntr; i++)
+        la[i] = (int32_t)ytr->v[i];
+    for (int i = 0; i < nte; i++)
+        lb[i] = (int32_t)yte->v[i];
+    eval_acc r;
+    ck_assert_int_eq(eval_knn(a, la, ntr, b, lb, nte, d, C, k, T, &r), EQM_OK);
+    ck_assert_msg(fabs(r.top1 - acc->v[0]) < 1e-3 && fabs(r.top5 - acc->v[1]) < 1e-3,
+                  "knn %.3f/%.3f vs torch %.3f/%.3f", r.top1, r.top5, acc->v[0], acc->v[1]);
+    ck_assert_int_eq(r.n, nte);
+    /* The linear probe (fast mode) on the same features: well above chance (10%), and
+     * near-perfect on its own training rows. */
+    eval_linear_cfg lc = {30, 32, 0.2, 1e-4, 0.9, 1, 0, 1};
+    eval_acc lr_acc, train_acc;
+    double loss = 0;
+    ck_assert_int_eq(eval_linear_fast(a, la, ntr, b, lb, nte, d, C, &lc, &lr_acc, &loss), EQM_OK);
+    ck_assert_int_eq(eval_linear_fast(a, la, ntr, a, la, ntr, d, C, &lc, &train_acc, NULL),
+                     EQM_OK);
+    ck_assert_msg(lr_acc.top1 > 40 && train_acc.top1 > 60 && loss < 1.5,
+                  "linear test %.1f train %.1f loss %.3f", lr_acc.top1, train_acc.top1, loss);
+    free(a), free(b), free(la), free(lb);
+}
+END_TEST
+
+START_TEST(npy_header)
+{
+    char path[] = "/tmp/eqm-npy-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert(fd >= 0);
+    close(fd);
+    float x[6] = {1, 2, 3, 4, 5, 6};
+    char err[256];
+    ck_assert_int_eq(npy_write_f32(path, x, 2, 3, err, sizeof err), EQM_OK);
+    FILE *f = fopen(path, "rb");
+    unsigned char h[128];
+    size_t n = fread(h, 1, sizeof h, f);
+    fclose(f);
+    ck_assert_int_eq(n, 128 + 0); /* 128-byte header (64-aligned) ... */
+    ck_assert(!memcmp(h, "\x93NUMPY\x01\x00", 8));
+    int hl = h[8] | h[9] << 8;
+    ck_assert_int_eq((10 + hl) % 64, 0);
+    ck_assert(strstr((char *)h + 10, "'descr': '<f4'") && strstr((char *)h + 10, "(2, 3)"));
+    struct stat st;
+    stat(path, &st);
+    ck_assert_int_eq(st.st_size, 10 + hl + 24); /* ... then 6 floats */
+    unlink(path);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("optim");
@@ -191,6 +256,8 @@ int main(void)
     tcase_add_test(tc, warmup_cosine_matches_torch);
     tcase_add_test(tc, ema_tau_schedule);
     tcase_add_test(tc, nan_gradient_refused);
+    tcase_add_test(tc, knn_matches_torch);
+    tcase_add_test(tc, npy_header);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -135,6 +135,30 @@ def main():
     out.append(sched("tau_k", ks))
     out.append(sched("tau", [1 - (1 - 0.996) * (math.cos(math.pi * k / K) + 1) / 2 for k in ks]))
 
+    # Weighted kNN (k 20, T 0.1, cosine) on class-structured random features.
+    g = torch.Generator().manual_seed(7)
+    ntr, nte, d, C, k, T = 300, 60, 8, 10, 20, 0.1
+    centers = torch.randn(C, d, generator=g)
+    ytr = torch.randint(0, C, (ntr,), generator=g)
+    yte = torch.randint(0, C, (nte,), generator=g)
+    xtr = centers[ytr] + 1.2 * torch.randn(ntr, d, generator=g)
+    xte = centers[yte] + 1.2 * torch.randn(nte, d, generator=g)
+    ntr_ = torch.nn.functional.normalize(xtr, dim=1)
+    nte_ = torch.nn.functional.normalize(xte, dim=1)
+    sim = nte_ @ ntr_.t()
+    sw, si = sim.topk(k, dim=1)
+    w = (sw / T).exp()
+    scores = torch.zeros(nte, C).scatter_add_(1, ytr[si], w)
+    rank = scores.argsort(dim=1, descending=True)
+    top1 = (rank[:, 0] == yte).float().mean().item() * 100
+    top5 = (rank[:, :5] == yte[:, None]).any(dim=1).float().mean().item() * 100
+    out.append("knn_meta 6 %d %d %d %d %d %.17g\n" % (ntr, nte, d, C, k, T))
+    out.append(vec("knn_xtr", xtr))
+    out.append(vec("knn_ytr", ytr))
+    out.append(vec("knn_xte", xte))
+    out.append(vec("knn_yte", yte))
+    out.append(sched("knn_acc", [top1, top5]))
+
     here = os.path.dirname(os.path.abspath(__file__))
     os.makedirs(os.path.join(here, "fixtures"), exist_ok=True)
     with open(os.path.join(here, "fixtures", "optim.txt"), "w") as f:

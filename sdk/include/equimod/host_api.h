@@ -69,6 +69,30 @@ typedef struct eqm_image_api {
      * Returns EQM_OK, EQM_ERR_FORMAT (corrupt data) or EQM_ERR_INVAL. */
     int (*jpeg_decode)(eqm_host *h, const void *data, size_t n, int scale_denom,
                        eqm_image *out, size_t out_capacity_bytes);
+
+    /* ---- appended in 1.0 (issue 6; check with EQM_API_HAS(api->image, field)) ---- */
+
+    /* Partial, DCT-scaled decode. The image is scaled by scale_num/8 (1..8) in the DCT
+     * domain: the scaled size is ceil(W * scale_num / 8) x ceil(H * scale_num / 8). Rows
+     * [y, y+ht) and at least columns [x, x+w) of the scaled image are decoded to 8-bit
+     * RGB (grayscale and CMYK converted) into out->data (caller-owned, out_capacity_bytes):
+     * rows before y are skipped without IDCT (jpeg_skip_scanlines), columns are cropped
+     * to whole iMCUs (jpeg_crop_scanline), so out->w may exceed w; *out_x / *out_y get the
+     * scaled coordinates of out's top-left pixel (*out_y == y). w == 0 or ht == 0 means
+     * the full width / height. Capacity needed: at most (w + 2*16*scale_num/8 + 16) * ht * 3
+     * bytes; the full scaled width * ht * 3 is always enough. Thread-safe.
+     * Returns EQM_OK, EQM_ERR_FORMAT (corrupt or truncated data) or EQM_ERR_INVAL. */
+    int (*jpeg_decode_region)(eqm_host *h, const void *data, size_t n, int scale_num, int x,
+                              int y, int w, int ht, eqm_image *out,
+                              size_t out_capacity_bytes, int *out_x, int *out_y);
+    /* Resample the box (x0, y0, cw, ch) of `in` (source pixel units, fractional allowed;
+     * Pillow's resize(box=...)) to out->w x out->h with Pillow's BILINEAR filter, which is
+     * antialiased when downscaling (triangle filter whose support grows with the scale,
+     * ImagingResample). in and out: U8, same c (1 or 3); out->data and out->stride are
+     * caller-set. Thread-safe; allocates temporary memory internally.
+     * Returns EQM_OK, EQM_ERR_INVAL (box outside the image, formats) or EQM_ERR_NOMEM. */
+    int (*crop_resize)(eqm_host *h, const eqm_image *in, float x0, float y0, float cw,
+                       float ch, eqm_image *out);
 } eqm_image_api;
 
 /* File and archive reading (host/loader/io.c, libarchive + zlib). Sized, append only.

@@ -1,0 +1,413 @@
+/* host/train/export.c: `equimod export`, backbone weights to/from PyTorch .safetensors.
+ *
+ *   equimod export CONFIG.ini -o OUT.safetensors [--import IN.safetensors] [--set s.k=v]...
+ *
+ * SOURCE = a config file: the backbone of [backbone] (plugin = resnet and its options) is
+ * built and freshly initialised with [run] seed through model_init, exactly as a training
+ * run initialises it at step 0 (model_init derives the backbone's stream from the seed and
+ * the slot only, so the other modules do not change it). With --import, the backbone is then
+ * overwritten from a PyTorch file (strict: names, shapes; see st_import_backbone) before
+ * being written, so the command also validates and normalises a torchvision state_dict.
+ * SOURCE = a run folder or checkpoint: routed to export_from_checkpoint(), the hook that
+ * needs the trainer's checkpoint section layout (host/train/checkpoint.h gives the
+ * container only); until it is wired it fails with a clear message.
+ *
+ * Output: torchvision names and shapes (conv weights OIHW, BN num_batches_tracked I64
+ * scalars), so torchvision.models.resnet18() with the CIFAR stem (conv1 = Conv2d(3, 64, 3,
+ * 1, 1, bias=False), maxpool = Identity) and fc removed loads it with strict=True.
+ * Input size for building the module: 32x32x3 (tensor shapes do not depend on it).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core.h"
+#include "train/model.h"
+#include "train/safetensors.h"
+
+static int xfail(char *err, size_t errlen, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int xfail(char *err, size_t errlen, int status, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return status;
+}
+
+/* Append to a bounded message. */
+static void cat(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void cat(char *buf, size_t n, const char *fmt, ...)
+{
+    size_t l = strlen(buf);
+    if (l + 1 >= n)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + l, n - l, fmt, ap);
+    va_end(ap);
+}
+
+static int ends_with(const char *s, const char *suf)
+{
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && !strcmp(s + a - b, suf);
+}
+
+/* PyTorch shape of a module tensor (4-D: OHWI -> OIHW). */
+static void torch_shape(const eqm_tensor_info *ti, int64_t *sh)
+{
+    if (ti->ndim == 4) {
+        sh[0] = ti->shape[0], sh[1] = ti->shape[3], sh[2] = ti->shape[1], sh[3] = ti->shape[2];
+    } else {
+        for (int d = 0; d < ti->ndim; d++)
+            sh[d] = ti->shape[d];
+    }
+}
+
+int st_export_backbone(const eqm_model *m, const char *path, int64_t num_batches_tracked,
+                       const char *const *meta, char *err, size_t errlen)
+{
+    const eqm_module_inst *mi = &m->mod[EQM_SLOT_BACKBONE];
+    if (!m->finalized || !mi->plugin)
+        return xfail(err, errlen, EQM_ERR_STATE, "export: the model has no finalized backbone");
+    int st = EQM_ERR_NOMEM;
+    st_writer *w = st_writer_create();
+    float **conv = calloc((size_t)mi->n_tensors + 1, sizeof *conv);
+    int n_bn = 0;
+    for (int i = 0; i < mi->n_tensors; i++)
+        n_bn += ends_with(mi->info[i].name, ".running_var");
+    int64_t *nbt = malloc(((size_t)n_bn + 1) * sizeof *nbt);
+    char **nbt_names = calloc((size_t)n_bn + 1, sizeof *nbt_names);
+    if (!w || !conv || !nbt || !nbt_names) {
+        xfail(err, errlen, st, "export: out of memory");
+        goto done;
+    }
+    st_writer_meta(w, "format", "pt");
+    for (int i = 0; meta && meta[i] && meta[i + 1]; i += 2)
+        st_writer_meta(w, meta[i], meta[i + 1]);
+    int b = 0;
+    for (int i = 0; i < mi->n_tensors; i++) {
+        const eqm_tensor_info *ti = &mi->info[i];
+        int64_t sh[4];
+        torch_shape(ti, sh);
+        const float *src = mi->param[i];
+        if (ti->ndim == 4) { /* (O, kh, kw, I) -> (O, I, kh, kw) */
+            int O = ti->shape[0], KH = ti->shape[1], KW = ti->shape[2], I = ti->shape[3];
+            conv[i] = malloc(mi->numel[i] * sizeof(float));
+            if (!conv[i]) {
+                xfail(err, errlen, st, "export: out of memory");
+                goto done;
+            }
+            for (int o = 0; o < O; o++)
+                for (int y = 0; y < KH; y++)
+                    for (int x = 0; x < KW; x++)
+                        for (int c = 0; c < I; c++)
+                            conv[i][(((size_t)o * I + c) * KH + y) * KW + x] =
+                                src[(((size_t)o * KH + y) * KW + x) * I + c];
+            src = conv[i];
+        }
+        if ((st = st_writer_add(w, ti->name, "F32", ti->ndim, sh, src, err, errlen)) < 0)
+            goto done;
+        if (ends_with(ti->name, ".running_var")) {
+            size_t l = strlen(ti->name) - strlen(".running_var");
+            size_t nl = l + sizeof ".num_batches_tracked";
+            nbt_names[b] = malloc(nl);
+            if (!nbt_names[b]) {
+                st = xfail(err, errlen, EQM_ERR_NOMEM, "export: out of memory");
+                goto done;
+            }
+            snprintf(nbt_names[b], nl, "%.*s.num_batches_tracked", (int)l, ti->name);
+            nbt[b] = num_batches_tracked;
+            if ((st = st_writer_add(w, nbt_names[b], "I64", 0, NULL, &nbt[b], err, errlen)) < 0)
+                goto done;
+            b++;
+        }
+    }
+    st = st_writer_write(w, path, err, errlen);
+done:
+    for (int i = 0; conv && i < mi->n_tensors; i++)
+        free(conv[i]);
+    for (int i = 0; nbt_names && i < n_bn; i++)
+        free(nbt_names[i]);
+    free(conv);
+    free(nbt);
+    free(nbt_names);
+    st_writer_destroy(w);
+    return st;
+}
+
+#define MAX_LISTED 12
+
+int st_import_backbone(eqm_model *m, const char *path, char *err, size_t errlen)
+{
+    eqm_module_inst *mi = &m->mod[EQM_SLOT_BACKBONE];
+    if (!m->finalized || !mi->plugin)
+        return xfail(err, errlen, EQM_ERR_STATE, "import: the model has no finalized backbone");
+    st_file *f = NULL;
+    int st = st_read(path, &f, err, errlen);
+    if (st < 0)
+        return st;
+    char missing[1024] = "", extra[1024] = "", bad[2048] = "";
+    int n_missing = 0, n_extra = 0, n_bad = 0;
+    /* Pass 1: validate everything. */
+    for (int i = 0; i < mi->n_tensors; i++) {
+        const eqm_tensor_info *ti = &mi->info[i];
+        const st_tensor *t = st_find(f, ti->name);
+        if (!t) {
+            if (n_missing++ < MAX_LISTED)
+                cat(missing, sizeof missing, "%s%s", n_missing > 1 ? ", " : "", ti->name);
+            continue;
+        }
+        int64_t sh[4];
+        torch_shape(ti, sh);
+        int same = t->ndim == ti->ndim;
+        for (int d = 0; same && d < ti->ndim; d++)
+            same = t->shape[d] == sh[d];
+        int fl = !strcmp(t->dtype, "F32") || !strcmp(t->dtype, "F64");
+        if (!same || !fl) {
+            if (n_bad++ < MAX_LISTED) {
+                cat(bad, sizeof bad, "%s%s: ", n_bad > 1 ? "; " : "", ti->name);
+                if (!fl)
+                    cat(bad, sizeof bad, "dtype %s (need F32)", t->dtype);
+                if (!same) {
+                    cat(bad, sizeof bad, "%sshape [", fl ? "" : ", ");
+                    for (int d = 0; d < t->ndim; d++)
+                        cat(bad, sizeof bad, "%s%" PRId64, d ? ", " : "", t->shape[d]);
+                    cat(bad, sizeof bad, "] in the file, [");
+                    for (int d = 0; d < ti->ndim; d++)
+                        cat(bad, sizeof bad, "%s%" PRId64, d ? ", " : "", sh[d]);
+                    cat(bad, sizeof bad, "] expected");
+                }
+            }
+        }
+    }
+    for (int j = 0; j < st_count(f); j++) {
+        const char *name = st_at(f, j)->name;
+        int known = model_find(m, EQM_SLOT_BACKBONE, name) >= 0;
+        if (!known && ends_with(name, ".num_batches_tracked")) {
+            char rv[256];
+            size_t l = strlen(name) - strlen(".num_batches_tracked");
+            snprintf(rv, sizeof rv, "%.*s.running_var", (int)l, name);
+            known = model_find(m, EQM_SLOT_BACKBONE, rv) >= 0;
+        }
+        if (!known && n_extra++ < MAX_LISTED)
+            cat(extra, sizeof extra, "%s%s", n_extra > 1 ? ", " : "", name);
+    }
+    if (n_missing || n_extra || n_bad) {
+        char msg[4096] = "";
+        cat(msg, sizeof msg, "%s does not match backbone/%s:", path, mi->plugin->desc.name);
+        if (n_missing)
+            cat(msg, sizeof msg, " %d missing tensor(s): %s%s.", n_missing, missing,
+                n_missing > MAX_LISTED ? ", ..." : "");
+        if (n_extra)
+            cat(msg, sizeof msg, " %d unexpected tensor(s): %s%s.", n_extra, extra,
+                n_extra > MAX_LISTED ? ", ..." : "");
+        if (n_bad)
+            cat(msg, sizeof msg, " %d mismatched: %s%s.", n_bad, bad,
+                n_bad > MAX_LISTED ? "; ..." : "");
+        cat(msg, sizeof msg,
+            "\nhint: check the [backbone] options (depth, stem, width) against the PyTorch "
+            "model; save its state_dict without fc (model.fc = torch.nn.Identity())");
+        xfail(err, errlen, EQM_ERR_FORMAT, "%s", msg);
+        st_close(f);
+        return EQM_ERR_FORMAT;
+    }
+    /* Pass 2: copy (conv: OIHW -> OHWI). */
+    float *tmp = NULL;
+    size_t tmp_n = 0;
+    for (int i = 0; i < mi->n_tensors && st == EQM_OK; i++) {
+        const eqm_tensor_info *ti = &mi->info[i];
+        const st_tensor *t = st_find(f, ti->name);
+        if (ti->ndim != 4) {
+            st = st_to_f32(t, mi->param[i], mi->numel[i], err, errlen);
+            continue;
+        }
+        if (tmp_n < mi->numel[i]) {
+            float *nt = realloc(tmp, mi->numel[i] * sizeof *nt);
+            if (!nt) {
+                st = xfail(err, errlen, EQM_ERR_NOMEM, "import: out of memory");
+                break;
+            }
+            tmp = nt, tmp_n = mi->numel[i];
+        }
+        if ((st = st_to_f32(t, tmp, mi->numel[i], err, errlen)) < 0)
+            break;
+        int O = ti->shape[0], KH = ti->shape[1], KW = ti->shape[2], I = ti->shape[3];
+        float *dst = mi->param[i];
+        for (int o = 0; o < O; o++)
+            for (int y = 0; y < KH; y++)
+                for (int x = 0; x < KW; x++)
+                    for (int c = 0; c < I; c++)
+                        dst[(((size_t)o * KH + y) * KW + x) * I + c] =
+                            tmp[(((size_t)o * I + c) * KH + y) * KW + x];
+    }
+    free(tmp);
+    st_close(f);
+    return st;
+}
+
+/* ------------------------------------------------------------------ command ----- */
+
+/* Hook for SOURCE = run folder or checkpoint file. The checkpoint container exists
+ * (host/train/checkpoint.h) but the trainer's section names and parameter layout are the
+ * trainer's to define; wire them here: read the run's config, build the full model with
+ * model_add_module for every module section (so the flat buffer matches), ckpt_read the
+ * file, copy its params section into m->params, then st_export_backbone. */
+static int export_from_checkpoint(const char *source, char *err, size_t errlen)
+{
+    return xfail(err, errlen, EQM_ERR_UNSUPPORTED,
+                 "%s: exporting from a run folder or checkpoint is not wired yet "
+                 "(host/train/export.c: export_from_checkpoint)\n"
+                 "hint: export from the run's config.ini to get the initial weights",
+                 source);
+}
+
+static void export_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: equimod export SOURCE -o OUT.safetensors [--import IN.safetensors]\n"
+            "                      [--set section.key=value]... [--plugin-path DIR]...\n\n"
+            "Write the backbone's weights and BN running statistics as a .safetensors file\n"
+            "with torchvision's tensor names and shapes (conv weights OIHW, BN\n"
+            "num_batches_tracked as int64 scalars). A ResNet-18 with stem=cifar loads in\n"
+            "PyTorch with strict=True into torchvision.models.resnet18() after\n"
+            "  m.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False); m.maxpool = nn.Identity();\n"
+            "  m.fc = nn.Identity()\n\n"
+            "SOURCE  a config file (.ini): the [backbone] section (plugin = resnet and its\n"
+            "        options) freshly initialised with [run] seed (default 0), exactly as\n"
+            "        training initialises it.\n"
+            "        A run folder or checkpoint: not wired yet (see export_from_checkpoint).\n"
+            "options:\n"
+            "  -o, --output FILE     the .safetensors file to write (required)\n"
+            "  --import FILE         load the backbone from a PyTorch .safetensors file\n"
+            "                        (strict: every tensor, right shapes, nothing extra but\n"
+            "                        num_batches_tracked) instead of the seed, then write -o\n"
+            "  --set section.key=v   override a config value (repeatable)\n"
+            "  --plugin-path DIR     also search DIR for plugins (repeatable)\n");
+}
+
+int cmd_export(int argc, char **argv)
+{
+    const char *source = NULL, *out = NULL, *imp = NULL;
+    const char *sets[64];
+    int n_sets = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            export_usage(stdout);
+            return 0;
+        } else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && i + 1 < argc) {
+            out = argv[++i];
+        } else if (!strcmp(a, "--import") && i + 1 < argc) {
+            imp = argv[++i];
+        } else if (!strcmp(a, "--set") && i + 1 < argc) {
+            if (n_sets == 64) {
+                fprintf(stderr, "equimod export: too many --set (max 64)\n");
+                return 2;
+            }
+            sets[n_sets++] = argv[++i];
+        } else if (!strcmp(a, "--plugin-path") && i + 1 < argc) {
+            cli_add_plugin_path(argv[++i]);
+        } else if (a[0] == '-') {
+            fprintf(stderr,
+                    "equimod export: unknown option or missing value '%s'\n"
+                    "hint: see 'equimod export --help'\n",
+                    a);
+            return 2;
+        } else if (!source) {
+            source = a;
+        } else {
+            fprintf(stderr, "equimod export: more than one SOURCE ('%s', '%s')\n", source, a);
+            return 2;
+        }
+    }
+    if (!source || !out) {
+        fprintf(stderr, "equimod export: %s is required\nhint: see 'equimod export --help'\n",
+                !source ? "SOURCE" : "-o OUT.safetensors");
+        return 2;
+    }
+    char err[4096] = "";
+    struct stat sb;
+    if (stat(source, &sb)) {
+        fprintf(stderr, "equimod export: %s: %s\n", source, strerror(errno));
+        return 1;
+    }
+    if (S_ISDIR(sb.st_mode) || !ends_with(source, ".ini")) {
+        if (export_from_checkpoint(source, err, sizeof err) < 0) {
+            fprintf(stderr, "equimod export: %s\n", err);
+            return 1;
+        }
+        return 0;
+    }
+    int rc = 1;
+    void *opts = NULL;
+    eqm_model m;
+    model_reset(&m);
+    eqm_config *cfg = config_load(source, err, sizeof err);
+    if (!cfg) {
+        fprintf(stderr, "equimod export: %s\n", err);
+        return 1;
+    }
+    for (int i = 0; i < n_sets; i++)
+        if (config_set(cfg, sets[i], err, sizeof err) < 0) {
+            fprintf(stderr, "equimod export: --set %s: %s\n", sets[i], err);
+            goto done;
+        }
+    uint64_t seed = 0;
+    const char *seed_txt = config_get(cfg, "run", "seed");
+    if (seed_txt) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long v = strtoull(seed_txt, &end, 0);
+        if (errno || end == seed_txt || *end || seed_txt[0] == '-') {
+            fprintf(stderr,
+                    "equimod export: %s: [run] seed = '%s' is not a non-negative integer\n",
+                    config_where(cfg, "run", "seed"), seed_txt);
+            goto done;
+        }
+        seed = v;
+    }
+    const eqm_plugin *plugin = NULL;
+    if (config_bind_plugin(cfg, cli_registry(), "backbone", EQM_KIND_BACKBONE, &plugin, &opts,
+                           err, sizeof err) < 0) {
+        fprintf(stderr, "equimod export: %s\n", err);
+        goto done;
+    }
+    eqm_module_cfg mc = {sizeof mc, 32, 32, 3, 0, 0, 0};
+    if (model_add_module(&m, plugin, opts, &mc, err, sizeof err) < 0 ||
+        model_finalize(&m, err, sizeof err) < 0 || model_init(&m, seed, err, sizeof err) < 0) {
+        fprintf(stderr, "equimod export: %s\n", err);
+        goto done;
+    }
+    if (imp && st_import_backbone(&m, imp, err, sizeof err) < 0) {
+        fprintf(stderr, "equimod export: %s\n", err);
+        goto done;
+    }
+    char seed_s[32];
+    snprintf(seed_s, sizeof seed_s, "%" PRIu64, seed);
+    const char *meta[] = {"equimod.backbone", plugin->desc.name, "equimod.source", source,
+                          "equimod.seed", seed_s, "equimod.import", imp ? imp : "",
+                          NULL};
+    if (st_export_backbone(&m, out, 0, meta, err, sizeof err) < 0) {
+        fprintf(stderr, "equimod export: %s\n", err);
+        goto done;
+    }
+    fprintf(stderr, "equimod export: wrote %s (%d tensors of backbone/%s, %zu trainable floats)\n",
+            out, m.mod[0].n_tensors, plugin->desc.name, m.n_trainable);
+    rc = 0;
+done:
+    model_destroy(&m);
+    free(opts);
+    config_destroy(cfg);
+    return rc;
+}

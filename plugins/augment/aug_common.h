@@ -1,0 +1,248 @@
+/* plugins/augment/aug_common.h: helpers shared by the augmentation plugins, compiled into
+ * each plugin file (static functions; plugins link nothing of each other).
+ *
+ * Pillow 9.4 semantics reproduced bit for bit where Pillow is integer/float-deterministic:
+ *   - resampling (Resample.c): separable two-pass filter, horizontal pass first into an
+ *     8-bit temporary, 22-bit fixed-point coefficients, antialiasing support scaled by the
+ *     downscale factor (filters: bilinear support 1, bicubic a = -0.5 support 2);
+ *   - RGB -> L (Convert.c): (19595 R + 38470 G + 7471 B + 0x8000) >> 16 (ITU-R 601 luma);
+ *   - Image.blend (Blend.c): out = (UINT8)(in1 + alpha * (in2 - in1)) in float, clipped to
+ *     [0, 255] when alpha is outside [0, 1].
+ * Images are U8 HWC with 1 or 3 channels, rows `stride` elements apart.
+ *
+ * Dimension legend: W, H = width, height; C = channels; K = taps per output pixel.
+ */
+#ifndef EQM_AUG_COMMON_H
+#define EQM_AUG_COMMON_H
+
+#include <equimod/equimod.h>
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define AUG_PRECISION_BITS (32 - 8 - 2)
+
+enum { AUG_NEAREST = 0, AUG_BILINEAR = 1, AUG_BICUBIC = 2 };
+
+static inline double aug_bicubic(double x)
+{
+    const double a = -0.5;
+    if (x < 0.0)
+        x = -x;
+    if (x < 1.0)
+        return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
+    if (x < 2.0)
+        return (((x - 5) * x + 8) * x - 4) * a;
+    return 0.0;
+}
+
+static inline double aug_bilinear(double x)
+{
+    if (x < 0.0)
+        x = -x;
+    if (x < 1.0)
+        return 1.0 - x;
+    return 0.0;
+}
+
+static inline uint8_t aug_clip8(int in)
+{
+    if (in >= (1 << AUG_PRECISION_BITS << 8))
+        return 255;
+    if (in <= 0)
+        return 0;
+    return (uint8_t)(in >> AUG_PRECISION_BITS);
+}
+
+/* Taps per output pixel for resizing in -> out (Pillow's ksize). */
+static inline int aug_ksize(int in, int out, int filter)
+{
+    double support = filter == AUG_BICUBIC ? 2.0 : 1.0;
+    double scale = (double)in / out;
+    if (scale < 1.0)
+        scale = 1.0;
+    return (int)ceil(support * scale) * 2 + 1;
+}
+
+/* Pillow's precompute_coeffs + normalize_coeffs_8bpc, for a box [0, in). kk: out*ksize
+ * ints, bounds: 2*out ints. */
+static inline void aug_coeffs(int in, int out, int filter, int ksize, int32_t *kk, int32_t *bounds)
+{
+    double support = filter == AUG_BICUBIC ? 2.0 : 1.0;
+    double scale = (double)in / out, filterscale = scale;
+    if (filterscale < 1.0)
+        filterscale = 1.0;
+    support *= filterscale;
+    double pre[64];
+    for (int xx = 0; xx < out; xx++) {
+        double center = (xx + 0.5) * scale;
+        double ww = 0.0, ss = 1.0 / filterscale;
+        int xmin = (int)(center - support + 0.5);
+        if (xmin < 0)
+            xmin = 0;
+        int xmax = (int)(center + support + 0.5);
+        if (xmax > in)
+            xmax = in;
+        xmax -= xmin;
+        int32_t *k = kk + (size_t)xx * ksize;
+        /* ksize can exceed 64 only for a > 15x downscale; fall back to a second pass */
+        for (int x = 0; x < xmax; x++) {
+            double w = filter == AUG_BICUBIC ? aug_bicubic((x + xmin - center + 0.5) * ss)
+                                             : aug_bilinear((x + xmin - center + 0.5) * ss);
+            if (x < 64)
+                pre[x] = w;
+            ww += w;
+        }
+        for (int x = 0; x < xmax; x++) {
+            double w = x < 64 ? pre[x]
+                              : (filter == AUG_BICUBIC ? aug_bicubic((x + xmin - center + 0.5) * ss)
+                                                        : aug_bilinear((x + xmin - center + 0.5) * ss));
+            if (ww != 0.0)
+                w /= ww;
+            k[x] = w < 0 ? (int32_t)(-0.5 + w * (1 << AUG_PRECISION_BITS))
+                         : (int32_t)(0.5 + w * (1 << AUG_PRECISION_BITS));
+        }
+        for (int x = xmax; x < ksize; x++)
+            k[x] = 0;
+        bounds[2 * xx] = xmin;
+        bounds[2 * xx + 1] = xmax;
+    }
+}
+
+/* Scratch bytes aug_resize needs. */
+static inline size_t aug_resize_scratch(int in_w, int in_h, int c, int out_w, int out_h, int filter)
+{
+    size_t kh = (size_t)aug_ksize(in_w, out_w, filter), kv = (size_t)aug_ksize(in_h, out_h, filter);
+    return (kh * out_w + kv * out_h + 2 * (size_t)out_w + 2 * (size_t)out_h) * sizeof(int32_t) +
+           (size_t)out_w * in_h * c + 64;
+}
+
+/* Resize the (x0, y0, w, h) window of `in` to out->w x out->h, Pillow semantics
+ * (img.crop(box).resize(size, filter)). Channels 1 or 3. */
+static inline void aug_resize(const eqm_image *in, int x0, int y0, int w, int h, eqm_image *out,
+                              int filter, void *scratch)
+{
+    const int c = in->c, ow = out->w, oh = out->h;
+    const uint8_t *src = (const uint8_t *)in->data + (size_t)y0 * in->stride + (size_t)x0 * c;
+    uint8_t *dst = out->data;
+    const int need_h = ow != w, need_v = oh != h;
+    if (!need_h && !need_v) {
+        for (int y = 0; y < h; y++)
+            memcpy(dst + (size_t)y * out->stride, src + (size_t)y * in->stride, (size_t)w * c);
+        return;
+    }
+    int kh = aug_ksize(w, ow, filter), kv = aug_ksize(h, oh, filter);
+    int32_t *kkh = scratch, *kkv = kkh + (size_t)kh * ow;
+    int32_t *bh = kkv + (size_t)kv * oh, *bv = bh + 2 * ow;
+    uint8_t *tmp = (uint8_t *)(bv + 2 * oh);
+    if (need_h)
+        aug_coeffs(w, ow, filter, kh, kkh, bh);
+    if (need_v)
+        aug_coeffs(h, oh, filter, kv, kkv, bv);
+    /* rows of the source used by the vertical pass */
+    int yfirst = 0, ylast = h;
+    if (need_v) {
+        yfirst = bv[0];
+        ylast = bv[2 * oh - 2] + bv[2 * oh - 1];
+    }
+    const uint8_t *vsrc;
+    size_t vstride;
+    if (need_h) {
+        uint8_t *t = need_v ? tmp : dst;
+        size_t tstride = need_v ? (size_t)ow * c : (size_t)out->stride;
+        for (int y = yfirst; y < ylast; y++) {
+            const uint8_t *row = src + (size_t)y * in->stride;
+            uint8_t *o = t + (size_t)(y - yfirst) * tstride;
+            for (int xx = 0; xx < ow; xx++) {
+                const int32_t *k = kkh + (size_t)xx * kh;
+                int xmin = bh[2 * xx], xmax = bh[2 * xx + 1];
+                const uint8_t *p = row + (size_t)xmin * c;
+                if (c == 3) {
+                    int s0 = 1 << (AUG_PRECISION_BITS - 1), s1 = s0, s2 = s0;
+                    for (int x = 0; x < xmax; x++) {
+                        s0 += p[3 * x] * k[x];
+                        s1 += p[3 * x + 1] * k[x];
+                        s2 += p[3 * x + 2] * k[x];
+                    }
+                    o[3 * xx] = aug_clip8(s0);
+                    o[3 * xx + 1] = aug_clip8(s1);
+                    o[3 * xx + 2] = aug_clip8(s2);
+                } else {
+                    int s0 = 1 << (AUG_PRECISION_BITS - 1);
+                    for (int x = 0; x < xmax; x++)
+                        s0 += p[x] * k[x];
+                    o[xx] = aug_clip8(s0);
+                }
+            }
+        }
+        if (!need_v)
+            return;
+        vsrc = tmp - (size_t)yfirst * ow * c; /* so that row y of the source is vsrc + y*vstride */
+        vstride = (size_t)ow * c;
+    } else {
+        vsrc = src;
+        vstride = in->stride;
+    }
+    const int rowlen = ow * c;
+    for (int yy = 0; yy < oh; yy++) {
+        const int32_t *k = kkv + (size_t)yy * kv;
+        int ymin = bv[2 * yy], ymax = bv[2 * yy + 1];
+        uint8_t *o = dst + (size_t)yy * out->stride;
+        int acc[3 * 512];
+        for (int x0b = 0; x0b < rowlen; x0b += 3 * 512) {
+            int n = rowlen - x0b < 3 * 512 ? rowlen - x0b : 3 * 512;
+            for (int x = 0; x < n; x++)
+                acc[x] = 1 << (AUG_PRECISION_BITS - 1);
+            for (int y = 0; y < ymax; y++) {
+                const uint8_t *r = vsrc + (size_t)(y + ymin) * vstride + x0b;
+                int32_t kw = k[y];
+                for (int x = 0; x < n; x++)
+                    acc[x] += r[x] * kw;
+            }
+            for (int x = 0; x < n; x++)
+                o[x0b + x] = aug_clip8(acc[x]);
+        }
+    }
+}
+
+/* ITU-R 601 luma of an RGB pixel, Pillow's rounding. */
+static inline uint8_t aug_luma(const uint8_t *p)
+{
+    return (uint8_t)((p[0] * 19595 + p[1] * 38470 + p[2] * 7471 + 0x8000) >> 16);
+}
+
+/* Image.blend(im1, im2, alpha) of two 8-bit values. */
+static inline uint8_t aug_blend(int in1, int in2, float alpha)
+{
+    if (alpha >= 0 && alpha <= 1.0f)
+        return (uint8_t)((float)in1 + alpha * (float)(in2 - in1));
+    float t = (float)in1 + alpha * (float)(in2 - in1);
+    if (t <= 0.0f)
+        return 0;
+    if (t >= 255.0f)
+        return 255;
+    return (uint8_t)t;
+}
+
+/* Copy an image (same size) row by row. */
+static inline void aug_copy(const eqm_image *in, eqm_image *out)
+{
+    size_t row = (size_t)in->w * in->c;
+    for (int y = 0; y < in->h; y++)
+        memcpy((uint8_t *)out->data + (size_t)y * out->stride,
+               (const uint8_t *)in->data + (size_t)y * in->stride, row);
+}
+
+static inline int aug_check_u8(const eqm_host_api *api, eqm_host *h, const char *who,
+                               const eqm_image *in)
+{
+    if (in->format != EQM_PIX_U8 || (in->c != 1 && in->c != 3) || in->w <= 0 || in->h <= 0)
+        return api->set_error(h, EQM_ERR_INVAL,
+                              "%s: expects an 8-bit image with 1 or 3 channels, got %dx%dx%d "
+                              "format %u (is it placed after normalize? normalize must be last)",
+                              who, in->w, in->h, in->c, in->format);
+    return EQM_OK;
+}
+
+#endif

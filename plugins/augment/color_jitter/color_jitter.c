@@ -1,0 +1,305 @@
+/* plugins/augment/color_jitter: RandomApply([ColorJitter(b, c, s, h)], p) as in torchvision
+ * 0.14 on PIL images, the four operations in a random order.
+ *
+ * sample(): with probability p: jitter = 1, order = a uniform random permutation of
+ * {0 brightness, 1 contrast, 2 saturation, 3 hue}, factors b ~ U[max(0, 1-B), 1+B] (same for
+ * contrast C and saturation S), hue ~ U[-H, H]; a strength of 0 leaves its factor neutral.
+ * Skipped: jitter = 0, order 0,1,2,3, factors 1, 1, 1, hue 0.
+ * Record (METHOD.md §4, 9 values): jitter, order0..order3, brightness, contrast, saturation, hue.
+ * apply(): each operation reads and writes 8-bit images (the quantisation of PIL):
+ *   brightness: Image.blend(black, img, b)        (ImageEnhance.Brightness)
+ *   contrast:   Image.blend(mean-gray, img, c), mean = int(mean(L(img)) + 0.5)
+ *   saturation: Image.blend(L(img) as RGB, img, s) (ImageEnhance.Color)
+ *   hue:        PIL RGB->HSV (8-bit), H += uint8(h*255) mod 256, HSV->RGB (Convert.c)
+ *   An operation whose strength is 0 is not applied (torchvision passes None).
+ * Left out: tensor-input semantics of torchvision (they differ from PIL's).
+ */
+#include <equimod/equimod.h>
+
+#include <math.h>
+
+#include "../aug_common.h"
+
+typedef struct cj_opts {
+    double brightness, contrast, saturation, hue, p;
+} cj_opts;
+
+typedef struct cj {
+    const eqm_host_api *api;
+    eqm_host *host;
+    cj_opts o;
+} cj;
+
+static int cj_create(const eqm_host_api *api, eqm_host *host, const void *opts, void **self)
+{
+    cj *g = api->alloc(host, sizeof *g, 0);
+    *self = NULL;
+    if (!g)
+        return api->set_error(host, EQM_ERR_NOMEM, "color_jitter: out of memory");
+    g->api = api;
+    g->host = host;
+    g->o = *(const cj_opts *)opts;
+    *self = g;
+    return EQM_OK;
+}
+
+static void cj_destroy(void *self)
+{
+    cj *g = self;
+    if (g)
+        g->api->free(g->host, g);
+}
+
+static int cj_n_params(const void *self) { return 9; }
+
+static const char *cj_param_name(const void *self, int i)
+{
+    static const char *const n[9] = {"jitter", "order0", "order1", "order2", "order3",
+                                     "brightness", "contrast", "saturation", "hue"};
+    return i >= 0 && i < 9 ? n[i] : NULL;
+}
+
+static int cj_sample(const void *self, eqm_rng *rng, const eqm_augment_ctx *ctx,
+                     const eqm_image *in, float *p)
+{
+    const cj *g = self;
+    const eqm_host_api *api = g->api;
+    p[0] = 0.0f;
+    for (int k = 0; k < 4; k++)
+        p[1 + k] = (float)k;
+    p[5] = p[6] = p[7] = 1.0f;
+    p[8] = 0.0f;
+    if (!(api->rng_uniform(rng) < g->o.p))
+        return EQM_OK;
+    p[0] = 1.0f;
+    int perm[4] = {0, 1, 2, 3};
+    for (int k = 3; k > 0; k--) {
+        int j = (int)api->rng_below(rng, (uint64_t)k + 1);
+        int t = perm[k];
+        perm[k] = perm[j];
+        perm[j] = t;
+    }
+    for (int k = 0; k < 4; k++)
+        p[1 + k] = (float)perm[k];
+    const double s3[3] = {g->o.brightness, g->o.contrast, g->o.saturation};
+    for (int k = 0; k < 3; k++)
+        if (s3[k] > 0) {
+            double lo = 1 - s3[k] < 0 ? 0 : 1 - s3[k], hi = 1 + s3[k];
+            p[5 + k] = (float)(lo + (hi - lo) * api->rng_uniform(rng));
+        }
+    if (g->o.hue > 0)
+        p[8] = (float)(-g->o.hue + 2 * g->o.hue * api->rng_uniform(rng));
+    return EQM_OK;
+}
+
+static int cj_out_shape(const void *self, const eqm_image *in, int *w, int *h, int *c,
+                        uint32_t *format)
+{
+    *w = in->w;
+    *h = in->h;
+    *c = in->c;
+    *format = in->format;
+    return EQM_OK;
+}
+
+static size_t cj_scratch(const void *self, const eqm_image *in)
+{
+    return (size_t)in->w * in->h * in->c * 2 + 64;
+}
+
+/* Packed images (stride = w*c) of n pixels below. */
+static void op_lut(const uint8_t *s, uint8_t *o, size_t n, const uint8_t *lut)
+{
+    for (size_t i = 0; i < n; i++)
+        o[i] = lut[s[i]];
+}
+
+static void op_brightness(const uint8_t *s, uint8_t *o, size_t nval, float a)
+{
+    uint8_t lut[256];
+    for (int v = 0; v < 256; v++)
+        lut[v] = aug_blend(0, v, a);
+    op_lut(s, o, nval, lut);
+}
+
+static void op_contrast(const uint8_t *s, uint8_t *o, size_t npix, int c, float a)
+{
+    uint64_t sum = 0;
+    if (c == 3)
+        for (size_t i = 0; i < npix; i++)
+            sum += aug_luma(s + 3 * i);
+    else
+        for (size_t i = 0; i < npix; i++)
+            sum += s[i];
+    int mean = (int)((double)sum / (double)npix + 0.5);
+    uint8_t lut[256];
+    for (int v = 0; v < 256; v++)
+        lut[v] = aug_blend(mean, v, a);
+    op_lut(s, o, npix * c, lut);
+}
+
+static void op_saturation(const uint8_t *s, uint8_t *o, size_t npix, int c, float a)
+{
+    if (c != 3) {
+        memcpy(o, s, npix * c);
+        return;
+    }
+    if (a >= 0 && a <= 1.0f) {
+        for (size_t i = 0; i < npix; i++) {
+            int l = aug_luma(s + 3 * i);
+            for (int k = 0; k < 3; k++)
+                o[3 * i + k] = (uint8_t)((float)l + a * (float)(s[3 * i + k] - l));
+        }
+    } else {
+        for (size_t i = 0; i < npix; i++) {
+            int l = aug_luma(s + 3 * i);
+            for (int k = 0; k < 3; k++) {
+                float t = (float)l + a * (float)(s[3 * i + k] - l);
+                o[3 * i + k] = t <= 0.0f ? 0 : t >= 255.0f ? 255 : (uint8_t)t;
+            }
+        }
+    }
+}
+
+static inline uint8_t clip8i(int v) { return v <= 0 ? 0 : v >= 255 ? 255 : (uint8_t)v; }
+
+/* Pillow Convert.c rgb2hsv_row + hsv2rgb, with the hue channel shifted by `dh` (mod 256). */
+static void op_hue(const uint8_t *s, uint8_t *o, size_t npix, int c, float hue)
+{
+    if (c != 3) {
+        memcpy(o, s, npix * c);
+        return;
+    }
+    uint8_t dh = (uint8_t)(int)((double)hue * 255.0);
+    for (size_t px = 0; px < npix; px++) {
+        int r = s[3 * px], g = s[3 * px + 1], b = s[3 * px + 2];
+        int maxc = r > g ? (r > b ? r : b) : (g > b ? g : b);
+        int minc = r < g ? (r < b ? r : b) : (g < b ? g : b);
+        uint8_t uh, us, uv = (uint8_t)maxc;
+        if (minc == maxc) {
+            uh = 0;
+            us = 0;
+        } else {
+            float cr = (float)(maxc - minc);
+            float sat = cr / (float)maxc;
+            float rc = ((float)(maxc - r)) / cr;
+            float gc = ((float)(maxc - g)) / cr;
+            float bc = ((float)(maxc - b)) / cr;
+            float h;
+            if (r == maxc)
+                h = bc - gc;
+            else if (g == maxc)
+                h = (float)(2.0 + rc - bc);
+            else
+                h = (float)(4.0 + gc - rc);
+            h = (float)fmod((h / 6.0 + 1.0), 1.0);
+            uh = clip8i((int)(h * 255.0));
+            us = clip8i((int)(sat * 255.0));
+        }
+        uint8_t hh = (uint8_t)(uh + dh), ss = us, v = uv;
+        uint8_t *out = o + 3 * px;
+        if (ss == 0) {
+            out[0] = out[1] = out[2] = v;
+            continue;
+        }
+        int i = (int)floor((float)hh * 6.0 / 255.0);
+        float f = (float)((float)hh * 6.0 / 255.0 - (float)i);
+        float fs = (float)(((float)ss) / 255.0);
+        int pp = (int)round((float)v * (1.0 - fs));
+        int q = (int)round((float)v * (1.0 - fs * f));
+        int t = (int)round((float)v * (1.0 - fs * (1.0 - f)));
+        uint8_t up = clip8i(pp), uq = clip8i(q), ut = clip8i(t);
+        switch (i % 6) {
+        case 0: out[0] = v; out[1] = ut; out[2] = up; break;
+        case 1: out[0] = uq; out[1] = v; out[2] = up; break;
+        case 2: out[0] = up; out[1] = v; out[2] = ut; break;
+        case 3: out[0] = up; out[1] = uq; out[2] = v; break;
+        case 4: out[0] = ut; out[1] = up; out[2] = v; break;
+        default: out[0] = v; out[1] = up; out[2] = uq; break;
+        }
+    }
+}
+
+static int cj_apply(const void *self, const float *p, const eqm_image *in, eqm_image *out,
+                    void *scratch)
+{
+    const cj *g = self;
+    int rc = aug_check_u8(g->api, g->host, "color_jitter", in);
+    if (rc)
+        return rc;
+    if (p[0] == 0.0f) {
+        aug_copy(in, out);
+        return EQM_OK;
+    }
+    if (p[8] < -0.5f || p[8] > 0.5f)
+        return g->api->set_error(g->host, EQM_ERR_INVAL, "color_jitter: hue factor %g outside [-0.5, 0.5]",
+                                 (double)p[8]);
+    const int c = in->c;
+    const size_t npix = (size_t)in->w * in->h, nval = npix * c;
+    const int packed_out = out->stride == in->w * c;
+    uint8_t *buf[2] = {scratch, (uint8_t *)scratch + nval};
+    /* the first operation reads `in` (packed copy if strided) */
+    const uint8_t *cur;
+    if (in->stride == in->w * c) {
+        cur = in->data;
+    } else {
+        eqm_image t = {in->w, in->h, c, in->w * c, EQM_PIX_U8, buf[1]};
+        aug_copy(in, &t);
+        cur = buf[1];
+    }
+    int used = 0;
+    for (int k = 0; k < 4; k++) {
+        int op = (int)p[1 + k];
+        if (op < 0 || op > 3)
+            return g->api->set_error(g->host, EQM_ERR_INVAL, "color_jitter: order%d = %g is not 0..3", k,
+                                     (double)p[1 + k]);
+        const double strength[4] = {g->o.brightness, g->o.contrast, g->o.saturation, g->o.hue};
+        if (!(strength[op] > 0))
+            continue;
+        uint8_t *dst = buf[used & 1];
+        if (dst == cur)
+            dst = buf[(used + 1) & 1];
+        switch (op) {
+        case 0: op_brightness(cur, dst, nval, p[5]); break;
+        case 1: op_contrast(cur, dst, npix, c, p[6]); break;
+        case 2: op_saturation(cur, dst, npix, c, p[7]); break;
+        default: op_hue(cur, dst, npix, c, p[8]); break;
+        }
+        cur = dst;
+        used++;
+    }
+    if (packed_out) {
+        memcpy(out->data, cur, nval);
+    } else {
+        eqm_image t = {in->w, in->h, c, in->w * c, EQM_PIX_U8, (void *)cur};
+        aug_copy(&t, out);
+    }
+    return EQM_OK;
+}
+
+static const eqm_param_spec cj_params[] = {
+    {"brightness", EQM_PARAM_FLOAT, offsetof(cj_opts, brightness), "0.4", 0, 1e3, NULL,
+     "brightness factor ~ U[max(0, 1-B), 1+B]; 0 = off"},
+    {"contrast", EQM_PARAM_FLOAT, offsetof(cj_opts, contrast), "0.4", 0, 1e3, NULL,
+     "contrast factor ~ U[max(0, 1-C), 1+C]; 0 = off"},
+    {"saturation", EQM_PARAM_FLOAT, offsetof(cj_opts, saturation), "0.4", 0, 1e3, NULL,
+     "saturation factor ~ U[max(0, 1-S), 1+S]; 0 = off"},
+    {"hue", EQM_PARAM_FLOAT, offsetof(cj_opts, hue), "0.1", 0, 0.5, NULL,
+     "hue shift ~ U[-H, H] (fraction of the hue circle); 0 = off"},
+    {"p", EQM_PARAM_FLOAT, offsetof(cj_opts, p), "0.8", 0, 1, NULL, "probability of jittering"},
+    {NULL, 0, 0, NULL, 0, 0, NULL, NULL},
+};
+
+static const eqm_augment_ops cj_ops = {
+    sizeof(eqm_augment_ops), cj_create, cj_destroy, cj_n_params, cj_param_name,
+    cj_sample, cj_out_shape, cj_apply, cj_scratch,
+};
+
+static const eqm_plugin_desc cj_desc = {
+    EQM_DESC_HEADER(EQM_KIND_AUGMENT), "color_jitter", "1.0.0",
+    "RandomApply(ColorJitter, p), random op order, PIL semantics: t = applied, order[4], b, c, s, h",
+    cj_params, sizeof(cj_opts), &cj_ops,
+};
+
+static const eqm_plugin_desc *const descs[] = {&cj_desc};
+EQM_PLUGIN_ENTRY(descs)

@@ -1,0 +1,141 @@
+/* plugins/augment/normalize: ToTensor + Normalize (torchvision 0.14): out = (v/255 - mean) /
+ * std per channel, in float32 exactly as torch computes it (a 256-entry table per channel).
+ * Converts U8 HWC to F32 HWC: it must be the last step of a pipeline. No record in t.
+ * Options mean/std: three comma-separated numbers ("0.4914,0.4822,0.4465"); one number is
+ * used for every channel.
+ * Left out: CHW output (the backbones take NHWC).
+ */
+#include <equimod/equimod.h>
+
+#include <stdlib.h>
+
+#include "../aug_common.h"
+
+typedef struct norm_opts {
+    const char *mean, *std;
+} norm_opts;
+
+typedef struct norm {
+    const eqm_host_api *api;
+    eqm_host *host;
+    float lut[3][256];
+} norm;
+
+static int parse3(const char *s, float v[3])
+{
+    char *end;
+    int n = 0;
+    while (*s && n < 3) {
+        double d = strtod(s, &end);
+        if (end == s)
+            return -1;
+        v[n++] = (float)d;
+        s = end;
+        while (*s == ' ' || *s == ',')
+            s++;
+    }
+    if (*s)
+        return -1;
+    if (n == 1)
+        v[1] = v[2] = v[0];
+    else if (n != 3)
+        return -1;
+    return 0;
+}
+
+static int norm_create(const eqm_host_api *api, eqm_host *host, const void *opts, void **self)
+{
+    const norm_opts *o = opts;
+    float m[3], s[3];
+    *self = NULL;
+    if (parse3(o->mean, m))
+        return api->set_error(host, EQM_ERR_INVAL, "normalize: mean = '%s': expected 3 numbers 'r,g,b'", o->mean);
+    if (parse3(o->std, s) || !(s[0] > 0 && s[1] > 0 && s[2] > 0))
+        return api->set_error(host, EQM_ERR_INVAL, "normalize: std = '%s': expected 3 positive numbers 'r,g,b'",
+                              o->std);
+    norm *g = api->alloc(host, sizeof *g, 0);
+    if (!g)
+        return api->set_error(host, EQM_ERR_NOMEM, "normalize: out of memory");
+    g->api = api;
+    g->host = host;
+    for (int c = 0; c < 3; c++)
+        for (int v = 0; v < 256; v++) {
+            volatile float x = (float)v / 255.0f; /* ToTensor: float32 division */
+            volatile float d = x - m[c];
+            g->lut[c][v] = d / s[c];
+        }
+    *self = g;
+    return EQM_OK;
+}
+
+static void norm_destroy(void *self)
+{
+    norm *g = self;
+    if (g)
+        g->api->free(g->host, g);
+}
+
+static int norm_n_params(const void *self) { return 0; }
+static const char *norm_param_name(const void *self, int i) { return NULL; }
+
+static int norm_sample(const void *self, eqm_rng *rng, const eqm_augment_ctx *ctx,
+                       const eqm_image *in, float *p)
+{
+    return EQM_OK;
+}
+
+static int norm_out_shape(const void *self, const eqm_image *in, int *w, int *h, int *c,
+                          uint32_t *format)
+{
+    *w = in->w;
+    *h = in->h;
+    *c = in->c;
+    *format = EQM_PIX_F32;
+    return EQM_OK;
+}
+
+static int norm_apply(const void *self, const float *p, const eqm_image *in, eqm_image *out,
+                      void *scratch)
+{
+    const norm *g = self;
+    int rc = aug_check_u8(g->api, g->host, "normalize", in);
+    if (rc)
+        return rc;
+    const int w = in->w, c = in->c;
+    for (int y = 0; y < in->h; y++) {
+        const uint8_t *s = (const uint8_t *)in->data + (size_t)y * in->stride;
+        float *o = (float *)out->data + (size_t)y * out->stride;
+        if (c == 3)
+            for (int x = 0; x < w; x++) {
+                o[3 * x] = g->lut[0][s[3 * x]];
+                o[3 * x + 1] = g->lut[1][s[3 * x + 1]];
+                o[3 * x + 2] = g->lut[2][s[3 * x + 2]];
+            }
+        else
+            for (int x = 0; x < w; x++)
+                o[x] = g->lut[0][s[x]];
+    }
+    return EQM_OK;
+}
+
+static const eqm_param_spec norm_params[] = {
+    {"mean", EQM_PARAM_STRING, offsetof(norm_opts, mean), "0.4914,0.4822,0.4465", 0, 0, NULL,
+     "per-channel mean r,g,b (default: CIFAR-10; ImageNet: 0.485,0.456,0.406)"},
+    {"std", EQM_PARAM_STRING, offsetof(norm_opts, std), "0.247,0.243,0.261", 0, 0, NULL,
+     "per-channel std r,g,b (default: CIFAR-10; ImageNet: 0.229,0.224,0.225)"},
+    {NULL, 0, 0, NULL, 0, 0, NULL, NULL},
+};
+
+static const eqm_augment_ops norm_ops = {
+    sizeof(eqm_augment_ops), norm_create, norm_destroy, norm_n_params, norm_param_name,
+    norm_sample, norm_out_shape, norm_apply, NULL,
+};
+
+static const eqm_plugin_desc norm_desc = {
+    EQM_DESC_HEADER(EQM_KIND_AUGMENT), "normalize", "1.0.0",
+    "ToTensor + Normalize(mean, std): U8 -> F32, must be last; no t record", norm_params,
+    sizeof(norm_opts), &norm_ops,
+};
+
+static const eqm_plugin_desc *const descs[] = {&norm_desc};
+EQM_PLUGIN_ENTRY(descs)

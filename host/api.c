@@ -43,6 +43,17 @@ static int log_level_get(void)
 
 void host_log_set_level(int level) { log_level = level; }
 
+static void (*log_sink)(int, const char *, void *);
+static void *log_sink_ud;
+
+void host_log_set_sink(void (*fn)(int level, const char *line, void *ud), void *ud)
+{
+    pthread_mutex_lock(&log_mutex);
+    log_sink = fn;
+    log_sink_ud = ud;
+    pthread_mutex_unlock(&log_mutex);
+}
+
 void host_vlog(int level, const char *category, const char *fmt, va_list ap)
 {
     if (level > log_level_get())
@@ -51,12 +62,21 @@ void host_vlog(int level, const char *category, const char *fmt, va_list ap)
         level = 0;
     if (level > 4)
         level = 4;
+    char line[2048];
+    int n = snprintf(line, sizeof line, "%s %s: ", level_names[level],
+                     category ? category : "equimod");
+    if (n < 0)
+        n = 0;
+    if ((size_t)n < sizeof line)
+        vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    size_t len = strlen(line);
+    while (len && line[len - 1] == '\n')
+        line[--len] = '\0';
     pthread_mutex_lock(&log_mutex);
-    fprintf(stderr, "%s %s: ", level_names[level], category ? category : "equimod");
-    vfprintf(stderr, fmt, ap);
-    size_t n = strlen(fmt);
-    if (!n || fmt[n - 1] != '\n')
-        fputc('\n', stderr);
+    if (log_sink)
+        log_sink(level, line, log_sink_ud);
+    else
+        fprintf(stderr, "%s\n", line);
     pthread_mutex_unlock(&log_mutex);
 }
 

@@ -27,6 +27,10 @@ void host_log(int level, const char *category, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void host_vlog(int level, const char *category, const char *fmt, va_list ap);
 void host_log_set_level(int level);
+/* Route log lines to `fn` instead of stderr (NULL restores stderr). `line` is the full
+ * "level category: message" text without the newline; called under the log lock, so fn
+ * must not log. For tests and embedding. */
+void host_log_set_sink(void (*fn)(int level, const char *line, void *ud), void *ud);
 
 /* ------------------------------------------------------------------ ctx --------- */
 /* An eqm_host is what a plugin instance receives: it carries the label used to prefix
@@ -124,6 +128,32 @@ int param_parse(const eqm_param_spec *p, const char *text, void *field, char *er
                 size_t errlen);
 /* Validate an option table (keys, types, defaults in range). */
 int param_table_check(const eqm_param_spec *spec, char *err, size_t errlen);
+/* Helpers of params.c: key syntax [a-z0-9_]+ (1 = valid); "bool", "int", ... (NULL if the
+ * type is unknown); C size of a type's field (0 if unknown); number of entries before the
+ * NULL key (capped at 256); "[min, max]" / "a|b|c" / "true|false" / "" for describe. */
+int param_key_valid(const char *s);
+const char *param_type_name(uint32_t type);
+size_t param_field_size(uint32_t type);
+size_t param_table_len(const eqm_param_spec *spec);
+void param_range_text(const eqm_param_spec *p, char *buf, size_t n);
+/* Did-you-mean: the candidate closest to `word` by Levenshtein distance, or NULL when
+ * none is close enough (distance > max(2, len/3)) or `word` itself is a candidate. */
+const char *suggest_closest(const char *word, const char *const *cands, size_t n);
+/* Resolve a whole config against the registry and host_sections[] (sections.h): every
+ * section of the file is bound (plugin sections through config_bind_plugin, host sections
+ * through their spec; absent host sections get their defaults), missing required sections
+ * are errors, then config_check_unused. The bound option structs stay owned by the config
+ * and can be fetched below. Returns EQM_OK or a negative status with a message in err.
+ * The registry must outlive every use of the config's plugin sections. */
+int config_resolve(eqm_config *c, const eqm_registry *r, char *err, size_t errlen);
+/* After config_resolve: the option struct bound for `section` (NULL if none), and the
+ * plugin that section names (NULL for host sections). */
+const void *config_section_opts(const eqm_config *c, const char *section);
+const eqm_plugin *config_section_plugin(const eqm_config *c, const char *section);
+/* Used by config_resolve: hand a bound option struct (malloc'd; the config frees it) and
+ * the section's plugin (may be NULL) to the config. EQM_ERR_NOTFOUND if no such section. */
+int config_section_attach(eqm_config *c, const char *section, const eqm_plugin *plugin,
+                          void *opts);
 
 /* ------------------------------------------------------------------ commands ---- */
 /* Common command-line state: every command accepts --plugin-path DIR (repeatable) and

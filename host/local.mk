@@ -5,7 +5,14 @@ noinst_LTLIBRARIES += libeqmhost.la
 libeqmhost_la_SOURCES = \
 	host/core.h \
 	host/api.c \
-	host/commands.def
+	host/commands.def \
+	host/sections.h \
+	host/params.c \
+	host/registry.c \
+	host/config.c \
+	host/sections.c \
+	host/resolve.c \
+	host/cli.c
 libeqmhost_la_CFLAGS = $(AM_CFLAGS) $(OPENBLAS_CFLAGS) $(URING_CFLAGS) $(ARCHIVE_CFLAGS) \
 	$(TURBOJPEG_CFLAGS) $(ZLIB_CFLAGS) $(INIH_CFLAGS) $(JANSSON_CFLAGS) $(PNG_CFLAGS)
 libeqmhost_la_LIBADD = $(OPENBLAS_LIBS) $(URING_LIBS) $(ARCHIVE_LIBS) $(TURBOJPEG_LIBS) \

@@ -26,4 +26,12 @@ typedef struct host_section {
 extern const host_section host_sections[]; /* terminated by name == NULL */
 const host_section *host_section_find(const char *section_name);
 
+/* [run]: options of a run as a whole (host/sections.c). */
+typedef struct run_opts {
+    int64_t seed;        /* base seed of every random stream */
+    const char *out_dir; /* parent folder of run folders */
+    const char *name;    /* run folder name; "" = derived from the config */
+} run_opts;
+extern const eqm_param_spec run_spec[];
+
 #endif

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include <jpeglib.h>
+#include <jerror.h>
 #include <turbojpeg.h>
 
 #include "core.h"
@@ -113,8 +114,12 @@ static void cmyk_row_to_rgb(const uint8_t *in, uint8_t *out, int w, int inverted
 /* Decode rows [ry, ry+rh) and at least columns [rx, rx+rw) of the image scaled by
  * num/8. rw == 0 means the full width, rh == 0 the full height. On success `out` holds the
  * rows with out->w >= rw columns starting at scaled column *ox. */
-static int decode_impl(eqm_host *h, const void *data, size_t n, int num, int rx, int ry,
-                       int rw, int rh, eqm_image *out, size_t cap, int *ox, int *oy)
+typedef struct region {
+    int x, y, w, h;
+} region;
+
+static int decode_impl(eqm_host *h, const void *data, size_t n, int num, region *rg,
+                       eqm_image *out, size_t cap, int *ox, int *oy)
 {
     if (!data || n < 4 || !out || !out->data || num < 1 || num > 8)
         return host_ctx_set_error(h, EQM_ERR_INVAL, "jpeg_decode: bad arguments (n=%zu, "
@@ -143,14 +148,15 @@ static int decode_impl(eqm_host *h, const void *data, size_t n, int num, int rx,
     ci.dct_method = JDCT_ISLOW;
     jpeg_calc_output_dimensions(&ci);
     int SW = (int)ci.output_width, SH = (int)ci.output_height;
-    if (rw <= 0) {
-        rx = 0;
-        rw = SW;
+    if (rg->w <= 0) {
+        rg->x = 0;
+        rg->w = SW;
     }
-    if (rh <= 0) {
-        ry = 0;
-        rh = SH;
+    if (rg->h <= 0) {
+        rg->y = 0;
+        rg->h = SH;
     }
+    const int rx = rg->x, ry = rg->y, rw = rg->w, rh = rg->h;
     if (rx < 0 || ry < 0 || rx + rw > SW || ry + rh > SH) {
         jpeg_destroy_decompress(&ci);
         return host_ctx_set_error(h, EQM_ERR_INVAL,
@@ -214,7 +220,8 @@ static int img_jpeg_decode(eqm_host *h, const void *data, size_t n, int scale_de
     if (scale_denom != 1 && scale_denom != 2 && scale_denom != 4 && scale_denom != 8)
         return host_ctx_set_error(h, EQM_ERR_INVAL,
                                   "jpeg_decode: scale_denom %d (use 1, 2, 4 or 8)", scale_denom);
-    return decode_impl(h, data, n, 8 / scale_denom, 0, 0, 0, 0, out, cap, NULL, NULL);
+    region rg = {0, 0, 0, 0};
+    return decode_impl(h, data, n, 8 / scale_denom, &rg, out, cap, NULL, NULL);
 }
 
 static int img_jpeg_decode_region(eqm_host *h, const void *data, size_t n, int scale_num,
@@ -223,7 +230,8 @@ static int img_jpeg_decode_region(eqm_host *h, const void *data, size_t n, int s
 {
     if (w < 0 || ht < 0)
         return host_ctx_set_error(h, EQM_ERR_INVAL, "jpeg_decode_region: negative size");
-    return decode_impl(h, data, n, scale_num, x, y, w, ht, out, cap, out_x, out_y);
+    region rg = {x, y, w, ht};
+    return decode_impl(h, data, n, scale_num, &rg, out, cap, out_x, out_y);
 }
 
 /* ------------------------------------------------------------------ resample ---- */

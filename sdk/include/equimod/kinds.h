@@ -41,6 +41,36 @@ typedef struct eqm_dataset_info {
                                  (path)"), owned by the instance; NULL if none */
 } eqm_dataset_info;
 
+/* One grouped sample of a tar shard (WebDataset layout: members KEY.EXT sharing KEY).
+ * Built by the host; borrowed by the plugin for one decode call. */
+typedef struct eqm_raw_member {
+    const char *ext;   /* extension after the key ("jpg", "cls"), lower case as stored */
+    const void *data;  /* member bytes */
+    size_t size;       /* bytes */
+} eqm_raw_member;
+
+typedef struct eqm_raw_sample {
+    uint32_t size;                 /* sizeof(eqm_raw_sample) in the host */
+    const char *key;               /* member path without its extension(s) */
+    const char *shard;             /* path of the shard it came from (messages) */
+    int64_t index;                 /* position in this epoch's stream (0-based) */
+    int n_members;                 /* = number of stream_members extensions */
+    const eqm_raw_member *members; /* (n_members), in stream_members order */
+} eqm_raw_sample;
+
+/* Where a streaming dataset's samples are and how to read them (eqm_dataset_ops.
+ * stream_source). The host may override the reading options from its own config. */
+enum eqm_stream_io { EQM_STREAM_IO_AUTO = 0, EQM_STREAM_IO_URING = 1, EQM_STREAM_IO_PREAD = 2 };
+enum eqm_stream_on_bad { EQM_STREAM_BAD_SKIP = 0, EQM_STREAM_BAD_FAIL = 1 };
+typedef struct eqm_stream_source {
+    uint32_t size;           /* set by the caller */
+    const char *shards;      /* "dir/train-{000000..001023}.tar" or "@list.txt" */
+    int64_t n_samples;       /* samples per epoch if known (from an index file), else -1 */
+    int64_t shuffle_buffer;  /* samples in the cross-shard shuffle buffer (0 = none) */
+    int io;                  /* enum eqm_stream_io */
+    int on_bad;              /* enum eqm_stream_on_bad */
+} eqm_stream_source;
+
 typedef struct eqm_dataset_ops {
     uint32_t size;
     /* REQUIRED. Open split `split` ("train" or "test"). */
@@ -56,6 +86,30 @@ typedef struct eqm_dataset_ops {
      * the same instance. Returns EQM_OK, EQM_SKIP (bad sample, message set), or < 0. */
     int (*get)(const void *self, int64_t index, eqm_image *img, size_t img_capacity_bytes,
                int32_t *label);
+
+    /* ---- appended in 1.0 development (issue 6): streaming datasets (tar shards) ----
+     * A streaming dataset (info->n_samples = -1, get = NULL) names its shards and the
+     * member extensions of a sample; the HOST reads the shards (io_uring/pread), parses
+     * the tar stream, groups members by key, shuffles, and hands each sample to decode().
+     * A plugin implementing streaming MUST set all three fields below. */
+
+    /* Required member extensions of one sample, ';' separated, e.g. "jpg;cls" (static
+     * string or owned by the plugin file). eqm_raw_sample.members follow this order. */
+    const char *stream_members;
+    /* Fill *src with the instance's shard list and reading options (strings owned by the
+     * instance, valid until close). Called once after open, on the owner thread. */
+    int (*stream_source)(const void *self, eqm_stream_source *src);
+    /* Turn one grouped sample into an image and a label. img->data is caller-owned
+     * (img_capacity_bytes); the plugin writes U8 HWC and sets w/h/c/stride. scale_num
+     * (1..8) asks for DCT-domain downscaling by scale_num/8 (8 = full size); *orig_w /
+     * *orig_h get the size of the original image whatever the scale (crop records of t
+     * are in original pixels, METHOD.md §4). If the image does not fit, the plugin sets
+     * img->w/h/c to the needed size and returns EQM_ERR_NOMEM (the caller grows its
+     * buffer and calls again). MAY be called concurrently from several threads on the
+     * same instance; `raw` is borrowed for the call. Returns EQM_OK, EQM_SKIP (bad sample:
+     * corrupt JPEG, bad label; message set), or < 0. */
+    int (*decode)(const void *self, const eqm_raw_sample *raw, int scale_num, eqm_image *img,
+                  size_t img_capacity_bytes, int32_t *label, int *orig_w, int *orig_h);
 } eqm_dataset_ops;
 
 /* ------------------------------------------------------------------ augment ------ */

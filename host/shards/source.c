@@ -17,6 +17,8 @@
 #include "loader/loader.h"
 #include "shards.h"
 
+SHARDS_LINK_IMAGE;
+
 typedef struct src_ctx {
     const eqm_dataset_ops *ops;
     void *self;

@@ -26,6 +26,8 @@
 #include "core.h"
 #include "shards.h"
 
+SHARDS_LINK_IMAGE;
+
 #define MAX_MEMBERS 8
 
 typedef struct sample {

@@ -31,6 +31,9 @@
 #include <archive_entry.h>
 
 #include "core.h"
+#include "shards.h"
+
+SHARDS_LINK_IMAGE;
 
 typedef struct item {
     char *cls;     /* class name */

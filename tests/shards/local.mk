@@ -1,1 +1,14 @@
-# tests/shards (owner fills this in)
+# tests/shards: image services, shard streaming, shard writer + imagenet_tar plugin.
+# Fixtures: tests/shards/fixtures (made by tests/shards/gen_fixtures.py, committed).
+check_PROGRAMS += tests/shards/check_image tests/shards/check_stream tests/shards/check_shards_plugin
+TESTS += tests/shards/check_image tests/shards/check_stream tests/shards/check_shards_plugin
+tests_shards_check_image_SOURCES = tests/shards/check_image.c tests/shards/shard_util.h
+tests_shards_check_image_CFLAGS = $(TEST_CFLAGS) $(TURBOJPEG_CFLAGS) $(ARCHIVE_CFLAGS)
+tests_shards_check_image_LDADD = libeqmhost.la $(TEST_LIBS)
+tests_shards_check_stream_SOURCES = tests/shards/check_stream.c tests/shards/shard_util.h
+tests_shards_check_stream_CFLAGS = $(TEST_CFLAGS) $(TURBOJPEG_CFLAGS) $(ARCHIVE_CFLAGS)
+tests_shards_check_stream_LDADD = libeqmhost.la $(TEST_LIBS)
+tests_shards_check_shards_plugin_SOURCES = tests/shards/check_shards_plugin.c tests/shards/shard_util.h
+tests_shards_check_shards_plugin_CFLAGS = $(TEST_CFLAGS) $(TURBOJPEG_CFLAGS) $(ARCHIVE_CFLAGS)
+tests_shards_check_shards_plugin_LDADD = libeqmhost.la $(TEST_LIBS)
+EXTRA_DIST += tests/shards/gen_fixtures.py tests/shards/fixtures

@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include <jansson.h>
 
 #include "core.h"
+#include "train/model.h"
 #include "train/safetensors.h"
 
 #define ST_MAX_HEADER (100u << 20) /* the reference reader's limit: 100 MB */
@@ -524,3 +526,231 @@ fail:
     json_decref(root);
     return st;
 }
+
+/* ------------------------------------------------------------------ backbone interchange */
+
+static int xfail(char *err, size_t errlen, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int xfail(char *err, size_t errlen, int status, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return status;
+}
+
+/* Append to a bounded message. */
+static void cat(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void cat(char *buf, size_t n, const char *fmt, ...)
+{
+    size_t l = strlen(buf);
+    if (l + 1 >= n)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + l, n - l, fmt, ap);
+    va_end(ap);
+}
+
+static int ends_with(const char *s, const char *suf)
+{
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && !strcmp(s + a - b, suf);
+}
+
+/* PyTorch shape of a module tensor (4-D: OHWI -> OIHW). */
+static void torch_shape(const eqm_tensor_info *ti, int64_t *sh)
+{
+    if (ti->ndim == 4) {
+        sh[0] = ti->shape[0], sh[1] = ti->shape[3], sh[2] = ti->shape[1], sh[3] = ti->shape[2];
+    } else {
+        for (int d = 0; d < ti->ndim; d++)
+            sh[d] = ti->shape[d];
+    }
+}
+
+int st_export_backbone(const eqm_model *m, const char *path, int64_t num_batches_tracked,
+                       const char *const *meta, char *err, size_t errlen)
+{
+    const eqm_module_inst *mi = &m->mod[EQM_SLOT_BACKBONE];
+    if (!m->finalized || !mi->plugin)
+        return xfail(err, errlen, EQM_ERR_STATE, "export: the model has no finalized backbone");
+    int st = EQM_ERR_NOMEM;
+    st_writer *w = st_writer_create();
+    float **conv = calloc((size_t)mi->n_tensors + 1, sizeof *conv);
+    int n_bn = 0;
+    for (int i = 0; i < mi->n_tensors; i++)
+        n_bn += ends_with(mi->info[i].name, ".running_var");
+    int64_t *nbt = malloc(((size_t)n_bn + 1) * sizeof *nbt);
+    char **nbt_names = calloc((size_t)n_bn + 1, sizeof *nbt_names);
+    if (!w || !conv || !nbt || !nbt_names) {
+        xfail(err, errlen, st, "export: out of memory");
+        goto done;
+    }
+    st_writer_meta(w, "format", "pt");
+    for (int i = 0; meta && meta[i] && meta[i + 1]; i += 2)
+        st_writer_meta(w, meta[i], meta[i + 1]);
+    int b = 0;
+    for (int i = 0; i < mi->n_tensors; i++) {
+        const eqm_tensor_info *ti = &mi->info[i];
+        int64_t sh[4];
+        torch_shape(ti, sh);
+        const float *src = mi->param[i];
+        if (ti->ndim == 4) { /* (O, kh, kw, I) -> (O, I, kh, kw) */
+            int O = ti->shape[0], KH = ti->shape[1], KW = ti->shape[2], I = ti->shape[3];
+            conv[i] = malloc(mi->numel[i] * sizeof(float));
+            if (!conv[i]) {
+                xfail(err, errlen, st, "export: out of memory");
+                goto done;
+            }
+            for (int o = 0; o < O; o++)
+                for (int y = 0; y < KH; y++)
+                    for (int x = 0; x < KW; x++)
+                        for (int c = 0; c < I; c++)
+                            conv[i][(((size_t)o * I + c) * KH + y) * KW + x] =
+                                src[(((size_t)o * KH + y) * KW + x) * I + c];
+            src = conv[i];
+        }
+        if ((st = st_writer_add(w, ti->name, "F32", ti->ndim, sh, src, err, errlen)) < 0)
+            goto done;
+        if (ends_with(ti->name, ".running_var")) {
+            size_t l = strlen(ti->name) - strlen(".running_var");
+            size_t nl = l + sizeof ".num_batches_tracked";
+            nbt_names[b] = malloc(nl);
+            if (!nbt_names[b]) {
+                st = xfail(err, errlen, EQM_ERR_NOMEM, "export: out of memory");
+                goto done;
+            }
+            snprintf(nbt_names[b], nl, "%.*s.num_batches_tracked", (int)l, ti->name);
+            nbt[b] = num_batches_tracked;
+            if ((st = st_writer_add(w, nbt_names[b], "I64", 0, NULL, &nbt[b], err, errlen)) < 0)
+                goto done;
+            b++;
+        }
+    }
+    st = st_writer_write(w, path, err, errlen);
+done:
+    for (int i = 0; conv && i < mi->n_tensors; i++)
+        free(conv[i]);
+    for (int i = 0; nbt_names && i < n_bn; i++)
+        free(nbt_names[i]);
+    free(conv);
+    free(nbt);
+    free(nbt_names);
+    st_writer_destroy(w);
+    return st;
+}
+
+#define MAX_LISTED 12
+
+int st_import_backbone(eqm_model *m, const char *path, char *err, size_t errlen)
+{
+    eqm_module_inst *mi = &m->mod[EQM_SLOT_BACKBONE];
+    if (!m->finalized || !mi->plugin)
+        return xfail(err, errlen, EQM_ERR_STATE, "import: the model has no finalized backbone");
+    st_file *f = NULL;
+    int st = st_read(path, &f, err, errlen);
+    if (st < 0)
+        return st;
+    char missing[1024] = "", extra[1024] = "", bad[2048] = "";
+    int n_missing = 0, n_extra = 0, n_bad = 0;
+    /* Pass 1: validate everything. */
+    for (int i = 0; i < mi->n_tensors; i++) {
+        const eqm_tensor_info *ti = &mi->info[i];
+        const st_tensor *t = st_find(f, ti->name);
+        if (!t) {
+            if (n_missing++ < MAX_LISTED)
+                cat(missing, sizeof missing, "%s%s", n_missing > 1 ? ", " : "", ti->name);
+            continue;
+        }
+        int64_t sh[4];
+        torch_shape(ti, sh);
+        int same = t->ndim == ti->ndim;
+        for (int d = 0; same && d < ti->ndim; d++)
+            same = t->shape[d] == sh[d];
+        int fl = !strcmp(t->dtype, "F32") || !strcmp(t->dtype, "F64");
+        if (!same || !fl) {
+            if (n_bad++ < MAX_LISTED) {
+                cat(bad, sizeof bad, "%s%s: ", n_bad > 1 ? "; " : "", ti->name);
+                if (!fl)
+                    cat(bad, sizeof bad, "dtype %s (need F32)", t->dtype);
+                if (!same) {
+                    cat(bad, sizeof bad, "%sshape [", fl ? "" : ", ");
+                    for (int d = 0; d < t->ndim; d++)
+                        cat(bad, sizeof bad, "%s%" PRId64, d ? ", " : "", t->shape[d]);
+                    cat(bad, sizeof bad, "] in the file, [");
+                    for (int d = 0; d < ti->ndim; d++)
+                        cat(bad, sizeof bad, "%s%" PRId64, d ? ", " : "", sh[d]);
+                    cat(bad, sizeof bad, "] expected");
+                }
+            }
+        }
+    }
+    for (int j = 0; j < st_count(f); j++) {
+        const char *name = st_at(f, j)->name;
+        int known = model_find(m, EQM_SLOT_BACKBONE, name) >= 0;
+        if (!known && ends_with(name, ".num_batches_tracked")) {
+            char rv[256];
+            size_t l = strlen(name) - strlen(".num_batches_tracked");
+            snprintf(rv, sizeof rv, "%.*s.running_var", (int)l, name);
+            known = model_find(m, EQM_SLOT_BACKBONE, rv) >= 0;
+        }
+        if (!known && n_extra++ < MAX_LISTED)
+            cat(extra, sizeof extra, "%s%s", n_extra > 1 ? ", " : "", name);
+    }
+    if (n_missing || n_extra || n_bad) {
+        char msg[4096] = "";
+        cat(msg, sizeof msg, "%s does not match backbone/%s:", path, mi->plugin->desc.name);
+        if (n_missing)
+            cat(msg, sizeof msg, " %d missing tensor(s): %s%s.", n_missing, missing,
+                n_missing > MAX_LISTED ? ", ..." : "");
+        if (n_extra)
+            cat(msg, sizeof msg, " %d unexpected tensor(s): %s%s.", n_extra, extra,
+                n_extra > MAX_LISTED ? ", ..." : "");
+        if (n_bad)
+            cat(msg, sizeof msg, " %d mismatched: %s%s.", n_bad, bad,
+                n_bad > MAX_LISTED ? "; ..." : "");
+        cat(msg, sizeof msg,
+            "\nhint: check the [backbone] options (depth, stem, width) against the PyTorch "
+            "model; save its state_dict without fc (model.fc = torch.nn.Identity())");
+        xfail(err, errlen, EQM_ERR_FORMAT, "%s", msg);
+        st_close(f);
+        return EQM_ERR_FORMAT;
+    }
+    /* Pass 2: copy (conv: OIHW -> OHWI). */
+    float *tmp = NULL;
+    size_t tmp_n = 0;
+    for (int i = 0; i < mi->n_tensors && st == EQM_OK; i++) {
+        const eqm_tensor_info *ti = &mi->info[i];
+        const st_tensor *t = st_find(f, ti->name);
+        if (ti->ndim != 4) {
+            st = st_to_f32(t, mi->param[i], mi->numel[i], err, errlen);
+            continue;
+        }
+        if (tmp_n < mi->numel[i]) {
+            float *nt = realloc(tmp, mi->numel[i] * sizeof *nt);
+            if (!nt) {
+                st = xfail(err, errlen, EQM_ERR_NOMEM, "import: out of memory");
+                break;
+            }
+            tmp = nt, tmp_n = mi->numel[i];
+        }
+        if ((st = st_to_f32(t, tmp, mi->numel[i], err, errlen)) < 0)
+            break;
+        int O = ti->shape[0], KH = ti->shape[1], KW = ti->shape[2], I = ti->shape[3];
+        float *dst = mi->param[i];
+        for (int o = 0; o < O; o++)
+            for (int y = 0; y < KH; y++)
+                for (int x = 0; x < KW; x++)
+                    for (int c = 0; c < I; c++)
+                        dst[(((size_t)o * KH + y) * KW + x) * I + c] =
+                            tmp[(((size_t)o * I + c) * KH + y) * KW + x];
+    }
+    free(tmp);
+    st_close(f);
+    return st;
+}
+

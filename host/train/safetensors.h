@@ -71,7 +71,7 @@ void st_writer_destroy(st_writer *w);
 /* Element size of a dtype name, 0 if unknown. */
 size_t st_dtype_size(const char *dtype);
 
-/* ---- Backbone interchange with PyTorch (implemented in host/train/export.c) ----------
+/* ---- Backbone interchange with PyTorch (the model side; used by `equimod export`) ----
  * Names are the module's tensor names (torchvision's for resnet). Layout conversion: every
  * 4-D tensor is a conv weight, OHWI in equimod and OIHW in PyTorch, and is transposed; other
  * tensors are copied. For each tensor NAME.running_var (a BN), NAME.num_batches_tracked is

@@ -1,1 +1,9 @@
-# tests/backbone (owner fills this in)
+# tests/backbone: resnet plugin (dlopen), model flat buffers, safetensors, PyTorch interchange.
+check_PROGRAMS += tests/backbone/check_backbone
+TESTS += tests/backbone/check_backbone
+tests_backbone_check_backbone_SOURCES = tests/backbone/check_backbone.c
+tests_backbone_check_backbone_CFLAGS = $(TEST_CFLAGS)
+tests_backbone_check_backbone_LDADD = libeqmhost.la $(TEST_LIBS)
+EXTRA_DIST += tests/backbone/gen_fixtures.py tests/backbone/st_io.py \
+	tests/backbone/fixtures/r18_weights.safetensors tests/backbone/fixtures/r18_ref.safetensors \
+	tests/backbone/fixtures/r50_weights.safetensors tests/backbone/fixtures/r50_ref.safetensors

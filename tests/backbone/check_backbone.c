@@ -1,0 +1,722 @@
+/* tests/backbone/check_backbone.c: the resnet backbone plugin (loaded by dlopen through the
+ * registry), the model's flat buffers, safetensors and PyTorch interchange.
+ *
+ *   structure      tensor names/shapes/flags and parameter counts equal torchvision's
+ *                  (ResNet-18 CIFAR 11,168,832 trainable; ResNet-50 23,508,032)
+ *   init           Kaiming normal fan-out statistics, BN 1/0, zero_init_residual
+ *   grad_fd        finite differences of L = sum(h * dout) w.r.t. the input and 3 entries
+ *                  of every trainable tensor: ResNet-18 CIFAR stem (8 channels, 4 rows,
+ *                  16x16) and ImageNet stem (4 channels, 2 rows, 64x64) in training mode,
+ *                  ResNet-50 (4 channels, 2 rows) in eval mode at 16x16 and training mode at
+ *                  32x32. Input sizes keep the last BN over >= 8 values (at M = 2-3 the net
+ *                  is so curved that no step works). Central differences in float at eps
+ *                  3e-3, 1e-3, 3e-4, 1e-4: an entry passes when one of them gives |fd - an|
+ *                  <= 3e-2 * max(|fd|, |an|) + 5e-3; 2% of the entries may fail (a ReLU
+ *                  kink inside every step). A wrong gradient (sign, factor, missing term)
+ *                  fails at every step.
+ *   torch_ref      tests/backbone/fixtures (gen_fixtures.py): outputs, dL/dx, every weight
+ *                  gradient, running stats after one training pass, eval output; relative
+ *                  tolerance 1e-4 on outputs, 1e-3 on gradients (max abs diff over the
+ *                  tensor divided by max(1, max |ref|)), 1e-4 on running stats
+ *   export         export -> import round trip bit-identical; file layout (OIHW, I64
+ *                  num_batches_tracked); strict import errors name the tensors
+ *   target         use_target forward: equals the online training forward when the target
+ *                  weights are equal, leaves running stats alone, and does not disturb the
+ *                  saved activations (the online backward is bit-identical)
+ * Plugin file: $EQUIMOD_PLUGIN_PATH/backbone_resnet.so, else
+ * $EQM_BUILDDIR/plugins/backbone/resnet/.libs/backbone_resnet.so.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core.h"
+#include "train/model.h"
+#include "train/safetensors.h"
+
+static eqm_registry *reg;
+static const eqm_plugin *resnet_plugin;
+
+static void load_plugin(void)
+{
+    if (resnet_plugin)
+        return;
+    char path[4096] = "";
+    const char *pp = getenv("EQUIMOD_PLUGIN_PATH"), *bd = getenv("EQM_BUILDDIR");
+    if (pp) {
+        snprintf(path, sizeof path, "%s/backbone_resnet.so", pp);
+        if (access(path, R_OK))
+            path[0] = 0;
+    }
+    if (!path[0] && bd)
+        snprintf(path, sizeof path, "%s/plugins/backbone/resnet/.libs/backbone_resnet.so", bd);
+    ck_assert_msg(path[0] && !access(path, R_OK),
+                  "backbone_resnet.so not found (EQUIMOD_PLUGIN_PATH=%s EQM_BUILDDIR=%s)",
+                  pp ? pp : "", bd ? bd : "");
+    reg = registry_create();
+    ck_assert_ptr_nonnull(reg);
+    ck_assert_int_ge(registry_load_file(reg, path), 1);
+    resnet_plugin = registry_find(reg, EQM_KIND_BACKBONE, "resnet");
+    ck_assert_msg(resnet_plugin != NULL, "%s holds no backbone/resnet", path);
+}
+
+/* Option struct from the plugin's own table: defaults, then "key=value" overrides. */
+static void *make_opts(const char *const *kv)
+{
+    const eqm_plugin *p = resnet_plugin;
+    void *o = calloc(1, p->desc.params_size);
+    char err[512];
+    ck_assert_ptr_nonnull(o);
+    for (const eqm_param_spec *s = p->desc.params; s && s->key; s++)
+        ck_assert_msg(param_parse(s, s->def ? s->def : "", (char *)o + s->offset, err,
+                                  sizeof err) == EQM_OK,
+                      "default of %s: %s", s->key, err);
+    for (int i = 0; kv && kv[i]; i++) {
+        const char *eq = strchr(kv[i], '=');
+        ck_assert_ptr_nonnull(eq);
+        const eqm_param_spec *s = p->desc.params;
+        while (s->key && strncmp(s->key, kv[i], (size_t)(eq - kv[i])))
+            s++;
+        ck_assert_msg(s->key != NULL, "no option %s", kv[i]);
+        ck_assert_msg(param_parse(s, eq + 1, (char *)o + s->offset, err, sizeof err) == EQM_OK,
+                      "%s: %s", kv[i], err);
+    }
+    return o;
+}
+
+typedef struct net {
+    eqm_model m;
+    void *opts;
+    int H, W, rows, D;
+    const eqm_module_ops *ops;
+    void *self;
+} net;
+
+static void net_build(net *n, const char *const *kv, int H, int W, int rows, uint64_t seed)
+{
+    char err[1024];
+    load_plugin();
+    memset(n, 0, sizeof *n);
+    n->opts = make_opts(kv);
+    n->H = H, n->W = W, n->rows = rows;
+    eqm_module_cfg cfg = {sizeof cfg, H, W, 3, 0, 0, rows};
+    ck_assert_msg(model_add_module(&n->m, resnet_plugin, n->opts, &cfg, err, sizeof err) == 0,
+                  "%s", err);
+    ck_assert_msg(model_finalize(&n->m, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(model_init(&n->m, seed, err, sizeof err) == 0, "%s", err);
+    n->ops = n->m.mod[0].ops;
+    n->self = n->m.mod[0].self;
+    n->D = n->m.mod[0].out_dim;
+}
+
+static void net_free(net *n)
+{
+    model_destroy(&n->m);
+    free(n->opts);
+}
+
+static int fwd(net *n, const float *x, float *out, int train)
+{
+    eqm_module_io io;
+    memset(&io, 0, sizeof io);
+    io.size = sizeof io;
+    io.rows = n->rows, io.train = train, io.in = x, io.out = out;
+    int st = n->ops->forward(n->self, &io);
+    ck_assert_msg(st == 0, "forward: %s", host_ctx_error(n->m.mod[0].ctx));
+    return st;
+}
+
+static void bwd(net *n, const float *x, const float *dout, float *din, int train)
+{
+    eqm_module_io io;
+    memset(&io, 0, sizeof io);
+    io.size = sizeof io;
+    io.rows = n->rows, io.train = train, io.in = x, io.dout = dout, io.din = din;
+    ck_assert_msg(n->ops->backward(n->self, &io) == 0, "backward: %s",
+                  host_ctx_error(n->m.mod[0].ctx));
+}
+
+static uint64_t lcg = 88172645463325252ull;
+static float frand(void) /* N(0,1)-ish, deterministic */
+{
+    double s = 0;
+    for (int i = 0; i < 4; i++) {
+        lcg = lcg * 6364136223846793005ull + 1442695040888963407ull;
+        s += (double)(lcg >> 11) * 0x1.0p-53;
+    }
+    return (float)((s - 2.0) * 1.7320508);
+}
+
+/* ------------------------------------------------------------------ structure --- */
+
+START_TEST(test_structure)
+{
+    static const char *const r18[] = {"depth=18", "stem=cifar", NULL};
+    static const char *const r50[] = {"depth=50", "stem=imagenet", NULL};
+    net n;
+    net_build(&n, r18, 32, 32, 0, 1);
+    ck_assert_int_eq(n.D, 512);
+    ck_assert_int_eq(n.m.mod[0].n_tensors, 100); /* 20 conv+BN units x 5 */
+    ck_assert_uint_eq(n.m.n_trainable, 11168832u);
+    const eqm_tensor_info *ti = n.m.mod[0].info;
+    ck_assert_str_eq(ti[0].name, "conv1.weight");
+    ck_assert_int_eq(ti[0].shape[0], 64);
+    ck_assert_int_eq(ti[0].shape[1], 3);
+    ck_assert_int_eq(ti[0].shape[3], 3);
+    ck_assert_uint_eq(ti[0].flags, EQM_T_DECAY | EQM_T_EMA);
+    ck_assert_str_eq(ti[1].name, "bn1.weight");
+    ck_assert_uint_eq(ti[1].flags, EQM_T_EMA);
+    ck_assert_str_eq(ti[4].name, "bn1.running_var");
+    ck_assert_uint_eq(ti[4].flags, EQM_T_BUFFER | EQM_T_EMA);
+    ck_assert_ptr_null(n.m.mod[0].grad[4]);
+    int k = model_find(&n.m, 0, "layer2.0.downsample.0.weight");
+    ck_assert_int_ge(k, 0);
+    ck_assert_int_eq(ti[k].shape[0], 128);
+    ck_assert_int_eq(ti[k].shape[1], 1);
+    ck_assert_int_eq(ti[k].shape[3], 64);
+    ck_assert_int_ge(model_find(&n.m, 0, "layer4.1.bn2.running_mean"), 0);
+    ck_assert_int_lt(model_find(&n.m, 0, "layer1.0.downsample.0.weight"), 0);
+    for (int i = 0; i < n.m.mod[0].n_tensors; i++)
+        ck_assert_uint_eq(n.m.mod[0].offset[i] % EQM_MODEL_ALIGN_FLOATS, 0);
+    net_free(&n);
+    net_build(&n, r50, 64, 64, 0, 1);
+    ck_assert_int_eq(n.D, 2048);
+    ck_assert_int_eq(n.m.mod[0].n_tensors, 265); /* 53 units */
+    ck_assert_uint_eq(n.m.n_trainable, 23508032u);
+    k = model_find(&n.m, 0, "layer1.0.downsample.1.running_var");
+    ck_assert_int_ge(k, 0);
+    ck_assert_int_eq(n.m.mod[0].info[k].shape[0], 256);
+    k = model_find(&n.m, 0, "layer3.5.conv3.weight");
+    ck_assert_int_eq(n.m.mod[0].info[k].shape[0], 1024);
+    ck_assert_int_eq(n.m.mod[0].info[k].shape[3], 256);
+    net_free(&n);
+}
+END_TEST
+
+START_TEST(test_init)
+{
+    static const char *const kv[] = {"depth=18", NULL};
+    net n;
+    net_build(&n, kv, 32, 32, 0, 42);
+    /* layer3.0.conv2: 256 x 3 x 3 x 256, std sqrt(2 / (256 * 9)) */
+    int k = model_find(&n.m, 0, "layer3.0.conv2.weight");
+    const float *w = n.m.mod[0].param[k];
+    size_t ne = n.m.mod[0].numel[k];
+    double s = 0, s2 = 0;
+    for (size_t i = 0; i < ne; i++)
+        s += w[i], s2 += (double)w[i] * w[i];
+    double mean = s / ne, sd = sqrt(s2 / ne - mean * mean), want = sqrt(2.0 / (256 * 9));
+    ck_assert_msg(fabs(sd / want - 1) < 0.01 && fabs(mean) < 0.01 * want,
+                  "std %g want %g, mean %g", sd, want, mean);
+    /* zero_init_residual (default true): layerX.Y.bn2 weight 0, bn1 weight 1 */
+    const float *g2 = n.m.mod[0].param[model_find(&n.m, 0, "layer2.1.bn2.weight")];
+    const float *g1 = n.m.mod[0].param[model_find(&n.m, 0, "layer2.1.bn1.weight")];
+    const float *rv = n.m.mod[0].param[model_find(&n.m, 0, "layer2.1.bn1.running_var")];
+    const float *dsg = n.m.mod[0].param[model_find(&n.m, 0, "layer2.0.downsample.1.weight")];
+    for (int c = 0; c < 128; c++) {
+        ck_assert_float_eq(g2[c], 0.f);
+        ck_assert_float_eq(g1[c], 1.f);
+        ck_assert_float_eq(rv[c], 1.f);
+        ck_assert_float_eq(dsg[c], 1.f);
+    }
+    /* same seed, same weights; another seed, others */
+    net n2;
+    net_build(&n2, kv, 32, 32, 0, 42);
+    ck_assert(!memcmp(n.m.params, n2.m.params, n.m.n_floats * sizeof(float)));
+    net_free(&n2);
+    static const char *const kv2[] = {"depth=18", "zero_init_residual=false", NULL};
+    net_build(&n2, kv2, 32, 32, 0, 43);
+    ck_assert(memcmp(n.m.params, n2.m.params, n.m.n_floats * sizeof(float)));
+    ck_assert_float_eq(n2.m.mod[0].param[model_find(&n2.m, 0, "layer2.1.bn2.weight")][0], 1.f);
+    net_free(&n2);
+    net_free(&n);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ grad_fd ----- */
+
+/* Perturb BN gamma/beta so that no branch is dead and BN's affine gradients are generic.
+ * The last BN of each residual branch gets a small gamma (0.1..0.3): a 16-block net of
+ * 4-channel layers with unit gammas is chaotic (gradients ~1e3, no usable FD step). */
+static void randomise_bn(net *n)
+{
+    eqm_module_inst *mi = &n->m.mod[0];
+    const char *last = model_find(&n->m, 0, "layer1.0.bn3.weight") >= 0 ? "bn3.weight"
+                                                                         : "bn2.weight";
+    for (int i = 0; i < mi->n_tensors; i++) {
+        const char *nm = mi->info[i].name;
+        size_t l = strlen(nm);
+        int is_w = l > 7 && !strcmp(nm + l - 7, ".weight") && mi->info[i].ndim == 1;
+        int is_b = l > 5 && !strcmp(nm + l - 5, ".bias");
+        int is_last = l > 10 && !strcmp(nm + l - 10, last);
+        for (size_t j = 0; j < mi->numel[i]; j++) {
+            if (is_last)
+                mi->param[i][j] = 0.1f + 0.2f * fabsf(frand()) / 2.5f;
+            else if (is_w)
+                mi->param[i][j] = 0.8f + 0.4f * fabsf(frand());
+            if (is_b)
+                mi->param[i][j] = 0.2f * frand();
+        }
+    }
+}
+
+static int fd_train = 1; /* BN mode of the finite-difference case being run */
+
+static double loss_of(net *n, const float *x, const float *dout, float *out)
+{
+    fwd(n, x, out, fd_train);
+    double L = 0;
+    for (int i = 0; i < n->rows * n->D; i++)
+        L += (double)out[i] * dout[i];
+    return L;
+}
+
+/* Central difference of L w.r.t. *p at eps 1e-3, 3e-4 and 1e-4; returns the smallest
+ * error in units of the tolerance (<= 1 passes), *fd_out the difference at that eps. The
+ * narrow test nets are kinky (ReLUs near 0, BN over few values): a right gradient matches
+ * at one of the steps, a wrong one (sign, factor, missing term) at none. */
+static double fd_check(net *n, float *p, double an, const float *x, const float *dout,
+                       float *out, double *fd_out)
+{
+    static const float steps[] = {3e-3f, 1e-3f, 3e-4f, 1e-4f};
+    double best = INFINITY;
+    float v = *p;
+    for (int k = 0; k < 4; k++) {
+        float eps = steps[k];
+        *p = v + eps;
+        double lp = loss_of(n, x, dout, out);
+        *p = v - eps;
+        double lm = loss_of(n, x, dout, out);
+        *p = v;
+        double fd = (lp - lm) / (2 * (double)eps);
+        double e = fabs(fd - an) / (3e-2 * fmax(fabs(fd), fabs(an)) + 5e-3);
+        if (e < best)
+            best = e, *fd_out = fd;
+        if (e <= 1)
+            break;
+    }
+    return best;
+}
+
+static void grad_fd_case(const char *const *kv, int H, int W, int rows, int train)
+{
+    fd_train = train;
+    net n;
+    lcg = 88172645463325252ull; /* same draws whether or not Check forks */
+    net_build(&n, kv, H, W, rows, 7);
+    randomise_bn(&n);
+    size_t nx = (size_t)rows * H * W * 3;
+    float *x = malloc(nx * sizeof *x), *din = calloc(nx, sizeof *din);
+    float *out = malloc((size_t)rows * n.D * sizeof *out);
+    float *dout = malloc((size_t)rows * n.D * sizeof *dout);
+    for (size_t i = 0; i < nx; i++)
+        x[i] = frand();
+    for (int i = 0; i < rows * n.D; i++)
+        dout[i] = frand();
+    model_zero_grad(&n.m);
+    loss_of(&n, x, dout, out);
+    bwd(&n, x, dout, din, train);
+    int checked = 0, bad = 0;
+    double worst = 0;
+    char where[128] = "";
+    /* input: 24 entries spread over the tensor */
+    for (int k = 0; k < 24; k++) {
+        size_t i = (size_t)k * 7919 % nx;
+        double fd, an = din[i], e = fd_check(&n, &x[i], an, x, dout, out, &fd);
+        checked++;
+        if (e > 1) {
+            bad++;
+            if (e > worst)
+                worst = e, snprintf(where, sizeof where, "input[%zu] fd %g an %g", i, fd, an);
+        }
+    }
+    /* every trainable tensor: 3 entries */
+    eqm_module_inst *mi = &n.m.mod[0];
+    for (int t = 0; t < mi->n_tensors; t++) {
+        if (!mi->grad[t])
+            continue;
+        for (int k = 0; k < 3; k++) {
+            size_t i = ((size_t)k * 104729 + 17 * (size_t)t) % mi->numel[t];
+            double fd, an = mi->grad[t][i];
+            double e = fd_check(&n, &mi->param[t][i], an, x, dout, out, &fd);
+            checked++;
+            if (e > 1) {
+                bad++;
+                if (e > worst)
+                    worst = e, snprintf(where, sizeof where, "%s[%zu] fd %g an %g",
+                                        mi->info[t].name, i, fd, an);
+            }
+        }
+    }
+    /* A ReLU kink crossed by +-eps can spoil a rare entry: allow 2% of them. */
+    ck_assert_msg(bad <= checked / 50, "%d of %d gradient entries off (worst %.1fx tol: %s)", bad,
+                  checked, worst, where);
+    fprintf(stderr, "grad_fd %s/%s/%s: %d entries, %d outside tolerance\n", kv[0], kv[1],
+            train ? "train" : "eval", checked, bad);
+    free(x), free(din), free(out), free(dout);
+    net_free(&n);
+}
+
+START_TEST(test_grad_fd_r18_cifar)
+{
+    static const char *const kv[] = {"depth=18", "stem=cifar", "width=0.125",
+                                     "zero_init_residual=false", NULL};
+    grad_fd_case(kv, 16, 16, 4, 1);
+}
+END_TEST
+
+START_TEST(test_grad_fd_r18_imagenet)
+{
+    static const char *const kv[] = {"depth=18", "stem=imagenet", "width=0.0625",
+                                     "zero_init_residual=false", NULL};
+    grad_fd_case(kv, 64, 64, 2, 1);
+}
+END_TEST
+
+START_TEST(test_grad_fd_r50)
+{
+    static const char *const kv[] = {"depth=50", "stem=cifar", "width=0.0625",
+                                     "zero_init_residual=false", NULL};
+    grad_fd_case(kv, 16, 16, 2, 0);
+}
+END_TEST
+
+START_TEST(test_grad_fd_r50_train)
+{
+    static const char *const kv[] = {"depth=50", "stem=cifar", "width=0.0625",
+                                     "zero_init_residual=false", NULL};
+    grad_fd_case(kv, 32, 32, 2, 1);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ torch_ref --- */
+
+static char *fixture(const char *name)
+{
+    static char buf[2][4096];
+    static int k;
+    const char *src = getenv("EQM_SRCDIR");
+    k ^= 1;
+    snprintf(buf[k], sizeof buf[k], "%s/tests/backbone/fixtures/%s", src ? src : EQM_SRCDIR,
+             name);
+    return buf[k];
+}
+
+static const float *ref_f32(st_file *f, const char *name, size_t numel)
+{
+    const st_tensor *t = st_find(f, name);
+    ck_assert_msg(t != NULL, "fixture lacks %s", name);
+    ck_assert_str_eq(t->dtype, "F32");
+    ck_assert_uint_eq(t->numel, numel);
+    return t->data; /* F32 data of our own fixtures is 4-byte aligned (written F32 only) */
+}
+
+/* max |a - b| / max(1, max |b|) */
+static double rel_err(const float *a, const float *b, size_t n)
+{
+    double d = 0, m = 0;
+    for (size_t i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)a[i] - b[i]));
+        m = fmax(m, fabs((double)b[i]));
+    }
+    return d / fmax(1.0, m);
+}
+
+static void torch_case(const char *name, const char *const *kv, int HW, int rows)
+{
+    char err[4096], fn[64];
+    net n;
+    net_build(&n, kv, HW, HW, rows, 1);
+    snprintf(fn, sizeof fn, "%s_weights.safetensors", name);
+    ck_assert_msg(st_import_backbone(&n.m, fixture(fn), err, sizeof err) == 0, "%s", err);
+    snprintf(fn, sizeof fn, "%s_ref.safetensors", name);
+    st_file *f = NULL;
+    ck_assert_msg(st_read(fixture(fn), &f, err, sizeof err) == 0, "%s", err);
+    size_t nx = (size_t)rows * HW * HW * 3, no = (size_t)rows * n.D;
+    const float *x = ref_f32(f, "input_nhwc", nx);
+    float *out = malloc(no * sizeof *out), *din = calloc(nx, sizeof *din);
+    model_zero_grad(&n.m);
+    fwd(&n, x, out, 1);
+    double e_out = rel_err(out, ref_f32(f, "out", no), no);
+    bwd(&n, x, ref_f32(f, "dout", no), din, 1);
+    double e_din = rel_err(din, ref_f32(f, "din_nhwc", nx), nx);
+    double e_g = 0, e_rs = 0;
+    char worst[96] = "";
+    eqm_module_inst *mi = &n.m.mod[0];
+    float *tmp = NULL;
+    for (int t = 0; t < mi->n_tensors; t++) {
+        char key[160];
+        const eqm_tensor_info *ti = &mi->info[t];
+        if (mi->grad[t]) {
+            snprintf(key, sizeof key, "grad.%s", ti->name);
+            const float *r = ref_f32(f, key, mi->numel[t]);
+            const float *g = mi->grad[t];
+            if (ti->ndim == 4) { /* ours OHWI -> OIHW */
+                int O = ti->shape[0], KH = ti->shape[1], KW = ti->shape[2], I = ti->shape[3];
+                tmp = realloc(tmp, mi->numel[t] * sizeof *tmp);
+                for (int o = 0; o < O; o++)
+                    for (int y = 0; y < KH; y++)
+                        for (int xx = 0; xx < KW; xx++)
+                            for (int c = 0; c < I; c++)
+                                tmp[(((size_t)o * I + c) * KH + y) * KW + xx] =
+                                    g[(((size_t)o * KH + y) * KW + xx) * I + c];
+                g = tmp;
+            }
+            double e = rel_err(g, r, mi->numel[t]);
+            if (e > e_g)
+                e_g = e, snprintf(worst, sizeof worst, "%s", ti->name);
+        } else {
+            snprintf(key, sizeof key, "after.%s", ti->name);
+            e_rs = fmax(e_rs, rel_err(mi->param[t], ref_f32(f, key, mi->numel[t]), mi->numel[t]));
+        }
+    }
+    fwd(&n, x, out, 0);
+    double e_eval = rel_err(out, ref_f32(f, "out_eval", no), no);
+    fprintf(stderr,
+            "torch_ref %s: out %.2e, din %.2e, grads %.2e (worst %s), running stats %.2e, "
+            "eval out %.2e\n",
+            name, e_out, e_din, e_g, worst, e_rs, e_eval);
+    ck_assert_msg(e_out < 1e-4, "%s: output differs from PyTorch by %g", name, e_out);
+    ck_assert_msg(e_din < 1e-3, "%s: dL/dx differs by %g", name, e_din);
+    ck_assert_msg(e_g < 1e-3, "%s: weight gradient %s differs by %g", name, worst, e_g);
+    ck_assert_msg(e_rs < 1e-4, "%s: running statistics differ by %g", name, e_rs);
+    ck_assert_msg(e_eval < 1e-4, "%s: eval output differs by %g", name, e_eval);
+    free(tmp), free(out), free(din);
+    st_close(f);
+    net_free(&n);
+}
+
+START_TEST(test_torch_r18)
+{
+    static const char *const kv[] = {"depth=18", "stem=cifar", "width=0.0625", NULL};
+    torch_case("r18", kv, 16, 2);
+}
+END_TEST
+
+START_TEST(test_torch_r50)
+{
+    static const char *const kv[] = {"depth=50", "stem=imagenet", "width=0.0625", NULL};
+    torch_case("r50", kv, 64, 2);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ export ------ */
+
+static void tmp_path(char *buf, size_t n, const char *stem)
+{
+    const char *bd = getenv("EQM_BUILDDIR");
+    snprintf(buf, n, "%s/tests/backbone/%s.%d.safetensors", bd ? bd : ".", stem, (int)getpid());
+}
+
+START_TEST(test_export_roundtrip)
+{
+    static const char *const kv[] = {"depth=18", "stem=cifar", "width=0.125", NULL};
+    char err[4096], path[4096];
+    net a, b;
+    net_build(&a, kv, 32, 32, 0, 5);
+    net_build(&b, kv, 32, 32, 0, 6);
+    randomise_bn(&a); /* non-default BN values must travel too */
+    eqm_module_inst *ma = &a.m.mod[0], *mb = &b.m.mod[0];
+    for (int t = 0; t < ma->n_tensors; t++)
+        if (ma->info[t].flags & EQM_T_BUFFER)
+            for (size_t j = 0; j < ma->numel[t]; j++)
+                ma->param[t][j] = 0.5f + fabsf(frand());
+    ck_assert(memcmp(a.m.params, b.m.params, a.m.n_floats * sizeof(float)));
+    tmp_path(path, sizeof path, "roundtrip");
+    static const char *const meta[] = {"k", "v", NULL};
+    ck_assert_msg(st_export_backbone(&a.m, path, 3, meta, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(st_import_backbone(&b.m, path, err, sizeof err) == 0, "%s", err);
+    ck_assert(!memcmp(a.m.params, b.m.params, a.m.n_floats * sizeof(float)));
+    /* layout seen by PyTorch */
+    st_file *f;
+    ck_assert_msg(st_read(path, &f, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(st_count(f), ma->n_tensors + ma->n_tensors / 5);
+    const st_tensor *t = st_find(f, "conv1.weight");
+    ck_assert_int_eq(t->ndim, 4);
+    ck_assert(t->shape[0] == 8 && t->shape[1] == 3 && t->shape[2] == 3 && t->shape[3] == 3);
+    t = st_find(f, "layer2.0.downsample.0.weight");
+    ck_assert(t->shape[0] == 16 && t->shape[1] == 8 && t->shape[2] == 1);
+    float w;
+    int k = model_find(&a.m, 0, "conv1.weight"); /* OIHW [o=1][i=2][y=0][x=1] = OHWI [1][0][1][2] */
+    memcpy(&w, (const float *)st_find(f, "conv1.weight")->data + ((1 * 3 + 2) * 3 + 0) * 3 + 1,
+           4);
+    ck_assert_float_eq(w, ma->param[k][((1 * 3 + 0) * 3 + 1) * 3 + 2]);
+    t = st_find(f, "layer3.1.bn2.num_batches_tracked");
+    ck_assert_ptr_nonnull(t);
+    ck_assert_str_eq(t->dtype, "I64");
+    ck_assert_int_eq(t->ndim, 0);
+    int64_t nbt;
+    memcpy(&nbt, t->data, 8);
+    ck_assert_int_eq(nbt, 3);
+    ck_assert_str_eq(st_metadata(f, "format"), "pt");
+    ck_assert_str_eq(st_metadata(f, "k"), "v");
+    st_close(f);
+    unlink(path);
+    (void)mb;
+    net_free(&a);
+    net_free(&b);
+}
+END_TEST
+
+/* Write the exported tensors of `a` again, with edits, through the writer. */
+START_TEST(test_import_errors)
+{
+    static const char *const kv[] = {"depth=18", "stem=cifar", "width=0.0625", NULL};
+    static const char *const kv_wide[] = {"depth=18", "stem=cifar", "width=0.125", NULL};
+    char err[4096], good[4096], path[4096];
+    net a, b;
+    net_build(&a, kv, 16, 16, 0, 5);
+    net_build(&b, kv_wide, 16, 16, 0, 5);
+    tmp_path(good, sizeof good, "good");
+    tmp_path(path, sizeof path, "bad");
+    ck_assert_msg(st_export_backbone(&a.m, good, 0, NULL, err, sizeof err) == 0, "%s", err);
+    st_file *f;
+    ck_assert_msg(st_read(good, &f, err, sizeof err) == 0, "%s", err);
+    /* (1) a missing tensor and an extra one */
+    st_writer *w = st_writer_create();
+    for (int i = 0; i < st_count(f); i++) {
+        const st_tensor *t = st_at(f, i);
+        if (!strcmp(t->name, "layer3.0.bn1.bias"))
+            continue;
+        ck_assert_int_eq(st_writer_add(w, t->name, t->dtype, t->ndim, t->shape, t->data, err,
+                                       sizeof err), 0);
+    }
+    float fcw[4] = {0};
+    int64_t fcs[2] = {2, 2};
+    st_writer_add(w, "fc.weight", "F32", 2, fcs, fcw, err, sizeof err);
+    ck_assert_int_eq(st_writer_write(w, path, err, sizeof err), 0);
+    st_writer_destroy(w);
+    ck_assert_int_eq(st_import_backbone(&a.m, path, err, sizeof err), EQM_ERR_FORMAT);
+    ck_assert_msg(strstr(err, "missing tensor(s): layer3.0.bn1.bias") &&
+                      strstr(err, "unexpected tensor(s): fc.weight"),
+                  "%s", err);
+    /* (2) wrong widths: every shape named */
+    ck_assert_int_eq(st_import_backbone(&b.m, good, err, sizeof err), EQM_ERR_FORMAT);
+    ck_assert_msg(strstr(err, "conv1.weight: shape [4, 3, 3, 3] in the file, [8, 3, 3, 3] "
+                              "expected"),
+                  "%s", err);
+    /* (3) malformed files */
+    FILE *fp = fopen(path, "wb");
+    fwrite("\x0e\0\0\0\0\0\0\0{\"a\": {\"dtype\"", 1, 22, fp);
+    fclose(fp);
+    ck_assert_int_eq(st_import_backbone(&a.m, path, err, sizeof err), EQM_ERR_FORMAT);
+    ck_assert_msg(strstr(err, "bad JSON header"), "%s", err);
+    const char hole[] = "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}";
+    unsigned char buf[128] = {0};
+    buf[0] = (unsigned char)(sizeof hole - 1);
+    memcpy(buf + 8, hole, sizeof hole - 1);
+    st_file *g = NULL;
+    ck_assert_int_eq(st_parse(buf, 8 + sizeof hole - 1 + 8, "mem", &g, err, sizeof err),
+                     EQM_ERR_FORMAT);
+    ck_assert_msg(strstr(err, "leaves a hole"), "%s", err);
+    ck_assert_int_eq(st_parse(buf, 8 + sizeof hole - 1 + 4, "mem", &g, err, sizeof err),
+                     EQM_ERR_FORMAT);
+    ck_assert_msg(strstr(err, "out of the data region"), "%s", err);
+    ck_assert_int_eq(st_read("/nonexistent/x.safetensors", &g, err, sizeof err), EQM_ERR_IO);
+    st_close(f);
+    unlink(good);
+    unlink(path);
+    net_free(&a);
+    net_free(&b);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ target ------ */
+
+START_TEST(test_target_forward)
+{
+    static const char *const kv[] = {"depth=18", "stem=imagenet", "width=0.0625",
+                                     "zero_init_residual=false", NULL};
+    const int rows = 3, HW = 16;
+    net n;
+    net_build(&n, kv, HW, HW, rows, 9);
+    randomise_bn(&n);
+    eqm_module_inst *mi = &n.m.mod[0];
+    /* Bind a target buffer by hand (the model makes one only for NEEDS_TARGET methods). */
+    float *tgt = calloc(n.m.n_floats, sizeof *tgt);
+    float **tp = calloc((size_t)mi->n_tensors, sizeof *tp);
+    memcpy(tgt, n.m.params, n.m.n_floats * sizeof *tgt);
+    for (int i = 0; i < mi->n_tensors; i++)
+        tp[i] = tgt + mi->offset[i];
+    eqm_module_bind bd = {sizeof bd, mi->param, mi->grad, tp, mi->act};
+    ck_assert_int_eq(n.ops->bind(n.self, &bd), 0);
+    size_t nx = (size_t)rows * HW * HW * 3, no = (size_t)rows * n.D;
+    float *x = malloc(nx * 4), *o1 = malloc(no * 4), *o2 = malloc(no * 4), *dout = malloc(no * 4);
+    float *g1 = malloc(n.m.n_floats * 4), *din1 = calloc(nx, 4), *din2 = calloc(nx, 4);
+    for (size_t i = 0; i < nx; i++)
+        x[i] = frand();
+    for (size_t i = 0; i < no; i++)
+        dout[i] = frand();
+    /* reference: online forward + backward */
+    model_zero_grad(&n.m);
+    fwd(&n, x, o1, 1);
+    bwd(&n, x, dout, din1, 1);
+    memcpy(g1, n.m.grads, n.m.n_floats * 4);
+    /* the target forward with equal weights gives the online training output */
+    float *rs_before = malloc(n.m.n_floats * 4);
+    memcpy(rs_before, n.m.params, n.m.n_floats * 4);
+    memcpy(tgt, n.m.params, n.m.n_floats * 4);
+    eqm_module_io io;
+    memset(&io, 0, sizeof io);
+    io.size = sizeof io, io.rows = rows, io.train = 0, io.use_target = 1, io.in = x, io.out = o2;
+    ck_assert_int_eq(n.ops->forward(n.self, &io), 0);
+    ck_assert_msg(!memcmp(o1, o2, no * 4), "target forward differs from online forward");
+    ck_assert(!memcmp(rs_before, n.m.params, n.m.n_floats * 4)); /* no running update */
+    /* online forward, a target forward with other weights in between, backward: identical */
+    for (size_t i = 0; i < n.m.n_floats; i++)
+        tgt[i] *= 1.1f;
+    memcpy(n.m.params, rs_before, n.m.n_floats * 4);
+    model_zero_grad(&n.m);
+    fwd(&n, x, o1, 1);
+    ck_assert_int_eq(n.ops->forward(n.self, &io), 0);
+    ck_assert(memcmp(o1, o2, no * 4));
+    bwd(&n, x, dout, din2, 1);
+    ck_assert(!memcmp(g1, n.m.grads, n.m.n_floats * 4));
+    ck_assert(!memcmp(din1, din2, nx * 4));
+    /* backward without din is fine; rows mismatch is refused */
+    bwd(&n, x, dout, NULL, 1);
+    eqm_module_io bad;
+    memset(&bad, 0, sizeof bad);
+    bad.size = sizeof bad, bad.rows = 2, bad.in = x, bad.dout = dout;
+    ck_assert_int_eq(n.ops->backward(n.self, &bad), EQM_ERR_STATE);
+    bad.rows = rows + 1, bad.out = o1;
+    ck_assert_int_eq(n.ops->forward(n.self, &bad), EQM_ERR_INVAL);
+    free(x), free(o1), free(o2), free(dout), free(g1), free(din1), free(din2), free(rs_before);
+    free(tgt), free(tp);
+    net_free(&n);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("backbone");
+    TCase *tc = tcase_create("resnet");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_structure);
+    tcase_add_test(tc, test_init);
+    tcase_add_test(tc, test_grad_fd_r18_cifar);
+    tcase_add_test(tc, test_grad_fd_r18_imagenet);
+    tcase_add_test(tc, test_grad_fd_r50);
+    tcase_add_test(tc, test_grad_fd_r50_train);
+    tcase_add_test(tc, test_torch_r18);
+    tcase_add_test(tc, test_torch_r50);
+    tcase_add_test(tc, test_export_roundtrip);
+    tcase_add_test(tc, test_import_errors);
+    tcase_add_test(tc, test_target_forward);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

@@ -214,6 +214,33 @@ static char *reader(char *str, int num, void *stream)
     size_t start = 0;
     while (start < len && (p->buf[start] == ' ' || p->buf[start] == '\t'))
         start++;
+    if (p->buf[start] == '[') {
+        /* record the section at its own line (inih reports only key lines), so that empty
+         * sections exist and messages point at the header */
+        const char *close = memchr(p->buf + start, ']', len - start);
+        if (!close) {
+            snprintf(p->err, sizeof p->err,
+                     "%s:%d: syntax error: '[' without ']'\nhint: a section header looks "
+                     "like [backbone]",
+                     p->c->path, p->lineno);
+            return NULL;
+        }
+        char name[LINE_CONTENT_MAX + 1];
+        size_t nl = (size_t)(close - (p->buf + start + 1));
+        memcpy(name, p->buf + start + 1, nl);
+        name[nl] = '\0';
+        if (!section_name_valid(name)) {
+            snprintf(p->err, sizeof p->err,
+                     "%s:%d: [%s]: bad section name\nhint: section names are lower-case "
+                     "words [a-z0-9_] joined by dots, like [augment.view1]",
+                     p->c->path, p->lineno, name);
+            return NULL;
+        }
+        if (!find_section(p->c, name) && !add_section(p->c, name, p->lineno)) {
+            snprintf(p->err, sizeof p->err, "%s:%d: out of memory", p->c->path, p->lineno);
+            return NULL;
+        }
+    }
     memcpy(str, p->buf + start, len - start);
     str[len - start] = '\n';
     str[len - start + 1] = '\0';
@@ -323,6 +350,8 @@ static int value_writable(const char *v, char *why, size_t n)
 
 int config_set(eqm_config *c, const char *assignment, char *err, size_t errlen)
 {
+    while (*assignment == ' ' || *assignment == '\t')
+        assignment++;
     const char *eq = strchr(assignment, '=');
     if (!eq) {
         snprintf(err, errlen,
@@ -426,6 +455,13 @@ const char *config_where(const eqm_config *c, const char *section, const char *k
     int line = 0;
     if (s) {
         line = s->line;
+        if (!key && !line) {
+            for (size_t i = 0; i < s->n; i++)
+                if (!s->keys[i].line) {
+                    snprintf(mc->where, sizeof mc->where, "--set %s", section);
+                    return mc->where;
+                }
+        }
         if (key) {
             const cfg_key *k = find_key(s, key);
             line = k ? k->line : 0;

@@ -1,1 +1,64 @@
-# tests/plugins (owner fills this in)
+# tests/plugins: loader tests against real shared objects, and the SDK-only build test.
+# The tp_*.la fixtures are check_LTLIBRARIES: real .so files in tests/plugins/.libs
+# ($EQM_TEST_PLUGIN_DIR), built for `make check` only and never installed.
+check_LTLIBRARIES += tests/plugins/tp_a_valid.la
+tests_plugins_tp_a_valid_la_SOURCES = tests/plugins/tp_a_valid.c tests/plugins/tp_common.h
+tests_plugins_tp_a_valid_la_CFLAGS = $(AM_CFLAGS)
+tests_plugins_tp_a_valid_la_LDFLAGS = $(TEST_PLUGIN_LINK)
+check_LTLIBRARIES += tests/plugins/tp_bad_noentry.la
+tests_plugins_tp_bad_noentry_la_SOURCES = tests/plugins/tp_bad_noentry.c tests/plugins/tp_common.h
+tests_plugins_tp_bad_noentry_la_CFLAGS = $(AM_CFLAGS)
+# no -export-symbols-regex here: with nothing matching it libtool writes an empty
+# version script that ld rejects
+tests_plugins_tp_bad_noentry_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere $(EQM_LDFLAGS)
+check_LTLIBRARIES += tests/plugins/tp_bad_major.la
+tests_plugins_tp_bad_major_la_SOURCES = tests/plugins/tp_bad_major.c tests/plugins/tp_common.h
+tests_plugins_tp_bad_major_la_CFLAGS = $(AM_CFLAGS)
+tests_plugins_tp_bad_major_la_LDFLAGS = $(TEST_PLUGIN_LINK)
+check_LTLIBRARIES += tests/plugins/tp_bad_minor.la
+tests_plugins_tp_bad_minor_la_SOURCES = tests/plugins/tp_bad_minor.c tests/plugins/tp_common.h
+tests_plugins_tp_bad_minor_la_CFLAGS = $(AM_CFLAGS)
+tests_plugins_tp_bad_minor_la_LDFLAGS = $(TEST_PLUGIN_LINK)
+check_LTLIBRARIES += tests/plugins/tp_bad_short.la
+tests_plugins_tp_bad_short_la_SOURCES = tests/plugins/tp_bad_short.c tests/plugins/tp_common.h
+tests_plugins_tp_bad_short_la_CFLAGS = $(AM_CFLAGS)
+tests_plugins_tp_bad_short_la_LDFLAGS = $(TEST_PLUGIN_LINK)
+check_LTLIBRARIES += tests/plugins/tp_bad_nullfn.la
+tests_plugins_tp_bad_nullfn_la_SOURCES = tests/plugins/tp_bad_nullfn.c tests/plugins/tp_common.h
+tests_plugins_tp_bad_nullfn_la_CFLAGS = $(AM_CFLAGS)
+tests_plugins_tp_bad_nullfn_la_LDFLAGS = $(TEST_PLUGIN_LINK)
+check_LTLIBRARIES += tests/plugins/tp_bad_kind.la
+tests_plugins_tp_bad_kind_la_SOURCES = tests/plugins/tp_bad_kind.c tests/plugins/tp_common.h
+tests_plugins_tp_bad_kind_la_CFLAGS = $(AM_CFLAGS)
+tests_plugins_tp_bad_kind_la_LDFLAGS = $(TEST_PLUGIN_LINK)
+check_LTLIBRARIES += tests/plugins/tp_bad_opsnull.la
+tests_plugins_tp_bad_opsnull_la_SOURCES = tests/plugins/tp_bad_opsnull.c tests/plugins/tp_common.h
+tests_plugins_tp_bad_opsnull_la_CFLAGS = $(AM_CFLAGS)
+tests_plugins_tp_bad_opsnull_la_LDFLAGS = $(TEST_PLUGIN_LINK)
+check_LTLIBRARIES += tests/plugins/tp_bad_opssize.la
+tests_plugins_tp_bad_opssize_la_SOURCES = tests/plugins/tp_bad_opssize.c tests/plugins/tp_common.h
+tests_plugins_tp_bad_opssize_la_CFLAGS = $(AM_CFLAGS)
+tests_plugins_tp_bad_opssize_la_LDFLAGS = $(TEST_PLUGIN_LINK)
+check_LTLIBRARIES += tests/plugins/tp_bad_name.la
+tests_plugins_tp_bad_name_la_SOURCES = tests/plugins/tp_bad_name.c tests/plugins/tp_common.h
+tests_plugins_tp_bad_name_la_CFLAGS = $(AM_CFLAGS)
+tests_plugins_tp_bad_name_la_LDFLAGS = $(TEST_PLUGIN_LINK)
+check_LTLIBRARIES += tests/plugins/tp_bad_params.la
+tests_plugins_tp_bad_params_la_SOURCES = tests/plugins/tp_bad_params.c tests/plugins/tp_common.h
+tests_plugins_tp_bad_params_la_CFLAGS = $(AM_CFLAGS)
+tests_plugins_tp_bad_params_la_LDFLAGS = $(TEST_PLUGIN_LINK)
+check_LTLIBRARIES += tests/plugins/tp_z_dup.la
+tests_plugins_tp_z_dup_la_SOURCES = tests/plugins/tp_z_dup.c tests/plugins/tp_common.h
+tests_plugins_tp_z_dup_la_CFLAGS = $(AM_CFLAGS)
+tests_plugins_tp_z_dup_la_LDFLAGS = $(TEST_PLUGIN_LINK)
+
+check_PROGRAMS += tests/plugins/check_loader
+TESTS += tests/plugins/check_loader
+tests_plugins_check_loader_SOURCES = tests/plugins/check_loader.c
+tests_plugins_check_loader_CFLAGS = $(TEST_CFLAGS)
+tests_plugins_check_loader_LDADD = libeqmhost.la $(TEST_LIBS)
+
+# Out-of-tree build of sdk/example against the SDK headers only, NEEDED check, load test.
+TESTS += tests/plugins/sdk_example.test
+EXTRA_DIST += tests/plugins/sdk_example.test sdk/ABI.md sdk/README.md \
+	sdk/example/example_invert.c sdk/example/Makefile

@@ -1,1 +1,11 @@
-# tests/unit (owner fills this in)
+# tests/unit: host modules. check_config reads real INI files (libinih) and resolves them
+# against the loader fixture plugin tests/plugins/tp_a_valid.so; cli.test drives the
+# built ./equimod (plugins, describe, config and their errors).
+check_PROGRAMS += tests/unit/check_config
+TESTS += tests/unit/check_config
+tests_unit_check_config_SOURCES = tests/unit/check_config.c
+tests_unit_check_config_CFLAGS = $(TEST_CFLAGS)
+tests_unit_check_config_LDADD = libeqmhost.la $(TEST_LIBS)
+
+TESTS += tests/unit/cli.test
+EXTRA_DIST += tests/unit/cli.test

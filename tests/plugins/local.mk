@@ -61,4 +61,4 @@ tests_plugins_check_loader_LDADD = libeqmhost.la $(TEST_LIBS)
 # Out-of-tree build of sdk/example against the SDK headers only, NEEDED check, load test.
 TESTS += tests/plugins/sdk_example.test
 EXTRA_DIST += tests/plugins/sdk_example.test sdk/ABI.md sdk/README.md \
-	sdk/example/example_invert.c sdk/example/Makefile
+	sdk/example/example_invert.c sdk/example/GNUmakefile

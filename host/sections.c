@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "sections.h"
+#include "loader/loader.h"
 
 const eqm_param_spec run_spec[] = {
     {"seed", EQM_PARAM_INT, offsetof(run_opts, seed), "0", 0, 9007199254740992.0, NULL,
@@ -37,6 +38,8 @@ const host_section host_sections[] = {
     {"equimod", EQM_KIND_EQUIMOD, NULL, 0, 0, "the equivariance module (optional)"},
     /* host sections: name, -1, spec, sizeof opts, required, help (one line each) */
     {"run", -1, run_spec, sizeof(run_opts), 0, "seed, output folder and name of a run"},
+    {"loader", -1, loader_section_spec, sizeof(loader_cfg), 0, "batch queue: batch size, workers, prefetch, shuffle, t standardisation"},
+    {"views", -1, views_section_spec, sizeof(views_cfg), 0, "pipelines ([augment.NAME] lists) of the original view, view1, view2 and evaluation"},
     {NULL, 0, NULL, 0, 0, NULL},
 };
 

@@ -2,8 +2,9 @@
  * pipelines into ready-to-train batches of three views plus their parameter vectors t.
  *
  * Config (sections bound by the loader; host sections "loader" and "views"):
- *   [dataset]        plugin = cifar10 (or any dataset plugin) + its options
- *   [loader]         batch_size, workers, prefetch, drop_last, shuffle, seed,
+ *   [data]           plugin = cifar10 (or any dataset plugin) + its options
+ *   [run]            seed: the base seed of every shuffle and augmentation stream
+ *   [loader]         batch_size, workers, prefetch, drop_last, shuffle,
  *                    t_standardize = cifar_simclr|imagenet_simclr|byol_cifar|byol_imagenet|
  *                                    estimate|none, t_estimate_samples
  *   [views]          view1 = names of [augment.NAME] sections, in order (space separated)
@@ -142,7 +143,7 @@ typedef struct eqm_sample_source {
 } eqm_sample_source;
 
 /* ------------------------------------------------------------- lifecycle --------- */
-/* Build a loader for `split` ("train" or "test") of the [dataset] section of cfg, with the
+/* Build a loader for `split` ("train" or "test") of the [data] section of cfg, with the
  * pipelines of [views] and the settings of [loader] (o may be NULL). Binds every section it
  * reads (so config_check_unused sees them as used), opens the dataset and augmentation
  * instances, allocates the ring and starts no thread yet (loader_start_epoch does).
@@ -206,7 +207,16 @@ int loader_render_sample(eqm_loader *l, int64_t epoch, int64_t index, eqm_image 
 /* The file/archive services table put in eqm_host_api.io (host/loader/io.c). */
 const eqm_io_api *io_api_table(void);
 
-/* The host sections the loader owns (for host/sections.c). */
+/* The host sections the loader owns (for host/sections.c): option structs and tables. */
+typedef struct loader_cfg {
+    int64_t batch_size, workers, prefetch;
+    int drop_last, shuffle;
+    int t_standardize; /* cifar_simclr|imagenet_simclr|byol_cifar|byol_imagenet|estimate|none */
+    int64_t t_estimate_samples;
+} loader_cfg;
+typedef struct views_cfg {
+    const char *view1, *view2, *original, *eval_train, *eval_test;
+} views_cfg;
 extern const eqm_param_spec loader_section_spec[];
 extern const size_t loader_section_size;
 extern const eqm_param_spec views_section_spec[];

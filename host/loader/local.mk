@@ -2,4 +2,5 @@
 # `tstats` commands (views.c).
 libeqmhost_la_SOURCES += \
 	host/loader/loader.h \
-	host/loader/io.c
+	host/loader/io.c \
+	host/loader/loader.c

@@ -385,11 +385,14 @@ int cmd_shards(int argc, char **argv)
             goto done;
         }
         char line[1024];
-        int lineno = 0;
         size_t matched = 0;
+        char **lab_of = calloc(it.n, sizeof *lab_of);
+        if (!lab_of) {
+            fclose(f);
+            goto done;
+        }
         qsort(it.v, it.n, sizeof *it.v, cmp_item); /* by key "/<stem>" */
         while (fgets(line, sizeof line, f)) {
-            lineno++;
             char name[512], lab[256];
             if (line[0] == '#' || sscanf(line, "%511s %255s", name, lab) != 2)
                 continue;
@@ -398,25 +401,33 @@ int cmd_shards(int argc, char **argv)
             snprintf(key, sizeof key, "/%.*s", (int)stem, name);
             item probe = {.cls = "", .key = key};
             item *x = bsearch(&probe, it.v, it.n, sizeof *it.v, cmp_item);
-            if (!x)
+            if (!x || lab_of[x - it.v])
                 continue;
-            free(x->cls);
-            x->cls = strdup(lab);
-            if (!x->cls) {
-                fclose(f);
-                goto done;
-            }
-            char *nk = malloc(strlen(lab) + strlen(key) + 1);
-            if (!nk) {
-                fclose(f);
-                goto done;
-            }
-            sprintf(nk, "%s%s", lab, key);
-            free(x->key);
-            x->key = nk;
+            lab_of[x - it.v] = strdup(lab);
             matched++;
         }
         fclose(f);
+        /* apply after the lookups (keys change, and with them the sort order) */
+        int oom = 0;
+        for (size_t i = 0; i < it.n; i++) {
+            item *x = &it.v[i];
+            if (!lab_of[i])
+                continue;
+            char *nk = malloc(strlen(lab_of[i]) + strlen(x->key) + 1);
+            if (!nk) {
+                oom = 1;
+                free(lab_of[i]);
+                continue;
+            }
+            sprintf(nk, "%s%s", lab_of[i], x->key);
+            free(x->key);
+            x->key = nk;
+            free(x->cls);
+            x->cls = lab_of[i];
+        }
+        free(lab_of);
+        if (oom)
+            goto done;
         if (matched != it.n) {
             fprintf(stderr, "equimod shards: --labels %s names %zu of the %zu images in %s "
                             "(each image needs a line '<file name> <label>')\n",

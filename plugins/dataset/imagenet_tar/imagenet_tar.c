@@ -211,11 +211,13 @@ static int tar_decode(const void *self, const eqm_raw_sample *raw, int scale_num
         return SET_ERR(d, EQM_SKIP, "%s: %s.cls is %zu bytes (expected a class index as text)",
                        raw->shard, raw->key, cls->size);
     memcpy(txt, cls->data, cls->size);
-    txt[cls->size] = 0;
+    size_t tn = cls->size;
+    while (tn > 0 && (txt[tn - 1] == ' ' || txt[tn - 1] == '\n' || txt[tn - 1] == '\r' ||
+                      txt[tn - 1] == '\t'))
+        tn--;
+    txt[tn] = 0;
     char *end;
     long v = strtol(txt, &end, 10);
-    while (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t')
-        end++;
     if (end == txt || *end || v < 0 || v >= d->n_classes)
         return SET_ERR(d, EQM_SKIP, "%s: %s.cls = '%.20s' is not a class index in [0, %d)",
                        raw->shard, raw->key, txt, d->n_classes);

@@ -51,6 +51,9 @@ typedef struct cfg_section {
     int bound;
     char **res_keys, **res_values;
     size_t n_res;
+    char **old_values; /* resolved text of earlier bindings: STRING fields of option
+                        * structs bound before may still point into it */
+    size_t n_old;
     /* after config_resolve */
     void *opts;
     const eqm_plugin *plugin;
@@ -68,11 +71,21 @@ struct eqm_config {
 
 eqm_config *config_new_empty(void) { return calloc(1, sizeof(eqm_config)); }
 
-static void res_free(cfg_section *s)
+/* Drops the resolved key list; with keep_values, the value strings move to old_values
+ * (freed with the config) because option structs bound earlier may point into them. */
+static void res_free(cfg_section *s, int keep_values)
 {
+    char **ov = keep_values && s->n_res
+                    ? realloc(s->old_values, (s->n_old + s->n_res) * sizeof *ov)
+                    : NULL;
+    if (ov)
+        s->old_values = ov;
     for (size_t i = 0; i < s->n_res; i++) {
         free(s->res_keys[i]);
-        free(s->res_values[i]);
+        if (ov)
+            s->old_values[s->n_old++] = s->res_values[i];
+        else
+            free(s->res_values[i]);
     }
     free(s->res_keys);
     free(s->res_values);
@@ -92,7 +105,10 @@ void config_destroy(eqm_config *c)
             free(s->keys[k].value);
         }
         free(s->keys);
-        res_free(s);
+        res_free(s, 0);
+        for (size_t k = 0; k < s->n_old; k++)
+            free(s->old_values[k]);
+        free(s->old_values);
         free(s->opts);
         free(s->name);
     }
@@ -556,7 +572,7 @@ int config_bind(eqm_config *c, const char *section, const eqm_param_spec *spec, 
     }
     s->used = 1;
     /* record the resolved text; STRING fields point into it */
-    res_free(s);
+    res_free(s, 1);
     size_t n_skip = 0;
     for (size_t i = 0; skip_keys && skip_keys[i]; i++)
         n_skip++;
@@ -586,7 +602,7 @@ int config_bind(eqm_config *c, const char *section, const eqm_param_spec *spec, 
     s->bound = 1;
     return EQM_OK;
 nomem:
-    res_free(s);
+    res_free(s, 0);
     snprintf(err, errlen, "[%s]: out of memory", section);
     return EQM_ERR_NOMEM;
 }

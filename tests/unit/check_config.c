@@ -352,6 +352,12 @@ START_TEST(write_round_trip_bind)
     ck_assert(a.rate == b.rate);
     ck_assert_str_eq(a.label, b.label);
     ck_assert_int_eq(a.mode, b.mode);
+    /* binding a section again leaves strings of the earlier binding valid */
+    opts again;
+    memset(&again, 0, sizeof again);
+    ck_assert_int_eq(config_bind(c, "s", spec, &again, NULL, err, sizeof err), EQM_OK);
+    ck_assert_str_eq(a.label, "two words");
+    ck_assert_str_eq(again.label, "two words");
     config_destroy(c);
     config_destroy(c2);
     free(buf);

@@ -1,0 +1,292 @@
+/* tests/nn/check_nn_ref.c: the host nn ops against PyTorch 1.13 reference values
+ * (tests/nn/fixtures/nn_ref.bin, written by tests/nn/gen_fixtures.py).
+ *
+ * Tolerances: float32 on both sides with different summation orders: conv/linear
+ * atol 1e-4 + rtol 1e-4; BN, losses 1e-4/1e-3 (normalisation divides by small stds).
+ * Conv cases run twice: the plain im2col+sgemm path (algo 1) and the automatic choice
+ * (algo 0, fast paths included). Also pins BN running statistics after training passes.
+ */
+#include "config.h"
+
+#include "nn_test_util.h"
+#include "nn/nn_internal.h"
+
+static void run_conv(const char *c, int algo)
+{
+    const float *sh = fixf(c, "shape");
+    eqm_conv2d_shape s = {(int)sh[0], (int)sh[1], (int)sh[2], (int)sh[3], (int)sh[4],
+                          (int)sh[5], (int)sh[6], (int)sh[7], (int)sh[8], 0};
+    nn_conv2d_set_algo(algo);
+    size_t no = fixn(c, "out"), ni = fixn(c, "in"), nw = fixn(c, "w");
+    float *out = rnd(no, 1.f); /* forward overwrites */
+    ck_assert_int_eq(NN()->conv2d_forward(NULL, &s, out, fixf(c, "in"), fixf(c, "w")), EQM_OK);
+    char what[128];
+    snprintf(what, sizeof what, "%s algo %d out", c, algo);
+    expect_close(what, out, fixf(c, "out"), no, 1e-4, 1e-4);
+    /* backward accumulates: start from 1 and subtract afterwards */
+    float *din = zeros(ni), *dw = zeros(nw);
+    for (size_t i = 0; i < ni; i++)
+        din[i] = 1.f;
+    for (size_t i = 0; i < nw; i++)
+        dw[i] = 1.f;
+    ck_assert_int_eq(NN()->conv2d_backward(NULL, &s, din, dw, fixf(c, "dout"), fixf(c, "in"),
+                                           fixf(c, "w")),
+                     EQM_OK);
+    for (size_t i = 0; i < ni; i++)
+        din[i] -= 1.f;
+    for (size_t i = 0; i < nw; i++)
+        dw[i] -= 1.f;
+    snprintf(what, sizeof what, "%s algo %d din", c, algo);
+    expect_close(what, din, fixf(c, "din"), ni, 2e-4, 1e-4);
+    snprintf(what, sizeof what, "%s algo %d dw", c, algo);
+    expect_close(what, dw, fixf(c, "dw"), nw, 2e-4, 1e-4);
+    free(out);
+    free(din);
+    free(dw);
+    nn_conv2d_set_algo(0);
+}
+
+static const char *conv_cases[] = {"conv3x3s1", "conv3x3s2", "conv1x1s2",
+                                   "conv1x1s1", "conv7x7s2", "conv3x3s1_wide"};
+
+START_TEST(test_conv_ref)
+{
+    run_conv(conv_cases[_i / 2], _i % 2);
+}
+END_TEST
+
+static void run_bn(const char *c)
+{
+    const float *sh = fixf(c, "shape");
+    int M = (int)sh[0], C = (int)sh[1], affine = (int)sh[2], relu = (int)sh[3];
+    int steps = (int)sh[4];
+    eqm_bn_shape s = {M, C, 1, affine, relu, 1e-5f, 0.1f};
+    float *rm = dup(fixf(c, "rm0"), (size_t)C), *rv = dup(fixf(c, "rv0"), (size_t)C);
+    const float *gamma = affine ? fixf(c, "gamma") : NULL;
+    const float *beta = affine ? fixf(c, "beta") : NULL;
+    size_t n = (size_t)M * C;
+    float *out = zeros(n), *save = zeros(2 * (size_t)C);
+    char what[128], f[32];
+    for (int st = 0; st < steps; st++) {
+        snprintf(f, sizeof f, "in%d", st);
+        ck_assert_int_eq(NN()->batchnorm_forward(NULL, &s, out, fixf(c, f), gamma, beta, rm,
+                                                 rv, save),
+                         EQM_OK);
+        snprintf(f, sizeof f, "out%d", st);
+        snprintf(what, sizeof what, "%s train out step %d", c, st);
+        expect_close(what, out, fixf(c, f), n, 1e-4, 1e-4);
+    }
+    snprintf(what, sizeof what, "%s running_mean", c);
+    expect_close(what, rm, fixf(c, "rm"), (size_t)C, 1e-5, 1e-5);
+    snprintf(what, sizeof what, "%s running_var", c);
+    expect_close(what, rv, fixf(c, "rv"), (size_t)C, 1e-5, 1e-5);
+    float *din = zeros(n), *dg = zeros((size_t)C), *db = zeros((size_t)C);
+    snprintf(f, sizeof f, "in%d", steps - 1);
+    ck_assert_int_eq(NN()->batchnorm_backward(NULL, &s, din, affine ? dg : NULL,
+                                              affine ? db : NULL, fixf(c, "dout"), fixf(c, f),
+                                              out, gamma, save),
+                     EQM_OK);
+    snprintf(what, sizeof what, "%s train din", c);
+    expect_close(what, din, fixf(c, "din"), n, 1e-4, 1e-3);
+    if (affine) {
+        snprintf(what, sizeof what, "%s dgamma", c);
+        expect_close(what, dg, fixf(c, "dgamma"), (size_t)C, 1e-4, 1e-4);
+        snprintf(what, sizeof what, "%s dbeta", c);
+        expect_close(what, db, fixf(c, "dbeta"), (size_t)C, 1e-4, 1e-4);
+    }
+    /* eval mode with the updated running statistics */
+    s.train = 0;
+    float *rm2 = dup(rm, (size_t)C), *rv2 = dup(rv, (size_t)C);
+    ck_assert_int_eq(NN()->batchnorm_forward(NULL, &s, out, fixf(c, "ein"), gamma, beta, rm,
+                                             rv, save),
+                     EQM_OK);
+    snprintf(what, sizeof what, "%s eval out", c);
+    expect_close(what, out, fixf(c, "eout"), n, 1e-4, 1e-4);
+    ck_assert(!memcmp(rm, rm2, sizeof(float) * C) && !memcmp(rv, rv2, sizeof(float) * C));
+    memset(din, 0, sizeof(float) * n);
+    ck_assert_int_eq(NN()->batchnorm_backward(NULL, &s, din, affine ? dg : NULL,
+                                              affine ? db : NULL, fixf(c, "edout"),
+                                              fixf(c, "ein"), out, gamma, save),
+                     EQM_OK);
+    snprintf(what, sizeof what, "%s eval din", c);
+    expect_close(what, din, fixf(c, "edin"), n, 1e-4, 1e-4);
+    free(rm), free(rv), free(rm2), free(rv2), free(out), free(save), free(din), free(dg),
+        free(db);
+}
+
+static const char *bn_cases[] = {"bn_affine", "bn_plain", "bn_relu"};
+
+START_TEST(test_bn_ref)
+{
+    run_bn(bn_cases[_i]);
+}
+END_TEST
+
+START_TEST(test_maxpool_ref)
+{
+    const float *sh = fixf("maxpool", "shape");
+    eqm_pool_shape s = {(int)sh[0], (int)sh[1], (int)sh[2], (int)sh[3],
+                        (int)sh[4], (int)sh[5], (int)sh[6]};
+    size_t no = fixn("maxpool", "out"), ni = fixn("maxpool", "in");
+    float *out = zeros(no), *din = zeros(ni);
+    int32_t *am = calloc(no, sizeof(int32_t));
+    ck_assert_int_eq(NN()->maxpool_forward(NULL, &s, out, fixf("maxpool", "in"), am), EQM_OK);
+    expect_close("maxpool out", out, fixf("maxpool", "out"), no, 0, 0 + 1e-7);
+    ck_assert_int_eq(NN()->maxpool_backward(NULL, &s, din, fixf("maxpool", "dout"), am),
+                     EQM_OK);
+    expect_close("maxpool din", din, fixf("maxpool", "din"), ni, 1e-6, 1e-6);
+    free(out), free(din), free(am);
+}
+END_TEST
+
+START_TEST(test_avgpool_ref)
+{
+    float *out = zeros(3 * 4), *din = zeros(3 * 4 * 30);
+    ck_assert_int_eq(NN()->avgpool_forward(NULL, 3, 30, 4, out, fixf("avgpool", "in")), EQM_OK);
+    expect_close("avgpool out", out, fixf("avgpool", "out"), 12, 1e-6, 1e-5);
+    ck_assert_int_eq(NN()->avgpool_backward(NULL, 3, 30, 4, din, fixf("avgpool", "dout")),
+                     EQM_OK);
+    expect_close("avgpool din", din, fixf("avgpool", "din"), 360, 1e-6, 1e-5);
+    free(out), free(din);
+}
+END_TEST
+
+START_TEST(test_linear_ref)
+{
+    eqm_linear_shape s = {4, 7, 5};
+    float *out = zeros(20), *din = zeros(28), *dw = zeros(35), *db = zeros(5);
+    const char *c = "linear";
+    ck_assert_int_eq(NN()->linear_forward(NULL, &s, out, fixf(c, "in"), fixf(c, "w"),
+                                          fixf(c, "b")),
+                     EQM_OK);
+    expect_close("linear out", out, fixf(c, "out"), 20, 1e-5, 1e-5);
+    ck_assert_int_eq(NN()->linear_backward(NULL, &s, din, dw, db, fixf(c, "dout"),
+                                           fixf(c, "in"), fixf(c, "w")),
+                     EQM_OK);
+    expect_close("linear din", din, fixf(c, "din"), 28, 1e-5, 1e-5);
+    expect_close("linear dw", dw, fixf(c, "dw"), 35, 1e-5, 1e-5);
+    expect_close("linear db", db, fixf(c, "db"), 5, 1e-5, 1e-5);
+    /* without bias: out - b */
+    ck_assert_int_eq(NN()->linear_forward(NULL, &s, out, fixf(c, "in"), fixf(c, "w"), NULL),
+                     EQM_OK);
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 5; j++)
+            ck_assert_float_eq_tol(out[i * 5 + j] + fixf(c, "b")[j], fixf(c, "out")[i * 5 + j],
+                                   1e-5);
+    free(out), free(din), free(dw), free(db);
+}
+END_TEST
+
+START_TEST(test_l2norm_ref)
+{
+    float *out = zeros(45), *nr = zeros(5), *din = zeros(45);
+    ck_assert_int_eq(NN()->l2norm_forward(NULL, 5, 9, out, fixf("l2norm", "in"), nr), EQM_OK);
+    expect_close("l2norm out", out, fixf("l2norm", "out"), 45, 1e-6, 1e-5);
+    ck_assert_int_eq(NN()->l2norm_backward(NULL, 5, 9, din, fixf("l2norm", "dout"), out, nr),
+                     EQM_OK);
+    expect_close("l2norm din", din, fixf("l2norm", "din"), 45, 1e-6, 1e-4);
+    free(out), free(nr), free(din);
+}
+END_TEST
+
+static void run_ntxent(const char *c)
+{
+    const float *sh = fixf(c, "shape");
+    eqm_ntxent_shape s = {(int)sh[0], (int)sh[1], fixf(c, "tau")[0], (int)sh[2]};
+    size_t n = (size_t)s.B2 * s.D;
+    float *scratch = zeros(NN()->ntxent_scratch_floats(&s)), *dz = zeros(n), loss = 0;
+    ck_assert_int_eq(NN()->ntxent_forward(NULL, &s, &loss, fixf(c, "z"), scratch), EQM_OK);
+    expect_close(c, &loss, fixf(c, "loss"), 1, 1e-6, 1e-5);
+    ck_assert_int_eq(NN()->ntxent_backward(NULL, &s, dz, 2.f, fixf(c, "z"), scratch), EQM_OK);
+    for (size_t i = 0; i < n; i++)
+        dz[i] *= 0.5f;
+    expect_close(c, dz, fixf(c, "dz"), n, 1e-6, 1e-4);
+    free(scratch), free(dz);
+}
+
+START_TEST(test_ntxent_ref)
+{
+    run_ntxent("ntxent");
+    run_ntxent("ntxent_excl");
+}
+END_TEST
+
+START_TEST(test_cosine_ref)
+{
+    float loss = 0, *dq = zeros(48);
+    ck_assert_int_eq(NN()->cosine_loss_forward(NULL, 6, 8, &loss, fixf("cosine", "q"),
+                                               fixf("cosine", "t")),
+                     EQM_OK);
+    expect_close("cosine loss", &loss, fixf("cosine", "loss"), 1, 1e-6, 1e-5);
+    ck_assert_int_eq(NN()->cosine_loss_backward(NULL, 6, 8, dq, 1.f, fixf("cosine", "q"),
+                                                fixf("cosine", "t")),
+                     EQM_OK);
+    expect_close("cosine dq", dq, fixf("cosine", "dq"), 48, 1e-6, 1e-4);
+    free(dq);
+}
+END_TEST
+
+START_TEST(test_xent_ref)
+{
+    int32_t lab[7];
+    for (int i = 0; i < 7; i++)
+        lab[i] = (int32_t)fixf("xent", "labels")[i];
+    float loss = 0, *probs = zeros(35), *dl = zeros(35);
+    ck_assert_int_eq(NN()->softmax_xent_forward(NULL, 7, 5, &loss, fixf("xent", "logits"), lab,
+                                                probs),
+                     EQM_OK);
+    expect_close("xent loss", &loss, fixf("xent", "loss"), 1, 1e-6, 1e-5);
+    ck_assert_int_eq(NN()->softmax_xent_backward(NULL, 7, 5, dl, 1.f, probs, lab), EQM_OK);
+    expect_close("xent dlogits", dl, fixf("xent", "dlogits"), 35, 1e-6, 1e-4);
+    lab[3] = 5; /* out of range: refused */
+    ck_assert_int_eq(NN()->softmax_xent_forward(NULL, 7, 5, &loss, fixf("xent", "logits"), lab,
+                                                probs),
+                     EQM_ERR_INVAL);
+    free(probs), free(dl);
+}
+END_TEST
+
+START_TEST(test_table)
+{
+    const eqm_nn_api *nn = NN();
+    ck_assert_ptr_nonnull(nn);
+    ck_assert_uint_eq(nn->size, sizeof(eqm_nn_api));
+    /* every entry present */
+    const void *const *p = (const void *const *)((const char *)nn + sizeof(void *));
+    size_t n = (sizeof(eqm_nn_api) - sizeof(void *)) / sizeof(void *);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(p[i] != NULL, "nn api entry %zu is NULL", i);
+    eqm_conv2d_shape bad = {1, 2, 2, 1, 1, 5, 5, 1, 0, 0};
+    float x[4] = {0}, w[25] = {0}, y[4];
+    ck_assert_int_eq(nn->conv2d_forward(NULL, &bad, y, x, w), EQM_ERR_INVAL);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("nn_ref");
+    TCase *tc = tcase_create("pytorch");
+    tcase_add_test(tc, test_table);
+    tcase_add_loop_test(tc, test_conv_ref, 0, 2 * (int)(sizeof conv_cases / sizeof *conv_cases));
+    tcase_add_loop_test(tc, test_bn_ref, 0, (int)(sizeof bn_cases / sizeof *bn_cases));
+    tcase_add_test(tc, test_maxpool_ref);
+    tcase_add_test(tc, test_avgpool_ref);
+    tcase_add_test(tc, test_linear_ref);
+    tcase_add_test(tc, test_l2norm_ref);
+    tcase_add_test(tc, test_ntxent_ref);
+    tcase_add_test(tc, test_cosine_ref);
+    tcase_add_test(tc, test_xent_ref);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    /* no host_threads_init here: Check forks per test and the pool (started lazily by the
+     * first op inside the child) must belong to the process that uses it */
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int nf = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return nf ? 1 : 0;
+}

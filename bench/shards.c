@@ -1,0 +1,591 @@
+/* bench/shards.c: `bench/shards`, throughput of the ImageNet shard path, per core.
+ *
+ * 1. Writes shards into a temporary folder from $EQUIMOD_DATA_DIR (or --data DIR):
+ *    set "imagenet": the 66 full-size ImageNet JPEGs of imagenet-sample-images (median about
+ *    500x375, up to 2400x1600: the realistic case), and set "imagenette": the 3,925 val JPEGs
+ *    of imagenette2-224 (224x224), written by `equimod shards` (cmd_shards).
+ * 2. Read rate: the shard stream (io_uring and pread; grouping, no decode) against
+ *    `cat` of the same files to /dev/null (both warm page cache; best of 3).
+ * 3. Decode + three views at 224, one thread: the JPEG is decoded ONCE, at the smallest
+ *    DCT scale M/8 that still gives every view at least its output resolution and only over
+ *    the rows/columns the three crops cover (api->image->jpeg_decode_region); then
+ *      original: resize shorter side 256 + centre crop 224 (one crop_resize of the box),
+ *      2 views:  RandomResizedCrop(224) (torchvision's sampler), flip p 0.5, colour jitter
+ *                (0.4, 0.4, 0.4, 0.1) p 0.8 in random order, grayscale p 0.2;
+ *    each view then normalised to float (ToTensor + Normalize). The augmentations here are
+ *    this benchmark's own minimal C path (the augment plugins were not complete when it was
+ *    written); hue uses an integer HSV rotation, not Pillow's float HSV round trip.
+ * 4. The same work in torchvision + PIL (bench/shards_torchvision.py, one process, one
+ *    thread) on the same shards.
+ * Last line: ratio=R, equimod over torchvision images/s per core on the "imagenet" set.
+ * Options: --seconds S per measurement (default 3), --data DIR, --keep (keep the shards).
+ */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+
+#include "core.h"
+#include "shards/shards.h"
+
+SHARDS_LINK_IMAGE;
+
+#define OUT 224
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+typedef struct blob {
+    void *data;
+    size_t size;
+} blob;
+
+/* ---------------------------------------------------------------- shards ------- */
+
+static int write_sample_shard(const char *tar_in, const char *out)
+{
+    struct archive *a = archive_read_new();
+    archive_read_support_format_tar(a);
+    if (archive_read_open_filename(a, tar_in, 1 << 16) != ARCHIVE_OK) {
+        fprintf(stderr, "bench/shards: %s: %s\n", tar_in, archive_error_string(a));
+        archive_read_free(a);
+        return -1;
+    }
+    struct archive *w = archive_write_new();
+    archive_write_set_format_ustar(w);
+    if (archive_write_open_filename(w, out) != ARCHIVE_OK) {
+        fprintf(stderr, "bench/shards: %s: %s\n", out, archive_error_string(w));
+        archive_read_free(a);
+        archive_write_free(w);
+        return -1;
+    }
+    struct archive_entry *e;
+    int k = 0;
+    while (archive_read_next_header(a, &e) == ARCHIVE_OK) {
+        const char *name = archive_entry_pathname(e);
+        if (archive_entry_filetype(e) != AE_IFREG || !strstr(name, ".JPEG"))
+            continue;
+        size_t n = (size_t)archive_entry_size(e);
+        void *buf = malloc(n);
+        if (archive_read_data(a, buf, n) != (la_ssize_t)n) {
+            free(buf);
+            continue;
+        }
+        char key[64], cls[16];
+        snprintf(key, sizeof key, "s%05d.jpg", k);
+        int cn = snprintf(cls, sizeof cls, "%d\n", k);
+        struct archive_entry *o = archive_entry_new();
+        archive_entry_set_pathname(o, key);
+        archive_entry_set_size(o, (la_int64_t)n);
+        archive_entry_set_filetype(o, AE_IFREG);
+        archive_entry_set_perm(o, 0644);
+        archive_write_header(w, o);
+        archive_write_data(w, buf, n);
+        archive_entry_clear(o);
+        snprintf(key, sizeof key, "s%05d.cls", k);
+        archive_entry_set_pathname(o, key);
+        archive_entry_set_size(o, cn);
+        archive_entry_set_filetype(o, AE_IFREG);
+        archive_entry_set_perm(o, 0644);
+        archive_write_header(w, o);
+        archive_write_data(w, cls, (size_t)cn);
+        archive_entry_free(o);
+        free(buf);
+        k++;
+    }
+    archive_read_free(a);
+    archive_write_close(w);
+    archive_write_free(w);
+    return k;
+}
+
+/* Read a whole set through the stream: the JPEG bodies (copied) and the read rate. */
+static int read_set(const char *pattern, int io, blob **out, size_t *n_out, double *mb_s,
+                    size_t *bytes)
+{
+    shard_stream_opts o;
+    memset(&o, 0, sizeof o);
+    o.pattern = pattern;
+    o.members = "jpg;cls";
+    o.world = 1;
+    o.io = io;
+    o.block_bytes = 1 << 20;
+    o.depth = 4;
+    char err[1024];
+    shard_stream *s;
+    if (shard_stream_create(&o, &s, err, sizeof err)) {
+        fprintf(stderr, "bench/shards: %s\n", err);
+        return -1;
+    }
+    double best = 1e30;
+    size_t cap = 0, n = 0;
+    blob *v = NULL;
+    for (int rep = 0; rep < 3; rep++) {
+        double t0 = now_s();
+        shard_stream_start_epoch(s, 0, err, sizeof err);
+        eqm_raw_sample *r;
+        n = 0;
+        while (shard_stream_pop(s, &r, err, sizeof err) == EQM_OK) {
+            if (out && rep == 0) {
+                if (n == cap) {
+                    cap = cap ? 2 * cap : 1024;
+                    v = realloc(v, cap * sizeof *v);
+                }
+                v[n].size = r->members[0].size;
+                v[n].data = malloc(v[n].size);
+                memcpy(v[n].data, r->members[0].data, v[n].size);
+            }
+            n++;
+            shard_stream_release(s, r);
+        }
+        double dt = now_s() - t0;
+        if (dt < best)
+            best = dt;
+    }
+    shard_stream_stats st;
+    shard_stream_stats_get(s, &st);
+    *bytes = st.bytes_read;
+    *mb_s = st.bytes_read / best / 1e6;
+    if (io != SHARD_IO_PREAD && shard_stream_io_kind(s) != SHARD_IO_URING)
+        fprintf(stderr, "bench/shards: io_uring unavailable, read with pread\n");
+    shard_stream_destroy(s);
+    if (out) {
+        *out = v;
+        *n_out = n;
+    }
+    return 0;
+}
+
+static double cat_rate(const char *files, size_t bytes)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "cat %s > /dev/null", files);
+    double best = 1e30;
+    for (int rep = 0; rep < 3; rep++) {
+        double t0 = now_s();
+        if (system(cmd) != 0)
+            return -1;
+        double dt = now_s() - t0;
+        if (dt < best)
+            best = dt;
+    }
+    return bytes / best / 1e6;
+}
+
+/* ---------------------------------------------------------------- views -------- */
+
+typedef struct box {
+    double x, y, w, h; /* original pixels */
+} box;
+
+/* torchvision RandomResizedCrop.get_params, scale (0.08, 1), ratio (3/4, 4/3) */
+static box rrc_box(const eqm_host_api *api, eqm_rng *r, int W, int H)
+{
+    double area = (double)W * H;
+    for (int t = 0; t < 10; t++) {
+        double ta = area * (0.08 + 0.92 * api->rng_uniform(r));
+        double lr = log(3.0 / 4.0) + (log(4.0 / 3.0) - log(3.0 / 4.0)) * api->rng_uniform(r);
+        double ar = exp(lr);
+        int w = (int)lrint(sqrt(ta * ar)), h = (int)lrint(sqrt(ta / ar));
+        if (w > 0 && w <= W && h > 0 && h <= H) {
+            int i = (int)api->rng_below(r, (uint64_t)(H - h + 1));
+            int j = (int)api->rng_below(r, (uint64_t)(W - w + 1));
+            return (box){j, i, w, h};
+        }
+    }
+    double in_ratio = (double)W / H;
+    int w, h;
+    if (in_ratio < 0.75) {
+        w = W;
+        h = (int)lrint(w / 0.75);
+    } else if (in_ratio > 4.0 / 3.0) {
+        h = H;
+        w = (int)lrint(h * 4.0 / 3.0);
+    } else {
+        w = W;
+        h = H;
+    }
+    return (box){(W - w) / 2, (H - h) / 2, w, h};
+}
+
+static inline uint8_t cl8(int v) { return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); }
+
+static void flip(uint8_t *p)
+{
+    for (int y = 0; y < OUT; y++) {
+        uint8_t *r = p + y * OUT * 3;
+        for (int a = 0, b = OUT - 1; a < b; a++, b--)
+            for (int k = 0; k < 3; k++) {
+                uint8_t t = r[3 * a + k];
+                r[3 * a + k] = r[3 * b + k];
+                r[3 * b + k] = t;
+            }
+    }
+}
+
+static inline int luma(const uint8_t *q)
+{
+    return (19595 * q[0] + 38470 * q[1] + 7471 * q[2] + 0x8000) >> 16;
+}
+
+static void brightness(uint8_t *p, double f)
+{
+    int m = (int)lrint(f * 256);
+    uint8_t lut[256];
+    for (int i = 0; i < 256; i++)
+        lut[i] = cl8((i * m + 128) >> 8);
+    for (int i = 0; i < OUT * OUT * 3; i++)
+        p[i] = lut[p[i]];
+}
+
+static void contrast(uint8_t *p, double f)
+{
+    long sum = 0;
+    for (int i = 0; i < OUT * OUT; i++)
+        sum += luma(p + 3 * i);
+    int mean = (int)(sum / (OUT * OUT) + 0.5);
+    uint8_t lut[256];
+    for (int i = 0; i < 256; i++)
+        lut[i] = cl8((int)lrint(mean + f * (i - mean)));
+    for (int i = 0; i < OUT * OUT * 3; i++)
+        p[i] = lut[p[i]];
+}
+
+static void saturation(uint8_t *p, double f)
+{
+    int m = (int)lrint(f * 256);
+    for (int i = 0; i < OUT * OUT; i++) {
+        uint8_t *q = p + 3 * i;
+        int l = luma(q);
+        for (int k = 0; k < 3; k++)
+            q[k] = cl8(l + (((q[k] - l) * m) >> 8));
+    }
+}
+
+/* Hue rotation in HSV with V and S kept: hue as 6*256 steps. */
+static void hue(uint8_t *p, double f)
+{
+    static int recip[256];
+    if (!recip[1])
+        for (int d = 1; d < 256; d++)
+            recip[d] = (256 * 65536 + d / 2) / d;
+    int shift = (int)lrint(f * 1536);
+    for (int i = 0; i < OUT * OUT; i++) {
+        uint8_t *q = p + 3 * i;
+        int r = q[0], g = q[1], b = q[2];
+        int M = r > g ? (r > b ? r : b) : (g > b ? g : b);
+        int m = r < g ? (r < b ? r : b) : (g < b ? g : b);
+        int d = M - m;
+        if (!d)
+            continue;
+        int h; /* 0..1535 */
+        if (M == r)
+            h = g >= b ? ((g - m) * recip[d] >> 16) : 1536 - ((b - m) * recip[d] >> 16);
+        else if (M == g)
+            h = 512 + (b >= r ? ((b - m) * recip[d] >> 16) : -((r - m) * recip[d] >> 16));
+        else
+            h = 1024 + (r >= g ? ((r - m) * recip[d] >> 16) : -((g - m) * recip[d] >> 16));
+        h = (h + shift) % 1536;
+        if (h < 0)
+            h += 1536;
+        int sec = h >> 8, fr = h & 255;
+        int up = m + ((d * fr + 128) >> 8), dn = M - ((d * fr + 128) >> 8);
+        switch (sec) {
+        case 0: r = M; g = up; b = m; break;
+        case 1: r = dn; g = M; b = m; break;
+        case 2: r = m; g = M; b = up; break;
+        case 3: r = m; g = dn; b = M; break;
+        case 4: r = up; g = m; b = M; break;
+        default: r = M; g = m; b = dn; break;
+        }
+        q[0] = (uint8_t)r;
+        q[1] = (uint8_t)g;
+        q[2] = (uint8_t)b;
+    }
+}
+
+static void gray(uint8_t *p)
+{
+    for (int i = 0; i < OUT * OUT; i++) {
+        uint8_t *q = p + 3 * i;
+        uint8_t l = (uint8_t)luma(q);
+        q[0] = q[1] = q[2] = l;
+    }
+}
+
+static float norm_lut[3][256];
+
+static void normalize(const uint8_t *p, float *out)
+{
+    for (int i = 0; i < OUT * OUT; i++) {
+        out[3 * i] = norm_lut[0][p[3 * i]];
+        out[3 * i + 1] = norm_lut[1][p[3 * i + 1]];
+        out[3 * i + 2] = norm_lut[2][p[3 * i + 2]];
+    }
+}
+
+typedef struct work {
+    uint8_t *dec;      /* decoded region */
+    size_t dec_cap;
+    uint8_t *u8;       /* (OUT, OUT, 3) */
+    float *views;      /* (3, OUT, OUT, 3) */
+    eqm_host *h;
+} work;
+
+/* One image: decode once (scaled, partial), three views. Returns 0 or -1. */
+static int process(const eqm_host_api *api, work *wk, const blob *b, uint64_t idx)
+{
+    const eqm_image_api *im = api->image;
+    int W, H, C;
+    if (im->jpeg_header(wk->h, b->data, b->size, &W, &H, &C))
+        return -1;
+    eqm_rng r;
+    api->rng_seed(&r, 1, 0, idx, 0);
+    box bx[3];
+    double s0 = 256.0 / (W < H ? W : H); /* Resize(256) then CenterCrop(224) */
+    double side = OUT / s0;
+    bx[0] = (box){(W - side) / 2, (H - side) / 2, side, side};
+    if (side > W)
+        bx[0].x = 0, bx[0].w = W;
+    if (side > H)
+        bx[0].y = 0, bx[0].h = H;
+    bx[1] = rrc_box(api, &r, W, H);
+    bx[2] = rrc_box(api, &r, W, H);
+    /* smallest M/8 keeping >= OUT pixels across every box */
+    int M = 1;
+    for (int v = 0; v < 3; v++) {
+        double mn = bx[v].w < bx[v].h ? bx[v].w : bx[v].h;
+        int need = (int)ceil(8.0 * OUT / mn - 1e-9);
+        if (need > M)
+            M = need;
+    }
+    if (M > 8)
+        M = 8;
+    int SW = (W * M + 7) / 8, SH = (H * M + 7) / 8;
+    double sc = (double)SW / W, scy = (double)SH / H;
+    /* union of the boxes in scaled pixels */
+    double x0 = 1e9, y0 = 1e9, x1 = 0, y1 = 0;
+    for (int v = 0; v < 3; v++) {
+        x0 = fmin(x0, bx[v].x * sc);
+        y0 = fmin(y0, bx[v].y * scy);
+        x1 = fmax(x1, (bx[v].x + bx[v].w) * sc);
+        y1 = fmax(y1, (bx[v].y + bx[v].h) * scy);
+    }
+    int rx = (int)floor(x0), ry = (int)floor(y0);
+    int rx1 = (int)ceil(x1), ry1 = (int)ceil(y1);
+    if (rx1 > SW)
+        rx1 = SW;
+    if (ry1 > SH)
+        ry1 = SH;
+    size_t need = (size_t)SW * (size_t)(ry1 - ry) * 3;
+    if (need > wk->dec_cap) {
+        free(wk->dec);
+        wk->dec = malloc(need);
+        wk->dec_cap = need;
+    }
+    eqm_image dimg = {.data = wk->dec};
+    int ox, oy;
+    if (im->jpeg_decode_region(wk->h, b->data, b->size, M, rx, ry, rx1 - rx, ry1 - ry, &dimg,
+                               wk->dec_cap, &ox, &oy))
+        return -1;
+    for (int v = 0; v < 3; v++) {
+        eqm_image o = {OUT, OUT, 3, OUT * 3, EQM_PIX_U8, wk->u8};
+        float bxx = (float)(bx[v].x * sc - ox), byy = (float)(bx[v].y * scy - oy);
+        float bw = (float)(bx[v].w * sc), bh = (float)(bx[v].h * scy);
+        if (bxx < 0)
+            bxx = 0;
+        if (byy < 0)
+            byy = 0;
+        if (bxx + bw > dimg.w)
+            bw = dimg.w - bxx;
+        if (byy + bh > dimg.h)
+            bh = dimg.h - byy;
+        if (im->crop_resize(wk->h, &dimg, bxx, byy, bw, bh, &o))
+            return -1;
+        if (v > 0) {
+            if (api->rng_uniform(&r) < 0.5)
+                flip(wk->u8);
+            if (api->rng_uniform(&r) < 0.8) {
+                int order[4] = {0, 1, 2, 3};
+                for (int i = 3; i > 0; i--) {
+                    int j = (int)api->rng_below(&r, (uint64_t)i + 1);
+                    int t = order[i];
+                    order[i] = order[j];
+                    order[j] = t;
+                }
+                double fb = 0.6 + 0.8 * api->rng_uniform(&r);
+                double fc = 0.6 + 0.8 * api->rng_uniform(&r);
+                double fs = 0.6 + 0.8 * api->rng_uniform(&r);
+                double fh = -0.1 + 0.2 * api->rng_uniform(&r);
+                for (int k = 0; k < 4; k++)
+                    switch (order[k]) {
+                    case 0: brightness(wk->u8, fb); break;
+                    case 1: contrast(wk->u8, fc); break;
+                    case 2: saturation(wk->u8, fs); break;
+                    default: hue(wk->u8, fh); break;
+                    }
+            }
+            if (api->rng_uniform(&r) < 0.2)
+                gray(wk->u8);
+        }
+        normalize(wk->u8, wk->views + (size_t)v * OUT * OUT * 3);
+    }
+    return 0;
+}
+
+static double bench_equimod(const blob *v, size_t n, double seconds, size_t *count)
+{
+    const eqm_host_api *api = host_api();
+    work wk = {0};
+    wk.h = host_ctx_create("bench");
+    wk.u8 = malloc(OUT * OUT * 3);
+    wk.views = malloc(sizeof(float) * 3 * OUT * OUT * 3);
+    size_t k = 0, bad = 0;
+    double t0 = now_s(), dt;
+    for (;;) {
+        if (process(api, &wk, &v[k % n], k))
+            bad++;
+        k++;
+        if ((k & 7) == 0 && (dt = now_s() - t0) >= seconds)
+            break;
+    }
+    if (bad)
+        fprintf(stderr, "bench/shards: %zu images failed: %s\n", bad, host_ctx_error(wk.h));
+    free(wk.dec);
+    free(wk.u8);
+    free(wk.views);
+    host_ctx_destroy(wk.h);
+    *count = k;
+    return k / dt;
+}
+
+static double run_torchvision(const char *script, const char *files, double seconds,
+                              int two_only)
+{
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s --seconds %g %s %s", script, seconds,
+             two_only ? "--two-views-only" : "", files);
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    char line[512];
+    double r = -1;
+    while (fgets(line, sizeof line, p))
+        if (sscanf(line, "torchvision_img_per_s=%lf", &r) == 1)
+            break;
+    pclose(p);
+    return r;
+}
+
+int main(int argc, char **argv)
+{
+    double seconds = 3.0;
+    const char *data = getenv("EQUIMOD_DATA_DIR");
+    int keep = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
+            seconds = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--data") && i + 1 < argc)
+            data = argv[++i];
+        else if (!strcmp(argv[i], "--keep"))
+            keep = 1;
+        else {
+            fprintf(stderr, "usage: bench/shards [--seconds S] [--data DIR] [--keep]\n");
+            return 2;
+        }
+    }
+    if (!data) {
+        fprintf(stderr, "bench/shards: set EQUIMOD_DATA_DIR (the shared data folder) or --data\n");
+        return 2;
+    }
+    for (int c = 0; c < 3; c++) {
+        static const float mean[3] = {0.485f, 0.456f, 0.406f}, sd[3] = {0.229f, 0.224f, 0.225f};
+        for (int i = 0; i < 256; i++)
+            norm_lut[c][i] = (i / 255.0f - mean[c]) / sd[c];
+    }
+    char tmpl[] = "/tmp/eqm_bench_shards_XXXXXX";
+    char *dir = mkdtemp(tmpl);
+    if (!dir)
+        return 1;
+    char in[1200], out[1200], pat_a[1300], pat_b[1300], files_b[8192];
+    snprintf(in, sizeof in, "%s/imagenet-sample-images/imagenet-sample-images-sub.tar", data);
+    snprintf(pat_a, sizeof pat_a, "%s/imagenet-000000.tar", dir);
+    int na = write_sample_shard(in, pat_a);
+    if (na <= 0)
+        return 1;
+    snprintf(in, sizeof in, "%s/imagenette2-224/imagenette2-224-val.tar.gz", data);
+    snprintf(out, sizeof out, "%s/nette", dir);
+    {
+        char *av[] = {"shards", "--per-shard", "500", "--prefix", "val", in, out};
+        fflush(stdout);
+        if (cmd_shards(7, av))
+            return 1;
+    }
+    snprintf(pat_b, sizeof pat_b, "%s/val-{000000..000007}.tar", out);
+    files_b[0] = 0;
+    for (int s = 0; s < 8; s++) {
+        size_t l = strlen(files_b);
+        snprintf(files_b + l, sizeof files_b - l, "%s%s/val-%06d.tar", s ? " " : "", out, s);
+    }
+
+    /* read rate */
+    double r_uring, r_pread, r_cat;
+    size_t bytes;
+    blob *va = NULL, *vb = NULL;
+    size_t nva = 0, nvb = 0;
+    read_set(pat_b, SHARD_IO_AUTO, &vb, &nvb, &r_uring, &bytes);
+    read_set(pat_b, SHARD_IO_PREAD, NULL, NULL, &r_pread, &bytes);
+    r_cat = cat_rate(files_b, bytes);
+    printf("read: %zu samples, %.1f MB in 8 shards: io_uring %.0f MB/s, pread %.0f MB/s, "
+           "cat %.0f MB/s (shard stream / cat = %.2f)\n", nvb, bytes / 1e6, r_uring, r_pread,
+           r_cat, r_uring / r_cat);
+    read_set(pat_a, SHARD_IO_AUTO, &va, &nva, &r_uring, &bytes);
+
+    char script[1200];
+    const char *src = getenv("EQM_SRCDIR");
+    snprintf(script, sizeof script, "%s/bench/shards_torchvision.py", src ? src : EQM_SRCDIR);
+    double eq_a, eq_b, tv_a, tv_b, tv_a2;
+    size_t ca, cb;
+    eq_a = bench_equimod(va, nva, seconds, &ca);
+    tv_a = run_torchvision(script, pat_a, seconds, 0);
+    tv_a2 = run_torchvision(script, pat_a, seconds, 1);
+    printf("imagenet (%zu full-size JPEGs): equimod %.1f img/s (decode + 3 views, %zu images), "
+           "torchvision+PIL %.1f img/s (3 views), %.1f img/s (2 views, the reference row)\n",
+           nva, eq_a, ca, tv_a, tv_a2);
+    eq_b = bench_equimod(vb, nvb, seconds, &cb);
+    tv_b = run_torchvision(script, files_b, seconds, 0);
+    printf("imagenette (%zu JPEGs 224x224): equimod %.1f img/s, torchvision+PIL %.1f img/s, "
+           "ratio %.2f\n", nvb, eq_b, tv_b, tv_b > 0 ? eq_b / tv_b : 0.0);
+    for (size_t i = 0; i < nva; i++)
+        free(va[i].data);
+    for (size_t i = 0; i < nvb; i++)
+        free(vb[i].data);
+    free(va);
+    free(vb);
+    if (!keep) {
+        char cmd[1400];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        if (system(cmd))
+            fprintf(stderr, "bench/shards: could not remove %s\n", dir);
+    } else {
+        printf("shards kept in %s\n", dir);
+    }
+    if (tv_a <= 0) {
+        fprintf(stderr, "bench/shards: the torchvision reference failed (/usr/bin/python3 "
+                        "with torch and torchvision needed)\n");
+        return 1;
+    }
+    printf("ratio=%.2f\n", eq_a / tv_a);
+    return 0;
+}

@@ -17,6 +17,7 @@
 
 #include "sections.h"
 #include "loader/loader.h"
+#include "train/trainer.h"
 
 const eqm_param_spec run_spec[] = {
     {"seed", EQM_PARAM_INT, offsetof(run_opts, seed), "0", 0, 9007199254740992.0, NULL,
@@ -40,6 +41,9 @@ const host_section host_sections[] = {
     {"run", -1, run_spec, sizeof(run_opts), 0, "seed, output folder and name of a run"},
     {"loader", -1, loader_section_spec, sizeof(loader_cfg), 0, "batch queue: batch size, workers, prefetch, shuffle, t standardisation"},
     {"views", -1, views_section_spec, sizeof(views_cfg), 0, "pipelines ([augment.NAME] lists) of the original view, view1, view2 and evaluation"},
+    {"train", -1, train_section_spec, sizeof(train_opts), 0, "epochs, equimod on/off, subset, early stop, checkpoint cadence, threads"},
+    {"optim", -1, optim_section_spec, sizeof(optim_opts), 0, "optimiser (LARS/SGD) and the warmup-cosine lr schedule"},
+    {"eval", -1, eval_section_spec, sizeof(eval_opts), 0, "kNN and linear-probe evaluation (online kNN, test subsets)"},
     {NULL, 0, NULL, 0, 0, NULL},
 };
 

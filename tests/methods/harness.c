@@ -1,0 +1,388 @@
+/* tests/methods/harness.c: see harness.h. */
+#include "harness.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+
+static const char *kind_dir(int kind)
+{
+    switch (kind) {
+    case EQM_KIND_BACKBONE: return "backbone";
+    case EQM_KIND_METHOD: return "method";
+    case EQM_KIND_EQUIMOD: return "equimod";
+    default: return "?";
+    }
+}
+
+static void *open_file(int kind, const char *name, char *path, size_t pathlen)
+{
+    const char *dirs[2] = {getenv("EQUIMOD_PLUGIN_PATH"), NULL};
+    char alt[1024];
+    const char *b = getenv("EQM_BUILDDIR");
+    if (b) {
+        snprintf(alt, sizeof alt, "%s/plugins/%s/%s/.libs", b, kind_dir(kind), name);
+        dirs[1] = alt;
+    }
+    for (int i = 0; i < 2; i++) {
+        if (!dirs[i])
+            continue;
+        /* EQUIMOD_PLUGIN_PATH may be a colon-separated list */
+        const char *p = dirs[i];
+        while (*p) {
+            size_t len = strcspn(p, ":");
+            snprintf(path, pathlen, "%.*s/%s_%s.so", (int)len, p, kind_dir(kind), name);
+            void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+            if (dl)
+                return dl;
+            p += len;
+            if (*p == ':')
+                p++;
+        }
+    }
+    return NULL;
+}
+
+static int fill_option(hmod *m, const eqm_param_spec *p, const char *text, char *err,
+                       size_t errlen)
+{
+    char *field = (char *)m->opts + p->offset;
+    char *end;
+    errno = 0;
+    switch (p->type) {
+    case EQM_PARAM_BOOL:
+        if (!strcmp(text, "true") || !strcmp(text, "1") || !strcmp(text, "yes") ||
+            !strcmp(text, "on"))
+            *(int *)field = 1;
+        else if (!strcmp(text, "false") || !strcmp(text, "0") || !strcmp(text, "no") ||
+                 !strcmp(text, "off"))
+            *(int *)field = 0;
+        else
+            goto bad;
+        return EQM_OK;
+    case EQM_PARAM_INT: {
+        long long v = strtoll(text, &end, 10);
+        if (errno || *end || end == text || (p->min <= p->max && (v < p->min || v > p->max)))
+            goto bad;
+        *(int64_t *)field = v;
+        return EQM_OK;
+    }
+    case EQM_PARAM_FLOAT: {
+        double v = strtod(text, &end);
+        if (errno || *end || end == text || (p->min <= p->max && (v < p->min || v > p->max)))
+            goto bad;
+        *(double *)field = v;
+        return EQM_OK;
+    }
+    case EQM_PARAM_STRING: {
+        if (m->n_opt_text == 32)
+            goto bad;
+        char *s = strdup(!strcmp(text, "-") ? "" : text);
+        if (!s)
+            goto bad;
+        m->opt_text[m->n_opt_text++] = s;
+        *(const char **)field = s;
+        return EQM_OK;
+    }
+    case EQM_PARAM_ENUM: {
+        const char *c = p->choices;
+        for (int i = 0; c && *c; i++) {
+            size_t len = strcspn(c, "|");
+            if (strlen(text) == len && !strncmp(c, text, len)) {
+                *(int *)field = i;
+                return EQM_OK;
+            }
+            c += len + (c[len] == '|');
+        }
+        goto bad;
+    }
+    default:
+        goto bad;
+    }
+bad:
+    snprintf(err, errlen, "option %s: cannot use value \"%s\"", p->key, text);
+    return EQM_ERR_INVAL;
+}
+
+int hmod_open(hmod *m, int kind, const char *name, const char *const *overrides, int in_dim,
+              int p_dim, int max_rows, char *err, size_t errlen)
+{
+    char path[1200];
+    memset(m, 0, sizeof *m);
+    m->dl = open_file(kind, name, path, sizeof path);
+    if (!m->dl) {
+        snprintf(err, errlen, "%s_%s.so not found in $EQUIMOD_PLUGIN_PATH or "
+                 "$EQM_BUILDDIR/plugins/%s/%s/.libs (%s)", kind_dir(kind), name,
+                 kind_dir(kind), name, dlerror());
+        return EQM_ERR_NOTFOUND;
+    }
+    eqm_plugin_entry_fn entry = (eqm_plugin_entry_fn)dlsym(m->dl, EQM_PLUGIN_ENTRY_SYMBOL);
+    if (!entry) {
+        snprintf(err, errlen, "%s: no %s", path, EQM_PLUGIN_ENTRY_SYMBOL);
+        goto fail;
+    }
+    for (uint32_t i = 0; (m->desc = entry(i)); i++)
+        if ((int)m->desc->kind == kind && !strcmp(m->desc->name, name))
+            break;
+    if (!m->desc) {
+        snprintf(err, errlen, "%s holds no %s plugin %s", path, kind_dir(kind), name);
+        goto fail;
+    }
+    if (m->desc->abi_major != EQM_ABI_MAJOR || m->desc->size < EQM_PLUGIN_DESC_SIZE_V1_0) {
+        snprintf(err, errlen, "%s: ABI %d.%d, descriptor size %u", path,
+                 m->desc->abi_major, m->desc->abi_minor, m->desc->size);
+        goto fail;
+    }
+    m->ops = m->desc->ops;
+    m->api = host_api();
+    m->host = host_ctx_create(name);
+    m->opts = calloc(1, m->desc->params_size ? m->desc->params_size : 1);
+    if (!m->host || !m->opts) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (const eqm_param_spec *p = m->desc->params; p && p->key; p++) {
+        const char *text = p->def ? p->def : "";
+        for (const char *const *o = overrides; o && o[0]; o += 2)
+            if (!strcmp(o[0], p->key))
+                text = o[1];
+        if (fill_option(m, p, *text ? text : "-", err, errlen) < 0)
+            goto fail;
+    }
+    for (const char *const *o = overrides; o && o[0]; o += 2) {
+        const eqm_param_spec *p = m->desc->params;
+        while (p && p->key && strcmp(p->key, o[0]))
+            p++;
+        if (!p || !p->key) {
+            snprintf(err, errlen, "%s has no option %s", name, o[0]);
+            goto fail;
+        }
+    }
+    eqm_module_cfg cfg = {sizeof cfg, 0, 0, 0, in_dim, p_dim, max_rows};
+    int rc = m->ops->create(m->api, m->host, m->opts, &cfg, &m->self);
+    if (rc < 0) {
+        snprintf(err, errlen, "create: %s", host_ctx_error(m->host));
+        m->self = NULL;
+        goto fail;
+    }
+    m->max_rows = max_rows;
+    m->n = m->ops->n_tensors(m->self);
+    m->info = calloc((size_t)m->n, sizeof *m->info);
+    m->count = calloc((size_t)m->n, sizeof *m->count);
+    m->params = calloc((size_t)m->n, sizeof(float *));
+    m->grads = calloc((size_t)m->n, sizeof(float *));
+    m->target = calloc((size_t)m->n, sizeof(float *));
+    if (!m->info || !m->count || !m->params || !m->grads || !m->target)
+        goto oom;
+    for (int i = 0; i < m->n; i++) {
+        if (m->ops->tensor_info(m->self, i, &m->info[i]) < 0) {
+            snprintf(err, errlen, "tensor_info(%d): %s", i, host_ctx_error(m->host));
+            goto fail;
+        }
+        size_t c = 1;
+        for (int d = 0; d < m->info[i].ndim; d++)
+            c *= (size_t)m->info[i].shape[d];
+        m->count[i] = c;
+        m->params[i] = calloc(c, sizeof(float));
+        if (!m->params[i])
+            goto oom;
+        if (!(m->info[i].flags & EQM_T_BUFFER) && !(m->grads[i] = calloc(c, sizeof(float))))
+            goto oom;
+        if ((m->ops->flags & EQM_MODULE_NEEDS_TARGET) && (m->info[i].flags & EQM_T_EMA) &&
+            !(m->target[i] = calloc(c, sizeof(float))))
+            goto oom;
+    }
+    m->act_floats = m->ops->act_floats(m->self, max_rows);
+    m->act = calloc(m->act_floats ? m->act_floats : 1, sizeof(float));
+    if (!m->act)
+        goto oom;
+    eqm_module_bind b = {sizeof b, m->params, m->grads,
+                         (m->ops->flags & EQM_MODULE_NEEDS_TARGET) ? m->target : NULL, m->act};
+    if (m->ops->bind(m->self, &b) < 0) {
+        snprintf(err, errlen, "bind: %s", host_ctx_error(m->host));
+        goto fail;
+    }
+    return EQM_OK;
+oom:
+    snprintf(err, errlen, "out of memory");
+fail:
+    hmod_close(m);
+    return EQM_ERR_INVAL;
+}
+
+void hmod_close(hmod *m)
+{
+    if (m->self)
+        m->ops->destroy(m->self);
+    for (int i = 0; i < m->n; i++) {
+        if (m->params)
+            free(m->params[i]);
+        if (m->grads)
+            free(m->grads[i]);
+        if (m->target)
+            free(m->target[i]);
+    }
+    free(m->params);
+    free(m->grads);
+    free(m->target);
+    free(m->info);
+    free(m->count);
+    free(m->act);
+    for (int i = 0; i < m->n_opt_text; i++)
+        free(m->opt_text[i]);
+    free(m->opts);
+    if (m->host)
+        host_ctx_destroy(m->host);
+    if (m->dl)
+        dlclose(m->dl);
+    memset(m, 0, sizeof *m);
+}
+
+int hmod_find(const hmod *m, const char *tensor_name)
+{
+    for (int i = 0; i < m->n; i++)
+        if (!strcmp(m->info[i].name, tensor_name))
+            return i;
+    return -1;
+}
+
+void hmod_zero_grads(hmod *m)
+{
+    for (int i = 0; i < m->n; i++)
+        if (m->grads[i])
+            memset(m->grads[i], 0, m->count[i] * sizeof(float));
+}
+
+int hmod_init(hmod *m, uint64_t seed)
+{
+    eqm_rng rng;
+    m->api->rng_seed(&rng, seed, 1, 2, 3);
+    return m->ops->init(m->self, &rng);
+}
+
+int hmod_forward(hmod *m, eqm_module_io *io, int rows, int train, const float *in,
+                 const float *in_target, const float *t)
+{
+    memset(io, 0, sizeof *io);
+    io->size = sizeof *io;
+    io->rows = rows;
+    io->train = train;
+    io->in = in;
+    io->in_target = in_target;
+    io->t = t;
+    io->loss_scale = 1.0f;
+    return m->ops->forward(m->self, io);
+}
+
+int hmod_backward(hmod *m, eqm_module_io *io, float *din, float loss_scale)
+{
+    io->din = din;
+    io->loss_scale = loss_scale;
+    return m->ops->backward(m->self, io);
+}
+
+const char *hmod_error(const hmod *m) { return host_ctx_error(m->host); }
+
+/* --------------------------------------------------------------- fixtures ------ */
+
+int hfx_load(hfx *f, const char *path, char *err, size_t errlen)
+{
+    memset(f, 0, sizeof *f);
+    FILE *fp = fopen(path, "r");
+    if (!fp) {
+        snprintf(err, errlen, "%s: %s (regenerate with /usr/bin/python3 "
+                 "tests/methods/gen_fixtures.py)", path, strerror(errno));
+        return EQM_ERR_IO;
+    }
+    char tok[160];
+    int line = 0;
+    while (fscanf(fp, "%159s", tok) == 1) {
+        line++;
+        if (tok[0] == '#') {
+            int c;
+            while ((c = fgetc(fp)) != EOF && c != '\n')
+                ;
+            continue;
+        }
+        if (f->n == f->cap) {
+            int cap = f->cap ? 2 * f->cap : 64;
+            hfx_entry *e = realloc(f->e, (size_t)cap * sizeof *e);
+            if (!e)
+                goto bad;
+            f->e = e;
+            f->cap = cap;
+        }
+        hfx_entry *e = &f->e[f->n];
+        memset(e, 0, sizeof *e);
+        e->kind = tok[0];
+        if (strcmp(tok, "opt") && strcmp(tok, "dim") && strcmp(tok, "t"))
+            goto bad;
+        if (fscanf(fp, "%127s", e->name) != 1)
+            goto bad;
+        if (e->kind == 'o') {
+            if (fscanf(fp, "%127s", e->text) != 1)
+                goto bad;
+        } else if (e->kind == 'd') {
+            if (fscanf(fp, "%d", &e->n) != 1)
+                goto bad;
+        } else {
+            if (fscanf(fp, "%d", &e->n) != 1 || e->n < 1 || e->n > (1 << 22))
+                goto bad;
+            e->v = malloc((size_t)e->n * sizeof(float));
+            if (!e->v)
+                goto bad;
+            for (int i = 0; i < e->n; i++)
+                if (fscanf(fp, "%f", &e->v[i]) != 1) {
+                    free(e->v);
+                    goto bad;
+                }
+        }
+        f->n++;
+    }
+    fclose(fp);
+    return EQM_OK;
+bad:
+    snprintf(err, errlen, "%s: entry %d (after \"%s\"): malformed fixture; regenerate with "
+             "/usr/bin/python3 tests/methods/gen_fixtures.py", path, line, tok);
+    fclose(fp);
+    hfx_free(f);
+    return EQM_ERR_FORMAT;
+}
+
+void hfx_free(hfx *f)
+{
+    for (int i = 0; i < f->n; i++)
+        free(f->e[i].v);
+    free(f->e);
+    memset(f, 0, sizeof *f);
+}
+
+const hfx_entry *hfx_get(const hfx *f, char kind, const char *name)
+{
+    for (int i = 0; i < f->n; i++)
+        if (f->e[i].kind == kind && !strcmp(f->e[i].name, name))
+            return &f->e[i];
+    return NULL;
+}
+
+int hfx_options(const hfx *f, const char **pairs, int max_pairs)
+{
+    int k = 0;
+    for (int i = 0; i < f->n && k + 1 < 2 * max_pairs; i++)
+        if (f->e[i].kind == 'o') {
+            pairs[k++] = f->e[i].name;
+            pairs[k++] = f->e[i].text;
+        }
+    pairs[k] = NULL;
+    return k / 2;
+}
+
+int hfx_dim(const hfx *f, const char *name, int def)
+{
+    const hfx_entry *e = hfx_get(f, 'd', name);
+    return e ? e->n : def;
+}

@@ -371,7 +371,7 @@ static uint64_t api_now_ns(void)
 __attribute__((weak)) const eqm_nn_api *nn_api_table(void) { return NULL; }
 __attribute__((weak)) const eqm_image_api *image_api_table(void) { return NULL; }
 const eqm_io_api *io_api_table(void); /* host/loader/io.c (declared in loader.h) */
-__attribute__((weak)) const eqm_io_api *io_api_table(void) { return NULL; }
+/* no weak default: referencing it here links host/loader/io.o into every program */
 
 static eqm_host_api the_api;
 

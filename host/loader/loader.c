@@ -28,6 +28,11 @@
 #include "loader.h"
 #include "sections.h"
 
+/* Programs using the loader get the JPEG services too (cifar10 test_set = jpeg_full): pull
+ * host/shards/image.o out of the static archive (see host/shards/image.c). */
+extern const int host_image_anchor;
+__attribute__((used)) static const int *const loader_link_image_ = &host_image_anchor;
+
 #define MAX_STEPS 32
 #define MAX_T 256
 
@@ -175,6 +180,7 @@ struct eqm_loader {
     int64_t claim, consume;
     int64_t stream_turn, stream_eof_at; /* streaming: next batch allowed to pull; batch at EOF */
     int failed;
+    int64_t fail_k;     /* smallest batch number that failed (batches before it are delivered) */
     char err[1024];
 
     eqm_loader_stats st;
@@ -460,8 +466,7 @@ static int make_row(eqm_loader *l, worker_mem *m, eqm_batch *b, int row, int64_t
 
 static int fill_batch(eqm_loader *l, worker_mem *m, slot *s, int64_t k, char *err, size_t n)
 {
-    eqm_batch *b = &s->b;
-    b->epoch = l->epoch;
+    eqm_batch *b = &s->b; /* b->epoch was set at claim time */
     b->index = k;
     if (l->src.n_samples >= 0) {
         int64_t start = k * l->batch_size, end = start + l->batch_size;
@@ -496,18 +501,23 @@ static int fill_batch(eqm_loader *l, worker_mem *m, slot *s, int64_t k, char *er
     }
     int got = 0, rc = EQM_OK;
     pthread_mutex_lock(&l->mu);
-    while (l->stream_turn != k && !l->stop && !l->failed)
+    while (l->stream_turn != k && !l->stop && !l->failed && s->gen == l->gen)
         pthread_cond_wait(&l->cv, &l->mu);
+    int skip = l->stop || l->failed || s->gen != l->gen || l->stream_turn != k ||
+               (l->stream_eof_at >= 0 && k >= l->stream_eof_at);
+    if (skip && l->stream_turn == k && s->gen == l->gen) {
+        l->stream_turn = k + 1; /* past the end: let the next batch see it too */
+        pthread_cond_broadcast(&l->cv);
+    }
     pthread_mutex_unlock(&l->mu);
-    if (l->stream_eof_at >= 0 && k >= l->stream_eof_at) {
-        got = 0;
-    } else {
+    int hit_eof = 0;
+    if (!skip) {
         while (got < l->batch_size) {
             int64_t id = -1;
             rc = l->src.next(l->src.ctx, &raws[got], &id);
             if (rc == EQM_EOF) {
                 rc = EQM_OK;
-                l->stream_eof_at = k + 1;
+                hit_eof = 1;
                 break;
             }
             if (rc) {
@@ -517,11 +527,13 @@ static int fill_batch(eqm_loader *l, worker_mem *m, slot *s, int64_t k, char *er
             }
             ids[got++] = id;
         }
+        pthread_mutex_lock(&l->mu);
+        if (hit_eof && (l->stream_eof_at < 0 || l->stream_eof_at > k + 1))
+            l->stream_eof_at = k + 1;
+        l->stream_turn = k + 1;
+        pthread_cond_broadcast(&l->cv);
+        pthread_mutex_unlock(&l->mu);
     }
-    pthread_mutex_lock(&l->mu);
-    l->stream_turn = k + 1;
-    pthread_cond_broadcast(&l->cv);
-    pthread_mutex_unlock(&l->mu);
     b->n = got;
     for (int row = 0; row < got; row++) {
         if (rc) { /* release the remaining raws through decode-less path: decode frees */
@@ -572,6 +584,7 @@ static void *worker_main(void *arg)
         s->state = SLOT_FILLING;
         s->k = k;
         s->gen = l->gen;
+        s->b.epoch = l->epoch;
         s->rc = 0;
         s->err[0] = 0;
         l->claim++;
@@ -586,8 +599,9 @@ static void *worker_main(void *arg)
         } else {
             s->rc = rc;
             s->state = SLOT_READY;
-            if (rc && !l->failed) {
+            if (rc && (!l->failed || k < l->fail_k)) {
                 l->failed = 1;
+                l->fail_k = k;
                 snprintf(l->err, sizeof l->err, "%s", s->err);
             }
             if (!rc && l->n_batches < 0 && s->b.n == 0)
@@ -995,15 +1009,14 @@ int loader_start_epoch(eqm_loader *l, int64_t epoch)
     if (l->failed)
         return EQM_ERR_STATE;
     pthread_mutex_lock(&l->mu);
+    /* stop claims (n_batches = 0), drop what is ready, wait for batches being filled: they
+     * read l->order, which is rebuilt below */
     l->gen++;
-    l->epoch = epoch;
-    l->claim = l->consume = 0;
-    l->stream_turn = 0;
-    l->stream_eof_at = -1;
+    l->n_batches = 0;
+    pthread_cond_broadcast(&l->cv); /* streaming workers waiting for their turn give up */
     for (int i = 0; i < l->n_slots; i++)
         if (l->slots[i].state == SLOT_READY)
             l->slots[i].state = SLOT_FREE;
-    /* wait for batches of the previous epoch still being filled (they use l->order) */
     for (;;) {
         int busy = 0;
         for (int i = 0; i < l->n_slots; i++)
@@ -1012,6 +1025,10 @@ int loader_start_epoch(eqm_loader *l, int64_t epoch)
             break;
         pthread_cond_wait(&l->cv, &l->mu);
     }
+    l->epoch = epoch;
+    l->claim = l->consume = 0;
+    l->stream_turn = 0;
+    l->stream_eof_at = -1;
     int rc = EQM_OK;
     if (l->src.n_samples >= 0) {
         l->n_epoch = l->n_samples;
@@ -1034,6 +1051,7 @@ int loader_start_epoch(eqm_loader *l, int64_t epoch)
             rc = l->src.start_epoch(l->src.ctx, epoch);
             if (rc) {
                 l->failed = 1;
+                l->fail_k = 0;
                 set_err(l->err, sizeof l->err, rc, "%.400s: start of epoch %lld: %.500s", l->desc,
                         (long long)epoch, l->src.error ? l->src.error(l->src.ctx) : "failed");
             }
@@ -1055,6 +1073,7 @@ int loader_start_epoch(eqm_loader *l, int64_t epoch)
                     pthread_join(l->threads[j], NULL);
                 snprintf(l->err, sizeof l->err, "loader: cannot start worker thread %d", i);
                 l->failed = 1;
+                l->fail_k = 0;
                 return EQM_ERR_NOMEM;
             }
         l->started = 1;
@@ -1104,7 +1123,8 @@ int loader_next(eqm_loader *l, eqm_batch **b)
             rc = EQM_OK;
             break;
         }
-        if (l->failed) {
+        if (l->failed && k >= l->fail_k) {
+            /* batches before the failed one were all claimed and are delivered first */
             rc = EQM_ERR_STATE;
             for (int i = 0; i < l->n_slots; i++)
                 if (l->slots[i].state == SLOT_READY && l->slots[i].rc < 0)

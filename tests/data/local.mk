@@ -1,1 +1,14 @@
-# tests/data (owner fills this in)
+# tests/data: the CIFAR-10 dataset plugin, the augmentation plugins (against torchvision
+# fixtures made by tests/data/gen_fixtures.py, committed under tests/data/fixtures) and the
+# batch queue. Tests needing $EQUIMOD_DATA_DIR skip those parts when it is absent.
+check_PROGRAMS += tests/data/check_loader
+TESTS += tests/data/check_loader
+tests_data_check_loader_SOURCES = tests/data/check_loader.c tests/data/data_util.h
+tests_data_check_loader_CFLAGS = $(TEST_CFLAGS)
+tests_data_check_loader_LDADD = libeqmhost.la $(TEST_LIBS)
+check_PROGRAMS += tests/data/check_augment
+TESTS += tests/data/check_augment
+tests_data_check_augment_SOURCES = tests/data/check_augment.c tests/data/data_util.h
+tests_data_check_augment_CFLAGS = $(TEST_CFLAGS)
+tests_data_check_augment_LDADD = libeqmhost.la $(TEST_LIBS)
+EXTRA_DIST += tests/data/gen_fixtures.py tests/data/fixtures

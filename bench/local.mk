@@ -1,1 +1,17 @@
-# bench/ scripts are run on demand, never by make check
+# bench/: programs run on demand, never by make check. `make bench` builds them;
+# `make bench-train-step` runs the ResNet-18-CIFAR training-step benchmark against
+# PyTorch (see bench/README.md).
+# bench/shards.mk (another area's fragment) sets EXTRA_PROGRAMS first.
+include bench/shards.mk
+EXTRA_PROGRAMS += bench/train-step
+bench_train_step_SOURCES = bench/train_step.c
+bench_train_step_CFLAGS = $(libeqmhost_la_CFLAGS)
+bench_train_step_LDADD = libeqmhost.la
+CLEANFILES += bench/train-step
+EXTRA_DIST += bench/train_step_torch.py bench/README.md
+
+bench: bench/train-step bench/shards $(pkglib_LTLIBRARIES)
+bench-train-step: bench
+	EQM_SRCDIR='$(abs_top_srcdir)' ./bench/train-step \
+	  --plugin-path '$(abs_top_builddir)/plugins/backbone/resnet/.libs' $(BENCH_ARGS)
+.PHONY: bench bench-train-step

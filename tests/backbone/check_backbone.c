@@ -667,12 +667,18 @@ START_TEST(test_target_forward)
     ck_assert_int_eq(n.ops->forward(n.self, &io), 0);
     ck_assert_msg(!memcmp(o1, o2, no * 4), "target forward differs from online forward");
     ck_assert(!memcmp(rs_before, n.m.params, n.m.n_floats * 4)); /* no running update */
-    /* online forward, a target forward with other weights in between, backward: identical */
+    /* online forward, a target forward with other weights AND fewer rows in between (as
+     * EquiMod: 3N online rows, 2N target rows), backward: identical */
     for (size_t i = 0; i < n.m.n_floats; i++)
         tgt[i] *= 1.1f;
     memcpy(n.m.params, rs_before, n.m.n_floats * 4);
     model_zero_grad(&n.m);
     fwd(&n, x, o1, 1);
+    io.rows = rows - 1;
+    io.in = x + (size_t)HW * HW * 3;
+    ck_assert_int_eq(n.ops->forward(n.self, &io), 0);
+    io.rows = rows;
+    io.in = x;
     ck_assert_int_eq(n.ops->forward(n.self, &io), 0);
     ck_assert(memcmp(o1, o2, no * 4));
     bwd(&n, x, dout, din2, 1);

@@ -24,8 +24,9 @@
  * block, the fused BN+ReLU output a; per block its output y = relu(bn_last(c_last) + id).
  * G0..G2 carry the gradients in backward (dy, dx, one temporary; ops accumulate, so each
  * is zeroed before an op writes it); G0 also holds the downsample BN output in forward.
- * The BYOL target forward (io->use_target = 1) runs ping-pong in G0..G3 only, so the online
- * activations of the same step stay intact for the online backward.
+ * The BYOL target forward (io->use_target = 1) runs ping-pong in G0..G3 only, placed as
+ * for max_rows (not its own rows), so the online activations of the same step stay intact
+ * for the online backward even when the online forward had more rows (EquiMod: 3N vs 2N).
  *
  * use_target = 1: weights and BN parameters from bind->target, BN in training mode (batch
  * statistics) whatever io->train says, and NO running-statistics update (the running
@@ -523,8 +524,11 @@ static int target_forward(pass *p, const float *x, float *out)
     const eqm_nn_api *nn = r->api->nn;
     int N = p->N, st;
     float *G[4];
+    /* G buffers laid out for max_rows, not N: the online forward that the target forward
+     * must not disturb may have had MORE rows (EquiMod: 3N online, 2N target), and its
+     * saved activations extend to row_ptr(rows_online, g_off[0]) <= row_ptr(max_rows, .) */
     for (int g = 0; g < 4; g++)
-        G[g] = row_ptr(r, N, r->g_off[g]);
+        G[g] = row_ptr(r, r->max_rows, r->g_off[g]);
     const unit *u0 = &r->u[0];
     /* X = G[0], Y = G[1], T1 = G[2], T2 = G[3] */
     float *X = G[0], *Y = G[1], *T1 = G[2], *T2 = G[3], *t;

@@ -113,11 +113,11 @@ static int add_records(cifar *c, const char *what, const uint8_t *d, size_t n, i
 static int find_file(cifar *c, const char *name, char *out, size_t n)
 {
     const eqm_io_api *io = c->api->io;
-    const char *dirs[2] = {"cifar-10-batches-bin", "."};
+    const char *dirs[2] = {"cifar-10-batches-bin/", ""};
     for (int d = 0; d < 2; d++)
         for (int gz = 0; gz < 2; gz++) {
             char rel[256];
-            snprintf(rel, sizeof rel, "%s/%s%s", dirs[d], name, gz ? ".gz" : "");
+            snprintf(rel, sizeof rel, "%s%s%s", dirs[d], name, gz ? ".gz" : "");
             if (path_join(out, n, c->root, rel) == 0 && io->file_exists(out))
                 return 1;
         }
@@ -306,7 +306,7 @@ static int open_train(cifar *c, const cifar_opts *o)
             return rc;
     }
     snprintf(c->desc, sizeof c->desc, "cifar10 train: %lld images (data_batch_1..%d, %s)",
-             (long long)c->n, (int)o->train_batches, use_arc ? arc : "binary batches");
+             (long long)c->n, (int)o->train_batches, use_arc ? arc : p);
     return EQM_OK;
 }
 

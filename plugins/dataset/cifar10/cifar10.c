@@ -464,7 +464,11 @@ static const eqm_param_spec cifar_params[] = {
 };
 
 static const eqm_dataset_ops cifar_ops = {
-    sizeof(eqm_dataset_ops), cifar_open, cifar_close, cifar_info, cifar_get,
+    .size = sizeof(eqm_dataset_ops),
+    .open = cifar_open,
+    .close = cifar_close,
+    .info = cifar_info,
+    .get = cifar_get,
 };
 
 static const eqm_plugin_desc cifar_desc = {

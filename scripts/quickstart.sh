@@ -20,7 +20,7 @@ export EQUIMOD_DATA_DIR
 [ -x configure ] || ./autogen.sh
 mkdir -p _build
 (cd _build && { [ -f Makefile ] || ../configure -q; } && make -j"$(nproc 2>/dev/null || echo 2)" >/dev/null)
-EQM="$top/_build/equimod --plugin-path $top/_build/.libs"
+EQM="$top/_build/equimod --plugin-path $top/_build/plugin-dir"
 run=runs/quickstart-$(date +%Y%m%d-%H%M%S)
 $EQM train configs/quickstart.ini --out "$run" "$@"
 $EQM eval knn "$run"

@@ -38,6 +38,8 @@
 SHARDS_LINK_IMAGE;
 
 #define OUT 224
+/* hot loops: vectorised, with an AVX2 clone picked at run time */
+#define HOT __attribute__((target_clones("avx2", "default"), optimize("O3")))
 
 static double now_s(void)
 {
@@ -221,7 +223,7 @@ static box rrc_box(const eqm_host_api *api, eqm_rng *r, int W, int H)
 
 static inline uint8_t cl8(int v) { return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); }
 
-static void flip(uint8_t *p)
+HOT static void flip(uint8_t *p)
 {
     for (int y = 0; y < OUT; y++) {
         uint8_t *r = p + y * OUT * 3;
@@ -239,7 +241,7 @@ static inline int luma(const uint8_t *q)
     return (19595 * q[0] + 38470 * q[1] + 7471 * q[2] + 0x8000) >> 16;
 }
 
-static void brightness(uint8_t *p, double f)
+HOT static void brightness(uint8_t *p, double f)
 {
     int m = (int)lrint(f * 256);
     uint8_t lut[256];
@@ -249,7 +251,7 @@ static void brightness(uint8_t *p, double f)
         p[i] = lut[p[i]];
 }
 
-static void contrast(uint8_t *p, double f)
+HOT static void contrast(uint8_t *p, double f)
 {
     long sum = 0;
     for (int i = 0; i < OUT * OUT; i++)
@@ -262,7 +264,7 @@ static void contrast(uint8_t *p, double f)
         p[i] = lut[p[i]];
 }
 
-static void saturation(uint8_t *p, double f)
+HOT static void saturation(uint8_t *p, double f)
 {
     int m = (int)lrint(f * 256);
     for (int i = 0; i < OUT * OUT; i++) {
@@ -274,7 +276,7 @@ static void saturation(uint8_t *p, double f)
 }
 
 /* Hue rotation in HSV with V and S kept: hue as 6*256 steps. */
-static void hue(uint8_t *p, double f)
+HOT static void hue(uint8_t *p, double f)
 {
     static int recip[256];
     if (!recip[1])
@@ -296,9 +298,9 @@ static void hue(uint8_t *p, double f)
             h = 512 + (b >= r ? ((b - m) * recip[d] >> 16) : -((r - m) * recip[d] >> 16));
         else
             h = 1024 + (r >= g ? ((r - m) * recip[d] >> 16) : -((g - m) * recip[d] >> 16));
-        h = (h + shift) % 1536;
-        if (h < 0)
-            h += 1536;
+        h += shift;
+        h += h < 0 ? 1536 : 0;
+        h -= h >= 1536 ? 1536 : 0;
         int sec = h >> 8, fr = h & 255;
         int up = m + ((d * fr + 128) >> 8), dn = M - ((d * fr + 128) >> 8);
         switch (sec) {
@@ -315,7 +317,7 @@ static void hue(uint8_t *p, double f)
     }
 }
 
-static void gray(uint8_t *p)
+HOT static void gray(uint8_t *p)
 {
     for (int i = 0; i < OUT * OUT; i++) {
         uint8_t *q = p + 3 * i;
@@ -326,7 +328,7 @@ static void gray(uint8_t *p)
 
 static float norm_lut[3][256];
 
-static void normalize(const uint8_t *p, float *out)
+HOT static void normalize(const uint8_t *p, float *out)
 {
     for (int i = 0; i < OUT * OUT; i++) {
         out[3 * i] = norm_lut[0][p[3 * i]];
@@ -334,6 +336,10 @@ static void normalize(const uint8_t *p, float *out)
         out[3 * i + 2] = norm_lut[2][p[3 * i + 2]];
     }
 }
+
+static double prof[5]; /* decode, resize, jitter+flip+gray, normalize, other */
+static int prof_on;
+#define PT(k, t0) do { if (prof_on) { double t1_ = now_s(); prof[k] += t1_ - (t0); (t0) = t1_; } } while (0)
 
 typedef struct work {
     uint8_t *dec;      /* decoded region */
@@ -347,6 +353,7 @@ typedef struct work {
 static int process(const eqm_host_api *api, work *wk, const blob *b, uint64_t idx)
 {
     const eqm_image_api *im = api->image;
+    double tp = prof_on ? now_s() : 0;
     int W, H, C;
     if (im->jpeg_header(wk->h, b->data, b->size, &W, &H, &C))
         return -1;
@@ -399,6 +406,7 @@ static int process(const eqm_host_api *api, work *wk, const blob *b, uint64_t id
     if (im->jpeg_decode_region(wk->h, b->data, b->size, M, rx, ry, rx1 - rx, ry1 - ry, &dimg,
                                wk->dec_cap, &ox, &oy))
         return -1;
+    PT(0, tp);
     for (int v = 0; v < 3; v++) {
         eqm_image o = {OUT, OUT, 3, OUT * 3, EQM_PIX_U8, wk->u8};
         float bxx = (float)(bx[v].x * sc - ox), byy = (float)(bx[v].y * scy - oy);
@@ -413,6 +421,7 @@ static int process(const eqm_host_api *api, work *wk, const blob *b, uint64_t id
             bh = dimg.h - byy;
         if (im->crop_resize(wk->h, &dimg, bxx, byy, bw, bh, &o))
             return -1;
+        PT(1, tp);
         if (v > 0) {
             if (api->rng_uniform(&r) < 0.5)
                 flip(wk->u8);
@@ -439,7 +448,9 @@ static int process(const eqm_host_api *api, work *wk, const blob *b, uint64_t id
             if (api->rng_uniform(&r) < 0.2)
                 gray(wk->u8);
         }
+        PT(2, tp);
         normalize(wk->u8, wk->views + (size_t)v * OUT * OUT * 3);
+        PT(3, tp);
     }
     return 0;
 }
@@ -462,6 +473,11 @@ static double bench_equimod(const blob *v, size_t n, double seconds, size_t *cou
     }
     if (bad)
         fprintf(stderr, "bench/shards: %zu images failed: %s\n", bad, host_ctx_error(wk.h));
+    if (prof_on)
+        fprintf(stderr, "profile per image (us): decode %.0f, resize %.0f, flip/jitter/gray %.0f, "
+                "normalize %.0f\n", prof[0] / k * 1e6, prof[1] / k * 1e6, prof[2] / k * 1e6,
+                prof[3] / k * 1e6);
+    memset(prof, 0, sizeof prof);
     free(wk.dec);
     free(wk.u8);
     free(wk.views);
@@ -492,8 +508,12 @@ int main(int argc, char **argv)
 {
     double seconds = 3.0;
     const char *data = getenv("EQUIMOD_DATA_DIR");
-    int keep = 0;
+    int keep = 0, only_eq = 0;
     for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--only-equimod")) { /* for profiling */
+            only_eq = 1;
+            continue;
+        }
         if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
             seconds = atof(argv[++i]);
         else if (!strcmp(argv[i], "--data") && i + 1 < argc)
@@ -501,10 +521,11 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--keep"))
             keep = 1;
         else {
-            fprintf(stderr, "usage: bench/shards [--seconds S] [--data DIR] [--keep]\n");
+            fprintf(stderr, "usage: bench/shards [--seconds S] [--data DIR] [--keep] [--only-equimod]\n");
             return 2;
         }
     }
+    prof_on = getenv("EQM_BENCH_PROFILE") != NULL;
     if (!data) {
         fprintf(stderr, "bench/shards: set EQUIMOD_DATA_DIR (the shared data folder) or --data\n");
         return 2;
@@ -558,6 +579,10 @@ int main(int argc, char **argv)
     double eq_a, eq_b, tv_a, tv_b, tv_a2;
     size_t ca, cb;
     eq_a = bench_equimod(va, nva, seconds, &ca);
+    if (only_eq) {
+        printf("imagenet: equimod %.1f img/s (%zu images)\n", eq_a, ca);
+        return 0;
+    }
     tv_a = run_torchvision(script, pat_a, seconds, 0);
     tv_a2 = run_torchvision(script, pat_a, seconds, 1);
     printf("imagenet (%zu full-size JPEGs): equimod %.1f img/s (decode + 3 views, %zu images), "

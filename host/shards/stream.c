@@ -167,7 +167,7 @@ static int bad_data(shard_stream *s, int is_shard, const char *msg)
     return 0;
 }
 
-/* Push to the bounded queue; blocks. Returns -1 when asked to stop. */
+/* Push to the bounded queue; blocks. Returns -1 when asked to stop (smp is then freed). */
 static int queue_push(shard_stream *s, sample *smp)
 {
     pthread_mutex_lock(&s->mu);
@@ -178,8 +178,10 @@ static int queue_push(shard_stream *s, sample *smp)
         waited = 1;
         pthread_cond_wait(&s->can_push, &s->mu);
     }
-    if (s->stop) {
+    if (s->stop) { /* the sample goes nowhere: free it here */
+        release_locked(s, smp);
         pthread_mutex_unlock(&s->mu);
+        sample_free(smp);
         return -1;
     }
     s->q[(s->q_head + s->q_n) % s->q_cap] = smp;
@@ -211,13 +213,8 @@ static int shuffle_drain(shard_stream *s)
         size_t j = (size_t)host_api()->rng_below(&s->rng, s->n_shuf);
         sample *out = s->shuf[j];
         s->shuf[j] = s->shuf[--s->n_shuf];
-        if (queue_push(s, out)) {
-            pthread_mutex_lock(&s->mu);
-            release_locked(s, out);
-            pthread_mutex_unlock(&s->mu);
-            sample_free(out); /* not counted as pushed: drop */
-            return -1;
-        }
+        if (queue_push(s, out))
+            return -1; /* stopped: queue_push freed `out` */
     }
     return 0;
 }

@@ -52,7 +52,10 @@ static void make_tree(const char *root)
         for (int i = 0; i < 5; i++) {
             snprintf(p, sizeof p, "%s/%s/%c%d.JPEG", root, cls[c], cls[c][0], i);
             if (c == 2 && i == 4) {
-                write_file(p, "\xff\xd8\xff\xe0 this is not really a JPEG", 34);
+                {
+                static const char junk[] = "\xff\xd8\xff\xe0 this is not really a JPEG";
+                write_file(p, junk, sizeof junk - 1);
+            }
                 continue;
             }
             int kind = (c == 1 && i == 1) ? SU_GRAY : (c == 1 && i == 2) ? SU_CMYK : SU_RGB;

@@ -481,6 +481,24 @@ START_TEST(test_eval_mode)
 }
 END_TEST
 
+/* The trainer sizes every module for 3N rows (N may be odd) and runs methods on 2N. */
+START_TEST(test_rows_below_max)
+{
+    hmod m;
+    open_or_fail(&m, EQM_KIND_METHOD, "byol", ov_byol, 8, 0, 15);
+    ck_assert_int_eq(hmod_init(&m, 3), EQM_OK);
+    float h[10 * 8], ht[10 * 8], din[10 * 8] = {0};
+    fill_normal(h, 80, 5);
+    fill_normal(ht, 80, 6);
+    eqm_module_io io;
+    ck_assert_msg(hmod_forward(&m, &io, 10, 1, h, ht, NULL) == EQM_OK, "%s", hmod_error(&m));
+    ck_assert_int_eq(hmod_backward(&m, &io, din, 1.0f), EQM_OK);
+    ck_assert(isfinite(io.loss) && din[0] != 0.0f);
+    ck_assert_int_eq(hmod_forward(&m, &io, 16, 1, h, ht, NULL), EQM_ERR_INVAL);
+    hmod_close(&m);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ errors ------- */
 
 START_TEST(test_errors)
@@ -547,6 +565,7 @@ static Suite *methods_suite(void)
     tcase_add_loop_test(tc, test_fd, 0, (int)(sizeof fd_cases / sizeof fd_cases[0]));
     tcase_add_test(tc, test_sibling_switch);
     tcase_add_test(tc, test_eval_mode);
+    tcase_add_test(tc, test_rows_below_max);
     suite_add_tcase(s, tc);
     tc = tcase_create("errors");
     tcase_add_test(tc, test_errors);

@@ -1,11 +1,11 @@
 /* tests/methods/harness.c: see harness.h. */
 #include "harness.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core.h"
 
@@ -19,7 +19,14 @@ static const char *kind_dir(int kind)
     }
 }
 
-static void *open_file(int kind, const char *name, char *path, size_t pathlen)
+/* Programs link libeqmhost statically: pull host/nn/nn_api.c (whose strong nn_api_table()
+ * overrides the weak default in api.c), as host/train/model.c does. */
+int nn_threads(void);
+__attribute__((used)) static int (*const harness_link_nn_)(void) = nn_threads;
+
+/* Load "<kind>_<name>.so" into the registry: first match in $EQUIMOD_PLUGIN_PATH (colon
+ * list), else $EQM_BUILDDIR/plugins/<kind>/<name>/.libs. */
+static int load_file(eqm_registry *r, int kind, const char *name, char *path, size_t pathlen)
 {
     const char *dirs[2] = {getenv("EQUIMOD_PLUGIN_PATH"), NULL};
     char alt[1024];
@@ -29,83 +36,39 @@ static void *open_file(int kind, const char *name, char *path, size_t pathlen)
         dirs[1] = alt;
     }
     for (int i = 0; i < 2; i++) {
-        if (!dirs[i])
-            continue;
-        /* EQUIMOD_PLUGIN_PATH may be a colon-separated list */
         const char *p = dirs[i];
-        while (*p) {
+        while (p && *p) {
             size_t len = strcspn(p, ":");
             snprintf(path, pathlen, "%.*s/%s_%s.so", (int)len, p, kind_dir(kind), name);
-            void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-            if (dl)
-                return dl;
+            if (access(path, R_OK) == 0)
+                return registry_load_file(r, path);
             p += len;
             if (*p == ':')
                 p++;
         }
     }
-    return NULL;
+    return EQM_ERR_NOTFOUND;
 }
 
 static int fill_option(hmod *m, const eqm_param_spec *p, const char *text, char *err,
                        size_t errlen)
 {
-    char *field = (char *)m->opts + p->offset;
-    char *end;
-    errno = 0;
-    switch (p->type) {
-    case EQM_PARAM_BOOL:
-        if (!strcmp(text, "true") || !strcmp(text, "1") || !strcmp(text, "yes") ||
-            !strcmp(text, "on"))
-            *(int *)field = 1;
-        else if (!strcmp(text, "false") || !strcmp(text, "0") || !strcmp(text, "no") ||
-                 !strcmp(text, "off"))
-            *(int *)field = 0;
-        else
-            goto bad;
-        return EQM_OK;
-    case EQM_PARAM_INT: {
-        long long v = strtoll(text, &end, 10);
-        if (errno || *end || end == text || (p->min <= p->max && (v < p->min || v > p->max)))
-            goto bad;
-        *(int64_t *)field = v;
-        return EQM_OK;
+    /* STRING options point at the text: keep a copy for the instance's lifetime */
+    if (m->n_opt_text == 32) {
+        snprintf(err, errlen, "too many options");
+        return EQM_ERR_INVAL;
     }
-    case EQM_PARAM_FLOAT: {
-        double v = strtod(text, &end);
-        if (errno || *end || end == text || (p->min <= p->max && (v < p->min || v > p->max)))
-            goto bad;
-        *(double *)field = v;
-        return EQM_OK;
+    char *copy = strdup(!strcmp(text, "-") ? "" : text);
+    if (!copy) {
+        snprintf(err, errlen, "out of memory");
+        return EQM_ERR_NOMEM;
     }
-    case EQM_PARAM_STRING: {
-        if (m->n_opt_text == 32)
-            goto bad;
-        char *s = strdup(!strcmp(text, "-") ? "" : text);
-        if (!s)
-            goto bad;
-        m->opt_text[m->n_opt_text++] = s;
-        *(const char **)field = s;
-        return EQM_OK;
-    }
-    case EQM_PARAM_ENUM: {
-        const char *c = p->choices;
-        for (int i = 0; c && *c; i++) {
-            size_t len = strcspn(c, "|");
-            if (strlen(text) == len && !strncmp(c, text, len)) {
-                *(int *)field = i;
-                return EQM_OK;
-            }
-            c += len + (c[len] == '|');
-        }
-        goto bad;
-    }
-    default:
-        goto bad;
-    }
-bad:
-    snprintf(err, errlen, "option %s: cannot use value \"%s\"", p->key, text);
-    return EQM_ERR_INVAL;
+    m->opt_text[m->n_opt_text++] = copy;
+    char perr[256];
+    int rc = param_parse(p, copy, (char *)m->opts + p->offset, perr, sizeof perr);
+    if (rc < 0)
+        snprintf(err, errlen, "option %s = \"%s\": %s", p->key, text, perr);
+    return rc;
 }
 
 int hmod_open(hmod *m, int kind, const char *name, const char *const *overrides, int in_dim,
@@ -113,31 +76,21 @@ int hmod_open(hmod *m, int kind, const char *name, const char *const *overrides,
 {
     char path[1200];
     memset(m, 0, sizeof *m);
-    m->dl = open_file(kind, name, path, sizeof path);
-    if (!m->dl) {
-        snprintf(err, errlen, "%s_%s.so not found in $EQUIMOD_PLUGIN_PATH or "
-                 "$EQM_BUILDDIR/plugins/%s/%s/.libs (%s)", kind_dir(kind), name,
-                 kind_dir(kind), name, dlerror());
-        return EQM_ERR_NOTFOUND;
+    m->reg = registry_create();
+    if (!m->reg) {
+        snprintf(err, errlen, "out of memory");
+        return EQM_ERR_NOMEM;
     }
-    eqm_plugin_entry_fn entry = (eqm_plugin_entry_fn)dlsym(m->dl, EQM_PLUGIN_ENTRY_SYMBOL);
-    if (!entry) {
-        snprintf(err, errlen, "%s: no %s", path, EQM_PLUGIN_ENTRY_SYMBOL);
+    int lrc = load_file(m->reg, kind, name, path, sizeof path);
+    const eqm_plugin *pl = registry_find(m->reg, kind, name);
+    if (!pl) {
+        snprintf(err, errlen, "%s plugin %s not loaded (status %d) from %s; looked in "
+                 "$EQUIMOD_PLUGIN_PATH and $EQM_BUILDDIR/plugins/%s/%s/.libs", kind_dir(kind),
+                 name, lrc, lrc == EQM_ERR_NOTFOUND ? "nowhere" : path, kind_dir(kind), name);
         goto fail;
     }
-    for (uint32_t i = 0; (m->desc = entry(i)); i++)
-        if ((int)m->desc->kind == kind && !strcmp(m->desc->name, name))
-            break;
-    if (!m->desc) {
-        snprintf(err, errlen, "%s holds no %s plugin %s", path, kind_dir(kind), name);
-        goto fail;
-    }
-    if (m->desc->abi_major != EQM_ABI_MAJOR || m->desc->size < EQM_PLUGIN_DESC_SIZE_V1_0) {
-        snprintf(err, errlen, "%s: ABI %d.%d, descriptor size %u", path,
-                 m->desc->abi_major, m->desc->abi_minor, m->desc->size);
-        goto fail;
-    }
-    m->ops = m->desc->ops;
+    m->desc = &pl->desc;
+    m->ops = &pl->ops.module;
     m->api = host_api();
     m->host = host_ctx_create(name);
     m->opts = calloc(1, m->desc->params_size ? m->desc->params_size : 1);
@@ -237,8 +190,8 @@ void hmod_close(hmod *m)
     free(m->opts);
     if (m->host)
         host_ctx_destroy(m->host);
-    if (m->dl)
-        dlclose(m->dl);
+    if (m->reg)
+        registry_destroy(m->reg);
     memset(m, 0, sizeof *m);
 }
 

@@ -1,14 +1,16 @@
 /* tests/methods/harness.h: drive a real method/equimod plugin file outside the trainer.
  *
- * Loads <kind>_<name>.so by dlopen from $EQUIMOD_PLUGIN_PATH (falling back to the build
- * tree's plugins/<kind>/<name>/.libs under $EQM_BUILDDIR), fills the option struct from the
- * plugin's own option table (defaults, then overrides given as text), creates the module
+ * Loads <kind>_<name>.so through the host registry (registry_load_file: dlopen and every
+ * ABI check) from $EQUIMOD_PLUGIN_PATH (falling back to the build tree's
+ * plugins/<kind>/<name>/.libs under $EQM_BUILDDIR), fills the option struct from the
+ * plugin's own option table with the host's param_parse (defaults, then overrides given
+ * as text), creates the module
  * with the real host services (host_api(): nn ops, rng, alloc), and allocates one buffer
  * per tensor for values, gradients and (EQM_T_EMA tensors of NEEDS_TARGET modules) the
  * target copy, plus the activation arena. Also reads the text fixtures written by
  * tests/methods/gen_fixtures.py.
  *
- * Left out: config files and the host registry (the trainer's business); the flat-buffer
+ * Left out: config files (the trainer's business); the flat-buffer
  * layout of host/train (each tensor is its own allocation here).
  * Errors: functions return EQM_OK or a negative status with a message in `err`.
  */
@@ -20,7 +22,7 @@
 #include <equimod/equimod.h>
 
 typedef struct hmod {
-    void *dl;
+    struct eqm_registry *reg;
     const eqm_plugin_desc *desc;
     const eqm_module_ops *ops;
     const eqm_host_api *api;

@@ -93,7 +93,7 @@ static int equimod_create(const eqm_host_api *api, eqm_host *host, const void *o
         return api->set_error(host, EQM_ERR_INVAL,
                               "p_dim %d: EquiMod needs the augmentation parameters t "
                               "(at least one augmentation with parameters)", cfg->p_dim);
-    if (cfg->max_rows < 3 || cfg->max_rows % 3)
+    if (cfg->max_rows < 3)
         return api->set_error(host, EQM_ERR_INVAL,
                               "max_rows %d: EquiMod needs 3N rows (original, view 1, view 2)",
                               cfg->max_rows);

@@ -71,9 +71,9 @@ static int byol_create(const eqm_host_api *api, eqm_host *host, const void *opts
     int nq = mlp_parse_widths(o->pred_hidden, qh, MLP_MAX_LAYERS - 1, err, sizeof err);
     if (nq < 0)
         return api->set_error(host, EQM_ERR_INVAL, "option pred_hidden: %s", err);
-    if (cfg->max_rows < 2 || cfg->max_rows % 2)
+    if (cfg->max_rows < 2) /* the host may size every module for 3N rows */
         return api->set_error(host, EQM_ERR_INVAL,
-                              "max_rows %d: a method needs an even row count (2N)",
+                              "max_rows %d: a method needs at least 2 rows (2N)",
                               cfg->max_rows);
     byol *s = api->alloc(host, sizeof *s, 0);
     if (!s)

@@ -56,9 +56,9 @@ static int simclr_create(const eqm_host_api *api, eqm_host *host, const void *op
     int nh = mlp_parse_widths(o->hidden, hidden, MLP_MAX_LAYERS - 1, err, sizeof err);
     if (nh < 0)
         return api->set_error(host, EQM_ERR_INVAL, "option hidden: %s", err);
-    if (cfg->max_rows < 2 || cfg->max_rows % 2)
+    if (cfg->max_rows < 2) /* the host may size every module for 3N rows */
         return api->set_error(host, EQM_ERR_INVAL,
-                              "max_rows %d: a method needs an even row count (2N)",
+                              "max_rows %d: a method needs at least 2 rows (2N)",
                               cfg->max_rows);
     simclr *s = api->alloc(host, sizeof *s, 0);
     if (!s)

@@ -689,17 +689,22 @@ int st_import_backbone(eqm_model *m, const char *path, char *err, size_t errlen)
             }
         }
     }
-    for (int j = 0; j < st_count(f); j++) {
-        const char *name = st_at(f, j)->name;
-        int known = model_find(m, EQM_SLOT_BACKBONE, name) >= 0;
-        if (!known && ends_with(name, ".num_batches_tracked")) {
-            char rv[256];
-            size_t l = strlen(name) - strlen(".num_batches_tracked");
-            snprintf(rv, sizeof rv, "%.*s.running_var", (int)l, name);
-            known = model_find(m, EQM_SLOT_BACKBONE, rv) >= 0;
+    /* extras: real tensors first, then stray num_batches_tracked (less telling) */
+    for (int pass = 0; pass < 2; pass++) {
+        for (int j = 0; j < st_count(f); j++) {
+            const char *name = st_at(f, j)->name;
+            if (ends_with(name, ".num_batches_tracked") != pass)
+                continue;
+            int known = model_find(m, EQM_SLOT_BACKBONE, name) >= 0;
+            if (!known && ends_with(name, ".num_batches_tracked")) {
+                char rv[256];
+                size_t l = strlen(name) - strlen(".num_batches_tracked");
+                snprintf(rv, sizeof rv, "%.*s.running_var", (int)l, name);
+                known = model_find(m, EQM_SLOT_BACKBONE, rv) >= 0;
+            }
+            if (!known && n_extra++ < MAX_LISTED)
+                cat(extra, sizeof extra, "%s%s", n_extra > 1 ? ", " : "", name);
         }
-        if (!known && n_extra++ < MAX_LISTED)
-            cat(extra, sizeof extra, "%s%s", n_extra > 1 ? ", " : "", name);
     }
     if (n_missing || n_extra || n_bad) {
         char msg[4096] = "";

@@ -449,6 +449,125 @@ START_TEST(test_imagenette)
 }
 END_TEST
 
+/* The stream feeding H4's batch loader (loader_create_source) with the augmentation
+ * plugins at 224 (original = resize 256 + centre crop 224): batches come out full, with
+ * crop records in original pixels, and bit-identical with 1 or 2 workers. */
+static void loader_batches(const char *shard_dir, int workers, float **x0, float **x1,
+                           float **t1, int32_t **labels, int64_t **ids, int n_batches)
+{
+    char sets[3][900], err[2048];
+    snprintf(sets[0], sizeof sets[0], "data.train_shards=%s/train-{000000..000003}.tar", shard_dir);
+    snprintf(sets[1], sizeof sets[1], "data.classes=%s/classes.txt", shard_dir);
+    snprintf(sets[2], sizeof sets[2], "loader.workers=%d", workers);
+    const char *lines[] = {"data.plugin=imagenet_tar", sets[0], sets[1], sets[2],
+                           "data.shuffle_buffer=100", "loader.batch_size=8",
+                           "loader.t_standardize=none",
+                           "augment.crop.plugin=random_resized_crop", "augment.crop.size=224",
+                           "augment.flip.plugin=horizontal_flip",
+                           "augment.jitter.plugin=color_jitter", "augment.gray.plugin=grayscale",
+                           "augment.norm.plugin=normalize", "augment.r256.plugin=resize",
+                           "augment.r256.size=256", "augment.c224.plugin=center_crop",
+                           "augment.c224.size=224", "views.view1=crop flip jitter gray norm",
+                           "views.view2=crop flip jitter gray norm",
+                           "views.original=r256 c224 norm", NULL};
+    eqm_config *cfg = config_new_empty();
+    for (int i = 0; lines[i]; i++)
+        ck_assert_msg(config_set(cfg, lines[i], err, sizeof err) == 0, "%s", err);
+    eqm_registry *reg = registry_create();
+    const char *pp = getenv("EQUIMOD_PLUGIN_PATH");
+    ck_assert_ptr_nonnull(pp);
+    const char *dirs[1] = {pp};
+    ck_assert_int_gt(registry_scan(reg, dirs, 1), 0);
+    const eqm_plugin *p;
+    void *opts;
+    ck_assert_msg(config_bind_plugin(cfg, reg, "data", EQM_KIND_DATASET, &p, &opts, err,
+                                     sizeof err) == 0, "%s", err);
+    eqm_sample_source src;
+    ck_assert_msg(shard_source_create(p, opts, "train", 5, 0, 1, &src, err, sizeof err) == 0,
+                  "%s", err);
+    eqm_loader *ld;
+    int rc = loader_create_source(&ld, cfg, reg, &src, NULL, err, sizeof err);
+    if (rc)
+        src.destroy(src.ctx);
+    ck_assert_msg(rc == 0, "%s", err);
+    ck_assert_int_eq(loader_start_epoch(ld, 0), EQM_OK);
+    size_t xs = 8 * 224 * 224 * 3;
+    for (int b = 0; b < n_batches; b++) {
+        eqm_batch *bt;
+        rc = loader_next(ld, &bt);
+        ck_assert_msg(rc == EQM_OK, "%s", loader_error(ld));
+        ck_assert_int_eq(bt->n, 8);
+        ck_assert_int_eq(bt->w, 224);
+        ck_assert_int_eq(bt->h, 224);
+        ck_assert_int_eq(bt->p, 15);
+        for (int i = 0; i < 8; i++) {
+            const float *t = bt->t1 + (size_t)i * bt->p;
+            /* crop record (i, j, h, w) in pixels of the 224x224 originals */
+            ck_assert(t[0] >= 0 && t[1] >= 0 && t[2] >= 1 && t[3] >= 1);
+            ck_assert(t[0] + t[2] <= 224 && t[1] + t[3] <= 224);
+            ck_assert_int_eq(bt->sample_ids[i], (int64_t)b * 8 + i);
+        }
+        memcpy(x0[b], bt->x0, xs * sizeof(float));
+        memcpy(x1[b], bt->x1, xs * sizeof(float));
+        memcpy(t1[b], bt->t1, 8 * 15 * sizeof(float));
+        memcpy(labels[b], bt->labels, 8 * sizeof(int32_t));
+        memcpy(ids[b], bt->sample_ids, 8 * sizeof(int64_t));
+        loader_release(ld, bt);
+    }
+    loader_destroy(ld);
+    free(opts);
+    config_destroy(cfg);
+    registry_destroy(reg);
+}
+
+START_TEST(test_loader_integration)
+{
+    const char *dd = getenv("EQUIMOD_DATA_DIR");
+    char src_tgz[1200], out[700];
+    snprintf(src_tgz, sizeof src_tgz, "%s/imagenette2-224/imagenette2-224-train-sub100.tar.gz",
+             dd);
+    snprintf(out, sizeof out, "%s/inette", dir);
+    ck_assert_int_eq(run_shards("--per-shard", "250", src_tgz, out, NULL, NULL, NULL), 0);
+    enum { NB = 3 };
+    size_t xs = 8 * 224 * 224 * 3;
+    float *x0[2][NB], *x1[2][NB], *t1[2][NB];
+    int32_t *lab[2][NB];
+    int64_t *ids[2][NB];
+    for (int w = 0; w < 2; w++)
+        for (int b = 0; b < NB; b++) {
+            x0[w][b] = malloc(xs * sizeof(float));
+            x1[w][b] = malloc(xs * sizeof(float));
+            t1[w][b] = malloc(8 * 15 * sizeof(float));
+            lab[w][b] = malloc(8 * sizeof(int32_t));
+            ids[w][b] = malloc(8 * sizeof(int64_t));
+        }
+    loader_batches(out, 1, x0[0], x1[0], t1[0], lab[0], ids[0], NB);
+    loader_batches(out, 2, x0[1], x1[1], t1[1], lab[1], ids[1], NB);
+    for (int b = 0; b < NB; b++) {
+        ck_assert(!memcmp(lab[0][b], lab[1][b], 8 * sizeof(int32_t)));
+        ck_assert(!memcmp(t1[0][b], t1[1][b], 8 * 15 * sizeof(float)));
+        ck_assert(!memcmp(x0[0][b], x0[1][b], xs * sizeof(float)));
+        ck_assert(!memcmp(x1[0][b], x1[1][b], xs * sizeof(float)));
+    }
+    /* labels span several classes: the shuffle mixes shards */
+    int seen[10] = {0}, k = 0;
+    for (int b = 0; b < NB; b++)
+        for (int i = 0; i < 8; i++)
+            seen[lab[0][b][i]] = 1;
+    for (int c = 0; c < 10; c++)
+        k += seen[c];
+    ck_assert_int_ge(k, 3);
+    for (int w = 0; w < 2; w++)
+        for (int b = 0; b < NB; b++) {
+            free(x0[w][b]);
+            free(x1[w][b]);
+            free(t1[w][b]);
+            free(lab[w][b]);
+            free(ids[w][b]);
+        }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("shards_plugin");
@@ -462,8 +581,10 @@ int main(void)
     char probe[1200];
     snprintf(probe, sizeof probe, "%s/imagenette2-224/imagenette2-224-train-sub100.tar.gz",
              dd ? dd : "");
-    if (dd && access(probe, R_OK) == 0)
+    if (dd && access(probe, R_OK) == 0) {
         tcase_add_test(tc, test_imagenette);
+        tcase_add_test(tc, test_loader_integration);
+    }
     else
         fprintf(stderr, "SKIP imagenette integration: EQUIMOD_DATA_DIR unset or %s missing\n",
                 probe);

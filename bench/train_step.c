@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "nn/nn_internal.h"
 
 #define FWD_GFLOP 1.111
 
@@ -133,6 +134,10 @@ int main(int argc, char **argv)
         return 2;
     }
     host_threads_init(threads);
+    /* a call into host/nn/nn_api.c pulls its strong nn_api_table() out of the static
+     * libeqmhost archive (api.c only has a weak NULL default) */
+    if (nn_threads() < 1)
+        return 1;
     const eqm_host_api *api = host_api();
     if (!api->nn) {
         fprintf(stderr, "train-step: the host has no nn table\n");

@@ -127,6 +127,8 @@ static double bn_loss(void *vc)
 static const int bn_cfg[][4] = {
     /* M, C, affine, relu, (train by loop) */
     {24, 5, 1, 0}, {24, 5, 0, 0}, {30, 20, 1, 1}, {16, 33, 0, 1}, {7, 3, 1, 0},
+    {300, 12, 1, 0}, /* several row parts and 64-row float runs */
+    {260, 9, 0, 1},
 };
 
 START_TEST(test_bn_grad)

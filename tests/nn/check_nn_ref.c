@@ -114,7 +114,7 @@ static void run_bn(const char *c)
         free(db);
 }
 
-static const char *bn_cases[] = {"bn_affine", "bn_plain", "bn_relu"};
+static const char *bn_cases[] = {"bn_affine", "bn_plain", "bn_relu", "bn_big"};
 
 START_TEST(test_bn_ref)
 {

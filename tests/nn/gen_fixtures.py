@@ -142,6 +142,7 @@ def main():
     bn_case("bn_affine", 2, 4, 3, 5, 1, 0)
     bn_case("bn_plain", 2, 4, 3, 5, 0, 0)
     bn_case("bn_relu", 3, 3, 3, 20, 1, 1)
+    bn_case("bn_big", 4, 8, 8, 8, 1, 1)  # M = 256: several row parts, 64-row runs
     maxpool_case("maxpool", 2, 9, 8, 3, 3, 2, 1)
 
     x = torch.randn(3, 4, 5, 6, requires_grad=True)  # avgpool over H, W

@@ -1,0 +1,83 @@
+/* bench/conv_layers.c: time conv2d forward, dX and dW (and BN forward/backward) on the
+ * ResNet-18-CIFAR layer shapes, to see where a training step goes.
+ * Usage: conv-layers [--batch 64] [--threads 2] [--reps 2]
+ * Prints per layer: ms and nominal GFLOP/s (every tap counted) of fwd, dX, dW.
+ * Left out: correctness (tests/nn does that).
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core.h"
+#include "nn/nn_internal.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int main(int argc, char **argv)
+{
+    int batch = 64, threads = 2, reps = 2;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--batch"))
+            batch = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--threads"))
+            threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--reps"))
+            reps = atoi(argv[i + 1]);
+    }
+    host_threads_init(threads);
+    /* a call into host/nn/nn_api.c pulls its strong nn_api_table() out of the static
+     * libeqmhost archive (api.c only has a weak NULL default) */
+    if (nn_threads() < 1)
+        return 1;
+    const eqm_nn_api *nn = host_api()->nn;
+    static const int L[][6] = {
+        /* H, Ci, Co, k, stride, pad */
+        {32, 3, 64, 3, 1, 1},    {32, 64, 64, 3, 1, 1},  {32, 64, 128, 3, 2, 1},
+        {16, 128, 128, 3, 1, 1}, {32, 64, 128, 1, 2, 0}, {16, 128, 256, 3, 2, 1},
+        {8, 256, 256, 3, 1, 1},  {8, 256, 512, 3, 2, 1}, {4, 512, 512, 3, 1, 1},
+    };
+    printf("# batch %d threads %d (ms, nominal GFLOP/s)\n", batch, threads);
+    for (size_t l = 0; l < sizeof L / sizeof *L; l++) {
+        eqm_conv2d_shape s = {batch, L[l][0], L[l][0], L[l][1], L[l][2],
+                              L[l][3], L[l][3], L[l][4], L[l][5], 0};
+        int Ho = (s.H + 2 * s.pad - s.kh) / s.stride + 1;
+        size_t ni = (size_t)batch * s.H * s.W * s.C_in, no = (size_t)batch * Ho * Ho * s.C_out;
+        size_t nw = (size_t)s.C_out * s.kh * s.kw * s.C_in;
+        float *x = calloc(ni, 4), *y = calloc(no, 4), *w = calloc(nw, 4), *dx = calloc(ni, 4),
+              *dw = calloc(nw, 4);
+        for (size_t i = 0; i < ni; i++)
+            x[i] = (float)(i % 7) - 3;
+        for (size_t i = 0; i < nw; i++)
+            w[i] = (float)(i % 5) * 0.1f;
+        double gf = 2.0 * no * (double)s.kh * s.kw * s.C_in / 1e9;
+        double t[3] = {1e9, 1e9, 1e9};
+        for (int r = 0; r < reps + 1; r++) {
+            double t0 = now_s();
+            nn->conv2d_forward(NULL, &s, y, x, w);
+            double t1 = now_s();
+            nn->conv2d_backward(NULL, &s, dx, NULL, y, x, w);
+            double t2 = now_s();
+            nn->conv2d_backward(NULL, &s, NULL, dw, y, x, w);
+            double t3 = now_s();
+            if (r) {
+                t[0] = t1 - t0 < t[0] ? t1 - t0 : t[0];
+                t[1] = t2 - t1 < t[1] ? t2 - t1 : t[1];
+                t[2] = t3 - t2 < t[2] ? t3 - t2 : t[2];
+            }
+        }
+        printf("%2dx%-2d %3d->%-3d k%d s%d: fwd %7.1f ms %5.0f | dX %7.1f ms %5.0f | dW %7.1f ms "
+               "%5.0f\n",
+               s.H, s.W, s.C_in, s.C_out, s.kh, s.stride, t[0] * 1e3, gf / t[0], t[1] * 1e3,
+               gf / t[1], t[2] * 1e3, gf / t[2]);
+        free(x), free(y), free(w), free(dx), free(dw);
+    }
+    return 0;
+}

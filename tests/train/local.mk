@@ -8,3 +8,9 @@ check_PROGRAMS += tests/train/check_checkpoint
 TESTS += tests/train/check_checkpoint
 tests_train_check_checkpoint_CFLAGS = $(TEST_CFLAGS)
 tests_train_check_checkpoint_LDADD = libeqmhost.la $(TEST_LIBS)
+# End-to-end training on real CIFAR-10 (skips without $EQUIMOD_DATA_DIR); runs ./equimod.
+EXTRA_DIST += tests/train/tiny.ini tests/train/tiny_byol.ini
+check_PROGRAMS += tests/train/check_e2e
+TESTS += tests/train/check_e2e
+tests_train_check_e2e_CFLAGS = $(TEST_CFLAGS)
+tests_train_check_e2e_LDADD = libeqmhost.la $(TEST_LIBS)

@@ -29,7 +29,9 @@ import st_io  # noqa: E402
 BUILD = os.environ.get("EQM_BUILDDIR", ".")
 EQUIMOD = os.path.join(BUILD, "equimod")
 FWD = os.path.join(BUILD, "tests", "backbone", "resnet_forward")
-PLUGDIR = os.path.join(BUILD, "plugins", "backbone", "resnet", ".libs")
+# make check sets EQUIMOD_PLUGIN_PATH (plugin-dir/); by hand, point at the plugin's .libs
+PLUGARGS = ([] if os.environ.get("EQUIMOD_PLUGIN_PATH") else
+            ["--plugin-path", os.path.join(BUILD, "plugins", "backbone", "resnet", ".libs")])
 OPTS = ["depth=18", "stem=cifar", "zero_init_residual=false"]
 
 
@@ -52,7 +54,7 @@ def main():
             f.write("[run]\nseed = 11\n\n[backbone]\nplugin = resnet\n")
             f.write("".join(o.replace("=", " = ") + "\n" for o in OPTS))
         w = os.path.join(d, "w.safetensors")
-        run([EQUIMOD, "--plugin-path", PLUGDIR, "export", cfg, "-o", w])
+        run([EQUIMOD] + PLUGARGS + ["export", cfg, "-o", w])
         sd, meta = st_io.load(w)
         assert meta.get("format") == "pt", meta
 
@@ -64,7 +66,7 @@ def main():
         print(f"strict load: {len(sd)} tensors OK")
 
         w2 = os.path.join(d, "w2.safetensors")
-        run([EQUIMOD, "--plugin-path", PLUGDIR, "export", cfg, "--import", w, "-o", w2])
+        run([EQUIMOD] + PLUGARGS + ["export", cfg, "--import", w, "-o", w2])
         sd2, _ = st_io.load(w2)
         assert sd2.keys() == sd.keys()
         for k in sd:

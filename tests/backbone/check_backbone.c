@@ -2,7 +2,8 @@
  * registry), the model's flat buffers, safetensors and PyTorch interchange.
  *
  *   structure      tensor names/shapes/flags and parameter counts equal torchvision's
- *                  (ResNet-18 CIFAR 11,168,832 trainable; ResNet-50 23,508,032)
+ *                  (ResNet-18 CIFAR 11,168,832 trainable; ResNet-34 21,284,672; ResNet-50
+ *                  23,508,032: torchvision's counts minus fc)
  *   init           Kaiming normal fan-out statistics, BN 1/0, zero_init_residual
  *   grad_fd        finite differences of L = sum(h * dout) w.r.t. the input and 3 entries
  *                  of every trainable tensor: ResNet-18 CIFAR stem (8 channels, 4 rows,
@@ -194,6 +195,13 @@ START_TEST(test_structure)
     k = model_find(&n.m, 0, "layer3.5.conv3.weight");
     ck_assert_int_eq(n.m.mod[0].info[k].shape[0], 1024);
     ck_assert_int_eq(n.m.mod[0].info[k].shape[3], 256);
+    net_free(&n);
+    static const char *const r34[] = {"depth=34", "stem=imagenet", NULL};
+    net_build(&n, r34, 64, 64, 0, 1);
+    ck_assert_int_eq(n.D, 512);
+    ck_assert_uint_eq(n.m.n_trainable, 21284672u); /* torchvision resnet34 minus fc */
+    ck_assert_int_ge(model_find(&n.m, 0, "layer3.5.bn2.running_var"), 0);
+    ck_assert_int_lt(model_find(&n.m, 0, "layer3.6.conv1.weight"), 0);
     net_free(&n);
 }
 END_TEST

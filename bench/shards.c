@@ -12,7 +12,8 @@
  *      original: resize shorter side 256 + centre crop 224 (one crop_resize of the box),
  *      2 views:  RandomResizedCrop(224) (torchvision's sampler), flip p 0.5, colour jitter
  *                (0.4, 0.4, 0.4, 0.1) p 0.8 in random order, grayscale p 0.2;
- *    each view then normalised to float (ToTensor + Normalize). The augmentations here are
+ *    the colour operations run on planar float (torchvision's tensor semantics) and each
+ *    view ends normalised, (C, H, W) float (ToTensor + Normalize). The augmentations here are
  *    this benchmark's own minimal C path (the augment plugins were not complete when it was
  *    written); hue uses an integer HSV rotation, not Pillow's float HSV round trip.
  * 4. The same work in torchvision + PIL (bench/shards_torchvision.py, one process, one
@@ -38,8 +39,9 @@
 SHARDS_LINK_IMAGE;
 
 #define OUT 224
-/* hot loops: vectorised, with an AVX2 clone picked at run time */
-#define HOT __attribute__((target_clones("avx2", "default"), optimize("O3")))
+/* hot loops: vectorised (the build rule gives -O3 -ffast-math), with an AVX2 clone picked
+ * at run time */
+#define HOT __attribute__((target_clones("avx2", "default")))
 
 static double now_s(void)
 {
@@ -221,123 +223,125 @@ static box rrc_box(const eqm_host_api *api, eqm_rng *r, int W, int H)
     return (box){(W - w) / 2, (H - h) / 2, w, h};
 }
 
-static inline uint8_t cl8(int v) { return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); }
+/* The views' colour operations run on planar float images in [0, 1] (torchvision's tensor
+ * semantics: no rounding to 8 bits between operations), in loops the compiler vectorises. */
+#define NPIX (OUT * OUT)
+/* macros, not inline functions: they must be compiled with the HOT target of the caller */
+#define fmx(a, b) ((a) > (b) ? (a) : (b))
+#define fmn(a, b) ((a) < (b) ? (a) : (b))
 
-HOT static void flip(uint8_t *p)
+HOT static void to_planar(const uint8_t *restrict u8, float *restrict r, float *restrict g,
+                          float *restrict b)
+{
+    for (int i = 0; i < NPIX; i++) {
+        r[i] = u8[3 * i] * (1.0f / 255);
+        g[i] = u8[3 * i + 1] * (1.0f / 255);
+        b[i] = u8[3 * i + 2] * (1.0f / 255);
+    }
+}
+
+#define clamp01(x) fmn(fmx((x), 0.0f), 1.0f)
+
+HOT static void flip_plane(float *p)
 {
     for (int y = 0; y < OUT; y++) {
-        uint8_t *r = p + y * OUT * 3;
-        for (int a = 0, b = OUT - 1; a < b; a++, b--)
-            for (int k = 0; k < 3; k++) {
-                uint8_t t = r[3 * a + k];
-                r[3 * a + k] = r[3 * b + k];
-                r[3 * b + k] = t;
-            }
-    }
-}
-
-static inline int luma(const uint8_t *q)
-{
-    return (19595 * q[0] + 38470 * q[1] + 7471 * q[2] + 0x8000) >> 16;
-}
-
-HOT static void brightness(uint8_t *p, double f)
-{
-    int m = (int)lrint(f * 256);
-    uint8_t lut[256];
-    for (int i = 0; i < 256; i++)
-        lut[i] = cl8((i * m + 128) >> 8);
-    for (int i = 0; i < OUT * OUT * 3; i++)
-        p[i] = lut[p[i]];
-}
-
-HOT static void contrast(uint8_t *p, double f)
-{
-    long sum = 0;
-    for (int i = 0; i < OUT * OUT; i++)
-        sum += luma(p + 3 * i);
-    int mean = (int)(sum / (OUT * OUT) + 0.5);
-    uint8_t lut[256];
-    for (int i = 0; i < 256; i++)
-        lut[i] = cl8((int)lrint(mean + f * (i - mean)));
-    for (int i = 0; i < OUT * OUT * 3; i++)
-        p[i] = lut[p[i]];
-}
-
-HOT static void saturation(uint8_t *p, double f)
-{
-    int m = (int)lrint(f * 256);
-    for (int i = 0; i < OUT * OUT; i++) {
-        uint8_t *q = p + 3 * i;
-        int l = luma(q);
-        for (int k = 0; k < 3; k++)
-            q[k] = cl8(l + (((q[k] - l) * m) >> 8));
-    }
-}
-
-/* Hue rotation in HSV with V and S kept: hue as 6*256 steps. */
-HOT static void hue(uint8_t *p, double f)
-{
-    static int recip[256];
-    if (!recip[1])
-        for (int d = 1; d < 256; d++)
-            recip[d] = (256 * 65536 + d / 2) / d;
-    int shift = (int)lrint(f * 1536);
-    for (int i = 0; i < OUT * OUT; i++) {
-        uint8_t *q = p + 3 * i;
-        int r = q[0], g = q[1], b = q[2];
-        int M = r > g ? (r > b ? r : b) : (g > b ? g : b);
-        int m = r < g ? (r < b ? r : b) : (g < b ? g : b);
-        int d = M - m;
-        if (!d)
-            continue;
-        int h; /* 0..1535 */
-        if (M == r)
-            h = g >= b ? ((g - m) * recip[d] >> 16) : 1536 - ((b - m) * recip[d] >> 16);
-        else if (M == g)
-            h = 512 + (b >= r ? ((b - m) * recip[d] >> 16) : -((r - m) * recip[d] >> 16));
-        else
-            h = 1024 + (r >= g ? ((r - m) * recip[d] >> 16) : -((g - m) * recip[d] >> 16));
-        h += shift;
-        h += h < 0 ? 1536 : 0;
-        h -= h >= 1536 ? 1536 : 0;
-        int sec = h >> 8, fr = h & 255;
-        int up = m + ((d * fr + 128) >> 8), dn = M - ((d * fr + 128) >> 8);
-        switch (sec) {
-        case 0: r = M; g = up; b = m; break;
-        case 1: r = dn; g = M; b = m; break;
-        case 2: r = m; g = M; b = up; break;
-        case 3: r = m; g = dn; b = M; break;
-        case 4: r = up; g = m; b = M; break;
-        default: r = M; g = m; b = dn; break;
+        float *r = p + y * OUT;
+        for (int a = 0, b = OUT - 1; a < b; a++, b--) {
+            float t = r[a];
+            r[a] = r[b];
+            r[b] = t;
         }
-        q[0] = (uint8_t)r;
-        q[1] = (uint8_t)g;
-        q[2] = (uint8_t)b;
     }
 }
 
-HOT static void gray(uint8_t *p)
+HOT static void brightness(float *restrict r, float *restrict g, float *restrict b, float f)
 {
-    for (int i = 0; i < OUT * OUT; i++) {
-        uint8_t *q = p + 3 * i;
-        uint8_t l = (uint8_t)luma(q);
-        q[0] = q[1] = q[2] = l;
+    for (int i = 0; i < NPIX; i++) {
+        r[i] = clamp01(r[i] * f);
+        g[i] = clamp01(g[i] * f);
+        b[i] = clamp01(b[i] * f);
     }
 }
 
-static float norm_lut[3][256];
-
-HOT static void normalize(const uint8_t *p, float *out)
+HOT static void contrast(float *restrict r, float *restrict g, float *restrict b, float f)
 {
-    for (int i = 0; i < OUT * OUT; i++) {
-        out[3 * i] = norm_lut[0][p[3 * i]];
-        out[3 * i + 1] = norm_lut[1][p[3 * i + 1]];
-        out[3 * i + 2] = norm_lut[2][p[3 * i + 2]];
+    float sum = 0;
+    for (int i = 0; i < NPIX; i++)
+        sum += 0.299f * r[i] + 0.587f * g[i] + 0.114f * b[i];
+    float m = (1 - f) * (sum / NPIX);
+    for (int i = 0; i < NPIX; i++) {
+        r[i] = clamp01(f * r[i] + m);
+        g[i] = clamp01(f * g[i] + m);
+        b[i] = clamp01(f * b[i] + m);
     }
 }
 
-static double prof[5]; /* decode, resize, jitter+flip+gray, normalize, other */
+HOT static void saturation(float *restrict r, float *restrict g, float *restrict b, float f)
+{
+    for (int i = 0; i < NPIX; i++) {
+        float l = (1 - f) * (0.299f * r[i] + 0.587f * g[i] + 0.114f * b[i]);
+        r[i] = clamp01(f * r[i] + l);
+        g[i] = clamp01(f * g[i] + l);
+        b[i] = clamp01(f * b[i] + l);
+    }
+}
+
+/* torchvision F_t._rgb2hsv / _hsv2rgb, written branch-free so that it vectorises */
+
+HOT static void hue(float *restrict R, float *restrict G, float *restrict B, float hf)
+{
+    for (int i = 0; i < NPIX; i++) {
+        float r = R[i], g = G[i], b = B[i];
+        float maxc = fmx(r, fmx(g, b)), minc = fmn(r, fmn(g, b));
+        float cr = maxc - minc;
+        float eq = cr == 0.0f ? 1.0f : 0.0f;
+        float s = cr / (eq + (1 - eq) * maxc);
+        float crd = eq + (1 - eq) * cr;
+        float rc = (maxc - r) / crd, gc = (maxc - g) / crd, bc = (maxc - b) / crd;
+        float isr = maxc == r ? 1.0f : 0.0f;
+        float isg = (maxc == g ? 1.0f : 0.0f) * (1.0f - isr);
+        float isb = 1.0f - isr - isg;
+        float h = isr * (bc - gc) + isg * (2.0f + rc - bc) + isb * (4.0f + gc - rc);
+        h = h * (1.0f / 6.0f) + 1.0f;
+        h = h - floorf(h);
+        h = h + hf;
+        h = h - floorf(h);
+        float v = maxc;
+        float h6 = h * 6.0f;
+        float kf = floorf(h6); /* sector 0..5 */
+        float fr = h6 - kf;
+        float p = fmn(fmx(v * (1 - s), 0.0f), 1.0f);
+        float q = fmn(fmx(v * (1 - s * fr), 0.0f), 1.0f);
+        float t = fmn(fmx(v * (1 - s * (1 - fr)), 0.0f), 1.0f);
+        float s0 = kf == 0.0f ? 1.0f : 0.0f, s1 = kf == 1.0f ? 1.0f : 0.0f;
+        float s2 = kf == 2.0f ? 1.0f : 0.0f, s3 = kf == 3.0f ? 1.0f : 0.0f;
+        float s4 = kf == 4.0f ? 1.0f : 0.0f, s5 = 1.0f - s0 - s1 - s2 - s3 - s4;
+        float nr = v * (s0 + s5) + q * s1 + p * (s2 + s3) + t * s4;
+        float ng = t * s0 + v * (s1 + s2) + q * s3 + p * (s4 + s5);
+        float nb = p * (s0 + s1) + t * s2 + v * (s3 + s4) + q * s5;
+        R[i] = nr;
+        G[i] = ng;
+        B[i] = nb;
+    }
+}
+
+HOT static void gray(float *restrict r, float *restrict g, float *restrict b)
+{
+    for (int i = 0; i < NPIX; i++) {
+        float l = 0.299f * r[i] + 0.587f * g[i] + 0.114f * b[i];
+        r[i] = g[i] = b[i] = l;
+    }
+}
+
+/* ToTensor + Normalize: (C, H, W) output */
+HOT static void normalize(float *p, float mean, float sd)
+{
+    float a = 1.0f / sd, c = -mean / sd;
+    for (int i = 0; i < NPIX; i++)
+        p[i] = p[i] * a + c;
+}
+
+static double prof[5]; /* decode, resize, colour ops, normalize */
 static int prof_on;
 #define PT(k, t0) do { if (prof_on) { double t1_ = now_s(); prof[k] += t1_ - (t0); (t0) = t1_; } } while (0)
 
@@ -422,9 +426,14 @@ static int process(const eqm_host_api *api, work *wk, const blob *b, uint64_t id
         if (im->crop_resize(wk->h, &dimg, bxx, byy, bw, bh, &o))
             return -1;
         PT(1, tp);
+        float *vr = wk->views + (size_t)v * 3 * NPIX, *vg = vr + NPIX, *vb = vg + NPIX;
+        to_planar(wk->u8, vr, vg, vb);
         if (v > 0) {
-            if (api->rng_uniform(&r) < 0.5)
-                flip(wk->u8);
+            if (api->rng_uniform(&r) < 0.5) {
+                flip_plane(vr);
+                flip_plane(vg);
+                flip_plane(vb);
+            }
             if (api->rng_uniform(&r) < 0.8) {
                 int order[4] = {0, 1, 2, 3};
                 for (int i = 3; i > 0; i--) {
@@ -433,23 +442,25 @@ static int process(const eqm_host_api *api, work *wk, const blob *b, uint64_t id
                     order[i] = order[j];
                     order[j] = t;
                 }
-                double fb = 0.6 + 0.8 * api->rng_uniform(&r);
-                double fc = 0.6 + 0.8 * api->rng_uniform(&r);
-                double fs = 0.6 + 0.8 * api->rng_uniform(&r);
-                double fh = -0.1 + 0.2 * api->rng_uniform(&r);
+                float fb = (float)(0.6 + 0.8 * api->rng_uniform(&r));
+                float fc = (float)(0.6 + 0.8 * api->rng_uniform(&r));
+                float fs = (float)(0.6 + 0.8 * api->rng_uniform(&r));
+                float fh = (float)(-0.1 + 0.2 * api->rng_uniform(&r));
                 for (int k = 0; k < 4; k++)
                     switch (order[k]) {
-                    case 0: brightness(wk->u8, fb); break;
-                    case 1: contrast(wk->u8, fc); break;
-                    case 2: saturation(wk->u8, fs); break;
-                    default: hue(wk->u8, fh); break;
+                    case 0: brightness(vr, vg, vb, fb); break;
+                    case 1: contrast(vr, vg, vb, fc); break;
+                    case 2: saturation(vr, vg, vb, fs); break;
+                    default: hue(vr, vg, vb, fh); break;
                     }
             }
             if (api->rng_uniform(&r) < 0.2)
-                gray(wk->u8);
+                gray(vr, vg, vb);
         }
         PT(2, tp);
-        normalize(wk->u8, wk->views + (size_t)v * OUT * OUT * 3);
+        normalize(vr, 0.485f, 0.229f);
+        normalize(vg, 0.456f, 0.224f);
+        normalize(vb, 0.406f, 0.225f);
         PT(3, tp);
     }
     return 0;
@@ -461,6 +472,7 @@ static double bench_equimod(const blob *v, size_t n, double seconds, size_t *cou
     work wk = {0};
     wk.h = host_ctx_create("bench");
     wk.u8 = malloc(OUT * OUT * 3);
+    /* (3 views, C, H, W) float, as ToTensor + Normalize */
     wk.views = malloc(sizeof(float) * 3 * OUT * OUT * 3);
     size_t k = 0, bad = 0;
     double t0 = now_s(), dt;
@@ -529,11 +541,6 @@ int main(int argc, char **argv)
     if (!data) {
         fprintf(stderr, "bench/shards: set EQUIMOD_DATA_DIR (the shared data folder) or --data\n");
         return 2;
-    }
-    for (int c = 0; c < 3; c++) {
-        static const float mean[3] = {0.485f, 0.456f, 0.406f}, sd[3] = {0.229f, 0.224f, 0.225f};
-        for (int i = 0; i < 256; i++)
-            norm_lut[c][i] = (i / 255.0f - mean[c]) / sd[c];
     }
     char tmpl[] = "/tmp/eqm_bench_shards_XXXXXX";
     char *dir = mkdtemp(tmpl);

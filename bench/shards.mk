@@ -4,7 +4,7 @@
 #   EQUIMOD_DATA_DIR=/path/to/shared/data EQM_SRCDIR=$(srcdir) ./bench/shards [--seconds S]
 EXTRA_PROGRAMS = bench/shards
 bench_shards_SOURCES = bench/shards.c
-bench_shards_CFLAGS = $(AM_CFLAGS) -O2 $(ARCHIVE_CFLAGS)
+bench_shards_CFLAGS = $(AM_CFLAGS) -O3 -ffast-math $(ARCHIVE_CFLAGS)
 bench_shards_LDADD = libeqmhost.la
 CLEANFILES += bench/shards
 EXTRA_DIST += bench/shards_torchvision.py

@@ -308,41 +308,6 @@ static inline uint8_t clip8(int32_t v)
     return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
-/* Horizontal filter of `rows` rows (stride elements apart) into dst rows of dst_stride;
- * the coefficients' source positions are offset by -x_off. */
-static void hpass(const uint8_t *src, int stride, int rows, const coeffs *cx, int x_off, int C,
-                  uint8_t *dst, int dst_stride)
-{
-    for (int r = 0; r < rows; r++) {
-        const uint8_t *s = src + (size_t)r * stride;
-        uint8_t *d = dst + (size_t)r * dst_stride;
-        if (C == 3) {
-            for (int i = 0; i < cx->n_out; i++) {
-                const int32_t *k = cx->k + (size_t)i * cx->kmax;
-                const uint8_t *p = s + (size_t)(cx->lo[i] - x_off) * 3;
-                int32_t a = 0, b = 0, c = 0;
-                for (int t = 0; t < cx->cnt[i]; t++) {
-                    a += p[3 * t] * k[t];
-                    b += p[3 * t + 1] * k[t];
-                    c += p[3 * t + 2] * k[t];
-                }
-                d[3 * i] = clip8(a);
-                d[3 * i + 1] = clip8(b);
-                d[3 * i + 2] = clip8(c);
-            }
-        } else {
-            for (int i = 0; i < cx->n_out; i++) {
-                const int32_t *k = cx->k + (size_t)i * cx->kmax;
-                const uint8_t *p = s + (cx->lo[i] - x_off);
-                int32_t a = 0;
-                for (int t = 0; t < cx->cnt[i]; t++)
-                    a += p[t] * k[t];
-                d[i] = clip8(a);
-            }
-        }
-    }
-}
-
 /* Vertical filter: output row j = sum_t k[j][t] * src row (lo[j] + t - y_off), over n
  * elements per row. Vectorised (AVX2 clone where the CPU has it). */
 __attribute__((target_clones("avx2", "default"), optimize("O3")))
@@ -367,6 +332,31 @@ static void vpass(const uint8_t *src, int stride, const coeffs *cy, int y_off, s
             d[x] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
         }
     }
+}
+
+/* Pixel transpose: dst[c][r] = src[r][c] for a rows x cols block of C-byte pixels. Lets the
+ * horizontal filter run as a (vectorised) vertical one. */
+static void transpose_px(const uint8_t *src, int src_stride, int rows, int cols, int C,
+                         uint8_t *dst, int dst_stride)
+{
+    enum { BS = 16 };
+    for (int r0 = 0; r0 < rows; r0 += BS)
+        for (int c0 = 0; c0 < cols; c0 += BS) {
+            int r1 = r0 + BS < rows ? r0 + BS : rows, c1 = c0 + BS < cols ? c0 + BS : cols;
+            for (int r = r0; r < r1; r++) {
+                const uint8_t *s = src + (size_t)r * src_stride + (size_t)c0 * C;
+                if (C == 3)
+                    for (int c = c0; c < c1; c++, s += 3) {
+                        uint8_t *d = dst + (size_t)c * dst_stride + (size_t)r * 3;
+                        d[0] = s[0];
+                        d[1] = s[1];
+                        d[2] = s[2];
+                    }
+                else
+                    for (int c = c0; c < c1; c++, s++)
+                        dst[(size_t)c * dst_stride + r] = *s;
+            }
+        }
 }
 
 /* Crop box (x0, y0, cw, ch) of `in` (float source pixels, Pillow's `box`), resampled to
@@ -408,39 +398,56 @@ static int img_crop_resize(eqm_host *h, const eqm_image *in, float x0, float y0,
         xlo = xhi = 0;
     int nrows = yhi - ylo, ncols = xhi - xlo;
     /* Pillow filters horizontally first. When the box shrinks vertically, filtering
-     * vertically first touches fewer pixels in the (scalar) horizontal pass: the same
-     * separable filter, rounding to 8 bits in between as Pillow does (results may differ
-     * from Pillow's by 1 level). */
+     * vertically first touches fewer pixels: the same separable filter, rounding to 8 bits
+     * in between as Pillow does (results may differ from Pillow's by 1 level). */
     int vfirst = nrows > OH;
-    size_t tmp_rows = vfirst ? (size_t)OH : (size_t)nrows;
-    size_t tmp_w = vfirst ? (size_t)ncols * C : (size_t)OW * C; /* elements per tmp row */
-    size_t acc_n = vfirst ? (size_t)ncols * C : (size_t)OW * C;
+    /* Both passes run as vertical (vectorised) passes; the horizontal one on transposed
+     * pixels:
+     *   vfirst: V(src) -> A (OH, ncols) -> transpose -> B (ncols, OH) -> V(cx) -> D (OW, OH)
+     *           -> transpose -> out
+     *   else:   transpose(src rows ylo..yhi) -> B (ncols, nrows) -> V(cx) -> D (OW, nrows)
+     *           -> transpose -> A (nrows, OW) -> V(cy) -> out */
+    int mid_rows = vfirst ? OH : nrows; /* rows of the image between the two filters */
+    size_t a_bytes = (size_t)mid_rows * (size_t)(ncols > OW ? ncols : OW) * C;
+    size_t b_bytes = (size_t)ncols * mid_rows * C;
+    size_t d_bytes = (size_t)OW * mid_rows * C;
+    size_t acc_n = (size_t)(ncols > OW ? ncols : OW) * C;
+    if ((size_t)mid_rows * C > acc_n)
+        acc_n = (size_t)mid_rows * C;
     /* per-thread scratch, kept between calls: large temporaries would otherwise be mmap'ed
      * and page-faulted in on every call */
     static __thread uint8_t *tls_tmp;
     static __thread size_t tls_cap;
-    size_t tmp_bytes = (tmp_w * (tmp_rows ? tmp_rows : 1) + 63) & ~(size_t)63;
-    size_t need = tmp_bytes + sizeof(int32_t) * (acc_n ? acc_n : 1);
+    size_t a_al = (a_bytes + 63) & ~(size_t)63, b_al = (b_bytes + 63) & ~(size_t)63,
+           d_al = (d_bytes + 63) & ~(size_t)63;
+    size_t need = a_al + b_al + d_al + sizeof(int32_t) * (acc_n ? acc_n : 1);
     if (need > tls_cap) {
         free(tls_tmp);
         tls_tmp = malloc(need);
         tls_cap = tls_tmp ? need : 0;
     }
-    uint8_t *tmp = tls_tmp;
-    if (!tmp) {
+    uint8_t *A = tls_tmp;
+    if (!A) {
         coeffs_free(&cx);
         coeffs_free(&cy);
         return host_ctx_set_error(h, EQM_ERR_NOMEM, "crop_resize: out of memory");
     }
-    int32_t *acc = (int32_t *)(void *)(tmp + tmp_bytes);
+    uint8_t *B = A + a_al, *D = B + b_al;
+    int32_t *acc = (int32_t *)(void *)(D + d_al);
     const uint8_t *src = in->data;
     uint8_t *dst = out->data;
-    if (!vfirst) {
-        hpass(src + (size_t)ylo * in->stride, in->stride, nrows, &cx, 0, C, tmp, (int)tmp_w);
-        vpass(tmp, (int)tmp_w, &cy, ylo, tmp_w, acc, dst, out->stride, OH);
+    if (vfirst) {
+        vpass(src + (size_t)xlo * C, in->stride, &cy, 0, (size_t)ncols * C, acc, A,
+              ncols * C, OH);
+        transpose_px(A, ncols * C, OH, ncols, C, B, OH * C);
+        vpass(B, OH * C, &cx, xlo, (size_t)OH * C, acc, D, OH * C, OW);
+        transpose_px(D, OH * C, OW, OH, C, dst, out->stride);
     } else {
-        vpass(src + (size_t)xlo * C, in->stride, &cy, 0, tmp_w, acc, tmp, (int)tmp_w, OH);
-        hpass(tmp, (int)tmp_w, OH, &cx, xlo, C, dst, out->stride);
+        transpose_px(src + (size_t)ylo * in->stride + (size_t)xlo * C, in->stride, nrows, ncols,
+                     C, B, nrows * C);
+        vpass(B, nrows * C, &cx, xlo, (size_t)nrows * C, acc, D, nrows * C, OW);
+        transpose_px(D, nrows * C, OW, nrows, C, A, OW * C);
+        vpass(A, OW * C, &cy, ylo, (size_t)OW * C, acc, dst, out->stride, OH);
     }
     coeffs_free(&cx);
     coeffs_free(&cy);

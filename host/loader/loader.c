@@ -23,6 +23,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "loader.h"
@@ -564,6 +565,13 @@ static int64_t batches_in_epoch(const eqm_loader *l)
                         : (l->n_epoch + l->batch_size - 1) / l->batch_size;
 }
 
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 static void *worker_main(void *arg)
 {
     eqm_loader *l = arg;
@@ -589,11 +597,12 @@ static void *worker_main(void *arg)
         s->err[0] = 0;
         l->claim++;
         pthread_mutex_unlock(&l->mu);
-        uint64_t t0 = l->api->now_ns();
+        uint64_t t0 = l->api->now_ns(), c0 = thread_cpu_ns();
         int rc = fill_batch(l, &m, s, k, s->err, sizeof s->err);
-        uint64_t t1 = l->api->now_ns();
+        uint64_t t1 = l->api->now_ns(), c1 = thread_cpu_ns();
         pthread_mutex_lock(&l->mu);
         l->st.work_ns += t1 - t0;
+        l->st.work_cpu_ns += c1 - c0;
         if (s->gen != l->gen) {
             s->state = SLOT_FREE; /* an abandoned epoch */
         } else {

@@ -105,7 +105,8 @@ typedef struct eqm_loader_info {
 typedef struct eqm_loader_stats {
     int64_t batches, samples;
     uint64_t stall_ns;        /* consumer wait in loader_next */
-    uint64_t work_ns;         /* summed worker time spent producing batches */
+    uint64_t work_ns;         /* summed worker wall time spent producing batches */
+    uint64_t work_cpu_ns;     /* summed worker CPU time (CLOCK_THREAD_CPUTIME_ID) for them */
 } eqm_loader_stats;
 
 typedef struct eqm_loader eqm_loader;

@@ -24,11 +24,16 @@ typedef struct cj_opts {
     double brightness, contrast, saturation, hue, p;
 } cj_opts;
 
+typedef struct hue_tables hue_tables;
+
 typedef struct cj {
     const eqm_host_api *api;
     eqm_host *host;
     cj_opts o;
+    hue_tables *tables; /* built at create when hue > 0 */
 } cj;
+
+static hue_tables *hue_tables_new(const eqm_host_api *api, eqm_host *host);
 
 static int cj_create(const eqm_host_api *api, eqm_host *host, const void *opts, void **self)
 {
@@ -39,6 +44,13 @@ static int cj_create(const eqm_host_api *api, eqm_host *host, const void *opts, 
     g->api = api;
     g->host = host;
     g->o = *(const cj_opts *)opts;
+    if (g->o.hue > 0) {
+        g->tables = hue_tables_new(api, host);
+        if (!g->tables) {
+            api->free(host, g);
+            return api->set_error(host, EQM_ERR_NOMEM, "color_jitter: out of memory (hue tables)");
+        }
+    }
     *self = g;
     return EQM_OK;
 }
@@ -46,8 +58,10 @@ static int cj_create(const eqm_host_api *api, eqm_host *host, const void *opts, 
 static void cj_destroy(void *self)
 {
     cj *g = self;
-    if (g)
+    if (g) {
+        g->api->free(g->host, g->tables);
         g->api->free(g->host, g);
+    }
 }
 
 static int cj_n_params(const void *self) { return 9; }
@@ -163,8 +177,98 @@ static void op_saturation(const uint8_t *s, uint8_t *o, size_t npix, int c, floa
 
 static inline uint8_t clip8i(int v) { return v <= 0 ? 0 : v >= 255 ? 255 : (uint8_t)v; }
 
-/* Pillow Convert.c rgb2hsv_row + hsv2rgb, with the hue channel shifted by `dh` (mod 256). */
-static void op_hue(const uint8_t *s, uint8_t *o, size_t npix, int c, float hue)
+/* round() of a non-negative double (half away from zero), without a libm call: v - (int)v
+ * is exact for v < 2^31. */
+static inline int round_pos(double v)
+{
+    int r = (int)v;
+    return v - r >= 0.5 ? r + 1 : r;
+}
+
+/* Pillow Convert.c rgb2hsv_row for one pixel with maxc != minc: the 8-bit hue and
+ * saturation, with Pillow's float/double operations in Pillow's order. fmod(x, 1) for x in
+ * [5/6, 2) is x - 1 when x >= 1 (exact). Used to build the tables below. */
+static void ref_hs(int r, int g, int b, uint8_t *uh, uint8_t *us)
+{
+    int maxc = r > g ? (r > b ? r : b) : (g > b ? g : b);
+    int minc = r < g ? (r < b ? r : b) : (g < b ? g : b);
+    float cr = (float)(maxc - minc);
+    float sat = cr / (float)maxc;
+    float rc = ((float)(maxc - r)) / cr, gc = ((float)(maxc - g)) / cr, bc = ((float)(maxc - b)) / cr;
+    float h;
+    if (r == maxc)
+        h = bc - gc;
+    else if (g == maxc)
+        h = (float)(2.0 + rc - bc);
+    else
+        h = (float)(4.0 + gc - rc);
+    double x = h / 6.0 + 1.0;
+    if (x >= 1.0)
+        x -= 1.0;
+    h = (float)x;
+    *uh = clip8i((int)(h * 255.0));
+    *us = clip8i((int)(sat * 255.0));
+}
+
+/* Tables making op_hue division-free and bit-identical to Pillow (built at create):
+ *  hue8[M][m][cr][d]: 8-bit hue, M = max channel (first of r, g, b equal to the max),
+ *      m = which of the other two (in r, g, b order) is a minimum (0 the first, 1 the second;
+ *      both minimal counts as 0), cr = max - min, d = max - (the other one). The hue only
+ *      depends on these differences.
+ *  sat8[cr][maxc]: 8-bit saturation.
+ *  hsv2rgb: seg[hh], frac[hh] (i and f of Pillow), fs[ss], pv[ss][v] = round(v (1 - fs)). */
+typedef struct hue_tables {
+    uint8_t hue8[3][2][256][256];
+    uint8_t sat8[256][256];
+    uint8_t pv[256][256];
+    uint8_t seg[256];
+    float frac[256], fs[256];
+} hue_tables;
+
+static void hue_tables_build(hue_tables *t)
+{
+    for (int M = 0; M < 3; M++)
+        for (int m = 0; m < 2; m++)
+            for (int cr = 1; cr < 256; cr++)
+                for (int d = 0; d <= cr; d++) {
+                    int ch[3];
+                    int o1 = M == 0 ? 1 : 0, o2 = M == 2 ? 1 : 2; /* the other two, in order */
+                    ch[M] = cr;
+                    ch[m == 0 ? o1 : o2] = 0;
+                    ch[m == 0 ? o2 : o1] = cr - d;
+                    /* keep M the first maximum: an earlier channel may not equal cr */
+                    uint8_t uh, us;
+                    ref_hs(ch[0], ch[1], ch[2], &uh, &us);
+                    t->hue8[M][m][cr][d] = uh;
+                }
+    for (int cr = 1; cr < 256; cr++)
+        for (int mx = cr; mx < 256; mx++) {
+            uint8_t uh, us;
+            ref_hs(mx, mx - cr, mx - cr, &uh, &us);
+            t->sat8[cr][mx] = us;
+        }
+    for (int hh = 0; hh < 256; hh++) {
+        int i = (int)((float)hh * 6.0 / 255.0);
+        t->seg[hh] = (uint8_t)(i % 6);
+        t->frac[hh] = (float)((float)hh * 6.0 / 255.0 - (float)i);
+    }
+    for (int ss = 0; ss < 256; ss++) {
+        t->fs[ss] = (float)(((float)ss) / 255.0);
+        for (int v = 0; v < 256; v++)
+            t->pv[ss][v] = clip8i(round_pos((float)v * (1.0 - t->fs[ss])));
+    }
+}
+
+static hue_tables *hue_tables_new(const eqm_host_api *api, eqm_host *host)
+{
+    hue_tables *t = api->alloc(host, sizeof *t, 64);
+    if (t)
+        hue_tables_build(t);
+    return t;
+}
+
+/* Pillow RGB -> HSV, H += dh (mod 256), HSV -> RGB (Convert.c), through the tables. */
+static void op_hue(const hue_tables *T, const uint8_t *s, uint8_t *o, size_t npix, int c, float hue)
 {
     if (c != 3) {
         memcpy(o, s, npix * c);
@@ -175,41 +279,29 @@ static void op_hue(const uint8_t *s, uint8_t *o, size_t npix, int c, float hue)
         int r = s[3 * px], g = s[3 * px + 1], b = s[3 * px + 2];
         int maxc = r > g ? (r > b ? r : b) : (g > b ? g : b);
         int minc = r < g ? (r < b ? r : b) : (g < b ? g : b);
-        uint8_t uh, us, uv = (uint8_t)maxc;
-        if (minc == maxc) {
-            uh = 0;
-            us = 0;
-        } else {
-            float cr = (float)(maxc - minc);
-            float sat = cr / (float)maxc;
-            float rc = ((float)(maxc - r)) / cr;
-            float gc = ((float)(maxc - g)) / cr;
-            float bc = ((float)(maxc - b)) / cr;
-            float h;
-            if (r == maxc)
-                h = bc - gc;
-            else if (g == maxc)
-                h = (float)(2.0 + rc - bc);
-            else
-                h = (float)(4.0 + gc - rc);
-            h = (float)fmod((h / 6.0 + 1.0), 1.0);
-            uh = clip8i((int)(h * 255.0));
-            us = clip8i((int)(sat * 255.0));
-        }
-        uint8_t hh = (uint8_t)(uh + dh), ss = us, v = uv;
         uint8_t *out = o + 3 * px;
+        int cr = maxc - minc;
+        if (cr == 0) {
+            out[0] = out[1] = out[2] = (uint8_t)maxc;
+            continue;
+        }
+        uint8_t uh;
+        if (r == maxc)
+            uh = g == minc ? T->hue8[0][0][cr][maxc - b] : T->hue8[0][1][cr][maxc - g];
+        else if (g == maxc)
+            uh = r == minc ? T->hue8[1][0][cr][maxc - b] : T->hue8[1][1][cr][maxc - r];
+        else
+            uh = r == minc ? T->hue8[2][0][cr][maxc - g] : T->hue8[2][1][cr][maxc - r];
+        uint8_t ss = T->sat8[cr][maxc], v = (uint8_t)maxc, hh = (uint8_t)(uh + dh);
         if (ss == 0) {
             out[0] = out[1] = out[2] = v;
             continue;
         }
-        int i = (int)floor((float)hh * 6.0 / 255.0);
-        float f = (float)((float)hh * 6.0 / 255.0 - (float)i);
-        float fs = (float)(((float)ss) / 255.0);
-        int pp = (int)round((float)v * (1.0 - fs));
-        int q = (int)round((float)v * (1.0 - fs * f));
-        int t = (int)round((float)v * (1.0 - fs * (1.0 - f)));
-        uint8_t up = clip8i(pp), uq = clip8i(q), ut = clip8i(t);
-        switch (i % 6) {
+        float f = T->frac[hh], fs = T->fs[ss];
+        uint8_t up = T->pv[ss][v];
+        uint8_t uq = clip8i(round_pos((float)v * (1.0 - fs * f)));
+        uint8_t ut = clip8i(round_pos((float)v * (1.0 - fs * (1.0 - f))));
+        switch (T->seg[hh]) {
         case 0: out[0] = v; out[1] = ut; out[2] = up; break;
         case 1: out[0] = uq; out[1] = v; out[2] = up; break;
         case 2: out[0] = up; out[1] = v; out[2] = ut; break;
@@ -263,7 +355,7 @@ static int cj_apply(const void *self, const float *p, const eqm_image *in, eqm_i
         case 0: op_brightness(cur, dst, nval, p[5]); break;
         case 1: op_contrast(cur, dst, npix, c, p[6]); break;
         case 2: op_saturation(cur, dst, npix, c, p[7]); break;
-        default: op_hue(cur, dst, npix, c, p[8]); break;
+        default: op_hue(g->tables, cur, dst, npix, c, p[8]); break;
         }
         cur = dst;
         used++;

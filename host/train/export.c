@@ -8,10 +8,10 @@
  * the slot only, so the other modules do not change it). With --import, the backbone is then
  * overwritten from a PyTorch file (strict: names, shapes; see st_import_backbone) before
  * being written, so the command also validates and normalises a torchvision state_dict.
- * SOURCE = a run folder or checkpoint: routed to export_from_checkpoint(), the hook that
- * needs the trainer's checkpoint section layout (host/train/checkpoint.h gives the
- * container only); until it is wired it fails with a clear message.
- *
+ * SOURCE = a run folder or a checkpoint file: the run's config (RUN/config.ini or the
+ * config embedded in the checkpoint) gives the backbone, the checkpoint (checkpoint.last,
+ * else .prev) its weights and BN statistics (train_restore_slot, by name), and its step
+ * becomes num_batches_tracked. No dataset is opened.
  * Output: torchvision names and shapes (conv weights OIHW, BN num_batches_tracked I64
  * scalars), so torchvision.models.resnet18() with the CIFAR stem (conv1 = Conv2d(3, 64, 3,
  * 1, 1, bias=False), maxpool = Identity) and fc removed loads it with strict=True.
@@ -26,10 +26,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core.h"
+#include "train/checkpoint.h"
 #include "train/model.h"
 #include "train/safetensors.h"
+#include "train/trainer.h"
 
 static int xfail(char *err, size_t errlen, int status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -52,18 +55,64 @@ static int ends_with(const char *s, const char *suf)
 
 /* ------------------------------------------------------------------ command ----- */
 
-/* Hook for SOURCE = run folder or checkpoint file. The checkpoint container exists
- * (host/train/checkpoint.h) but the trainer's section names and parameter layout are the
- * trainer's to define; wire them here: read the run's config, build the full model with
- * model_add_module for every module section (so the flat buffer matches), ckpt_read the
- * file, copy its params section into m->params, then st_export_backbone. */
-static int export_from_checkpoint(const char *source, char *err, size_t errlen)
+/* SOURCE = a run folder or a checkpoint file (host/train/checkpoint.h, written by the
+ * trainer): find the checkpoint (RUN/checkpoint.last, or .prev when last is missing or
+ * corrupt), its config (RUN/config.ini, or the checkpoint's embedded "config" section,
+ * copied to a temporary file for config_load) and the step count (first int64 of the
+ * "state" section, written as num_batches_tracked). The weights themselves are copied by
+ * name with train_restore_slot (trainer.c: "tensors" + "params" sections). No dataset is
+ * opened: tensor shapes do not depend on the image size. */
+static eqm_config *checkpoint_source(const char *source, int is_dir, char *ckpt_path,
+                                     size_t ckpt_len, int64_t *step, char *err, size_t errlen)
 {
-    return xfail(err, errlen, EQM_ERR_UNSUPPORTED,
-                 "%s: exporting from a run folder or checkpoint is not wired yet "
-                 "(host/train/export.c: export_from_checkpoint)\n"
-                 "hint: export from the run's config.ini to get the initial weights",
-                 source);
+    ckpt c;
+    char cfg_path[4096], tmpcfg[64] = "";
+    int rc;
+    if (is_dir) {
+        char warn[1024] = "";
+        const char *which = NULL;
+        if ((rc = ckpt_load_latest(source, 0, &c, &which, warn, sizeof warn, err, errlen)))
+            return NULL;
+        if (warn[0])
+            host_log(EQM_LOG_WARN, "export", "%s", warn);
+        snprintf(ckpt_path, ckpt_len, "%s/%s", source, which);
+        snprintf(cfg_path, sizeof cfg_path, "%s/config.ini", source);
+    } else {
+        if ((rc = ckpt_read(source, 0, &c, err, errlen)))
+            return NULL;
+        snprintf(ckpt_path, ckpt_len, "%s", source);
+        const ckpt_section *cs = ckpt_find(&c, "config");
+        if (!cs) {
+            ckpt_free(&c);
+            xfail(err, errlen, EQM_ERR_FORMAT,
+                  "%s: the checkpoint has no embedded config\nhint: export from its run "
+                  "folder (config.ini next to it)",
+                  source);
+            return NULL;
+        }
+        snprintf(tmpcfg, sizeof tmpcfg, "/tmp/eqm-export-config-XXXXXX");
+        int fd = mkstemp(tmpcfg);
+        if (fd < 0 || write(fd, cs->data, cs->bytes) != (ssize_t)cs->bytes) {
+            if (fd >= 0)
+                close(fd);
+            unlink(tmpcfg);
+            ckpt_free(&c);
+            xfail(err, errlen, EQM_ERR_IO, "cannot write a temporary config: %s",
+                  strerror(errno));
+            return NULL;
+        }
+        close(fd);
+        snprintf(cfg_path, sizeof cfg_path, "%s", tmpcfg);
+    }
+    const ckpt_section *ss = ckpt_find(&c, "state");
+    *step = 0;
+    if (ss && ss->bytes >= sizeof(int64_t))
+        memcpy(step, ss->data, sizeof(int64_t));
+    ckpt_free(&c);
+    eqm_config *cfg = config_load(cfg_path, err, errlen);
+    if (tmpcfg[0])
+        unlink(tmpcfg);
+    return cfg;
 }
 
 static void export_usage(FILE *f)
@@ -80,7 +129,9 @@ static void export_usage(FILE *f)
             "SOURCE  a config file (.ini): the [backbone] section (plugin = resnet and its\n"
             "        options) freshly initialised with [run] seed (default 0), exactly as\n"
             "        training initialises it.\n"
-            "        A run folder or checkpoint: not wired yet (see export_from_checkpoint).\n"
+            "        A run folder (its checkpoint.last, else .prev, and config.ini) or a\n"
+            "        checkpoint file (its embedded config): the trained backbone, BN\n"
+            "        num_batches_tracked = the checkpoint's step.\n"
             "options:\n"
             "  -o, --output FILE     the .safetensors file to write (required)\n"
             "  --import FILE         load the backbone from a PyTorch .safetensors file\n"
@@ -136,18 +187,15 @@ int cmd_export(int argc, char **argv)
         fprintf(stderr, "equimod export: %s: %s\n", source, strerror(errno));
         return 1;
     }
-    if (S_ISDIR(sb.st_mode) || !ends_with(source, ".ini")) {
-        if (export_from_checkpoint(source, err, sizeof err) < 0) {
-            fprintf(stderr, "equimod export: %s\n", err);
-            return 1;
-        }
-        return 0;
-    }
-    int rc = 1;
+    int rc = 1, from_ckpt = S_ISDIR(sb.st_mode) || !ends_with(source, ".ini");
     void *opts = NULL;
     eqm_model m;
     model_reset(&m);
-    eqm_config *cfg = config_load(source, err, sizeof err);
+    char ckpt_path[4096] = "";
+    int64_t step = 0;
+    eqm_config *cfg = from_ckpt ? checkpoint_source(source, S_ISDIR(sb.st_mode), ckpt_path,
+                                                    sizeof ckpt_path, &step, err, sizeof err)
+                                : config_load(source, err, sizeof err);
     if (!cfg) {
         fprintf(stderr, "equimod export: %s\n", err);
         return 1;
@@ -183,16 +231,24 @@ int cmd_export(int argc, char **argv)
         fprintf(stderr, "equimod export: %s\n", err);
         goto done;
     }
+    if (from_ckpt && train_restore_slot(&m, EQM_SLOT_BACKBONE, ckpt_path, err, sizeof err)) {
+        fprintf(stderr, "equimod export: %s\n", err);
+        goto done;
+    }
     if (imp && st_import_backbone(&m, imp, err, sizeof err) < 0) {
         fprintf(stderr, "equimod export: %s\n", err);
         goto done;
     }
-    char seed_s[32];
+    char seed_s[32], step_s[32];
     snprintf(seed_s, sizeof seed_s, "%" PRIu64, seed);
-    const char *meta[] = {"equimod.backbone", plugin->desc.name, "equimod.source", source,
-                          "equimod.seed", seed_s, "equimod.import", imp ? imp : "",
+    snprintf(step_s, sizeof step_s, "%" PRId64, step);
+    const char *meta[] = {"equimod.backbone", plugin->desc.name,
+                          "equimod.source", from_ckpt ? ckpt_path : source,
+                          "equimod.seed", seed_s,
+                          "equimod.step", step_s,
+                          "equimod.import", imp ? imp : "",
                           NULL};
-    if (st_export_backbone(&m, out, 0, meta, err, sizeof err) < 0) {
+    if (st_export_backbone(&m, out, step, meta, err, sizeof err) < 0) {
         fprintf(stderr, "equimod export: %s\n", err);
         goto done;
     }

@@ -3,4 +3,5 @@
 libeqmhost_la_SOURCES += \
 	host/loader/loader.h \
 	host/loader/io.c \
-	host/loader/loader.c
+	host/loader/loader.c \
+	host/loader/views.c

@@ -1,0 +1,248 @@
+/* host/loader/views.c: the `views` and `tstats` commands.
+ *
+ *   equimod views CONFIG --index I [-o DIR] [--epoch E] [--split train|test]
+ *                 [--set section.key=value]... [--plugin-path DIR]...
+ *     writes DIR/sample<I>_original.png, _view1.png, _view2.png (the 8-bit images before
+ *     the final normalisation) and DIR/sample<I>_t.txt, and prints t (raw and standardised)
+ *     with its field names.
+ *   equimod tstats CONFIG [--samples N] [--seed S] [--set ...] [--plugin-path DIR]...
+ *     estimates t's standardisation constants by sampling the configured view pipelines
+ *     (sample() only, no pixels) and prints them next to the constants configured by
+ *     [loader] t_standardize.
+ * Left out: a grid/montage of many samples.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <png.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "loader.h"
+
+typedef struct vargs {
+    const char *config, *out, *split;
+    int64_t index, epoch, samples;
+    uint64_t seed;
+    const char **sets;
+    int n_sets;
+} vargs;
+
+static int parse(const char *cmd, int argc, char **argv, vargs *a)
+{
+    memset(a, 0, sizeof *a);
+    a->out = ".";
+    a->split = "train";
+    a->index = -1;
+    a->samples = 200000;
+    a->seed = 12345;
+    a->sets = calloc((size_t)argc + 1, sizeof *a->sets);
+    if (!a->sets)
+        return 1;
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define TAKE(name) (!strcmp(s, name) && v && (i++, 1))
+        if (TAKE("--index"))
+            a->index = strtoll(v, NULL, 10);
+        else if (TAKE("-o") || TAKE("--out"))
+            a->out = v;
+        else if (TAKE("--epoch"))
+            a->epoch = strtoll(v, NULL, 10);
+        else if (TAKE("--split"))
+            a->split = v;
+        else if (TAKE("--samples"))
+            a->samples = strtoll(v, NULL, 10);
+        else if (TAKE("--seed"))
+            a->seed = strtoull(v, NULL, 10);
+        else if (TAKE("--set"))
+            a->sets[a->n_sets++] = v;
+        else if (!strncmp(s, "--set=", 6))
+            a->sets[a->n_sets++] = s + 6;
+        else if (TAKE("--plugin-path"))
+            cli_add_plugin_path(v);
+        else if (!strncmp(s, "--plugin-path=", 14))
+            cli_add_plugin_path(s + 14);
+        else if (s[0] != '-' && !a->config)
+            a->config = s;
+        else {
+            fprintf(stderr, "equimod %s: unexpected argument '%s'\n", cmd, s);
+            return 2;
+        }
+#undef TAKE
+    }
+    if (!a->config) {
+        fprintf(stderr, "equimod %s: missing CONFIG file\n", cmd);
+        return 2;
+    }
+    return 0;
+}
+
+static eqm_config *load(const char *cmd, vargs *a)
+{
+    char err[2048];
+    eqm_config *c = config_load(a->config, err, sizeof err);
+    if (!c) {
+        fprintf(stderr, "equimod %s: %s\n", cmd, err);
+        return NULL;
+    }
+    for (int i = 0; i < a->n_sets; i++)
+        if (config_set(c, a->sets[i], err, sizeof err)) {
+            fprintf(stderr, "equimod %s: %s\n", cmd, err);
+            config_destroy(c);
+            return NULL;
+        }
+    return c;
+}
+
+static int write_png(const char *path, const eqm_image *im)
+{
+    png_image p;
+    memset(&p, 0, sizeof p);
+    p.version = PNG_IMAGE_VERSION;
+    p.width = (png_uint_32)im->w;
+    p.height = (png_uint_32)im->h;
+    p.format = im->c == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
+    if (!png_image_write_to_file(&p, path, 0, im->data, im->stride, NULL)) {
+        fprintf(stderr, "equimod views: %s: %s\n", path, p.message);
+        return 1;
+    }
+    return 0;
+}
+
+int cmd_views(int argc, char **argv)
+{
+    vargs a;
+    int rc = parse("views", argc, argv, &a);
+    if (rc)
+        goto out0;
+    rc = 2;
+    if (a.index < 0) {
+        fprintf(stderr, "equimod views: --index I is required (a sample index of the split)\n");
+        goto out0;
+    }
+    rc = 1;
+    eqm_config *c = load("views", &a);
+    if (!c)
+        goto out0;
+    eqm_registry *r = cli_registry();
+    eqm_loader_opts o;
+    memset(&o, 0, sizeof o);
+    o.workers = 1;
+    o.batch_size = 1;
+    eqm_loader *l = NULL;
+    char err[2048];
+    if (!r || loader_create(&l, c, r, a.split, &o, err, sizeof err)) {
+        fprintf(stderr, "equimod views: %s\n", r ? err : "no plugins");
+        goto out1;
+    }
+    int P = loader_t_dim(l);
+    float *t1 = calloc((size_t)P + 1, sizeof(float)), *t2 = calloc((size_t)P + 1, sizeof(float));
+    float *s1 = calloc((size_t)P + 1, sizeof(float)), *s2 = calloc((size_t)P + 1, sizeof(float));
+    eqm_image u8[3];
+    int32_t label;
+    if (!t1 || !t2 || !s1 || !s2 || loader_render_sample(l, a.epoch, a.index, u8, t1, t2, &label)) {
+        fprintf(stderr, "equimod views: %s\n", loader_error(l));
+        goto out2;
+    }
+    loader_standardize_t(l, t1, s1, 1);
+    loader_standardize_t(l, t2, s2, 1);
+    if (mkdir(a.out, 0755) && errno != EEXIST) {
+        fprintf(stderr, "equimod views: cannot create %s: %s\n", a.out, strerror(errno));
+        goto out3;
+    }
+    eqm_loader_info info;
+    loader_info(l, &info);
+    const char *names[3] = {"original", "view1", "view2"};
+    char path[4096];
+    int bad = 0;
+    for (int v = 0; v < 3; v++) {
+        snprintf(path, sizeof path, "%s/sample%lld_%s.png", a.out, (long long)a.index, names[v]);
+        bad |= write_png(path, &u8[v]);
+        printf("%s: %dx%dx%d\n", path, u8[v].w, u8[v].h, u8[v].c);
+    }
+    snprintf(path, sizeof path, "%s/sample%lld_t.txt", a.out, (long long)a.index);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "equimod views: cannot write %s: %s\n", path, strerror(errno));
+        goto out3;
+    }
+    FILE *outs[2] = {stdout, f};
+    for (int k = 0; k < 2; k++) {
+        fprintf(outs[k], "# %s, sample %lld, epoch %lld, label %d (%s), t standardisation %s\n",
+                info.source_desc, (long long)a.index, (long long)a.epoch, label,
+                info.class_names && label >= 0 && label < info.n_classes ? info.class_names[label] : "?",
+                info.t_standardize);
+        fprintf(outs[k], "# idx name view1_raw view2_raw view1_std view2_std\n");
+        for (int i = 0; i < P; i++)
+            fprintf(outs[k], "%d %s %.6g %.6g %.6g %.6g\n", i, loader_t_name(l, i), t1[i], t2[i],
+                    s1[i], s2[i]);
+    }
+    fclose(f);
+    printf("%s\n", path);
+    rc = bad;
+out3:
+    for (int v = 0; v < 3; v++)
+        free(u8[v].data);
+out2:
+    free(t1);
+    free(t2);
+    free(s1);
+    free(s2);
+    loader_destroy(l);
+out1:
+    config_destroy(c);
+out0:
+    free(a.sets);
+    return rc;
+}
+
+int cmd_tstats(int argc, char **argv)
+{
+    vargs a;
+    int rc = parse("tstats", argc, argv, &a);
+    if (rc)
+        goto out0;
+    rc = 1;
+    eqm_config *c = load("tstats", &a);
+    if (!c)
+        goto out0;
+    eqm_registry *r = cli_registry();
+    eqm_loader_opts o;
+    memset(&o, 0, sizeof o);
+    o.workers = 1;
+    o.batch_size = 1;
+    eqm_loader *l = NULL;
+    char err[2048];
+    if (!r || loader_create(&l, c, r, a.split, &o, err, sizeof err)) {
+        fprintf(stderr, "equimod tstats: %s\n", r ? err : "no plugins");
+        goto out1;
+    }
+    int P = loader_t_dim(l);
+    float *m = calloc((size_t)P + 1, sizeof(float)), *s = calloc((size_t)P + 1, sizeof(float));
+    if (!m || !s || loader_estimate_t(l, a.samples, a.seed, m, s)) {
+        fprintf(stderr, "equimod tstats: %s\n", loader_error(l));
+        goto out2;
+    }
+    eqm_loader_info info;
+    loader_info(l, &info);
+    const float *cm = loader_t_mean(l), *cs = loader_t_std(l);
+    printf("# t standardisation constants estimated from %lld draws of view1 and of view2 "
+           "(seed %llu); configured: t_standardize = %s\n",
+           (long long)a.samples, (unsigned long long)a.seed, info.t_standardize);
+    printf("# idx name estimated_mean estimated_std configured_mean configured_std\n");
+    for (int i = 0; i < P; i++)
+        printf("%d %s %.6g %.6g %.6g %.6g\n", i, loader_t_name(l, i), m[i], s[i], cm[i], cs[i]);
+    rc = 0;
+out2:
+    free(m);
+    free(s);
+    loader_destroy(l);
+out1:
+    config_destroy(c);
+out0:
+    free(a.sets);
+    return rc;
+}

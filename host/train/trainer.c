@@ -31,6 +31,7 @@
 #include "core.h"
 #include "loader/loader.h"
 #include "sections.h"
+#include "shards/shards.h"
 #include "train/checkpoint.h"
 #include "train/optim.h"
 #include "train/trainer.h"
@@ -233,6 +234,92 @@ static int plugin_double_opt(const eqm_plugin *p, const void *opts, const char *
     return 0;
 }
 
+/* ------------------------------------------------------------ loaders ---------- */
+
+/* A streaming source that also owns the [data] option struct it was built from. */
+typedef struct owned_source {
+    eqm_sample_source inner;
+    void *opts;
+} owned_source;
+
+static int os_get(void *c, int64_t i, eqm_image *img, size_t cap, int32_t *l)
+{
+    owned_source *o = c;
+    return o->inner.get(o->inner.ctx, i, img, cap, l);
+}
+static int os_start(void *c, int64_t e)
+{
+    owned_source *o = c;
+    return o->inner.start_epoch ? o->inner.start_epoch(o->inner.ctx, e) : EQM_OK;
+}
+static int os_next(void *c, void **raw, int64_t *id)
+{
+    owned_source *o = c;
+    return o->inner.next(o->inner.ctx, raw, id);
+}
+static int os_decode(void *c, void *raw, eqm_image *img, size_t cap, int32_t *l)
+{
+    owned_source *o = c;
+    return o->inner.decode(o->inner.ctx, raw, img, cap, l);
+}
+static const char *os_error(void *c)
+{
+    owned_source *o = c;
+    return o->inner.error ? o->inner.error(o->inner.ctx) : "";
+}
+static void os_destroy(void *c)
+{
+    owned_source *o = c;
+    if (o->inner.destroy)
+        o->inner.destroy(o->inner.ctx);
+    free(o->opts);
+    free(o);
+}
+
+int train_loader_open(eqm_loader **out, eqm_config *cfg, const eqm_registry *reg,
+                      const char *split, const eqm_loader_opts *lo, char *err, size_t errlen)
+{
+    const eqm_plugin *pl = NULL;
+    void *opts = NULL;
+    int rc = config_bind_plugin(cfg, reg, "data", EQM_KIND_DATASET, &pl, &opts, err, errlen);
+    if (rc)
+        return rc;
+    if (pl->ops.dataset.get) { /* random access: the loader opens the dataset itself */
+        free(opts);
+        return loader_create(out, cfg, reg, split, lo, err, errlen);
+    }
+    run_opts ro;
+    memset(&ro, 0, sizeof ro);
+    if ((rc = config_bind(cfg, "run", run_spec, &ro, NULL, err, errlen))) {
+        free(opts);
+        return rc;
+    }
+    owned_source *o = calloc(1, sizeof *o);
+    if (!o) {
+        free(opts);
+        return failf(err, errlen, EQM_ERR_NOMEM, "out of memory");
+    }
+    o->opts = opts;
+    rc = shard_source_create(pl, opts, split, (uint64_t)ro.seed, 0, 1, &o->inner, err, errlen);
+    if (rc) {
+        free(opts);
+        free(o);
+        return rc;
+    }
+    eqm_sample_source src = o->inner;
+    src.ctx = o;
+    src.get = o->inner.get ? os_get : NULL;
+    src.start_epoch = os_start;
+    src.next = o->inner.next ? os_next : NULL;
+    src.decode = o->inner.decode ? os_decode : NULL;
+    src.error = os_error;
+    src.destroy = os_destroy;
+    rc = loader_create_source(out, cfg, reg, &src, lo, err, errlen);
+    if (rc)
+        os_destroy(o);
+    return rc;
+}
+
 /* ------------------------------------------------------------ model -------------- */
 
 /* Build backbone (+ method, + equimod) for images of loader size; not initialised. */
@@ -384,7 +471,7 @@ int extract_features(eqm_model *m, eqm_config *cfg, const eqm_registry *reg,
     lo.drop_last = 0;
     lo.limit = limit;
     eqm_loader *ld = NULL;
-    int rc = loader_create(&ld, cfg, reg, split, &lo, err, errlen);
+    int rc = train_loader_open(&ld, cfg, reg, split, &lo, err, errlen);
     if (rc)
         return rc;
     eqm_loader_info li;
@@ -548,7 +635,7 @@ int trained_load(trained *t, const char *source, const eqm_registry *reg, int ma
     lo.batch_size = 1;
     lo.limit = 1;
     eqm_loader *ld = NULL;
-    rc = loader_create(&ld, t->cfg, reg, "test", &lo, err, errlen);
+    rc = train_loader_open(&ld, t->cfg, reg, "test", &lo, err, errlen);
     if (rc) {
         trained_free(t);
         return rc;
@@ -1177,7 +1264,7 @@ int train_main(const char *config, char **sets, int n_sets, const char *out_dir,
     eqm_loader_opts lo = {0};
     lo.mode = EQM_LOADER_VIEWS;
     lo.limit = tr->to.max_samples;
-    if ((rc = loader_create(&tr->ld, tr->cfg, tr->reg, "train", &lo, err, sizeof err)))
+    if ((rc = train_loader_open(&tr->ld, tr->cfg, tr->reg, "train", &lo, err, sizeof err)))
         goto fail;
     loader_info(tr->ld, &tr->li);
     if (tr->li.batches_per_epoch <= 0) {

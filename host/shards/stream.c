@@ -67,6 +67,8 @@ struct shard_stream {
     sample **q;
     size_t q_cap, q_head, q_n;
     int done, stop, failed;
+    int producer_waiting;
+    size_t wake_n;          /* queue length that wakes waiting consumers */
     char fail_msg[1024];
     int64_t next_index;
     shard_stream_stats st;
@@ -94,10 +96,21 @@ static void held_add(shard_stream *s, size_t b)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* Wake the producer only once there is room for a run of samples (hysteresis: half the
+ * queue and a quarter of the byte budget free), or when the queue ran dry (its wait
+ * condition lets it go on then), so a full queue does not cost a wake-up per sample. */
+static void maybe_wake_producer(shard_stream *s)
+{
+    if (s->producer_waiting &&
+        (s->q_n == 0 || (s->q_n <= s->q_cap / 2 &&
+                         s->st.held_bytes <= s->o.queue_bytes - s->o.queue_bytes / 4)))
+        pthread_cond_signal(&s->can_push);
+}
+
 static void release_locked(shard_stream *s, sample *smp)
 {
     s->st.held_bytes -= smp->bytes < s->st.held_bytes ? smp->bytes : s->st.held_bytes;
-    pthread_cond_broadcast(&s->can_push);
+    maybe_wake_producer(s);
 }
 
 void shard_stream_release(shard_stream *s, eqm_raw_sample *raw)
@@ -176,7 +189,10 @@ static int queue_push(shard_stream *s, sample *smp)
         if (!waited)
             s->st.producer_waits++;
         waited = 1;
+        pthread_cond_broadcast(&s->can_pop); /* whatever is queued is ready: take it */
+        s->producer_waiting = 1;
         pthread_cond_wait(&s->can_push, &s->mu);
+        s->producer_waiting = 0;
     }
     if (s->stop) { /* the sample goes nowhere: free it here */
         release_locked(s, smp);
@@ -186,7 +202,10 @@ static int queue_push(shard_stream *s, sample *smp)
     }
     s->q[(s->q_head + s->q_n) % s->q_cap] = smp;
     s->q_n++;
-    pthread_cond_signal(&s->can_pop);
+    /* consumers are woken by runs of samples, not one by one; the producer also wakes them
+     * before it blocks and after each shard */
+    if (s->q_n >= s->wake_n)
+        pthread_cond_broadcast(&s->can_pop);
     pthread_mutex_unlock(&s->mu);
     return 0;
 }
@@ -429,9 +448,14 @@ done:
 static void *producer_main(void *arg)
 {
     shard_stream *s = arg;
-    for (size_t i = 0; i < s->n_order; i++)
+    for (size_t i = 0; i < s->n_order; i++) {
         if (read_shard(s, s->paths[s->order[i]]))
             goto out;
+        pthread_mutex_lock(&s->mu); /* the next shard may be slow to come: hand out what is ready */
+        if (s->q_n)
+            pthread_cond_broadcast(&s->can_pop);
+        pthread_mutex_unlock(&s->mu);
+    }
     shuffle_drain(s);
 out:
     /* anything still in the shuffle buffer (stopped early) is freed here */
@@ -503,6 +527,7 @@ int shard_stream_create(const shard_stream_opts *o, shard_stream **out, char *er
         goto fail;
     s->order = malloc(s->n_paths * sizeof *s->order);
     s->q_cap = s->o.queue_samples;
+    s->wake_n = s->q_cap / 4 < 16 ? (s->q_cap / 4 ? s->q_cap / 4 : 1) : 16;
     s->q = malloc(s->q_cap * sizeof *s->q);
     s->shuf = malloc((s->o.shuffle_buffer > 1 ? s->o.shuffle_buffer : 1) * sizeof *s->shuf);
     if (!s->order || !s->q || !s->shuf)
@@ -619,7 +644,7 @@ int shard_stream_pop(shard_stream *s, eqm_raw_sample **out, char *err, size_t er
         s->q_n--;
         smp->raw.index = s->next_index++;
         s->st.samples++;
-        pthread_cond_broadcast(&s->can_push);
+        maybe_wake_producer(s);
         *out = &smp->raw;
         rc = EQM_OK;
     } else {

@@ -22,8 +22,10 @@
  *    of the largest activation]
  * Saved per conv unit: the conv output c (BN input) and, where a ReLU follows inside the
  * block, the fused BN+ReLU output a; per block its output y = relu(bn_last(c_last) + id).
- * G0..G2 carry the gradients in backward (dy, dx, one temporary; ops accumulate, so each
- * is zeroed before an op writes it); G0 also holds the downsample BN output in forward.
+ * G0..G3 carry the gradients in backward (dy, which also collects dx of an identity block,
+ * dx of a downsample block, dL/dc and dL/da of the unit being processed; ops accumulate,
+ * so each is zeroed before an op writes it); G0 also holds the downsample BN output in
+ * forward.
  * The BYOL target forward (io->use_target = 1) runs ping-pong in G0..G3 only, placed as
  * for max_rows (not its own rows), so the online activations of the same step stay intact
  * for the online backward even when the online forward had more rows (EquiMod: 3N vs 2N).
@@ -631,11 +633,17 @@ static int resnet_backward(void *self, eqm_module_io *io)
                                  "(%d) and io->in/dout set",
                                  r->last_rows);
     int N = io->rows, st, train = io->train;
-    float *P = row_ptr(r, N, r->g_off[0]), *Q = row_ptr(r, N, r->g_off[1]),
-          *R = row_ptr(r, N, r->g_off[2]), *t;
+    /* Gradient buffers G0..G3, by index: iy holds dL/d(block output). Per block, the
+     * identity gradient is d(sum) itself, so without a downsample the block's dx
+     * accumulates into iy (no copy); with one, dx gets its own buffer. Two more buffers
+     * carry dL/dc (BN input, `ia`) and dL/da (previous unit's output, `ib`). */
+    float *G[4];
+    for (int g = 0; g < 4; g++)
+        G[g] = row_ptr(r, N, r->g_off[g]);
+    int iy = 0;
     const block *lb = &r->bk[r->n_blocks - 1];
-    zero(P, (size_t)N * lb->Ho * lb->Wo * lb->C);
-    if ((st = nn->avgpool_backward(r->host, N, lb->Ho * lb->Wo, lb->C, P, io->dout)) < 0)
+    zero(G[iy], (size_t)N * lb->Ho * lb->Wo * lb->C);
+    if ((st = nn->avgpool_backward(r->host, N, lb->Ho * lb->Wo, lb->C, G[iy], io->dout)) < 0)
         return st;
     for (int bi = r->n_blocks - 1; bi >= 0; bi--) {
         const block *b = &r->bk[bi];
@@ -646,52 +654,63 @@ static int resnet_backward(void *self, eqm_module_io *io)
                        : (size_t)N * (r->maxpool ? (size_t)r->pH * r->pW
                                                  : (size_t)r->u[0].Ho * r->u[0].Wo) *
                              r->u[0].C_out;
-        addrelu_ctx mc = {P, row_ptr(r, N, b->y_off)};
-        r->api->parallel_for(r->host, ny, GRAIN, mask_body, &mc); /* P = d(sum) */
+        int free_[3], nf = 0;
+        for (int g = 0; g < 4; g++)
+            if (g != iy)
+                free_[nf++] = g;
+        float *dsum = G[iy];
+        addrelu_ctx mc = {dsum, row_ptr(r, N, b->y_off)};
+        r->api->parallel_for(r->host, ny, GRAIN, mask_body, &mc); /* d(sum) = dy * (y > 0) */
+        int idx = iy;
+        float *A = G[free_[0]], *B = G[free_[1]];
         if (b->ds >= 0) {
-            zero(Q, nx);
-            if ((st = unit_bwd(r, N, train, &r->u[b->ds], x, Q, P, R)) < 0)
+            idx = free_[2];
+            zero(G[idx], nx);
+            if ((st = unit_bwd(r, N, train, &r->u[b->ds], x, G[idx], dsum, A)) < 0)
                 return st;
-        } else {
-            memcpy(Q, P, ny * sizeof(float)); /* identity: nx == ny */
         }
+        float *dx = G[idx];
+        const float *dcur = dsum; /* dL/d(output of unit j) */
         for (int j = b->n_main - 1; j >= 0; j--) {
             const unit *u = &r->u[b->u0 + j];
-            if (j > 0) {
-                const unit *prev = &r->u[b->u0 + j - 1];
-                /* BN of u into R, conv of u into P (= d a_prev) */
-                eqm_bn_shape bs;
-                eqm_conv2d_shape cs;
-                bn_shape(u, N, train, u->relu, &bs);
-                zero(R, (size_t)N * unit_out(u));
-                if ((st = nn->batchnorm_backward(
-                         r->host, &bs, R, r->grads[u->t0 + 1], r->grads[u->t0 + 2], P,
-                         row_ptr(r, N, u->c_off),
-                         row_ptr(r, N, u->relu ? u->a_off : u->c_off),
-                         r->params[u->t0 + 1], r->act + u->save_off)) < 0)
+            if (j == 0) {
+                if ((st = unit_bwd(r, N, train, u, x, dx, dcur, A)) < 0)
                     return st;
-                zero(P, (size_t)N * unit_out(prev));
-                conv_shape(u, N, &cs);
-                if ((st = nn->conv2d_backward(r->host, &cs, P, r->grads[u->t0], R,
-                                              row_ptr(r, N, prev->a_off), r->params[u->t0])) < 0)
-                    return st;
-            } else if ((st = unit_bwd(r, N, train, u, x, Q, P, R)) < 0) {
-                return st;
+                break;
             }
+            const unit *prev = &r->u[b->u0 + j - 1];
+            eqm_bn_shape bs;
+            eqm_conv2d_shape cs;
+            bn_shape(u, N, train, u->relu, &bs);
+            zero(A, (size_t)N * unit_out(u));
+            if ((st = nn->batchnorm_backward(r->host, &bs, A, r->grads[u->t0 + 1],
+                                             r->grads[u->t0 + 2], dcur,
+                                             row_ptr(r, N, u->c_off),
+                                             row_ptr(r, N, u->relu ? u->a_off : u->c_off),
+                                             r->params[u->t0 + 1], r->act + u->save_off)) < 0)
+                return st;
+            zero(B, (size_t)N * unit_out(prev)); /* dcur (== B after the first unit) is consumed */
+            conv_shape(u, N, &cs);
+            if ((st = nn->conv2d_backward(r->host, &cs, B, r->grads[u->t0], A,
+                                          row_ptr(r, N, prev->a_off), r->params[u->t0])) < 0)
+                return st;
+            dcur = B;
         }
-        t = P, P = Q, Q = t; /* dx becomes the next dy */
+        iy = idx; /* dx becomes the next dy */
     }
-    /* stem: P = d(stem output) */
+    /* stem: G[iy] = d(stem output) */
     const unit *u0 = &r->u[0];
+    int o1 = (iy + 1) % 4, o2 = (iy + 2) % 4;
     if (r->maxpool) {
         eqm_pool_shape ps = {N, u0->Ho, u0->Wo, u0->C_out, 3, 2, 1};
-        zero(Q, (size_t)N * unit_out(u0));
-        if ((st = nn->maxpool_backward(r->host, &ps, Q, P,
+        zero(G[o1], (size_t)N * unit_out(u0));
+        if ((st = nn->maxpool_backward(r->host, &ps, G[o1], G[iy],
                                        (const int32_t *)row_ptr(r, N, r->arg_off))) < 0)
             return st;
-        t = P, P = Q, Q = t;
+        iy = o1;
+        o1 = o2;
     }
-    return unit_bwd(r, N, train, u0, io->in, io->din, P, R);
+    return unit_bwd(r, N, train, u0, io->in, io->din, G[iy], G[o1]);
 }
 
 /* ------------------------------------------------------------------ descriptor -- */

@@ -57,6 +57,11 @@ int config_resolve(eqm_config *c, const eqm_registry *r, char *err, size_t errle
         const host_section *hs = &host_sections[i];
         if (strchr(hs->name, '*') || config_has_section(c, hs->name))
             continue;
+        if (hs->required && hs->plugin_kind < 0) {
+            snprintf(err, errlen, "%s: missing section [%s] (%s)\nhint: add a [%s] section",
+                     config_where(c, hs->name, NULL), hs->name, hs->help, hs->name);
+            return EQM_ERR_INVAL;
+        }
         if (hs->required) {
             snprintf(err, errlen,
                      "%s: missing section [%s] (%s)\nhint: add [%s] with 'plugin = NAME'; "

@@ -10,6 +10,7 @@
 #include "config.h"
 
 #include <check.h>
+#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -288,6 +289,37 @@ START_TEST(search_order_and_cwd)
 }
 END_TEST
 
+/* Every real plugin built in this tree passes every loader check (no refusal line). */
+START_TEST(real_plugins_load_cleanly)
+{
+    const char *bd = getenv("EQM_BUILDDIR");
+    ck_assert_msg(bd && *bd, "EQM_BUILDDIR is not set (run through make check)");
+    char pattern[1024];
+    snprintf(pattern, sizeof pattern, "%s/plugins/*/*/.libs", bd);
+    glob_t g;
+    if (glob(pattern, 0, NULL, &g) != 0) {
+        fprintf(stderr, "no plugins built under %s; nothing to check\n", pattern);
+        return;
+    }
+    unsetenv("EQUIMOD_PLUGIN_PATH");
+    eqm_registry *r = registry_create();
+    registry_scan(r, (const char *const *)g.gl_pathv, (int)g.gl_pathc);
+    for (int i = 0; i < n_lines; i++)
+        if (strstr(lines[i], "refused"))
+            fprintf(stderr, "  %s\n", lines[i]);
+    ck_assert_int_eq(count_lines("refused", NULL, NULL), 0);
+    ck_assert_uint_ge(registry_count(r), g.gl_pathc);
+    for (size_t i = 0; i < registry_count(r); i++) {
+        const eqm_plugin *p = registry_at(r, i);
+        char err[512];
+        ck_assert_msg(param_table_check(p->desc.params, err, sizeof err) == EQM_OK, "%s: %s",
+                      p->desc.name, err);
+    }
+    registry_destroy(r);
+    globfree(&g);
+}
+END_TEST
+
 START_TEST(kind_names)
 {
     for (int k = 0; k < EQM_KIND_COUNT; k++)
@@ -318,6 +350,7 @@ static Suite *loader_suite(void)
     tcase_add_test(tc, refuse_not_elf);
     tcase_add_test(tc, scan_folder);
     tcase_add_test(tc, search_order_and_cwd);
+    tcase_add_test(tc, real_plugins_load_cleanly);
     tcase_add_test(tc, kind_names);
     suite_add_tcase(s, tc);
     return s;

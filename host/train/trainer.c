@@ -945,6 +945,7 @@ static int train_step(trainer *tr, eqm_batch *b, acc_terms *acc, char *err, size
     json_num(f, "stall_ms", stall_ms);
     json_num(f, "step_s", dt);
     fputs("}\n", f);
+    fflush(f); /* one line per step, readable while the run goes on */
     acc->steps++;
     acc_add(acc, "stall_ms", stall_ms);
     acc_add(acc, "step_s", dt);
@@ -1136,6 +1137,22 @@ static int run_knn(trainer *tr, const char *what, eval_acc *a, char *err, size_t
     }
     free(desc);
     return rc;
+}
+
+/* top-1 of the untrained kNN recorded in metrics.jsonl (this run or before a resume). */
+static double untrained_top1(const char *dir)
+{
+    char path[4200], line[1024];
+    if (snprintf(path, sizeof path, "%s/metrics.jsonl", dir) >= (int)sizeof path)
+        return NAN;
+    FILE *f = fopen(path, "r");
+    double v = NAN;
+    while (f && fgets(line, sizeof line, f))
+        if (strstr(line, "\"what\":\"untrained\""))
+            json_get(line, "top1", &v);
+    if (f)
+        fclose(f);
+    return v;
 }
 
 static void final_report(trainer *tr, const acc_terms *last, double wall_s)
@@ -1510,6 +1527,13 @@ int train_main(const char *config, char **sets, int n_sets, const char *out_dir,
         eval_acc a;
         if ((rc = run_knn(tr, "final", &a, err, sizeof err)))
             goto fail_sig;
+        double base = untrained_top1(tr->dir);
+        if (isfinite(base))
+            fprintf(stderr, "kNN top-1 after training: %.2f%% (the same backbone untrained: "
+                            "%.2f%%, %+.2f points)\n",
+                    a.top1, base, a.top1 - base);
+        else
+            fprintf(stderr, "kNN top-1 after training: %.2f%%\n", a.top1);
     }
     fprintf(stderr, "equimod train: done: %lld steps in %.1f s (%.1f img/s); report: %s/report.md\n",
             (long long)tr->st.step, tr->st.elapsed_s,

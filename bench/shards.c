@@ -343,6 +343,7 @@ HOT static void normalize(float *p, float mean, float sd)
 
 static double prof[5]; /* decode, resize, colour ops, normalize */
 static int prof_on;
+static long m_hist[9]; /* DCT scale numerators used */
 #define PT(k, t0) do { if (prof_on) { double t1_ = now_s(); prof[k] += t1_ - (t0); (t0) = t1_; } } while (0)
 
 typedef struct work {
@@ -383,6 +384,8 @@ static int process(const eqm_host_api *api, work *wk, const blob *b, uint64_t id
     }
     if (M > 8)
         M = 8;
+    if (prof_on)
+        m_hist[M]++;
     int SW = (W * M + 7) / 8, SH = (H * M + 7) / 8;
     double sc = (double)SW / W, scy = (double)SH / H;
     /* union of the boxes in scaled pixels */
@@ -489,7 +492,14 @@ static double bench_equimod(const blob *v, size_t n, double seconds, size_t *cou
         fprintf(stderr, "profile per image (us): decode %.0f, resize %.0f, flip/jitter/gray %.0f, "
                 "normalize %.0f\n", prof[0] / k * 1e6, prof[1] / k * 1e6, prof[2] / k * 1e6,
                 prof[3] / k * 1e6);
+    if (prof_on) {
+        fprintf(stderr, "DCT scale M/8 used:");
+        for (int m = 1; m <= 8; m++)
+            fprintf(stderr, " %d:%ld", m, m_hist[m]);
+        fprintf(stderr, "\n");
+    }
     memset(prof, 0, sizeof prof);
+    memset(m_hist, 0, sizeof m_hist);
     free(wk.dec);
     free(wk.u8);
     free(wk.views);

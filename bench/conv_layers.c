@@ -1,6 +1,7 @@
 /* bench/conv_layers.c: time conv2d forward, dX and dW (and BN forward/backward) on the
  * ResNet-18-CIFAR layer shapes, to see where a training step goes.
- * Usage: conv-layers [--batch 64] [--threads 2] [--reps 2]
+ * Usage: conv-layers [--batch 64] [--threads 2] [--reps 2] [--algo 0|1] [--cpu 1]
+ * --algo 1 forces the reference im2col/col2im path; --cpu 1 times process CPU seconds.
  * Prints per layer: ms and nominal GFLOP/s (every tap counted) of fwd, dX, dW.
  * Left out: correctness (tests/nn does that).
  */
@@ -14,10 +15,14 @@
 #include "core.h"
 #include "nn/nn_internal.h"
 
+static int use_cpu_clock;
+
+/* Wall clock, or with --cpu the process CPU time (robust on a shared, loaded machine;
+ * meaningful with --threads 1, where no thread spins). */
 static double now_s(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(use_cpu_clock ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -31,6 +36,10 @@ int main(int argc, char **argv)
             threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--reps"))
             reps = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--algo"))
+            nn_conv2d_set_algo(atoi(argv[i + 1]));
+        else if (!strcmp(argv[i], "--cpu"))
+            use_cpu_clock = atoi(argv[i + 1]);
     }
     host_threads_init(threads);
     /* a call into host/nn/nn_api.c pulls its strong nn_api_table() out of the static

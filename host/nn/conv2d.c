@@ -31,7 +31,19 @@
 #include "core.h"
 #include "nn/nn_internal.h"
 
-#define TILE_FLOATS (4u << 20) /* target floats of one im2col tile (16 MiB) */
+#define TILE_FLOATS_DEFAULT (1u << 18) /* target floats of one im2col tile (1 MiB) */
+static size_t tile_floats_v;
+
+/* Tile target; EQM_CONV_TILE_KIB overrides it (benchmarks). */
+static size_t tile_floats(void)
+{
+    if (!tile_floats_v) {
+        const char *e = getenv("EQM_CONV_TILE_KIB");
+        long k = e ? atol(e) : 0;
+        tile_floats_v = k > 0 ? (size_t)k * 256 : TILE_FLOATS_DEFAULT;
+    }
+    return tile_floats_v;
+}
 
 static float *ws;
 static size_t ws_floats;
@@ -40,8 +52,22 @@ static int conv_algo;
 size_t nn_conv2d_workspace_bytes(void) { return ws_floats * sizeof(float); }
 void nn_conv2d_set_algo(int algo) { conv_algo = algo; }
 
+/* EQM_CONV_ALGO (benchmarks) sets the default algorithm once. */
+static void algo_from_env(void)
+{
+    static int done;
+    if (!done) {
+        const char *e = getenv("EQM_CONV_ALGO");
+        if (e && conv_algo == 0)
+            conv_algo = atoi(e);
+        done = 1;
+    }
+}
+
 static float *ws_get(eqm_host *h, size_t floats)
 {
+    if (floats == 0)
+        floats = 1;
     if (floats <= ws_floats)
         return ws;
     float *p = NULL;
@@ -112,28 +138,37 @@ static void im2col_body(void *vc, size_t b, size_t e)
     }
 }
 
-/* col2im: images [b, e) of the tile add their taps back into din. */
+/* col2im as a gather: task item = one input row (image t of the tile, row ih); every
+ * input pixel sums the dcols entries of the taps that read it, so tasks never write the
+ * same din and a one-image tile still splits across threads. */
 static void col2im_body(void *vc, size_t b, size_t e)
 {
     conv_ctx *c = vc;
     const eqm_conv2d_shape *s = c->s;
-    const size_t Ci = (size_t)s->C_in, HoWo = (size_t)c->Ho * c->Wo;
-    for (size_t t = b; t < e; t++) {
-        size_t n = c->n0 + t;
-        for (size_t p = 0; p < HoWo; p++) {
-            int oh = (int)(p / (size_t)c->Wo), ow = (int)(p % (size_t)c->Wo);
-            const float *src = c->dcols + (t * HoWo + p) * (size_t)c->K;
-            for (int ki = 0; ki < s->kh; ki++) {
-                int ih = oh * s->stride - s->pad + ki;
-                if (ih < 0 || ih >= s->H) {
-                    src += Ci * (size_t)s->kw;
-                    continue;
-                }
-                for (int kj = 0; kj < s->kw; kj++, src += Ci) {
-                    int iw = ow * s->stride - s->pad + kj;
-                    if (iw < 0 || iw >= s->W)
+    const size_t Ci = (size_t)s->C_in, HoWo = (size_t)c->Ho * c->Wo, K = (size_t)c->K;
+    for (size_t item = b; item < e; item++) {
+        size_t t = item / (size_t)s->H;
+        int ih = (int)(item % (size_t)s->H);
+        float *drow = c->din + ((c->n0 + t) * s->H + ih) * (size_t)s->W * Ci;
+        const float *dc = c->dcols + t * HoWo * K;
+        for (int ki = 0; ki < s->kh; ki++) {
+            int y = ih + s->pad - ki;
+            if (y < 0 || y % s->stride)
+                continue;
+            int oh = y / s->stride;
+            if (oh >= c->Ho)
+                continue;
+            for (int iw = 0; iw < s->W; iw++) {
+                float *dst = drow + (size_t)iw * Ci;
+                for (int kj = 0; kj < s->kw; kj++) {
+                    int x = iw + s->pad - kj;
+                    if (x < 0 || x % s->stride)
                         continue;
-                    float *dst = c->din + ((n * s->H + ih) * s->W + iw) * Ci;
+                    int ow = x / s->stride;
+                    if (ow >= c->Wo)
+                        continue;
+                    const float *src =
+                        dc + ((size_t)oh * c->Wo + ow) * K + ((size_t)ki * s->kw + kj) * Ci;
                     for (size_t ci = 0; ci < Ci; ci++)
                         dst[ci] += src[ci];
                 }
@@ -151,7 +186,7 @@ static int is_pointwise(const eqm_conv2d_shape *s)
 static size_t tile_images(const eqm_conv2d_shape *s, size_t rows_per_img, size_t K)
 {
     size_t per = rows_per_img * K;
-    size_t t = per ? TILE_FLOATS / per : 1;
+    size_t t = per ? tile_floats() / per : 1;
     if (t < 1)
         t = 1;
     if (t > (size_t)s->N)
@@ -159,39 +194,98 @@ static size_t tile_images(const eqm_conv2d_shape *s, size_t rows_per_img, size_t
     return t;
 }
 
-int nn_conv2d_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, const float *in,
-                      const float *w)
+static int wino_ok(const eqm_conv2d_shape *s)
+{
+    return conv_algo == 3 && s->kh == 3 && s->kw == 3 && s->stride == 1 && s->C_in >= 16 &&
+           s->C_out >= 16 && s->C_in <= NN_WINO_MAX_C && s->C_out <= NN_WINO_MAX_C;
+}
+
+/* im2col + sgemm: out = conv(in, w) (beta 0) or out += conv(in, w) (beta 1). */
+static int fwd_im2col(eqm_host *h, const eqm_conv2d_shape *s, float *out, const float *in,
+                      const float *w, float beta, float *buf)
 {
     conv_ctx c = {.s = s, .in = in};
-    int rc = conv_check(h, "conv2d_forward", s, &c.Ho, &c.Wo);
-    if (rc)
-        return rc;
+    conv_check(h, "conv2d_forward", s, &c.Ho, &c.Wo);
     const int Co = s->C_out;
     c.K = s->kh * s->kw * s->C_in;
     const size_t HoWo = (size_t)c.Ho * c.Wo;
     if (is_pointwise(s)) {
-        nn_sgemm(h, 0, 1, (int)((size_t)s->N * HoWo), Co, c.K, 1.f, in, c.K, w, c.K, 0.f, out,
+        nn_sgemm(h, 0, 1, (int)((size_t)s->N * HoWo), Co, c.K, 1.f, in, c.K, w, c.K, beta, out,
                  Co);
         return EQM_OK;
     }
     size_t T = tile_images(s, HoWo, (size_t)c.K);
-    c.cols = ws_get(h, T * HoWo * (size_t)c.K);
-    if (!c.cols)
-        return EQM_ERR_NOMEM;
+    c.cols = buf;
     for (size_t n0 = 0; n0 < (size_t)s->N; n0 += T) {
         size_t nt = (size_t)s->N - n0 < T ? (size_t)s->N - n0 : T;
         c.n0 = n0;
         nn_parallel(h, nt * HoWo, 64, im2col_body, &c);
-        nn_sgemm(h, 0, 1, (int)(nt * HoWo), Co, c.K, 1.f, c.cols, c.K, w, c.K, 0.f,
+        nn_sgemm(h, 0, 1, (int)(nt * HoWo), Co, c.K, 1.f, c.cols, c.K, w, c.K, beta,
                  out + n0 * HoWo * Co, Co);
     }
     return EQM_OK;
+}
+
+static size_t fwd_ws_floats(const eqm_conv2d_shape *s)
+{
+    if (wino_ok(s))
+        return nn_wino_ws_floats(s);
+    if (is_pointwise(s))
+        return 0;
+    int Ho = (s->H + 2 * s->pad - s->kh) / s->stride + 1;
+    int Wo = (s->W + 2 * s->pad - s->kw) / s->stride + 1;
+    size_t HoWo = (size_t)Ho * Wo, K = (size_t)s->kh * s->kw * s->C_in;
+    return tile_images(s, HoWo, K) * HoWo * K;
+}
+
+static int fwd_any(eqm_host *h, const eqm_conv2d_shape *s, float *out, const float *in,
+                   const float *w, int accumulate, float *buf)
+{
+    if (wino_ok(s)) {
+        nn_wino_forward(h, s, out, in, w, accumulate, buf);
+        return EQM_OK;
+    }
+    return fwd_im2col(h, s, out, in, w, accumulate ? 1.f : 0.f, buf);
+}
+
+int nn_conv2d_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, const float *in,
+                      const float *w)
+{
+    int Ho, Wo;
+    algo_from_env();
+    int rc = conv_check(h, "conv2d_forward", s, &Ho, &Wo);
+    if (rc)
+        return rc;
+    float *buf = ws_get(h, fwd_ws_floats(s));
+    if (!buf && fwd_ws_floats(s))
+        return EQM_ERR_NOMEM;
+    return fwd_any(h, s, out, in, w, 0, buf);
+}
+
+/* dX of a stride-1 conv as a forward conv of dout: din = conv(dout, w~, pad k-1-pad) with
+ * w~[ci][a][b][co] = w[co][kh-1-a][kw-1-b][ci] (flipped, in/out swapped). */
+static int dx_as_forward_ok(const eqm_conv2d_shape *s)
+{
+    return conv_algo >= 2 && s->stride == 1 && s->C_in >= 16 && s->pad <= s->kh - 1 &&
+           s->pad <= s->kw - 1 &&
+           s->kh == s->kw && !is_pointwise(s);
+}
+
+static void dx_shape(const eqm_conv2d_shape *s, int Ho, int Wo, eqm_conv2d_shape *t)
+{
+    *t = *s;
+    t->H = Ho;
+    t->W = Wo;
+    t->C_in = s->C_out;
+    t->C_out = s->C_in;
+    t->pad = s->kh - 1 - s->pad;
 }
 
 int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float *dw,
                        const float *dout, const float *in, const float *w)
 {
     conv_ctx c = {.s = s, .in = in, .din = din};
+    algo_from_env();
     int rc = conv_check(h, "conv2d_backward", s, &c.Ho, &c.Wo);
     if (rc)
         return rc;
@@ -210,24 +304,50 @@ int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float
     }
     size_t T = tile_images(s, HoWo, (size_t)c.K);
     size_t tile = T * HoWo * (size_t)c.K;
-    float *buf = ws_get(h, (dw ? tile : 0) + (din ? tile : 0));
+    int wdw = dw && wino_ok(s), fdx = din && dx_as_forward_ok(s);
+    eqm_conv2d_shape ts;
+    dx_shape(s, c.Ho, c.Wo, &ts);
+    size_t need_dw = !dw ? 0 : wdw ? nn_wino_ws_floats(s) : tile;
+    size_t need_dx = !din ? 0 : fdx ? (size_t)Co * c.K + fwd_ws_floats(&ts) : tile;
+    /* the im2col dW and col2im dX share one pass over the tiles: cols then dcols */
+    size_t need = (!wdw && !fdx && dw && din) ? 2 * tile
+                                              : (need_dw > need_dx ? need_dw : need_dx);
+    float *buf = ws_get(h, need);
     if (!buf)
         return EQM_ERR_NOMEM;
+    if (wdw)
+        nn_wino_dw(h, s, dw, dout, in, buf);
+    if (fdx) {
+        float *wt = buf; /* (C_in, kh, kw, C_out) */
+        const int kh = s->kh, kw = s->kw, Ci = s->C_in;
+        for (int co = 0; co < Co; co++)
+            for (int a = 0; a < kh; a++)
+                for (int b = 0; b < kw; b++)
+                    for (int ci = 0; ci < Ci; ci++)
+                        wt[(((size_t)ci * kh + a) * kw + b) * Co + co] =
+                            w[(((size_t)co * kh + (kh - 1 - a)) * kw + (kw - 1 - b)) * Ci + ci];
+        rc = fwd_any(h, &ts, din, dout, wt, 1, buf + (size_t)Co * c.K);
+        if (rc)
+            return rc;
+    }
+    int do_dw = dw && !wdw, do_dx = din && !fdx;
+    if (!do_dw && !do_dx)
+        return EQM_OK;
     c.cols = buf;
-    float *dcols = dw ? buf + tile : buf;
+    float *dcols = do_dw ? buf + tile : buf;
     c.dcols = dcols;
     for (size_t n0 = 0; n0 < (size_t)s->N; n0 += T) {
         size_t nt = (size_t)s->N - n0 < T ? (size_t)s->N - n0 : T;
         int Mt = (int)(nt * HoWo);
         const float *g = dout + n0 * HoWo * Co;
         c.n0 = n0;
-        if (dw) {
+        if (do_dw) {
             nn_parallel(h, nt * HoWo, 64, im2col_body, &c);
             nn_sgemm(h, 1, 0, Co, c.K, Mt, 1.f, g, Co, c.cols, c.K, 1.f, dw, c.K);
         }
-        if (din) {
+        if (do_dx) {
             nn_sgemm(h, 0, 0, Mt, c.K, Co, 1.f, g, Co, w, c.K, 0.f, dcols, c.K);
-            nn_parallel(h, nt, 1, col2im_body, &c);
+            nn_parallel(h, nt * (size_t)s->H, 1, col2im_body, &c);
         }
     }
     return EQM_OK;

@@ -29,8 +29,20 @@ int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float
                        const float *dout, const float *in, const float *w);
 /* Bytes currently held by conv2d's workspace (for tests and the benchmark). */
 size_t nn_conv2d_workspace_bytes(void);
-/* Force a conv algorithm (tests): 0 auto, 1 im2col+sgemm only (no fast paths). */
+/* Conv algorithm (tests, benchmarks; EQM_CONV_ALGO sets it too):
+ * 0 default: im2col + sgemm forward and dW, sgemm + gather col2im dX (0 and 1 are the
+ *   same path: the measured-fastest on this machine, see bench/README.md);
+ * 2 as 0 but stride-1 dX as a forward conv of dout with the flipped kernel (no col2im);
+ * 3 as 2 plus Winograd F(2x2, 3x3) for 3x3 stride-1 forward, dX and dW. */
 void nn_conv2d_set_algo(int algo);
+
+/* winograd.c: F(2x2, 3x3) for 3x3 stride-1 convs with C_in, C_out in [16, NN_WINO_MAX_C] */
+#define NN_WINO_MAX_C 4096
+size_t nn_wino_ws_floats(const eqm_conv2d_shape *s);
+void nn_wino_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, const float *in,
+                     const float *w, int accumulate, float *ws);
+void nn_wino_dw(eqm_host *h, const eqm_conv2d_shape *s, float *dw, const float *dout,
+                const float *in, float *ws);
 
 /* batchnorm.c */
 int nn_batchnorm_forward(eqm_host *h, const eqm_bn_shape *s, float *out, const float *in,

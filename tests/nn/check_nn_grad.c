@@ -10,7 +10,8 @@
  * float rounding at e = 1e-2 (linear ops) / 1e-3 (nonlinear ops) and strict enough to catch
  * any indexing or sign error (those give O(1) relative errors).
  * Conv shapes cover 1x1 stride 1 and 2, 3x3 stride 1 and 2, 7x7 stride 2 pad 3, 5x5, and
- * shapes big enough to take conv2d's fast paths (algo 0), each also in algo 1 (reference).
+ * shapes that take conv2d's optional paths; every shape runs in algo 1 (default path),
+ * 2 (stride-1 dX as a forward conv) and 3 (Winograd F(2x2, 3x3) where it applies).
  */
 #include "config.h"
 
@@ -66,13 +67,15 @@ static const int conv_cfg[][9] = {
     {2, 11, 10, 3, 4, 7, 2, 3, 0},  {1, 8, 8, 3, 2, 5, 1, 2, 0},
     {2, 12, 12, 16, 16, 3, 1, 1, 0}, {1, 9, 10, 32, 24, 3, 1, 1, 0},
     {2, 8, 8, 16, 32, 3, 2, 1, 0},  {2, 8, 8, 16, 32, 1, 2, 0, 0},
+    {2, 10, 9, 16, 20, 3, 1, 0, 0}, /* Winograd without padding, odd output */
+    {8, 32, 32, 64, 64, 3, 1, 1, 0}, /* several Winograd chunks / im2col tiles */
 };
 #define N_CONV (int)(sizeof conv_cfg / sizeof *conv_cfg)
 
 START_TEST(test_conv_grad)
 {
-    const int *g = conv_cfg[_i / 2];
-    int algo = _i % 2;
+    const int *g = conv_cfg[_i / 3];
+    int algo = (_i % 3) + 1; /* 1 default path, 2 dX as forward, 3 Winograd */
     conv_t c = {.s = {g[0], g[1], g[2], g[3], g[4], g[5], g[5], g[6], g[7], 0}};
     int Ho = (g[1] + 2 * g[7] - g[5]) / g[6] + 1, Wo = (g[2] + 2 * g[7] - g[5]) / g[6] + 1;
     size_t ni = (size_t)g[0] * g[1] * g[2] * g[3], nw = (size_t)g[4] * g[5] * g[5] * g[3];
@@ -90,9 +93,9 @@ START_TEST(test_conv_grad)
     for (size_t i = 0; i < nw; i++)
         dw[i] -= dw0[i];
     char what[96];
-    snprintf(what, sizeof what, "conv cfg %d algo %d din", _i / 2, algo);
+    snprintf(what, sizeof what, "conv cfg %d algo %d din", _i / 3, algo);
     fd_check(what, conv_loss, &c, c.in, ni, din, 1e-2f);
-    snprintf(what, sizeof what, "conv cfg %d algo %d dw", _i / 2, algo);
+    snprintf(what, sizeof what, "conv cfg %d algo %d dw", _i / 3, algo);
     fd_check(what, conv_loss, &c, c.w, nw, dw, 1e-2f);
     /* NULL gradients are skipped: din only, then dw only, must give the same values */
     float *din2 = zeros(ni), *dw2 = zeros(nw);
@@ -428,7 +431,7 @@ static Suite *suite(void)
     Suite *s = suite_create("nn_grad");
     TCase *tc = tcase_create("fd");
     tcase_set_timeout(tc, 120);
-    tcase_add_loop_test(tc, test_conv_grad, 0, 2 * N_CONV);
+    tcase_add_loop_test(tc, test_conv_grad, 0, 3 * N_CONV);
     tcase_add_loop_test(tc, test_bn_grad, 0, 2 * (int)(sizeof bn_cfg / sizeof *bn_cfg));
     tcase_add_test(tc, test_bn_running_stats);
     tcase_add_test(tc, test_pool_relu_grad);

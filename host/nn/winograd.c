@@ -1,0 +1,283 @@
+/* host/nn/winograd.c: Winograd F(2x2, 3x3) convolution for 3x3 stride-1 conv2d (NHWC,
+ * OHWI), forward and dW; conv2d.c also runs dX through the forward with the flipped,
+ * transposed kernel (a stride-1 dX is a convolution of dout).
+ *
+ * Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (2016). Each 2x2 block
+ * of outputs comes from a 4x4 input tile d: Y = A^T [ (G g G^T) . (B^T d B) ] A, so the
+ * 36 multiplies of a direct 2x2 block become 16: 2.25x fewer multiply-adds, done as 16
+ * sgemm calls, one per tile position xi:  M[xi] (R, Co) = V[xi] (R, Ci) @ U[xi] (Ci, Co).
+ * Legend: R tiles (images x th x tw, th = ceil(Ho/2)), V input transforms, U weight
+ * transforms, M products, xi in 0..15 (4x4). Padding taps are zeros in d (the border
+ * tiles' extra outputs are computed and dropped).
+ * dW is the exact adjoint: dM = A dY A^T per tile, dU[xi] (Ci, Co) += V[xi]^T @ dM[xi],
+ * dw += G^T dU G (per ci, co).
+ * Numerics: the transforms use only 0, +-1, +-1/2, so F(2x2, 3x3) stays within ~1e-6
+ * relative of the direct sum (the FD and PyTorch tests pin it).
+ * Workspace: from conv2d.c's host-owned buffer (nn_conv2d_ws), chunked by whole images.
+ * Left out: F(4x4, 3x3) (larger tiles, worse conditioning), strided or non-3x3 kernels.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "nn/nn_internal.h"
+
+#define WINO_CHUNK_FLOATS (3u << 20) /* V + M of one chunk, floats */
+
+/* Reads of padding taps / missing outputs point here (branch-free inner loops). */
+static const float zero_row[NN_WINO_MAX_C];
+
+typedef struct {
+    const eqm_conv2d_shape *s;
+    int Ho, Wo, th, tw;
+    size_t n0, R;       /* first image of the chunk, tiles in the chunk */
+    const float *in;    /* (N, H, W, Ci) */
+    float *V;           /* (16, R, Ci) */
+    float *M;           /* (16, R, Co) */
+    float *out;         /* (N, Ho, Wo, Co) */
+    const float *dout;  /* (N, Ho, Wo, Co) for dW */
+    int accumulate;
+} wino_ctx;
+
+/* V[xi][r][:] = B^T d B for the tiles r in [b, e). B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0;
+ * 0 1 0 -1]. */
+__attribute__((target_clones("avx2", "default"))) static void wino_in_body(void *vc, size_t b,
+                                                                          size_t e)
+{
+    wino_ctx *c = vc;
+    const eqm_conv2d_shape *s = c->s;
+    const size_t Ci = (size_t)s->C_in, R = c->R, T = (size_t)c->th * c->tw;
+    for (size_t r = b; r < e; r++) {
+        size_t n = c->n0 + r / T, t = r % T;
+        int y0 = (int)(t / (size_t)c->tw) * 2 - s->pad, x0 = (int)(t % (size_t)c->tw) * 2 - s->pad;
+        const float *row[4][4];
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 4; j++) {
+                int y = y0 + i, x = x0 + j;
+                row[i][j] = (y < 0 || y >= s->H || x < 0 || x >= s->W)
+                                ? zero_row
+                                : c->in + ((n * s->H + y) * s->W + x) * Ci;
+            }
+        float *v[16];
+        for (int k = 0; k < 16; k++)
+            v[k] = c->V + ((size_t)k * R + r) * Ci;
+        for (size_t ci = 0; ci < Ci; ci++) {
+            float d[4][4], tmp[4][4];
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 4; j++)
+                    d[i][j] = row[i][j][ci];
+            for (int j = 0; j < 4; j++) { /* tmp = B^T d */
+                tmp[0][j] = d[0][j] - d[2][j];
+                tmp[1][j] = d[1][j] + d[2][j];
+                tmp[2][j] = d[2][j] - d[1][j];
+                tmp[3][j] = d[1][j] - d[3][j];
+            }
+            for (int i = 0; i < 4; i++) { /* (B^T d) B */
+                v[i * 4 + 0][ci] = tmp[i][0] - tmp[i][2];
+                v[i * 4 + 1][ci] = tmp[i][1] + tmp[i][2];
+                v[i * 4 + 2][ci] = tmp[i][2] - tmp[i][1];
+                v[i * 4 + 3][ci] = tmp[i][1] - tmp[i][3];
+            }
+        }
+    }
+}
+
+/* out = A^T M A for tiles [b, e) (+= when accumulate). A^T = [1 1 1 0; 0 1 -1 -1]. */
+__attribute__((target_clones("avx2", "default"))) static void wino_out_body(void *vc, size_t b,
+                                                                           size_t e)
+{
+    wino_ctx *c = vc;
+    const eqm_conv2d_shape *s = c->s;
+    const size_t Co = (size_t)s->C_out, R = c->R, T = (size_t)c->th * c->tw;
+    for (size_t r = b; r < e; r++) {
+        size_t n = c->n0 + r / T, t = r % T;
+        int y0 = (int)(t / (size_t)c->tw) * 2, x0 = (int)(t % (size_t)c->tw) * 2;
+        const float *m[16];
+        for (int k = 0; k < 16; k++)
+            m[k] = c->M + ((size_t)k * R + r) * Co;
+        float *o[2][2];
+        for (int i = 0; i < 2; i++)
+            for (int j = 0; j < 2; j++)
+                o[i][j] = (y0 + i < c->Ho && x0 + j < c->Wo)
+                              ? c->out + ((n * c->Ho + y0 + i) * c->Wo + x0 + j) * Co
+                              : NULL;
+        for (size_t co = 0; co < Co; co++) {
+            float tmp[2][4];
+            for (int j = 0; j < 4; j++) { /* A^T M */
+                float m0 = m[j][co], m1 = m[4 + j][co], m2 = m[8 + j][co], m3 = m[12 + j][co];
+                tmp[0][j] = m0 + m1 + m2;
+                tmp[1][j] = m1 - m2 - m3;
+            }
+            for (int i = 0; i < 2; i++) {
+                float y0v = tmp[i][0] + tmp[i][1] + tmp[i][2];
+                float y1v = tmp[i][1] - tmp[i][2] - tmp[i][3];
+                if (c->accumulate) {
+                    if (o[i][0])
+                        o[i][0][co] += y0v;
+                    if (o[i][1])
+                        o[i][1][co] += y1v;
+                } else {
+                    if (o[i][0])
+                        o[i][0][co] = y0v;
+                    if (o[i][1])
+                        o[i][1][co] = y1v;
+                }
+            }
+        }
+    }
+}
+
+/* M[xi][r][:] = A dY A^T (the adjoint of the output transform) for tiles [b, e). */
+__attribute__((target_clones("avx2", "default"))) static void wino_dout_body(void *vc, size_t b,
+                                                                            size_t e)
+{
+    wino_ctx *c = vc;
+    const eqm_conv2d_shape *s = c->s;
+    const size_t Co = (size_t)s->C_out, R = c->R, T = (size_t)c->th * c->tw;
+    for (size_t r = b; r < e; r++) {
+        size_t n = c->n0 + r / T, t = r % T;
+        int y0 = (int)(t / (size_t)c->tw) * 2, x0 = (int)(t % (size_t)c->tw) * 2;
+        float *m[16];
+        for (int k = 0; k < 16; k++)
+            m[k] = c->M + ((size_t)k * R + r) * Co;
+        const float *g[2][2];
+        for (int i = 0; i < 2; i++)
+            for (int j = 0; j < 2; j++)
+                g[i][j] = (y0 + i < c->Ho && x0 + j < c->Wo)
+                              ? c->dout + ((n * c->Ho + y0 + i) * c->Wo + x0 + j) * Co
+                              : zero_row;
+        for (size_t co = 0; co < Co; co++) {
+            float d00 = g[0][0][co], d01 = g[0][1][co];
+            float d10 = g[1][0][co], d11 = g[1][1][co];
+            /* A = [1 0; 1 1; 1 -1; 0 -1]: rows of A dY */
+            float a[4][2] = {{d00, d01},
+                             {d00 + d10, d01 + d11},
+                             {d00 - d10, d01 - d11},
+                             {-d10, -d11}};
+            for (int i = 0; i < 4; i++) {
+                m[i * 4 + 0][co] = a[i][0];
+                m[i * 4 + 1][co] = a[i][0] + a[i][1];
+                m[i * 4 + 2][co] = a[i][0] - a[i][1];
+                m[i * 4 + 3][co] = -a[i][1];
+            }
+        }
+    }
+}
+
+static const float Gm[4][3] = {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
+
+/* U[xi][ci][co] = (G g G^T)[xi] for g = w[co][:][:][ci]. */
+static void wino_weights(const float *w, int Ci, int Co, float *U)
+{
+    for (int co = 0; co < Co; co++)
+        for (int ci = 0; ci < Ci; ci++) {
+            float g[3][3], t[4][3];
+            for (int a = 0; a < 3; a++)
+                for (int b = 0; b < 3; b++)
+                    g[a][b] = w[(((size_t)co * 3 + a) * 3 + b) * Ci + ci];
+            for (int i = 0; i < 4; i++)
+                for (int b = 0; b < 3; b++)
+                    t[i][b] = Gm[i][0] * g[0][b] + Gm[i][1] * g[1][b] + Gm[i][2] * g[2][b];
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 4; j++)
+                    U[((size_t)(i * 4 + j) * Ci + ci) * Co + co] =
+                        t[i][0] * Gm[j][0] + t[i][1] * Gm[j][1] + t[i][2] * Gm[j][2];
+        }
+}
+
+size_t nn_wino_ws_floats(const eqm_conv2d_shape *s)
+{
+    int Ho = s->H + 2 * s->pad - 2, Wo = s->W + 2 * s->pad - 2;
+    size_t T = (size_t)((Ho + 1) / 2) * ((Wo + 1) / 2);
+    size_t per_img = 16 * T * (size_t)(s->C_in + s->C_out);
+    size_t nt = WINO_CHUNK_FLOATS / per_img;
+    if (nt < 1)
+        nt = 1;
+    if (nt > (size_t)s->N)
+        nt = (size_t)s->N;
+    return nt * per_img + 16 * (size_t)s->C_in * s->C_out;
+}
+
+static size_t chunk_images(const eqm_conv2d_shape *s, size_t T)
+{
+    size_t per_img = 16 * T * (size_t)(s->C_in + s->C_out);
+    size_t nt = WINO_CHUNK_FLOATS / per_img;
+    if (nt < 1)
+        nt = 1;
+    if (nt > (size_t)s->N)
+        nt = (size_t)s->N;
+    return nt;
+}
+
+/* out (=, or += when accumulate) = conv3x3 stride 1 (in, w). ws: nn_wino_ws_floats. */
+void nn_wino_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, const float *in,
+                     const float *w, int accumulate, float *ws)
+{
+    wino_ctx c = {.s = s, .in = in, .out = out, .accumulate = accumulate};
+    c.Ho = s->H + 2 * s->pad - 2;
+    c.Wo = s->W + 2 * s->pad - 2;
+    c.th = (c.Ho + 1) / 2;
+    c.tw = (c.Wo + 1) / 2;
+    const size_t T = (size_t)c.th * c.tw, Ci = (size_t)s->C_in, Co = (size_t)s->C_out;
+    size_t nt = chunk_images(s, T);
+    float *U = ws;
+    wino_weights(w, s->C_in, s->C_out, U);
+    for (size_t n0 = 0; n0 < (size_t)s->N; n0 += nt) {
+        size_t k = (size_t)s->N - n0 < nt ? (size_t)s->N - n0 : nt;
+        c.n0 = n0;
+        c.R = k * T;
+        c.V = U + 16 * Ci * Co;
+        c.M = c.V + 16 * c.R * Ci;
+        nn_parallel(h, c.R, 16, wino_in_body, &c);
+        for (int xi = 0; xi < 16; xi++)
+            nn_sgemm(h, 0, 0, (int)c.R, (int)Co, (int)Ci, 1.f, c.V + (size_t)xi * c.R * Ci,
+                     (int)Ci, U + (size_t)xi * Ci * Co, (int)Co, 0.f,
+                     c.M + (size_t)xi * c.R * Co, (int)Co);
+        nn_parallel(h, c.R, 16, wino_out_body, &c);
+    }
+}
+
+/* dw += dW of conv3x3 stride 1. ws: nn_wino_ws_floats. */
+void nn_wino_dw(eqm_host *h, const eqm_conv2d_shape *s, float *dw, const float *dout,
+                const float *in, float *ws)
+{
+    wino_ctx c = {.s = s, .in = in, .dout = dout};
+    c.Ho = s->H + 2 * s->pad - 2;
+    c.Wo = s->W + 2 * s->pad - 2;
+    c.th = (c.Ho + 1) / 2;
+    c.tw = (c.Wo + 1) / 2;
+    const size_t T = (size_t)c.th * c.tw, Ci = (size_t)s->C_in, Co = (size_t)s->C_out;
+    size_t nt = chunk_images(s, T);
+    float *dU = ws;
+    memset(dU, 0, sizeof(float) * 16 * Ci * Co);
+    for (size_t n0 = 0; n0 < (size_t)s->N; n0 += nt) {
+        size_t k = (size_t)s->N - n0 < nt ? (size_t)s->N - n0 : nt;
+        c.n0 = n0;
+        c.R = k * T;
+        c.V = dU + 16 * Ci * Co;
+        c.M = c.V + 16 * c.R * Ci;
+        nn_parallel(h, c.R, 16, wino_in_body, &c);
+        nn_parallel(h, c.R, 16, wino_dout_body, &c);
+        for (int xi = 0; xi < 16; xi++)
+            nn_sgemm(h, 1, 0, (int)Ci, (int)Co, (int)c.R, 1.f, c.V + (size_t)xi * c.R * Ci,
+                     (int)Ci, c.M + (size_t)xi * c.R * Co, (int)Co, 1.f,
+                     dU + (size_t)xi * Ci * Co, (int)Co);
+    }
+    /* dw[co][a][b][ci] += sum_ij G[i][a] dU[ij][ci][co] G[j][b] */
+    for (size_t co = 0; co < Co; co++)
+        for (size_t ci = 0; ci < Ci; ci++) {
+            float u[4][4], t[3][4];
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 4; j++)
+                    u[i][j] = dU[((size_t)(i * 4 + j) * Ci + ci) * Co + co];
+            for (int a = 0; a < 3; a++)
+                for (int j = 0; j < 4; j++)
+                    t[a][j] = Gm[0][a] * u[0][j] + Gm[1][a] * u[1][j] + Gm[2][a] * u[2][j] +
+                              Gm[3][a] * u[3][j];
+            for (int a = 0; a < 3; a++)
+                for (int b = 0; b < 3; b++)
+                    dw[((co * 3 + (size_t)a) * 3 + (size_t)b) * Ci + ci] +=
+                        t[a][0] * Gm[0][b] + t[a][1] * Gm[1][b] + t[a][2] * Gm[2][b] +
+                        t[a][3] * Gm[3][b];
+        }
+}

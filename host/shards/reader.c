@@ -211,7 +211,9 @@ int shard_reader_open(shard_reader *r, const char *path, char *err, size_t errle
 {
     shard_reader_close(r);
     snprintf(r->path, sizeof r->path, "%s", path);
-    r->fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO or device named by mistake must not block the open; regular
+     * files ignore the flag for reads */
+    r->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (r->fd < 0) {
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return EQM_ERR_IO;

@@ -343,13 +343,19 @@ static void make_bad_shards(void)
         fputc("not a tar file "[i % 15], f);
     fclose(f);
     /* bad-003.tar is never written: unreadable */
+    snprintf(p, sizeof p, "%s/bad-004.tar", dir); /* a FIFO: opening it must not block */
+    ck_assert_int_eq(mkfifo(p, 0600), 0);
+    snprintf(p, sizeof p, "%s/bad-005.tar", dir); /* empty file: not a tar either */
+    f = fopen(p, "w");
+    fclose(f);
 }
 
 START_TEST(test_bad_data_skip)
 {
     make_bad_shards();
     char pat[600], err[1024];
-    snprintf(pat, sizeof pat, "%s/{good-000,bad-000,bad-001,bad-002,bad-003,good-001}.tar", dir);
+    snprintf(pat, sizeof pat,
+             "%s/{good-000,bad-000,bad-001,bad-002,bad-003,bad-004,bad-005,good-001}.tar", dir);
     for (int io = SHARD_IO_AUTO; io <= SHARD_IO_PREAD; io += 2) {
         shard_stream_opts o;
         shard_stream *s;
@@ -360,7 +366,8 @@ START_TEST(test_bad_data_skip)
         shard_stream_stats st;
         shard_stream_stats_get(s, &st);
         ck_assert_uint_eq(st.bad_samples, 1); /* the sample without .cls */
-        ck_assert_uint_eq(st.bad_shards, 3);  /* truncated, not a tar, missing */
+        /* truncated, not a tar, missing, FIFO, empty (a valid empty tar has 1024 zero bytes) */
+        ck_assert_uint_eq(st.bad_shards, 5);
         /* 40 good + 19 of bad-000 + the samples before the cut of bad-001 */
         ck_assert_int_gt(n, 59);
         ck_assert_int_lt(n, 79);
@@ -383,9 +390,10 @@ END_TEST
 START_TEST(test_bad_data_fail)
 {
     make_bad_shards();
-    const char *which[] = {"bad-000", "bad-001", "bad-002", "bad-003"};
-    const char *expect[] = {"no .cls member", "truncated", "not a tar", "cannot open"};
-    for (int k = 0; k < 4; k++) {
+    const char *which[] = {"bad-000", "bad-001", "bad-002", "bad-003", "bad-004"};
+    const char *expect[] = {"no .cls member", "truncated", "not a tar", "cannot open",
+                            "not a regular file"};
+    for (int k = 0; k < 5; k++) {
         char pat[600], err[1024];
         snprintf(pat, sizeof pat, "%s/{good-000,%s}.tar", dir, which[k]);
         shard_stream_opts o;

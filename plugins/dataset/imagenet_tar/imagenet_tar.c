@@ -19,6 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Largest image decoded (pixels): ImageNet's largest is about 10^7; 2^28 = 768 MiB of RGB. */
+#define MAX_PIXELS ((int64_t)1 << 28)
+
 typedef struct tar_opts {
     const char *train_shards;
     const char *test_shards;
@@ -226,6 +229,9 @@ static int tar_decode(const void *self, const eqm_raw_sample *raw, int scale_num
     int rc = api->image->jpeg_header(d->host, jpg->data, jpg->size, &W, &H, &C);
     if (rc != EQM_OK)
         return SET_ERR(d, EQM_SKIP, "%s: %s.jpg: not a readable JPEG", raw->shard, raw->key);
+    if ((int64_t)W * H > MAX_PIXELS)
+        return SET_ERR(d, EQM_SKIP, "%s: %s.jpg is %dx%d pixels (limit %lld: not a photo, or "
+                       "a decompression bomb)", raw->shard, raw->key, W, H, (long long)MAX_PIXELS);
     int sw = (W * scale_num + 7) / 8, sh = (H * scale_num + 7) / 8;
     size_t need = (size_t)sw * (size_t)sh * 3;
     if (need > cap) {

@@ -33,6 +33,7 @@
 
 #define TILE_FLOATS_DEFAULT (1u << 18) /* target floats of one im2col tile (1 MiB) */
 static size_t tile_floats_v;
+#define TILE_MIN_ROWS 512
 
 /* Tile target; EQM_CONV_TILE_KIB overrides it (benchmarks). */
 static size_t tile_floats(void)
@@ -187,6 +188,10 @@ static size_t tile_images(const eqm_conv2d_shape *s, size_t rows_per_img, size_t
 {
     size_t per = rows_per_img * K;
     size_t t = per ? tile_floats() / per : 1;
+    /* but at least TILE_MIN_ROWS GEMM rows: small-M sgemm calls run far below peak */
+    size_t tmin = (TILE_MIN_ROWS + rows_per_img - 1) / rows_per_img;
+    if (t < tmin)
+        t = tmin;
     if (t < 1)
         t = 1;
     if (t > (size_t)s->N)

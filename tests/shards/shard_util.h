@@ -21,7 +21,7 @@ typedef struct tar_member {
     size_t size;
 } tar_member;
 
-static int su_rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+__attribute__((unused)) static int su_rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb;
     (void)flag;
@@ -29,9 +29,9 @@ static int su_rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *
     return remove(p);
 }
 
-static void su_rmtree(const char *dir) { nftw(dir, su_rm_cb, 16, FTW_DEPTH | FTW_PHYS); }
+__attribute__((unused)) static void su_rmtree(const char *dir) { nftw(dir, su_rm_cb, 16, FTW_DEPTH | FTW_PHYS); }
 
-static char *su_tmpdir(void)
+__attribute__((unused)) static char *su_tmpdir(void)
 {
     char tmpl[] = "/tmp/eqm_shards_XXXXXX";
     char *d = mkdtemp(tmpl);
@@ -39,7 +39,7 @@ static char *su_tmpdir(void)
 }
 
 /* Write a ustar tar of the members. Returns 0 on success. */
-static int su_write_tar(const char *path, const tar_member *m, int n)
+__attribute__((unused)) static int su_write_tar(const char *path, const tar_member *m, int n)
 {
     struct archive *a = archive_write_new();
     archive_write_set_format_ustar(a);
@@ -70,7 +70,7 @@ static int su_write_tar(const char *path, const tar_member *m, int n)
 enum { SU_RGB = 0, SU_GRAY = 1, SU_CMYK = 2 };
 
 /* A smooth test pattern (w, h, 3) depending on `seed`; caller frees. */
-static uint8_t *su_pattern(int w, int h, int seed)
+__attribute__((unused)) static uint8_t *su_pattern(int w, int h, int seed)
 {
     uint8_t *p = malloc((size_t)w * h * 3);
     for (int y = 0; y < h; y++)
@@ -85,7 +85,7 @@ static uint8_t *su_pattern(int w, int h, int seed)
 
 /* Encode a JPEG (quality 95). kind SU_GRAY: luma of the pattern; SU_CMYK: a CMYK JPEG (Adobe,
  * inverted) whose RGB conversion is the pattern. *out is tjAlloc'ed: tjFree it. */
-static int su_jpeg(int w, int h, int kind, int seed, unsigned char **out, unsigned long *n)
+__attribute__((unused)) static int su_jpeg(int w, int h, int kind, int seed, unsigned char **out, unsigned long *n)
 {
     uint8_t *rgb = su_pattern(w, h, seed);
     tjhandle tj = tjInitCompress();

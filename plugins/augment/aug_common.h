@@ -118,10 +118,50 @@ static inline size_t aug_resize_scratch(int in_w, int in_h, int c, int out_w, in
            (size_t)out_w * in_h * c + 64;
 }
 
+/* Precomputed coefficients of one axis (in -> out). */
+typedef struct aug_coef {
+    int ksize;
+    const int32_t *kk;     /* out * ksize */
+    const int32_t *bounds; /* 2 * out */
+} aug_coef;
+
+/* Horizontal pass of 3-channel rows, ksize known at compile time (K), for outputs whose
+ * taps stay inside the row (xmin + K <= w: the zero-padded taps then read valid memory). */
+#define AUG_HPASS3(K)                                                                          \
+    static inline void aug_hpass3_##K(const uint8_t *row, int w, uint8_t *o, int ow,         \
+                                      const int32_t *kkh, const int32_t *bh)                  \
+    {                                                                                          \
+        for (int xx = 0; xx < ow; xx++) {                                                      \
+            const int32_t *k = kkh + (size_t)xx * K;                                           \
+            int xmin = bh[2 * xx], xmax = bh[2 * xx + 1];                                      \
+            const uint8_t *p = row + (size_t)xmin * 3;                                         \
+            int s0 = 1 << (AUG_PRECISION_BITS - 1), s1 = s0, s2 = s0;                          \
+            if (xmin + K <= w) {                                                               \
+                for (int x = 0; x < K; x++) {                                                  \
+                    s0 += p[3 * x] * k[x];                                                     \
+                    s1 += p[3 * x + 1] * k[x];                                                 \
+                    s2 += p[3 * x + 2] * k[x];                                                 \
+                }                                                                              \
+            } else {                                                                           \
+                for (int x = 0; x < xmax; x++) {                                               \
+                    s0 += p[3 * x] * k[x];                                                     \
+                    s1 += p[3 * x + 1] * k[x];                                                 \
+                    s2 += p[3 * x + 2] * k[x];                                                 \
+                }                                                                              \
+            }                                                                                  \
+            o[3 * xx] = aug_clip8(s0);                                                         \
+            o[3 * xx + 1] = aug_clip8(s1);                                                     \
+            o[3 * xx + 2] = aug_clip8(s2);                                                     \
+        }                                                                                      \
+    }
+AUG_HPASS3(5)
+AUG_HPASS3(7)
+
 /* Resize the (x0, y0, w, h) window of `in` to out->w x out->h, Pillow semantics
- * (img.crop(box).resize(size, filter)). Channels 1 or 3. */
-static inline void aug_resize(const eqm_image *in, int x0, int y0, int w, int h, eqm_image *out,
-                              int filter, void *scratch)
+ * (img.crop(box).resize(size, filter)). Channels 1 or 3. ch/cv: precomputed coefficients
+ * for (w -> out->w) and (h -> out->h), or NULL to compute them into `scratch`. */
+static inline void aug_resize_c(const eqm_image *in, int x0, int y0, int w, int h, eqm_image *out,
+                                int filter, void *scratch, const aug_coef *ch, const aug_coef *cv)
 {
     const int c = in->c, ow = out->w, oh = out->h;
     const uint8_t *src = (const uint8_t *)in->data + (size_t)y0 * in->stride + (size_t)x0 * c;
@@ -132,14 +172,27 @@ static inline void aug_resize(const eqm_image *in, int x0, int y0, int w, int h,
             memcpy(dst + (size_t)y * out->stride, src + (size_t)y * in->stride, (size_t)w * c);
         return;
     }
-    int kh = aug_ksize(w, ow, filter), kv = aug_ksize(h, oh, filter);
-    int32_t *kkh = scratch, *kkv = kkh + (size_t)kh * ow;
-    int32_t *bh = kkv + (size_t)kv * oh, *bv = bh + 2 * ow;
-    uint8_t *tmp = (uint8_t *)(bv + 2 * oh);
-    if (need_h)
-        aug_coeffs(w, ow, filter, kh, kkh, bh);
-    if (need_v)
-        aug_coeffs(h, oh, filter, kv, kkv, bv);
+    int kh = ch ? ch->ksize : aug_ksize(w, ow, filter), kv = cv ? cv->ksize : aug_ksize(h, oh, filter);
+    int32_t *skkh = scratch, *skkv = skkh + (size_t)kh * ow;
+    int32_t *sbh = skkv + (size_t)kv * oh, *sbv = sbh + 2 * ow;
+    uint8_t *tmp = (uint8_t *)(sbv + 2 * oh);
+    const int32_t *kkh = skkh, *kkv = skkv, *bh = sbh, *bv = sbv;
+    if (need_h) {
+        if (ch) {
+            kkh = ch->kk;
+            bh = ch->bounds;
+        } else {
+            aug_coeffs(w, ow, filter, kh, skkh, sbh);
+        }
+    }
+    if (need_v) {
+        if (cv) {
+            kkv = cv->kk;
+            bv = cv->bounds;
+        } else {
+            aug_coeffs(h, oh, filter, kv, skkv, sbv);
+        }
+    }
     /* rows of the source used by the vertical pass */
     int yfirst = 0, ylast = h;
     if (need_v) {
@@ -154,6 +207,14 @@ static inline void aug_resize(const eqm_image *in, int x0, int y0, int w, int h,
         for (int y = yfirst; y < ylast; y++) {
             const uint8_t *row = src + (size_t)y * in->stride;
             uint8_t *o = t + (size_t)(y - yfirst) * tstride;
+            if (c == 3 && kh == 5) {
+                aug_hpass3_5(row, w, o, ow, kkh, bh);
+                continue;
+            }
+            if (c == 3 && kh == 7) {
+                aug_hpass3_7(row, w, o, ow, kkh, bh);
+                continue;
+            }
             for (int xx = 0; xx < ow; xx++) {
                 const int32_t *k = kkh + (size_t)xx * kh;
                 int xmin = bh[2 * xx], xmax = bh[2 * xx + 1];
@@ -204,6 +265,12 @@ static inline void aug_resize(const eqm_image *in, int x0, int y0, int w, int h,
                 o[x0b + x] = aug_clip8(acc[x]);
         }
     }
+}
+
+static inline void aug_resize(const eqm_image *in, int x0, int y0, int w, int h, eqm_image *out,
+                              int filter, void *scratch)
+{
+    aug_resize_c(in, x0, y0, w, h, out, filter, scratch, NULL, NULL);
 }
 
 /* ITU-R 601 luma of an RGB pixel, Pillow's rounding. */

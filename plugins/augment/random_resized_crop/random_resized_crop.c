@@ -22,11 +22,17 @@ typedef struct rrc_opts {
     int interpolation; /* 0 bilinear, 1 bicubic */
 } rrc_opts;
 
+/* Coefficients for every crop side 1..max_in resized to `size` (small outputs only, e.g.
+ * CIFAR's 32: crops are at most the image side); larger cases compute them per call. */
+#define RRC_TABLE_MAX_SIZE 64
 typedef struct rrc {
     const eqm_host_api *api;
     eqm_host *host;
     rrc_opts o;
     int filter;
+    int max_in;           /* tables for in = 1..max_in (0: none) */
+    aug_coef *coef;       /* [max_in + 1] */
+    int32_t *coef_data;
 } rrc;
 
 static int rrc_create(const eqm_host_api *api, eqm_host *host, const void *opts, void **self)
@@ -43,6 +49,30 @@ static int rrc_create(const eqm_host_api *api, eqm_host *host, const void *opts,
     r->host = host;
     r->o = *o;
     r->filter = o->interpolation == 1 ? AUG_BICUBIC : AUG_BILINEAR;
+    if (o->size <= RRC_TABLE_MAX_SIZE) {
+        int out = (int)o->size, mx = 2 * out;
+        size_t total = 0;
+        for (int in = 1; in <= mx; in++)
+            total += (size_t)aug_ksize(in, out, r->filter) * out + 2 * (size_t)out;
+        r->coef = api->alloc(host, sizeof(aug_coef) * (size_t)(mx + 1), 0);
+        r->coef_data = api->alloc(host, total * sizeof(int32_t), 0);
+        if (!r->coef || !r->coef_data) {
+            api->free(host, r->coef);
+            api->free(host, r->coef_data);
+            api->free(host, r);
+            return api->set_error(host, EQM_ERR_NOMEM, "random_resized_crop: out of memory");
+        }
+        int32_t *d = r->coef_data;
+        for (int in = 1; in <= mx; in++) {
+            int k = aug_ksize(in, out, r->filter);
+            aug_coeffs(in, out, r->filter, k, d, d + (size_t)k * out);
+            r->coef[in].ksize = k;
+            r->coef[in].kk = d;
+            r->coef[in].bounds = d + (size_t)k * out;
+            d += (size_t)k * out + 2 * (size_t)out;
+        }
+        r->max_in = mx;
+    }
     *self = r;
     return EQM_OK;
 }
@@ -50,8 +80,11 @@ static int rrc_create(const eqm_host_api *api, eqm_host *host, const void *opts,
 static void rrc_destroy(void *self)
 {
     rrc *r = self;
-    if (r)
+    if (r) {
+        r->api->free(r->host, r->coef);
+        r->api->free(r->host, r->coef_data);
         r->api->free(r->host, r);
+    }
 }
 
 static int rrc_n_params(const void *self) { return 4; }
@@ -132,7 +165,9 @@ static int rrc_apply(const void *self, const float *p, const eqm_image *in, eqm_
         return r->api->set_error(r->host, EQM_ERR_INVAL,
                                  "random_resized_crop: crop (i=%d, j=%d, h=%d, w=%d) outside the "
                                  "%dx%d input", i, j, h, w, in->w, in->h);
-    aug_resize(in, j, i, w, h, out, r->filter, scratch);
+    const aug_coef *ch = w <= r->max_in ? &r->coef[w] : NULL;
+    const aug_coef *cv = h <= r->max_in ? &r->coef[h] : NULL;
+    aug_resize_c(in, j, i, w, h, out, r->filter, scratch, ch, cv);
     return EQM_OK;
 }
 

@@ -24,6 +24,8 @@
  *   target         use_target forward: equals the online training forward when the target
  *                  weights are equal, leaves running stats alone, and does not disturb the
  *                  saved activations (the online backward is bit-identical)
+ *   model          with method_byol.so: slots by kind, parallel aligned flat buffers,
+ *                  target bound for exactly the EMA tensors, model_init copies it
  * Plugin file: $EQUIMOD_PLUGIN_PATH/backbone_resnet.so, else
  * $EQM_BUILDDIR/plugins/backbone/resnet/.libs/backbone_resnet.so.
  */
@@ -706,6 +708,104 @@ START_TEST(test_target_forward)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ model ------- */
+
+/* The model with a method that needs a BYOL target (method_byol.so): parallel flat buffers,
+ * target bound exactly for the EMA tensors of backbone and method, model_init copies it. */
+START_TEST(test_model_target)
+{
+    char err[1024], path[4096];
+    const char *pp = getenv("EQUIMOD_PLUGIN_PATH");
+    load_plugin();
+    if (!registry_find(reg, EQM_KIND_METHOD, "byol")) {
+        ck_assert_msg(pp != NULL, "EQUIMOD_PLUGIN_PATH unset: cannot find method_byol.so");
+        snprintf(path, sizeof path, "%s/method_byol.so", pp);
+        ck_assert_int_ge(registry_load_file(reg, path), 1);
+    }
+    const eqm_plugin *byol = registry_find(reg, EQM_KIND_METHOD, "byol");
+    ck_assert_ptr_nonnull(byol);
+    void *bo = calloc(1, byol->desc.params_size);
+    for (const eqm_param_spec *sp = byol->desc.params; sp && sp->key; sp++) {
+        const char *v = sp->def ? sp->def : "";
+        if (!strcmp(sp->key, "proj_hidden") || !strcmp(sp->key, "pred_hidden"))
+            v = "16";
+        else if (!strcmp(sp->key, "proj_dim"))
+            v = "8";
+        ck_assert_msg(param_parse(sp, v, (char *)bo + sp->offset, err, sizeof err) == 0, "%s",
+                      err);
+    }
+    static const char *const kv[] = {"depth=18", "width=0.0625", NULL};
+    void *ro = make_opts(kv);
+    eqm_model m;
+    model_reset(&m);
+    const int rows = 4;
+    /* method first: slots follow the kind, not the call order */
+    eqm_module_cfg mc = {sizeof mc, 0, 0, 0, 32, 0, rows};
+    ck_assert_msg(model_add_module(&m, byol, bo, &mc, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(model_finalize(&m, err, sizeof err), EQM_ERR_INVAL); /* no backbone */
+    eqm_module_cfg bc = {sizeof bc, 16, 16, 3, 0, 0, rows};
+    ck_assert_msg(model_add_module(&m, resnet_plugin, ro, &bc, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(model_add_module(&m, resnet_plugin, ro, &bc, err, sizeof err),
+                     EQM_ERR_INVAL); /* a second backbone */
+    ck_assert_msg(model_finalize(&m, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(m.mod[EQM_SLOT_BACKBONE].out_dim, 32);
+    ck_assert_int_eq(m.has_target, 1);
+    ck_assert_ptr_nonnull(m.target);
+    ck_assert_int_eq(model_add_module(&m, byol, bo, &mc, err, sizeof err), EQM_ERR_STATE);
+    ck_assert_msg(model_init(&m, 3, err, sizeof err) == 0, "%s", err);
+    int n = model_n_tensors(&m), n_bound = 0, n_ema = 0;
+    ck_assert_int_eq(n, m.mod[0].n_tensors + m.mod[1].n_tensors);
+    size_t end = 0;
+    for (int k = 0; k < n; k++) {
+        eqm_model_tensor t;
+        ck_assert_int_eq(model_tensor(&m, k, &t), 0);
+        ck_assert_uint_eq(t.offset % EQM_MODEL_ALIGN_FLOATS, 0);
+        ck_assert_uint_ge(t.offset, end); /* no overlap, slot order */
+        end = t.offset + t.numel;
+        ck_assert_ptr_eq(t.param, m.params + t.offset);
+        if (t.info->flags & EQM_T_BUFFER)
+            ck_assert_ptr_null(t.grad);
+        else
+            ck_assert_ptr_eq(t.grad, m.grads + t.offset);
+        if (t.info->flags & EQM_T_EMA) {
+            n_ema++;
+            ck_assert_ptr_eq(t.target, m.target + t.offset);
+            ck_assert(!memcmp(t.target, t.param, t.numel * sizeof(float)));
+            n_bound++;
+        } else {
+            ck_assert_ptr_null(t.target);
+        }
+    }
+    ck_assert_uint_le(end, m.n_floats);
+    ck_assert_int_gt(n_ema, m.mod[0].n_tensors); /* the method has EMA tensors too */
+    ck_assert_int_eq(model_tensor(&m, n, &(eqm_model_tensor){0}), EQM_ERR_INVAL);
+    ck_assert_int_eq(model_find(&m, EQM_SLOT_BACKBONE, "bn1.bias"), 2);
+    ck_assert_int_eq(model_find(&m, EQM_SLOT_EQUIMOD, "bn1.bias"), -1);
+    /* the backbone runs its target forward on the model-bound target */
+    size_t nx = (size_t)rows * 16 * 16 * 3;
+    float *x = malloc(nx * 4), *h = malloc((size_t)rows * 32 * 4), *ht = malloc((size_t)rows * 32 * 4);
+    for (size_t i = 0; i < nx; i++)
+        x[i] = frand();
+    eqm_module_io io = {0};
+    io.size = sizeof io, io.rows = rows, io.train = 1, io.in = x, io.out = h;
+    ck_assert_int_eq(m.mod[0].ops->forward(m.mod[0].self, &io), 0);
+    io.use_target = 1, io.out = ht;
+    ck_assert_int_eq(m.mod[0].ops->forward(m.mod[0].self, &io), 0);
+    ck_assert(!memcmp(h, ht, (size_t)rows * 32 * 4));
+    for (size_t i = 0; i < m.n_floats; i++)
+        m.grads[i] = 1.f;
+    model_zero_grad(&m);
+    for (size_t i = 0; i < m.n_floats; i++)
+        ck_assert_float_eq(m.grads[i], 0.f);
+    free(x), free(h), free(ht);
+    model_destroy(&m);
+    ck_assert_ptr_null(m.params);
+    model_destroy(&m); /* idempotent on a zeroed model */
+    free(bo);
+    free(ro);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("backbone");
@@ -722,6 +822,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_export_roundtrip);
     tcase_add_test(tc, test_import_errors);
     tcase_add_test(tc, test_target_forward);
+    tcase_add_test(tc, test_model_target);
     suite_add_tcase(s, tc);
     return s;
 }

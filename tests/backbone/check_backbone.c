@@ -515,6 +515,32 @@ START_TEST(test_torch_r50)
 }
 END_TEST
 
+/* bf16 = true passes EQM_NN_BF16 to every conv: the output stays within bfloat16 accuracy
+ * of PyTorch's fp32 (5e-2; exact where the host runs such convs in fp32). */
+START_TEST(test_bf16_option)
+{
+    static const char *const kv[] = {"depth=18", "stem=cifar", "width=0.0625", "bf16=true",
+                                     NULL};
+    char err[4096];
+    net n;
+    net_build(&n, kv, 16, 16, 2, 1);
+    ck_assert_msg(st_import_backbone(&n.m, fixture("r18_weights.safetensors"), err,
+                                     sizeof err) == 0,
+                  "%s", err);
+    st_file *f = NULL;
+    ck_assert_msg(st_read(fixture("r18_ref.safetensors"), &f, err, sizeof err) == 0, "%s", err);
+    size_t no = (size_t)2 * n.D;
+    float *out = malloc(no * sizeof *out);
+    fwd(&n, ref_f32(f, "input_nhwc", (size_t)2 * 16 * 16 * 3), out, 1);
+    double e = rel_err(out, ref_f32(f, "out", no), no);
+    fprintf(stderr, "bf16 r18: out %.2e vs PyTorch fp32\n", e);
+    ck_assert_msg(e < 5e-2, "bf16 output off by %g", e);
+    free(out);
+    st_close(f);
+    net_free(&n);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ export ------ */
 
 static void tmp_path(char *buf, size_t n, const char *stem)
@@ -819,6 +845,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_grad_fd_r50_train);
     tcase_add_test(tc, test_torch_r18);
     tcase_add_test(tc, test_torch_r50);
+    tcase_add_test(tc, test_bf16_option);
     tcase_add_test(tc, test_export_roundtrip);
     tcase_add_test(tc, test_import_errors);
     tcase_add_test(tc, test_target_forward);

@@ -305,8 +305,8 @@ HOT static void hue(float *restrict R, float *restrict G, float *restrict B, flo
         float cr = maxc - minc;
         float eq = cr == 0.0f ? 1.0f : 0.0f;
         float s = cr / (eq + (1 - eq) * maxc);
-        float crd = eq + (1 - eq) * cr;
-        float rc = (maxc - r) / crd, gc = (maxc - g) / crd, bc = (maxc - b) / crd;
+        float icr = 1.0f / (eq + (1 - eq) * cr); /* one division for rc, gc, bc */
+        float rc = (maxc - r) * icr, gc = (maxc - g) * icr, bc = (maxc - b) * icr;
         float isr = maxc == r ? 1.0f : 0.0f;
         float isg = (maxc == g ? 1.0f : 0.0f) * (1.0f - isr);
         float isb = 1.0f - isr - isg;

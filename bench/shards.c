@@ -24,7 +24,7 @@
  * Measured 2026-11-25 on the shared 2-core dev machine under load average 12-15 (absolute
  * rates are several times below an idle machine's; the ratio is what compares):
  *   imagenet set: equimod 143 img/s, torchvision 28 img/s (3 views) -> ratio=5.10
- *   (runs gave 4.5 to 5.5); imagenette 224x224: ratio 8.3 to 11.8.
+ *   (runs gave 4.5 to 5.9); imagenette 224x224: ratio 4.4 to 11.8 (noisiest).
  *   Stage split (EQM_BENCH_PROFILE): decode ~50%, crop_resize ~28%, colour ops ~20%; the
  *   decode is the same libjpeg-turbo work Pillow does, and 3/4 of these images need a full
  *   scale decode (a small RandomResizedCrop needs every original pixel), which bounds the

@@ -46,13 +46,15 @@ static inline double aug_bilinear(double x)
     return 0.0;
 }
 
+/* Pillow's clip8 (>= 255 << 22 gives 255, <= 0 gives 0, else in >> 22), written without
+ * branches so that loops using it vectorise (same results: the arithmetic shift of a
+ * non-positive value is <= 0, of a value >= 2^30 is >= 256). */
 static inline uint8_t aug_clip8(int in)
 {
-    if (in >= (1 << AUG_PRECISION_BITS << 8))
-        return 255;
-    if (in <= 0)
-        return 0;
-    return (uint8_t)(in >> AUG_PRECISION_BITS);
+    int v = in >> AUG_PRECISION_BITS;
+    v = v < 0 ? 0 : v;
+    v = v > 255 ? 255 : v;
+    return (uint8_t)v;
 }
 
 /* Taps per output pixel for resizing in -> out (Pillow's ksize). */

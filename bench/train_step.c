@@ -12,6 +12,9 @@
  * Usage: train-step [--batch 256] [--steps 3] [--warmup 1] [--threads 2]
  *                   [--plugin-path DIR]... [--no-torch] [--profile]
  * --profile prints the time spent per nn op kind (wrapping the api->nn table).
+ * --clock cpu: rank by process CPU seconds per step instead of wall seconds (both are
+ *   printed): on a shared, loaded machine with --threads 1 the CPU time is what the step
+ *   costs; with more threads it includes BLAS threads spinning, so prefer wall there.
  * Left out: data loading and augmentation (random tensors), LARS (the method's optimiser).
  */
 #include "config.h"
@@ -32,6 +35,13 @@ static double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -74,16 +84,16 @@ static int p_bnb(eqm_host *h, const eqm_bn_shape *s, float *di, float *dg, float
     PROF(P_BNB, real_nn.batchnorm_backward(h, s, di, dg, db, d, i, o, g, sv));
 }
 
-static int run_torch(int batch, int steps, int warmup, int threads, double *img_s,
-                     double *rss_mib)
+static int run_torch(int batch, int steps, int warmup, int threads, int use_cpu,
+                     double *img_s, double *rss_mib)
 {
     const char *src = getenv("EQM_SRCDIR") ? getenv("EQM_SRCDIR") : EQM_SRCDIR;
     const char *tc = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4";
     char cmd[8192];
     int have_tc = access(tc, R_OK) == 0;
-    snprintf(cmd, sizeof cmd, "%s%s%s /usr/bin/python3 %s/bench/train_step_torch.py %d %d %d %d",
+    snprintf(cmd, sizeof cmd, "%s%s%s /usr/bin/python3 %s/bench/train_step_torch.py %d %d %d %d %s",
              have_tc ? "LD_PRELOAD=" : "", have_tc ? tc : "", have_tc ? " " : "", src, batch,
-             steps, warmup, threads);
+             steps, warmup, threads, use_cpu ? "cpu" : "wall");
     printf("# torch: %s\n", cmd);
     fflush(stdout);
     FILE *p = popen(cmd, "r");
@@ -103,7 +113,7 @@ static int run_torch(int batch, int steps, int warmup, int threads, double *img_
 
 int main(int argc, char **argv)
 {
-    int batch = 256, steps = 3, warmup = 1, threads = 2, torch = 1, profile = 0;
+    int batch = 256, steps = 3, warmup = 1, threads = 2, torch = 1, profile = 0, use_cpu = 0;
     const char *dirs[16];
     int n_dirs = 0;
     for (int i = 1; i < argc; i++) {
@@ -121,10 +131,13 @@ int main(int argc, char **argv)
             torch = 0;
         else if (!strcmp(argv[i], "--profile"))
             profile = 1;
+        else if (!strcmp(argv[i], "--clock") && i + 1 < argc)
+            use_cpu = !strcmp(argv[++i], "cpu");
         else {
             fprintf(stderr, "train-step: unknown argument %s\n"
                             "usage: train-step [--batch N] [--steps N] [--warmup N] "
-                            "[--threads N] [--plugin-path DIR]... [--no-torch] [--profile]\n",
+                            "[--threads N] [--plugin-path DIR]... [--no-torch] [--profile] "
+                            "[--clock wall|cpu]\n",
                     argv[i]);
             return 2;
         }
@@ -240,11 +253,12 @@ int main(int argc, char **argv)
     const float lr = 0.01f, momentum = 0.9f, wd = 5e-4f;
     eqm_linear_shape ls = {batch, D, K};
     double *times = calloc((size_t)steps, sizeof(double));
+    double *ctimes = calloc((size_t)steps, sizeof(double));
     float loss = 0;
     for (int it = 0; it < warmup + steps; it++) {
         if (it == warmup)
             memset(prof_t, 0, sizeof prof_t);
-        double t0 = now_s();
+        double t0 = now_s(), c0 = cpu_s();
         for (int i = 0; i < nt; i++)
             if (grads[i])
                 memset(grads[i], 0, sizes[i] * sizeof(float));
@@ -283,15 +297,19 @@ int main(int argc, char **argv)
             mfb[j] = it ? momentum * mfb[j] + d : d;
             fb[j] -= lr * mfb[j];
         }
-        double t1 = now_s();
-        if (it >= warmup)
+        double t1 = now_s(), c1 = cpu_s();
+        if (it >= warmup) {
             times[it - warmup] = t1 - t0;
-        printf("# equimod step %d: %.3f s loss %.4f\n", it, t1 - t0, (double)loss);
+            ctimes[it - warmup] = c1 - c0;
+        }
+        printf("# equimod step %d: %.3f s wall, %.3f s cpu, loss %.4f\n", it, t1 - t0, c1 - c0,
+               (double)loss);
         fflush(stdout);
     }
     qsort(times, (size_t)steps, sizeof(double), cmp_d);
-    double med = times[steps / 2];
-    double eq_img = batch / med;
+    qsort(ctimes, (size_t)steps, sizeof(double), cmp_d);
+    double med = times[steps / 2], cmed = ctimes[steps / 2];
+    double eq_img = batch / (use_cpu ? cmed : med);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double eq_rss = ru.ru_maxrss / 1024.0;
@@ -303,16 +321,16 @@ int main(int argc, char **argv)
         }
         printf("# profile rest      %.3f s/step\n", med - tot / steps);
     }
-    printf("equimod img/s=%.2f step_s=%.4f GFLOP/s=%.1f rss_mib=%.1f\n", eq_img, med,
-           eq_img * 3 * FWD_GFLOP, eq_rss);
+    printf("equimod img/s=%.2f step_s=%.4f cpu_s=%.4f clock=%s GFLOP/s=%.1f rss_mib=%.1f\n",
+           eq_img, med, cmed, use_cpu ? "cpu" : "wall", eq_img * 3 * FWD_GFLOP, eq_rss);
     double th_img = 0, th_rss = 0;
     if (torch) {
-        if (run_torch(batch, steps, warmup, threads, &th_img, &th_rss)) {
+        if (run_torch(batch, steps, warmup, threads, use_cpu, &th_img, &th_rss)) {
             fprintf(stderr, "train-step: the PyTorch run failed\n");
             return 1;
         }
-        printf("torch   img/s=%.2f step_s=%.4f GFLOP/s=%.1f rss_mib=%.1f\n", th_img,
-               batch / th_img, th_img * 3 * FWD_GFLOP, th_rss);
+        printf("torch   img/s=%.2f step_s=%.4f clock=%s GFLOP/s=%.1f rss_mib=%.1f\n", th_img,
+               batch / th_img, use_cpu ? "cpu" : "wall", th_img * 3 * FWD_GFLOP, th_rss);
         printf("ratio=%.3f\n", eq_img / th_img);
     }
     ops->destroy(self);

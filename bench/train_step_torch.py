@@ -5,8 +5,9 @@ One ResNet-18-CIFAR (torchvision resnet18, conv1 3x3/1, no max pool, fc 512->10)
 training step = forward, cross-entropy, backward, SGD (momentum 0.9, wd 5e-4) on random
 32x32 images, in the tuned setting of BENCH-REFERENCE.md: channels_last, explicit thread
 count (torch defaults to 1 thread here), tcmalloc preloaded by the caller (LD_PRELOAD).
-Usage: train_step_torch.py BATCH STEPS WARMUP THREADS
+Usage: train_step_torch.py BATCH STEPS WARMUP THREADS [wall|cpu]
 Prints one line:  torch img_s=<images/s> step_s=<median s> rss_mib=<peak RSS MiB>
+(cpu: images/s from process CPU seconds per step, for a loaded shared machine)
 """
 import resource
 import sys
@@ -18,6 +19,7 @@ import torchvision
 
 def main():
     batch, steps, warmup, threads = (int(a) for a in sys.argv[1:5])
+    clock = time.process_time if len(sys.argv) > 5 and sys.argv[5] == "cpu" else time.perf_counter
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     m = torchvision.models.resnet18(num_classes=10)
@@ -29,12 +31,12 @@ def main():
     y = torch.randint(0, 10, (batch,))
     times = []
     for i in range(warmup + steps):
-        t0 = time.perf_counter()
+        t0 = clock()
         opt.zero_grad(set_to_none=False)
         loss = torch.nn.functional.cross_entropy(m(x), y)
         loss.backward()
         opt.step()
-        t1 = time.perf_counter()
+        t1 = clock()
         if i >= warmup:
             times.append(t1 - t0)
     times.sort()

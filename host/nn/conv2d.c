@@ -14,11 +14,17 @@
  *   forward  out (M, Co)  = cols @ w^T                 (w viewed as (Co, K))
  *   dW       dw (Co, K)  += dout^T @ cols
  *   dX       dcols (M, K) = dout @ w, then col2im adds each tap back into din.
- * Work is tiled by whole images so that cols of one tile stays around TILE_FLOATS; col2im
- * then runs one image per task (an image's din is touched only by its own task).
- * Workspace: one host-owned buffer (static, process-wide) grows with realloc the first
- * time a shape needs more and is never shrunk or reallocated afterwards, so after the first
- * training step no call allocates. Not thread-safe: ops run on the training thread only.
+ * Work is tiled by whole images: a tile's cols is about 1 MiB (so im2col's output is still
+ * in cache when sgemm reads it: +25-35% on the 32x32 layers against 16 MiB tiles) but at
+ * least 512 GEMM rows (small-M sgemm runs far below peak). col2im is a gather, one input
+ * row per task, so even a one-image tile splits across threads without write conflicts.
+ * Algorithms (nn_conv2d_set_algo / EQM_CONV_ALGO, see nn_internal.h): the default is the
+ * path above; 2 computes a stride-1 dX as a forward conv of dout with the flipped kernel;
+ * 3 adds Winograd F(2x2, 3x3) (winograd.c). Both are tested but measured slower than the
+ * default on this machine's OpenBLAS (bench/README.md), hence opt-in.
+ * Workspace: one host-owned buffer (static, process-wide) grows with posix_memalign the
+ * first time a shape needs more and is never shrunk or reallocated afterwards, so after the
+ * first training step no call allocates. Not thread-safe: ops run on the training thread.
  * BLAS runs on the calling thread (its own threads); im2col/col2im use parallel_for.
  * EQM_NN_BF16: not implemented here; the op runs in fp32 (allowed by nn.h).
  * Left out: bias, groups, dilation, non-square strides/paddings.

@@ -5,3 +5,4 @@ plugins_equimod_equimod_equimod_equimod_la_SOURCES = plugins/equimod/equimod/equ
 plugins_equimod_equimod_equimod_equimod_la_LDFLAGS = $(PLUGIN_LINK)
 plugins_equimod_equimod_equimod_equimod_la_LIBADD = -lm
 plugins_equimod_equimod_equimod_equimod_la_CFLAGS = $(AM_CFLAGS)
+EXTRA_DIST += plugins/equimod/equimod/README.md

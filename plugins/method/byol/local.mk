@@ -5,3 +5,4 @@ plugins_method_byol_method_byol_la_SOURCES = plugins/method/byol/byol.c \
 plugins_method_byol_method_byol_la_LDFLAGS = $(PLUGIN_LINK)
 plugins_method_byol_method_byol_la_LIBADD = -lm
 plugins_method_byol_method_byol_la_CFLAGS = $(AM_CFLAGS)
+EXTRA_DIST += plugins/method/byol/README.md

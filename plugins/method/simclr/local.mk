@@ -5,3 +5,4 @@ plugins_method_simclr_method_simclr_la_SOURCES = plugins/method/simclr/simclr.c 
 plugins_method_simclr_method_simclr_la_LDFLAGS = $(PLUGIN_LINK)
 plugins_method_simclr_method_simclr_la_LIBADD = -lm
 plugins_method_simclr_method_simclr_la_CFLAGS = $(AM_CFLAGS)
+EXTRA_DIST += plugins/method/simclr/README.md

@@ -20,7 +20,9 @@
  *                  tolerance 1e-4 on outputs, 1e-3 on gradients (max abs diff over the
  *                  tensor divided by max(1, max |ref|)), 1e-4 on running stats
  *   export         export -> import round trip bit-identical; file layout (OIHW, I64
- *                  num_batches_tracked); strict import errors name the tensors
+ *                  num_batches_tracked); strict import errors name the tensors;
+ *                  `equimod export` (cmd_export) from a config = model_init(seed), and its
+ *                  --import writes the same tensors
  *   target         use_target forward: equals the online training forward when the target
  *                  weights are equal, leaves running stats alone, and does not disturb the
  *                  saved activations (the online backward is bit-identical)
@@ -599,6 +601,59 @@ START_TEST(test_export_roundtrip)
 }
 END_TEST
 
+/* `equimod export` itself (cmd_export, plugins from $EQUIMOD_PLUGIN_PATH): a config gives
+ * exactly model_init(seed)'s weights; --import of that file writes the same tensors; a
+ * file that does not fit the config is refused. */
+START_TEST(test_cli_export)
+{
+    char cfg[4096], p1[4096], p2[4096], err[4096];
+    ck_assert_msg(getenv("EQUIMOD_PLUGIN_PATH") != NULL,
+                  "EQUIMOD_PLUGIN_PATH unset: run through make check (plugin-dir/)");
+    tmp_path(cfg, sizeof cfg, "cli_cfg");
+    strcpy(cfg + strlen(cfg) - strlen(".safetensors"), ".ini"); /* SOURCE kind by suffix */
+    tmp_path(p1, sizeof p1, "cli1");
+    tmp_path(p2, sizeof p2, "cli2");
+    FILE *fp = fopen(cfg, "w");
+    ck_assert_ptr_nonnull(fp);
+    fputs("[run]\nseed = 21\n\n[backbone]\nplugin = resnet\ndepth = 18\nwidth = 0.125\n"
+          "zero_init_residual = false\n",
+          fp);
+    fclose(fp);
+    char *a1[] = {"export", cfg, "-o", p1, NULL};
+    ck_assert_int_eq(cmd_export(4, a1), 0);
+    char *a2[] = {"export", cfg, "--import", p1, "-o", p2, NULL};
+    ck_assert_int_eq(cmd_export(6, a2), 0);
+    char *a3[] = {"export", cfg, "--set", "backbone.depth=34", "--import", p1, "-o", p2, NULL};
+    ck_assert_int_eq(cmd_export(8, a3), 1);
+    char *a4[] = {"export", cfg, NULL};
+    ck_assert_int_eq(cmd_export(2, a4), 2);
+    st_file *f1, *f2;
+    ck_assert_msg(st_read(p1, &f1, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(st_read(p2, &f2, err, sizeof err) == 0, "%s", err);
+    ck_assert_str_eq(st_metadata(f1, "equimod.seed"), "21");
+    ck_assert_int_eq(st_count(f1), st_count(f2));
+    for (int i = 0; i < st_count(f1); i++) {
+        const st_tensor *t1 = st_at(f1, i), *t2 = st_find(f2, t1->name);
+        ck_assert_msg(t2 && t1->numel == t2->numel && !strcmp(t1->dtype, t2->dtype) &&
+                          !memcmp(t1->data, t2->data, t1->numel * t1->elem_size),
+                      "tensor %s changed through --import", t1->name);
+    }
+    /* the same weights as model_init(21) in C */
+    static const char *const kv[] = {"depth=18", "width=0.125", "zero_init_residual=false",
+                                     NULL};
+    net a, b;
+    net_build(&a, kv, 32, 32, 0, 21);
+    net_build(&b, kv, 32, 32, 0, 22);
+    ck_assert_msg(st_import_backbone(&b.m, p1, err, sizeof err) == 0, "%s", err);
+    ck_assert(!memcmp(a.m.params, b.m.params, a.m.n_floats * sizeof(float)));
+    net_free(&a);
+    net_free(&b);
+    st_close(f1);
+    st_close(f2);
+    unlink(cfg), unlink(p1), unlink(p2);
+}
+END_TEST
+
 /* Write the exported tensors of `a` again, with edits, through the writer. */
 START_TEST(test_import_errors)
 {
@@ -847,6 +902,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_torch_r50);
     tcase_add_test(tc, test_bf16_option);
     tcase_add_test(tc, test_export_roundtrip);
+    tcase_add_test(tc, test_cli_export);
     tcase_add_test(tc, test_import_errors);
     tcase_add_test(tc, test_target_forward);
     tcase_add_test(tc, test_model_target);

@@ -4,8 +4,9 @@
  *     lin   (R, C)   Linear output
  *     bno   (R, C)   BN output (after the fused ReLU for hidden blocks)   [if BN]
  *     save  (2C)     BN batch mean and inverse std                        [if BN]
- * then, for backward, three (R, max_c) gradient buffers: two that alternate as the
- * gradient w.r.t. a layer's output, one for the gradient w.r.t. the Linear output.
+ * Backward scratch (separate, shareable): three (R, max_c) gradient buffers, two that
+ * alternate as the gradient w.r.t. a layer's output, one for the gradient w.r.t. the
+ * Linear output.
  * The layout depends on R only, so any R <= the R used for sizing fits.
  */
 #include "mlp.h"
@@ -146,7 +147,7 @@ void mlp_tensor_info(const mlp *m, int i, eqm_tensor_info *info)
     info->flags = m->flags[i];
 }
 
-static size_t fwd_floats(const mlp *m, int R)
+size_t mlp_act_floats(const mlp *m, int R)
 {
     size_t n = 0;
     for (int l = 0; l < m->n_layers; l++) {
@@ -158,13 +159,7 @@ static size_t fwd_floats(const mlp *m, int R)
     return n;
 }
 
-size_t mlp_act_floats(const mlp *m, int R, int with_backward)
-{
-    size_t n = fwd_floats(m, R);
-    if (with_backward)
-        n += 3 * (size_t)R * (size_t)m->max_c;
-    return n;
-}
+size_t mlp_scratch_floats(const mlp *m, int R) { return 3 * (size_t)R * (size_t)m->max_c; }
 
 static float uniform(const eqm_host_api *api, eqm_rng *rng, float bound)
 {
@@ -200,9 +195,9 @@ typedef struct layer_bufs {
     float *lin, *bno, *save;
 } layer_bufs;
 
-static void layer_buffers(const mlp *m, float *act, int R, int l, layer_bufs *b)
+static void layer_buffers(const mlp *m, const float *act, int R, int l, layer_bufs *b)
 {
-    float *p = act;
+    float *p = (float *)act; /* the forward writes through these; backward only reads */
     for (int k = 0;; k++) {
         size_t C = (size_t)m->layer[k].c_out;
         b->lin = p;
@@ -223,7 +218,7 @@ const float *mlp_output(const mlp *m, const float *act, int R)
 {
     layer_bufs b;
     int l = m->n_layers - 1;
-    layer_buffers(m, (float *)act, R, l, &b);
+    layer_buffers(m, act, R, l, &b);
     return m->layer[l].bn ? b.bno : b.lin;
 }
 
@@ -270,12 +265,12 @@ int mlp_forward(const mlp *m, const eqm_host_api *api, eqm_host *h, float *const
 }
 
 int mlp_backward(const mlp *m, const eqm_host_api *api, eqm_host *h, float *const *params,
-                 float *const *grads, float *act, int R, const float *in, const float *dout,
-                 float *din)
+                 float *const *grads, const float *act, float *scratch, int R,
+                 const float *in, const float *dout, float *din)
 {
     const eqm_nn_api *nn = api->nn;
     size_t RC = (size_t)R * (size_t)m->max_c;
-    float *gbuf = act + fwd_floats(m, R);
+    float *gbuf = scratch;
     float *ping[2] = {gbuf, gbuf + RC};
     float *glin = gbuf + 2 * RC;
     const float *g = dout;

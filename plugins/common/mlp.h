@@ -16,7 +16,9 @@
  * identity head (the reference's "none" for g'; see mlp_build).
  *
  * Dimension legend: R rows of the batch, C_in input width, C layer width.
- * Memory: the caller hands an activation area of mlp_act_floats(m, R, with_backward) floats;
+ * Memory: the caller hands an activation area of mlp_act_floats(m, R) floats (written by
+ * forward, read by backward) and, for backward, a scratch area of mlp_scratch_floats(m, R)
+ * floats that several MLPs of one plugin may share (backward runs them one at a time);
  * forward/backward allocate nothing. Parameters are borrowed per call as an array of this
  * MLP's tensor pointers, in the order of mlp_tensor_info (so the online weights and the
  * BYOL target weights run through the same code).
@@ -75,8 +77,10 @@ int mlp_build(mlp *m, const char *prefix, int in_dim, const int *hidden, int n_h
 /* Tensor i of this MLP (0 <= i < m->n_tensors); names are owned by m. */
 void mlp_tensor_info(const mlp *m, int i, eqm_tensor_info *info);
 
-/* Floats of activation memory for R rows; with_backward = 0 for a forward-only use. */
-size_t mlp_act_floats(const mlp *m, int R, int with_backward);
+/* Floats of activation memory for R rows (the forward's outputs and BN statistics). */
+size_t mlp_act_floats(const mlp *m, int R);
+/* Floats of backward scratch for R rows (three (R, widest layer) gradient buffers). */
+size_t mlp_scratch_floats(const mlp *m, int R);
 
 /* PyTorch defaults: Linear weight and bias ~ U(-1/sqrt(C_in), 1/sqrt(C_in))
  * (kaiming_uniform_(a=sqrt(5)) and the bias rule of nn.Linear.reset_parameters),
@@ -95,9 +99,9 @@ const float *mlp_output(const mlp *m, const float *act, int R);
 /* Backward of the latest forward on act, which MUST have been train = 1, with the same R
  * and in. dout: (R, out_dim); it may point into act (the forward's *out).
  * Accumulates parameter gradients into grads[i] (NULL entries skipped) and din (R, in_dim)
- * += dL/din unless din is NULL. */
+ * += dL/din unless din is NULL. scratch: mlp_scratch_floats(m, R) floats, overwritten. */
 int mlp_backward(const mlp *m, const eqm_host_api *api, eqm_host *h, float *const *params,
-                 float *const *grads, float *act, int R, const float *in, const float *dout,
-                 float *din);
+                 float *const *grads, const float *act, float *scratch, int R,
+                 const float *in, const float *dout, float *din);
 
 #endif

@@ -175,12 +175,15 @@ static eqm_ntxent_shape nt_shape(const equimod *s, int N)
 }
 
 /* act layout for rows = 3N:
- *   g' (3N, fwd+bwd) | ParamProj (2N, fwd+bwd) | u_psi (2N, fwd+bwd) | cat (2N, Y+T) |
+ *   g' (3N) | ParamProj (2N) | u_psi (2N) (forward activations) | backward scratch shared
+ *   by the three | cat (2N, Y+T) |
  *   zc (4N, Y) = [yt ; ŷt] | dzc (4N, Y) | dy (3N, Y) | dcat (2N, Y+T) | dp (2N, T) |
  *   NT-Xent scratch */
 typedef struct eq_bufs {
-    float *g, *tp, *u, *cat, *zc, *dzc, *dy, *dcat, *dp, *nt;
+    float *g, *tp, *u, *gs, *cat, *zc, *dzc, *dy, *dcat, *dp, *nt;
 } eq_bufs;
+
+static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
 static size_t layout(const equimod *s, float *act, int rows, eq_bufs *b)
 {
@@ -193,9 +196,11 @@ static size_t layout(const equimod *s, float *act, int rows, eq_bufs *b)
             b->field = act ? act + off : NULL;   \
         off += (n);                              \
     } while (0)
-    TAKE(g, mlp_act_floats(&s->g, 3 * N, 1));
-    TAKE(tp, mlp_act_floats(&s->tp, 2 * N, 1));
-    TAKE(u, mlp_act_floats(&s->u, 2 * N, 1));
+    TAKE(g, mlp_act_floats(&s->g, 3 * N));
+    TAKE(tp, mlp_act_floats(&s->tp, 2 * N));
+    TAKE(u, mlp_act_floats(&s->u, 2 * N));
+    TAKE(gs, max_sz(mlp_scratch_floats(&s->g, 3 * N),
+                    max_sz(mlp_scratch_floats(&s->tp, 2 * N), mlp_scratch_floats(&s->u, 2 * N))));
     TAKE(cat, 2 * (size_t)N * (Y + T));
     TAKE(zc, 4 * (size_t)N * Y);
     TAKE(dzc, 4 * (size_t)N * Y);
@@ -338,15 +343,17 @@ static int equimod_backward(void *self, eqm_module_io *io)
     for (size_t i = 0; i < 2 * NY; i++)
         b.dy[NY + i] += b.dzc[i];
     /* ŷt = u_psi(cat) */
-    rc = mlp_backward(&s->u, api, s->host, pu, gu, b.u, 2 * N, b.cat, b.dzc + 2 * NY, b.dcat);
+    rc = mlp_backward(&s->u, api, s->host, pu, gu, b.u, b.gs, 2 * N, b.cat, b.dzc + 2 * NY,
+                      b.dcat);
     /* cat = [y0, p]: both views add into dy[0:N] */
     for (int v = 0; v < 2 && rc == EQM_OK; v++)
         rc = nn->concat_backward(s->host, N, Y, T, b.dy, b.dp + (size_t)v * N * T,
                                  b.dcat + (size_t)v * N * (Y + T));
     if (rc == EQM_OK) /* t has no gradient: din = NULL */
-        rc = mlp_backward(&s->tp, api, s->host, pt, gt, b.tp, 2 * N, io->t, b.dp, NULL);
+        rc = mlp_backward(&s->tp, api, s->host, pt, gt, b.tp, b.gs, 2 * N, io->t, b.dp, NULL);
     if (rc == EQM_OK)
-        rc = mlp_backward(&s->g, api, s->host, pg, gg, b.g, 3 * N, io->in, b.dy, io->din);
+        rc = mlp_backward(&s->g, api, s->host, pg, gg, b.g, b.gs, 3 * N, io->in, b.dy,
+                          io->din);
     return rc;
 }
 

@@ -120,11 +120,13 @@ static int byol_tensor_info(const void *self, int i, eqm_tensor_info *info)
 }
 
 /* act layout for R rows:
- *   proj (fwd + bwd) | pred (fwd + bwd) | target proj (fwd) | zts (R, Z) | dp (R, Z) |
- *   dz (R, Z) */
+ *   proj | pred | target proj (forward activations) | backward scratch shared by proj and
+ *   pred | zts (R, Z) | dp (R, Z) | dz (R, Z) */
 typedef struct byol_bufs {
-    float *proj, *pred, *tproj, *zts, *dp, *dz;
+    float *proj, *pred, *tproj, *gs, *zts, *dp, *dz;
 } byol_bufs;
+
+static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
 static size_t layout(const byol *s, float *act, int R, byol_bufs *b)
 {
@@ -136,9 +138,10 @@ static size_t layout(const byol *s, float *act, int R, byol_bufs *b)
             b->field = base ? base + off : NULL; \
         off += (n);                     \
     } while (0)
-    TAKE(proj, mlp_act_floats(&s->proj, R, 1));
-    TAKE(pred, mlp_act_floats(&s->pred, R, 1));
-    TAKE(tproj, mlp_act_floats(&s->proj, R, 0));
+    TAKE(proj, mlp_act_floats(&s->proj, R));
+    TAKE(pred, mlp_act_floats(&s->pred, R));
+    TAKE(tproj, mlp_act_floats(&s->proj, R));
+    TAKE(gs, max_sz(mlp_scratch_floats(&s->proj, R), mlp_scratch_floats(&s->pred, R)));
     TAKE(zts, RZ);
     TAKE(dp, RZ);
     TAKE(dz, RZ);
@@ -255,10 +258,10 @@ static int byol_backward(void *self, eqm_module_io *io)
                                            b.zts);
     if (rc == EQM_OK)
         rc = mlp_backward(&s->pred, api, s->host, s->params + s->proj.n_tensors,
-                          s->grads + s->proj.n_tensors, b.pred, R, z, b.dp, b.dz);
+                          s->grads + s->proj.n_tensors, b.pred, b.gs, R, z, b.dp, b.dz);
     if (rc == EQM_OK)
-        rc = mlp_backward(&s->proj, api, s->host, s->params, s->grads, b.proj, R, io->in,
-                          b.dz, io->din);
+        rc = mlp_backward(&s->proj, api, s->host, s->params, s->grads, b.proj, b.gs, R,
+                          io->in, b.dz, io->din);
     return rc;
 }
 

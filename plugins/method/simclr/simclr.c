@@ -101,12 +101,13 @@ static eqm_ntxent_shape nt_shape(const simclr *s, int rows)
     return sh;
 }
 
-/* act: [ g activations (fwd + bwd) | dz (R, Z) | NT-Xent scratch ] */
+/* act: [ g activations | g backward scratch | dz (R, Z) | NT-Xent scratch ] */
 static size_t simclr_act_floats(const void *self, int rows)
 {
     const simclr *s = self;
     eqm_ntxent_shape sh = nt_shape(s, rows);
-    return mlp_act_floats(&s->g, rows, 1) + (size_t)rows * (size_t)s->g.out_dim +
+    return mlp_act_floats(&s->g, rows) + mlp_scratch_floats(&s->g, rows) +
+           (size_t)rows * (size_t)s->g.out_dim +
            s->api->nn->ntxent_scratch_floats(&sh);
 }
 
@@ -155,7 +156,8 @@ static int simclr_forward(void *self, eqm_module_io *io)
     if (rc < 0)
         return rc;
     eqm_ntxent_shape sh = nt_shape(s, R);
-    float *scratch = s->act + mlp_act_floats(&s->g, R, 1) + (size_t)R * s->g.out_dim;
+    float *scratch = s->act + mlp_act_floats(&s->g, R) + mlp_scratch_floats(&s->g, R) +
+                     (size_t)R * s->g.out_dim;
     float loss = 0;
     rc = api->nn->ntxent_forward(s->host, &sh, &loss, z, scratch);
     if (rc < 0)
@@ -179,8 +181,8 @@ static int simclr_backward(void *self, eqm_module_io *io)
     if (R != s->last_rows || !s->last_train)
         return api->set_error(s->host, EQM_ERR_STATE, "backward needs a training forward "
                               "of the same %d rows first", R);
-    size_t off = mlp_act_floats(&s->g, R, 1);
-    float *dz = s->act + off;                       /* (R, Z) */
+    float *gscratch = s->act + mlp_act_floats(&s->g, R);
+    float *dz = gscratch + mlp_scratch_floats(&s->g, R); /* (R, Z) */
     float *scratch = dz + (size_t)R * s->g.out_dim; /* NT-Xent */
     const float *z = mlp_output(&s->g, s->act, R); /* (R, Z) of the forward */
     memset(dz, 0, (size_t)R * s->g.out_dim * sizeof(float));
@@ -188,8 +190,8 @@ static int simclr_backward(void *self, eqm_module_io *io)
     int rc = api->nn->ntxent_backward(s->host, &sh, dz, io->loss_scale, z, scratch);
     if (rc < 0)
         return rc;
-    return mlp_backward(&s->g, api, s->host, s->params, s->grads, s->act, R, io->in, dz,
-                        io->din);
+    return mlp_backward(&s->g, api, s->host, s->params, s->grads, s->act, gscratch, R, io->in,
+                        dz, io->din);
 }
 
 static int simclr_out_dim(const void *self) { return ((const simclr *)self)->g.out_dim; }

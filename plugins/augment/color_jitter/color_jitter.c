@@ -281,41 +281,33 @@ static void op_hue(const hue_tables *T, const uint8_t *s, uint8_t *o, size_t npi
         memcpy(o, s, npix * c);
         return;
     }
+    /* Branch-free per pixel (natural images make these branches unpredictable): a grey
+     * pixel (cr = 0) reads hue8[0][0][0][0] = 0 and sat8[0][v] = 0, and with s = 0 the
+     * HSV -> RGB formulas give v, v, v exactly like Pillow's special case. */
+    static const uint8_t sel[6][3] = {{0, 3, 1}, {2, 0, 1}, {1, 0, 3}, {1, 2, 0}, {3, 1, 0}, {0, 1, 2}};
     uint8_t dh = (uint8_t)(int)((double)hue * 255.0);
     for (size_t px = 0; px < npix; px++) {
         int r = s[3 * px], g = s[3 * px + 1], b = s[3 * px + 2];
         int maxc = r > g ? (r > b ? r : b) : (g > b ? g : b);
         int minc = r < g ? (r < b ? r : b) : (g < b ? g : b);
-        uint8_t *out = o + 3 * px;
         int cr = maxc - minc;
-        if (cr == 0) {
-            out[0] = out[1] = out[2] = (uint8_t)maxc;
-            continue;
-        }
-        uint8_t uh;
-        if (r == maxc)
-            uh = g == minc ? T->hue8[0][0][cr][maxc - b] : T->hue8[0][1][cr][maxc - g];
-        else if (g == maxc)
-            uh = r == minc ? T->hue8[1][0][cr][maxc - b] : T->hue8[1][1][cr][maxc - r];
-        else
-            uh = r == minc ? T->hue8[2][0][cr][maxc - g] : T->hue8[2][1][cr][maxc - r];
-        uint8_t ss = T->sat8[cr][maxc], v = (uint8_t)maxc, hh = (uint8_t)(uh + dh);
-        if (ss == 0) {
-            out[0] = out[1] = out[2] = v;
-            continue;
-        }
+        int M = r == maxc ? 0 : g == maxc ? 1 : 2;
+        int o1 = M == 0 ? g : r, o2 = M == 2 ? g : b; /* the other two, in r, g, b order */
+        int m = o1 == minc ? 0 : 1;
+        int d = maxc - (m == 0 ? o2 : o1);
+        uint8_t uh = T->hue8[M][m][cr][d];
+        uint8_t ss = T->sat8[cr][maxc], hh = (uint8_t)(uh + dh);
         float f = T->frac[hh], fs = T->fs[ss];
-        uint8_t up = T->pv[ss][v];
-        uint8_t uq = clip8i(round_pos((float)v * (1.0 - fs * f)));
-        uint8_t ut = clip8i(round_pos((float)v * (1.0 - fs * (1.0 - f))));
-        switch (T->seg[hh]) {
-        case 0: out[0] = v; out[1] = ut; out[2] = up; break;
-        case 1: out[0] = uq; out[1] = v; out[2] = up; break;
-        case 2: out[0] = up; out[1] = v; out[2] = ut; break;
-        case 3: out[0] = up; out[1] = uq; out[2] = v; break;
-        case 4: out[0] = ut; out[1] = up; out[2] = v; break;
-        default: out[0] = v; out[1] = up; out[2] = uq; break;
-        }
+        uint8_t vals[4];
+        vals[0] = (uint8_t)maxc;
+        vals[1] = T->pv[ss][maxc];
+        vals[2] = clip8i(round_pos((float)maxc * (1.0 - fs * f)));
+        vals[3] = clip8i(round_pos((float)maxc * (1.0 - fs * (1.0 - f))));
+        const uint8_t *sl = sel[T->seg[hh]];
+        uint8_t *out = o + 3 * px;
+        out[0] = vals[sl[0]];
+        out[1] = vals[sl[1]];
+        out[2] = vals[sl[2]];
     }
 }
 

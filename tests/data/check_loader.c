@@ -595,20 +595,73 @@ int main(void)
     if (!reg)
         return 99;
     Suite *s = suite_create("loader");
-    TCase *tc = tcase_create("loader");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_determinism_workers);
-    tcase_add_test(tc, test_determinism_streaming);
-    tcase_add_test(tc, test_epoch_content);
-    tcase_add_test(tc, test_worker_error);
-    tcase_add_test(tc, test_destroy_mid_epoch);
-    tcase_add_test(tc, test_epoch_restart);
-    tcase_add_test(tc, test_t_layout_and_standardize);
-    tcase_add_test(tc, test_estimate_matches_published);
-    tcase_add_test(tc, test_config_errors);
-    tcase_add_test(tc, test_byol_views);
-    tcase_add_test(tc, test_real_cifar);
-    suite_add_tcase(s, tc);
+    /* one case per test, so that CK_RUN_CASE=<name without test_> runs one (valgrind) */
+    {
+        TCase *tc = tcase_create("determinism_workers");
+        tcase_set_timeout(tc, 600);
+        tcase_add_test(tc, test_determinism_workers);
+        suite_add_tcase(s, tc);
+    }
+    {
+        TCase *tc = tcase_create("determinism_streaming");
+        tcase_set_timeout(tc, 600);
+        tcase_add_test(tc, test_determinism_streaming);
+        suite_add_tcase(s, tc);
+    }
+    {
+        TCase *tc = tcase_create("epoch_content");
+        tcase_set_timeout(tc, 600);
+        tcase_add_test(tc, test_epoch_content);
+        suite_add_tcase(s, tc);
+    }
+    {
+        TCase *tc = tcase_create("worker_error");
+        tcase_set_timeout(tc, 600);
+        tcase_add_test(tc, test_worker_error);
+        suite_add_tcase(s, tc);
+    }
+    {
+        TCase *tc = tcase_create("destroy_mid_epoch");
+        tcase_set_timeout(tc, 600);
+        tcase_add_test(tc, test_destroy_mid_epoch);
+        suite_add_tcase(s, tc);
+    }
+    {
+        TCase *tc = tcase_create("epoch_restart");
+        tcase_set_timeout(tc, 600);
+        tcase_add_test(tc, test_epoch_restart);
+        suite_add_tcase(s, tc);
+    }
+    {
+        TCase *tc = tcase_create("t_layout_and_standardize");
+        tcase_set_timeout(tc, 600);
+        tcase_add_test(tc, test_t_layout_and_standardize);
+        suite_add_tcase(s, tc);
+    }
+    {
+        TCase *tc = tcase_create("estimate_matches_published");
+        tcase_set_timeout(tc, 600);
+        tcase_add_test(tc, test_estimate_matches_published);
+        suite_add_tcase(s, tc);
+    }
+    {
+        TCase *tc = tcase_create("config_errors");
+        tcase_set_timeout(tc, 600);
+        tcase_add_test(tc, test_config_errors);
+        suite_add_tcase(s, tc);
+    }
+    {
+        TCase *tc = tcase_create("byol_views");
+        tcase_set_timeout(tc, 600);
+        tcase_add_test(tc, test_byol_views);
+        suite_add_tcase(s, tc);
+    }
+    {
+        TCase *tc = tcase_create("real_cifar");
+        tcase_set_timeout(tc, 600);
+        tcase_add_test(tc, test_real_cifar);
+        suite_add_tcase(s, tc);
+    }
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int nf = srunner_ntests_failed(sr);

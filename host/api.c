@@ -366,12 +366,10 @@ static uint64_t api_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-/* nn and image tables are provided by their modules; weak defaults keep the host
- * linkable while a module is absent. */
-__attribute__((weak)) const eqm_nn_api *nn_api_table(void) { return NULL; }
-__attribute__((weak)) const eqm_image_api *image_api_table(void) { return NULL; }
-const eqm_io_api *io_api_table(void); /* host/loader/io.c (declared in loader.h) */
-/* no weak default: referencing it here links host/loader/io.o into every program */
+/* The nn, image and io tables are defined in host/nn/nn_api.c, host/shards/image.c and
+ * host/loader/io.c. They are referenced here (no weak defaults), so every program that
+ * links the static libeqmhost gets all three. */
+const eqm_io_api *io_api_table(void); /* declared in loader/loader.h */
 
 static eqm_host_api the_api;
 

@@ -275,8 +275,10 @@ END_TEST
 START_TEST(test_real)
 {
     const char *dir = du_cifar_dir();
-    if (!dir)
+    if (!dir) {
+        fprintf(stderr, "%s: skipped (no CIFAR-10 under $EQUIMOD_DATA_DIR/cifar10)\n", __func__);
         return;
+    }
     ds d = ds_open(dir, "train", NULL);
     ck_assert_msg(d.rc == 0, "%s", host_ctx_error(d.host));
     eqm_dataset_info info = {.size = sizeof info};

@@ -521,8 +521,10 @@ END_TEST
 START_TEST(test_real_cifar)
 {
     const char *dir = du_cifar_dir();
-    if (!dir)
+    if (!dir) {
+        fprintf(stderr, "%s: skipped (no CIFAR-10 under $EQUIMOD_DATA_DIR/cifar10)\n", __func__);
         return;
+    }
     char root[1200];
     snprintf(root, sizeof root, "data.root=%s", dir);
     const char *const lines[] = {DU_SIMCLR_CIFAR, "data.plugin=cifar10", root,

@@ -18,10 +18,13 @@
  * in cache when sgemm reads it: +25-35% on the 32x32 layers against 16 MiB tiles) but at
  * least 512 GEMM rows (small-M sgemm runs far below peak). col2im is a gather, one input
  * row per task, so even a one-image tile splits across threads without write conflicts.
- * Algorithms (nn_conv2d_set_algo / EQM_CONV_ALGO, see nn_internal.h): the default is the
- * path above; 2 computes a stride-1 dX as a forward conv of dout with the flipped kernel;
- * 3 adds Winograd F(2x2, 3x3) (winograd.c). Both are tested but measured slower than the
- * default on this machine's OpenBLAS (bench/README.md), hence opt-in.
+ * Fast path (default): 3x3 stride-1 convs with >= 16 channels and outputs >= 8x8 run as
+ * Winograd F(2x2, 3x3) (winograd.c), forward, dW, and dX as the Winograd forward of dout
+ * with the flipped, transposed kernel (a stride-1 dX is a convolution of dout): 1.4-1.9x
+ * faster per layer (bench/README.md). Everything else takes the im2col path above.
+ * Algorithms (nn_conv2d_set_algo / EQM_CONV_ALGO, see nn_internal.h) force a path for the
+ * tests and benchmarks: 1 im2col only, 2 no Winograd but stride-1 dX as a forward conv,
+ * 3 Winograd wherever it applies.
  * Workspace: one host-owned buffer (static, process-wide) grows with posix_memalign the
  * first time a shape needs more and is never shrunk or reallocated afterwards, so after the
  * first training step no call allocates. Not thread-safe: ops run on the training thread.
@@ -205,9 +208,13 @@ static size_t tile_images(const eqm_conv2d_shape *s, size_t rows_per_img, size_t
     return t;
 }
 
+/* Winograd by default for 3x3 stride-1 convs with >= 16 channels in and out and an output
+ * of at least 8x8 (at 4x4 its transforms cost about what it saves: measured). */
 static int wino_ok(const eqm_conv2d_shape *s)
 {
-    return conv_algo == 3 && s->kh == 3 && s->kw == 3 && s->stride == 1 && s->C_in >= 16 &&
+    int Ho = s->H + 2 * s->pad - 2, Wo = s->W + 2 * s->pad - 2;
+    int on = conv_algo == 3 || (conv_algo == 0 && Ho >= 8 && Wo >= 8);
+    return on && s->kh == 3 && s->kw == 3 && s->stride == 1 && s->C_in >= 16 &&
            s->C_out >= 16 && s->C_in <= NN_WINO_MAX_C && s->C_out <= NN_WINO_MAX_C;
 }
 
@@ -275,11 +282,22 @@ int nn_conv2d_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, const 
 
 /* dX of a stride-1 conv as a forward conv of dout: din = conv(dout, w~, pad k-1-pad) with
  * w~[ci][a][b][co] = w[co][kh-1-a][kw-1-b][ci] (flipped, in/out swapped). */
+static void dx_shape(const eqm_conv2d_shape *s, int Ho, int Wo, eqm_conv2d_shape *t);
+
+/* Algo 0 takes it when the flipped conv runs as Winograd (an im2col forward of dout was
+ * measured slower than sgemm + col2im); algos 2 and 3 whenever it applies. */
 static int dx_as_forward_ok(const eqm_conv2d_shape *s)
 {
-    return conv_algo >= 2 && s->stride == 1 && s->C_in >= 16 && s->pad <= s->kh - 1 &&
-           s->pad <= s->kw - 1 &&
-           s->kh == s->kw && !is_pointwise(s);
+    if (!(s->stride == 1 && s->C_in >= 16 && s->pad <= s->kh - 1 && s->pad <= s->kw - 1 &&
+          s->kh == s->kw && !is_pointwise(s)))
+        return 0;
+    if (conv_algo >= 2)
+        return 1;
+    if (conv_algo != 0)
+        return 0;
+    eqm_conv2d_shape t;
+    dx_shape(s, s->H + 2 * s->pad - s->kh + 1, s->W + 2 * s->pad - s->kw + 1, &t);
+    return wino_ok(&t);
 }
 
 static void dx_shape(const eqm_conv2d_shape *s, int Ho, int Wo, eqm_conv2d_shape *t)

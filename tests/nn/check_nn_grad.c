@@ -10,8 +10,9 @@
  * float rounding at e = 1e-2 (linear ops) / 1e-3 (nonlinear ops) and strict enough to catch
  * any indexing or sign error (those give O(1) relative errors).
  * Conv shapes cover 1x1 stride 1 and 2, 3x3 stride 1 and 2, 7x7 stride 2 pad 3, 5x5, and
- * shapes that take conv2d's optional paths; every shape runs in algo 1 (default path),
- * 2 (stride-1 dX as a forward conv) and 3 (Winograd F(2x2, 3x3) where it applies).
+ * shapes that take conv2d's Winograd path; every shape runs in algo 0 (default: Winograd
+ * for 3x3 stride 1 with >= 16 channels and >= 8x8 output), 1 (im2col only), 2 (stride-1
+ * dX as a forward conv) and 3 (Winograd wherever it applies, e.g. the 4x4 outputs).
  */
 #include "config.h"
 
@@ -74,8 +75,9 @@ static const int conv_cfg[][9] = {
 
 START_TEST(test_conv_grad)
 {
-    const int *g = conv_cfg[_i / 3];
-    int algo = (_i % 3) + 1; /* 1 default path, 2 dX as forward, 3 Winograd */
+    const int *g = conv_cfg[_i / 4];
+    int algo = _i % 4; /* 0 default (Winograd where it applies), 1 im2col, 2 dX as forward,
+                        * 3 Winograd everywhere */
     conv_t c = {.s = {g[0], g[1], g[2], g[3], g[4], g[5], g[5], g[6], g[7], 0}};
     int Ho = (g[1] + 2 * g[7] - g[5]) / g[6] + 1, Wo = (g[2] + 2 * g[7] - g[5]) / g[6] + 1;
     size_t ni = (size_t)g[0] * g[1] * g[2] * g[3], nw = (size_t)g[4] * g[5] * g[5] * g[3];
@@ -93,9 +95,9 @@ START_TEST(test_conv_grad)
     for (size_t i = 0; i < nw; i++)
         dw[i] -= dw0[i];
     char what[96];
-    snprintf(what, sizeof what, "conv cfg %d algo %d din", _i / 3, algo);
+    snprintf(what, sizeof what, "conv cfg %d algo %d din", _i / 4, algo);
     fd_check(what, conv_loss, &c, c.in, ni, din, 1e-2f);
-    snprintf(what, sizeof what, "conv cfg %d algo %d dw", _i / 3, algo);
+    snprintf(what, sizeof what, "conv cfg %d algo %d dw", _i / 4, algo);
     fd_check(what, conv_loss, &c, c.w, nw, dw, 1e-2f);
     /* NULL gradients are skipped: din only, then dw only, must give the same values */
     float *din2 = zeros(ni), *dw2 = zeros(nw);
@@ -431,7 +433,7 @@ static Suite *suite(void)
     Suite *s = suite_create("nn_grad");
     TCase *tc = tcase_create("fd");
     tcase_set_timeout(tc, 120);
-    tcase_add_loop_test(tc, test_conv_grad, 0, 3 * N_CONV);
+    tcase_add_loop_test(tc, test_conv_grad, 0, 4 * N_CONV);
     tcase_add_loop_test(tc, test_bn_grad, 0, 2 * (int)(sizeof bn_cfg / sizeof *bn_cfg));
     tcase_add_test(tc, test_bn_running_stats);
     tcase_add_test(tc, test_pool_relu_grad);

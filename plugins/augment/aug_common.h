@@ -23,6 +23,32 @@
 
 #define AUG_PRECISION_BITS (32 - 8 - 2)
 
+/* Hot helpers are forced inline so that a caller compiled for AVX2 (AUG_TARGET_V3) gets
+ * them compiled for AVX2 too. */
+#define AUG_INLINE static inline __attribute__((always_inline))
+
+/* CPU dispatch without ifuncs: the hot loops of a plugin are compiled twice (generic
+ * x86-64 / other CPUs, and AVX2 with BMI2: x86-64-v3 without FMA, so no floating-point
+ * contraction changes a result), and create() picks one with aug_use_v3(). Both give the
+ * same bits (integer and float arithmetic in the same order; the fixture tests run the
+ * chosen path, EQM_AUG_GENERIC=1 forces the generic one). */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define AUG_HAVE_V3 1
+#define AUG_TARGET_V3 __attribute__((target("avx2,bmi,bmi2,popcnt,sse4.2")))
+#include <stdlib.h>
+static inline int aug_use_v3(void)
+{
+    const char *e = getenv("EQM_AUG_GENERIC");
+    if (e && *e && *e != '0')
+        return 0;
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2");
+}
+#else
+#define AUG_HAVE_V3 0
+static inline int aug_use_v3(void) { return 0; }
+#endif
+
 enum { AUG_NEAREST = 0, AUG_BILINEAR = 1, AUG_BICUBIC = 2 };
 
 static inline double aug_bicubic(double x)
@@ -49,7 +75,7 @@ static inline double aug_bilinear(double x)
 /* Pillow's clip8 (>= 255 << 22 gives 255, <= 0 gives 0, else in >> 22), written without
  * branches so that loops using it vectorise (same results: the arithmetic shift of a
  * non-positive value is <= 0, of a value >= 2^30 is >= 256). */
-static inline uint8_t aug_clip8(int in)
+AUG_INLINE uint8_t aug_clip8(int in)
 {
     int v = in >> AUG_PRECISION_BITS;
     v = v < 0 ? 0 : v;
@@ -130,7 +156,7 @@ typedef struct aug_coef {
 /* Horizontal pass of 3-channel rows, ksize known at compile time (K), for outputs whose
  * taps stay inside the row (xmin + K <= w: the zero-padded taps then read valid memory). */
 #define AUG_HPASS3(K)                                                                          \
-    static inline void aug_hpass3_##K(const uint8_t *row, int w, uint8_t *o, int ow,         \
+    AUG_INLINE void aug_hpass3_##K(const uint8_t *row, int w, uint8_t *o, int ow,         \
                                       const int32_t *kkh, const int32_t *bh)                  \
     {                                                                                          \
         for (int xx = 0; xx < ow; xx++) {                                                      \
@@ -162,7 +188,7 @@ AUG_HPASS3(7)
 /* Resize the (x0, y0, w, h) window of `in` to out->w x out->h, Pillow semantics
  * (img.crop(box).resize(size, filter)). Channels 1 or 3. ch/cv: precomputed coefficients
  * for (w -> out->w) and (h -> out->h), or NULL to compute them into `scratch`. */
-static inline void aug_resize_c(const eqm_image *in, int x0, int y0, int w, int h, eqm_image *out,
+AUG_INLINE void aug_resize_c(const eqm_image *in, int x0, int y0, int w, int h, eqm_image *out,
                                 int filter, void *scratch, const aug_coef *ch, const aug_coef *cv)
 {
     const int c = in->c, ow = out->w, oh = out->h;
@@ -276,13 +302,13 @@ static inline void aug_resize(const eqm_image *in, int x0, int y0, int w, int h,
 }
 
 /* ITU-R 601 luma of an RGB pixel, Pillow's rounding. */
-static inline uint8_t aug_luma(const uint8_t *p)
+AUG_INLINE uint8_t aug_luma(const uint8_t *p)
 {
     return (uint8_t)((p[0] * 19595 + p[1] * 38470 + p[2] * 7471 + 0x8000) >> 16);
 }
 
 /* Image.blend(im1, im2, alpha) of two 8-bit values. */
-static inline uint8_t aug_blend(int in1, int in2, float alpha)
+AUG_INLINE uint8_t aug_blend(int in1, int in2, float alpha)
 {
     if (alpha >= 0 && alpha <= 1.0f)
         return (uint8_t)((float)in1 + alpha * (float)(in2 - in1));

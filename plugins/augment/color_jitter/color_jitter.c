@@ -31,9 +31,17 @@ typedef struct cj {
     eqm_host *host;
     cj_opts o;
     hue_tables *tables; /* built at create when hue > 0 */
+    const uint8_t *(*run)(const struct cj *g, const float *p, const uint8_t *cur,
+                          uint8_t *const *buf, size_t npix, int c); /* CPU-dispatched core */
 } cj;
 
 static hue_tables *hue_tables_new(const eqm_host_api *api, eqm_host *host);
+static const uint8_t *cj_run_v0(const cj *g, const float *p, const uint8_t *cur,
+                                uint8_t *const *buf, size_t npix, int c);
+#if AUG_HAVE_V3
+static const uint8_t *cj_run_v3(const cj *g, const float *p, const uint8_t *cur,
+                                uint8_t *const *buf, size_t npix, int c);
+#endif
 
 static int cj_create(const eqm_host_api *api, eqm_host *host, const void *opts, void **self)
 {
@@ -44,6 +52,11 @@ static int cj_create(const eqm_host_api *api, eqm_host *host, const void *opts, 
     g->api = api;
     g->host = host;
     g->o = *(const cj_opts *)opts;
+    g->run = cj_run_v0;
+#if AUG_HAVE_V3
+    if (aug_use_v3())
+        g->run = cj_run_v3;
+#endif
     if (g->o.hue > 0) {
         g->tables = hue_tables_new(api, host);
         if (!g->tables) {
@@ -122,13 +135,13 @@ static size_t cj_scratch(const void *self, const eqm_image *in)
 }
 
 /* Packed images (stride = w*c) of n pixels below. */
-static void op_lut(const uint8_t *s, uint8_t *o, size_t n, const uint8_t *lut)
+AUG_INLINE void op_lut(const uint8_t *s, uint8_t *o, size_t n, const uint8_t *lut)
 {
     for (size_t i = 0; i < n; i++)
         o[i] = lut[s[i]];
 }
 
-static void op_brightness(const uint8_t *s, uint8_t *o, size_t nval, float a)
+AUG_INLINE void op_brightness(const uint8_t *s, uint8_t *o, size_t nval, float a)
 {
     uint8_t lut[256];
     for (int v = 0; v < 256; v++)
@@ -136,7 +149,7 @@ static void op_brightness(const uint8_t *s, uint8_t *o, size_t nval, float a)
     op_lut(s, o, nval, lut);
 }
 
-static void op_contrast(const uint8_t *s, uint8_t *o, size_t npix, int c, float a)
+AUG_INLINE void op_contrast(const uint8_t *s, uint8_t *o, size_t npix, int c, float a)
 {
     uint64_t sum = 0;
     if (c == 3)
@@ -154,7 +167,7 @@ static void op_contrast(const uint8_t *s, uint8_t *o, size_t npix, int c, float 
 
 /* Written as contiguous loops over values (luma replicated per channel first) so that the
  * compiler vectorises them; the arithmetic is Image.blend's, value by value. */
-static void op_saturation(const uint8_t *s, uint8_t *o, size_t npix, int c, float a)
+AUG_INLINE void op_saturation(const uint8_t *s, uint8_t *o, size_t npix, int c, float a)
 {
     if (c != 3) {
         memcpy(o, s, npix * c);
@@ -182,11 +195,11 @@ static void op_saturation(const uint8_t *s, uint8_t *o, size_t npix, int c, floa
     }
 }
 
-static inline uint8_t clip8i(int v) { return v <= 0 ? 0 : v >= 255 ? 255 : (uint8_t)v; }
+AUG_INLINE uint8_t clip8i(int v) { return v <= 0 ? 0 : v >= 255 ? 255 : (uint8_t)v; }
 
 /* round() of a non-negative double (half away from zero), without a libm call: v - (int)v
  * is exact for v < 2^31. */
-static inline int round_pos(double v)
+AUG_INLINE int round_pos(double v)
 {
     int r = (int)v;
     return v - r >= 0.5 ? r + 1 : r;
@@ -275,7 +288,7 @@ static hue_tables *hue_tables_new(const eqm_host_api *api, eqm_host *host)
 }
 
 /* Pillow RGB -> HSV, H += dh (mod 256), HSV -> RGB (Convert.c), through the tables. */
-static void op_hue(const hue_tables *T, const uint8_t *s, uint8_t *o, size_t npix, int c, float hue)
+AUG_INLINE void op_hue(const hue_tables *T, const uint8_t *s, uint8_t *o, size_t npix, int c, float hue)
 {
     if (c != 3) {
         memcpy(o, s, npix * c);
@@ -311,6 +324,46 @@ static void op_hue(const hue_tables *T, const uint8_t *s, uint8_t *o, size_t npi
     }
 }
 
+/* The four operations in the order of p[1..4] (validated by the caller), ping-ponging
+ * between buf[0] and buf[1]; returns the buffer holding the result (or `cur` if none ran). */
+AUG_INLINE const uint8_t *cj_run_impl(const cj *g, const float *p, const uint8_t *cur,
+                                      uint8_t *const *buf, size_t npix, int c)
+{
+    const size_t nval = npix * c;
+    int used = 0;
+    for (int k = 0; k < 4; k++) {
+        int op = (int)p[1 + k];
+        const double strength[4] = {g->o.brightness, g->o.contrast, g->o.saturation, g->o.hue};
+        if (!(strength[op] > 0))
+            continue;
+        uint8_t *dst = buf[used & 1];
+        if (dst == cur)
+            dst = buf[(used + 1) & 1];
+        switch (op) {
+        case 0: op_brightness(cur, dst, nval, p[5]); break;
+        case 1: op_contrast(cur, dst, npix, c, p[6]); break;
+        case 2: op_saturation(cur, dst, npix, c, p[7]); break;
+        default: op_hue(g->tables, cur, dst, npix, c, p[8]); break;
+        }
+        cur = dst;
+        used++;
+    }
+    return cur;
+}
+
+static const uint8_t *cj_run_v0(const cj *g, const float *p, const uint8_t *cur,
+                                uint8_t *const *buf, size_t npix, int c)
+{
+    return cj_run_impl(g, p, cur, buf, npix, c);
+}
+#if AUG_HAVE_V3
+AUG_TARGET_V3 static const uint8_t *cj_run_v3(const cj *g, const float *p, const uint8_t *cur,
+                                              uint8_t *const *buf, size_t npix, int c)
+{
+    return cj_run_impl(g, p, cur, buf, npix, c);
+}
+#endif
+
 static int cj_apply(const void *self, const float *p, const eqm_image *in, eqm_image *out,
                     void *scratch)
 {
@@ -338,27 +391,13 @@ static int cj_apply(const void *self, const float *p, const eqm_image *in, eqm_i
         aug_copy(in, &t);
         cur = buf[1];
     }
-    int used = 0;
     for (int k = 0; k < 4; k++) {
         int op = (int)p[1 + k];
         if (op < 0 || op > 3)
             return g->api->set_error(g->host, EQM_ERR_INVAL, "color_jitter: order%d = %g is not 0..3", k,
                                      (double)p[1 + k]);
-        const double strength[4] = {g->o.brightness, g->o.contrast, g->o.saturation, g->o.hue};
-        if (!(strength[op] > 0))
-            continue;
-        uint8_t *dst = buf[used & 1];
-        if (dst == cur)
-            dst = buf[(used + 1) & 1];
-        switch (op) {
-        case 0: op_brightness(cur, dst, nval, p[5]); break;
-        case 1: op_contrast(cur, dst, npix, c, p[6]); break;
-        case 2: op_saturation(cur, dst, npix, c, p[7]); break;
-        default: op_hue(g->tables, cur, dst, npix, c, p[8]); break;
-        }
-        cur = dst;
-        used++;
     }
+    cur = g->run(g, p, cur, buf, npix, c);
     if (packed_out) {
         memcpy(out->data, cur, nval);
     } else {

@@ -19,7 +19,37 @@ typedef struct norm {
     const eqm_host_api *api;
     eqm_host *host;
     float lut[3][256];
+    void (*run)(const struct norm *g, const eqm_image *in, eqm_image *out);
 } norm;
+
+AUG_INLINE void norm_run_impl(const norm *g, const eqm_image *in, eqm_image *out)
+{
+    const int w = in->w, c = in->c;
+    for (int y = 0; y < in->h; y++) {
+        const uint8_t *s = (const uint8_t *)in->data + (size_t)y * in->stride;
+        float *o = (float *)out->data + (size_t)y * out->stride;
+        if (c == 3)
+            for (int x = 0; x < w; x++) {
+                o[3 * x] = g->lut[0][s[3 * x]];
+                o[3 * x + 1] = g->lut[1][s[3 * x + 1]];
+                o[3 * x + 2] = g->lut[2][s[3 * x + 2]];
+            }
+        else
+            for (int x = 0; x < w; x++)
+                o[x] = g->lut[0][s[x]];
+    }
+}
+
+static void norm_run_v0(const norm *g, const eqm_image *in, eqm_image *out)
+{
+    norm_run_impl(g, in, out);
+}
+#if AUG_HAVE_V3
+AUG_TARGET_V3 static void norm_run_v3(const norm *g, const eqm_image *in, eqm_image *out)
+{
+    norm_run_impl(g, in, out);
+}
+#endif
 
 static int parse3(const char *s, float v[3])
 {
@@ -58,6 +88,11 @@ static int norm_create(const eqm_host_api *api, eqm_host *host, const void *opts
         return api->set_error(host, EQM_ERR_NOMEM, "normalize: out of memory");
     g->api = api;
     g->host = host;
+    g->run = norm_run_v0;
+#if AUG_HAVE_V3
+    if (aug_use_v3())
+        g->run = norm_run_v3;
+#endif
     for (int c = 0; c < 3; c++)
         for (int v = 0; v < 256; v++) {
             volatile float x = (float)v / 255.0f; /* ToTensor: float32 division */
@@ -101,20 +136,7 @@ static int norm_apply(const void *self, const float *p, const eqm_image *in, eqm
     int rc = aug_check_u8(g->api, g->host, "normalize", in);
     if (rc)
         return rc;
-    const int w = in->w, c = in->c;
-    for (int y = 0; y < in->h; y++) {
-        const uint8_t *s = (const uint8_t *)in->data + (size_t)y * in->stride;
-        float *o = (float *)out->data + (size_t)y * out->stride;
-        if (c == 3)
-            for (int x = 0; x < w; x++) {
-                o[3 * x] = g->lut[0][s[3 * x]];
-                o[3 * x + 1] = g->lut[1][s[3 * x + 1]];
-                o[3 * x + 2] = g->lut[2][s[3 * x + 2]];
-            }
-        else
-            for (int x = 0; x < w; x++)
-                o[x] = g->lut[0][s[x]];
-    }
+    g->run(g, in, out);
     return EQM_OK;
 }
 

@@ -19,24 +19,30 @@ typedef struct norm {
     const eqm_host_api *api;
     eqm_host *host;
     float lut[3][256];
+    float m[3], s[3];
+    float mpat[192], spat[192]; /* m and s repeated for 64 RGB pixels */
     void (*run)(const struct norm *g, const eqm_image *in, eqm_image *out);
 } norm;
 
+/* 3 channels: the same float32 operations as the table (v / 255, minus mean, divided by
+ * std), computed directly on contiguous runs of 64 pixels so that they vectorise. */
 AUG_INLINE void norm_run_impl(const norm *g, const eqm_image *in, eqm_image *out)
 {
     const int w = in->w, c = in->c;
     for (int y = 0; y < in->h; y++) {
         const uint8_t *s = (const uint8_t *)in->data + (size_t)y * in->stride;
         float *o = (float *)out->data + (size_t)y * out->stride;
-        if (c == 3)
-            for (int x = 0; x < w; x++) {
-                o[3 * x] = g->lut[0][s[3 * x]];
-                o[3 * x + 1] = g->lut[1][s[3 * x + 1]];
-                o[3 * x + 2] = g->lut[2][s[3 * x + 2]];
+        if (c == 3) {
+            const int nv = 3 * w;
+            for (int x0 = 0; x0 < nv; x0 += 192) {
+                int n = nv - x0 < 192 ? nv - x0 : 192;
+                for (int x = 0; x < n; x++)
+                    o[x0 + x] = ((float)s[x0 + x] / 255.0f - g->mpat[x]) / g->spat[x];
             }
-        else
+        } else {
             for (int x = 0; x < w; x++)
                 o[x] = g->lut[0][s[x]];
+        }
     }
 }
 
@@ -93,6 +99,10 @@ static int norm_create(const eqm_host_api *api, eqm_host *host, const void *opts
     if (aug_use_v3())
         g->run = norm_run_v3;
 #endif
+    for (int k = 0; k < 192; k++) {
+        g->mpat[k] = m[k % 3];
+        g->spat[k] = s[k % 3];
+    }
     for (int c = 0; c < 3; c++)
         for (int v = 0; v < 256; v++) {
             volatile float x = (float)v / 255.0f; /* ToTensor: float32 division */

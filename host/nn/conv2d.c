@@ -18,7 +18,7 @@
  * in cache when sgemm reads it: +25-35% on the 32x32 layers against 16 MiB tiles) but at
  * least 512 GEMM rows (small-M sgemm runs far below peak). col2im is a gather, one input
  * row per task, so even a one-image tile splits across threads without write conflicts.
- * Fast path (default): 3x3 stride-1 convs with >= 16 channels and outputs >= 8x8 run as
+ * Fast path (default): 3x3 stride-1 convs with >= 16 channels and >= 512 tiles run as
  * Winograd F(2x2, 3x3) (winograd.c), forward, dW, and dX as the Winograd forward of dout
  * with the flipped, transposed kernel (a stride-1 dX is a convolution of dout): 1.4-1.9x
  * faster per layer (bench/README.md). Everything else takes the im2col path above.
@@ -208,12 +208,15 @@ static size_t tile_images(const eqm_conv2d_shape *s, size_t rows_per_img, size_t
     return t;
 }
 
-/* Winograd by default for 3x3 stride-1 convs with >= 16 channels in and out and an output
- * of at least 8x8 (at 4x4 its transforms cost about what it saves: measured). */
+/* Winograd by default for 3x3 stride-1 convs with >= 16 channels in and out and at least
+ * 512 output tiles per call: the weight transform (16 Ci Co per call) is then amortised
+ * (measured: 4x4x512 at batch 64 = 256 tiles about breaks even, at batch 256 it is 1.7x
+ * faster than im2col). */
 static int wino_ok(const eqm_conv2d_shape *s)
 {
     int Ho = s->H + 2 * s->pad - 2, Wo = s->W + 2 * s->pad - 2;
-    int on = conv_algo == 3 || (conv_algo == 0 && Ho >= 8 && Wo >= 8);
+    size_t tiles = (size_t)s->N * (size_t)((Ho + 1) / 2) * (size_t)((Wo + 1) / 2);
+    int on = conv_algo == 3 || (conv_algo == 0 && tiles >= 512);
     return on && s->kh == 3 && s->kw == 3 && s->stride == 1 && s->C_in >= 16 &&
            s->C_out >= 16 && s->C_in <= NN_WINO_MAX_C && s->C_out <= NN_WINO_MAX_C;
 }

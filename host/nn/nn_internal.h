@@ -30,8 +30,8 @@ int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float
 /* Bytes currently held by conv2d's workspace (for tests and the benchmark). */
 size_t nn_conv2d_workspace_bytes(void);
 /* Conv algorithm (tests, benchmarks; EQM_CONV_ALGO sets it too):
- * 0 default: Winograd F(2x2, 3x3) for 3x3 stride-1 convs with C_in, C_out >= 16 and an
- *   output >= 8x8 (forward, dW, and dX as the Winograd forward of dout with the flipped
+ * 0 default: Winograd F(2x2, 3x3) for 3x3 stride-1 convs with C_in, C_out >= 16 and at
+ *   least 512 2x2 output tiles per call (forward, dW, and dX as the Winograd forward of dout with the flipped
  *   kernel); otherwise im2col + sgemm forward and dW, sgemm + gather col2im dX;
  * 1 im2col / col2im only (the reference path);
  * 2 as 1 but stride-1 dX as a forward conv of dout with the flipped kernel (no col2im);

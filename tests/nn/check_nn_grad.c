@@ -11,7 +11,7 @@
  * any indexing or sign error (those give O(1) relative errors).
  * Conv shapes cover 1x1 stride 1 and 2, 3x3 stride 1 and 2, 7x7 stride 2 pad 3, 5x5, and
  * shapes that take conv2d's Winograd path; every shape runs in algo 0 (default: Winograd
- * for 3x3 stride 1 with >= 16 channels and >= 8x8 output), 1 (im2col only), 2 (stride-1
+ * for 3x3 stride 1 with >= 16 channels and >= 512 tiles, e.g. the 8x32x32x64 case), 1 (im2col only), 2 (stride-1
  * dX as a forward conv) and 3 (Winograd wherever it applies, e.g. the 4x4 outputs).
  */
 #include "config.h"

@@ -47,6 +47,30 @@ static void run_conv(const char *c, int algo)
     nn_conv2d_set_algo(0);
 }
 
+/* Default path (Winograd at >= 512 tiles) on a shape too big for a fixture: must agree
+ * with the im2col path (algo 1), which the fixtures pin to PyTorch. */
+START_TEST(test_conv_default_vs_im2col)
+{
+    eqm_conv2d_shape s = {2, 32, 32, 16, 24, 3, 3, 1, 1, 0}; /* 2 x 16 x 16 = 512 tiles */
+    size_t ni = 2 * 32 * 32 * 16, no = 2 * 32 * 32 * 24, nw = 24 * 9 * 16;
+    float *x = rnd(ni, 1.f), *w = rnd(nw, 0.1f), *g = rnd(no, 1.f);
+    float *o[2], *dx[2], *dw[2];
+    for (int a = 0; a < 2; a++) {
+        nn_conv2d_set_algo(a);
+        o[a] = zeros(no), dx[a] = zeros(ni), dw[a] = zeros(nw);
+        ck_assert_int_eq(NN()->conv2d_forward(NULL, &s, o[a], x, w), EQM_OK);
+        ck_assert_int_eq(NN()->conv2d_backward(NULL, &s, dx[a], dw[a], g, x, w), EQM_OK);
+    }
+    nn_conv2d_set_algo(0);
+    expect_close("default vs im2col out", o[0], o[1], no, 1e-4, 1e-4);
+    expect_close("default vs im2col din", dx[0], dx[1], ni, 1e-4, 1e-4);
+    expect_close("default vs im2col dw", dw[0], dw[1], nw, 1e-3, 1e-4);
+    for (int a = 0; a < 2; a++)
+        free(o[a]), free(dx[a]), free(dw[a]);
+    free(x), free(w), free(g);
+}
+END_TEST
+
 static const char *conv_cases[] = {"conv3x3s1", "conv3x3s2", "conv1x1s2",
                                    "conv1x1s1", "conv7x7s2", "conv3x3s1_wide"};
 
@@ -269,6 +293,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("pytorch");
     tcase_add_test(tc, test_table);
     tcase_add_loop_test(tc, test_conv_ref, 0, 4 * (int)(sizeof conv_cases / sizeof *conv_cases));
+    tcase_add_test(tc, test_conv_default_vs_im2col);
     tcase_add_loop_test(tc, test_bn_ref, 0, (int)(sizeof bn_cases / sizeof *bn_cases));
     tcase_add_test(tc, test_maxpool_ref);
     tcase_add_test(tc, test_avgpool_ref);

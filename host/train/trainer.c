@@ -55,6 +55,9 @@ const eqm_param_spec train_section_spec[] = {
      "also save every S steps (0 = off)"},
     {"log_every", EQM_PARAM_INT, TO(log_every), "20", 1, 1e9, NULL,
      "steps between progress lines when stderr is not a terminal"},
+    {"steps_per_epoch", EQM_PARAM_INT, TO(steps_per_epoch), "0", 0, 1e12, NULL,
+     "schedule length per epoch for streaming data (0 = from the loader, or from the "
+     "dataset's sample count, e.g. an imagenet_tar index)"},
     {NULL, EQM_PARAM_END, 0, NULL, 0, 0, NULL, NULL}};
 const size_t train_section_size = sizeof(train_opts);
 
@@ -1284,10 +1287,50 @@ int train_main(const char *config, char **sets, int n_sets, const char *out_dir,
     if ((rc = train_loader_open(&tr->ld, tr->cfg, tr->reg, "train", &lo, err, sizeof err)))
         goto fail;
     loader_info(tr->ld, &tr->li);
+    if (tr->li.batches_per_epoch <= 0 && tr->to.steps_per_epoch > 0)
+        tr->li.batches_per_epoch = tr->to.steps_per_epoch;
+    if (tr->li.batches_per_epoch <= 0) {
+        /* Streaming: ask the dataset itself for its size (imagenet_tar: the shard index). */
+        const eqm_plugin *pl = NULL;
+        void *o = NULL;
+        const loader_cfg *lc = config_section_opts(tr->cfg, "loader");
+        if (!config_bind_plugin(tr->cfg, tr->reg, "data", EQM_KIND_DATASET, &pl, &o, err,
+                                sizeof err)) {
+            eqm_host *ctx = host_ctx_create("dataset");
+            void *self = NULL;
+            if (ctx && !pl->ops.dataset.open(host_api(), ctx, o, "train", &self)) {
+                eqm_dataset_info di;
+                memset(&di, 0, sizeof di);
+                di.size = sizeof di;
+                int64_t n = -1;
+                if (!pl->ops.dataset.info(self, &di))
+                    n = di.n_samples;
+                if (n <= 0 && pl->ops.dataset.stream_source) {
+                    eqm_stream_source ss;
+                    memset(&ss, 0, sizeof ss);
+                    ss.size = sizeof ss;
+                    if (!pl->ops.dataset.stream_source(self, &ss))
+                        n = ss.n_samples;
+                }
+                if (n > 0) {
+                    if (tr->to.max_samples > 0 && tr->to.max_samples < n)
+                        n = tr->to.max_samples;
+                    int64_t bs = tr->li.batch_size;
+                    tr->li.n_samples = n;
+                    tr->li.batches_per_epoch = (lc && !lc->drop_last) ? (n + bs - 1) / bs : n / bs;
+                }
+                pl->ops.dataset.close(self);
+            }
+            host_ctx_destroy(ctx);
+            free(o);
+        }
+        err[0] = 0;
+    }
     if (tr->li.batches_per_epoch <= 0) {
         rc = failf(err, sizeof err, EQM_ERR_INVAL,
-                   "the train split gives %lld batches per epoch; lower loader.batch_size or "
-                   "raise train.max_samples",
+                   "the train split gives %lld batches per epoch; lower loader.batch_size, "
+                   "raise train.max_samples, or (streaming data without an index) set "
+                   "train.steps_per_epoch",
                    (long long)tr->li.batches_per_epoch);
         goto fail;
     }

@@ -5,7 +5,7 @@
  *   [train]  epochs, threads, equimod (on/off: the plain baseline is one --set away),
  *            max_samples (train on the first M samples only), max_steps (stop early, with a
  *            checkpoint, as if interrupted), checkpoint_every (epochs), checkpoint_steps,
- *            log_every (steps, for plain-line output)
+ *            log_every (steps, for plain-line output), steps_per_epoch (streaming data)
  *   [optim]  name = lars|sgd, lr, momentum, weight_decay, eta, nesterov, warmup_epochs,
  *            warmup_start (factor), final_lr (cosine floor)
  *   [eval]   knn_k, knn_t, knn_every (epochs; 0 = off), knn_at_end, knn_baseline (also the
@@ -52,6 +52,7 @@ typedef struct train_opts {
     int64_t checkpoint_every;
     int64_t checkpoint_steps;
     int64_t log_every;
+    int64_t steps_per_epoch;
 } train_opts;
 
 typedef struct optim_opts {

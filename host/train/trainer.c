@@ -791,6 +791,14 @@ static double acc_mean(const acc_terms *a, const char *name)
 static void progress(trainer *tr, int64_t epoch, int64_t b, double loss, double lr,
                      double img_s, int final_line)
 {
+    (void)img_s;
+    /* Rates over the whole run so far (smoother than one step's). */
+    double per_step = tr->st.step > 0 ? tr->st.elapsed_s / tr->st.step : 0;
+    double rate = tr->st.elapsed_s > 0 ? tr->st.images / tr->st.elapsed_s : 0;
+    double eta = per_step * (double)(tr->T - tr->st.step);
+    char eta_s[32];
+    snprintf(eta_s, sizeof eta_s, "%dh%02dm%02ds", (int)(eta / 3600), (int)(eta / 60) % 60,
+             (int)eta % 60);
     if (tr->tty) {
         int width = 24;
         int fill = tr->S > 0 ? (int)(width * b / tr->S) : 0;
@@ -798,16 +806,17 @@ static void progress(trainer *tr, int64_t epoch, int64_t b, double loss, double 
         for (int i = 0; i < width; i++)
             bar[i] = i < fill ? '#' : '.';
         bar[width] = 0;
-        fprintf(stderr, "\r\033[Kepoch %lld/%lld [%s] %lld/%lld  loss %.4f  lr %.3g  %.0f img/s",
+        fprintf(stderr,
+                "\r\033[Kepoch %lld/%lld [%s] %lld/%lld  loss %.4f  lr %.3g  %.0f img/s  ETA %s",
                 (long long)epoch + 1, (long long)tr->to.epochs, bar, (long long)b,
-                (long long)tr->S, loss, lr, img_s);
+                (long long)tr->S, loss, lr, rate, eta_s);
         if (final_line)
             fputc('\n', stderr);
         fflush(stderr);
     } else if (final_line || b % tr->to.log_every == 0) {
-        fprintf(stderr, "epoch %lld/%lld step %lld/%lld loss %.4f lr %.4g %.0f img/s\n",
+        fprintf(stderr, "epoch %lld/%lld step %lld/%lld loss %.4f lr %.4g %.0f img/s ETA %s\n",
                 (long long)epoch + 1, (long long)tr->to.epochs, (long long)b, (long long)tr->S,
-                loss, lr, img_s);
+                loss, lr, rate, eta_s);
     }
 }
 

@@ -68,7 +68,7 @@ static void rows_of(const bn_ctx *c, size_t t, size_t *r0, size_t *r1)
     *r1 = M * (t + 1) / c->P;
 }
 
-static void bn_stats_body(void *vc, size_t tb, size_t te)
+NN_HOT static void bn_stats_body(void *vc, size_t tb, size_t te)
 {
     bn_ctx *c = vc;
     const size_t C = (size_t)c->s->C;
@@ -98,7 +98,7 @@ static void bn_stats_body(void *vc, size_t tb, size_t te)
     }
 }
 
-static void bn_apply_body(void *vc, size_t b, size_t e)
+NN_HOT static void bn_apply_body(void *vc, size_t b, size_t e)
 {
     bn_ctx *c = vc;
     const size_t C = (size_t)c->s->C;
@@ -201,7 +201,7 @@ int nn_batchnorm_forward(eqm_host *h, const eqm_bn_shape *s, float *out, const f
 }
 
 /* Backward pass 1: per part, sums of g and g * xh (g = dout masked by out > 0). */
-static void bn_bsum_body(void *vc, size_t tb, size_t te)
+NN_HOT static void bn_bsum_body(void *vc, size_t tb, size_t te)
 {
     bn_ctx *c = vc;
     const eqm_bn_shape *s = c->s;
@@ -241,7 +241,7 @@ static void bn_bsum_body(void *vc, size_t tb, size_t te)
 }
 
 /* Backward pass 2: din += k (g - mg - xh mgx). */
-static void bn_bdin_body(void *vc, size_t b, size_t e)
+NN_HOT static void bn_bdin_body(void *vc, size_t b, size_t e)
 {
     bn_ctx *c = vc;
     const eqm_bn_shape *s = c->s;

@@ -151,7 +151,7 @@ static void im2col_body(void *vc, size_t b, size_t e)
 /* col2im as a gather: task item = one input row (image t of the tile, row ih); every
  * input pixel sums the dcols entries of the taps that read it, so tasks never write the
  * same din and a one-image tile still splits across threads. */
-static void col2im_body(void *vc, size_t b, size_t e)
+NN_HOT static void col2im_body(void *vc, size_t b, size_t e)
 {
     conv_ctx *c = vc;
     const eqm_conv2d_shape *s = c->s;

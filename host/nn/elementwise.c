@@ -18,7 +18,7 @@ typedef struct {
     const float *a, *b;
 } ew_ctx;
 
-static void relu_fwd_body(void *c, size_t b, size_t e)
+NN_HOT static void relu_fwd_body(void *c, size_t b, size_t e)
 {
     ew_ctx *x = c;
     for (size_t i = b; i < e; i++)
@@ -32,7 +32,7 @@ int nn_relu_forward(eqm_host *h, size_t n, float *out, const float *in)
     return EQM_OK;
 }
 
-static void relu_bwd_body(void *c, size_t b, size_t e)
+NN_HOT static void relu_bwd_body(void *c, size_t b, size_t e)
 {
     ew_ctx *x = c; /* out = din, a = dout, b = forward out */
     for (size_t i = b; i < e; i++)
@@ -48,7 +48,7 @@ int nn_relu_backward(eqm_host *h, size_t n, float *din, const float *dout, const
     return EQM_OK;
 }
 
-static void add_body(void *c, size_t b, size_t e)
+NN_HOT static void add_body(void *c, size_t b, size_t e)
 {
     ew_ctx *x = c;
     for (size_t i = b; i < e; i++)

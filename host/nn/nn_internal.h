@@ -14,6 +14,11 @@
 
 #include <equimod/equimod.h>
 
+/* Hot loop bodies: an AVX2 clone picked at run time (the build has no -march) and -O3 for
+ * these functions only (the project builds with -O2, whose cheap vectoriser leaves loops
+ * with a run-time trip count or possible aliasing scalar). */
+#define NN_HOT __attribute__((target_clones("avx2", "default"), optimize("O3")))
+
 /* Run fn over [0, n) on the host's compute threads (chunks of at least `grain`). */
 void nn_parallel(eqm_host *h, size_t n, size_t grain, eqm_parallel_fn fn, void *ctx);
 /* Set an error on h (may be NULL) naming the op and return EQM_ERR_INVAL. */

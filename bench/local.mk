@@ -3,6 +3,7 @@
 # PyTorch (see bench/README.md).
 # bench/shards.mk (another area's fragment) sets EXTRA_PROGRAMS first.
 include bench/shards.mk
+include bench/loader.mk
 EXTRA_PROGRAMS += bench/train-step bench/conv-layers
 bench_conv_layers_SOURCES = bench/conv_layers.c
 bench_conv_layers_CFLAGS = $(libeqmhost_la_CFLAGS)
@@ -14,7 +15,7 @@ bench_train_step_LDADD = libeqmhost.la
 CLEANFILES += bench/train-step
 EXTRA_DIST += bench/train_step_torch.py bench/README.md
 
-bench: bench/train-step bench/conv-layers bench/shards $(pkglib_LTLIBRARIES)
+bench: bench/train-step bench/conv-layers bench/shards bench/loader $(pkglib_LTLIBRARIES)
 bench-train-step: bench
 	EQM_SRCDIR='$(abs_top_srcdir)' ./bench/train-step \
 	  --plugin-path '$(abs_top_builddir)/plugins/backbone/resnet/.libs' $(BENCH_ARGS)

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core.h"
+#include "loader/loader.h"
 #include "sections.h"
 
 #define MAX_PLUGIN_PATHS 64
@@ -269,6 +270,26 @@ static void config_usage(FILE *f)
     search_path_help(f);
 }
 
+/* The layout of t follows from the [views] pipelines; print it after the resolved config
+ * as comment lines, so the output stays a valid config. Configs without augmentation
+ * views (nothing to lay out) print nothing. */
+static void print_t_layout(eqm_config *c, const eqm_registry *r)
+{
+    if (!config_has_section(c, "views"))
+        return;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    if (!mem)
+        return;
+    loader_describe_t(c, r, mem);
+    fclose(mem);
+    printf("\n");
+    for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n"))
+        printf("%s%s\n", line[0] == '#' ? "" : "# ", line);
+    free(buf);
+}
+
 int cmd_config(int argc, char **argv)
 {
     const char **sets = calloc((size_t)argc + 1, sizeof *sets);
@@ -304,6 +325,7 @@ int cmd_config(int argc, char **argv)
         goto out;
     }
     config_write(c, stdout);
+    print_t_layout(c, r);
     config_destroy(c);
     rc = 0;
 out:

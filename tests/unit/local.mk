@@ -9,3 +9,8 @@ tests_unit_check_config_LDADD = libeqmhost.la $(TEST_LIBS)
 
 TESTS += tests/unit/cli.test
 EXTRA_DIST += tests/unit/cli.test
+
+# configs.test: every configs/*.ini resolves with the real plugins and has the t layout
+# length of METHOD.md §4.
+TESTS += tests/unit/configs.test
+EXTRA_DIST += tests/unit/configs.test

@@ -323,7 +323,10 @@ int main(int argc, char **argv)
             printf("# profile %-9s %.3f s/step\n", prof_name[i], prof_t[i] / steps);
             tot += prof_t[i];
         }
-        printf("# profile rest      %.3f s/step\n", (use_cpu ? cmed : med) - tot / steps);
+        double mean = 0; /* the profile sums every timed step: compare with the mean */
+        for (int i = 0; i < steps; i++)
+            mean += (use_cpu ? ctimes[i] : times[i]) / steps;
+        printf("# profile rest      %.3f s/step (mean step %.3f s)\n", mean - tot / steps, mean);
     }
     printf("equimod img/s=%.2f step_s=%.4f cpu_s=%.4f clock=%s GFLOP/s=%.1f rss_mib=%.1f\n",
            eq_img, med, cmed, use_cpu ? "cpu" : "wall", eq_img * 3 * FWD_GFLOP, eq_rss);

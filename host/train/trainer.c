@@ -1140,10 +1140,11 @@ static int run_knn(trainer *tr, const char *what, eval_acc *a, char *err, size_t
         log_knn(tr, what, a, desc);
         char text[1024];
         snprintf(text, sizeof text,
-                 "- kNN %s (k=%lld, T=%g, bank: %s train images): top-1 **%.2f%%**, top-5 "
-                 "%.2f%% on %lld test images (%s)\n",
+                 "- kNN %s (k=%lld, T=%g, bank: %s%lld train images): top-1 **%.2f%%**, "
+                 "top-5 %.2f%% on %lld test images (%s)\n",
                  what, (long long)tr->eo.knn_k, tr->eo.knn_t,
-                 tr->eo.train_limit ? "first N" : "all", a->top1, a->top5, (long long)a->n,
+                 tr->eo.train_limit ? "the first " : "all (0 = every) ",
+                 (long long)tr->eo.train_limit, a->top1, a->top5, (long long)a->n,
                  desc ? desc : "?");
         report_append(tr->dir, text);
     }

@@ -1138,14 +1138,15 @@ static int run_knn(trainer *tr, const char *what, eval_acc *a, char *err, size_t
     int rc = knn_of_model(&tr->m, tr->cfg, tr->reg, &tr->eo, a, &desc, err, errlen);
     if (!rc) {
         log_knn(tr, what, a, desc);
+        char bank[48] = "all";
+        if (tr->eo.train_limit)
+            snprintf(bank, sizeof bank, "the first %lld", (long long)tr->eo.train_limit);
         char text[1024];
         snprintf(text, sizeof text,
-                 "- kNN %s (k=%lld, T=%g, bank: %s%lld train images): top-1 **%.2f%%**, "
+                 "- kNN %s (k=%lld, T=%g, bank: %s train images): top-1 **%.2f%%**, "
                  "top-5 %.2f%% on %lld test images (%s)\n",
-                 what, (long long)tr->eo.knn_k, tr->eo.knn_t,
-                 tr->eo.train_limit ? "the first " : "all (0 = every) ",
-                 (long long)tr->eo.train_limit, a->top1, a->top5, (long long)a->n,
-                 desc ? desc : "?");
+                 what, (long long)tr->eo.knn_k, tr->eo.knn_t, bank, a->top1, a->top5,
+                 (long long)a->n, desc ? desc : "?");
         report_append(tr->dir, text);
     }
     free(desc);

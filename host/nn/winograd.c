@@ -16,16 +16,31 @@
  * and 8x8 ResNet layers (bench/README.md); scalar transforms were 1.3-2x SLOWER.
  * Numerics: the transforms use only 0, +-1, +-1/2, so F(2x2, 3x3) stays within ~1e-6
  * relative of the direct sum (the FD and PyTorch tests pin it).
- * Workspace: from conv2d.c's host-owned buffer (nn_conv2d_ws), chunked by whole images.
+ * Workspace: from conv2d.c's host-owned buffer, chunked by whole images (V + M of a chunk
+ * about 12 MiB; EQM_WINO_CHUNK_KIB overrides it for benchmarks: 2-32 MiB measured within
+ * +-10%).
  * Left out: F(4x4, 3x3) (larger tiles, worse conditioning), strided or non-3x3 kernels.
  */
 #include "config.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "nn/nn_internal.h"
 
-#define WINO_CHUNK_FLOATS (3u << 20) /* V + M of one chunk, floats */
+#define WINO_CHUNK_DEFAULT (3u << 20) /* V + M of one chunk, floats (12 MiB) */
+static size_t chunk_floats_v;
+
+/* Chunk target; EQM_WINO_CHUNK_KIB overrides it (benchmarks). */
+static size_t wino_chunk_floats(void)
+{
+    if (!chunk_floats_v) {
+        const char *e = getenv("EQM_WINO_CHUNK_KIB");
+        long k = e ? atol(e) : 0;
+        chunk_floats_v = k > 0 ? (size_t)k * 256 : WINO_CHUNK_DEFAULT;
+    }
+    return chunk_floats_v;
+}
 
 /* 8-float vectors (GCC/Clang vector extension): the transforms run over 8 channels at a
  * time; the avx2 clone of each body makes them one ymm register. Unaligned access through
@@ -287,7 +302,7 @@ size_t nn_wino_ws_floats(const eqm_conv2d_shape *s)
     int Ho = s->H + 2 * s->pad - 2, Wo = s->W + 2 * s->pad - 2;
     size_t T = (size_t)((Ho + 1) / 2) * ((Wo + 1) / 2);
     size_t per_img = 16 * T * (size_t)(s->C_in + s->C_out);
-    size_t nt = WINO_CHUNK_FLOATS / per_img;
+    size_t nt = wino_chunk_floats() / per_img;
     if (nt < 1)
         nt = 1;
     if (nt > (size_t)s->N)
@@ -298,7 +313,7 @@ size_t nn_wino_ws_floats(const eqm_conv2d_shape *s)
 static size_t chunk_images(const eqm_conv2d_shape *s, size_t T)
 {
     size_t per_img = 16 * T * (size_t)(s->C_in + s->C_out);
-    size_t nt = WINO_CHUNK_FLOATS / per_img;
+    size_t nt = wino_chunk_floats() / per_img;
     if (nt < 1)
         nt = 1;
     if (nt > (size_t)s->N)

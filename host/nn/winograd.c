@@ -17,8 +17,8 @@
  * Numerics: the transforms use only 0, +-1, +-1/2, so F(2x2, 3x3) stays within ~1e-6
  * relative of the direct sum (the FD and PyTorch tests pin it).
  * Workspace: from conv2d.c's host-owned buffer, chunked by whole images (V + M of a chunk
- * about 12 MiB; EQM_WINO_CHUNK_KIB overrides it for benchmarks: 2-32 MiB measured within
- * +-10%).
+ * about 12 MiB; EQM_WINO_CHUNK_KIB overrides it for benchmarks: 2-12 MiB measured within
+ * ~10% of each other, 32 MiB up to 25% slower on the 32x32 layers).
  * Left out: F(4x4, 3x3) (larger tiles, worse conditioning), strided or non-3x3 kernels.
  */
 #include "config.h"

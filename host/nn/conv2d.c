@@ -313,6 +313,25 @@ static void dx_shape(const eqm_conv2d_shape *s, int Ho, int Wo, eqm_conv2d_shape
     t->pad = s->kh - 1 - s->pad;
 }
 
+typedef struct {
+    const eqm_conv2d_shape *s;
+    const float *w;
+    float *wt;
+} flip_ctx;
+
+/* wt[ci][a][b][co] = w[co][kh-1-a][kw-1-b][ci] for ci in [cb, ce). */
+static void flip_body(void *vc, size_t cb, size_t ce)
+{
+    const flip_ctx *c = vc;
+    const int kh = c->s->kh, kw = c->s->kw, Ci = c->s->C_in, Co = c->s->C_out;
+    for (size_t ci = cb; ci < ce; ci++)
+        for (int a = 0; a < kh; a++)
+            for (int b = 0; b < kw; b++)
+                for (int co = 0; co < Co; co++)
+                    c->wt[((ci * kh + (size_t)a) * kw + (size_t)b) * Co + (size_t)co] =
+                        c->w[(((size_t)co * kh + (kh - 1 - a)) * kw + (kw - 1 - b)) * Ci + ci];
+}
+
 int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float *dw,
                        const float *dout, const float *in, const float *w)
 {
@@ -351,13 +370,8 @@ int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float
         nn_wino_dw(h, s, dw, dout, in, buf);
     if (fdx) {
         float *wt = buf; /* (C_in, kh, kw, C_out) */
-        const int kh = s->kh, kw = s->kw, Ci = s->C_in;
-        for (int co = 0; co < Co; co++)
-            for (int a = 0; a < kh; a++)
-                for (int b = 0; b < kw; b++)
-                    for (int ci = 0; ci < Ci; ci++)
-                        wt[(((size_t)ci * kh + a) * kw + b) * Co + co] =
-                            w[(((size_t)co * kh + (kh - 1 - a)) * kw + (kw - 1 - b)) * Ci + ci];
+        flip_ctx fc = {s, w, wt};
+        nn_parallel(h, (size_t)s->C_in, 8, flip_body, &fc);
         rc = fwd_any(h, &ts, din, dout, wt, 1, buf + (size_t)Co * c.K);
         if (rc)
             return rc;

@@ -242,11 +242,21 @@ __attribute__((target_clones("avx2", "default"))) static void wino_dout_body(voi
 
 /* U[xi][co][ci] = (G g G^T)[xi] for g = w[co][:][:][ci] (ci innermost: contiguous loads
  * and stores, vectorised over ci; the GEMMs then take U transposed). */
-__attribute__((target_clones("avx2", "default"))) static void wino_weights(const float *w,
-                                                                          int Ci, int Co,
-                                                                          float *U)
+typedef struct {
+    const float *w;
+    float *U;
+    float *dw;
+    int Ci, Co;
+} wt_ctx;
+
+/* Tasks: output channels co in [cb, ce) (parallel_for over C_out). */
+NN_HOT static void wino_weights_body(void *vc, size_t cb, size_t ce)
 {
-    for (size_t co = 0; co < (size_t)Co; co++) {
+    const wt_ctx *c = vc;
+    const float *w = c->w;
+    float *U = c->U;
+    const int Ci = c->Ci, Co = c->Co;
+    for (size_t co = cb; co < ce; co++) {
         const float *g = w + co * 9 * (size_t)Ci; /* g[a][b][ci] */
         for (size_t ci = 0; ci < (size_t)Ci; ci++) {
             float t[4][3];
@@ -271,12 +281,14 @@ __attribute__((target_clones("avx2", "default"))) static void wino_weights(const
 }
 
 /* dw[co][a][b][ci] += sum_ij G[i][a] dU[ij][co][ci] G[j][b] (the adjoint of wino_weights). */
-__attribute__((target_clones("avx2", "default"))) static void wino_dweights(const float *dU,
-                                                                           int Ci, int Co,
-                                                                           float *dw)
+NN_HOT static void wino_dweights_body(void *vc, size_t cb, size_t ce)
 {
+    const wt_ctx *c = vc;
+    const float *dU = c->U;
+    float *dw = c->dw;
+    const int Ci = c->Ci, Co = c->Co;
     const size_t st = (size_t)Co * Ci;
-    for (size_t co = 0; co < (size_t)Co; co++) {
+    for (size_t co = cb; co < ce; co++) {
         float *d = dw + co * 9 * (size_t)Ci;
         for (size_t ci = 0; ci < (size_t)Ci; ci++) {
             float u[4][4], t[3][4];
@@ -333,7 +345,8 @@ void nn_wino_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, const f
     const size_t T = (size_t)c.th * c.tw, Ci = (size_t)s->C_in, Co = (size_t)s->C_out;
     size_t nt = chunk_images(s, T);
     float *U = ws;
-    wino_weights(w, s->C_in, s->C_out, U);
+    wt_ctx wc = {w, U, NULL, s->C_in, s->C_out};
+    nn_parallel(h, Co, 8, wino_weights_body, &wc);
     for (size_t n0 = 0; n0 < (size_t)s->N; n0 += nt) {
         size_t k = (size_t)s->N - n0 < nt ? (size_t)s->N - n0 : nt;
         c.n0 = n0;
@@ -375,5 +388,6 @@ void nn_wino_dw(eqm_host *h, const eqm_conv2d_shape *s, float *dw, const float *
                      (int)Co, c.V + (size_t)xi * c.R * Ci, (int)Ci, 1.f,
                      dU + (size_t)xi * Ci * Co, (int)Ci);
     }
-    wino_dweights(dU, s->C_in, s->C_out, dw);
+    wt_ctx wc = {NULL, dU, dw, s->C_in, s->C_out};
+    nn_parallel(h, Co, 8, wino_dweights_body, &wc);
 }

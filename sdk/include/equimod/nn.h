@@ -76,7 +76,8 @@ typedef struct eqm_linear_shape {
  * loss = mean over the 2B rows of the cross-entropy. exclude_period > 0 additionally drops
  * from the denominator every row k' != positive with k' = k (mod exclude_period) (EquiMod's
  * paper variant: pass N to exclude the sibling view and its prediction); 0 = code default.
- * scratch: ntxent_scratch_floats(shape) floats, written by forward, read by backward. */
+ * scratch: ntxent_scratch_floats(shape) floats of writable memory, written by forward and
+ * used by backward (backward also writes its own temporaries into the tail of it). */
 typedef struct eqm_ntxent_shape {
     int B2, D; /* B2 = 2B rows */
     float tau;

@@ -46,7 +46,6 @@
 #include "core.h"
 #include "shards/shards.h"
 
-SHARDS_LINK_IMAGE;
 
 #define OUT 224
 /* hot loops: vectorised (the build rule gives -O3 -ffast-math), with an AVX2 clone picked

@@ -29,13 +29,6 @@
 #include "loader.h"
 #include "sections.h"
 
-/* Programs using the loader get the JPEG services too (cifar10 test_set = jpeg_full): pull
- * host/shards/image.o out of the static archive (see host/shards/image.c). */
-#ifndef EQM_LOADER_NO_IMAGE_ANCHOR /* ThreadSanitizer builds: image.o's ifunc resolvers crash */
-extern const int host_image_anchor;
-__attribute__((used)) static const int *const loader_link_image_ = &host_image_anchor;
-#endif
-
 #define MAX_STEPS 32
 #define MAX_T 256
 

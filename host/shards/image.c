@@ -463,8 +463,3 @@ static const eqm_image_api the_image_api = {
 };
 
 const eqm_image_api *image_api_table(void) { return &the_image_api; }
-
-/* libeqmhost is a static archive and api.c carries a weak image_api_table(): this object
- * file is only linked in when something references one of its own symbols. The shard
- * modules (and the tests) reference this anchor (SHARDS_LINK_IMAGE in shards.h). */
-const int host_image_anchor = 1;

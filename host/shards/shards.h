@@ -28,12 +28,6 @@
 
 #include <equimod/equimod.h>
 
-/* Pull host/shards/image.c (the strong image_api_table) into any program linking this
- * module from the static libeqmhost archive; see image.c. */
-extern const int host_image_anchor;
-#define SHARDS_LINK_IMAGE \
-    __attribute__((used)) static const int *const shards_link_image_ = &host_image_anchor
-
 /* ------------------------------------------------------------------ shard list -- */
 /* Expand `pattern` into paths: brace ranges {000..123} (zero padding kept from the
  * first bound), lists {a,b,c}, several groups per pattern; or "@FILE": one path per line

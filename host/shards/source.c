@@ -17,8 +17,6 @@
 #include "loader/loader.h"
 #include "shards.h"
 
-SHARDS_LINK_IMAGE;
-
 typedef struct src_ctx {
     const eqm_dataset_ops *ops;
     void *self;

@@ -26,8 +26,6 @@
 #include "core.h"
 #include "shards.h"
 
-SHARDS_LINK_IMAGE;
-
 #define MAX_MEMBERS 8
 
 typedef struct sample {

@@ -33,8 +33,6 @@
 #include "core.h"
 #include "shards.h"
 
-SHARDS_LINK_IMAGE;
-
 typedef struct item {
     char *cls;     /* class name */
     char *key;     /* "<class>/<stem>" */

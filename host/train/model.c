@@ -13,12 +13,6 @@
 
 #include "train/model.h"
 
-/* Module plugins compute through api->nn: pull host/nn/nn_api.c (whose strong
- * nn_api_table() overrides the weak default of api.c) into every program that links the
- * model from the static libeqmhost archive. */
-int nn_threads(void);
-__attribute__((used)) static int (*const model_link_nn_)(void) = nn_threads;
-
 #define ALIGN_UP(x) (((x) + EQM_MODEL_ALIGN_FLOATS - 1) / EQM_MODEL_ALIGN_FLOATS * EQM_MODEL_ALIGN_FLOATS)
 
 static int fail(char *err, size_t errlen, int status, const char *fmt, ...)

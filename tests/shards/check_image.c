@@ -12,7 +12,6 @@
 #include "core.h"
 #include "shards/shards.h"
 
-SHARDS_LINK_IMAGE;
 #include "shard_util.h"
 
 static const eqm_image_api *img_api(void)

@@ -88,6 +88,17 @@ void host_log(int level, const char *category, const char *fmt, ...)
     va_end(ap);
 }
 
+int errf(char *err, size_t errlen, int status, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return status;
+}
+
 /* ------------------------------------------------------------------ ctx --------- */
 
 eqm_host *host_ctx_create(const char *label)

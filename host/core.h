@@ -32,6 +32,12 @@ void host_log_set_level(int level);
  * must not log. For tests and embedding. */
 void host_log_set_sink(void (*fn)(int level, const char *line, void *ud), void *ud);
 
+/* Format a message into err[errlen] (when err is non-NULL) and return `status`, so that
+ * `return errf(err, errlen, EQM_ERR_IO, "%s: %s", path, strerror(errno));` reports and fails
+ * in one line. The (err, errlen) pair is how host modules hand messages to their callers. */
+int errf(char *err, size_t errlen, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* ------------------------------------------------------------------ ctx --------- */
 /* An eqm_host is what a plugin instance receives: it carries the label used to prefix
  * its log lines and errors, and the last error message set through api->set_error. */

@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,25 +13,13 @@
 
 #include <equimod/status.h>
 
+#include "core.h"
 #include "train/checkpoint.h"
 
 #define HDR_BYTES 32u
 #define ENTRY_BYTES 64u
 #define TRAILER_BYTES 8u
 #define ALIGN 64u
-
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 uint64_t ckpt_hash(uint64_t h, const void *data, size_t n)
 {
@@ -94,16 +81,16 @@ int ckpt_write(const char *path, uint64_t config_hash, const ckpt_section *s, in
                char *err, size_t errlen)
 {
     if (n < 0 || (n > 0 && !s))
-        return fail(err, errlen, EQM_ERR_INVAL, "%s: bad section list", path);
+        return errf(err, errlen, EQM_ERR_INVAL, "%s: bad section list", path);
     uint64_t table_end = HDR_BYTES + (uint64_t)n * ENTRY_BYTES;
     uint64_t *offs = calloc(n ? (size_t)n : 1, sizeof *offs);
     if (!offs)
-        return fail(err, errlen, EQM_ERR_NOMEM, "%s: out of memory", path);
+        return errf(err, errlen, EQM_ERR_NOMEM, "%s: out of memory", path);
     uint64_t pos = align_up(table_end);
     for (int i = 0; i < n; i++) {
         if (!s[i].name[0] || strnlen(s[i].name, CKPT_NAME_MAX) >= CKPT_NAME_MAX) {
             free(offs);
-            return fail(err, errlen, EQM_ERR_INVAL, "%s: bad section name", path);
+            return errf(err, errlen, EQM_ERR_INVAL, "%s: bad section name", path);
         }
         offs[i] = pos;
         pos = align_up(pos + s[i].bytes);
@@ -112,7 +99,7 @@ int ckpt_write(const char *path, uint64_t config_hash, const ckpt_section *s, in
     unsigned char *head = calloc(1, (size_t)(align_up(table_end) ? align_up(table_end) : 64));
     if (!head) {
         free(offs);
-        return fail(err, errlen, EQM_ERR_NOMEM, "%s: out of memory", path);
+        return errf(err, errlen, EQM_ERR_NOMEM, "%s: out of memory", path);
     }
     memcpy(head, CKPT_MAGIC, 8);
     put_u32(head + 8, CKPT_VERSION);
@@ -129,7 +116,7 @@ int ckpt_write(const char *path, uint64_t config_hash, const ckpt_section *s, in
     if (fd < 0) {
         free(head);
         free(offs);
-        return fail(err, errlen, EQM_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+        return errf(err, errlen, EQM_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
     }
     static const unsigned char zeros[ALIGN];
     uLong crc = crc32(0L, Z_NULL, 0);
@@ -160,7 +147,7 @@ int ckpt_write(const char *path, uint64_t config_hash, const ckpt_section *s, in
     free(offs);
     if (bad) {
         unlink(path);
-        return fail(err, errlen, EQM_ERR_IO, "%s: write failed: %s (disk full?)", path,
+        return errf(err, errlen, EQM_ERR_IO, "%s: write failed: %s (disk full?)", path,
                     strerror(e));
     }
     return EQM_OK;
@@ -171,12 +158,12 @@ int ckpt_read(const char *path, uint64_t expect_hash, ckpt *out, char *err, size
     memset(out, 0, sizeof *out);
     FILE *f = fopen(path, "rb");
     if (!f)
-        return fail(err, errlen, errno == ENOENT ? EQM_ERR_NOTFOUND : EQM_ERR_IO,
+        return errf(err, errlen, errno == ENOENT ? EQM_ERR_NOTFOUND : EQM_ERR_IO,
                     "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fileno(f), &st) || st.st_size < (off_t)(HDR_BYTES + TRAILER_BYTES)) {
         fclose(f);
-        return fail(err, errlen, EQM_ERR_FORMAT,
+        return errf(err, errlen, EQM_ERR_FORMAT,
                     "%s: not an equimod checkpoint (too short: %lld bytes)", path,
                     (long long)st.st_size);
     }
@@ -184,29 +171,29 @@ int ckpt_read(const char *path, uint64_t expect_hash, ckpt *out, char *err, size
     unsigned char *b = NULL;
     if (posix_memalign((void **)&b, ALIGN, size) || !b) {
         fclose(f);
-        return fail(err, errlen, EQM_ERR_NOMEM, "%s: out of memory (%zu bytes)", path, size);
+        return errf(err, errlen, EQM_ERR_NOMEM, "%s: out of memory (%zu bytes)", path, size);
     }
     size_t got = fread(b, 1, size, f);
     fclose(f);
     int rc = EQM_OK;
     if (got != size) {
-        rc = fail(err, errlen, EQM_ERR_IO, "%s: read failed", path);
+        rc = errf(err, errlen, EQM_ERR_IO, "%s: read failed", path);
         goto bad;
     }
     if (memcmp(b, CKPT_MAGIC, 8)) {
-        rc = fail(err, errlen, EQM_ERR_FORMAT, "%s: not an equimod checkpoint (bad magic)", path);
+        rc = errf(err, errlen, EQM_ERR_FORMAT, "%s: not an equimod checkpoint (bad magic)", path);
         goto bad;
     }
     uint32_t version = get_u32(b + 8), n = get_u32(b + 12);
     uint64_t hash = get_u64(b + 16), file_bytes = get_u64(b + 24);
     if (version != CKPT_VERSION) {
-        rc = fail(err, errlen, EQM_ERR_FORMAT,
+        rc = errf(err, errlen, EQM_ERR_FORMAT,
                   "%s: checkpoint format version %u, this equimod reads version %u", path,
                   version, CKPT_VERSION);
         goto bad;
     }
     if (file_bytes != size) {
-        rc = fail(err, errlen, EQM_ERR_FORMAT,
+        rc = errf(err, errlen, EQM_ERR_FORMAT,
                   "%s: truncated or padded checkpoint (%zu bytes, header says %llu)", path,
                   size, (unsigned long long)file_bytes);
         goto bad;
@@ -220,16 +207,16 @@ int ckpt_read(const char *path, uint64_t expect_hash, ckpt *out, char *err, size
         done += chunk;
     }
     if (memcmp(b + size - 4, "END!", 4) || get_u32(b + size - 8) != (uint32_t)crc) {
-        rc = fail(err, errlen, EQM_ERR_FORMAT,
+        rc = errf(err, errlen, EQM_ERR_FORMAT,
                   "%s: checkpoint is corrupt (checksum mismatch); it was not used", path);
         goto bad;
     }
     if ((uint64_t)HDR_BYTES + (uint64_t)n * ENTRY_BYTES > size - TRAILER_BYTES) {
-        rc = fail(err, errlen, EQM_ERR_FORMAT, "%s: bad section table", path);
+        rc = errf(err, errlen, EQM_ERR_FORMAT, "%s: bad section table", path);
         goto bad;
     }
     if (expect_hash && hash != expect_hash) {
-        rc = fail(err, errlen, EQM_ERR_ABI,
+        rc = errf(err, errlen, EQM_ERR_ABI,
                   "%s: checkpoint belongs to another configuration (config hash %016llx, "
                   "this run %016llx); use another --out folder, or the config it was made with",
                   path, (unsigned long long)hash, (unsigned long long)expect_hash);
@@ -237,7 +224,7 @@ int ckpt_read(const char *path, uint64_t expect_hash, ckpt *out, char *err, size
     }
     out->sec = calloc(n ? n : 1, sizeof *out->sec);
     if (!out->sec) {
-        rc = fail(err, errlen, EQM_ERR_NOMEM, "%s: out of memory", path);
+        rc = errf(err, errlen, EQM_ERR_NOMEM, "%s: out of memory", path);
         goto bad;
     }
     for (uint32_t i = 0; i < n; i++) {
@@ -247,7 +234,7 @@ int ckpt_read(const char *path, uint64_t expect_hash, ckpt *out, char *err, size
             memchr(e, 0, CKPT_NAME_MAX) == NULL) {
             free(out->sec);
             out->sec = NULL;
-            rc = fail(err, errlen, EQM_ERR_FORMAT, "%s: section %u out of bounds", path, i);
+            rc = errf(err, errlen, EQM_ERR_FORMAT, "%s: section %u out of bounds", path, i);
             goto bad;
         }
         memcpy(out->sec[i].name, e, CKPT_NAME_MAX);
@@ -311,13 +298,13 @@ int ckpt_save_rotate(const char *dir, uint64_t config_hash, const ckpt_section *
     if (access(last, F_OK) == 0 && ckpt_verify(last, e2, sizeof e2) == EQM_OK) {
         if (rename(last, prev)) {
             unlink(tmp);
-            return fail(err, errlen, EQM_ERR_IO, "%s: rename to %s failed: %s", last, prev,
+            return errf(err, errlen, EQM_ERR_IO, "%s: rename to %s failed: %s", last, prev,
                         strerror(errno));
         }
     }
     if (rename(tmp, last)) {
         unlink(tmp);
-        return fail(err, errlen, EQM_ERR_IO, "%s: rename to %s failed: %s", tmp, last,
+        return errf(err, errlen, EQM_ERR_IO, "%s: rename to %s failed: %s", tmp, last,
                     strerror(errno));
     }
     fsync_dir(dir);
@@ -340,7 +327,7 @@ int ckpt_load_latest(const char *dir, uint64_t expect_hash, ckpt *out, const cha
         return EQM_OK;
     }
     if (rc == EQM_ERR_ABI)
-        return fail(err, errlen, rc, "%s", e1);
+        return errf(err, errlen, rc, "%s", e1);
     if (rc != EQM_ERR_NOTFOUND && warn)
         snprintf(warn, warnlen, "%s; trying %s", e1, CKPT_PREV);
     char e2[1024];
@@ -351,10 +338,10 @@ int ckpt_load_latest(const char *dir, uint64_t expect_hash, ckpt *out, const cha
         return EQM_OK;
     }
     if (rc == EQM_ERR_NOTFOUND && rc2 == EQM_ERR_NOTFOUND)
-        return fail(err, errlen, EQM_ERR_NOTFOUND, "%s: no checkpoint (%s, %s)", dir, CKPT_LAST,
+        return errf(err, errlen, EQM_ERR_NOTFOUND, "%s: no checkpoint (%s, %s)", dir, CKPT_LAST,
                     CKPT_PREV);
     if (rc2 == EQM_ERR_NOTFOUND)
-        return fail(err, errlen, rc, "%s", e1);
-    return fail(err, errlen, rc2, "%s; and %s", rc == EQM_ERR_NOTFOUND ? "no checkpoint.last" : e1,
+        return errf(err, errlen, rc, "%s", e1);
+    return errf(err, errlen, rc2, "%s; and %s", rc == EQM_ERR_NOTFOUND ? "no checkpoint.last" : e1,
                 e2);
 }

@@ -21,7 +21,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,19 +32,6 @@
 #include "train/model.h"
 #include "train/safetensors.h"
 #include "train/trainer.h"
-
-static int xfail(char *err, size_t errlen, int status, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int xfail(char *err, size_t errlen, int status, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return status;
-}
 
 static int ends_with(const char *s, const char *suf)
 {
@@ -84,7 +70,7 @@ static eqm_config *checkpoint_source(const char *source, int is_dir, char *ckpt_
         const ckpt_section *cs = ckpt_find(&c, "config");
         if (!cs) {
             ckpt_free(&c);
-            xfail(err, errlen, EQM_ERR_FORMAT,
+            errf(err, errlen, EQM_ERR_FORMAT,
                   "%s: the checkpoint has no embedded config\nhint: export from its run "
                   "folder (config.ini next to it)",
                   source);
@@ -97,7 +83,7 @@ static eqm_config *checkpoint_source(const char *source, int is_dir, char *ckpt_
                 close(fd);
             unlink(tmpcfg);
             ckpt_free(&c);
-            xfail(err, errlen, EQM_ERR_IO, "cannot write a temporary config: %s",
+            errf(err, errlen, EQM_ERR_IO, "cannot write a temporary config: %s",
                   strerror(errno));
             return NULL;
         }

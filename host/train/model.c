@@ -6,7 +6,6 @@
  */
 #include "config.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,19 +13,6 @@
 #include "train/model.h"
 
 #define ALIGN_UP(x) (((x) + EQM_MODEL_ALIGN_FLOATS - 1) / EQM_MODEL_ALIGN_FLOATS * EQM_MODEL_ALIGN_FLOATS)
-
-static int fail(char *err, size_t errlen, int status, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int status, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return status;
-}
 
 static const char *inst_label(const eqm_module_inst *mi)
 {
@@ -49,31 +35,31 @@ int model_add_module(eqm_model *m, const eqm_plugin *plugin, const void *opts,
                      const eqm_module_cfg *cfg, char *err, size_t errlen)
 {
     if (!m || !plugin || !cfg)
-        return fail(err, errlen, EQM_ERR_INVAL, "model_add_module: NULL argument");
+        return errf(err, errlen, EQM_ERR_INVAL, "model_add_module: NULL argument");
     if (m->finalized)
-        return fail(err, errlen, EQM_ERR_STATE,
+        return errf(err, errlen, EQM_ERR_STATE,
                     "model_add_module(%s): model already finalized", plugin->desc.name);
     int slot = slot_of_kind(plugin->desc.kind);
     const char *kn = kind_name((int)plugin->desc.kind);
     if (slot < 0)
-        return fail(err, errlen, EQM_ERR_INVAL,
+        return errf(err, errlen, EQM_ERR_INVAL,
                     "%s/%s: not a module plugin (kind must be backbone, method or equimod)",
                     kn ? kn : "?", plugin->desc.name);
     eqm_module_inst *mi = &m->mod[slot];
     if (mi->plugin)
-        return fail(err, errlen, EQM_ERR_INVAL, "%s/%s: the model already has a %s (%s)", kn,
+        return errf(err, errlen, EQM_ERR_INVAL, "%s/%s: the model already has a %s (%s)", kn,
                     plugin->desc.name, kn, mi->plugin->desc.name);
     char label[96];
     snprintf(label, sizeof label, "%s/%s", kn, plugin->desc.name);
     eqm_host *ctx = host_ctx_create(label);
     if (!ctx)
-        return fail(err, errlen, EQM_ERR_NOMEM, "%s: out of memory", label);
+        return errf(err, errlen, EQM_ERR_NOMEM, "%s: out of memory", label);
     eqm_module_cfg c = *cfg;
     c.size = sizeof c;
     void *self = NULL;
     int st = plugin->ops.module.create(host_api(), ctx, opts, &c, &self);
     if (st < 0 || !self) {
-        fail(err, errlen, st < 0 ? st : EQM_ERR_STATE, "%s: create failed: %s", label,
+        errf(err, errlen, st < 0 ? st : EQM_ERR_STATE, "%s: create failed: %s", label,
              host_ctx_error(ctx)[0] ? host_ctx_error(ctx) : eqm_status_str(st));
         host_ctx_destroy(ctx);
         return st < 0 ? st : EQM_ERR_STATE;
@@ -109,7 +95,7 @@ static int query_tensors(eqm_module_inst *mi, char *err, size_t errlen)
     const char *lb = inst_label(mi);
     int n = mi->ops->n_tensors(mi->self);
     if (n < 0)
-        return fail(err, errlen, EQM_ERR_STATE, "%s: n_tensors returned %d", lb, n);
+        return errf(err, errlen, EQM_ERR_STATE, "%s: n_tensors returned %d", lb, n);
     mi->n_tensors = n;
     size_t k = n ? (size_t)n : 1;
     mi->info = calloc(k, sizeof *mi->info);
@@ -118,29 +104,29 @@ static int query_tensors(eqm_module_inst *mi, char *err, size_t errlen)
     mi->param = calloc(k, sizeof *mi->param);
     mi->grad = calloc(k, sizeof *mi->grad);
     if (!mi->info || !mi->offset || !mi->numel || !mi->param || !mi->grad)
-        return fail(err, errlen, EQM_ERR_NOMEM, "%s: out of memory", lb);
+        return errf(err, errlen, EQM_ERR_NOMEM, "%s: out of memory", lb);
     for (int i = 0; i < n; i++) {
         eqm_tensor_info *t = &mi->info[i];
         int st = mi->ops->tensor_info(mi->self, i, t);
         if (st < 0)
-            return fail(err, errlen, st, "%s: tensor_info(%d): %s", lb, i,
+            return errf(err, errlen, st, "%s: tensor_info(%d): %s", lb, i,
                         host_ctx_error(mi->ctx));
         if (!t->name || !t->name[0])
-            return fail(err, errlen, EQM_ERR_FORMAT, "%s: tensor %d has no name", lb, i);
+            return errf(err, errlen, EQM_ERR_FORMAT, "%s: tensor %d has no name", lb, i);
         if (t->ndim < 1 || t->ndim > 4)
-            return fail(err, errlen, EQM_ERR_FORMAT, "%s: tensor '%s' has ndim %d (1..4)", lb,
+            return errf(err, errlen, EQM_ERR_FORMAT, "%s: tensor '%s' has ndim %d (1..4)", lb,
                         t->name, t->ndim);
         size_t ne = 1;
         for (int d = 0; d < t->ndim; d++) {
             if (t->shape[d] <= 0 || !mul_ok(ne, (size_t)t->shape[d], &ne))
-                return fail(err, errlen, EQM_ERR_FORMAT,
+                return errf(err, errlen, EQM_ERR_FORMAT,
                             "%s: tensor '%s' has a bad dimension %d (%d)", lb, t->name, d,
                             t->shape[d]);
         }
         mi->numel[i] = ne;
         for (int j = 0; j < i; j++)
             if (!strcmp(mi->info[j].name, t->name))
-                return fail(err, errlen, EQM_ERR_FORMAT, "%s: duplicate tensor name '%s'", lb,
+                return errf(err, errlen, EQM_ERR_FORMAT, "%s: duplicate tensor name '%s'", lb,
                             t->name);
     }
     return EQM_OK;
@@ -149,9 +135,9 @@ static int query_tensors(eqm_module_inst *mi, char *err, size_t errlen)
 int model_finalize(eqm_model *m, char *err, size_t errlen)
 {
     if (m->finalized)
-        return fail(err, errlen, EQM_ERR_STATE, "model_finalize: called twice");
+        return errf(err, errlen, EQM_ERR_STATE, "model_finalize: called twice");
     if (!m->mod[EQM_SLOT_BACKBONE].plugin)
-        return fail(err, errlen, EQM_ERR_INVAL, "model_finalize: the model has no backbone");
+        return errf(err, errlen, EQM_ERR_INVAL, "model_finalize: the model has no backbone");
     const eqm_host_api *api = host_api();
     m->has_target = 0;
     for (int s = 0; s < EQM_SLOT_COUNT; s++)
@@ -171,7 +157,7 @@ int model_finalize(eqm_model *m, char *err, size_t errlen)
             mi->offset[i] = total;
             if (!add_ok(total, mi->numel[i], &total) ||
                 total > SIZE_MAX - EQM_MODEL_ALIGN_FLOATS)
-                return fail(err, errlen, EQM_ERR_NOMEM, "%s: parameter count overflows",
+                return errf(err, errlen, EQM_ERR_NOMEM, "%s: parameter count overflows",
                             inst_label(mi));
             total = ALIGN_UP(total);
             if (!(mi->info[i].flags & EQM_T_BUFFER))
@@ -180,11 +166,11 @@ int model_finalize(eqm_model *m, char *err, size_t errlen)
         mi->act_floats = mi->ops->act_floats(mi->self, mi->cfg.max_rows);
         if (mi->act_floats > SIZE_MAX / sizeof(float) / 2 ||
             !add_ok(n_act, ALIGN_UP(mi->act_floats), &n_act))
-            return fail(err, errlen, EQM_ERR_NOMEM, "%s: activation size overflows",
+            return errf(err, errlen, EQM_ERR_NOMEM, "%s: activation size overflows",
                         inst_label(mi));
         if (s == EQM_SLOT_BACKBONE) {
             if (!mi->ops->out_dim)
-                return fail(err, errlen, EQM_ERR_STATE, "%s: backbone has no out_dim",
+                return errf(err, errlen, EQM_ERR_STATE, "%s: backbone has no out_dim",
                             inst_label(mi));
             mi->out_dim = mi->ops->out_dim(mi->self);
         }
@@ -194,17 +180,17 @@ int model_finalize(eqm_model *m, char *err, size_t errlen)
     m->n_act = n_act;
     size_t bytes;
     if (!mul_ok(total ? total : 1, sizeof(float), &bytes))
-        return fail(err, errlen, EQM_ERR_NOMEM, "model: parameter buffer size overflows");
+        return errf(err, errlen, EQM_ERR_NOMEM, "model: parameter buffer size overflows");
     m->params = api->alloc(NULL, bytes, 64);
     m->grads = api->alloc(NULL, bytes, 64);
     if (m->has_target)
         m->target = api->alloc(NULL, bytes, 64);
     size_t abytes;
     if (!mul_ok(n_act ? n_act : 1, sizeof(float), &abytes))
-        return fail(err, errlen, EQM_ERR_NOMEM, "model: activation arena size overflows");
+        return errf(err, errlen, EQM_ERR_NOMEM, "model: activation arena size overflows");
     m->act = api->alloc(NULL, abytes, 64);
     if (!m->params || !m->grads || (m->has_target && !m->target) || !m->act)
-        return fail(err, errlen, EQM_ERR_NOMEM,
+        return errf(err, errlen, EQM_ERR_NOMEM,
                     "model: out of memory for %zu parameter floats and %zu activation floats "
                     "(%.1f MiB)\nhint: lower the batch size",
                     total, n_act, (double)abytes / 1048576.0);
@@ -219,7 +205,7 @@ int model_finalize(eqm_model *m, char *err, size_t errlen)
         if (with_target) {
             mi->target = calloc(mi->n_tensors ? (size_t)mi->n_tensors : 1, sizeof(float *));
             if (!mi->target)
-                return fail(err, errlen, EQM_ERR_NOMEM, "%s: out of memory", inst_label(mi));
+                return errf(err, errlen, EQM_ERR_NOMEM, "%s: out of memory", inst_label(mi));
         }
         for (int i = 0; i < mi->n_tensors; i++) {
             mi->param[i] = m->params + mi->offset[i];
@@ -239,7 +225,7 @@ int model_finalize(eqm_model *m, char *err, size_t errlen)
         b.act = mi->act;
         int st = mi->ops->bind(mi->self, &b);
         if (st < 0)
-            return fail(err, errlen, st, "%s: bind failed: %s", inst_label(mi),
+            return errf(err, errlen, st, "%s: bind failed: %s", inst_label(mi),
                         host_ctx_error(mi->ctx));
     }
     m->finalized = 1;
@@ -263,7 +249,7 @@ void model_copy_to_target(eqm_model *m)
 int model_init(eqm_model *m, uint64_t seed, char *err, size_t errlen)
 {
     if (!m->finalized)
-        return fail(err, errlen, EQM_ERR_STATE, "model_init: model not finalized");
+        return errf(err, errlen, EQM_ERR_STATE, "model_init: model not finalized");
     const eqm_host_api *api = host_api();
     for (int s = 0; s < EQM_SLOT_COUNT; s++) {
         eqm_module_inst *mi = &m->mod[s];
@@ -273,7 +259,7 @@ int model_init(eqm_model *m, uint64_t seed, char *err, size_t errlen)
         api->rng_seed(&r, seed, 0x6d6f64656cULL, (uint64_t)s, 0);
         int st = mi->ops->init(mi->self, &r);
         if (st < 0)
-            return fail(err, errlen, st, "%s: init failed: %s", inst_label(mi),
+            return errf(err, errlen, st, "%s: init failed: %s", inst_label(mi),
                         host_ctx_error(mi->ctx));
     }
     model_copy_to_target(m);

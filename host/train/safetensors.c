@@ -33,19 +33,6 @@ struct st_file {
     char **meta_k, **meta_v;
 };
 
-static int st_fail(char *err, size_t errlen, int status, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int st_fail(char *err, size_t errlen, int status, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return status;
-}
-
 static const struct {
     const char *name;
     size_t size;
@@ -108,12 +95,12 @@ static int st_parse_owned(unsigned char *buf, size_t n, const char *what, st_fil
     st_file *f = calloc(1, sizeof *f);
     if (!f) {
         free(buf);
-        return st_fail(err, errlen, EQM_ERR_NOMEM, "%s: out of memory", what);
+        return errf(err, errlen, EQM_ERR_NOMEM, "%s: out of memory", what);
     }
     f->buf = buf;
     f->size = n;
     if (n < 8) {
-        st_fail(err, errlen, st, "%s: not a safetensors file (%zu bytes, need at least 8)", what,
+        errf(err, errlen, st, "%s: not a safetensors file (%zu bytes, need at least 8)", what,
                 n);
         goto fail;
     }
@@ -121,7 +108,7 @@ static int st_parse_owned(unsigned char *buf, size_t n, const char *what, st_fil
     for (int i = 7; i >= 0; i--)
         hlen = hlen << 8 | buf[i];
     if (hlen > ST_MAX_HEADER || hlen > n - 8) {
-        st_fail(err, errlen, st,
+        errf(err, errlen, st,
                 "%s: header length %llu exceeds the file (%zu bytes) or the 100 MB limit: "
                 "truncated or not a safetensors file",
                 what, (unsigned long long)hlen, n);
@@ -132,12 +119,12 @@ static int st_parse_owned(unsigned char *buf, size_t n, const char *what, st_fil
     json_error_t je;
     root = json_loadb((const char *)buf + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
-        st_fail(err, errlen, st, "%s: bad JSON header at line %d column %d (byte %d): %s", what,
+        errf(err, errlen, st, "%s: bad JSON header at line %d column %d (byte %d): %s", what,
                 je.line, je.column, je.position + 8, je.text);
         goto fail;
     }
     if (!json_is_object(root)) {
-        st_fail(err, errlen, st, "%s: the header is not a JSON object", what);
+        errf(err, errlen, st, "%s: the header is not a JSON object", what);
         goto fail;
     }
     size_t cnt = json_object_size(root);
@@ -147,7 +134,7 @@ static int st_parse_owned(unsigned char *buf, size_t n, const char *what, st_fil
     f->meta_v = calloc(cnt ? cnt : 1, sizeof *f->meta_v);
     sp = calloc(cnt ? cnt : 1, sizeof *sp);
     if (!f->t || !f->names || !f->meta_k || !f->meta_v || !sp) {
-        st = st_fail(err, errlen, EQM_ERR_NOMEM, "%s: out of memory", what);
+        st = errf(err, errlen, EQM_ERR_NOMEM, "%s: out of memory", what);
         goto fail;
     }
     const char *key;
@@ -155,20 +142,20 @@ static int st_parse_owned(unsigned char *buf, size_t n, const char *what, st_fil
     json_object_foreach(root, key, val) {
         if (!strcmp(key, "__metadata__")) {
             if (!json_is_object(val)) {
-                st_fail(err, errlen, st, "%s: __metadata__ must be an object", what);
+                errf(err, errlen, st, "%s: __metadata__ must be an object", what);
                 goto fail;
             }
             const char *mk;
             json_t *mv;
             json_object_foreach(val, mk, mv) {
                 if (!json_is_string(mv)) {
-                    st_fail(err, errlen, st, "%s: __metadata__.%s must be a string", what, mk);
+                    errf(err, errlen, st, "%s: __metadata__.%s must be a string", what, mk);
                     goto fail;
                 }
                 f->meta_k[f->n_meta] = strdup(mk);
                 f->meta_v[f->n_meta] = strdup(json_string_value(mv));
                 if (!f->meta_k[f->n_meta++] || !f->meta_v[f->n_meta - 1]) {
-                    st = st_fail(err, errlen, EQM_ERR_NOMEM, "%s: out of memory", what);
+                    st = errf(err, errlen, EQM_ERR_NOMEM, "%s: out of memory", what);
                     goto fail;
                 }
             }
@@ -179,7 +166,7 @@ static int st_parse_owned(unsigned char *buf, size_t n, const char *what, st_fil
                *jo = json_object_get(val, "data_offsets");
         if (!json_is_object(val) || !json_is_string(jd) || !json_is_array(js) ||
             !json_is_array(jo) || json_array_size(jo) != 2) {
-            st_fail(err, errlen, st,
+            errf(err, errlen, st,
                     "%s: tensor '%s' needs {\"dtype\": str, \"shape\": [..], "
                     "\"data_offsets\": [begin, end]}",
                     what, key);
@@ -188,13 +175,13 @@ static int st_parse_owned(unsigned char *buf, size_t n, const char *what, st_fil
         const char *dt = json_string_value(jd);
         t->elem_size = st_dtype_size(dt);
         if (!t->elem_size || strlen(dt) >= sizeof t->dtype) {
-            st = st_fail(err, errlen, EQM_ERR_UNSUPPORTED, "%s: tensor '%s' has unknown dtype '%s'",
+            st = errf(err, errlen, EQM_ERR_UNSUPPORTED, "%s: tensor '%s' has unknown dtype '%s'",
                          what, key, dt);
             goto fail;
         }
         snprintf(t->dtype, sizeof t->dtype, "%s", dt);
         if (json_array_size(js) > ST_MAX_DIMS) {
-            st = st_fail(err, errlen, EQM_ERR_UNSUPPORTED, "%s: tensor '%s' has %zu dims (max %d)",
+            st = errf(err, errlen, EQM_ERR_UNSUPPORTED, "%s: tensor '%s' has %zu dims (max %d)",
                          what, key, json_array_size(js), ST_MAX_DIMS);
             goto fail;
         }
@@ -203,13 +190,13 @@ static int st_parse_owned(unsigned char *buf, size_t n, const char *what, st_fil
         for (int d = 0; d < t->ndim; d++) {
             uint64_t v;
             if (!get_u64(json_array_get(js, (size_t)d), &v) || v > (1ull << 40)) {
-                st_fail(err, errlen, st, "%s: tensor '%s': shape[%d] is not a valid size", what,
+                errf(err, errlen, st, "%s: tensor '%s': shape[%d] is not a valid size", what,
                         key, d);
                 goto fail;
             }
             t->shape[d] = (int64_t)v;
             if (v && numel > SIZE_MAX / v) {
-                st_fail(err, errlen, st, "%s: tensor '%s': shape overflows", what, key);
+                errf(err, errlen, st, "%s: tensor '%s': shape overflows", what, key);
                 goto fail;
             }
             numel *= (size_t)v;
@@ -218,21 +205,21 @@ static int st_parse_owned(unsigned char *buf, size_t n, const char *what, st_fil
         uint64_t b, e;
         if (!get_u64(json_array_get(jo, 0), &b) || !get_u64(json_array_get(jo, 1), &e) ||
             b > e || e > data_size) {
-            st_fail(err, errlen, st,
+            errf(err, errlen, st,
                     "%s: tensor '%s': data_offsets out of the data region (%zu bytes): "
                     "truncated file?",
                     what, key, data_size);
             goto fail;
         }
         if (numel > SIZE_MAX / t->elem_size || e - b != numel * t->elem_size) {
-            st_fail(err, errlen, st,
+            errf(err, errlen, st,
                     "%s: tensor '%s': data_offsets span %llu bytes but shape x dtype needs %zu",
                     what, key, (unsigned long long)(e - b), numel * t->elem_size);
             goto fail;
         }
         f->names[f->n] = strdup(key);
         if (!f->names[f->n]) {
-            st = st_fail(err, errlen, EQM_ERR_NOMEM, "%s: out of memory", what);
+            st = errf(err, errlen, EQM_ERR_NOMEM, "%s: out of memory", what);
             goto fail;
         }
         t->name = f->names[f->n];
@@ -245,7 +232,7 @@ static int st_parse_owned(unsigned char *buf, size_t n, const char *what, st_fil
     size_t pos = 0;
     for (int i = 0; i < f->n; i++) {
         if (sp[i].b != pos) {
-            st_fail(err, errlen, st, "%s: tensor '%s' %s at byte %zu of the data region", what,
+            errf(err, errlen, st, "%s: tensor '%s' %s at byte %zu of the data region", what,
                     f->t[sp[i].i].name, sp[i].b < pos ? "overlaps another" : "leaves a hole",
                     sp[i].b);
             goto fail;
@@ -253,7 +240,7 @@ static int st_parse_owned(unsigned char *buf, size_t n, const char *what, st_fil
         pos = sp[i].e;
     }
     if (pos != data_size) {
-        st_fail(err, errlen, st, "%s: %zu trailing bytes after the last tensor", what,
+        errf(err, errlen, st, "%s: %zu trailing bytes after the last tensor", what,
                 data_size - pos);
         goto fail;
     }
@@ -261,7 +248,7 @@ static int st_parse_owned(unsigned char *buf, size_t n, const char *what, st_fil
     {
         st_tensor *sorted = calloc(f->n > 0 ? (size_t)f->n : 1u, sizeof *sorted);
         if (!sorted) {
-            st = st_fail(err, errlen, EQM_ERR_NOMEM, "%s: out of memory", what);
+            st = errf(err, errlen, EQM_ERR_NOMEM, "%s: out of memory", what);
             goto fail;
         }
         for (int i = 0; i < f->n; i++)
@@ -285,7 +272,7 @@ int st_parse(const void *bytes, size_t n, const char *what, st_file **out, char 
 {
     unsigned char *b = malloc(n ? n : 1);
     if (!b)
-        return st_fail(err, errlen, EQM_ERR_NOMEM, "%s: out of memory", what);
+        return errf(err, errlen, EQM_ERR_NOMEM, "%s: out of memory", what);
     memcpy(b, bytes, n);
     return st_parse_owned(b, n, what, out, err, errlen);
 }
@@ -294,22 +281,22 @@ int st_read(const char *path, st_file **out, char *err, size_t errlen)
 {
     FILE *fp = fopen(path, "rb");
     if (!fp)
-        return st_fail(err, errlen, EQM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        return errf(err, errlen, EQM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     if (fseeko(fp, 0, SEEK_END) || ftello(fp) < 0) {
         fclose(fp);
-        return st_fail(err, errlen, EQM_ERR_IO, "%s: cannot seek: %s", path, strerror(errno));
+        return errf(err, errlen, EQM_ERR_IO, "%s: cannot seek: %s", path, strerror(errno));
     }
     size_t n = (size_t)ftello(fp);
     rewind(fp);
     unsigned char *b = malloc(n ? n : 1);
     if (!b) {
         fclose(fp);
-        return st_fail(err, errlen, EQM_ERR_NOMEM, "%s: out of memory (%zu bytes)", path, n);
+        return errf(err, errlen, EQM_ERR_NOMEM, "%s: out of memory (%zu bytes)", path, n);
     }
     if (fread(b, 1, n, fp) != n) {
         fclose(fp);
         free(b);
-        return st_fail(err, errlen, EQM_ERR_IO, "%s: read failed", path);
+        return errf(err, errlen, EQM_ERR_IO, "%s: read failed", path);
     }
     fclose(fp);
     return st_parse_owned(b, n, path, out, err, errlen);
@@ -337,7 +324,7 @@ const char *st_metadata(const st_file *f, const char *key)
 int st_to_f32(const st_tensor *t, float *dst, size_t n, char *err, size_t errlen)
 {
     if (n != t->numel)
-        return st_fail(err, errlen, EQM_ERR_INVAL, "tensor '%s' has %zu elements, expected %zu",
+        return errf(err, errlen, EQM_ERR_INVAL, "tensor '%s' has %zu elements, expected %zu",
                        t->name, t->numel, n);
     if (!strcmp(t->dtype, "F32")) {
         memcpy(dst, t->data, n * sizeof(float));
@@ -349,7 +336,7 @@ int st_to_f32(const st_tensor *t, float *dst, size_t n, char *err, size_t errlen
             dst[i] = (float)v;
         }
     } else {
-        return st_fail(err, errlen, EQM_ERR_UNSUPPORTED,
+        return errf(err, errlen, EQM_ERR_UNSUPPORTED,
                        "tensor '%s' has dtype %s; expected F32 (or F64)", t->name, t->dtype);
     }
     return EQM_OK;
@@ -399,24 +386,24 @@ int st_writer_add(st_writer *w, const char *name, const char *dtype, int ndim,
 {
     size_t es = st_dtype_size(dtype);
     if (!es)
-        return st_fail(err, errlen, EQM_ERR_UNSUPPORTED, "%s: unknown dtype '%s'", name, dtype);
+        return errf(err, errlen, EQM_ERR_UNSUPPORTED, "%s: unknown dtype '%s'", name, dtype);
     if (ndim < 0 || ndim > ST_MAX_DIMS || !name[0] || !strcmp(name, "__metadata__"))
-        return st_fail(err, errlen, EQM_ERR_INVAL, "'%s': bad name or ndim %d", name, ndim);
+        return errf(err, errlen, EQM_ERR_INVAL, "'%s': bad name or ndim %d", name, ndim);
     for (int i = 0; i < w->n; i++)
         if (!strcmp(w->t[i].name, name))
-            return st_fail(err, errlen, EQM_ERR_INVAL, "duplicate tensor name '%s'", name);
+            return errf(err, errlen, EQM_ERR_INVAL, "duplicate tensor name '%s'", name);
     if (w->n == w->cap) {
         int cap = w->cap ? 2 * w->cap : 64;
         wt *nt = realloc(w->t, (size_t)cap * sizeof *nt);
         if (!nt)
-            return st_fail(err, errlen, EQM_ERR_NOMEM, "out of memory");
+            return errf(err, errlen, EQM_ERR_NOMEM, "out of memory");
         w->t = nt, w->cap = cap;
     }
     wt *t = &w->t[w->n];
     memset(t, 0, sizeof *t);
     t->name = strdup(name);
     if (!t->name)
-        return st_fail(err, errlen, EQM_ERR_NOMEM, "out of memory");
+        return errf(err, errlen, EQM_ERR_NOMEM, "out of memory");
     snprintf(t->dtype, sizeof t->dtype, "%s", dtype);
     t->elem = es;
     t->ndim = ndim;
@@ -424,7 +411,7 @@ int st_writer_add(st_writer *w, const char *name, const char *dtype, int ndim,
     for (int d = 0; d < ndim; d++) {
         if (shape[d] < 0) {
             free(t->name);
-            return st_fail(err, errlen, EQM_ERR_INVAL, "'%s': negative dimension", name);
+            return errf(err, errlen, EQM_ERR_INVAL, "'%s': negative dimension", name);
         }
         t->shape[d] = shape[d];
         numel *= (size_t)shape[d];
@@ -487,7 +474,7 @@ int st_writer_write(st_writer *w, const char *path, char *err, size_t errlen)
     snprintf(tmp, pl, "%s.tmp", path);
     fp = fopen(tmp, "wb");
     if (!fp) {
-        st = st_fail(err, errlen, EQM_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+        st = errf(err, errlen, EQM_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
         goto fail;
     }
     unsigned char len8[8];
@@ -505,19 +492,19 @@ int st_writer_write(st_writer *w, const char *path, char *err, size_t errlen)
     fp = NULL;
     if (!ok) {
         remove(tmp);
-        st = st_fail(err, errlen, EQM_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
+        st = errf(err, errlen, EQM_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
         goto fail;
     }
     if (rename(tmp, path)) {
         remove(tmp);
-        st = st_fail(err, errlen, EQM_ERR_IO, "%s: cannot rename to %s: %s", tmp, path,
+        st = errf(err, errlen, EQM_ERR_IO, "%s: cannot rename to %s: %s", tmp, path,
                      strerror(errno));
         goto fail;
     }
     st = EQM_OK;
 fail:
     if (st == EQM_ERR_NOMEM)
-        st_fail(err, errlen, st, "%s: out of memory", path);
+        errf(err, errlen, st, "%s: out of memory", path);
     if (fp)
         fclose(fp);
     free(tmp);
@@ -528,19 +515,6 @@ fail:
 }
 
 /* ------------------------------------------------------------------ backbone interchange */
-
-static int xfail(char *err, size_t errlen, int status, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int xfail(char *err, size_t errlen, int status, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return status;
-}
 
 /* Append to a bounded message. */
 static void cat(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -577,7 +551,7 @@ int st_export_backbone(const eqm_model *m, const char *path, int64_t num_batches
 {
     const eqm_module_inst *mi = &m->mod[EQM_SLOT_BACKBONE];
     if (!m->finalized || !mi->plugin)
-        return xfail(err, errlen, EQM_ERR_STATE, "export: the model has no finalized backbone");
+        return errf(err, errlen, EQM_ERR_STATE, "export: the model has no finalized backbone");
     int st = EQM_ERR_NOMEM;
     st_writer *w = st_writer_create();
     float **conv = calloc((size_t)mi->n_tensors + 1, sizeof *conv);
@@ -587,7 +561,7 @@ int st_export_backbone(const eqm_model *m, const char *path, int64_t num_batches
     int64_t *nbt = malloc(((size_t)n_bn + 1) * sizeof *nbt);
     char **nbt_names = calloc((size_t)n_bn + 1, sizeof *nbt_names);
     if (!w || !conv || !nbt || !nbt_names) {
-        xfail(err, errlen, st, "export: out of memory");
+        errf(err, errlen, st, "export: out of memory");
         goto done;
     }
     st_writer_meta(w, "format", "pt");
@@ -603,7 +577,7 @@ int st_export_backbone(const eqm_model *m, const char *path, int64_t num_batches
             int O = ti->shape[0], KH = ti->shape[1], KW = ti->shape[2], I = ti->shape[3];
             conv[i] = malloc(mi->numel[i] * sizeof(float));
             if (!conv[i]) {
-                xfail(err, errlen, st, "export: out of memory");
+                errf(err, errlen, st, "export: out of memory");
                 goto done;
             }
             for (int o = 0; o < O; o++)
@@ -621,7 +595,7 @@ int st_export_backbone(const eqm_model *m, const char *path, int64_t num_batches
             size_t nl = l + sizeof ".num_batches_tracked";
             nbt_names[b] = malloc(nl);
             if (!nbt_names[b]) {
-                st = xfail(err, errlen, EQM_ERR_NOMEM, "export: out of memory");
+                st = errf(err, errlen, EQM_ERR_NOMEM, "export: out of memory");
                 goto done;
             }
             snprintf(nbt_names[b], nl, "%.*s.num_batches_tracked", (int)l, ti->name);
@@ -650,7 +624,7 @@ int st_import_backbone(eqm_model *m, const char *path, char *err, size_t errlen)
 {
     eqm_module_inst *mi = &m->mod[EQM_SLOT_BACKBONE];
     if (!m->finalized || !mi->plugin)
-        return xfail(err, errlen, EQM_ERR_STATE, "import: the model has no finalized backbone");
+        return errf(err, errlen, EQM_ERR_STATE, "import: the model has no finalized backbone");
     st_file *f = NULL;
     int st = st_read(path, &f, err, errlen);
     if (st < 0)
@@ -721,7 +695,7 @@ int st_import_backbone(eqm_model *m, const char *path, char *err, size_t errlen)
         cat(msg, sizeof msg,
             "\nhint: check the [backbone] options (depth, stem, width) against the PyTorch "
             "model; save its state_dict without fc (model.fc = torch.nn.Identity())");
-        xfail(err, errlen, EQM_ERR_FORMAT, "%s", msg);
+        errf(err, errlen, EQM_ERR_FORMAT, "%s", msg);
         st_close(f);
         return EQM_ERR_FORMAT;
     }
@@ -738,7 +712,7 @@ int st_import_backbone(eqm_model *m, const char *path, char *err, size_t errlen)
         if (tmp_n < mi->numel[i]) {
             float *nt = realloc(tmp, mi->numel[i] * sizeof *nt);
             if (!nt) {
-                st = xfail(err, errlen, EQM_ERR_NOMEM, "import: out of memory");
+                st = errf(err, errlen, EQM_ERR_NOMEM, "import: out of memory");
                 break;
             }
             tmp = nt, tmp_n = mi->numel[i];

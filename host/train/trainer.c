@@ -113,19 +113,6 @@ const size_t eval_section_size = sizeof(eval_opts);
 
 /* ------------------------------------------------------------ helpers ------------ */
 
-static int failf(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int failf(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 static double now_s(void)
 {
     struct timespec ts;
@@ -300,7 +287,7 @@ int train_loader_open(eqm_loader **out, eqm_config *cfg, const eqm_registry *reg
     owned_source *o = calloc(1, sizeof *o);
     if (!o) {
         free(opts);
-        return failf(err, errlen, EQM_ERR_NOMEM, "out of memory");
+        return errf(err, errlen, EQM_ERR_NOMEM, "out of memory");
     }
     o->opts = opts;
     rc = shard_source_create(pl, opts, split, (uint64_t)ro.seed, 0, 1, &o->inner, err, errlen);
@@ -356,7 +343,7 @@ static int build_model(eqm_config *cfg, const eqm_registry *reg, int h, int w, i
             eqm_module_inst *bi = &m->mod[EQM_SLOT_BACKBONE];
             D = bi->ops->out_dim ? bi->ops->out_dim(bi->self) : 0;
             if (D <= 0)
-                return failf(err, errlen, EQM_ERR_STATE, "backbone/%s: bad output width %d",
+                return errf(err, errlen, EQM_ERR_STATE, "backbone/%s: bad output width %d",
                              pl->desc.name, D);
         }
     }
@@ -400,12 +387,12 @@ int train_restore_slot(eqm_model *m, int slot, const char *ckpt_path, char *err,
     const ckpt_section *ts = ckpt_find(&c, "tensors"), *ps = ckpt_find(&c, "params");
     if (!ts || !ps) {
         ckpt_free(&c);
-        return failf(err, errlen, EQM_ERR_FORMAT, "%s: no tensors/params section", ckpt_path);
+        return errf(err, errlen, EQM_ERR_FORMAT, "%s: no tensors/params section", ckpt_path);
     }
     char *tab = malloc(ts->bytes + 1);
     if (!tab) {
         ckpt_free(&c);
-        return failf(err, errlen, EQM_ERR_NOMEM, "out of memory");
+        return errf(err, errlen, EQM_ERR_NOMEM, "out of memory");
     }
     memcpy(tab, ts->data, ts->bytes);
     tab[ts->bytes] = 0;
@@ -418,7 +405,7 @@ int train_restore_slot(eqm_model *m, int slot, const char *ckpt_path, char *err,
         unsigned fl;
         char name[256];
         if (sscanf(line, "%d %d %zu %zu %u %255s", &s, &idx, &off, &numel, &fl, name) != 6) {
-            rc = failf(err, errlen, EQM_ERR_FORMAT, "%s: bad tensor table line '%s'", ckpt_path,
+            rc = errf(err, errlen, EQM_ERR_FORMAT, "%s: bad tensor table line '%s'", ckpt_path,
                        line);
             break;
         }
@@ -426,13 +413,13 @@ int train_restore_slot(eqm_model *m, int slot, const char *ckpt_path, char *err,
             continue;
         int i = model_find(m, slot, name);
         if (i < 0) {
-            rc = failf(err, errlen, EQM_ERR_FORMAT,
+            rc = errf(err, errlen, EQM_ERR_FORMAT,
                        "%s: tensor %s is not in this model (another architecture?)", ckpt_path,
                        name);
             break;
         }
         if (mi->numel[i] != numel || off + numel > ps->bytes / sizeof(float)) {
-            rc = failf(err, errlen, EQM_ERR_FORMAT,
+            rc = errf(err, errlen, EQM_ERR_FORMAT,
                        "%s: tensor %s has %zu values in the checkpoint, %zu in the model",
                        ckpt_path, name, numel, mi->numel[i]);
             break;
@@ -441,7 +428,7 @@ int train_restore_slot(eqm_model *m, int slot, const char *ckpt_path, char *err,
         found++;
     }
     if (rc == EQM_OK && found != mi->n_tensors)
-        rc = failf(err, errlen, EQM_ERR_FORMAT,
+        rc = errf(err, errlen, EQM_ERR_FORMAT,
                    "%s: the checkpoint has %d of the %d tensors of %s", ckpt_path, found,
                    mi->n_tensors, mi->plugin ? mi->plugin->desc.name : "?");
     free(tab);
@@ -488,7 +475,7 @@ int extract_features(eqm_model *m, eqm_config *cfg, const eqm_registry *reg,
     float *F = malloc((size_t)cap * D * sizeof(float));
     int32_t *L = malloc((size_t)cap * sizeof(int32_t));
     if (!F || !L) {
-        rc = failf(err, errlen, EQM_ERR_NOMEM, "features: out of memory (%lld x %d)",
+        rc = errf(err, errlen, EQM_ERR_NOMEM, "features: out of memory (%lld x %d)",
                    (long long)cap, D);
         goto out;
     }
@@ -501,7 +488,7 @@ int extract_features(eqm_model *m, eqm_config *cfg, const eqm_registry *reg,
             break;
         }
         if (rc) {
-            failf(err, errlen, rc, "%s", loader_error(ld));
+            errf(err, errlen, rc, "%s", loader_error(ld));
             break;
         }
         if (rows + b->n > cap) {
@@ -514,7 +501,7 @@ int extract_features(eqm_model *m, eqm_config *cfg, const eqm_registry *reg,
                 L = L2;
             if (!F2 || !L2) {
                 loader_release(ld, b);
-                rc = failf(err, errlen, EQM_ERR_NOMEM, "features: out of memory");
+                rc = errf(err, errlen, EQM_ERR_NOMEM, "features: out of memory");
                 break;
             }
             cap = nc;
@@ -527,7 +514,7 @@ int extract_features(eqm_model *m, eqm_config *cfg, const eqm_registry *reg,
         io.out = F + rows * D;
         rc = bb->ops->forward(bb->self, &io);
         if (rc)
-            failf(err, errlen, rc, "backbone forward: %s", host_ctx_error(bb->ctx));
+            errf(err, errlen, rc, "backbone forward: %s", host_ctx_error(bb->ctx));
         memcpy(L + rows, b->labels, b->n * sizeof(int32_t));
         rows += b->n;
         loader_release(ld, b);
@@ -565,7 +552,7 @@ int knn_of_model(eqm_model *m, eqm_config *cfg, const eqm_registry *reg,
         rc = eval_knn(ftr, ltr, ntr, fte, lte, nte, m->mod[EQM_SLOT_BACKBONE].out_dim, C,
                       (int)eo->knn_k, eo->knn_t, acc);
         if (rc)
-            failf(err, errlen, rc, "kNN failed (%s)", eqm_status_str(rc));
+            errf(err, errlen, rc, "kNN failed (%s)", eqm_status_str(rc));
     }
     free(ftr), free(fte), free(ltr), free(lte);
     return rc;
@@ -579,7 +566,7 @@ int trained_load(trained *t, const char *source, const eqm_registry *reg, int ma
     memset(t, 0, sizeof *t);
     struct stat st;
     if (stat(source, &st))
-        return failf(err, errlen, EQM_ERR_NOTFOUND, "%s: %s", source, strerror(errno));
+        return errf(err, errlen, EQM_ERR_NOTFOUND, "%s: %s", source, strerror(errno));
     char cfg_path[4096];
     ckpt c;
     int rc;
@@ -602,7 +589,7 @@ int trained_load(trained *t, const char *source, const eqm_registry *reg, int ma
         const ckpt_section *cs = ckpt_find(&c, "config");
         if (!cs) {
             ckpt_free(&c);
-            return failf(err, errlen, EQM_ERR_FORMAT, "%s: no embedded config", source);
+            return errf(err, errlen, EQM_ERR_FORMAT, "%s: no embedded config", source);
         }
         snprintf(tmpcfg, sizeof tmpcfg, "/tmp/eqm-ckpt-config-XXXXXX");
         int fd = mkstemp(tmpcfg);
@@ -610,7 +597,7 @@ int trained_load(trained *t, const char *source, const eqm_registry *reg, int ma
             if (fd >= 0)
                 close(fd);
             ckpt_free(&c);
-            return failf(err, errlen, EQM_ERR_IO, "cannot write a temporary config");
+            return errf(err, errlen, EQM_ERR_IO, "cannot write a temporary config");
         }
         close(fd);
         snprintf(cfg_path, sizeof cfg_path, "%s", tmpcfg);
@@ -708,7 +695,7 @@ static int save_checkpoint(trainer *tr, char *err, size_t errlen)
 {
     char *tab = tensor_table(&tr->m);
     if (!tab)
-        return failf(err, errlen, EQM_ERR_NOMEM, "out of memory");
+        return errf(err, errlen, EQM_ERR_NOMEM, "out of memory");
     ckpt_section s[6];
     int n = 0;
     memset(s, 0, sizeof s);
@@ -739,7 +726,7 @@ static int restore_checkpoint(trainer *tr, const ckpt *c, char *err, size_t errl
     if (!ps || !os || !ss || ps->bytes != tr->m.n_floats * sizeof(float) ||
         os->bytes != tr->opt.total * sizeof(float) || ss->bytes != sizeof(train_state) ||
         (tr->m.target && (!ts || ts->bytes != ps->bytes)))
-        return failf(err, errlen, EQM_ERR_FORMAT,
+        return errf(err, errlen, EQM_ERR_FORMAT,
                      "checkpoint does not match this model (sizes differ); it was not used");
     memcpy(tr->m.params, ps->data, ps->bytes);
     if (tr->m.target)
@@ -858,7 +845,7 @@ static int train_step(trainer *tr, eqm_batch *b, acc_terms *acc, char *err, size
     bio.out = tr->h;
     int rc = bb->ops->forward(bb->self, &bio);
     if (rc)
-        return failf(err, errlen, rc, "backbone forward: %s", host_ctx_error(bb->ctx));
+        return errf(err, errlen, rc, "backbone forward: %s", host_ctx_error(bb->ctx));
     const size_t view_off = tr->use_equimod ? (size_t)N : 0;
     if (tr->byol) {
         eqm_module_io tio = {0};
@@ -870,7 +857,7 @@ static int train_step(trainer *tr, eqm_batch *b, acc_terms *acc, char *err, size
         tio.out = tr->ht;
         rc = bb->ops->forward(bb->self, &tio);
         if (rc)
-            return failf(err, errlen, rc, "backbone target forward: %s",
+            return errf(err, errlen, rc, "backbone target forward: %s",
                          host_ctx_error(bb->ctx));
     }
     eqm_module_io mio = {0};
@@ -881,12 +868,12 @@ static int train_step(trainer *tr, eqm_batch *b, acc_terms *acc, char *err, size
     mio.in_target = tr->byol ? tr->ht : NULL;
     rc = me->ops->forward(me->self, &mio);
     if (rc)
-        return failf(err, errlen, rc, "method forward: %s", host_ctx_error(me->ctx));
+        return errf(err, errlen, rc, "method forward: %s", host_ctx_error(me->ctx));
     mio.din = tr->dh + view_off * D;
     mio.loss_scale = 1.0f;
     rc = me->ops->backward(me->self, &mio);
     if (rc)
-        return failf(err, errlen, rc, "method backward: %s", host_ctx_error(me->ctx));
+        return errf(err, errlen, rc, "method backward: %s", host_ctx_error(me->ctx));
     double l_inv = mio.loss, l_equi = 0;
     eqm_module_io eio = {0};
     if (tr->use_equimod) {
@@ -899,17 +886,17 @@ static int train_step(trainer *tr, eqm_batch *b, acc_terms *acc, char *err, size
         eio.t = tr->tstd;
         rc = eq->ops->forward(eq->self, &eio);
         if (rc)
-            return failf(err, errlen, rc, "equimod forward: %s", host_ctx_error(eq->ctx));
+            return errf(err, errlen, rc, "equimod forward: %s", host_ctx_error(eq->ctx));
         eio.din = tr->dh;
         eio.loss_scale = 1.0f;
         rc = eq->ops->backward(eq->self, &eio);
         if (rc)
-            return failf(err, errlen, rc, "equimod backward: %s", host_ctx_error(eq->ctx));
+            return errf(err, errlen, rc, "equimod backward: %s", host_ctx_error(eq->ctx));
         l_equi = eio.loss;
     }
     double loss = l_inv + l_equi;
     if (!isfinite(loss))
-        return failf(err, errlen, EQM_ERR_NUMERIC,
+        return errf(err, errlen, EQM_ERR_NUMERIC,
                      "loss is %g at step %lld (L_inv %g, lambda*L_equi %g); lower optim.lr or "
                      "check the data",
                      loss, (long long)tr->st.step, l_inv, l_equi);
@@ -917,12 +904,12 @@ static int train_step(trainer *tr, eqm_batch *b, acc_terms *acc, char *err, size
     bio.din = NULL;
     rc = bb->ops->backward(bb->self, &bio);
     if (rc)
-        return failf(err, errlen, rc, "backbone backward: %s", host_ctx_error(bb->ctx));
+        return errf(err, errlen, rc, "backbone backward: %s", host_ctx_error(bb->ctx));
     double lr = sched_warmup_cosine(tr->st.step, tr->oo.lr, tr->W, tr->T, tr->oo.warmup_start,
                                     tr->oo.final_lr);
     rc = optim_step(&tr->opt, lr);
     if (rc)
-        return failf(err, errlen, rc, "optimizer step %lld: non-finite gradient",
+        return errf(err, errlen, rc, "optimizer step %lld: non-finite gradient",
                      (long long)tr->st.step);
     double dt = now_s() - t0;
     eqm_loader_stats ls1;
@@ -1269,7 +1256,7 @@ int train_main(const char *config, char **sets, int n_sets, const char *out_dir,
         const eval_opts *e = config_section_opts(tr->cfg, "eval");
         const run_opts *r = config_section_opts(tr->cfg, "run");
         if (!t || !o || !e || !r) {
-            rc = failf(err, sizeof err, EQM_ERR_STATE,
+            rc = errf(err, sizeof err, EQM_ERR_STATE,
                        "[train]/[optim]/[eval]/[run] are not in host/sections.c");
             goto fail;
         }
@@ -1338,7 +1325,7 @@ int train_main(const char *config, char **sets, int n_sets, const char *out_dir,
         err[0] = 0;
     }
     if (tr->li.batches_per_epoch <= 0) {
-        rc = failf(err, sizeof err, EQM_ERR_INVAL,
+        rc = errf(err, sizeof err, EQM_ERR_INVAL,
                    "the train split gives %lld batches per epoch; lower loader.batch_size, "
                    "raise train.max_samples, or (streaming data without an index) set "
                    "train.steps_per_epoch",
@@ -1364,7 +1351,7 @@ int train_main(const char *config, char **sets, int n_sets, const char *out_dir,
         int nt = model_n_tensors(&tr->m), np = 0;
         optim_param *pp = calloc(nt ? nt : 1, sizeof *pp);
         if (!pp) {
-            rc = failf(err, sizeof err, EQM_ERR_NOMEM, "out of memory");
+            rc = errf(err, sizeof err, EQM_ERR_NOMEM, "out of memory");
             goto fail;
         }
         for (int k = 0; k < nt; k++) {
@@ -1378,7 +1365,7 @@ int train_main(const char *config, char **sets, int n_sets, const char *out_dir,
         rc = optim_init(&tr->opt, &oc, pp, np);
         free(pp);
         if (rc) {
-            failf(err, sizeof err, rc, "optimizer: bad settings in [optim]");
+            errf(err, sizeof err, rc, "optimizer: bad settings in [optim]");
             goto fail;
         }
     }
@@ -1395,18 +1382,18 @@ int train_main(const char *config, char **sets, int n_sets, const char *out_dir,
     tr->ht = malloc((size_t)2 * N * D * sizeof(float));
     tr->tstd = malloc((size_t)2 * N * (tr->li.p > 0 ? tr->li.p : 1) * sizeof(float));
     if (!tr->x || !tr->h || !tr->dh || !tr->ht || !tr->tstd) {
-        rc = failf(err, sizeof err, EQM_ERR_NOMEM, "out of memory for batch buffers");
+        rc = errf(err, sizeof err, EQM_ERR_NOMEM, "out of memory for batch buffers");
         goto fail;
     }
     /* Run folder and resume. */
     tr->cfg_text = config_text(tr->cfg);
     if (!tr->cfg_text) {
-        rc = failf(err, sizeof err, EQM_ERR_NOMEM, "out of memory");
+        rc = errf(err, sizeof err, EQM_ERR_NOMEM, "out of memory");
         goto fail;
     }
     tr->hash = config_hash_text(tr->cfg_text);
     if (mkdir_p(tr->dir)) {
-        rc = failf(err, sizeof err, EQM_ERR_IO, "%s: cannot create the run folder: %s", tr->dir,
+        rc = errf(err, sizeof err, EQM_ERR_IO, "%s: cannot create the run folder: %s", tr->dir,
                    strerror(errno));
         goto fail;
     }
@@ -1428,7 +1415,7 @@ int train_main(const char *config, char **sets, int n_sets, const char *out_dir,
                      tr->dir, which, (long long)tr->st.epoch, (long long)tr->st.step);
         } else if (rc == EQM_ERR_NOTFOUND) {
             if (resume) {
-                failf(err, sizeof err, rc, "%s: --resume given but the folder has no checkpoint",
+                errf(err, sizeof err, rc, "%s: --resume given but the folder has no checkpoint",
                       tr->dir);
                 goto fail;
             }
@@ -1440,18 +1427,18 @@ int train_main(const char *config, char **sets, int n_sets, const char *out_dir,
     {
         char p[4200];
         if (snprintf(p, sizeof p, "%s/config.ini", tr->dir) >= (int)sizeof p) {
-            rc = failf(err, sizeof err, EQM_ERR_INVAL, "run folder path too long");
+            rc = errf(err, sizeof err, EQM_ERR_INVAL, "run folder path too long");
             goto fail;
         }
         if (write_text_atomic(p, tr->cfg_text)) {
-            rc = failf(err, sizeof err, EQM_ERR_IO, "%s: cannot write: %s", p, strerror(errno));
+            rc = errf(err, sizeof err, EQM_ERR_IO, "%s: cannot write: %s", p, strerror(errno));
             goto fail;
         }
         if (snprintf(p, sizeof p, "%s/metrics.jsonl", tr->dir) >= (int)sizeof p)
             p[0] = 0;
         tr->metrics = fopen(p, resumed ? "a" : "w");
         if (!tr->metrics) {
-            rc = failf(err, sizeof err, EQM_ERR_IO, "%s: cannot open: %s", p, strerror(errno));
+            rc = errf(err, sizeof err, EQM_ERR_IO, "%s: cannot open: %s", p, strerror(errno));
             goto fail;
         }
         if (!resumed) {
@@ -1494,7 +1481,7 @@ int train_main(const char *config, char **sets, int n_sets, const char *out_dir,
     while (tr->st.epoch < tr->to.epochs && !stopped) {
         double e0 = now_s();
         if ((rc = loader_start_epoch(tr->ld, tr->st.epoch))) {
-            failf(err, sizeof err, rc, "%s", loader_error(tr->ld));
+            errf(err, sizeof err, rc, "%s", loader_error(tr->ld));
             goto fail_sig;
         }
         /* Mid-epoch resume: skip the batches already trained on (deterministic). */
@@ -1502,7 +1489,7 @@ int train_main(const char *config, char **sets, int n_sets, const char *out_dir,
             eqm_batch *b;
             rc = loader_next(tr->ld, &b);
             if (rc) {
-                failf(err, sizeof err, rc, "resume: skipping batch %lld: %s", (long long)k,
+                errf(err, sizeof err, rc, "resume: skipping batch %lld: %s", (long long)k,
                       rc == EQM_EOF ? "epoch ended early" : loader_error(tr->ld));
                 goto fail_sig;
             }
@@ -1519,7 +1506,7 @@ int train_main(const char *config, char **sets, int n_sets, const char *out_dir,
             if (rc == EQM_EOF)
                 break;
             if (rc) {
-                failf(err, sizeof err, rc, "%s", loader_error(tr->ld));
+                errf(err, sizeof err, rc, "%s", loader_error(tr->ld));
                 goto fail_sig;
             }
             rc = train_step(tr, b, &acc, err, sizeof err);

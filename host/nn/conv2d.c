@@ -28,7 +28,8 @@
  * Workspace: one host-owned buffer (static, process-wide) grows with posix_memalign the
  * first time a shape needs more and is never shrunk or reallocated afterwards, so after the
  * first training step no call allocates. Not thread-safe: ops run on the training thread.
- * BLAS runs on the calling thread (its own threads); im2col/col2im use parallel_for.
+ * GEMMs go through nn_sgemm (single-threaded BLAS calls on the host threads, linear.c);
+ * im2col/col2im use parallel_for.
  * EQM_NN_BF16: not implemented here; the op runs in fp32 (allowed by nn.h).
  * Left out: bias, groups, dilation, non-square strides/paddings.
  */

@@ -57,7 +57,7 @@ static const eqm_nn_api table = {
     .cosine_loss_backward = nn_cosine_loss_backward,
     .softmax_xent_forward = nn_softmax_xent_forward,
     .softmax_xent_backward = nn_softmax_xent_backward,
-    .sgemm = nn_sgemm,
+    .sgemm = nn_sgemm_api,
 };
 
 const eqm_nn_api *nn_api_table(void) { return &table; }

@@ -3,8 +3,9 @@
  * Not part of the SDK. Every op file defines its eqm_nn_api entries as non-static
  * functions named nn_<op>_<dir> declared here; nn_api.c gathers them into the table.
  * Threading: ops are called from the training thread; loops run through
- * nn_parallel (the host's parallel_for); BLAS is only ever called from the calling thread,
- * never inside a parallel body.
+ * nn_parallel (the host's parallel_for); nn_sgemm / nn_sgemm_batch run single-threaded BLAS
+ * calls inside parallel bodies of their own (so they too must be called from the training
+ * thread, never from inside a parallel body).
  */
 #ifndef EQM_HOST_NN_INTERNAL_H
 #define EQM_HOST_NN_INTERNAL_H
@@ -84,8 +85,17 @@ int nn_linear_forward(eqm_host *h, const eqm_linear_shape *s, float *out, const 
                       const float *w, const float *b);
 int nn_linear_backward(eqm_host *h, const eqm_linear_shape *s, float *din, float *dw,
                        float *db, const float *dout, const float *in, const float *w);
+/* Row-major C = alpha op(A) op(B) + beta C on the compute threads (BLAS threads off). */
 void nn_sgemm(eqm_host *h, int transA, int transB, int M, int N, int K, float alpha,
               const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* count independent GEMMs (operand i at X + i * strideX), one per task. */
+void nn_sgemm_batch(eqm_host *h, int count, int transA, int transB, int M, int N, int K,
+                    float alpha, const float *A, int lda, size_t strideA, const float *B,
+                    int ldb, size_t strideB, float beta, float *C, int ldc, size_t strideC);
+/* The table's sgemm: one cblas_sgemm with BLAS's own threads (the process policy). */
+void nn_sgemm_api(eqm_host *h, int transA, int transB, int M, int N, int K, float alpha,
+                  const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                  int ldc);
 
 /* loss.c */
 size_t nn_ntxent_scratch_floats(const eqm_ntxent_shape *s);

@@ -5,7 +5,8 @@
  * atol 1e-4 + rtol 1e-4; BN, losses 1e-4/1e-3 (normalisation divides by small stds).
  * Conv cases run in algo 0 (default: Winograd F(2x2, 3x3) where it applies, e.g.
  * conv3x3s1_wide), 1 (im2col/col2im only), 2 (stride-1 dX as a forward conv) and 3
- * (Winograd wherever it applies). Also pins BN running statistics after training passes.
+ * (Winograd wherever it applies). Also pins BN running statistics after training passes,
+ * and checks the threaded nn_sgemm / nn_sgemm_batch against a double-precision loop.
  */
 #include "config.h"
 
@@ -68,6 +69,74 @@ START_TEST(test_conv_default_vs_im2col)
     for (int a = 0; a < 2; a++)
         free(o[a]), free(dx[a]), free(dw[a]);
     free(x), free(w), free(g);
+}
+END_TEST
+
+/* nn_sgemm / nn_sgemm_batch on 2 compute threads (BLAS single-threaded inside the host's
+ * parallel bodies, the output split in row or column blocks) against a double-precision
+ * loop: every transpose combination, padded leading dimensions, beta 0 and 1, both split
+ * sides (M >= N and M < N, with a column count that is not a multiple of the 16-column
+ * blocks), and one GEMM below the split threshold. */
+static double ref_at(int t, const float *X, int ld, int i, int j)
+{
+    return t ? X[(size_t)j * ld + i] : X[(size_t)i * ld + j];
+}
+
+START_TEST(test_sgemm_split)
+{
+    host_threads_init(2); /* first pool use in this (forked) test process */
+    ck_assert_int_ge(host_threads(), 1);
+    const int shapes[][3] = {{300, 70, 101}, {40, 1003, 64}, {13, 9, 5}};
+    for (int si = 0; si < 3; si++)
+        for (int tA = 0; tA < 2; tA++)
+            for (int tB = 0; tB < 2; tB++)
+                for (int bi = 0; bi < 2; bi++) {
+                    int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
+                    int lda = (tA ? M : K) + 3, ldb = (tB ? K : N) + 5, ldc = N + 2;
+                    size_t na = (size_t)(tA ? K : M) * lda, nb = (size_t)(tB ? N : K) * ldb;
+                    size_t nc = (size_t)M * ldc;
+                    float *A = rnd(na, 1.f), *B = rnd(nb, 1.f), *C = rnd(nc, 1.f);
+                    float *C0 = malloc(nc * sizeof(float));
+                    memcpy(C0, C, nc * sizeof(float));
+                    float beta = (float)bi, alpha = 0.75f;
+                    nn_sgemm(NULL, tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+                    for (int i = 0; i < M; i++)
+                        for (int j = 0; j < ldc; j++) {
+                            size_t o = (size_t)i * ldc + j;
+                            if (j >= N) { /* padding columns untouched */
+                                ck_assert_float_eq(C[o], C0[o]);
+                                continue;
+                            }
+                            double acc = 0;
+                            for (int k = 0; k < K; k++)
+                                acc += ref_at(tA, A, lda, i, k) * ref_at(tB, B, ldb, k, j);
+                            double want = alpha * acc + beta * C0[o];
+                            if (fabs(C[o] - want) > 1e-4 + 1e-4 * fabs(want))
+                                ck_abort_msg("sgemm %dx%dx%d tA %d tB %d beta %g: C[%d][%d] = %g, "
+                                             "want %g", M, N, K, tA, tB, beta, i, j, C[o], want);
+                        }
+                    free(A), free(B), free(C), free(C0);
+                }
+    /* batch of 5 (odd: uneven across threads), operands at strides */
+    int M = 33, N = 17, K = 29, cnt = 5;
+    size_t sA = (size_t)M * K + 7, sB = (size_t)N * K + 3, sC = (size_t)M * N + 1;
+    float *A = rnd(sA * cnt, 1.f), *B = rnd(sB * cnt, 1.f), *C = rnd(sC * cnt, 1.f);
+    float *C0 = malloc(sC * cnt * sizeof(float));
+    memcpy(C0, C, sC * cnt * sizeof(float));
+    nn_sgemm_batch(NULL, cnt, 1, 1, M, N, K, 1.f, A, M, sA, B, K, sB, 1.f, C, N, sC);
+    for (int b = 0; b < cnt; b++)
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+                double acc = C0[b * sC + (size_t)i * N + j];
+                for (int k = 0; k < K; k++)
+                    acc += (double)A[b * sA + (size_t)k * M + i] * B[b * sB + (size_t)j * K + k];
+                float got = C[b * sC + (size_t)i * N + j];
+                if (fabs(got - acc) > 1e-4 + 1e-4 * fabs(acc))
+                    ck_abort_msg("sgemm_batch %d: C[%d][%d] = %g, want %g", b, i, j, got, acc);
+            }
+    for (int b = 0; b < cnt; b++) /* the gap after each C is untouched */
+        ck_assert_float_eq(C[b * sC + (size_t)M * N], C0[b * sC + (size_t)M * N]);
+    free(A), free(B), free(C), free(C0);
 }
 END_TEST
 
@@ -294,6 +363,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_table);
     tcase_add_loop_test(tc, test_conv_ref, 0, 4 * (int)(sizeof conv_cases / sizeof *conv_cases));
     tcase_add_test(tc, test_conv_default_vs_im2col);
+    tcase_add_test(tc, test_sgemm_split);
     tcase_add_loop_test(tc, test_bn_ref, 0, (int)(sizeof bn_cases / sizeof *bn_cases));
     tcase_add_test(tc, test_maxpool_ref);
     tcase_add_test(tc, test_avgpool_ref);

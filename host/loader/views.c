@@ -28,7 +28,42 @@ typedef struct vargs {
     uint64_t seed;
     const char **sets;
     int n_sets;
+    int help; /* --help was printed: exit 0 */
 } vargs;
+
+static void usage(const char *cmd, FILE *f)
+{
+    if (!strcmp(cmd, "views"))
+        fprintf(f,
+                "usage: equimod views CONFIG --index I [-o DIR] [--split train|test] [--epoch E]\n"
+                "                     [--set SECTION.KEY=VALUE]... [--plugin-path DIR]...\n\n"
+                "Write the three views of sample I of the split as it would be drawn in epoch E\n"
+                "(the original and the two augmented views of [views]) as PNG files\n"
+                "DIR/sampleI_original.png, _view1.png, _view2.png, with their raw t vectors\n"
+                "(field by field, METHOD.md 4) in DIR/sampleI_t.txt and on stdout.\n"
+                "Default DIR: the current folder.\n");
+    else
+        fprintf(f,
+                "usage: equimod tstats CONFIG [--samples N] [--seed S] [--set SECTION.KEY=VALUE]...\n"
+                "                      [--plugin-path DIR]...\n\n"
+                "Estimate the t standardisation constants (mean and std of every field) by drawing\n"
+                "N parameter vectors (default 200000) from the configured view pipelines, and\n"
+                "print them next to the constants the config uses ([loader] t_standardize).\n");
+}
+
+/* Whole-string integer parse; 0 on success. */
+static int parse_i64(const char *cmd, const char *opt, const char *v, int64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || end == v || *end) {
+        fprintf(stderr, "equimod %s: %s expects an integer, got '%s'\n", cmd, opt, v);
+        return 2;
+    }
+    *out = x;
+    return 0;
+}
 
 static int parse(const char *cmd, int argc, char **argv, vargs *a)
 {
@@ -45,18 +80,31 @@ static int parse(const char *cmd, int argc, char **argv, vargs *a)
         const char *s = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define TAKE(name) (!strcmp(s, name) && v && (i++, 1))
-        if (TAKE("--index"))
-            a->index = strtoll(v, NULL, 10);
+        if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
+            usage(cmd, stdout);
+            a->help = 1;
+            return 0;
+        } else if (TAKE("--index")) {
+            if (parse_i64(cmd, "--index", v, &a->index))
+                return 2;
+        }
         else if (TAKE("-o") || TAKE("--out"))
             a->out = v;
-        else if (TAKE("--epoch"))
-            a->epoch = strtoll(v, NULL, 10);
+        else if (TAKE("--epoch")) {
+            if (parse_i64(cmd, "--epoch", v, &a->epoch))
+                return 2;
+        }
         else if (TAKE("--split"))
             a->split = v;
-        else if (TAKE("--samples"))
-            a->samples = strtoll(v, NULL, 10);
-        else if (TAKE("--seed"))
-            a->seed = strtoull(v, NULL, 10);
+        else if (TAKE("--samples")) {
+            if (parse_i64(cmd, "--samples", v, &a->samples))
+                return 2;
+        } else if (TAKE("--seed")) {
+            int64_t sd;
+            if (parse_i64(cmd, "--seed", v, &sd))
+                return 2;
+            a->seed = (uint64_t)sd;
+        }
         else if (TAKE("--set"))
             a->sets[a->n_sets++] = v;
         else if (!strncmp(s, "--set=", 6))
@@ -68,7 +116,8 @@ static int parse(const char *cmd, int argc, char **argv, vargs *a)
         else if (s[0] != '-' && !a->config)
             a->config = s;
         else {
-            fprintf(stderr, "equimod %s: unexpected argument '%s'\n", cmd, s);
+            fprintf(stderr, "equimod %s: unexpected argument '%s'\nhint: see 'equimod %s --help'\n",
+                    cmd, s, cmd);
             return 2;
         }
 #undef TAKE
@@ -116,7 +165,7 @@ int cmd_views(int argc, char **argv)
 {
     vargs a;
     int rc = parse("views", argc, argv, &a);
-    if (rc)
+    if (rc || a.help)
         goto out0;
     rc = 2;
     if (a.index < 0) {
@@ -203,7 +252,7 @@ int cmd_tstats(int argc, char **argv)
 {
     vargs a;
     int rc = parse("tstats", argc, argv, &a);
-    if (rc)
+    if (rc || a.help)
         goto out0;
     rc = 1;
     eqm_config *c = load("tstats", &a);

@@ -14,3 +14,7 @@ EXTRA_DIST += tests/unit/cli.test
 # length of METHOD.md §4.
 TESTS += tests/unit/configs.test
 EXTRA_DIST += tests/unit/configs.test
+
+# help.test: every command listed by `equimod --help` answers `--help`.
+TESTS += tests/unit/help.test
+EXTRA_DIST += tests/unit/help.test

@@ -1501,6 +1501,10 @@ int train_main(const char *config, char **sets, int n_sets, const char *out_dir,
                 stopped = 1;
                 break;
             }
+            /* A stream longer than the epoch (train.steps_per_epoch, or max_samples below
+             * the index count) ends the epoch at S batches, where the schedule has it. */
+            if (tr->st.batch >= tr->S)
+                break;
             eqm_batch *b;
             rc = loader_next(tr->ld, &b);
             if (rc == EQM_EOF)

@@ -12,3 +12,10 @@ tests_shards_check_shards_plugin_SOURCES = tests/shards/check_shards_plugin.c te
 tests_shards_check_shards_plugin_CFLAGS = $(TEST_CFLAGS) $(TURBOJPEG_CFLAGS) $(ARCHIVE_CFLAGS)
 tests_shards_check_shards_plugin_LDADD = libeqmhost.la $(TEST_LIBS)
 EXTRA_DIST += tests/shards/gen_fixtures.py tests/shards/fixtures
+# Integration: shards of the real Imagenette subset -> a few steps of SimCLR+EquiMod,
+# resume bit-identical (skips without $EQUIMOD_DATA_DIR). t_probe is its helper.
+check_PROGRAMS += tests/shards/t_probe
+tests_shards_t_probe_CFLAGS = $(TEST_CFLAGS)
+tests_shards_t_probe_LDADD = libeqmhost.la $(TEST_LIBS)
+TESTS += tests/shards/train_shards.test
+EXTRA_DIST += tests/shards/train_shards.test tests/shards/tiny_imagenette.ini

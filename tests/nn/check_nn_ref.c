@@ -52,6 +52,9 @@ static void run_conv(const char *c, int algo)
  * with the im2col path (algo 1), which the fixtures pin to PyTorch. */
 START_TEST(test_conv_default_vs_im2col)
 {
+    /* 2 compute threads even on a 1-core runner: the GEMMs here (im2col 2048 x 24 x 144,
+     * Winograd's 16 per chunk) then take the threaded nn_sgemm / nn_sgemm_batch paths */
+    host_threads_init(2);
     eqm_conv2d_shape s = {2, 32, 32, 16, 24, 3, 3, 1, 1, 0}; /* 2 x 16 x 16 = 512 tiles */
     size_t ni = 2 * 32 * 32 * 16, no = 2 * 32 * 32 * 24, nw = 24 * 9 * 16;
     float *x = rnd(ni, 1.f), *w = rnd(nw, 0.1f), *g = rnd(no, 1.f);

@@ -8,19 +8,27 @@
  *    `cat` of the same files to /dev/null (both warm page cache; best of 3).
  * 3. Decode + three views at 224, one thread: the JPEG is decoded ONCE, at the smallest
  *    DCT scale M/8 that still gives every view at least its output resolution and only over
- *    the rows/columns the three crops cover (api->image->jpeg_decode_region); then
+ *    the rows/columns the three crops cover (api->image->jpeg_decode_region); a cost model
+ *    may instead decode a view needing a larger scale separately over its own box (it
+ *    never pays on these images: entropy decoding, which skipped rows still need, is about
+ *    2/3 of a full decode: Pillow draft at 1/8 895 us vs 1341 us full), then
  *      original: resize shorter side 256 + centre crop 224 (one crop_resize of the box),
  *      2 views:  RandomResizedCrop(224) (torchvision's sampler), flip p 0.5, colour jitter
  *                (0.4, 0.4, 0.4, 0.1) p 0.8 in random order, grayscale p 0.2;
- *    the colour operations run on planar float (torchvision's tensor semantics) and each
- *    view ends normalised, (C, H, W) float (ToTensor + Normalize). The augmentations here are
- *    this benchmark's own minimal C path (the augment plugins were not complete when it was
- *    written); hue uses an integer HSV rotation, not Pillow's float HSV round trip.
+ *    and each view ends normalised (ToTensor + Normalize). Two implementations of flip /
+ *    jitter / gray / normalize (--augment):
+ *      own (default): this benchmark's planar float path, torchvision's tensor semantics
+ *        (no 8-bit rounding between operations), (C, H, W) output;
+ *      plugins: the real augment plugins (PIL semantics, bit-exact with torchvision on PIL
+ *        images, the semantics the Python side runs) through the registry, (H, W, C) output;
+ *        slower today: color_jitter's apply is about 450 us per view against about 200 us.
  * 4. The same work in torchvision + PIL (bench/shards_torchvision.py, one process, one
  *    thread) on the same shards.
  * Last line: ratio=R, equimod over torchvision images/s per core on the "imagenet" set.
  * Options: --seconds S per measurement (default 3), --data DIR, --keep (keep the shards),
- * --only-equimod (profiling); EQM_BENCH_PROFILE=1 prints time per stage and the DCT scales.
+ * --only-equimod (profiling), --augment own|plugins; EQM_BENCH_PROFILE=1 prints time per
+ * stage and the DCT scales used (one count per decode); EQM_BENCH_ENT / EQM_BENCH_RES set
+ * the decode-plan cost model's entropy and resampling weights.
  * Measured 2026-11-25 on the shared 2-core dev machine under load average 12-15 (absolute
  * rates are several times below an idle machine's; the ratio is what compares):
  *   imagenet set: equimod 143 img/s, torchvision 28 img/s (3 views) -> ratio=5.10
@@ -48,9 +56,8 @@
 
 
 #define OUT 224
-/* hot loops: vectorised (the build rule gives -O3 -ffast-math), with an AVX2 clone picked
- * at run time */
-#define HOT __attribute__((target_clones("avx2", "default")))
+/* pixels of one output view */
+#define NPIX (OUT * OUT)
 
 static double now_s(void)
 {
@@ -232,9 +239,12 @@ static box rrc_box(const eqm_host_api *api, eqm_rng *r, int W, int H)
     return (box){(W - w) / 2, (H - h) / 2, w, h};
 }
 
+/* hot loops: vectorised (the build rule gives -O3 -ffast-math), with an AVX2 clone picked
+ * at run time */
+#define HOT __attribute__((target_clones("avx2", "default")))
+
 /* The views' colour operations run on planar float images in [0, 1] (torchvision's tensor
  * semantics: no rounding to 8 bits between operations), in loops the compiler vectorises. */
-#define NPIX (OUT * OUT)
 /* macros, not inline functions: they must be compiled with the HOT target of the caller */
 #define fmx(a, b) ((a) > (b) ? (a) : (b))
 #define fmn(a, b) ((a) < (b) ? (a) : (b))
@@ -350,15 +360,73 @@ HOT static void normalize(float *p, float mean, float sd)
         p[i] = p[i] * a + c;
 }
 
+/* The views' flip, colour jitter, grayscale and ToTensor + Normalize are the real augment
+ * plugins (plugins/augment: bit-exact with torchvision 0.14 on PIL images, the semantics the
+ * torchvision side runs), loaded through the registry and bound from config text as the
+ * loader does; their sample() draws the parameters and apply() does the work. */
+enum { A_FLIP, A_JITTER, A_GRAY, A_NORM, N_AUG };
+static const char *const aug_cfg[N_AUG][2] = {
+    {"horizontal_flip", "p=0.5"},
+    {"color_jitter", "brightness=0.4"}, /* contrast/saturation 0.4, hue 0.1, p 0.8: defaults */
+    {"grayscale", "p=0.2"},
+    {"normalize", "mean=0.485,0.456,0.406"},
+};
+typedef struct augp {
+    const eqm_augment_ops *ops;
+    void *self;
+} augp;
+static augp aug[N_AUG];
+static eqm_config *aug_config;
+
+static int aug_setup(eqm_host *h)
+{
+    if (!getenv("EQUIMOD_PLUGIN_PATH"))
+        cli_add_plugin_path("plugin-dir"); /* run from the build folder */
+    eqm_registry *reg = cli_registry();
+    char err[1024], as[256];
+    aug_config = config_new_empty();
+    for (int i = 0; i < N_AUG; i++) {
+        snprintf(as, sizeof as, "augment.a%d.plugin=%s", i, aug_cfg[i][0]);
+        config_set(aug_config, as, err, sizeof err);
+        snprintf(as, sizeof as, "augment.a%d.%s", i, aug_cfg[i][1]);
+        config_set(aug_config, as, err, sizeof err);
+    }
+    config_set(aug_config, "augment.a3.std=0.229,0.224,0.225", err, sizeof err);
+    for (int i = 0; i < N_AUG; i++) {
+        const eqm_plugin *pl;
+        void *opts;
+        snprintf(as, sizeof as, "augment.a%d", i);
+        if (!reg || config_bind_plugin(aug_config, reg, as, EQM_KIND_AUGMENT, &pl, &opts, err,
+                                       sizeof err)) {
+            fprintf(stderr, "bench/shards: augment plugin %s: %s (run from the build folder or "
+                    "set EQUIMOD_PLUGIN_PATH)\n", aug_cfg[i][0], reg ? err : "no registry");
+            return -1;
+        }
+        aug[i].ops = &pl->ops.augment;
+        if (aug[i].ops->create(host_api(), h, opts, &aug[i].self)) {
+            fprintf(stderr, "bench/shards: %s: create: %s\n", aug_cfg[i][0], host_ctx_error(h));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* decode-plan cost model, relative to one decoded (IDCT + colour) output pixel: entropy
+ * decoding per original pixel, resampling per source pixel (EQM_BENCH_ENT / _RES override) */
+static double ENT_COST = 2.0, RES_COST = 0.5;
+
+static int use_plugins; /* --augment plugins */
 static double prof[5]; /* decode, resize, colour ops, normalize */
 static int prof_on;
 static long m_hist[9]; /* DCT scale numerators used */
 #define PT(k, t0) do { if (prof_on) { double t1_ = now_s(); prof[k] += t1_ - (t0); (t0) = t1_; } } while (0)
 
 typedef struct work {
-    uint8_t *dec;      /* decoded region */
-    size_t dec_cap;
-    uint8_t *u8;       /* (OUT, OUT, 3) */
+    uint8_t *dec[3];   /* decoded regions (one per decode of the plan) */
+    size_t dec_cap[3];
+    uint8_t *u8, *u8b; /* (OUT, OUT, 3) ping-pong */
+    void *scratch;     /* augment plugins' scratch */
+    size_t scratch_cap;
     float *views;      /* (3, OUT, OUT, 3) */
     eqm_host *h;
 } work;
@@ -383,61 +451,143 @@ static int process(const eqm_host_api *api, work *wk, const blob *b, uint64_t id
         bx[0].y = 0, bx[0].h = H;
     bx[1] = rrc_box(api, &r, W, H);
     bx[2] = rrc_box(api, &r, W, H);
-    /* smallest M/8 keeping >= OUT pixels across every box */
-    int M = 1;
+    /* Decode plan. need[v]: the smallest M/8 keeping >= OUT pixels across view v's box.
+     * Candidate plans, for each threshold T among the needs: one decode at scale T of the
+     * union of the boxes of the views with need <= T, plus one decode per other view of
+     * only its box at its own scale. Cost model (per original pixel, from timing these
+     * images): entropy decoding of every row down to the region's bottom (skipped rows are
+     * still entropy-decoded), IDCT + colour conversion of the decoded output pixels, and the
+     * resampling of the source pixels each view reads. The cheapest plan wins; a view
+     * never gets fewer than OUT source pixels across, so the output is never upscaled. */
+    int need[3];
     for (int v = 0; v < 3; v++) {
         double mn = bx[v].w < bx[v].h ? bx[v].w : bx[v].h;
-        int need = (int)ceil(8.0 * OUT / mn - 1e-9);
-        if (need > M)
-            M = need;
+        int m = (int)ceil(8.0 * OUT / mn - 1e-9);
+        need[v] = m < 1 ? 1 : m > 8 ? 8 : m;
     }
-    if (M > 8)
-        M = 8;
-    if (prof_on)
-        m_hist[M]++;
-    int SW = (W * M + 7) / 8, SH = (H * M + 7) / 8;
-    double sc = (double)SW / W, scy = (double)SH / H;
-    /* union of the boxes in scaled pixels */
-    double x0 = 1e9, y0 = 1e9, x1 = 0, y1 = 0;
-    for (int v = 0; v < 3; v++) {
-        x0 = fmin(x0, bx[v].x * sc);
-        y0 = fmin(y0, bx[v].y * scy);
-        x1 = fmax(x1, (bx[v].x + bx[v].w) * sc);
-        y1 = fmax(y1, (bx[v].y + bx[v].h) * scy);
+    int best_T = 8;
+    double best_cost = 1e300;
+    for (int T0 = 0; T0 < 3; T0++) {
+        int T = need[T0];
+        double cost = 0;
+        double ux0 = 1e9, uy0 = 1e9, ux1 = 0, uy1 = 0;
+        for (int v = 0; v < 3; v++) {
+            int m = need[v] <= T ? T : need[v];
+            double f = (m / 8.0) * (m / 8.0);
+            cost += RES_COST * f * bx[v].w * bx[v].h;
+            if (need[v] <= T) {
+                ux0 = fmin(ux0, bx[v].x);
+                uy0 = fmin(uy0, bx[v].y);
+                ux1 = fmax(ux1, bx[v].x + bx[v].w);
+                uy1 = fmax(uy1, bx[v].y + bx[v].h);
+            } else {
+                cost += ENT_COST * W * (bx[v].y + bx[v].h) + f * bx[v].w * bx[v].h;
+            }
+        }
+        cost += ENT_COST * W * uy1 + (T / 8.0) * (T / 8.0) * (ux1 - ux0) * (uy1 - uy0);
+        if (cost < best_cost)
+            best_cost = cost, best_T = T;
     }
-    int rx = (int)floor(x0), ry = (int)floor(y0);
-    int rx1 = (int)ceil(x1), ry1 = (int)ceil(y1);
-    if (rx1 > SW)
-        rx1 = SW;
-    if (ry1 > SH)
-        ry1 = SH;
-    size_t need = (size_t)SW * (size_t)(ry1 - ry) * 3;
-    if (need > wk->dec_cap) {
-        free(wk->dec);
-        wk->dec = malloc(need);
-        wk->dec_cap = need;
+    int di[3] = {-1, -1, -1}; /* view -> decode slot */
+    int nd = 0;
+    eqm_image dimg[3];
+    int dox[3], doy[3];
+    double dsx[3], dsy[3];
+    for (int pass = 0; pass < 4; pass++) {
+        /* pass 0: the shared decode at best_T; passes 1..3: view pass-1 on its own */
+        int M = pass == 0 ? best_T : need[pass - 1];
+        if (pass > 0 && need[pass - 1] <= best_T)
+            continue;
+        double x0 = 1e9, y0 = 1e9, x1 = 0, y1 = 0;
+        int any = 0;
+        for (int v = 0; v < 3; v++) {
+            if (pass == 0 ? need[v] > best_T : v != pass - 1)
+                continue;
+            any = 1;
+            x0 = fmin(x0, bx[v].x);
+            y0 = fmin(y0, bx[v].y);
+            x1 = fmax(x1, bx[v].x + bx[v].w);
+            y1 = fmax(y1, bx[v].y + bx[v].h);
+            di[v] = nd;
+        }
+        if (!any)
+            continue;
+        if (prof_on)
+            m_hist[M]++;
+        int SW = (W * M + 7) / 8, SH = (H * M + 7) / 8;
+        double sc = (double)SW / W, scy = (double)SH / H;
+        int rx = (int)floor(x0 * sc), ry = (int)floor(y0 * scy);
+        int rx1 = (int)ceil(x1 * sc), ry1 = (int)ceil(y1 * scy);
+        if (rx1 > SW)
+            rx1 = SW;
+        if (ry1 > SH)
+            ry1 = SH;
+        /* crop_scanline widens to iMCU columns: room for the whole scaled width */
+        size_t needb = (size_t)SW * (size_t)(ry1 - ry) * 3;
+        if (needb > wk->dec_cap[nd]) {
+            free(wk->dec[nd]);
+            wk->dec[nd] = malloc(needb);
+            wk->dec_cap[nd] = wk->dec[nd] ? needb : 0;
+        }
+        dimg[nd] = (eqm_image){.data = wk->dec[nd]};
+        if (im->jpeg_decode_region(wk->h, b->data, b->size, M, rx, ry, rx1 - rx, ry1 - ry,
+                                   &dimg[nd], wk->dec_cap[nd], &dox[nd], &doy[nd]))
+            return -1;
+        dsx[nd] = sc;
+        dsy[nd] = scy;
+        nd++;
     }
-    eqm_image dimg = {.data = wk->dec};
-    int ox, oy;
-    if (im->jpeg_decode_region(wk->h, b->data, b->size, M, rx, ry, rx1 - rx, ry1 - ry, &dimg,
-                               wk->dec_cap, &ox, &oy))
-        return -1;
     PT(0, tp);
     for (int v = 0; v < 3; v++) {
         eqm_image o = {OUT, OUT, 3, OUT * 3, EQM_PIX_U8, wk->u8};
-        float bxx = (float)(bx[v].x * sc - ox), byy = (float)(bx[v].y * scy - oy);
+        int d = di[v];
+        double sc = dsx[d], scy = dsy[d];
+        const eqm_image *src = &dimg[d];
+        float bxx = (float)(bx[v].x * sc - dox[d]), byy = (float)(bx[v].y * scy - doy[d]);
         float bw = (float)(bx[v].w * sc), bh = (float)(bx[v].h * scy);
         if (bxx < 0)
             bxx = 0;
         if (byy < 0)
             byy = 0;
-        if (bxx + bw > dimg.w)
-            bw = dimg.w - bxx;
-        if (byy + bh > dimg.h)
-            bh = dimg.h - byy;
-        if (im->crop_resize(wk->h, &dimg, bxx, byy, bw, bh, &o))
+        if (bxx + bw > src->w)
+            bw = src->w - bxx;
+        if (byy + bh > src->h)
+            bh = src->h - byy;
+        if (im->crop_resize(wk->h, src, bxx, byy, bw, bh, &o))
             return -1;
         PT(1, tp);
+        if (use_plugins) {
+            /* flip, jitter, gray (views 1, 2), then normalize into the view's float output */
+            eqm_image cur = o;
+            eqm_augment_ctx ctx = {sizeof(eqm_augment_ctx), W, H};
+            float prm[16];
+            for (int i = v > 0 ? 0 : A_NORM; i < N_AUG; i++) {
+                const eqm_augment_ops *ops = aug[i].ops;
+                int w, hh, c;
+                uint32_t f;
+                if (ops->sample(aug[i].self, &r, &ctx, &cur, prm) ||
+                    ops->out_shape(aug[i].self, &cur, &w, &hh, &c, &f))
+                    return -1;
+                eqm_image out = {w, hh, c, w * c, f,
+                                 f == EQM_PIX_F32 ? (void *)(wk->views + (size_t)v * 3 * NPIX)
+                                                  : (void *)(cur.data == wk->u8 ? wk->u8b : wk->u8)};
+                size_t sb = ops->scratch_bytes ? ops->scratch_bytes(aug[i].self, &cur) : 0;
+                if (sb > wk->scratch_cap) {
+                    free(wk->scratch);
+                    wk->scratch = malloc(sb);
+                    wk->scratch_cap = wk->scratch ? sb : 0;
+                    if (!wk->scratch)
+                        return -1;
+                }
+                if (ops->apply(aug[i].self, prm, &cur, &out, wk->scratch))
+                    return -1;
+                cur = out;
+                if (i == A_GRAY)
+                    PT(2, tp);
+            }
+            PT(3, tp);
+            continue;
+        }
         float *vr = wk->views + (size_t)v * 3 * NPIX, *vg = vr + NPIX, *vb = vg + NPIX;
         to_planar(wk->u8, vr, vg, vb);
         if (v > 0) {
@@ -483,8 +633,13 @@ static double bench_equimod(const blob *v, size_t n, double seconds, size_t *cou
     const eqm_host_api *api = host_api();
     work wk = {0};
     wk.h = host_ctx_create("bench");
+    if (use_plugins && !aug[0].ops && aug_setup(wk.h)) {
+        *count = 0;
+        return 0;
+    }
     wk.u8 = malloc(OUT * OUT * 3);
-    /* (3 views, C, H, W) float, as ToTensor + Normalize */
+    wk.u8b = malloc(OUT * OUT * 3);
+    /* (3 views, C, H, W) float (own) or (3 views, H, W, C) (plugins: the backbones' layout) */
     wk.views = malloc(sizeof(float) * 3 * OUT * OUT * 3);
     size_t k = 0, bad = 0;
     double t0 = now_s(), dt;
@@ -509,8 +664,11 @@ static double bench_equimod(const blob *v, size_t n, double seconds, size_t *cou
     }
     memset(prof, 0, sizeof prof);
     memset(m_hist, 0, sizeof m_hist);
-    free(wk.dec);
+    for (int i = 0; i < 3; i++)
+        free(wk.dec[i]);
     free(wk.u8);
+    free(wk.u8b);
+    free(wk.scratch);
     free(wk.views);
     host_ctx_destroy(wk.h);
     *count = k;
@@ -545,18 +703,26 @@ int main(int argc, char **argv)
             only_eq = 1;
             continue;
         }
-        if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
+        if (!strcmp(argv[i], "--augment") && i + 1 < argc &&
+            (!strcmp(argv[i + 1], "plugins") || !strcmp(argv[i + 1], "own")))
+            use_plugins = !strcmp(argv[++i], "plugins");
+        else if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
             seconds = atof(argv[++i]);
         else if (!strcmp(argv[i], "--data") && i + 1 < argc)
             data = argv[++i];
         else if (!strcmp(argv[i], "--keep"))
             keep = 1;
         else {
-            fprintf(stderr, "usage: bench/shards [--seconds S] [--data DIR] [--keep] [--only-equimod]\n");
+            fprintf(stderr, "usage: bench/shards [--seconds S] [--data DIR] [--keep] [--only-equimod]\n"
+                    "       [--augment own|plugins]\n");
             return 2;
         }
     }
     prof_on = getenv("EQM_BENCH_PROFILE") != NULL;
+    if (getenv("EQM_BENCH_ENT"))
+        ENT_COST = atof(getenv("EQM_BENCH_ENT"));
+    if (getenv("EQM_BENCH_RES"))
+        RES_COST = atof(getenv("EQM_BENCH_RES"));
     if (!data) {
         fprintf(stderr, "bench/shards: set EQUIMOD_DATA_DIR (the shared data folder) or --data\n");
         return 2;

@@ -4,7 +4,9 @@
  *                 [--set section.key=value]... [--plugin-path DIR]...
  *     writes DIR/sample<I>_original.png, _view1.png, _view2.png (the 8-bit images before
  *     the final normalisation) and DIR/sample<I>_t.txt, and prints t (raw and standardised)
- *     with its field names.
+ *     with its field names. A streaming dataset (imagenet_tar shards) is streamed in
+ *     epoch E's order (seed [run] seed) up to position I: sample I is the I-th sample
+ *     training sees in that epoch, with the same augmentation randomness.
  *   equimod tstats CONFIG [--samples N] [--seed S] [--set ...] [--plugin-path DIR]...
  *     estimates t's standardisation constants by sampling the configured view pipelines
  *     (sample() only, no pixels) and prints them next to the constants configured by
@@ -21,6 +23,8 @@
 #include <sys/stat.h>
 
 #include "loader.h"
+#include "sections.h"
+#include "shards/shards.h"
 
 typedef struct vargs {
     const char *config, *out, *split;
@@ -161,6 +165,54 @@ static int write_png(const char *path, const eqm_image *im)
     return 0;
 }
 
+/* A loader whose sample `index` is what epoch `epoch` of the split shows at that position:
+ * random-access datasets through loader_create; streaming ones (imagenet_tar shards) as
+ * the trainer builds them (shard_source_create, seed [run] seed, one rank), streamed up to
+ * position `index` (shard_source_pick) so that the views, their t and their randomness
+ * key (the stream position) are those of training. *ds_opts: the streaming dataset's
+ * bound options, to free after loader_destroy (NULL otherwise). */
+static int open_loader(eqm_loader **l, eqm_config *c, const eqm_registry *r, const char *split,
+                       int64_t epoch, int64_t index, const eqm_loader_opts *o, void **ds_opts,
+                       char *err, size_t n)
+{
+    const eqm_plugin *pl = NULL;
+    void *opts = NULL;
+    *ds_opts = NULL;
+    int rc = config_bind_plugin(c, r, "data", EQM_KIND_DATASET, &pl, &opts, err, n);
+    if (rc)
+        return rc;
+    if (pl->ops.dataset.get) {
+        free(opts);
+        return loader_create(l, c, r, split, o, err, n);
+    }
+    run_opts ro;
+    memset(&ro, 0, sizeof ro);
+    if ((rc = config_bind(c, "run", run_spec, &ro, NULL, err, n))) {
+        free(opts);
+        return rc;
+    }
+    eqm_sample_source stream, one;
+    rc = shard_source_create(pl, opts, split, (uint64_t)ro.seed, 0, 1, &stream, err, n);
+    if (rc) {
+        free(opts);
+        return rc;
+    }
+    rc = shard_source_pick(&stream, epoch, index, &one, err, n);
+    if (rc) {
+        stream.destroy(stream.ctx);
+        free(opts);
+        return rc;
+    }
+    rc = loader_create_source(l, c, r, &one, o, err, n);
+    if (rc) {
+        one.destroy(one.ctx);
+        free(opts);
+        return rc;
+    }
+    *ds_opts = opts;
+    return EQM_OK;
+}
+
 int cmd_views(int argc, char **argv)
 {
     vargs a;
@@ -183,8 +235,10 @@ int cmd_views(int argc, char **argv)
     o.batch_size = 1;
     eqm_loader *l = NULL;
     char err[2048];
-    if (!r || loader_create(&l, c, r, a.split, &o, err, sizeof err)) {
+    void *ds_opts = NULL;
+    if (!r || open_loader(&l, c, r, a.split, a.epoch, a.index, &o, &ds_opts, err, sizeof err)) {
         fprintf(stderr, "equimod views: %s\n", r ? err : "no plugins");
+        free(ds_opts);
         goto out1;
     }
     int P = loader_t_dim(l);
@@ -241,6 +295,7 @@ out2:
     free(s1);
     free(s2);
     loader_destroy(l);
+    free(ds_opts);
 out1:
     config_destroy(c);
 out0:

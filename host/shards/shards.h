@@ -124,4 +124,17 @@ int shard_source_create(const struct eqm_plugin *plugin, const void *opts, const
                         uint64_t seed, int rank, int world, struct eqm_sample_source *out,
                         char *err, size_t errlen);
 
+/* One sample of a stream as a random-access source (for `equimod views`): starts epoch
+ * `epoch` of the streaming source *src (from shard_source_create), pops `index` samples
+ * and releases them undecoded, decodes sample `index` (position in the epoch, the key the
+ * loader gives a streamed sample's augmentation randomness) and fills *out with
+ * n_samples = index + 1 whose get() serves that one index only (other indices are an
+ * error). Takes ownership of *src on success (out's destroy destroys it), not on failure.
+ * The skipped samples are not decoded, so under on_bad = skip a bad sample before
+ * `index` (which training replaces by the next one) shifts training's sample against
+ * this one. Returns EQM_OK, or < 0 with err (EQM_ERR_INVAL: the epoch has <= index
+ * samples). */
+int shard_source_pick(struct eqm_sample_source *src, int64_t epoch, int64_t index,
+                      struct eqm_sample_source *out, char *err, size_t errlen);
+
 #endif

@@ -191,3 +191,134 @@ int shard_source_create(const eqm_plugin *p, const void *opts, const char *split
     out->destroy = src_destroy;
     return EQM_OK;
 }
+
+/* ------------------------------------------------------------ one picked sample -- */
+
+typedef struct pick_ctx {
+    eqm_sample_source inner; /* the streaming source (owned) */
+    int64_t index;
+    uint8_t *img; /* decoded sample (w, h, c) */
+    int w, h, c;
+    int32_t label;
+    char err[256];
+} pick_ctx;
+
+static int pick_get(void *ctx, int64_t index, eqm_image *img, size_t cap, int32_t *label)
+{
+    pick_ctx *p = ctx;
+    if (index != p->index) {
+        snprintf(p->err, sizeof p->err, "sample %lld: only sample %lld of the stream was "
+                 "picked", (long long)index, (long long)p->index);
+        return EQM_ERR_INVAL;
+    }
+    size_t bytes = (size_t)p->w * p->h * p->c;
+    img->w = p->w;
+    img->h = p->h;
+    img->c = p->c;
+    img->stride = p->w * p->c;
+    img->format = EQM_PIX_U8;
+    if (bytes > cap)
+        return EQM_ERR_NOMEM;
+    memcpy(img->data, p->img, bytes);
+    *label = p->label;
+    return EQM_OK;
+}
+
+static const char *pick_error(void *ctx) { return ((pick_ctx *)ctx)->err; }
+
+static void pick_destroy(void *ctx)
+{
+    pick_ctx *p = ctx;
+    if (!p)
+        return;
+    p->inner.destroy(p->inner.ctx);
+    free(p->img);
+    free(p);
+}
+
+int shard_source_pick(eqm_sample_source *src, int64_t epoch, int64_t index,
+                      eqm_sample_source *out, char *err, size_t errlen)
+{
+    if (!src || src->next != src_next || index < 0) {
+        snprintf(err, errlen, "shard_source_pick: needs a source from shard_source_create and "
+                              "an index >= 0");
+        return EQM_ERR_INVAL;
+    }
+    src_ctx *c = src->ctx;
+    int rc = src_start_epoch(c, epoch);
+    if (rc != EQM_OK) {
+        snprintf(err, errlen, "%s", c->err);
+        return rc;
+    }
+    eqm_raw_sample *r = NULL;
+    for (int64_t k = 0; k <= index; k++) {
+        char e[1024];
+        rc = shard_stream_pop(c->stream, &r, e, sizeof e);
+        if (rc == EQM_EOF) {
+            snprintf(err, errlen, "sample %lld: epoch %lld of the stream has only %lld samples "
+                     "(use --index below that)", (long long)index, (long long)epoch,
+                     (long long)k);
+            return EQM_ERR_INVAL;
+        }
+        if (rc != EQM_OK) {
+            snprintf(err, errlen, "%s", e);
+            return rc;
+        }
+        if (k < index)
+            shard_stream_release(c->stream, r);
+    }
+    pick_ctx *p = calloc(1, sizeof *p);
+    size_t cap = 1 << 20;
+    uint8_t *buf = malloc(cap);
+    if (!p || !buf) {
+        free(p);
+        free(buf);
+        shard_stream_release(c->stream, r);
+        snprintf(err, errlen, "out of memory");
+        return EQM_ERR_NOMEM;
+    }
+    eqm_image im;
+    int32_t label = -1;
+    for (;;) {
+        memset(&im, 0, sizeof im);
+        im.data = buf;
+        rc = src_decode(c, r, &im, cap, &label); /* releases r unless it asks for more room */
+        if (rc != EQM_ERR_NOMEM || im.w <= 0 || (size_t)im.w * im.h * 3 <= cap)
+            break;
+        cap = (size_t)im.w * im.h * 3;
+        uint8_t *nb = realloc(buf, cap);
+        if (!nb) {
+            shard_stream_release(c->stream, r);
+            rc = EQM_ERR_NOMEM;
+            snprintf(c->err, sizeof c->err, "out of memory");
+            break;
+        }
+        buf = nb;
+    }
+    if (rc != EQM_OK) {
+        snprintf(err, errlen, "sample %lld of epoch %lld: %s", (long long)index,
+                 (long long)epoch, c->err);
+        free(buf);
+        free(p);
+        return rc < 0 ? rc : EQM_ERR_FORMAT;
+    }
+    p->inner = *src;
+    p->index = index;
+    p->img = buf;
+    p->w = im.w;
+    p->h = im.h;
+    p->c = im.c;
+    p->label = label;
+    *out = *src;
+    out->ctx = p;
+    out->n_samples = index + 1;
+    out->w = out->h = 0; /* the sizes of the stream's images vary */
+    out->c = 3;
+    out->get = pick_get;
+    out->start_epoch = NULL;
+    out->next = NULL;
+    out->decode = NULL;
+    out->error = pick_error;
+    out->destroy = pick_destroy;
+    return EQM_OK;
+}

@@ -305,42 +305,33 @@ HOT static void saturation(float *restrict r, float *restrict g, float *restrict
     }
 }
 
-/* torchvision F_t._rgb2hsv / _hsv2rgb, written branch-free so that it vectorises */
-
+/* torchvision F_t._rgb2hsv -> h += hf mod 1 -> _hsv2rgb, branch-free so that it vectorises.
+ * Rewritten with two identities (equal up to float rounding): with v = max, s = cr / max
+ * (cr = max - min), v * s = cr, so no division for s; and _hsv2rgb's six-sector select is
+ * channel_n = v - cr * clamp(min(k, 4 - k), 0, 1), k = (n + 6h) mod 6, n = 5, 3, 1 for R,
+ * G, B (sector 0: R = v, G = v(1 - s(1 - f)) = t, B = v(1 - s) = p, and so on). */
 HOT static void hue(float *restrict R, float *restrict G, float *restrict B, float hf)
 {
+    const float h_add = 6.0f * hf + 6.0f; /* in sectors; + 6 keeps it positive */
     for (int i = 0; i < NPIX; i++) {
         float r = R[i], g = G[i], b = B[i];
         float maxc = fmx(r, fmx(g, b)), minc = fmn(r, fmn(g, b));
         float cr = maxc - minc;
-        float eq = cr == 0.0f ? 1.0f : 0.0f;
-        float s = cr / (eq + (1 - eq) * maxc);
-        float icr = 1.0f / (eq + (1 - eq) * cr); /* one division for rc, gc, bc */
+        float icr = 1.0f / (cr == 0.0f ? 1.0f : cr);
         float rc = (maxc - r) * icr, gc = (maxc - g) * icr, bc = (maxc - b) * icr;
-        float isr = maxc == r ? 1.0f : 0.0f;
-        float isg = (maxc == g ? 1.0f : 0.0f) * (1.0f - isr);
-        float isb = 1.0f - isr - isg;
-        float h = isr * (bc - gc) + isg * (2.0f + rc - bc) + isb * (4.0f + gc - rc);
-        h = h * (1.0f / 6.0f) + 1.0f;
-        h = h - floorf(h);
-        h = h + hf;
-        h = h - floorf(h);
-        float v = maxc;
-        float h6 = h * 6.0f;
-        float kf = floorf(h6); /* sector 0..5 */
-        float fr = h6 - kf;
-        float p = fmn(fmx(v * (1 - s), 0.0f), 1.0f);
-        float q = fmn(fmx(v * (1 - s * fr), 0.0f), 1.0f);
-        float t = fmn(fmx(v * (1 - s * (1 - fr)), 0.0f), 1.0f);
-        float s0 = kf == 0.0f ? 1.0f : 0.0f, s1 = kf == 1.0f ? 1.0f : 0.0f;
-        float s2 = kf == 2.0f ? 1.0f : 0.0f, s3 = kf == 3.0f ? 1.0f : 0.0f;
-        float s4 = kf == 4.0f ? 1.0f : 0.0f, s5 = 1.0f - s0 - s1 - s2 - s3 - s4;
-        float nr = v * (s0 + s5) + q * s1 + p * (s2 + s3) + t * s4;
-        float ng = t * s0 + v * (s1 + s2) + q * s3 + p * (s4 + s5);
-        float nb = p * (s0 + s1) + t * s2 + v * (s3 + s4) + q * s5;
-        R[i] = nr;
-        G[i] = ng;
-        B[i] = nb;
+        float h6 = maxc == r ? bc - gc : maxc == g ? 2.0f + rc - bc : 4.0f + gc - rc;
+        float H = h6 + h_add; /* in (-1 + 6 - 0.6, 4 + 1 + 6 + 0.6): wrap to [0, 6) */
+        H = H - 6.0f * floorf(H * (1.0f / 6.0f));
+        float kr = 5.0f + H, kg = 3.0f + H, kb = 1.0f + H;
+        kr = kr >= 6.0f ? kr - 6.0f : kr;
+        kg = kg >= 6.0f ? kg - 6.0f : kg;
+        kb = kb >= 6.0f ? kb - 6.0f : kb;
+        float wr = fmn(fmx(fmn(kr, 4.0f - kr), 0.0f), 1.0f);
+        float wg = fmn(fmx(fmn(kg, 4.0f - kg), 0.0f), 1.0f);
+        float wb = fmn(fmx(fmn(kb, 4.0f - kb), 0.0f), 1.0f);
+        R[i] = maxc - cr * wr;
+        G[i] = maxc - cr * wg;
+        B[i] = maxc - cr * wb;
     }
 }
 

@@ -29,15 +29,18 @@
  * --only-equimod (profiling), --augment own|plugins; EQM_BENCH_PROFILE=1 prints time per
  * stage and the DCT scales used (one count per decode); EQM_BENCH_ENT / EQM_BENCH_RES set
  * the decode-plan cost model's entropy and resampling weights.
- * Measured 2026-11-25 on the shared 2-core dev machine under load average 12-15 (absolute
- * rates are several times below an idle machine's; the ratio is what compares):
- *   imagenet set: equimod 143 img/s, torchvision 28 img/s (3 views) -> ratio=5.10
- *   (runs gave 4.5 to 5.9); imagenette 224x224: ratio 4.4 to 11.8 (noisiest).
- *   Stage split (EQM_BENCH_PROFILE): decode ~50%, crop_resize ~28%, colour ops ~20%; the
- *   decode is the same libjpeg-turbo work Pillow does, and 3/4 of these images need a full
- *   scale decode (a small RandomResizedCrop needs every original pixel), so even free views
- *   would cap the ratio near torchvision's time per image over the decode time (BENCH-
- *   REFERENCE: about 8 ms over 0.5-0.7 ms, 11x-16x); the 10x target is not reached here.
+ * Measured 2026-11-25 on the shared 2-core dev machine (load average 2.2-2.7; old = the
+ * tree at 161cb4a built in /tmp, run alternately with this one in the same window):
+ *   imagenet set: old equimod 433-442 img/s vs torchvision 89-90 (3 views): ratio 4.87-4.90;
+ *                 now 524-544 img/s vs 86-90: ratio 6.02-6.12;
+ *   imagenette 224x224: old ratio 7.5-7.7, now 12.5-13.3.
+ *   Per image now (EQM_BENCH_PROFILE, imagenet set): decode 1220-1250 us, resize 335-365,
+ *   flip/jitter/gray 257-267, normalize 25. The decode is the same libjpeg-turbo work
+ *   Pillow does (ISLOW, fancy upsampling) and 72% of these images need scale 8/8 (a small
+ *   RandomResizedCrop needs every original pixel); entropy decoding is about 2/3 of it and
+ *   cannot be skipped for rows above a region, so even free views would leave the ratio
+ *   near torchvision's 11 ms per image over 1.2 ms, about 9x: the 10x target is not
+ *   reachable on these full-size JPEGs on this machine; it is on 224-pixel ones.
  */
 #include "config.h"
 

@@ -45,6 +45,8 @@ static void usage(const char *cmd, FILE *f)
                 "(the original and the two augmented views of [views]) as PNG files\n"
                 "DIR/sampleI_original.png, _view1.png, _view2.png, with their raw t vectors\n"
                 "(field by field, METHOD.md 4) in DIR/sampleI_t.txt and on stdout.\n"
+                "For a streaming dataset (imagenet_tar shards) sample I is the I-th sample of\n"
+                "epoch E's stream (order from [run] seed), streamed up to I.\n"
                 "Default DIR: the current folder.\n");
     else
         fprintf(f,

@@ -411,7 +411,7 @@ static void vpass_any(const uint8_t *src, int stride, const coeffs *cy, int y_of
 static void transpose_px(const uint8_t *src, int src_stride, int rows, int cols, int C,
                          uint8_t *dst, int dst_stride)
 {
-    enum { BS = 16 };
+    enum { BS = 32 };
     for (int r0 = 0; r0 < rows; r0 += BS)
         for (int c0 = 0; c0 < cols; c0 += BS) {
             int r1 = r0 + BS < rows ? r0 + BS : rows, c1 = c0 + BS < cols ? c0 + BS : cols;

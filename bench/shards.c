@@ -767,6 +767,12 @@ int main(int argc, char **argv)
     eq_a = bench_equimod(va, nva, seconds, &ca);
     if (only_eq) {
         printf("imagenet: equimod %.1f img/s (%zu images)\n", eq_a, ca);
+        if (!keep) {
+            char cmd[1400];
+            snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+            if (system(cmd))
+                fprintf(stderr, "bench/shards: could not remove %s\n", dir);
+        }
         return 0;
     }
     tv_a = run_torchvision(script, pat_a, seconds, 0);

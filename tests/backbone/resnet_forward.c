@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "core.h"
 #include "train/model.h"
@@ -27,20 +26,12 @@ static int die(const char *msg)
 
 int main(int argc, char **argv)
 {
-    char err[4096], path[4096] = "";
+    char err[4096];
     if (argc < 4)
         return die("usage: resnet_forward WEIGHTS IO OUT [key=value]...");
-    const char *pp = getenv("EQUIMOD_PLUGIN_PATH"), *bd = getenv("EQM_BUILDDIR");
-    if (pp) {
-        snprintf(path, sizeof path, "%s/backbone_resnet.so", pp);
-        if (access(path, R_OK))
-            path[0] = 0;
-    }
-    if (!path[0] && bd)
-        snprintf(path, sizeof path, "%s/plugins/backbone/resnet/.libs/backbone_resnet.so", bd);
     eqm_registry *reg = registry_create();
-    if (!reg || registry_load_file(reg, path) < 1)
-        return die("cannot load backbone_resnet.so (set EQUIMOD_PLUGIN_PATH or EQM_BUILDDIR)");
+    if (!reg || registry_scan(reg, NULL, 0) < 1)
+        return die("no plugins found (set EQUIMOD_PLUGIN_PATH to the build's plugin-dir)");
     const eqm_plugin *p = registry_find(reg, EQM_KIND_BACKBONE, "resnet");
     if (!p)
         return die("no backbone/resnet plugin");

@@ -19,11 +19,6 @@ static const char *kind_dir(int kind)
     }
 }
 
-/* Programs link libeqmhost statically: pull host/nn/nn_api.c (whose strong nn_api_table()
- * overrides the weak default in api.c), as host/train/model.c does. */
-int nn_threads(void);
-__attribute__((used)) static int (*const harness_link_nn_)(void) = nn_threads;
-
 /* Load "<kind>_<name>.so" into the registry: first match in $EQUIMOD_PLUGIN_PATH (colon
  * list), else $EQM_BUILDDIR/plugins/<kind>/<name>/.libs. */
 static int load_file(eqm_registry *r, int kind, const char *name, char *path, size_t pathlen)

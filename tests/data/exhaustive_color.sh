@@ -1,7 +1,9 @@
 #!/bin/sh
 # tests/data/exhaustive_color.sh: on-demand (not in make check; ~1 minute, 250 MB in $TMPDIR)
 # check that color_jitter's hue and saturation operations (generic and AVX2 builds) equal Pillow 9.4 / torchvision
-# 0.14 on ALL 2^24 RGB colours, for hue factors 0.1, -0.37, 0.5 and saturation 1.37, 0.61.
+# 0.14 on ALL 2^24 RGB colours, for hue factors 0.1, -0.37, 0.5 and saturation 1.37, 0.61;
+# then tests/data/hue_float_check.c (op_hue's float products = Pillow's double ones for all
+# 2^24 (v, s, h) combinations) in both builds.
 # Usage: sh tests/data/exhaustive_color.sh   (from the repository root)
 set -eu
 t=${TMPDIR:-/tmp}/eqm_exhaustive.$$
@@ -51,9 +53,13 @@ EOF2
 cc -std=c11 -D_GNU_SOURCE -O2 -Isdk/include -o "$t/check" "$t/check.c" -lm
 echo "generic build:"
 "$t/check"
+cc -std=c11 -D_GNU_SOURCE -O2 -Isdk/include -o "$t/hfc" tests/data/hue_float_check.c -lm
+"$t/hfc"
 if grep -q avx2 /proc/cpuinfo 2>/dev/null; then
   # the AVX2 path the plugin selects at run time (AUG_TARGET_V3: no FMA)
   cc -std=c11 -D_GNU_SOURCE -O3 -mavx2 -mbmi -mbmi2 -mpopcnt -msse4.2 -Isdk/include -o "$t/check3" "$t/check.c" -lm
   echo "AVX2 build:"
   "$t/check3"
+  cc -std=c11 -D_GNU_SOURCE -O3 -mavx2 -mbmi -mbmi2 -mpopcnt -msse4.2 -Isdk/include -o "$t/hfc3" tests/data/hue_float_check.c -lm
+  "$t/hfc3"
 fi

@@ -204,14 +204,6 @@ AUG_INLINE void op_saturation(const uint8_t *s, uint8_t *o, size_t npix, int c, 
 
 AUG_INLINE uint8_t clip8i(int v) { return v <= 0 ? 0 : v >= 255 ? 255 : (uint8_t)v; }
 
-/* round() of a non-negative double (half away from zero), without a libm call: v - (int)v
- * is exact for v < 2^31. */
-AUG_INLINE int round_pos(double v)
-{
-    int r = (int)v;
-    return v - r >= 0.5 ? r + 1 : r;
-}
-
 /* Pillow Convert.c rgb2hsv_row for one pixel with maxc != minc: the 8-bit hue and
  * saturation, with Pillow's float/double operations in Pillow's order. fmod(x, 1) for x in
  * [5/6, 2) is x - 1 when x >= 1 (exact). Used to build the tables below. */
@@ -243,11 +235,10 @@ static void ref_hs(int r, int g, int b, uint8_t *uh, uint8_t *us)
  *      both minimal counts as 0), cr = max - min, d = max - (the other one). The hue only
  *      depends on these differences.
  *  sat8[cr][maxc]: 8-bit saturation.
- *  hsv2rgb: seg[hh], frac[hh] (i and f of Pillow), fs[ss], pv[ss][v] = round(v (1 - fs)). */
+ *  hsv2rgb: seg[hh], frac[hh] (i and f of Pillow), fs[ss]. */
 typedef struct hue_tables {
     uint8_t hue8[3][2][256][256];
     uint8_t sat8[256][256];
-    uint8_t pv[256][256];
     uint8_t seg[256];
     float frac[256], fs[256];
 } hue_tables;
@@ -279,11 +270,8 @@ static void hue_tables_build(hue_tables *t)
         t->seg[hh] = (uint8_t)(i % 6);
         t->frac[hh] = (float)((float)hh * 6.0 / 255.0 - (float)i);
     }
-    for (int ss = 0; ss < 256; ss++) {
+    for (int ss = 0; ss < 256; ss++)
         t->fs[ss] = (float)(((float)ss) / 255.0);
-        for (int v = 0; v < 256; v++)
-            t->pv[ss][v] = clip8i(round_pos((float)v * (1.0 - t->fs[ss])));
-    }
 }
 
 static hue_tables *hue_tables_new(const eqm_host_api *api, eqm_host *host)
@@ -307,13 +295,14 @@ AUG_INLINE void op_hue(const hue_tables *T, const uint8_t *s, uint8_t *o, size_t
     /* Pillow's (r, g, b) per segment i as indices into {v, p, q, t}, times 8 (bit shifts) */
     static const uint8_t sel[6][3] = {{0, 24, 8}, {16, 0, 8}, {8, 0, 24}, {8, 16, 0}, {24, 8, 0}, {0, 8, 16}};
     uint8_t dh = (uint8_t)(int)((double)hue * 255.0);
-    /* Three passes over blocks of 256 pixels: (1) hh, ss, v from the tables, (2) the two
-     * rounded products in float (8 lanes with AVX2), (3) the selection by hue segment.
-     * Pillow computes q = round(v (1 - fs f)) and t = round(v (1 - fs (1 - f))) in double
-     * ((float) operands); the float evaluation below equals it for every v, ss, hh in
-     * 0..255 (checked exhaustively: 2^24 combinations, see tests/data/exhaustive_color.sh
-     * for the check against Pillow on all colours). */
-    uint8_t hb[256], sb[256], vb[256], qb[256], tb[256];
+    /* Three passes over blocks of 256 pixels: (1) hh, ss, v from the tables, (2) the three
+     * rounded products p, q, t in float, (3) the selection by hue segment. Pillow computes
+     * p = round(v (1 - fs)), q = round(v (1 - fs f)) and t = round(v (1 - fs (1 - f))) in
+     * double ((float) operands); the float evaluation below equals it for every v, ss, hh in
+     * 0..255 (all 2^24 combinations: tests/data/hue_float_check.c, run by
+     * tests/data/exhaustive_color.sh, which also compares with Pillow on all colours). */
+    uint8_t hb[256], sb[256], vb[256];
+    uint32_t wb[256];
     for (size_t base = 0; base < npix; base += 256) {
         size_t n = npix - base < 256 ? npix - base : 256;
         const uint8_t *sp = s + 3 * base;
@@ -332,20 +321,18 @@ AUG_INLINE void op_hue(const hue_tables *T, const uint8_t *s, uint8_t *o, size_t
         }
         for (size_t i = 0; i < n; i++) {
             float f = T->frac[hb[i]], fs = T->fs[sb[i]], v = (float)vb[i];
-            float q = v * (1.0f - fs * f), t = v * (1.0f - fs * (1.0f - f));
-            int iq = (int)q, it = (int)t;
+            float pp = v * (1.0f - fs), q = v * (1.0f - fs * f), t = v * (1.0f - fs * (1.0f - f));
+            int ip = (int)pp, iq = (int)q, it = (int)t;
+            ip += pp - (float)ip >= 0.5f;
             iq += q - (float)iq >= 0.5f;
             it += t - (float)it >= 0.5f;
-            qb[i] = (uint8_t)iq; /* v <= 255 and 0 <= fs, f <= 1: no clipping needed */
-            tb[i] = (uint8_t)it;
+            /* v, p, q, t (all in 0..v: no clipping needed) as the bytes of one word */
+            wb[i] = (uint32_t)vb[i] | (uint32_t)ip << 8 | (uint32_t)iq << 16 | (uint32_t)it << 24;
         }
         uint8_t *op = o + 3 * base;
         for (size_t i = 0; i < n; i++) {
-            uint8_t ss = sb[i], v = vb[i];
-            /* vals = v, p, q, t as the bytes of one word; sel as bit shifts */
-            uint32_t w = (uint32_t)v | (uint32_t)T->pv[ss][v] << 8 | (uint32_t)qb[i] << 16 |
-                         (uint32_t)tb[i] << 24;
-            const uint8_t *sl = sel[T->seg[hb[i]]];
+            uint32_t w = wb[i];
+            const uint8_t *sl = sel[T->seg[hb[i]]]; /* sel as bit shifts */
             op[3 * i] = (uint8_t)(w >> sl[0]);
             op[3 * i + 1] = (uint8_t)(w >> sl[1]);
             op[3 * i + 2] = (uint8_t)(w >> sl[2]);

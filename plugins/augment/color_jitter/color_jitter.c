@@ -295,18 +295,20 @@ AUG_INLINE void op_hue(const hue_tables *T, const uint8_t *s, uint8_t *o, size_t
     /* Pillow's (r, g, b) per segment i as indices into {v, p, q, t}, times 8 (bit shifts) */
     static const uint8_t sel[6][3] = {{0, 24, 8}, {16, 0, 8}, {8, 0, 24}, {8, 16, 0}, {24, 8, 0}, {0, 8, 16}};
     uint8_t dh = (uint8_t)(int)((double)hue * 255.0);
-    /* Three passes over blocks of 256 pixels: (1) hh, ss, v from the tables, (2) the three
-     * rounded products p, q, t in float, (3) the selection by hue segment. Pillow computes
+    /* Passes over blocks of 256 pixels: (1) table indices and v, then hh, ss from the tables,
+     * (2) the rounded products p, q, t in float, (3) the selection by hue segment. Pillow computes
      * p = round(v (1 - fs)), q = round(v (1 - fs f)) and t = round(v (1 - fs (1 - f))) in
      * double ((float) operands); the float evaluation below equals it for every v, ss, hh in
      * 0..255 (all 2^24 combinations: tests/data/hue_float_check.c, run by
      * tests/data/exhaustive_color.sh, which also compares with Pillow on all colours). */
     uint8_t hb[256], sb[256], vb[256];
     uint32_t wb[256];
+    int32_t ib[256], jb[256];
+    const uint8_t *h8 = (const uint8_t *)T->hue8, *s8 = (const uint8_t *)T->sat8; /* flat */
     for (size_t base = 0; base < npix; base += 256) {
         size_t n = npix - base < 256 ? npix - base : 256;
         const uint8_t *sp = s + 3 * base;
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < n; i++) { /* branch-free integer work (vectorisable) */
             int r = sp[3 * i], g = sp[3 * i + 1], b = sp[3 * i + 2];
             int maxc = r > g ? (r > b ? r : b) : (g > b ? g : b);
             int minc = r < g ? (r < b ? r : b) : (g < b ? g : b);
@@ -315,9 +317,13 @@ AUG_INLINE void op_hue(const hue_tables *T, const uint8_t *s, uint8_t *o, size_t
             int o1 = M == 0 ? g : r, o2 = M == 2 ? g : b; /* the other two, in r, g, b order */
             int m = o1 == minc ? 0 : 1;
             int d = maxc - (m == 0 ? o2 : o1);
-            hb[i] = (uint8_t)(T->hue8[M][m][cr][d] + dh);
-            sb[i] = T->sat8[cr][maxc];
+            ib[i] = (((M * 2 + m) * 256 + cr) * 256) + d; /* into hue8 */
+            jb[i] = cr * 256 + maxc;                      /* into sat8 */
             vb[i] = (uint8_t)maxc;
+        }
+        for (size_t i = 0; i < n; i++) { /* the table lookups */
+            hb[i] = (uint8_t)(h8[ib[i]] + dh);
+            sb[i] = s8[jb[i]];
         }
         for (size_t i = 0; i < n; i++) {
             float f = T->frac[hb[i]], fs = T->fs[sb[i]], v = (float)vb[i];

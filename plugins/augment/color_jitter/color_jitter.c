@@ -235,16 +235,18 @@ static void ref_hs(int r, int g, int b, uint8_t *uh, uint8_t *us)
  *      both minimal counts as 0), cr = max - min, d = max - (the other one). The hue only
  *      depends on these differences.
  *  sat8[cr][maxc]: 8-bit saturation.
- *  hsv2rgb: seg[hh], frac[hh] (i and f of Pillow), fs[ss]. */
+ *  hsv2rgb: frac[hh] (f of Pillow), fs[ss], shift[hh] (from i, Pillow's segment). */
 typedef struct hue_tables {
     uint8_t hue8[3][2][256][256];
     uint8_t sat8[256][256];
-    uint8_t seg[256];
+    uint8_t shift[256][4]; /* [hh]: bit shifts of v, p, q, t (8 x index) giving r, g, b; 4th unused */
     float frac[256], fs[256];
 } hue_tables;
 
 static void hue_tables_build(hue_tables *t)
 {
+    /* Pillow's (r, g, b) per segment i as indices into {v, p, q, t}, times 8 (bit shifts) */
+    static const uint8_t sel[6][3] = {{0, 24, 8}, {16, 0, 8}, {8, 0, 24}, {8, 16, 0}, {24, 8, 0}, {0, 8, 16}};
     for (int M = 0; M < 3; M++)
         for (int m = 0; m < 2; m++)
             for (int cr = 1; cr < 256; cr++)
@@ -267,7 +269,9 @@ static void hue_tables_build(hue_tables *t)
         }
     for (int hh = 0; hh < 256; hh++) {
         int i = (int)((float)hh * 6.0 / 255.0);
-        t->seg[hh] = (uint8_t)(i % 6);
+        for (int k = 0; k < 3; k++)
+            t->shift[hh][k] = sel[i % 6][k];
+        t->shift[hh][3] = 0;
         t->frac[hh] = (float)((float)hh * 6.0 / 255.0 - (float)i);
     }
     for (int ss = 0; ss < 256; ss++)
@@ -292,8 +296,6 @@ AUG_INLINE void op_hue(const hue_tables *T, const uint8_t *s, uint8_t *o, size_t
     /* Branch-free per pixel (natural images make these branches unpredictable): a grey
      * pixel (cr = 0) reads hue8[0][0][0][0] = 0 and sat8[0][v] = 0, and with s = 0 the
      * HSV -> RGB formulas give v, v, v exactly like Pillow's special case. */
-    /* Pillow's (r, g, b) per segment i as indices into {v, p, q, t}, times 8 (bit shifts) */
-    static const uint8_t sel[6][3] = {{0, 24, 8}, {16, 0, 8}, {8, 0, 24}, {8, 16, 0}, {24, 8, 0}, {0, 8, 16}};
     uint8_t dh = (uint8_t)(int)((double)hue * 255.0);
     /* Passes over blocks of 256 pixels: (1) table indices and v, then hh, ss from the tables,
      * (2) the rounded products p, q, t in float, (3) the selection by hue segment. Pillow computes
@@ -338,7 +340,7 @@ AUG_INLINE void op_hue(const hue_tables *T, const uint8_t *s, uint8_t *o, size_t
         uint8_t *op = o + 3 * base;
         for (size_t i = 0; i < n; i++) {
             uint32_t w = wb[i];
-            const uint8_t *sl = sel[T->seg[hb[i]]]; /* sel as bit shifts */
+            const uint8_t *sl = T->shift[hb[i]];
             op[3 * i] = (uint8_t)(w >> sl[0]);
             op[3 * i + 1] = (uint8_t)(w >> sl[1]);
             op[3 * i + 2] = (uint8_t)(w >> sl[2]);

@@ -18,3 +18,7 @@ tests_data_check_cifar_SOURCES = tests/data/check_cifar.c tests/data/data_util.h
 tests_data_check_cifar_CFLAGS = $(TEST_CFLAGS) $(ARCHIVE_CFLAGS) $(ZLIB_CFLAGS)
 tests_data_check_cifar_LDADD = libeqmhost.la $(TEST_LIBS) $(ARCHIVE_LIBS) $(ZLIB_LIBS)
 EXTRA_DIST += tests/data/exhaustive_color.sh tests/data/hue_float_check.c
+
+# views.test: `equimod views` writes the three views (PNG) and t of a real CIFAR image.
+TESTS += tests/data/views.test
+EXTRA_DIST += tests/data/views.test

@@ -26,7 +26,7 @@
  *    thread) on the same shards.
  * Last line: ratio=R, equimod over torchvision images/s per core on the "imagenet" set.
  * Options: --seconds S per measurement (default 3), --data DIR, --keep (keep the shards),
- * --only-equimod (profiling), --augment own|plugins; EQM_BENCH_PROFILE=1 prints time per
+ * --only-equimod (profiling), --read-only (the read line only, 30 repetitions each), --augment own|plugins; EQM_BENCH_PROFILE=1 prints time per
  * stage and the DCT scales used (one count per decode); EQM_BENCH_ENT / EQM_BENCH_RES set
  * the decode-plan cost model's entropy and resampling weights.
  * Measured 2026-11-25 on the shared 2-core dev machine (load average 2.2-2.7; old = the
@@ -134,6 +134,9 @@ static int write_sample_shard(const char *tar_in, const char *out)
 }
 
 /* Read a whole set through the stream: the JPEG bodies (copied) and the read rate. */
+/* repetitions of each read measurement (best kept); --read-only raises it for perf */
+static int read_reps = 3;
+
 static int read_set(const char *pattern, int io, blob **out, size_t *n_out, double *mb_s,
                     size_t *bytes)
 {
@@ -154,7 +157,7 @@ static int read_set(const char *pattern, int io, blob **out, size_t *n_out, doub
     double best = 1e30;
     size_t cap = 0, n = 0;
     blob *v = NULL;
-    for (int rep = 0; rep < 3; rep++) {
+    for (int rep = 0; rep < read_reps; rep++) {
         double t0 = now_s();
         shard_stream_start_epoch(s, 0, err, sizeof err);
         eqm_raw_sample *r;
@@ -195,7 +198,7 @@ static double cat_rate(const char *files, size_t bytes)
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "cat %s > /dev/null", files);
     double best = 1e30;
-    for (int rep = 0; rep < 3; rep++) {
+    for (int rep = 0; rep < read_reps; rep++) {
         double t0 = now_s();
         if (system(cmd) != 0)
             return -1;
@@ -691,8 +694,13 @@ int main(int argc, char **argv)
 {
     double seconds = 3.0;
     const char *data = getenv("EQUIMOD_DATA_DIR");
-    int keep = 0, only_eq = 0;
+    int keep = 0, only_eq = 0, read_only = 0;
     for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--read-only")) { /* the read rates only, 30 repetitions */
+            read_only = 1;
+            read_reps = 30;
+            continue;
+        }
         if (!strcmp(argv[i], "--only-equimod")) { /* for profiling */
             only_eq = 1;
             continue;
@@ -707,7 +715,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--keep"))
             keep = 1;
         else {
-            fprintf(stderr, "usage: bench/shards [--seconds S] [--data DIR] [--keep] [--only-equimod]\n"
+            fprintf(stderr, "usage: bench/shards [--seconds S] [--data DIR] [--keep] [--only-equimod] [--read-only]\n"
                     "       [--augment own|plugins]\n");
             return 2;
         }
@@ -757,6 +765,18 @@ int main(int argc, char **argv)
     printf("read: %zu samples, %.1f MB in 8 shards: io_uring %.0f MB/s, pread %.0f MB/s, "
            "cat %.0f MB/s (shard stream / cat = %.2f)\n", nvb, bytes / 1e6, r_uring, r_pread,
            r_cat, r_uring / r_cat);
+    if (read_only) {
+        for (size_t i = 0; i < nvb; i++)
+            free(vb[i].data);
+        free(vb);
+        if (!keep) {
+            char cmd[1400];
+            snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+            if (system(cmd))
+                fprintf(stderr, "bench/shards: could not remove %s\n", dir);
+        }
+        return 0;
+    }
     read_set(pat_a, SHARD_IO_AUTO, &va, &nva, &r_uring, &bytes);
 
     char script[1200];

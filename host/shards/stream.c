@@ -3,8 +3,10 @@
  * archive_read_open read callback hands out each block; nothing is extracted to disk),
  * groups members by key, mixes samples in a shuffle buffer and feeds a bounded queue.
  *
- * Sample memory: one malloc per member body plus one for the sample header; freed by
- * shard_stream_release. Bytes held (shuffle buffer + queue + lent samples) are counted;
+ * Sample memory: one buffer per sample holds all its member bodies (16-byte aligned);
+ * shard_stream_release hands the sample back to a short free list the producer reuses.
+ * Bytes held (member sizes of the shuffle buffer + queue + lent samples, counted when a
+ * group is complete) are counted;
  * the producer waits while the queue is full or the byte budget is exceeded (unless the
  * queue is empty, so one oversized sample cannot deadlock the stream).
  * Left out: compressed tars, tar members split across shards (WebDataset never does it),
@@ -28,12 +30,26 @@
 
 #define MAX_MEMBERS 8
 
+/* Samples are recycled: shard_stream_release puts them on a short free list (under mu)
+ * and the producer takes them from there, so the reader thread neither mallocs nor frees
+ * per sample in the steady state (a free of memory malloc'd by the other thread costs an
+ * arena lock handoff between the two threads). */
+#define FREE_MAX 64                      /* samples kept on the free list */
+#define FREE_BUF_MAX ((size_t)256 << 10) /* larger body buffers are freed, not kept */
+#define BODY_ALIGN 16                    /* member bodies start at this alignment */
+
 typedef struct sample {
     eqm_raw_sample raw; /* first: eqm_raw_sample * converts back */
     eqm_raw_member mem[MAX_MEMBERS];
-    char *key;
+    size_t off[MAX_MEMBERS]; /* member i's body at buf + off[i] (set when present) */
+    unsigned present;        /* bit i: member i was read */
+    char *key;               /* key_cap bytes */
+    size_t key_cap;
+    uint8_t *buf; /* all member bodies of the sample, buf_used of buf_cap bytes */
+    size_t buf_cap, buf_used;
     const char *shard;
-    size_t bytes;
+    size_t bytes; /* sum of the present members' sizes (counted in held_bytes once queued) */
+    struct sample *next_free;
 } sample;
 
 struct shard_stream {
@@ -43,6 +59,8 @@ struct shard_stream {
     size_t *order;
     size_t n_order;
     char *members_buf;
+    sample *free_list; /* under mu */
+    size_t n_free;
     char *ext[MAX_MEMBERS];
     int n_ext;
     shard_reader *reader;
@@ -79,10 +97,48 @@ static void sample_free(sample *s)
 {
     if (!s)
         return;
-    for (int i = 0; i < MAX_MEMBERS; i++)
-        free((void *)s->mem[i].data);
+    free(s->buf);
     free(s->key);
     free(s);
+}
+
+/* Put a sample on the free list (mu held) or free it; returns 1 if kept, the caller
+ * then frees nothing. */
+static int recycle_locked(shard_stream *s, sample *smp)
+{
+    if (s->n_free >= FREE_MAX || smp->buf_cap > FREE_BUF_MAX)
+        return 0;
+    smp->next_free = s->free_list;
+    s->free_list = smp;
+    s->n_free++;
+    return 1;
+}
+
+/* A sample from the free list (mu held), reset, or NULL when the list is empty. */
+static sample *take_free_locked(shard_stream *s)
+{
+    sample *smp = s->free_list;
+    if (!smp)
+        return NULL;
+    s->free_list = smp->next_free;
+    s->n_free--;
+    memset(&smp->raw, 0, sizeof smp->raw);
+    memset(smp->mem, 0, sizeof smp->mem);
+    smp->present = 0;
+    smp->buf_used = 0;
+    smp->bytes = 0;
+    smp->next_free = NULL;
+    return smp;
+}
+
+/* A sample the producer drops before it was counted in held_bytes. */
+static void sample_drop(shard_stream *s, sample *smp)
+{
+    pthread_mutex_lock(&s->mu);
+    int kept = recycle_locked(s, smp);
+    pthread_mutex_unlock(&s->mu);
+    if (!kept)
+        sample_free(smp);
 }
 
 static void held_add(shard_stream *s, size_t b)
@@ -118,8 +174,10 @@ void shard_stream_release(shard_stream *s, eqm_raw_sample *raw)
     sample *smp = (sample *)raw;
     pthread_mutex_lock(&s->mu);
     release_locked(s, smp);
+    int kept = recycle_locked(s, smp);
     pthread_mutex_unlock(&s->mu);
-    sample_free(smp);
+    if (!kept)
+        sample_free(smp);
 }
 
 /* Rate-limited warning: the first 10 in full, then every 1000th with the count. */
@@ -246,7 +304,7 @@ static int group_flush(shard_stream *s)
     int rc = 0;
     if (!s->cur_bad) {
         for (int i = 0; i < s->n_ext; i++)
-            if (!g->mem[i].data) {
+            if (!(g->present & (1u << i))) {
                 snprintf(s->cur_bad_why, sizeof s->cur_bad_why, "%s: sample '%s' has no .%s "
                          "member (required members: %s)", g->shard, g->key, s->ext[i],
                          s->o.members);
@@ -256,19 +314,19 @@ static int group_flush(shard_stream *s)
     }
     if (s->cur_bad) {
         rc = bad_data(s, 0, s->cur_bad_why);
-        pthread_mutex_lock(&s->mu);
-        release_locked(s, g);
-        pthread_mutex_unlock(&s->mu);
-        sample_free(g);
+        sample_drop(s, g); /* never counted in held_bytes */
         return rc;
     }
+    held_add(s, g->bytes);
     g->raw.size = sizeof(eqm_raw_sample);
     g->raw.key = g->key;
     g->raw.shard = g->shard;
     g->raw.n_members = s->n_ext;
     g->raw.members = g->mem;
-    for (int i = 0; i < s->n_ext; i++)
+    for (int i = 0; i < s->n_ext; i++) {
         g->mem[i].ext = s->ext[i];
+        g->mem[i].data = g->buf + g->off[i];
+    }
     return shuffle_put(s, g);
 }
 
@@ -331,13 +389,6 @@ static int read_shard(shard_stream *s, const char *path)
         goto done;
     }
     for (;;) {
-        pthread_mutex_lock(&s->mu);
-        int stop = s->stop;
-        pthread_mutex_unlock(&s->mu);
-        if (stop) {
-            ret = -1;
-            break;
-        }
         struct archive_entry *e;
         int r = archive_read_next_header(a, &e);
         if (r == ARCHIVE_EOF)
@@ -347,10 +398,7 @@ static int read_shard(shard_stream *s, const char *path)
                      path, c.io_failed ? "unreadable" : "truncated or corrupt",
                      archive_error_string(a) ? archive_error_string(a) : "?");
             if (s->cur) { /* the group in hand may be cut short: drop it with the shard */
-                pthread_mutex_lock(&s->mu);
-                release_locked(s, s->cur);
-                pthread_mutex_unlock(&s->mu);
-                sample_free(s->cur);
+                sample_drop(s, s->cur);
                 s->cur = NULL;
             }
             ret = bad_data(s, 1, err);
@@ -369,17 +417,33 @@ static int read_shard(shard_stream *s, const char *path)
                 goto done;
             }
         }
-        if (!s->cur) {
-            s->cur = calloc(1, sizeof *s->cur);
-            if (s->cur)
-                s->cur->key = strndup(name, keylen);
-            if (!s->cur || !s->cur->key) {
-                sample_free(s->cur);
-                s->cur = NULL;
+        if (!s->cur) { /* a new group: the one lock per sample (stop, free list) */
+            pthread_mutex_lock(&s->mu);
+            int stop = s->stop;
+            sample *g = stop ? NULL : take_free_locked(s);
+            pthread_mutex_unlock(&s->mu);
+            if (stop) {
+                ret = -1;
+                goto done;
+            }
+            if (!g)
+                g = calloc(1, sizeof *g);
+            if (g && g->key_cap < keylen + 1) {
+                char *k = realloc(g->key, keylen + 1);
+                if (k) {
+                    g->key = k;
+                    g->key_cap = keylen + 1;
+                }
+            }
+            if (!g || g->key_cap < keylen + 1) {
+                sample_free(g);
                 producer_fail(s, EQM_ERR_NOMEM, "shard stream: out of memory");
                 ret = -1;
                 goto done;
             }
+            memcpy(g->key, name, keylen);
+            g->key[keylen] = 0;
+            s->cur = g;
             s->cur->shard = path;
             s->cur_bad = 0;
         }
@@ -397,12 +461,23 @@ static int read_shard(shard_stream *s, const char *path)
             s->cur_bad = 1;
             continue;
         }
-        uint8_t *body = malloc(size ? (size_t)size : 1);
-        if (!body) {
-            producer_fail(s, EQM_ERR_NOMEM, "shard stream: out of memory");
-            ret = -1;
-            goto done;
+        sample *g = s->cur;
+        size_t at = (g->buf_used + BODY_ALIGN - 1) & ~(size_t)(BODY_ALIGN - 1);
+        size_t need = at + (size_t)size;
+        if (need > g->buf_cap || !g->buf) { /* grow; offsets stay valid */
+            size_t cap = g->buf_cap ? g->buf_cap : 4096;
+            while (cap < need)
+                cap *= 2;
+            uint8_t *nb = realloc(g->buf, cap);
+            if (!nb) {
+                producer_fail(s, EQM_ERR_NOMEM, "shard stream: out of memory");
+                ret = -1;
+                goto done;
+            }
+            g->buf = nb;
+            g->buf_cap = cap;
         }
+        uint8_t *body = g->buf + at;
         size_t got = 0;
         while (got < (size_t)size) {
             la_ssize_t k = archive_read_data(a, body + got, (size_t)size - got);
@@ -411,29 +486,21 @@ static int read_shard(shard_stream *s, const char *path)
             got += (size_t)k;
         }
         if (got < (size_t)size) {
-            free(body);
             snprintf(err, sizeof err, "%s: member '%s' %s: %s (the rest of the shard is "
                      "skipped)", path, name, c.io_failed ? "unreadable" : "truncated",
                      archive_error_string(a) ? archive_error_string(a) : "short data");
-            pthread_mutex_lock(&s->mu);
-            release_locked(s, s->cur);
-            pthread_mutex_unlock(&s->mu);
-            sample_free(s->cur);
+            sample_drop(s, s->cur);
             s->cur = NULL;
             ret = bad_data(s, 1, err);
             goto done;
         }
-        if (s->cur->mem[m].data) { /* duplicate member: keep the last, it is a rewrite */
-            s->cur->bytes -= s->cur->mem[m].size;
-            pthread_mutex_lock(&s->mu);
-            s->st.held_bytes -= s->cur->mem[m].size;
-            pthread_mutex_unlock(&s->mu);
-            free((void *)s->cur->mem[m].data);
-        }
-        s->cur->mem[m].data = body;
-        s->cur->mem[m].size = (size_t)size;
-        s->cur->bytes += (size_t)size;
-        held_add(s, (size_t)size);
+        if (g->present & (1u << m)) /* duplicate member: keep the last, it is a rewrite */
+            g->bytes -= g->mem[m].size;
+        g->present |= 1u << m;
+        g->off[m] = at;
+        g->buf_used = need;
+        g->mem[m].size = (size_t)size;
+        g->bytes += (size_t)size;
     }
     if (group_flush(s))
         ret = -1;
@@ -559,8 +626,7 @@ static void stop_producer(shard_stream *s)
     pthread_join(s->thread, NULL);
     s->running = 0;
     pthread_mutex_lock(&s->mu);
-    if (s->cur) {
-        release_locked(s, s->cur);
+    if (s->cur) { /* not counted in held_bytes yet */
         sample_free(s->cur);
         s->cur = NULL;
     }
@@ -579,6 +645,11 @@ void shard_stream_destroy(shard_stream *s)
     if (!s)
         return;
     stop_producer(s);
+    while (s->free_list) {
+        sample *n = s->free_list->next_free;
+        sample_free(s->free_list);
+        s->free_list = n;
+    }
     shard_reader_destroy(s->reader);
     shardlist_free(s->paths, s->n_paths);
     free(s->order);

@@ -29,11 +29,6 @@
  * --only-equimod (profiling), --read-only (the read line only, 30 repetitions each), --augment own|plugins; EQM_BENCH_PROFILE=1 prints time per
  * stage and the DCT scales used (one count per decode); EQM_BENCH_ENT / EQM_BENCH_RES set
  * the decode-plan cost model's entropy and resampling weights.
- * Read rate (--read-only, warm page cache, 3925 imagenette samples, 48.3 MB in 8 shards),
- * 2026-11-25, old = the stream at 36347ff linked into the same bench, run alternately:
- *   old: io_uring 2385-2527 MB/s, cat 4957-5497 (stream / cat 0.46-0.48);
- *   now: io_uring 4471-4660 MB/s, cat 5379-5661 (stream / cat 0.80-0.84). What is left is
- *   the one copy of each member into its sample buffer and the producer/consumer hand-off.
  * Measured 2026-11-25 on the shared 2-core dev machine (load average 2.2-2.7; old = the
  * tree at 161cb4a built in /tmp, run alternately with this one in the same window):
  *   imagenet set: old equimod 433-442 img/s vs torchvision 89-90 (3 views): ratio 4.87-4.90;

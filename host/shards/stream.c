@@ -649,11 +649,10 @@ static int read_shard_fast(shard_stream *s, const char *path, uint64_t *skip)
             break;
         size_t pl = strnlen((const char *)h + 345, 155), nl = strnlen((const char *)h, 100);
         size_t k = 0;
-        if (pl) { /* as libarchive: prefix, a '/' unless it ends in one, name */
+        if (pl) {
             memcpy(name, h + 345, pl);
             k = pl;
-            if (name[k - 1] != '/')
-                name[k++] = '/';
+            name[k++] = '/';
         }
         memcpy(name + k, h, nl);
         k += nl;

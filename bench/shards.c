@@ -774,8 +774,6 @@ int main(int argc, char **argv)
             snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
             if (system(cmd))
                 fprintf(stderr, "bench/shards: could not remove %s\n", dir);
-        } else {
-            printf("shards kept in %s\n", dir);
         }
         return 0;
     }

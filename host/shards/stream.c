@@ -629,18 +629,16 @@ static int read_shard_fast(shard_stream *s, const char *path, uint64_t *skip)
     for (;; entry++) {
         if (fast_take(&f, h, 512))
             break;
-        static const uint8_t zeros[512];
-        if (!memcmp(h, zeros, 512)) { /* end of archive (libarchive too stops at the first zero block) */
+        int zero = 1;
+        for (int i = 0; i < 512 && zero; i++)
+            zero = !h[i];
+        if (zero) { /* end of archive (libarchive too stops at the first zero block) */
             ret = 0;
             break;
         }
-        uint64_t sum = 8 * ' ', want, size; /* the checksum field counts as spaces */
-        uint32_t part = 0;
-        for (int i = 0; i < 512; i++) /* a loop the compiler vectorises */
-            part += h[i];
-        for (int i = 148; i < 156; i++)
-            part -= h[i];
-        sum += part;
+        uint64_t sum = 0, want, size;
+        for (int i = 0; i < 512; i++)
+            sum += (i >= 148 && i < 156) ? ' ' : h[i];
         if (fast_octal(h + 148, 8, &want) || want != sum || memcmp(h + 257, "ustar\0" "00", 8) ||
             fast_octal(h + 124, 12, &size) || size > ((uint64_t)1 << 40))
             break;

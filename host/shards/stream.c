@@ -9,10 +9,6 @@
  * group is complete) are counted;
  * the producer waits while the queue is full or the byte budget is exceeded (unless the
  * queue is empty, so one oversized sample cannot deadlock the stream).
- * Shards in plain POSIX ustar (what writers produce) are parsed in place (read_shard_fast);
- * anything else goes to libarchive (archive_read_open with a read callback over the same
- * buffers), whose per-header cost (a wide-character conversion of every name) was half the
- * read time.
  * Left out: compressed tars, tar members split across shards (WebDataset never does it),
  * reading several shards concurrently (one io_uring with `depth` reads in flight already
  * keeps a disk busy; several streams can be created for more).
@@ -372,109 +368,8 @@ static int split_key(const char *path, size_t *keylen, const char **ext)
     return 0;
 }
 
-/* Reads a member body of `n` bytes into dst: 0 when all came, -1 otherwise. */
-typedef int (*body_fn)(void *ctx, uint8_t *dst, size_t n);
-
-/* One regular member `name` of `size` bytes (-1: unknown): group it, reading its body
- * through rd when it is wanted. Returns 0 to go on, -1 to stop, 1 when the body came short
- * (s->cur is then still in hand; the caller reports). *new_group: set when the member
- * started a group. */
-static int take_member(shard_stream *s, const char *path, const char *name, int64_t size,
-                       body_fn rd, void *rctx, int *new_group)
-{
-    size_t keylen;
-    const char *ext;
-    *new_group = 0;
-    if (!name || split_key(name, &keylen, &ext))
-        return 0; /* no extension: not part of any sample */
-    if (s->cur && (strlen(s->cur->key) != keylen || strncmp(s->cur->key, name, keylen))) {
-        if (group_flush(s))
-            return -1;
-    }
-    if (!s->cur) { /* a new group: the one lock per sample (stop, free list) */
-        pthread_mutex_lock(&s->mu);
-        int stop = s->stop;
-        sample *g = stop ? NULL : take_free_locked(s);
-        pthread_mutex_unlock(&s->mu);
-        if (stop)
-            return -1;
-        if (!g)
-            g = calloc(1, sizeof *g);
-        if (g && g->key_cap < keylen + 1) {
-            char *k = realloc(g->key, keylen + 1);
-            if (k) {
-                g->key = k;
-                g->key_cap = keylen + 1;
-            }
-        }
-        if (!g || g->key_cap < keylen + 1) {
-            sample_free(g);
-            producer_fail(s, EQM_ERR_NOMEM, "shard stream: out of memory");
-            return -1;
-        }
-        memcpy(g->key, name, keylen);
-        g->key[keylen] = 0;
-        s->cur = g;
-        s->cur->shard = path;
-        s->cur_bad = 0;
-        *new_group = 1;
-    }
-    int m = -1;
-    for (int i = 0; i < s->n_ext; i++)
-        if (!strcasecmp(ext, s->ext[i]))
-            m = i;
-    if (m < 0 || s->cur_bad)
-        return 0; /* a member nobody asked for (e.g. .json) */
-    if (size < 0 || (uint64_t)size > s->o.max_member_bytes) {
-        snprintf(s->cur_bad_why, sizeof s->cur_bad_why,
-                 "%s: member '%s' is %lld bytes (limit max_member_bytes = %zu)", path, name,
-                 (long long)size, s->o.max_member_bytes);
-        s->cur_bad = 1;
-        return 0;
-    }
-    sample *g = s->cur;
-    size_t at = (g->buf_used + BODY_ALIGN - 1) & ~(size_t)(BODY_ALIGN - 1);
-    size_t need = at + (size_t)size;
-    if (need > g->buf_cap || !g->buf) { /* grow; offsets stay valid */
-        size_t cap = g->buf_cap ? g->buf_cap : 4096;
-        while (cap < need)
-            cap *= 2;
-        uint8_t *nb = realloc(g->buf, cap);
-        if (!nb) {
-            producer_fail(s, EQM_ERR_NOMEM, "shard stream: out of memory");
-            return -1;
-        }
-        g->buf = nb;
-        g->buf_cap = cap;
-    }
-    if (rd(rctx, g->buf + at, (size_t)size))
-        return 1;
-    if (g->present & (1u << m)) /* duplicate member: keep the last, it is a rewrite */
-        g->bytes -= g->mem[m].size;
-    g->present |= 1u << m;
-    g->off[m] = at;
-    g->buf_used = need;
-    g->mem[m].size = (size_t)size;
-    g->bytes += (size_t)size;
-    return 0;
-}
-
-static int la_body(void *ctx, uint8_t *dst, size_t n)
-{
-    struct archive *a = ctx;
-    size_t got = 0;
-    while (got < n) {
-        la_ssize_t k = archive_read_data(a, dst + got, n - got);
-        if (k <= 0)
-            break;
-        got += (size_t)k;
-    }
-    return got < n ? -1 : 0;
-}
-
-/* Read one shard with libarchive, skipping its first `skip` entries (the fast path below
- * already took them). Returns 0 to go on, -1 to stop. */
-static int read_shard_la(shard_stream *s, const char *path, uint64_t skip)
+/* Read one shard. Returns 0 to go on, -1 to stop. */
+static int read_shard(shard_stream *s, const char *path)
 {
     char err[700];
     int rc = shard_reader_open(s->reader, path, err, sizeof err);
@@ -493,7 +388,7 @@ static int read_shard_la(shard_stream *s, const char *path, uint64_t skip)
         ret = bad_data(s, 1, err);
         goto done;
     }
-    for (uint64_t entry = 0;; entry++) {
+    for (;;) {
         struct archive_entry *e;
         int r = archive_read_next_header(a, &e);
         if (r == ARCHIVE_EOF)
@@ -509,17 +404,88 @@ static int read_shard_la(shard_stream *s, const char *path, uint64_t skip)
             ret = bad_data(s, 1, err);
             goto done;
         }
-        if (entry < skip || archive_entry_filetype(e) != AE_IFREG)
+        if (archive_entry_filetype(e) != AE_IFREG)
             continue;
         const char *name = archive_entry_pathname(e);
-        int64_t size = archive_entry_size_is_set(e) ? archive_entry_size(e) : -1;
-        int ng;
-        int t = take_member(s, path, name, size, la_body, a, &ng);
-        if (t < 0) {
-            ret = -1;
-            goto done;
+        size_t keylen;
+        const char *ext;
+        if (!name || split_key(name, &keylen, &ext))
+            continue; /* no extension: not part of any sample */
+        if (s->cur && (strlen(s->cur->key) != keylen || strncmp(s->cur->key, name, keylen))) {
+            if (group_flush(s)) {
+                ret = -1;
+                goto done;
+            }
         }
-        if (t > 0) {
+        if (!s->cur) { /* a new group: the one lock per sample (stop, free list) */
+            pthread_mutex_lock(&s->mu);
+            int stop = s->stop;
+            sample *g = stop ? NULL : take_free_locked(s);
+            pthread_mutex_unlock(&s->mu);
+            if (stop) {
+                ret = -1;
+                goto done;
+            }
+            if (!g)
+                g = calloc(1, sizeof *g);
+            if (g && g->key_cap < keylen + 1) {
+                char *k = realloc(g->key, keylen + 1);
+                if (k) {
+                    g->key = k;
+                    g->key_cap = keylen + 1;
+                }
+            }
+            if (!g || g->key_cap < keylen + 1) {
+                sample_free(g);
+                producer_fail(s, EQM_ERR_NOMEM, "shard stream: out of memory");
+                ret = -1;
+                goto done;
+            }
+            memcpy(g->key, name, keylen);
+            g->key[keylen] = 0;
+            s->cur = g;
+            s->cur->shard = path;
+            s->cur_bad = 0;
+        }
+        int m = -1;
+        for (int i = 0; i < s->n_ext; i++)
+            if (!strcasecmp(ext, s->ext[i]))
+                m = i;
+        if (m < 0 || s->cur_bad)
+            continue; /* a member nobody asked for (e.g. .json) */
+        int64_t size = archive_entry_size_is_set(e) ? archive_entry_size(e) : -1;
+        if (size < 0 || (uint64_t)size > s->o.max_member_bytes) {
+            snprintf(s->cur_bad_why, sizeof s->cur_bad_why,
+                     "%s: member '%s' is %lld bytes (limit max_member_bytes = %zu)", path,
+                     name, (long long)size, s->o.max_member_bytes);
+            s->cur_bad = 1;
+            continue;
+        }
+        sample *g = s->cur;
+        size_t at = (g->buf_used + BODY_ALIGN - 1) & ~(size_t)(BODY_ALIGN - 1);
+        size_t need = at + (size_t)size;
+        if (need > g->buf_cap || !g->buf) { /* grow; offsets stay valid */
+            size_t cap = g->buf_cap ? g->buf_cap : 4096;
+            while (cap < need)
+                cap *= 2;
+            uint8_t *nb = realloc(g->buf, cap);
+            if (!nb) {
+                producer_fail(s, EQM_ERR_NOMEM, "shard stream: out of memory");
+                ret = -1;
+                goto done;
+            }
+            g->buf = nb;
+            g->buf_cap = cap;
+        }
+        uint8_t *body = g->buf + at;
+        size_t got = 0;
+        while (got < (size_t)size) {
+            la_ssize_t k = archive_read_data(a, body + got, (size_t)size - got);
+            if (k <= 0)
+                break;
+            got += (size_t)k;
+        }
+        if (got < (size_t)size) {
             snprintf(err, sizeof err, "%s: member '%s' %s: %s (the rest of the shard is "
                      "skipped)", path, name, c.io_failed ? "unreadable" : "truncated",
                      archive_error_string(a) ? archive_error_string(a) : "short data");
@@ -528,6 +494,13 @@ static int read_shard_la(shard_stream *s, const char *path, uint64_t skip)
             ret = bad_data(s, 1, err);
             goto done;
         }
+        if (g->present & (1u << m)) /* duplicate member: keep the last, it is a rewrite */
+            g->bytes -= g->mem[m].size;
+        g->present |= 1u << m;
+        g->off[m] = at;
+        g->buf_used = need;
+        g->mem[m].size = (size_t)size;
+        g->bytes += (size_t)size;
     }
     if (group_flush(s))
         ret = -1;
@@ -535,170 +508,6 @@ done:
     archive_read_free(a);
     shard_reader_close(s->reader);
     return ret;
-}
-
-/* ---- fast path: plain POSIX ustar (what shard writers produce) parsed in place ----
- * Handles regular files and directories with "ustar\0" "00" headers, a valid unsigned
- * checksum, octal sizes, ASCII names and the two-zero-block end. Anything else (pax or GNU
- * extensions, links, a bad checksum, a short shard, an I/O error) hands the shard to
- * libarchive, which skips the entries whose groups were already passed on and reports
- * errors with its own words, so results and messages do not depend on the path taken. */
-typedef struct fast_in {
-    shard_stream *s;
-    const uint8_t *b;
-    size_t n, pos;
-    uint64_t left; /* data + padding of the current entry not yet consumed */
-} fast_in;
-
-static int fast_fill(fast_in *f)
-{
-    const void *p;
-    size_t n = 0;
-    char err[600];
-    if (shard_reader_next(f->s->reader, &p, &n, err, sizeof err) != EQM_OK || !n)
-        return -1;
-    f->b = p;
-    f->n = n;
-    f->pos = 0;
-    pthread_mutex_lock(&f->s->mu);
-    f->s->st.bytes_read += n;
-    pthread_mutex_unlock(&f->s->mu);
-    return 0;
-}
-
-/* n bytes into dst (NULL: skip them); -1 when the shard ends first or reading fails. */
-static int fast_take(fast_in *f, uint8_t *dst, size_t n)
-{
-    while (n) {
-        if (f->pos == f->n && fast_fill(f))
-            return -1;
-        size_t k = f->n - f->pos < n ? f->n - f->pos : n;
-        if (dst) {
-            memcpy(dst, f->b + f->pos, k);
-            dst += k;
-        }
-        f->pos += k;
-        n -= k;
-    }
-    return 0;
-}
-
-static int fast_body(void *ctx, uint8_t *dst, size_t n)
-{
-    fast_in *f = ctx;
-    if (fast_take(f, dst, n))
-        return -1;
-    f->left -= n;
-    return 0;
-}
-
-static int fast_octal(const uint8_t *p, size_t n, uint64_t *v)
-{
-    size_t i = 0;
-    uint64_t x = 0;
-    int nd = 0;
-    while (i < n && p[i] == ' ')
-        i++;
-    for (; i < n && p[i] >= '0' && p[i] <= '7'; i++, nd++) {
-        if (x >> 60)
-            return -1;
-        x = x * 8 + (uint64_t)(p[i] - '0');
-    }
-    for (; i < n; i++)
-        if (p[i] != ' ' && p[i] != 0)
-            return -1;
-    if (!nd)
-        return -1;
-    *v = x;
-    return 0;
-}
-
-/* Returns 0 to go on, -1 to stop, 1 to hand the shard to libarchive after *skip entries
- * (s->cur is dropped then: libarchive reads its group again). */
-static int read_shard_fast(shard_stream *s, const char *path, uint64_t *skip)
-{
-    char err[700];
-    int rc = shard_reader_open(s->reader, path, err, sizeof err);
-    if (rc != EQM_OK)
-        return bad_data(s, 1, err);
-    fast_in f = {.s = s};
-    uint64_t entry = 0, cur_first = 0;
-    int ret = 1;
-    uint8_t h[512];
-    char name[256 + 100 + 2];
-    for (;; entry++) {
-        if (fast_take(&f, h, 512))
-            break;
-        int zero = 1;
-        for (int i = 0; i < 512 && zero; i++)
-            zero = !h[i];
-        if (zero) { /* end of archive (libarchive too stops at the first zero block) */
-            ret = 0;
-            break;
-        }
-        uint64_t sum = 0, want, size;
-        for (int i = 0; i < 512; i++)
-            sum += (i >= 148 && i < 156) ? ' ' : h[i];
-        if (fast_octal(h + 148, 8, &want) || want != sum || memcmp(h + 257, "ustar\0" "00", 8) ||
-            fast_octal(h + 124, 12, &size) || size > ((uint64_t)1 << 40))
-            break;
-        char type = (char)h[156];
-        if (type != '0' && type != 0 && type != '5')
-            break;
-        size_t pl = strnlen((const char *)h + 345, 155), nl = strnlen((const char *)h, 100);
-        size_t k = 0;
-        if (pl) {
-            memcpy(name, h + 345, pl);
-            k = pl;
-            name[k++] = '/';
-        }
-        memcpy(name + k, h, nl);
-        k += nl;
-        name[k] = 0;
-        int odd = !nl;
-        for (size_t i = 0; i < k && !odd; i++)
-            odd = (unsigned char)name[i] >= 0x80;
-        if (odd || (type != '5' && name[k - 1] == '/'))
-            break; /* libarchive turns a file ending in '/' into a directory */
-        f.left = (size + 511) & ~(uint64_t)511;
-        if (type != '5') {
-            int ng;
-            int t = take_member(s, path, name, (int64_t)size, fast_body, &f, &ng);
-            if (ng)
-                cur_first = entry;
-            if (t < 0) {
-                ret = -1;
-                break;
-            }
-            if (t > 0)
-                break; /* short body: libarchive says what is wrong */
-        }
-        if (f.left && fast_take(&f, NULL, f.left))
-            break;
-    }
-    if (ret == 0 && group_flush(s))
-        ret = -1;
-    if (ret == 1) {
-        if (s->cur) {
-            *skip = cur_first;
-            sample_drop(s, s->cur);
-            s->cur = NULL;
-        } else {
-            *skip = entry;
-        }
-    }
-    shard_reader_close(s->reader);
-    return ret;
-}
-
-/* Read one shard. Returns 0 to go on, -1 to stop. */
-static int read_shard(shard_stream *s, const char *path)
-{
-    uint64_t skip = 0;
-    int r = read_shard_fast(s, path, &skip);
-    if (r <= 0)
-        return r;
-    return read_shard_la(s, path, skip);
 }
 
 static void *producer_main(void *arg)

@@ -209,20 +209,11 @@ END_TEST
 static const eqm_plugin *load_plugin(eqm_registry **reg, eqm_config **cfg, void **opts,
                                      const char *const *sets)
 {
+    /* The real discovery path: make check points EQUIMOD_PLUGIN_PATH at plugin-dir/;
+     * config_bind_plugin below finds dataset/imagenet_tar in it. */
     *reg = registry_create();
-    const char *pp = getenv("EQUIMOD_PLUGIN_PATH"), *bd = getenv("EQM_BUILDDIR");
-    char path[1200];
-    int ok = 0;
-    if (pp) {
-        snprintf(path, sizeof path, "%.*s/dataset_imagenet_tar.so", (int)strcspn(pp, ":"), pp);
-        ok = access(path, R_OK) == 0 && registry_load_file(*reg, path) > 0;
-    }
-    if (!ok && bd) {
-        snprintf(path, sizeof path, "%s/plugins/dataset/imagenet_tar/.libs/"
-                 "dataset_imagenet_tar.so", bd);
-        ok = registry_load_file(*reg, path) > 0;
-    }
-    ck_assert_msg(ok, "dataset_imagenet_tar.so not found (EQUIMOD_PLUGIN_PATH=%s)", pp);
+    ck_assert_msg(*reg && registry_scan(*reg, NULL, 0) > 0,
+                  "no plugins in EQUIMOD_PLUGIN_PATH=%s", getenv("EQUIMOD_PLUGIN_PATH"));
     *cfg = config_new_empty();
     char err[1024];
     ck_assert_int_eq(config_set(*cfg, "dataset.plugin=imagenet_tar", err, sizeof err), 0);

@@ -322,25 +322,12 @@ int main(void)
     snprintf(bin, sizeof bin, "%s/equimod", bd ? bd : ".");
     snprintf(cfg_simclr, sizeof cfg_simclr, "%s/tests/train/tiny.ini", sd ? sd : EQM_SRCDIR);
     snprintf(cfg_byol, sizeof cfg_byol, "%s/tests/train/tiny_byol.ini", sd ? sd : EQM_SRCDIR);
-    /* Plugins: the given path, else every plugins/<kind>/<name>/.libs of the build tree. */
+    /* Plugins: the given path, else the build tree's plugin-dir/ (links to every plugin). */
     const char *pp = getenv("EQUIMOD_PLUGIN_PATH");
     if (!pp || !has_so(pp)) {
-        char cmd[4096], line[4096];
-        static char list[65536];
-        list[0] = 0;
-        snprintf(cmd, sizeof cmd, "find -L '%s/plugins' -type d -name .libs 2>/dev/null",
-                 bd ? bd : ".");
-        FILE *f = popen(cmd, "r");
-        while (f && fgets(line, sizeof line, f)) {
-            line[strcspn(line, "\n")] = 0;
-            if (strlen(list) + strlen(line) + 2 < sizeof list) {
-                strcat(list, line);
-                strcat(list, ":");
-            }
-        }
-        if (f)
-            pclose(f);
-        setenv("EQUIMOD_PLUGIN_PATH", list, 1);
+        static char dir[4096];
+        snprintf(dir, sizeof dir, "%s/plugin-dir", bd ? bd : ".");
+        setenv("EQUIMOD_PLUGIN_PATH", dir, 1);
     }
     setenv("EQM_LOG", "warn", 1);
     snprintf(tmpdir, sizeof tmpdir, "/tmp/eqm-e2e-XXXXXX");

@@ -100,25 +100,148 @@ int errf(char *err, size_t errlen, int status, const char *fmt, ...)
 }
 
 /* ------------------------------------------------------------------ ctx --------- */
+/* Error messages are per calling thread. One instance context may be used by several
+ * threads at once (the loader's workers all decode through one dataset instance), so a
+ * single message buffer per context would be a data race, and the failing thread could
+ * read another thread's message. set_error therefore records the message in a small
+ * table owned by the calling thread, keyed by (context, creation serial): the serial
+ * keeps a context allocated at the address of a destroyed one from seeing its messages.
+ * It also copies the message into h->error under err_mu: that copy is the fallback a
+ * thread reads when it has set no message on h itself (for example a message set by
+ * another thread, or when the table cannot be allocated). host_ctx_error(h) returns this
+ * thread's latest message for h when there is one, else a copy of the fallback taken
+ * under err_mu. The returned text stays valid on the calling thread until its next
+ * set_error / host_ctx_error on h, or until it has used TL_ERR_SLOTS other contexts since
+ * (least recently used entries are reused). Tables are freed at thread exit. */
+
+#define TL_ERR_SLOTS 8
+
+typedef struct host_ctx_full {
+    eqm_host pub; /* first: an eqm_host * is a host_ctx_full * */
+    uint64_t serial;
+} host_ctx_full;
+
+typedef struct tl_err {
+    const eqm_host *h;
+    uint64_t serial;
+    uint64_t used;  /* tick of the last use (LRU) */
+    int own;        /* 1: set by this thread; 0: a copy of the shared fallback */
+    char msg[sizeof(((eqm_host *)0)->error)];
+} tl_err;
+
+typedef struct tl_table {
+    uint64_t tick;
+    tl_err e[TL_ERR_SLOTS];
+} tl_table;
+
+static pthread_mutex_t err_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t ctx_serial; /* guarded by err_mu */
+static pthread_key_t tl_key;
+static int tl_key_ok;
+static pthread_once_t tl_once = PTHREAD_ONCE_INIT;
+
+static void tl_free(void *p) { free(p); }
+static void tl_init(void) { tl_key_ok = pthread_key_create(&tl_key, tl_free) == 0; }
+
+/* This thread's table (allocated on first use); NULL if out of memory. */
+static tl_table *tl_get(void)
+{
+    pthread_once(&tl_once, tl_init);
+    if (!tl_key_ok)
+        return NULL;
+    tl_table *t = pthread_getspecific(tl_key);
+    if (!t) {
+        t = calloc(1, sizeof *t);
+        if (t && pthread_setspecific(tl_key, t)) {
+            free(t);
+            t = NULL;
+        }
+    }
+    return t;
+}
+
+static uint64_t ctx_serial_of(const eqm_host *h) { return ((const host_ctx_full *)h)->serial; }
+
+/* The entry of h in t; with `create`, the least recently used entry is taken over. */
+static tl_err *tl_find(tl_table *t, const eqm_host *h, int create)
+{
+    uint64_t serial = ctx_serial_of(h);
+    tl_err *lru = &t->e[0];
+    for (int i = 0; i < TL_ERR_SLOTS; i++) {
+        tl_err *e = &t->e[i];
+        if (e->h == h && e->serial == serial) {
+            e->used = ++t->tick;
+            return e;
+        }
+        if (e->used < lru->used)
+            lru = e;
+    }
+    if (!create)
+        return NULL;
+    lru->h = h;
+    lru->serial = serial;
+    lru->used = ++t->tick;
+    lru->own = 0;
+    lru->msg[0] = 0;
+    return lru;
+}
 
 eqm_host *host_ctx_create(const char *label)
 {
-    eqm_host *h = calloc(1, sizeof *h);
-    if (h)
-        snprintf(h->label, sizeof h->label, "%s", label ? label : "host");
-    return h;
+    host_ctx_full *f = calloc(1, sizeof *f);
+    if (!f)
+        return NULL;
+    snprintf(f->pub.label, sizeof f->pub.label, "%s", label ? label : "host");
+    pthread_mutex_lock(&err_mu);
+    f->serial = ++ctx_serial;
+    pthread_mutex_unlock(&err_mu);
+    return &f->pub;
 }
 
-void host_ctx_destroy(eqm_host *h) { free(h); }
+void host_ctx_destroy(eqm_host *h)
+{
+    if (!h)
+        return;
+    free((host_ctx_full *)h); /* entries keyed by its serial can never match again */
+}
 
-const char *host_ctx_error(const eqm_host *h) { return h ? h->error : ""; }
+const char *host_ctx_error(const eqm_host *h)
+{
+    if (!h)
+        return "";
+    tl_table *t = tl_get();
+    if (!t)
+        return h->error; /* out of memory: the shared copy (may race) */
+    tl_err *e = tl_find(t, h, 0);
+    if (e && e->own)
+        return e->msg;
+    if (!e)
+        e = tl_find(t, h, 1);
+    pthread_mutex_lock(&err_mu);
+    memcpy(e->msg, h->error, sizeof e->msg);
+    pthread_mutex_unlock(&err_mu);
+    e->msg[sizeof e->msg - 1] = 0;
+    return e->msg;
+}
 
 static int ctx_vset_error(eqm_host *h, int status, const char *fmt, va_list ap)
 {
-    if (h) {
-        vsnprintf(h->error, sizeof h->error, fmt, ap);
-        h->status = status;
+    if (!h)
+        return status;
+    /* format first: the arguments may point into this thread's entry for h (a message
+     * read back with host_ctx_error and wrapped) */
+    char msg[sizeof h->error];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    tl_table *t = tl_get();
+    if (t) {
+        tl_err *e = tl_find(t, h, 1);
+        memcpy(e->msg, msg, sizeof e->msg);
+        e->own = 1;
     }
+    pthread_mutex_lock(&err_mu);
+    memcpy(h->error, msg, sizeof h->error);
+    h->status = status;
+    pthread_mutex_unlock(&err_mu);
     return status;
 }
 

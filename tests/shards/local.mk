@@ -19,3 +19,8 @@ tests_shards_t_probe_CFLAGS = $(TEST_CFLAGS)
 tests_shards_t_probe_LDADD = libeqmhost.la $(TEST_LIBS)
 TESTS += tests/shards/train_shards.test
 EXTRA_DIST += tests/shards/train_shards.test tests/shards/tiny_imagenette.ini
+# Per-thread error messages of one instance context (host/api.c), concurrent setters.
+check_PROGRAMS += tests/shards/check_host_error
+TESTS += tests/shards/check_host_error
+tests_shards_check_host_error_CFLAGS = $(TEST_CFLAGS)
+tests_shards_check_host_error_LDADD = libeqmhost.la $(TEST_LIBS)

@@ -134,7 +134,13 @@ typedef struct eqm_host_api {
         __attribute__((format(printf, 3, 4)));
     /* Record the message of a failure on this instance and return `status` unchanged, so
      * that `return api->set_error(h, EQM_ERR_FORMAT, "%s: truncated", path);` works.
-     * The host reports it with the instance's kind/name. */
+     * The host reports it with the instance's kind/name.
+     * Threading: thread-safe, and messages are per calling thread. When several threads
+     * call into one instance at once (a dataset's decode from the loader's workers), each
+     * failing call's message is recorded for the thread that made it, and the host reads
+     * it back on that same thread, so a concurrent failure on another thread cannot
+     * overwrite it. Set the message on the thread that returns the failure (not from a
+     * parallel_for chunk run on a pool thread: the caller would not see it as its own). */
     int (*set_error)(eqm_host *h, int status, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
     /* Zero-filled, `align`-aligned (power of two, 0 = 64) memory; NULL on failure.

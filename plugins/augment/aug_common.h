@@ -143,7 +143,7 @@ static inline size_t aug_resize_scratch(int in_w, int in_h, int c, int out_w, in
 {
     size_t kh = (size_t)aug_ksize(in_w, out_w, filter), kv = (size_t)aug_ksize(in_h, out_h, filter);
     return (kh * out_w + kv * out_h + 2 * (size_t)out_w + 2 * (size_t)out_h) * sizeof(int32_t) +
-           (size_t)out_w * in_h * c + 64;
+           (size_t)out_w * in_h * c + (size_t)in_w * c * 8 + 128;
 }
 
 /* Precomputed coefficients of one axis (in -> out). */
@@ -184,6 +184,158 @@ typedef struct aug_coef {
     }
 AUG_HPASS3(5)
 AUG_HPASS3(7)
+
+
+#if AUG_HAVE_V3
+#include <immintrin.h>
+/* AVX2 resampling passes (same integer arithmetic as the scalar loops, so the same bits).
+ * Horizontal: 8 rows at a time. The 8 rows' bytes are transposed into q (byte j of row r at
+ * q[8j + r]), so that one tap of one channel is 8 contiguous bytes (one per row) and the 8
+ * rows' sums for an output pixel run in one register per channel. */
+AUG_TARGET_V3 __attribute__((unused)) static void aug_t8(const uint8_t *const r[8], int n, uint8_t *q)
+{
+    int j = 0;
+    for (; j + 16 <= n; j += 16) {
+        __m128i a[8], b[8], c[8];
+        for (int i = 0; i < 8; i++)
+            a[i] = _mm_loadu_si128((const __m128i *)(r[i] + j));
+        for (int i = 0; i < 4; i++) {
+            b[2 * i] = _mm_unpacklo_epi8(a[2 * i], a[2 * i + 1]);
+            b[2 * i + 1] = _mm_unpackhi_epi8(a[2 * i], a[2 * i + 1]);
+        }
+        /* b[0]: rows 0,1 bytes 0..7; b[1]: rows 0,1 bytes 8..15; b[2], b[3]: rows 2,3 ... */
+        c[0] = _mm_unpacklo_epi16(b[0], b[2]); /* rows 0..3, bytes 0..3 */
+        c[1] = _mm_unpackhi_epi16(b[0], b[2]); /* bytes 4..7 */
+        c[2] = _mm_unpacklo_epi16(b[1], b[3]); /* bytes 8..11 */
+        c[3] = _mm_unpackhi_epi16(b[1], b[3]); /* bytes 12..15 */
+        c[4] = _mm_unpacklo_epi16(b[4], b[6]); /* rows 4..7 */
+        c[5] = _mm_unpackhi_epi16(b[4], b[6]);
+        c[6] = _mm_unpacklo_epi16(b[5], b[7]);
+        c[7] = _mm_unpackhi_epi16(b[5], b[7]);
+        for (int i = 0; i < 4; i++) {
+            _mm_storeu_si128((__m128i *)(q + 8 * (j + 4 * i)), _mm_unpacklo_epi32(c[i], c[i + 4]));
+            _mm_storeu_si128((__m128i *)(q + 8 * (j + 4 * i + 2)), _mm_unpackhi_epi32(c[i], c[i + 4]));
+        }
+    }
+    for (; j < n; j++)
+        for (int i = 0; i < 8; i++)
+            q[8 * j + i] = r[i][j];
+}
+
+AUG_TARGET_V3 static inline __m128i aug_pack8(__m256i s)
+{
+    s = _mm256_srai_epi32(s, AUG_PRECISION_BITS);
+    __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    return _mm_packus_epi16(w, w); /* saturation = Pillow's clip8 */
+}
+
+/* Rows [0, nr) of the window (row pointers src + y*stride) -> tmp rows (ow*c bytes each,
+ * tstride apart), c = 1 or 3. */
+AUG_TARGET_V3 __attribute__((unused)) static void aug_hpass_v3(const uint8_t *src, size_t stride, int nr, int w, int c,
+                                       uint8_t *tmp, size_t tstride, int ow, const int32_t *kk,
+                                       int K, const int32_t *bd, uint8_t *q)
+{
+    const __m256i half = _mm256_set1_epi32(1 << (AUG_PRECISION_BITS - 1));
+    for (int y0 = 0; y0 < nr; y0 += 8) {
+        int nv = nr - y0 < 8 ? nr - y0 : 8;
+        const uint8_t *r[8];
+        for (int i = 0; i < 8; i++)
+            r[i] = src + (size_t)(y0 + (i < nv ? i : nv - 1)) * stride;
+        aug_t8(r, w * c, q);
+        uint8_t *o[8];
+        for (int i = 0; i < 8; i++)
+            o[i] = tmp + (size_t)(y0 + (i < nv ? i : 0)) * tstride;
+        for (int xx = 0; xx < ow; xx++) {
+            const int32_t *k = kk + (size_t)xx * K;
+            int xmin = bd[2 * xx], xmax = bd[2 * xx + 1];
+            const uint8_t *p = q + (size_t)xmin * c * 8;
+            if (c == 3) {
+                __m256i s0 = half, s1 = half, s2 = half;
+                for (int x = 0; x < xmax; x++, p += 24) {
+                    __m256i kv = _mm256_set1_epi32(k[x]);
+                    s0 = _mm256_add_epi32(s0, _mm256_mullo_epi32(
+                        _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p)), kv));
+                    s1 = _mm256_add_epi32(s1, _mm256_mullo_epi32(
+                        _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + 8))), kv));
+                    s2 = _mm256_add_epi32(s2, _mm256_mullo_epi32(
+                        _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + 16))), kv));
+                }
+                uint8_t t[48];
+                _mm_storel_epi64((__m128i *)t, aug_pack8(s0));
+                _mm_storel_epi64((__m128i *)(t + 8), aug_pack8(s1));
+                _mm_storel_epi64((__m128i *)(t + 16), aug_pack8(s2));
+                for (int i = 0; i < nv; i++) {
+                    o[i][3 * xx] = t[i];
+                    o[i][3 * xx + 1] = t[8 + i];
+                    o[i][3 * xx + 2] = t[16 + i];
+                }
+            } else {
+                __m256i s0 = half;
+                for (int x = 0; x < xmax; x++, p += 8)
+                    s0 = _mm256_add_epi32(s0, _mm256_mullo_epi32(
+                        _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p)),
+                        _mm256_set1_epi32(k[x])));
+                uint8_t t[16];
+                _mm_storel_epi64((__m128i *)t, aug_pack8(s0));
+                for (int i = 0; i < nv; i++)
+                    o[i][xx] = t[i];
+            }
+        }
+    }
+}
+
+/* Vertical pass: out row yy = sum over taps of source rows, 32 bytes at a time in
+ * registers. */
+AUG_TARGET_V3 __attribute__((unused)) static void aug_vpass_v3(const uint8_t *vsrc, size_t vstride, uint8_t *dst,
+                                       size_t dstride, int oh, int rowlen, const int32_t *kkv,
+                                       int kv, const int32_t *bv)
+{
+    const __m256i half = _mm256_set1_epi32(1 << (AUG_PRECISION_BITS - 1));
+    for (int yy = 0; yy < oh; yy++) {
+        const int32_t *k = kkv + (size_t)yy * kv;
+        int ymin = bv[2 * yy], ymax = bv[2 * yy + 1];
+        const uint8_t *base = vsrc + (size_t)ymin * vstride;
+        uint8_t *o = dst + (size_t)yy * dstride;
+        int x = 0;
+        for (; x + 32 <= rowlen; x += 32) {
+            __m256i s0 = half, s1 = half, s2 = half, s3 = half;
+            const uint8_t *rp = base + x;
+            for (int y = 0; y < ymax; y++, rp += vstride) {
+                __m256i kw = _mm256_set1_epi32(k[y]);
+                __m256i v = _mm256_loadu_si256((const __m256i *)rp);
+                __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
+                s0 = _mm256_add_epi32(s0, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(lo), kw));
+                s1 = _mm256_add_epi32(s1, _mm256_mullo_epi32(
+                    _mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8)), kw));
+                s2 = _mm256_add_epi32(s2, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(hi), kw));
+                s3 = _mm256_add_epi32(s3, _mm256_mullo_epi32(
+                    _mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8)), kw));
+            }
+            __m128i a = _mm_unpacklo_epi64(aug_pack8(s0), aug_pack8(s1));
+            __m128i b = _mm_unpacklo_epi64(aug_pack8(s2), aug_pack8(s3));
+            _mm_storeu_si128((__m128i *)(o + x), a);
+            _mm_storeu_si128((__m128i *)(o + x + 16), b);
+        }
+        for (; x < rowlen; x++) {
+            int s = 1 << (AUG_PRECISION_BITS - 1);
+            const uint8_t *rp = base + x;
+            for (int y = 0; y < ymax; y++, rp += vstride)
+                s += *rp * k[y];
+            o[x] = aug_clip8(s);
+        }
+    }
+}
+
+__attribute__((unused)) static int aug_v3_cached = -1;
+static inline int aug_simd(void)
+{
+    if (aug_v3_cached < 0)
+        aug_v3_cached = aug_use_v3(); /* a benign race: every thread computes the same */
+    return aug_v3_cached;
+}
+#else
+static inline int aug_simd(void) { return 0; }
+#endif
 
 /* Resize the (x0, y0, w, h) window of `in` to out->w x out->h, Pillow semantics
  * (img.crop(box).resize(size, filter)). Channels 1 or 3. ch/cv: precomputed coefficients
@@ -229,10 +381,19 @@ AUG_INLINE void aug_resize_c(const eqm_image *in, int x0, int y0, int w, int h, 
     }
     const uint8_t *vsrc;
     size_t vstride;
+    const int simd = aug_simd();
     if (need_h) {
         uint8_t *t = need_v ? tmp : dst;
         size_t tstride = need_v ? (size_t)ow * c : (size_t)out->stride;
-        for (int y = yfirst; y < ylast; y++) {
+#if AUG_HAVE_V3
+        if (simd) {
+            uint8_t *q = tmp + (size_t)ow * c * (size_t)h;
+            q += (64 - ((uintptr_t)q & 63)) & 63;
+            aug_hpass_v3(src + (size_t)yfirst * in->stride, (size_t)in->stride, ylast - yfirst,
+                         w, c, t, tstride, ow, kkh, kh, bh, q);
+        }
+#endif
+        for (int y = simd ? ylast : yfirst; y < ylast; y++) {
             const uint8_t *row = src + (size_t)y * in->stride;
             uint8_t *o = t + (size_t)(y - yfirst) * tstride;
             if (c == 3 && kh == 5) {
@@ -274,6 +435,12 @@ AUG_INLINE void aug_resize_c(const eqm_image *in, int x0, int y0, int w, int h, 
         vstride = in->stride;
     }
     const int rowlen = ow * c;
+#if AUG_HAVE_V3
+    if (simd) {
+        aug_vpass_v3(vsrc, vstride, dst, (size_t)out->stride, oh, rowlen, kkv, kv, bv);
+        return;
+    }
+#endif
     for (int yy = 0; yy < oh; yy++) {
         const int32_t *k = kkv + (size_t)yy * kv;
         int ymin = bv[2 * yy], ymax = bv[2 * yy + 1];

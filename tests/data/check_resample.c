@@ -1,0 +1,98 @@
+/* tests/data/check_resample.c: the AVX2 resampling passes of plugins/augment/aug_common.h
+ * give the same bytes as its scalar loops (which check_augment compares with Pillow through
+ * torchvision fixtures), over random images, boxes, output sizes, filters, 1 and 3 channels
+ * and padded strides, including sizes far larger than the CIFAR fixtures (up to 900 px).
+ * Skips (77) where the CPU has no AVX2.
+ * Dimension legend: W, H = input size; OW, OH = output size; C = channels.
+ */
+#include <check.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../plugins/augment/aug_common.h"
+
+static uint64_t rs = 88172645463325252ull;
+static uint32_t rnd(uint32_t n)
+{
+    rs ^= rs << 13;
+    rs ^= rs >> 7;
+    rs ^= rs << 17;
+    return (uint32_t)(rs % n);
+}
+
+static void run(const eqm_image *in, int x0, int y0, int w, int h, eqm_image *out, int filter,
+                int simd)
+{
+    size_t sb = aug_resize_scratch(in->w, in->h, in->c, out->w, out->h, filter);
+    void *scr = malloc(sb);
+    ck_assert_ptr_nonnull(scr);
+    aug_v3_cached = simd;
+    aug_resize(in, x0, y0, w, h, out, filter, scr);
+    free(scr);
+}
+
+START_TEST(test_simd_equals_scalar)
+{
+    int cases = 0;
+    for (int it = 0; it < 400; it++) {
+        int c = rnd(4) == 0 ? 1 : 3;
+        int big = it % 4 == 0;
+        int W = 1 + (int)rnd(big ? 900 : 80), H = 1 + (int)rnd(big ? 700 : 80);
+        int pad = (int)rnd(3) * 5;
+        eqm_image in = {W, H, c, W * c + pad, EQM_PIX_U8, NULL};
+        uint8_t *px = malloc((size_t)in.stride * H);
+        ck_assert_ptr_nonnull(px);
+        /* smooth gradients plus noise plus saturated patches (clip8 at both ends) */
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < in.stride; x++)
+                px[(size_t)y * in.stride + x] =
+                    (uint8_t)(rnd(8) == 0 ? (rnd(2) ? 255 : 0) : ((x * 7 + y * 3) & 255) ^ rnd(16));
+        in.data = px;
+        int w = 1 + (int)rnd((uint32_t)W), h = 1 + (int)rnd((uint32_t)H);
+        int x0 = (int)rnd((uint32_t)(W - w + 1)), y0 = (int)rnd((uint32_t)(H - h + 1));
+        int OW = 1 + (int)rnd(big ? 300 : 64), OH = 1 + (int)rnd(big ? 300 : 64);
+        int filter = rnd(2) ? AUG_BILINEAR : AUG_BICUBIC;
+        size_t on = (size_t)OW * OH * c;
+        uint8_t *a = malloc(on), *b = malloc(on);
+        ck_assert_ptr_nonnull(a);
+        ck_assert_ptr_nonnull(b);
+        eqm_image oa = {OW, OH, c, OW * c, EQM_PIX_U8, a}, ob = oa;
+        ob.data = b;
+        run(&in, x0, y0, w, h, &oa, filter, 0);
+        run(&in, x0, y0, w, h, &ob, filter, 1);
+        if (memcmp(a, b, on)) {
+            size_t k = 0;
+            while (a[k] == b[k])
+                k++;
+            ck_abort_msg("case %d: %dx%dx%d stride %d box (%d,%d %dx%d) -> %dx%d filter %d: "
+                         "byte %zu scalar %u simd %u", it, W, H, c, in.stride, x0, y0, w, h, OW,
+                         OH, filter, k, a[k], b[k]);
+        }
+        cases++;
+        free(a);
+        free(b);
+        free(px);
+    }
+    ck_assert_int_eq(cases, 400);
+}
+END_TEST
+
+int main(void)
+{
+    if (!AUG_HAVE_V3 || !aug_use_v3()) {
+        printf("SKIP: no AVX2 on this CPU (or EQM_AUG_GENERIC set)\n");
+        return 77;
+    }
+    Suite *s = suite_create("resample");
+    TCase *tc = tcase_create("simd");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_simd_equals_scalar);
+    suite_add_tcase(s, tc);
+    SRunner *r = srunner_create(s);
+    srunner_run_all(r, CK_NORMAL);
+    int nf = srunner_ntests_failed(r);
+    srunner_free(r);
+    return nf ? 1 : 0;
+}

@@ -126,6 +126,8 @@ typedef struct slot {
 typedef struct worker_mem {
     uint8_t *img;
     size_t img_cap;
+    uint8_t *keep;     /* streaming: the batch's first good image (substitute of bad rows) */
+    size_t keep_cap;
     uint8_t *buf[2];
     size_t buf_cap[2];
     void *scratch;
@@ -430,6 +432,8 @@ static int read_sample(eqm_loader *l, worker_mem *m, int64_t index, void *raw, e
             raw = raw; /* decode is retried with the same raw sample */
             continue;
         }
+        if (rc == EQM_SKIP && raw)
+            return EQM_SKIP; /* a bad streamed sample (counted, released): substituted */
         if (rc)
             return set_err(err, n, rc < 0 ? rc : EQM_ERR_FORMAT, "%s: sample %lld: %s", l->desc,
                            (long long)index, l->src.error ? l->src.error(l->src.ctx) : "read failed");
@@ -531,8 +535,20 @@ static int fill_batch(eqm_loader *l, worker_mem *m, slot *s, int64_t k, char *er
         pthread_mutex_unlock(&l->mu);
     }
     b->n = got;
+    /* a partial last batch that drop_last throws away is only released (decode releases) */
+    int dropped = hit_eof && l->drop_last && got < l->batch_size;
+    /* Bad rows (decode says EQM_SKIP) take the sample of the next good row of this batch,
+     * cyclically, with their own augmentation key: bad rows before a good row are made
+     * from its image right after it; bad rows after the last good row from the first
+     * good row's image, kept aside in m->keep. So the batch is a function of its own raw
+     * samples only, whatever worker makes it. */
+    int first_good = -1, pend = -1; /* pend: first row of the bad run before the next good */
+    int32_t keep_label = -1;
+    eqm_image keep_img;
+    memset(&keep_img, 0, sizeof keep_img);
+    char bad_what[512] = "";
     for (int row = 0; row < got; row++) {
-        if (rc) { /* release the remaining raws through decode-less path: decode frees */
+        if (rc || dropped) { /* only release the remaining raws: decode frees them */
             eqm_image img;
             int32_t lab;
             read_sample(l, m, ids[row], raws[row], &img, &lab, NULL, 0);
@@ -541,11 +557,53 @@ static int fill_batch(eqm_loader *l, worker_mem *m, slot *s, int64_t k, char *er
         eqm_image img;
         int32_t label;
         rc = read_sample(l, m, ids[row], raws[row], &img, &label, err, n);
+        if (rc == EQM_SKIP) {
+            rc = EQM_OK;
+            snprintf(bad_what, sizeof bad_what, "%s",
+                     l->src.error ? l->src.error(l->src.ctx) : "bad sample");
+            if (pend < 0)
+                pend = row;
+            continue;
+        }
         if (rc)
             continue;
-        b->labels[row] = label;
-        b->sample_ids[row] = ids[row];
-        rc = make_row(l, m, b, row, k * l->batch_size + row, &img, err, n);
+        if (l->src.n_classes > 0 && (label < 0 || label >= l->src.n_classes)) {
+            rc = set_err(err, n, EQM_ERR_FORMAT, "%s: stream position %lld has label %d, "
+                         "expected 0..%d", l->desc, (long long)ids[row], label,
+                         l->src.n_classes - 1);
+            continue;
+        }
+        int r0 = pend >= 0 ? pend : row;
+        for (int r = r0; r <= row && !rc; r++) {
+            b->labels[r] = label;
+            b->sample_ids[r] = ids[row];
+            rc = make_row(l, m, b, r, k * l->batch_size + r, &img, err, n);
+        }
+        pend = -1;
+        if (first_good < 0 && !rc) {
+            /* keep this image for trailing bad rows: swap it out of the decode buffer */
+            first_good = row;
+            uint8_t *tb = m->keep;
+            size_t tc = m->keep_cap;
+            m->keep = m->img;
+            m->keep_cap = m->img_cap;
+            m->img = tb;
+            m->img_cap = tc;
+            keep_img = img; /* img.data points into what is now m->keep */
+            keep_label = label;
+        }
+    }
+    if (!rc && !dropped && pend >= 0) {
+        if (first_good < 0)
+            rc = set_err(err, n, EQM_ERR_FORMAT,
+                         "%s: batch %lld of epoch %lld: all %d samples are bad (the last: "
+                         "%s); check the shards, or use a larger batch_size",
+                         l->desc, (long long)k, (long long)b->epoch, got, bad_what);
+        for (int r = pend; r < got && !rc; r++) {
+            b->labels[r] = keep_label;
+            b->sample_ids[r] = ids[first_good];
+            rc = make_row(l, m, b, r, k * l->batch_size + r, &keep_img, err, n);
+        }
     }
     free(raws);
     free(ids);
@@ -617,6 +675,7 @@ static void *worker_main(void *arg)
     }
     pthread_mutex_unlock(&l->mu);
     free(m.img);
+    free(m.keep);
     free(m.buf[0]);
     free(m.buf[1]);
     free(m.scratch);
@@ -634,8 +693,11 @@ static int t_constants(eqm_loader *l, char *err, size_t n)
     }
     if (l->mode == EQM_LOADER_SINGLE || ts == TS_NONE)
         return EQM_OK;
-    if (ts == TS_ESTIMATE)
-        return loader_estimate_t(l, l->cfg.t_estimate_samples, l->seed ^ 0x7e57u, l->t_mean, l->t_std);
+    if (ts == TS_ESTIMATE) {
+        int rc = loader_estimate_t(l, l->cfg.t_estimate_samples, l->seed ^ 0x7e57u, l->t_mean,
+                                   l->t_std);
+        return rc ? set_err(err, n, rc, "[loader] t_standardize = estimate: %s", l->err) : rc;
+    }
     int want = ts == TS_CIFAR_SIMCLR ? 15 : ts == TS_IMAGENET_SIMCLR ? 17 : 18;
     const char *names[18];
     for (int i = 0; i < 15; i++)
@@ -1231,6 +1293,8 @@ static int pipe_sample_only(const eqm_loader *l, const pipeline *pp, int w, int 
     return EQM_OK;
 }
 
+#define EST_MAX_SIZES 2000
+
 int loader_estimate_t(eqm_loader *l, int64_t n, uint64_t seed, float *mean, float *std)
 {
     int P = l->mode == EQM_LOADER_VIEWS ? l->p : 0;
@@ -1238,14 +1302,44 @@ int loader_estimate_t(eqm_loader *l, int64_t n, uint64_t seed, float *mean, floa
         return EQM_OK;
     double sum[MAX_T] = {0}, sq[MAX_T] = {0};
     float t[MAX_T];
-    int w = l->src.w ? l->src.w : 256, h = l->src.h ? l->src.h : 256, c = l->src.c ? l->src.c : 3;
+    int c = l->src.c ? l->src.c : 3;
+    /* image sizes the draws use: fixed, or the first images of the stream (crop records
+     * are in original pixels and scale with each image's size, METHOD.md 4) */
+    int32_t fixed[2] = {l->src.w ? l->src.w : 256, l->src.h ? l->src.h : 256};
+    int32_t *wh = fixed;
+    int64_t n_wh = 1;
+    if ((!l->src.w || !l->src.h) && n > 0) {
+        if (l->src.image_sizes) {
+            int64_t want = n < EST_MAX_SIZES ? n : EST_MAX_SIZES;
+            wh = malloc((size_t)want * 2 * sizeof(int32_t));
+            if (!wh) {
+                snprintf(l->err, sizeof l->err, "t estimation: out of memory");
+                return EQM_ERR_NOMEM;
+            }
+            n_wh = l->src.image_sizes(l->src.sizes_ctx, want, wh);
+            if (n_wh <= 0) {
+                int rc = n_wh < 0 ? (int)n_wh : EQM_ERR_FORMAT;
+                snprintf(l->err, sizeof l->err, "t estimation: %.400s: %.500s", l->desc,
+                         n_wh < 0 && l->src.error ? l->src.error(l->src.ctx)
+                                                  : "no readable image in epoch 0");
+                free(wh);
+                return rc;
+            }
+        } else {
+            host_log(EQM_LOG_WARN, "loader", "%s: image sizes vary and the source cannot list "
+                     "them: t estimated on 256x256 images (crop fields are then off)", l->desc);
+        }
+    }
     for (int64_t i = 0; i < n; i++)
         for (int v = 1; v <= 2; v++) {
             eqm_rng r;
             l->api->rng_seed(&r, seed, 0xe571u, (uint64_t)i, (uint64_t)v);
-            int rc = pipe_sample_only(l, &l->pipe[v], w, h, c, &r, t);
+            const int32_t *s = wh + 2 * (i % n_wh);
+            int rc = pipe_sample_only(l, &l->pipe[v], s[0], s[1], c, &r, t);
             if (rc) {
                 snprintf(l->err, sizeof l->err, "t estimation: sample failed (%s)", eqm_status_str(rc));
+                if (wh != fixed)
+                    free(wh);
                 return rc;
             }
             for (int k = 0; k < P; k++) {
@@ -1253,6 +1347,11 @@ int loader_estimate_t(eqm_loader *l, int64_t n, uint64_t seed, float *mean, floa
                 sq[k] += (double)t[k] * t[k];
             }
         }
+    if (wh != fixed) {
+        host_log(EQM_LOG_INFO, "loader", "t estimate: %lld draws per view on the sizes of the "
+                 "first %lld images of epoch 0", (long long)n, (long long)n_wh);
+        free(wh);
+    }
     double N = 2.0 * (double)n;
     for (int k = 0; k < P; k++) {
         double m = sum[k] / N, var = sq[k] / N - m * m;

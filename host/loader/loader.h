@@ -119,14 +119,30 @@ typedef struct eqm_loader eqm_loader;
  *      worker that claims batch k calls next(ctx, &raw, &id) N times WHILE HOLDING the
  *      loader's source lock (so stream positions map to batches deterministically: batch k
  *      gets positions k*N .. k*N+N-1), then decode(ctx, raw, img, cap, label) outside the
- *      lock, concurrently with other workers; decode releases `raw`. next returns EQM_EOF
- *      at the end of the epoch (the batch is then partial or dropped). The augmentation
- *      randomness key of a streamed sample is its stream position in the epoch.
+ *      lock, concurrently with other workers; decode releases `raw` (except when it asks
+ *      for a larger buffer, see below). next returns EQM_EOF at the end of the epoch (the
+ *      batch is then partial or dropped). The augmentation randomness key of a streamed
+ *      sample is its stream position in the epoch (k*N + row).
+ *      Bad samples: decode may return EQM_SKIP for a sample the source found bad and has
+ *      counted (corrupt JPEG, bad label; message through error(ctx) on the same thread).
+ *      The loader then fills that row with the sample of the next good row of the SAME
+ *      batch (cyclically: rows after the last good row take the first good row's), with
+ *      the bad row's own augmentation key k*N + row and the substitute's label and
+ *      sample id. The batch therefore depends only on its own N raw samples, and batches
+ *      stay bit-identical whatever the number of workers. A batch whose samples are all
+ *      bad is an error naming the last bad sample.
  *  get/decode write U8 HWC into img->data (caller-owned, cap bytes); if the image does not
  *  fit they return EQM_ERR_NOMEM after setting img->w/h/c to the needed size, and the
  *  worker grows its buffer and calls again. < 0 on failure, with the message readable
- *  through error(ctx); EQM_SKIP is treated as a failure too (a silently short dataset is
- *  not allowed).
+ *  through error(ctx) (on the failing thread: sources keep their messages per thread);
+ *  EQM_SKIP from get() is treated as a failure (a silently short dataset is not allowed).
+ *  image_sizes (optional, for sources whose image size varies: w = h = 0): writes the
+ *  original (w, h) of up to `max` images the source serves first in epoch 0 into wh
+ *  (2*max ints) and returns how many, or < 0 with error(ctx) set. It is called with
+ *  sizes_ctx, not ctx, so that a wrapper replacing ctx (host/train/trainer.c) can pass
+ *  both fields through unchanged. It may use the stream (start_epoch must follow before
+ *  next) and is called on the owner thread when no epoch is being read. The loader's t
+ *  estimate (loader_estimate_t) draws crops on these sizes.
  * The loader owns the source after a successful loader_create_source and calls destroy. */
 typedef struct eqm_sample_source {
     void *ctx;
@@ -141,6 +157,8 @@ typedef struct eqm_sample_source {
     int (*decode)(void *ctx, void *raw, eqm_image *img, size_t cap, int32_t *label);
     const char *(*error)(void *ctx);
     void (*destroy)(void *ctx);
+    void *sizes_ctx;
+    int64_t (*image_sizes)(void *sizes_ctx, int64_t max, int32_t *wh);
 } eqm_sample_source;
 
 /* ------------------------------------------------------------- lifecycle --------- */
@@ -192,9 +210,13 @@ const float *loader_t_std(const eqm_loader *l);
 int loader_describe_t(eqm_config *cfg, const eqm_registry *reg, FILE *f);
 
 /* Estimate t standardisation constants by drawing `n` parameter vectors of view1 and of
- * view2 with sample() only (images of the dataset's size; no pixels touched), seeded with
- * `seed`. mean/std: P floats each (caller-owned, P = loader_t_dim). std of a constant
- * field is reported as 1. */
+ * view2 with sample() only (no pixels touched), seeded with `seed`. Image sizes: the
+ * source's fixed size; for a variable-size source with image_sizes (streaming ImageNet
+ * shards: crop records are in original pixels, METHOD.md 4) the sizes of the first
+ * min(n, 2000) images of epoch 0, cycled through for the n draws; a variable-size source
+ * without it falls back to 256x256 with a warning. mean/std: P floats each (caller-owned,
+ * P = loader_t_dim). std of a constant field is reported as 1. Consumer thread, before
+ * loader_start_epoch or between epochs (it may read the stream). */
 int loader_estimate_t(eqm_loader *l, int64_t n, uint64_t seed, float *mean, float *std);
 
 /* ------------------------------------------------------------- inspection -------- */

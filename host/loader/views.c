@@ -10,7 +10,9 @@
  *   equimod tstats CONFIG [--samples N] [--seed S] [--set ...] [--plugin-path DIR]...
  *     estimates t's standardisation constants by sampling the configured view pipelines
  *     (sample() only, no pixels) and prints them next to the constants configured by
- *     [loader] t_standardize.
+ *     [loader] t_standardize. Image sizes: the dataset's fixed size, or for a streaming
+ *     dataset the original sizes of the first min(N, 2000) images of epoch 0 (crop
+ *     records are in original pixels), as the trainer's t_standardize = estimate.
  * Left out: a grid/montage of many samples.
  */
 #include "config.h"
@@ -54,7 +56,9 @@ static void usage(const char *cmd, FILE *f)
                 "                      [--plugin-path DIR]...\n\n"
                 "Estimate the t standardisation constants (mean and std of every field) by drawing\n"
                 "N parameter vectors (default 200000) from the configured view pipelines, and\n"
-                "print them next to the constants the config uses ([loader] t_standardize).\n");
+                "print them next to the constants the config uses ([loader] t_standardize).\n"
+                "Streaming datasets (imagenet_tar shards): the draws use the original sizes of\n"
+                "the first min(N, 2000) images of epoch 0.\n");
 }
 
 /* Whole-string integer parse; 0 on success. */
@@ -167,12 +171,16 @@ static int write_png(const char *path, const eqm_image *im)
     return 0;
 }
 
-/* A loader whose sample `index` is what epoch `epoch` of the split shows at that position:
- * random-access datasets through loader_create; streaming ones (imagenet_tar shards) as
- * the trainer builds them (shard_source_create, seed [run] seed, one rank), streamed up to
- * position `index` (shard_source_pick) so that the views, their t and their randomness
- * key (the stream position) are those of training. *ds_opts: the streaming dataset's
- * bound options, to free after loader_destroy (NULL otherwise). */
+/* A loader over the config's dataset. Random-access datasets: loader_create. Streaming
+ * ones (imagenet_tar shards) are built as the trainer builds them (shard_source_create,
+ * seed [run] seed, one rank). With index >= 0 (views) the loader's sample `index` is what
+ * epoch `epoch` of the split shows at that position: the stream is read up to the batch
+ * of training's [loader] batch_size holding it (shard_source_pick, which also substitutes
+ * a bad sample as training does), so the views, their t and their randomness key (the
+ * stream position) are those of training. With index < 0 (tstats) the loader reads the
+ * stream itself (its t estimate uses the sizes of epoch 0's first images).
+ * *ds_opts: the streaming dataset's bound options, to free after loader_destroy (NULL
+ * otherwise). */
 static int open_loader(eqm_loader **l, eqm_config *c, const eqm_registry *r, const char *split,
                        int64_t epoch, int64_t index, const eqm_loader_opts *o, void **ds_opts,
                        char *err, size_t n)
@@ -189,7 +197,10 @@ static int open_loader(eqm_loader **l, eqm_config *c, const eqm_registry *r, con
     }
     run_opts ro;
     memset(&ro, 0, sizeof ro);
-    if ((rc = config_bind(c, "run", run_spec, &ro, NULL, err, n))) {
+    loader_cfg lc;
+    memset(&lc, 0, sizeof lc);
+    if ((rc = config_bind(c, "run", run_spec, &ro, NULL, err, n)) ||
+        (rc = config_bind(c, "loader", loader_section_spec, &lc, NULL, err, n))) {
         free(opts);
         return rc;
     }
@@ -199,11 +210,15 @@ static int open_loader(eqm_loader **l, eqm_config *c, const eqm_registry *r, con
         free(opts);
         return rc;
     }
-    rc = shard_source_pick(&stream, epoch, index, &one, err, n);
-    if (rc) {
-        stream.destroy(stream.ctx);
-        free(opts);
-        return rc;
+    if (index >= 0) {
+        rc = shard_source_pick(&stream, epoch, index, lc.batch_size, &one, err, n);
+        if (rc) {
+            stream.destroy(stream.ctx);
+            free(opts);
+            return rc;
+        }
+    } else {
+        one = stream;
     }
     rc = loader_create_source(l, c, r, &one, o, err, n);
     if (rc) {
@@ -322,8 +337,10 @@ int cmd_tstats(int argc, char **argv)
     o.batch_size = 1;
     eqm_loader *l = NULL;
     char err[2048];
-    if (!r || loader_create(&l, c, r, a.split, &o, err, sizeof err)) {
+    void *ds_opts = NULL;
+    if (!r || open_loader(&l, c, r, a.split, 0, -1, &o, &ds_opts, err, sizeof err)) {
         fprintf(stderr, "equimod tstats: %s\n", r ? err : "no plugins");
+        free(ds_opts);
         goto out1;
     }
     int P = loader_t_dim(l);
@@ -346,6 +363,7 @@ out2:
     free(m);
     free(s);
     loader_destroy(l);
+    free(ds_opts);
 out1:
     config_destroy(c);
 out0:

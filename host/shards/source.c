@@ -2,13 +2,18 @@
  * dataset plugin's stream_source/decode and a shard_stream (see shards.h for the rules).
  *
  * Threading (loader contract): next() is called under the loader's source lock, decode()
- * concurrently from the workers; the stream's pop/release are thread-safe anyway. The
- * error text is per source, guarded by a mutex (the loader reads it after a failure).
+ * concurrently from the workers; the stream's pop/release are thread-safe anyway. Error
+ * messages live in the source's eqm_host, whose messages are per calling thread
+ * (host/api.c): a worker reads back the message of its own failure, whatever the others
+ * do meanwhile.
+ * Bad samples: decode() counts them and returns EQM_SKIP (on_bad = skip; the loader
+ * substitutes another sample of the same batch, loader.h) or fails (on_bad = fail); it
+ * never pulls a replacement from the stream, so batches do not depend on which worker
+ * decodes them.
  * Left out: rank/world from a distributed launcher (the caller passes them).
  */
 #include "config.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,19 +25,15 @@
 typedef struct src_ctx {
     const eqm_dataset_ops *ops;
     void *self;
-    eqm_host *host;
+    eqm_host *host; /* the plugin instance's context; also carries this source's errors */
     shard_stream *stream;
     int on_bad;
-    pthread_mutex_t mu;
-    char err[1200];
     char desc[700];
 } src_ctx;
 
-static void set_err(src_ctx *c, const char *fmt, const char *a, const char *b)
+static void set_err(src_ctx *c, int rc, const char *fmt, const char *a, const char *b)
 {
-    pthread_mutex_lock(&c->mu);
-    snprintf(c->err, sizeof c->err, fmt, a, b);
-    pthread_mutex_unlock(&c->mu);
+    host_ctx_set_error(c->host, rc, fmt, a, b);
 }
 
 static int src_start_epoch(void *ctx, int64_t epoch)
@@ -41,7 +42,7 @@ static int src_start_epoch(void *ctx, int64_t epoch)
     char err[1024];
     int rc = shard_stream_start_epoch(c->stream, (uint64_t)epoch, err, sizeof err);
     if (rc != EQM_OK)
-        set_err(c, "%s%s", err, "");
+        set_err(c, rc, "%s%s", err, "");
     return rc;
 }
 
@@ -52,50 +53,103 @@ static int src_next(void *ctx, void **raw, int64_t *id)
     eqm_raw_sample *r = NULL;
     int rc = shard_stream_pop(c->stream, &r, err, sizeof err);
     if (rc < 0)
-        set_err(c, "%s%s", err, "");
+        set_err(c, rc, "%s%s", err, "");
     *raw = r;
     if (r && id)
         *id = r->index;
     return rc;
 }
 
+/* Decode at full size (scale 8/8: crop records in original pixels). Releases raw except
+ * when it asks for a larger buffer. A bad sample is counted (one rate-limited warning)
+ * and is EQM_SKIP under on_bad = skip (message kept for this thread), an error under
+ * fail. */
 static int src_decode(void *ctx, void *raw_, eqm_image *img, size_t cap, int32_t *label)
 {
     src_ctx *c = ctx;
     eqm_raw_sample *raw = raw_;
-    for (;;) {
-        int rc = c->ops->decode(c->self, raw, 8, img, cap, label, NULL, NULL);
-        if (rc == EQM_ERR_NOMEM && img->w > 0 && (size_t)img->w * img->h * 3 > cap)
-            return rc; /* the worker grows its buffer and calls again with the same raw */
-        if (rc != EQM_SKIP) {
-            if (rc < 0)
-                set_err(c, "%s%s", host_ctx_error(c->host), "");
-            shard_stream_release(c->stream, raw);
-            return rc;
-        }
-        char what[1100];
-        snprintf(what, sizeof what, "%s", host_ctx_error(c->host));
-        shard_stream_release(c->stream, raw);
-        shard_stream_count_bad(c->stream, what);
-        if (c->on_bad == SHARD_BAD_FAIL) {
-            set_err(c, "%s%s", what, " (set on_bad = skip to skip bad samples)");
-            return EQM_ERR_FORMAT;
-        }
-        char err[1024];
-        eqm_raw_sample *next = NULL;
-        rc = shard_stream_pop(c->stream, &next, err, sizeof err);
-        if (rc != EQM_OK) {
-            if (rc == EQM_EOF)
-                set_err(c, "%s%s", what, " (and no sample left in the epoch to replace it)");
-            else
-                set_err(c, "%s%s", err, "");
-            return rc == EQM_EOF ? EQM_ERR_FORMAT : rc;
-        }
-        raw = next;
+    int rc = c->ops->decode(c->self, raw, 8, img, cap, label, NULL, NULL);
+    if (rc == EQM_ERR_NOMEM && img->w > 0 && (size_t)img->w * img->h * 3 > cap)
+        return rc; /* the worker grows its buffer and calls again with the same raw */
+    shard_stream_release(c->stream, raw);
+    if (rc != EQM_SKIP)
+        return rc; /* < 0: the plugin's message is this thread's error on c->host */
+    char what[1024];
+    snprintf(what, sizeof what, "%s", host_ctx_error(c->host));
+    shard_stream_count_bad(c->stream, what);
+    if (c->on_bad == SHARD_BAD_FAIL) {
+        set_err(c, EQM_ERR_FORMAT, "%s%s", what, " (set on_bad = skip to skip bad samples)");
+        return EQM_ERR_FORMAT;
     }
+    return EQM_SKIP;
 }
 
-static const char *src_error(void *ctx) { return ((src_ctx *)ctx)->err; }
+/* Sizes of up to `max` images of epoch 0 (stream order), read from their JPEG headers:
+ * decode() with no room at scale 8/8 reports the full size without decoding pixels
+ * (EQM_ERR_NOMEM + img->w/h); a plugin that decodes anyway gets a buffer. Bad samples
+ * are left out (not counted: training counts them). Leaves the stream mid-epoch 0. */
+static int64_t src_image_sizes(void *ctx, int64_t max, int32_t *wh)
+{
+    src_ctx *c = ctx;
+    int rc = src_start_epoch(c, 0);
+    if (rc != EQM_OK)
+        return rc;
+    int64_t n = 0;
+    uint8_t one[3];
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    while (n < max) {
+        eqm_raw_sample *r = NULL;
+        char err[1024];
+        rc = shard_stream_pop(c->stream, &r, err, sizeof err);
+        if (rc == EQM_EOF)
+            break;
+        if (rc != EQM_OK) {
+            set_err(c, rc, "%s%s", err, "");
+            free(buf);
+            return rc;
+        }
+        eqm_image im;
+        memset(&im, 0, sizeof im);
+        im.data = one;
+        int32_t label = -1;
+        int ow = 0, oh = 0;
+        rc = c->ops->decode(c->self, r, 8, &im, 0, &label, &ow, &oh);
+        if (rc == EQM_ERR_NOMEM && im.w > 0 && im.h > 0) {
+            ow = im.w; /* scale 8/8: the needed size is the original size */
+            oh = im.h;
+            rc = EQM_OK;
+        } else if (rc == EQM_OK && (ow <= 0 || oh <= 0)) {
+            ow = im.w;
+            oh = im.h;
+        } else if (rc == EQM_ERR_NOMEM) { /* no size reported: decode small for real */
+            for (int tries = 0; tries < 3 && rc == EQM_ERR_NOMEM; tries++) {
+                size_t need = im.w > 0 && im.h > 0 ? (size_t)im.w * im.h * 4 : cap * 2 + 65536;
+                uint8_t *nb = need > cap ? realloc(buf, need) : buf;
+                if (!nb)
+                    break;
+                buf = nb;
+                cap = need > cap ? need : cap;
+                memset(&im, 0, sizeof im);
+                im.data = buf;
+                rc = c->ops->decode(c->self, r, 1, &im, cap, &label, &ow, &oh);
+            }
+        }
+        shard_stream_release(c->stream, r);
+        if (rc == EQM_OK && ow > 0 && oh > 0) {
+            wh[2 * n] = ow;
+            wh[2 * n + 1] = oh;
+            n++;
+        } else if (rc < 0 && rc != EQM_ERR_NOMEM) {
+            free(buf);
+            return rc; /* message on c->host */
+        }
+    }
+    free(buf);
+    return n;
+}
+
+static const char *src_error(void *ctx) { return host_ctx_error(((src_ctx *)ctx)->host); }
 
 static void src_destroy(void *ctx)
 {
@@ -106,7 +160,6 @@ static void src_destroy(void *ctx)
     if (c->self)
         c->ops->close(c->self);
     host_ctx_destroy(c->host);
-    pthread_mutex_destroy(&c->mu);
     free(c);
 }
 
@@ -125,7 +178,6 @@ int shard_source_create(const eqm_plugin *p, const void *opts, const char *split
         snprintf(err, errlen, "out of memory");
         return EQM_ERR_NOMEM;
     }
-    pthread_mutex_init(&c->mu, NULL);
     c->ops = ops;
     char label[96];
     snprintf(label, sizeof label, "dataset/%s", p->desc.name);
@@ -189,10 +241,22 @@ int shard_source_create(const eqm_plugin *p, const void *opts, const char *split
     out->decode = src_decode;
     out->error = src_error;
     out->destroy = src_destroy;
+    if (!out->w || !out->h) {
+        out->sizes_ctx = c;
+        out->image_sizes = src_image_sizes;
+    }
     return EQM_OK;
 }
 
 /* ------------------------------------------------------------ one picked sample -- */
+
+int shard_source_stats(const eqm_sample_source *src, shard_stream_stats *st)
+{
+    if (!src || src->next != src_next)
+        return EQM_ERR_INVAL;
+    shard_stream_stats_get(((src_ctx *)src->ctx)->stream, st);
+    return EQM_OK;
+}
 
 typedef struct pick_ctx {
     eqm_sample_source inner; /* the streaming source (owned) */
@@ -236,72 +300,108 @@ static void pick_destroy(void *ctx)
     free(p);
 }
 
-int shard_source_pick(eqm_sample_source *src, int64_t epoch, int64_t index,
+int shard_source_pick(eqm_sample_source *src, int64_t epoch, int64_t index, int64_t batch_size,
                       eqm_sample_source *out, char *err, size_t errlen)
 {
-    if (!src || src->next != src_next || index < 0) {
-        snprintf(err, errlen, "shard_source_pick: needs a source from shard_source_create and "
-                              "an index >= 0");
+    if (!src || src->next != src_next || index < 0 || batch_size < 1) {
+        snprintf(err, errlen, "shard_source_pick: needs a source from shard_source_create, "
+                              "an index >= 0 and a batch size >= 1");
         return EQM_ERR_INVAL;
     }
     src_ctx *c = src->ctx;
     int rc = src_start_epoch(c, epoch);
     if (rc != EQM_OK) {
-        snprintf(err, errlen, "%s", c->err);
+        snprintf(err, errlen, "%s", host_ctx_error(c->host));
         return rc;
     }
-    eqm_raw_sample *r = NULL;
-    for (int64_t k = 0; k <= index; k++) {
-        char e[1024];
-        rc = shard_stream_pop(c->stream, &r, e, sizeof e);
-        if (rc == EQM_EOF) {
-            snprintf(err, errlen, "sample %lld: epoch %lld of the stream has only %lld samples "
-                     "(use --index below that)", (long long)index, (long long)epoch,
-                     (long long)k);
-            return EQM_ERR_INVAL;
-        }
-        if (rc != EQM_OK) {
-            snprintf(err, errlen, "%s", e);
-            return rc;
-        }
-        if (k < index)
-            shard_stream_release(c->stream, r);
-    }
+    /* the batch holding `index`: positions [start, start + cnt) */
+    int64_t start = index / batch_size * batch_size, cnt = 0;
+    eqm_raw_sample **raws = calloc((size_t)batch_size, sizeof *raws);
     pick_ctx *p = calloc(1, sizeof *p);
     size_t cap = 1 << 20;
     uint8_t *buf = malloc(cap);
-    if (!p || !buf) {
+    if (!raws || !p || !buf) {
+        free(raws);
         free(p);
         free(buf);
-        shard_stream_release(c->stream, r);
         snprintf(err, errlen, "out of memory");
         return EQM_ERR_NOMEM;
     }
+    for (int64_t k = 0; k < start + batch_size; k++) {
+        eqm_raw_sample *r = NULL;
+        char e[1024];
+        rc = shard_stream_pop(c->stream, &r, e, sizeof e);
+        if (rc == EQM_EOF)
+            break;
+        if (rc != EQM_OK) {
+            snprintf(err, errlen, "%s", e);
+            goto fail;
+        }
+        if (k < start)
+            shard_stream_release(c->stream, r);
+        else
+            raws[cnt++] = r;
+    }
+    if (index >= start + cnt) {
+        snprintf(err, errlen, "sample %lld: epoch %lld of the stream has only %lld samples "
+                 "(use --index below that)", (long long)index, (long long)epoch,
+                 (long long)(start + cnt));
+        rc = EQM_ERR_INVAL;
+        goto fail;
+    }
+    /* as training: a bad sample's row takes the next good sample of its batch, cyclically */
     eqm_image im;
     int32_t label = -1;
-    for (;;) {
-        memset(&im, 0, sizeof im);
-        im.data = buf;
-        rc = src_decode(c, r, &im, cap, &label); /* releases r unless it asks for more room */
-        if (rc != EQM_ERR_NOMEM || im.w <= 0 || (size_t)im.w * im.h * 3 <= cap)
-            break;
-        cap = (size_t)im.w * im.h * 3;
-        uint8_t *nb = realloc(buf, cap);
-        if (!nb) {
-            shard_stream_release(c->stream, r);
-            rc = EQM_ERR_NOMEM;
-            snprintf(c->err, sizeof c->err, "out of memory");
-            break;
+    int64_t r0 = index - start, used = -1;
+    char first_bad[1024] = "";
+    for (int64_t j = 0; j < cnt && used < 0; j++) {
+        int64_t q = (r0 + j) % cnt;
+        eqm_raw_sample *r = raws[q];
+        raws[q] = NULL; /* src_decode releases it */
+        for (;;) {
+            memset(&im, 0, sizeof im);
+            im.data = buf;
+            rc = src_decode(c, r, &im, cap, &label);
+            if (rc != EQM_ERR_NOMEM || im.w <= 0 || (size_t)im.w * im.h * 3 <= cap)
+                break;
+            cap = (size_t)im.w * im.h * 3;
+            uint8_t *nb = realloc(buf, cap);
+            if (!nb) {
+                shard_stream_release(c->stream, r);
+                set_err(c, EQM_ERR_NOMEM, "%s%s", "out of memory", "");
+                rc = EQM_ERR_NOMEM;
+                break;
+            }
+            buf = nb;
         }
-        buf = nb;
+        if (rc == EQM_OK)
+            used = start + q;
+        else if (rc == EQM_SKIP && !first_bad[0])
+            snprintf(first_bad, sizeof first_bad, "%s", host_ctx_error(c->host));
+        else if (rc != EQM_SKIP)
+            break;
     }
-    if (rc != EQM_OK) {
-        snprintf(err, errlen, "sample %lld of epoch %lld: %s", (long long)index,
-                 (long long)epoch, c->err);
-        free(buf);
-        free(p);
-        return rc < 0 ? rc : EQM_ERR_FORMAT;
+    if (used < 0) {
+        if (rc == EQM_SKIP)
+            snprintf(err, errlen, "sample %lld of epoch %lld: all %lld samples of its batch "
+                     "(batch_size %lld) are bad, training stops there too (the first: %s)",
+                     (long long)index, (long long)epoch, (long long)cnt,
+                     (long long)batch_size, first_bad);
+        else
+            snprintf(err, errlen, "sample %lld of epoch %lld: %s", (long long)index,
+                     (long long)epoch, host_ctx_error(c->host));
+        rc = rc < 0 ? rc : EQM_ERR_FORMAT;
+        goto fail;
     }
+    if (used != index)
+        host_log(EQM_LOG_WARN, "views", "sample %lld of epoch %lld is bad (%s); training fills "
+                 "its row with sample %lld of the same batch (batch_size %lld), shown here "
+                 "with sample %lld's augmentation", (long long)index, (long long)epoch,
+                 first_bad, (long long)used, (long long)batch_size, (long long)index);
+    for (int64_t j = 0; j < cnt; j++)
+        if (raws[j])
+            shard_stream_release(c->stream, raws[j]);
+    free(raws);
     p->inner = *src;
     p->index = index;
     p->img = buf;
@@ -321,4 +421,12 @@ int shard_source_pick(eqm_sample_source *src, int64_t epoch, int64_t index,
     out->error = pick_error;
     out->destroy = pick_destroy;
     return EQM_OK;
+fail:
+    for (int64_t j = 0; j < cnt; j++)
+        if (raws[j])
+            shard_stream_release(c->stream, raws[j]);
+    free(raws);
+    free(buf);
+    free(p);
+    return rc;
 }

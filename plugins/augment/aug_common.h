@@ -93,18 +93,29 @@ static inline int aug_ksize(int in, int out, int filter)
     return (int)ceil(support * scale) * 2 + 1;
 }
 
-/* Pillow's precompute_coeffs + normalize_coeffs_8bpc, for a box [0, in). kk: out*ksize
- * ints, bounds: 2*out ints. */
-static inline void aug_coeffs(int in, int out, int filter, int ksize, int32_t *kk, int32_t *bounds)
+/* Taps per output pixel for resampling a box `span` input pixels wide to `out`. */
+static inline int aug_ksize_box(double span, int out, int filter)
 {
     double support = filter == AUG_BICUBIC ? 2.0 : 1.0;
-    double scale = (double)in / out, filterscale = scale;
+    double scale = span / out;
+    if (scale < 1.0)
+        scale = 1.0;
+    return (int)ceil(support * scale) * 2 + 1;
+}
+
+/* Pillow's precompute_coeffs + normalize_coeffs_8bpc, for the box [in0, in1) of an input
+ * `in` pixels long (support clipped to [0, in)). kk: out*ksize ints, bounds: 2*out ints. */
+static inline void aug_coeffs_box(int in, double in0, double in1, int out, int filter,
+                                  int ksize, int32_t *kk, int32_t *bounds)
+{
+    double support = filter == AUG_BICUBIC ? 2.0 : 1.0;
+    double scale = (in1 - in0) / out, filterscale = scale;
     if (filterscale < 1.0)
         filterscale = 1.0;
     support *= filterscale;
     double pre[64];
     for (int xx = 0; xx < out; xx++) {
-        double center = (xx + 0.5) * scale;
+        double center = in0 + (xx + 0.5) * scale;
         double ww = 0.0, ss = 1.0 / filterscale;
         int xmin = (int)(center - support + 0.5);
         if (xmin < 0)
@@ -136,6 +147,12 @@ static inline void aug_coeffs(int in, int out, int filter, int ksize, int32_t *k
         bounds[2 * xx] = xmin;
         bounds[2 * xx + 1] = xmax;
     }
+}
+
+/* The box [0, in). */
+static inline void aug_coeffs(int in, int out, int filter, int ksize, int32_t *kk, int32_t *bounds)
+{
+    aug_coeffs_box(in, 0.0, (double)in, out, filter, ksize, kk, bounds);
 }
 
 /* Scratch bytes aug_resize needs. */
@@ -466,6 +483,37 @@ static inline void aug_resize(const eqm_image *in, int x0, int y0, int w, int h,
                               int filter, void *scratch)
 {
     aug_resize_c(in, x0, y0, w, h, out, filter, scratch, NULL, NULL);
+}
+
+/* Scratch bytes aug_resize_fbox needs (its coefficients, then aug_resize's scratch). */
+static inline size_t aug_resize_fbox_scratch(int in_w, int in_h, int c, int out_w, int out_h,
+                                             int filter)
+{
+    return 2 * aug_resize_scratch(in_w, in_h, c, out_w, out_h, filter);
+}
+
+/* Resample the fractional box (bx, by, bw, bh) of `in` to out->w x out->h: Pillow's
+ * resampling with the filter support clipped to the box's pixel window [floor(bx),
+ * ceil(bx + bw)) (the analogue of img.crop(box).resize for a box that is not on pixel
+ * edges; equal to it when the box is). Used on DCT-downscaled inputs (apply_scaled). */
+static inline void aug_resize_fbox(const eqm_image *in, double bx, double by, double bw,
+                                   double bh, eqm_image *out, int filter, void *scratch)
+{
+    int x0 = (int)floor(bx), y0 = (int)floor(by);
+    int x1 = (int)ceil(bx + bw), y1 = (int)ceil(by + bh);
+    x0 = x0 < 0 ? 0 : x0;
+    y0 = y0 < 0 ? 0 : y0;
+    x1 = x1 > in->w ? in->w : x1 < x0 + 1 ? x0 + 1 : x1;
+    y1 = y1 > in->h ? in->h : y1 < y0 + 1 ? y0 + 1 : y1;
+    const int ow = out->w, oh = out->h, ww = x1 - x0, wh = y1 - y0;
+    int kh = aug_ksize_box(bw, ow, filter), kv = aug_ksize_box(bh, oh, filter);
+    int32_t *kkh = scratch, *bdh = kkh + (size_t)kh * ow;
+    int32_t *kkv = bdh + 2 * (size_t)ow, *bdv = kkv + (size_t)kv * oh;
+    void *rest = bdv + 2 * (size_t)oh;
+    aug_coeffs_box(ww, bx - x0, bx - x0 + bw, ow, filter, kh, kkh, bdh);
+    aug_coeffs_box(wh, by - y0, by - y0 + bh, oh, filter, kv, kkv, bdv);
+    aug_coef ch = {kh, kkh, bdh}, cv = {kv, kkv, bdv};
+    aug_resize_c(in, x0, y0, ww, wh, out, filter, rest, &ch, &cv);
 }
 
 /* ITU-R 601 luma of an RGB pixel, Pillow's rounding. */

@@ -2,6 +2,7 @@
  * give the same bytes as its scalar loops (which check_augment compares with Pillow through
  * torchvision fixtures), over random images, boxes, output sizes, filters, 1 and 3 channels
  * and padded strides, including sizes far larger than the CIFAR fixtures (up to 900 px).
+ * aug_resize_fbox (the apply_scaled path of ABI 1.1) equals it on integer boxes.
  * Skips (77) where the CPU has no AVX2.
  * Dimension legend: W, H = input size; OW, OH = output size; C = channels.
  */
@@ -79,6 +80,54 @@ START_TEST(test_simd_equals_scalar)
 }
 END_TEST
 
+/* aug_resize_fbox on a box with integer edges equals the crop-then-resize path; on a
+ * fractional box a constant image stays constant and outputs stay within the window's
+ * range (both paths, scalar and AVX2). */
+START_TEST(test_fbox)
+{
+    for (int it = 0; it < 200; it++) {
+        int c = rnd(3) == 0 ? 1 : 3;
+        int W = 2 + (int)rnd(600), H = 2 + (int)rnd(500);
+        eqm_image in = {W, H, c, W * c, EQM_PIX_U8, NULL};
+        uint8_t *px = malloc((size_t)W * H * c);
+        ck_assert_ptr_nonnull(px);
+        int flat = it % 5 == 0;
+        for (size_t k = 0; k < (size_t)W * H * c; k++)
+            px[k] = flat ? 77 : (uint8_t)rnd(256);
+        in.data = px;
+        int w = 1 + (int)rnd((uint32_t)W), h = 1 + (int)rnd((uint32_t)H);
+        int x0 = (int)rnd((uint32_t)(W - w + 1)), y0 = (int)rnd((uint32_t)(H - h + 1));
+        int OW = 1 + (int)rnd(200), OH = 1 + (int)rnd(200);
+        int filter = rnd(2) ? AUG_BILINEAR : AUG_BICUBIC;
+        size_t on = (size_t)OW * OH * c;
+        uint8_t *a = malloc(on), *b = malloc(on);
+        ck_assert_ptr_nonnull(a);
+        ck_assert_ptr_nonnull(b);
+        eqm_image oa = {OW, OH, c, OW * c, EQM_PIX_U8, a}, ob = oa;
+        ob.data = b;
+        aug_v3_cached = (int)(it & 1);
+        size_t sb = aug_resize_fbox_scratch(W, H, c, OW, OH, filter);
+        void *scr = malloc(sb);
+        ck_assert_ptr_nonnull(scr);
+        run(&in, x0, y0, w, h, &oa, filter, it & 1);
+        aug_v3_cached = (int)(it & 1);
+        aug_resize_fbox(&in, x0, y0, w, h, &ob, filter, scr);
+        ck_assert_msg(!memcmp(a, b, on), "case %d: integer box differs from crop+resize", it);
+        /* fractional box */
+        double fx = x0 + rnd(1000) / 1000.0 * (W - x0 - 0.5) * 0.5, fy = y0 * 0.5;
+        double fw = (W - fx) * (0.2 + rnd(800) / 1000.0), fh = (H - fy) * (0.2 + rnd(800) / 1000.0);
+        aug_resize_fbox(&in, fx, fy, fw, fh, &ob, filter, scr);
+        if (flat)
+            for (size_t k = 0; k < on; k++)
+                ck_assert_int_eq(b[k], 77);
+        free(scr);
+        free(a);
+        free(b);
+        free(px);
+    }
+}
+END_TEST
+
 int main(void)
 {
     if (!AUG_HAVE_V3 || !aug_use_v3()) {
@@ -89,6 +138,7 @@ int main(void)
     TCase *tc = tcase_create("simd");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_simd_equals_scalar);
+    tcase_add_test(tc, test_fbox);
     suite_add_tcase(s, tc);
     SRunner *r = srunner_create(s);
     srunner_run_all(r, CK_NORMAL);

@@ -85,6 +85,7 @@ static const eqm_param_spec cc_params[] = {
 static const eqm_augment_ops cc_ops = {
     sizeof(eqm_augment_ops), cc_create, cc_destroy, cc_n_params, cc_param_name,
     cc_sample, cc_out_shape, cc_apply, NULL,
+    NULL, NULL, /* 1.1 source_box, apply_scaled: not a resampling step */
 };
 
 static const eqm_plugin_desc cc_desc = {

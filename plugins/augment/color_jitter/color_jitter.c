@@ -447,6 +447,7 @@ static const eqm_param_spec cj_params[] = {
 static const eqm_augment_ops cj_ops = {
     sizeof(eqm_augment_ops), cj_create, cj_destroy, cj_n_params, cj_param_name,
     cj_sample, cj_out_shape, cj_apply, cj_scratch,
+    NULL, NULL, /* 1.1 source_box, apply_scaled: not a resampling step */
 };
 
 static const eqm_plugin_desc cj_desc = {

@@ -171,6 +171,7 @@ static const eqm_param_spec gb_params[] = {
 static const eqm_augment_ops gb_ops = {
     sizeof(eqm_augment_ops), gb_create, gb_destroy, gb_n_params, gb_param_name,
     gb_sample, gb_out_shape, gb_apply, gb_scratch,
+    NULL, NULL, /* 1.1 source_box, apply_scaled: not a resampling step */
 };
 
 static const eqm_plugin_desc gb_desc = {

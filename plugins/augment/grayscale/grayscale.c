@@ -88,6 +88,7 @@ static const eqm_param_spec gray_params[] = {
 static const eqm_augment_ops gray_ops = {
     sizeof(eqm_augment_ops), gray_create, gray_destroy, gray_n_params, gray_param_name,
     gray_sample, gray_out_shape, gray_apply, NULL,
+    NULL, NULL, /* 1.1 source_box, apply_scaled: not a resampling step */
 };
 
 static const eqm_plugin_desc gray_desc = {

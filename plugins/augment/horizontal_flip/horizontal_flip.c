@@ -93,6 +93,7 @@ static const eqm_param_spec flip_params[] = {
 static const eqm_augment_ops flip_ops = {
     sizeof(eqm_augment_ops), flip_create, flip_destroy, flip_n_params, flip_param_name,
     flip_sample, flip_out_shape, flip_apply, NULL,
+    NULL, NULL, /* 1.1 source_box, apply_scaled: not a resampling step */
 };
 
 static const eqm_plugin_desc flip_desc = {

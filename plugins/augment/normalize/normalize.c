@@ -161,6 +161,7 @@ static const eqm_param_spec norm_params[] = {
 static const eqm_augment_ops norm_ops = {
     sizeof(eqm_augment_ops), norm_create, norm_destroy, norm_n_params, norm_param_name,
     norm_sample, norm_out_shape, norm_apply, NULL,
+    NULL, NULL, /* 1.1 source_box, apply_scaled: not a resampling step */
 };
 
 static const eqm_plugin_desc norm_desc = {

@@ -7,7 +7,8 @@
  * clamped to [ratio_min, ratio_max]. Record (METHOD.md §4): crop_i, crop_j, crop_h, crop_w
  * in pixels of the input image.
  * apply(): img.crop((j, i, j+w, i+h)).resize((size, size), BICUBIC|BILINEAR), Pillow 9.4
- * bit for bit (aug_common.h).
+ * bit for bit (aug_common.h). apply_scaled() (ABI 1.1): the same box on a DCT-downscaled
+ * input (aug_resize_fbox), which the loader uses when the crop is at least twice the output.
  * Left out: non-square output sizes, nearest interpolation, tensor (float) inputs.
  */
 #include <equimod/equimod.h>
@@ -171,7 +172,8 @@ static int rrc_out_shape(const void *self, const eqm_image *in, int *w, int *h, 
 static size_t rrc_scratch(const void *self, const eqm_image *in)
 {
     const rrc *r = self;
-    return aug_resize_scratch(in->w, in->h, in->c, (int)r->o.size, (int)r->o.size, r->filter);
+    return aug_resize_fbox_scratch(in->w, in->h, in->c, (int)r->o.size, (int)r->o.size,
+                                   r->filter);
 }
 
 static int rrc_apply(const void *self, const float *p, const eqm_image *in, eqm_image *out,
@@ -192,6 +194,40 @@ static int rrc_apply(const void *self, const float *p, const eqm_image *in, eqm_
     return EQM_OK;
 }
 
+/* The crop box in the input's pixels. */
+static int rrc_source_box(const void *self, const float *p, int in_w, int in_h, float box[4])
+{
+    (void)self;
+    (void)in_w;
+    (void)in_h;
+    box[0] = p[1];
+    box[1] = p[0];
+    box[2] = p[3];
+    box[3] = p[2];
+    return EQM_OK;
+}
+
+/* On an input downscaled by (sx, sy): the same box, scaled, resampled (aug_resize_fbox). */
+static int rrc_apply_scaled(const void *self, const float *p, const eqm_image *in, float sx,
+                            float sy, eqm_image *out, void *scratch)
+{
+    const rrc *r = self;
+    if (sx == 1.0f && sy == 1.0f)
+        return rrc_apply(self, p, in, out, scratch);
+    int rc = aug_check_u8(r->api, r->host, "random_resized_crop", in);
+    if (rc)
+        return rc;
+    double i = p[0], j = p[1], h = p[2], w = p[3];
+    if (!(sx > 0 && sx <= 1 && sy > 0 && sy <= 1) || i < 0 || j < 0 || h <= 0 || w <= 0 ||
+        (j + w) * sx > in->w + 1e-3 || (i + h) * sy > in->h + 1e-3)
+        return r->api->set_error(r->host, EQM_ERR_INVAL,
+                                 "random_resized_crop: crop (i=%g, j=%g, h=%g, w=%g) scaled by "
+                                 "(%g, %g) outside the %dx%d input", i, j, h, w, sx, sy, in->w,
+                                 in->h);
+    aug_resize_fbox(in, j * sx, i * sy, w * sx, h * sy, out, r->filter, scratch);
+    return EQM_OK;
+}
+
 static const eqm_param_spec rrc_params[] = {
     {"size", EQM_PARAM_INT, offsetof(rrc_opts, size), "224", 1, 65536, NULL, "output side in pixels"},
     {"scale_min", EQM_PARAM_FLOAT, offsetof(rrc_opts, scale_min), "0.08", 1e-6, 1, NULL,
@@ -209,7 +245,7 @@ static const eqm_param_spec rrc_params[] = {
 
 static const eqm_augment_ops rrc_ops = {
     sizeof(eqm_augment_ops), rrc_create, rrc_destroy, rrc_n_params, rrc_param_name,
-    rrc_sample, rrc_out_shape, rrc_apply, rrc_scratch,
+    rrc_sample, rrc_out_shape, rrc_apply, rrc_scratch, rrc_source_box, rrc_apply_scaled,
 };
 
 static const eqm_plugin_desc rrc_desc = {

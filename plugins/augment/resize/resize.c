@@ -2,6 +2,8 @@
  * the smaller side becomes `size`, the other int(size * long / short); Pillow resampling
  * (antialiased bilinear or bicubic) bit for bit. Deterministic: no record in t.
  * Used for evaluation (CIFAR: Resize(36, bicubic) + CenterCrop(32); ImageNet: Resize(256)).
+ * apply_scaled() (ABI 1.1): the same output from a DCT-downscaled input (the loader uses it
+ * when the smaller side stays at least `size`).
  * Left out: max_size, (h, w) sizes.
  */
 #include <equimod/equimod.h>
@@ -73,7 +75,9 @@ static size_t rs_scratch(const void *self, const eqm_image *in)
     int w, h, c;
     uint32_t f;
     rs_out_shape(self, in, &w, &h, &c, &f);
-    return aug_resize_scratch(in->w, in->h, in->c, w, h, g->filter);
+    /* + 2: under apply_scaled the output is sized from the full image, which may round to
+     * one more pixel than this (downscaled) input gives */
+    return aug_resize_scratch(in->w, in->h, in->c, w + 2, h + 2, g->filter);
 }
 
 static int rs_apply(const void *self, const float *p, const eqm_image *in, eqm_image *out,
@@ -87,6 +91,26 @@ static int rs_apply(const void *self, const float *p, const eqm_image *in, eqm_i
     return EQM_OK;
 }
 
+/* The whole input. */
+static int rs_source_box(const void *self, const float *p, int in_w, int in_h, float box[4])
+{
+    (void)self;
+    (void)p;
+    box[0] = box[1] = 0;
+    box[2] = (float)in_w;
+    box[3] = (float)in_h;
+    return EQM_OK;
+}
+
+/* On a downscaled input: the whole (smaller) image to the output the full one gives. */
+static int rs_apply_scaled(const void *self, const float *p, const eqm_image *in, float sx,
+                           float sy, eqm_image *out, void *scratch)
+{
+    (void)sx;
+    (void)sy;
+    return rs_apply(self, p, in, out, scratch);
+}
+
 static const eqm_param_spec rs_params[] = {
     {"size", EQM_PARAM_INT, offsetof(rs_opts, size), "256", 1, 65536, NULL, "smaller side after resizing"},
     {"interpolation", EQM_PARAM_ENUM, offsetof(rs_opts, interpolation), "bilinear", 0, 0,
@@ -96,7 +120,7 @@ static const eqm_param_spec rs_params[] = {
 
 static const eqm_augment_ops rs_ops = {
     sizeof(eqm_augment_ops), rs_create, rs_destroy, rs_n_params, rs_param_name,
-    rs_sample, rs_out_shape, rs_apply, rs_scratch,
+    rs_sample, rs_out_shape, rs_apply, rs_scratch, rs_source_box, rs_apply_scaled,
 };
 
 static const eqm_plugin_desc rs_desc = {

@@ -93,6 +93,7 @@ static const eqm_param_spec sol_params[] = {
 static const eqm_augment_ops sol_ops = {
     sizeof(eqm_augment_ops), sol_create, sol_destroy, sol_n_params, sol_param_name,
     sol_sample, sol_out_shape, sol_apply, NULL,
+    NULL, NULL, /* 1.1 source_box, apply_scaled: not a resampling step */
 };
 
 static const eqm_plugin_desc sol_desc = {

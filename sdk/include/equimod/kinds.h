@@ -145,6 +145,25 @@ typedef struct eqm_augment_ops {
                  void *scratch);
     /* Optional: bytes of scratch apply() needs for input `in` (NULL = 0). */
     size_t (*scratch_bytes)(const void *self, const eqm_image *in);
+
+    /* ---- appended in 1.1: downscaled sources (DCT-domain JPEG scaling, issue 6) ----
+     * Optional, both or neither, for steps that resample a box of their input (crops,
+     * resizes). When the FIRST step of a pipeline has them, the host may decode a JPEG at a
+     * reduced scale M/8 (never below what keeps the box at least as large as the output)
+     * and call apply_scaled on that smaller image instead of apply on the full one.
+     * sample() and out_shape() are still called with the full-size input (a shape whose
+     * data may be NULL), so t records stay in original pixels (METHOD.md §4). */
+    /* Write the box (x, y, w, h; input pixels, fractional allowed) of an in_w x in_h input
+     * that apply(p) reads. Pure. Returns EQM_OK or < 0. */
+    int (*source_box)(const void *self, const float *p, int in_w, int in_h, float box[4]);
+    /* As apply, but `in` is the input scaled by (sx, sy) in (0, 1]: pixel (x, y) of the
+     * image p was drawn for is at (x * sx, y * sy) of `in`. `out` has the size out_shape
+     * gave for the full-size input; scratch is scratch_bytes(in) long (in = the scaled
+     * image). The result approximates apply's on the full image (resampling of a
+     * DCT-downscaled picture); with sx = sy = 1 it MUST equal apply's. Runs concurrently
+     * on a const self. Returns EQM_OK or < 0 (message set). */
+    int (*apply_scaled)(const void *self, const float *p, const eqm_image *in, float sx,
+                        float sy, eqm_image *out, void *scratch);
 } eqm_augment_ops;
 
 /* -------------------------------------------- backbone, method, equimod ------ */

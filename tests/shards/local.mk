@@ -30,3 +30,9 @@ TESTS += tests/shards/check_bad_samples
 tests_shards_check_bad_samples_SOURCES = tests/shards/check_bad_samples.c tests/shards/shard_util.h
 tests_shards_check_bad_samples_CFLAGS = $(TEST_CFLAGS) $(TURBOJPEG_CFLAGS) $(ARCHIVE_CFLAGS)
 tests_shards_check_bad_samples_LDADD = libeqmhost.la $(TEST_LIBS)
+# t estimate on the real image sizes of a stream: loader_estimate_t, trainer, equimod tstats.
+check_PROGRAMS += tests/shards/check_tstats
+TESTS += tests/shards/check_tstats
+tests_shards_check_tstats_SOURCES = tests/shards/check_tstats.c tests/shards/shard_util.h
+tests_shards_check_tstats_CFLAGS = $(TEST_CFLAGS) $(TURBOJPEG_CFLAGS) $(ARCHIVE_CFLAGS)
+tests_shards_check_tstats_LDADD = libeqmhost.la $(TEST_LIBS)

@@ -55,6 +55,10 @@ const eqm_param_spec loader_section_spec[] = {
      "t standardisation: published constants (METHOD.md 4), Monte Carlo estimate, or none"},
     {"t_estimate_samples", EQM_PARAM_INT, offsetof(loader_cfg, t_estimate_samples), "100000",
      100, 1e9, NULL, "parameter vectors drawn per view when t_standardize = estimate"},
+    {"dct_scaling", EQM_PARAM_BOOL, offsetof(loader_cfg, dct_scaling), "true", 0, 0, NULL,
+     "streaming JPEG datasets: decode at 1/8, 1/4 or 1/2 size when the first step of every "
+     "view (random_resized_crop, resize) still gets at least its output size from it; false: "
+     "full-size decode (bit-exact with torchvision on PIL)"},
     {NULL, 0, 0, NULL, 0, 0, NULL, NULL},
 };
 const size_t loader_section_size = sizeof(loader_cfg);
@@ -177,6 +181,7 @@ struct eqm_loader {
     int64_t n_batches;  /* batches in this epoch (-1: streaming, until EOF) */
     int64_t claim, consume;
     int64_t stream_turn, stream_eof_at; /* streaming: next batch allowed to pull; batch at EOF */
+    int scaling; /* streaming sources decoded at M/8 (dct_scaling and every view allows it) */
     int failed;
     int64_t fail_k;     /* smallest batch number that failed (batches before it are delivered) */
     char err[1024];
@@ -361,21 +366,39 @@ static void *grow_buf(void **p, size_t *cap, size_t need)
 /* Run pipeline pp on `src` with stream r, writing t to tp (pp->p floats). If dst != NULL the
  * final F32 step writes dst (packed h*w*c); if u8_out != NULL the pipeline stops before the
  * F32 step and the last 8-bit image is returned there (pointing into mem). */
+/* How a decoded image relates to its original (streaming DCT scaling): the original is
+ * W x H and the decoded image is it at scale M/8 (M = 8: full size). */
+typedef struct src_geom {
+    int W, H, M;
+} src_geom;
+
 static int pipe_run(eqm_loader *l, const pipeline *pp, worker_mem *m, const eqm_image *src,
-                    eqm_rng *r, float *tp, float *dst, eqm_image *u8_out, char *err, size_t n)
+                    const src_geom *g, eqm_rng *r, float *tp, float *dst, eqm_image *u8_out,
+                    char *err, size_t n)
 {
     eqm_image cur = *src;
-    eqm_augment_ctx ctx = {sizeof(eqm_augment_ctx), src->w, src->h};
+    const int W0 = g ? g->W : src->w, H0 = g ? g->H : src->h;
+    eqm_augment_ctx ctx = {sizeof(eqm_augment_ctx), W0, H0};
     int which = 0, off = 0;
     for (int i = 0; i < pp->n; i++) {
         const aug_inst *a = pp->steps[i];
         const eqm_augment_ops *ops = &a->pl->ops.augment;
-        int rc = ops->sample(a->self, r, &ctx, &cur, tp + off);
+        /* a downscaled source: the first step draws and sizes for the original (t stays in
+         * original pixels) and resamples the smaller image (apply_scaled, ABI 1.1) */
+        const int scaled = i == 0 && g && g->M < 8;
+        eqm_image full = cur;
+        if (scaled) {
+            full.w = W0;
+            full.h = H0;
+            full.stride = W0 * cur.c;
+            full.data = NULL;
+        }
+        int rc = ops->sample(a->self, r, &ctx, scaled ? &full : &cur, tp + off);
         if (rc)
             return set_err(err, n, rc, "[%s]: sample: %s", a->section, host_ctx_error(a->host));
         int w, h, c;
         uint32_t f;
-        rc = ops->out_shape(a->self, &cur, &w, &h, &c, &f);
+        rc = ops->out_shape(a->self, scaled ? &full : &cur, &w, &h, &c, &f);
         if (rc)
             return set_err(err, n, rc, "[%s]: out_shape: %s", a->section, host_ctx_error(a->host));
         eqm_image out = {w, h, c, w * c, f, NULL};
@@ -401,7 +424,9 @@ static int pipe_run(eqm_loader *l, const pipeline *pp, worker_mem *m, const eqm_
         size_t sb = ops->scratch_bytes ? ops->scratch_bytes(a->self, &cur) : 0;
         if (sb && !grow_buf(&m->scratch, &m->scratch_cap, sb))
             return set_err(err, n, EQM_ERR_NOMEM, "out of memory");
-        rc = ops->apply(a->self, tp + off, &cur, &out, m->scratch);
+        rc = scaled ? ops->apply_scaled(a->self, tp + off, &cur, (float)g->M / 8.0f,
+                                        (float)g->M / 8.0f, &out, m->scratch)
+                    : ops->apply(a->self, tp + off, &cur, &out, m->scratch);
         if (rc)
             return set_err(err, n, rc, "[%s]: apply: %s", a->section, host_ctx_error(a->host));
         off += a->n_params;
@@ -412,10 +437,75 @@ static int pipe_run(eqm_loader *l, const pipeline *pp, worker_mem *m, const eqm_
     return EQM_OK;
 }
 
-/* Read one sample into m->img (growing it as needed). */
-static int read_sample(eqm_loader *l, worker_mem *m, int64_t index, void *raw, eqm_image *img,
-                       int32_t *label, char *err, size_t n)
+/* The DCT scale M/8 (M = 1, 2, 4 or 8) from which every view of the rows with keys
+ * [key0, key0 + nk) of `epoch` can be made out of a W x H original: each view's first step
+ * reads a box (source_box) that must keep at least its output size once scaled. Draws the
+ * first steps' parameters with the rows' own streams, as pipe_run will again. */
+static int plan_scale(const eqm_loader *l, int64_t epoch, int64_t key0, int nk, int W, int H)
 {
+    float p[MAX_T];
+    eqm_image full = {W, H, 3, W * 3, EQM_PIX_U8, NULL};
+    eqm_augment_ctx ctx = {sizeof(eqm_augment_ctx), W, H};
+    int M = 1;
+    for (int kk = 0; kk < nk; kk++)
+        for (int v = 0; v < l->n_pipes; v++) {
+            const aug_inst *a = l->pipe[v].steps[0];
+            const eqm_augment_ops *ops = &a->pl->ops.augment;
+            eqm_rng r;
+            l->api->rng_seed(&r, l->seed, (uint64_t)epoch, (uint64_t)(key0 + kk), (uint64_t)v);
+            float box[4];
+            int ow, oh, oc;
+            uint32_t f;
+            if (ops->sample(a->self, &r, &ctx, &full, p) ||
+                ops->out_shape(a->self, &full, &ow, &oh, &oc, &f) ||
+                ops->source_box(a->self, p, W, H, box))
+                return 8; /* pipe_run reports the error */
+            int need = 8;
+            for (int s = 1; s < 8; s *= 2)
+                if (box[2] * (float)s / 8.0f >= (float)ow && box[3] * (float)s / 8.0f >= (float)oh) {
+                    need = s;
+                    break;
+                }
+            M = need > M ? need : M;
+            if (M == 8)
+                return 8;
+        }
+    return M;
+}
+
+/* Read one sample into m->img (growing it as needed). With g (streaming, l->scaling): the
+ * original size is read first (decode_scaled at 8/8 with no room), plan_scale picks M for
+ * the rows [plan_key0, plan_key0 + plan_nk) the image will serve, and the sample is decoded
+ * at M/8; *g says so. */
+static int read_sample_g(eqm_loader *l, worker_mem *m, int64_t index, void *raw, eqm_image *img,
+                         int32_t *label, src_geom *g, int64_t epoch, int64_t plan_key0,
+                         int plan_nk, char *err, size_t n)
+{
+    int M = 8;
+    if (g && raw && l->scaling) {
+        uint8_t none[4];
+        memset(img, 0, sizeof *img);
+        img->data = none;
+        img->format = EQM_PIX_U8;
+        int rc = l->src.decode_scaled(l->src.ctx, raw, 8, img, 0, label);
+        if (rc == EQM_ERR_NOMEM && img->w > 0 && img->h > 0) {
+            g->W = img->w;
+            g->H = img->h;
+            M = plan_scale(l, epoch, plan_key0, plan_nk, img->w, img->h);
+        } else if (rc == EQM_SKIP) {
+            return EQM_SKIP; /* a bad streamed sample (counted, released): substituted */
+        } else {
+            return set_err(err, n, rc < 0 ? rc : EQM_ERR_FORMAT, "%s: sample %lld: %s", l->desc,
+                           (long long)index,
+                           rc ? (l->src.error ? l->src.error(l->src.ctx) : "read failed")
+                              : "decode_scaled wrote pixels into no room");
+        }
+    }
+    if (g) {
+        g->M = M;
+        __atomic_fetch_add(&l->st.decoded_at[M == 8 ? 3 : M == 4 ? 2 : M == 2 ? 1 : 0], 1,
+                           __ATOMIC_RELAXED);
+    }
     for (int tries = 0; tries < 3; tries++) {
         if (!m->img && !grow_buf((void **)&m->img, &m->img_cap,
                                  (size_t)(l->src.w ? l->src.w : 256) * (l->src.h ? l->src.h : 256) * 3))
@@ -423,7 +513,8 @@ static int read_sample(eqm_loader *l, worker_mem *m, int64_t index, void *raw, e
         memset(img, 0, sizeof *img);
         img->data = m->img;
         img->format = EQM_PIX_U8;
-        int rc = raw ? l->src.decode(l->src.ctx, raw, img, m->img_cap, label)
+        int rc = raw ? (M < 8 ? l->src.decode_scaled(l->src.ctx, raw, M, img, m->img_cap, label)
+                              : l->src.decode(l->src.ctx, raw, img, m->img_cap, label))
                      : l->src.get(l->src.ctx, index, img, m->img_cap, label);
         if (rc == EQM_ERR_NOMEM && img->w > 0 && img->h > 0 && img->c > 0 &&
             (size_t)img->w * img->h * img->c > m->img_cap) {
@@ -446,9 +537,16 @@ static int read_sample(eqm_loader *l, worker_mem *m, int64_t index, void *raw, e
                    (long long)index);
 }
 
-/* Produce row `row` of batch b for sample key `key` (dataset index or stream position). */
+static int read_sample(eqm_loader *l, worker_mem *m, int64_t index, void *raw, eqm_image *img,
+                       int32_t *label, char *err, size_t n)
+{
+    return read_sample_g(l, m, index, raw, img, label, NULL, 0, 0, 0, err, n);
+}
+
+/* Produce row `row` of batch b for sample key `key` (dataset index or stream position);
+ * g: the image is a downscaled original (NULL: it is the original). */
 static int make_row(eqm_loader *l, worker_mem *m, eqm_batch *b, int row, int64_t key,
-                    const eqm_image *img, char *err, size_t n)
+                    const eqm_image *img, const src_geom *g, char *err, size_t n)
 {
     size_t vs = (size_t)l->w * l->h * l->c;
     float tbuf[MAX_T];
@@ -457,7 +555,7 @@ static int make_row(eqm_loader *l, worker_mem *m, eqm_batch *b, int row, int64_t
         l->api->rng_seed(&r, l->seed, (uint64_t)b->epoch, (uint64_t)key, (uint64_t)v);
         float *dst = (v == 0 ? b->x0 : v == 1 ? b->x1 : b->x2) + vs * row;
         float *tp = v == 0 ? tbuf : (v == 1 ? b->t1 : b->t2) + (size_t)l->p * row;
-        int rc = pipe_run(l, &l->pipe[v], m, img, &r, tp, dst, NULL, err, n);
+        int rc = pipe_run(l, &l->pipe[v], m, img, g, &r, tp, dst, NULL, err, n);
         if (rc)
             return rc;
     }
@@ -485,7 +583,7 @@ static int fill_batch(eqm_loader *l, worker_mem *m, slot *s, int64_t k, char *er
                                l->desc, (long long)idx, label, l->src.n_classes - 1);
             b->labels[row] = label;
             b->sample_ids[row] = idx;
-            rc = make_row(l, m, b, row, idx, &img, err, n);
+            rc = make_row(l, m, b, row, idx, &img, NULL, err, n);
             if (rc)
                 return rc;
         }
@@ -546,6 +644,7 @@ static int fill_batch(eqm_loader *l, worker_mem *m, slot *s, int64_t k, char *er
     int32_t keep_label = -1;
     eqm_image keep_img;
     memset(&keep_img, 0, sizeof keep_img);
+    src_geom keep_g = {0, 0, 8};
     char bad_what[512] = "";
     for (int row = 0; row < got; row++) {
         if (rc || dropped) { /* only release the remaining raws: decode frees them */
@@ -556,7 +655,11 @@ static int fill_batch(eqm_loader *l, worker_mem *m, slot *s, int64_t k, char *er
         }
         eqm_image img;
         int32_t label;
-        rc = read_sample(l, m, ids[row], raws[row], &img, &label, err, n);
+        src_geom g = {0, 0, 8};
+        /* the image serves this row and the bad rows pending before it */
+        rc = read_sample_g(l, m, ids[row], raws[row], &img, &label, &g, b->epoch,
+                           k * l->batch_size + (pend >= 0 ? pend : row),
+                           row - (pend >= 0 ? pend : row) + 1, err, n);
         if (rc == EQM_SKIP) {
             rc = EQM_OK;
             snprintf(bad_what, sizeof bad_what, "%s",
@@ -577,7 +680,7 @@ static int fill_batch(eqm_loader *l, worker_mem *m, slot *s, int64_t k, char *er
         for (int r = r0; r <= row && !rc; r++) {
             b->labels[r] = label;
             b->sample_ids[r] = ids[row];
-            rc = make_row(l, m, b, r, k * l->batch_size + r, &img, err, n);
+            rc = make_row(l, m, b, r, k * l->batch_size + r, &img, g.M < 8 ? &g : NULL, err, n);
         }
         pend = -1;
         if (first_good < 0 && !rc) {
@@ -590,6 +693,7 @@ static int fill_batch(eqm_loader *l, worker_mem *m, slot *s, int64_t k, char *er
             m->img = tb;
             m->img_cap = tc;
             keep_img = img; /* img.data points into what is now m->keep */
+            keep_g = g;
             keep_label = label;
         }
     }
@@ -602,7 +706,8 @@ static int fill_batch(eqm_loader *l, worker_mem *m, slot *s, int64_t k, char *er
         for (int r = pend; r < got && !rc; r++) {
             b->labels[r] = keep_label;
             b->sample_ids[r] = ids[first_good];
-            rc = make_row(l, m, b, r, k * l->batch_size + r, &keep_img, err, n);
+            rc = make_row(l, m, b, r, k * l->batch_size + r, &keep_img,
+                          keep_g.M < 8 ? &keep_g : NULL, err, n);
         }
     }
     free(raws);
@@ -851,6 +956,14 @@ static int loader_finish(eqm_loader *l, char *err, size_t n)
                            "of a batch need one size", l->pipe[v].key, w, h, c, l->pipe[0].key,
                            l->w, l->h, l->c);
         }
+    }
+    /* DCT scaling: a streaming source that can decode scaled, and views whose first steps
+     * all resample a box (source_box + apply_scaled) */
+    l->scaling = l->cfg.dct_scaling && l->src.n_samples < 0 && l->src.decode_scaled != NULL &&
+                 l->n_pipes > 0;
+    for (int v = 0; v < l->n_pipes && l->scaling; v++) {
+        const eqm_augment_ops *ops = l->pipe[v].n > 1 ? &l->pipe[v].steps[0]->pl->ops.augment : NULL;
+        l->scaling = ops && ops->source_box && ops->apply_scaled;
     }
     int rc = t_constants(l, err, n);
     if (rc)
@@ -1409,7 +1522,7 @@ int loader_render_sample(eqm_loader *l, int64_t epoch, int64_t index, eqm_image 
         l->api->rng_seed(&r, l->seed, (uint64_t)epoch, (uint64_t)index, (uint64_t)v);
         float *tp = v == 1 && t1 ? t1 : v == 2 && t2 ? t2 : tb;
         eqm_image o;
-        rc = pipe_run(l, &l->pipe[v], &m, &img, &r, tp, NULL, &o, l->err, sizeof l->err);
+        rc = pipe_run(l, &l->pipe[v], &m, &img, NULL, &r, tp, NULL, &o, l->err, sizeof l->err);
         if (rc)
             break;
         size_t bytes = (size_t)o.w * o.h * o.c;

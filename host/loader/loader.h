@@ -107,6 +107,7 @@ typedef struct eqm_loader_stats {
     uint64_t stall_ns;        /* consumer wait in loader_next */
     uint64_t work_ns;         /* summed worker wall time spent producing batches */
     uint64_t work_cpu_ns;     /* summed worker CPU time (CLOCK_THREAD_CPUTIME_ID) for them */
+    int64_t decoded_at[4];    /* streaming: samples decoded at DCT scale 1/8, 2/8, 4/8, 8/8 */
 } eqm_loader_stats;
 
 typedef struct eqm_loader eqm_loader;
@@ -159,6 +160,12 @@ typedef struct eqm_sample_source {
     void (*destroy)(void *ctx);
     void *sizes_ctx;
     int64_t (*image_sizes)(void *sizes_ctx, int64_t max, int32_t *wh);
+    /* Optional (streaming): decode() at DCT scale scale_num/8 (1, 2, 4 or 8; the image is
+     * ceil(W * scale_num / 8) x ceil(H * scale_num / 8)); same contract as decode, and with
+     * cap = 0 at scale 8 it reports the full size (EQM_ERR_NOMEM + img->w/h) without
+     * releasing raw. The loader uses it when [loader] dct_scaling is on (see fill_batch). */
+    int (*decode_scaled)(void *ctx, void *raw, int scale_num, eqm_image *img, size_t cap,
+                         int32_t *label);
 } eqm_sample_source;
 
 /* ------------------------------------------------------------- lifecycle --------- */
@@ -236,6 +243,7 @@ typedef struct loader_cfg {
     int drop_last, shuffle;
     int t_standardize; /* cifar_simclr|imagenet_simclr|byol_cifar|byol_imagenet|estimate|none */
     int64_t t_estimate_samples;
+    int dct_scaling; /* streaming JPEG sources: decode at M/8 when every view allows it */
 } loader_cfg;
 typedef struct views_cfg {
     const char *view1, *view2, *original, *eval_train, *eval_test;

@@ -60,15 +60,16 @@ static int src_next(void *ctx, void **raw, int64_t *id)
     return rc;
 }
 
-/* Decode at full size (scale 8/8: crop records in original pixels). Releases raw except
- * when it asks for a larger buffer. A bad sample is counted (one rate-limited warning)
+/* Decode at scale scale_num/8 (8: full size; the loader keeps crop records in original
+ * pixels either way). Releases raw except when it asks for a larger buffer. A bad sample is counted (one rate-limited warning)
  * and is EQM_SKIP under on_bad = skip (message kept for this thread), an error under
  * fail. */
-static int src_decode(void *ctx, void *raw_, eqm_image *img, size_t cap, int32_t *label)
+static int src_decode_scaled(void *ctx, void *raw_, int scale_num, eqm_image *img, size_t cap,
+                             int32_t *label)
 {
     src_ctx *c = ctx;
     eqm_raw_sample *raw = raw_;
-    int rc = c->ops->decode(c->self, raw, 8, img, cap, label, NULL, NULL);
+    int rc = c->ops->decode(c->self, raw, scale_num, img, cap, label, NULL, NULL);
     if (rc == EQM_ERR_NOMEM && img->w > 0 && (size_t)img->w * img->h * 3 > cap)
         return rc; /* the worker grows its buffer and calls again with the same raw */
     shard_stream_release(c->stream, raw);
@@ -82,6 +83,11 @@ static int src_decode(void *ctx, void *raw_, eqm_image *img, size_t cap, int32_t
         return EQM_ERR_FORMAT;
     }
     return EQM_SKIP;
+}
+
+static int src_decode(void *ctx, void *raw, eqm_image *img, size_t cap, int32_t *label)
+{
+    return src_decode_scaled(ctx, raw, 8, img, cap, label);
 }
 
 /* Sizes of up to `max` images of epoch 0 (stream order), read from their JPEG headers:
@@ -239,6 +245,7 @@ int shard_source_create(const eqm_plugin *p, const void *opts, const char *split
     out->start_epoch = src_start_epoch;
     out->next = src_next;
     out->decode = src_decode;
+    out->decode_scaled = src_decode_scaled;
     out->error = src_error;
     out->destroy = src_destroy;
     if (!out->w || !out->h) {
@@ -418,6 +425,7 @@ int shard_source_pick(eqm_sample_source *src, int64_t epoch, int64_t index, int6
     out->start_epoch = NULL;
     out->next = NULL;
     out->decode = NULL;
+    out->decode_scaled = NULL;
     out->error = pick_error;
     out->destroy = pick_destroy;
     return EQM_OK;

@@ -252,6 +252,12 @@ static int os_decode(void *c, void *raw, eqm_image *img, size_t cap, int32_t *l)
     owned_source *o = c;
     return o->inner.decode(o->inner.ctx, raw, img, cap, l);
 }
+static int os_decode_scaled(void *c, void *raw, int m, eqm_image *img, size_t cap, int32_t *l)
+{
+    owned_source *o = c;
+    return o->inner.decode_scaled(o->inner.ctx, raw, m, img, cap, l);
+}
+
 static const char *os_error(void *c)
 {
     owned_source *o = c;
@@ -302,6 +308,7 @@ int train_loader_open(eqm_loader **out, eqm_config *cfg, const eqm_registry *reg
     src.start_epoch = os_start;
     src.next = o->inner.next ? os_next : NULL;
     src.decode = o->inner.decode ? os_decode : NULL;
+    src.decode_scaled = o->inner.decode_scaled ? os_decode_scaled : NULL;
     src.error = os_error;
     src.destroy = os_destroy;
     rc = loader_create_source(out, cfg, reg, &src, lo, err, errlen);

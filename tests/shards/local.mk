@@ -36,3 +36,9 @@ TESTS += tests/shards/check_tstats
 tests_shards_check_tstats_SOURCES = tests/shards/check_tstats.c tests/shards/shard_util.h
 tests_shards_check_tstats_CFLAGS = $(TEST_CFLAGS) $(TURBOJPEG_CFLAGS) $(ARCHIVE_CFLAGS)
 tests_shards_check_tstats_LDADD = libeqmhost.la $(TEST_LIBS)
+# check_dct_scaling: [loader] dct_scaling on real shards (scaled vs full-size decode)
+check_PROGRAMS += tests/shards/check_dct_scaling
+TESTS += tests/shards/check_dct_scaling
+tests_shards_check_dct_scaling_SOURCES = tests/shards/check_dct_scaling.c tests/shards/shard_util.h
+tests_shards_check_dct_scaling_CFLAGS = $(TEST_CFLAGS) $(TURBOJPEG_CFLAGS) $(ARCHIVE_CFLAGS)
+tests_shards_check_dct_scaling_LDADD = libeqmhost.la $(TEST_LIBS)

@@ -239,6 +239,9 @@ static int load_desc(eqm_registry *r, const char *path, uint32_t index,
         if (m)
             REFUSE("REQUIRED function ops->%s is NULL", m);
     }
+    if (d->kind == EQM_KIND_AUGMENT &&
+        !p->ops.augment.source_box != !p->ops.augment.apply_scaled)
+        REFUSE("ops->source_box and ops->apply_scaled (ABI 1.1): set both or neither");
     if (param_table_check(d->params, why, sizeof why))
         REFUSE("malformed option table: %s", why);
     if (!params_fit(d, why, sizeof why))

@@ -147,6 +147,29 @@ START_TEST(refuse_ops_null) { expect_refused("tp_bad_opsnull", "ops table is NUL
 END_TEST
 START_TEST(refuse_ops_size) { expect_refused("tp_bad_opssize", "smaller than the ABI 1.0 augment"); }
 END_TEST
+START_TEST(refuse_half_scaled)
+{
+    expect_refused("tp_bad_half", "set both or neither");
+}
+END_TEST
+
+/* A plugin built against ABI 1.0 (minor 0, the 1.0 augment table) loads, and the fields
+ * 1.1 appended read as NULL even though its memory goes on with functions there. */
+START_TEST(old_minor_loads)
+{
+    eqm_registry *r = registry_create();
+    ck_assert_int_eq(registry_load_file(r, fixture("tp_old_minor")), 1);
+    ck_assert_int_eq(n_lines, 0);
+    const eqm_plugin *p = registry_find(r, EQM_KIND_AUGMENT, "test_old_minor");
+    ck_assert_ptr_nonnull(p);
+    ck_assert_uint_eq(p->file_abi_minor, 0);
+    ck_assert_ptr_nonnull(p->ops.augment.apply);
+    ck_assert_ptr_null(p->ops.augment.source_box);
+    ck_assert_ptr_null(p->ops.augment.apply_scaled);
+    registry_destroy(r);
+}
+END_TEST
+
 START_TEST(refuse_name) { expect_refused("tp_bad_name", "'Bad-Name' is not [a-z0-9_]+"); }
 END_TEST
 
@@ -224,6 +247,7 @@ START_TEST(scan_folder)
     static const char *const refused[] = {"tp_bad_noentry", "tp_bad_major",   "tp_bad_minor",
                                           "tp_bad_short",   "tp_bad_nullfn",  "tp_bad_kind",
                                           "tp_bad_opsnull", "tp_bad_opssize", "tp_bad_name",
+                                          "tp_bad_half",
                                           "tp_z_dup"};
     unsetenv("EQUIMOD_PLUGIN_PATH");
     eqm_registry *r = registry_create();
@@ -345,6 +369,8 @@ static Suite *loader_suite(void)
     tcase_add_test(tc, refuse_ops_null);
     tcase_add_test(tc, refuse_ops_size);
     tcase_add_test(tc, refuse_name);
+    tcase_add_test(tc, refuse_half_scaled);
+    tcase_add_test(tc, old_minor_loads);
     tcase_add_test(tc, refuse_bad_options);
     tcase_add_test(tc, refuse_duplicate);
     tcase_add_test(tc, refuse_not_elf);

@@ -2,45 +2,36 @@
  *
  * 1. Writes shards into a temporary folder from $EQUIMOD_DATA_DIR (or --data DIR):
  *    set "imagenet": the 66 full-size ImageNet JPEGs of imagenet-sample-images (median about
- *    500x375, up to 2400x1600: the realistic case), and set "imagenette": the 3,925 val JPEGs
- *    of imagenette2-224 (224x224), written by `equimod shards` (cmd_shards).
- * 2. Read rate: the shard stream (io_uring and pread; grouping, no decode) against
- *    `cat` of the same files to /dev/null (both warm page cache; best of 3).
- * 3. Decode + three views at 224, one thread: the JPEG is decoded ONCE, at the smallest
- *    DCT scale M/8 that still gives every view at least its output resolution and only over
- *    the rows/columns the three crops cover (api->image->jpeg_decode_region); a cost model
- *    may instead decode a view needing a larger scale separately over its own box (it
- *    never pays on these images: entropy decoding, which skipped rows still need, is about
- *    2/3 of a full decode: Pillow draft at 1/8 895 us vs 1341 us full), then
- *      original: resize shorter side 256 + centre crop 224 (one crop_resize of the box),
- *      2 views:  RandomResizedCrop(224) (torchvision's sampler), flip p 0.5, colour jitter
- *                (0.4, 0.4, 0.4, 0.1) p 0.8 in random order, grayscale p 0.2;
- *    and each view ends normalised (ToTensor + Normalize). Two implementations of flip /
- *    jitter / gray / normalize (--augment):
- *      own (default): this benchmark's planar float path, torchvision's tensor semantics
- *        (no 8-bit rounding between operations), (C, H, W) output;
- *      plugins: the real augment plugins (PIL semantics, bit-exact with torchvision on PIL
- *        images, the semantics the Python side runs) through the registry, (H, W, C) output;
- *        slower today: color_jitter's apply is about 450 us per view against about 200 us.
- * 4. The same work in torchvision + PIL (bench/shards_torchvision.py, one process, one
+ *    500x375, up to 1200x1600, mean 113 KB: the realistic case), and set "imagenette": the
+ *    3,925 val JPEGs of imagenette2-224 (224x224, 12 KB), written by `equimod shards`.
+ * 2. Read rates (warm page cache, best of 3; 30 with --read-only): the reader alone
+ *    (io_uring / pread into its blocks), the shard stream (reader + libarchive + grouping +
+ *    one copy into each sample) and `cat` of the same files to /dev/null, on the Imagenette
+ *    shards (small members: per-member cost shows) and on 8 copies of the ImageNet shard.
+ * 3. The TRAINING PATH, what `equimod train` gets (this is the ratio): the real loader
+ *    (train_loader_open: imagenet_tar plugin, shard stream, [loader] dct_scaling on) with
+ *    the real augment plugins, 1 worker, batches of 32, epoch after epoch; per core =
+ *    images per CPU-second of the whole process (reading thread included). Views as the
+ *    torchvision side: original = resize 256 (bilinear) + centre crop 224, 2 views =
+ *    random_resized_crop 224 (bilinear) + flip + color_jitter (0.4, 0.4, 0.4, 0.1) p 0.8 +
+ *    grayscale p 0.2; all end with normalize. Prints the DCT scales the loader used.
+ * 4. This benchmark's own fused pipeline (a design study, not what training runs): one
+ *    decode at the smallest SIMD DCT scale (1/8, 2/8, 4/8, 8/8) over the rows/columns the
+ *    three crops cover (api->image->jpeg_decode_region), views by crop_resize and a planar
+ *    float path with torchvision's tensor semantics (--augment plugins: the real plugins
+ *    for flip/jitter/gray/normalize instead); EQM_BENCH_PROFILE=1 prints time per stage.
+ * 5. The same work in torchvision + PIL (bench/shards_torchvision.py, one process, one
  *    thread) on the same shards.
- * Last line: ratio=R, equimod over torchvision images/s per core on the "imagenet" set.
+ * Last line: ratio=R, training path over torchvision images/s per core, "imagenet" set.
  * Options: --seconds S per measurement (default 3), --data DIR, --keep (keep the shards),
- * --only-equimod (profiling), --read-only (the read line only, 30 repetitions each), --augment own|plugins; EQM_BENCH_PROFILE=1 prints time per
- * stage and the DCT scales used (one count per decode); EQM_BENCH_ENT / EQM_BENCH_RES set
- * the decode-plan cost model's entropy and resampling weights.
- * Measured 2026-11-25 on the shared 2-core dev machine (load average 2.2-2.7; old = the
- * tree at 161cb4a built in /tmp, run alternately with this one in the same window):
- *   imagenet set: old equimod 433-442 img/s vs torchvision 89-90 (3 views): ratio 4.87-4.90;
- *                 now 524-544 img/s vs 86-90: ratio 6.02-6.12;
- *   imagenette 224x224: old ratio 7.5-7.7, now 12.5-13.3.
- *   Per image now (EQM_BENCH_PROFILE, imagenet set): decode 1220-1250 us, resize 335-365,
- *   flip/jitter/gray 257-267, normalize 25. The decode is the same libjpeg-turbo work
- *   Pillow does (ISLOW, fancy upsampling) and 72% of these images need scale 8/8 (a small
- *   RandomResizedCrop needs every original pixel); entropy decoding is about 2/3 of it and
- *   cannot be skipped for rows above a region, so even free views would leave the ratio
- *   near torchvision's 11 ms per image over 1.2 ms, about 9x: the 10x target is not
- *   reachable on these full-size JPEGs on this machine; it is on 224-pixel ones.
+ * --only-equimod / --only-loader (profiling), --read-only (the read lines only),
+ * --augment own|plugins; EQM_BENCH_ENT / EQM_BENCH_RES: the fused pipeline's cost model.
+ * Figures and history: bench/README.md. Why not 10x on full-size JPEGs: entropy decoding
+ * alone (libjpeg-turbo, the same work Pillow does) is ~820 us of the ~1,150 us a full
+ * decode of these files takes, and torchvision needs ~11 ms per image for decode + 3
+ * views, so even free views and a free IDCT would stay near 14x, and a real pipeline is
+ * far from free; DCT scaling rarely applies (a random crop of 8-100% of the area needs
+ * every original pixel for most images up to ~800 px).
  */
 #include "config.h"
 
@@ -837,7 +828,8 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--keep"))
             keep = 1;
         else {
-            fprintf(stderr, "usage: bench/shards [--seconds S] [--data DIR] [--keep] [--only-equimod] [--read-only]\n"
+            fprintf(stderr, "usage: bench/shards [--seconds S] [--data DIR] [--keep] [--only-equimod | --only-loader]\n"
+                    "       [--read-only]\n"
                     "       [--augment own|plugins]\n");
             return 2;
         }
@@ -960,10 +952,13 @@ int main(int argc, char **argv)
            "torchvision+PIL %.1f img/s (3 views), %.1f img/s (2 views, the reference row)\n",
            nva, ld_a, tv_a > 0 ? ld_a / tv_a : 0.0, eq_a, ca, tv_a > 0 ? eq_a / tv_a : 0.0,
            tv_a, tv_a2);
+    size_t clb;
+    double ld_b = bench_loader(pat_b, seconds, &clb);
     eq_b = bench_equimod(vb, nvb, seconds, &cb);
     tv_b = run_torchvision(script, files_b, seconds, 0);
-    printf("imagenette (%zu JPEGs 224x224): equimod %.1f img/s, torchvision+PIL %.1f img/s, "
-           "ratio %.2f\n", nvb, eq_b, tv_b, tv_b > 0 ? eq_b / tv_b : 0.0);
+    printf("imagenette (%zu JPEGs 224x224): training path %.1f img/CPU-s (ratio %.2f); fused "
+           "pipeline %.1f img/s (ratio %.2f); torchvision+PIL %.1f img/s\n", nvb, ld_b,
+           tv_b > 0 ? ld_b / tv_b : 0.0, eq_b, tv_b > 0 ? eq_b / tv_b : 0.0, tv_b);
     for (size_t i = 0; i < nva; i++)
         free(va[i].data);
     for (size_t i = 0; i < nvb; i++)

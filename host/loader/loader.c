@@ -1355,7 +1355,13 @@ void loader_info(const eqm_loader *l, eqm_loader_info *info)
 void loader_stats(const eqm_loader *l, eqm_loader_stats *s)
 {
     pthread_mutex_lock((pthread_mutex_t *)&l->mu);
-    *s = l->st;
+    s->batches = l->st.batches;
+    s->samples = l->st.samples;
+    s->stall_ns = l->st.stall_ns;
+    s->work_ns = l->st.work_ns;
+    s->work_cpu_ns = l->st.work_cpu_ns;
+    for (int i = 0; i < 4; i++) /* counted by the workers without the lock */
+        s->decoded_at[i] = __atomic_load_n(&l->st.decoded_at[i], __ATOMIC_RELAXED);
     pthread_mutex_unlock((pthread_mutex_t *)&l->mu);
 }
 

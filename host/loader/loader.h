@@ -100,7 +100,8 @@ typedef struct eqm_loader_info {
     const char *t_standardize;/* name of the standardisation in use */
 } eqm_loader_info;
 
-/* Counters since creation. stall_ns: time the consumer waited in loader_next for a batch
+/* Counters since creation (loader_stats copies them field by field: add new ones there).
+ * stall_ns: time the consumer waited in loader_next for a batch
  * that was not ready yet (the trainer is input-bound if this grows). */
 typedef struct eqm_loader_stats {
     int64_t batches, samples;

@@ -522,6 +522,102 @@ AUG_INLINE uint8_t aug_luma(const uint8_t *p)
     return (uint8_t)((p[0] * 19595 + p[1] * 38470 + p[2] * 7471 + 0x8000) >> 16);
 }
 
+#if AUG_HAVE_V3
+/* Luma (aug_luma) of n packed RGB pixels into l[0..n), 16 pixels at a time: the pixels are
+ * split into R, G, B planes by byte shuffles and the same integer sum runs in 32-bit lanes. */
+AUG_TARGET_V3 __attribute__((unused)) static void aug_luma_row_v3(const uint8_t *s, uint8_t *l,
+                                                                  size_t n)
+{
+    static const int8_t m[3][3][16] = {
+        {{0, 3, 6, 9, 12, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1},
+         {-1, -1, -1, -1, -1, -1, 2, 5, 8, 11, 14, -1, -1, -1, -1, -1},
+         {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 1, 4, 7, 10, 13}},
+        {{1, 4, 7, 10, 13, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1},
+         {-1, -1, -1, -1, -1, 0, 3, 6, 9, 12, 15, -1, -1, -1, -1, -1},
+         {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 2, 5, 8, 11, 14}},
+        {{2, 5, 8, 11, 14, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1},
+         {-1, -1, -1, -1, -1, 1, 4, 7, 10, 13, -1, -1, -1, -1, -1, -1},
+         {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 3, 6, 9, 12, 15}}};
+    const __m256i kr = _mm256_set1_epi32(19595), kg = _mm256_set1_epi32(38470);
+    const __m256i kb = _mm256_set1_epi32(7471), rnd = _mm256_set1_epi32(0x8000);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const uint8_t *p = s + 3 * i;
+        __m128i a0 = _mm_loadu_si128((const __m128i *)p);
+        __m128i a1 = _mm_loadu_si128((const __m128i *)(p + 16));
+        __m128i a2 = _mm_loadu_si128((const __m128i *)(p + 32));
+        __m128i ch[3];
+        for (int c = 0; c < 3; c++)
+            ch[c] = _mm_or_si128(
+                _mm_or_si128(_mm_shuffle_epi8(a0, _mm_loadu_si128((const __m128i *)m[c][0])),
+                             _mm_shuffle_epi8(a1, _mm_loadu_si128((const __m128i *)m[c][1]))),
+                _mm_shuffle_epi8(a2, _mm_loadu_si128((const __m128i *)m[c][2])));
+        __m256i y[2];
+        for (int h = 0; h < 2; h++) {
+            __m256i r = _mm256_cvtepu8_epi32(h ? _mm_srli_si128(ch[0], 8) : ch[0]);
+            __m256i g = _mm256_cvtepu8_epi32(h ? _mm_srli_si128(ch[1], 8) : ch[1]);
+            __m256i b = _mm256_cvtepu8_epi32(h ? _mm_srli_si128(ch[2], 8) : ch[2]);
+            __m256i t = _mm256_add_epi32(_mm256_mullo_epi32(r, kr), _mm256_mullo_epi32(g, kg));
+            t = _mm256_add_epi32(t, _mm256_add_epi32(_mm256_mullo_epi32(b, kb), rnd));
+            y[h] = _mm256_srli_epi32(t, 16);
+        }
+        __m256i w = _mm256_packus_epi32(y[0], y[1]); /* lanes: y0 lo, y1 lo, y0 hi, y1 hi */
+        w = _mm256_permute4x64_epi64(w, 0xd8);
+        __m128i b8 = _mm_packus_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
+        _mm_storeu_si128((__m128i *)(l + i), b8);
+    }
+    for (; i < n; i++)
+        l[i] = (uint8_t)((s[3 * i] * 19595 + s[3 * i + 1] * 38470 + s[3 * i + 2] * 7471 + 0x8000) >> 16);
+}
+
+/* o[x] = Image.blend of base and s[x] with alpha a (aug_blend: float32, base + a * (s -
+ * base), truncated; clipped to [0, 255] when a is outside [0, 1]), for n values; base is
+ * bases[x] when bases is not NULL, else the constant base0. 32 values at a time. */
+AUG_TARGET_V3 __attribute__((unused)) static void aug_blend_row_v3(const uint8_t *s,
+                                                                   const uint8_t *bases,
+                                                                   int base0, uint8_t *o,
+                                                                   size_t n, float a)
+{
+    const __m256 va = _mm256_set1_ps(a), zero = _mm256_setzero_ps();
+    const __m256 top = _mm256_set1_ps(255.0f);
+    const __m256i b0 = _mm256_set1_epi32(base0);
+    const int clip = !(a >= 0 && a <= 1.0f);
+    size_t x = 0;
+    for (; x + 32 <= n; x += 32) {
+        __m128i sv[2] = {_mm_loadu_si128((const __m128i *)(s + x)),
+                         _mm_loadu_si128((const __m128i *)(s + x + 16))};
+        __m128i bv[2] = {_mm_setzero_si128(), _mm_setzero_si128()};
+        if (bases) {
+            bv[0] = _mm_loadu_si128((const __m128i *)(bases + x));
+            bv[1] = _mm_loadu_si128((const __m128i *)(bases + x + 16));
+        }
+        __m256i q[4];
+        for (int k = 0; k < 4; k++) {
+            __m128i sk = k & 1 ? _mm_srli_si128(sv[k >> 1], 8) : sv[k >> 1];
+            __m256i si = _mm256_cvtepu8_epi32(sk), bi = b0;
+            if (bases)
+                bi = _mm256_cvtepu8_epi32(k & 1 ? _mm_srli_si128(bv[k >> 1], 8) : bv[k >> 1]);
+            __m256 t = _mm256_cvtepi32_ps(_mm256_sub_epi32(si, bi));
+            __m256 r = _mm256_add_ps(_mm256_cvtepi32_ps(bi), _mm256_mul_ps(va, t));
+            if (clip)
+                r = _mm256_min_ps(_mm256_max_ps(r, zero), top);
+            q[k] = _mm256_cvttps_epi32(r);
+        }
+        __m256i w0 = _mm256_permute4x64_epi64(_mm256_packus_epi32(q[0], q[1]), 0xd8);
+        __m256i w1 = _mm256_permute4x64_epi64(_mm256_packus_epi32(q[2], q[3]), 0xd8);
+        __m256i b8 = _mm256_permute4x64_epi64(_mm256_packus_epi16(w0, w1), 0xd8);
+        _mm256_storeu_si256((__m256i *)(o + x), b8);
+    }
+    for (; x < n; x++) {
+        int base = bases ? bases[x] : base0;
+        float t = (float)base + a * (float)((int)s[x] - base);
+        if (clip)
+            t = t < 0.0f ? 0.0f : t > 255.0f ? 255.0f : t;
+        o[x] = (uint8_t)(int)t;
+    }
+}
+#endif
+
 /* Image.blend(im1, im2, alpha) of two 8-bit values. */
 AUG_INLINE uint8_t aug_blend(int in1, int in2, float alpha)
 {

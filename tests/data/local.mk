@@ -18,6 +18,12 @@ TESTS += tests/data/check_resample
 tests_data_check_resample_SOURCES = tests/data/check_resample.c
 tests_data_check_resample_CFLAGS = $(TEST_CFLAGS)
 tests_data_check_resample_LDADD = $(TEST_LIBS) -lm
+# check_color_simd: the AVX2 luma and blend kernels equal the scalar formulas (exhaustive)
+check_PROGRAMS += tests/data/check_color_simd
+TESTS += tests/data/check_color_simd
+tests_data_check_color_simd_SOURCES = tests/data/check_color_simd.c
+tests_data_check_color_simd_CFLAGS = $(TEST_CFLAGS)
+tests_data_check_color_simd_LDADD = $(TEST_LIBS) -lm
 check_PROGRAMS += tests/data/check_cifar
 TESTS += tests/data/check_cifar
 tests_data_check_cifar_SOURCES = tests/data/check_cifar.c tests/data/data_util.h

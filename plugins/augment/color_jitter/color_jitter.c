@@ -137,8 +137,16 @@ static size_t cj_scratch(const void *self, const eqm_image *in)
 /* Packed images (stride = w*c) of n pixels below. */
 /* Image.blend(constant image `base`, img, a) on n values, computed directly (float32, as
  * Blend.c) in a loop the compiler vectorises; equal to a 256-entry table of aug_blend. */
-AUG_INLINE void op_blend_const(const uint8_t *s, uint8_t *o, size_t n, int base, float a)
+AUG_INLINE void op_blend_const(const uint8_t *s, uint8_t *o, size_t n, int base, float a, int v3)
 {
+#if AUG_HAVE_V3
+    if (v3) {
+        aug_blend_row_v3(s, NULL, base, o, n, a);
+        return;
+    }
+#else
+    (void)v3;
+#endif
     const float fb = (float)base;
     if (a >= 0 && a <= 1.0f) {
         for (size_t x = 0; x < n; x++)
@@ -153,15 +161,26 @@ AUG_INLINE void op_blend_const(const uint8_t *s, uint8_t *o, size_t n, int base,
 }
 
 /* ImageEnhance.Brightness: blend with black. */
-AUG_INLINE void op_brightness(const uint8_t *s, uint8_t *o, size_t nval, float a)
+AUG_INLINE void op_brightness(const uint8_t *s, uint8_t *o, size_t nval, float a, int v3)
 {
-    op_blend_const(s, o, nval, 0, a);
+    op_blend_const(s, o, nval, 0, a, v3);
 }
 
 /* ImageEnhance.Contrast: blend with the grey of the rounded mean luma. */
-AUG_INLINE void op_contrast(const uint8_t *s, uint8_t *o, size_t npix, int c, float a)
+AUG_INLINE void op_contrast(const uint8_t *s, uint8_t *o, size_t npix, int c, float a, int v3)
 {
     uint64_t sum = 0;
+#if AUG_HAVE_V3
+    if (v3 && c == 3) {
+        uint8_t lum[1024];
+        for (size_t base = 0; base < npix; base += 1024) {
+            size_t n = npix - base < 1024 ? npix - base : 1024;
+            aug_luma_row_v3(s + 3 * base, lum, n);
+            for (size_t i = 0; i < n; i++)
+                sum += lum[i];
+        }
+    } else
+#endif
     if (c == 3)
         for (size_t i = 0; i < npix; i++)
             sum += aug_luma(s + 3 * i);
@@ -169,18 +188,33 @@ AUG_INLINE void op_contrast(const uint8_t *s, uint8_t *o, size_t npix, int c, fl
         for (size_t i = 0; i < npix; i++)
             sum += s[i];
     int mean = (int)((double)sum / (double)npix + 0.5);
-    op_blend_const(s, o, npix * c, mean, a);
+    op_blend_const(s, o, npix * c, mean, a, v3);
 }
 
 /* Written as contiguous loops over values (luma replicated per channel first) so that the
  * compiler vectorises them; the arithmetic is Image.blend's, value by value. */
-AUG_INLINE void op_saturation(const uint8_t *s, uint8_t *o, size_t npix, int c, float a)
+AUG_INLINE void op_saturation(const uint8_t *s, uint8_t *o, size_t npix, int c, float a, int v3)
 {
     if (c != 3) {
         memcpy(o, s, npix * c);
         return;
     }
     uint8_t lum[3 * 1024];
+#if AUG_HAVE_V3
+    if (v3) {
+        uint8_t l1[1024];
+        for (size_t base = 0; base < npix; base += 1024) {
+            size_t n = npix - base < 1024 ? npix - base : 1024;
+            aug_luma_row_v3(s + 3 * base, l1, n);
+            for (size_t i = 0; i < n; i++)
+                lum[3 * i] = lum[3 * i + 1] = lum[3 * i + 2] = l1[i];
+            aug_blend_row_v3(s + 3 * base, lum, 0, o + 3 * base, 3 * n, a);
+        }
+        return;
+    }
+#else
+    (void)v3;
+#endif
     for (size_t base = 0; base < npix; base += 1024) {
         size_t n = npix - base < 1024 ? npix - base : 1024, nv = 3 * n;
         const uint8_t *sp = s + 3 * base;
@@ -351,22 +385,26 @@ AUG_INLINE void op_hue(const hue_tables *T, const uint8_t *s, uint8_t *o, size_t
 /* The four operations in the order of p[1..4] (validated by the caller), ping-ponging
  * between buf[0] and buf[1]; returns the buffer holding the result (or `cur` if none ran). */
 AUG_INLINE const uint8_t *cj_run_impl(const cj *g, const float *p, const uint8_t *cur,
-                                      uint8_t *const *buf, size_t npix, int c)
+                                      uint8_t *const *buf, size_t npix, int c, int v3)
 {
     const size_t nval = npix * c;
-    int used = 0;
+    const double strength[4] = {g->o.brightness, g->o.contrast, g->o.saturation, g->o.hue};
+    int used = 0, active = 0;
+    for (int k = 0; k < 4; k++)
+        active += strength[(int)p[1 + k]] > 0;
     for (int k = 0; k < 4; k++) {
         int op = (int)p[1 + k];
-        const double strength[4] = {g->o.brightness, g->o.contrast, g->o.saturation, g->o.hue};
         if (!(strength[op] > 0))
             continue;
         uint8_t *dst = buf[used & 1];
         if (dst == cur)
             dst = buf[(used + 1) & 1];
+        if (used == active - 1 && buf[2]) /* the last operation writes the output */
+            dst = buf[2];
         switch (op) {
-        case 0: op_brightness(cur, dst, nval, p[5]); break;
-        case 1: op_contrast(cur, dst, npix, c, p[6]); break;
-        case 2: op_saturation(cur, dst, npix, c, p[7]); break;
+        case 0: op_brightness(cur, dst, nval, p[5], v3); break;
+        case 1: op_contrast(cur, dst, npix, c, p[6], v3); break;
+        case 2: op_saturation(cur, dst, npix, c, p[7], v3); break;
         default: op_hue(g->tables, cur, dst, npix, c, p[8]); break;
         }
         cur = dst;
@@ -378,13 +416,13 @@ AUG_INLINE const uint8_t *cj_run_impl(const cj *g, const float *p, const uint8_t
 static const uint8_t *cj_run_v0(const cj *g, const float *p, const uint8_t *cur,
                                 uint8_t *const *buf, size_t npix, int c)
 {
-    return cj_run_impl(g, p, cur, buf, npix, c);
+    return cj_run_impl(g, p, cur, buf, npix, c, 0);
 }
 #if AUG_HAVE_V3
 AUG_TARGET_V3 static const uint8_t *cj_run_v3(const cj *g, const float *p, const uint8_t *cur,
                                               uint8_t *const *buf, size_t npix, int c)
 {
-    return cj_run_impl(g, p, cur, buf, npix, c);
+    return cj_run_impl(g, p, cur, buf, npix, c, 1);
 }
 #endif
 
@@ -405,7 +443,10 @@ static int cj_apply(const void *self, const float *p, const eqm_image *in, eqm_i
     const int c = in->c;
     const size_t npix = (size_t)in->w * in->h, nval = npix * c;
     const int packed_out = out->stride == in->w * c;
-    uint8_t *buf[2] = {scratch, (uint8_t *)scratch + nval};
+    /* buf[2]: the output itself when packed and apart from the input (the last operation
+     * writes there: no copy) */
+    uint8_t *buf[3] = {scratch, (uint8_t *)scratch + nval,
+                       packed_out && out->data != in->data ? out->data : NULL};
     /* the first operation reads `in` (packed copy if strided) */
     const uint8_t *cur;
     if (in->stride == in->w * c) {
@@ -422,6 +463,8 @@ static int cj_apply(const void *self, const float *p, const eqm_image *in, eqm_i
                                      (double)p[1 + k]);
     }
     cur = g->run(g, p, cur, buf, npix, c);
+    if (cur == out->data)
+        return EQM_OK;
     if (packed_out) {
         memcpy(out->data, cur, nval);
     } else {

@@ -48,7 +48,10 @@ static void usage(const char *cmd, FILE *f)
                 "DIR/sampleI_original.png, _view1.png, _view2.png, with their raw t vectors\n"
                 "(field by field, METHOD.md 4) in DIR/sampleI_t.txt and on stdout.\n"
                 "For a streaming dataset (imagenet_tar shards) sample I is the I-th sample of\n"
-                "epoch E's stream (order from [run] seed), streamed up to I.\n"
+                "epoch E's stream (order from [run] seed), streamed up to I, decoded at full\n"
+                "size: where training decodes it at a reduced DCT scale ([loader] dct_scaling)\n"
+                "its t is the same and its pixels differ slightly (--set loader.dct_scaling=false\n"
+                "makes training match these images exactly).\n"
                 "Default DIR: the current folder.\n");
     else
         fprintf(f,

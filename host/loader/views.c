@@ -233,6 +233,27 @@ static int open_loader(eqm_loader **l, eqm_config *c, const eqm_registry *r, con
     return EQM_OK;
 }
 
+/* The loader of `cmd` for a command line: one worker, batches of 1, sample `index` of
+ * epoch `epoch` (open_loader). Prints the error and returns NULL on failure. */
+static eqm_loader *cli_loader(const char *cmd, eqm_config *c, const vargs *a, int64_t epoch,
+                              int64_t index, void **ds_opts)
+{
+    eqm_registry *r = cli_registry();
+    eqm_loader_opts o;
+    memset(&o, 0, sizeof o);
+    o.workers = 1;
+    o.batch_size = 1;
+    eqm_loader *l = NULL;
+    char err[2048];
+    if (!r || open_loader(&l, c, r, a->split, epoch, index, &o, ds_opts, err, sizeof err)) {
+        fprintf(stderr, "equimod %s: %s\n", cmd, r ? err : "no plugins");
+        free(*ds_opts);
+        *ds_opts = NULL;
+        return NULL;
+    }
+    return l;
+}
+
 int cmd_views(int argc, char **argv)
 {
     vargs a;
@@ -248,19 +269,10 @@ int cmd_views(int argc, char **argv)
     eqm_config *c = load("views", &a);
     if (!c)
         goto out0;
-    eqm_registry *r = cli_registry();
-    eqm_loader_opts o;
-    memset(&o, 0, sizeof o);
-    o.workers = 1;
-    o.batch_size = 1;
-    eqm_loader *l = NULL;
-    char err[2048];
     void *ds_opts = NULL;
-    if (!r || open_loader(&l, c, r, a.split, a.epoch, a.index, &o, &ds_opts, err, sizeof err)) {
-        fprintf(stderr, "equimod views: %s\n", r ? err : "no plugins");
-        free(ds_opts);
+    eqm_loader *l = cli_loader("views", c, &a, a.epoch, a.index, &ds_opts);
+    if (!l)
         goto out1;
-    }
     int P = loader_t_dim(l);
     float *t1 = calloc((size_t)P + 1, sizeof(float)), *t2 = calloc((size_t)P + 1, sizeof(float));
     float *s1 = calloc((size_t)P + 1, sizeof(float)), *s2 = calloc((size_t)P + 1, sizeof(float));
@@ -333,19 +345,10 @@ int cmd_tstats(int argc, char **argv)
     eqm_config *c = load("tstats", &a);
     if (!c)
         goto out0;
-    eqm_registry *r = cli_registry();
-    eqm_loader_opts o;
-    memset(&o, 0, sizeof o);
-    o.workers = 1;
-    o.batch_size = 1;
-    eqm_loader *l = NULL;
-    char err[2048];
     void *ds_opts = NULL;
-    if (!r || open_loader(&l, c, r, a.split, 0, -1, &o, &ds_opts, err, sizeof err)) {
-        fprintf(stderr, "equimod tstats: %s\n", r ? err : "no plugins");
-        free(ds_opts);
+    eqm_loader *l = cli_loader("tstats", c, &a, 0, -1, &ds_opts);
+    if (!l)
         goto out1;
-    }
     int P = loader_t_dim(l);
     float *m = calloc((size_t)P + 1, sizeof(float)), *s = calloc((size_t)P + 1, sizeof(float));
     if (!m || !s || loader_estimate_t(l, a.samples, a.seed, m, s)) {

@@ -19,30 +19,19 @@ static const char *kind_dir(int kind)
     }
 }
 
-/* Load "<kind>_<name>.so" into the registry: first match in $EQUIMOD_PLUGIN_PATH (colon
- * list), else $EQM_BUILDDIR/plugins/<kind>/<name>/.libs. */
-static int load_file(eqm_registry *r, int kind, const char *name, char *path, size_t pathlen)
+/* The plugins as the host finds them: $EQUIMOD_PLUGIN_PATH (make check sets it to the
+ * build's plugin-dir), else $EQM_BUILDDIR/plugin-dir. Returns the number loaded. */
+static int load_plugins(eqm_registry *r, char *where, size_t n)
 {
-    const char *dirs[2] = {getenv("EQUIMOD_PLUGIN_PATH"), NULL};
-    char alt[1024];
     const char *b = getenv("EQM_BUILDDIR");
-    if (b) {
-        snprintf(alt, sizeof alt, "%s/plugins/%s/%s/.libs", b, kind_dir(kind), name);
-        dirs[1] = alt;
+    if (getenv("EQUIMOD_PLUGIN_PATH") || !b) {
+        snprintf(where, n, "$EQUIMOD_PLUGIN_PATH=%s", getenv("EQUIMOD_PLUGIN_PATH") ?
+                 getenv("EQUIMOD_PLUGIN_PATH") : "(unset)");
+        return registry_scan(r, NULL, 0);
     }
-    for (int i = 0; i < 2; i++) {
-        const char *p = dirs[i];
-        while (p && *p) {
-            size_t len = strcspn(p, ":");
-            snprintf(path, pathlen, "%.*s/%s_%s.so", (int)len, p, kind_dir(kind), name);
-            if (access(path, R_OK) == 0)
-                return registry_load_file(r, path);
-            p += len;
-            if (*p == ':')
-                p++;
-        }
-    }
-    return EQM_ERR_NOTFOUND;
+    snprintf(where, n, "%s/plugin-dir", b);
+    const char *dirs[1] = {where};
+    return registry_scan(r, dirs, 1);
 }
 
 static int fill_option(hmod *m, const eqm_param_spec *p, const char *text, char *err,
@@ -76,12 +65,11 @@ int hmod_open(hmod *m, int kind, const char *name, const char *const *overrides,
         snprintf(err, errlen, "out of memory");
         return EQM_ERR_NOMEM;
     }
-    int lrc = load_file(m->reg, kind, name, path, sizeof path);
+    int lrc = load_plugins(m->reg, path, sizeof path);
     const eqm_plugin *pl = registry_find(m->reg, kind, name);
     if (!pl) {
-        snprintf(err, errlen, "%s plugin %s not loaded (status %d) from %s; looked in "
-                 "$EQUIMOD_PLUGIN_PATH and $EQM_BUILDDIR/plugins/%s/%s/.libs", kind_dir(kind),
-                 name, lrc, lrc == EQM_ERR_NOTFOUND ? "nowhere" : path, kind_dir(kind), name);
+        snprintf(err, errlen, "%s plugin %s not loaded (%d plugins found in %s)",
+                 kind_dir(kind), name, lrc, path);
         goto fail;
     }
     m->desc = &pl->desc;

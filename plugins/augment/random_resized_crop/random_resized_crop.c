@@ -34,23 +34,7 @@ typedef struct rrc {
     int max_in;           /* tables for in = 1..max_in (0: none) */
     aug_coef *coef;       /* [max_in + 1] */
     int32_t *coef_data;
-    void (*resize)(const eqm_image *in, int x0, int y0, int w, int h, eqm_image *out,
-                   int filter, void *scratch, const aug_coef *ch, const aug_coef *cv);
 } rrc;
-
-static void resize_v0(const eqm_image *in, int x0, int y0, int w, int h, eqm_image *out,
-                      int filter, void *scratch, const aug_coef *ch, const aug_coef *cv)
-{
-    aug_resize_c(in, x0, y0, w, h, out, filter, scratch, ch, cv);
-}
-#if AUG_HAVE_V3
-AUG_TARGET_V3 static void resize_v3(const eqm_image *in, int x0, int y0, int w, int h,
-                                    eqm_image *out, int filter, void *scratch,
-                                    const aug_coef *ch, const aug_coef *cv)
-{
-    aug_resize_c(in, x0, y0, w, h, out, filter, scratch, ch, cv);
-}
-#endif
 
 static int rrc_create(const eqm_host_api *api, eqm_host *host, const void *opts, void **self)
 {
@@ -66,11 +50,6 @@ static int rrc_create(const eqm_host_api *api, eqm_host *host, const void *opts,
     r->host = host;
     r->o = *o;
     r->filter = o->interpolation == 1 ? AUG_BICUBIC : AUG_BILINEAR;
-    r->resize = resize_v0;
-#if AUG_HAVE_V3
-    if (aug_use_v3())
-        r->resize = resize_v3;
-#endif
     if (o->size <= RRC_TABLE_MAX_SIZE) {
         int out = (int)o->size, mx = 2 * out;
         size_t total = 0;
@@ -190,7 +169,7 @@ static int rrc_apply(const void *self, const float *p, const eqm_image *in, eqm_
                                  "%dx%d input", i, j, h, w, in->w, in->h);
     const aug_coef *ch = w <= r->max_in ? &r->coef[w] : NULL;
     const aug_coef *cv = h <= r->max_in ? &r->coef[h] : NULL;
-    r->resize(in, j, i, w, h, out, r->filter, scratch, ch, cv);
+    aug_resize_c(in, j, i, w, h, out, r->filter, scratch, ch, cv); /* dispatches to AVX2 itself */
     return EQM_OK;
 }
 

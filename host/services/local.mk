@@ -1,0 +1,6 @@
+# host/services: the service tables handed to plugins, beside host/api.c (which assembles
+# eqm_host_api). image.c: api->image (JPEG header and decoding through libjpeg-turbo;
+# the libjpeg API, libjpeg62-turbo-dev, -ljpeg, gives partial/scaled decoding).
+libeqmhost_la_SOURCES += \
+	host/services/image.c
+libeqmhost_la_LIBADD += -ljpeg

@@ -96,8 +96,10 @@ static void search_path_help(FILE *f)
 {
     fprintf(f,
             "\nPlugins are searched in the --plugin-path dirs (in order), then in\n"
-            "$EQUIMOD_PLUGIN_PATH (colon separated), then in %s;\n"
-            "never in the current directory unless named.\n",
+            "$EQUIMOD_PLUGIN_PATH (colon separated), then in %s\n"
+            "(replaced by $EQUIMOD_PLUGIN_SYSTEM_PATH when set; set and empty: left out);\n"
+            "never in the current directory unless named. A plugin found again later in\n"
+            "this order is shadowed by the first one (one info line names both files).\n",
             EQM_PKGLIBDIR);
 }
 

@@ -247,10 +247,18 @@ static int load_desc(eqm_registry *r, const char *path, uint32_t index,
     if (!params_fit(d, why, sizeof why))
         REFUSE("malformed option table: %s", why);
     {
+        /* Not a refusal: search order decides (the build tree over the installed copy, a
+         * user's plugin over a built-in). Said once, at info level, naming both files. */
         const eqm_plugin *dup = registry_find(r, (int)d->kind, d->name);
-        if (dup)
-            REFUSE("duplicate %s/%s, already loaded from %s (first one wins)",
-                   kind_name((int)d->kind), d->name, dup->path);
+        if (dup) {
+            host_log(EQM_LOG_INFO, LOG_CAT,
+                     "%s/%s: using %s (%s); %s (%s) is shadowed (found later in the search "
+                     "order)",
+                     kind_name((int)d->kind), d->name, dup->path, dup->desc.version, path,
+                     d->version);
+            free(p);
+            return 0;
+        }
     }
     p->path = strdup(path);
     p->file_abi_major = d->abi_major;
@@ -402,6 +410,18 @@ int registry_scan(eqm_registry *r, const char *const *dirs, int n_dirs)
             scan_dir(r, t, 1);
         free(copy);
     }
-    scan_dir(r, EQM_PKGLIBDIR, 0);
+    /* $EQUIMOD_PLUGIN_SYSTEM_PATH, when set (even empty), replaces the installed plugin
+     * directory: empty leaves it out, so a test or a build tree never sees what happens
+     * to be installed on the machine (as GStreamer's GST_PLUGIN_SYSTEM_PATH). */
+    const char *sys = getenv("EQUIMOD_PLUGIN_SYSTEM_PATH");
+    if (!sys) {
+        scan_dir(r, EQM_PKGLIBDIR, 0);
+    } else {
+        char *copy = strdup(sys);
+        char *save = NULL;
+        for (char *t = copy ? strtok_r(copy, ":", &save) : NULL; t; t = strtok_r(NULL, ":", &save))
+            scan_dir(r, t, 0);
+        free(copy);
+    }
     return (int)r->n;
 }

@@ -17,7 +17,9 @@ Text format, one entry per line, read by tests/methods/harness.c:
     t <name> <count> v1 ... vn float tensor, row-major
 Tensor names: param.<tensor> (weights loaded into the plugin), target.<tensor> (BYOL target
 copy), in, in_target, t, loss, din, grad.<tensor>, after.<tensor> (running stats after the
-forward), after_target.<tensor>, metric.<name>.
+forward), after_target.<tensor>, metric.<name>, and mag.<name of din, grad.*, after*.*>:
+the magnitude of the terms summed into each element (see Magnitudes), which the test uses
+as the floor of its tolerance.
 The semantics follow METHOD.md §5-8, §11: NT-Xent as src/loss.py of the reference (diagonal
 removed, positive k <-> k+B), L_BYOL = 2 * mean(2 - 2 cos) with the target halves swapped.
 """
@@ -101,6 +103,67 @@ class Writer:
         self.f.close()
 
 
+class Magnitudes:
+    """Per-element magnitude of the sums behind each gradient and running statistic: the
+    same reductions with every term replaced by its absolute value (sum_i |dy_i| for a bias,
+    |dy|^T |x| for a weight, sum_i |dy_i xhat_i| for a BN scale, |dy| |W| for the input).
+    A float32 implementation that agrees term by term to a relative error e agrees on the
+    result to e times this magnitude, whatever cancellation leaves of the result itself:
+    a gradient that is zero up to rounding (a bias before batch norm) still has a floor.
+    Written as mag.<name> entries; tests/methods/check_methods.c uses them as the floor."""
+
+    def __init__(self, *modules, inputs_of=None):
+        self.x, self.dy, self.inputs_of = {}, {}, inputs_of
+        self.handles = []
+        for mod in modules:
+            for m in mod.modules():
+                if isinstance(m, (nn.Linear, nn.BatchNorm1d)):
+                    self.handles.append(m.register_forward_hook(self._fwd))
+                    self.handles.append(m.register_full_backward_hook(self._bwd))
+
+    def _fwd(self, m, inp, out):
+        self.x[m] = inp[0].detach().clone()
+
+    def _bwd(self, m, gin, gout):
+        self.dy[m] = gout[0].detach().clone()
+
+    def grads(self, w, prefix, module):
+        for n, m in module.named_modules():
+            if m not in self.dy:
+                continue
+            x, dy = self.x[m].abs(), self.dy[m]
+            key = f"mag.grad.{prefix}.{n}"
+            if isinstance(m, nn.Linear):
+                w.t(key + ".weight", dy.abs().t() @ x)
+                if m.bias is not None:
+                    w.t(key + ".bias", dy.abs().sum(0))
+            elif m.affine:
+                xr = self.x[m]
+                xhat = (xr - xr.mean(0)) / torch.sqrt(xr.var(0, unbiased=False) + m.eps)
+                w.t(key + ".weight", (dy * xhat).abs().sum(0))
+                w.t(key + ".bias", dy.abs().sum(0))
+
+    def din(self, w, first_linear):
+        w.t("mag.din", self.dy[first_linear].abs() @ first_linear.weight.detach().abs())
+
+    def running(self, w, prefix, module, before, what="after"):
+        """running_mean = (1-m) rm + m mean(x): magnitude (1-m)|rm| + m mean|x|."""
+        for n, m in module.named_modules():
+            if isinstance(m, nn.BatchNorm1d) and m in self.x:
+                mom = m.momentum
+                w.t(f"mag.{what}.{prefix}.{n}.running_mean",
+                    (1 - mom) * before[m].abs() + mom * self.x[m].abs().mean(0))
+
+    def close(self):
+        for h in self.handles:
+            h.remove()
+
+
+def running_means(*modules):
+    return {m: m.running_mean.detach().clone() for mod in modules for m in mod.modules()
+            if isinstance(m, nn.BatchNorm1d)}
+
+
 def write_module(w, prefix, module, what="param"):
     for n, x in tensors(prefix, module):
         w.t(f"{what}.{n}", x)
@@ -132,6 +195,7 @@ def gen_simclr(path, gen):
     write_module(w, "g", g)
     w.t("in", h)
     g.train()
+    mag, rm0 = Magnitudes(g), running_means(g)
     loss = ntxent(g(h), tau)
     loss.backward()
     w.t("loss", [loss.item()])
@@ -139,6 +203,10 @@ def gen_simclr(path, gen):
     write_grads(w, "g", g)
     write_after(w, "g", g)
     w.t("metric.l_simclr", [loss.item()])
+    mag.din(w, g[0])
+    mag.grads(w, "g", g)
+    mag.running(w, "g", g, rm0)
+    mag.close()
     w.close()
 
 
@@ -168,6 +236,7 @@ def gen_byol(path, gen):
     w.t("in_target", ht)
     for m in (proj, pred, target):
         m.train()
+    mag, rm0 = Magnitudes(proj, pred, target), running_means(proj, pred, target)
     q = pred(proj(h))
     with torch.no_grad():
         zt = target(ht)
@@ -183,6 +252,13 @@ def gen_byol(path, gen):
     write_after(w, "pred", pred)
     write_after(w, "proj", target, "after_target")
     w.t("metric.l_byol", [loss.item()])
+    mag.din(w, proj[0])
+    mag.grads(w, "proj", proj)
+    mag.grads(w, "pred", pred)
+    mag.running(w, "proj", proj, rm0)
+    mag.running(w, "pred", pred, rm0)
+    mag.running(w, "proj", target, rm0, "after_target")
+    mag.close()
     w.close()
 
 
@@ -213,6 +289,7 @@ def gen_equimod(path, gen, head, t_layers, pred_hidden, tau, lam, exclude):
     w.t("t", t)
     for m in (g, tp, u):
         m.train()
+    mag, rm0 = Magnitudes(g, tp, u), running_means(g, tp, u)
     y = g(h)
     y0 = torch.cat([y[:N], y[:N]])
     yt = y[N:]
@@ -237,6 +314,11 @@ def gen_equimod(path, gen, head, t_layers, pred_hidden, tau, lam, exclude):
     w.t("metric.equi_ratio", [(1 - c_orig) / (1 - c_pred)])
     w.t("metric.cos_yt_yhat", [c_pred])
     w.t("metric.cos_yt_y0", [c_orig])
+    mag.din(w, g[0])
+    for prefix, m in (("proj_eq", g), ("proj_t", tp), ("pred_eq", u)):
+        mag.grads(w, prefix, m)
+        mag.running(w, prefix, m, rm0)
+    mag.close()
     w.close()
 
 

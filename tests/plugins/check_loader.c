@@ -5,7 +5,8 @@
  * kind, one broken file per refusal of sdk/ABI.md, a file mixing good and malformed option
  * tables, and a duplicate. Log lines are captured through host_log_set_sink; each refusal
  * must be ONE line naming the file, and the other files must still load.
- * Left out: the installed search directory (EQM_PKGLIBDIR) is not controlled here.
+ * The installed search directory is left out by make check ($EQUIMOD_PLUGIN_SYSTEM_PATH
+ * set and empty), so what is installed on the machine never changes a result.
  */
 #include "config.h"
 
@@ -20,14 +21,16 @@
 
 #define MAX_LINES 256
 static char *lines[MAX_LINES];
+static int levels[MAX_LINES];
 static int n_lines;
 
 static void sink(int level, const char *line, void *ud)
 {
-    (void)level;
     (void)ud;
-    if (n_lines < MAX_LINES)
+    if (n_lines < MAX_LINES) {
+        levels[n_lines] = level;
         lines[n_lines++] = strdup(line);
+    }
 }
 
 static void setup(void)
@@ -203,14 +206,21 @@ START_TEST(refuse_bad_options)
 }
 END_TEST
 
-START_TEST(refuse_duplicate)
+/* A second plugin of the same kind and name is shadowed, not refused: one info line names
+ * the file used and the file shadowed. */
+START_TEST(shadowed_duplicate)
 {
     eqm_registry *r = registry_create();
     const char *valid = fixture("tp_a_valid"), *dup = fixture("tp_z_dup");
     ck_assert_int_eq(registry_load_file(r, valid), 5);
     ck_assert_int_eq(registry_load_file(r, dup), 0);
+    if (n_lines != 1)
+        dump_lines();
     ck_assert_int_eq(n_lines, 1);
-    ck_assert_int_eq(count_lines(dup, "duplicate augment/test_identity", valid), 1);
+    ck_assert_int_eq(levels[0], EQM_LOG_INFO);
+    ck_assert_int_eq(count_lines("augment/test_identity: using", valid, "is shadowed"), 1);
+    ck_assert_int_eq(count_lines(dup, "is shadowed", NULL), 1);
+    ck_assert_int_eq(count_lines("refused", NULL, NULL), 0);
     ck_assert_str_eq(registry_find(r, EQM_KIND_AUGMENT, "test_identity")->desc.version, "1.2.3");
     registry_destroy(r);
 }
@@ -247,8 +257,7 @@ START_TEST(scan_folder)
     static const char *const refused[] = {"tp_bad_noentry", "tp_bad_major",   "tp_bad_minor",
                                           "tp_bad_short",   "tp_bad_nullfn",  "tp_bad_kind",
                                           "tp_bad_opsnull", "tp_bad_opssize", "tp_bad_name",
-                                          "tp_bad_half",
-                                          "tp_z_dup"};
+                                          "tp_bad_half"};
     unsetenv("EQUIMOD_PLUGIN_PATH");
     eqm_registry *r = registry_create();
     const char *dirs[] = {plugin_dir()};
@@ -263,6 +272,8 @@ START_TEST(scan_folder)
         ck_assert_msg(count_lines(name, "refused", NULL) == 1, "no refusal line for %s", name);
     }
     ck_assert_int_eq(count_lines("/tp_bad_params.so:", "refused", NULL), 8);
+    ck_assert_int_eq(count_lines("/tp_z_dup.so", "is shadowed", NULL), 1);
+    ck_assert_int_eq(count_lines("/tp_z_dup.so", "refused", NULL), 0);
     /* scanning the same folder again through the environment adds nothing */
     size_t n = registry_count(r);
     int before = n_lines;
@@ -292,7 +303,7 @@ START_TEST(search_order_and_cwd)
     const char *dirs[] = {d1};
     registry_scan(r, dirs, 1);
     ck_assert_str_eq(registry_find(r, EQM_KIND_AUGMENT, "test_identity")->desc.version, "9.9");
-    ck_assert_int_eq(count_lines(l2, "duplicate augment/test_identity", l1), 1);
+    ck_assert_int_eq(count_lines(l2, "is shadowed", l1), 1);
     registry_destroy(r);
 
     /* cwd = the fixture folder, empty path elements: nothing of it is loaded */
@@ -306,6 +317,47 @@ START_TEST(search_order_and_cwd)
     ck_assert_ptr_null(registry_find(r, EQM_KIND_AUGMENT, "test_params_ok"));
     registry_destroy(r);
     ck_assert_int_eq(chdir(old), 0);
+    unlink(l1);
+    unlink(l2);
+    rmdir(d1);
+    rmdir(d2);
+}
+END_TEST
+
+/* $EQUIMOD_PLUGIN_SYSTEM_PATH replaces the installed directory: set to a folder, that folder
+ * is scanned last (its copies shadowed by earlier ones); set and empty, nothing is scanned
+ * after --plugin-path and $EQUIMOD_PLUGIN_PATH, whatever is installed on the machine. */
+START_TEST(system_path)
+{
+    char d1[] = "/tmp/eqm_sys1_XXXXXX", d2[] = "/tmp/eqm_sys2_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(d1));
+    ck_assert_ptr_nonnull(mkdtemp(d2));
+    char l1[300], l2[300];
+    snprintf(l1, sizeof l1, "%s/a.so", d1);
+    snprintf(l2, sizeof l2, "%s/a.so", d2);
+    ck_assert_int_eq(symlink(fixture("tp_a_valid"), l1), 0); /* identity 1.2.3 */
+    ck_assert_int_eq(symlink(fixture("tp_z_dup"), l2), 0);   /* identity 9.9 */
+    unsetenv("EQUIMOD_PLUGIN_PATH");
+
+    setenv("EQUIMOD_PLUGIN_SYSTEM_PATH", d2, 1);
+    eqm_registry *r = registry_create();
+    registry_scan(r, NULL, 0);
+    ck_assert_str_eq(registry_find(r, EQM_KIND_AUGMENT, "test_identity")->desc.version, "9.9");
+    registry_destroy(r);
+
+    const char *dirs[] = {d1};
+    r = registry_create();
+    registry_scan(r, dirs, 1);
+    ck_assert_str_eq(registry_find(r, EQM_KIND_AUGMENT, "test_identity")->desc.version,
+                     "1.2.3");
+    ck_assert_int_eq(count_lines(l2, "is shadowed", l1), 1);
+    registry_destroy(r);
+
+    setenv("EQUIMOD_PLUGIN_SYSTEM_PATH", "", 1);
+    r = registry_create();
+    registry_scan(r, NULL, 0);
+    ck_assert_uint_eq(registry_count(r), 0);
+    registry_destroy(r);
     unlink(l1);
     unlink(l2);
     rmdir(d1);
@@ -372,7 +424,8 @@ static Suite *loader_suite(void)
     tcase_add_test(tc, refuse_half_scaled);
     tcase_add_test(tc, old_minor_loads);
     tcase_add_test(tc, refuse_bad_options);
-    tcase_add_test(tc, refuse_duplicate);
+    tcase_add_test(tc, shadowed_duplicate);
+    tcase_add_test(tc, system_path);
     tcase_add_test(tc, refuse_not_elf);
     tcase_add_test(tc, scan_folder);
     tcase_add_test(tc, search_order_and_cwd);

@@ -1,6 +1,7 @@
-/* host/loader/io.c: the eqm_io_api table (host_api.h): whole-file reads (gunzipping
- * "*.gz" with zlib, checking the stream end and CRC), archive member reads and member
- * iteration through libarchive (tar, tar.gz, zip...).
+/* host/loader/io.c: the eqm_io_api table (host_api.h): whole-file reads (host/fsutil.c:
+ * regular files only, gunzipping "*.gz" with zlib, checking the stream end and CRC, with an
+ * optional output limit), archive member reads and member iteration through libarchive
+ * (tar, tar.gz, zip...).
  *
  * Left out: streaming of members larger than memory, random access into archives (every
  * member read scans the archive from the start: fine for a few members, use
@@ -9,14 +10,15 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <zlib.h>
 
+#include "fsutil.h"
 #include "loader.h"
 
 static int ends_with(const char *s, const char *suf)
@@ -31,115 +33,26 @@ static int io_file_exists(const char *path)
     return path && stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-static int read_plain(eqm_host *h, const char *path, void **data, size_t *n)
+/* Whole files (plain or gunzipped) go through fsutil.c: regular files only, and at most
+ * `max` bytes of output (a gzip bomb stops there). */
+static int read_file_max(eqm_host *h, const char *path, size_t max, void **data, size_t *n)
 {
     const eqm_host_api *api = host_api();
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return api->set_error(h, errno == ENOENT ? EQM_ERR_NOTFOUND : EQM_ERR_IO,
-                              "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return api->set_error(h, EQM_ERR_IO, "%s: not a regular file", path);
-    }
-    size_t sz = (size_t)st.st_size;
-    unsigned char *buf = api->alloc(h, sz + 1, 64);
-    if (!buf) {
-        fclose(f);
-        return api->set_error(h, EQM_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, sz);
-    }
-    size_t got = fread(buf, 1, sz, f);
-    int bad = ferror(f);
-    fclose(f);
-    if (got != sz || bad) {
-        api->free(h, buf);
-        return api->set_error(h, EQM_ERR_IO, "%s: read %zu of %zu bytes", path, got, sz);
-    }
-    *data = buf;
-    *n = sz;
-    return EQM_OK;
-}
-
-/* Gunzip a whole file with inflate (gzip wrapper, concatenated members allowed). */
-static int read_gz(eqm_host *h, const char *path, void **data, size_t *n)
-{
-    const eqm_host_api *api = host_api();
-    void *packed;
-    size_t np;
-    int rc = read_plain(h, path, &packed, &np);
+    *data = NULL;
+    *n = 0;
+    unsigned char *b;
+    size_t len;
+    char err[1024];
+    int rc = fs_read_file(path, ends_with(path, ".gz"), max, &b, &len, err, sizeof err);
     if (rc)
-        return rc;
-    size_t cap = np * 4 + 4096, len = 0;
-    unsigned char *out = malloc(cap);
-    if (!out) {
-        api->free(h, packed);
-        return api->set_error(h, EQM_ERR_NOMEM, "%s: out of memory", path);
-    }
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    if (inflateInit2(&z, 15 + 16) != Z_OK) {
-        free(out);
-        api->free(h, packed);
-        return api->set_error(h, EQM_ERR_NOMEM, "%s: inflateInit failed", path);
-    }
-    z.next_in = packed;
-    z.avail_in = (uInt)np;
-    rc = EQM_OK;
-    for (;;) {
-        if (cap - len < 65536) {
-            size_t nc = cap * 2;
-            unsigned char *o2 = realloc(out, nc);
-            if (!o2) {
-                rc = api->set_error(h, EQM_ERR_NOMEM, "%s: out of memory", path);
-                break;
-            }
-            out = o2;
-            cap = nc;
-        }
-        z.next_out = out + len;
-        z.avail_out = (uInt)(cap - len > (1u << 30) ? (1u << 30) : cap - len);
-        uInt before = z.avail_out;
-        int zr = inflate(&z, Z_NO_FLUSH);
-        len += before - z.avail_out;
-        if (zr == Z_STREAM_END) {
-            if (z.avail_in == 0)
-                break;
-            /* concatenated gzip member */
-            if (inflateReset(&z) != Z_OK) {
-                rc = api->set_error(h, EQM_ERR_FORMAT, "%s: corrupt gzip data", path);
-                break;
-            }
-            continue;
-        }
-        if (zr == Z_OK)
-            continue;
-        if (zr == Z_BUF_ERROR && z.avail_in == 0) {
-            rc = api->set_error(h, EQM_ERR_FORMAT,
-                                "%s: truncated gzip file (stream ends after %zu bytes of "
-                                "output without its end marker); re-fetch the file",
-                                path, len);
-            break;
-        }
-        if (zr == Z_BUF_ERROR)
-            continue;
-        rc = api->set_error(h, EQM_ERR_FORMAT, "%s: corrupt gzip data (%s) at output byte %zu",
-                            path, z.msg ? z.msg : "inflate error", len);
-        break;
-    }
-    inflateEnd(&z);
-    api->free(h, packed);
-    if (rc) {
-        free(out);
-        return rc;
-    }
-    unsigned char *res = api->alloc(h, len + 1, 64);
+        return api->set_error(h, rc, "%s", err);
+    void *res = api->alloc(h, len + 1, 64);
     if (!res) {
-        free(out);
+        free(b);
         return api->set_error(h, EQM_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, len);
     }
-    memcpy(res, out, len);
-    free(out);
+    memcpy(res, b, len);
+    free(b);
     *data = res;
     *n = len;
     return EQM_OK;
@@ -147,11 +60,7 @@ static int read_gz(eqm_host *h, const char *path, void **data, size_t *n)
 
 static int io_read_file(eqm_host *h, const char *path, void **data, size_t *n)
 {
-    *data = NULL;
-    *n = 0;
-    if (ends_with(path, ".gz"))
-        return read_gz(h, path, data, n);
-    return read_plain(h, path, data, n);
+    return read_file_max(h, path, SIZE_MAX, data, n);
 }
 
 static int arc_open(eqm_host *h, const char *path, struct archive **out)
@@ -176,11 +85,16 @@ static int arc_open(eqm_host *h, const char *path, struct archive **out)
 
 /* Read the current entry's data into a malloc'ed buffer. */
 static int arc_read_data(eqm_host *h, struct archive *a, struct archive_entry *e,
-                         const char *path, unsigned char **buf, size_t *n)
+                         const char *path, size_t max, unsigned char **buf, size_t *n)
 {
     const eqm_host_api *api = host_api();
     const char *name = archive_entry_pathname(e);
     int64_t sz = archive_entry_size_is_set(e) ? archive_entry_size(e) : -1;
+    if (sz >= 0 && (uint64_t)sz > (uint64_t)max)
+        return api->set_error(h, EQM_ERR_FORMAT,
+                              "%s: member %s: %lld bytes, more than the %zu expected at most "
+                              "(wrong or corrupt archive)",
+                              path, name, (long long)sz, max);
     size_t cap = sz >= 0 ? (size_t)sz + 1 : 65536, len = 0;
     unsigned char *b = malloc(cap);
     if (!b)
@@ -205,6 +119,13 @@ static int arc_read_data(eqm_host *h, struct archive *a, struct archive_entry *e
             return rc;
         }
         len += (size_t)r;
+        if (len > max) {
+            free(b);
+            return api->set_error(h, EQM_ERR_FORMAT,
+                                  "%s: member %s: more than the %zu bytes expected at most "
+                                  "(wrong or corrupt archive)",
+                                  path, name, max);
+        }
     }
     if (sz >= 0 && (int64_t)len != sz) {
         free(b);
@@ -223,8 +144,8 @@ static const char *base_name(const char *p)
     return s ? s + 1 : p;
 }
 
-static int io_read_member(eqm_host *h, const char *path, const char *member, void **data,
-                          size_t *n)
+static int read_member_max(eqm_host *h, const char *path, const char *member, size_t max,
+                           void **data, size_t *n)
 {
     const eqm_host_api *api = host_api();
     *data = NULL;
@@ -252,7 +173,7 @@ static int io_read_member(eqm_host *h, const char *path, const char *member, voi
             continue;
         unsigned char *b;
         size_t len;
-        rc = arc_read_data(h, a, e, path, &b, &len);
+        rc = arc_read_data(h, a, e, path, max, &b, &len);
         if (rc == EQM_OK) {
             void *res = api->alloc(h, len + 1, 64);
             if (!res)
@@ -268,6 +189,12 @@ static int io_read_member(eqm_host *h, const char *path, const char *member, voi
     }
     archive_read_free(a);
     return rc;
+}
+
+static int io_read_member(eqm_host *h, const char *path, const char *member, void **data,
+                          size_t *n)
+{
+    return read_member_max(h, path, member, SIZE_MAX, data, n);
 }
 
 static int io_for_each_member(eqm_host *h, const char *path,
@@ -295,7 +222,7 @@ static int io_for_each_member(eqm_host *h, const char *path,
             continue;
         unsigned char *b;
         size_t len;
-        rc = arc_read_data(h, a, e, path, &b, &len);
+        rc = arc_read_data(h, a, e, path, SIZE_MAX, &b, &len);
         if (rc)
             break;
         rc = fn(ctx, archive_entry_pathname(e), b, len);
@@ -313,6 +240,7 @@ static int io_for_each_member(eqm_host *h, const char *path,
 
 static const eqm_io_api the_io = {
     sizeof(eqm_io_api), io_read_file, io_read_member, io_for_each_member, io_file_exists,
+    read_file_max, read_member_max,
 };
 
 const eqm_io_api *io_api_table(void) { return &the_io; }

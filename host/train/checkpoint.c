@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +16,9 @@
 #include <equimod/status.h>
 
 #include "core.h"
+#include "fsutil.h"
 #include "train/checkpoint.h"
+#include "train/model.h"
 
 #define HDR_BYTES 32u
 #define ENTRY_BYTES 64u
@@ -153,16 +157,232 @@ int ckpt_write(const char *path, uint64_t config_hash, const ckpt_section *s, in
     return EQM_OK;
 }
 
+/* ------------------------------------------------------------ known sections -------- */
+
+/* Parse one unsigned decimal field of a tensor-table line; advances *p. 0 on failure. */
+static int table_u64(const char **p, const char *end, uint64_t *v)
+{
+    const char *q = *p;
+    while (q < end && *q == ' ')
+        q++;
+    if (q == end || *q < '0' || *q > '9')
+        return 0;
+    uint64_t x = 0;
+    for (; q < end && *q >= '0' && *q <= '9'; q++) {
+        if (x > (UINT64_MAX - (uint64_t)(*q - '0')) / 10)
+            return 0;
+        x = x * 10 + (uint64_t)(*q - '0');
+    }
+    if (q < end && *q != ' ')
+        return 0;
+    *p = q;
+    *v = x;
+    return 1;
+}
+
+/* Index of the first non-finite float of n (n if none). */
+static size_t first_nonfinite(const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return i;
+    return n;
+}
+
+/* The "tensors" table (one line per tensor: slot index offset numel flags name, as
+ * trainer.c writes it) checked against "params": every field parsed strictly, every
+ * [offset, offset + numel) inside the params floats without wrapping. With `bad_at` <
+ * nfloats, names the tensor holding that float into name_out instead (1 if found). */
+static int check_table(const char *path, const ckpt_section *ts, uint64_t nfloats,
+                       uint64_t bad_at, char *name_out, size_t name_len, char *err,
+                       size_t errlen)
+{
+    const char *p = ts->data, *end = p + ts->bytes;
+    int line_no = 0;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl ? nl : end;
+        line_no++;
+        if (le == p) { /* empty line (only a trailing one is written) */
+            p = le + 1;
+            continue;
+        }
+        const char *q = p;
+        uint64_t f[5];
+        int ok = 1;
+        for (int k = 0; k < 5 && ok; k++)
+            ok = table_u64(&q, le, &f[k]);
+        while (ok && q < le && *q == ' ')
+            q++;
+        const char *name = q;
+        size_t name_n = (size_t)(le - q);
+        for (const char *c = name; ok && c < le; c++)
+            ok = *c > ' ' && *c < 127;
+        if (!ok || name_n == 0 || name_n > 255)
+            return errf(err, errlen, EQM_ERR_FORMAT,
+                        "%s: tensor table line %d is malformed (want 'slot index offset numel "
+                        "flags name'); the checkpoint was not used",
+                        path, line_no);
+        if (f[0] >= EQM_SLOT_COUNT || f[1] > INT32_MAX || f[4] > UINT32_MAX)
+            return errf(err, errlen, EQM_ERR_FORMAT,
+                        "%s: tensor table line %d (%.*s): slot %" PRIu64 " / index %" PRIu64
+                        " out of range; the checkpoint was not used",
+                        path, line_no, (int)name_n, name, f[0], f[1]);
+        if (f[2] > nfloats || f[3] > nfloats - f[2])
+            return errf(err, errlen, EQM_ERR_FORMAT,
+                        "%s: tensor %.*s: values [%" PRIu64 ", +%" PRIu64
+                        ") lie outside the params section (%" PRIu64
+                        " values); the checkpoint was not used",
+                        path, (int)name_n, name, f[2], f[3], nfloats);
+        if (bad_at < nfloats && bad_at >= f[2] && bad_at - f[2] < f[3]) {
+            snprintf(name_out, name_len, "%.*s", (int)name_n, name);
+            return 1;
+        }
+        p = le + (nl != NULL);
+    }
+    return EQM_OK;
+}
+
+/* Float sections hold finite values; a non-finite one is named by its tensor. */
+static int check_floats(const char *path, const ckpt_section *s, const ckpt_section *ts,
+                        char *err, size_t errlen)
+{
+    if (s->bytes % sizeof(float))
+        return errf(err, errlen, EQM_ERR_FORMAT,
+                    "%s: section %s has %" PRIu64 " bytes, not a whole number of floats; the "
+                    "checkpoint was not used",
+                    path, s->name, s->bytes);
+    size_t n = (size_t)(s->bytes / sizeof(float));
+    size_t i = first_nonfinite(s->data, n);
+    if (i == n)
+        return EQM_OK;
+    float v = ((const float *)s->data)[i];
+    char name[256] = "";
+    if (ts && strcmp(s->name, "optim"))
+        (void)check_table(path, ts, n, i, name, sizeof name, NULL, 0);
+    return errf(err, errlen, EQM_ERR_NUMERIC,
+                "%s: %s of tensor %s holds %s (value %zu of the section): the weights are "
+                "broken (a diverged or corrupt run); the checkpoint was not used",
+                path, s->name, name[0] ? name : "?", isnan(v) ? "NaN" : "Inf", i);
+}
+
+int ckpt_state_get(const ckpt *c, ckpt_state *st)
+{
+    const ckpt_section *ss = ckpt_find(c, "state");
+    if (!ss || ss->bytes != CKPT_STATE_BYTES)
+        return EQM_ERR_NOTFOUND;
+    const unsigned char *p = ss->data;
+    int64_t v[6];
+    memcpy(v, p, sizeof v);
+    st->step = v[0];
+    st->epoch = v[1];
+    st->batch = v[2];
+    st->optim_steps = v[3];
+    memcpy(&st->elapsed_s, p + 32, sizeof st->elapsed_s);
+    st->images = v[5];
+    return EQM_OK;
+}
+
+static int check_state(const char *path, const ckpt *c, char *err, size_t errlen)
+{
+    const ckpt_section *ss = ckpt_find(c, "state");
+    if (!ss)
+        return EQM_OK;
+    if (ss->bytes != CKPT_STATE_BYTES)
+        return errf(err, errlen, EQM_ERR_FORMAT,
+                    "%s: state section has %" PRIu64 " bytes, expected %d; the checkpoint was "
+                    "not used",
+                    path, ss->bytes, CKPT_STATE_BYTES);
+    ckpt_state st;
+    ckpt_state_get(c, &st);
+    const struct {
+        const char *name;
+        int64_t v, max;
+    } f[] = {{"step", st.step, CKPT_MAX_COUNT},
+             {"epoch", st.epoch, CKPT_MAX_COUNT},
+             {"batch", st.batch, CKPT_MAX_COUNT},
+             {"optim_steps", st.optim_steps, CKPT_MAX_COUNT},
+             {"images", st.images, CKPT_MAX_IMAGES}};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (f[i].v < 0 || f[i].v > f[i].max)
+            return errf(err, errlen, EQM_ERR_FORMAT,
+                        "%s: state.%s = %" PRId64 " is out of range (0..%" PRId64
+                        "): a corrupt or edited checkpoint; it was not used",
+                        path, f[i].name, f[i].v, f[i].max);
+    if (st.batch > st.step)
+        return errf(err, errlen, EQM_ERR_FORMAT,
+                    "%s: state.batch = %" PRId64 " exceeds state.step = %" PRId64
+                    ": a corrupt or edited checkpoint; it was not used",
+                    path, st.batch, st.step);
+    if (!(st.elapsed_s >= 0 && st.elapsed_s <= 1e10))
+        return errf(err, errlen, EQM_ERR_FORMAT,
+                    "%s: state.elapsed_s = %g is out of range (0..1e10 s): a corrupt or edited "
+                    "checkpoint; it was not used",
+                    path, st.elapsed_s);
+    return EQM_OK;
+}
+
+/* Every section the trainer writes (trainer.c: config, tensors, params, target, optim,
+ * state) is checked here, so that no caller uses a field before it is known to fit. */
+static int validate_sections(const char *path, const ckpt *c, char *err, size_t errlen)
+{
+    const ckpt_section *ts = ckpt_find(c, "tensors"), *ps = ckpt_find(c, "params"),
+                       *tg = ckpt_find(c, "target"), *os = ckpt_find(c, "optim");
+    int rc;
+    if (ts && !ps)
+        return errf(err, errlen, EQM_ERR_FORMAT,
+                    "%s: a tensor table without a params section; the checkpoint was not used",
+                    path);
+    if (ps && (rc = check_floats(path, ps, ts, err, errlen)))
+        return rc;
+    if (ts && (rc = check_table(path, ts, ps->bytes / sizeof(float), UINT64_MAX, NULL, 0, err,
+                                errlen)))
+        return rc;
+    if (tg && ps && tg->bytes != ps->bytes)
+        return errf(err, errlen, EQM_ERR_FORMAT,
+                    "%s: target section has %" PRIu64 " bytes, params %" PRIu64
+                    "; the checkpoint was not used",
+                    path, tg->bytes, ps->bytes);
+    if (tg && (rc = check_floats(path, tg, ts, err, errlen)))
+        return rc;
+    if (os && (rc = check_floats(path, os, NULL, err, errlen)))
+        return rc;
+    return check_state(path, c, err, errlen);
+}
+
+int ckpt_check_progress(const ckpt *c, const char *path, int64_t epochs,
+                        int64_t steps_per_epoch, char *err, size_t errlen)
+{
+    ckpt_state st;
+    if (ckpt_state_get(c, &st))
+        return errf(err, errlen, EQM_ERR_FORMAT, "%s: no training state; it was not used",
+                    path);
+    if (st.epoch > epochs)
+        return errf(err, errlen, EQM_ERR_FORMAT,
+                    "%s: the checkpoint is at epoch %" PRId64 " but the config trains %" PRId64
+                    " epochs; it was not used",
+                    path, st.epoch, epochs);
+    if (steps_per_epoch > 0 &&
+        (st.batch > steps_per_epoch ||
+         st.step > (epochs <= CKPT_MAX_COUNT / steps_per_epoch ? epochs * steps_per_epoch
+                                                                 : CKPT_MAX_COUNT)))
+        return errf(err, errlen, EQM_ERR_FORMAT,
+                    "%s: the checkpoint is at step %" PRId64 " (batch %" PRId64 " of epoch %"
+                    PRId64 ") but the config trains %" PRId64 " epochs of %" PRId64
+                    " steps: a corrupt checkpoint, or the dataset changed size; it was not used",
+                    path, st.step, st.batch, st.epoch, epochs, steps_per_epoch);
+    return EQM_OK;
+}
+
 int ckpt_read(const char *path, uint64_t expect_hash, ckpt *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return errf(err, errlen, errno == ENOENT ? EQM_ERR_NOTFOUND : EQM_ERR_IO,
-                    "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fileno(f), &st) || st.st_size < (off_t)(HDR_BYTES + TRAILER_BYTES)) {
-        fclose(f);
+    int fd = fs_open_regular(path, &st, err, errlen); /* a FIFO or device never blocks */
+    if (fd < 0)
+        return fd;
+    if (st.st_size < (off_t)(HDR_BYTES + TRAILER_BYTES)) {
+        close(fd);
         return errf(err, errlen, EQM_ERR_FORMAT,
                     "%s: not an equimod checkpoint (too short: %lld bytes)", path,
                     (long long)st.st_size);
@@ -170,11 +390,20 @@ int ckpt_read(const char *path, uint64_t expect_hash, ckpt *out, char *err, size
     size_t size = (size_t)st.st_size;
     unsigned char *b = NULL;
     if (posix_memalign((void **)&b, ALIGN, size) || !b) {
-        fclose(f);
+        close(fd);
         return errf(err, errlen, EQM_ERR_NOMEM, "%s: out of memory (%zu bytes)", path, size);
     }
-    size_t got = fread(b, 1, size, f);
-    fclose(f);
+    size_t got = 0;
+    while (got < size) {
+        size_t chunk = size - got > (1u << 30) ? (1u << 30) : size - got;
+        ssize_t r = read(fd, b + got, chunk);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
     int rc = EQM_OK;
     if (got != size) {
         rc = errf(err, errlen, EQM_ERR_IO, "%s: read failed", path);
@@ -227,24 +456,45 @@ int ckpt_read(const char *path, uint64_t expect_hash, ckpt *out, char *err, size
         rc = errf(err, errlen, EQM_ERR_NOMEM, "%s: out of memory", path);
         goto bad;
     }
+    /* Sections lie after the table, on 64-byte boundaries (as written), inside the payload. */
+    uint64_t first = align_up((uint64_t)HDR_BYTES + (uint64_t)n * ENTRY_BYTES);
     for (uint32_t i = 0; i < n; i++) {
         const unsigned char *e = b + HDR_BYTES + (size_t)i * ENTRY_BYTES;
         uint64_t off = get_u64(e + 48), bytes = get_u64(e + 56);
-        if (off > size - TRAILER_BYTES || bytes > size - TRAILER_BYTES - off ||
-            memchr(e, 0, CKPT_NAME_MAX) == NULL) {
+        if (off < first || off % ALIGN || off > size - TRAILER_BYTES ||
+            bytes > size - TRAILER_BYTES - off || memchr(e, 0, CKPT_NAME_MAX) == NULL ||
+            !e[0]) {
             free(out->sec);
             out->sec = NULL;
-            rc = errf(err, errlen, EQM_ERR_FORMAT, "%s: section %u out of bounds", path, i);
+            rc = errf(err, errlen, EQM_ERR_FORMAT,
+                      "%s: section %u out of bounds (offset %" PRIu64 ", %" PRIu64
+                      " bytes, payload %zu bytes); it was not used",
+                      path, i, off, bytes, size);
             goto bad;
         }
         memcpy(out->sec[i].name, e, CKPT_NAME_MAX);
         out->sec[i].data = b + off;
         out->sec[i].bytes = bytes;
+        for (uint32_t j = 0; j < i; j++)
+            if (!strcmp(out->sec[j].name, out->sec[i].name)) {
+                rc = errf(err, errlen, EQM_ERR_FORMAT,
+                          "%s: section '%s' appears twice; it was not used", path,
+                          out->sec[i].name);
+                free(out->sec);
+                out->sec = NULL;
+                goto bad;
+            }
     }
     out->blob = b;
     out->blob_bytes = size;
     out->config_hash = hash;
     out->n_sections = (int)n;
+    if ((rc = validate_sections(path, out, err, errlen))) {
+        free(out->sec);
+        out->sec = NULL;
+        memset(out, 0, sizeof *out);
+        goto bad;
+    }
     return EQM_OK;
 bad:
     free(b);

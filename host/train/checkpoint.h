@@ -12,7 +12,19 @@
  *   end-8: u32 crc32 (zlib) of every byte before it;  char end[4] "END!"
  * A file whose magic, version, length, trailer, checksum or config hash is wrong is
  * refused with a message naming the file and the fix; a truncated file fails the length
- * check before anything is parsed.
+ * check before anything is parsed. Only regular files are opened (a FIFO or a device is
+ * refused at once, host/fsutil.h).
+ *
+ * Known sections (the trainer's) are validated by ckpt_read too, so that no caller reads a
+ * field before it is known to fit (a CRC only proves the file is as written, not that its
+ * writer was sane): each section lies after the table on a 64-byte boundary, inside the
+ * payload, with a unique name; "params", "target", "optim" are whole float32 arrays of
+ * finite values (NaN/Inf is EQM_ERR_NUMERIC naming the tensor); "target" is as long as
+ * "params"; "tensors" (text, one line per tensor: slot index offset numel flags name) needs
+ * "params" and every [offset, offset + numel) inside it, parsed without wrapping; "state"
+ * is a ckpt_state (48 bytes) whose counters are in 0..CKPT_MAX_COUNT (images
+ * 0..CKPT_MAX_IMAGES), batch <= step and elapsed_s in 0..1e10 s. ckpt_check_progress checks
+ * the state against the config (epochs, steps per epoch) when the caller knows them.
  *
  * Rotation (ckpt_save_rotate): DIR/checkpoint.tmp is written, fsync'ed, then the current
  * DIR/checkpoint.last is renamed to DIR/checkpoint.prev IF it verifies (a corrupt last never
@@ -51,6 +63,16 @@ typedef struct ckpt {
     ckpt_section *sec;   /* data pointers into blob */
 } ckpt;
 
+/* The "state" section (trainer.c's train_state, little-endian): 48 bytes. */
+typedef struct ckpt_state {
+    int64_t step, epoch, batch, optim_steps;
+    double elapsed_s;
+    int64_t images;
+} ckpt_state;
+#define CKPT_STATE_BYTES 48
+#define CKPT_MAX_COUNT ((int64_t)1 << 40)  /* steps, epochs: 1.1e12, years at 1000 steps/s */
+#define CKPT_MAX_IMAGES ((int64_t)1 << 53)
+
 /* 64-bit FNV-1a over n bytes, continuing from h (start with CKPT_HASH_INIT). */
 #define CKPT_HASH_INIT 0xcbf29ce484222325ull
 uint64_t ckpt_hash(uint64_t h, const void *data, size_t n);
@@ -63,6 +85,14 @@ int ckpt_read(const char *path, uint64_t expect_hash, ckpt *out, char *err, size
 /* Verify only (reads the file); EQM_OK when ckpt_read would succeed with hash 0. */
 int ckpt_verify(const char *path, char *err, size_t errlen);
 const ckpt_section *ckpt_find(const ckpt *c, const char *name);
+/* The "state" section of a read checkpoint (already range-checked by ckpt_read);
+ * EQM_ERR_NOTFOUND when it has none. */
+int ckpt_state_get(const ckpt *c, ckpt_state *st);
+/* The state against the config: epoch <= epochs, batch <= steps_per_epoch and step <=
+ * epochs * steps_per_epoch (steps_per_epoch <= 0: not checked). `path` names the file in
+ * the message. EQM_ERR_FORMAT when it does not fit. */
+int ckpt_check_progress(const ckpt *c, const char *path, int64_t epochs,
+                        int64_t steps_per_epoch, char *err, size_t errlen);
 void ckpt_free(ckpt *c);
 
 /* Paths inside a run folder. */

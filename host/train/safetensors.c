@@ -8,6 +8,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <float.h>
+#include <math.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,6 +19,7 @@
 #include <jansson.h>
 
 #include "core.h"
+#include "fsutil.h"
 #include "train/model.h"
 #include "train/safetensors.h"
 
@@ -279,26 +282,12 @@ int st_parse(const void *bytes, size_t n, const char *what, st_file **out, char 
 
 int st_read(const char *path, st_file **out, char *err, size_t errlen)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return errf(err, errlen, EQM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    if (fseeko(fp, 0, SEEK_END) || ftello(fp) < 0) {
-        fclose(fp);
-        return errf(err, errlen, EQM_ERR_IO, "%s: cannot seek: %s", path, strerror(errno));
-    }
-    size_t n = (size_t)ftello(fp);
-    rewind(fp);
-    unsigned char *b = malloc(n ? n : 1);
-    if (!b) {
-        fclose(fp);
-        return errf(err, errlen, EQM_ERR_NOMEM, "%s: out of memory (%zu bytes)", path, n);
-    }
-    if (fread(b, 1, n, fp) != n) {
-        fclose(fp);
-        free(b);
-        return errf(err, errlen, EQM_ERR_IO, "%s: read failed", path);
-    }
-    fclose(fp);
+    unsigned char *b;
+    size_t n;
+    /* Regular files only (a FIFO or device is refused at once, never read). */
+    int rc = fs_read_file(path, 0, SIZE_MAX, &b, &n, err, errlen);
+    if (rc)
+        return rc == EQM_ERR_NOMEM ? rc : EQM_ERR_IO;
     return st_parse_owned(b, n, path, out, err, errlen);
 }
 
@@ -321,23 +310,51 @@ const char *st_metadata(const st_file *f, const char *key)
     return NULL;
 }
 
+/* EQM_OK when every value of an F32/F64 tensor is finite and (F64) within float range;
+ * other dtypes are not checked. The message names the tensor and the element. */
+static int check_finite(const st_tensor *t, char *err, size_t errlen)
+{
+    int f64 = !strcmp(t->dtype, "F64");
+    if (!f64 && strcmp(t->dtype, "F32"))
+        return EQM_OK;
+    const unsigned char *p = t->data;
+    for (size_t i = 0; i < t->numel; i++) {
+        double v;
+        if (f64) {
+            memcpy(&v, p + 8 * i, 8);
+        } else {
+            float x;
+            memcpy(&x, p + 4 * i, 4);
+            v = x;
+        }
+        if (!(fabs(v) <= FLT_MAX))
+            return errf(err, errlen, EQM_ERR_NUMERIC,
+                        "tensor '%s' holds %s at element %zu: broken weights; refused", t->name,
+                        isnan(v) ? "NaN" : isinf(v) ? "Inf" : "a value beyond float range", i);
+    }
+    return EQM_OK;
+}
+
 int st_to_f32(const st_tensor *t, float *dst, size_t n, char *err, size_t errlen)
 {
     if (n != t->numel)
         return errf(err, errlen, EQM_ERR_INVAL, "tensor '%s' has %zu elements, expected %zu",
                        t->name, t->numel, n);
+    if (strcmp(t->dtype, "F32") && strcmp(t->dtype, "F64"))
+        return errf(err, errlen, EQM_ERR_UNSUPPORTED,
+                       "tensor '%s' has dtype %s; expected F32 (or F64)", t->name, t->dtype);
+    int rc = check_finite(t, err, errlen); /* before writing anything */
+    if (rc)
+        return rc;
     if (!strcmp(t->dtype, "F32")) {
         memcpy(dst, t->data, n * sizeof(float));
-    } else if (!strcmp(t->dtype, "F64")) {
+    } else {
         const unsigned char *p = t->data;
         for (size_t i = 0; i < n; i++) {
             double v;
             memcpy(&v, p + 8 * i, 8);
             dst[i] = (float)v;
         }
-    } else {
-        return errf(err, errlen, EQM_ERR_UNSUPPORTED,
-                       "tensor '%s' has dtype %s; expected F32 (or F64)", t->name, t->dtype);
     }
     return EQM_OK;
 }
@@ -631,7 +648,8 @@ int st_import_backbone(eqm_model *m, const char *path, char *err, size_t errlen)
         return st;
     char missing[1024] = "", extra[1024] = "", bad[2048] = "";
     int n_missing = 0, n_extra = 0, n_bad = 0;
-    /* Pass 1: validate everything. */
+    char bad_msg[512];
+    /* Pass 1: validate everything (names, shapes, dtypes, finite values). */
     for (int i = 0; i < mi->n_tensors; i++) {
         const eqm_tensor_info *ti = &mi->info[i];
         const st_tensor *t = st_find(f, ti->name);
@@ -646,6 +664,11 @@ int st_import_backbone(eqm_model *m, const char *path, char *err, size_t errlen)
         for (int d = 0; same && d < ti->ndim; d++)
             same = t->shape[d] == sh[d];
         int fl = !strcmp(t->dtype, "F32") || !strcmp(t->dtype, "F64");
+        if (same && fl && check_finite(t, bad_msg, sizeof bad_msg)) {
+            if (n_bad++ < MAX_LISTED)
+                cat(bad, sizeof bad, "%s%s", n_bad > 1 ? "; " : "", bad_msg);
+            continue;
+        }
         if (!same || !fl) {
             if (n_bad++ < MAX_LISTED) {
                 cat(bad, sizeof bad, "%s%s: ", n_bad > 1 ? "; " : "", ti->name);

@@ -735,6 +735,7 @@ static int restore_checkpoint(trainer *tr, const ckpt *c, char *err, size_t errl
         (tr->m.target && (!ts || ts->bytes != ps->bytes)))
         return errf(err, errlen, EQM_ERR_FORMAT,
                      "checkpoint does not match this model (sizes differ); it was not used");
+    if (ckpt_check_progress(c, tr->dir, tr->to.epochs, tr->S, err, errlen)) return EQM_ERR_FORMAT;
     memcpy(tr->m.params, ps->data, ps->bytes);
     if (tr->m.target)
         memcpy(tr->m.target, ts->data, ts->bytes);

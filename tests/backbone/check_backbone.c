@@ -38,6 +38,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core.h"
@@ -699,6 +701,65 @@ START_TEST(test_import_errors)
                      EQM_ERR_FORMAT);
     ck_assert_msg(strstr(err, "out of the data region"), "%s", err);
     ck_assert_int_eq(st_read("/nonexistent/x.safetensors", &g, err, sizeof err), EQM_ERR_IO);
+    /* (4) NaN / Inf / beyond-float F64 weights: refused naming the tensor, nothing copied */
+    float *before = malloc(a.m.n_floats * sizeof(float));
+    memcpy(before, a.m.params, a.m.n_floats * sizeof(float));
+    for (int k = 0; k < 3; k++) {
+        const char *victim = "layer2.0.conv1.weight";
+        w = st_writer_create();
+        float *copy = NULL;
+        double *d64 = NULL;
+        for (int i = 0; i < st_count(f); i++) {
+            const st_tensor *t = st_at(f, i);
+            const void *data = t->data;
+            const char *dtype = t->dtype;
+            if (!strcmp(t->name, victim)) {
+                if (k < 2) {
+                    copy = malloc(t->numel * sizeof(float));
+                    memcpy(copy, t->data, t->numel * sizeof(float));
+                    copy[t->numel / 2] = k == 0 ? NAN : INFINITY;
+                    data = copy;
+                } else {
+                    d64 = malloc(t->numel * sizeof(double));
+                    for (size_t j = 0; j < t->numel; j++)
+                        d64[j] = 1e300; /* no float holds it */
+                    data = d64;
+                    dtype = "F64";
+                }
+            }
+            ck_assert_int_eq(st_writer_add(w, t->name, dtype, t->ndim, t->shape, data, err,
+                                           sizeof err), 0);
+        }
+        ck_assert_int_eq(st_writer_write(w, path, err, sizeof err), 0);
+        st_writer_destroy(w);
+        free(copy);
+        free(d64);
+        ck_assert_int_eq(st_import_backbone(&a.m, path, err, sizeof err), EQM_ERR_FORMAT);
+        ck_assert_msg(strstr(err, victim) &&
+                          strstr(err, k == 0 ? "NaN" : k == 1 ? "Inf" : "beyond float range"),
+                      "case %d: %s", k, err);
+        ck_assert(!memcmp(before, a.m.params, a.m.n_floats * sizeof(float)));
+        st_file *h = NULL;
+        ck_assert_int_eq(st_read(path, &h, err, sizeof err), EQM_OK);
+        const st_tensor *t = st_find(h, victim);
+        float *dst = malloc(t->numel * sizeof(float));
+        ck_assert_int_eq(st_to_f32(t, dst, t->numel, err, sizeof err), EQM_ERR_NUMERIC);
+        free(dst);
+        st_close(h);
+    }
+    free(before);
+    /* (5) a FIFO or a directory where the file is expected: refused at once, never read */
+    unlink(path);
+    ck_assert(mkfifo(path, 0600) == 0);
+    alarm(20);
+    ck_assert_int_eq(st_import_backbone(&a.m, path, err, sizeof err), EQM_ERR_IO);
+    ck_assert_msg(strstr(err, path) && strstr(err, "FIFO"), "%s", err);
+    alarm(0);
+    unlink(path);
+    ck_assert(mkdir(path, 0700) == 0);
+    ck_assert_int_eq(st_read(path, &g, err, sizeof err), EQM_ERR_IO);
+    ck_assert_msg(strstr(err, "directory"), "%s", err);
+    rmdir(path);
     st_close(f);
     unlink(good);
     unlink(path);

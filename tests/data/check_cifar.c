@@ -1,8 +1,10 @@
 /* tests/data/check_cifar.c: the cifar10 dataset plugin (dataset_cifar10.so) on real files.
  * Generated at test time in a temporary folder: a valid batch (.bin, .bin.gz and inside a
  * cifar-10-binary.tar.gz made with libarchive), then broken copies: truncated mid-record,
- * short by whole records, a bad label, corrupt and truncated gzip, missing files. Each must
- * fail with a message naming the file and what was expected.
+ * short by whole records, a bad label, corrupt and truncated gzip, missing files, a gzip bomb
+ * and an over-long archive member (refused at the batch size, without inflating them), a
+ * FIFO, directory or device where a file is expected. Each must fail with a message naming
+ * the file and what was expected.
  * With $EQUIMOD_DATA_DIR: the real training set (class counts of data_batch_1 from the
  * data README), the exact first 1,000 test images, and the JPEG q75 full test set
  * (balanced labels; pixels close to the exact ones). */
@@ -11,6 +13,8 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <math.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <zlib.h>
 
 #include "data_util.h"
@@ -233,7 +237,8 @@ START_TEST(test_malformed)
     /* too long */
     unsigned char *b2 = make_batch(10001, 1);
     write_file("data_batch_1.bin", b2, n + 3073);
-    expect_fail("train", one_batch, EQM_ERR_FORMAT, "10001 records", "expected 10000");
+    expect_fail("train", one_batch, EQM_ERR_FORMAT, "30733073 bytes",
+                "more than the 30730000 expected");
     free(b2);
     /* bad label */
     b[5 * 3073] = 10;
@@ -269,6 +274,114 @@ START_TEST(test_malformed)
     write_gz("cifar-10-binary.tar.gz", b, 4000); /* gzip of garbage: not a tar */
     expect_fail("train", one_batch, EQM_ERR_FORMAT, "cifar-10-binary.tar.gz", NULL);
     free(b);
+}
+END_TEST
+
+/* Peak resident memory of this (forked) test process, MiB. */
+static long peak_mib(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1024;
+}
+
+/* A gzip bomb: 24 concatenated gzip members of 64 MiB of zeros each (1.5 GiB of output
+ * from a ~1.5 MB file) named data_batch_1.bin.gz. It must be refused at the size of a
+ * batch (30,730,000 bytes) without inflating it all: before the cap this read 1.5 GiB. */
+START_TEST(test_gzip_bomb)
+{
+    clean();
+    const size_t chunk = 64u << 20;
+    unsigned char *zeros = calloc(1, chunk);
+    uLongf cap = compressBound(chunk) + 64;
+    unsigned char *o = malloc(cap);
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    ck_assert_int_eq(deflateInit2(&z, 9, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY), Z_OK);
+    z.next_in = zeros;
+    z.avail_in = (uInt)chunk;
+    z.next_out = o;
+    z.avail_out = (uInt)cap;
+    ck_assert_int_eq(deflate(&z, Z_FINISH), Z_STREAM_END);
+    size_t on = z.total_out;
+    deflateEnd(&z);
+    free(zeros);
+    char p[512];
+    snprintf(p, sizeof p, "%s/data_batch_1.bin.gz", tmpdir);
+    FILE *f = fopen(p, "wb");
+    for (int i = 0; i < 24; i++)
+        ck_assert_uint_eq(fwrite(o, 1, on, f), on);
+    fclose(f);
+    free(o);
+    long before = peak_mib();
+    expect_fail("train", one_batch, EQM_ERR_FORMAT, "data_batch_1.bin.gz",
+                "inflates to more than 30730000 bytes");
+    long grew = peak_mib() - before;
+    ck_assert_msg(grew < 400, "reading the bomb raised the peak RSS by %ld MiB", grew);
+    clean();
+    /* An archive member longer than a batch is refused from its header, before its data. */
+    size_t n = 10000 * 3073 + 3073;
+    unsigned char *b = make_batch(10001, 2);
+    snprintf(p, sizeof p, "%s/cifar-10-binary.tar.gz", tmpdir);
+    struct archive *a = archive_write_new();
+    archive_write_add_filter_gzip(a);
+    archive_write_set_format_pax_restricted(a);
+    ck_assert_int_eq(archive_write_open_filename(a, p), ARCHIVE_OK);
+    struct archive_entry *e = archive_entry_new();
+    archive_entry_set_pathname(e, "cifar-10-batches-bin/data_batch_1.bin");
+    archive_entry_set_size(e, (la_int64_t)n);
+    archive_entry_set_filetype(e, AE_IFREG);
+    archive_entry_set_perm(e, 0644);
+    ck_assert_int_eq(archive_write_header(a, e), ARCHIVE_OK);
+    ck_assert_int_eq(archive_write_data(a, b, n), (la_ssize_t)n);
+    archive_entry_free(e);
+    archive_write_close(a);
+    archive_write_free(a);
+    free(b);
+    expect_fail("train", one_batch, EQM_ERR_FORMAT, "data_batch_1.bin",
+                "more than the 30730000 expected");
+    clean();
+}
+END_TEST
+
+/* The host's file service reads regular files only: a FIFO (which would block open() until
+ * a writer came), a directory or a device is refused at once with the path and what it is. */
+START_TEST(test_not_regular)
+{
+    clean();
+    const eqm_io_api *io = host_api()->io;
+    eqm_host *h = host_ctx_create("test");
+    char p[512];
+    snprintf(p, sizeof p, "%s/data_batch_1.bin", tmpdir);
+    ck_assert_int_eq(mkfifo(p, 0600), 0);
+    alarm(20);
+    void *d = NULL;
+    size_t n = 0;
+    ck_assert_int_eq(io->read_file(h, p, &d, &n), EQM_ERR_IO);
+    ck_assert_msg(strstr(host_ctx_error(h), p) && strstr(host_ctx_error(h), "FIFO"), "%s",
+                  host_ctx_error(h));
+    snprintf(p, sizeof p, "%s/data_batch_2.bin.gz", tmpdir);
+    ck_assert_int_eq(mkfifo(p, 0600), 0);
+    ck_assert_int_eq(io->read_file_max(h, p, 100, &d, &n), EQM_ERR_IO);
+    ck_assert_msg(strstr(host_ctx_error(h), "FIFO"), "%s", host_ctx_error(h));
+    ck_assert_int_eq(io->read_file(h, tmpdir, &d, &n), EQM_ERR_IO);
+    ck_assert_msg(strstr(host_ctx_error(h), "directory"), "%s", host_ctx_error(h));
+    ck_assert_int_eq(io->read_file(h, "/dev/zero", &d, &n), EQM_ERR_IO);
+    ck_assert_msg(strstr(host_ctx_error(h), "character device"), "%s", host_ctx_error(h));
+    alarm(0);
+    /* and the limit on a plain file */
+    unsigned char *b = make_batch(2, 1);
+    write_file("small.bin", b, 2 * 3073);
+    free(b);
+    snprintf(p, sizeof p, "%s/small.bin", tmpdir);
+    ck_assert_int_eq(io->read_file_max(h, p, 3073, &d, &n), EQM_ERR_FORMAT);
+    ck_assert_msg(strstr(host_ctx_error(h), "6146 bytes, more than the 3073"), "%s",
+                  host_ctx_error(h));
+    ck_assert_int_eq(io->read_file_max(h, p, 6146, &d, &n), EQM_OK);
+    ck_assert_uint_eq(n, 6146);
+    host_api()->free(h, d);
+    host_ctx_destroy(h);
+    clean();
 }
 END_TEST
 
@@ -368,6 +481,8 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_formats);
     tcase_add_test(tc, test_malformed);
+    tcase_add_test(tc, test_gzip_bomb);
+    tcase_add_test(tc, test_not_regular);
     tcase_add_test(tc, test_real);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -124,11 +124,19 @@ static int find_file(cifar *c, const char *name, char *out, size_t n)
     return 0;
 }
 
+static size_t batch_bytes(int64_t expect) { return expect > 0 ? (size_t)expect * REC : SIZE_MAX; }
+
+/* A batch of `expect` records is exactly expect * REC bytes: reading more (a gzip bomb, a
+ * wrong file) is refused by the host at that size when it can (ABI 1.2), otherwise
+ * add_records refuses the size after the read. */
 static int load_file(cifar *c, const char *path, int64_t expect)
 {
+    const eqm_io_api *io = c->api->io;
     void *d;
     size_t n;
-    int rc = c->api->io->read_file(c->host, path, &d, &n);
+    int rc = EQM_API_HAS(io, read_file_max)
+                 ? io->read_file_max(c->host, path, batch_bytes(expect), &d, &n)
+                 : io->read_file(c->host, path, &d, &n);
     if (rc)
         return rc;
     rc = add_records(c, path, d, n, expect);
@@ -138,9 +146,12 @@ static int load_file(cifar *c, const char *path, int64_t expect)
 
 static int load_member(cifar *c, const char *arc, const char *member, int64_t expect)
 {
+    const eqm_io_api *io = c->api->io;
     void *d;
     size_t n;
-    int rc = c->api->io->read_member(c->host, arc, member, &d, &n);
+    int rc = EQM_API_HAS(io, read_member_max)
+                 ? io->read_member_max(c->host, arc, member, batch_bytes(expect), &d, &n)
+                 : io->read_member(c->host, arc, member, &d, &n);
     if (rc)
         return rc;
     char what[1400];

@@ -119,6 +119,17 @@ typedef struct eqm_io_api {
                            void *ctx);
     /* 1 if `path` names an existing regular file, else 0. */
     int (*file_exists)(const char *path);
+
+    /* ---- appended in 1.2 (issue 10; check with EQM_API_HAS(api->io, field)) ---- */
+
+    /* read_file / read_member refusing more than `max` bytes (of output, after gunzip):
+     * EQM_ERR_FORMAT, with a message naming the file and the limit, and without producing
+     * more than about `max` bytes, so that a corrupt file or a decompression bomb cannot
+     * fill memory. A dataset that knows the size of what it reads SHOULD use these. Every
+     * io function reads regular files only: a FIFO, device or directory is EQM_ERR_IO. */
+    int (*read_file_max)(eqm_host *h, const char *path, size_t max, void **data, size_t *n);
+    int (*read_member_max)(eqm_host *h, const char *archive, const char *member, size_t max,
+                           void **data, size_t *n);
 } eqm_io_api;
 
 /* Body of a parallel loop: process items [begin, end). Runs on host worker threads

@@ -15,7 +15,16 @@
  * Order: classes sorted by name (C locale), files sorted within a class, then a seeded
  * Fisher-Yates shuffle (--seed, default 1; --no-shuffle keeps the sorted order), so shards
  * mix classes and the output depends only on the input and the seed.
- * Left out: re-encoding or resizing images (bytes are copied), parallel writing.
+ * Checks: every image is read as a regular file (a FIFO or device named .JPEG never blocks)
+ * and checked before it is packed: not empty, a JPEG (SOI marker, a header TurboJPEG
+ * decodes: size and colour space) and not truncated (an end-of-image marker after the first
+ * scan). A bad file is reported on its own line with the reason and skipped (--strict: it is
+ * an error); the index counts only what was written.
+ * Atomic output: shards, classes.txt and the index are written under *.tmp names and renamed
+ * only when everything succeeded, the index last; after an error the temporary files are
+ * removed and an earlier complete output in OUTDIR is left as it was.
+ * Left out: re-encoding or resizing images (bytes are copied), a full decode of every image
+ * (the header and the end marker are checked, not every scan), parallel writing.
  */
 #include "config.h"
 
@@ -29,8 +38,10 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <turbojpeg.h>
 
 #include "core.h"
+#include "fsutil.h"
 #include "shards.h"
 
 typedef struct item {
@@ -221,24 +232,55 @@ static int scan_archive(const char *src, items *it, int flat)
     return rc;
 }
 
-static int read_file(const char *path, void **data, size_t *size)
+#define MAX_IMAGE_BYTES ((size_t)1 << 30)
+
+/* NULL when `d` looks like a whole JPEG, else why not (into why[n]). Walks the marker
+ * segments from SOI to the first SOS (so that an EXIF thumbnail's own EOI is skipped), then
+ * wants an EOI (FF D9) after it: entropy-coded data never holds FF D9 (FF is stuffed), so a
+ * file cut anywhere in its scans has none. Trailing bytes after the EOI are allowed. */
+static const char *jpeg_problem(tjhandle tj, const unsigned char *d, size_t n, char *why,
+                                size_t wn)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -1;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *b = malloc(n > 0 ? (size_t)n : 1);
-    if (!b || n < 0 || fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        fclose(f);
-        return -1;
+    if (n == 0)
+        return "empty file";
+    if (n >= 8 && !memcmp(d, "\x89PNG\r\n\x1a\n", 8))
+        return "a PNG image, not a JPEG (convert it, or rename it)";
+    if (n < 4 || d[0] != 0xFF || d[1] != 0xD8) {
+        snprintf(why, wn, "not a JPEG (starts with %02x %02x, not the SOI marker ff d8)", d[0],
+                 n > 1 ? d[1] : 0);
+        return why;
     }
-    fclose(f);
-    *data = b;
-    *size = (size_t)n;
-    return 0;
+    int W = 0, H = 0, sub = 0, cs = 0;
+    if (n > 0xffffffffu || tjDecompressHeader3(tj, d, (unsigned long)n, &W, &H, &sub, &cs) ||
+        W <= 0 || H <= 0) {
+        snprintf(why, wn, "bad JPEG header (%s)", tjGetErrorStr2(tj));
+        return why;
+    }
+    size_t p = 2, sos = 0;
+    while (p + 4 <= n) {
+        if (d[p] != 0xFF)
+            break;
+        unsigned m = d[p + 1];
+        if (m == 0xFF) { /* fill byte */
+            p++;
+            continue;
+        }
+        if (m == 0xDA) {
+            sos = p;
+            break;
+        }
+        if (m == 0x01 || (m >= 0xD0 && m <= 0xD7)) { /* no length */
+            p += 2;
+            continue;
+        }
+        p += 2 + ((size_t)d[p + 2] << 8 | d[p + 3]);
+    }
+    if (!sos)
+        return "truncated or corrupt JPEG (no image data after the header)";
+    for (size_t q = n - 1; q > sos + 1; q--)
+        if (d[q] == 0xD9 && d[q - 1] == 0xFF)
+            return NULL;
+    return "truncated JPEG (no end-of-image marker after the image data)";
 }
 
 static void usage(FILE *f)
@@ -256,7 +298,9 @@ static void usage(FILE *f)
             "  --classes FILE       class list, first word per line (default: sorted names)\n"
             "  --seed S             order shuffle seed (default 1)\n"
             "  --no-shuffle         keep the sorted order (class, then file)\n"
-            "  --limit N            write only the first N samples of the order\n");
+            "  --limit N            write only the first N samples of the order\n"
+            "  --strict             a file that is not a whole JPEG is an error (default: it\n"
+            "                       is reported and skipped)\n");
 }
 
 static size_t parse_bytes(const char *s, int *ok)
@@ -300,7 +344,7 @@ int cmd_shards(int argc, char **argv)
     const char *prefix = "train", *labels = NULL, *classes_file = NULL;
     size_t per_shard = 1000, shard_bytes = 0, limit = 0;
     uint64_t seed = 1;
-    int shuffle = 1, ok;
+    int shuffle = 1, strict = 0, ok;
     const char *pos[2];
     int npos = 0;
     for (int i = 1; i < argc; i++) {
@@ -311,6 +355,8 @@ int cmd_shards(int argc, char **argv)
             return 0;
         } else if (!strcmp(a, "--no-shuffle")) {
             shuffle = 0;
+        } else if (!strcmp(a, "--strict")) {
+            strict = 1;
         } else if (a[0] == '-' && a[1] == '-') {
             if (!v) {
                 fprintf(stderr, "equimod shards: %s needs a value\n", a);
@@ -358,11 +404,19 @@ int cmd_shards(int argc, char **argv)
     const char *src = pos[0], *out = pos[1];
     items it = {0};
     int rc = 1;
+    size_t shard = 0; /* shards begun (each has a .tmp until published) */
+    FILE *index = NULL;
+    tjhandle tj = NULL;
     char **cls = NULL;
     size_t n_cls = 0;
     struct stat st;
     if (stat(src, &st)) {
         fprintf(stderr, "equimod shards: %s: %s\n", src, strerror(errno));
+        return 1;
+    }
+    if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
+        fprintf(stderr, "equimod shards: %s: is %s; SRC is a folder or a .tar/.tar.gz file\n",
+                src, fs_type_name(st.st_mode));
         return 1;
     }
     int flat = labels != NULL;
@@ -377,9 +431,10 @@ int cmd_shards(int argc, char **argv)
     }
     /* labels of a flat source */
     if (flat) {
-        FILE *f = fopen(labels, "r");
+        char ferr[1024];
+        FILE *f = fs_fopen_regular(labels, NULL, ferr, sizeof ferr);
         if (!f) {
-            fprintf(stderr, "equimod shards: --labels %s: %s\n", labels, strerror(errno));
+            fprintf(stderr, "equimod shards: --labels %s\n", ferr);
             goto done;
         }
         char line[1024];
@@ -435,9 +490,10 @@ int cmd_shards(int argc, char **argv)
     }
     /* class list */
     if (classes_file) {
-        FILE *f = fopen(classes_file, "r");
+        char ferr[1024];
+        FILE *f = fs_fopen_regular(classes_file, NULL, ferr, sizeof ferr);
         if (!f) {
-            fprintf(stderr, "equimod shards: --classes %s: %s\n", classes_file, strerror(errno));
+            fprintf(stderr, "equimod shards: --classes %s\n", ferr);
             goto done;
         }
         char line[1024], w[512];
@@ -502,25 +558,27 @@ int cmd_shards(int argc, char **argv)
             it.v[j] = t;
         }
     }
-    size_t total = limit && limit < it.n ? limit : it.n;
+    size_t want = limit ? limit : it.n;
     if (mkdir(out, 0755) && errno != EEXIST) {
         fprintf(stderr, "equimod shards: %s: %s\n", out, strerror(errno));
         goto done;
     }
-    char path[4096];
+    tj = tjInitDecompress();
+    char path[4096], tmp[4200];
     snprintf(path, sizeof path, "%s/%s.index", out, prefix);
-    FILE *index = fopen(path, "w");
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    index = tj ? fopen(tmp, "w") : NULL;
     if (!index) {
-        fprintf(stderr, "equimod shards: %s: %s\n", path, strerror(errno));
+        fprintf(stderr, "equimod shards: %s: %s\n", tmp, tj ? strerror(errno) : "tjInitDecompress failed");
         goto done;
     }
     fprintf(index, "# equimod shard index v1: shard samples bytes\n");
-    size_t i = 0, shard = 0;
+    size_t i = 0, written = 0, skipped = 0;
     int failed = 0;
-    while (i < total && !failed) {
+    while (i < it.n && written < want && !failed) {
         char name[600];
         snprintf(name, sizeof name, "%s-%06zu.tar", prefix, shard);
-        snprintf(path, sizeof path, "%s/%s", out, name);
+        snprintf(path, sizeof path, "%s/%s.tmp", out, name);
         struct archive *a = archive_write_new();
         archive_write_set_format_ustar(a);
         archive_write_set_bytes_per_block(a, 10240);
@@ -530,16 +588,45 @@ int cmd_shards(int argc, char **argv)
             failed = 1;
             break;
         }
+        shard++; /* a .tmp exists from here on: removed on failure */
         size_t count = 0, bytes = 0;
-        while (i < total && (shard_bytes ? (count == 0 || bytes < shard_bytes)
-                                         : count < per_shard)) {
-            item *x = &it.v[i];
-            void *data = x->data;
+        while (i < it.n && written < want &&
+               (shard_bytes ? (count == 0 || bytes < shard_bytes) : count < per_shard)) {
+            item *x = &it.v[i++];
+            unsigned char *data = x->data;
             size_t size = x->size;
-            if (!data && read_file(x->path, &data, &size)) {
-                fprintf(stderr, "equimod shards: %s: %s\n", x->path, strerror(errno));
-                failed = 1;
-                break;
+            char why[1200];
+            const char *bad = NULL;
+            if (!data) {
+                int r2 = fs_read_file(x->path, 0, MAX_IMAGE_BYTES, &data, &size, why,
+                                      sizeof why);
+                if (r2 == EQM_ERR_NOMEM) {
+                    fprintf(stderr, "equimod shards: %s\n", why);
+                    failed = 1;
+                    break;
+                }
+                if (r2) {
+                    data = NULL;
+                    bad = why; /* the message names the path */
+                }
+            }
+            char why2[256];
+            const char *prob = bad ? NULL : jpeg_problem(tj, data, size, why2, sizeof why2);
+            if (bad || prob) {
+                if (bad)
+                    fprintf(stderr, "equimod shards: %s %s\n", strict ? "error:" : "skipped:",
+                            bad);
+                else
+                    fprintf(stderr, "equimod shards: %s %s: %s\n",
+                            strict ? "error:" : "skipped:", x->path ? x->path : x->key, prob);
+                if (!x->data)
+                    free(data);
+                skipped++;
+                if (strict)
+                    failed = 1;
+                if (strict)
+                    break;
+                continue;
             }
             char mname[1100], cls_txt[32];
             snprintf(mname, sizeof mname, "%s.jpg", x->key);
@@ -556,32 +643,90 @@ int cmd_shards(int argc, char **argv)
             }
             bytes += size;
             count++;
-            i++;
+            written++;
         }
         if (archive_write_close(a) != ARCHIVE_OK) {
             fprintf(stderr, "equimod shards: %s: %s\n", path, archive_error_string(a));
             failed = 1;
         }
         archive_write_free(a);
+        if (count == 0 && !failed) { /* only bad files were left */
+            unlink(path);
+            shard--;
+            break;
+        }
         fprintf(index, "%s %zu %zu\n", name, count, bytes);
-        shard++;
     }
-    fprintf(index, "total %zu\n", i);
+    fprintf(index, "total %zu\n", written);
+    if (ferror(index))
+        failed = 1;
     if (fclose(index))
         failed = 1;
+    index = NULL;
+    if (!failed && written == 0) {
+        fprintf(stderr, "equimod shards: %s: none of the %zu images is a whole JPEG; nothing "
+                        "written\n", src, it.n);
+        failed = 1;
+    }
     if (failed)
         goto done;
     snprintf(path, sizeof path, "%s/classes.txt", out);
-    FILE *cf = fopen(path, "w");
-    if (!cf)
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *cf = fopen(tmp, "w");
+    if (!cf) {
+        fprintf(stderr, "equimod shards: %s: %s\n", tmp, strerror(errno));
         goto done;
+    }
     for (size_t c = 0; c < n_cls; c++)
         fprintf(cf, "%s\n", cls[c]);
-    fclose(cf);
+    if (ferror(cf) | fclose(cf)) {
+        fprintf(stderr, "equimod shards: %s: write failed\n", tmp);
+        goto done;
+    }
+    /* Publish: shards, classes.txt, then the index (what readers open first). */
+    for (size_t k = 0; k < shard; k++) {
+        char from[4200];
+        snprintf(path, sizeof path, "%s/%s-%06zu.tar", out, prefix, k);
+        snprintf(from, sizeof from, "%s.tmp", path);
+        if (rename(from, path)) {
+            fprintf(stderr, "equimod shards: rename %s: %s\n", from, strerror(errno));
+            goto done;
+        }
+    }
+    snprintf(path, sizeof path, "%s/classes.txt", out);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    if (rename(tmp, path)) {
+        fprintf(stderr, "equimod shards: rename %s: %s\n", tmp, strerror(errno));
+        goto done;
+    }
+    snprintf(path, sizeof path, "%s/%s.index", out, prefix);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    if (rename(tmp, path)) {
+        fprintf(stderr, "equimod shards: rename %s: %s\n", tmp, strerror(errno));
+        goto done;
+    }
+    if (skipped)
+        fprintf(stderr, "equimod shards: skipped %zu bad file(s) (listed above)\n", skipped);
     printf("wrote %zu samples of %zu classes into %zu shards: %s/%s-{%06d..%06zu}.tar "
-           "(index %s/%s.index)\n", i, n_cls, shard, out, prefix, 0, shard - 1, out, prefix);
+           "(index %s/%s.index)\n", written, n_cls, shard, out, prefix, 0, shard - 1, out,
+           prefix);
     rc = 0;
 done:
+    if (index)
+        fclose(index);
+    if (rc && out) { /* remove what this run left half-written; earlier outputs stay */
+        char p2[4200];
+        for (size_t k = 0; k < shard; k++) {
+            snprintf(p2, sizeof p2, "%s/%s-%06zu.tar.tmp", out, prefix, k);
+            unlink(p2);
+        }
+        snprintf(p2, sizeof p2, "%s/%s.index.tmp", out, prefix);
+        unlink(p2);
+        snprintf(p2, sizeof p2, "%s/classes.txt.tmp", out);
+        unlink(p2);
+    }
+    if (tj)
+        tjDestroy(tj);
     for (size_t c = 0; c < n_cls; c++)
         free(cls[c]);
     free(cls);

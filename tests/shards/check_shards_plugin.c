@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -114,14 +115,14 @@ START_TEST(test_writer_imagefolder)
     make_tree(tree);
     ck_assert_int_eq(run_shards("--per-shard", "4", "--seed", "3", tree, o1, NULL), 0);
     ck_assert_int_eq(run_shards("--per-shard", "4", "--seed", "3", tree, o2, NULL), 0);
-    /* index: 15 files in 4 shards of 4,4,4,3 */
+    /* index: 14 good files (eel/e4 is not a JPEG: skipped) in 4 shards of 4,4,4,2 */
     size_t n;
     snprintf(p, sizeof p, "%s/train.index", o1);
     char *idx = slurp(p, &n);
     ck_assert_ptr_nonnull(idx);
     ck_assert_ptr_nonnull(strstr(idx, "train-000000.tar 4 "));
-    ck_assert_ptr_nonnull(strstr(idx, "train-000003.tar 3 "));
-    ck_assert_ptr_nonnull(strstr(idx, "total 15\n"));
+    ck_assert_ptr_nonnull(strstr(idx, "train-000003.tar 2 "));
+    ck_assert_ptr_nonnull(strstr(idx, "total 14\n"));
     free(idx);
     snprintf(p, sizeof p, "%s/classes.txt", o1);
     char *cl = slurp(p, &n);
@@ -146,7 +147,7 @@ START_TEST(test_writer_imagefolder)
     char q[800];
     snprintf(q, sizeof q, "%s/val.index", p);
     idx = slurp(q, &n);
-    ck_assert_ptr_nonnull(strstr(idx, "total 15\n"));
+    ck_assert_ptr_nonnull(strstr(idx, "total 14\n"));
     ck_assert_ptr_nonnull(strstr(idx, "val-000002.tar")); /* several shards */
     free(idx);
     /* usage errors */
@@ -205,6 +206,128 @@ START_TEST(test_writer_flat_labels)
 }
 END_TEST
 
+
+/* Run cmd_shards with stderr captured into *log (malloc'ed). */
+static int run_shards_log(char **log, const char *a0, const char *a1, const char *a2,
+                          const char *a3, const char *a4)
+{
+    char lp[700];
+    snprintf(lp, sizeof lp, "%s/stderr.txt", dir);
+    fflush(stderr);
+    int saved = dup(2);
+    FILE *lf = fopen(lp, "w");
+    ck_assert_ptr_nonnull(lf);
+    dup2(fileno(lf), 2);
+    int rc = run_shards(a0, a1, a2, a3, a4, NULL, NULL);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    fclose(lf);
+    size_t n;
+    *log = slurp(lp, &n);
+    return rc;
+}
+
+/* Files named .JPEG that are not whole JPEGs: each reported by path with the reason and
+ * skipped (or, with --strict, an error that leaves no shard or index behind); a FIFO and a
+ * directory named .JPEG never block the writer. */
+START_TEST(test_writer_bad_files)
+{
+    char tree[600], out[600], p[800];
+    snprintf(tree, sizeof tree, "%s/bad", dir);
+    snprintf(out, sizeof out, "%s/bo", dir);
+    mkdir(tree, 0755);
+    snprintf(p, sizeof p, "%s/a", tree);
+    mkdir(p, 0755);
+    unsigned char *j;
+    unsigned long jn;
+    ck_assert_int_eq(su_jpeg(64, 48, SU_RGB, 7, &j, &jn), 0);
+    snprintf(p, sizeof p, "%s/a/a0.JPEG", tree);
+    write_file(p, j, jn);
+    snprintf(p, sizeof p, "%s/a/a1.JPEG", tree);
+    write_file(p, j, jn);
+    snprintf(p, sizeof p, "%s/a/a2.JPEG", tree); /* empty */
+    write_file(p, "", 0);
+    snprintf(p, sizeof p, "%s/a/a3.JPEG", tree); /* a PNG with the wrong name */
+    write_file(p, "\x89PNG\r\n\x1a\n\0\0\0\rIHDR", 16);
+    snprintf(p, sizeof p, "%s/a/a4.JPEG", tree); /* cut in the middle of its scan */
+    write_file(p, j, jn * 2 / 3);
+    snprintf(p, sizeof p, "%s/a/a5.JPEG", tree); /* text */
+    write_file(p, "hello, world\n", 13);
+    snprintf(p, sizeof p, "%s/a/a6.JPEG", tree); /* a FIFO: would block open() */
+    ck_assert_int_eq(mkfifo(p, 0600), 0);
+    snprintf(p, sizeof p, "%s/a/a7.JPEG", tree); /* a directory */
+    mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/a/a8.JPEG", tree); /* the JPEG with trailing bytes: fine */
+    {
+        unsigned char *t = malloc(jn + 100);
+        memcpy(t, j, jn);
+        memset(t + jn, 0, 100);
+        write_file(p, t, jn + 100);
+        free(t);
+    }
+    tjFree(j);
+    alarm(60);
+    char *log = NULL;
+    ck_assert_int_eq(run_shards_log(&log, "--per-shard", "2", tree, out, NULL), 0);
+    static const char *const why[] = {"a2.JPEG: empty file", "a3.JPEG: a PNG image",
+                                      "a4.JPEG: truncated JPEG", "a5.JPEG: not a JPEG",
+                                      "a6.JPEG: is a FIFO", "a7.JPEG: is a directory",
+                                      "skipped 6 bad file(s)"};
+    for (size_t k = 0; k < sizeof why / sizeof why[0]; k++)
+        ck_assert_msg(strstr(log, why[k]), "'%s' not in:\n%s", why[k], log);
+    ck_assert_msg(!strstr(log, "a0.JPEG") && !strstr(log, "a8.JPEG"), "%s", log);
+    free(log);
+    size_t n;
+    snprintf(p, sizeof p, "%s/train.index", out);
+    char *idx = slurp(p, &n);
+    ck_assert_ptr_nonnull(idx);
+    ck_assert_msg(strstr(idx, "train-000000.tar 2 ") && strstr(idx, "train-000001.tar 1 ") &&
+                      strstr(idx, "total 3\n"),
+                  "%s", idx);
+    free(idx);
+    /* --strict: an error, and nothing of the failed run is left (no .tmp, no index, no
+     * shard); the complete output of the run above stays as it was */
+    char out2[700];
+    snprintf(out2, sizeof out2, "%s/bo2", dir);
+    ck_assert_int_eq(run_shards_log(&log, "--strict", "--no-shuffle", tree, out2, NULL), 1);
+    ck_assert_msg(strstr(log, "error:") && strstr(log, "a2.JPEG: empty file"), "%s", log);
+    free(log);
+    const char *left[] = {"train.index", "train.index.tmp", "train-000000.tar",
+                          "train-000000.tar.tmp", "classes.txt", "classes.txt.tmp"};
+    for (size_t k = 0; k < sizeof left / sizeof left[0]; k++) {
+        snprintf(p, sizeof p, "%s/%s", out2, left[k]);
+        ck_assert_msg(access(p, F_OK) != 0, "%s left behind", p);
+    }
+    snprintf(p, sizeof p, "%s/train.index", out);
+    char *before = slurp(p, &n);
+    ck_assert_int_eq(run_shards_log(&log, "--strict", "--per-shard", "1", tree, out), 1);
+    free(log);
+    char *after = slurp(p, &n);
+    ck_assert_str_eq(before, after);
+    free(before);
+    free(after);
+    snprintf(p, sizeof p, "%s/train-000002.tar", out);
+    ck_assert_msg(access(p, F_OK) != 0, "a shard of the failed run was published");
+    alarm(0);
+    /* only bad files: an error, nothing written */
+    snprintf(p, sizeof p, "%s/a/a0.JPEG", tree);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/a/a1.JPEG", tree);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/a/a8.JPEG", tree);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/a/a6.JPEG", tree);
+    unlink(p);
+    snprintf(out2, sizeof out2, "%s/bo3", dir);
+    ck_assert_int_eq(run_shards_log(&log, tree, out2, NULL, NULL, NULL), 1);
+    ck_assert_msg(strstr(log, "none of the"), "%s", log);
+    free(log);
+    snprintf(p, sizeof p, "%s/train.index", out2);
+    ck_assert(access(p, F_OK) != 0);
+}
+END_TEST
+
 /* Load dataset_imagenet_tar.so and bind its options from "key=value" assignments. */
 static const eqm_plugin *load_plugin(eqm_registry **reg, eqm_config **cfg, void **opts,
                                      const char *const *sets)
@@ -241,8 +364,14 @@ START_TEST(test_plugin_decode_and_source)
     unsigned char *j;
     unsigned long jn;
     ck_assert_int_eq(su_jpeg(8, 8, SU_RGB, 1, &j, &jn), 0);
-    tar_member m[2] = {{"zz/badcls.jpg", j, jn}, {"zz/badcls.cls", "77\n", 3}};
-    ck_assert_int_eq(su_write_tar(badtar, m, 2), 0);
+    /* and the corrupt eel/e4 (the writer refuses to pack it; a shard from elsewhere may hold
+     * such a sample, and decode must skip it) */
+    static const char junk[] = "\xff\xd8\xff\xe0 this is not really a JPEG";
+    tar_member m[4] = {{"zz/badcls.jpg", j, jn},
+                       {"zz/badcls.cls", "77\n", 3},
+                       {"eel/e4.jpg", junk, sizeof junk - 1},
+                       {"eel/e4.cls", "2\n", 2}};
+    ck_assert_int_eq(su_write_tar(badtar, m, 4), 0);
     tjFree(j);
     snprintf(sets[0], sizeof sets[0], "dataset.train_shards=%s/sh/{train-{000000..000002},extra}.tar", dir);
     /* nested braces are refused; use a list file instead */
@@ -269,11 +398,11 @@ START_TEST(test_plugin_decode_and_source)
     ck_assert_int_eq(ops->info(self, &info), EQM_OK);
     ck_assert_int_eq(info.n_classes, 3);
     ck_assert_str_eq(info.class_names[2], "eel");
-    ck_assert_ptr_nonnull(strstr(info.desc, "15 samples"));
+    ck_assert_ptr_nonnull(strstr(info.desc, "14 samples"));
     eqm_stream_source ss = {.size = sizeof ss};
     ck_assert_int_eq(ops->stream_source(self, &ss), EQM_OK);
     ck_assert_int_eq(ss.shuffle_buffer, 4);
-    ck_assert_int_eq(ss.n_samples, 15);
+    ck_assert_int_eq(ss.n_samples, 14);
     shard_stream_opts so;
     memset(&so, 0, sizeof so);
     so.pattern = ss.shards;
@@ -573,6 +702,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_writer_imagefolder);
     tcase_add_test(tc, test_writer_flat_labels);
+    tcase_add_test(tc, test_writer_bad_files);
     tcase_add_test(tc, test_plugin_decode_and_source);
     const char *dd = getenv("EQUIMOD_DATA_DIR");
     char probe[1200];

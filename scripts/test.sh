@@ -33,6 +33,9 @@ mkdir -p _build
   done
   exit 1
 }
+# The SDK as a plugin author gets it: install into a temporary root, build the installed
+# examples and `equimod new` skeletons against it alone, check them, train a few steps.
+sh scripts/sdk-test.sh _build
 if [ "${EQM_SANITIZE:-1}" != 0 ]; then
   # The same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
   mkdir -p _build-asan

@@ -66,7 +66,10 @@ tests_plugins_check_loader_SOURCES = tests/plugins/check_loader.c
 tests_plugins_check_loader_CFLAGS = $(TEST_CFLAGS)
 tests_plugins_check_loader_LDADD = libeqmhost.la $(TEST_LIBS)
 
-# Out-of-tree build of sdk/example against the SDK headers only, NEEDED check, load test.
+# Out-of-tree build of sdk/examples against the SDK headers only, NEEDED check, load test.
 TESTS += tests/plugins/sdk_example.test
-EXTRA_DIST += tests/plugins/sdk_example.test sdk/ABI.md sdk/README.md \
-	sdk/example/example_invert.c sdk/example/GNUmakefile
+EXTRA_DIST += tests/plugins/sdk_example.test
+
+# equimod new: a skeleton of each kind compiles against the SDK headers alone and loads.
+TESTS += tests/plugins/sdk_new.test
+EXTRA_DIST += tests/plugins/sdk_new.test

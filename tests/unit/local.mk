@@ -18,3 +18,7 @@ EXTRA_DIST += tests/unit/configs.test
 # help.test: every command listed by `equimod --help` answers `--help`.
 TESTS += tests/unit/help.test
 EXTRA_DIST += tests/unit/help.test
+
+# man.test: the man page documents exactly the commands `equimod --help` lists.
+TESTS += tests/unit/man.test
+EXTRA_DIST += tests/unit/man.test

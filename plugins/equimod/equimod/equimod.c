@@ -379,7 +379,7 @@ static const eqm_plugin_desc equimod_desc = {
     .name = "equimod",
     .version = "1.0.0",
     .summary = "EquiMod: equivariant head g', projection of t, predictor u_psi, "
-               "equivariance NT-Xent (METHOD.md §5-7)",
+               "equivariance NT-Xent (method-reference.md §2-3)",
     .params = equimod_params,
     .params_size = sizeof(equimod_opts),
     .ops = &equimod_ops,

@@ -286,8 +286,7 @@ static const eqm_plugin_desc byol_desc = {
     EQM_DESC_HEADER(EQM_KIND_METHOD),
     .name = "byol",
     .version = "1.0.0",
-    .summary = "BYOL: projector, predictor, EMA target projector, symmetric cosine loss "
-               "(METHOD.md §8)",
+    .summary = "BYOL: projector, predictor, EMA target projector, symmetric cosine loss",
     .params = byol_params,
     .params_size = sizeof(byol_opts),
     .ops = &byol_ops,

@@ -215,7 +215,7 @@ static const eqm_plugin_desc simclr_desc = {
     EQM_DESC_HEADER(EQM_KIND_METHOD),
     .name = "simclr",
     .version = "1.0.0",
-    .summary = "SimCLR: projection head g and NT-Xent over the two views (METHOD.md §7)",
+    .summary = "SimCLR: projection head g and NT-Xent over the two views (method-reference.md §3)",
     .params = simclr_params,
     .params_size = sizeof(simclr_opts),
     .ops = &simclr_ops,

@@ -95,7 +95,7 @@ typedef struct eqm_image_api {
                        float ch, eqm_image *out);
 } eqm_image_api;
 
-/* File and archive reading (host/loader/io.c, libarchive + zlib). Sized, append only.
+/* File and archive reading (libarchive + zlib inside the host). Sized, append only.
  * Paths are plain file-system paths. Every function records a message naming the file (and
  * member) with api->set_error semantics on `h` and returns a negative eqm_status on failure:
  * EQM_ERR_NOTFOUND (no such file or member), EQM_ERR_IO, EQM_ERR_FORMAT (corrupt or

@@ -103,7 +103,7 @@ typedef struct eqm_dataset_ops {
      * (img_capacity_bytes); the plugin writes U8 HWC and sets w/h/c/stride. scale_num
      * (1..8) asks for DCT-domain downscaling by scale_num/8 (8 = full size); *orig_w /
      * *orig_h get the size of the original image whatever the scale (crop records of t
-     * are in original pixels, METHOD.md §4). If the image does not fit, the plugin sets
+     * are in original pixels, method-reference.md §4). If the image does not fit, the plugin sets
      * img->w/h/c to the needed size and returns EQM_ERR_NOMEM (the caller grows its
      * buffer and calls again). MAY be called concurrently from several threads on the
      * same instance; `raw` is borrowed for the call. Returns EQM_OK, EQM_SKIP (bad sample:
@@ -126,7 +126,7 @@ typedef struct eqm_augment_ops {
     int (*create)(const eqm_host_api *api, eqm_host *host, const void *opts, void **self);
     /* REQUIRED. */
     void (*destroy)(void *self);
-    /* REQUIRED. Length of this augmentation's record in t (METHOD.md §4); may be 0. */
+    /* REQUIRED. Length of this augmentation's record in t (method-reference.md §4); may be 0. */
     int (*n_params)(const void *self);
     /* REQUIRED when n_params > 0: short name of record field i ("crop_i", "flip", ...). */
     const char *(*param_name)(const void *self, int i);
@@ -152,7 +152,7 @@ typedef struct eqm_augment_ops {
      * reduced scale M/8 (never below what keeps the box at least as large as the output)
      * and call apply_scaled on that smaller image instead of apply on the full one.
      * sample() and out_shape() are still called with the full-size input (a shape whose
-     * data may be NULL), so t records stay in original pixels (METHOD.md §4). */
+     * data may be NULL), so t records stay in original pixels (method-reference.md §4). */
     /* Write the box (x, y, w, h; input pixels, fractional allowed) of an in_w x in_h input
      * that apply(p) reads. Pure. Returns EQM_OK or < 0. */
     int (*source_box)(const void *self, const float *p, int in_w, int in_h, float box[4]);

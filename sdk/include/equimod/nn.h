@@ -1,7 +1,6 @@
 /* equimod SDK: neural-network ops offered by the host (api->nn).
  *
- * One implementation per op lives in the host (host/nn/), on OpenBLAS and the host's
- * threads; backbone, method and equimod plugins compose them. Each op is a
+ * One implementation per op lives in the host, on OpenBLAS and the host's threads; backbone, method and equimod plugins compose them. Each op is a
  * forward/backward pair over raw float32 pointers, with a const shape struct first.
  *
  * Layout: activations are NHWC ("channels last"): a (N, H, W, C) tensor is N*H*W rows of C
@@ -19,8 +18,8 @@
  * with a given shape (i.e. during the first training step) and never afterwards.
  * Threading: call from one thread (the training thread); ops use the host's compute
  * threads internally. Return: EQM_OK, or EQM_ERR_INVAL for an impossible shape.
- * Semantics: each op names the PyTorch function it matches; the Check suite pins them with
- * finite differences and PyTorch fixtures.
+ * Semantics: each op names the PyTorch function it matches; equimod's own test suite pins
+ * them with finite differences and PyTorch fixtures.
  * Sized, versioned, APPEND ONLY table: a new op is a minor bump.
  */
 #ifndef EQM_SDK_NN_H
@@ -71,7 +70,7 @@ typedef struct eqm_linear_shape {
     int N, C_in, C_out;
 } eqm_linear_shape;
 
-/* NT-Xent (SimCLR; METHOD.md §7) over z = [a ; b], 2B rows of D: rows are L2-normalised,
+/* NT-Xent (SimCLR; method-reference.md §3) over z = [a ; b], 2B rows of D: rows are L2-normalised,
  * logits = cos / tau, self-similarity removed, positive of row k is k+B (and of k+B, k),
  * loss = mean over the 2B rows of the cross-entropy. exclude_period > 0 additionally drops
  * from the denominator every row k' != positive with k' = k (mod exclude_period) (EquiMod's

@@ -9,7 +9,8 @@
  * The host copies what it keeps past the call into its own storage.
  * Threading: the entry function MUST be pure (no side effects); the host may call it from
  * any thread, but only once per index in practice.
- * Versioning: see sdk/ABI.md. EQM_ABI_MAJOR changes on any incompatible change; the host
+ * Versioning: see ABI.md in the SDK documentation
+ * (installed under $(docdir), e.g. /usr/local/share/doc/equimod/ABI.md). EQM_ABI_MAJOR changes on any incompatible change; the host
  * refuses another major. EQM_ABI_MINOR counts append-only additions; the host refuses a
  * plugin built against a newer minor than its own.
  */

@@ -1,8 +1,8 @@
-/* sdk/example/example_invert.c: a complete out-of-tree equimod plugin.
+/* example_invert.c: a complete out-of-tree equimod augmentation plugin.
  *
  * augment/example_invert: with probability p, invert every pixel (255 - v for 8-bit
  * images, 1 - v for float images in [0, 1]). Its record in t is one value: 1 if the image
- * was inverted, 0 if not (METHOD.md §4: the neutral value of a skipped augmentation).
+ * was inverted, 0 if not (method-reference.md §4: the neutral value of a skipped augmentation).
  *
  * It includes only <equimod/equimod.h> and libc, links nothing of the host, and keeps no
  * global state: everything it needs comes through the api table at create(). Build:

@@ -73,3 +73,8 @@ EXTRA_DIST += tests/plugins/sdk_example.test
 # equimod new: a skeleton of each kind compiles against the SDK headers alone and loads.
 TESTS += tests/plugins/sdk_new.test
 EXTRA_DIST += tests/plugins/sdk_new.test
+
+# equimod check: every shipped plugin and SDK example holds; broken copies of the examples
+# fail with the rule they break.
+TESTS += tests/plugins/check_cmd.test
+EXTRA_DIST += tests/plugins/check_cmd.test

@@ -1,0 +1,750 @@
+/* host/train/run.c: `equimod train` (trainer.h): train_main is the sequence resolve (config,
+ * plugins, run folder path), open (the train split's loader), build (model, optimizer,
+ * schedule), resume (run folder, checkpoint), train (epochs of steps, kNN, checkpoints),
+ * finish (report); signals stop it with a checkpoint.
+ *
+ * Run folder:
+ *   config.ini      the resolved config (every section with its defaults)
+ *   metrics.jsonl   one JSON object per line (report.c). Appended across resumes.
+ *   checkpoint.last, checkpoint.prev   (checkpoint.h) sections: config (text), tensors
+ *                   (text: "slot index offset numel flags name" per tensor), params,
+ *                   target (BYOL), optim (momentum buffers), state (struct train_state)
+ *   report.md       summary at the end of training; `equimod eval` appends its results
+ *   loss.svg        loss curves (per-step total loss, per-epoch means of each term)
+ * Config hash: FNV-1a of the resolved config text without [run] and [eval] and without the
+ * keys that only steer the stopping/logging (train.max_steps, checkpoint_every,
+ * checkpoint_steps, log_every, threads): those may change on resume.
+ * Left out: multi-GPU, mixed precision, gradient accumulation.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shards/shards.h"
+#include "train/checkpoint.h"
+#include "train/run.h"
+
+double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int mkdir_p(const char *path)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp)
+        return -1;
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0755) && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    if (mkdir(tmp, 0755) && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+static char *config_text(const eqm_config *cfg)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return NULL;
+    config_write(cfg, f);
+    fclose(f);
+    return buf;
+}
+
+/* Hash of the resolved config minus what may change on resume (see the file header). */
+static uint64_t config_hash_text(const char *text)
+{
+    static const char *skip_sections[] = {"eval", NULL};
+    static const char *skip_keys[] = {"train.max_steps", "train.checkpoint_every",
+                                      "train.checkpoint_steps", "train.log_every",
+                                      "train.threads", "run.out_dir", "run.name",
+                                      "loader.workers", "loader.prefetch", NULL};
+    uint64_t h = CKPT_HASH_INIT;
+    int skip = 0;
+    char section[128] = "";
+    const char *p = text;
+    while (p && *p) {
+        const char *e = strchr(p, '\n');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        const char *q = p;
+        while (q < p + n && (*q == ' ' || *q == '\t'))
+            q++;
+        size_t rest = n - (size_t)(q - p);
+        if (rest && *q == '[') {
+            const char *close = memchr(q, ']', rest);
+            size_t l = close ? (size_t)(close - q - 1) : 0;
+            if (l >= sizeof section)
+                l = sizeof section - 1;
+            memcpy(section, q + 1, l);
+            section[l] = 0;
+            skip = 0;
+            for (int i = 0; skip_sections[i]; i++)
+                if (!strcmp(section, skip_sections[i]))
+                    skip = 1;
+            if (!skip)
+                h = ckpt_hash(h, q, rest);
+        } else if (!skip && rest && *q != '#' && *q != ';') {
+            int sk = 0;
+            size_t sl = strlen(section);
+            for (int i = 0; skip_keys[i]; i++) {
+                const char *k = skip_keys[i];
+                if (strncmp(k, section, sl) || k[sl] != '.')
+                    continue;
+                k += sl + 1;
+                size_t l = strlen(k);
+                if (rest > l && !strncmp(q, k, l) && (q[l] == ' ' || q[l] == '=' || q[l] == '\t'))
+                    sk = 1;
+            }
+            if (!sk)
+                h = ckpt_hash(h, q, rest);
+        }
+        p = e ? e + 1 : NULL;
+    }
+    return h;
+}
+
+
+/* Read a double option of a plugin by key from its option struct (BYOL's ema_base). */
+static int plugin_double_opt(const eqm_plugin *p, const void *opts, const char *key, double *v)
+{
+    const eqm_param_spec *s = p ? p->desc.params : NULL;
+    for (; s && s->key; s++)
+        if (!strcmp(s->key, key) && s->type == EQM_PARAM_FLOAT) {
+            memcpy(v, (const char *)opts + s->offset, sizeof *v);
+            return 1;
+        }
+    return 0;
+}
+
+
+/* ------------------------------------------------------------ loaders ---------- */
+
+/* A streaming source that also owns the [data] option struct it was built from. */
+typedef struct owned_source {
+    eqm_sample_source inner;
+    void *opts;
+} owned_source;
+
+static int os_get(void *c, int64_t i, eqm_image *img, size_t cap, int32_t *l)
+{
+    owned_source *o = c;
+    return o->inner.get(o->inner.ctx, i, img, cap, l);
+}
+static int os_start(void *c, int64_t e)
+{
+    owned_source *o = c;
+    return o->inner.start_epoch ? o->inner.start_epoch(o->inner.ctx, e) : EQM_OK;
+}
+static int os_next(void *c, void **raw, int64_t *id)
+{
+    owned_source *o = c;
+    return o->inner.next(o->inner.ctx, raw, id);
+}
+static int os_decode(void *c, void *raw, eqm_image *img, size_t cap, int32_t *l)
+{
+    owned_source *o = c;
+    return o->inner.decode(o->inner.ctx, raw, img, cap, l);
+}
+static int os_decode_scaled(void *c, void *raw, int m, eqm_image *img, size_t cap, int32_t *l)
+{
+    owned_source *o = c;
+    return o->inner.decode_scaled(o->inner.ctx, raw, m, img, cap, l);
+}
+
+static const char *os_error(void *c)
+{
+    owned_source *o = c;
+    return o->inner.error ? o->inner.error(o->inner.ctx) : "";
+}
+static void os_destroy(void *c)
+{
+    owned_source *o = c;
+    if (o->inner.destroy)
+        o->inner.destroy(o->inner.ctx);
+    free(o->opts);
+    free(o);
+}
+
+int train_loader_open(eqm_loader **out, eqm_config *cfg, const eqm_registry *reg,
+                      const char *split, const eqm_loader_opts *lo, char *err, size_t errlen)
+{
+    const eqm_plugin *pl = NULL;
+    void *opts = NULL;
+    int rc = config_bind_plugin(cfg, reg, "data", EQM_KIND_DATASET, &pl, &opts, err, errlen);
+    if (rc)
+        return rc;
+    if (pl->ops.dataset.get) { /* random access: the loader opens the dataset itself */
+        free(opts);
+        return loader_create(out, cfg, reg, split, lo, err, errlen);
+    }
+    run_opts ro;
+    memset(&ro, 0, sizeof ro);
+    if ((rc = config_bind(cfg, "run", run_spec, &ro, NULL, err, errlen))) {
+        free(opts);
+        return rc;
+    }
+    owned_source *o = calloc(1, sizeof *o);
+    if (!o) {
+        free(opts);
+        return errf(err, errlen, EQM_ERR_NOMEM, "out of memory");
+    }
+    o->opts = opts;
+    rc = shard_source_create(pl, opts, split, (uint64_t)ro.seed, 0, 1, &o->inner, err, errlen);
+    if (rc) {
+        free(opts);
+        free(o);
+        return rc;
+    }
+    eqm_sample_source src = o->inner;
+    src.ctx = o;
+    src.get = o->inner.get ? os_get : NULL;
+    src.start_epoch = os_start;
+    src.next = o->inner.next ? os_next : NULL;
+    src.decode = o->inner.decode ? os_decode : NULL;
+    src.decode_scaled = o->inner.decode_scaled ? os_decode_scaled : NULL;
+    src.error = os_error;
+    src.destroy = os_destroy;
+    rc = loader_create_source(out, cfg, reg, &src, lo, err, errlen);
+    if (rc)
+        os_destroy(o);
+    return rc;
+}
+
+
+static int save_checkpoint(trainer *tr, char *err, size_t errlen)
+{
+    char *tab = tensor_table(&tr->m);
+    if (!tab)
+        return errf(err, errlen, EQM_ERR_NOMEM, "out of memory");
+    ckpt_section s[6];
+    int n = 0;
+    memset(s, 0, sizeof s);
+    snprintf(s[n].name, CKPT_NAME_MAX, "config");
+    s[n].data = tr->cfg_text, s[n++].bytes = strlen(tr->cfg_text);
+    snprintf(s[n].name, CKPT_NAME_MAX, "tensors");
+    s[n].data = tab, s[n++].bytes = strlen(tab);
+    snprintf(s[n].name, CKPT_NAME_MAX, "params");
+    s[n].data = tr->m.params, s[n++].bytes = tr->m.n_floats * sizeof(float);
+    if (tr->m.target) {
+        snprintf(s[n].name, CKPT_NAME_MAX, "target");
+        s[n].data = tr->m.target, s[n++].bytes = tr->m.n_floats * sizeof(float);
+    }
+    snprintf(s[n].name, CKPT_NAME_MAX, "optim");
+    s[n].data = tr->opt.buf, s[n++].bytes = tr->opt.total * sizeof(float);
+    tr->st.optim_steps = tr->opt.steps;
+    snprintf(s[n].name, CKPT_NAME_MAX, "state");
+    s[n].data = &tr->st, s[n++].bytes = sizeof tr->st;
+    int rc = ckpt_save_rotate(tr->dir, tr->hash, s, n, err, errlen);
+    free(tab);
+    return rc;
+}
+
+static int restore_checkpoint(trainer *tr, const ckpt *c, char *err, size_t errlen)
+{
+    const ckpt_section *ps = ckpt_find(c, "params"), *os = ckpt_find(c, "optim"),
+                       *ss = ckpt_find(c, "state"), *ts = ckpt_find(c, "target");
+    if (!ps || !os || !ss || ps->bytes != tr->m.n_floats * sizeof(float) ||
+        os->bytes != tr->opt.total * sizeof(float) || ss->bytes != sizeof(train_state) ||
+        (tr->m.target && (!ts || ts->bytes != ps->bytes)))
+        return errf(err, errlen, EQM_ERR_FORMAT,
+                     "checkpoint does not match this model (sizes differ); it was not used");
+    if (ckpt_check_progress(c, tr->dir, tr->to.epochs, tr->S, err, errlen))
+        return EQM_ERR_FORMAT;
+    memcpy(tr->m.params, ps->data, ps->bytes);
+    if (tr->m.target)
+        memcpy(tr->m.target, ts->data, ts->bytes);
+    memcpy(tr->opt.buf, os->data, os->bytes);
+    memcpy(&tr->st, ss->data, sizeof tr->st);
+    tr->opt.steps = tr->st.optim_steps;
+    return EQM_OK;
+}
+
+
+static void trainer_free(trainer *tr)
+{
+    if (tr->ld)
+        loader_destroy(tr->ld);
+    optim_free(&tr->opt);
+    model_destroy(&tr->m);
+    free_opts(tr->opts);
+    free(tr->x), free(tr->h), free(tr->dh), free(tr->ht), free(tr->tstd);
+    free(tr->cfg_text);
+    if (tr->metrics)
+        fclose(tr->metrics);
+    if (tr->cfg)
+        config_destroy(tr->cfg);
+}
+
+static int write_text_atomic(const char *path, const char *text)
+{
+    char tmp[4200];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return -1;
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    fputs(text, f);
+    if (fclose(f) || rename(tmp, path))
+        return -1;
+    return 0;
+}
+
+
+/* Streaming data: ask the dataset itself for its size (imagenet_tar: the shard index). */
+static void stream_length(trainer *tr, char *err, size_t errlen)
+{
+    const eqm_plugin *pl = NULL;
+    void *o = NULL;
+    const loader_cfg *lc = config_section_opts(tr->cfg, "loader");
+    if (!config_bind_plugin(tr->cfg, tr->reg, "data", EQM_KIND_DATASET, &pl, &o, err, errlen)) {
+        eqm_host *ctx = host_ctx_create("dataset");
+        void *self = NULL;
+        if (ctx && !pl->ops.dataset.open(host_api(), ctx, o, "train", &self)) {
+            eqm_dataset_info di;
+            memset(&di, 0, sizeof di);
+            di.size = sizeof di;
+            int64_t n = -1;
+            if (!pl->ops.dataset.info(self, &di))
+                n = di.n_samples;
+            if (n <= 0 && pl->ops.dataset.stream_source) {
+                eqm_stream_source ss;
+                memset(&ss, 0, sizeof ss);
+                ss.size = sizeof ss;
+                if (!pl->ops.dataset.stream_source(self, &ss))
+                    n = ss.n_samples;
+            }
+            if (n > 0) {
+                if (tr->to.max_samples > 0 && tr->to.max_samples < n)
+                    n = tr->to.max_samples;
+                int64_t bs = tr->li.batch_size;
+                tr->li.n_samples = n;
+                tr->li.batches_per_epoch = (lc && !lc->drop_last) ? (n + bs - 1) / bs : n / bs;
+            }
+            pl->ops.dataset.close(self);
+        }
+        host_ctx_destroy(ctx);
+        free(o);
+    }
+    err[0] = 0;
+}
+
+/* ------------------------------------------------------------ the sequence ------- */
+
+#define RUN_REPORTED 1 /* the phase printed its own message */
+
+/* Config (a file, or a run folder's config.ini), --set, plugins, resolved sections, the
+ * run folder's path. */
+static int run_resolve(trainer *tr, const char *config, char **sets, int n_sets,
+                       const char *out_dir, char *err, size_t errlen)
+{
+    struct stat st;
+    if (!stat(config, &st) && S_ISDIR(st.st_mode)) {
+        snprintf(tr->cfg_path, sizeof tr->cfg_path, "%s/config.ini", config);
+        if (!out_dir)
+            out_dir = config;
+    } else {
+        snprintf(tr->cfg_path, sizeof tr->cfg_path, "%s", config);
+    }
+    tr->cfg = config_load(tr->cfg_path, err, errlen);
+    if (!tr->cfg) {
+        fprintf(stderr, "equimod train: %s\n", err);
+        return RUN_REPORTED;
+    }
+    for (int i = 0; i < n_sets; i++)
+        if (config_set(tr->cfg, sets[i], err, errlen)) {
+            fprintf(stderr, "equimod train: --set %s: %s\n", sets[i], err);
+            return RUN_REPORTED;
+        }
+    tr->reg = cli_registry();
+    if (!tr->reg) {
+        fprintf(stderr, "equimod train: no plugins loaded\n");
+        return RUN_REPORTED;
+    }
+    int rc = config_resolve(tr->cfg, tr->reg, err, errlen);
+    if (rc)
+        return rc;
+    const train_opts *t = config_section_opts(tr->cfg, "train");
+    const optim_opts *o = config_section_opts(tr->cfg, "optim");
+    const eval_opts *e = config_section_opts(tr->cfg, "eval");
+    const run_opts *r = config_section_opts(tr->cfg, "run");
+    if (!t || !o || !e || !r)
+        return errf(err, errlen, EQM_ERR_STATE,
+                    "[train]/[optim]/[eval]/[run] are not in host/sections.c");
+    tr->to = *t, tr->oo = *o, tr->eo = *e, tr->ro = *r;
+    if (tr->to.threads > 0)
+        host_threads_init((int)tr->to.threads);
+    /* Run folder: --out, else [run] out_dir/name, else out_dir/<config stem>. */
+    if (out_dir) {
+        snprintf(tr->dir, sizeof tr->dir, "%s", out_dir);
+    } else {
+        char stem[256];
+        const char *base = strrchr(tr->cfg_path, '/');
+        if (snprintf(stem, sizeof stem, "%s", base ? base + 1 : tr->cfg_path) >= (int)sizeof stem)
+            stem[sizeof stem - 1] = 0;
+        char *dot = strrchr(stem, '.');
+        if (dot)
+            *dot = 0;
+        snprintf(tr->dir, sizeof tr->dir, "%s/%s",
+                 tr->ro.out_dir && *tr->ro.out_dir ? tr->ro.out_dir : "runs",
+                 tr->ro.name && *tr->ro.name ? tr->ro.name : stem);
+    }
+    return EQM_OK;
+}
+
+/* The train split's loader and the epoch length. */
+static int run_open(trainer *tr, char *err, size_t errlen)
+{
+    eqm_loader_opts lo = {0};
+    lo.mode = EQM_LOADER_VIEWS;
+    lo.limit = tr->to.max_samples;
+    int rc = train_loader_open(&tr->ld, tr->cfg, tr->reg, "train", &lo, err, errlen);
+    if (rc)
+        return rc;
+    loader_info(tr->ld, &tr->li);
+    if (tr->li.batches_per_epoch <= 0 && tr->to.steps_per_epoch > 0)
+        tr->li.batches_per_epoch = tr->to.steps_per_epoch;
+    if (tr->li.batches_per_epoch <= 0)
+        stream_length(tr, err, errlen);
+    if (tr->li.batches_per_epoch <= 0)
+        return errf(err, errlen, EQM_ERR_INVAL,
+                    "the train split gives %lld batches per epoch; lower loader.batch_size, "
+                    "raise train.max_samples, or (streaming data without an index) set "
+                    "train.steps_per_epoch",
+                    (long long)tr->li.batches_per_epoch);
+    return EQM_OK;
+}
+
+/* The optimizer over every trained tensor. */
+static int run_optimizer(trainer *tr, char *err, size_t errlen)
+{
+    int nt = model_n_tensors(&tr->m), np = 0;
+    optim_param *pp = calloc(nt ? nt : 1, sizeof *pp);
+    if (!pp)
+        return errf(err, errlen, EQM_ERR_NOMEM, "out of memory");
+    for (int k = 0; k < nt; k++) {
+        eqm_model_tensor t;
+        if (model_tensor(&tr->m, k, &t) || !t.grad)
+            continue;
+        pp[np++] = (optim_param){t.param, t.grad, t.numel, !!(t.info->flags & EQM_T_DECAY)};
+    }
+    optim_cfg oc = {tr->oo.name ? OPTIM_SGD : OPTIM_LARS, tr->oo.momentum, tr->oo.weight_decay,
+                    tr->oo.eta, tr->oo.nesterov};
+    int rc = optim_init(&tr->opt, &oc, pp, np);
+    free(pp);
+    if (rc)
+        return errf(err, errlen, rc, "optimizer: bad settings in [optim]");
+    return EQM_OK;
+}
+
+/* Model (initialised from [run] seed), optimizer, schedule, step buffers. */
+static int run_build(trainer *tr, char *err, size_t errlen)
+{
+    tr->use_equimod = tr->to.equimod && config_has_section(tr->cfg, "equimod");
+    const int N = tr->li.batch_size;
+    const int max_rows = (tr->use_equimod ? 3 : 2) * N;
+    int rc = build_model(tr->cfg, tr->reg, tr->li.h, tr->li.w, tr->li.c, tr->li.p, 1,
+                         tr->use_equimod, max_rows, &tr->m, tr->opts, err, errlen);
+    if (rc)
+        return rc;
+    tr->byol = tr->m.has_target;
+    tr->tau_base = 0.996;
+    if (tr->byol)
+        plugin_double_opt(tr->m.mod[EQM_SLOT_METHOD].plugin, tr->opts[EQM_SLOT_METHOD],
+                          "ema_base", &tr->tau_base);
+    if ((rc = model_init(&tr->m, (uint64_t)tr->ro.seed, err, errlen)))
+        return rc;
+    if ((rc = run_optimizer(tr, err, errlen)))
+        return rc;
+    tr->S = tr->li.batches_per_epoch;
+    tr->T = tr->S * tr->to.epochs;
+    tr->W = (int64_t)llround(tr->oo.warmup_epochs * tr->S);
+    if (tr->W > tr->T)
+        tr->W = tr->T;
+    const size_t img = (size_t)tr->li.h * tr->li.w * tr->li.c;
+    const int D = tr->m.mod[EQM_SLOT_BACKBONE].out_dim;
+    tr->x = malloc((size_t)max_rows * img * sizeof(float));
+    tr->h = malloc((size_t)max_rows * D * sizeof(float));
+    tr->dh = malloc((size_t)max_rows * D * sizeof(float));
+    tr->ht = malloc((size_t)2 * N * D * sizeof(float));
+    tr->tstd = malloc((size_t)2 * N * (tr->li.p > 0 ? tr->li.p : 1) * sizeof(float));
+    if (!tr->x || !tr->h || !tr->dh || !tr->ht || !tr->tstd)
+        return errf(err, errlen, EQM_ERR_NOMEM, "out of memory for batch buffers");
+    return EQM_OK;
+}
+
+/* config.ini, metrics.jsonl (appended when resumed), report.md (new runs). */
+static int run_folder_files(trainer *tr, int resumed, char *err, size_t errlen)
+{
+    char p[4200];
+    if (snprintf(p, sizeof p, "%s/config.ini", tr->dir) >= (int)sizeof p)
+        return errf(err, errlen, EQM_ERR_INVAL, "run folder path too long");
+    if (write_text_atomic(p, tr->cfg_text))
+        return errf(err, errlen, EQM_ERR_IO, "%s: cannot write: %s", p, strerror(errno));
+    if (snprintf(p, sizeof p, "%s/metrics.jsonl", tr->dir) >= (int)sizeof p)
+        p[0] = 0;
+    tr->metrics = fopen(p, resumed ? "a" : "w");
+    if (!tr->metrics)
+        return errf(err, errlen, EQM_ERR_IO, "%s: cannot open: %s", p, strerror(errno));
+    if (!resumed) {
+        if (snprintf(p, sizeof p, "%s/report.md", tr->dir) >= (int)sizeof p)
+            p[0] = 0;
+        FILE *f = fopen(p, "w");
+        if (f) {
+            fprintf(f, "# equimod run %s\n\nConfig: `config.ini` (resolved); metrics: "
+                       "`metrics.jsonl`.\n\n",
+                    tr->dir);
+            fclose(f);
+        }
+    }
+    return EQM_OK;
+}
+
+/* The run folder: a checkpoint of the same config is resumed (--resume: required). */
+static int run_resume(trainer *tr, int resume, int *resumed, char *err, size_t errlen)
+{
+    *resumed = 0;
+    tr->cfg_text = config_text(tr->cfg);
+    if (!tr->cfg_text)
+        return errf(err, errlen, EQM_ERR_NOMEM, "out of memory");
+    tr->hash = config_hash_text(tr->cfg_text);
+    if (mkdir_p(tr->dir))
+        return errf(err, errlen, EQM_ERR_IO, "%s: cannot create the run folder: %s", tr->dir,
+                    strerror(errno));
+    ckpt c;
+    const char *which = NULL;
+    char warn[2048];
+    int rc = ckpt_load_latest(tr->dir, tr->hash, &c, &which, warn, sizeof warn, err, errlen);
+    if (warn[0])
+        host_log(EQM_LOG_WARN, "train", "%s", warn);
+    if (rc == EQM_OK) {
+        rc = restore_checkpoint(tr, &c, err, errlen);
+        ckpt_free(&c);
+        if (rc)
+            return rc;
+        *resumed = 1;
+        host_log(EQM_LOG_INFO, "train", "%s: resuming from %s at epoch %lld, step %lld",
+                 tr->dir, which, (long long)tr->st.epoch, (long long)tr->st.step);
+    } else if (rc == EQM_ERR_NOTFOUND) {
+        if (resume)
+            return errf(err, errlen, rc, "%s: --resume given but the folder has no checkpoint",
+                        tr->dir);
+    } else {
+        return rc; /* foreign or every checkpoint unreadable: never overwrite them */
+    }
+    return run_folder_files(tr, *resumed, err, errlen);
+}
+
+static volatile sig_atomic_t stop_signal;
+static void on_signal(int sig) { stop_signal = sig; }
+
+/* One epoch from batch tr->st.batch on (the batches before it, done before an
+ * interruption, are drawn and skipped: deterministic). *stopped: a signal or
+ * train.max_steps ended it early. */
+static int run_epoch(trainer *tr, acc_terms *acc, int *stopped, char *err, size_t errlen)
+{
+    int rc = loader_start_epoch(tr->ld, tr->st.epoch);
+    if (rc)
+        return errf(err, errlen, rc, "%s", loader_error(tr->ld));
+    for (int64_t k = 0; k < tr->st.batch; k++) {
+        eqm_batch *b;
+        rc = loader_next(tr->ld, &b);
+        if (rc)
+            return errf(err, errlen, rc, "resume: skipping batch %lld: %s", (long long)k,
+                        rc == EQM_EOF ? "epoch ended early" : loader_error(tr->ld));
+        loader_release(tr->ld, b);
+    }
+    memset(acc, 0, sizeof *acc);
+    for (;;) {
+        if (stop_signal || (tr->to.max_steps > 0 && tr->st.step >= tr->to.max_steps)) {
+            *stopped = 1;
+            return EQM_OK;
+        }
+        /* A stream longer than the epoch (train.steps_per_epoch, or max_samples below
+         * the index count) ends the epoch at S batches, where the schedule has it. */
+        if (tr->st.batch >= tr->S)
+            return EQM_OK;
+        eqm_batch *b;
+        rc = loader_next(tr->ld, &b);
+        if (rc == EQM_EOF)
+            return EQM_OK;
+        if (rc)
+            return errf(err, errlen, rc, "%s", loader_error(tr->ld));
+        rc = train_step(tr, b, acc, err, errlen);
+        loader_release(tr->ld, b);
+        if (rc)
+            return rc;
+        if (tr->to.checkpoint_steps > 0 && tr->st.step % tr->to.checkpoint_steps == 0 &&
+            (rc = save_checkpoint(tr, err, errlen)))
+            return rc;
+    }
+}
+
+/* Epochs until the end or a stop; after each: the epoch line, online kNN, checkpoint. */
+static int run_loop(trainer *tr, acc_terms *acc, int *stopped, char *err, size_t errlen)
+{
+    int rc;
+    while (tr->st.epoch < tr->to.epochs) {
+        double e0 = now_s();
+        if ((rc = run_epoch(tr, acc, stopped, err, errlen)) || *stopped)
+            return rc;
+        if (acc->steps)
+            report_progress(tr, tr->st.epoch, tr->st.batch, acc_mean(acc, "loss"),
+                            sched_warmup_cosine(tr->st.step - 1, tr->oo.lr, tr->W, tr->T,
+                                                tr->oo.warmup_start, tr->oo.final_lr),
+                            1);
+        report_epoch(tr, acc, now_s() - e0);
+        tr->st.epoch++;
+        tr->st.batch = 0;
+        int last = tr->st.epoch >= tr->to.epochs;
+        if (tr->eo.knn_every > 0 && tr->st.epoch % tr->eo.knn_every == 0 && !last) {
+            eval_acc a;
+            char what[64];
+            snprintf(what, sizeof what, "epoch %lld", (long long)tr->st.epoch);
+            if ((rc = report_knn(tr, what, &a, err, errlen)))
+                return rc;
+        }
+        if (last || (tr->to.checkpoint_every > 0 && tr->st.epoch % tr->to.checkpoint_every == 0))
+            if ((rc = save_checkpoint(tr, err, errlen)))
+                return rc;
+    }
+    return EQM_OK;
+}
+
+/* Stopped early: checkpoint and how to continue. Returns the exit status. */
+static int run_stopped(trainer *tr, char *err, size_t errlen)
+{
+    int rc = save_checkpoint(tr, err, errlen);
+    if (rc)
+        return rc;
+    if (tr->tty)
+        fputc('\n', stderr);
+    fprintf(stderr,
+            "equimod train: %s at step %lld (epoch %lld, batch %lld); checkpoint saved in "
+            "%s; continue with: equimod train %s --out %s\n",
+            stop_signal ? (stop_signal == SIGINT ? "interrupted (SIGINT)"
+                                                 : "interrupted (SIGTERM)")
+                        : "stopped by train.max_steps",
+            (long long)tr->st.step, (long long)tr->st.epoch, (long long)tr->st.batch, tr->dir,
+            tr->cfg_path, tr->dir);
+    report_svg(tr->dir);
+    return EQM_OK;
+}
+
+/* The end: report, kNN at the end, the closing line. */
+static int run_finish(trainer *tr, const acc_terms *acc, int resumed, double wall0, char *err,
+                      size_t errlen)
+{
+    if (resumed && acc->steps == 0 && tr->st.step > 0 && !tr->to.max_steps)
+        fprintf(stderr, "equimod train: %s is already complete (%lld steps)\n", tr->dir,
+                (long long)tr->st.step);
+    else
+        report_final(tr, acc, now_s() - wall0);
+    if (tr->eo.knn_at_end) {
+        eval_acc a;
+        int rc = report_knn(tr, "final", &a, err, errlen);
+        if (rc)
+            return rc;
+        double base = report_untrained_top1(tr->dir);
+        if (isfinite(base))
+            fprintf(stderr, "kNN top-1 after training: %.2f%% (the same backbone untrained: "
+                            "%.2f%%, %+.2f points)\n",
+                    a.top1, base, a.top1 - base);
+        else
+            fprintf(stderr, "kNN top-1 after training: %.2f%%\n", a.top1);
+    }
+    fprintf(stderr, "equimod train: done: %lld steps in %.1f s (%.1f img/s); report: %s/report.md\n",
+            (long long)tr->st.step, tr->st.elapsed_s,
+            tr->st.elapsed_s > 0 ? tr->st.images / tr->st.elapsed_s : 0, tr->dir);
+    return EQM_OK;
+}
+
+static void run_banner(const trainer *tr, int resumed)
+{
+    fprintf(stderr,
+            "equimod train: %s -> %s\n  %s%s on %s, backbone %s (D=%d), %lld samples, batch "
+            "%d, %lld steps/epoch x %lld epochs%s\n",
+            tr->cfg_path, tr->dir, tr->m.mod[EQM_SLOT_METHOD].plugin->desc.name,
+            tr->use_equimod ? "+equimod" : "", tr->li.source_desc ? tr->li.source_desc : "?",
+            tr->m.mod[EQM_SLOT_BACKBONE].plugin->desc.name, tr->m.mod[EQM_SLOT_BACKBONE].out_dim,
+            (long long)tr->li.n_samples, tr->li.batch_size, (long long)tr->S,
+            (long long)tr->to.epochs, resumed ? " (resumed)" : "");
+}
+
+/* Training with SIGINT/SIGTERM caught (they stop it at the next step, with a checkpoint). */
+static int run_train(trainer *tr, int resumed, double wall0, int *status, char *err,
+                     size_t errlen)
+{
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND; /* a second signal kills at once */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    stop_signal = 0;
+    int rc = EQM_OK, stopped = 0;
+    acc_terms acc;
+    memset(&acc, 0, sizeof acc);
+    if (!resumed && tr->eo.knn_baseline) {
+        eval_acc a;
+        rc = report_knn(tr, "untrained", &a, err, errlen);
+    }
+    if (!rc)
+        rc = run_loop(tr, &acc, &stopped, err, errlen);
+    if (!rc) {
+        fflush(tr->metrics);
+        rc = stopped ? run_stopped(tr, err, errlen)
+                     : run_finish(tr, &acc, resumed, wall0, err, errlen);
+        *status = stopped && stop_signal ? 130 : 0;
+    }
+    if (rc && tr->tty)
+        fputc('\n', stderr);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    return rc;
+}
+
+int train_main(const char *config, char **sets, int n_sets, const char *out_dir, int resume)
+{
+    trainer T0;
+    trainer *tr = &T0;
+    memset(tr, 0, sizeof *tr);
+    char err[2048] = "";
+    double wall0 = now_s();
+    int resumed = 0, status = 1;
+    int rc = run_resolve(tr, config, sets, n_sets, out_dir, err, sizeof err);
+    if (!rc)
+        rc = run_open(tr, err, sizeof err);
+    if (!rc)
+        rc = run_build(tr, err, sizeof err);
+    if (!rc)
+        rc = run_resume(tr, resume, &resumed, err, sizeof err);
+    if (!rc) {
+        tr->tty = isatty(2);
+        run_banner(tr, resumed);
+        rc = run_train(tr, resumed, wall0, &status, err, sizeof err);
+    }
+    if (rc && rc != RUN_REPORTED) {
+        fprintf(stderr, "equimod train: error: %s\n", err[0] ? err : eqm_status_str(rc));
+        status = 1;
+    }
+    trainer_free(tr);
+    return status;
+}

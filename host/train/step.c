@@ -1,0 +1,153 @@
+/* host/train/step.c: one training step (METHOD.md §6-9; the sequence is in trainer.h):
+ * BYOL target EMA, one backbone forward over the batch's views, the method's and the
+ * equivariance module's losses and their backward, the backbone backward and the
+ * optimizer step at the step's learning rate. The metrics line goes to report.c. */
+#include "config.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "train/run.h"
+
+/* BYOL: target <- tau*target + (1-tau)*online on every EMA tensor; returns tau. */
+static double ema_step(trainer *tr)
+{
+    eqm_model *m = &tr->m;
+    double tau = sched_ema_tau(tr->st.step, tr->T, tr->tau_base);
+    int nt = model_n_tensors(m);
+    for (int k = 0; k < nt; k++) {
+        eqm_model_tensor t;
+        if (!model_tensor(m, k, &t) && t.target)
+            ema_update(t.target, t.param, t.numel, tau);
+    }
+    return tau;
+}
+
+/* lambda*L_equi of the 3N backbone outputs and the standardised t of both views, its
+ * gradient added into tr->dh. */
+static int equimod_step(trainer *tr, eqm_batch *b, eqm_module_io *eio, char *err,
+                        size_t errlen)
+{
+    eqm_module_inst *eq = &tr->m.mod[EQM_SLOT_EQUIMOD];
+    const int N = b->n, P = b->p;
+    loader_standardize_t(tr->ld, b->t1, tr->tstd, N);
+    loader_standardize_t(tr->ld, b->t2, tr->tstd + (size_t)N * P, N);
+    eio->size = sizeof *eio;
+    eio->rows = 3 * N;
+    eio->train = 1;
+    eio->in = tr->h;
+    eio->t = tr->tstd;
+    int rc = eq->ops->forward(eq->self, eio);
+    if (rc)
+        return errf(err, errlen, rc, "equimod forward: %s", host_ctx_error(eq->ctx));
+    eio->din = tr->dh;
+    eio->loss_scale = 1.0f;
+    rc = eq->ops->backward(eq->self, eio);
+    if (rc)
+        return errf(err, errlen, rc, "equimod backward: %s", host_ctx_error(eq->ctx));
+    return EQM_OK;
+}
+
+/* Backbone forward of the views (and of the BYOL target on views 1 and 2), then the
+ * method's loss and its gradient into tr->dh. bio is kept for the backward. */
+static int forward_views(trainer *tr, eqm_batch *b, eqm_module_io *bio, eqm_module_io *mio,
+                         char *err, size_t errlen)
+{
+    eqm_model *m = &tr->m;
+    eqm_module_inst *bb = &m->mod[EQM_SLOT_BACKBONE], *me = &m->mod[EQM_SLOT_METHOD];
+    const int N = b->n, D = bb->out_dim;
+    const size_t img = (size_t)b->h * b->w * b->c;
+    const int rows = tr->use_equimod ? 3 * N : 2 * N;
+    float *x = tr->x;
+    if (tr->use_equimod) {
+        memcpy(x, b->x0, N * img * sizeof(float));
+        x += N * img;
+    }
+    memcpy(x, b->x1, N * img * sizeof(float));
+    memcpy(x + N * img, b->x2, N * img * sizeof(float));
+    model_zero_grad(m);
+    memset(tr->dh, 0, (size_t)rows * D * sizeof(float));
+    bio->size = sizeof *bio;
+    bio->rows = rows;
+    bio->train = 1;
+    bio->in = tr->x;
+    bio->out = tr->h;
+    int rc = bb->ops->forward(bb->self, bio);
+    if (rc)
+        return errf(err, errlen, rc, "backbone forward: %s", host_ctx_error(bb->ctx));
+    const size_t view_off = tr->use_equimod ? (size_t)N : 0;
+    if (tr->byol) {
+        eqm_module_io tio = {0};
+        tio.size = sizeof tio;
+        tio.rows = 2 * N;
+        tio.train = 1;
+        tio.use_target = 1;
+        tio.in = tr->x + view_off * img;
+        tio.out = tr->ht;
+        rc = bb->ops->forward(bb->self, &tio);
+        if (rc)
+            return errf(err, errlen, rc, "backbone target forward: %s",
+                        host_ctx_error(bb->ctx));
+    }
+    mio->size = sizeof *mio;
+    mio->rows = 2 * N;
+    mio->train = 1;
+    mio->in = tr->h + view_off * D;
+    mio->in_target = tr->byol ? tr->ht : NULL;
+    rc = me->ops->forward(me->self, mio);
+    if (rc)
+        return errf(err, errlen, rc, "method forward: %s", host_ctx_error(me->ctx));
+    mio->din = tr->dh + view_off * D;
+    mio->loss_scale = 1.0f;
+    rc = me->ops->backward(me->self, mio);
+    if (rc)
+        return errf(err, errlen, rc, "method backward: %s", host_ctx_error(me->ctx));
+    return EQM_OK;
+}
+
+int train_step(trainer *tr, eqm_batch *b, acc_terms *acc, char *err, size_t errlen)
+{
+    eqm_module_inst *bb = &tr->m.mod[EQM_SLOT_BACKBONE];
+    double t0 = now_s();
+    eqm_loader_stats ls0;
+    loader_stats(tr->ld, &ls0);
+    step_log s;
+    memset(&s, 0, sizeof s);
+    s.tau = tr->byol ? ema_step(tr) : NAN;
+    eqm_module_io bio = {0}, mio = {0}, eio = {0};
+    int rc = forward_views(tr, b, &bio, &mio, err, errlen);
+    if (rc)
+        return rc;
+    s.l_inv = mio.loss;
+    if (tr->use_equimod) {
+        if ((rc = equimod_step(tr, b, &eio, err, errlen)))
+            return rc;
+        s.l_equi = eio.loss;
+    }
+    s.loss = s.l_inv + s.l_equi;
+    if (!isfinite(s.loss))
+        return errf(err, errlen, EQM_ERR_NUMERIC,
+                    "loss is %g at step %lld (L_inv %g, lambda*L_equi %g); lower optim.lr or "
+                    "check the data",
+                    s.loss, (long long)tr->st.step, s.l_inv, s.l_equi);
+    bio.dout = tr->dh;
+    bio.din = NULL;
+    rc = bb->ops->backward(bb->self, &bio);
+    if (rc)
+        return errf(err, errlen, rc, "backbone backward: %s", host_ctx_error(bb->ctx));
+    s.lr = sched_warmup_cosine(tr->st.step, tr->oo.lr, tr->W, tr->T, tr->oo.warmup_start,
+                               tr->oo.final_lr);
+    rc = optim_step(&tr->opt, s.lr);
+    if (rc)
+        return errf(err, errlen, rc, "optimizer step %lld: non-finite gradient",
+                    (long long)tr->st.step);
+    s.dt = now_s() - t0;
+    eqm_loader_stats ls1;
+    loader_stats(tr->ld, &ls1);
+    s.stall_ms = (ls1.stall_ns - ls0.stall_ns) / 1e6;
+    s.rows = b->n;
+    s.method = &mio;
+    s.equimod = tr->use_equimod ? &eio : NULL;
+    report_step(tr, &s, acc);
+    return EQM_OK;
+}

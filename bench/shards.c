@@ -9,7 +9,7 @@
  *    one copy into each sample) and `cat` of the same files to /dev/null, on the Imagenette
  *    shards (small members: per-member cost shows) and on 8 copies of the ImageNet shard.
  * 3. The TRAINING PATH, what `equimod train` gets (this is the ratio): the real loader
- *    (train_loader_open: imagenet_tar plugin, shard stream, [loader] dct_scaling on) with
+ *    (loader_open: imagenet_tar plugin, shard stream, [loader] dct_scaling on) with
  *    the real augment plugins, 1 worker, batches of 32, epoch after epoch; per core =
  *    images per CPU-second of the whole process (reading thread included). Views as the
  *    torchvision side: original = resize 256 (bilinear) + centre crop 224, 2 views =
@@ -702,7 +702,7 @@ static double bench_equimod(const blob *v, size_t n, double seconds, size_t *cou
     return k / dt;
 }
 
-/* The training path: the real loader (train_loader_open: imagenet_tar plugin, host shard
+/* The training path: the real loader (loader_open: imagenet_tar plugin, host shard
  * stream, the augment plugins of the views below), 1 worker, batches of 64, epoch after
  * epoch for `seconds`. Per core = images per CPU-second of the whole process (the reading
  * thread included). The views are the torchvision reference's: original = Resize(256,
@@ -747,7 +747,7 @@ static double bench_loader(const char *pattern, double seconds, size_t *count)
     for (size_t i = 0; !bad && i < sizeof train_cfg / sizeof *train_cfg; i++)
         bad = config_set(c, train_cfg[i], err, sizeof err) != 0;
     eqm_loader *l = NULL;
-    if (bad || train_loader_open(&l, c, reg, "train", NULL, err, sizeof err)) {
+    if (bad || loader_open(&l, c, reg, "train", NULL, err, sizeof err)) {
         fprintf(stderr, "bench/shards: training loader: %s\n", reg ? err : "no plugins");
         config_destroy(c);
         return -1;

@@ -503,7 +503,6 @@ static uint64_t api_now_ns(void)
 /* The nn, image and io tables are defined in host/nn/nn_api.c, host/shards/image.c and
  * host/loader/io.c. They are referenced here (no weak defaults), so every program that
  * links the static libeqmhost gets all three. */
-const eqm_io_api *io_api_table(void); /* declared in loader/loader.h */
 
 static eqm_host_api the_api;
 

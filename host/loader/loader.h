@@ -34,10 +34,10 @@
  * Errors: functions return EQM_OK or a negative eqm_status and then loader_error() holds a
  * message naming the file/section/sample. A worker's error is returned by loader_next.
  *
- * Sample sources: the loader reads samples through an eqm_sample_source. loader_create
- * builds one over a dataset plugin's random-access get(); a streaming source (ImageNet tar
- * shards) implements next()+decode() instead and is passed to loader_create_source. See
- * eqm_sample_source below.
+ * Sample sources: the loader reads samples through an eqm_sample_source
+ * (source/source.h). loader_open binds [data] once and builds the source itself: over a
+ * dataset plugin's random-access get(), or over tar shards for a streaming dataset
+ * (ImageNet); the loader owns it. loader_create_source takes a caller-built one (tests).
  *
  * Left out on purpose: per-sample variable output sizes (all views of a loader have one
  * size), multi-process loading, GPU-side augmentation.
@@ -50,6 +50,7 @@
 #include <stdio.h>
 
 #include "core.h"
+#include "source/source.h"
 
 /* One batch. x0 = original view, x1/x2 = augmented views: each (N, H, W, C) float,
  * normalised by the pipeline's last step. t1/t2: (N, P) RAW t of views 1 and 2 (use
@@ -86,6 +87,10 @@ typedef struct eqm_loader_opts {
     int drop_last_set;       /* 1: use `drop_last` below instead of the config */
     int drop_last;           /* 0 = keep the last partial batch, 1 = drop it */
     int64_t limit;           /* > 0: use only the first `limit` samples of the split */
+    int pick_set;            /* 1: `equimod views` of a streaming dataset: the source is the
+                                one sample at position pick_index of epoch pick_epoch's
+                                stream, substituted as training does (shard_source_pick) */
+    int64_t pick_epoch, pick_index;
 } eqm_loader_opts;
 
 /* Facts about a built loader. */
@@ -98,6 +103,9 @@ typedef struct eqm_loader_info {
     const char *const *class_names; /* owned by the dataset instance */
     const char *source_desc;  /* e.g. "cifar10 test: exact first 1,000 (test_batch_first1000.bin.gz)" */
     const char *t_standardize;/* name of the standardisation in use */
+    int64_t stream_samples;   /* streaming: samples per epoch the dataset announces (its
+                                 index; after limit), -1 unknown; random access: -1 */
+    int64_t stream_batches;   /* the batches they make (drop_last), -1 unknown */
 } eqm_loader_info;
 
 /* Counters since creation (loader_stats copies them field by field: add new ones there).
@@ -113,68 +121,16 @@ typedef struct eqm_loader_stats {
 
 typedef struct eqm_loader eqm_loader;
 
-/* ------------------------------------------------------------- sample sources ---- */
-/* What the workers read. Two shapes:
- *  random access (n_samples >= 0): get(ctx, index, img, cap, label) is called concurrently
- *      from the workers for any index in [0, n_samples); the loader shuffles indices.
- *  streaming (n_samples < 0): at each epoch the loader calls start_epoch(ctx, epoch); a
- *      worker that claims batch k calls next(ctx, &raw, &id) N times WHILE HOLDING the
- *      loader's source lock (so stream positions map to batches deterministically: batch k
- *      gets positions k*N .. k*N+N-1), then decode(ctx, raw, img, cap, label) outside the
- *      lock, concurrently with other workers; decode releases `raw` (except when it asks
- *      for a larger buffer, see below). next returns EQM_EOF at the end of the epoch (the
- *      batch is then partial or dropped). The augmentation randomness key of a streamed
- *      sample is its stream position in the epoch (k*N + row).
- *      Bad samples: decode may return EQM_SKIP for a sample the source found bad and has
- *      counted (corrupt JPEG, bad label; message through error(ctx) on the same thread).
- *      The loader then fills that row with the sample of the next good row of the SAME
- *      batch (cyclically: rows after the last good row take the first good row's), with
- *      the bad row's own augmentation key k*N + row and the substitute's label and
- *      sample id. The batch therefore depends only on its own N raw samples, and batches
- *      stay bit-identical whatever the number of workers. A batch whose samples are all
- *      bad is an error naming the last bad sample.
- *  get/decode write U8 HWC into img->data (caller-owned, cap bytes); if the image does not
- *  fit they return EQM_ERR_NOMEM after setting img->w/h/c to the needed size, and the
- *  worker grows its buffer and calls again. < 0 on failure, with the message readable
- *  through error(ctx) (on the failing thread: sources keep their messages per thread);
- *  EQM_SKIP from get() is treated as a failure (a silently short dataset is not allowed).
- *  image_sizes (optional, for sources whose image size varies: w = h = 0): writes the
- *  original (w, h) of up to `max` images the source serves first in epoch 0 into wh
- *  (2*max ints) and returns how many, or < 0 with error(ctx) set. It is called with
- *  sizes_ctx, not ctx, so that a wrapper replacing ctx (host/train/trainer.c) can pass
- *  both fields through unchanged. It may use the stream (start_epoch must follow before
- *  next) and is called on the owner thread when no epoch is being read. The loader's t
- *  estimate (loader_estimate_t) draws crops on these sizes.
- * The loader owns the source after a successful loader_create_source and calls destroy. */
-typedef struct eqm_sample_source {
-    void *ctx;
-    int64_t n_samples;          /* >= 0 random access; < 0 streaming */
-    int w, h, c;                /* fixed decoded size, or 0 if it varies */
-    int n_classes;
-    const char *const *class_names;
-    const char *desc;           /* one line describing what is read (owned by ctx) */
-    int (*get)(void *ctx, int64_t index, eqm_image *img, size_t cap, int32_t *label);
-    int (*start_epoch)(void *ctx, int64_t epoch);
-    int (*next)(void *ctx, void **raw, int64_t *id);
-    int (*decode)(void *ctx, void *raw, eqm_image *img, size_t cap, int32_t *label);
-    const char *(*error)(void *ctx);
-    void (*destroy)(void *ctx);
-    void *sizes_ctx;
-    int64_t (*image_sizes)(void *sizes_ctx, int64_t max, int32_t *wh);
-    /* Optional (streaming): decode() at DCT scale scale_num/8 (1, 2, 4 or 8; the image is
-     * ceil(W * scale_num / 8) x ceil(H * scale_num / 8)); same contract as decode, and with
-     * cap = 0 at scale 8 it reports the full size (EQM_ERR_NOMEM + img->w/h) without
-     * releasing raw. The loader uses it when [loader] dct_scaling is on (see fill_batch). */
-    int (*decode_scaled)(void *ctx, void *raw, int scale_num, eqm_image *img, size_t cap,
-                         int32_t *label);
-} eqm_sample_source;
-
 /* ------------------------------------------------------------- lifecycle --------- */
 /* Build a loader for `split` ("train" or "test") of the [data] section of cfg, with the
  * pipelines of [views] and the settings of [loader] (o may be NULL). Binds every section it
- * reads (so config_check_unused sees them as used), opens the dataset and augmentation
- * instances, allocates the ring and starts no thread yet (loader_start_epoch does).
+ * reads once (so config_check_unused sees them as used), builds the sample source (random
+ * access or streaming, see above) and the augmentation instances, allocates the ring and
+ * starts no thread yet (loader_start_epoch does). Every command opens its data this way.
  * Returns EQM_OK and *out, or a negative status with a message in err. */
+int loader_open(eqm_loader **out, eqm_config *cfg, const eqm_registry *reg, const char *split,
+                const eqm_loader_opts *o, char *err, size_t errlen);
+/* The same (its older name). */
 int loader_create(eqm_loader **out, eqm_config *cfg, const eqm_registry *reg,
                   const char *split, const eqm_loader_opts *o, char *err, size_t errlen);
 /* Same over a caller-built source (streaming datasets). Takes ownership of *src on
@@ -234,9 +190,6 @@ int loader_estimate_t(eqm_loader *l, int64_t n, uint64_t seed, float *mean, floa
  * each (caller-owned). Returns EQM_OK or < 0. Random-access sources only. */
 int loader_render_sample(eqm_loader *l, int64_t epoch, int64_t index, eqm_image u8[3],
                          float *t1, float *t2, int32_t *label);
-
-/* The file/archive services table put in eqm_host_api.io (host/loader/io.c). */
-const eqm_io_api *io_api_table(void);
 
 /* The host sections the loader owns (for host/sections.c): option structs and tables. */
 typedef struct loader_cfg {

@@ -24,9 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "loader.h"
-#include "sections.h"
-#include "shards/shards.h"
+#include "loader/loader.h"
 
 typedef struct vargs {
     const char *config, *out, *split;
@@ -174,81 +172,28 @@ static int write_png(const char *path, const eqm_image *im)
     return 0;
 }
 
-/* A loader over the config's dataset. Random-access datasets: loader_create. Streaming
- * ones (imagenet_tar shards) are built as the trainer builds them (shard_source_create,
- * seed [run] seed, one rank). With index >= 0 (views) the loader's sample `index` is what
- * epoch `epoch` of the split shows at that position: the stream is read up to the batch
- * of training's [loader] batch_size holding it (shard_source_pick, which also substitutes
- * a bad sample as training does), so the views, their t and their randomness key (the
- * stream position) are those of training. With index < 0 (tstats) the loader reads the
- * stream itself (its t estimate uses the sizes of epoch 0's first images).
- * *ds_opts: the streaming dataset's bound options, to free after loader_destroy (NULL
- * otherwise). */
-static int open_loader(eqm_loader **l, eqm_config *c, const eqm_registry *r, const char *split,
-                       int64_t epoch, int64_t index, const eqm_loader_opts *o, void **ds_opts,
-                       char *err, size_t n)
-{
-    const eqm_plugin *pl = NULL;
-    void *opts = NULL;
-    *ds_opts = NULL;
-    int rc = config_bind_plugin(c, r, "data", EQM_KIND_DATASET, &pl, &opts, err, n);
-    if (rc)
-        return rc;
-    if (pl->ops.dataset.get) {
-        free(opts);
-        return loader_create(l, c, r, split, o, err, n);
-    }
-    run_opts ro;
-    memset(&ro, 0, sizeof ro);
-    loader_cfg lc;
-    memset(&lc, 0, sizeof lc);
-    if ((rc = config_bind(c, "run", run_spec, &ro, NULL, err, n)) ||
-        (rc = config_bind(c, "loader", loader_section_spec, &lc, NULL, err, n))) {
-        free(opts);
-        return rc;
-    }
-    eqm_sample_source stream, one;
-    rc = shard_source_create(pl, opts, split, (uint64_t)ro.seed, 0, 1, &stream, err, n);
-    if (rc) {
-        free(opts);
-        return rc;
-    }
-    if (index >= 0) {
-        rc = shard_source_pick(&stream, epoch, index, lc.batch_size, &one, err, n);
-        if (rc) {
-            stream.destroy(stream.ctx);
-            free(opts);
-            return rc;
-        }
-    } else {
-        one = stream;
-    }
-    rc = loader_create_source(l, c, r, &one, o, err, n);
-    if (rc) {
-        one.destroy(one.ctx);
-        free(opts);
-        return rc;
-    }
-    *ds_opts = opts;
-    return EQM_OK;
-}
-
-/* The loader of `cmd` for a command line: one worker, batches of 1, sample `index` of
- * epoch `epoch` (open_loader). Prints the error and returns NULL on failure. */
+/* The loader of `cmd` for a command line: one worker, batches of 1 (loader_open). With
+ * index >= 0 (views) and a streaming dataset the loader's one sample is what epoch `epoch`
+ * of the split shows at position `index` (pick_*: read up to the batch of training's
+ * [loader] batch_size holding it, a bad sample substituted as training does), so the
+ * views, their t and their randomness key (the stream position) are those of training.
+ * With index < 0 (tstats) the loader reads the stream itself (its t estimate uses the
+ * sizes of epoch 0's first images). Prints the error and returns NULL on failure. */
 static eqm_loader *cli_loader(const char *cmd, eqm_config *c, const vargs *a, int64_t epoch,
-                              int64_t index, void **ds_opts)
+                              int64_t index)
 {
     eqm_registry *r = cli_registry();
     eqm_loader_opts o;
     memset(&o, 0, sizeof o);
     o.workers = 1;
     o.batch_size = 1;
+    o.pick_set = index >= 0;
+    o.pick_epoch = epoch;
+    o.pick_index = index;
     eqm_loader *l = NULL;
     char err[2048];
-    if (!r || open_loader(&l, c, r, a->split, epoch, index, &o, ds_opts, err, sizeof err)) {
+    if (!r || loader_open(&l, c, r, a->split, &o, err, sizeof err)) {
         fprintf(stderr, "equimod %s: %s\n", cmd, r ? err : "no plugins");
-        free(*ds_opts);
-        *ds_opts = NULL;
         return NULL;
     }
     return l;
@@ -269,8 +214,7 @@ int cmd_views(int argc, char **argv)
     eqm_config *c = load("views", &a);
     if (!c)
         goto out0;
-    void *ds_opts = NULL;
-    eqm_loader *l = cli_loader("views", c, &a, a.epoch, a.index, &ds_opts);
+    eqm_loader *l = cli_loader("views", c, &a, a.epoch, a.index);
     if (!l)
         goto out1;
     int P = loader_t_dim(l);
@@ -327,7 +271,6 @@ out2:
     free(s1);
     free(s2);
     loader_destroy(l);
-    free(ds_opts);
 out1:
     config_destroy(c);
 out0:
@@ -345,8 +288,7 @@ int cmd_tstats(int argc, char **argv)
     eqm_config *c = load("tstats", &a);
     if (!c)
         goto out0;
-    void *ds_opts = NULL;
-    eqm_loader *l = cli_loader("tstats", c, &a, 0, -1, &ds_opts);
+    eqm_loader *l = cli_loader("tstats", c, &a, 0, -1);
     if (!l)
         goto out1;
     int P = loader_t_dim(l);
@@ -369,7 +311,6 @@ out2:
     free(m);
     free(s);
     loader_destroy(l);
-    free(ds_opts);
 out1:
     config_destroy(c);
 out0:

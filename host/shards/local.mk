@@ -6,5 +6,4 @@ libeqmhost_la_SOURCES += \
 	host/shards/shardlist.c \
 	host/shards/reader.c \
 	host/shards/stream.c \
-	host/shards/source.c \
 	host/shards/writer.c

@@ -108,44 +108,4 @@ typedef struct shard_stream_stats {
 } shard_stream_stats;
 void shard_stream_stats_get(shard_stream *s, shard_stream_stats *st);
 
-/* ------------------------------------------------------------------ source ------ */
-/* A streaming eqm_sample_source (host/loader/loader.h) over a dataset plugin that
- * implements stream_members/stream_source/decode: opens the plugin instance for `split`
- * with `opts` (its bound option struct, kept by the caller until destroy), builds the
- * shard stream (seed, rank, world) and fills *out (n_samples < 0: streaming). decode()
- * decodes at full size (scale 8/8) so crop records stay in original pixels; a sample the
- * plugin reports as bad (EQM_SKIP: corrupt JPEG, bad .cls) is counted (one rate-limited
- * warning) and, under on_bad = skip, returned as EQM_SKIP: the loader fills its row with
- * the next good sample of the same batch (loader.h), so batches stay bit-identical
- * whatever the number of workers; under on_bad = fail it is an error naming the sample
- * and the fix. image_sizes (sizes_ctx = the source) lists the original sizes of the first
- * images of epoch 0 from their JPEG headers (for loader_estimate_t). Errors are per
- * calling thread (error(ctx) on the thread that failed). Returns EQM_OK or < 0 with err.
- * The source owns the instance (destroy closes it). */
-struct eqm_plugin;
-struct eqm_sample_source;
-int shard_source_create(const struct eqm_plugin *plugin, const void *opts, const char *split,
-                        uint64_t seed, int rank, int world, struct eqm_sample_source *out,
-                        char *err, size_t errlen);
-
-/* Counters of the shard stream under a source from shard_source_create (bad_samples
- * includes the decode failures counted by its decode()). EQM_ERR_INVAL if src is not
- * such a source. Thread-safe. */
-int shard_source_stats(const struct eqm_sample_source *src, shard_stream_stats *st);
-
-/* One sample of a stream as a random-access source (for `equimod views`): starts epoch
- * `epoch` of the streaming source *src (from shard_source_create), pops the samples
- * before the batch that holds position `index` (batches of `batch_size` positions, as
- * training's [loader] batch_size) and releases them undecoded, then decodes sample
- * `index` (its position in the epoch, the key the loader gives a streamed sample's
- * augmentation randomness). If that sample is bad (on_bad = skip), the next good sample
- * of its batch, cyclically, is decoded instead, exactly as training substitutes it (a
- * warning names both). Fills *out with n_samples = index + 1 whose get() serves that one
- * index only (other indices are an error). Takes ownership of *src on success (out's
- * destroy destroys it), not on failure. Returns EQM_OK, or < 0 with err (EQM_ERR_INVAL:
- * the epoch has <= index samples; EQM_ERR_FORMAT: every sample of the batch is bad). */
-int shard_source_pick(struct eqm_sample_source *src, int64_t epoch, int64_t index,
-                      int64_t batch_size, struct eqm_sample_source *out, char *err,
-                      size_t errlen);
-
 #endif

@@ -137,7 +137,7 @@ static int linear_paper(trained *t, const eval_opts *eo, const eqm_registry *reg
     lo.drop_last_set = 1, lo.drop_last = 0;
     lo.limit = eo->train_limit;
     eqm_loader *ld = NULL;
-    int rc = train_loader_open(&ld, t->cfg, reg, "train", &lo, err, errlen);
+    int rc = loader_open(&ld, t->cfg, reg, "train", &lo, err, errlen);
     if (rc)
         return rc;
     eqm_loader_info li;

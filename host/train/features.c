@@ -33,7 +33,7 @@ int extract_features(eqm_model *m, eqm_config *cfg, const eqm_registry *reg,
     lo.drop_last = 0;
     lo.limit = limit;
     eqm_loader *ld = NULL;
-    int rc = train_loader_open(&ld, cfg, reg, split, &lo, err, errlen);
+    int rc = loader_open(&ld, cfg, reg, split, &lo, err, errlen);
     if (rc)
         return rc;
     eqm_loader_info li;

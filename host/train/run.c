@@ -28,7 +28,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "shards/shards.h"
 #include "train/checkpoint.h"
 #include "train/run.h"
 
@@ -134,100 +133,6 @@ static int plugin_double_opt(const eqm_plugin *p, const void *opts, const char *
 }
 
 
-/* ------------------------------------------------------------ loaders ---------- */
-
-/* A streaming source that also owns the [data] option struct it was built from. */
-typedef struct owned_source {
-    eqm_sample_source inner;
-    void *opts;
-} owned_source;
-
-static int os_get(void *c, int64_t i, eqm_image *img, size_t cap, int32_t *l)
-{
-    owned_source *o = c;
-    return o->inner.get(o->inner.ctx, i, img, cap, l);
-}
-static int os_start(void *c, int64_t e)
-{
-    owned_source *o = c;
-    return o->inner.start_epoch ? o->inner.start_epoch(o->inner.ctx, e) : EQM_OK;
-}
-static int os_next(void *c, void **raw, int64_t *id)
-{
-    owned_source *o = c;
-    return o->inner.next(o->inner.ctx, raw, id);
-}
-static int os_decode(void *c, void *raw, eqm_image *img, size_t cap, int32_t *l)
-{
-    owned_source *o = c;
-    return o->inner.decode(o->inner.ctx, raw, img, cap, l);
-}
-static int os_decode_scaled(void *c, void *raw, int m, eqm_image *img, size_t cap, int32_t *l)
-{
-    owned_source *o = c;
-    return o->inner.decode_scaled(o->inner.ctx, raw, m, img, cap, l);
-}
-
-static const char *os_error(void *c)
-{
-    owned_source *o = c;
-    return o->inner.error ? o->inner.error(o->inner.ctx) : "";
-}
-static void os_destroy(void *c)
-{
-    owned_source *o = c;
-    if (o->inner.destroy)
-        o->inner.destroy(o->inner.ctx);
-    free(o->opts);
-    free(o);
-}
-
-int train_loader_open(eqm_loader **out, eqm_config *cfg, const eqm_registry *reg,
-                      const char *split, const eqm_loader_opts *lo, char *err, size_t errlen)
-{
-    const eqm_plugin *pl = NULL;
-    void *opts = NULL;
-    int rc = config_bind_plugin(cfg, reg, "data", EQM_KIND_DATASET, &pl, &opts, err, errlen);
-    if (rc)
-        return rc;
-    if (pl->ops.dataset.get) { /* random access: the loader opens the dataset itself */
-        free(opts);
-        return loader_create(out, cfg, reg, split, lo, err, errlen);
-    }
-    run_opts ro;
-    memset(&ro, 0, sizeof ro);
-    if ((rc = config_bind(cfg, "run", run_spec, &ro, NULL, err, errlen))) {
-        free(opts);
-        return rc;
-    }
-    owned_source *o = calloc(1, sizeof *o);
-    if (!o) {
-        free(opts);
-        return errf(err, errlen, EQM_ERR_NOMEM, "out of memory");
-    }
-    o->opts = opts;
-    rc = shard_source_create(pl, opts, split, (uint64_t)ro.seed, 0, 1, &o->inner, err, errlen);
-    if (rc) {
-        free(opts);
-        free(o);
-        return rc;
-    }
-    eqm_sample_source src = o->inner;
-    src.ctx = o;
-    src.get = o->inner.get ? os_get : NULL;
-    src.start_epoch = os_start;
-    src.next = o->inner.next ? os_next : NULL;
-    src.decode = o->inner.decode ? os_decode : NULL;
-    src.decode_scaled = o->inner.decode_scaled ? os_decode_scaled : NULL;
-    src.error = os_error;
-    src.destroy = os_destroy;
-    rc = loader_create_source(out, cfg, reg, &src, lo, err, errlen);
-    if (rc)
-        os_destroy(o);
-    return rc;
-}
-
-
 static int save_checkpoint(trainer *tr, char *err, size_t errlen)
 {
     char *tab = tensor_table(&tr->m);
@@ -307,44 +212,6 @@ static int write_text_atomic(const char *path, const char *text)
 }
 
 
-/* Streaming data: ask the dataset itself for its size (imagenet_tar: the shard index). */
-static void stream_length(trainer *tr, char *err, size_t errlen)
-{
-    const eqm_plugin *pl = NULL;
-    void *o = NULL;
-    const loader_cfg *lc = config_section_opts(tr->cfg, "loader");
-    if (!config_bind_plugin(tr->cfg, tr->reg, "data", EQM_KIND_DATASET, &pl, &o, err, errlen)) {
-        eqm_host *ctx = host_ctx_create("dataset");
-        void *self = NULL;
-        if (ctx && !pl->ops.dataset.open(host_api(), ctx, o, "train", &self)) {
-            eqm_dataset_info di;
-            memset(&di, 0, sizeof di);
-            di.size = sizeof di;
-            int64_t n = -1;
-            if (!pl->ops.dataset.info(self, &di))
-                n = di.n_samples;
-            if (n <= 0 && pl->ops.dataset.stream_source) {
-                eqm_stream_source ss;
-                memset(&ss, 0, sizeof ss);
-                ss.size = sizeof ss;
-                if (!pl->ops.dataset.stream_source(self, &ss))
-                    n = ss.n_samples;
-            }
-            if (n > 0) {
-                if (tr->to.max_samples > 0 && tr->to.max_samples < n)
-                    n = tr->to.max_samples;
-                int64_t bs = tr->li.batch_size;
-                tr->li.n_samples = n;
-                tr->li.batches_per_epoch = (lc && !lc->drop_last) ? (n + bs - 1) / bs : n / bs;
-            }
-            pl->ops.dataset.close(self);
-        }
-        host_ctx_destroy(ctx);
-        free(o);
-    }
-    err[0] = 0;
-}
-
 /* ------------------------------------------------------------ the sequence ------- */
 
 #define RUN_REPORTED 1 /* the phase printed its own message */
@@ -414,14 +281,17 @@ static int run_open(trainer *tr, char *err, size_t errlen)
     eqm_loader_opts lo = {0};
     lo.mode = EQM_LOADER_VIEWS;
     lo.limit = tr->to.max_samples;
-    int rc = train_loader_open(&tr->ld, tr->cfg, tr->reg, "train", &lo, err, errlen);
+    int rc = loader_open(&tr->ld, tr->cfg, tr->reg, "train", &lo, err, errlen);
     if (rc)
         return rc;
     loader_info(tr->ld, &tr->li);
     if (tr->li.batches_per_epoch <= 0 && tr->to.steps_per_epoch > 0)
         tr->li.batches_per_epoch = tr->to.steps_per_epoch;
-    if (tr->li.batches_per_epoch <= 0)
-        stream_length(tr, err, errlen);
+    if (tr->li.batches_per_epoch <= 0 && tr->li.stream_samples > 0) {
+        /* streaming: the length the dataset announces (imagenet_tar: the shard index) */
+        tr->li.n_samples = tr->li.stream_samples;
+        tr->li.batches_per_epoch = tr->li.stream_batches;
+    }
     if (tr->li.batches_per_epoch <= 0)
         return errf(err, errlen, EQM_ERR_INVAL,
                     "the train split gives %lld batches per epoch; lower loader.batch_size, "

@@ -207,7 +207,7 @@ int trained_load(trained *t, const char *source, const eqm_registry *reg, int ma
     lo.batch_size = 1;
     lo.limit = 1;
     eqm_loader *ld = NULL;
-    rc = train_loader_open(&ld, t->cfg, reg, "test", &lo, err, errlen);
+    rc = loader_open(&ld, t->cfg, reg, "test", &lo, err, errlen);
     if (rc) {
         trained_free(t);
         return rc;

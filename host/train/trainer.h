@@ -122,15 +122,6 @@ int knn_of_model(eqm_model *m, eqm_config *cfg, const eqm_registry *reg,
                  const eval_opts *eo, eval_acc *acc, char **test_desc, char *err,
                  size_t errlen);
 
-/* A loader over the [data] section: random-access datasets through loader_create,
- * streaming ones (imagenet_tar shards) through shard_source_create + loader_create_source
- * (seed [run] seed, one rank). */
-struct eqm_loader;
-struct eqm_loader_opts;
-int train_loader_open(struct eqm_loader **out, eqm_config *cfg, const eqm_registry *reg,
-                      const char *split, const struct eqm_loader_opts *lo, char *err,
-                      size_t errlen);
-
 /* Append a section to RUN/report.md (creates it). */
 int report_append(const char *run_dir, const char *text);
 

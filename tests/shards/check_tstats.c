@@ -14,7 +14,7 @@
  *     tolerance 3%);
  *  3. A and B together: the means lie at the 50/50 mix of A's and B's, within 5 standard
  *     errors (std of B's crop side / sqrt(2n), n draws per view);
- *  4. the trainer's loader (train_loader_open, t_standardize = estimate) gets A's
+ *  4. the trainer's loader (loader_open, t_standardize = estimate) gets A's
  *     estimate, equal to a fixed-size 64x48 loader's;
  *  5. `equimod tstats` opens a streaming config (it used to refuse it) and prints the
  *     estimate of loader_estimate_t for the same draws. */
@@ -267,7 +267,7 @@ START_TEST(test_trainer_estimate)
     env_open(&e, "a", "estimate");
     char err[2048];
     eqm_loader *l = NULL;
-    ck_assert_msg(train_loader_open(&l, e.cfg, e.reg, "train", NULL, err, sizeof err) == 0, "%s",
+    ck_assert_msg(loader_open(&l, e.cfg, e.reg, "train", NULL, err, sizeof err) == 0, "%s",
                   err);
     fixed f = {64, 48};
     eqm_loader *r = fixed_loader(&e, &f);

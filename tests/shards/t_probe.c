@@ -1,6 +1,6 @@
 /* tests/shards/t_probe.c: helper of tests/shards/train_shards.test (not a test by itself).
  * Opens the training loader of a config exactly as `equimod train` does
- * (train_loader_open: streaming datasets get their shard source) and prints the raw t of
+ * (loader_open: streaming datasets get their shard source) and prints the raw t of
  * the first batch, so that the shell test can check the crop records of t on real shards.
  * (`equimod views` cannot do this: it needs random access, which imagenet_tar lacks.)
  *
@@ -46,7 +46,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "t_probe: no plugins in %s\n", argv[1]);
         goto done;
     }
-    if (train_loader_open(&ld, cfg, reg, "train", &lo, err, sizeof err)) {
+    if (loader_open(&ld, cfg, reg, "train", &lo, err, sizeof err)) {
         fprintf(stderr, "t_probe: %s\n", err);
         goto done;
     }

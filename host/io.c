@@ -1,4 +1,4 @@
-/* host/loader/io.c: the eqm_io_api table (host_api.h): whole-file reads (host/fsutil.c:
+/* host/io.c: the eqm_io_api table (host_api.h): whole-file reads (host/fsutil.c:
  * regular files only, gunzipping "*.gz" with zlib, checking the stream end and CRC, with an
  * optional output limit), archive member reads and member iteration through libarchive
  * (tar, tar.gz, zip...).
@@ -18,8 +18,8 @@
 #include <archive.h>
 #include <archive_entry.h>
 
+#include "core.h"
 #include "fsutil.h"
-#include "loader.h"
 
 static int ends_with(const char *s, const char *suf)
 {

@@ -1,5 +1,5 @@
-/* host/shards/source.c: the streaming sample source (loader.h eqm_sample_source) over a
- * dataset plugin's stream_source/decode and a shard_stream (see shards.h for the rules).
+/* host/source/shard.c: the streaming sample source (source.h) over a dataset plugin's
+ * stream_source/decode and a shard_stream (host/shards/shards.h).
  *
  * Threading (loader contract): next() is called under the loader's source lock, decode()
  * concurrently from the workers; the stream's pop/release are thread-safe anyway. Error
@@ -19,8 +19,7 @@
 #include <string.h>
 
 #include "core.h"
-#include "loader/loader.h"
-#include "shards.h"
+#include "source/source.h"
 
 typedef struct src_ctx {
     const eqm_dataset_ops *ops;
@@ -248,6 +247,7 @@ int shard_source_create(const eqm_plugin *p, const void *opts, const char *split
     out->decode_scaled = src_decode_scaled;
     out->error = src_error;
     out->destroy = src_destroy;
+    out->stream_length = info.n_samples > 0 ? info.n_samples : ss.n_samples;
     if (!out->w || !out->h) {
         out->sizes_ctx = c;
         out->image_sizes = src_image_sizes;
@@ -307,6 +307,44 @@ static void pick_destroy(void *ctx)
     free(p);
 }
 
+/* One row of the picked batch for batch_substitute: decodes it (releasing its raw
+ * sample) into *buf, growing it; 1 good, 0 bad (its message kept if the first), < 0. */
+typedef struct pick_row {
+    src_ctx *c;
+    eqm_raw_sample **raws;
+    uint8_t **buf;
+    size_t *cap;
+    eqm_image im;
+    int32_t label;
+    char first_bad[1024];
+} pick_row;
+
+static int pick_good(void *ctx, int q)
+{
+    pick_row *p = ctx;
+    eqm_raw_sample *r = p->raws[q];
+    p->raws[q] = NULL; /* src_decode releases it */
+    int rc;
+    for (;;) {
+        memset(&p->im, 0, sizeof p->im);
+        p->im.data = *p->buf;
+        rc = src_decode(p->c, r, &p->im, *p->cap, &p->label);
+        if (rc != EQM_ERR_NOMEM || p->im.w <= 0 || (size_t)p->im.w * p->im.h * 3 <= *p->cap)
+            break;
+        *p->cap = (size_t)p->im.w * p->im.h * 3;
+        uint8_t *nb = realloc(*p->buf, *p->cap);
+        if (!nb) {
+            shard_stream_release(p->c->stream, r);
+            set_err(p->c, EQM_ERR_NOMEM, "%s%s", "out of memory", "");
+            return EQM_ERR_NOMEM;
+        }
+        *p->buf = nb;
+    }
+    if (rc == EQM_SKIP && !p->first_bad[0])
+        snprintf(p->first_bad, sizeof p->first_bad, "%s", host_ctx_error(p->c->host));
+    return rc == EQM_OK ? 1 : rc == EQM_SKIP ? 0 : rc;
+}
+
 int shard_source_pick(eqm_sample_source *src, int64_t epoch, int64_t index, int64_t batch_size,
                       eqm_sample_source *out, char *err, size_t errlen)
 {
@@ -356,40 +394,16 @@ int shard_source_pick(eqm_sample_source *src, int64_t epoch, int64_t index, int6
         rc = EQM_ERR_INVAL;
         goto fail;
     }
-    /* as training: a bad sample's row takes the next good sample of its batch, cyclically */
-    eqm_image im;
-    int32_t label = -1;
-    int64_t r0 = index - start, used = -1;
-    char first_bad[1024] = "";
-    for (int64_t j = 0; j < cnt && used < 0; j++) {
-        int64_t q = (r0 + j) % cnt;
-        eqm_raw_sample *r = raws[q];
-        raws[q] = NULL; /* src_decode releases it */
-        for (;;) {
-            memset(&im, 0, sizeof im);
-            im.data = buf;
-            rc = src_decode(c, r, &im, cap, &label);
-            if (rc != EQM_ERR_NOMEM || im.w <= 0 || (size_t)im.w * im.h * 3 <= cap)
-                break;
-            cap = (size_t)im.w * im.h * 3;
-            uint8_t *nb = realloc(buf, cap);
-            if (!nb) {
-                shard_stream_release(c->stream, r);
-                set_err(c, EQM_ERR_NOMEM, "%s%s", "out of memory", "");
-                rc = EQM_ERR_NOMEM;
-                break;
-            }
-            buf = nb;
-        }
-        if (rc == EQM_OK)
-            used = start + q;
-        else if (rc == EQM_SKIP && !first_bad[0])
-            snprintf(first_bad, sizeof first_bad, "%s", host_ctx_error(c->host));
-        else if (rc != EQM_SKIP)
-            break;
-    }
+    /* as training: a bad sample's row takes the next good sample of its batch (source.h) */
+    pick_row pr = {c, raws, &buf, &cap, {0}, -1, ""};
+    int sub = -1;
+    rc = batch_substitute((int)cnt, (int)(index - start), pick_good, &pr, &sub);
+    int64_t used = sub >= 0 ? start + sub : -1;
+    eqm_image im = pr.im;
+    int32_t label = pr.label;
+    const char *first_bad = pr.first_bad;
     if (used < 0) {
-        if (rc == EQM_SKIP)
+        if (rc == EQM_OK)
             snprintf(err, errlen, "sample %lld of epoch %lld: all %lld samples of its batch "
                      "(batch_size %lld) are bad, training stops there too (the first: %s)",
                      (long long)index, (long long)epoch, (long long)cnt,

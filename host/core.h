@@ -58,7 +58,7 @@ int host_ctx_set_error(eqm_host *h, int status, const char *fmt, ...)
  * used by parallel_for and the BLAS thread count (one policy for the process); default
  * is the number of online CPUs. */
 const eqm_host_api *host_api(void);
-/* The file/archive services table put in eqm_host_api.io (host/io.c). */
+/* The file/archive services table put in eqm_host_api.io (host/services/io.c). */
 const eqm_io_api *io_api_table(void);
 void host_threads_init(int n_threads);
 int host_threads(void);

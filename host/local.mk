@@ -5,7 +5,6 @@ noinst_LTLIBRARIES += libeqmhost.la
 libeqmhost_la_SOURCES = \
 	host/core.h \
 	host/api.c \
-	host/io.c \
 	host/commands.def \
 	host/sections.h \
 	host/params.c \

@@ -1,6 +1,8 @@
 # host/services: the service tables handed to plugins, beside host/api.c (which assembles
 # eqm_host_api). image.c: api->image (JPEG header and decoding through libjpeg-turbo;
-# the libjpeg API, libjpeg62-turbo-dev, -ljpeg, gives partial/scaled decoding).
+# the libjpeg API, libjpeg62-turbo-dev, -ljpeg, gives partial/scaled decoding); io.c:
+# api->io (whole-file reads, gunzip, archive members).
 libeqmhost_la_SOURCES += \
-	host/services/image.c
+	host/services/image.c \
+	host/services/io.c
 libeqmhost_la_LIBADD += -ljpeg

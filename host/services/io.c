@@ -1,4 +1,4 @@
-/* host/io.c: the eqm_io_api table (host_api.h): whole-file reads (host/fsutil.c:
+/* host/services/io.c: the eqm_io_api table (host_api.h): whole-file reads (host/fsutil.c:
  * regular files only, gunzipping "*.gz" with zlib, checking the stream end and CRC, with an
  * optional output limit), archive member reads and member iteration through libarchive
  * (tar, tar.gz, zip...).

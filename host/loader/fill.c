@@ -99,13 +99,25 @@ static int make_row(eqm_loader *l, worker_mem *m, eqm_batch *b, int row, int64_t
     return EQM_OK;
 }
 
+/* A batch of n rows: the views and the raw t of view 2 follow those of view 1 (loader.h). */
+static void batch_layout(const eqm_loader *l, eqm_batch *b, int n)
+{
+    b->n = n;
+    if (l->mode != EQM_LOADER_VIEWS)
+        return;
+    size_t vs = (size_t)l->w * l->h * l->c;
+    b->x1 = b->x0 + (size_t)n * vs;
+    b->x2 = b->x1 + (size_t)n * vs;
+    b->t2 = b->t1 + (size_t)n * l->p;
+}
+
 static int fill_random(eqm_loader *l, worker_mem *m, eqm_batch *b, int64_t k, char *err,
                        size_t n)
 {
     int64_t start = k * l->batch_size, end = start + l->batch_size;
     if (end > l->n_epoch)
         end = l->n_epoch;
-    b->n = (int)(end - start);
+    batch_layout(l, b, (int)(end - start));
     for (int row = 0; row < b->n; row++) {
         int64_t idx = l->order[start + row];
         eqm_image img;
@@ -271,12 +283,23 @@ static int stream_fill(stream_rows *c, int got)
     return rc;
 }
 
+static int fill_stream(eqm_loader *l, worker_mem *m, slot *s, int64_t k, char *err, size_t n);
+
 int fill_batch(eqm_loader *l, worker_mem *m, slot *s, int64_t k, char *err, size_t n)
 {
     eqm_batch *b = &s->b; /* b->epoch was set at claim time */
     b->index = k;
-    if (l->src.n_samples >= 0)
-        return fill_random(l, m, b, k, err, n);
+    int rc = l->src.n_samples >= 0 ? fill_random(l, m, b, k, err, n)
+                                   : fill_stream(l, m, s, k, err, n);
+    if (!rc && l->mode == EQM_LOADER_VIEWS) /* t1 then t2: 2n rows */
+        loader_standardize_t(l, b->t1, b->t, 2 * b->n);
+    return rc;
+}
+
+/* A streamed batch: batch k's raw samples, then its rows. */
+static int fill_stream(eqm_loader *l, worker_mem *m, slot *s, int64_t k, char *err, size_t n)
+{
+    eqm_batch *b = &s->b;
     void **raws = calloc((size_t)l->batch_size, sizeof(void *));
     int64_t *ids = calloc((size_t)l->batch_size, sizeof(int64_t));
     signed char *state = calloc((size_t)l->batch_size, 1);
@@ -288,7 +311,7 @@ int fill_batch(eqm_loader *l, worker_mem *m, slot *s, int64_t k, char *err, size
     }
     int got = 0, hit_eof = 0;
     int rc = stream_take(l, s, k, raws, ids, &got, &hit_eof, err, n);
-    b->n = got;
+    batch_layout(l, b, got);
     /* a partial last batch that drop_last throws away is only released (decode releases) */
     int dropped = hit_eof && l->drop_last && got < l->batch_size;
     if (!rc && !dropped) {

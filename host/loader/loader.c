@@ -69,17 +69,17 @@ static int loader_finish(eqm_loader *l, char *err, size_t n)
         b->h = l->h;
         b->c = l->c;
         b->p = l->mode == EQM_LOADER_VIEWS ? l->p : 0;
-        b->x0 = l->api->alloc(NULL, B * vs * sizeof(float), 64);
+        const int views = l->mode == EQM_LOADER_VIEWS ? 3 : 1;
+        b->x0 = l->api->alloc(NULL, views * B * vs * sizeof(float), 64);
         b->labels = l->api->alloc(NULL, B * sizeof(int32_t), 64);
         b->sample_ids = l->api->alloc(NULL, B * sizeof(int64_t), 64);
         if (!b->x0 || !b->labels || !b->sample_ids)
             return errf(err, n, EQM_ERR_NOMEM, "loader: cannot allocate the batch ring");
         if (l->mode == EQM_LOADER_VIEWS) {
-            b->x1 = l->api->alloc(NULL, B * vs * sizeof(float), 64);
-            b->x2 = l->api->alloc(NULL, B * vs * sizeof(float), 64);
-            b->t1 = l->api->alloc(NULL, B * (size_t)(l->p ? l->p : 1) * sizeof(float), 64);
-            b->t2 = l->api->alloc(NULL, B * (size_t)(l->p ? l->p : 1) * sizeof(float), 64);
-            if (!b->x1 || !b->x2 || !b->t1 || !b->t2)
+            size_t tb = 2 * B * (size_t)(l->p ? l->p : 1) * sizeof(float);
+            b->t1 = l->api->alloc(NULL, tb, 64);
+            b->t = l->api->alloc(NULL, tb, 64);
+            if (!b->t1 || !b->t)
                 return errf(err, n, EQM_ERR_NOMEM, "loader: cannot allocate the batch ring");
         }
     }
@@ -216,11 +216,9 @@ void loader_free(eqm_loader *l)
     if (l->slots)
         for (int i = 0; i < l->n_slots; i++) {
             eqm_batch *b = &l->slots[i].b;
-            l->api->free(NULL, b->x0);
-            l->api->free(NULL, b->x1);
-            l->api->free(NULL, b->x2);
+            l->api->free(NULL, b->x0); /* x1, x2 point into it, t2 into t1 */
             l->api->free(NULL, b->t1);
-            l->api->free(NULL, b->t2);
+            l->api->free(NULL, b->t);
             l->api->free(NULL, b->labels);
             l->api->free(NULL, b->sample_ids);
         }

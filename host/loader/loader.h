@@ -53,9 +53,12 @@
 #include "source/source.h"
 
 /* One batch. x0 = original view, x1/x2 = augmented views: each (N, H, W, C) float,
- * normalised by the pipeline's last step. t1/t2: (N, P) RAW t of views 1 and 2 (use
- * loader_standardize_t before the model). In single-view mode (EQM_LOADER_SINGLE) only x0,
- * labels and sample_ids are set; x1, x2, t1, t2 are NULL and p = 0. */
+ * normalised by the pipeline's last step, back to back in one block: x1 = x0 + N*H*W*C,
+ * x2 = x1 + N*H*W*C, so x0 is the (3N, H, W, C) input of a step with EquiMod and x1 the
+ * (2N, H, W, C) input without. t1/t2: (N, P) RAW t of views 1 and 2 (t2 = t1 + N*P);
+ * t: (2N, P) the same standardised ([loader] t_standardize) by the worker, view 1 then
+ * view 2, as the equivariance module takes it. In single-view mode (EQM_LOADER_SINGLE)
+ * only x0, labels and sample_ids are set; x1, x2, t1, t2, t are NULL and p = 0. */
 typedef struct eqm_batch {
     int n;                 /* rows in this batch */
     int64_t epoch;         /* epoch it belongs to */
@@ -64,6 +67,7 @@ typedef struct eqm_batch {
     int p;                 /* length of t */
     float *x0, *x1, *x2;   /* (n, h, w, c) */
     float *t1, *t2;        /* (n, p) raw */
+    float *t;              /* (2n, p) standardised: t1 then t2 */
     int32_t *labels;       /* (n) class of each row */
     int64_t *sample_ids;   /* (n) dataset index (or stream position) of each row */
 } eqm_batch;

@@ -189,7 +189,7 @@ static void trainer_free(trainer *tr)
     optim_free(&tr->opt);
     model_destroy(&tr->m);
     free_opts(tr->opts);
-    free(tr->x), free(tr->h), free(tr->dh), free(tr->ht), free(tr->tstd);
+    free(tr->h), free(tr->dh), free(tr->ht);
     free(tr->cfg_text);
     if (tr->metrics)
         fclose(tr->metrics);
@@ -347,14 +347,11 @@ static int run_build(trainer *tr, char *err, size_t errlen)
     tr->W = (int64_t)llround(tr->oo.warmup_epochs * tr->S);
     if (tr->W > tr->T)
         tr->W = tr->T;
-    const size_t img = (size_t)tr->li.h * tr->li.w * tr->li.c;
     const int D = tr->m.mod[EQM_SLOT_BACKBONE].out_dim;
-    tr->x = malloc((size_t)max_rows * img * sizeof(float));
     tr->h = malloc((size_t)max_rows * D * sizeof(float));
     tr->dh = malloc((size_t)max_rows * D * sizeof(float));
     tr->ht = malloc((size_t)2 * N * D * sizeof(float));
-    tr->tstd = malloc((size_t)2 * N * (tr->li.p > 0 ? tr->li.p : 1) * sizeof(float));
-    if (!tr->x || !tr->h || !tr->dh || !tr->ht || !tr->tstd)
+    if (!tr->h || !tr->dh || !tr->ht)
         return errf(err, errlen, EQM_ERR_NOMEM, "out of memory for batch buffers");
     return EQM_OK;
 }

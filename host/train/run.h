@@ -51,7 +51,7 @@ typedef struct trainer {
     optim opt;
     train_state st;
     int64_t S, T, W; /* steps per epoch, total, warmup */
-    float *x, *h, *dh, *ht, *tstd;
+    float *h, *dh, *ht; /* backbone outputs, their gradients, BYOL target outputs */
     FILE *metrics;
     int tty;
 } trainer;

@@ -29,14 +29,11 @@ static int equimod_step(trainer *tr, eqm_batch *b, eqm_module_io *eio, char *err
                         size_t errlen)
 {
     eqm_module_inst *eq = &tr->m.mod[EQM_SLOT_EQUIMOD];
-    const int N = b->n, P = b->p;
-    loader_standardize_t(tr->ld, b->t1, tr->tstd, N);
-    loader_standardize_t(tr->ld, b->t2, tr->tstd + (size_t)N * P, N);
     eio->size = sizeof *eio;
-    eio->rows = 3 * N;
+    eio->rows = 3 * b->n;
     eio->train = 1;
     eio->in = tr->h;
-    eio->t = tr->tstd;
+    eio->t = b->t; /* standardised by the loader's worker */
     int rc = eq->ops->forward(eq->self, eio);
     if (rc)
         return errf(err, errlen, rc, "equimod forward: %s", host_ctx_error(eq->ctx));
@@ -56,21 +53,14 @@ static int forward_views(trainer *tr, eqm_batch *b, eqm_module_io *bio, eqm_modu
     eqm_model *m = &tr->m;
     eqm_module_inst *bb = &m->mod[EQM_SLOT_BACKBONE], *me = &m->mod[EQM_SLOT_METHOD];
     const int N = b->n, D = bb->out_dim;
-    const size_t img = (size_t)b->h * b->w * b->c;
     const int rows = tr->use_equimod ? 3 * N : 2 * N;
-    float *x = tr->x;
-    if (tr->use_equimod) {
-        memcpy(x, b->x0, N * img * sizeof(float));
-        x += N * img;
-    }
-    memcpy(x, b->x1, N * img * sizeof(float));
-    memcpy(x + N * img, b->x2, N * img * sizeof(float));
     model_zero_grad(m);
     memset(tr->dh, 0, (size_t)rows * D * sizeof(float));
+    /* the batch's views are one block: x0, x1, x2 (3N rows) or x1, x2 (2N), read in place */
     bio->size = sizeof *bio;
     bio->rows = rows;
     bio->train = 1;
-    bio->in = tr->x;
+    bio->in = tr->use_equimod ? b->x0 : b->x1;
     bio->out = tr->h;
     int rc = bb->ops->forward(bb->self, bio);
     if (rc)
@@ -82,7 +72,7 @@ static int forward_views(trainer *tr, eqm_batch *b, eqm_module_io *bio, eqm_modu
         tio.rows = 2 * N;
         tio.train = 1;
         tio.use_target = 1;
-        tio.in = tr->x + view_off * img;
+        tio.in = b->x1;
         tio.out = tr->ht;
         rc = bb->ops->forward(bb->self, &tio);
         if (rc)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core.h"
+#include "dist/dist.h"
 
 struct command {
     const char *name;
@@ -37,6 +38,34 @@ static void usage(FILE *f)
             "Plugins are searched in --plugin-path dirs, then $EQUIMOD_PLUGIN_PATH (colon\n"
             "separated), then %s. Log level: EQM_LOG=error|warn|info|debug|trace.\n",
             EQM_PKGLIBDIR);
+}
+
+/* Commands that know how to run as one of several MPI processes (host/dist). Any other
+ * command started by mpirun/srun with more than one process is refused on every rank:
+ * N copies of a single-process command would compete for the same files. */
+static const char *const mpi_commands[] = {NULL};
+
+static int run_command(const struct command *cmd, int argc, char **argv)
+{
+    char err[512] = "";
+    if (dist_init(&argc, &argv, err, sizeof err) != EQM_OK) {
+        fprintf(stderr, "equimod: %s\n", err);
+        return 2;
+    }
+    int ok = dist_size() == 1;
+    for (size_t k = 0; !ok && mpi_commands[k]; k++)
+        ok = !strcmp(cmd->name, mpi_commands[k]);
+    int rc;
+    if (!ok) {
+        fprintf(stderr, "equimod: [rank %d of %d] 'equimod %s' does not run under MPI: start "
+                "it as a single process (without mpirun/srun)\n", dist_rank(), dist_size(),
+                cmd->name);
+        rc = 2;
+    } else {
+        rc = cmd->fn(argc, argv);
+    }
+    dist_finalize();
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -72,7 +101,7 @@ int main(int argc, char **argv)
     }
     for (size_t c = 0; c < N_COMMANDS; c++)
         if (!strcmp(argv[i], commands[c].name))
-            return commands[c].fn(argc - i, argv + i);
+            return run_command(&commands[c], argc - i, argv + i);
     fprintf(stderr, "equimod: unknown command '%s'\nhint: see 'equimod --help'\n", argv[i]);
     return 2;
 }

@@ -7,3 +7,4 @@ include tests/data/local.mk
 include tests/train/local.mk
 include tests/methods/local.mk
 include tests/shards/local.mk
+include tests/dist/local.mk

@@ -18,6 +18,13 @@
  * grown at the first call with a larger C and never afterwards (no allocation once the
  * first training step has run; not thread-safe, like every op: training thread only).
  * Per-channel temporaries are C-sized arrays on the stack.
+ * SyncBN (host/dist, DIST_NN_SYNC_BN, train = 1, more than one rank): the (2C + 1)
+ *   per-channel totals [sum, sum of squares, rows] are all-reduced before the statistics
+ *   (running_var's unbiased factor uses the global row count); in backward the totals
+ *   [sum g, sum g xh, rows] are all-reduced for din, while dgamma/dbeta take this rank's
+ *   sums (the trainer's gradient all-reduce sums the ranks). Same as
+ *   torch.nn.SyncBatchNorm. The totals are in double, so the global batch's statistics
+ *   are those of one process up to the summation order.
  * Left out: track_running_stats = False, cudnn-style saved "var" instead of inv_std.
  */
 #include "config.h"
@@ -26,6 +33,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core.h"
+#include "dist/dist.h"
 #include "nn/nn_internal.h"
 
 #define RB 64 /* rows per float partial sum before it is added into double */
@@ -49,6 +58,38 @@ static double *part_get(eqm_host *h, size_t n)
     part = p;
     part_n = n;
     return part;
+}
+
+/* Per-channel totals of the P part sums, then the row count: (2C + 1) doubles in a second
+ * host-owned buffer (grown like `part`). Under SyncBN this array is what is all-reduced. */
+static double *tot;
+static size_t tot_n;
+
+static double *bn_totals(const double *pb, size_t P, size_t C, size_t M)
+{
+    if (2 * C + 1 > tot_n) {
+        double *p = realloc(tot, (2 * C + 1) * sizeof(double));
+        if (!p)
+            return NULL;
+        tot = p;
+        tot_n = 2 * C + 1;
+    }
+    for (size_t j = 0; j < 2 * C; j++) {
+        double a = 0;
+        for (size_t t = 0; t < P; t++)
+            a += pb[t * 2 * C + j];
+        tot[j] = a;
+    }
+    tot[2 * C] = (double)M;
+    return tot;
+}
+
+static int bn_dist_fail(eqm_host *h, const char *op, int rc)
+{
+    if (h)
+        return host_ctx_set_error(h, rc, "nn.%s (SyncBN): %s", op, dist_error());
+    host_log(EQM_LOG_ERROR, "nn", "%s (SyncBN): %s", op, dist_error());
+    return rc;
 }
 
 typedef struct {
@@ -167,13 +208,18 @@ int nn_batchnorm_forward(eqm_host *h, const eqm_bn_shape *s, float *out, const f
     float *mean = save, *inv = save + C;
     if (s->train) {
         nn_parallel(h, c.P, 1, bn_stats_body, &c);
+        /* st = [sum (C), sum of squares (C), rows]: all-reduced under SyncBN */
+        double *st = bn_totals(pb, c.P, C, M);
+        if (!st)
+            return nn_inval(h, "batchnorm_forward", "out of memory for %zu totals", C);
+        if (dist_nn_flags() & DIST_NN_SYNC_BN) {
+            rc = dist_allreduce_f64(st, 2 * C + 1);
+            if (rc)
+                return bn_dist_fail(h, "batchnorm_forward", rc);
+        }
+        const double Mg = st[2 * C];
         for (size_t j = 0; j < C; j++) {
-            double sum = 0, sq = 0;
-            for (size_t t = 0; t < c.P; t++) {
-                sum += pb[t * 2 * C + j];
-                sq += pb[t * 2 * C + C + j];
-            }
-            double mu = sum / (double)M, var = sq / (double)M - mu * mu;
+            double mu = st[j] / Mg, var = st[C + j] / Mg - mu * mu;
             if (var < 0)
                 var = 0;
             mean[j] = (float)mu;
@@ -182,7 +228,7 @@ int nn_batchnorm_forward(eqm_host *h, const eqm_bn_shape *s, float *out, const f
                 running_mean[j] = (1.f - s->momentum) * running_mean[j] + s->momentum * (float)mu;
             if (running_var)
                 running_var[j] = (1.f - s->momentum) * running_var[j] +
-                                 s->momentum * (float)(var * (double)M / (double)(M - 1));
+                                 s->momentum * (float)(var * Mg / (Mg - 1));
         }
     } else {
         for (size_t j = 0; j < C; j++) {
@@ -281,20 +327,28 @@ int nn_batchnorm_backward(eqm_host *h, const eqm_bn_shape *s, float *din, float 
         return EQM_ERR_NOMEM;
     c.part = pb;
     nn_parallel(h, c.P, 1, bn_bsum_body, &c);
+    /* st = [sum g (C), sum g xh (C), rows] */
+    double *st = bn_totals(pb, c.P, C, M);
+    if (!st)
+        return nn_inval(h, "batchnorm_backward", "out of memory for %zu totals", C);
+    /* dgamma/dbeta: this rank's sums (the trainer's gradient all-reduce adds the ranks) */
+    for (size_t j = 0; j < C; j++) {
+        if (s->affine && dgamma)
+            dgamma[j] += (float)st[C + j];
+        if (s->affine && dbeta)
+            dbeta[j] += (float)st[j];
+    }
+    if (s->train && (dist_nn_flags() & DIST_NN_SYNC_BN) && din) {
+        rc = dist_allreduce_f64(st, 2 * C + 1);
+        if (rc)
+            return bn_dist_fail(h, "batchnorm_backward", rc);
+    }
+    const double Mg = st[2 * C];
     float k[C], mg[C], mgx[C];
     for (size_t j = 0; j < C; j++) {
-        double sg = 0, sgx = 0;
-        for (size_t t = 0; t < c.P; t++) {
-            sg += pb[t * 2 * C + j];
-            sgx += pb[t * 2 * C + C + j];
-        }
-        if (s->affine && dgamma)
-            dgamma[j] += (float)sgx;
-        if (s->affine && dbeta)
-            dbeta[j] += (float)sg;
         k[j] = (s->affine ? gamma[j] : 1.f) * c.inv[j];
-        mg[j] = s->train ? (float)(sg / (double)M) : 0.f;
-        mgx[j] = s->train ? (float)(sgx / (double)M) : 0.f;
+        mg[j] = s->train ? (float)(st[j] / Mg) : 0.f;
+        mgx[j] = s->train ? (float)(st[C + j] / Mg) : 0.f;
     }
     if (!din)
         return EQM_OK;

@@ -11,13 +11,44 @@
  * Gradient: with G = (P - onehot(pos)) / (B2 tau), dL/dzn = G zn + G^T zn
  *   = (P zn + P^T zn - 2 zn[pos]) / (B2 tau) (pos is an involution), then the
  *   normalisation's backward. The two products are sgemm calls from the calling thread.
+ * Gathered NT-Xent (host/dist, DIST_NN_GATHER_LOSS, R > 1 ranks): every rank holds its
+ * own B2 = 2B rows ([a_r ; b_r], or EquiMod's [yt_r ; yhat_r]); the loss is the NT-Xent
+ * of the union of all ranks' rows (G = R B2 rows), the same function as one process on
+ * the whole global batch. Scheme: all-gather forward, reduce-scatter of the gathered
+ * gradient backward (exact gradients for the local rows), chosen over the official
+ * PyTorch code's gather-without-gradient + world-size scale because the latter drops the
+ * terms where a local row is a negative of another rank's anchor (it is right only in
+ * expectation), and the issue asks for N ranks computing what one process computes.
+ *   forward: normalise the local rows into their block of zg (G, D), all-gather zg;
+ *     P_r (B2, G) = softmax rows of the LOCAL anchors against all G rows (1/R of the
+ *     similarity work per rank); the global row order is rank-major, the positive of local
+ *     row k is local row k +- B on the same rank, and exclude_period p drops the rows of
+ *     the same rank with k' = k (mod p) (the same sample: the single-process rule on the
+ *     local layout). Loss = all-reduced sum of the local rows' losses / G, so every rank
+ *     reports the global loss.
+ *   backward: work (G, D) = P_r^T zl (the local anchors' share of every gathered row's
+ *     gradient); work[local block] += P_r zg; reduce-scatter (sum over ranks) gives each
+ *     rank the complete (P zn + P^T zn) rows of its own rows; then -2 zn[pos] and the
+ *     normalisation's backward as in the single-process op.
+ *   Scale: backward multiplies by scale / (B2 tau) with the LOCAL B2, i.e. R x the
+ *   gradient of the global loss, DistributedDataParallel's convention (dist.h): the
+ *   trainer averages gradients over ranks.
+ *   Permutation: SimCLR's union [a_0; a_1; ..; b_0; b_1; ..] is rank-major-permuted
+ *   here; NT-Xent is invariant under any row permutation that keeps the positive pairs
+ *   and exclusion classes, so value and gradients (row for row) are the single-process
+ *   ones up to float summation order.
+ *   Scratch (ntxent_scratch_floats under the gather): zg G*D | norms B2 | P B2*G |
+ *   work G*D | rs B2*D.
  * Left out: label smoothing, class weights, ignore_index.
  */
 #include "config.h"
 
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 
+#include "core.h"
+#include "dist/dist.h"
 #include "nn/nn_internal.h"
 
 #define NRM_EPS 1e-12
@@ -39,6 +70,10 @@ size_t nn_ntxent_scratch_floats(const eqm_ntxent_shape *s)
     if (!s || s->B2 <= 0 || s->D <= 0)
         return 0;
     size_t B2 = (size_t)s->B2, D = (size_t)s->D;
+    if (dist_nn_flags() & DIST_NN_GATHER_LOSS) {
+        size_t G = B2 * (size_t)dist_size();
+        return 2 * G * D + B2 + B2 * G + B2 * D;
+    }
     return B2 * (2 * D + B2 + 1);
 }
 
@@ -47,6 +82,8 @@ typedef struct {
     float *zn, *norms, *P, *rowloss, *work, *dz;
     const float *z;
     float coef;
+    float *zg;     /* gathered: all G normalised rows */
+    int G, rank;   /* gathered: G rows in all, this rank's block starts at rank * B2 */
 } ntx_ctx;
 
 /* 1 when column j takes part in the denominator of row k. */
@@ -109,12 +146,137 @@ static void ntx_softmax_body(void *vc, size_t b, size_t e)
     }
 }
 
+/* ---- gathered NT-Xent (see the header) ---- */
+
+static int ntx_dist_fail(eqm_host *h, const char *op, int rc)
+{
+    if (h)
+        return host_ctx_set_error(h, rc, "nn.%s (gathered NT-Xent): %s", op, dist_error());
+    host_log(EQM_LOG_ERROR, "nn", "%s (gathered NT-Xent): %s", op, dist_error());
+    return rc;
+}
+
+/* 1 when gathered column j (rank-major) takes part in the denominator of local row k. */
+static inline int ntx_g_allowed(const ntx_ctx *c, int k, int j, int posg)
+{
+    int B2 = c->s->B2, self = c->rank * B2 + k;
+    if (j == self)
+        return 0;
+    if (j == posg)
+        return 1;
+    int p = c->s->exclude_period;
+    return !(p > 0 && j / B2 == c->rank && (j % B2) % p == k % p);
+}
+
+static void ntx_g_softmax_body(void *vc, size_t b, size_t e)
+{
+    ntx_ctx *c = vc;
+    const eqm_ntxent_shape *s = c->s;
+    int B2 = s->B2, B = B2 / 2, G = c->G;
+    float itau = 1.f / s->tau;
+    for (size_t kk = b; kk < e; kk++) {
+        int k = (int)kk, posg = c->rank * B2 + (k < B ? k + B : k - B);
+        float *p = c->P + (size_t)k * G; /* holds cos(k, j) on entry */
+        float mx = -INFINITY;
+        for (int j = 0; j < G; j++)
+            if (ntx_g_allowed(c, k, j, posg) && p[j] * itau > mx)
+                mx = p[j] * itau;
+        double sum = 0;
+        float lpos = p[posg] * itau;
+        for (int j = 0; j < G; j++) {
+            if (ntx_g_allowed(c, k, j, posg)) {
+                p[j] = expf(p[j] * itau - mx);
+                sum += p[j];
+            } else {
+                p[j] = 0.f;
+            }
+        }
+        float isum = (float)(1.0 / sum);
+        for (int j = 0; j < G; j++)
+            p[j] *= isum;
+        c->rowloss[k] = (float)(log(sum) + mx - lpos);
+    }
+}
+
+static void ntx_g_layout(const eqm_ntxent_shape *s, float *scratch, ntx_ctx *c)
+{
+    size_t B2 = (size_t)s->B2, D = (size_t)s->D, G = B2 * (size_t)dist_size();
+    c->s = s;
+    c->G = (int)G;
+    c->rank = dist_rank();
+    c->zg = scratch;
+    c->zn = c->zg + (size_t)c->rank * B2 * D; /* this rank's normalised rows */
+    c->norms = scratch + G * D;
+    c->P = c->norms + B2;
+    c->work = c->P + B2 * G;   /* (G, D) */
+    c->rowloss = c->work;      /* forward only */
+}
+
+static int ntx_gather_forward(eqm_host *h, const eqm_ntxent_shape *s, float *loss,
+                              const float *z, float *scratch)
+{
+    /* every rank must hold the same B2 and D (the gather's counts): check first */
+    double sh[4] = {s->B2, (double)s->B2 * s->B2, s->D, (double)s->D * s->D};
+    int rc = dist_allreduce_f64(sh, 4);
+    if (rc)
+        return ntx_dist_fail(h, "ntxent_forward", rc);
+    double R = dist_size();
+    if (sh[1] * R != sh[0] * sh[0] || sh[3] * R != sh[2] * sh[2])
+        return nn_inval(h, "ntxent_forward", "gathered NT-Xent needs the same rows and width "
+                        "on every rank (this rank: B2=%d D=%d; mean over ranks: B2=%g D=%g)",
+                        s->B2, s->D, sh[0] / R, sh[2] / R);
+    if ((double)s->B2 * R > INT_MAX / 2)
+        return nn_inval(h, "ntxent_forward", "gathered NT-Xent: %g rows in all is too many",
+                        (double)s->B2 * R);
+    size_t B2 = (size_t)s->B2, D = (size_t)s->D;
+    ntx_ctx c = {.z = z};
+    ntx_g_layout(s, scratch, &c);
+    nn_parallel(h, B2, 16, ntx_norm_body, &c);
+    rc = dist_allgather_f32(c.zn, B2 * D, c.zg);
+    if (rc)
+        return ntx_dist_fail(h, "ntxent_forward", rc);
+    nn_sgemm(h, 0, 1, s->B2, c.G, s->D, 1.f, c.zn, s->D, c.zg, s->D, 0.f, c.P, c.G);
+    nn_parallel(h, B2, 8, ntx_g_softmax_body, &c);
+    double tot = 0;
+    for (size_t k = 0; k < B2; k++)
+        tot += c.rowloss[k];
+    rc = dist_allreduce_f64(&tot, 1);
+    if (rc)
+        return ntx_dist_fail(h, "ntxent_forward", rc);
+    *loss = (float)(tot / (double)c.G);
+    return EQM_OK;
+}
+
+static void ntx_bwd_body(void *vc, size_t b, size_t e);
+
+static int ntx_gather_backward(eqm_host *h, const eqm_ntxent_shape *s, float *dz,
+                               float scale, const float *scratch)
+{
+    size_t B2 = (size_t)s->B2, D = (size_t)s->D;
+    ntx_ctx c = {.dz = dz};
+    ntx_g_layout(s, (float *)scratch, &c); /* the scratch is documented as writable */
+    float *rs = c.work + (size_t)c.G * D;  /* (B2, D): this rank's summed rows */
+    int n = s->B2, d = s->D, G = c.G;
+    /* work (G, D) = P_r^T zl; then its local block += P_r zg */
+    nn_sgemm(h, 1, 0, G, d, n, 1.f, c.P, G, c.zn, d, 0.f, c.work, d);
+    nn_sgemm(h, 0, 0, n, d, G, 1.f, c.P, G, c.zg, d, 1.f, c.work + (size_t)c.rank * B2 * D, d);
+    int rc = dist_reduce_scatter_f32(c.work, B2 * D, rs);
+    if (rc)
+        return ntx_dist_fail(h, "ntxent_backward", rc);
+    c.work = rs;
+    c.coef = scale / ((float)B2 * s->tau);
+    nn_parallel(h, B2, 16, ntx_bwd_body, &c);
+    return EQM_OK;
+}
+
 int nn_ntxent_forward(eqm_host *h, const eqm_ntxent_shape *s, float *loss, const float *z,
                       float *scratch)
 {
     int rc = ntx_check(h, "ntxent_forward", s);
     if (rc)
         return rc;
+    if (dist_nn_flags() & DIST_NN_GATHER_LOSS)
+        return ntx_gather_forward(h, s, loss, z, scratch);
     size_t B2 = (size_t)s->B2, D = (size_t)s->D;
     ntx_ctx c = {.s = s, .z = z, .zn = scratch, .norms = scratch + B2 * D,
                  .P = scratch + B2 * D + B2};
@@ -158,6 +320,8 @@ int nn_ntxent_backward(eqm_host *h, const eqm_ntxent_shape *s, float *dz, float 
     int rc = ntx_check(h, "ntxent_backward", s);
     if (rc || !dz)
         return rc;
+    if (dist_nn_flags() & DIST_NN_GATHER_LOSS)
+        return ntx_gather_backward(h, s, dz, scale, scratch);
     size_t B2 = (size_t)s->B2, D = (size_t)s->D;
     float *sc = (float *)scratch; /* the work area is documented as writable */
     ntx_ctx c = {.s = s, .z = z, .zn = sc, .norms = sc + B2 * D, .P = sc + B2 * D + B2,

@@ -1,0 +1,297 @@
+/* host/dist/dist.c: the process group (see dist.h). MPI standard calls only; without
+ * HAVE_MPI, or when no launcher started the process, the single-process group.
+ * Large counts: MPI counts are int, so reductions are cut into chunks of at most 2^28
+ * elements; a gather or reduce-scatter whose per-rank count exceeds INT_MAX is refused.
+ */
+#include "config.h"
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifdef HAVE_MPI
+#include <mpi.h>
+#endif
+
+#include <equimod/status.h>
+
+#include "dist/dist.h"
+
+static int g_rank = 0, g_size = 1, g_mpi = 0, g_multiple = 0;
+static unsigned g_nn_flags;
+static _Thread_local char g_err[512];
+static dist_stats g_stats;
+#ifdef HAVE_MPI
+static MPI_Comm g_comm = MPI_COMM_NULL;
+#endif
+
+#define CHUNK ((size_t)1 << 28)
+
+static int fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_err, sizeof g_err, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+const char *dist_error(void) { return g_err; }
+int dist_rank(void) { return g_rank; }
+int dist_size(void) { return g_size; }
+int dist_mpi_initialised(void) { return g_mpi; }
+int dist_thread_multiple(void) { return g_multiple; }
+int dist_built_with_mpi(void)
+{
+#ifdef HAVE_MPI
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+void dist_nn_set(unsigned flags) { g_nn_flags = flags; }
+unsigned dist_nn_flags(void) { return g_size > 1 ? g_nn_flags : 0; }
+
+dist_stats dist_stats_get(void) { return g_stats; }
+void dist_stats_reset(void) { memset(&g_stats, 0, sizeof g_stats); }
+
+/* Size of the job as the launcher announced it (0: no launcher seen, 1: a launcher whose
+ * size only MPI knows). */
+static long launcher_size(void)
+{
+    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && *v) {
+            long n = strtol(v, NULL, 10);
+            return n > 0 ? n : 1;
+        }
+    }
+    if (getenv("PMI_RANK") || getenv("PMIX_RANK") || getenv("MPI_LOCALNRANKS"))
+        return 1;
+    return 0;
+}
+
+int dist_init(int *argc, char ***argv, char *err, size_t errlen)
+{
+    static int done;
+    if (done)
+        return EQM_OK;
+    const char *force = getenv("EQM_MPI");
+    long ls = launcher_size();
+    int want = force && *force ? strcmp(force, "0") != 0 : ls > 0;
+#ifndef HAVE_MPI
+    (void)argc, (void)argv;
+    if (force && !strcmp(force, "1")) {
+        snprintf(err, errlen, "EQM_MPI=1 asks for MPI, but this equimod was built without "
+                 "it: rebuild with MPI (apt-get install libopenmpi-dev openmpi-bin; "
+                 "./configure --with-mpi) or unset EQM_MPI");
+        return EQM_ERR_INVAL;
+    }
+    if (want && ls > 1) {
+        snprintf(err, errlen,
+                 "this equimod was built without MPI, but an MPI launcher started it as one "
+                 "of %ld processes: each would run alone and write the same files. Rebuild "
+                 "with MPI (apt-get install libopenmpi-dev openmpi-bin; ./configure "
+                 "--with-mpi) or run it without mpirun/srun", ls);
+        return EQM_ERR_INVAL;
+    }
+    done = 1;
+    return EQM_OK;
+#else
+    if (!want) {
+        done = 1;
+        return EQM_OK;
+    }
+    int inited = 0, provided = MPI_THREAD_SINGLE;
+    MPI_Initialized(&inited);
+    int rc = inited ? MPI_SUCCESS
+                    : MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided);
+    if (inited)
+        MPI_Query_thread(&provided);
+    if (rc != MPI_SUCCESS) {
+        snprintf(err, errlen, "MPI_Init_thread failed (error %d): is this the mpirun of "
+                 "the MPI equimod was built with?", rc);
+        return EQM_ERR_IO;
+    }
+    if (provided < MPI_THREAD_FUNNELED) {
+        snprintf(err, errlen, "MPI provides thread level %d, equimod needs at least "
+                 "MPI_THREAD_FUNNELED (its compute threads never call MPI)", provided);
+        MPI_Finalize();
+        return EQM_ERR_INVAL;
+    }
+    MPI_Comm_dup(MPI_COMM_WORLD, &g_comm);
+    MPI_Comm_set_errhandler(g_comm, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(g_comm, &g_rank);
+    MPI_Comm_size(g_comm, &g_size);
+    g_multiple = provided >= MPI_THREAD_MULTIPLE;
+    g_mpi = 1;
+    done = 1;
+    return EQM_OK;
+#endif
+}
+
+void dist_finalize(void)
+{
+#ifdef HAVE_MPI
+    if (g_mpi) {
+        MPI_Comm_free(&g_comm);
+        int fin = 0;
+        MPI_Finalized(&fin);
+        if (!fin)
+            MPI_Finalize();
+    }
+#endif
+    g_mpi = 0;
+    g_rank = 0;
+    g_size = 1;
+}
+
+void dist_abort(int code)
+{
+#ifdef HAVE_MPI
+    if (g_mpi && g_size > 1)
+        MPI_Abort(MPI_COMM_WORLD, code);
+#else
+    (void)code;
+#endif
+}
+
+#ifdef HAVE_MPI
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void account(uint64_t t0, double bytes)
+{
+    g_stats.calls++;
+    g_stats.bytes += (uint64_t)bytes;
+    g_stats.ns += now_ns() - t0;
+}
+
+static int mpi_fail(const char *call, int rc)
+{
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    if (MPI_Error_string(rc, msg, &len) != MPI_SUCCESS)
+        snprintf(msg, sizeof msg, "error %d", rc);
+    return fail(EQM_ERR_IO, "rank %d of %d: %s failed: %s", g_rank, g_size, call, msg);
+}
+
+static int allreduce(void *buf, size_t n, MPI_Datatype t, size_t esz, const char *name)
+{
+    uint64_t t0 = now_ns();
+    for (size_t o = 0; o < n; o += CHUNK) {
+        size_t m = n - o < CHUNK ? n - o : CHUNK;
+        int rc = MPI_Allreduce(MPI_IN_PLACE, (char *)buf + o * esz, (int)m, t, MPI_SUM, g_comm);
+        if (rc != MPI_SUCCESS)
+            return mpi_fail(name, rc);
+    }
+    account(t0, 2.0 * (g_size - 1) / g_size * (double)(n * esz));
+    return EQM_OK;
+}
+#endif
+
+int dist_allreduce_f32(float *buf, size_t n)
+{
+#ifdef HAVE_MPI
+    if (g_mpi && g_size > 1)
+        return allreduce(buf, n, MPI_FLOAT, sizeof(float), "MPI_Allreduce(float)");
+#endif
+    (void)buf, (void)n;
+    return EQM_OK;
+}
+
+int dist_allreduce_f64(double *buf, size_t n)
+{
+#ifdef HAVE_MPI
+    if (g_mpi && g_size > 1)
+        return allreduce(buf, n, MPI_DOUBLE, sizeof(double), "MPI_Allreduce(double)");
+#endif
+    (void)buf, (void)n;
+    return EQM_OK;
+}
+
+int dist_allgather_f32(const float *send, size_t n, float *recv)
+{
+    if (n > INT_MAX)
+        return fail(EQM_ERR_INVAL, "allgather: %zu floats per rank exceeds MPI's int count",
+                    n);
+#ifdef HAVE_MPI
+    if (g_mpi && g_size > 1) {
+        uint64_t t0 = now_ns();
+        const void *sb = send == recv + (size_t)g_rank * n ? MPI_IN_PLACE : send;
+        int rc = MPI_Allgather(sb, (int)n, MPI_FLOAT, recv, (int)n, MPI_FLOAT, g_comm);
+        if (rc != MPI_SUCCESS)
+            return mpi_fail("MPI_Allgather", rc);
+        account(t0, (double)(g_size - 1) * (double)(n * sizeof(float)));
+        return EQM_OK;
+    }
+#endif
+    if (send != recv)
+        memmove(recv, send, n * sizeof(float));
+    return EQM_OK;
+}
+
+int dist_reduce_scatter_f32(const float *send, size_t n, float *recv)
+{
+    if (n > INT_MAX)
+        return fail(EQM_ERR_INVAL,
+                    "reduce_scatter: %zu floats per rank exceeds MPI's int count", n);
+#ifdef HAVE_MPI
+    if (g_mpi && g_size > 1) {
+        uint64_t t0 = now_ns();
+        int rc = MPI_Reduce_scatter_block(send, recv, (int)n, MPI_FLOAT, MPI_SUM, g_comm);
+        if (rc != MPI_SUCCESS)
+            return mpi_fail("MPI_Reduce_scatter_block", rc);
+        account(t0, (double)(g_size - 1) * (double)(n * sizeof(float)));
+        return EQM_OK;
+    }
+#endif
+    if (send != recv)
+        memmove(recv, send, n * sizeof(float));
+    return EQM_OK;
+}
+
+int dist_bcast(void *buf, size_t bytes, int root)
+{
+    if (root < 0 || root >= g_size)
+        return fail(EQM_ERR_INVAL, "bcast: root %d outside [0, %d)", root, g_size);
+#ifdef HAVE_MPI
+    if (g_mpi && g_size > 1) {
+        uint64_t t0 = now_ns();
+        for (size_t o = 0; o < bytes; o += CHUNK) {
+            size_t m = bytes - o < CHUNK ? bytes - o : CHUNK;
+            int rc = MPI_Bcast((char *)buf + o, (int)m, MPI_BYTE, root, g_comm);
+            if (rc != MPI_SUCCESS)
+                return mpi_fail("MPI_Bcast", rc);
+        }
+        account(t0, (double)bytes);
+        return EQM_OK;
+    }
+#endif
+    (void)buf;
+    return EQM_OK;
+}
+
+int dist_barrier(void)
+{
+#ifdef HAVE_MPI
+    if (g_mpi && g_size > 1) {
+        uint64_t t0 = now_ns();
+        int rc = MPI_Barrier(g_comm);
+        if (rc != MPI_SUCCESS)
+            return mpi_fail("MPI_Barrier", rc);
+        account(t0, 0);
+    }
+#endif
+    return EQM_OK;
+}

@@ -1,0 +1,8 @@
+# tests/dist: host/dist and the nn ops across ranks. check_dist alone runs the
+# single-process group; mpi.test runs it under mpirun -np 2 (77 without MPI or mpirun).
+check_PROGRAMS += tests/dist/check_dist
+TESTS += tests/dist/check_dist tests/dist/mpi.test
+EXTRA_DIST += tests/dist/mpi.test
+tests_dist_check_dist_SOURCES = tests/dist/check_dist.c
+tests_dist_check_dist_CFLAGS = $(TEST_CFLAGS)
+tests_dist_check_dist_LDADD = libeqmhost.la $(TEST_LIBS)

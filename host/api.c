@@ -500,7 +500,7 @@ static uint64_t api_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-/* The nn, image and io tables are defined in host/nn/nn_api.c, host/shards/image.c and
+/* The nn, image and io tables are defined in host/nn/nn_api.c, host/services/image.c and
  * host/loader/io.c. They are referenced here (no weak defaults), so every program that
  * links the static libeqmhost gets all three. */
 

@@ -1,12 +1,11 @@
-/* host/shards/image.c: the image services table (api->image, host_api.h).
+/* host/services/image.c: the image services table (api->image, host_api.h).
  *
  * JPEG header reading through TurboJPEG (tjDecompressHeader3); decoding through the libjpeg
  * API of libjpeg-turbo (libjpeg62-turbo), because it offers what the TurboJPEG 2.x API does
  * not: DCT-domain scaling by any M/8, horizontal cropping (jpeg_crop_scanline) and row
  * skipping (jpeg_skip_scanlines) for partial decodes, and the Adobe marker needed to convert
- * CMYK/YCCK images the way Pillow does.  Resampling (crop_resize) follows Pillow's
- * ImagingResample (separable convolution with a triangle filter whose support widens when
- * downscaling, i.e. antialiased bilinear), in 14-bit fixed point.
+ * CMYK/YCCK images the way Pillow does. Resampling (resample, crop_resize) is resample.c's:
+ * Pillow's ImagingResample bit for bit.
  *
  * Deliberately left out: progressive-JPEG-specific speedups, 12-bit JPEGs, colour
  * management (ICC profiles are ignored as Pillow's convert("RGB") ignores them).
@@ -15,7 +14,6 @@
  */
 #include "config.h"
 
-#include <math.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,6 +25,7 @@
 #include <turbojpeg.h>
 
 #include "core.h"
+#include "services/resample.h"
 
 /* ------------------------------------------------------------------ header ------ */
 
@@ -235,306 +234,19 @@ static int img_jpeg_decode_region(eqm_host *h, const void *data, size_t n, int s
 }
 
 /* ------------------------------------------------------------------ resample ---- */
-/* Pillow ImagingResample: for output pixel i, centre = x0 + (i + 0.5) * scale, support =
- * max(scale, 1) (triangle filter of radius 1 in the source scale), weights normalised. */
+/* Both entry points are the one resampler of resample.c. */
 
-#define PREC 14
-
-typedef struct coeffs {
-    int n_out, kmax;
-    int *lo, *cnt; /* (n_out) */
-    int32_t *k;    /* (n_out, kmax) */
-} coeffs;
-
-static void coeffs_free(coeffs *c)
-{
-    free(c->lo);
-    free(c->cnt);
-    free(c->k);
-}
-
-static int coeffs_make(coeffs *c, int in_size, double x0, double x1, int n_out)
-{
-    double scale = (x1 - x0) / n_out;
-    double fscale = scale < 1.0 ? 1.0 : scale;
-    double support = 1.0 * fscale;
-    int kmax = (int)ceil(support) * 2 + 1;
-    c->n_out = n_out;
-    c->kmax = kmax;
-    c->lo = malloc(sizeof(int) * (size_t)n_out);
-    c->cnt = malloc(sizeof(int) * (size_t)n_out);
-    c->k = malloc(sizeof(int32_t) * (size_t)n_out * (size_t)kmax);
-    double *tmp = malloc(sizeof(double) * (size_t)kmax);
-    if (!c->lo || !c->cnt || !c->k || !tmp) {
-        free(tmp);
-        coeffs_free(c);
-        return -1;
-    }
-    for (int i = 0; i < n_out; i++) {
-        double center = x0 + (i + 0.5) * scale;
-        double ss = 1.0 / fscale;
-        int xmin = (int)(center - support + 0.5);
-        if (xmin < 0)
-            xmin = 0;
-        int xmax = (int)(center + support + 0.5);
-        if (xmax > in_size)
-            xmax = in_size;
-        xmax -= xmin;
-        if (xmax > kmax)
-            xmax = kmax;
-        double ww = 0;
-        for (int x = 0; x < xmax; x++) {
-            double d = (x + xmin - center + 0.5) * ss;
-            double v = d < 0 ? -d : d;
-            v = v < 1.0 ? 1.0 - v : 0.0;
-            tmp[x] = v;
-            ww += v;
-        }
-        int32_t *k = c->k + (size_t)i * kmax;
-        for (int x = 0; x < kmax; x++) {
-            double v = x < xmax && ww != 0 ? tmp[x] / ww : 0.0;
-            k[x] = (int32_t)lround(v * (1 << PREC));
-        }
-        c->lo[i] = xmin;
-        c->cnt[i] = xmax;
-    }
-    free(tmp);
-    return 0;
-}
-
-static inline uint8_t clip8(int32_t v)
-{
-    v = (v + (1 << (PREC - 1))) >> PREC;
-    return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-}
-
-/* Vertical filter: output row j = sum_t k[j][t] * src row (lo[j] + t - y_off), over n
- * elements per row. Vectorised (AVX2 clone where the CPU has it). */
-__attribute__((target_clones("avx2", "default"), optimize("O3")))
-static void vpass(const uint8_t *src, int stride, const coeffs *cy, int y_off, size_t n,
-                  int32_t *acc, uint8_t *dst, int dst_stride, int rows)
-{
-    for (int j = 0; j < rows; j++) {
-        const int32_t *k = cy->k + (size_t)j * cy->kmax;
-        const uint8_t *s0 = src + (size_t)(cy->lo[j] - y_off) * stride;
-        int32_t k0 = k[0];
-        for (size_t x = 0; x < n; x++)
-            acc[x] = s0[x] * k0 + (1 << (PREC - 1));
-        for (int t = 1; t < cy->cnt[j]; t++) {
-            const uint8_t *s = src + (size_t)(cy->lo[j] + t - y_off) * stride;
-            int32_t kk = k[t];
-            for (size_t x = 0; x < n; x++)
-                acc[x] += s[x] * kk;
-        }
-        uint8_t *d = dst + (size_t)j * dst_stride;
-        for (size_t x = 0; x < n; x++) {
-            int32_t v = acc[x] >> PREC;
-            d[x] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-        }
-    }
-}
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define HAVE_VPASS_AVX2 1
-/* vpass with AVX2 intrinsics: taps in pairs, the two source rows' bytes interleaved and
- * multiplied-added by (k[t], k[t+1]) with vpmaddwd (16 pixels per step; the weights are
- * 0..2^PREC, so 16-bit). The same integer sums as vpass: identical output. */
-__attribute__((target("avx2")))
-static void vpass_avx2(const uint8_t *src, int stride, const coeffs *cy, int y_off, size_t n,
-                       int32_t *acc, uint8_t *dst, int dst_stride, int rows)
-{
-    for (int j = 0; j < rows; j++) {
-        const int32_t *k = cy->k + (size_t)j * cy->kmax;
-        const int cnt = cy->cnt[j];
-        const uint8_t *s0 = src + (size_t)(cy->lo[j] - y_off) * stride;
-        uint8_t *d = dst + (size_t)j * dst_stride;
-        size_t x = 0;
-        for (; x + 16 <= n; x += 16) {
-            __m256i a0 = _mm256_set1_epi32(1 << (PREC - 1)), a1 = a0;
-            const uint8_t *s = s0 + x;
-            int t = 0;
-            for (; t + 1 < cnt; t += 2, s += 2 * (size_t)stride) {
-                __m128i r0 = _mm_loadu_si128((const __m128i *)(const void *)s);
-                __m128i r1 = _mm_loadu_si128((const __m128i *)(const void *)(s + stride));
-                __m256i kk = _mm256_set1_epi32((int32_t)(((uint32_t)k[t] & 0xffffu) |
-                                                         ((uint32_t)k[t + 1] << 16)));
-                a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(
-                                              _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(r0, r1)), kk));
-                a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(
-                                              _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(r0, r1)), kk));
-            }
-            if (t < cnt) {
-                __m128i r0 = _mm_loadu_si128((const __m128i *)(const void *)s);
-                __m256i kk = _mm256_set1_epi32(k[t] & 0xffff);
-                __m128i z = _mm_setzero_si128();
-                a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(
-                                              _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(r0, z)), kk));
-                a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(
-                                              _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(r0, z)), kk));
-            }
-            a0 = _mm256_srai_epi32(a0, PREC);
-            a1 = _mm256_srai_epi32(a1, PREC);
-            /* a0: pixels 0..7, a1: 8..15 */
-            __m128i p0 = _mm_packs_epi32(_mm256_castsi256_si128(a0),
-                                         _mm256_extracti128_si256(a0, 1));
-            __m128i p1 = _mm_packs_epi32(_mm256_castsi256_si128(a1),
-                                         _mm256_extracti128_si256(a1, 1));
-            _mm_storeu_si128((__m128i *)(void *)(d + x), _mm_packus_epi16(p0, p1));
-        }
-        for (; x < n; x++) {
-            int32_t a = (1 << (PREC - 1));
-            for (int t = 0; t < cnt; t++)
-                a += s0[(size_t)t * stride + x] * k[t];
-            int32_t v = a >> PREC;
-            d[x] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-        }
-    }
-    (void)acc;
-}
-#endif
-
-static void vpass_any(const uint8_t *src, int stride, const coeffs *cy, int y_off, size_t n,
-                      int32_t *acc, uint8_t *dst, int dst_stride, int rows)
-{
-#ifdef HAVE_VPASS_AVX2
-    if (__builtin_cpu_supports("avx2")) {
-        vpass_avx2(src, stride, cy, y_off, n, acc, dst, dst_stride, rows);
-        return;
-    }
-#endif
-    vpass(src, stride, cy, y_off, n, acc, dst, dst_stride, rows);
-}
-
-/* Pixel transpose: dst[c][r] = src[r][c] for a rows x cols block of C-byte pixels. Lets the
- * horizontal filter run as a (vectorised) vertical one. */
-static void transpose_px(const uint8_t *src, int src_stride, int rows, int cols, int C,
-                         uint8_t *dst, int dst_stride)
-{
-    enum { BS = 32 };
-    for (int r0 = 0; r0 < rows; r0 += BS)
-        for (int c0 = 0; c0 < cols; c0 += BS) {
-            int r1 = r0 + BS < rows ? r0 + BS : rows, c1 = c0 + BS < cols ? c0 + BS : cols;
-            for (int r = r0; r < r1; r++) {
-                const uint8_t *s = src + (size_t)r * src_stride + (size_t)c0 * C;
-                if (C == 3) {
-                    /* 4-byte copies (the 4th byte is overwritten later or lies inside the
-                     * row: not for the last column / row, copied bytewise) */
-                    int cfast = c1 < cols ? c1 : cols - 1;
-                    int c = c0;
-                    if (r + 1 < rows)
-                        for (; c < cfast; c++, s += 3) {
-                            uint32_t v;
-                            memcpy(&v, s, 4);
-                            memcpy(dst + (size_t)c * dst_stride + (size_t)r * 3, &v, 4);
-                        }
-                    for (; c < c1; c++, s += 3) {
-                        uint8_t *d = dst + (size_t)c * dst_stride + (size_t)r * 3;
-                        d[0] = s[0];
-                        d[1] = s[1];
-                        d[2] = s[2];
-                    }
-                }
-                else
-                    for (int c = c0; c < c1; c++, s++)
-                        dst[(size_t)c * dst_stride + r] = *s;
-            }
-        }
-}
-
-/* Crop box (x0, y0, cw, ch) of `in` (float source pixels, Pillow's `box`), resampled to
- * out->w x out->h. in and out are U8 with 1 or 3 channels (same c). out->data is
- * caller-owned with out->stride set (elements). */
 static int img_crop_resize(eqm_host *h, const eqm_image *in, float x0, float y0, float cw,
                            float ch, eqm_image *out)
 {
-    if (!in || !out || !in->data || !out->data || in->format != EQM_PIX_U8 ||
-        out->format != EQM_PIX_U8 || in->c != out->c || (in->c != 1 && in->c != 3) ||
-        out->w <= 0 || out->h <= 0 || !(cw > 0) || !(ch > 0) || x0 < 0 || y0 < 0 ||
-        x0 + cw > in->w + 1e-3f || y0 + ch > in->h + 1e-3f)
-        return host_ctx_set_error(h, EQM_ERR_INVAL,
-                                  "crop_resize: bad arguments (box %g,%g %gx%g of %dx%d, out "
-                                  "%dx%d)", x0, y0, cw, ch, in ? in->w : 0, in ? in->h : 0,
-                                  out ? out->w : 0, out ? out->h : 0);
-    const int C = in->c;
-    coeffs cx, cy;
-    if (coeffs_make(&cx, in->w, x0, (double)x0 + cw, out->w))
-        return host_ctx_set_error(h, EQM_ERR_NOMEM, "crop_resize: out of memory");
-    if (coeffs_make(&cy, in->h, y0, (double)y0 + ch, out->h)) {
-        coeffs_free(&cx);
-        return host_ctx_set_error(h, EQM_ERR_NOMEM, "crop_resize: out of memory");
-    }
-    const int OW = out->w, OH = out->h;
-    /* source rows the vertical filter reads, source columns the horizontal one reads */
-    int ylo = in->h, yhi = 0, xlo = in->w, xhi = 0;
-    for (int i = 0; i < OH; i++) {
-        ylo = cy.lo[i] < ylo ? cy.lo[i] : ylo;
-        yhi = cy.lo[i] + cy.cnt[i] > yhi ? cy.lo[i] + cy.cnt[i] : yhi;
-    }
-    for (int i = 0; i < OW; i++) {
-        xlo = cx.lo[i] < xlo ? cx.lo[i] : xlo;
-        xhi = cx.lo[i] + cx.cnt[i] > xhi ? cx.lo[i] + cx.cnt[i] : xhi;
-    }
-    if (ylo >= yhi)
-        ylo = yhi = 0;
-    if (xlo >= xhi)
-        xlo = xhi = 0;
-    int nrows = yhi - ylo, ncols = xhi - xlo;
-    /* Pillow filters horizontally first. When the box shrinks vertically, filtering
-     * vertically first touches fewer pixels: the same separable filter, rounding to 8 bits
-     * in between as Pillow does (results may differ from Pillow's by 1 level). */
-    int vfirst = nrows > OH;
-    /* Both passes run as vertical (vectorised) passes; the horizontal one on transposed
-     * pixels:
-     *   vfirst: V(src) -> A (OH, ncols) -> transpose -> B (ncols, OH) -> V(cx) -> D (OW, OH)
-     *           -> transpose -> out
-     *   else:   transpose(src rows ylo..yhi) -> B (ncols, nrows) -> V(cx) -> D (OW, nrows)
-     *           -> transpose -> A (nrows, OW) -> V(cy) -> out */
-    int mid_rows = vfirst ? OH : nrows; /* rows of the image between the two filters */
-    size_t a_bytes = (size_t)mid_rows * (size_t)(ncols > OW ? ncols : OW) * C;
-    size_t b_bytes = (size_t)ncols * mid_rows * C;
-    size_t d_bytes = (size_t)OW * mid_rows * C;
-    size_t acc_n = (size_t)(ncols > OW ? ncols : OW) * C;
-    if ((size_t)mid_rows * C > acc_n)
-        acc_n = (size_t)mid_rows * C;
-    /* per-thread scratch, kept between calls: large temporaries would otherwise be mmap'ed
-     * and page-faulted in on every call */
-    static __thread uint8_t *tls_tmp;
-    static __thread size_t tls_cap;
-    size_t a_al = (a_bytes + 63) & ~(size_t)63, b_al = (b_bytes + 63) & ~(size_t)63,
-           d_al = (d_bytes + 63) & ~(size_t)63;
-    size_t need = a_al + b_al + d_al + sizeof(int32_t) * (acc_n ? acc_n : 1);
-    if (need > tls_cap) {
-        free(tls_tmp);
-        tls_tmp = malloc(need);
-        tls_cap = tls_tmp ? need : 0;
-    }
-    uint8_t *A = tls_tmp;
-    if (!A) {
-        coeffs_free(&cx);
-        coeffs_free(&cy);
-        return host_ctx_set_error(h, EQM_ERR_NOMEM, "crop_resize: out of memory");
-    }
-    uint8_t *B = A + a_al, *D = B + b_al;
-    int32_t *acc = (int32_t *)(void *)(D + d_al);
-    const uint8_t *src = in->data;
-    uint8_t *dst = out->data;
-    if (vfirst) {
-        vpass_any(src + (size_t)xlo * C, in->stride, &cy, 0, (size_t)ncols * C, acc, A,
-              ncols * C, OH);
-        transpose_px(A, ncols * C, OH, ncols, C, B, OH * C);
-        vpass_any(B, OH * C, &cx, xlo, (size_t)OH * C, acc, D, OH * C, OW);
-        transpose_px(D, OH * C, OW, OH, C, dst, out->stride);
-    } else {
-        transpose_px(src + (size_t)ylo * in->stride + (size_t)xlo * C, in->stride, nrows, ncols,
-                     C, B, nrows * C);
-        vpass_any(B, nrows * C, &cx, xlo, (size_t)nrows * C, acc, D, nrows * C, OW);
-        transpose_px(D, nrows * C, OW, nrows, C, A, OW * C);
-        vpass_any(A, OW * C, &cy, ylo, (size_t)OW * C, acc, dst, out->stride, OH);
-    }
-    coeffs_free(&cx);
-    coeffs_free(&cy);
-    return EQM_OK;
+    const double box[4] = {x0, y0, cw, ch};
+    return image_resample(h, "crop_resize", in, box, EQM_RESAMPLE_BILINEAR, out);
+}
+
+static int img_resample(eqm_host *h, const eqm_image *in, const double box[4], int flags,
+                        eqm_image *out)
+{
+    return image_resample(h, "resample", in, box, flags, out);
 }
 
 static const eqm_image_api the_image_api = {
@@ -543,6 +255,7 @@ static const eqm_image_api the_image_api = {
     .jpeg_decode = img_jpeg_decode,
     .jpeg_decode_region = img_jpeg_decode_region,
     .crop_resize = img_crop_resize,
+    .resample = img_resample,
 };
 
 const eqm_image_api *image_api_table(void) { return &the_image_api; }

@@ -1,8 +1,12 @@
 # host/services: the service tables handed to plugins, beside host/api.c (which assembles
-# eqm_host_api). image.c: api->image (JPEG header and decoding through libjpeg-turbo;
-# the libjpeg API, libjpeg62-turbo-dev, -ljpeg, gives partial/scaled decoding); io.c:
-# api->io (whole-file reads, gunzip, archive members).
+# eqm_host_api). image.c: api->image, JPEG header and decoding through libjpeg-turbo (the
+# libjpeg API, libjpeg62-turbo-dev, -ljpeg, gives partial/scaled decoding); resample.c:
+# the one resampler (Pillow-exact, AVX2 passes) behind api->image->resample and
+# crop_resize, which the augment plugins use; io.c: api->io (whole-file reads, gunzip,
+# archive members).
 libeqmhost_la_SOURCES += \
 	host/services/image.c \
+	host/services/resample.h \
+	host/services/resample.c \
 	host/services/io.c
 libeqmhost_la_LIBADD += -ljpeg

@@ -1,5 +1,6 @@
 # plugins/augment: one folder per augmentation plugin (augment_<name>.so), each with its
-# local.mk; aug_common.h holds the Pillow-exact helpers compiled into each.
+# local.mk; aug_common.h holds the plugin-side helpers compiled into each (scaffolding,
+# Pillow-exact luma and blend); resampling is the host's (api->image->resample).
 include plugins/augment/random_resized_crop/local.mk
 include plugins/augment/horizontal_flip/local.mk
 include plugins/augment/color_jitter/local.mk

@@ -1,8 +1,10 @@
-/* tests/data/check_resample.c: the AVX2 resampling passes of plugins/augment/aug_common.h
- * give the same bytes as its scalar loops (which check_augment compares with Pillow through
- * torchvision fixtures), over random images, boxes, output sizes, filters, 1 and 3 channels
- * and padded strides, including sizes far larger than the CIFAR fixtures (up to 900 px).
- * aug_resize_fbox (the apply_scaled path of ABI 1.1) equals it on integer boxes.
+/* tests/data/check_resample.c: the AVX2 passes of the host's resampler (api->image->resample,
+ * host/services/resample.c) give the same bytes as its portable loops
+ * (EQM_RESAMPLE_PORTABLE; check_augment compares both with Pillow through torchvision
+ * fixtures), over random images, boxes, output sizes, filters, 1 and 3 channels and padded
+ * strides, including sizes far larger than the CIFAR fixtures (up to 900 px), in both box
+ * modes. With EQM_RESAMPLE_CROP, a fractional box (the apply_scaled path of ABI 1.1) equals
+ * the crop-then-resize path on integer boxes.
  * Skips (77) where the CPU has no AVX2.
  * Dimension legend: W, H = input size; OW, OH = output size; C = channels.
  */
@@ -12,7 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../plugins/augment/aug_common.h"
+#include "config.h"
+
+#include "core.h"
+
+static eqm_host *hctx;
 
 static uint64_t rs = 88172645463325252ull;
 static uint32_t rnd(uint32_t n)
@@ -23,15 +29,21 @@ static uint32_t rnd(uint32_t n)
     return (uint32_t)(rs % n);
 }
 
+/* The box (x0, y0, w, h) of `in` to `out`: crop then resize (EQM_RESAMPLE_CROP, the
+ * augment plugins' mode) or Pillow's resize(box) (mode 0, crop_resize's); AVX2 or not. */
+static void resample(const eqm_image *in, double x0, double y0, double w, double h,
+                     eqm_image *out, int filter, int mode, int simd)
+{
+    const double box[4] = {x0, y0, w, h};
+    int rc = host_api()->image->resample(hctx, in, box,
+                                         filter | mode | (simd ? 0 : EQM_RESAMPLE_PORTABLE), out);
+    ck_assert_msg(rc == EQM_OK, "%s", host_ctx_error(hctx));
+}
+
 static void run(const eqm_image *in, int x0, int y0, int w, int h, eqm_image *out, int filter,
                 int simd)
 {
-    size_t sb = aug_resize_scratch(in->w, in->h, in->c, out->w, out->h, filter);
-    void *scr = malloc(sb);
-    ck_assert_ptr_nonnull(scr);
-    aug_v3_cached = simd;
-    aug_resize(in, x0, y0, w, h, out, filter, scr);
-    free(scr);
+    resample(in, x0, y0, w, h, out, filter, EQM_RESAMPLE_CROP, simd);
 }
 
 START_TEST(test_simd_equals_scalar)
@@ -54,7 +66,7 @@ START_TEST(test_simd_equals_scalar)
         int w = 1 + (int)rnd((uint32_t)W), h = 1 + (int)rnd((uint32_t)H);
         int x0 = (int)rnd((uint32_t)(W - w + 1)), y0 = (int)rnd((uint32_t)(H - h + 1));
         int OW = 1 + (int)rnd(big ? 300 : 64), OH = 1 + (int)rnd(big ? 300 : 64);
-        int filter = rnd(2) ? AUG_BILINEAR : AUG_BICUBIC;
+        int filter = rnd(2) ? EQM_RESAMPLE_BILINEAR : EQM_RESAMPLE_BICUBIC;
         size_t on = (size_t)OW * OH * c;
         uint8_t *a = malloc(on), *b = malloc(on);
         ck_assert_ptr_nonnull(a);
@@ -71,6 +83,11 @@ START_TEST(test_simd_equals_scalar)
                          "byte %zu scalar %u simd %u", it, W, H, c, in.stride, x0, y0, w, h, OW,
                          OH, filter, k, a[k], b[k]);
         }
+        /* Pillow's resize(box): the taps may read around the box */
+        resample(&in, x0, y0, w, h, &oa, filter, 0, 0);
+        resample(&in, x0, y0, w, h, &ob, filter, 0, 1);
+        ck_assert_msg(!memcmp(a, b, on), "case %d: resize(box) path: simd differs from scalar",
+                      it);
         cases++;
         free(a);
         free(b);
@@ -80,9 +97,9 @@ START_TEST(test_simd_equals_scalar)
 }
 END_TEST
 
-/* aug_resize_fbox on a box with integer edges equals the crop-then-resize path; on a
- * fractional box a constant image stays constant and outputs stay within the window's
- * range (both paths, scalar and AVX2). */
+/* With EQM_RESAMPLE_CROP, a box with integer edges given as fractions equals the
+ * crop-then-resize path; on a fractional box a constant image stays constant and the AVX2
+ * and portable paths agree. */
 START_TEST(test_fbox)
 {
     for (int it = 0; it < 200; it++) {
@@ -98,29 +115,26 @@ START_TEST(test_fbox)
         int w = 1 + (int)rnd((uint32_t)W), h = 1 + (int)rnd((uint32_t)H);
         int x0 = (int)rnd((uint32_t)(W - w + 1)), y0 = (int)rnd((uint32_t)(H - h + 1));
         int OW = 1 + (int)rnd(200), OH = 1 + (int)rnd(200);
-        int filter = rnd(2) ? AUG_BILINEAR : AUG_BICUBIC;
+        int filter = rnd(2) ? EQM_RESAMPLE_BILINEAR : EQM_RESAMPLE_BICUBIC;
         size_t on = (size_t)OW * OH * c;
         uint8_t *a = malloc(on), *b = malloc(on);
         ck_assert_ptr_nonnull(a);
         ck_assert_ptr_nonnull(b);
         eqm_image oa = {OW, OH, c, OW * c, EQM_PIX_U8, a}, ob = oa;
         ob.data = b;
-        aug_v3_cached = (int)(it & 1);
-        size_t sb = aug_resize_fbox_scratch(W, H, c, OW, OH, filter);
-        void *scr = malloc(sb);
-        ck_assert_ptr_nonnull(scr);
         run(&in, x0, y0, w, h, &oa, filter, it & 1);
-        aug_v3_cached = (int)(it & 1);
-        aug_resize_fbox(&in, x0, y0, w, h, &ob, filter, scr);
+        resample(&in, (double)x0, (double)y0, (double)w, (double)h, &ob, filter,
+                 EQM_RESAMPLE_CROP, it & 1);
         ck_assert_msg(!memcmp(a, b, on), "case %d: integer box differs from crop+resize", it);
         /* fractional box */
         double fx = x0 + rnd(1000) / 1000.0 * (W - x0 - 0.5) * 0.5, fy = y0 * 0.5;
         double fw = (W - fx) * (0.2 + rnd(800) / 1000.0), fh = (H - fy) * (0.2 + rnd(800) / 1000.0);
-        aug_resize_fbox(&in, fx, fy, fw, fh, &ob, filter, scr);
+        resample(&in, fx, fy, fw, fh, &ob, filter, EQM_RESAMPLE_CROP, it & 1);
         if (flat)
             for (size_t k = 0; k < on; k++)
                 ck_assert_int_eq(b[k], 77);
-        free(scr);
+        resample(&in, fx, fy, fw, fh, &oa, filter, EQM_RESAMPLE_CROP, !(it & 1));
+        ck_assert_msg(!memcmp(a, b, on), "case %d: fractional box: simd differs from scalar", it);
         free(a);
         free(b);
         free(px);
@@ -130,10 +144,17 @@ END_TEST
 
 int main(void)
 {
-    if (!AUG_HAVE_V3 || !aug_use_v3()) {
-        printf("SKIP: no AVX2 on this CPU (or EQM_AUG_GENERIC set)\n");
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    int v3 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2");
+#else
+    int v3 = 0;
+#endif
+    if (!v3) {
+        printf("SKIP: no AVX2 on this CPU\n");
         return 77;
     }
+    hctx = host_ctx_create("check_resample");
     Suite *s = suite_create("resample");
     TCase *tc = tcase_create("simd");
     tcase_set_timeout(tc, 120);
@@ -144,5 +165,6 @@ int main(void)
     srunner_run_all(r, CK_NORMAL);
     int nf = srunner_ntests_failed(r);
     srunner_free(r);
+    host_ctx_destroy(hctx);
     return nf ? 1 : 0;
 }

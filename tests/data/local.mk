@@ -12,12 +12,12 @@ tests_data_check_augment_SOURCES = tests/data/check_augment.c tests/data/data_ut
 tests_data_check_augment_CFLAGS = $(TEST_CFLAGS)
 tests_data_check_augment_LDADD = libeqmhost.la $(TEST_LIBS)
 EXTRA_DIST += tests/data/gen_fixtures.py tests/data/fixtures
-# check_resample: the AVX2 resampling passes equal the scalar ones (random cases)
+# check_resample: the host resampler's AVX2 passes equal its portable ones (random cases)
 check_PROGRAMS += tests/data/check_resample
 TESTS += tests/data/check_resample
 tests_data_check_resample_SOURCES = tests/data/check_resample.c
 tests_data_check_resample_CFLAGS = $(TEST_CFLAGS)
-tests_data_check_resample_LDADD = $(TEST_LIBS) -lm
+tests_data_check_resample_LDADD = libeqmhost.la $(TEST_LIBS) -lm
 # check_color_simd: the AVX2 luma and blend kernels equal the scalar formulas (exhaustive)
 check_PROGRAMS += tests/data/check_color_simd
 TESTS += tests/data/check_color_simd

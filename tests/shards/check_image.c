@@ -1,7 +1,8 @@
-/* tests/shards/check_image.c: the host image services (host/shards/image.c) through
- * api->image: JPEG header, full/scaled/partial decode of RGB, grayscale and CMYK JPEGs made
- * with the TurboJPEG encoder, corrupt and truncated data, and crop_resize against Pillow
- * (fixtures/resize_ref.bin from gen_fixtures.py). */
+/* tests/shards/check_image.c: the host image services (host/services/image.c and
+ * resample.c) through api->image: JPEG header, full/scaled/partial decode of RGB, grayscale
+ * and CMYK JPEGs made with the TurboJPEG encoder, corrupt and truncated data, crop_resize
+ * and resample against Pillow (fixtures/resize_ref.bin and resample_ref.bin from
+ * gen_fixtures.py). */
 #include "config.h"
 
 #include <check.h>
@@ -350,6 +351,121 @@ START_TEST(test_crop_resize_large_noise)
 }
 END_TEST
 
+/* api->image->resample equals Pillow 9.4 byte for byte (fixtures/resample_ref.bin, cases
+ * as RESAMPLE_CASES in gen_fixtures.py), both box modes, both filters, 1 and 3 channels,
+ * AVX2 and portable paths; crop_resize equals Pillow's resize(box) exactly; bad calls are
+ * refused with a message saying what is wrong. */
+static const struct {
+    int c, filter, crop;
+    double box[4];
+    int ow, oh;
+} rs_cases[] = {
+    {3, EQM_RESAMPLE_BILINEAR, 0, {0, 0, 61, 47}, 20, 15},
+    {3, EQM_RESAMPLE_BICUBIC, 0, {0, 0, 61, 47}, 20, 15},
+    {3, EQM_RESAMPLE_BICUBIC, 0, {3.5, 2.25, 40.5, 30.75}, 90, 70},
+    {3, EQM_RESAMPLE_BICUBIC, 1, {5, 4, 30, 20}, 32, 32},
+    {3, EQM_RESAMPLE_BILINEAR, 1, {5, 4, 30, 20}, 13, 9},
+    {3, EQM_RESAMPLE_BICUBIC, 1, {2.375, 1.75, 55.125, 44.5}, 16, 12},
+    {3, EQM_RESAMPLE_BICUBIC, 0, {2.375, 1.75, 55.125, 44.5}, 16, 12},
+    {3, EQM_RESAMPLE_BICUBIC, 1, {0, 0, 61, 47}, 61, 30},
+    {1, EQM_RESAMPLE_BICUBIC, 1, {7, 3, 37, 41}, 45, 19},
+    {1, EQM_RESAMPLE_BILINEAR, 0, {1.5, 0.5, 58, 45}, 33, 47},
+};
+
+START_TEST(test_resample_vs_pillow)
+{
+    enum { NW = 61, NH = 47 };
+    char path[2048];
+    const char *srcdir = getenv("EQM_SRCDIR");
+    snprintf(path, sizeof path, "%s/tests/shards/fixtures/resample_ref.bin",
+             srcdir ? srcdir : EQM_SRCDIR);
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "fixture %s missing (run tests/shards/gen_fixtures.py)", path);
+    static uint8_t ref[65536];
+    size_t nref = fread(ref, 1, sizeof ref, f);
+    fclose(f);
+    uint8_t noise[NW * NH * 3];
+    uint32_t st = 777;
+    for (size_t i = 0; i < sizeof noise; i++) {
+        st = st * 1664525u + 1013904223u;
+        noise[i] = (uint8_t)(st >> 24);
+    }
+    const eqm_image_api *im = img_api();
+    ck_assert(EQM_API_HAS(im, resample));
+    eqm_host *h = host_ctx_create("test");
+    size_t off = 0;
+    for (size_t k = 0; k < sizeof rs_cases / sizeof rs_cases[0]; k++) {
+        const int c = rs_cases[k].c, ow = rs_cases[k].ow, oh = rs_cases[k].oh;
+        /* a padded input stride and a padded output stride */
+        uint8_t *pad = malloc((size_t)(NW * c + 5) * NH);
+        for (int y = 0; y < NH; y++)
+            memcpy(pad + (size_t)y * (NW * c + 5), noise + (size_t)y * NW * c, (size_t)NW * c);
+        eqm_image in = {NW, NH, c, NW * c + 5, EQM_PIX_U8, pad};
+        size_t n = (size_t)ow * oh * c;
+        ck_assert_uint_le(off + n, nref);
+        for (int portable = 0; portable < 2; portable++) {
+            uint8_t *o = malloc((size_t)(ow * c + 3) * oh);
+            eqm_image out = {ow, oh, c, ow * c + 3, EQM_PIX_U8, o};
+            int flags = rs_cases[k].filter | (rs_cases[k].crop ? EQM_RESAMPLE_CROP : 0) |
+                        (portable ? EQM_RESAMPLE_PORTABLE : 0);
+            ck_assert_int_eq(im->resample(h, &in, rs_cases[k].box, flags, &out), EQM_OK);
+            for (int y = 0; y < oh; y++)
+                for (int x = 0; x < ow * c; x++)
+                    ck_assert_msg(o[(size_t)y * (ow * c + 3) + x] == ref[off + (size_t)y * ow * c + x],
+                                  "case %zu (portable %d): byte (%d, %d) is %u, Pillow %u", k,
+                                  portable, y, x, o[(size_t)y * (ow * c + 3) + x],
+                                  ref[off + (size_t)y * ow * c + x]);
+            free(o);
+        }
+        off += n;
+        free(pad);
+    }
+    ck_assert_uint_eq(off, nref);
+
+    /* crop_resize is resample's Pillow resize(box), bilinear: exact on resize_ref.bin */
+    snprintf(path, sizeof path, "%s/tests/shards/fixtures/resize_ref.bin",
+             srcdir ? srcdir : EQM_SRCDIR);
+    f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    nref = fread(ref, 1, sizeof ref, f);
+    fclose(f);
+    static const float cr[][6] = {{0.0f, 0.0f, 23.0f, 17.0f, 10, 7},
+                                  {2.5f, 1.25f, 17.5f, 14.25f, 9, 8},
+                                  {0.0f, 0.0f, 23.0f, 17.0f, 40, 31},
+                                  {4.0f, 3.0f, 8.0f, 6.0f, 24, 24}};
+    uint8_t *pat = su_pattern(23, 17, 3);
+    eqm_image pin = {23, 17, 3, 23 * 3, EQM_PIX_U8, pat};
+    off = 0;
+    for (int k = 0; k < 4; k++) {
+        int ow = (int)cr[k][4], oh = (int)cr[k][5];
+        uint8_t *o = malloc((size_t)ow * oh * 3);
+        eqm_image out = {ow, oh, 3, ow * 3, EQM_PIX_U8, o};
+        ck_assert_int_eq(im->crop_resize(h, &pin, cr[k][0], cr[k][1], cr[k][2], cr[k][3], &out),
+                         EQM_OK);
+        ck_assert_msg(max_diff(o, ref + off, (size_t)ow * oh * 3) == 0,
+                      "crop_resize case %d differs from Pillow", k);
+        off += (size_t)ow * oh * 3;
+        free(o);
+    }
+    free(pat);
+
+    /* refusals */
+    uint8_t ob[64];
+    eqm_image in = {NW, NH, 3, NW * 3, EQM_PIX_U8, noise};
+    eqm_image out = {4, 4, 3, 12, EQM_PIX_U8, ob};
+    const double inside[4] = {1, 1, 10, 10}, outside[4] = {50, 0, 20, 10};
+    ck_assert_int_eq(im->resample(h, &in, outside, EQM_RESAMPLE_BICUBIC, &out), EQM_ERR_INVAL);
+    ck_assert_ptr_nonnull(strstr(host_ctx_error(h), "not inside the 61x47 image"));
+    ck_assert_int_eq(im->resample(h, &in, inside, 0, &out), EQM_ERR_INVAL);
+    ck_assert_ptr_nonnull(strstr(host_ctx_error(h), "EQM_RESAMPLE_BICUBIC"));
+    eqm_image gray_out = {4, 4, 1, 4, EQM_PIX_U8, ob};
+    ck_assert_int_eq(im->resample(h, &in, inside, EQM_RESAMPLE_BILINEAR, &gray_out),
+                     EQM_ERR_INVAL);
+    ck_assert_ptr_nonnull(strstr(host_ctx_error(h), "the same in both"));
+    host_ctx_destroy(h);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("image");
@@ -361,6 +477,7 @@ int main(void)
     tcase_add_test(tc, test_corrupt_and_truncated);
     tcase_add_test(tc, test_crop_resize_vs_pillow);
     tcase_add_test(tc, test_crop_resize_large_noise);
+    tcase_add_test(tc, test_resample_vs_pillow);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -27,8 +27,7 @@ typedef struct cj_opts {
 typedef struct hue_tables hue_tables;
 
 typedef struct cj {
-    const eqm_host_api *api;
-    eqm_host *host;
+    aug_head h;
     cj_opts o;
     hue_tables *tables; /* built at create when hue > 0 */
     const uint8_t *(*run)(const struct cj *g, const float *p, const uint8_t *cur,
@@ -43,54 +42,38 @@ static const uint8_t *cj_run_v3(const cj *g, const float *p, const uint8_t *cur,
                                 uint8_t *const *buf, size_t npix, int c);
 #endif
 
-static int cj_create(const eqm_host_api *api, eqm_host *host, const void *opts, void **self)
+static int cj_init(void *self)
 {
-    cj *g = api->alloc(host, sizeof *g, 0);
-    *self = NULL;
-    if (!g)
-        return api->set_error(host, EQM_ERR_NOMEM, "color_jitter: out of memory");
-    g->api = api;
-    g->host = host;
-    g->o = *(const cj_opts *)opts;
+    cj *g = self;
     g->run = cj_run_v0;
 #if AUG_HAVE_V3
     if (aug_use_v3())
         g->run = cj_run_v3;
 #endif
     if (g->o.hue > 0) {
-        g->tables = hue_tables_new(api, host);
-        if (!g->tables) {
-            api->free(host, g);
-            return api->set_error(host, EQM_ERR_NOMEM, "color_jitter: out of memory (hue tables)");
-        }
+        g->tables = hue_tables_new(g->h.api, g->h.host);
+        if (!g->tables)
+            return g->h.api->set_error(g->h.host, EQM_ERR_NOMEM,
+                                       "color_jitter: out of memory (hue tables)");
     }
-    *self = g;
     return EQM_OK;
 }
 
-static void cj_destroy(void *self)
+static void cj_fini(void *self)
 {
     cj *g = self;
-    if (g) {
-        g->api->free(g->host, g->tables);
-        g->api->free(g->host, g);
-    }
+    g->h.api->free(g->h.host, g->tables);
 }
 
-static int cj_n_params(const void *self) { return 9; }
-
-static const char *cj_param_name(const void *self, int i)
-{
-    static const char *const n[9] = {"jitter", "order0", "order1", "order2", "order3",
-                                     "brightness", "contrast", "saturation", "hue"};
-    return i >= 0 && i < 9 ? n[i] : NULL;
-}
+AUG_LIFECYCLE(cj, cj, "color_jitter", cj_init, cj_fini)
+AUG_RECORD(cj, "jitter", "order0", "order1", "order2", "order3", "brightness", "contrast",
+           "saturation", "hue")
 
 static int cj_sample(const void *self, eqm_rng *rng, const eqm_augment_ctx *ctx,
                      const eqm_image *in, float *p)
 {
     const cj *g = self;
-    const eqm_host_api *api = g->api;
+    const eqm_host_api *api = g->h.api;
     p[0] = 0.0f;
     for (int k = 0; k < 4; k++)
         p[1 + k] = (float)k;
@@ -116,16 +99,6 @@ static int cj_sample(const void *self, eqm_rng *rng, const eqm_augment_ctx *ctx,
         }
     if (g->o.hue > 0)
         p[8] = (float)(-g->o.hue + 2 * g->o.hue * api->rng_uniform(rng));
-    return EQM_OK;
-}
-
-static int cj_out_shape(const void *self, const eqm_image *in, int *w, int *h, int *c,
-                        uint32_t *format)
-{
-    *w = in->w;
-    *h = in->h;
-    *c = in->c;
-    *format = in->format;
     return EQM_OK;
 }
 
@@ -426,19 +399,10 @@ AUG_TARGET_V3 static const uint8_t *cj_run_v3(const cj *g, const float *p, const
 }
 #endif
 
-static int cj_apply(const void *self, const float *p, const eqm_image *in, eqm_image *out,
-                    void *scratch)
+AUG_APPLY(cj, cj, "color_jitter", 1)
 {
-    const cj *g = self;
-    int rc = aug_check_u8(g->api, g->host, "color_jitter", in);
-    if (rc)
-        return rc;
-    if (p[0] == 0.0f) {
-        aug_copy(in, out);
-        return EQM_OK;
-    }
     if (p[8] < -0.5f || p[8] > 0.5f)
-        return g->api->set_error(g->host, EQM_ERR_INVAL, "color_jitter: hue factor %g outside [-0.5, 0.5]",
+        return g->h.api->set_error(g->h.host, EQM_ERR_INVAL, "color_jitter: hue factor %g outside [-0.5, 0.5]",
                                  (double)p[8]);
     const int c = in->c;
     const size_t npix = (size_t)in->w * in->h, nval = npix * c;
@@ -459,7 +423,7 @@ static int cj_apply(const void *self, const float *p, const eqm_image *in, eqm_i
     for (int k = 0; k < 4; k++) {
         int op = (int)p[1 + k];
         if (op < 0 || op > 3)
-            return g->api->set_error(g->host, EQM_ERR_INVAL, "color_jitter: order%d = %g is not 0..3", k,
+            return g->h.api->set_error(g->h.host, EQM_ERR_INVAL, "color_jitter: order%d = %g is not 0..3", k,
                                      (double)p[1 + k]);
     }
     cur = g->run(g, p, cur, buf, npix, c);
@@ -487,17 +451,6 @@ static const eqm_param_spec cj_params[] = {
     {NULL, 0, 0, NULL, 0, 0, NULL, NULL},
 };
 
-static const eqm_augment_ops cj_ops = {
-    sizeof(eqm_augment_ops), cj_create, cj_destroy, cj_n_params, cj_param_name,
-    cj_sample, cj_out_shape, cj_apply, cj_scratch,
-    NULL, NULL, /* 1.1 source_box, apply_scaled: not a resampling step */
-};
-
-static const eqm_plugin_desc cj_desc = {
-    EQM_DESC_HEADER(EQM_KIND_AUGMENT), "color_jitter", "1.0.0",
-    "RandomApply(ColorJitter, p), random op order, PIL semantics: t = applied, order[4], b, c, s, h",
-    cj_params, sizeof(cj_opts), &cj_ops,
-};
-
-static const eqm_plugin_desc *const descs[] = {&cj_desc};
-EQM_PLUGIN_ENTRY(descs)
+AUG_PLUGIN(cj, "color_jitter",
+           "RandomApply(ColorJitter, p), random op order, PIL semantics: t = applied, order[4], "
+           "b, c, s, h", cj_opts, aug_same_shape, cj_scratch, NULL, NULL) /* 1.1: no resampling */

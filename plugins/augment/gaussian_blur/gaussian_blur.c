@@ -21,44 +21,24 @@ typedef struct gb_opts {
     double sigma_min, sigma_max, p;
 } gb_opts;
 
-typedef struct gb {
-    const eqm_host_api *api;
-    eqm_host *host;
-    gb_opts o;
-} gb;
+AUG_INSTANCE(gb, gb_opts, );
 
-static int gb_create(const eqm_host_api *api, eqm_host *host, const void *opts, void **self)
+static int gb_init(void *self)
 {
-    const gb_opts *o = opts;
-    *self = NULL;
+    const gb *g = self;
+    const gb_opts *o = &g->o;
     if (o->kernel_size && o->kernel_size % 2 == 0)
-        return api->set_error(host, EQM_ERR_INVAL, "gaussian_blur: kernel_size %lld must be odd (or 0 = auto)",
-                              (long long)o->kernel_size);
+        return g->h.api->set_error(g->h.host, EQM_ERR_INVAL,
+                                   "gaussian_blur: kernel_size %lld must be odd (or 0 = auto)",
+                                   (long long)o->kernel_size);
     if (o->sigma_min > o->sigma_max)
-        return api->set_error(host, EQM_ERR_INVAL, "gaussian_blur: sigma_min > sigma_max");
-    gb *g = api->alloc(host, sizeof *g, 0);
-    if (!g)
-        return api->set_error(host, EQM_ERR_NOMEM, "gaussian_blur: out of memory");
-    g->api = api;
-    g->host = host;
-    g->o = *o;
-    *self = g;
+        return g->h.api->set_error(g->h.host, EQM_ERR_INVAL,
+                                   "gaussian_blur: sigma_min > sigma_max");
     return EQM_OK;
 }
 
-static void gb_destroy(void *self)
-{
-    gb *g = self;
-    if (g)
-        g->api->free(g->host, g);
-}
-
-static int gb_n_params(const void *self) { return 2; }
-
-static const char *gb_param_name(const void *self, int i)
-{
-    return i == 0 ? "blur" : i == 1 ? "blur_sigma" : NULL;
-}
+AUG_LIFECYCLE(gb, gb, "gaussian_blur", gb_init, NULL)
+AUG_RECORD(gb, "blur", "blur_sigma")
 
 static int gb_ksize(const gb *g, const eqm_image *in)
 {
@@ -73,20 +53,10 @@ static int gb_sample(const void *self, eqm_rng *rng, const eqm_augment_ctx *ctx,
 {
     const gb *g = self;
     p[0] = p[1] = 0.0f;
-    if (g->api->rng_uniform(rng) < g->o.p) {
+    if (g->h.api->rng_uniform(rng) < g->o.p) {
         p[0] = 1.0f;
-        p[1] = (float)(g->o.sigma_min + (g->o.sigma_max - g->o.sigma_min) * g->api->rng_uniform(rng));
+        p[1] = (float)(g->o.sigma_min + (g->o.sigma_max - g->o.sigma_min) * g->h.api->rng_uniform(rng));
     }
-    return EQM_OK;
-}
-
-static int gb_out_shape(const void *self, const eqm_image *in, int *w, int *h, int *c,
-                        uint32_t *format)
-{
-    *w = in->w;
-    *h = in->h;
-    *c = in->c;
-    *format = in->format;
     return EQM_OK;
 }
 
@@ -104,23 +74,14 @@ static inline int reflect(int i, int n)
     return i;
 }
 
-static int gb_apply(const void *self, const float *p, const eqm_image *in, eqm_image *out,
-                    void *scratch)
+AUG_APPLY(gb, gb, "gaussian_blur", 1)
 {
-    const gb *g = self;
-    int rc = aug_check_u8(g->api, g->host, "gaussian_blur", in);
-    if (rc)
-        return rc;
-    if (p[0] == 0.0f) {
-        aug_copy(in, out);
-        return EQM_OK;
-    }
     int k = gb_ksize(g, in), half = k / 2;
     float sigma = p[1];
     if (!(sigma > 0))
-        return g->api->set_error(g->host, EQM_ERR_INVAL, "gaussian_blur: sigma %g must be > 0", (double)sigma);
+        return g->h.api->set_error(g->h.host, EQM_ERR_INVAL, "gaussian_blur: sigma %g must be > 0", (double)sigma);
     if (k > 255 || half >= in->w || half >= in->h)
-        return g->api->set_error(g->host, EQM_ERR_INVAL,
+        return g->h.api->set_error(g->h.host, EQM_ERR_INVAL,
                                  "gaussian_blur: kernel %d too large for a %dx%d image (reflect padding)",
                                  k, in->w, in->h);
     float ker[256], sum = 0.0f;
@@ -168,17 +129,6 @@ static const eqm_param_spec gb_params[] = {
     {NULL, 0, 0, NULL, 0, 0, NULL, NULL},
 };
 
-static const eqm_augment_ops gb_ops = {
-    sizeof(eqm_augment_ops), gb_create, gb_destroy, gb_n_params, gb_param_name,
-    gb_sample, gb_out_shape, gb_apply, gb_scratch,
-    NULL, NULL, /* 1.1 source_box, apply_scaled: not a resampling step */
-};
-
-static const eqm_plugin_desc gb_desc = {
-    EQM_DESC_HEADER(EQM_KIND_AUGMENT), "gaussian_blur", "1.0.0",
-    "RandomApply(GaussianBlur(k, sigma), p), torchvision semantics: t = blur, sigma", gb_params,
-    sizeof(gb_opts), &gb_ops,
-};
-
-static const eqm_plugin_desc *const descs[] = {&gb_desc};
-EQM_PLUGIN_ENTRY(descs)
+AUG_PLUGIN(gb, "gaussian_blur",
+           "RandomApply(GaussianBlur(k, sigma), p), torchvision semantics: t = blur, sigma",
+           gb_opts, aug_same_shape, gb_scratch, NULL, NULL) /* 1.1: no resampling */

@@ -7,65 +7,14 @@
 
 #include "../aug_common.h"
 
-typedef struct gray_opts {
-    double p;
-} gray_opts;
+AUG_INSTANCE(gray, aug_coin_opts, );
 
-typedef struct gray {
-    const eqm_host_api *api;
-    eqm_host *host;
-    gray_opts o;
-} gray;
+AUG_LIFECYCLE(gray, gray, "grayscale", NULL, NULL)
+AUG_COIN_RECORD(gray, gray, "gray")
 
-static int gray_create(const eqm_host_api *api, eqm_host *host, const void *opts, void **self)
+AUG_APPLY(gray, gray, "grayscale", 1)
 {
-    gray *g = api->alloc(host, sizeof *g, 0);
-    *self = NULL;
-    if (!g)
-        return api->set_error(host, EQM_ERR_NOMEM, "grayscale: out of memory");
-    g->api = api;
-    g->host = host;
-    g->o = *(const gray_opts *)opts;
-    *self = g;
-    return EQM_OK;
-}
-
-static void gray_destroy(void *self)
-{
-    gray *g = self;
-    if (g)
-        g->api->free(g->host, g);
-}
-
-static int gray_n_params(const void *self) { return 1; }
-static const char *gray_param_name(const void *self, int i) { return i == 0 ? "gray" : NULL; }
-
-static int gray_sample(const void *self, eqm_rng *rng, const eqm_augment_ctx *ctx,
-                       const eqm_image *in, float *p)
-{
-    const gray *g = self;
-    p[0] = g->api->rng_uniform(rng) < g->o.p ? 1.0f : 0.0f;
-    return EQM_OK;
-}
-
-static int gray_out_shape(const void *self, const eqm_image *in, int *w, int *h, int *c,
-                          uint32_t *format)
-{
-    *w = in->w;
-    *h = in->h;
-    *c = in->c;
-    *format = in->format;
-    return EQM_OK;
-}
-
-static int gray_apply(const void *self, const float *p, const eqm_image *in, eqm_image *out,
-                      void *scratch)
-{
-    const gray *g = self;
-    int rc = aug_check_u8(g->api, g->host, "grayscale", in);
-    if (rc)
-        return rc;
-    if (p[0] == 0.0f || in->c == 1) {
+    if (in->c == 1) {
         aug_copy(in, out);
         return EQM_OK;
     }
@@ -81,21 +30,9 @@ static int gray_apply(const void *self, const float *p, const eqm_image *in, eqm
 }
 
 static const eqm_param_spec gray_params[] = {
-    {"p", EQM_PARAM_FLOAT, offsetof(gray_opts, p), "0.2", 0, 1, NULL, "probability of converting to gray"},
+    {"p", EQM_PARAM_FLOAT, offsetof(aug_coin_opts, p), "0.2", 0, 1, NULL, "probability of converting to gray"},
     {NULL, 0, 0, NULL, 0, 0, NULL, NULL},
 };
 
-static const eqm_augment_ops gray_ops = {
-    sizeof(eqm_augment_ops), gray_create, gray_destroy, gray_n_params, gray_param_name,
-    gray_sample, gray_out_shape, gray_apply, NULL,
-    NULL, NULL, /* 1.1 source_box, apply_scaled: not a resampling step */
-};
-
-static const eqm_plugin_desc gray_desc = {
-    EQM_DESC_HEADER(EQM_KIND_AUGMENT), "grayscale", "1.0.0",
-    "RandomGrayscale(p), ITU-R 601 luma on 3 channels: t = gray (0/1)", gray_params,
-    sizeof(gray_opts), &gray_ops,
-};
-
-static const eqm_plugin_desc *const descs[] = {&gray_desc};
-EQM_PLUGIN_ENTRY(descs)
+AUG_PLUGIN(gray, "grayscale", "RandomGrayscale(p), ITU-R 601 luma on 3 channels: t = gray (0/1)",
+           aug_coin_opts, aug_same_shape, NULL, NULL, NULL) /* 1.1: no resampling */

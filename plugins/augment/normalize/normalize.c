@@ -16,8 +16,8 @@ typedef struct norm_opts {
 } norm_opts;
 
 typedef struct norm {
-    const eqm_host_api *api;
-    eqm_host *host;
+    aug_head h;
+    norm_opts o; /* read by init only (then cleared: the strings are the config's) */
     float lut[3][256];
     float m[3], s[3];
     float mpat[192], spat[192]; /* m and s repeated for 64 RGB pixels */
@@ -79,21 +79,18 @@ static int parse3(const char *s, float v[3])
     return 0;
 }
 
-static int norm_create(const eqm_host_api *api, eqm_host *host, const void *opts, void **self)
+static int norm_init(void *self)
 {
-    const norm_opts *o = opts;
+    norm *g = self;
+    const eqm_host_api *api = g->h.api;
+    eqm_host *host = g->h.host;
+    const norm_opts *o = &g->o;
     float m[3], s[3];
-    *self = NULL;
     if (parse3(o->mean, m))
         return api->set_error(host, EQM_ERR_INVAL, "normalize: mean = '%s': expected 3 numbers 'r,g,b'", o->mean);
     if (parse3(o->std, s) || !(s[0] > 0 && s[1] > 0 && s[2] > 0))
         return api->set_error(host, EQM_ERR_INVAL, "normalize: std = '%s': expected 3 positive numbers 'r,g,b'",
                               o->std);
-    norm *g = api->alloc(host, sizeof *g, 0);
-    if (!g)
-        return api->set_error(host, EQM_ERR_NOMEM, "normalize: out of memory");
-    g->api = api;
-    g->host = host;
     g->run = norm_run_v0;
 #if AUG_HAVE_V3
     if (aug_use_v3())
@@ -109,25 +106,12 @@ static int norm_create(const eqm_host_api *api, eqm_host *host, const void *opts
             volatile float d = x - m[c];
             g->lut[c][v] = d / s[c];
         }
-    *self = g;
+    g->o.mean = g->o.std = NULL; /* the config's strings: not kept */
     return EQM_OK;
 }
 
-static void norm_destroy(void *self)
-{
-    norm *g = self;
-    if (g)
-        g->api->free(g->host, g);
-}
-
-static int norm_n_params(const void *self) { return 0; }
-static const char *norm_param_name(const void *self, int i) { return NULL; }
-
-static int norm_sample(const void *self, eqm_rng *rng, const eqm_augment_ctx *ctx,
-                       const eqm_image *in, float *p)
-{
-    return EQM_OK;
-}
+AUG_LIFECYCLE(norm, norm, "normalize", norm_init, NULL)
+AUG_NO_RECORD(norm)
 
 static int norm_out_shape(const void *self, const eqm_image *in, int *w, int *h, int *c,
                           uint32_t *format)
@@ -139,13 +123,8 @@ static int norm_out_shape(const void *self, const eqm_image *in, int *w, int *h,
     return EQM_OK;
 }
 
-static int norm_apply(const void *self, const float *p, const eqm_image *in, eqm_image *out,
-                      void *scratch)
+AUG_APPLY(norm, norm, "normalize", 0)
 {
-    const norm *g = self;
-    int rc = aug_check_u8(g->api, g->host, "normalize", in);
-    if (rc)
-        return rc;
     g->run(g, in, out);
     return EQM_OK;
 }
@@ -158,17 +137,6 @@ static const eqm_param_spec norm_params[] = {
     {NULL, 0, 0, NULL, 0, 0, NULL, NULL},
 };
 
-static const eqm_augment_ops norm_ops = {
-    sizeof(eqm_augment_ops), norm_create, norm_destroy, norm_n_params, norm_param_name,
-    norm_sample, norm_out_shape, norm_apply, NULL,
-    NULL, NULL, /* 1.1 source_box, apply_scaled: not a resampling step */
-};
-
-static const eqm_plugin_desc norm_desc = {
-    EQM_DESC_HEADER(EQM_KIND_AUGMENT), "normalize", "1.0.0",
-    "ToTensor + Normalize(mean, std): U8 -> F32, must be last; no t record", norm_params,
-    sizeof(norm_opts), &norm_ops,
-};
-
-static const eqm_plugin_desc *const descs[] = {&norm_desc};
-EQM_PLUGIN_ENTRY(descs)
+AUG_PLUGIN(norm, "normalize",
+           "ToTensor + Normalize(mean, std): U8 -> F32, must be last; no t record", norm_opts,
+           norm_out_shape, NULL, NULL, NULL) /* 1.1: no resampling */

@@ -7,8 +7,8 @@
  * clamped to [ratio_min, ratio_max]. Record (METHOD.md §4): crop_i, crop_j, crop_h, crop_w
  * in pixels of the input image.
  * apply(): img.crop((j, i, j+w, i+h)).resize((size, size), BICUBIC|BILINEAR), Pillow 9.4
- * bit for bit (aug_common.h). apply_scaled() (ABI 1.1): the same box on a DCT-downscaled
- * input (aug_resize_fbox), which the loader uses when the crop is at least twice the output.
+ * bit for bit (the host's api->image->resample). apply_scaled() (ABI 1.1): the same box on
+ * a DCT-downscaled input, which the loader uses when the crop is at least twice the output.
  * Left out: non-square output sizes, nearest interpolation, tensor (float) inputs.
  */
 #include <equimod/equimod.h>
@@ -23,84 +23,27 @@ typedef struct rrc_opts {
     int interpolation; /* 0 bilinear, 1 bicubic */
 } rrc_opts;
 
-/* Coefficients for every crop side 1..max_in resized to `size` (small outputs only, e.g.
- * CIFAR's 32: crops are at most the image side); larger cases compute them per call. */
-#define RRC_TABLE_MAX_SIZE 64
-typedef struct rrc {
-    const eqm_host_api *api;
-    eqm_host *host;
-    rrc_opts o;
-    int filter;
-    int max_in;           /* tables for in = 1..max_in (0: none) */
-    aug_coef *coef;       /* [max_in + 1] */
-    int32_t *coef_data;
-} rrc;
+AUG_INSTANCE(rrc, rrc_opts, int flags; /* api->image->resample's */);
 
-static int rrc_create(const eqm_host_api *api, eqm_host *host, const void *opts, void **self)
-{
-    const rrc_opts *o = opts;
-    *self = NULL;
-    if (o->scale_min > o->scale_max || o->ratio_min > o->ratio_max)
-        return api->set_error(host, EQM_ERR_INVAL,
-                              "random_resized_crop: scale_min > scale_max or ratio_min > ratio_max");
-    rrc *r = api->alloc(host, sizeof *r, 0);
-    if (!r)
-        return api->set_error(host, EQM_ERR_NOMEM, "random_resized_crop: out of memory");
-    r->api = api;
-    r->host = host;
-    r->o = *o;
-    r->filter = o->interpolation == 1 ? AUG_BICUBIC : AUG_BILINEAR;
-    if (o->size <= RRC_TABLE_MAX_SIZE) {
-        int out = (int)o->size, mx = 2 * out;
-        size_t total = 0;
-        for (int in = 1; in <= mx; in++)
-            total += (size_t)aug_ksize(in, out, r->filter) * out + 2 * (size_t)out;
-        r->coef = api->alloc(host, sizeof(aug_coef) * (size_t)(mx + 1), 0);
-        r->coef_data = api->alloc(host, total * sizeof(int32_t), 0);
-        if (!r->coef || !r->coef_data) {
-            api->free(host, r->coef);
-            api->free(host, r->coef_data);
-            api->free(host, r);
-            return api->set_error(host, EQM_ERR_NOMEM, "random_resized_crop: out of memory");
-        }
-        int32_t *d = r->coef_data;
-        for (int in = 1; in <= mx; in++) {
-            int k = aug_ksize(in, out, r->filter);
-            aug_coeffs(in, out, r->filter, k, d, d + (size_t)k * out);
-            r->coef[in].ksize = k;
-            r->coef[in].kk = d;
-            r->coef[in].bounds = d + (size_t)k * out;
-            d += (size_t)k * out + 2 * (size_t)out;
-        }
-        r->max_in = mx;
-    }
-    *self = r;
-    return EQM_OK;
-}
-
-static void rrc_destroy(void *self)
+static int rrc_init(void *self)
 {
     rrc *r = self;
-    if (r) {
-        r->api->free(r->host, r->coef);
-        r->api->free(r->host, r->coef_data);
-        r->api->free(r->host, r);
-    }
+    if (r->o.scale_min > r->o.scale_max || r->o.ratio_min > r->o.ratio_max)
+        return r->h.api->set_error(r->h.host, EQM_ERR_INVAL,
+                                   "random_resized_crop: scale_min > scale_max or ratio_min > "
+                                   "ratio_max");
+    return aug_resample_flags(r->h.api, r->h.host, "random_resized_crop", r->o.interpolation,
+                              &r->flags);
 }
 
-static int rrc_n_params(const void *self) { return 4; }
-
-static const char *rrc_param_name(const void *self, int i)
-{
-    static const char *const n[4] = {"crop_i", "crop_j", "crop_h", "crop_w"};
-    return i >= 0 && i < 4 ? n[i] : NULL;
-}
+AUG_LIFECYCLE(rrc, rrc, "random_resized_crop", rrc_init, NULL)
+AUG_RECORD(rrc, "crop_i", "crop_j", "crop_h", "crop_w")
 
 static int rrc_sample(const void *self, eqm_rng *rng, const eqm_augment_ctx *ctx,
                       const eqm_image *in, float *p)
 {
     const rrc *r = self;
-    const eqm_host_api *api = r->api;
+    const eqm_host_api *api = r->h.api;
     int width = in->w, height = in->h;
     double area = (double)height * width;
     double lr0 = log(r->o.ratio_min), lr1 = log(r->o.ratio_max);
@@ -141,44 +84,27 @@ static int rrc_sample(const void *self, eqm_rng *rng, const eqm_augment_ctx *ctx
 static int rrc_out_shape(const void *self, const eqm_image *in, int *w, int *h, int *c,
                          uint32_t *format)
 {
-    const rrc *r = self;
-    *w = *h = (int)r->o.size;
-    *c = in->c;
-    *format = EQM_PIX_U8;
-    return EQM_OK;
+    return aug_square_shape(((const rrc *)self)->o.size, in, w, h, c, format);
 }
 
-static size_t rrc_scratch(const void *self, const eqm_image *in)
-{
-    const rrc *r = self;
-    return aug_resize_fbox_scratch(in->w, in->h, in->c, (int)r->o.size, (int)r->o.size,
-                                   r->filter);
-}
+/* None: the host's resampler keeps its own per-thread memory (0 rather than a NULL
+ * callback, for callers written when this step needed scratch). */
+static size_t rrc_scratch(const void *self, const eqm_image *in) { return 0; }
 
-static int rrc_apply(const void *self, const float *p, const eqm_image *in, eqm_image *out,
-                     void *scratch)
+AUG_APPLY(rrc, rrc, "random_resized_crop", 0)
 {
-    const rrc *r = self;
-    int rc = aug_check_u8(r->api, r->host, "random_resized_crop", in);
-    if (rc)
-        return rc;
     int i = (int)p[0], j = (int)p[1], h = (int)p[2], w = (int)p[3];
     if (i < 0 || j < 0 || h <= 0 || w <= 0 || i + h > in->h || j + w > in->w)
-        return r->api->set_error(r->host, EQM_ERR_INVAL,
-                                 "random_resized_crop: crop (i=%d, j=%d, h=%d, w=%d) outside the "
-                                 "%dx%d input", i, j, h, w, in->w, in->h);
-    const aug_coef *ch = w <= r->max_in ? &r->coef[w] : NULL;
-    const aug_coef *cv = h <= r->max_in ? &r->coef[h] : NULL;
-    aug_resize_c(in, j, i, w, h, out, r->filter, scratch, ch, cv); /* dispatches to AVX2 itself */
-    return EQM_OK;
+        return g->h.api->set_error(g->h.host, EQM_ERR_INVAL,
+                                   "random_resized_crop: crop (i=%d, j=%d, h=%d, w=%d) outside "
+                                   "the %dx%d input", i, j, h, w, in->w, in->h);
+    const double box[4] = {j, i, w, h};
+    return g->h.api->image->resample(g->h.host, in, box, g->flags, out);
 }
 
 /* The crop box in the input's pixels. */
 static int rrc_source_box(const void *self, const float *p, int in_w, int in_h, float box[4])
 {
-    (void)self;
-    (void)in_w;
-    (void)in_h;
     box[0] = p[1];
     box[1] = p[0];
     box[2] = p[3];
@@ -186,25 +112,26 @@ static int rrc_source_box(const void *self, const float *p, int in_w, int in_h, 
     return EQM_OK;
 }
 
-/* On an input downscaled by (sx, sy): the same box, scaled, resampled (aug_resize_fbox). */
+/* On an input downscaled by (sx, sy): the same box, scaled, resampled (the taps read the
+ * scaled box's pixel window, EQM_RESAMPLE_CROP). */
 static int rrc_apply_scaled(const void *self, const float *p, const eqm_image *in, float sx,
                             float sy, eqm_image *out, void *scratch)
 {
     const rrc *r = self;
     if (sx == 1.0f && sy == 1.0f)
         return rrc_apply(self, p, in, out, scratch);
-    int rc = aug_check_u8(r->api, r->host, "random_resized_crop", in);
+    int rc = aug_check_u8(r->h.api, r->h.host, "random_resized_crop", in);
     if (rc)
         return rc;
     double i = p[0], j = p[1], h = p[2], w = p[3];
     if (!(sx > 0 && sx <= 1 && sy > 0 && sy <= 1) || i < 0 || j < 0 || h <= 0 || w <= 0 ||
         (j + w) * sx > in->w + 1e-3 || (i + h) * sy > in->h + 1e-3)
-        return r->api->set_error(r->host, EQM_ERR_INVAL,
-                                 "random_resized_crop: crop (i=%g, j=%g, h=%g, w=%g) scaled by "
-                                 "(%g, %g) outside the %dx%d input", i, j, h, w, sx, sy, in->w,
-                                 in->h);
-    aug_resize_fbox(in, j * sx, i * sy, w * sx, h * sy, out, r->filter, scratch);
-    return EQM_OK;
+        return r->h.api->set_error(r->h.host, EQM_ERR_INVAL,
+                                   "random_resized_crop: crop (i=%g, j=%g, h=%g, w=%g) scaled "
+                                   "by (%g, %g) outside the %dx%d input", i, j, h, w, sx, sy,
+                                   in->w, in->h);
+    const double box[4] = {j * sx, i * sy, w * sx, h * sy};
+    return r->h.api->image->resample(r->h.host, in, box, r->flags, out);
 }
 
 static const eqm_param_spec rrc_params[] = {
@@ -222,16 +149,6 @@ static const eqm_param_spec rrc_params[] = {
     {NULL, 0, 0, NULL, 0, 0, NULL, NULL},
 };
 
-static const eqm_augment_ops rrc_ops = {
-    sizeof(eqm_augment_ops), rrc_create, rrc_destroy, rrc_n_params, rrc_param_name,
-    rrc_sample, rrc_out_shape, rrc_apply, rrc_scratch, rrc_source_box, rrc_apply_scaled,
-};
-
-static const eqm_plugin_desc rrc_desc = {
-    EQM_DESC_HEADER(EQM_KIND_AUGMENT), "random_resized_crop", "1.0.0",
-    "RandomResizedCrop (torchvision 0.14 on PIL): t = crop i, j, h, w", rrc_params,
-    sizeof(rrc_opts), &rrc_ops,
-};
-
-static const eqm_plugin_desc *const descs[] = {&rrc_desc};
-EQM_PLUGIN_ENTRY(descs)
+AUG_PLUGIN(rrc, "random_resized_crop",
+           "RandomResizedCrop (torchvision 0.14 on PIL): t = crop i, j, h, w", rrc_opts,
+           rrc_out_shape, rrc_scratch, rrc_source_box, rrc_apply_scaled)

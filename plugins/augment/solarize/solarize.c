@@ -12,64 +12,13 @@ typedef struct sol_opts {
     double p;
 } sol_opts;
 
-typedef struct sol {
-    const eqm_host_api *api;
-    eqm_host *host;
-    sol_opts o;
-} sol;
+AUG_INSTANCE(sol, sol_opts, );
 
-static int sol_create(const eqm_host_api *api, eqm_host *host, const void *opts, void **self)
+AUG_LIFECYCLE(sol, sol, "solarize", NULL, NULL)
+AUG_COIN_RECORD(sol, sol, "solarize")
+
+AUG_APPLY(sol, sol, "solarize", 1)
 {
-    sol *g = api->alloc(host, sizeof *g, 0);
-    *self = NULL;
-    if (!g)
-        return api->set_error(host, EQM_ERR_NOMEM, "solarize: out of memory");
-    g->api = api;
-    g->host = host;
-    g->o = *(const sol_opts *)opts;
-    *self = g;
-    return EQM_OK;
-}
-
-static void sol_destroy(void *self)
-{
-    sol *g = self;
-    if (g)
-        g->api->free(g->host, g);
-}
-
-static int sol_n_params(const void *self) { return 1; }
-static const char *sol_param_name(const void *self, int i) { return i == 0 ? "solarize" : NULL; }
-
-static int sol_sample(const void *self, eqm_rng *rng, const eqm_augment_ctx *ctx,
-                      const eqm_image *in, float *p)
-{
-    const sol *g = self;
-    p[0] = g->api->rng_uniform(rng) < g->o.p ? 1.0f : 0.0f;
-    return EQM_OK;
-}
-
-static int sol_out_shape(const void *self, const eqm_image *in, int *w, int *h, int *c,
-                         uint32_t *format)
-{
-    *w = in->w;
-    *h = in->h;
-    *c = in->c;
-    *format = in->format;
-    return EQM_OK;
-}
-
-static int sol_apply(const void *self, const float *p, const eqm_image *in, eqm_image *out,
-                     void *scratch)
-{
-    const sol *g = self;
-    int rc = aug_check_u8(g->api, g->host, "solarize", in);
-    if (rc)
-        return rc;
-    if (p[0] == 0.0f) {
-        aug_copy(in, out);
-        return EQM_OK;
-    }
     uint8_t lut[256];
     for (int v = 0; v < 256; v++)
         lut[v] = v < g->o.threshold ? (uint8_t)v : (uint8_t)(255 - v);
@@ -90,17 +39,5 @@ static const eqm_param_spec sol_params[] = {
     {NULL, 0, 0, NULL, 0, 0, NULL, NULL},
 };
 
-static const eqm_augment_ops sol_ops = {
-    sizeof(eqm_augment_ops), sol_create, sol_destroy, sol_n_params, sol_param_name,
-    sol_sample, sol_out_shape, sol_apply, NULL,
-    NULL, NULL, /* 1.1 source_box, apply_scaled: not a resampling step */
-};
-
-static const eqm_plugin_desc sol_desc = {
-    EQM_DESC_HEADER(EQM_KIND_AUGMENT), "solarize", "1.0.0",
-    "RandomSolarize(threshold, p), PIL semantics: t = solarize (0/1)", sol_params,
-    sizeof(sol_opts), &sol_ops,
-};
-
-static const eqm_plugin_desc *const descs[] = {&sol_desc};
-EQM_PLUGIN_ENTRY(descs)
+AUG_PLUGIN(sol, "solarize", "RandomSolarize(threshold, p), PIL semantics: t = solarize (0/1)",
+           sol_opts, aug_same_shape, NULL, NULL, NULL) /* 1.1: no resampling */

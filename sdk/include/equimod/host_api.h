@@ -58,7 +58,17 @@ typedef struct eqm_image {
     void *data;         /* (h, stride) */
 } eqm_image;
 
-/* Image services (JPEG through libjpeg-turbo inside the host). Sized, append only. */
+/* Flags of api->image->resample: one filter, ORed with options. Append only. */
+enum eqm_resample_flags {
+    EQM_RESAMPLE_BILINEAR = 2,      /* Pillow's BILINEAR (triangle, support 1) */
+    EQM_RESAMPLE_BICUBIC = 3,       /* Pillow's BICUBIC (a = -0.5, support 2) */
+    EQM_RESAMPLE_FILTER_MASK = 0xff,
+    EQM_RESAMPLE_CROP = 1 << 8,     /* taps read only the box's pixel window (see resample) */
+    EQM_RESAMPLE_PORTABLE = 1 << 9  /* no CPU-specific code path: the same bytes (tests) */
+};
+
+/* Image services (JPEG through libjpeg-turbo inside the host, resampling). Sized, append
+ * only. */
 typedef struct eqm_image_api {
     uint32_t size;
     /* Read the size of a JPEG without decoding. Returns EQM_OK or EQM_ERR_FORMAT. */
@@ -88,11 +98,36 @@ typedef struct eqm_image_api {
     /* Resample the box (x0, y0, cw, ch) of `in` (source pixel units, fractional allowed;
      * Pillow's resize(box=...)) to out->w x out->h with Pillow's BILINEAR filter, which is
      * antialiased when downscaling (triangle filter whose support grows with the scale,
-     * ImagingResample). in and out: U8, same c (1 or 3); out->data and out->stride are
-     * caller-set. Thread-safe; allocates temporary memory internally.
+     * ImagingResample): api->image->resample with EQM_RESAMPLE_BILINEAR, bit for bit. in
+     * and out: U8, same c (1 or 3); out->data and out->stride are caller-set. Thread-safe.
      * Returns EQM_OK, EQM_ERR_INVAL (box outside the image, formats) or EQM_ERR_NOMEM. */
     int (*crop_resize)(eqm_host *h, const eqm_image *in, float x0, float y0, float cw,
                        float ch, eqm_image *out);
+
+    /* ---- appended in 1.2 (issue 11; check with EQM_API_HAS(api->image, resample)) ---- */
+
+    /* Resample the box (box[0], box[1]) + (box[2] x box[3]) of `in` (x, y, w, h in source
+     * pixels, fractional allowed; the far edges may pass the image by 1e-3) to out->w x
+     * out->h: Pillow 9.4's resampling bit for bit (separable, horizontal pass first into
+     * 8 bits, 22-bit fixed-point taps, support widened by the downscale factor, so
+     * antialiased; an axis whose size and box are unchanged is copied). flags: a filter,
+     * EQM_RESAMPLE_BILINEAR or EQM_RESAMPLE_BICUBIC, ORed with
+     *   EQM_RESAMPLE_CROP: the taps read only the box's pixel window [floor(x), ceil(x+w))
+     *     x [floor(y), ceil(y+h)): im.crop(window).resize(size, filter, box moved into the
+     *     window), which for a box on pixel edges is im.crop(box).resize(size, filter)
+     *     (torchvision's resized_crop). Without it the taps may read the pixels around the
+     *     box: im.resize(size, filter, box) (as crop_resize);
+     *   EQM_RESAMPLE_PORTABLE: the portable loops instead of the CPU-specific (AVX2) ones;
+     *     the output is the same (for tests comparing the two).
+     * Pillow itself takes the box as float: for its bytes, pass box values that a float
+     * holds exactly. in, out: U8 with the same c (1 or 3), strides in elements; out->data
+     * and out->stride are caller-set. Thread-safe; uses memory the host keeps per calling
+     * thread (the temporary image, a cache of recent coefficients), freed when the thread
+     * exits.
+     * Returns EQM_OK, EQM_ERR_INVAL (box outside the image, formats, flags; the message
+     * says which) or EQM_ERR_NOMEM. */
+    int (*resample)(eqm_host *h, const eqm_image *in, const double box[4], int flags,
+                    eqm_image *out);
 } eqm_image_api;
 
 /* File and archive reading (libarchive + zlib inside the host). Sized, append only.

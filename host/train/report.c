@@ -4,10 +4,12 @@
  * `equimod eval` appends its results). */
 #include "config.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "train/run.h"
 
@@ -31,8 +33,18 @@ static void json_num(FILE *f, const char *k, double v)
         fprintf(f, ",\"%s\":null", k);
 }
 
+/* v as json_num writes it (%.9g): an epoch line is the mean of its step lines as the file
+ * holds them, so a resumed run rebuilds the sums of a cut epoch from the file exactly. */
+static double as_logged(double v)
+{
+    char b[40];
+    snprintf(b, sizeof b, "%.9g", v);
+    return isfinite(v) ? strtod(b, NULL) : v;
+}
+
 void acc_add(acc_terms *a, const char *name, double v)
 {
+    v = as_logged(v);
     for (int i = 0; i < a->n; i++)
         if (!strcmp(a->name[i], name)) {
             a->sum[i] += v;
@@ -354,3 +366,139 @@ void report_final(trainer *tr, const acc_terms *last, double wall_s)
     report_svg(tr->dir);
 }
 
+
+/* One "key":value pair of a flat metrics line from *p on; value NaN for null or a string.
+ * Returns 0 at the end of the object or on anything else. */
+static int json_pair(const char **p, char *key, size_t keylen, double *v, int *is_str)
+{
+    const char *q = *p;
+    while (*q == ',' || *q == '{' || *q == ' ')
+        q++;
+    if (*q != '"')
+        return 0;
+    const char *k = ++q;
+    while (*q && *q != '"')
+        q++;
+    if (*q != '"' || q[1] != ':' || (size_t)(q - k) >= keylen)
+        return 0;
+    memcpy(key, k, (size_t)(q - k));
+    key[q - k] = 0;
+    q += 2;
+    *is_str = *q == '"';
+    if (*is_str) {
+        q++;
+        while (*q && *q != '"')
+            q++;
+        if (*q != '"')
+            return 0;
+        q++;
+        *v = NAN;
+    } else if (!strncmp(q, "null", 4)) {
+        q += 4;
+        *v = NAN;
+    } else {
+        char *end;
+        *v = strtod(q, &end);
+        if (end == q)
+            return 0;
+        q = end;
+    }
+    *p = q;
+    return 1;
+}
+
+/* Keep a line of an interrupted run? Steps before the checkpoint's, epoch lines of the
+ * epochs it completed, kNN lines up to it except "final" (written again at the end). */
+static int keep_line(const char *line, const train_state *st, int *step_of_epoch)
+{
+    double step, epoch;
+    *step_of_epoch = 0;
+    if (!json_get(line, "step", &step) || !json_get(line, "epoch", &epoch))
+        return 0;
+    if (strstr(line, "{\"kind\":\"step\",") == line) {
+        *step_of_epoch = step < (double)st->step && epoch == (double)st->epoch;
+        return step < (double)st->step;
+    }
+    if (strstr(line, "{\"kind\":\"epoch\",") == line)
+        return epoch < (double)st->epoch;
+    if (strstr(line, "\"what\":\"final\""))
+        return 0;
+    return step <= (double)st->step && epoch <= (double)st->epoch;
+}
+
+/* The step line's logged values into the epoch sums, in the order report_step adds them
+ * (every value but the position, lr, tau and the rate). */
+static void resume_add(trainer *tr, const char *line)
+{
+    acc_terms *a = &tr->resume_acc;
+    const char *p = line;
+    char key[64];
+    double v;
+    int is_str;
+    while (json_pair(&p, key, sizeof key, &v, &is_str)) {
+        static const char *const skip[] = {"kind", "step", "epoch", "batch", "lr", "tau",
+                                           "img_s"};
+        int k = 0;
+        while (k < 7 && strcmp(key, skip[k]))
+            k++;
+        if (k < 7 || is_str)
+            continue;
+        int i = 0;
+        while (i < a->n && strcmp(a->name[i], key))
+            i++;
+        if (i == a->n) {
+            if (a->n == MAX_TERMS)
+                continue;
+            snprintf(tr->resume_names[i], sizeof tr->resume_names[i], "%s", key);
+            a->name[a->n++] = tr->resume_names[i];
+            a->sum[i] = 0;
+        }
+        a->sum[i] += v;
+    }
+    a->steps++;
+}
+
+int report_resume_metrics(trainer *tr, char *err, size_t errlen)
+{
+    char path[4200], tmp[4300];
+    memset(&tr->resume_acc, 0, sizeof tr->resume_acc);
+    snprintf(path, sizeof path, "%s/metrics.jsonl", tr->dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *in = fopen(path, "r");
+    if (!in)
+        return errno == ENOENT ? EQM_OK : errf(err, errlen, EQM_ERR_IO, "%s: cannot read: %s",
+                                               path, strerror(errno));
+    FILE *out = fopen(tmp, "w");
+    if (!out) {
+        fclose(in);
+        return errf(err, errlen, EQM_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    long dropped = 0;
+    while ((n = getline(&line, &cap, in)) > 0) {
+        int in_epoch;
+        if (line[n - 1] != '\n' || !keep_line(line, &tr->st, &in_epoch)) {
+            dropped++;
+            continue;
+        }
+        if (in_epoch)
+            resume_add(tr, line);
+        fputs(line, out);
+    }
+    free(line);
+    int bad = ferror(in);
+    fclose(in);
+    if (fclose(out) || bad || rename(tmp, path)) {
+        int e = errno;
+        unlink(tmp);
+        return errf(err, errlen, EQM_ERR_IO, "%s: cannot rewrite it for the resume: %s", path,
+                    strerror(e));
+    }
+    if (dropped)
+        host_log(EQM_LOG_INFO, "train",
+                 "%s: %ld line(s) written after the checkpoint dropped (written again)", path,
+                 dropped);
+    return EQM_OK;
+}

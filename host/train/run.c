@@ -364,6 +364,9 @@ static int run_folder_files(trainer *tr, int resumed, char *err, size_t errlen)
         return errf(err, errlen, EQM_ERR_INVAL, "run folder path too long");
     if (write_text_atomic(p, tr->cfg_text))
         return errf(err, errlen, EQM_ERR_IO, "%s: cannot write: %s", p, strerror(errno));
+    int rc;
+    if (resumed && (rc = report_resume_metrics(tr, err, errlen)))
+        return rc;
     if (snprintf(p, sizeof p, "%s/metrics.jsonl", tr->dir) >= (int)sizeof p)
         p[0] = 0;
     tr->metrics = fopen(p, resumed ? "a" : "w");
@@ -437,7 +440,8 @@ static int run_epoch(trainer *tr, acc_terms *acc, int *stopped, char *err, size_
                         rc == EQM_EOF ? "epoch ended early" : loader_error(tr->ld));
         loader_release(tr->ld, b);
     }
-    memset(acc, 0, sizeof *acc);
+    if (tr->st.batch == 0) /* else resumed mid-epoch: acc holds its steps so far */
+        memset(acc, 0, sizeof *acc);
     for (;;) {
         if (stop_signal || (tr->to.max_steps > 0 && tr->st.step >= tr->to.max_steps)) {
             *stopped = 1;
@@ -567,8 +571,7 @@ static int run_train(trainer *tr, int resumed, double wall0, int *status, char *
     sigaction(SIGTERM, &sa, &old_term);
     stop_signal = 0;
     int rc = EQM_OK, stopped = 0;
-    acc_terms acc;
-    memset(&acc, 0, sizeof acc);
+    acc_terms acc = tr->resume_acc; /* zero unless resumed mid-epoch */
     if (!resumed && tr->eo.knn_baseline) {
         eval_acc a;
         rc = report_knn(tr, "untrained", &a, err, errlen);

@@ -31,6 +31,15 @@ typedef struct train_state {
     int64_t images;      /* images seen so far */
 } train_state;
 
+/* Per-epoch sums of every logged value (report.c), each as metrics.jsonl holds it. */
+#define MAX_TERMS 16
+typedef struct acc_terms {
+    int n;
+    const char *name[MAX_TERMS];
+    double sum[MAX_TERMS];
+    int64_t steps;
+} acc_terms;
+
 typedef struct trainer {
     eqm_config *cfg;
     const eqm_registry *reg;
@@ -54,16 +63,12 @@ typedef struct trainer {
     float *h, *dh, *ht; /* backbone outputs, their gradients, BYOL target outputs */
     FILE *metrics;
     int tty;
+    /* resumed mid-epoch: the sums of that epoch's steps before the checkpoint, rebuilt
+     * from metrics.jsonl (report_resume_metrics), with the names they were logged under */
+    acc_terms resume_acc;
+    char resume_names[MAX_TERMS][64];
 } trainer;
 
-/* Per-epoch sums of every logged value (report.c). */
-#define MAX_TERMS 16
-typedef struct acc_terms {
-    int n;
-    const char *name[MAX_TERMS];
-    double sum[MAX_TERMS];
-    int64_t steps;
-} acc_terms;
 
 /* One step's values, as step.c hands them to the report. */
 typedef struct step_log {
@@ -84,6 +89,11 @@ void report_step(trainer *tr, const step_log *s, acc_terms *acc);
 void report_progress(trainer *tr, int64_t epoch, int64_t b, double loss, double lr,
                      int final_line);
 void report_epoch(trainer *tr, const acc_terms *a, double epoch_s);
+/* On resume, before metrics.jsonl is appended to: drops every line the interrupted process
+ * wrote after the checkpoint it resumes from (they are written again), so the file equals
+ * an uninterrupted run's, and rebuilds tr->resume_acc from the kept step lines of the
+ * current epoch. A torn last line (killed mid-write) is dropped too. */
+int report_resume_metrics(trainer *tr, char *err, size_t errlen);
 int report_knn(trainer *tr, const char *what, eval_acc *a, char *err, size_t errlen);
 double report_untrained_top1(const char *dir);
 void report_final(trainer *tr, const acc_terms *last, double wall_s);

@@ -7,6 +7,8 @@
  *   - resume: a run stopped mid-epoch (train.max_steps) and one stopped by SIGTERM both
  *     continue to checkpoints whose params, BN buffers, optimizer state (and BYOL target)
  *     are bit-identical to an uninterrupted run's;
+ *   - a run killed after its last checkpoint and resumed ends with the metrics.jsonl of an
+ *     uninterrupted run (timing fields aside);
  *   - a foreign checkpoint (other config in the same folder) is refused and kept.
  * Environment: EQM_BUILDDIR (the equimod binary), EQM_SRCDIR (configs),
  * EQUIMOD_PLUGIN_PATH (when it holds no plugin, the build tree's plugins/.../.libs). */
@@ -267,6 +269,78 @@ END_TEST
 START_TEST(resume_after_sigterm_bit_identical_byol) { resume_case(cfg_byol, "byol", 1); }
 END_TEST
 
+/* metrics.jsonl without the timing fields (they differ from run to run). */
+static char *strip_timing(const char *path)
+{
+    char *t = slurp(path);
+    ck_assert_msg(t != NULL, "no %s", path);
+    static const char *const timing[] = {"img_s", "stall_ms", "step_s", "epoch_s"};
+    for (size_t k = 0; k < sizeof timing / sizeof timing[0]; k++) {
+        char pat[32];
+        snprintf(pat, sizeof pat, ",\"%s\":", timing[k]);
+        for (char *p; (p = strstr(t, pat));) {
+            char *e = p + 1;
+            while (*e && *e != ',' && *e != '}')
+                e++;
+            memmove(p, e, strlen(e) + 1);
+        }
+    }
+    return t;
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    char *t = slurp(from);
+    struct stat st;
+    ck_assert(t && !stat(from, &st));
+    FILE *f = fopen(to, "w");
+    ck_assert(f && fwrite(t, 1, (size_t)st.st_size, f) == (size_t)st.st_size && !fclose(f));
+    free(t);
+}
+
+/* A run killed after its last checkpoint has logged steps the resume does again: on resume
+ * metrics.jsonl is cut back to the checkpoint, so it ends equal to an uninterrupted run's
+ * (timing fields aside), epoch means of the cut epoch included. The kill is made exact:
+ * a checkpoint at step 5 is put back after the run went on to step 11. */
+START_TEST(resume_after_kill_metrics_equal)
+{
+    char a[1024], b[1024], log[1024], last[2048], keep[2048], prev[2048], ma[2048],
+        mb[2048];
+    snprintf(a, sizeof a, "%s/metrics_full", tmpdir);
+    snprintf(b, sizeof b, "%s/metrics_cut", tmpdir);
+    snprintf(log, sizeof log, "%s/metrics.log", tmpdir);
+    snprintf(last, sizeof last, "%s/%s", b, CKPT_LAST);
+    snprintf(prev, sizeof prev, "%s/%s", b, CKPT_PREV);
+    snprintf(keep, sizeof keep, "%s/step5", tmpdir);
+    snprintf(ma, sizeof ma, "%s/metrics.jsonl", a);
+    snprintf(mb, sizeof mb, "%s/metrics.jsonl", b);
+    const char *full[] = {"train", cfg_simclr, "--out", a, NULL};
+    ck_assert_int_eq(run_equimod(full, log, 0, NULL), 0);
+    const char *cut[] = {"train", cfg_simclr, "--out", b, "--set", "train.max_steps=5", NULL};
+    ck_assert_int_eq(run_equimod(cut, log, 0, NULL), 0);
+    copy_file(last, keep);
+    const char *more[] = {"train", cfg_simclr, "--out", b, "--resume", "--set",
+                          "train.max_steps=11", NULL};
+    ck_assert_int_eq(run_equimod(more, log, 0, NULL), 0);
+    copy_file(keep, last); /* as if killed at step 11 with the checkpoint of step 5 */
+    unlink(prev);
+    char *t = slurp(mb);
+    ck_assert_msg(strstr(t, "\"kind\":\"step\",\"step\":10,"), "%s", t); /* lines past 5 */
+    free(t);
+    const char *rest[] = {"train", cfg_simclr, "--out", b, "--resume", NULL};
+    int rc = run_equimod(rest, log, 0, NULL);
+    if (rc)
+        show_output(log);
+    ck_assert_int_eq(rc, 0);
+    char *x = strip_timing(ma), *y = strip_timing(mb);
+    if (strcmp(x, y))
+        fprintf(stderr, "---- uninterrupted\n%s---- resumed\n%s----\n", x, y);
+    ck_assert_msg(!strcmp(x, y), "metrics.jsonl of the resumed run differs (both above)");
+    free(x);
+    free(y);
+}
+END_TEST
+
 START_TEST(foreign_checkpoint_refused)
 {
     char out[1024], log[1024], p[2048];
@@ -340,6 +414,7 @@ int main(void)
     tcase_add_test(tc, baseline_with_one_set);
     tcase_add_test(tc, resume_mid_epoch_bit_identical);
     tcase_add_test(tc, resume_after_sigterm_bit_identical_byol);
+    tcase_add_test(tc, resume_after_kill_metrics_equal);
     tcase_add_test(tc, foreign_checkpoint_refused);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -27,6 +27,9 @@ typedef struct src_ctx {
     eqm_host *host; /* the plugin instance's context; also carries this source's errors */
     shard_stream *stream;
     int on_bad;
+    int64_t expected; /* samples an epoch must yield under on_bad = fail (-1: unknown) */
+    int64_t popped;   /* samples this epoch has yielded */
+    int64_t epoch;
     char desc[700];
 } src_ctx;
 
@@ -42,6 +45,8 @@ static int src_start_epoch(void *ctx, int64_t epoch)
     int rc = shard_stream_start_epoch(c->stream, (uint64_t)epoch, err, sizeof err);
     if (rc != EQM_OK)
         set_err(c, rc, "%s%s", err, "");
+    c->popped = 0;
+    c->epoch = epoch;
     return rc;
 }
 
@@ -53,6 +58,19 @@ static int src_next(void *ctx, void **raw, int64_t *id)
     int rc = shard_stream_pop(c->stream, &r, err, sizeof err);
     if (rc < 0)
         set_err(c, rc, "%s%s", err, "");
+    c->popped += rc == EQM_OK;
+    if (rc == EQM_EOF && c->on_bad == SHARD_BAD_FAIL && c->expected > 0 &&
+        c->popped < c->expected) {
+        /* Under on_bad = fail a stream shorter than its index is bad data too: a shard cut
+         * short or replaced by a smaller one would otherwise train on less, silently. */
+        char m[200];
+        snprintf(m, sizeof m, "epoch %lld of the shards yielded %lld samples, the index says "
+                 "%lld", (long long)c->epoch, (long long)c->popped, (long long)c->expected);
+        set_err(c, EQM_ERR_FORMAT, "%s%s", m,
+                ": a shard is truncated or was rewritten (rewrite the index with equimod "
+                "shards, or set on_bad = skip to train on what the shards hold)");
+        return EQM_ERR_FORMAT;
+    }
     *raw = r;
     if (r && id)
         *id = r->index;
@@ -248,6 +266,8 @@ int shard_source_create(const eqm_plugin *p, const void *opts, const char *split
     out->error = src_error;
     out->destroy = src_destroy;
     out->stream_length = info.n_samples > 0 ? info.n_samples : ss.n_samples;
+    /* one rank sees only its shards, whose count the index does not give per shard */
+    c->expected = world == 1 ? out->stream_length : -1;
     if (!out->w || !out->h) {
         out->sizes_ctx = c;
         out->image_sizes = src_image_sizes;
@@ -372,12 +392,14 @@ int shard_source_pick(eqm_sample_source *src, int64_t epoch, int64_t index, int6
         snprintf(err, errlen, "out of memory");
         return EQM_ERR_NOMEM;
     }
+    int64_t seen = 0; /* samples the epoch yielded */
     for (int64_t k = 0; k < start + batch_size; k++) {
         eqm_raw_sample *r = NULL;
         char e[1024];
         rc = shard_stream_pop(c->stream, &r, e, sizeof e);
         if (rc == EQM_EOF)
             break;
+        seen++;
         if (rc != EQM_OK) {
             snprintf(err, errlen, "%s", e);
             goto fail;
@@ -390,7 +412,7 @@ int shard_source_pick(eqm_sample_source *src, int64_t epoch, int64_t index, int6
     if (index >= start + cnt) {
         snprintf(err, errlen, "sample %lld: epoch %lld of the stream has only %lld samples "
                  "(use --index below that)", (long long)index, (long long)epoch,
-                 (long long)(start + cnt));
+                 (long long)seen);
         rc = EQM_ERR_INVAL;
         goto fail;
     }

@@ -453,6 +453,12 @@ static int run_epoch(trainer *tr, acc_terms *acc, int *stopped, char *err, size_
             return EQM_OK;
         eqm_batch *b;
         rc = loader_next(tr->ld, &b);
+        if (rc == EQM_EOF && tr->st.batch == 0)
+            return errf(err, errlen, EQM_ERR_FORMAT,
+                        "epoch %lld yielded no batch: %s has fewer than %d usable samples "
+                        "(missing or unreadable shards? see the warnings above)",
+                        (long long)tr->st.epoch, tr->li.source_desc ? tr->li.source_desc : "the dataset",
+                        tr->li.batch_size);
         if (rc == EQM_EOF)
             return EQM_OK;
         if (rc)

@@ -33,6 +33,12 @@ void cli_add_plugin_path(const char *dir)
                 MAX_PLUGIN_PATHS, dir);
 }
 
+int cli_plugin_paths(const char *const **dirs)
+{
+    *dirs = plugin_paths;
+    return n_plugin_paths;
+}
+
 eqm_registry *cli_registry(void)
 {
     if (!the_registry) {

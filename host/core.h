@@ -172,5 +172,7 @@ int config_section_attach(eqm_config *c, const char *section, const eqm_plugin *
 #undef CMD
 eqm_registry *cli_registry(void);
 void cli_add_plugin_path(const char *dir);
+/* The --plugin-path dirs collected so far, in order (for child processes). */
+int cli_plugin_paths(const char *const **dirs);
 
 #endif

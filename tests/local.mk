@@ -8,3 +8,4 @@ include tests/train/local.mk
 include tests/methods/local.mk
 include tests/shards/local.mk
 include tests/dist/local.mk
+include tests/sweep/local.mk

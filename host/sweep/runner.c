@@ -1,0 +1,562 @@
+/* host/sweep/runner.c: runs a sweep's trainings as child processes of the same equimod
+ * binary (sweep.h).
+ *
+ * Each run is `equimod train BASE --out DIR/RUN --set ...` (with --resume when the run
+ * folder holds a checkpoint), its stdout/stderr appended to RUN/train.log; with
+ * [sweep] linear, `equimod eval linear RUN [--fast]` follows (RUN/eval-linear.log). When
+ * a child ends the runner writes RUN/sweep-status.json: status (done | failed |
+ * interrupted), exit code or signal, wall time summed over attempts, attempts, the last
+ * log lines. A run is finished when that file says done and the evaluations the sweep
+ * asks for are in the folder; anything else is started again (a checkpoint: resumed).
+ *
+ * Cores: --jobs N runs N children at once, each with train.threads = loader.workers =
+ * cores / N (cores: this process's CPU affinity), so N children never ask for more
+ * threads than there are cores (an axis that sets those keys wins).
+ * Signals: SIGINT/SIGTERM to the sweep are forwarded (SIGTERM) to every running child,
+ * which saves a checkpoint and exits 130; no new run starts; the sweep exits 130. Each
+ * child runs in its own process group (a terminal's Ctrl-C reaches the sweep only, which
+ * forwards it once) with PR_SET_PDEATHSIG = SIGTERM: if the sweep itself is killed, its
+ * children still stop at a checkpoint. DIR/sweep.lock (flock) is held by the sweep and
+ * inherited by its children: a second sweep on the same folder waits up to 60 s for
+ * them to end, then refuses.
+ * Deliberately left out: running children on other machines, retry limits (a failed run
+ * is tried again each time the sweep is run again).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "core.h"
+#include "sweep/sweep.h"
+
+static volatile sig_atomic_t sweep_signal;
+static void on_signal(int sig) { sweep_signal = sig; }
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int file_exists(const char *dir, const char *name)
+{
+    char p[4400];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return !stat(p, &st);
+}
+
+/* The last n non-empty lines of a file (joined with '\n' into buf). */
+static void log_tail(const char *path, int n, char *buf, size_t cap)
+{
+    buf[0] = 0;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    char ring[8][512];
+    int k = 0;
+    char line[512];
+    if (n > 8)
+        n = 8;
+    while (fgets(line, sizeof line, f)) {
+        size_t l = strlen(line);
+        while (l && (line[l - 1] == '\n' || line[l - 1] == '\r'))
+            line[--l] = 0;
+        /* progress lines redrawn with \r: keep the last part */
+        char *cr = strrchr(line, '\r');
+        const char *s = cr ? cr + 1 : line;
+        if (!*s)
+            continue;
+        snprintf(ring[k % 8], sizeof ring[0], "%s", s);
+        k++;
+    }
+    fclose(f);
+    int first = k > n ? k - n : 0;
+    size_t off = 0;
+    for (int i = first; i < k && off < cap; i++) {
+        int w = snprintf(buf + off, cap - off, "%s%s", i > first ? "\n" : "", ring[i % 8]);
+        if (w < 0)
+            break;
+        off += (size_t)w;
+    }
+}
+
+typedef struct run_state {
+    int todo;
+    int attempts;
+    double wall_prev;
+    int done_training; /* status says done: only the evaluations are missing */
+} run_state;
+
+static void read_state(const char *run_dir, run_state *s)
+{
+    memset(s, 0, sizeof *s);
+    char p[4400];
+    snprintf(p, sizeof p, "%s/sweep-status.json", run_dir);
+    json_t *j = json_load_file(p, 0, NULL);
+    if (!j)
+        return;
+    s->attempts = (int)json_integer_value(json_object_get(j, "attempts"));
+    s->wall_prev = json_number_value(json_object_get(j, "wall_s"));
+    const char *st = json_string_value(json_object_get(j, "status"));
+    s->done_training = (st && !strcmp(st, "done")) || json_is_true(json_object_get(j, "trained"));
+    json_decref(j);
+}
+
+static int write_state(const char *run_dir, const char *status, int code, int sig,
+                       double wall, int attempts, const char *tail, int trained)
+{
+    char p[4400], tmp[4500];
+    snprintf(p, sizeof p, "%s/sweep-status.json", run_dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", p);
+    json_t *lines = json_array();
+    char *copy = strdup(tail ? tail : "");
+    for (char *s = copy ? strtok(copy, "\n") : NULL; s; s = strtok(NULL, "\n"))
+        json_array_append_new(lines, json_string(s));
+    free(copy);
+    json_t *j = json_pack("{s:s, s:b, s:i, s:i, s:f, s:i, s:o}", "status", status, "trained",
+                          trained, "exit", code, "signal", sig, "wall_s", wall, "attempts",
+                          attempts, "log_tail", lines);
+    int bad = !j || json_dump_file(j, tmp, JSON_INDENT(2)) || rename(tmp, p);
+    json_decref(j);
+    return bad ? -1 : 0;
+}
+
+/* Is the final kNN of this run in its metrics? */
+static int has_final_knn(const char *run_dir)
+{
+    char p[4400], line[8192];
+    snprintf(p, sizeof p, "%s/metrics.jsonl", run_dir);
+    FILE *f = fopen(p, "r");
+    int found = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (strstr(line, "\"kind\":\"knn\"") && strstr(line, "\"what\":\"final\""))
+            found = 1;
+    if (f)
+        fclose(f);
+    return found;
+}
+
+static int linear_done(const char *run_dir)
+{
+    char p[4400];
+    snprintf(p, sizeof p, "%s/eval-linear.log", run_dir);
+    FILE *f = fopen(p, "r");
+    char line[2048];
+    int found = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (strstr(line, "linear probe") && strstr(line, "top-1"))
+            found = 1;
+    if (f)
+        fclose(f);
+    return found;
+}
+
+typedef struct slot {
+    pid_t pid;
+    int run;      /* -1: free */
+    int phase;    /* 0 train, 1 linear eval */
+    double t0;
+    int signalled;
+} slot;
+
+/* fork/exec one child with stdout+stderr appended to log_path. */
+static pid_t spawn(const char *const *argv, const char *log_path, pid_t parent)
+{
+    int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+    FILE *hdr = fdopen(dup(fd), "a");
+    if (hdr) {
+        time_t t = time(NULL);
+        char ts[64];
+        strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%S", localtime(&t));
+        fprintf(hdr, "=== equimod sweep %s:", ts);
+        for (int i = 1; argv[i]; i++)
+            fprintf(hdr, " %s", argv[i]);
+        fprintf(hdr, "\n");
+        fclose(hdr);
+    }
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent)
+            _exit(130);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        int null = open("/dev/null", O_RDONLY);
+        if (null >= 0)
+            dup2(null, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execv(argv[0], (char *const *)argv);
+        dprintf(2, "equimod sweep: cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(fd);
+    return pid;
+}
+
+static int cpu_count(void)
+{
+    cpu_set_t set;
+    if (!sched_getaffinity(0, sizeof set, &set)) {
+        int n = CPU_COUNT(&set);
+        if (n > 0)
+            return n;
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+static void fmt_dur(double s, char *buf, size_t n)
+{
+    if (!isfinite(s) || s < 0) {
+        snprintf(buf, n, "--");
+        return;
+    }
+    long t = lround(s);
+    if (t >= 3600)
+        snprintf(buf, n, "%ldh%02ldm", t / 3600, t / 60 % 60);
+    else if (t >= 60)
+        snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
+    else
+        snprintf(buf, n, "%lds", t);
+}
+
+typedef struct progress {
+    int tty, total, done, failed, running, jobs;
+    double t0, run_time_sum;
+    int finished_here;
+    int bar_shown;
+    const slot *slots;
+} progress;
+
+static double eta(const progress *pg, int pending)
+{
+    if (!pg->finished_here)
+        return NAN;
+    double avg = pg->run_time_sum / pg->finished_here, left = pending * avg, now = now_s();
+    for (int i = 0; i < pg->jobs; i++)
+        if (pg->slots[i].run >= 0)
+            left += fmax(0, avg - (now - pg->slots[i].t0));
+    return left / pg->jobs;
+}
+
+static void bar(progress *pg, int pending, int final)
+{
+    char e[32];
+    fmt_dur(eta(pg, pending), e, sizeof e);
+    int w = 30, fill = pg->total ? (pg->done + pg->failed) * w / pg->total : w;
+    char b[64];
+    for (int i = 0; i < w; i++)
+        b[i] = i < fill ? '#' : '-';
+    b[w] = 0;
+    fprintf(stderr, "%ssweep: [%s] %d/%d runs finished%s%.0d%s, %d running, ETA %s%s",
+            pg->tty ? "\r\033[K" : "", b, pg->done + pg->failed, pg->total,
+            pg->failed ? ", " : "", pg->failed, pg->failed ? " failed" : "", pg->running, e,
+            pg->tty && !final ? "" : "\n");
+    pg->bar_shown = pg->tty && !final;
+}
+
+static void say(progress *pg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(progress *pg, const char *fmt, ...)
+{
+    if (pg->bar_shown)
+        fputs("\r\033[K", stderr);
+    pg->bar_shown = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+}
+
+static int take_lock(const char *dir)
+{
+    char p[4400];
+    snprintf(p, sizeof p, "%s/sweep.lock", dir);
+    int fd = open(p, O_RDWR | O_CREAT, 0644); /* no O_CLOEXEC: children keep it */
+    if (fd < 0) {
+        fprintf(stderr, "equimod sweep: %s: %s\n", p, strerror(errno));
+        return -1;
+    }
+    for (int i = 0; i < 600; i++) {
+        if (!flock(fd, LOCK_EX | LOCK_NB))
+            return fd;
+        if (errno != EWOULDBLOCK)
+            break;
+        if (i == 0)
+            fprintf(stderr, "equimod sweep: %s is in use (another sweep, or the trainings "
+                            "of a stopped one saving their checkpoints); waiting up to 60 s\n",
+                    dir);
+        usleep(100000);
+    }
+    fprintf(stderr,
+            "equimod sweep: %s is in use by another equimod sweep or its trainings\n"
+            "hint: wait for it to end (or stop it with Ctrl-C), then run this command again\n",
+            dir);
+    close(fd);
+    return -1;
+}
+
+int sweep_execute(const sweep_plan *p, const char *dir, const sweep_run_opts *o)
+{
+    int lock = take_lock(dir);
+    if (lock < 0)
+        return 1;
+    int cores = o->cores > 0 ? o->cores : cpu_count();
+    run_state *rs = calloc((size_t)p->n_runs, sizeof *rs);
+    slot *slots = NULL;
+    int status = 1;
+    if (!rs)
+        goto out;
+    int pending = 0, done0 = 0;
+    char rdir[4096];
+    for (int r = 0; r < p->n_runs; r++) {
+        snprintf(rdir, sizeof rdir, "%s/%s", dir, p->runs[r].name);
+        read_state(rdir, &rs[r]);
+        int evals_ok = (!p->knn || has_final_knn(rdir)) && (!p->linear || linear_done(rdir));
+        rs[r].todo = !(rs[r].done_training && evals_ok);
+        pending += rs[r].todo;
+        done0 += !rs[r].todo;
+    }
+    int jobs = o->jobs > 0 ? o->jobs : 1;
+    if (jobs > cores) {
+        fprintf(stderr, "equimod sweep: --jobs %d is more than the %d cores this process may "
+                        "use; running %d at once\n", jobs, cores, cores);
+        jobs = cores;
+    }
+    if (jobs > pending && pending > 0)
+        jobs = pending;
+    int threads = cores / jobs > 0 ? cores / jobs : 1;
+    fprintf(stderr, "equimod sweep: %s: %d runs, %d finished before, %d to run; %d at once, "
+                    "%d threads each\n",
+            dir, p->n_runs, done0, pending, jobs, threads);
+    slots = calloc((size_t)jobs, sizeof *slots);
+    if (!slots)
+        goto out;
+    for (int i = 0; i < jobs; i++)
+        slots[i].run = -1;
+    progress pg = {isatty(2), p->n_runs, done0, 0, 0, jobs, now_s(), 0, 0, 0, slots};
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    sweep_signal = 0;
+    int forwarded = 0, next = 0, interrupted = 0;
+    pid_t self = getpid();
+    char set_threads[64], set_workers[64];
+    snprintf(set_threads, sizeof set_threads, "train.threads=%d", threads);
+    snprintf(set_workers, sizeof set_workers, "loader.workers=%d", threads);
+    double last_bar = 0;
+    for (;;) {
+        if (sweep_signal && forwarded != sweep_signal) {
+            forwarded = sweep_signal;
+            say(&pg, "equimod sweep: %s: stopping %d running run(s) at a checkpoint\n",
+                sweep_signal == SIGINT ? "interrupted (SIGINT)" : "interrupted (SIGTERM)",
+                pg.running);
+            for (int i = 0; i < jobs; i++)
+                if (slots[i].run >= 0) {
+                    kill(slots[i].pid, SIGTERM);
+                    slots[i].signalled++;
+                }
+            sweep_signal = 0;
+            interrupted = 1;
+        }
+        /* start runs into free slots */
+        for (int i = 0; i < jobs && !interrupted; i++) {
+            if (slots[i].run >= 0)
+                continue;
+            while (next < p->n_runs && !rs[next].todo)
+                next++;
+            if (next >= p->n_runs)
+                break;
+            int r = next++;
+            const sweep_run *ru = &p->runs[r];
+            snprintf(rdir, sizeof rdir, "%s/%s", dir, ru->name);
+            if (sweep_mkdir_p(rdir)) {
+                say(&pg, "equimod sweep: %s: cannot create: %s\n", rdir, strerror(errno));
+                pg.failed++;
+                continue;
+            }
+            const char *argv[160];
+            int n = 0;
+            argv[n++] = o->exe;
+            for (int d = 0; d < o->n_plugin_dirs && n < 40; d++) {
+                argv[n++] = "--plugin-path";
+                argv[n++] = o->plugin_dirs[d];
+            }
+            int resume = file_exists(rdir, "checkpoint.last") || file_exists(rdir, "checkpoint.prev");
+            int phase = 0;
+            char log_path[4500];
+            if (rs[r].done_training && (!p->knn || has_final_knn(rdir)) && p->linear) {
+                phase = 1; /* only the linear evaluation is missing */
+            }
+            if (phase == 0) {
+                argv[n++] = "train";
+                argv[n++] = p->base;
+                argv[n++] = "--out";
+                argv[n++] = rdir;
+                argv[n++] = "--set";
+                argv[n++] = set_threads;
+                argv[n++] = "--set";
+                argv[n++] = set_workers;
+                if (p->knn) {
+                    argv[n++] = "--set";
+                    argv[n++] = "eval.knn_at_end=true";
+                }
+                for (int s = 0; s < ru->n_sets && n < 150; s++) {
+                    argv[n++] = "--set";
+                    argv[n++] = ru->sets[s];
+                }
+                if (resume)
+                    argv[n++] = "--resume";
+                snprintf(log_path, sizeof log_path, "%s/train.log", rdir);
+            } else {
+                argv[n++] = "eval";
+                argv[n++] = "linear";
+                argv[n++] = rdir;
+                if (p->linear == 1)
+                    argv[n++] = "--fast";
+                snprintf(log_path, sizeof log_path, "%s/eval-linear.log", rdir);
+            }
+            argv[n] = NULL;
+            pid_t pid = spawn(argv, log_path, self);
+            if (pid < 0) {
+                say(&pg, "equimod sweep: %s: cannot start: %s\n", ru->name, strerror(errno));
+                pg.failed++;
+                continue;
+            }
+            slots[i] = (slot){pid, r, phase, now_s(), 0};
+            rs[r].attempts++;
+            pg.running++;
+            say(&pg, "sweep: [%d/%d] started %s%s\n", r + 1, p->n_runs, ru->name,
+                phase ? " (linear evaluation)"
+                      : resume ? " (resuming from its checkpoint)"
+                               : rs[r].done_training ? " (evaluation)" : "");
+        }
+        if (!pg.running) {
+            if (interrupted || next >= p->n_runs)
+                break;
+            continue;
+        }
+        int st;
+        pid_t w = waitpid(-1, &st, WNOHANG);
+        if (w == 0 || (w < 0 && errno == EINTR)) {
+            struct timespec ts = {0, 100 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+            if (pg.tty && now_s() - last_bar > 0.5) {
+                bar(&pg, pending - (pg.done - done0) - pg.failed - pg.running, 0);
+                last_bar = now_s();
+            }
+            continue;
+        }
+        if (w < 0)
+            break;
+        int i = 0;
+        while (i < jobs && slots[i].pid != w)
+            i++;
+        if (i == jobs)
+            continue; /* not ours */
+        slot sl = slots[i];
+        slots[i].run = -1;
+        slots[i].pid = 0;
+        pg.running--;
+        const sweep_run *ru = &p->runs[sl.run];
+        snprintf(rdir, sizeof rdir, "%s/%s", dir, ru->name);
+        double wall = now_s() - sl.t0;
+        rs[sl.run].wall_prev += wall;
+        int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1, sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+        char tail[2048], log_path[4500];
+        snprintf(log_path, sizeof log_path, "%s/%s", rdir,
+                 sl.phase ? "eval-linear.log" : "train.log");
+        log_tail(log_path, 5, tail, sizeof tail);
+        const char *what;
+        if (code == 0 && sl.phase == 0 && p->linear && !interrupted) {
+            /* training done: the linear evaluation follows in the same slot */
+            write_state(rdir, "trained", 0, 0, rs[sl.run].wall_prev, rs[sl.run].attempts, tail,
+                        1);
+            rs[sl.run].done_training = 1;
+            rs[sl.run].todo = 1;
+            next = sl.run < next ? sl.run : next;
+            continue;
+        }
+        if (code == 0 && (!p->knn || has_final_knn(rdir))) {
+            what = "done";
+        } else if (code == 130 || (sig && sl.signalled)) {
+            what = "interrupted";
+        } else {
+            what = "failed";
+        }
+        if (!strcmp(what, "done") && sl.phase == 1 && !linear_done(rdir))
+            what = "failed";
+        write_state(rdir, what, code, sig, rs[sl.run].wall_prev, rs[sl.run].attempts, tail,
+                    sl.phase == 1 || rs[sl.run].done_training || !strcmp(what, "done"));
+        if (!strcmp(what, "done")) {
+            pg.done++;
+            pg.finished_here++;
+            pg.run_time_sum += wall;
+            rs[sl.run].todo = 0;
+            char d[32];
+            fmt_dur(rs[sl.run].wall_prev, d, sizeof d);
+            say(&pg, "sweep: [%d/%d] finished %s in %s\n", sl.run + 1, p->n_runs, ru->name, d);
+        } else if (!strcmp(what, "interrupted")) {
+            say(&pg, "sweep: [%d/%d] stopped %s (checkpoint saved; run the sweep again to "
+                     "resume it)\n",
+                sl.run + 1, p->n_runs, ru->name);
+        } else {
+            pg.failed++;
+            rs[sl.run].todo = 0;
+            const char *last = strrchr(tail, '\n');
+            char why[64];
+            if (sig)
+                snprintf(why, sizeof why, "killed by signal %d", sig);
+            else if (code == 0)
+                snprintf(why, sizeof why, "exit 0 but no final kNN in metrics.jsonl");
+            else
+                snprintf(why, sizeof why, "exit %d", code);
+            say(&pg, "sweep: [%d/%d] FAILED %s%s (%s): %s\n", sl.run + 1, p->n_runs, ru->name,
+                sl.phase ? " in its linear evaluation" : "", why, last ? last + 1 : tail);
+        }
+        bar(&pg, pending - (pg.done - done0) - pg.failed - pg.running, 0);
+    }
+    if (pg.bar_shown)
+        fputs("\n", stderr);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (interrupted) {
+        fprintf(stderr, "equimod sweep: interrupted; %d/%d runs finished. Run the same command "
+                        "again to continue (finished runs are skipped, stopped ones resume)\n",
+                pg.done, p->n_runs);
+        status = 130;
+    } else {
+        fprintf(stderr, "equimod sweep: %d/%d runs finished, %d failed\n", pg.done, p->n_runs,
+                pg.failed);
+        status = pg.failed ? 1 : 0;
+    }
+out:
+    free(rs);
+    free(slots);
+    close(lock);
+    return status;
+}

@@ -4,13 +4,15 @@
 # Usage: scripts/install-deps.sh [--with-python]   (run as root, or with sudo available)
 #   --with-python also installs python3-torch/torchvision/numpy/pil, needed only to
 #   regenerate reference fixtures and to run the side-by-side benchmarks in bench/.
+#   chromium renders `equimod report` pages headless in tests/sweep/check_report_browser.
 set -eu
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 PKGS="build-essential autoconf automake libtool pkg-config make
       libopenblas-dev liburing-dev libarchive-dev libturbojpeg0-dev libjpeg62-turbo-dev
       zlib1g-dev check libsubunit-dev libinih-dev libjansson-dev libpng-dev
-      libopenmpi-dev openmpi-bin"
+      libopenmpi-dev openmpi-bin
+      chromium"
 if [ "${1:-}" = "--with-python" ]; then
   PKGS="$PKGS python3 python3-torch python3-torchvision python3-numpy python3-pil libtcmalloc-minimal4"
 fi

@@ -5,4 +5,6 @@ libeqmhost_la_SOURCES += \
 	host/sweep/plan.c \
 	host/sweep/runner.c \
 	host/sweep/results.c \
-	host/cmd/sweep.c
+	host/sweep/html.c \
+	host/cmd/sweep.c \
+	host/cmd/report.c

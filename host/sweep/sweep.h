@@ -112,6 +112,9 @@ int sweep_execute(const sweep_plan *p, const char *dir, const sweep_run_opts *o)
 /* results.csv and summary.md of DIR from its run folders. */
 int sweep_collect(const sweep_plan *p, const char *dir, char *err, size_t errlen);
 
+/* `equimod report`: one self-contained HTML file for a run folder or a sweep folder. */
+int sweep_report_html(const char *dir, const char *out, char *err, size_t errlen);
+
 /* One run folder's numbers (results.c); NaN where absent. */
 typedef struct run_result {
     char status[16];     /* done, failed, interrupted, pending */

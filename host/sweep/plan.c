@@ -1028,11 +1028,13 @@ int sweep_plan_bind_dir(const sweep_plan *p, const char *dir, char *err, size_t 
                     }
                 }
             }
+            char ofile[1024];
+            snprintf(ofile, sizeof ofile, "%s", of ? of : "");
             json_decref(old);
             return errf(err, errlen, EQM_ERR_STATE,
                         "%s was made from another plan (%s%s): %s\nhint: nothing was changed; "
                         "run this sweep into another folder (--out DIR), or restore the plan",
-                        dir, of ? "sweep file " : "", of ? of : "", why);
+                        dir, ofile[0] ? "sweep file " : "", ofile, why);
         }
         json_decref(old);
         return EQM_OK;

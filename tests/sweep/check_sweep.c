@@ -1,6 +1,7 @@
 /* tests/sweep/check_sweep.c: `equimod sweep` through the real program, plugins and
  * CIFAR-10 images (tests/sweep/tiny2x2.ini: tests/train/tiny.ini at 128 images x 2
  * epochs, SimCLR vs SimCLR+EquiMod x 2 seeds).
+ *   - every shipped study (configs/ablations/*.ini) expands to valid runs;
  *   - malformed sweep files (unknown key, axis key no config has, empty values, duplicate
  *     axis, missing base, ...) are refused with file:line; an invalid point fails
  *     --dry-run up front, naming the run;
@@ -8,7 +9,8 @@
  *     summary.md a row per point with the paired difference to the baseline; re-running
  *     skips every run; --collect rebuilds the same tables; a folder made from another
  *     plan is refused and left as it was;
- *   - the same sweep killed with SIGKILL mid-run and run again ends with the same
+ *   - the same sweep stopped with SIGINT (exit 130, trainings stopped at a checkpoint),
+ *     then killed with SIGKILL mid-run, then run again ends with the same
  *     results.csv metrics as the uninterrupted one;
  *   - a point that fails only at run time is recorded (status, exit code, last log line)
  *     while the other runs finish.
@@ -16,6 +18,7 @@
 #include "config.h"
 
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -221,6 +224,33 @@ START_TEST(test_dry_run_validates)
 }
 END_TEST
 
+/* Every shipped study (configs/ablations/*.ini) is a valid plan. */
+START_TEST(test_shipped_studies)
+{
+    char d[1200];
+    snprintf(d, sizeof d, "%s/configs/ablations", srcdir);
+    DIR *dir = opendir(d);
+    ck_assert_ptr_nonnull(dir);
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(dir))) {
+        size_t l = strlen(e->d_name);
+        if (l < 5 || strcmp(e->d_name + l - 4, ".ini"))
+            continue;
+        char path[1500], *out;
+        snprintf(path, sizeof path, "%s/%s", d, e->d_name);
+        const char *args[] = {"sweep", path, "--dry-run", NULL};
+        int rc = run(args, &out);
+        ck_assert_msg(rc == 0 && strstr(out, "every run's config is valid"), "%s: exit %d\n%s",
+                      path, rc, out);
+        free(out);
+        n++;
+    }
+    closedir(dir);
+    ck_assert_int_ge(n, 4);
+}
+END_TEST
+
 /* ------------------------------------------------------------ end to end -------- */
 
 /* results.csv without the columns that measure time (wall_s, img_s). */
@@ -354,29 +384,42 @@ START_TEST(test_sweep_e2e)
     ck_assert_str_eq(plan, plan2);
     free(plan), free(plan2);
 
-    /* killed with SIGKILL mid-run, then run again: the same metrics */
+    /* stopped with SIGINT (forwarded: checkpoints saved, exit 130), then killed with
+     * SIGKILL mid-run, then run again: the same metrics as the uninterrupted sweep */
     snprintf(dir2, sizeof dir2, "%s/s2", tmpdir);
     const char *args3[] = {"sweep", ini, "--jobs", "2", "--out", dir2, NULL};
     snprintf(path, sizeof path, "%s/out-kill.txt", tmpdir);
-    pid_t pid = start(args3, path);
     char metrics[700];
     snprintf(metrics, sizeof metrics, "%s/method=simclr,seed=2/metrics.jsonl", dir2);
-    int killed = 0;
-    for (int tries = 0; tries < 6000 && !killed; tries++) {
-        char *m = slurp(metrics);
-        if (m && count_lines(m, "\"kind\":\"step\"") >= 3) {
-            kill(pid, SIGKILL);
-            killed = 1;
+    for (int round = 0; round < 2; round++) {
+        char *m0 = slurp(metrics);
+        int base = m0 ? count_lines(m0, "\"kind\":\"step\"") : 0;
+        free(m0);
+        pid_t pid = start(args3, path);
+        int sent = 0;
+        for (int tries = 0; tries < 6000 && !sent; tries++) {
+            char *m = slurp(metrics);
+            if (m && count_lines(m, "\"kind\":\"step\"") >= base + 2) {
+                kill(pid, round ? SIGKILL : SIGINT);
+                sent = 1;
+            }
+            free(m);
+            if (!sent) {
+                int st2;
+                ck_assert_msg(waitpid(pid, &st2, WNOHANG) == 0, "the sweep ended before the signal");
+                usleep(20000);
+            }
         }
-        free(m);
-        if (!killed) {
-            int st2;
-            ck_assert_msg(waitpid(pid, &st2, WNOHANG) == 0, "the sweep ended before the kill");
-            usleep(20000);
-        }
+        ck_assert(sent);
+        rc = finish(pid);
+        out = slurp(path);
+        if (round == 0)
+            ck_assert_msg(rc == 130 && strstr(out, "stopped method=simclr,seed=2 (checkpoint saved"),
+                          "exit %d:\n%s", rc, out);
+        else
+            ck_assert_msg(rc == 128 + SIGKILL, "exit %d:\n%s", rc, out);
+        free(out);
     }
-    ck_assert(killed);
-    ck_assert_int_eq(finish(pid), 128 + SIGKILL);
     rc = run(args3, &out);
     ck_assert_msg(rc == 0 && strstr(out, "resuming from its checkpoint"), "exit %d:\n%s", rc,
                   out);
@@ -434,6 +477,7 @@ int main(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_malformed);
     tcase_add_test(tc, test_dry_run_validates);
+    tcase_add_test(tc, test_shipped_studies);
     tcase_add_test(tc, test_sweep_e2e);
     tcase_add_test(tc, test_runtime_failure);
     suite_add_tcase(s, tc);

@@ -15,6 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core.h"
@@ -238,14 +241,202 @@ START_TEST(refuse_not_elf)
     fclose(f);
     eqm_registry *r = registry_create();
     ck_assert_int_lt(registry_load_file(r, path), 0);
-    ck_assert_int_eq(count_lines(path, "dlopen failed", NULL), 1);
+    ck_assert_int_eq(count_lines(path, "refused file", "no ELF magic"), 1);
     /* a scan of the folder survives it too */
     const char *dirs[] = {dir};
     unsetenv("EQUIMOD_PLUGIN_PATH");
     registry_scan(r, dirs, 1);
-    ck_assert_int_eq(count_lines(path, "dlopen failed", NULL), 2);
+    ck_assert_int_eq(count_lines(path, "refused file", "no ELF magic"), 2);
     registry_destroy(r);
     unlink(path);
+    rmdir(dir);
+}
+END_TEST
+
+
+/* ---- hostile files (sdk/ABI.md, "Hostile files"): the host refuses each and goes on ---- */
+
+static char *hostile(const char *stem)
+{
+    static char buf[4][1200];
+    static int k;
+    char *b = buf[k++ % 4];
+    snprintf(b, sizeof buf[0], "%s/../hostile/.libs/%s.so", plugin_dir(), stem);
+    ck_assert_msg(access(b, R_OK) == 0, "fixture %s not built", b);
+    return b;
+}
+
+START_TEST(refuse_wild_pointers)
+{
+    eqm_registry *r = registry_create();
+    const char *path = hostile("tp_wild");
+    ck_assert_int_eq(registry_load_file(r, path), 1); /* the valid descriptor 5 */
+    ck_assert_ptr_nonnull(registry_find(r, EQM_KIND_AUGMENT, "test_wild_survivor"));
+    static const char *const why[] = {"name pointer 0x10 is not a string",
+                                      "ops pointer 0x7f0000000000 is outside",
+                                      "option table pointer 0x1000",
+                                      "descriptor pointer", "descriptor pointer 0x20000 is outside"};
+    for (size_t i = 0; i < sizeof why / sizeof why[0]; i++)
+        if (count_lines(path, "refused", why[i]) < 1) {
+            dump_lines();
+            ck_abort_msg("no refusal with '%s'", why[i]);
+        }
+    ck_assert_int_eq(count_lines(path, "refused", "unaligned"), 1);
+    ck_assert_int_eq(count_lines(path, "refused", NULL), 5);
+    registry_destroy(r);
+}
+END_TEST
+
+START_TEST(refuse_exit_crash_hang)
+{
+    eqm_registry *r = registry_create();
+    const char *ex = hostile("tp_exit");
+    ck_assert_int_lt(registry_load_file(r, ex), 0);
+    ck_assert_int_eq(count_lines(ex, "refused file", "calls exit()"), 1);
+    const char *cr = hostile("tp_crash");
+    ck_assert_int_lt(registry_load_file(r, cr), 0);
+    /* under ASan the probe's SEGV is ASan's report and exit status, not a signal */
+    ck_assert_int_eq(count_lines(cr, "refused file",
+                                 getenv("EQM_SANITIZED") ? "probe process" : "crashed"),
+                     1);
+    setenv("EQUIMOD_PLUGIN_PROBE_TIMEOUT", "1", 1);
+    const char *hg = hostile("tp_hang");
+    ck_assert_int_lt(registry_load_file(r, hg), 0);
+    unsetenv("EQUIMOD_PLUGIN_PROBE_TIMEOUT");
+    ck_assert_int_eq(count_lines(hg, "refused file", "did not finish within 1 s"), 1);
+    ck_assert_uint_eq(registry_count(r), 0);
+    /* the whole folder in one scan: the host is still here, the survivor loaded */
+    char dir[1200];
+    snprintf(dir, sizeof dir, "%s/../hostile/.libs", plugin_dir());
+    const char *dirs[] = {dir};
+    unsetenv("EQUIMOD_PLUGIN_PATH");
+    setenv("EQUIMOD_PLUGIN_PROBE_TIMEOUT", "1", 1);
+    registry_scan(r, dirs, 1);
+    unsetenv("EQUIMOD_PLUGIN_PROBE_TIMEOUT");
+    ck_assert_uint_eq(registry_count(r), 1);
+    ck_assert_ptr_nonnull(registry_find(r, EQM_KIND_AUGMENT, "test_wild_survivor"));
+    registry_destroy(r);
+}
+END_TEST
+
+static void copy_file(const char *from, const char *to, long keep)
+{
+    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+    ck_assert(a && b);
+    int c;
+    for (long i = 0; (keep < 0 || i < keep) && (c = fgetc(a)) != EOF; i++)
+        fputc(c, b);
+    fclose(a);
+    fclose(b);
+}
+
+static void poke(const char *path, long off, const void *bytes, size_t n)
+{
+    FILE *f = fopen(path, "r+b");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fseek(f, off, SEEK_SET), 0);
+    ck_assert_uint_eq(fwrite(bytes, 1, n, f), n);
+    fclose(f);
+}
+
+/* Truncated and corrupted copies of a valid plugin: refused by the ELF check (or, past it,
+ * by dlopen or the probe), never mapped into the host. */
+START_TEST(refuse_truncated_corrupt_elf)
+{
+    char dir[] = "/tmp/eqm_elf_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    const char *valid = fixture("tp_a_valid");
+    struct stat st;
+    ck_assert_int_eq(stat(valid, &st), 0);
+    char p[300];
+    eqm_registry *r = registry_create();
+    snprintf(p, sizeof p, "%s/half.so", dir);
+    copy_file(valid, p, (long)st.st_size / 2);
+    ck_assert_int_lt(registry_load_file(r, p), 0);
+    ck_assert_int_eq(count_lines(p, "refused file", "truncated"), 1);
+    snprintf(p, sizeof p, "%s/head.so", dir);
+    copy_file(valid, p, 40);
+    ck_assert_int_lt(registry_load_file(r, p), 0);
+    ck_assert_int_eq(count_lines(p, "refused file", "truncated ELF file"), 1);
+    snprintf(p, sizeof p, "%s/phoff.so", dir);
+    copy_file(valid, p, -1);
+    uint64_t off = (uint64_t)st.st_size - 8; /* program headers past the end */
+    poke(p, 32, &off, 8);                    /* e_phoff (ELF64) */
+    ck_assert_int_lt(registry_load_file(r, p), 0);
+    ck_assert_int_eq(count_lines(p, "refused file", "program headers"), 1);
+    snprintf(p, sizeof p, "%s/machine.so", dir);
+    copy_file(valid, p, -1);
+    uint16_t em = 40; /* EM_ARM */
+    poke(p, 18, &em, 2);
+    ck_assert_int_lt(registry_load_file(r, p), 0);
+    ck_assert_int_eq(count_lines(p, "refused file", "another machine"), 1);
+    /* garbage over everything after the headers: whatever dlopen makes of it, one refusal
+     * and the host goes on */
+    snprintf(p, sizeof p, "%s/garbage.so", dir);
+    copy_file(valid, p, -1);
+    {
+        size_t n = (size_t)st.st_size - 4096;
+        unsigned char *junk = malloc(n);
+        for (size_t i = 0; i < n; i++)
+            junk[i] = (unsigned char)(i * 131 + 7);
+        poke(p, 4096, junk, n);
+        free(junk);
+    }
+    registry_load_file(r, p);
+    ck_assert_int_eq(count_lines(p, "refused", NULL), 1);
+    ck_assert_uint_eq(registry_count(r), 0);
+    registry_destroy(r);
+    const char *names[] = {"half.so", "head.so", "phoff.so", "machine.so", "garbage.so"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+}
+END_TEST
+
+/* Directory entries named *.so that are not plugin files: each skipped with a line. */
+START_TEST(scan_reports_non_files)
+{
+    char dir[] = "/tmp/eqm_scan_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char p[300], q[300];
+    snprintf(p, sizeof p, "%s/a_dir.so", dir);
+    ck_assert_int_eq(mkdir(p, 0700), 0);
+    snprintf(p, sizeof p, "%s/b_fifo.so", dir);
+    ck_assert_int_eq(mkfifo(p, 0600), 0);
+    snprintf(p, sizeof p, "%s/c_dangling.so", dir);
+    ck_assert_int_eq(symlink("/nonexistent/x.so", p), 0);
+    snprintf(p, sizeof p, "%s/d_loop.so", dir);
+    ck_assert_int_eq(symlink(p, p), 0);
+    snprintf(p, sizeof p, "%s/e_ok.so", dir);
+    ck_assert_int_eq(symlink(fixture("tp_a_valid"), p), 0);
+    unsetenv("EQUIMOD_PLUGIN_PATH");
+    eqm_registry *r = registry_create();
+    const char *dirs[] = {dir};
+    alarm(30);
+    registry_scan(r, dirs, 1);
+    alarm(0);
+    ck_assert_ptr_nonnull(registry_find(r, EQM_KIND_AUGMENT, "test_identity"));
+    static const char *const want[][2] = {{"a_dir.so", "a directory"},
+                                          {"b_fifo.so", "a FIFO"},
+                                          {"c_dangling.so", "dangling symbolic link"},
+                                          {"d_loop.so", "symbolic link loop"}};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(q, sizeof q, "%s/%s", dir, want[i][0]);
+        if (count_lines(q, "skipped", want[i][1]) != 1) {
+            dump_lines();
+            ck_abort_msg("no 'skipped ... %s' line for %s", want[i][1], q);
+        }
+    }
+    registry_destroy(r);
+    const char *names[] = {"b_fifo.so", "c_dangling.so", "d_loop.so", "e_ok.so"};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+        unlink(p);
+    }
+    snprintf(p, sizeof p, "%s/a_dir.so", dir);
+    rmdir(p);
     rmdir(dir);
 }
 END_TEST
@@ -410,8 +601,13 @@ static Suite *loader_suite(void)
 {
     Suite *s = suite_create("plugin_loader");
     TCase *tc = tcase_create("load");
+    tcase_set_timeout(tc, 60);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, valid_file);
+    tcase_add_test(tc, refuse_wild_pointers);
+    tcase_add_test(tc, refuse_exit_crash_hang);
+    tcase_add_test(tc, refuse_truncated_corrupt_elf);
+    tcase_add_test(tc, scan_reports_non_files);
     tcase_add_test(tc, refuse_no_entry);
     tcase_add_test(tc, refuse_major);
     tcase_add_test(tc, refuse_minor);

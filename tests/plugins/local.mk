@@ -60,6 +60,26 @@ tests_plugins_tp_z_dup_la_SOURCES = tests/plugins/tp_z_dup.c tests/plugins/tp_co
 tests_plugins_tp_z_dup_la_CFLAGS = $(AM_CFLAGS)
 tests_plugins_tp_z_dup_la_LDFLAGS = $(TEST_PLUGIN_LINK)
 
+# Hostile fixtures (wild descriptor pointers, exit() in a constructor, a crashing entry, a
+# constructor that never returns) live in their own folder, tests/plugins/hostile/.libs, so
+# that scans of the main fixture folder never run them.
+check_LTLIBRARIES += tests/plugins/hostile/tp_wild.la
+tests_plugins_hostile_tp_wild_la_SOURCES = tests/plugins/hostile/tp_wild.c tests/plugins/tp_common.h
+tests_plugins_hostile_tp_wild_la_CFLAGS = $(AM_CFLAGS)
+tests_plugins_hostile_tp_wild_la_LDFLAGS = $(TEST_PLUGIN_LINK)
+check_LTLIBRARIES += tests/plugins/hostile/tp_exit.la
+tests_plugins_hostile_tp_exit_la_SOURCES = tests/plugins/hostile/tp_exit.c tests/plugins/tp_common.h
+tests_plugins_hostile_tp_exit_la_CFLAGS = $(AM_CFLAGS)
+tests_plugins_hostile_tp_exit_la_LDFLAGS = $(TEST_PLUGIN_LINK)
+check_LTLIBRARIES += tests/plugins/hostile/tp_crash.la
+tests_plugins_hostile_tp_crash_la_SOURCES = tests/plugins/hostile/tp_crash.c tests/plugins/tp_common.h
+tests_plugins_hostile_tp_crash_la_CFLAGS = $(AM_CFLAGS)
+tests_plugins_hostile_tp_crash_la_LDFLAGS = $(TEST_PLUGIN_LINK)
+check_LTLIBRARIES += tests/plugins/hostile/tp_hang.la
+tests_plugins_hostile_tp_hang_la_SOURCES = tests/plugins/hostile/tp_hang.c tests/plugins/tp_common.h
+tests_plugins_hostile_tp_hang_la_CFLAGS = $(AM_CFLAGS)
+tests_plugins_hostile_tp_hang_la_LDFLAGS = $(TEST_PLUGIN_LINK)
+
 check_PROGRAMS += tests/plugins/check_loader
 TESTS += tests/plugins/check_loader
 tests_plugins_check_loader_SOURCES = tests/plugins/check_loader.c

@@ -501,7 +501,7 @@ static uint64_t api_now_ns(void)
 }
 
 /* The nn, image and io tables are defined in host/nn/nn_api.c, host/services/image.c and
- * host/loader/io.c. They are referenced here (no weak defaults), so every program that
+ * host/services/io.c. They are referenced here (no weak defaults), so every program that
  * links the static libeqmhost gets all three. */
 
 static eqm_host_api the_api;

@@ -442,8 +442,16 @@ START_TEST(test_backpressure)
     o.block_bytes = 1 << 20;
     ck_assert_int_eq(shard_stream_create(&o, &s, err, sizeof err), EQM_OK);
     ck_assert_int_eq(shard_stream_start_epoch(s, 0, err, sizeof err), EQM_OK);
-    usleep(300000); /* a consumer that does not come: the producer must wait */
+    /* a consumer that does not come: the producer must fill the budget and wait. Polled
+     * (up to 20 s): a fixed 300 ms sleep failed on a loaded machine under ASan. */
     shard_stream_stats st;
+    for (int i = 0; i < 400; i++) {
+        shard_stream_stats_get(s, &st);
+        if (st.producer_waits > 0)
+            break;
+        usleep(50000);
+    }
+    usleep(100000); /* still waiting a while later */
     shard_stream_stats_get(s, &st);
     ck_assert_uint_gt(st.producer_waits, 0);
     ck_assert_uint_lt(st.bytes_read, (uint64_t)40 << 20); /* it stopped reading */

@@ -1,7 +1,7 @@
 # bench/: programs run on demand, never by make check. `make bench` builds them;
 # `make bench-train-step` runs the ResNet-18-CIFAR training-step benchmark against
 # PyTorch (see bench/README.md).
-# bench/shards.mk (another area's fragment) sets EXTRA_PROGRAMS first.
+# (EXTRA_PROGRAMS starts empty in Makefile.am.)
 include bench/shards.mk
 include bench/loader.mk
 EXTRA_PROGRAMS += bench/train-step bench/conv-layers

@@ -2,7 +2,8 @@
 # Set up a fresh Debian 12 machine and run the whole test suite.
 #   scripts/test.sh            install dependencies, build in _build/, run `make check`
 # Environment: EQUIMOD_DATA_DIR (default: ../shared/data next to the checkout, when present)
-#              EQM_SKIP_DEPS=1 to skip the apt-get step; EQM_SANITIZE=0 to skip the ASan/UBSan pass.
+#              EQM_SKIP_DEPS=1 to skip the apt-get step; EQM_SANITIZE=0 to skip the ASan/UBSan pass;
+#              EQM_FUZZ=0 to skip the libFuzzer smoke, EQM_FUZZ_SECONDS=N per harness (default 8).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -46,4 +47,23 @@ if [ "${EQM_SANITIZE:-1}" != 0 ]; then
     done
     exit 1
   }
+fi
+if [ "${EQM_FUZZ:-1}" != 0 ]; then
+  # libFuzzer smoke: every harness of tests/fuzz for EQM_FUZZ_SECONDS (clang build in
+  # _build-fuzz/, see tests/fuzz/README.md). Skipped, with the reason, without clang+libFuzzer.
+  fcc=$(command -v clang-14 || command -v clang || true)
+  probe=$(mktemp -d)
+  printf '#include <stddef.h>\n#include <stdint.h>\nint LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; (void)n; return 0; }\n' >"$probe/p.c"
+  if [ -n "$fcc" ] && "$fcc" -fsanitize=fuzzer "$probe/p.c" -o "$probe/p" 2>/dev/null; then
+    rm -rf "$probe"
+    mkdir -p _build-fuzz
+    (cd _build-fuzz && { [ -f Makefile ] || ../configure -q CC="$fcc" --enable-fuzzing; } &&
+     make -j"$jobs" fuzz FUZZ_SECONDS="${EQM_FUZZ_SECONDS:-8}") || {
+      echo "fuzz smoke FAILED: reproducers in _build-fuzz/tests/fuzz/artifacts/, logs in _build-fuzz/tests/fuzz/work/"
+      exit 1
+    }
+  else
+    rm -rf "$probe"
+    echo "fuzz smoke SKIPPED: ${fcc:-no clang found}${fcc:+ cannot link -fsanitize=fuzzer} (install clang-14 libclang-rt-14-dev; scripts/install-deps.sh does)"
+  fi
 fi

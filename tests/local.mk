@@ -9,3 +9,4 @@ include tests/methods/local.mk
 include tests/shards/local.mk
 include tests/dist/local.mk
 include tests/sweep/local.mk
+include tests/fuzz/local.mk

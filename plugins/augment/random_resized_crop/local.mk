@@ -2,4 +2,4 @@
 pkglib_LTLIBRARIES += plugins/augment/random_resized_crop/augment_random_resized_crop.la
 plugins_augment_random_resized_crop_augment_random_resized_crop_la_SOURCES = plugins/augment/random_resized_crop/random_resized_crop.c plugins/augment/aug_common.h
 plugins_augment_random_resized_crop_augment_random_resized_crop_la_LDFLAGS = $(PLUGIN_LINK)
-plugins_augment_random_resized_crop_augment_random_resized_crop_la_CFLAGS = $(AM_CFLAGS) -O3 -ftree-vectorize -fvect-cost-model=dynamic
+plugins_augment_random_resized_crop_augment_random_resized_crop_la_CFLAGS = $(AM_CFLAGS) -O3 $(EQM_VECT_CFLAGS)

@@ -18,6 +18,7 @@
 
 #include <equimod/status.h>
 
+#include "core.h"
 #include "dist/dist.h"
 
 static int g_rank = 0, g_size = 1, g_mpi = 0, g_multiple = 0;
@@ -25,7 +26,7 @@ static unsigned g_nn_flags;
 static _Thread_local char g_err[512];
 static dist_stats g_stats;
 #ifdef HAVE_MPI
-static MPI_Comm g_comm = MPI_COMM_NULL;
+static MPI_Comm g_comm = MPI_COMM_NULL, g_comm_grad = MPI_COMM_NULL;
 #endif
 
 #define CHUNK ((size_t)1 << 28)
@@ -58,6 +59,22 @@ void dist_nn_set(unsigned flags) { g_nn_flags = flags; }
 unsigned dist_nn_flags(void) { return g_size > 1 ? g_nn_flags : 0; }
 
 dist_stats dist_stats_get(void) { return g_stats; }
+void dist_stats_add(uint64_t ns, uint64_t bytes)
+{
+    g_stats.calls++;
+    g_stats.bytes += bytes;
+    g_stats.ns += ns;
+}
+
+void *dist_mpi_comm(int lane)
+{
+#ifdef HAVE_MPI
+    if (g_mpi && g_size > 1)
+        return lane ? (void *)&g_comm_grad : (void *)&g_comm;
+#endif
+    (void)lane;
+    return NULL;
+}
 void dist_stats_reset(void) { memset(&g_stats, 0, sizeof g_stats); }
 
 /* Size of the job as the launcher announced it (0: no launcher seen, 1: a launcher whose
@@ -127,6 +144,8 @@ int dist_init(int *argc, char ***argv, char *err, size_t errlen)
     }
     MPI_Comm_dup(MPI_COMM_WORLD, &g_comm);
     MPI_Comm_set_errhandler(g_comm, MPI_ERRORS_RETURN);
+    MPI_Comm_dup(MPI_COMM_WORLD, &g_comm_grad);
+    MPI_Comm_set_errhandler(g_comm_grad, MPI_ERRORS_RETURN);
     MPI_Comm_rank(g_comm, &g_rank);
     MPI_Comm_size(g_comm, &g_size);
     g_multiple = provided >= MPI_THREAD_MULTIPLE;
@@ -141,6 +160,7 @@ void dist_finalize(void)
 #ifdef HAVE_MPI
     if (g_mpi) {
         MPI_Comm_free(&g_comm);
+        MPI_Comm_free(&g_comm_grad);
         int fin = 0;
         MPI_Finalized(&fin);
         if (!fin)
@@ -238,6 +258,61 @@ int dist_allgather_f32(const float *send, size_t n, float *recv)
 #endif
     if (send != recv)
         memmove(recv, send, n * sizeof(float));
+    return EQM_OK;
+}
+
+int dist_allgather_bytes(const void *send, size_t bytes, void *recv)
+{
+    if (bytes > INT_MAX)
+        return fail(EQM_ERR_INVAL, "allgather: %zu bytes per rank exceeds MPI's int count",
+                    bytes);
+#ifdef HAVE_MPI
+    if (g_mpi && g_size > 1) {
+        uint64_t t0 = now_ns();
+        int rc = MPI_Allgather(send, (int)bytes, MPI_BYTE, recv, (int)bytes, MPI_BYTE, g_comm);
+        if (rc != MPI_SUCCESS)
+            return mpi_fail("MPI_Allgather(bytes)", rc);
+        account(t0, (double)(g_size - 1) * (double)bytes);
+        return EQM_OK;
+    }
+#endif
+    if (send != recv)
+        memmove(recv, send, bytes);
+    return EQM_OK;
+}
+
+int dist_check_identical(const void *p, size_t bytes, const char *what, char *err,
+                         size_t errlen)
+{
+    uint64_t h = 1469598103934665603ull;
+    const unsigned char *b = p;
+    for (size_t i = 0; i < bytes; i++) {
+        h ^= b[i];
+        h *= 1099511628211ull;
+    }
+    uint64_t *all = calloc((size_t)g_size, sizeof *all);
+    if (!all)
+        return errf(err, errlen, EQM_ERR_NOMEM, "%s: out of memory", what);
+    int rc = dist_allgather_bytes(&h, sizeof h, all);
+    if (rc) {
+        free(all);
+        return errf(err, errlen, rc, "%s: %s", what, dist_error());
+    }
+    char list[256] = "";
+    size_t used = 0;
+    int bad = 0;
+    for (int r = 1; r < g_size; r++)
+        if (all[r] != all[0]) {
+            bad++;
+            if (used < sizeof list - 16)
+                used += (size_t)snprintf(list + used, sizeof list - used, "%s%d",
+                                         bad > 1 ? ", " : "", r);
+        }
+    free(all);
+    if (bad)
+        return errf(err, errlen, EQM_ERR_STATE,
+                    "%s differ between ranks: rank(s) %s hold other bytes than rank 0 (%zu "
+                    "bytes compared by hash)", what, list, bytes);
     return EQM_OK;
 }
 

@@ -52,9 +52,24 @@ int dist_allreduce_f64(double *buf, size_t n);
 int dist_allgather_f32(const float *send, size_t n, float *recv);
 /* recv (n) = sum over ranks of send[rank * n : (rank + 1) * n]; send holds size * n. */
 int dist_reduce_scatter_f32(const float *send, size_t n, float *recv);
+/* Bytes version of dist_allgather_f32 (recv: size * bytes). */
+int dist_allgather_bytes(const void *send, size_t bytes, void *recv);
 /* Root's bytes to every rank. */
 int dist_bcast(void *buf, size_t bytes, int root);
 int dist_barrier(void);
+
+/* The MPI communicator (as a pointer to its MPI_Comm) of lane 0 (the collectives above)
+ * or lane 1 (the gradient engine, grad.c, which may run on its own thread: collectives of
+ * two threads must not share a communicator). NULL in the single-process group. */
+void *dist_mpi_comm(int lane);
+/* Adds a collective run elsewhere (grad.c) to the statistics. */
+void dist_stats_add(uint64_t ns, uint64_t bytes);
+
+/* Every rank's `bytes` at p hashed (64-bit FNV-1a) and compared: EQM_OK when all ranks
+ * hold the same bytes, else EQM_ERR_STATE with err naming `what` and the ranks that differ
+ * from rank 0. Collective. */
+int dist_check_identical(const void *p, size_t bytes, const char *what, char *err,
+                         size_t errlen);
 
 typedef struct dist_stats {
     uint64_t calls;

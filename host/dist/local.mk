@@ -3,3 +3,4 @@
 libeqmhost_la_SOURCES += host/dist/dist.h host/dist/dist.c
 libeqmhost_la_CFLAGS += $(MPI_CFLAGS)
 libeqmhost_la_LIBADD += $(MPI_LIBS)
+libeqmhost_la_SOURCES += host/dist/grad.h host/dist/grad.c

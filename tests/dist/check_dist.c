@@ -31,6 +31,7 @@
 
 #include "core.h"
 #include "dist/dist.h"
+#include "dist/grad.h"
 
 static int R = 1, rank = 0;
 static long n_checks;
@@ -332,6 +333,76 @@ static void bn_case(int C, const int *rows, int relu, int affine)
     free(rml), free(rvl), free(dgl), free(dbl), free(olocal), free(svx);
 }
 
+/* ---- gradient averaging (grad.c) and the identical-bytes check ---- */
+
+/* Rank r's gradient element i is (i % 97) - 13 r + 0.25 (integers and quarters: the sum over
+ * ranks and the division by R = 2, 4, .. are exact in float), so every mode must give the
+ * average bit for bit. The ranges are marked in a fixed scrambled order of uneven pieces
+ * (the same on every rank), which starts buckets out of index order. */
+static void grad_case(size_t n, size_t bucket, int mode)
+{
+    float *g = zeros(n);
+    for (size_t i = 0; i < n; i++)
+        g[i] = (float)(i % 97) - 13.f * (float)rank + 0.25f;
+    dist_grad *dg = NULL;
+    char err[256] = "";
+    CHECK(dist_grad_create(&dg, g, n, bucket, mode, err, sizeof err) == EQM_OK, "create: %s",
+          err);
+    for (int step = 0; step < 3; step++) {
+        if (step)
+            for (size_t i = 0; i < n; i++)
+                g[i] = (float)(i % 97) - 13.f * (float)rank + 0.25f * (float)step;
+        /* pieces of 1..(n/5+1) floats from the end backwards (as backward produces them) */
+        size_t end = n, piece = 1;
+        while (end > 0) {
+            size_t m = piece < end ? piece : end;
+            CHECK(dist_grad_ready(dg, end - m, m) == EQM_OK, "ready");
+            end -= m;
+            piece = piece * 3 % (n / 5 + 2) + 1;
+        }
+        CHECK(dist_grad_finish(dg, err, sizeof err) == EQM_OK, "finish: %s", err);
+        float s = step ? 0.25f * (float)step : 0.25f;
+        for (size_t i = 0; i < n; i++) {
+            float want = (float)(i % 97) - 13.f * (float)(R - 1) / 2.f + s;
+            CHECK(g[i] == want, "mode %d bucket %zu step %d: grad[%zu] = %.9g, want the "
+                  "average %.9g", dist_grad_mode_of(dg), bucket, step, i, g[i], want);
+        }
+    }
+    dist_grad_stats st = dist_grad_stats_get(dg);
+    CHECK(st.steps == 3, "stats steps %llu", (unsigned long long)st.steps);
+    if (R > 1)
+        CHECK(st.bytes == 3 * (uint64_t)(2.0 * (R - 1) / R * (double)(n * sizeof(float))),
+              "stats bytes %llu", (unsigned long long)st.bytes);
+    dist_grad_destroy(dg);
+    free(g);
+}
+
+static void test_grad(void)
+{
+    for (int mode = 0; mode < 3; mode++) {
+        grad_case(1000, 64, mode);
+        grad_case(1000, 1000, mode);
+        grad_case(777, 100, mode); /* last bucket short */
+    }
+    char err[256] = "";
+    float same[40], mine[40];
+    for (int i = 0; i < 40; i++)
+        same[i] = (float)i, mine[i] = (float)i;
+    CHECK(dist_check_identical(same, sizeof same, "parameters", err, sizeof err) == EQM_OK,
+          "identical bytes reported different: %s", err);
+    if (rank == R - 1)
+        mine[17] = nextafterf(mine[17], 100.f); /* one ulp on the last rank */
+    int rc = dist_check_identical(mine, sizeof mine, "parameters", err, sizeof err);
+    if (R > 1) {
+        char want[32];
+        snprintf(want, sizeof want, "rank(s) %d", R - 1);
+        CHECK(rc == EQM_ERR_STATE && strstr(err, want) && strstr(err, "parameters"),
+              "one ulp on rank %d: rc %d, '%s'", R - 1, rc, err);
+    } else {
+        CHECK(rc == EQM_OK, "single process: %s", err);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "--built-with-mpi")) {
@@ -352,6 +423,7 @@ int main(int argc, char **argv)
         dist_nn_set(0);
     }
     test_collectives();
+    test_grad();
     ntxent_case(2, 4, 16, 0.5f, 0, 1.f);   /* SimCLR: [a ; b], B = 4 per rank */
     ntxent_case(2, 3, 7, 0.1f, 0, 2.5f);   /* odd sizes, low temperature */
     ntxent_case(4, 3, 8, 0.2f, 0, 1.f);    /* EquiMod [yt1; yt2; yhat1; yhat2], released code */

@@ -43,7 +43,7 @@ static void usage(FILE *f)
 /* Commands that know how to run as one of several MPI processes (host/dist). Any other
  * command started by mpirun/srun with more than one process is refused on every rank:
  * N copies of a single-process command would compete for the same files. */
-static const char *const mpi_commands[] = {NULL};
+static const char *const mpi_commands[] = {"train", NULL};
 
 static int run_command(const struct command *cmd, int argc, char **argv)
 {
@@ -63,6 +63,11 @@ static int run_command(const struct command *cmd, int argc, char **argv)
         rc = 2;
     } else {
         rc = cmd->fn(argc, argv);
+    }
+    if (rc && dist_size() > 1) {
+        /* a rank that fails ends the job: the others would wait in a collective forever */
+        fflush(NULL);
+        dist_abort(rc);
     }
     dist_finalize();
     return rc;

@@ -23,7 +23,8 @@ jobs=$(nproc 2>/dev/null || echo 2)
 # under both, whatever this machine's environment says, so neither can regress.
 numeric="tests/nn/check_nn_ref tests/nn/check_nn_grad tests/backbone/check_backbone
          tests/methods/check_methods tests/train/check_optim tests/train/check_checkpoint
-         tests/train/check_e2e tests/dist/check_dist tests/dist/mpi.test"
+         tests/train/check_e2e tests/dist/check_dist tests/dist/mpi.test
+         tests/dist/mpi_train.test"
 mkdir -p _build
 (cd _build && ../configure -q --enable-werror && make -j"$jobs" &&
  env -u OPENBLAS_CORETYPE make -j"$jobs" check &&

@@ -114,7 +114,7 @@ static void batch_layout(const eqm_loader *l, eqm_batch *b, int n)
 static int fill_random(eqm_loader *l, worker_mem *m, eqm_batch *b, int64_t k, char *err,
                        size_t n)
 {
-    int64_t start = k * l->batch_size, end = start + l->batch_size;
+    int64_t start = k * l->batch_stride + l->slice_off, end = start + l->batch_size;
     if (end > l->n_epoch)
         end = l->n_epoch;
     batch_layout(l, b, (int)(end - start));

@@ -68,7 +68,10 @@ struct eqm_loader {
     loader_cfg cfg;
     views_cfg vcfg;
     int mode;
-    int64_t batch_size;
+    int64_t batch_size;  /* rows this loader makes per batch */
+    int64_t batch_stride; /* samples per (global) batch in the epoch order: batch_size, or
+                             batch_size x slice_count under a data-parallel slice */
+    int64_t slice_off;    /* this slice's first row within a global batch */
     int drop_last, shuffle;
     int n_workers, n_slots;
     uint64_t seed;

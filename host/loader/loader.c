@@ -26,6 +26,18 @@
 
 static int loader_finish(eqm_loader *l, char *err, size_t n)
 {
+    if (l->batch_stride != l->batch_size) { /* a data-parallel slice */
+        if (l->src.n_samples < 0)
+            return errf(err, n, EQM_ERR_INVAL, "%s: a streaming dataset cannot be split "
+                        "between MPI ranks yet; run it as one process", l->src.desc ?
+                        l->src.desc : "the dataset");
+        if (!l->drop_last && l->n_samples % l->batch_stride)
+            return errf(err, n, EQM_ERR_INVAL,
+                        "loader.drop_last = false with %lld samples, not a multiple of the "
+                        "global batch %lld: the ranks' last batch would differ in size; set "
+                        "loader.drop_last = true", (long long)l->n_samples,
+                        (long long)l->batch_stride);
+    }
     if (l->src.n_samples >= 0 && !l->src.get)
         return errf(err, n, EQM_ERR_INVAL, "loader: random-access source without get()");
     if (l->src.n_samples < 0 && (!l->src.next || !l->src.decode))

@@ -95,6 +95,14 @@ typedef struct eqm_loader_opts {
                                 one sample at position pick_index of epoch pick_epoch's
                                 stream, substituted as training does (shard_source_pick) */
     int64_t pick_epoch, pick_index;
+    /* Data-parallel slice (issue 13): slice_count > 1 ranks share each batch of
+     * batch_size rows (the GLOBAL batch); this loader makes rows [slice_rank * b,
+     * (slice_rank + 1) * b) of every global batch, b = batch_size / slice_count, from the
+     * same per-epoch order as one loader would, so a row's sample and augmentation (keyed by
+     * the sample) do not depend on the number of ranks. Random-access sources only;
+     * batch_size must be a multiple of slice_count and drop_last on (or the epoch a multiple
+     * of batch_size). batch_size in eqm_loader_info is then b. 0 = the whole batch. */
+    int slice_rank, slice_count;
 } eqm_loader_opts;
 
 /* Facts about a built loader. */

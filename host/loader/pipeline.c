@@ -296,6 +296,20 @@ int loader_setup(eqm_loader *l, eqm_config *cfg, const eqm_registry *reg,
         return rc;
     l->mode = o ? o->mode : EQM_LOADER_VIEWS;
     l->batch_size = o && o->batch_size > 0 ? o->batch_size : l->cfg.batch_size;
+    l->batch_stride = l->batch_size;
+    l->slice_off = 0;
+    if (o && o->slice_count > 1) {
+        if (o->slice_rank < 0 || o->slice_rank >= o->slice_count)
+            return errf(err, n, EQM_ERR_INVAL, "loader: slice %d of %d", o->slice_rank,
+                        o->slice_count);
+        if (l->batch_size % o->slice_count)
+            return errf(err, n, EQM_ERR_INVAL,
+                        "loader.batch_size = %lld is the global batch and must be a multiple "
+                        "of the %d ranks (each loads batch_size / ranks rows)",
+                        (long long)l->batch_size, o->slice_count);
+        l->batch_size /= o->slice_count;
+        l->slice_off = (int64_t)o->slice_rank * l->batch_size;
+    }
     l->n_workers = (int)(o && o->workers > 0 ? o->workers : l->cfg.workers);
     if (l->n_workers <= 0) {
         long c = sysconf(_SC_NPROCESSORS_ONLN);

@@ -15,8 +15,8 @@ static int64_t batches_in_epoch(const eqm_loader *l)
 {
     if (l->src.n_samples < 0)
         return -1;
-    return l->drop_last ? l->n_epoch / l->batch_size
-                        : (l->n_epoch + l->batch_size - 1) / l->batch_size;
+    return l->drop_last ? l->n_epoch / l->batch_stride
+                        : (l->n_epoch + l->batch_stride - 1) / l->batch_stride;
 }
 
 static uint64_t thread_cpu_ns(void)
@@ -249,8 +249,8 @@ void loader_info(const eqm_loader *l, eqm_loader_info *info)
     info->batch_size = (int)l->batch_size;
     info->batches_per_epoch = -1;
     if (l->src.n_samples >= 0)
-        info->batches_per_epoch = l->drop_last ? l->n_samples / l->batch_size
-                                               : (l->n_samples + l->batch_size - 1) / l->batch_size;
+        info->batches_per_epoch = l->drop_last ? l->n_samples / l->batch_stride
+                                               : (l->n_samples + l->batch_stride - 1) / l->batch_stride;
     info->w = l->w;
     info->h = l->h;
     info->c = l->c;

@@ -27,6 +27,17 @@ const eqm_param_spec train_section_spec[] = {
     {"steps_per_epoch", EQM_PARAM_INT, TO(steps_per_epoch), "0", 0, 1e12, NULL,
      "schedule length per epoch for streaming data (0 = from the loader, or from the "
      "dataset's sample count, e.g. an imagenet_tar index)"},
+    {"sync_bn", EQM_PARAM_BOOL, TO(sync_bn), "true", 0, 0, NULL,
+     "under MPI: batch norm uses the statistics of the whole global batch (SyncBN; false: "
+     "each rank its own slice, and the checkpoint keeps rank 0's running statistics)"},
+    {"grad_overlap", EQM_PARAM_ENUM, TO(grad_overlap), "thread", 0, -1, "thread|test|none",
+     "under MPI: gradient all-reduce overlapped with backward by a communication thread, "
+     "by MPI_Test polling, or not at all"},
+    {"grad_bucket_mb", EQM_PARAM_INT, TO(grad_bucket_mb), "4", 1, 4096, NULL,
+     "under MPI: megabytes of gradient per all-reduce"},
+    {"check_params_every", EQM_PARAM_INT, TO(check_params_every), "0", 0, 1e12, NULL,
+     "under MPI, debugging: every K steps check that all ranks hold bit-identical "
+     "parameters (0 = only at the start)"},
     {NULL, EQM_PARAM_END, 0, NULL, 0, 0, NULL, NULL}};
 const size_t train_section_size = sizeof(train_opts);
 

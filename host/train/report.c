@@ -67,6 +67,8 @@ double acc_mean(const acc_terms *a, const char *name)
 void report_progress(trainer *tr, int64_t epoch, int64_t b, double loss, double lr,
                      int final_line)
 {
+    if (!tr->writer)
+        return;
     /* Rates over the whole run so far (smoother than one step's). */
     double per_step = tr->st.step > 0 ? tr->st.elapsed_s / tr->st.step : 0;
     double rate = tr->st.elapsed_s > 0 ? tr->st.images / tr->st.elapsed_s : 0;

@@ -29,6 +29,8 @@
 #include <unistd.h>
 
 #include "train/checkpoint.h"
+#include "dist/dist.h"
+#include "dist/grad.h"
 #include "train/run.h"
 
 double now_s(void)
@@ -135,6 +137,8 @@ static int plugin_double_opt(const eqm_plugin *p, const void *opts, const char *
 
 static int save_checkpoint(trainer *tr, char *err, size_t errlen)
 {
+    if (!tr->writer)
+        return EQM_OK; /* rank 0 writes; every rank holds the same state */
     char *tab = tensor_table(&tr->m);
     if (!tab)
         return errf(err, errlen, EQM_ERR_NOMEM, "out of memory");
@@ -281,6 +285,8 @@ static int run_open(trainer *tr, char *err, size_t errlen)
     eqm_loader_opts lo = {0};
     lo.mode = EQM_LOADER_VIEWS;
     lo.limit = tr->to.max_samples;
+    lo.slice_rank = dist_rank(); /* MPI: this rank's slice of every global batch */
+    lo.slice_count = dist_size();
     int rc = loader_open(&tr->ld, tr->cfg, tr->reg, "train", &lo, err, errlen);
     if (rc)
         return rc;
@@ -329,6 +335,8 @@ static int run_build(trainer *tr, char *err, size_t errlen)
     tr->use_equimod = tr->to.equimod && config_has_section(tr->cfg, "equimod");
     const int N = tr->li.batch_size;
     const int max_rows = (tr->use_equimod ? 3 : 2) * N;
+    /* MPI: before any plugin exists (the NT-Xent scratch size depends on it) */
+    dist_nn_set((tr->to.sync_bn ? DIST_NN_SYNC_BN : 0) | DIST_NN_GATHER_LOSS);
     int rc = build_model(tr->cfg, tr->reg, tr->li.h, tr->li.w, tr->li.c, tr->li.p, 1,
                          tr->use_equimod, max_rows, &tr->m, tr->opts, err, errlen);
     if (rc)
@@ -342,6 +350,18 @@ static int run_build(trainer *tr, char *err, size_t errlen)
         return rc;
     if ((rc = run_optimizer(tr, err, errlen)))
         return rc;
+    if (dist_size() > 1) {
+        static const int modes[3] = {DIST_GRAD_THREAD, DIST_GRAD_TEST, DIST_GRAD_SYNC};
+        rc = dist_grad_create(&tr->dg, tr->m.grads, tr->m.n_floats,
+                              (size_t)tr->to.grad_bucket_mb << 18, modes[tr->to.grad_overlap],
+                              err, errlen);
+        if (rc)
+            return rc;
+        /* the same seed gives the same parameters everywhere: checked, not assumed */
+        if ((rc = dist_check_identical(tr->m.params, tr->m.n_floats * sizeof(float),
+                                       "initial parameters", err, errlen)))
+            return rc;
+    }
     tr->S = tr->li.batches_per_epoch;
     tr->T = tr->S * tr->to.epochs;
     tr->W = (int64_t)llround(tr->oo.warmup_epochs * tr->S);
@@ -360,6 +380,11 @@ static int run_build(trainer *tr, char *err, size_t errlen)
 static int run_folder_files(trainer *tr, int resumed, char *err, size_t errlen)
 {
     char p[4200];
+    if (!tr->writer) { /* the other ranks' step lines go nowhere */
+        tr->metrics = fopen("/dev/null", "w");
+        return tr->metrics ? EQM_OK
+                           : errf(err, errlen, EQM_ERR_IO, "/dev/null: %s", strerror(errno));
+    }
     if (snprintf(p, sizeof p, "%s/config.ini", tr->dir) >= (int)sizeof p)
         return errf(err, errlen, EQM_ERR_INVAL, "run folder path too long");
     if (write_text_atomic(p, tr->cfg_text))
@@ -490,7 +515,8 @@ static int run_loop(trainer *tr, acc_terms *acc, int *stopped, char *err, size_t
         tr->st.epoch++;
         tr->st.batch = 0;
         int last = tr->st.epoch >= tr->to.epochs;
-        if (tr->eo.knn_every > 0 && tr->st.epoch % tr->eo.knn_every == 0 && !last) {
+        if (tr->writer && tr->eo.knn_every > 0 && tr->st.epoch % tr->eo.knn_every == 0 &&
+            !last) { /* MPI: rank 0 alone (eval-mode BN: no collective) */
             eval_acc a;
             char what[64];
             snprintf(what, sizeof what, "epoch %lld", (long long)tr->st.epoch);
@@ -508,7 +534,7 @@ static int run_loop(trainer *tr, acc_terms *acc, int *stopped, char *err, size_t
 static int run_stopped(trainer *tr, char *err, size_t errlen)
 {
     int rc = save_checkpoint(tr, err, errlen);
-    if (rc)
+    if (rc || !tr->writer)
         return rc;
     if (tr->tty)
         fputc('\n', stderr);
@@ -520,7 +546,8 @@ static int run_stopped(trainer *tr, char *err, size_t errlen)
                         : "stopped by train.max_steps",
             (long long)tr->st.step, (long long)tr->st.epoch, (long long)tr->st.batch, tr->dir,
             tr->cfg_path, tr->dir);
-    report_svg(tr->dir);
+    if (tr->writer)
+        report_svg(tr->dir);
     return EQM_OK;
 }
 
@@ -528,6 +555,8 @@ static int run_stopped(trainer *tr, char *err, size_t errlen)
 static int run_finish(trainer *tr, const acc_terms *acc, int resumed, double wall0, char *err,
                       size_t errlen)
 {
+    if (!tr->writer)
+        return EQM_OK;
     if (resumed && acc->steps == 0 && tr->st.step > 0 && !tr->to.max_steps)
         fprintf(stderr, "equimod train: %s is already complete (%lld steps)\n", tr->dir,
                 (long long)tr->st.step);
@@ -554,6 +583,16 @@ static int run_finish(trainer *tr, const acc_terms *acc, int resumed, double wal
 
 static void run_banner(const trainer *tr, int resumed)
 {
+    if (!tr->writer)
+        return;
+    if (dist_size() > 1)
+        fprintf(stderr, "equimod train: %d MPI ranks, %d rows each of the global batch %d, "
+                "SyncBN %s, gathered NT-Xent, gradient all-reduce %s\n", dist_size(),
+                tr->li.batch_size, tr->li.batch_size * dist_size(),
+                tr->to.sync_bn ? "on" : "off",
+                dist_grad_mode_of(tr->dg) == DIST_GRAD_THREAD ? "on a communication thread"
+                : dist_grad_mode_of(tr->dg) == DIST_GRAD_TEST ? "polled with MPI_Test"
+                                                              : "after backward");
     fprintf(stderr,
             "equimod train: %s -> %s\n  %s%s on %s, backbone %s (D=%d), %lld samples, batch "
             "%d, %lld steps/epoch x %lld epochs%s\n",
@@ -578,7 +617,7 @@ static int run_train(trainer *tr, int resumed, double wall0, int *status, char *
     stop_signal = 0;
     int rc = EQM_OK, stopped = 0;
     acc_terms acc = tr->resume_acc; /* zero unless resumed mid-epoch */
-    if (!resumed && tr->eo.knn_baseline) {
+    if (!resumed && tr->eo.knn_baseline && tr->writer) {
         eval_acc a;
         rc = report_knn(tr, "untrained", &a, err, errlen);
     }
@@ -602,6 +641,7 @@ int train_main(const char *config, char **sets, int n_sets, const char *out_dir,
     trainer T0;
     trainer *tr = &T0;
     memset(tr, 0, sizeof *tr);
+    tr->writer = dist_rank() == 0;
     char err[2048] = "";
     double wall0 = now_s();
     int resumed = 0, status = 1;
@@ -618,9 +658,16 @@ int train_main(const char *config, char **sets, int n_sets, const char *out_dir,
         rc = run_train(tr, resumed, wall0, &status, err, sizeof err);
     }
     if (rc && rc != RUN_REPORTED) {
-        fprintf(stderr, "equimod train: error: %s\n", err[0] ? err : eqm_status_str(rc));
+        if (dist_size() > 1)
+            fprintf(stderr, "equimod train: [rank %d of %d] error: %s\n", dist_rank(),
+                    dist_size(), err[0] ? err : eqm_status_str(rc));
+        else
+            fprintf(stderr, "equimod train: error: %s\n", err[0] ? err : eqm_status_str(rc));
         status = 1;
     }
+    dist_grad_destroy(tr->dg);
+    tr->dg = NULL;
+    dist_nn_set(0);
     trainer_free(tr);
     return status;
 }

@@ -67,6 +67,8 @@ typedef struct trainer {
      * from metrics.jsonl (report_resume_metrics), with the names they were logged under */
     acc_terms resume_acc;
     char resume_names[MAX_TERMS][64];
+    int writer;         /* rank 0 (or the only process): writes the run folder and prints */
+    struct dist_grad *dg; /* MPI: gradient averaging (dist/grad.h); NULL alone */
 } trainer;
 
 

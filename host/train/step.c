@@ -5,8 +5,11 @@
 #include "config.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "dist/dist.h"
+#include "dist/grad.h"
 #include "train/run.h"
 
 /* BYOL: target <- tau*target + (1-tau)*online on every EMA tensor; returns tau. */
@@ -95,6 +98,47 @@ static int forward_views(trainer *tr, eqm_batch *b, eqm_module_io *bio, eqm_modu
     return EQM_OK;
 }
 
+/* MPI: the gradients of every tensor of module `slot` are final (its backward ran):
+ * their all-reduce may start while the backbone's backward runs. */
+static void grads_ready(trainer *tr, int slot)
+{
+    if (!tr->dg)
+        return;
+    int nt = model_n_tensors(&tr->m);
+    for (int k = 0; k < nt; k++) {
+        eqm_model_tensor t;
+        if (!model_tensor(&tr->m, k, &t) && t.grad && t.slot == slot)
+            dist_grad_ready(tr->dg, t.offset, t.numel);
+    }
+}
+
+/* MPI: the logged values averaged over the ranks (the gathered NT-Xent losses are the
+ * same everywhere already; BYOL's loss and the metrics are means over local rows, so the
+ * average of equal-sized slices is the global mean). */
+static int average_logged(step_log *s, eqm_module_io *mio, eqm_module_io *eio, char *err,
+                          size_t errlen)
+{
+    double v[2 + 2 * EQM_MAX_METRICS];
+    int n = 0;
+    v[n++] = s->l_inv;
+    v[n++] = s->l_equi;
+    eqm_module_io *ios[2] = {mio, eio};
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; ios[k] && i < ios[k]->n_metrics && i < EQM_MAX_METRICS; i++)
+            v[n++] = ios[k]->metrics[i].value;
+    int rc = dist_allreduce_f64(v, (size_t)n);
+    if (rc)
+        return errf(err, errlen, rc, "metrics: %s", dist_error());
+    double R = dist_size();
+    n = 0;
+    s->l_inv = v[n++] / R;
+    s->l_equi = v[n++] / R;
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; ios[k] && i < ios[k]->n_metrics && i < EQM_MAX_METRICS; i++)
+            ios[k]->metrics[i].value = v[n++] / R;
+    return EQM_OK;
+}
+
 int train_step(trainer *tr, eqm_batch *b, acc_terms *acc, char *err, size_t errlen)
 {
     eqm_module_inst *bb = &tr->m.mod[EQM_SLOT_BACKBONE];
@@ -109,11 +153,15 @@ int train_step(trainer *tr, eqm_batch *b, acc_terms *acc, char *err, size_t errl
     if (rc)
         return rc;
     s.l_inv = mio.loss;
+    grads_ready(tr, EQM_SLOT_METHOD);
     if (tr->use_equimod) {
         if ((rc = equimod_step(tr, b, &eio, err, errlen)))
             return rc;
         s.l_equi = eio.loss;
+        grads_ready(tr, EQM_SLOT_EQUIMOD);
     }
+    if (tr->dg && (rc = average_logged(&s, &mio, tr->use_equimod ? &eio : NULL, err, errlen)))
+        return rc;
     s.loss = s.l_inv + s.l_equi;
     if (!isfinite(s.loss))
         return errf(err, errlen, EQM_ERR_NUMERIC,
@@ -125,6 +173,8 @@ int train_step(trainer *tr, eqm_batch *b, acc_terms *acc, char *err, size_t errl
     rc = bb->ops->backward(bb->self, &bio);
     if (rc)
         return errf(err, errlen, rc, "backbone backward: %s", host_ctx_error(bb->ctx));
+    if (tr->dg && (rc = dist_grad_finish(tr->dg, err, errlen))) /* average over ranks */
+        return rc;
     s.lr = sched_warmup_cosine(tr->st.step, tr->oo.lr, tr->W, tr->T, tr->oo.warmup_start,
                                tr->oo.final_lr);
     rc = optim_step(&tr->opt, s.lr);
@@ -135,9 +185,16 @@ int train_step(trainer *tr, eqm_batch *b, acc_terms *acc, char *err, size_t errl
     eqm_loader_stats ls1;
     loader_stats(tr->ld, &ls1);
     s.stall_ms = (ls1.stall_ns - ls0.stall_ns) / 1e6;
-    s.rows = b->n;
+    s.rows = b->n * dist_size(); /* images of the global batch */
     s.method = &mio;
     s.equimod = tr->use_equimod ? &eio : NULL;
     report_step(tr, &s, acc);
+    if (tr->dg && tr->to.check_params_every > 0 && tr->st.step % tr->to.check_params_every == 0) {
+        char what[64];
+        snprintf(what, sizeof what, "parameters after step %lld", (long long)tr->st.step);
+        if ((rc = dist_check_identical(tr->m.params, tr->m.n_floats * sizeof(float), what, err,
+                                       errlen)))
+            return rc;
+    }
     return EQM_OK;
 }

@@ -53,6 +53,10 @@ typedef struct train_opts {
     int64_t checkpoint_steps;
     int64_t log_every;
     int64_t steps_per_epoch;
+    int sync_bn;                 /* MPI: SyncBN (batch statistics of the global batch) */
+    int grad_overlap;            /* MPI: 0 thread, 1 test, 2 none (dist/grad.h) */
+    int64_t grad_bucket_mb;      /* MPI: gradient all-reduce bucket size */
+    int64_t check_params_every;  /* MPI: compare parameters over ranks every K steps */
 } train_opts;
 
 typedef struct optim_opts {

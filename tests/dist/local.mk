@@ -6,3 +6,11 @@ EXTRA_DIST += tests/dist/mpi.test
 tests_dist_check_dist_SOURCES = tests/dist/check_dist.c
 tests_dist_check_dist_CFLAGS = $(TEST_CFLAGS)
 tests_dist_check_dist_LDADD = libeqmhost.la $(TEST_LIBS)
+# mpi_train.test: -np 2 vs -np 1 of a tiny SimCLR+EquiMod and BYOL+EquiMod run (run_diff
+# compares the step losses and the final checkpoints).
+check_PROGRAMS += tests/dist/run_diff
+TESTS += tests/dist/mpi_train.test
+EXTRA_DIST += tests/dist/mpi_train.test
+tests_dist_run_diff_SOURCES = tests/dist/run_diff.c
+tests_dist_run_diff_CFLAGS = $(TEST_CFLAGS)
+tests_dist_run_diff_LDADD = libeqmhost.la $(TEST_LIBS)

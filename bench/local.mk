@@ -19,4 +19,8 @@ bench: bench/train-step bench/conv-layers bench/shards bench/loader $(pkglib_LTL
 bench-train-step: bench
 	EQM_SRCDIR='$(abs_top_srcdir)' ./bench/train-step \
 	  --plugin-path '$(abs_top_builddir)/plugins/backbone/resnet/.libs' $(BENCH_ARGS)
-.PHONY: bench bench-train-step
+# bench/scaling.sh: 1 rank x 2 threads vs 2 ranks x 1 thread (MPI, issue 13).
+bench-scaling: all
+	sh '$(abs_top_srcdir)/bench/scaling.sh' '$(abs_top_builddir)' $(BENCH_ARGS)
+EXTRA_DIST += bench/scaling.sh
+.PHONY: bench bench-train-step bench-scaling

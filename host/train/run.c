@@ -575,6 +575,16 @@ static int run_finish(trainer *tr, const acc_terms *acc, int resumed, double wal
         else
             fprintf(stderr, "kNN top-1 after training: %.2f%%\n", a.top1);
     }
+    if (tr->dg) { /* rank 0's communication (bench/scaling reads this line) */
+        dist_grad_stats g = dist_grad_stats_get(tr->dg);
+        dist_stats d = dist_stats_get();
+        double n = g.steps ? (double)g.steps : 1;
+        fprintf(stderr, "equimod train: MPI: gradient all-reduce %.1f ms/step (%.0f%% of it "
+                "while backward ran), backward then waited %.1f ms/step; SyncBN + NT-Xent + "
+                "metrics collectives %.1f ms/step; %.2f MB sent per step by this rank\n",
+                g.comm_ns / 1e6 / n, g.comm_ns ? 100.0 * g.overlap_ns / g.comm_ns : 0.0,
+                g.wait_ns / 1e6 / n, (double)(d.ns - g.wait_ns) / 1e6 / n, d.bytes / 1e6 / n);
+    }
     fprintf(stderr, "equimod train: done: %lld steps in %.1f s (%.1f img/s); report: %s/report.md\n",
             (long long)tr->st.step, tr->st.elapsed_s,
             tr->st.elapsed_s > 0 ? tr->st.images / tr->st.elapsed_s : 0, tr->dir);

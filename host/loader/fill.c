@@ -25,7 +25,7 @@ static int read_sample_g(eqm_loader *l, worker_mem *m, int64_t index, void *raw,
         img->data = none;
         img->format = EQM_PIX_U8;
         int rc = l->src.decode_scaled(l->src.ctx, raw, 8, img, 0, label);
-        if (rc == EQM_ERR_NOMEM && img->w > 0 && img->h > 0) {
+        if (source_grow(rc) && img->w > 0 && img->h > 0) {
             g->W = img->w;
             g->H = img->h;
             M = plan_scale(l, epoch, plan_key0, plan_nk, img->w, img->h);
@@ -53,7 +53,7 @@ static int read_sample_g(eqm_loader *l, worker_mem *m, int64_t index, void *raw,
         int rc = raw ? (M < 8 ? l->src.decode_scaled(l->src.ctx, raw, M, img, m->img_cap, label)
                               : l->src.decode(l->src.ctx, raw, img, m->img_cap, label))
                      : l->src.get(l->src.ctx, index, img, m->img_cap, label);
-        if (rc == EQM_ERR_NOMEM && img->w > 0 && img->h > 0 && img->c > 0 &&
+        if (source_grow(rc) && img->w > 0 && img->h > 0 && img->c > 0 &&
             (size_t)img->w * img->h * img->c > m->img_cap) {
             if (!grow_buf((void **)&m->img, &m->img_cap, (size_t)img->w * img->h * img->c))
                 return errf(err, n, EQM_ERR_NOMEM, "out of memory");

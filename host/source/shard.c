@@ -87,8 +87,8 @@ static int src_decode_scaled(void *ctx, void *raw_, int scale_num, eqm_image *im
     src_ctx *c = ctx;
     eqm_raw_sample *raw = raw_;
     int rc = c->ops->decode(c->self, raw, scale_num, img, cap, label, NULL, NULL);
-    if (rc == EQM_ERR_NOMEM && img->w > 0 && (size_t)img->w * img->h * 3 > cap)
-        return rc; /* the worker grows its buffer and calls again with the same raw */
+    if (source_grow(rc) && img->w > 0 && (size_t)img->w * img->h * 3 > cap)
+        return EQM_GROW; /* the worker grows its buffer and calls again with the same raw */
     shard_stream_release(c->stream, raw);
     if (rc != EQM_SKIP)
         return rc; /* < 0: the plugin's message is this thread's error on c->host */
@@ -109,7 +109,7 @@ static int src_decode(void *ctx, void *raw, eqm_image *img, size_t cap, int32_t 
 
 /* Sizes of up to `max` images of epoch 0 (stream order), read from their JPEG headers:
  * decode() with no room at scale 8/8 reports the full size without decoding pixels
- * (EQM_ERR_NOMEM + img->w/h); a plugin that decodes anyway gets a buffer. Bad samples
+ * (EQM_GROW + img->w/h); a plugin that decodes anyway gets a buffer. Bad samples
  * are left out (not counted: training counts them). Leaves the stream mid-epoch 0. */
 static int64_t src_image_sizes(void *ctx, int64_t max, int32_t *wh)
 {
@@ -138,15 +138,15 @@ static int64_t src_image_sizes(void *ctx, int64_t max, int32_t *wh)
         int32_t label = -1;
         int ow = 0, oh = 0;
         rc = c->ops->decode(c->self, r, 8, &im, 0, &label, &ow, &oh);
-        if (rc == EQM_ERR_NOMEM && im.w > 0 && im.h > 0) {
+        if (source_grow(rc) && im.w > 0 && im.h > 0) {
             ow = im.w; /* scale 8/8: the needed size is the original size */
             oh = im.h;
             rc = EQM_OK;
         } else if (rc == EQM_OK && (ow <= 0 || oh <= 0)) {
             ow = im.w;
             oh = im.h;
-        } else if (rc == EQM_ERR_NOMEM) { /* no size reported: decode small for real */
-            for (int tries = 0; tries < 3 && rc == EQM_ERR_NOMEM; tries++) {
+        } else if (source_grow(rc)) { /* no size reported: decode small for real */
+            for (int tries = 0; tries < 3 && source_grow(rc); tries++) {
                 size_t need = im.w > 0 && im.h > 0 ? (size_t)im.w * im.h * 4 : cap * 2 + 65536;
                 uint8_t *nb = need > cap ? realloc(buf, need) : buf;
                 if (!nb)
@@ -163,7 +163,7 @@ static int64_t src_image_sizes(void *ctx, int64_t max, int32_t *wh)
             wh[2 * n] = ow;
             wh[2 * n + 1] = oh;
             n++;
-        } else if (rc < 0 && rc != EQM_ERR_NOMEM) {
+        } else if (rc < 0 && !source_grow(rc)) {
             free(buf);
             return rc; /* message on c->host */
         }
@@ -309,7 +309,7 @@ static int pick_get(void *ctx, int64_t index, eqm_image *img, size_t cap, int32_
     img->stride = p->w * p->c;
     img->format = EQM_PIX_U8;
     if (bytes > cap)
-        return EQM_ERR_NOMEM;
+        return EQM_GROW;
     memcpy(img->data, p->img, bytes);
     *label = p->label;
     return EQM_OK;
@@ -349,7 +349,7 @@ static int pick_good(void *ctx, int q)
         memset(&p->im, 0, sizeof p->im);
         p->im.data = *p->buf;
         rc = src_decode(p->c, r, &p->im, *p->cap, &p->label);
-        if (rc != EQM_ERR_NOMEM || p->im.w <= 0 || (size_t)p->im.w * p->im.h * 3 <= *p->cap)
+        if (!source_grow(rc) || p->im.w <= 0 || (size_t)p->im.w * p->im.h * 3 <= *p->cap)
             break;
         *p->cap = (size_t)p->im.w * p->im.h * 3;
         uint8_t *nb = realloc(*p->buf, *p->cap);

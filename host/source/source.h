@@ -37,8 +37,9 @@
  *      stay bit-identical whatever the number of workers. A batch whose samples are all
  *      bad is an error naming the last bad sample.
  *  get/decode write U8 HWC into img->data (caller-owned, cap bytes); if the image does not
- *  fit they return EQM_ERR_NOMEM after setting img->w/h/c to the needed size, and the
- *  worker grows its buffer and calls again. < 0 on failure, with the message readable
+ *  fit they return EQM_GROW after setting img->w/h/c to the needed size (source_grow: a
+ *  1.1 dataset plugin's EQM_ERR_NOMEM means the same), and the worker grows its buffer
+ *  and calls again. < 0 on failure, with the message readable
  *  through error(ctx) (on the failing thread: sources keep their messages per thread);
  *  EQM_SKIP from get() is treated as a failure (a silently short dataset is not allowed).
  *  image_sizes (optional, for sources whose image size varies: w = h = 0): writes the
@@ -66,7 +67,7 @@ typedef struct eqm_sample_source {
     int64_t (*image_sizes)(void *sizes_ctx, int64_t max, int32_t *wh);
     /* Optional (streaming): decode() at DCT scale scale_num/8 (1, 2, 4 or 8; the image is
      * ceil(W * scale_num / 8) x ceil(H * scale_num / 8)); same contract as decode, and with
-     * cap = 0 at scale 8 it reports the full size (EQM_ERR_NOMEM + img->w/h) without
+     * cap = 0 at scale 8 it reports the full size (EQM_GROW + img->w/h) without
      * releasing raw. The loader uses it when [loader] dct_scaling is on (see fill_batch). */
     int (*decode_scaled)(void *ctx, void *raw, int scale_num, eqm_image *img, size_t cap,
                          int32_t *label);
@@ -74,6 +75,11 @@ typedef struct eqm_sample_source {
      * imagenet_tar index), for the schedule; <= 0: unknown. */
     int64_t stream_length;
 } eqm_sample_source;
+
+/* "Grow the buffer and call again" from a source or a dataset plugin: EQM_GROW (ABI 1.2),
+ * or EQM_ERR_NOMEM with the needed size set, as 1.1 plugins say it (the caller checks the
+ * size: a NOMEM without one is a real allocation failure). */
+static inline int source_grow(int rc) { return rc == EQM_GROW || rc == EQM_ERR_NOMEM; }
 
 /* ------------------------------------------------------------- bad rows -------- */
 /* The substitution rule of a batch of n rows (both fill paths of the loader and

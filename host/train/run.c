@@ -122,19 +122,6 @@ static uint64_t config_hash_text(const char *text)
 }
 
 
-/* Read a double option of a plugin by key from its option struct (BYOL's ema_base). */
-static int plugin_double_opt(const eqm_plugin *p, const void *opts, const char *key, double *v)
-{
-    const eqm_param_spec *s = p ? p->desc.params : NULL;
-    for (; s && s->key; s++)
-        if (!strcmp(s->key, key) && s->type == EQM_PARAM_FLOAT) {
-            memcpy(v, (const char *)opts + s->offset, sizeof *v);
-            return 1;
-        }
-    return 0;
-}
-
-
 static int save_checkpoint(trainer *tr, char *err, size_t errlen)
 {
     if (!tr->writer)
@@ -342,10 +329,10 @@ static int run_build(trainer *tr, char *err, size_t errlen)
     if (rc)
         return rc;
     tr->byol = tr->m.has_target;
-    tr->tau_base = 0.996;
-    if (tr->byol)
-        plugin_double_opt(tr->m.mod[EQM_SLOT_METHOD].plugin, tr->opts[EQM_SLOT_METHOD],
-                          "ema_base", &tr->tau_base);
+    const eqm_module_inst *me = &tr->m.mod[EQM_SLOT_METHOD];
+    if (tr->byol && !me->ops->target_momentum)
+        host_log(EQM_LOG_INFO, "train", "method/%s (ABI 1.1) has no target_momentum: the EMA "
+                 "target follows the cosine schedule from 0.996", me->plugin->desc.name);
     if ((rc = model_init(&tr->m, (uint64_t)tr->ro.seed, err, errlen)))
         return rc;
     if ((rc = run_optimizer(tr, err, errlen)))

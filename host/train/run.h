@@ -56,7 +56,6 @@ typedef struct trainer {
     eqm_model m;
     void *opts[EQM_SLOT_COUNT];
     int use_equimod, byol;
-    double tau_base;
     optim opt;
     train_state st;
     int64_t S, T, W; /* steps per epoch, total, warmup */

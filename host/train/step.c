@@ -12,11 +12,17 @@
 #include "dist/grad.h"
 #include "train/run.h"
 
-/* BYOL: target <- tau*target + (1-tau)*online on every EMA tensor; returns tau. */
+/* BYOL: target <- tau*target + (1-tau)*online on every EMA tensor; returns tau. The
+ * method's schedule (ABI 1.2 target_momentum); a 1.1 method gets BYOL's cosine from
+ * 0.996 (TAU_BASE_V1_1). */
+#define TAU_BASE_V1_1 0.996
 static double ema_step(trainer *tr)
 {
     eqm_model *m = &tr->m;
-    double tau = sched_ema_tau(tr->st.step, tr->T, tr->tau_base);
+    const eqm_module_inst *me = &m->mod[EQM_SLOT_METHOD];
+    double tau = me->ops->target_momentum
+                     ? me->ops->target_momentum(me->self, tr->st.step, tr->T)
+                     : sched_ema_tau(tr->st.step, tr->T, TAU_BASE_V1_1);
     int nt = model_n_tensors(m);
     for (int k = 0; k < nt; k++) {
         eqm_model_tensor t;
@@ -34,6 +40,7 @@ static int equimod_step(trainer *tr, eqm_batch *b, eqm_module_io *eio, char *err
     eqm_module_inst *eq = &tr->m.mod[EQM_SLOT_EQUIMOD];
     eio->size = sizeof *eio;
     eio->rows = 3 * b->n;
+    eio->n_views = 3;
     eio->train = 1;
     eio->in = tr->h;
     eio->t = b->t; /* standardised by the loader's worker */
@@ -62,6 +69,7 @@ static int forward_views(trainer *tr, eqm_batch *b, eqm_module_io *bio, eqm_modu
     /* the batch's views are one block: x0, x1, x2 (3N rows) or x1, x2 (2N), read in place */
     bio->size = sizeof *bio;
     bio->rows = rows;
+    bio->n_views = tr->use_equimod ? 3 : 2;
     bio->train = 1;
     bio->in = tr->use_equimod ? b->x0 : b->x1;
     bio->out = tr->h;
@@ -73,6 +81,7 @@ static int forward_views(trainer *tr, eqm_batch *b, eqm_module_io *bio, eqm_modu
         eqm_module_io tio = {0};
         tio.size = sizeof tio;
         tio.rows = 2 * N;
+        tio.n_views = 2;
         tio.train = 1;
         tio.use_target = 1;
         tio.in = b->x1;
@@ -84,6 +93,7 @@ static int forward_views(trainer *tr, eqm_batch *b, eqm_module_io *bio, eqm_modu
     }
     mio->size = sizeof *mio;
     mio->rows = 2 * N;
+    mio->n_views = 2;
     mio->train = 1;
     mio->in = tr->h + view_off * D;
     mio->in_target = tr->byol ? tr->ht : NULL;

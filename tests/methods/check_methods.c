@@ -18,6 +18,7 @@
 
 #include "core.h"
 #include "harness.h"
+#include "train/optim.h"
 
 /* ------------------------------------------------------------------ helpers ------ */
 
@@ -162,6 +163,26 @@ START_TEST(test_byol_table)
     int w = hmod_find(&m, "proj.3.weight");
     ck_assert(!memcmp(m.params[w], m.target[w], m.count[w] * sizeof(float)));
     ck_assert_ptr_null(m.target[hmod_find(&m, "pred.0.weight")]);
+    hmod_close(&m);
+}
+END_TEST
+
+/* ABI 1.2: BYOL's EMA momentum comes from its ops table (target_momentum), equal bit for
+ * bit to the schedule the host applied before from the option read by key. */
+START_TEST(test_byol_target_momentum)
+{
+    hmod m;
+    static const char *const over[] = {"ema_base", "0.99", NULL};
+    open_or_fail(&m, EQM_KIND_METHOD, "byol", over, 64, 0, 8);
+    ck_assert_msg(m.ops->target_momentum != NULL, "byol has no target_momentum (ABI 1.2)");
+    const int64_t ks[] = {0, 1, 37, 99, 100, 150};
+    for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++) {
+        double a = m.ops->target_momentum(m.self, ks[i], 100);
+        double b = sched_ema_tau(ks[i], 100, 0.99);
+        ck_assert_msg(!memcmp(&a, &b, sizeof a), "k=%lld: %.17g vs %.17g", (long long)ks[i], a,
+                      b);
+    }
+    ck_assert_double_eq(m.ops->target_momentum(m.self, 5, 0), 0.99);
     hmod_close(&m);
 }
 END_TEST
@@ -579,6 +600,7 @@ static Suite *methods_suite(void)
     TCase *tc = tcase_create("tables");
     tcase_add_test(tc, test_simclr_table);
     tcase_add_test(tc, test_byol_table);
+    tcase_add_test(tc, test_byol_target_momentum);
     tcase_add_test(tc, test_equimod_table);
     suite_add_tcase(s, tc);
     tc = tcase_create("torch");

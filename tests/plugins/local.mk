@@ -98,3 +98,7 @@ EXTRA_DIST += tests/plugins/sdk_new.test
 # fail with the rule they break.
 TESTS += tests/plugins/check_cmd.test
 EXTRA_DIST += tests/plugins/check_cmd.test
+
+# The SDK headers under strict C11 and C++ (GNU extensions guarded).
+TESTS += tests/plugins/sdk_headers.test
+EXTRA_DIST += tests/plugins/sdk_headers.test

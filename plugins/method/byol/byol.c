@@ -10,9 +10,8 @@
  *            halves of zt are swapped: view 1's prediction meets view 2's target and back.
  * Projector tensors carry EQM_T_EMA (BN running statistics included, flagged EMA|BUFFER):
  * the host keeps their target copy, passes it in bind->target and updates it with the
- * cosine schedule from option `ema_base` (tau_base, default 0.996); the host reads that
- * option from this plugin's option table by key (EQM_PARAM_FLOAT, a double at its
- * offset). The target forward updates the target copy's BN running statistics, as
+ * cosine schedule of byol_target_momentum (ABI 1.2 target_momentum) from option
+ * `ema_base` (tau_base, default 0.996). The target forward updates the target copy's BN running statistics, as
  * PyTorch's train-mode target does. The target backbone is the host's business: it passes
  * its features as io->in_target.
  *
@@ -44,13 +43,14 @@ static const eqm_param_spec byol_params[] = {
      "hidden widths of the predictor, '-' separated"},
     {"ema_base", EQM_PARAM_FLOAT, offsetof(byol_opts, ema_base), "0.996", 0, 1, NULL,
      "tau_base of the target's EMA: tau = 1 - (1 - tau_base)(cos(pi k/K) + 1)/2 "
-     "(read by the host, which applies the EMA)"},
+     "(the host applies the EMA with it)"},
     {NULL, EQM_PARAM_END, 0, NULL, 0, 0, NULL, NULL}};
 
 typedef struct byol {
     const eqm_host_api *api;
     eqm_host *host;
     int max_rows;
+    double ema_base;
     mlp proj, pred;
     float *const *params, *const *grads, *const *target;
     float *act;
@@ -81,6 +81,7 @@ static int byol_create(const eqm_host_api *api, eqm_host *host, const void *opts
     s->api = api;
     s->host = host;
     s->max_rows = cfg->max_rows;
+    s->ema_base = o->ema_base;
     int Z = (int)o->proj_dim;
     int rc = mlp_build(&s->proj, "proj", cfg->in_dim, ph, np, Z, 1, MLP_BN_NONE, EQM_T_EMA,
                        err, sizeof err);
@@ -267,6 +268,17 @@ static int byol_backward(void *self, eqm_module_io *io)
 
 static int byol_out_dim(const void *self) { return ((const byol *)self)->proj.out_dim; }
 
+/* METHOD.md §8: tau_k = 1 - (1 - tau_base)(cos(pi k/K) + 1)/2, k clamped to K. */
+static double byol_target_momentum(const void *self, int64_t k, int64_t K)
+{
+    const double base = ((const byol *)self)->ema_base;
+    if (K <= 0)
+        return base;
+    if (k > K)
+        k = K;
+    return 1.0 - (1.0 - base) * (cos(3.14159265358979323846 * (double)k / (double)K) + 1.0) / 2.0;
+}
+
 static const eqm_module_ops byol_ops = {
     .size = sizeof(eqm_module_ops),
     .create = byol_create,
@@ -280,6 +292,7 @@ static const eqm_module_ops byol_ops = {
     .backward = byol_backward,
     .out_dim = byol_out_dim,
     .flags = EQM_MODULE_NEEDS_TARGET,
+    .target_momentum = byol_target_momentum,
 };
 
 static const eqm_plugin_desc byol_desc = {

@@ -26,8 +26,19 @@ extern "C" {
 typedef struct eqm_host eqm_host;       /* opaque, host-owned */
 typedef struct eqm_nn_api eqm_nn_api;   /* nn.h */
 
-#define EQM_API_HAS(api, field) \
-    ((api)->size >= offsetof(__typeof__(*(api)), field) + sizeof((api)->field))
+/* Whether a sized table `api` (as its filler compiled it) holds `field`. Plain C11/C++:
+ * the field's offset is taken from the pointer itself (no typeof). */
+#define EQM_API_HAS(api, field)                                                        \
+    ((size_t)(api)->size >= (size_t)((const char *)&(api)->field - (const char *)(api)) + \
+                                sizeof((api)->field))
+
+/* printf-format checking where the compiler has it (GCC, Clang); nothing elsewhere, so
+ * that a strict C11 or C++ compiler accepts the headers. */
+#if defined(__GNUC__)
+#define EQM_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define EQM_PRINTF(fmt, args)
+#endif
 
 enum eqm_log_level {
     EQM_LOG_ERROR = 0,
@@ -177,7 +188,7 @@ typedef struct eqm_host_api {
 
     /* Log a line, prefixed with the instance's kind/name. Never fails. */
     void (*log)(eqm_host *h, int level, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
+        EQM_PRINTF(3, 4);
     /* Record the message of a failure on this instance and return `status` unchanged, so
      * that `return api->set_error(h, EQM_ERR_FORMAT, "%s: truncated", path);` works.
      * The host reports it with the instance's kind/name.
@@ -188,7 +199,7 @@ typedef struct eqm_host_api {
      * overwrite it. Set the message on the thread that returns the failure (not from a
      * parallel_for chunk run on a pool thread: the caller would not see it as its own). */
     int (*set_error)(eqm_host *h, int status, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
+        EQM_PRINTF(3, 4);
     /* Zero-filled, `align`-aligned (power of two, 0 = 64) memory; NULL on failure.
      * Release with api->free only. */
     void *(*alloc)(eqm_host *h, size_t bytes, size_t align);

@@ -13,6 +13,14 @@
  * duration of the call only. On failure a function records a message with api->set_error
  * and returns a negative eqm_status; create/open MUST leave nothing allocated on failure.
  * No plugin function may call exit(), abort() or write to stdout.
+ *
+ * Each callback below carries two notes, as LV2 documents its functions:
+ *   Thread: "instantiation" callbacks (create/open, destroy/close, bind, init) are never
+ *     called concurrently with any other callback of the same instance; "training"
+ *     callbacks run on the one training thread, one at a time per instance; "concurrent"
+ *     callbacks MAY run on several threads at once for the same instance (const self).
+ *   Returns: the status codes the host expects (status.h); any other negative status is
+ *     a failure reported with the message set through api->set_error.
  */
 #ifndef EQM_SDK_KINDS_H
 #define EQM_SDK_KINDS_H
@@ -73,17 +81,21 @@ typedef struct eqm_stream_source {
 
 typedef struct eqm_dataset_ops {
     uint32_t size;
-    /* REQUIRED. Open split `split` ("train" or "test"). */
+    /* REQUIRED. Open split `split` ("train" or "test").
+     * Thread: instantiation. Returns: EQM_OK, or < 0 (EQM_ERR_NOTFOUND: no data files). */
     int (*open)(const eqm_host_api *api, eqm_host *host, const void *opts, const char *split,
                 void **self);
-    /* REQUIRED. */
+    /* REQUIRED. Thread: instantiation. */
     void (*close)(void *self);
-    /* REQUIRED. Fill *info (info->size is set by the caller). */
+    /* REQUIRED. Fill *info (info->size is set by the caller).
+     * Thread: instantiation (the owner thread, before any get/decode). Returns: EQM_OK, < 0. */
     int (*info)(const void *self, eqm_dataset_info *info);
     /* Random access (in-memory or indexed datasets). Write sample `index` into `img`, whose
      * data (caller-owned, img_capacity_bytes) the plugin fills as U8 HWC, setting w/h/c/
      * stride; *label gets the class. MAY be called concurrently from several threads on
-     * the same instance. Returns EQM_OK, EQM_SKIP (bad sample, message set), or < 0. */
+     * the same instance. Returns EQM_OK, EQM_SKIP (bad sample, message set), EQM_GROW
+     * (1.2; 1.1: EQM_ERR_NOMEM) with img->w/h/c set when the image does not fit, or < 0.
+     * Thread: concurrent. */
     int (*get)(const void *self, int64_t index, eqm_image *img, size_t img_capacity_bytes,
                int32_t *label);
 
@@ -97,7 +109,8 @@ typedef struct eqm_dataset_ops {
      * string or owned by the plugin file). eqm_raw_sample.members follow this order. */
     const char *stream_members;
     /* Fill *src with the instance's shard list and reading options (strings owned by the
-     * instance, valid until close). Called once after open, on the owner thread. */
+     * instance, valid until close). Called once after open, on the owner thread.
+     * Thread: instantiation. Returns: EQM_OK, < 0. */
     int (*stream_source)(const void *self, eqm_stream_source *src);
     /* Turn one grouped sample into an image and a label. img->data is caller-owned
      * (img_capacity_bytes); the plugin writes U8 HWC and sets w/h/c/stride. scale_num
@@ -107,7 +120,9 @@ typedef struct eqm_dataset_ops {
      * img->w/h/c to the needed size and returns EQM_ERR_NOMEM (the caller grows its
      * buffer and calls again). MAY be called concurrently from several threads on the
      * same instance; `raw` is borrowed for the call. Returns EQM_OK, EQM_SKIP (bad sample:
-     * corrupt JPEG, bad label; message set), or < 0. */
+     * corrupt JPEG, bad label; message set), EQM_GROW for a buffer that is too small
+     * (1.2; a 1.1 plugin returns EQM_ERR_NOMEM, which the host still reads as "grow"), or
+     * < 0. Thread: concurrent. */
     int (*decode)(const void *self, const eqm_raw_sample *raw, int scale_num, eqm_image *img,
                   size_t img_capacity_bytes, int32_t *label, int *orig_w, int *orig_h);
 } eqm_dataset_ops;
@@ -122,28 +137,32 @@ typedef struct eqm_augment_ctx {
 
 typedef struct eqm_augment_ops {
     uint32_t size;
-    /* REQUIRED. */
+    /* REQUIRED. Thread: instantiation. Returns: EQM_OK, < 0 (EQM_ERR_INVAL: bad options). */
     int (*create)(const eqm_host_api *api, eqm_host *host, const void *opts, void **self);
-    /* REQUIRED. */
+    /* REQUIRED. Thread: instantiation. */
     void (*destroy)(void *self);
-    /* REQUIRED. Length of this augmentation's record in t (method-reference.md §4); may be 0. */
+    /* REQUIRED. Length of this augmentation's record in t (method-reference.md §4); may be 0.
+     * Thread: instantiation (the host asks once, after create). Returns: >= 0. */
     int (*n_params)(const void *self);
-    /* REQUIRED when n_params > 0: short name of record field i ("crop_i", "flip", ...). */
+    /* REQUIRED when n_params > 0: short name of record field i ("crop_i", "flip", ...).
+     * Thread: instantiation. Returns: a static string, never NULL for 0 <= i < n_params. */
     const char *(*param_name)(const void *self, int i);
     /* REQUIRED. Draw the random parameters for input `in` into p[0..n_params), writing the
      * neutral values when the augmentation is skipped. Uses only `rng` for randomness.
-     * Runs concurrently on a const self. */
+     * Runs concurrently on a const self. Thread: concurrent. Returns: EQM_OK, < 0. */
     int (*sample)(const void *self, eqm_rng *rng, const eqm_augment_ctx *ctx,
                   const eqm_image *in, float *p);
-    /* REQUIRED. Size and format of the output for input `in` (the host sizes buffers). */
+    /* REQUIRED. Size and format of the output for input `in` (the host sizes buffers).
+     * Thread: concurrent (pure). Returns: EQM_OK, < 0 (an input it cannot take). */
     int (*out_shape)(const void *self, const eqm_image *in, int *w, int *h, int *c,
                      uint32_t *format);
     /* REQUIRED. Deterministic: apply parameters p to `in`, writing `out` (caller-owned,
      * dimensions from out_shape). `scratch` is caller-owned, scratch_bytes(in) long.
-     * Runs concurrently on a const self. */
+     * Runs concurrently on a const self. Thread: concurrent. Returns: EQM_OK, < 0. */
     int (*apply)(const void *self, const float *p, const eqm_image *in, eqm_image *out,
                  void *scratch);
-    /* Optional: bytes of scratch apply() needs for input `in` (NULL = 0). */
+    /* Optional: bytes of scratch apply() needs for input `in` (NULL = 0).
+     * Thread: concurrent (pure). */
     size_t (*scratch_bytes)(const void *self, const eqm_image *in);
 
     /* ---- appended in 1.1: downscaled sources (DCT-domain JPEG scaling, issue 6) ----
@@ -154,14 +173,14 @@ typedef struct eqm_augment_ops {
      * sample() and out_shape() are still called with the full-size input (a shape whose
      * data may be NULL), so t records stay in original pixels (method-reference.md §4). */
     /* Write the box (x, y, w, h; input pixels, fractional allowed) of an in_w x in_h input
-     * that apply(p) reads. Pure. Returns EQM_OK or < 0. */
+     * that apply(p) reads. Pure. Returns EQM_OK or < 0. Thread: concurrent. */
     int (*source_box)(const void *self, const float *p, int in_w, int in_h, float box[4]);
     /* As apply, but `in` is the input scaled by (sx, sy) in (0, 1]: pixel (x, y) of the
      * image p was drawn for is at (x * sx, y * sy) of `in`. `out` has the size out_shape
      * gave for the full-size input; scratch is scratch_bytes(in) long (in = the scaled
      * image). The result approximates apply's on the full image (resampling of a
      * DCT-downscaled picture); with sx = sy = 1 it MUST equal apply's. Runs concurrently
-     * on a const self. Returns EQM_OK or < 0 (message set). */
+     * on a const self. Returns EQM_OK or < 0 (message set). Thread: concurrent. */
     int (*apply_scaled)(const void *self, const float *p, const eqm_image *in, float sx,
                         float sy, eqm_image *out, void *scratch);
 } eqm_augment_ops;
@@ -232,6 +251,9 @@ typedef struct eqm_module_io {
     double loss;
     int n_metrics;
     eqm_metric metrics[EQM_MAX_METRICS];
+    /* ---- appended in 1.2 (read only when io->size covers it) ---- */
+    int n_views; /* views stacked in `in`, N rows each: method 2 (view 1, view 2), equimod
+                    3 (original, view 1, view 2), backbone 2 or 3; 0 from a 1.1 host */
 } eqm_module_io;
 
 enum eqm_module_flags {
@@ -240,28 +262,42 @@ enum eqm_module_flags {
 
 typedef struct eqm_module_ops {
     uint32_t size;
-    /* REQUIRED. */
+    /* REQUIRED. Thread: instantiation. Returns: EQM_OK, < 0 (EQM_ERR_INVAL: bad options or
+     * sizes). */
     int (*create)(const eqm_host_api *api, eqm_host *host, const void *opts,
                   const eqm_module_cfg *cfg, void **self);
-    /* REQUIRED. */
+    /* REQUIRED. Thread: instantiation. */
     void (*destroy)(void *self);
-    /* REQUIRED. Number of tensors and their descriptions, in a fixed order. */
+    /* REQUIRED. Number of tensors and their descriptions, in a fixed order.
+     * Thread: instantiation. Returns: n >= 0; tensor_info EQM_OK or < 0 (i out of range). */
     int (*n_tensors)(const void *self);
     int (*tensor_info)(const void *self, int i, eqm_tensor_info *info);
     /* REQUIRED. Floats of activation memory needed for `rows` input rows (forward + backward,
-     * including op scratch); the host allocates it once. */
+     * including op scratch); the host allocates it once. Thread: instantiation (pure). */
     size_t (*act_floats)(const void *self, int rows);
-    /* REQUIRED. Take the buffers; called once before init/forward. */
+    /* REQUIRED. Take the buffers; called once before init/forward.
+     * Thread: instantiation. Returns: EQM_OK, < 0. */
     int (*bind)(void *self, const eqm_module_bind *b);
-    /* REQUIRED. Initialise parameters and buffers (torchvision/PyTorch defaults). */
+    /* REQUIRED. Initialise parameters and buffers (torchvision/PyTorch defaults).
+     * Thread: instantiation. Returns: EQM_OK, < 0. */
     int (*init)(void *self, eqm_rng *rng);
-    /* REQUIRED. */
+    /* REQUIRED. Thread: training. Returns: EQM_OK, < 0 (EQM_ERR_INVAL: rows above
+     * max_rows; EQM_ERR_NUMERIC: a NaN/Inf it detected). */
     int (*forward)(void *self, eqm_module_io *io);
-    /* REQUIRED. Uses the activations of the latest forward with the same rows. */
+    /* REQUIRED. Uses the activations of the latest forward with the same rows.
+     * Thread: training. Returns: EQM_OK, < 0 (EQM_ERR_STATE: no matching forward). */
     int (*backward)(void *self, eqm_module_io *io);
-    /* REQUIRED for backbones: width D of h. */
+    /* REQUIRED for backbones: width D of h. Thread: instantiation (pure). Returns: D > 0. */
     int (*out_dim)(const void *self);
     uint32_t flags; /* enum eqm_module_flags */
+
+    /* ---- appended in 1.2 ---- */
+    /* Optional, methods with EQM_MODULE_NEEDS_TARGET: the momentum tau of the EMA target
+     * used before step k (0-based) of a run of K steps: target <- tau*target +
+     * (1-tau)*online. The method owns its schedule (BYOL: a cosine from its
+     * option ema_base). A 1.1 method without it gets the host's default, BYOL's cosine
+     * schedule from 0.996. Thread: training (pure). Returns: tau in [0, 1]. */
+    double (*target_momentum)(const void *self, int64_t k, int64_t K);
 } eqm_module_ops;
 
 #ifdef __cplusplus

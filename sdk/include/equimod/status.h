@@ -2,7 +2,8 @@
  *
  * Every function of the ABI that can fail returns an int status:
  *   0          EQM_OK     success
- *   > 0        flow signals, not failures (EQM_EOF: nothing more; EQM_SKIP: drop this sample)
+ *   > 0        flow signals, not failures (EQM_EOF: nothing more; EQM_SKIP: drop this sample;
+ *              EQM_GROW: the caller's buffer is too small, grow it and call again)
  *   < 0        failures. The callee has recorded a message with api->set_error() on its
  *              eqm_host (see host_api.h); the caller reads it, it is never a heap string
  *              crossing the boundary.
@@ -15,6 +16,9 @@ enum eqm_status {
     EQM_OK = 0,
     EQM_EOF = 1,              /* end of data / iteration */
     EQM_SKIP = 2,             /* this sample is bad and was skipped; carry on */
+    EQM_GROW = 3,             /* 1.2: the caller's output buffer is too small; the needed
+                                 size is set (e.g. img->w/h/c): grow it, call again. A 1.1
+                                 plugin says EQM_ERR_NOMEM for this (still accepted) */
     EQM_ERR_INVAL = -1,       /* invalid argument, option or configuration */
     EQM_ERR_NOMEM = -2,       /* allocation failed */
     EQM_ERR_IO = -3,          /* read/write/open failure */
@@ -33,6 +37,7 @@ static inline const char *eqm_status_str(int status)
     case EQM_OK: return "ok";
     case EQM_EOF: return "end of data";
     case EQM_SKIP: return "sample skipped";
+    case EQM_GROW: return "buffer too small (grow it and call again)";
     case EQM_ERR_INVAL: return "invalid argument";
     case EQM_ERR_NOMEM: return "out of memory";
     case EQM_ERR_IO: return "I/O error";

@@ -142,64 +142,125 @@ int train_restore_slot(eqm_model *m, int slot, const char *ckpt_path, char *err,
 
 /* ------------------------------------------------------------ loading ------------ */
 
+static int ends_with(const char *s, const char *suf)
+{
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && !strcmp(s + a - b, suf);
+}
+
+static int has_checkpoint_magic(const char *path)
+{
+    char b[8];
+    FILE *f = fopen(path, "rb");
+    int yes = f && fread(b, 1, sizeof b, f) == sizeof b && !memcmp(b, CKPT_MAGIC, sizeof b);
+    if (f)
+        fclose(f);
+    return yes;
+}
+
+/* The checkpoint of a run folder or a checkpoint file: ms->ckpt, step/epoch, and the path
+ * of its config (RUN/config.ini, or the embedded one written to tmpcfg). */
+static int source_checkpoint(model_source *ms, const char *source, int is_dir, char *cfg_path,
+                             size_t cfg_len, char tmpcfg[64], char *err, size_t errlen)
+{
+    ckpt c;
+    int rc;
+    if (is_dir) {
+        char warn[1024] = "";
+        const char *which = NULL;
+        if ((rc = ckpt_load_latest(source, 0, &c, &which, warn, sizeof warn, err, errlen)))
+            return rc;
+        if (warn[0])
+            host_log(EQM_LOG_WARN, "train", "%s", warn);
+        snprintf(ms->ckpt, sizeof ms->ckpt, "%s/%s", source, which);
+        snprintf(cfg_path, cfg_len, "%s/config.ini", source);
+    } else {
+        if ((rc = ckpt_read(source, 0, &c, err, errlen)))
+            return rc;
+        snprintf(ms->ckpt, sizeof ms->ckpt, "%s", source);
+        const ckpt_section *cs = ckpt_find(&c, "config");
+        if (!cs) {
+            ckpt_free(&c);
+            return errf(err, errlen, EQM_ERR_FORMAT,
+                        "%s: the checkpoint has no embedded config\nhint: use its run folder "
+                        "(config.ini next to it)",
+                        source);
+        }
+        snprintf(tmpcfg, 64, "/tmp/eqm-ckpt-config-XXXXXX");
+        int fd = mkstemp(tmpcfg);
+        if (fd < 0 || write(fd, cs->data, cs->bytes) != (ssize_t)cs->bytes) {
+            if (fd >= 0) {
+                close(fd);
+                unlink(tmpcfg);
+            }
+            tmpcfg[0] = 0;
+            ckpt_free(&c);
+            return errf(err, errlen, EQM_ERR_IO, "cannot write a temporary config: %s",
+                        strerror(errno));
+        }
+        close(fd);
+        snprintf(cfg_path, cfg_len, "%s", tmpcfg);
+    }
+    const ckpt_section *ss = ckpt_find(&c, "state");
+    if (ss && ss->bytes >= 2 * sizeof(int64_t)) {
+        memcpy(&ms->step, ss->data, sizeof(int64_t));
+        memcpy(&ms->epoch, (const char *)ss->data + sizeof(int64_t), sizeof(int64_t));
+    }
+    ckpt_free(&c);
+    return EQM_OK;
+}
+
+int model_source_open(model_source *ms, const char *source, char **sets, int n_sets, char *err,
+                      size_t errlen)
+{
+    memset(ms, 0, sizeof *ms);
+    struct stat st;
+    if (stat(source, &st))
+        return errf(err, errlen, EQM_ERR_NOTFOUND, "%s: %s", source, strerror(errno));
+    char cfg_path[4096], tmpcfg[64] = "";
+    int is_dir = S_ISDIR(st.st_mode);
+    if (!is_dir && !has_checkpoint_magic(source) && ends_with(source, ".ini")) {
+        snprintf(cfg_path, sizeof cfg_path, "%s", source); /* the untrained model */
+    } else {
+        int rc = source_checkpoint(ms, source, is_dir, cfg_path, sizeof cfg_path, tmpcfg, err,
+                                   errlen);
+        if (rc)
+            return rc;
+    }
+    ms->cfg = config_load(cfg_path, err, errlen);
+    if (tmpcfg[0])
+        unlink(tmpcfg);
+    if (!ms->cfg)
+        return EQM_ERR_INVAL;
+    for (int i = 0; i < n_sets; i++) {
+        int rc = config_set(ms->cfg, sets[i], err, errlen);
+        if (rc) {
+            model_source_close(ms);
+            return rc;
+        }
+    }
+    return EQM_OK;
+}
+
+void model_source_close(model_source *ms)
+{
+    if (ms->cfg)
+        config_destroy(ms->cfg);
+    memset(ms, 0, sizeof *ms);
+}
+
 int trained_load(trained *t, const char *source, const eqm_registry *reg, int max_rows,
                  char **sets, int n_sets, char *err, size_t errlen)
 {
     memset(t, 0, sizeof *t);
-    struct stat st;
-    if (stat(source, &st))
-        return errf(err, errlen, EQM_ERR_NOTFOUND, "%s: %s", source, strerror(errno));
-    char cfg_path[4096];
-    ckpt c;
-    int rc;
-    char tmpcfg[64] = "";
-    if (S_ISDIR(st.st_mode)) {
-        char warn[1024];
-        const char *which = NULL;
-        rc = ckpt_load_latest(source, 0, &c, &which, warn, sizeof warn, err, errlen);
-        if (rc)
-            return rc;
-        if (warn[0])
-            host_log(EQM_LOG_WARN, "train", "%s", warn);
-        snprintf(t->source, sizeof t->source, "%s/%s", source, which);
-        snprintf(cfg_path, sizeof cfg_path, "%s/config.ini", source);
-    } else {
-        rc = ckpt_read(source, 0, &c, err, errlen);
-        if (rc)
-            return rc;
-        snprintf(t->source, sizeof t->source, "%s", source);
-        const ckpt_section *cs = ckpt_find(&c, "config");
-        if (!cs) {
-            ckpt_free(&c);
-            return errf(err, errlen, EQM_ERR_FORMAT, "%s: no embedded config", source);
-        }
-        snprintf(tmpcfg, sizeof tmpcfg, "/tmp/eqm-ckpt-config-XXXXXX");
-        int fd = mkstemp(tmpcfg);
-        if (fd < 0 || write(fd, cs->data, cs->bytes) != (ssize_t)cs->bytes) {
-            if (fd >= 0)
-                close(fd);
-            ckpt_free(&c);
-            return errf(err, errlen, EQM_ERR_IO, "cannot write a temporary config");
-        }
-        close(fd);
-        snprintf(cfg_path, sizeof cfg_path, "%s", tmpcfg);
-    }
-    const ckpt_section *ss = ckpt_find(&c, "state");
-    if (ss && ss->bytes >= 2 * sizeof(int64_t)) {
-        memcpy(&t->step, ss->data, sizeof(int64_t));
-        memcpy(&t->epoch, (const char *)ss->data + sizeof(int64_t), sizeof(int64_t));
-    }
-    ckpt_free(&c);
-    t->cfg = config_load(cfg_path, err, errlen);
-    if (tmpcfg[0])
-        unlink(tmpcfg);
-    if (!t->cfg)
-        return EQM_ERR_INVAL;
-    for (int i = 0; i < n_sets; i++)
-        if ((rc = config_set(t->cfg, sets[i], err, errlen))) {
-            trained_free(t);
-            return rc;
-        }
+    model_source ms;
+    int rc = model_source_open(&ms, source, sets, n_sets, err, errlen);
+    if (rc)
+        return rc;
+    t->cfg = ms.cfg;
+    snprintf(t->source, sizeof t->source, "%s", ms.ckpt);
+    t->step = ms.step;
+    t->epoch = ms.epoch;
     /* Image size from the loader of the test split (cheap: opens the dataset only). */
     eqm_loader_opts lo = {0};
     lo.mode = EQM_LOADER_SINGLE;
@@ -219,8 +280,18 @@ int trained_load(trained *t, const char *source, const eqm_registry *reg, int ma
     rc = build_model(t->cfg, reg, li.h, li.w, li.c, 0, 0, 0, max_rows, &t->model, opts, err,
                      errlen);
     t->backbone_opts = opts[0];
-    if (!rc)
+    if (!rc && t->source[0]) {
         rc = train_restore_slot(&t->model, EQM_SLOT_BACKBONE, t->source, err, errlen);
+        snprintf(t->what, sizeof t->what, "%s", t->source);
+    } else if (!rc) { /* a config: the untrained initialisation of [run] seed */
+        run_opts ro;
+        memset(&ro, 0, sizeof ro);
+        rc = config_bind(t->cfg, "run", run_spec, &ro, NULL, err, errlen);
+        if (!rc)
+            rc = model_init(&t->model, (uint64_t)ro.seed, err, errlen);
+        snprintf(t->what, sizeof t->what, "%s (untrained, [run] seed %lld)", source,
+                 (long long)ro.seed);
+    }
     if (rc)
         trained_free(t);
     return rc;

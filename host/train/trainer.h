@@ -93,8 +93,22 @@ extern const size_t eval_section_size;
  * (0 done, 1 error, 130 interrupted by a signal after saving a checkpoint). */
 int train_main(const char *config, char **sets, int n_sets, const char *out_dir, int resume);
 
-/* A trained backbone, loaded from a run folder (RUN/config.ini + RUN/checkpoint.last, or
- * .prev) or from a checkpoint file (its embedded config). The model holds the backbone
+/* The SOURCE of a command that takes a model (eval, features, export): a run folder
+ * (RUN/config.ini and RUN/checkpoint.last, else .prev), a checkpoint file (its embedded
+ * config), or a config file (*.ini without the checkpoint magic: the untrained model, the
+ * initialisation of [run] seed, as training starts from it). cfg: loaded, `sets` applied
+ * (owned); ckpt: the checkpoint read ("" for a config); step/epoch: its position. */
+typedef struct model_source {
+    eqm_config *cfg;
+    char ckpt[4096];
+    int64_t step, epoch;
+} model_source;
+int model_source_open(model_source *ms, const char *source, char **sets, int n_sets, char *err,
+                      size_t errlen);
+void model_source_close(model_source *ms);
+
+/* A trained backbone, loaded from a model source (above; a config gives the untrained
+ * initialisation). The model holds the backbone
  * only, sized for `max_rows` rows per forward. cfg is the run's resolved config (owned:
  * config_destroy). BN running statistics come with the parameters. `sets` are --set
  * assignments applied to the run's config before anything is built (e.g. eval.*). */
@@ -102,7 +116,8 @@ typedef struct trained {
     eqm_config *cfg;
     eqm_model model;
     void *backbone_opts;
-    char source[4096];  /* the checkpoint file that was read */
+    char source[4096];  /* the checkpoint file that was read ("" for a config) */
+    char what[4200];    /* for messages: the checkpoint, or "CONFIG (untrained, seed S)" */
     int64_t step, epoch;
 } trained;
 int trained_load(trained *t, const char *source, const eqm_registry *reg, int max_rows,

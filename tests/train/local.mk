@@ -14,3 +14,6 @@ check_PROGRAMS += tests/train/check_e2e
 TESTS += tests/train/check_e2e
 tests_train_check_e2e_CFLAGS = $(TEST_CFLAGS)
 tests_train_check_e2e_LDADD = libeqmhost.la $(TEST_LIBS)
+# model_source.test: eval/features/export take a run folder, a checkpoint or a config alike.
+TESTS += tests/train/model_source.test
+EXTRA_DIST += tests/train/model_source.test

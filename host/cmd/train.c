@@ -1,10 +1,11 @@
-/* host/train/commands.c: the `train`, `eval` and `features` sub-commands (argument
- * parsing and printing; the work is in trainer.c and eval.c).
+/* host/cmd/train.c: the `train`, `eval` and `features` sub-commands (argument parsing and
+ * printing; the work is in host/train: run.c, features.c, trained.c, eval.c).
  *
  *   equimod train CONFIG|RUN [--set s.k=v]... [--out DIR] [--resume]
- *   equimod eval knn RUN|CHECKPOINT [--set s.k=v]...
- *   equimod eval linear RUN|CHECKPOINT [--epochs E] [--fast] [--set s.k=v]...
- *   equimod features RUN|CHECKPOINT --split train|test -o FILE.npy [--limit N] [--set ...]
+ *   equimod eval knn RUN|CHECKPOINT|CONFIG [--set s.k=v]...
+ *   equimod eval linear RUN|CHECKPOINT|CONFIG [--epochs E] [--fast] [--set s.k=v]...
+ *   equimod features RUN|CHECKPOINT|CONFIG --split train|test -o FILE.npy [--limit N] [--set ...]
+ * A CONFIG (*.ini) stands for the untrained model (model_source_open, trainer.h).
  * Exit status: 0 success, 1 failure, 2 usage error, 130 training interrupted (checkpoint
  * saved). */
 #include "config.h"
@@ -114,13 +115,14 @@ int cmd_train(int argc, char **argv)
 static void eval_usage(FILE *f)
 {
     fprintf(f,
-            "usage: equimod eval knn RUN|CHECKPOINT [--set eval.KEY=VALUE]...\n"
-            "       equimod eval linear RUN|CHECKPOINT [--epochs E] [--fast] [--set ...]...\n\n"
+            "usage: equimod eval knn RUN|CHECKPOINT|CONFIG [--set eval.KEY=VALUE]...\n"
+            "       equimod eval linear RUN|CHECKPOINT|CONFIG [--epochs E] [--fast] [--set ...]...\n\n"
             "Evaluate the frozen backbone of a run: weighted kNN (eval.knn_k, eval.knn_t) or a\n"
             "linear probe (METHOD.md §10: SGD Nesterov lr 0.2 cosine to 1e-4, batch 256,\n"
             "RandomResizedCrop+flip on the train images; --fast trains on cached features of\n"
             "the un-augmented images instead). Prints top-1/top-5 and the test set used, and\n"
-            "appends them to RUN/report.md. Subsets: --set eval.train_limit=N, eval.test_limit=N.\n");
+            "appends them to RUN/report.md. Subsets: --set eval.train_limit=N, eval.test_limit=N.\n"
+            "A CONFIG (.ini) evaluates the untrained backbone ([run] seed's initialisation).\n");
 }
 
 /* Paper protocol: augmented train features recomputed every epoch. */
@@ -320,13 +322,13 @@ int cmd_eval(int argc, char **argv)
         return 1;
     }
     printf("%s\n  test set: %lld images: %s\n  model: %s (step %lld)\n", line, (long long)acc.n,
-           desc ? desc : "?", t.source, (long long)t.step);
+           desc ? desc : "?", t.what, (long long)t.step);
     struct stat st;
     if (!stat(source, &st) && S_ISDIR(st.st_mode)) {
         char text[4096];
         if (snprintf(text, sizeof text, "- `equimod eval %s%s`: %s on %lld test images (%s), model %s\n",
                  mode, fast ? " --fast" : "", line, (long long)acc.n, desc ? desc : "?",
-                 t.source) >= (int)sizeof text)
+                 t.what) >= (int)sizeof text)
             text[sizeof text - 2] = '\n';
         report_append(source, text);
     }
@@ -338,11 +340,12 @@ int cmd_eval(int argc, char **argv)
 static void features_usage(FILE *f)
 {
     fprintf(f,
-            "usage: equimod features RUN|CHECKPOINT --split train|test -o FILE.npy [--limit N]\n"
+            "usage: equimod features RUN|CHECKPOINT|CONFIG --split train|test -o FILE.npy [--limit N]\n"
             "                        [--set SECTION.KEY=VALUE]...\n\n"
             "Write the frozen backbone features (eval mode, the test preprocessing [views]\n"
             "eval_test) of a split as a NumPy float32 array (rows, D), one row per image in\n"
-            "dataset order, and the labels as int64 in FILE.labels.npy (FILE minus .npy).\n");
+            "dataset order, and the labels as int64 in FILE.labels.npy (FILE minus .npy).\n"
+            "A CONFIG (.ini) gives the untrained backbone ([run] seed's initialisation).\n");
 }
 
 int cmd_features(int argc, char **argv)
@@ -422,7 +425,7 @@ int cmd_features(int argc, char **argv)
         fprintf(stderr, "equimod features: %s\n", err[0] ? err : eqm_status_str(rc));
     else
         printf("wrote %s (%lld x %d float32) and %s (int64 labels): %s split, %s, model %s\n",
-               out, (long long)n, D, lpath, split, desc ? desc : "?", t.source);
+               out, (long long)n, D, lpath, split, desc ? desc : "?", t.what);
     free(F), free(L), free(L64), free(desc);
     trained_free(&t);
     return rc ? 1 : 0;

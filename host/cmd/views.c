@@ -1,4 +1,4 @@
-/* host/loader/views.c: the `views` and `tstats` commands.
+/* host/cmd/views.c: the `views` and `tstats` commands (the work is in host/loader).
  *
  *   equimod views CONFIG --index I [-o DIR] [--epoch E] [--split train|test]
  *                 [--set section.key=value]... [--plugin-path DIR]...

@@ -1,4 +1,4 @@
-/* host/train/export.c: `equimod export`, backbone weights to/from PyTorch .safetensors.
+/* host/cmd/export.c: `equimod export`, backbone weights to/from PyTorch .safetensors.
  *
  *   equimod export CONFIG.ini -o OUT.safetensors [--import IN.safetensors] [--set s.k=v]...
  *
@@ -33,73 +33,7 @@
 #include "train/safetensors.h"
 #include "train/trainer.h"
 
-static int ends_with(const char *s, const char *suf)
-{
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && !strcmp(s + a - b, suf);
-}
-
 /* ------------------------------------------------------------------ command ----- */
-
-/* SOURCE = a run folder or a checkpoint file (host/train/checkpoint.h, written by the
- * trainer): find the checkpoint (RUN/checkpoint.last, or .prev when last is missing or
- * corrupt), its config (RUN/config.ini, or the checkpoint's embedded "config" section,
- * copied to a temporary file for config_load) and the step count (first int64 of the
- * "state" section, written as num_batches_tracked). The weights themselves are copied by
- * name with train_restore_slot (trainer.c: "tensors" + "params" sections). No dataset is
- * opened: tensor shapes do not depend on the image size. */
-static eqm_config *checkpoint_source(const char *source, int is_dir, char *ckpt_path,
-                                     size_t ckpt_len, int64_t *step, char *err, size_t errlen)
-{
-    ckpt c;
-    char cfg_path[4096], tmpcfg[64] = "";
-    int rc;
-    if (is_dir) {
-        char warn[1024] = "";
-        const char *which = NULL;
-        if ((rc = ckpt_load_latest(source, 0, &c, &which, warn, sizeof warn, err, errlen)))
-            return NULL;
-        if (warn[0])
-            host_log(EQM_LOG_WARN, "export", "%s", warn);
-        snprintf(ckpt_path, ckpt_len, "%s/%s", source, which);
-        snprintf(cfg_path, sizeof cfg_path, "%s/config.ini", source);
-    } else {
-        if ((rc = ckpt_read(source, 0, &c, err, errlen)))
-            return NULL;
-        snprintf(ckpt_path, ckpt_len, "%s", source);
-        const ckpt_section *cs = ckpt_find(&c, "config");
-        if (!cs) {
-            ckpt_free(&c);
-            errf(err, errlen, EQM_ERR_FORMAT,
-                  "%s: the checkpoint has no embedded config\nhint: export from its run "
-                  "folder (config.ini next to it)",
-                  source);
-            return NULL;
-        }
-        snprintf(tmpcfg, sizeof tmpcfg, "/tmp/eqm-export-config-XXXXXX");
-        int fd = mkstemp(tmpcfg);
-        if (fd < 0 || write(fd, cs->data, cs->bytes) != (ssize_t)cs->bytes) {
-            if (fd >= 0)
-                close(fd);
-            unlink(tmpcfg);
-            ckpt_free(&c);
-            errf(err, errlen, EQM_ERR_IO, "cannot write a temporary config: %s",
-                  strerror(errno));
-            return NULL;
-        }
-        close(fd);
-        snprintf(cfg_path, sizeof cfg_path, "%s", tmpcfg);
-    }
-    const ckpt_section *ss = ckpt_find(&c, "state");
-    *step = 0;
-    if (ss && ss->bytes >= sizeof(int64_t))
-        memcpy(step, ss->data, sizeof(int64_t));
-    ckpt_free(&c);
-    eqm_config *cfg = config_load(cfg_path, err, errlen);
-    if (tmpcfg[0])
-        unlink(tmpcfg);
-    return cfg;
-}
 
 static void export_usage(FILE *f)
 {
@@ -130,7 +64,7 @@ static void export_usage(FILE *f)
 int cmd_export(int argc, char **argv)
 {
     const char *source = NULL, *out = NULL, *imp = NULL;
-    const char *sets[64];
+    char *sets[64];
     int n_sets = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -173,24 +107,19 @@ int cmd_export(int argc, char **argv)
         fprintf(stderr, "equimod export: %s: %s\n", source, strerror(errno));
         return 1;
     }
-    int rc = 1, from_ckpt = S_ISDIR(sb.st_mode) || !ends_with(source, ".ini");
+    int rc = 1;
     void *opts = NULL;
     eqm_model m;
     model_reset(&m);
-    char ckpt_path[4096] = "";
-    int64_t step = 0;
-    eqm_config *cfg = from_ckpt ? checkpoint_source(source, S_ISDIR(sb.st_mode), ckpt_path,
-                                                    sizeof ckpt_path, &step, err, sizeof err)
-                                : config_load(source, err, sizeof err);
-    if (!cfg) {
+    model_source ms;
+    if (model_source_open(&ms, source, sets, n_sets, err, sizeof err)) {
         fprintf(stderr, "equimod export: %s\n", err);
         return 1;
     }
-    for (int i = 0; i < n_sets; i++)
-        if (config_set(cfg, sets[i], err, sizeof err) < 0) {
-            fprintf(stderr, "equimod export: --set %s: %s\n", sets[i], err);
-            goto done;
-        }
+    eqm_config *cfg = ms.cfg;
+    const int from_ckpt = ms.ckpt[0] != 0;
+    const char *ckpt_path = ms.ckpt;
+    const int64_t step = ms.step;
     uint64_t seed = 0;
     const char *seed_txt = config_get(cfg, "run", "seed");
     if (seed_txt) {
@@ -244,6 +173,6 @@ int cmd_export(int argc, char **argv)
 done:
     model_destroy(&m);
     free(opts);
-    config_destroy(cfg);
+    model_source_close(&ms);
     return rc;
 }

@@ -1,7 +1,9 @@
 /* bench/conv_layers.c: time conv2d forward, dX and dW (and BN forward/backward) on the
  * ResNet-18-CIFAR layer shapes, to see where a training step goes.
- * Usage: conv-layers [--batch 64] [--threads 2] [--reps 2] [--algo 0|1] [--cpu 1]
- * --algo 1 forces the reference im2col/col2im path; --cpu 1 times process CPU seconds.
+ * Usage: conv-layers [--batch 64] [--threads 2] [--reps 2] [--algo 0|1] [--cpu 1] [--bf16 1]
+ * --algo 1 forces the reference im2col/col2im path; --cpu 1 times process CPU seconds;
+ * --bf16 1 passes EQM_NN_BF16 (bf16 products, fp32 accumulation; EQM_NN_BF16_NATIVE=0 for
+ * the emulation) and first times one 1024^3 GEMM in fp32 and in bf16.
  * Prints per layer: ms and nominal GFLOP/s (every tap counted) of fwd, dX, dW.
  * Left out: correctness (tests/nn does that).
  */
@@ -28,7 +30,7 @@ static double now_s(void)
 
 int main(int argc, char **argv)
 {
-    int batch = 64, threads = 2, reps = 2;
+    int batch = 64, threads = 2, reps = 2, bf16 = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--batch"))
             batch = atoi(argv[i + 1]);
@@ -40,6 +42,8 @@ int main(int argc, char **argv)
             nn_conv2d_set_algo(atoi(argv[i + 1]));
         else if (!strcmp(argv[i], "--cpu"))
             use_cpu_clock = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--bf16"))
+            bf16 = atoi(argv[i + 1]);
     }
     host_threads_init(threads);
     /* a call into host/nn/nn_api.c pulls its strong nn_api_table() out of the static
@@ -53,10 +57,33 @@ int main(int argc, char **argv)
         {16, 128, 128, 3, 1, 1}, {32, 64, 128, 1, 2, 0}, {16, 128, 256, 3, 2, 1},
         {8, 256, 256, 3, 1, 1},  {8, 256, 512, 3, 2, 1}, {4, 512, 512, 3, 1, 1},
     };
-    printf("# batch %d threads %d (ms, nominal GFLOP/s)\n", batch, threads);
+    if (bf16) {
+        const int n = 1024;
+        float *a = calloc((size_t)n * n, 4), *b = calloc((size_t)n * n, 4),
+              *c = calloc((size_t)n * n, 4);
+        for (size_t i = 0; i < (size_t)n * n; i++)
+            a[i] = (float)(i % 7) - 3, b[i] = (float)(i % 5) * 0.1f;
+        for (int f = 0; f < 2; f++) {
+            uint32_t fl = f ? EQM_NN_BF16 : 0;
+            double best = 1e9;
+            for (int r = 0; r < reps + 1; r++) {
+                double t0 = now_s();
+                nn_gemm(NULL, fl, 0, 1, n, n, n, 1.f, a, n, b, n, 0.f, c, n);
+                double t1 = now_s();
+                if (r && t1 - t0 < best)
+                    best = t1 - t0;
+            }
+            printf("# gemm %d^3 %s%s: %.2f ms, %.0f GFLOP/s\n", n, f ? "bf16" : "fp32",
+                   f ? (nn_bf16_native() ? " (AVX512_BF16)" : " (emulated)") : "", best * 1e3,
+                   2.0 * n * n * n / best / 1e9);
+        }
+        free(a), free(b), free(c);
+    }
+    printf("# batch %d threads %d%s (ms, nominal GFLOP/s)\n", batch, threads,
+           bf16 ? " bf16" : "");
     for (size_t l = 0; l < sizeof L / sizeof *L; l++) {
         eqm_conv2d_shape s = {batch, L[l][0], L[l][0], L[l][1], L[l][2],
-                              L[l][3], L[l][3], L[l][4], L[l][5], 0};
+                              L[l][3], L[l][3], L[l][4], L[l][5], bf16 ? EQM_NN_BF16 : 0};
         int Ho = (s.H + 2 * s.pad - s.kh) / s.stride + 1;
         size_t ni = (size_t)batch * s.H * s.W * s.C_in, no = (size_t)batch * Ho * Ho * s.C_out;
         size_t nw = (size_t)s.C_out * s.kh * s.kw * s.C_in;

@@ -30,7 +30,9 @@
  * first training step no call allocates. Not thread-safe: ops run on the training thread.
  * GEMMs go through nn_sgemm (single-threaded BLAS calls on the host threads, linear.c);
  * im2col/col2im use parallel_for.
- * EQM_NN_BF16: not implemented here; the op runs in fp32 (allowed by nn.h).
+ * EQM_NN_BF16 (s->flags): every GEMM of the op (im2col's, the 1x1 ones, Winograd's 16)
+ * multiplies bf16-rounded operands with fp32 accumulation (gemm_bf16.c); im2col, col2im,
+ * the Winograd transforms and all sums outside the GEMMs stay fp32.
  * Left out: bias, groups, dilation, non-square strides/paddings.
  */
 #include "config.h"
@@ -232,8 +234,8 @@ static int fwd_im2col(eqm_host *h, const eqm_conv2d_shape *s, float *out, const 
     c.K = s->kh * s->kw * s->C_in;
     const size_t HoWo = (size_t)c.Ho * c.Wo;
     if (is_pointwise(s)) {
-        nn_sgemm(h, 0, 1, (int)((size_t)s->N * HoWo), Co, c.K, 1.f, in, c.K, w, c.K, beta, out,
-                 Co);
+        nn_gemm(h, s->flags, 0, 1, (int)((size_t)s->N * HoWo), Co, c.K, 1.f, in, c.K, w, c.K,
+                beta, out, Co);
         return EQM_OK;
     }
     size_t T = tile_images(s, HoWo, (size_t)c.K);
@@ -242,8 +244,8 @@ static int fwd_im2col(eqm_host *h, const eqm_conv2d_shape *s, float *out, const 
         size_t nt = (size_t)s->N - n0 < T ? (size_t)s->N - n0 : T;
         c.n0 = n0;
         nn_parallel(h, nt * HoWo, 64, im2col_body, &c);
-        nn_sgemm(h, 0, 1, (int)(nt * HoWo), Co, c.K, 1.f, c.cols, c.K, w, c.K, beta,
-                 out + n0 * HoWo * Co, Co);
+        nn_gemm(h, s->flags, 0, 1, (int)(nt * HoWo), Co, c.K, 1.f, c.cols, c.K, w, c.K, beta,
+                out + n0 * HoWo * Co, Co);
     }
     return EQM_OK;
 }
@@ -349,9 +351,9 @@ int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float
     if (is_pointwise(s)) {
         int M = (int)((size_t)s->N * HoWo);
         if (dw)
-            nn_sgemm(h, 1, 0, Co, c.K, M, 1.f, dout, Co, in, c.K, 1.f, dw, c.K);
+            nn_gemm(h, s->flags, 1, 0, Co, c.K, M, 1.f, dout, Co, in, c.K, 1.f, dw, c.K);
         if (din)
-            nn_sgemm(h, 0, 0, M, c.K, Co, 1.f, dout, Co, w, c.K, 1.f, din, c.K);
+            nn_gemm(h, s->flags, 0, 0, M, c.K, Co, 1.f, dout, Co, w, c.K, 1.f, din, c.K);
         return EQM_OK;
     }
     size_t T = tile_images(s, HoWo, (size_t)c.K);
@@ -390,10 +392,10 @@ int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float
         c.n0 = n0;
         if (do_dw) {
             nn_parallel(h, nt * HoWo, 64, im2col_body, &c);
-            nn_sgemm(h, 1, 0, Co, c.K, Mt, 1.f, g, Co, c.cols, c.K, 1.f, dw, c.K);
+            nn_gemm(h, s->flags, 1, 0, Co, c.K, Mt, 1.f, g, Co, c.cols, c.K, 1.f, dw, c.K);
         }
         if (do_dx) {
-            nn_sgemm(h, 0, 0, Mt, c.K, Co, 1.f, g, Co, w, c.K, 0.f, dcols, c.K);
+            nn_gemm(h, s->flags, 0, 0, Mt, c.K, Co, 1.f, g, Co, w, c.K, 0.f, dcols, c.K);
             nn_parallel(h, nt * (size_t)s->H, 1, col2im_body, &c);
         }
     }

@@ -14,7 +14,7 @@
 #include "nn/nn_internal.h"
 
 /* One cblas_sgemm on the calling thread. */
-static void sgemm1(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+static void sgemm1_f32(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                    int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
     if (M <= 0 || N <= 0)
@@ -30,20 +30,31 @@ static void sgemm1(int transA, int transB, int M, int N, int K, float alpha, con
                 ldc);
 }
 
+/* One GEMM on the calling thread: fp32 (cblas_sgemm) or bf16 products (gemm_bf16.c). */
+static void gemm1(int bf16, int transA, int transB, int M, int N, int K, float alpha,
+                  const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                  int ldc)
+{
+    if (bf16)
+        nn_gemm_bf16_1(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else
+        sgemm1_f32(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
 /* The table's sgemm (plugins): one BLAS call, BLAS threads as the process policy. */
 void nn_sgemm_api(eqm_host *h, int transA, int transB, int M, int N, int K, float alpha,
                   const float *A, int lda, const float *B, int ldb, float beta, float *C,
                   int ldc)
 {
     (void)h;
-    sgemm1(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    sgemm1_f32(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* Below this many multiply-adds a GEMM runs as one call (splitting costs more). */
 #define SPLIT_MIN_MACS (1u << 21)
 
 typedef struct {
-    int tA, tB, M, N, K, lda, ldb, ldc, split_m, step;
+    int bf16, tA, tB, M, N, K, lda, ldb, ldc, split_m, step;
     float alpha, beta;
     const float *A, *B;
     float *C;
@@ -59,12 +70,12 @@ static void split_body(void *vc, size_t b, size_t e)
         return;
     if (c->split_m) {
         const float *A = c->tA ? c->A + i0 : c->A + (size_t)i0 * c->lda;
-        sgemm1(c->tA, c->tB, i1 - i0, c->N, c->K, c->alpha, A, c->lda, c->B, c->ldb, c->beta,
-               c->C + (size_t)i0 * c->ldc, c->ldc);
+        gemm1(c->bf16, c->tA, c->tB, i1 - i0, c->N, c->K, c->alpha, A, c->lda, c->B, c->ldb,
+              c->beta, c->C + (size_t)i0 * c->ldc, c->ldc);
     } else {
         const float *B = c->tB ? c->B + (size_t)i0 * c->ldb : c->B + i0;
-        sgemm1(c->tA, c->tB, c->M, i1 - i0, c->K, c->alpha, c->A, c->lda, B, c->ldb, c->beta,
-               c->C + i0, c->ldc);
+        gemm1(c->bf16, c->tA, c->tB, c->M, i1 - i0, c->K, c->alpha, c->A, c->lda, B, c->ldb,
+              c->beta, c->C + i0, c->ldc);
     }
 }
 
@@ -89,19 +100,27 @@ static void blas_serial_end(int bt)
 void nn_sgemm(eqm_host *h, int transA, int transB, int M, int N, int K, float alpha,
               const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
-    int nt = nn_threads();
+    nn_gemm(h, 0, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void nn_gemm(eqm_host *h, uint32_t flags, int transA, int transB, int M, int N, int K,
+             float alpha, const float *A, int lda, const float *B, int ldb, float beta,
+             float *C, int ldc)
+{
+    int nt = nn_threads(), bf = (flags & EQM_NN_BF16) != 0;
     if (nt <= 1 || M <= 0 || N <= 0) {
-        sgemm1(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        gemm1(bf, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     int bt = blas_serial_begin();
     if ((double)M * N * (K > 0 ? K : 1) < SPLIT_MIN_MACS) {
-        sgemm1(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        gemm1(bf, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     } else {
         /* split the larger output side into 2 parts per thread (each part re-packs the
          * other operand once; more parts would cost more packing, fewer would leave a
          * thread idle when the other core is busy) */
-        split_ctx c = {transA, transB, M, N, K, lda, ldb, ldc, M >= N, 0, alpha, beta, A, B, C};
+        split_ctx c = {bf, transA, transB, M, N, K, lda, ldb, ldc, M >= N, 0,
+                       alpha, beta, A, B, C};
         int side = c.split_m ? M : N, parts = 2 * nt;
         c.step = (side + parts - 1) / parts;
         if (!c.split_m)
@@ -112,7 +131,7 @@ void nn_sgemm(eqm_host *h, int transA, int transB, int M, int N, int K, float al
 }
 
 typedef struct {
-    int tA, tB, M, N, K, lda, ldb, ldc;
+    int bf16, tA, tB, M, N, K, lda, ldb, ldc;
     size_t sA, sB, sC;
     float alpha, beta;
     const float *A, *B;
@@ -123,7 +142,7 @@ static void batch_body(void *vc, size_t b, size_t e)
 {
     const batch_ctx *c = vc;
     for (size_t i = b; i < e; i++)
-        sgemm1(c->tA, c->tB, c->M, c->N, c->K, c->alpha, c->A + i * c->sA, c->lda,
+        gemm1(c->bf16, c->tA, c->tB, c->M, c->N, c->K, c->alpha, c->A + i * c->sA, c->lda,
                c->B + i * c->sB, c->ldb, c->beta, c->C + i * c->sC, c->ldc);
 }
 
@@ -131,15 +150,24 @@ void nn_sgemm_batch(eqm_host *h, int count, int transA, int transB, int M, int N
                     float alpha, const float *A, int lda, size_t strideA, const float *B,
                     int ldb, size_t strideB, float beta, float *C, int ldc, size_t strideC)
 {
-    int nt = nn_threads();
+    nn_gemm_batch(h, 0, count, transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb,
+                  strideB, beta, C, ldc, strideC);
+}
+
+void nn_gemm_batch(eqm_host *h, uint32_t flags, int count, int transA, int transB, int M,
+                   int N, int K, float alpha, const float *A, int lda, size_t strideA,
+                   const float *B, int ldb, size_t strideB, float beta, float *C, int ldc,
+                   size_t strideC)
+{
+    int nt = nn_threads(), bf = (flags & EQM_NN_BF16) != 0;
     if (nt <= 1 || count < nt) {
         for (int i = 0; i < count; i++)
-            nn_sgemm(h, transA, transB, M, N, K, alpha, A + (size_t)i * strideA, lda,
+            nn_gemm(h, flags, transA, transB, M, N, K, alpha, A + (size_t)i * strideA, lda,
                      B + (size_t)i * strideB, ldb, beta, C + (size_t)i * strideC, ldc);
         return;
     }
     int bt = blas_serial_begin();
-    batch_ctx c = {transA, transB, M, N, K, lda, ldb, ldc, strideA, strideB, strideC,
+    batch_ctx c = {bf, transA, transB, M, N, K, lda, ldb, ldc, strideA, strideB, strideC,
                    alpha, beta, A, B, C};
     nn_parallel(h, (size_t)count, 1, batch_body, &c);
     blas_serial_end(bt);

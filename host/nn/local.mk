@@ -8,4 +8,5 @@ libeqmhost_la_SOURCES += \
 	host/nn/elementwise.c \
 	host/nn/pool.c \
 	host/nn/linear.c \
+	host/nn/gemm_bf16.c \
 	host/nn/loss.c

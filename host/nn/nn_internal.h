@@ -92,10 +92,40 @@ void nn_sgemm(eqm_host *h, int transA, int transB, int M, int N, int K, float al
 void nn_sgemm_batch(eqm_host *h, int count, int transA, int transB, int M, int N, int K,
                     float alpha, const float *A, int lda, size_t strideA, const float *B,
                     int ldb, size_t strideB, float beta, float *C, int ldc, size_t strideC);
+/* nn_sgemm / nn_sgemm_batch with op flags: EQM_NN_BF16 multiplies in bf16 (gemm_bf16.c),
+ * otherwise exactly nn_sgemm / nn_sgemm_batch. */
+void nn_gemm(eqm_host *h, uint32_t flags, int transA, int transB, int M, int N, int K,
+             float alpha, const float *A, int lda, const float *B, int ldb, float beta,
+             float *C, int ldc);
+void nn_gemm_batch(eqm_host *h, uint32_t flags, int count, int transA, int transB, int M,
+                   int N, int K, float alpha, const float *A, int lda, size_t strideA,
+                   const float *B, int ldb, size_t strideB, float beta, float *C, int ldc,
+                   size_t strideC);
 /* The table's sgemm: one cblas_sgemm with BLAS's own threads (the process policy). */
 void nn_sgemm_api(eqm_host *h, int transA, int transB, int M, int N, int K, float alpha,
                   const float *A, int lda, const float *B, int ldb, float beta, float *C,
                   int ldc);
+
+/* gemm_bf16.c: C = alpha op(A) op(B) + beta C (row-major) with both operands rounded to
+ * bfloat16 (nearest even) and fp32 accumulation, on the calling thread: AVX512_BF16
+ * (vdpbf16ps) where the CPU has it, else an emulation with the same products. */
+void nn_gemm_bf16_1(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                    int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* fp32 -> bf16, round to nearest even, zero/subnormal -> signed zero, NaN stays NaN (the
+ * rule of vcvtne2ps2bf16); and back (exact). */
+uint16_t nn_bf16_from_f32(float f);
+float nn_bf16_to_f32(uint16_t b);
+/* dst[i] = src[i] rounded to the nearest bf16 value (dst may equal src). */
+void nn_bf16_round(float *dst, const float *src, size_t n);
+/* 1 if the CPU (and OS) run AVX512_BF16 (with AVX512 F/BW/VL). */
+int nn_bf16_cpu(void);
+/* 1 if the bf16 GEMM uses the native kernels: the CPU has them and EQM_NN_BF16_NATIVE is
+ * not 0. nn_bf16_set_native(0) forces the emulation, (1) native where available (tests). */
+int nn_bf16_native(void);
+void nn_bf16_set_native(int on);
+/* Test hook: vcvtne2ps2bf16 of n floats (n % 32 == 0); returns 0 (nothing done) without
+ * AVX512_BF16. */
+int nn_bf16_convert_native(uint16_t *dst, const float *src, size_t n);
 
 /* loss.c */
 size_t nn_ntxent_scratch_floats(const eqm_ntxent_shape *s);

@@ -354,8 +354,8 @@ void nn_wino_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, const f
         c.V = U + 16 * Ci * Co;
         c.M = c.V + 16 * c.R * Ci;
         nn_parallel(h, c.R, 16, wino_in_body, &c);
-        nn_sgemm_batch(h, 16, 0, 1, (int)c.R, (int)Co, (int)Ci, 1.f, c.V, (int)Ci, c.R * Ci,
-                       U, (int)Ci, Ci * Co, 0.f, c.M, (int)Co, c.R * Co);
+        nn_gemm_batch(h, s->flags, 16, 0, 1, (int)c.R, (int)Co, (int)Ci, 1.f, c.V, (int)Ci,
+                      c.R * Ci, U, (int)Ci, Ci * Co, 0.f, c.M, (int)Co, c.R * Co);
         nn_parallel(h, c.R, 16, wino_out_body, &c);
     }
 }
@@ -381,8 +381,8 @@ void nn_wino_dw(eqm_host *h, const eqm_conv2d_shape *s, float *dw, const float *
         c.M = c.V + 16 * c.R * Ci;
         nn_parallel(h, c.R, 16, wino_in_body, &c);
         nn_parallel(h, c.R, 16, wino_dout_body, &c);
-        nn_sgemm_batch(h, 16, 1, 0, (int)Co, (int)Ci, (int)c.R, 1.f, c.M, (int)Co, c.R * Co,
-                       c.V, (int)Ci, c.R * Ci, 1.f, dU, (int)Ci, Ci * Co);
+        nn_gemm_batch(h, s->flags, 16, 1, 0, (int)Co, (int)Ci, (int)c.R, 1.f, c.M, (int)Co,
+                      c.R * Co, c.V, (int)Ci, c.R * Ci, 1.f, dU, (int)Ci, Ci * Co);
     }
     wt_ctx wc = {NULL, dU, dw, s->C_in, s->C_out};
     nn_parallel(h, Co, 8, wino_dweights_body, &wc);

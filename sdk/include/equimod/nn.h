@@ -35,8 +35,9 @@ extern "C" {
 #endif
 
 enum eqm_nn_flags {
-    EQM_NN_BF16 = 1u << 0 /* conv2d: bfloat16 inputs/weights, fp32 accumulate (if supported;
-                             else the op runs in fp32) */
+    EQM_NN_BF16 = 1u << 0 /* conv2d: products of bfloat16-rounded inputs/weights (nearest
+                             even), fp32 accumulation; AVX512_BF16 kernels where the CPU has
+                             them, else an emulation with the same products (fp32 speed) */
 };
 
 /* torch.nn.functional.conv2d, no bias, square stride/padding, dilation 1, groups 1.

@@ -1,0 +1,356 @@
+/* host/nn/gemm_bf16.c: GEMM with bfloat16 products and fp32 accumulation (EQM_NN_BF16).
+ *
+ * C = alpha op(A) op(B) + beta C, row-major like cblas_sgemm. The fp32 operands are rounded
+ * to bfloat16 (round to nearest even; zero and subnormal inputs become signed zero, NaN
+ * stays NaN: what vcvtne2ps2bf16 does) while they are packed; the products of two bf16
+ * values are exact in fp32 and are summed in fp32. Debian's OpenBLAS 0.3.21 has no sbgemm,
+ * so the kernels are ours.
+ *
+ * Two implementations with the same numerics up to the order of the fp32 sums:
+ * - native (CPUs with AVX512_BF16, checked at run time with cpuid/xgetbv): a packed GEMM in
+ *   the Goto layout whose micro-kernel is vdpbf16ps (_mm512_dpbf16_ps: per fp32 lane,
+ *   acc += a[2i] b[2i] + a[2i+1] b[2i+1]), 6 rows x 64 columns of C in 24 zmm accumulators.
+ *   B (KC x N block) is packed as 64-column panels of k-pairs (one zmm per pair: 16 x 2 bf16
+ *   per 16 columns), A (MC x KC block) as 6-row micro-panels, each row's bf16 contiguous
+ *   (the kernel broadcasts one 32-bit k-pair per row). KC = 256 (a B panel is 32 KiB: L1),
+ *   MC = 192 (an A block is 96 KiB: L2). The functions carry target attributes, so the
+ *   project needs no -m flags and the binary runs on any x86-64.
+ * - emulation (any CPU; EQM_NN_BF16_NATIVE=0 forces it): both operands are rounded to bf16
+ *   values held in fp32 and multiplied with cblas_sgemm. The products are still exact, so
+ *   this is the same arithmetic (in another summation order), at fp32 speed or below: it
+ *   exists so that EQM_NN_BF16 means the same numbers everywhere and the tests of the
+ *   bf16 ops run on every machine.
+ * Buffers: malloc'd per call and part (glibc's mmap threshold adapts after the first free,
+ *   so steady-state calls reuse heap memory).
+ */
+#include "config.h"
+
+#include <cblas.h>
+#include <cpuid.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/nn_internal.h"
+
+uint16_t nn_bf16_from_f32(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7f800000u) == 0) /* zero or subnormal: signed zero */
+        return (uint16_t)((u >> 16) & 0x8000u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) /* NaN: keep it quiet */
+        return (uint16_t)((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u); /* round to nearest, ties to even (overflow -> inf) */
+    return (uint16_t)(u >> 16);
+}
+
+float nn_bf16_to_f32(uint16_t b)
+{
+    uint32_t u = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+void nn_bf16_round(float *dst, const float *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = nn_bf16_to_f32(nn_bf16_from_f32(src[i]));
+}
+
+/* ----------------------------------------------------------------- CPU check ---- */
+
+static int cpu_has_bf16(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) /* OSXSAVE */
+        return 0;
+    unsigned xlo, xhi;
+    __asm__ volatile("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+    if ((xlo & 0xe6u) != 0xe6u) /* the OS saves SSE, AVX and the AVX-512 state */
+        return 0;
+    if (__get_cpuid_max(0, NULL) < 7)
+        return 0;
+    __cpuid_count(7, 0, a, b, c, d);
+    const unsigned need = (1u << 16) | (1u << 30) | (1u << 31); /* avx512 f, bw, vl */
+    if ((b & need) != need)
+        return 0;
+    __cpuid_count(7, 1, a, b, c, d);
+    return (a >> 5) & 1u; /* AVX512_BF16 */
+}
+
+static int native_v = -1; /* -1: not decided yet */
+
+int nn_bf16_cpu(void)
+{
+    static int v = -1;
+    if (v < 0)
+        v = cpu_has_bf16();
+    return v;
+}
+
+int nn_bf16_native(void)
+{
+    if (native_v < 0) {
+        const char *e = getenv("EQM_NN_BF16_NATIVE");
+        native_v = nn_bf16_cpu() && !(e && e[0] == '0');
+    }
+    return native_v;
+}
+
+void nn_bf16_set_native(int on) { native_v = on ? nn_bf16_cpu() : 0; }
+
+/* ----------------------------------------------------------------- emulation ---- */
+
+static void gemm_emul(int tA, int tB, int M, int N, int K, float alpha, const float *A,
+                      int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    /* copy op(A) as (M, K) and op(B) as (K, N), rounded */
+    float *a = malloc(sizeof(float) * (size_t)M * K);
+    float *b = malloc(sizeof(float) * (size_t)K * N);
+    if (!a || !b) { /* a GEMM has no error path: out of memory, this call runs in fp32 */
+        free(a), free(b);
+        cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans,
+                    M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    for (int i = 0; i < M; i++)
+        for (int k = 0; k < K; k++)
+            a[(size_t)i * K + k] = nn_bf16_to_f32(nn_bf16_from_f32(
+                tA ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]));
+    for (int k = 0; k < K; k++)
+        for (int j = 0; j < N; j++)
+            b[(size_t)k * N + j] = nn_bf16_to_f32(nn_bf16_from_f32(
+                tB ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j]));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, alpha, a, K, b, N, beta, C,
+                ldc);
+    free(a), free(b);
+}
+
+/* ------------------------------------------------------------------- native ---- */
+
+#include <immintrin.h>
+
+#define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+#define MR 6
+#define NR 64
+#define KC 256 /* k per block (even) */
+#define MC 192 /* rows per A block (multiple of MR) */
+
+/* Pack op(B)[k0 .. k0+kc, all N] into panels: panel q (columns 64q ..), pair p: 64 x uint32
+ * (column j's (b(2p, j), b(2p+1, j)) bf16 pair). Columns past N and k past kc are zero. */
+BF16_TARGET static void pack_b(int tB, const float *B, int ldb, int k0, int kc, int N,
+                               uint32_t *bp)
+{
+    const int kp = (kc + 1) / 2, np = (N + NR - 1) / NR;
+    if (!tB) {
+        /* rows k of B are contiguous over j: convert 16 columns of rows 2p, 2p+1 and
+         * interleave them with one vpermw */
+        const __m512i ilv = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10,
+                                             25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3,
+                                             18, 2, 17, 1, 16, 0);
+        for (int q = 0; q < np; q++) {
+            uint32_t *dst = bp + (size_t)q * kp * NR;
+            for (int p = 0; p < kp; p++) {
+                int k = k0 + 2 * p;
+                const float *r0 = B + (size_t)k * ldb, *r1 = r0 + ldb;
+                int has1 = 2 * p + 1 < kc;
+                for (int v = 0; v < NR / 16; v++) {
+                    int j = q * NR + v * 16, nj = N - j;
+                    __m512i out;
+                    if (nj <= 0) {
+                        out = _mm512_setzero_si512();
+                    } else {
+                        __mmask16 m = nj >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nj) - 1);
+                        __m512 x0 = _mm512_maskz_loadu_ps(m, r0 + j);
+                        __m512 x1 = has1 ? _mm512_maskz_loadu_ps(m, r1 + j) : _mm512_setzero_ps();
+                        __m512i cv = (__m512i)_mm512_cvtne2ps_pbh(x1, x0); /* lo x0, hi x1 */
+                        out = _mm512_permutexvar_epi16(ilv, cv);
+                    }
+                    _mm512_store_si512((void *)(dst + (size_t)p * NR + v * 16), out);
+                }
+            }
+        }
+        return;
+    }
+    /* op(B)(k, j) = B[j][k]: a pair is two adjacent floats of row j */
+    for (int q = 0; q < np; q++) {
+        uint32_t *dst = bp + (size_t)q * kp * NR;
+        for (int jj = 0; jj < NR; jj++) {
+            int j = q * NR + jj;
+            if (j >= N) {
+                for (int p = 0; p < kp; p++)
+                    dst[(size_t)p * NR + jj] = 0;
+                continue;
+            }
+            const float *row = B + (size_t)j * ldb + k0;
+            int p = 0;
+            for (; 2 * p + 32 <= kc; p += 16) {
+                __m512 x0 = _mm512_loadu_ps(row + 2 * p), x1 = _mm512_loadu_ps(row + 2 * p + 16);
+                uint32_t tmp[16];
+                _mm512_storeu_si512((void *)tmp, (__m512i)_mm512_cvtne2ps_pbh(x1, x0));
+                for (int t = 0; t < 16; t++)
+                    dst[(size_t)(p + t) * NR + jj] = tmp[t];
+            }
+            for (; p < kp; p++) {
+                uint32_t lo = nn_bf16_from_f32(row[2 * p]);
+                uint32_t hi = 2 * p + 1 < kc ? nn_bf16_from_f32(row[2 * p + 1]) : 0;
+                dst[(size_t)p * NR + jj] = lo | hi << 16;
+            }
+        }
+    }
+}
+
+/* Pack op(A)[i0 .. i0+mc, k0 .. k0+kc] as micro-panels of MR rows; row r of a panel holds
+ * kp2 = 2*kp bf16 (k past kc zero); rows past mc are zero. */
+BF16_TARGET static void pack_a(int tA, const float *A, int lda, int i0, int mc, int k0, int kc,
+                               uint16_t *ap)
+{
+    const int kp2 = 2 * ((kc + 1) / 2), mp = (mc + MR - 1) / MR;
+    for (int P = 0; P < mp; P++) {
+        uint16_t *panel = ap + (size_t)P * MR * kp2;
+        for (int r = 0; r < MR; r++) {
+            int i = P * MR + r;
+            uint16_t *dst = panel + (size_t)r * kp2;
+            if (i >= mc) {
+                memset(dst, 0, sizeof(uint16_t) * (size_t)kp2);
+                continue;
+            }
+            if (!tA) {
+                const float *src = A + (size_t)(i0 + i) * lda + k0;
+                int k = 0;
+                for (; k + 32 <= kc; k += 32) {
+                    __m512 x0 = _mm512_loadu_ps(src + k), x1 = _mm512_loadu_ps(src + k + 16);
+                    _mm512_storeu_si512((void *)(dst + k), (__m512i)_mm512_cvtne2ps_pbh(x1, x0));
+                }
+                for (; k < kc; k++)
+                    dst[k] = nn_bf16_from_f32(src[k]);
+            } else {
+                const float *src = A + (size_t)k0 * lda + i0 + i;
+                for (int k = 0; k < kc; k++)
+                    dst[k] = nn_bf16_from_f32(src[(size_t)k * lda]);
+            }
+            if (kc & 1)
+                dst[kc] = 0;
+        }
+    }
+}
+
+/* C[0..mr, 0..nc] (= or +=) alpha * (6 x 64 micro-panel product over kp k-pairs). */
+BF16_TARGET static void kernel_6x64(int kp, const uint16_t *a, const uint32_t *b, float *C,
+                                    int ldc, int mr, int nc, float alpha, float beta)
+{
+    __m512 c[MR][4];
+    for (int r = 0; r < MR; r++)
+        for (int v = 0; v < 4; v++)
+            c[r][v] = _mm512_setzero_ps();
+    const size_t rs = (size_t)kp; /* uint32 pairs per packed A row */
+    const uint32_t *a32 = (const uint32_t *)(const void *)a;
+    for (int p = 0; p < kp; p++) {
+        const uint32_t *bq = b + (size_t)p * NR;
+        __m512bh b0 = (__m512bh)_mm512_load_si512((const void *)bq);
+        __m512bh b1 = (__m512bh)_mm512_load_si512((const void *)(bq + 16));
+        __m512bh b2 = (__m512bh)_mm512_load_si512((const void *)(bq + 32));
+        __m512bh b3 = (__m512bh)_mm512_load_si512((const void *)(bq + 48));
+#define ROW(r)                                                                                \
+    do {                                                                                      \
+        __m512bh ar = (__m512bh)_mm512_set1_epi32((int)a32[(r)*rs + p]);                       \
+        c[r][0] = _mm512_dpbf16_ps(c[r][0], ar, b0);                                          \
+        c[r][1] = _mm512_dpbf16_ps(c[r][1], ar, b1);                                          \
+        c[r][2] = _mm512_dpbf16_ps(c[r][2], ar, b2);                                          \
+        c[r][3] = _mm512_dpbf16_ps(c[r][3], ar, b3);                                          \
+    } while (0)
+        ROW(0);
+        ROW(1);
+        ROW(2);
+        ROW(3);
+        ROW(4);
+        ROW(5);
+#undef ROW
+    }
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    for (int r = 0; r < mr; r++) {
+        float *cr = C + (size_t)r * ldc;
+        for (int v = 0; v < 4; v++) {
+            int j = v * 16, nj = nc - j;
+            if (nj <= 0)
+                break;
+            __mmask16 m = nj >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nj) - 1);
+            __m512 x = _mm512_mul_ps(va, c[r][v]);
+            if (beta != 0.f)
+                x = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, cr + j), x);
+            _mm512_mask_storeu_ps(cr + j, m, x);
+        }
+    }
+}
+
+BF16_TARGET static void gemm_native(int tA, int tB, int M, int N, int K, float alpha,
+                                    const float *A, int lda, const float *B, int ldb, float beta,
+                                    float *C, int ldc)
+{
+    const int np = (N + NR - 1) / NR;
+    const int kcmax = K < KC ? K : KC, kpmax = (kcmax + 1) / 2;
+    const int mcmax = M < MC ? ((M + MR - 1) / MR) * MR : MC;
+    uint32_t *bp = aligned_alloc(64, sizeof(uint32_t) * (size_t)np * kpmax * NR);
+    size_t abytes = sizeof(uint16_t) * (size_t)mcmax * 2 * kpmax;
+    uint16_t *ap = aligned_alloc(64, (abytes + 63) / 64 * 64);
+    if (!bp || !ap) {
+        free(bp), free(ap);
+        gemm_emul(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    for (int k0 = 0; k0 < K; k0 += KC) {
+        int kc = K - k0 < KC ? K - k0 : KC, kp = (kc + 1) / 2;
+        float bt = k0 == 0 ? beta : 1.f;
+        pack_b(tB, B, ldb, k0, kc, N, bp);
+        for (int i0 = 0; i0 < M; i0 += MC) {
+            int mc = M - i0 < MC ? M - i0 : MC;
+            pack_a(tA, A, lda, i0, mc, k0, kc, ap);
+            for (int q = 0; q < np; q++) {
+                const uint32_t *bq = bp + (size_t)q * kp * NR;
+                int nc = N - q * NR < NR ? N - q * NR : NR;
+                for (int P = 0; P * MR < mc; P++) {
+                    int mr = mc - P * MR < MR ? mc - P * MR : MR;
+                    kernel_6x64(kp, ap + (size_t)P * MR * 2 * kp, bq,
+                                C + (size_t)(i0 + P * MR) * ldc + q * NR, ldc, mr, nc, alpha, bt);
+                }
+            }
+        }
+    }
+    free(bp), free(ap);
+}
+
+/* One GEMM on the calling thread. */
+void nn_gemm_bf16_1(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda,
+                    const float *B, int ldb, float beta, float *C, int ldc)
+{
+    if (M <= 0 || N <= 0)
+        return;
+    if (K <= 0) {
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++)
+                C[(size_t)i * ldc + j] = beta == 0.f ? 0.f : beta * C[(size_t)i * ldc + j];
+        return;
+    }
+    if (nn_bf16_native())
+        gemm_native(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else
+        gemm_emul(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* Test hook: the native conversion of n floats (n a multiple of 32), or 0 without it. */
+BF16_TARGET static void cvt_native(uint16_t *dst, const float *src, size_t n)
+{
+    for (size_t i = 0; i + 32 <= n; i += 32) {
+        __m512 x0 = _mm512_loadu_ps(src + i), x1 = _mm512_loadu_ps(src + i + 16);
+        _mm512_storeu_si512((void *)(dst + i), (__m512i)_mm512_cvtne2ps_pbh(x1, x0));
+    }
+}
+
+int nn_bf16_convert_native(uint16_t *dst, const float *src, size_t n)
+{
+    if (!nn_bf16_cpu() || n % 32)
+        return 0;
+    cvt_native(dst, src, n);
+    return 1;
+}

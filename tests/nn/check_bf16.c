@@ -1,0 +1,306 @@
+/* tests/nn/check_bf16.c: the bfloat16 ops (EQM_NN_BF16, host/nn/gemm_bf16.c) against
+ * their fp32 twins.
+ *
+ * Every case runs twice: with the emulation (operands rounded to bf16, fp32 sgemm; any
+ * CPU) and with the native AVX512_BF16 kernels (skipped, with a message, on a CPU
+ * without them).
+ *
+ * Tolerances, per output element, from the reduction length K and S = sum_k |a_k b_k|
+ * (the same op run in fp32 on |A|, |B|; u = 2^-24 the fp32 unit roundoff):
+ * - against the exact products of the bf16-ROUNDED operands (this pins the bf16
+ *   semantics: an fp32 product of the unrounded operands misses it by ~2^-9 S):
+ *     |got - want| <= (K + 2) u S'   (fp32 summation of K exact products; S' over the
+ *                                     rounded operands)
+ * - against the fp32 op on the unrounded operands: rounding each operand to bf16 moves it
+ *   by at most 2^-9 relative, so each product by at most 2^-8 + 2^-18 relative:
+ *     |got - want| <= (2^-8 + 2^-18 + 2 (K + 2) u) S
+ *   (2 (K + 2) u: both sides' fp32 summations). The Winograd path rounds the TRANSFORMED
+ *   tiles (sums of up to 4 inputs and of up to 9 weights with coefficients <= 1 in
+ *   magnitude, 9 products summed per output), so its bound is 9x the direct one.
+ */
+#include "config.h"
+
+#include "nn_test_util.h"
+#include "nn/nn_internal.h"
+
+static const double U24 = 0x1.0p-24, B8 = 0x1.0p-8 + 0x1.0p-18;
+
+static float bits2f(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+static uint32_t f2bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+/* Loop index i: 0 emulation, 1 native. Returns 0 when the case cannot run here. */
+static int set_mode(int i)
+{
+    if (i == 1 && !nn_bf16_cpu()) {
+        fprintf(stderr, "native bf16 kernels: this CPU has no AVX512_BF16, case skipped\n");
+        return 0;
+    }
+    nn_bf16_set_native(i);
+    ck_assert_int_eq(nn_bf16_native(), i);
+    return 1;
+}
+
+START_TEST(test_convert)
+{
+    static const struct {
+        uint32_t in;
+        uint16_t out;
+    } known[] = {
+        {0x3f800000u, 0x3f80}, /* 1 */
+        {0x3f808000u, 0x3f80}, /* tie, even below: stays */
+        {0x3f818000u, 0x3f82}, /* tie, odd below: up to even */
+        {0x3f808001u, 0x3f81}, /* above the tie */
+        {0x3f807fffu, 0x3f80}, /* below the tie */
+        {0xbf818000u, 0xbf82}, /* negative tie */
+        {0x7f7fffffu, 0x7f80}, /* FLT_MAX rounds to inf */
+        {0x7f800000u, 0x7f80}, /* inf */
+        {0xff800000u, 0xff80}, /* -inf */
+        {0x00000001u, 0x0000}, /* subnormals: signed zero (DAZ, as vcvtne2ps2bf16) */
+        {0x807fffffu, 0x8000},
+        {0x00800000u, 0x0080}, /* smallest normal */
+        {0x80000000u, 0x8000},
+    };
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++) {
+        uint16_t b = nn_bf16_from_f32(bits2f(known[i].in));
+        ck_assert_msg(b == known[i].out, "bf16(%08x) = %04x, want %04x", known[i].in, b,
+                      known[i].out);
+        ck_assert_uint_eq(f2bits(nn_bf16_to_f32(b)), (uint32_t)b << 16);
+    }
+    uint16_t nb = nn_bf16_from_f32(bits2f(0x7f800001u)); /* signalling NaN -> quiet NaN */
+    ck_assert_msg((nb & 0x7f80) == 0x7f80 && (nb & 0x7f) && (nb & 0x40), "NaN -> %04x", nb);
+    /* the scalar rule equals vcvtne2ps2bf16 on random bit patterns (all exponents) */
+    enum { N = 1 << 20 };
+    float *x = malloc(N * sizeof *x);
+    uint16_t *y = malloc(N * sizeof *y);
+    for (size_t i = 0; i < N; i++) {
+        rng_state ^= rng_state << 13, rng_state ^= rng_state >> 7, rng_state ^= rng_state << 17;
+        x[i] = bits2f((uint32_t)(rng_state >> 20));
+    }
+    if (!nn_bf16_convert_native(y, x, N)) {
+        fprintf(stderr, "native conversion: no AVX512_BF16 on this CPU, compared scalar only\n");
+    } else {
+        for (size_t i = 0; i < N; i++) {
+            uint16_t s = nn_bf16_from_f32(x[i]);
+            int nan = (f2bits(x[i]) & 0x7fffffffu) > 0x7f800000u;
+            if (nan)
+                ck_assert_msg((y[i] & 0x7fff) > 0x7f80, "NaN %08x -> %04x", f2bits(x[i]), y[i]);
+            else
+                ck_assert_msg(s == y[i], "%08x: scalar %04x native %04x", f2bits(x[i]), s, y[i]);
+        }
+    }
+    free(x), free(y);
+}
+END_TEST
+
+static double at(int t, const float *X, int ld, int i, int j)
+{
+    return t ? X[(size_t)j * ld + i] : X[(size_t)i * ld + j];
+}
+static double rb(double v) { return nn_bf16_to_f32(nn_bf16_from_f32((float)v)); }
+
+/* nn_gemm(EQM_NN_BF16) on 2 compute threads (split and unsplit) for every transpose pair,
+ * beta 0/1, padded leading dimensions; sizes cross the kernel's blocks (6 x 64 tiles,
+ * KC = 256 k, MC = 192 rows) and odd K. */
+START_TEST(test_gemm)
+{
+    if (!set_mode(_i))
+        return;
+    host_threads_init(2);
+    const int shapes[][3] = {{13, 70, 37}, {200, 130, 600}, {7, 1, 3}, {64, 200, 513}};
+    for (int si = 0; si < 4; si++)
+        for (int tA = 0; tA < 2; tA++)
+            for (int tB = 0; tB < 2; tB++)
+                for (int bi = 0; bi < 2; bi++) {
+                    int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
+                    int lda = (tA ? M : K) + 3, ldb = (tB ? K : N) + 5, ldc = N + 2;
+                    size_t na = (size_t)(tA ? K : M) * lda, nb = (size_t)(tB ? N : K) * ldb;
+                    size_t nc = (size_t)M * ldc;
+                    float *A = rnd(na, 1.f), *B = rnd(nb, 2.f), *C = rnd(nc, 1.f);
+                    float *C0 = dup(C, nc);
+                    float beta = (float)bi, alpha = 0.75f;
+                    nn_gemm(NULL, EQM_NN_BF16, tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C,
+                            ldc);
+                    for (int i = 0; i < M; i++)
+                        for (int j = 0; j < ldc; j++) {
+                            size_t o = (size_t)i * ldc + j;
+                            if (j >= N) {
+                                ck_assert_float_eq(C[o], C0[o]);
+                                continue;
+                            }
+                            double ex = 0, er = 0, S = 0, Sr = 0;
+                            for (int k = 0; k < K; k++) {
+                                double a = at(tA, A, lda, i, k), b = at(tB, B, ldb, k, j);
+                                ex += a * b, S += fabs(a * b);
+                                er += rb(a) * rb(b), Sr += fabs(rb(a) * rb(b));
+                            }
+                            double c0 = beta * C0[o];
+                            double w1 = alpha * er + c0, w2 = alpha * ex + c0;
+                            double t1 = (K + 2) * U24 * (alpha * Sr + fabs(c0));
+                            double t2 =
+                                alpha * B8 * S + 2 * (K + 2) * U24 * (alpha * S + fabs(c0));
+                            if (!(fabs(C[o] - w1) <= t1) || !(fabs(C[o] - w2) <= t2))
+                                ck_abort_msg("bf16 gemm %dx%dx%d tA %d tB %d beta %g: C[%d][%d] = "
+                                             "%.9g; rounded operands %.9g (tol %.3g), fp32 %.9g "
+                                             "(tol %.3g)",
+                                             M, N, K, tA, tB, beta, i, j, C[o], w1, t1, w2, t2);
+                        }
+                    free(A), free(B), free(C), free(C0);
+                }
+    /* a batch (Winograd's 16 GEMMs go this way) */
+    int M = 33, N = 70, K = 29, cnt = 5;
+    size_t sA = (size_t)M * K + 7, sB = (size_t)N * K + 3, sC = (size_t)M * N + 1;
+    float *A = rnd(sA * cnt, 1.f), *B = rnd(sB * cnt, 1.f), *C = rnd(sC * cnt, 1.f);
+    float *C0 = dup(C, sC * cnt);
+    nn_gemm_batch(NULL, EQM_NN_BF16, cnt, 1, 1, M, N, K, 1.f, A, M, sA, B, K, sB, 1.f, C, N, sC);
+    for (int b = 0; b < cnt; b++) {
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+                double c0 = C0[b * sC + (size_t)i * N + j], er = c0, Sr = fabs(c0);
+                for (int k = 0; k < K; k++) {
+                    double p = rb(A[b * sA + (size_t)k * M + i]);
+                    p *= rb(B[b * sB + (size_t)j * K + k]);
+                    er += p, Sr += fabs(p);
+                }
+                float got = C[b * sC + (size_t)i * N + j];
+                ck_assert_msg(fabs(got - er) <= (K + 2) * U24 * Sr,
+                              "bf16 gemm_batch %d: C[%d][%d] = %.9g, want %.9g", b, i, j, got, er);
+            }
+        ck_assert_float_eq(C[b * sC + (size_t)M * N], C0[b * sC + (size_t)M * N]);
+    }
+    free(A), free(B), free(C), free(C0);
+    nn_bf16_set_native(1);
+}
+END_TEST
+
+/* conv2d with EQM_NN_BF16 against fp32 conv2d: forward, dX, dW; im2col, 1x1, strided,
+ * stem-like 7x7 and Winograd shapes. */
+typedef struct {
+    eqm_conv2d_shape s;
+    int algo;
+    int wino; /* the default path runs Winograd for forward, dX and dW on this shape */
+} conv_case;
+
+static const conv_case conv_cases[] = {
+    {{2, 9, 11, 5, 7, 3, 3, 2, 1, 0}, 0, 0},     /* strided 3x3, im2col */
+    {{2, 8, 8, 16, 24, 1, 1, 1, 0, 0}, 0, 0},    /* pointwise: plain GEMMs */
+    {{2, 8, 8, 16, 32, 1, 1, 2, 0, 0}, 0, 0},    /* 1x1 stride 2 (ResNet shortcut) */
+    {{3, 15, 13, 3, 16, 7, 7, 2, 3, 0}, 0, 0},   /* stem-like 7x7 */
+    {{2, 32, 32, 16, 24, 3, 3, 1, 1, 0}, 1, 0},  /* 3x3 s1 on im2col / col2im */
+    {{2, 32, 32, 16, 24, 3, 3, 1, 1, 0}, 0, 1},  /* same on Winograd (512 tiles) */
+};
+#define N_CONV (int)(sizeof conv_cases / sizeof *conv_cases)
+
+static void conv_run(const eqm_conv2d_shape *s, uint32_t flags, const float *x, const float *w,
+                     const float *g, float *o, float *dx, float *dw)
+{
+    eqm_conv2d_shape t = *s;
+    t.flags = flags;
+    ck_assert_int_eq(NN()->conv2d_forward(NULL, &t, o, x, w), EQM_OK);
+    ck_assert_int_eq(NN()->conv2d_backward(NULL, &t, dx, dw, g, x, w), EQM_OK);
+}
+
+static void check_bound(const char *what, int ci, const float *got, const float *want,
+                        const float *S, size_t n, double rel, int K)
+{
+    double worst = 0;
+    size_t wi = 0;
+    for (size_t i = 0; i < n; i++) {
+        double tol = (rel + 2 * (K + 2) * U24) * S[i] + 1e-30;
+        double e = fabs((double)got[i] - want[i]) / tol;
+        if (!(e <= worst))
+            worst = e, wi = i;
+    }
+    fprintf(stderr, "bf16 conv case %d %s: worst error %.3f of its bound (K = %d)\n", ci, what,
+            worst, K);
+    ck_assert_msg(worst <= 1.0, "bf16 conv case %d %s: element %zu got %.7g want %.7g (%.3g of "
+                                "the bound)",
+                  ci, what, wi, (double)got[wi], (double)want[wi], worst);
+}
+
+START_TEST(test_conv)
+{
+    int ci = _i / 2;
+    if (!set_mode(_i % 2))
+        return;
+    host_threads_init(2);
+    const conv_case *cc = &conv_cases[ci];
+    const eqm_conv2d_shape *s = &cc->s;
+    nn_conv2d_set_algo(cc->algo);
+    int Ho = (s->H + 2 * s->pad - s->kh) / s->stride + 1;
+    int Wo = (s->W + 2 * s->pad - s->kw) / s->stride + 1;
+    size_t ni = (size_t)s->N * s->H * s->W * s->C_in, no = (size_t)s->N * Ho * Wo * s->C_out;
+    size_t nw = (size_t)s->C_out * s->kh * s->kw * s->C_in;
+    float *x = rnd(ni, 1.f), *w = rnd(nw, 0.2f), *g = rnd(no, 1.f);
+    float *ax = dup(x, ni), *aw = dup(w, nw), *ag = dup(g, no);
+    for (size_t i = 0; i < ni; i++)
+        ax[i] = fabsf(ax[i]);
+    for (size_t i = 0; i < nw; i++)
+        aw[i] = fabsf(aw[i]);
+    for (size_t i = 0; i < no; i++)
+        ag[i] = fabsf(ag[i]);
+    float *o[3], *dx[3], *dw[3];
+    for (int v = 0; v < 3; v++)
+        o[v] = zeros(no), dx[v] = zeros(ni), dw[v] = zeros(nw);
+    conv_run(s, EQM_NN_BF16, x, w, g, o[0], dx[0], dw[0]); /* bf16 */
+    conv_run(s, 0, x, w, g, o[1], dx[1], dw[1]);           /* fp32 twin */
+    conv_run(s, 0, ax, aw, ag, o[2], dx[2], dw[2]);        /* S = sum |a b| */
+    double f = cc->wino ? 9 : 1;
+    int Kf = s->kh * s->kw * s->C_in, Kx = s->kh * s->kw * s->C_out, Kw = s->N * Ho * Wo;
+    check_bound("forward vs fp32", ci, o[0], o[1], o[2], no, f * B8, Kf);
+    check_bound("dX vs fp32", ci, dx[0], dx[1], dx[2], ni, f * B8, Kx);
+    check_bound("dW vs fp32", ci, dw[0], dw[1], dw[2], nw, f * B8, Kw);
+    if (!cc->wino) {
+        /* the direct paths multiply the rounded operands exactly: fp32 conv of the rounded
+         * tensors agrees to fp32 summation error */
+        float *rx = dup(x, ni), *rw = dup(w, nw), *rg = dup(g, no);
+        nn_bf16_round(rx, rx, ni), nn_bf16_round(rw, rw, nw), nn_bf16_round(rg, rg, no);
+        float *ro = zeros(no), *rdx = zeros(ni), *rdw = zeros(nw);
+        conv_run(s, 0, rx, rw, rg, ro, rdx, rdw);
+        check_bound("forward vs rounded fp32", ci, o[0], ro, o[2], no, 0, Kf);
+        check_bound("dX vs rounded fp32", ci, dx[0], rdx, dx[2], ni, 0, Kx);
+        check_bound("dW vs rounded fp32", ci, dw[0], rdw, dw[2], nw, 0, Kw);
+        free(rx), free(rw), free(rg), free(ro), free(rdx), free(rdw);
+    }
+    /* and bf16 really differs from fp32 (the flag is not ignored) */
+    double d = 0;
+    for (size_t i = 0; i < no; i++)
+        d += fabs((double)o[0][i] - o[1][i]);
+    ck_assert_msg(d > 0, "bf16 conv case %d: output bit-identical to fp32", ci);
+    for (int v = 0; v < 3; v++)
+        free(o[v]), free(dx[v]), free(dw[v]);
+    free(x), free(w), free(g), free(ax), free(aw), free(ag);
+    nn_conv2d_set_algo(0);
+    nn_bf16_set_native(1);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("nn_bf16");
+    TCase *tc = tcase_create("bf16");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_convert);
+    tcase_add_loop_test(tc, test_gemm, 0, 2);
+    tcase_add_loop_test(tc, test_conv, 0, 2 * N_CONV);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int nf = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return nf ? 1 : 0;
+}

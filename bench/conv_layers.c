@@ -74,7 +74,8 @@ int main(int argc, char **argv)
                     best = t1 - t0;
             }
             printf("# gemm %d^3 %s%s: %.2f ms, %.0f GFLOP/s\n", n, f ? "bf16" : "fp32",
-                   f ? (nn_bf16_native() ? " (AVX512_BF16)" : " (emulated)") : "", best * 1e3,
+                   f ? (const char *[]){" (emulated)", " (AVX512_BF16)", " (AMX)"}[nn_bf16_native()] : "",
+                   best * 1e3,
                    2.0 * n * n * n / best / 1e9);
         }
         free(a), free(b), free(c);

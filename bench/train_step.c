@@ -3,14 +3,21 @@
  * invocation (bench/train_step_torch.py, tuned: channels_last, tcmalloc preloaded if
  * present, the same thread count), and print images/s, the ratio, achieved GFLOP/s
  * (3 x forward, 1.111 GFLOP/img forward, every tap counted) and peak RSS of each.
- * Last line: exactly "ratio=R" (equimod images/s over PyTorch's).
+ * Precisions: by default the equimod step runs twice, fp32 and bf16 (the backbone's
+ * bf16=true: EQM_NN_BF16 convs, bf16 products with fp32 accumulation), each in its own
+ * child process (this program re-run with --precision P --no-torch, so each peak RSS is its
+ * own), and the PyTorch step twice, fp32 and under torch.autocast("cpu", bfloat16). Lines
+ * "equimod fp32 / torch fp32", "equimod bf16 / torch fp32", "equimod bf16 / torch bf16";
+ * last line: exactly "ratio=R" (equimod's best precision over PyTorch fp32).
+ * --precision fp32|bf16 runs one equimod precision in this process (and PyTorch fp32 only,
+ * unless --no-torch): the older single-precision output, its ratio equimod / PyTorch.
  *
  * The equimod side loads the real resnet backbone plugin (depth=18, stem=cifar) through
  * the host registry and config binding, like `equimod train`, then adds the same fc
  * (512 -> 10, nn linear), softmax cross-entropy and SGD (momentum 0.9, wd 5e-4) as the
  * PyTorch script. Median over --steps timed steps after --warmup untimed ones.
  * Usage: train-step [--batch 256] [--steps 3] [--warmup 1] [--threads 2]
- *                   [--plugin-path DIR]... [--no-torch] [--profile]
+ *                   [--plugin-path DIR]... [--no-torch] [--profile] [--precision fp32|bf16]
  * --profile prints the time spent per nn op kind (wrapping the api->nn table).
  * --clock cpu: rank by process CPU seconds per step instead of wall seconds (both are
  *   printed): on a shared, loaded machine with --threads 1 the CPU time is what the step
@@ -88,16 +95,17 @@ static int p_bnb(eqm_host *h, const eqm_bn_shape *s, float *di, float *dg, float
 
 static double prof_now(void) { return prof_cpu ? cpu_s() : now_s(); }
 
-static int run_torch(int batch, int steps, int warmup, int threads, int use_cpu,
+static int run_torch(int batch, int steps, int warmup, int threads, int use_cpu, int bf16,
                      double *img_s, double *rss_mib)
 {
     const char *src = getenv("EQM_SRCDIR") ? getenv("EQM_SRCDIR") : EQM_SRCDIR;
     const char *tc = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4";
     char cmd[8192];
     int have_tc = access(tc, R_OK) == 0;
-    snprintf(cmd, sizeof cmd, "%s%s%s /usr/bin/python3 %s/bench/train_step_torch.py %d %d %d %d %s",
+    snprintf(cmd, sizeof cmd,
+             "%s%s%s /usr/bin/python3 %s/bench/train_step_torch.py %d %d %d %d %s %s",
              have_tc ? "LD_PRELOAD=" : "", have_tc ? tc : "", have_tc ? " " : "", src, batch,
-             steps, warmup, threads, use_cpu ? "cpu" : "wall");
+             steps, warmup, threads, use_cpu ? "cpu" : "wall", bf16 ? "bf16" : "fp32");
     printf("# torch: %s\n", cmd);
     fflush(stdout);
     FILE *p = popen(cmd, "r");
@@ -115,9 +123,37 @@ static int run_torch(int batch, int steps, int warmup, int threads, int use_cpu,
     return ok && st == 0 ? 0 : -1;
 }
 
+/* The equimod step in a child: this program with --precision P --no-torch. */
+static int run_child(int argc, char **argv, const char *prec, double *img_s, double *rss_mib)
+{
+    char cmd[8192];
+    size_t o = (size_t)snprintf(cmd, sizeof cmd, "'/proc/%d/exe'", (int)getpid());
+    for (int i = 1; i < argc && o < sizeof cmd; i++)
+        o += (size_t)snprintf(cmd + o, sizeof cmd - o, " '%s'", argv[i]);
+    if (o < sizeof cmd)
+        snprintf(cmd + o, sizeof cmd - o, " --precision %s --no-torch", prec);
+    fflush(stdout);
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    char line[512];
+    int ok = 0;
+    while (fgets(line, sizeof line, p)) {
+        if (sscanf(line, "equimod img/s=%lf step_s=%*f cpu_s=%*f clock=%*s GFLOP/s=%*f "
+                         "rss_mib=%lf",
+                   img_s, rss_mib) == 2)
+            ok = 1;
+        fputs("# ", stdout);
+        fputs(line, stdout);
+    }
+    int st = pclose(p);
+    return ok && st == 0 ? 0 : -1;
+}
+
 int main(int argc, char **argv)
 {
     int batch = 256, steps = 3, warmup = 1, threads = 2, torch = 1, profile = 0, use_cpu = 0;
+    const char *prec = NULL;
     const char *dirs[16];
     int n_dirs = 0;
     for (int i = 1; i < argc; i++) {
@@ -137,11 +173,14 @@ int main(int argc, char **argv)
             profile = 1;
         else if (!strcmp(argv[i], "--clock") && i + 1 < argc)
             prof_cpu = use_cpu = !strcmp(argv[++i], "cpu");
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc &&
+                 (!strcmp(argv[i + 1], "fp32") || !strcmp(argv[i + 1], "bf16")))
+            prec = argv[++i];
         else {
             fprintf(stderr, "train-step: unknown argument %s\n"
                             "usage: train-step [--batch N] [--steps N] [--warmup N] "
                             "[--threads N] [--plugin-path DIR]... [--no-torch] [--profile] "
-                            "[--clock wall|cpu]\n",
+                            "[--clock wall|cpu] [--precision fp32|bf16]\n",
                     argv[i]);
             return 2;
         }
@@ -150,6 +189,39 @@ int main(int argc, char **argv)
         fprintf(stderr, "train-step: need batch >= 2, steps >= 1, warmup >= 0, threads >= 1\n");
         return 2;
     }
+    if (!prec) { /* both precisions, each in a child; then PyTorch fp32 and bf16 autocast */
+        double img[2], rss[2], timg[2] = {0, 0}, trss[2] = {0, 0};
+        static const char *const pn[2] = {"fp32", "bf16"};
+        for (int v = 0; v < 2; v++)
+            if (run_child(argc, argv, pn[v], &img[v], &rss[v])) {
+                fprintf(stderr, "train-step: the equimod %s run failed\n", pn[v]);
+                return 1;
+            }
+        for (int v = 0; torch && v < 2; v++)
+            if (run_torch(batch, steps, warmup, threads, use_cpu, v, &timg[v], &trss[v])) {
+                fprintf(stderr, "train-step: the PyTorch %s run failed\n", pn[v]);
+                return 1;
+            }
+        for (int v = 0; v < 2; v++)
+            printf("equimod %s img/s=%.2f step_s=%.4f clock=%s GFLOP/s=%.1f rss_mib=%.1f\n",
+                   pn[v], img[v], batch / img[v], use_cpu ? "cpu" : "wall",
+                   img[v] * 3 * FWD_GFLOP, rss[v]);
+        if (!torch)
+            return 0;
+        for (int v = 0; v < 2; v++)
+            printf("torch   %s img/s=%.2f step_s=%.4f clock=%s GFLOP/s=%.1f rss_mib=%.1f%s\n",
+                   pn[v], timg[v], batch / timg[v], use_cpu ? "cpu" : "wall",
+                   timg[v] * 3 * FWD_GFLOP, trss[v], v ? " (autocast)" : "");
+        printf("equimod fp32 / torch fp32 = %.3f (peak RSS %.2f)\n", img[0] / timg[0],
+               rss[0] / trss[0]);
+        printf("equimod bf16 / torch fp32 = %.3f (peak RSS %.2f)\n", img[1] / timg[0],
+               rss[1] / trss[0]);
+        printf("equimod bf16 / torch bf16 = %.3f (peak RSS %.2f)\n", img[1] / timg[1],
+               rss[1] / trss[1]);
+        printf("ratio=%.3f\n", (img[0] > img[1] ? img[0] : img[1]) / timg[0]);
+        return 0;
+    }
+    int bf16 = !strcmp(prec, "bf16");
     host_threads_init(threads);
     /* a call into host/nn/nn_api.c pulls its strong nn_api_table() out of the static
      * libeqmhost archive (api.c only has a weak NULL default) */
@@ -176,8 +248,9 @@ int main(int argc, char **argv)
     registry_scan(reg, dirs, n_dirs);
     eqm_config *cfg = config_new_empty();
     char err[1024];
-    const char *sets[] = {"backbone.plugin=resnet", "backbone.depth=18", "backbone.stem=cifar"};
-    for (int i = 0; i < 3; i++)
+    const char *sets[] = {"backbone.plugin=resnet", "backbone.depth=18", "backbone.stem=cifar",
+                          bf16 ? "backbone.bf16=true" : "backbone.bf16=false"};
+    for (int i = 0; i < 4; i++)
         if (config_set(cfg, sets[i], err, sizeof err)) {
             fprintf(stderr, "train-step: %s\n", err);
             return 1;
@@ -190,7 +263,11 @@ int main(int argc, char **argv)
                         "backbone_resnet.so, or set EQUIMOD_PLUGIN_PATH)\n", err);
         return 1;
     }
-    printf("# backbone: plugin %s from %s (depth=18, stem=cifar)\n", pl->desc.name, pl->path);
+    printf("# backbone: plugin %s from %s (depth=18, stem=cifar, %s%s)\n", pl->desc.name,
+           pl->path, prec,
+           !bf16 ? ""
+                 : (const char *[]){": EMULATED (no AVX512_BF16/AMX)", ": AVX512_BF16 kernel",
+                                    ": AMX kernel"}[nn_bf16_native()]);
     const eqm_module_ops *ops = &pl->ops.module;
     eqm_host *hctx = host_ctx_create("backbone/resnet");
     eqm_module_cfg mc = {sizeof mc, 32, 32, 3, 0, 0, batch};
@@ -332,7 +409,7 @@ int main(int argc, char **argv)
            eq_img, med, cmed, use_cpu ? "cpu" : "wall", eq_img * 3 * FWD_GFLOP, eq_rss);
     double th_img = 0, th_rss = 0;
     if (torch) {
-        if (run_torch(batch, steps, warmup, threads, use_cpu, &th_img, &th_rss)) {
+        if (run_torch(batch, steps, warmup, threads, use_cpu, 0, &th_img, &th_rss)) {
             fprintf(stderr, "train-step: the PyTorch run failed\n");
             return 1;
         }

@@ -5,7 +5,9 @@ One ResNet-18-CIFAR (torchvision resnet18, conv1 3x3/1, no max pool, fc 512->10)
 training step = forward, cross-entropy, backward, SGD (momentum 0.9, wd 5e-4) on random
 32x32 images, in the tuned setting of BENCH-REFERENCE.md: channels_last, explicit thread
 count (torch defaults to 1 thread here), tcmalloc preloaded by the caller (LD_PRELOAD).
-Usage: train_step_torch.py BATCH STEPS WARMUP THREADS [wall|cpu]
+Usage: train_step_torch.py BATCH STEPS WARMUP THREADS [wall|cpu] [fp32|bf16]
+bf16: forward and loss under torch.autocast("cpu", dtype=torch.bfloat16) (PyTorch's CPU
+mixed precision: convs and linears in bf16, fp32 master weights and optimizer).
 Prints one line:  torch img_s=<images/s> step_s=<median s> rss_mib=<peak RSS MiB>
 (cpu: images/s from process CPU seconds per step, for a loaded shared machine)
 """
@@ -20,6 +22,7 @@ import torchvision
 def main():
     batch, steps, warmup, threads = (int(a) for a in sys.argv[1:5])
     clock = time.process_time if len(sys.argv) > 5 and sys.argv[5] == "cpu" else time.perf_counter
+    bf16 = len(sys.argv) > 6 and sys.argv[6] == "bf16"
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     m = torchvision.models.resnet18(num_classes=10)
@@ -33,7 +36,8 @@ def main():
     for i in range(warmup + steps):
         t0 = clock()
         opt.zero_grad(set_to_none=False)
-        loss = torch.nn.functional.cross_entropy(m(x), y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = torch.nn.functional.cross_entropy(m(x), y)
         loss.backward()
         opt.step()
         t1 = clock()

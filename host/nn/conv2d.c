@@ -211,15 +211,19 @@ static size_t tile_images(const eqm_conv2d_shape *s, size_t rows_per_img, size_t
     return t;
 }
 
-/* Winograd by default for 3x3 stride-1 convs with >= 16 channels in and out and at least
- * 512 output tiles per call: the weight transform (16 Ci Co per call) is then amortised
+/* Winograd by default (not for bf16 on AMX, see below) for 3x3 stride-1 convs with >= 16
+ * channels in and out and at least 512 output tiles per call: the weight transform (16 Ci Co per call) is then amortised
  * (measured: 4x4x512 at batch 64 = 256 tiles about breaks even, at batch 256 it is 1.7x
  * faster than im2col). */
 static int wino_ok(const eqm_conv2d_shape *s)
 {
     int Ho = s->H + 2 * s->pad - 2, Wo = s->W + 2 * s->pad - 2;
     size_t tiles = (size_t)s->N * (size_t)((Ho + 1) / 2) * (size_t)((Wo + 1) / 2);
-    int on = conv_algo == 3 || (conv_algo == 0 && tiles >= 512);
+    /* bf16 on AMX: im2col + the AMX GEMM beats Winograd (whose transforms stay fp32 and
+     * whose GEMMs are short in k): 64->64 at 32x32, batch 64, 1 core: 26/33/28 ms against
+     * 38/37/55 (fwd/dX/dW) */
+    int amx = (s->flags & EQM_NN_BF16) && nn_bf16_native() == 2;
+    int on = conv_algo == 3 || (conv_algo == 0 && tiles >= 512 && !amx);
     return on && s->kh == 3 && s->kw == 3 && s->stride == 1 && s->C_in >= 16 &&
            s->C_out >= 16 && s->C_in <= NN_WINO_MAX_C && s->C_out <= NN_WINO_MAX_C;
 }

@@ -6,15 +6,24 @@
  * values are exact in fp32 and are summed in fp32. Debian's OpenBLAS 0.3.21 has no sbgemm,
  * so the kernels are ours.
  *
- * Two implementations with the same numerics up to the order of the fp32 sums:
- * - native (CPUs with AVX512_BF16, checked at run time with cpuid/xgetbv): a packed GEMM in
+ * Three implementations with the same numerics up to the order of the fp32 sums:
+ * - AMX (CPUs with AMX-BF16, Linux granting the tile state: cpuid, arch_prctl, xgetbv): the
+ *   same packing (k padded to 32, rows to 32), 32 x 32 blocks of C in four tiles,
+ *   tdpbf16ps on 16 x 32 A tiles and 16-pair x 16-column B tiles read straight out of the B
+ *   panel (the packed layout is AMX's VNNI layout). KC = 512. Measured on this machine's
+ *   cores (Intel, AMX): 1024^3 at 400-735 GFLOP/s on one core (fp32 sgemm: 145), the
+ *   packing (fp32 -> bf16, transposes) is then what limits it.
+ * - AVX512_BF16 (checked at run time with cpuid/xgetbv): a packed GEMM in
  *   the Goto layout whose micro-kernel is vdpbf16ps (_mm512_dpbf16_ps: per fp32 lane,
  *   acc += a[2i] b[2i] + a[2i+1] b[2i+1]), 6 rows x 64 columns of C in 24 zmm accumulators.
  *   B (KC x N block) is packed as 64-column panels of k-pairs (one zmm per pair: 16 x 2 bf16
  *   per 16 columns), A (MC x KC block) as 6-row micro-panels, each row's bf16 contiguous
  *   (the kernel broadcasts one 32-bit k-pair per row). KC = 256 (a B panel is 32 KiB: L1),
  *   MC = 192 (an A block is 96 KiB: L2). The functions carry target attributes, so the
- *   project needs no -m flags and the binary runs on any x86-64.
+ *   project needs no -m flags and the binary runs on any x86-64. On Intel cores with AMX
+ *   vdpbf16ps runs at HALF the fp32 FMA rate (measured 105 vs 210 GFLOP/s per core), so
+ *   this kernel is slower than sgemm there; it is meant for cores where it runs at 2x
+ *   (AMD Zen 4/5). EQM_NN_BF16_NATIVE=0|1|2 caps the choice (emulation, this, AMX).
  * - emulation (any CPU; EQM_NN_BF16_NATIVE=0 forces it): both operands are rounded to bf16
  *   values held in fp32 and multiplied with cblas_sgemm. The products are still exact, so
  *   this is the same arithmetic (in another summation order), at fp32 speed or below: it
@@ -29,6 +38,8 @@
 #include <cpuid.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "nn/nn_internal.h"
 
@@ -79,13 +90,30 @@ static int cpu_has_bf16(void)
     return (a >> 5) & 1u; /* AVX512_BF16 */
 }
 
+/* AMX-TILE + AMX-BF16 in cpuid, and Linux's permission for this process to use the tile
+ * data state (arch_prctl ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA; Linux >= 5.16). */
+static int cpu_has_amx(void)
+{
+    unsigned a, b, c, d;
+    if (!cpu_has_bf16())
+        return 0;
+    __cpuid_count(7, 0, a, b, c, d);
+    if (!((d >> 22) & 1u) || !((d >> 24) & 1u))
+        return 0;
+    if (syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) != 0)
+        return 0;
+    unsigned xlo, xhi;
+    __asm__ volatile("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+    return (xlo & 0x60000u) == 0x60000u; /* XTILECFG, XTILEDATA enabled by the OS */
+}
+
 static int native_v = -1; /* -1: not decided yet */
 
 int nn_bf16_cpu(void)
 {
     static int v = -1;
     if (v < 0)
-        v = cpu_has_bf16();
+        v = cpu_has_bf16() ? (cpu_has_amx() ? 2 : 1) : 0;
     return v;
 }
 
@@ -93,12 +121,20 @@ int nn_bf16_native(void)
 {
     if (native_v < 0) {
         const char *e = getenv("EQM_NN_BF16_NATIVE");
-        native_v = nn_bf16_cpu() && !(e && e[0] == '0');
+        int want = e && *e ? atoi(e) : 2;
+        native_v = want < nn_bf16_cpu() ? want : nn_bf16_cpu();
+        if (native_v < 0)
+            native_v = 0;
     }
     return native_v;
 }
 
-void nn_bf16_set_native(int on) { native_v = on ? nn_bf16_cpu() : 0; }
+void nn_bf16_set_native(int mode)
+{
+    native_v = mode < nn_bf16_cpu() ? mode : nn_bf16_cpu();
+    if (native_v < 0)
+        native_v = 0;
+}
 
 /* ----------------------------------------------------------------- emulation ---- */
 
@@ -139,10 +175,10 @@ static void gemm_emul(int tA, int tB, int M, int N, int K, float alpha, const fl
 
 /* Pack op(B)[k0 .. k0+kc, all N] into panels: panel q (columns 64q ..), pair p: 64 x uint32
  * (column j's (b(2p, j), b(2p+1, j)) bf16 pair). Columns past N and k past kc are zero. */
-BF16_TARGET static void pack_b(int tB, const float *B, int ldb, int k0, int kc, int N,
+BF16_TARGET static void pack_b(int tB, const float *B, int ldb, int k0, int kc, int kp, int N,
                                uint32_t *bp)
 {
-    const int kp = (kc + 1) / 2, np = (N + NR - 1) / NR;
+    const int np = (N + NR - 1) / NR;
     if (!tB) {
         /* rows k of B are contiguous over j: convert 16 columns of rows 2p, 2p+1 and
          * interleave them with one vpermw */
@@ -154,11 +190,11 @@ BF16_TARGET static void pack_b(int tB, const float *B, int ldb, int k0, int kc, 
             for (int p = 0; p < kp; p++) {
                 int k = k0 + 2 * p;
                 const float *r0 = B + (size_t)k * ldb, *r1 = r0 + ldb;
-                int has1 = 2 * p + 1 < kc;
+                int has0 = 2 * p < kc, has1 = 2 * p + 1 < kc;
                 for (int v = 0; v < NR / 16; v++) {
                     int j = q * NR + v * 16, nj = N - j;
                     __m512i out;
-                    if (nj <= 0) {
+                    if (nj <= 0 || !has0) {
                         out = _mm512_setzero_si512();
                     } else {
                         __mmask16 m = nj >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nj) - 1);
@@ -193,7 +229,7 @@ BF16_TARGET static void pack_b(int tB, const float *B, int ldb, int k0, int kc, 
                     dst[(size_t)(p + t) * NR + jj] = tmp[t];
             }
             for (; p < kp; p++) {
-                uint32_t lo = nn_bf16_from_f32(row[2 * p]);
+                uint32_t lo = 2 * p < kc ? nn_bf16_from_f32(row[2 * p]) : 0;
                 uint32_t hi = 2 * p + 1 < kc ? nn_bf16_from_f32(row[2 * p + 1]) : 0;
                 dst[(size_t)p * NR + jj] = lo | hi << 16;
             }
@@ -201,38 +237,34 @@ BF16_TARGET static void pack_b(int tB, const float *B, int ldb, int k0, int kc, 
     }
 }
 
-/* Pack op(A)[i0 .. i0+mc, k0 .. k0+kc] as micro-panels of MR rows; row r of a panel holds
- * kp2 = 2*kp bf16 (k past kc zero); rows past mc are zero. */
-BF16_TARGET static void pack_a(int tA, const float *A, int lda, int i0, int mc, int k0, int kc,
-                               uint16_t *ap)
+/* Pack op(A)[i0 .. i0+mc, k0 .. k0+kc] as rows of kp2 bf16 (k past kc zero), row i at
+ * ap + i * kp2 (a 6-row micro-panel of the AVX-512 kernel, or 16-row AMX tiles, are then
+ * evenly strided rows); rows from mc to mrows are zero. */
+BF16_TARGET static void pack_a(int tA, const float *A, int lda, int i0, int mc, int mrows,
+                               int k0, int kc, int kp2, uint16_t *ap)
 {
-    const int kp2 = 2 * ((kc + 1) / 2), mp = (mc + MR - 1) / MR;
-    for (int P = 0; P < mp; P++) {
-        uint16_t *panel = ap + (size_t)P * MR * kp2;
-        for (int r = 0; r < MR; r++) {
-            int i = P * MR + r;
-            uint16_t *dst = panel + (size_t)r * kp2;
-            if (i >= mc) {
-                memset(dst, 0, sizeof(uint16_t) * (size_t)kp2);
-                continue;
-            }
-            if (!tA) {
-                const float *src = A + (size_t)(i0 + i) * lda + k0;
-                int k = 0;
-                for (; k + 32 <= kc; k += 32) {
-                    __m512 x0 = _mm512_loadu_ps(src + k), x1 = _mm512_loadu_ps(src + k + 16);
-                    _mm512_storeu_si512((void *)(dst + k), (__m512i)_mm512_cvtne2ps_pbh(x1, x0));
-                }
-                for (; k < kc; k++)
-                    dst[k] = nn_bf16_from_f32(src[k]);
-            } else {
-                const float *src = A + (size_t)k0 * lda + i0 + i;
-                for (int k = 0; k < kc; k++)
-                    dst[k] = nn_bf16_from_f32(src[(size_t)k * lda]);
-            }
-            if (kc & 1)
-                dst[kc] = 0;
+    for (int i = 0; i < mrows; i++) {
+        uint16_t *dst = ap + (size_t)i * kp2;
+        if (i >= mc) {
+            memset(dst, 0, sizeof(uint16_t) * (size_t)kp2);
+            continue;
         }
+        if (!tA) {
+            const float *src = A + (size_t)(i0 + i) * lda + k0;
+            int k = 0;
+            for (; k + 32 <= kc; k += 32) {
+                __m512 x0 = _mm512_loadu_ps(src + k), x1 = _mm512_loadu_ps(src + k + 16);
+                _mm512_storeu_si512((void *)(dst + k), (__m512i)_mm512_cvtne2ps_pbh(x1, x0));
+            }
+            for (; k < kc; k++)
+                dst[k] = nn_bf16_from_f32(src[k]);
+        } else {
+            const float *src = A + (size_t)k0 * lda + i0 + i;
+            for (int k = 0; k < kc; k++)
+                dst[k] = nn_bf16_from_f32(src[(size_t)k * lda]);
+        }
+        for (int k = kc; k < kp2; k++)
+            dst[k] = 0;
     }
 }
 
@@ -284,13 +316,78 @@ BF16_TARGET static void kernel_6x64(int kp, const uint16_t *a, const uint32_t *b
     }
 }
 
-BF16_TARGET static void gemm_native(int tA, int tB, int M, int N, int K, float alpha,
+/* AMX: C tiles 0-3 (a 32 x 32 block of fp32), A tiles 4-5 (16 rows x 16 k-pairs each),
+ * B tiles 6-7 (16 k-pairs x 16 columns each, straight out of the packed B panel). */
+#define AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512bf16")))
+
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} amx_cfg;
+
+/* Static: ldtilecfg's asm does not tell the compiler that it reads the struct, so a local
+ * one's stores were dropped at -O2. */
+static const amx_cfg amx_config = {
+    .palette = 1,
+    .colsb = {64, 64, 64, 64, 64, 64, 64, 64},
+    .rows = {16, 16, 16, 16, 16, 16, 16, 16},
+};
+
+AMX_TARGET static void amx_begin(void) { _tile_loadconfig(&amx_config); }
+
+AMX_TARGET static void amx_end(void) { _tile_release(); }
+
+/* C[0..mr, 0..nc] (= or +=) alpha * (32 x 32 block over kp k-pairs, kp % 16 == 0); a: the
+ * block's first packed A row (rows kp2 bf16 apart), b: the panel's first column of it. */
+AMX_TARGET static void kernel_amx_32x32(int kp, const uint16_t *a, size_t kp2, const uint32_t *b,
+                                        float *C, int ldc, int mr, int nc, float alpha,
+                                        float beta)
+{
+    float buf[32 * 32] __attribute__((aligned(64)));
+    const size_t as = kp2 * sizeof(uint16_t);
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (int p = 0; p < kp; p += 16) {
+        _tile_loadd(4, a + 2 * (size_t)p, as);
+        _tile_loadd(5, a + 16 * kp2 + 2 * (size_t)p, as);
+        _tile_loadd(6, b + (size_t)p * NR, NR * sizeof(uint32_t));
+        _tile_loadd(7, b + (size_t)p * NR + 16, NR * sizeof(uint32_t));
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    _tile_stored(0, buf, 32 * sizeof(float));
+    _tile_stored(1, buf + 16, 32 * sizeof(float));
+    _tile_stored(2, buf + 16 * 32, 32 * sizeof(float));
+    _tile_stored(3, buf + 16 * 32 + 16, 32 * sizeof(float));
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    for (int r = 0; r < mr; r++) {
+        float *cr = C + (size_t)r * ldc;
+        for (int v = 0; v < 2; v++) {
+            int j = v * 16, nj = nc - j;
+            if (nj <= 0)
+                break;
+            __mmask16 m = nj >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nj) - 1);
+            __m512 x = _mm512_mul_ps(va, _mm512_load_ps(buf + r * 32 + j));
+            if (beta != 0.f)
+                x = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, cr + j), x);
+            _mm512_mask_storeu_ps(cr + j, m, x);
+        }
+    }
+}
+
+BF16_TARGET static void gemm_native(int amx, int tA, int tB, int M, int N, int K, float alpha,
                                     const float *A, int lda, const float *B, int ldb, float beta,
                                     float *C, int ldc)
 {
     const int np = (N + NR - 1) / NR;
-    const int kcmax = K < KC ? K : KC, kpmax = (kcmax + 1) / 2;
-    const int mcmax = M < MC ? ((M + MR - 1) / MR) * MR : MC;
+    const int kblk = amx ? 2 * KC : KC, kal = amx ? 32 : 2, ral = amx ? 32 : MR;
+    const int kcmax = K < kblk ? K : kblk, kpmax = (kcmax + kal - 1) / kal * kal / 2;
+    const int mcmax = M < MC ? ((M + ral - 1) / ral) * ral : MC;
     uint32_t *bp = aligned_alloc(64, sizeof(uint32_t) * (size_t)np * kpmax * NR);
     size_t abytes = sizeof(uint16_t) * (size_t)mcmax * 2 * kpmax;
     uint16_t *ap = aligned_alloc(64, (abytes + 63) / 64 * 64);
@@ -299,16 +396,30 @@ BF16_TARGET static void gemm_native(int tA, int tB, int M, int N, int K, float a
         gemm_emul(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    for (int k0 = 0; k0 < K; k0 += KC) {
-        int kc = K - k0 < KC ? K - k0 : KC, kp = (kc + 1) / 2;
+    if (amx)
+        amx_begin();
+    for (int k0 = 0; k0 < K; k0 += kblk) {
+        int kc = K - k0 < kblk ? K - k0 : kblk, kp = (kc + kal - 1) / kal * kal / 2;
         float bt = k0 == 0 ? beta : 1.f;
-        pack_b(tB, B, ldb, k0, kc, N, bp);
+        pack_b(tB, B, ldb, k0, kc, kp, N, bp);
         for (int i0 = 0; i0 < M; i0 += MC) {
-            int mc = M - i0 < MC ? M - i0 : MC;
-            pack_a(tA, A, lda, i0, mc, k0, kc, ap);
+            int mc = M - i0 < MC ? M - i0 : MC, mrows = (mc + ral - 1) / ral * ral;
+            pack_a(tA, A, lda, i0, mc, mrows, k0, kc, 2 * kp, ap);
             for (int q = 0; q < np; q++) {
                 const uint32_t *bq = bp + (size_t)q * kp * NR;
                 int nc = N - q * NR < NR ? N - q * NR : NR;
+                if (amx) {
+                    for (int h = 0; h * 32 < nc; h++)
+                        for (int P = 0; P * 32 < mc; P++) {
+                            int mr = mc - P * 32 < 32 ? mc - P * 32 : 32;
+                            int ncc = nc - h * 32 < 32 ? nc - h * 32 : 32;
+                            kernel_amx_32x32(kp, ap + (size_t)P * 32 * 2 * kp, 2 * (size_t)kp,
+                                             bq + h * 32,
+                                             C + (size_t)(i0 + P * 32) * ldc + q * NR + h * 32,
+                                             ldc, mr, ncc, alpha, bt);
+                        }
+                    continue;
+                }
                 for (int P = 0; P * MR < mc; P++) {
                     int mr = mc - P * MR < MR ? mc - P * MR : MR;
                     kernel_6x64(kp, ap + (size_t)P * MR * 2 * kp, bq,
@@ -317,6 +428,8 @@ BF16_TARGET static void gemm_native(int tA, int tB, int M, int N, int K, float a
             }
         }
     }
+    if (amx)
+        amx_end();
     free(bp), free(ap);
 }
 
@@ -332,8 +445,9 @@ void nn_gemm_bf16_1(int tA, int tB, int M, int N, int K, float alpha, const floa
                 C[(size_t)i * ldc + j] = beta == 0.f ? 0.f : beta * C[(size_t)i * ldc + j];
         return;
     }
-    if (nn_bf16_native())
-        gemm_native(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    int mode = nn_bf16_native();
+    if (mode)
+        gemm_native(mode == 2, tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     else
         gemm_emul(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

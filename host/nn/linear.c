@@ -108,6 +108,8 @@ void nn_gemm(eqm_host *h, uint32_t flags, int transA, int transB, int M, int N, 
              float *C, int ldc)
 {
     int nt = nn_threads(), bf = (flags & EQM_NN_BF16) != 0;
+    if (bf)
+        (void)nn_bf16_native(); /* decide the kernel (and ask for AMX) on this thread */
     if (nt <= 1 || M <= 0 || N <= 0) {
         gemm1(bf, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
@@ -160,6 +162,8 @@ void nn_gemm_batch(eqm_host *h, uint32_t flags, int count, int transA, int trans
                    size_t strideC)
 {
     int nt = nn_threads(), bf = (flags & EQM_NN_BF16) != 0;
+    if (bf)
+        (void)nn_bf16_native();
     if (nt <= 1 || count < nt) {
         for (int i = 0; i < count; i++)
             nn_gemm(h, flags, transA, transB, M, N, K, alpha, A + (size_t)i * strideA, lda,

@@ -117,12 +117,14 @@ uint16_t nn_bf16_from_f32(float f);
 float nn_bf16_to_f32(uint16_t b);
 /* dst[i] = src[i] rounded to the nearest bf16 value (dst may equal src). */
 void nn_bf16_round(float *dst, const float *src, size_t n);
-/* 1 if the CPU (and OS) run AVX512_BF16 (with AVX512 F/BW/VL). */
+/* What the CPU (and OS) run: 0 nothing, 1 AVX512_BF16 (with AVX512 F/BW/VL), 2 also
+ * AMX-BF16 with the tile state granted to this process (arch_prctl). */
 int nn_bf16_cpu(void);
-/* 1 if the bf16 GEMM uses the native kernels: the CPU has them and EQM_NN_BF16_NATIVE is
- * not 0. nn_bf16_set_native(0) forces the emulation, (1) native where available (tests). */
+/* The bf16 GEMM's kernel: 0 emulation, 1 vdpbf16ps, 2 AMX (tdpbf16ps): the best the CPU
+ * has, capped by EQM_NN_BF16_NATIVE=0|1|2. nn_bf16_set_native(mode) sets it (capped by
+ * nn_bf16_cpu(); tests). Call first from the training thread (it asks Linux for AMX). */
 int nn_bf16_native(void);
-void nn_bf16_set_native(int on);
+void nn_bf16_set_native(int mode);
 /* Test hook: vcvtne2ps2bf16 of n floats (n % 32 == 0); returns 0 (nothing done) without
  * AVX512_BF16. */
 int nn_bf16_convert_native(uint16_t *dst, const float *src, size_t n);

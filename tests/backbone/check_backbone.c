@@ -609,7 +609,7 @@ START_TEST(test_bf16_grads)
     }
     fprintf(stderr, "bf16 vs fp32 r18 (%s): out %.2e, din %.2e, worst grad %.2e (%s); "
                     "tolerance %.2e / %.2e\n",
-            nn_bf16_native() ? "AVX512_BF16" : "emulated", e_out, e_din, e_g, worst, tol, tol_b);
+            (const char *[]){"emulated", "AVX512_BF16", "AMX"}[nn_bf16_native()], e_out, e_din, e_g, worst, tol, tol_b);
     ck_assert_msg(e_out > 0 && e_g > 0, "bf16 network bit-identical to fp32: flag ignored");
     ck_assert_msg(e_out < tol, "bf16 output off by %g", e_out);
     ck_assert_msg(e_din < tol_b, "bf16 dL/dx off by %g", e_din);

@@ -1,9 +1,9 @@
 /* tests/nn/check_bf16.c: the bfloat16 ops (EQM_NN_BF16, host/nn/gemm_bf16.c) against
  * their fp32 twins.
  *
- * Every case runs twice: with the emulation (operands rounded to bf16, fp32 sgemm; any
- * CPU) and with the native AVX512_BF16 kernels (skipped, with a message, on a CPU
- * without them).
+ * Every case runs three times: with the emulation (operands rounded to bf16, fp32 sgemm;
+ * any CPU), with the AVX512_BF16 kernel (vdpbf16ps) and with the AMX kernel (tdpbf16ps);
+ * each native one is skipped, with a message, on a CPU (or kernel) without it.
  *
  * Tolerances, per output element, from the reduction length K and S = sum_k |a_k b_k|
  * (the same op run in fp32 on |A|, |B|; u = 2^-24 the fp32 unit roundoff):
@@ -38,11 +38,12 @@ static uint32_t f2bits(float f)
     return u;
 }
 
-/* Loop index i: 0 emulation, 1 native. Returns 0 when the case cannot run here. */
+/* Loop index i: 0 emulation, 1 vdpbf16ps, 2 AMX. Returns 0 when it cannot run here. */
 static int set_mode(int i)
 {
-    if (i == 1 && !nn_bf16_cpu()) {
-        fprintf(stderr, "native bf16 kernels: this CPU has no AVX512_BF16, case skipped\n");
+    if (i > nn_bf16_cpu()) {
+        fprintf(stderr, "bf16 kernel %s: not on this CPU, case skipped\n",
+                i == 1 ? "AVX512_BF16" : "AMX-BF16");
         return 0;
     }
     nn_bf16_set_native(i);
@@ -178,7 +179,7 @@ START_TEST(test_gemm)
         ck_assert_float_eq(C[b * sC + (size_t)M * N], C0[b * sC + (size_t)M * N]);
     }
     free(A), free(B), free(C), free(C0);
-    nn_bf16_set_native(1);
+    nn_bf16_set_native(2);
 }
 END_TEST
 
@@ -187,7 +188,7 @@ END_TEST
 typedef struct {
     eqm_conv2d_shape s;
     int algo;
-    int wino; /* the default path runs Winograd for forward, dX and dW on this shape */
+    int wino; /* 1: the path runs Winograd for forward, dX and dW; -1: it may */
 } conv_case;
 
 static const conv_case conv_cases[] = {
@@ -196,7 +197,9 @@ static const conv_case conv_cases[] = {
     {{2, 8, 8, 16, 32, 1, 1, 2, 0, 0}, 0, 0},    /* 1x1 stride 2 (ResNet shortcut) */
     {{3, 15, 13, 3, 16, 7, 7, 2, 3, 0}, 0, 0},   /* stem-like 7x7 */
     {{2, 32, 32, 16, 24, 3, 3, 1, 1, 0}, 1, 0},  /* 3x3 s1 on im2col / col2im */
-    {{2, 32, 32, 16, 24, 3, 3, 1, 1, 0}, 0, 1},  /* same on Winograd (512 tiles) */
+    {{2, 32, 32, 16, 24, 3, 3, 1, 1, 0}, 3, 1},  /* same on Winograd (forced: on AMX the
+                                                    default takes im2col) */
+    {{2, 32, 32, 16, 24, 3, 3, 1, 1, 0}, 0, -1}, /* the default path (either) */
 };
 #define N_CONV (int)(sizeof conv_cases / sizeof *conv_cases)
 
@@ -229,8 +232,8 @@ static void check_bound(const char *what, int ci, const float *got, const float 
 
 START_TEST(test_conv)
 {
-    int ci = _i / 2;
-    if (!set_mode(_i % 2))
+    int ci = _i / 3;
+    if (!set_mode(_i % 3))
         return;
     host_threads_init(2);
     const conv_case *cc = &conv_cases[ci];
@@ -254,7 +257,7 @@ START_TEST(test_conv)
     conv_run(s, EQM_NN_BF16, x, w, g, o[0], dx[0], dw[0]); /* bf16 */
     conv_run(s, 0, x, w, g, o[1], dx[1], dw[1]);           /* fp32 twin */
     conv_run(s, 0, ax, aw, ag, o[2], dx[2], dw[2]);        /* S = sum |a b| */
-    double f = cc->wino ? 9 : 1;
+    double f = cc->wino ? 9 : 1; /* -1: Winograd unless on AMX */
     int Kf = s->kh * s->kw * s->C_in, Kx = s->kh * s->kw * s->C_out, Kw = s->N * Ho * Wo;
     check_bound("forward vs fp32", ci, o[0], o[1], o[2], no, f * B8, Kf);
     check_bound("dX vs fp32", ci, dx[0], dx[1], dx[2], ni, f * B8, Kx);
@@ -280,7 +283,7 @@ START_TEST(test_conv)
         free(o[v]), free(dx[v]), free(dw[v]);
     free(x), free(w), free(g), free(ax), free(aw), free(ag);
     nn_conv2d_set_algo(0);
-    nn_bf16_set_native(1);
+    nn_bf16_set_native(2);
 }
 END_TEST
 
@@ -290,8 +293,8 @@ static Suite *suite(void)
     TCase *tc = tcase_create("bf16");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_convert);
-    tcase_add_loop_test(tc, test_gemm, 0, 2);
-    tcase_add_loop_test(tc, test_conv, 0, 2 * N_CONV);
+    tcase_add_loop_test(tc, test_gemm, 0, 3);
+    tcase_add_loop_test(tc, test_conv, 0, 3 * N_CONV);
     suite_add_tcase(s, tc);
     return s;
 }

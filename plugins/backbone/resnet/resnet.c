@@ -117,8 +117,8 @@ static const eqm_param_spec resnet_params[] = {
     {"width", EQM_PARAM_FLOAT, offsetof(resnet_opts, width), "1", 0.015625, 16, NULL,
      "width multiplier: base width round(64 * width), channels base*2^stage"},
     {"bf16", EQM_PARAM_BOOL, offsetof(resnet_opts, bf16), "false", 0, -1, NULL,
-     "bfloat16 products with fp32 accumulation in every conv (EQM_NN_BF16: AVX512_BF16, or "
-     "the same arithmetic emulated)"},
+     "bfloat16 products with fp32 accumulation in every conv (EQM_NN_BF16: AMX or "
+     "AVX512_BF16, or the same arithmetic emulated)"},
     {NULL, EQM_PARAM_END, 0, NULL, 0, 0, NULL, NULL}};
 
 /* ------------------------------------------------------------------ plan -------- */

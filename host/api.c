@@ -423,6 +423,22 @@ static void pool_shutdown(void)
     pool.workers = NULL;
 }
 
+int host_threads_check(const char *key, int64_t n, char *err, size_t errlen)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores < 1)
+        cores = 1;
+    long bound = cores * HOST_THREADS_PER_CORE;
+    if (bound < HOST_THREADS_FLOOR)
+        bound = HOST_THREADS_FLOOR;
+    if (n <= bound)
+        return EQM_OK;
+    return errf(err, errlen, EQM_ERR_INVAL,
+                "%s = %lld: this machine has %ld online CPUs; so many threads only "
+                "oversubscribe them and crawl (set %s = 0 for one per CPU, or at most %ld)",
+                key, (long long)n, cores, key, bound);
+}
+
 void host_threads_init(int n)
 {
     if (pool.n_threads)

@@ -15,6 +15,7 @@
 #include "core.h"
 #include "loader/loader.h"
 #include "sections.h"
+#include "train/trainer.h"
 
 #define MAX_PLUGIN_PATHS 64
 
@@ -326,9 +327,18 @@ int cmd_config(int argc, char **argv)
             config_destroy(c);
             goto out;
         }
+    /* the [views] pipelines are validated when the config sets them (view1 given): a
+     * config of modules only (no augment sections) is checked for its modules */
+    const char *v1 = config_get(c, "views", "view1");
+    int with_views = v1 && *v1;
     eqm_registry *r = cli_registry();
     if (!r || config_resolve(c, r, err, sizeof err)) {
         fprintf(stderr, "equimod config: %s\n", r ? err : "out of memory");
+        config_destroy(c);
+        goto out;
+    }
+    if (config_check_plugins(c, r, with_views, err, sizeof err)) {
+        fprintf(stderr, "equimod config: %s\n", err);
         config_destroy(c);
         goto out;
     }

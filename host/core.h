@@ -62,6 +62,13 @@ const eqm_host_api *host_api(void);
 const eqm_io_api *io_api_table(void);
 void host_threads_init(int n_threads);
 int host_threads(void);
+/* A thread count set by the user (`key`, e.g. "train.threads") is refused above
+ * HOST_THREADS_PER_CORE per online CPU, and never below HOST_THREADS_FLOOR (a config
+ * written for a larger node still validates on a small one): thousands only oversubscribe
+ * the cores and crawl. Returns EQM_OK or EQM_ERR_INVAL with the reason and the fix. */
+#define HOST_THREADS_PER_CORE 4
+#define HOST_THREADS_FLOOR 64
+int host_threads_check(const char *key, int64_t n, char *err, size_t errlen);
 /* Filled in by host/nn (nn_api.c) and the image services; NULL until those exist. */
 const eqm_nn_api *nn_api_table(void);
 const eqm_image_api *image_api_table(void);

@@ -21,8 +21,34 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "loader/internal.h"
+
+
+/* The ring's size before it is allocated: larger than half the machine's memory, it would
+ * fail (or swap) late; the error names the keys to change. (A batch larger than the data
+ * is the trainer's to refuse: it knows the epoch.) */
+static int ring_size_check(const eqm_loader *l, char *err, size_t n)
+{
+    const int views = l->mode == EQM_LOADER_VIEWS ? 3 : 1;
+    double per_slot = (double)l->batch_size *
+                      ((double)views * l->w * l->h * l->c * sizeof(float) +
+                       (l->mode == EQM_LOADER_VIEWS ? 4.0 * (l->p ? l->p : 1) * sizeof(float)
+                                                    : 0) +
+                       sizeof(int32_t) + sizeof(int64_t));
+    double ring = per_slot * l->n_slots;
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    double mem = pages > 0 && page > 0 ? (double)pages * page : 0;
+    if (mem > 0 && ring > mem / 2)
+        return errf(err, n, EQM_ERR_NOMEM,
+                    "the batch ring would take %.1f GiB (%d slots of loader.batch_size = %lld "
+                    "x %d views of %dx%dx%d floats), more than half of this machine's %.1f GiB: "
+                    "lower loader.batch_size or loader.prefetch",
+                    ring / 1073741824.0, l->n_slots, (long long)l->batch_size, views, l->w,
+                    l->h, l->c, mem / 1073741824.0);
+    return EQM_OK;
+}
 
 static int loader_finish(eqm_loader *l, char *err, size_t n)
 {
@@ -70,6 +96,8 @@ static int loader_finish(eqm_loader *l, char *err, size_t n)
     }
     int rc = t_constants(l, err, n);
     if (rc)
+        return rc;
+    if ((rc = ring_size_check(l, err, n)))
         return rc;
     size_t vs = (size_t)l->w * l->h * l->c, B = (size_t)l->batch_size;
     l->slots = calloc((size_t)l->n_slots, sizeof(slot));

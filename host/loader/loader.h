@@ -184,6 +184,10 @@ const float *loader_t_std(const eqm_loader *l);
  * instances but no dataset. Returns EQM_OK or < 0 (message printed to f as a line
  * starting with "error:"). */
 int loader_describe_t(eqm_config *cfg, const eqm_registry *reg, FILE *f);
+/* The augmentation plugins of [views] created as training creates them (no data opened):
+ * view 1's output shape for a 256x256 RGB input, and the t length. For `equimod config`. */
+int loader_view_shape(eqm_config *cfg, const eqm_registry *reg, int *w, int *h, int *c, int *p,
+                      char *err, size_t n);
 
 /* Estimate t standardisation constants by drawing `n` parameter vectors of view1 and of
  * view2 with sample() only (no pixels touched), seeded with `seed`. Image sizes: the

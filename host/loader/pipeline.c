@@ -311,6 +311,8 @@ int loader_setup(eqm_loader *l, eqm_config *cfg, const eqm_registry *reg,
         l->slice_off = (int64_t)o->slice_rank * l->batch_size;
     }
     l->n_workers = (int)(o && o->workers > 0 ? o->workers : l->cfg.workers);
+    if ((rc = host_threads_check("loader.workers", l->n_workers, err, n)))
+        return rc;
     if (l->n_workers <= 0) {
         long c = sysconf(_SC_NPROCESSORS_ONLN);
         l->n_workers = c > 8 ? 8 : c > 0 ? (int)c : 1;

@@ -35,6 +35,20 @@ int loader_describe_t(eqm_config *cfg, const eqm_registry *reg, FILE *f)
     return EQM_OK;
 }
 
+int loader_view_shape(eqm_config *cfg, const eqm_registry *reg, int *w, int *h, int *c, int *p,
+                      char *err, size_t n)
+{
+    eqm_loader *l = loader_alloc();
+    if (!l)
+        return errf(err, n, EQM_ERR_NOMEM, "out of memory");
+    int rc = loader_setup(l, cfg, reg, NULL, err, n);
+    if (!rc)
+        rc = pipe_shape(&l->pipe[1], 256, 256, 3, w, h, c, err, n);
+    *p = l->p;
+    loader_free(l);
+    return rc;
+}
+
 int loader_render_sample(eqm_loader *l, int64_t epoch, int64_t index, eqm_image u8[3], float *t1,
                          float *t2, int32_t *label)
 {

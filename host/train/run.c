@@ -246,6 +246,9 @@ static int run_resolve(trainer *tr, const char *config, char **sets, int n_sets,
         return errf(err, errlen, EQM_ERR_STATE,
                     "[train]/[optim]/[eval]/[run] are not in host/sections.c");
     tr->to = *t, tr->oo = *o, tr->eo = *e, tr->ro = *r;
+    rc = host_threads_check("train.threads", tr->to.threads, err, errlen);
+    if (rc)
+        return rc;
     if (tr->to.threads > 0)
         host_threads_init((int)tr->to.threads);
     /* Run folder: --out, else [run] out_dir/name, else out_dir/<config stem>. */

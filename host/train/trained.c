@@ -53,6 +53,28 @@ int build_model(eqm_config *cfg, const eqm_registry *reg, int h, int w, int c, i
     return model_finalize(m, err, errlen);
 }
 
+int config_check_plugins(eqm_config *cfg, const eqm_registry *reg, int with_views, char *err,
+                         size_t errlen)
+{
+    int w = 32, h = 32, c = 3, p = 0; /* without [views]: a nominal input for the modules */
+    int rc = with_views
+                 ? loader_view_shape(cfg, reg, &w, &h, &c, &p, err, errlen)
+                 : EQM_OK;
+    if (rc)
+        return rc;
+    const train_opts *t = config_section_opts(cfg, "train");
+    if (t && (rc = host_threads_check("train.threads", t->threads, err, errlen)))
+        return rc;
+    int with_equimod = t && t->equimod && config_has_section(cfg, "equimod");
+    eqm_model m;
+    void *opts[EQM_SLOT_COUNT] = {0};
+    /* 6 rows: the fewest a method (2N) and EquiMod (3N) accept, N = 2 */
+    rc = build_model(cfg, reg, h, w, c, p, 1, with_equimod, 6, &m, opts, err, errlen);
+    model_destroy(&m);
+    free_opts(opts);
+    return rc;
+}
+
 void free_opts(void *opts[EQM_SLOT_COUNT])
 {
     for (int s = 0; s < EQM_SLOT_COUNT; s++) {

@@ -120,6 +120,13 @@ typedef struct trained {
     char what[4200];    /* for messages: the checkpoint, or "CONFIG (untrained, seed S)" */
     int64_t step, epoch;
 } trained;
+/* equimod config: every plugin of a resolved config created with its options as train
+ * creates them (the [views] augmentations when with_views, then backbone, method, EquiMod
+ * for view 1's output shape; no data read), so a config that train would refuse for a
+ * plugin's own option check is refused here too. */
+int config_check_plugins(eqm_config *cfg, const eqm_registry *reg, int with_views, char *err,
+                         size_t errlen);
+
 int trained_load(trained *t, const char *source, const eqm_registry *reg, int max_rows,
                  char **sets, int n_sets, char *err, size_t errlen);
 void trained_free(trained *t);

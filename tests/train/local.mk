@@ -17,3 +17,6 @@ tests_train_check_e2e_LDADD = libeqmhost.la $(TEST_LIBS)
 # model_source.test: eval/features/export take a run folder, a checkpoint or a config alike.
 TESTS += tests/train/model_source.test
 EXTRA_DIST += tests/train/model_source.test
+# Refusals of sizes and thread counts before anything large is allocated.
+TESTS += tests/train/limits.test
+EXTRA_DIST += tests/train/limits.test

@@ -10,3 +10,4 @@ include tests/shards/local.mk
 include tests/dist/local.mk
 include tests/sweep/local.mk
 include tests/fuzz/local.mk
+include tests/fault/local.mk

@@ -108,4 +108,17 @@ typedef struct shard_stream_stats {
 } shard_stream_stats;
 void shard_stream_stats_get(shard_stream *s, shard_stream_stats *st);
 
+/* ------------------------------------------------------------ writer ----------- */
+/* `equimod shards` (host/shards/writer.c): labelled JPEGs -> tar shards + index +
+ * classes.txt, published atomically. Messages on stderr; returns the exit status (0, 1). */
+typedef struct shards_write_opts {
+    const char *src, *out, *prefix;
+    const char *labels;       /* flat source: "<file name> <label>" lines, or NULL */
+    const char *classes_file; /* class list, or NULL: the sorted class names */
+    size_t per_shard, shard_bytes, limit;
+    uint64_t seed;
+    int shuffle, strict;
+} shards_write_opts;
+int shards_write(const shards_write_opts *o);
+
 #endif

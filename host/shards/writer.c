@@ -1,4 +1,4 @@
-/* host/shards/writer.c: `equimod shards`, the shard writer.
+/* host/shards/writer.c: the shard writer behind `equimod shards` (host/cmd/shards.c).
  *
  * Turns labelled JPEGs into WebDataset-style tar shards (KEY.jpg + KEY.cls members, KEY =
  * "<class folder>/<file stem>"), written with libarchive's writer (ustar, uid/gid 0, mtime
@@ -283,43 +283,6 @@ static const char *jpeg_problem(tjhandle tj, const unsigned char *d, size_t n, c
     return "truncated JPEG (no end-of-image marker after the image data)";
 }
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: equimod shards [options] SRC OUTDIR\n"
-            "Write WebDataset-style tar shards (KEY.jpg + KEY.cls) and an index.\n"
-            "SRC: an ImageFolder tree (SRC/<class>/<file>.JPEG, e.g. ILSVRC-2012 train), a\n"
-            "     flat folder with --labels (ILSVRC-2012 val), or a .tar/.tar.gz of either.\n"
-            "options:\n"
-            "  --prefix NAME        shard names NAME-000000.tar ... (default: train)\n"
-            "  --per-shard N        samples per shard (default 1000)\n"
-            "  --shard-bytes B      or: start a new shard past B bytes (suffix k/M/G ok)\n"
-            "  --labels FILE        lines '<file name> <class index|class name>' (flat SRC)\n"
-            "  --classes FILE       class list, first word per line (default: sorted names)\n"
-            "  --seed S             order shuffle seed (default 1)\n"
-            "  --no-shuffle         keep the sorted order (class, then file)\n"
-            "  --limit N            write only the first N samples of the order\n"
-            "  --strict             a file that is not a whole JPEG is an error (default: it\n"
-            "                       is reported and skipped)\n");
-}
-
-static size_t parse_bytes(const char *s, int *ok)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    *ok = end != s && !errno;
-    if (*end == 'k' || *end == 'K')
-        v <<= 10, end++;
-    else if (*end == 'M')
-        v <<= 20, end++;
-    else if (*end == 'G')
-        v <<= 30, end++;
-    if (*end)
-        *ok = 0;
-    return (size_t)v;
-}
-
 static int write_member(struct archive *a, const char *name, const void *data, size_t n)
 {
     struct archive_entry *e = archive_entry_new();
@@ -339,246 +302,233 @@ static int write_member(struct archive *a, const char *name, const void *data, s
     return 0;
 }
 
-int cmd_shards(int argc, char **argv)
+/* What one `equimod shards` run holds between its steps. */
+typedef struct job {
+    const shards_write_opts *o;
+    items it;
+    char **cls;    /* class list (owned strings) */
+    size_t n_cls;
+    size_t shard;  /* shards begun: each has a .tmp until published */
+    size_t written, skipped;
+    tjhandle tj;
+} job;
+
+/* A flat source's labels (--labels): each image's key becomes "<label>/<stem>". */
+static int apply_labels(job *j)
 {
-    const char *prefix = "train", *labels = NULL, *classes_file = NULL;
-    size_t per_shard = 1000, shard_bytes = 0, limit = 0;
-    uint64_t seed = 1;
-    int shuffle = 1, strict = 0, ok;
-    const char *pos[2];
-    int npos = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--no-shuffle")) {
-            shuffle = 0;
-        } else if (!strcmp(a, "--strict")) {
-            strict = 1;
-        } else if (a[0] == '-' && a[1] == '-') {
-            if (!v) {
-                fprintf(stderr, "equimod shards: %s needs a value\n", a);
-                return 2;
-            }
-            i++;
-            if (!strcmp(a, "--prefix"))
-                prefix = v;
-            else if (!strcmp(a, "--labels"))
-                labels = v;
-            else if (!strcmp(a, "--classes"))
-                classes_file = v;
-            else if (!strcmp(a, "--per-shard") || !strcmp(a, "--shard-bytes") ||
-                     !strcmp(a, "--seed") || !strcmp(a, "--limit")) {
-                size_t x = parse_bytes(v, &ok);
-                if (!ok || (x == 0 && strcmp(a, "--seed") && strcmp(a, "--limit"))) {
-                    fprintf(stderr, "equimod shards: %s '%s': expected a positive integer\n",
-                            a, v);
-                    return 2;
-                }
-                if (!strcmp(a, "--per-shard"))
-                    per_shard = x;
-                else if (!strcmp(a, "--shard-bytes"))
-                    shard_bytes = x;
-                else if (!strcmp(a, "--seed"))
-                    seed = x;
-                else
-                    limit = x;
-            } else {
-                fprintf(stderr, "equimod shards: unknown option '%s'\nhint: equimod shards "
-                                "--help\n", a);
-                return 2;
-            }
-        } else if (npos < 2) {
-            pos[npos++] = a;
-        } else {
-            fprintf(stderr, "equimod shards: too many arguments ('%s')\n", a);
-            return 2;
-        }
+    const shards_write_opts *o = j->o;
+    items *it = &j->it;
+    char ferr[1024];
+    FILE *f = fs_fopen_regular(o->labels, NULL, ferr, sizeof ferr);
+    if (!f) {
+        fprintf(stderr, "equimod shards: --labels %s\n", ferr);
+        return -1;
     }
-    if (npos != 2) {
-        usage(stderr);
-        return 2;
-    }
-    const char *src = pos[0], *out = pos[1];
-    items it = {0};
-    int rc = 1;
-    size_t shard = 0; /* shards begun (each has a .tmp until published) */
-    FILE *index = NULL;
-    tjhandle tj = NULL;
-    char **cls = NULL;
-    size_t n_cls = 0;
-    struct stat st;
-    if (stat(src, &st)) {
-        fprintf(stderr, "equimod shards: %s: %s\n", src, strerror(errno));
-        return 1;
-    }
-    if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
-        fprintf(stderr, "equimod shards: %s: is %s; SRC is a folder or a .tar/.tar.gz file\n",
-                src, fs_type_name(st.st_mode));
-        return 1;
-    }
-    int flat = labels != NULL;
-    int r = S_ISDIR(st.st_mode) ? (flat ? scan_flat(src, &it) : scan_folder(src, &it))
-                                : scan_archive(src, &it, flat);
-    if (r)
-        goto done;
-    if (!it.n) {
-        fprintf(stderr, "equimod shards: %s: no .JPEG/.jpg files found (layout: %s)\n", src,
-                flat ? "flat folder + --labels" : "<class>/<file>.JPEG");
-        goto done;
-    }
-    /* labels of a flat source */
-    if (flat) {
-        char ferr[1024];
-        FILE *f = fs_fopen_regular(labels, NULL, ferr, sizeof ferr);
-        if (!f) {
-            fprintf(stderr, "equimod shards: --labels %s\n", ferr);
-            goto done;
-        }
-        char line[1024];
-        size_t matched = 0;
-        char **lab_of = calloc(it.n, sizeof *lab_of);
-        if (!lab_of) {
-            fclose(f);
-            goto done;
-        }
-        qsort(it.v, it.n, sizeof *it.v, cmp_item); /* by key "/<stem>" */
-        while (fgets(line, sizeof line, f)) {
-            char name[512], lab[256];
-            if (line[0] == '#' || sscanf(line, "%511s %255s", name, lab) != 2)
-                continue;
-            size_t stem = strcspn(name, ".");
-            char key[520];
-            snprintf(key, sizeof key, "/%.*s", (int)stem, name);
-            item probe = {.cls = "", .key = key};
-            item *x = bsearch(&probe, it.v, it.n, sizeof *it.v, cmp_item);
-            if (!x || lab_of[x - it.v])
-                continue;
-            lab_of[x - it.v] = strdup(lab);
-            matched++;
-        }
+    char line[1024];
+    size_t matched = 0;
+    char **lab_of = calloc(it->n, sizeof *lab_of);
+    if (!lab_of) {
         fclose(f);
-        /* apply after the lookups (keys change, and with them the sort order) */
-        int oom = 0;
-        for (size_t i = 0; i < it.n; i++) {
-            item *x = &it.v[i];
-            if (!lab_of[i])
-                continue;
-            char *nk = malloc(strlen(lab_of[i]) + strlen(x->key) + 1);
-            if (!nk) {
-                oom = 1;
-                free(lab_of[i]);
-                continue;
-            }
-            sprintf(nk, "%s%s", lab_of[i], x->key);
-            free(x->key);
-            x->key = nk;
-            free(x->cls);
-            x->cls = lab_of[i];
-        }
-        free(lab_of);
-        if (oom)
-            goto done;
-        if (matched != it.n) {
-            fprintf(stderr, "equimod shards: --labels %s names %zu of the %zu images in %s "
-                            "(each image needs a line '<file name> <label>')\n",
-                    labels, matched, it.n, src);
-            goto done;
-        }
+        return -1;
     }
-    /* class list */
-    if (classes_file) {
+    qsort(it->v, it->n, sizeof *it->v, cmp_item); /* by key "/<stem>" */
+    while (fgets(line, sizeof line, f)) {
+        char name[512], lab[256];
+        if (line[0] == '#' || sscanf(line, "%511s %255s", name, lab) != 2)
+            continue;
+        size_t stem = strcspn(name, ".");
+        char key[520];
+        snprintf(key, sizeof key, "/%.*s", (int)stem, name);
+        item probe = {.cls = "", .key = key};
+        item *x = bsearch(&probe, it->v, it->n, sizeof *it->v, cmp_item);
+        if (!x || lab_of[x - it->v])
+            continue;
+        lab_of[x - it->v] = strdup(lab);
+        matched++;
+    }
+    fclose(f);
+    /* apply after the lookups (keys change, and with them the sort order) */
+    int oom = 0;
+    for (size_t i = 0; i < it->n; i++) {
+        item *x = &it->v[i];
+        if (!lab_of[i])
+            continue;
+        char *nk = malloc(strlen(lab_of[i]) + strlen(x->key) + 1);
+        if (!nk) {
+            oom = 1;
+            free(lab_of[i]);
+            continue;
+        }
+        sprintf(nk, "%s%s", lab_of[i], x->key);
+        free(x->key);
+        x->key = nk;
+        free(x->cls);
+        x->cls = lab_of[i];
+    }
+    free(lab_of);
+    if (oom)
+        return -1;
+    if (matched != it->n) {
+        fprintf(stderr, "equimod shards: --labels %s names %zu of the %zu images in %s "
+                        "(each image needs a line '<file name> <label>')\n",
+                o->labels, matched, it->n, o->src);
+        return -1;
+    }
+    return 0;
+}
+
+/* The class list (--classes, else the sorted class names) and each image's label. */
+static int resolve_classes(job *j)
+{
+    const shards_write_opts *o = j->o;
+    items *it = &j->it;
+    if (o->classes_file) {
         char ferr[1024];
-        FILE *f = fs_fopen_regular(classes_file, NULL, ferr, sizeof ferr);
+        FILE *f = fs_fopen_regular(o->classes_file, NULL, ferr, sizeof ferr);
         if (!f) {
             fprintf(stderr, "equimod shards: --classes %s\n", ferr);
-            goto done;
+            return -1;
         }
         char line[1024], w[512];
         while (fgets(line, sizeof line, f)) {
             if (sscanf(line, "%511s", w) != 1 || w[0] == '#')
                 continue;
-            char **nc = realloc(cls, (n_cls + 1) * sizeof *cls);
-            if (!nc || !(nc[n_cls] = strdup(w))) {
-                cls = nc ? nc : cls;
+            char **nc = realloc(j->cls, (j->n_cls + 1) * sizeof *j->cls);
+            if (!nc || !(nc[j->n_cls] = strdup(w))) {
+                j->cls = nc ? nc : j->cls;
                 fclose(f);
-                goto done;
+                return -1;
             }
-            cls = nc;
-            n_cls++;
+            j->cls = nc;
+            j->n_cls++;
         }
         fclose(f);
     } else {
-        cls = malloc(it.n * sizeof *cls);
-        if (!cls)
-            goto done;
-        for (size_t i = 0; i < it.n; i++)
-            cls[i] = it.v[i].cls;
-        qsort(cls, it.n, sizeof *cls, cmp_str);
+        j->cls = malloc(it->n * sizeof *j->cls);
+        if (!j->cls)
+            return -1;
+        for (size_t i = 0; i < it->n; i++)
+            j->cls[i] = it->v[i].cls;
+        qsort(j->cls, it->n, sizeof *j->cls, cmp_str);
         size_t k = 0;
-        for (size_t i = 0; i < it.n; i++)
-            if (!k || strcmp(cls[k - 1], cls[i]))
-                cls[k++] = cls[i];
+        for (size_t i = 0; i < it->n; i++)
+            if (!k || strcmp(j->cls[k - 1], j->cls[i]))
+                j->cls[k++] = j->cls[i];
         for (size_t i = 0; i < k; i++)
-            cls[i] = strdup(cls[i]);
-        n_cls = k;
+            j->cls[i] = strdup(j->cls[i]);
+        j->n_cls = k;
     }
-    for (size_t i = 0; i < it.n; i++) {
-        item *x = &it.v[i];
+    for (size_t i = 0; i < it->n; i++) {
+        item *x = &it->v[i];
         char *end;
         long idx = strtol(x->cls, &end, 10);
         int numeric = *x->cls && !*end && idx >= 0;
         x->label = -1;
-        if (flat && numeric) { /* "ILSVRC2012_val_00000001.JPEG 65": a class index */
-            if (!classes_file || (size_t)idx < n_cls)
+        if (o->labels && numeric) { /* "ILSVRC2012_val_00000001.JPEG 65": a class index */
+            if (!o->classes_file || (size_t)idx < j->n_cls)
                 x->label = (int)idx;
         } else {
-            for (size_t c = 0; c < n_cls && x->label < 0; c++)
-                if (!strcmp(cls[c], x->cls))
+            for (size_t c = 0; c < j->n_cls && x->label < 0; c++)
+                if (!strcmp(j->cls[c], x->cls))
                     x->label = (int)c;
         }
         if (x->label < 0) {
             fprintf(stderr, "equimod shards: class '%s' of %s is not in the class list %s\n",
-                    x->cls, x->key, classes_file ? classes_file : "");
-            goto done;
+                    x->cls, x->key, o->classes_file ? o->classes_file : "");
+            return -1;
         }
     }
-    /* deterministic order */
-    qsort(it.v, it.n, sizeof *it.v, cmp_item);
-    if (shuffle) {
-        const eqm_host_api *api = host_api();
-        eqm_rng rng;
-        api->rng_seed(&rng, seed, 0x5752495445ULL /* WRITE */, 0, 0);
-        for (size_t i = it.n; i > 1; i--) {
-            size_t j = (size_t)api->rng_below(&rng, i);
-            item t = it.v[i - 1];
-            it.v[i - 1] = it.v[j];
-            it.v[j] = t;
+    return 0;
+}
+
+/* The deterministic order: sorted, then a seeded Fisher-Yates shuffle. */
+static void order_items(job *j)
+{
+    items *it = &j->it;
+    qsort(it->v, it->n, sizeof *it->v, cmp_item);
+    if (!j->o->shuffle)
+        return;
+    const eqm_host_api *api = host_api();
+    eqm_rng rng;
+    api->rng_seed(&rng, j->o->seed, 0x5752495445ULL /* WRITE */, 0, 0);
+    for (size_t i = it->n; i > 1; i--) {
+        size_t k = (size_t)api->rng_below(&rng, i);
+        item t = it->v[i - 1];
+        it->v[i - 1] = it->v[k];
+        it->v[k] = t;
+    }
+}
+
+/* Packs one image (checked first) into shard a; *packed gets its bytes. Returns 1 written,
+ * 0 skipped, -1 failed. */
+static int pack_item(job *j, struct archive *a, const char *path, item *x, size_t *packed)
+{
+    const int strict = j->o->strict;
+    unsigned char *data = x->data;
+    size_t size = x->size;
+    char why[1200], why2[256];
+    const char *bad = NULL, *prob = NULL;
+    if (!data) {
+        int r = fs_read_file(x->path, 0, MAX_IMAGE_BYTES, &data, &size, why, sizeof why);
+        if (r == EQM_ERR_NOMEM) {
+            fprintf(stderr, "equimod shards: %s\n", why);
+            return -1;
+        }
+        if (r) {
+            data = NULL;
+            bad = why; /* the message names the path */
         }
     }
-    size_t want = limit ? limit : it.n;
-    if (mkdir(out, 0755) && errno != EEXIST) {
-        fprintf(stderr, "equimod shards: %s: %s\n", out, strerror(errno));
-        goto done;
+    if (!bad)
+        prob = jpeg_problem(j->tj, data, size, why2, sizeof why2);
+    if (bad || prob) {
+        if (bad)
+            fprintf(stderr, "equimod shards: %s %s\n", strict ? "error:" : "skipped:", bad);
+        else
+            fprintf(stderr, "equimod shards: %s %s: %s\n", strict ? "error:" : "skipped:",
+                    x->path ? x->path : x->key, prob);
+        if (!x->data)
+            free(data);
+        j->skipped++;
+        return strict ? -1 : 0;
     }
-    tj = tjInitDecompress();
+    char mname[1100], cls_txt[32];
+    snprintf(mname, sizeof mname, "%s.jpg", x->key);
+    int n = snprintf(cls_txt, sizeof cls_txt, "%d\n", x->label);
+    int w = write_member(a, mname, data, size);
+    snprintf(mname, sizeof mname, "%s.cls", x->key);
+    w = w || write_member(a, mname, cls_txt, (size_t)n);
+    if (!x->data)
+        free(data);
+    if (w) {
+        fprintf(stderr, "equimod shards: %s: %s\n", path, archive_error_string(a));
+        return -1;
+    }
+    *packed = size;
+    return 1;
+}
+
+/* Every shard under a .tmp name, and the index (PREFIX.index.tmp). Returns 0 or -1. */
+static int write_shards(job *j)
+{
+    const shards_write_opts *o = j->o;
+    items *it = &j->it;
+    size_t want = o->limit ? o->limit : it->n;
     char path[4096], tmp[4200];
-    snprintf(path, sizeof path, "%s/%s.index", out, prefix);
+    snprintf(path, sizeof path, "%s/%s.index", o->out, o->prefix);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    index = tj ? fopen(tmp, "w") : NULL;
+    FILE *index = fopen(tmp, "w");
     if (!index) {
-        fprintf(stderr, "equimod shards: %s: %s\n", tmp, tj ? strerror(errno) : "tjInitDecompress failed");
-        goto done;
+        fprintf(stderr, "equimod shards: %s: %s\n", tmp, strerror(errno));
+        return -1;
     }
     fprintf(index, "# equimod shard index v1: shard samples bytes\n");
-    size_t i = 0, written = 0, skipped = 0;
+    size_t i = 0;
     int failed = 0;
-    while (i < it.n && written < want && !failed) {
+    while (i < it->n && j->written < want && !failed) {
         char name[600];
-        snprintf(name, sizeof name, "%s-%06zu.tar", prefix, shard);
-        snprintf(path, sizeof path, "%s/%s.tmp", out, name);
+        snprintf(name, sizeof name, "%s-%06zu.tar", o->prefix, j->shard);
+        snprintf(path, sizeof path, "%s/%s.tmp", o->out, name);
         struct archive *a = archive_write_new();
         archive_write_set_format_ustar(a);
         archive_write_set_bytes_per_block(a, 10240);
@@ -588,62 +538,21 @@ int cmd_shards(int argc, char **argv)
             failed = 1;
             break;
         }
-        shard++; /* a .tmp exists from here on: removed on failure */
+        j->shard++; /* a .tmp exists from here on: removed on failure */
         size_t count = 0, bytes = 0;
-        while (i < it.n && written < want &&
-               (shard_bytes ? (count == 0 || bytes < shard_bytes) : count < per_shard)) {
-            item *x = &it.v[i++];
-            unsigned char *data = x->data;
-            size_t size = x->size;
-            char why[1200];
-            const char *bad = NULL;
-            if (!data) {
-                int r2 = fs_read_file(x->path, 0, MAX_IMAGE_BYTES, &data, &size, why,
-                                      sizeof why);
-                if (r2 == EQM_ERR_NOMEM) {
-                    fprintf(stderr, "equimod shards: %s\n", why);
-                    failed = 1;
-                    break;
-                }
-                if (r2) {
-                    data = NULL;
-                    bad = why; /* the message names the path */
-                }
-            }
-            char why2[256];
-            const char *prob = bad ? NULL : jpeg_problem(tj, data, size, why2, sizeof why2);
-            if (bad || prob) {
-                if (bad)
-                    fprintf(stderr, "equimod shards: %s %s\n", strict ? "error:" : "skipped:",
-                            bad);
-                else
-                    fprintf(stderr, "equimod shards: %s %s: %s\n",
-                            strict ? "error:" : "skipped:", x->path ? x->path : x->key, prob);
-                if (!x->data)
-                    free(data);
-                skipped++;
-                if (strict)
-                    failed = 1;
-                if (strict)
-                    break;
-                continue;
-            }
-            char mname[1100], cls_txt[32];
-            snprintf(mname, sizeof mname, "%s.jpg", x->key);
-            int n = snprintf(cls_txt, sizeof cls_txt, "%d\n", x->label);
-            int w = write_member(a, mname, data, size);
-            snprintf(mname, sizeof mname, "%s.cls", x->key);
-            w = w || write_member(a, mname, cls_txt, (size_t)n);
-            if (!x->data)
-                free(data);
-            if (w) {
-                fprintf(stderr, "equimod shards: %s: %s\n", path, archive_error_string(a));
+        while (i < it->n && j->written < want &&
+               (o->shard_bytes ? (count == 0 || bytes < o->shard_bytes) : count < o->per_shard)) {
+            size_t packed = 0;
+            int r = pack_item(j, a, path, &it->v[i++], &packed);
+            if (r < 0) {
                 failed = 1;
                 break;
             }
-            bytes += size;
+            if (r == 0)
+                continue;
+            bytes += packed;
             count++;
-            written++;
+            j->written++;
         }
         if (archive_write_close(a) != ARCHIVE_OK) {
             fprintf(stderr, "equimod shards: %s: %s\n", path, archive_error_string(a));
@@ -652,84 +561,135 @@ int cmd_shards(int argc, char **argv)
         archive_write_free(a);
         if (count == 0 && !failed) { /* only bad files were left */
             unlink(path);
-            shard--;
+            j->shard--;
             break;
         }
         fprintf(index, "%s %zu %zu\n", name, count, bytes);
     }
-    fprintf(index, "total %zu\n", written);
+    fprintf(index, "total %zu\n", j->written);
     if (ferror(index))
         failed = 1;
     if (fclose(index))
         failed = 1;
-    index = NULL;
-    if (!failed && written == 0) {
+    if (!failed && j->written == 0) {
         fprintf(stderr, "equimod shards: %s: none of the %zu images is a whole JPEG; nothing "
-                        "written\n", src, it.n);
+                        "written\n", o->src, it->n);
         failed = 1;
     }
-    if (failed)
-        goto done;
-    snprintf(path, sizeof path, "%s/classes.txt", out);
+    return failed ? -1 : 0;
+}
+
+/* tmp -> final name; returns 0 or -1 with a message. */
+static int publish_one(const char *path)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    if (rename(tmp, path)) {
+        fprintf(stderr, "equimod shards: rename %s: %s\n", tmp, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* classes.txt.tmp, then every name published: shards, classes.txt, the index last (what
+ * readers open first). */
+static int publish(job *j)
+{
+    const shards_write_opts *o = j->o;
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof path, "%s/classes.txt", o->out);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *cf = fopen(tmp, "w");
     if (!cf) {
         fprintf(stderr, "equimod shards: %s: %s\n", tmp, strerror(errno));
-        goto done;
+        return -1;
     }
-    for (size_t c = 0; c < n_cls; c++)
-        fprintf(cf, "%s\n", cls[c]);
+    for (size_t c = 0; c < j->n_cls; c++)
+        fprintf(cf, "%s\n", j->cls[c]);
     if (ferror(cf) | fclose(cf)) {
         fprintf(stderr, "equimod shards: %s: write failed\n", tmp);
-        goto done;
+        return -1;
     }
-    /* Publish: shards, classes.txt, then the index (what readers open first). */
-    for (size_t k = 0; k < shard; k++) {
-        char from[4200];
-        snprintf(path, sizeof path, "%s/%s-%06zu.tar", out, prefix, k);
-        snprintf(from, sizeof from, "%s.tmp", path);
-        if (rename(from, path)) {
-            fprintf(stderr, "equimod shards: rename %s: %s\n", from, strerror(errno));
-            goto done;
+    for (size_t k = 0; k < j->shard; k++) {
+        snprintf(path, sizeof path, "%s/%s-%06zu.tar", o->out, o->prefix, k);
+        if (publish_one(path))
+            return -1;
+    }
+    snprintf(path, sizeof path, "%s/classes.txt", o->out);
+    if (publish_one(path))
+        return -1;
+    snprintf(path, sizeof path, "%s/%s.index", o->out, o->prefix);
+    return publish_one(path);
+}
+
+/* After a failure: what this run left half-written goes; earlier outputs stay. */
+static void remove_partial(const job *j)
+{
+    const shards_write_opts *o = j->o;
+    char p[4200];
+    for (size_t k = 0; k < j->shard; k++) {
+        snprintf(p, sizeof p, "%s/%s-%06zu.tar.tmp", o->out, o->prefix, k);
+        unlink(p);
+    }
+    snprintf(p, sizeof p, "%s/%s.index.tmp", o->out, o->prefix);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/classes.txt.tmp", o->out);
+    unlink(p);
+}
+
+int shards_write(const shards_write_opts *o)
+{
+    job J = {.o = o};
+    job *j = &J;
+    struct stat st;
+    if (stat(o->src, &st)) {
+        fprintf(stderr, "equimod shards: %s: %s\n", o->src, strerror(errno));
+        return 1;
+    }
+    if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
+        fprintf(stderr, "equimod shards: %s: is %s; SRC is a folder or a .tar/.tar.gz file\n",
+                o->src, fs_type_name(st.st_mode));
+        return 1;
+    }
+    int flat = o->labels != NULL, rc = 1;
+    int r = S_ISDIR(st.st_mode) ? (flat ? scan_flat(o->src, &j->it) : scan_folder(o->src, &j->it))
+                                : scan_archive(o->src, &j->it, flat);
+    if (!r && !j->it.n) {
+        fprintf(stderr, "equimod shards: %s: no .JPEG/.jpg files found (layout: %s)\n", o->src,
+                flat ? "flat folder + --labels" : "<class>/<file>.JPEG");
+        r = -1;
+    }
+    if (!r && flat)
+        r = apply_labels(j);
+    if (!r)
+        r = resolve_classes(j);
+    if (!r) {
+        order_items(j);
+        if (mkdir(o->out, 0755) && errno != EEXIST) {
+            fprintf(stderr, "equimod shards: %s: %s\n", o->out, strerror(errno));
+            r = -1;
         }
     }
-    snprintf(path, sizeof path, "%s/classes.txt", out);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    if (rename(tmp, path)) {
-        fprintf(stderr, "equimod shards: rename %s: %s\n", tmp, strerror(errno));
-        goto done;
+    if (!r && !(j->tj = tjInitDecompress())) {
+        fprintf(stderr, "equimod shards: tjInitDecompress failed\n");
+        r = -1;
     }
-    snprintf(path, sizeof path, "%s/%s.index", out, prefix);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    if (rename(tmp, path)) {
-        fprintf(stderr, "equimod shards: rename %s: %s\n", tmp, strerror(errno));
-        goto done;
+    if (!r && !(r = write_shards(j)) && !(r = publish(j))) {
+        if (j->skipped)
+            fprintf(stderr, "equimod shards: skipped %zu bad file(s) (listed above)\n",
+                    j->skipped);
+        printf("wrote %zu samples of %zu classes into %zu shards: %s/%s-{%06d..%06zu}.tar "
+               "(index %s/%s.index)\n", j->written, j->n_cls, j->shard, o->out, o->prefix, 0,
+               j->shard - 1, o->out, o->prefix);
+        rc = 0;
     }
-    if (skipped)
-        fprintf(stderr, "equimod shards: skipped %zu bad file(s) (listed above)\n", skipped);
-    printf("wrote %zu samples of %zu classes into %zu shards: %s/%s-{%06d..%06zu}.tar "
-           "(index %s/%s.index)\n", written, n_cls, shard, out, prefix, 0, shard - 1, out,
-           prefix);
-    rc = 0;
-done:
-    if (index)
-        fclose(index);
-    if (rc && out) { /* remove what this run left half-written; earlier outputs stay */
-        char p2[4200];
-        for (size_t k = 0; k < shard; k++) {
-            snprintf(p2, sizeof p2, "%s/%s-%06zu.tar.tmp", out, prefix, k);
-            unlink(p2);
-        }
-        snprintf(p2, sizeof p2, "%s/%s.index.tmp", out, prefix);
-        unlink(p2);
-        snprintf(p2, sizeof p2, "%s/classes.txt.tmp", out);
-        unlink(p2);
-    }
-    if (tj)
-        tjDestroy(tj);
-    for (size_t c = 0; c < n_cls; c++)
-        free(cls[c]);
-    free(cls);
-    items_free(&it);
+    if (rc)
+        remove_partial(j);
+    if (j->tj)
+        tjDestroy(j->tj);
+    for (size_t c = 0; c < j->n_cls; c++)
+        free(j->cls[c]);
+    free(j->cls);
+    items_free(&j->it);
     return rc;
 }

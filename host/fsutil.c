@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <zlib.h>
@@ -248,4 +249,23 @@ int fs_read_file(const char *path, int gunzip, size_t max, unsigned char **data,
                     : read_plain(fd, &st, path, max, data, n, err, errlen);
     close(fd);
     return rc;
+}
+
+int fs_mkdir_p(const char *path, mode_t mode)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, mode) && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    if (mkdir(tmp, mode) && errno != EEXIST)
+        return -1;
+    return 0;
 }

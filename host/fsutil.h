@@ -36,4 +36,7 @@ FILE *fs_fopen_regular(const char *path, int *status, char *err, size_t errlen);
 int fs_read_file(const char *path, int gunzip, size_t max, unsigned char **data, size_t *n,
                  char *err, size_t errlen);
 
+/* mkdir -p: every missing folder of path (mode as mkdir(2)). 0, or -1 with errno. */
+int fs_mkdir_p(const char *path, mode_t mode);
+
 #endif

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "core.h"
+#include "fsutil.h"
 #include "host/cmd/templates.h"
 
 struct tpl {
@@ -69,24 +70,6 @@ static int write_subst(FILE *f, const char *src, const char *from, const char *t
     return ferror(f) ? -1 : 0;
 }
 
-static int mkdir_p(const char *dir)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(buf, 0777) && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    if (mkdir(buf, 0777) && errno != EEXIST)
-        return -1;
-    return 0;
-}
 
 /* Write path from src (substituted). Returns 0, 1 (left as it is: identical), or -1. */
 static int write_file(const char *path, const char *src, const char *from, const char *to,
@@ -175,7 +158,7 @@ int cmd_new(int argc, char **argv)
         return 2;
     }
     const char *dir = pos[2] ? pos[2] : name;
-    if (mkdir_p(dir)) {
+    if (fs_mkdir_p(dir, 0777)) {
         fprintf(stderr, "equimod new: cannot create folder %s: %s\n", dir, strerror(errno));
         return 1;
     }

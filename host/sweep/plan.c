@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "core.h"
+#include "fsutil.h"
 #include "sweep/sweep.h"
 
 /* ------------------------------------------------------------ option tables ------ */
@@ -92,22 +93,6 @@ static uint64_t fnv(uint64_t h, const void *data, size_t n)
 }
 #define FNV_INIT 0xcbf29ce484222325ull
 
-int sweep_mkdir_p(const char *path)
-{
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp)
-        return -1;
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0755) && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    if (mkdir(tmp, 0755) && errno != EEXIST)
-        return -1;
-    return 0;
-}
 
 int sweep_json_get(const char *line, const char *key, double *v)
 {
@@ -1044,7 +1029,7 @@ int sweep_plan_bind_dir(const sweep_plan *p, const char *dir, char *err, size_t 
                     "%s exists, is not empty and holds no sweep.json\nhint: nothing was "
                     "changed; choose another folder with --out DIR",
                     dir);
-    if (sweep_mkdir_p(dir))
+    if (fs_mkdir_p(dir, 0755))
         return errf(err, errlen, EQM_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
     json_t *j = plan_json(p);
     char tmp[4300];

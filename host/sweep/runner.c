@@ -41,6 +41,7 @@
 #include <jansson.h>
 
 #include "core.h"
+#include "fsutil.h"
 #include "sweep/sweep.h"
 
 static volatile sig_atomic_t sweep_signal;
@@ -394,7 +395,7 @@ int sweep_execute(const sweep_plan *p, const char *dir, const sweep_run_opts *o)
             int r = next++;
             const sweep_run *ru = &p->runs[r];
             snprintf(rdir, sizeof rdir, "%s/%s", dir, ru->name);
-            if (sweep_mkdir_p(rdir)) {
+            if (fs_mkdir_p(rdir, 0755)) {
                 say(&pg, "equimod sweep: %s: cannot create: %s\n", rdir, strerror(errno));
                 pg.failed++;
                 continue;

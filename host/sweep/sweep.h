@@ -130,7 +130,6 @@ typedef struct run_result {
 void run_result_read(const char *run_dir, run_result *r);
 
 /* Helpers shared by the sweep files. */
-int sweep_mkdir_p(const char *path);
 int sweep_json_get(const char *line, const char *key, double *v);
 
 #endif

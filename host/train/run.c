@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fsutil.h"
 #include "train/checkpoint.h"
 #include "dist/dist.h"
 #include "dist/grad.h"
@@ -40,22 +41,6 @@ double now_s(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static int mkdir_p(const char *path)
-{
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp)
-        return -1;
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0755) && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    if (mkdir(tmp, 0755) && errno != EEXIST)
-        return -1;
-    return 0;
-}
 
 static char *config_text(const eqm_config *cfg)
 {
@@ -409,7 +394,7 @@ static int run_resume(trainer *tr, int resume, int *resumed, char *err, size_t e
     if (!tr->cfg_text)
         return errf(err, errlen, EQM_ERR_NOMEM, "out of memory");
     tr->hash = config_hash_text(tr->cfg_text);
-    if (mkdir_p(tr->dir))
+    if (fs_mkdir_p(tr->dir, 0755))
         return errf(err, errlen, EQM_ERR_IO, "%s: cannot create the run folder: %s", tr->dir,
                     strerror(errno));
     ckpt c;

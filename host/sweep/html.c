@@ -48,68 +48,26 @@ static void curves_free(curves *c)
     memset(c, 0, sizeof *c);
 }
 
+static void curve_knn(const char *line, void *ud)
+{
+    curves *c = ud;
+    double e, t;
+    if (strstr(line, "\"what\":\"untrained\"") || !sweep_json_get(line, "epoch", &e) ||
+        !sweep_json_get(line, "top1", &t) || c->n_knn >= 256)
+        return;
+    int k = 0;
+    while (k < c->n_knn && c->knn_epoch[k] != e)
+        k++;
+    c->knn_epoch[k] = e, c->knn_top1[k] = t;
+    if (k == c->n_knn)
+        c->n_knn++;
+}
+
 static void curves_read(const char *run_dir, curves *c)
 {
     memset(c, 0, sizeof *c);
-    char p[4400];
-    snprintf(p, sizeof p, "%s/metrics.jsonl", run_dir);
-    FILE *f = fopen(p, "r");
-    if (!f)
-        return;
-    typedef struct {
-        int present;
-        double epoch, v[N_TERMS], img_s, step_s;
-    } rec;
-    rec *st = NULL;
-    size_t cap = 0, n = 0;
-    char *line = NULL;
-    size_t lcap = 0;
-    while (getline(&line, &lcap, f) > 0) {
-        double v;
-        if (!strchr(line, '}'))
-            continue;
-        if (strstr(line, "\"kind\":\"knn\"")) {
-            double e, t;
-            if (!strstr(line, "\"what\":\"untrained\"") && sweep_json_get(line, "epoch", &e) &&
-                sweep_json_get(line, "top1", &t) && c->n_knn < 256) {
-                int k = 0;
-                while (k < c->n_knn && c->knn_epoch[k] != e)
-                    k++;
-                c->knn_epoch[k] = e, c->knn_top1[k] = t;
-                if (k == c->n_knn)
-                    c->n_knn++;
-            }
-            continue;
-        }
-        if (!strstr(line, "\"kind\":\"step\"") || !sweep_json_get(line, "step", &v) || v < 0 ||
-            v > 1e9)
-            continue;
-        size_t s = (size_t)v;
-        if (s >= cap) {
-            size_t nc = cap ? cap : 256;
-            while (nc <= s)
-                nc *= 2;
-            rec *ns = realloc(st, nc * sizeof *ns);
-            if (!ns)
-                break;
-            memset(ns + cap, 0, (nc - cap) * sizeof *ns);
-            st = ns, cap = nc;
-        }
-        rec *q = &st[s];
-        q->present = 1;
-        q->epoch = q->img_s = q->step_s = NAN;
-        sweep_json_get(line, "epoch", &q->epoch);
-        for (int k = 0; k < N_TERMS; k++) {
-            q->v[k] = NAN;
-            sweep_json_get(line, term_names[k], &q->v[k]);
-        }
-        sweep_json_get(line, "img_s", &q->img_s);
-        sweep_json_get(line, "step_s", &q->step_s);
-        if (s + 1 > n)
-            n = s + 1;
-    }
-    free(line);
-    fclose(f);
+    size_t n;
+    sweep_step *st = sweep_read_steps(run_dir, term_names, N_TERMS, curve_knn, c, &n);
     int ne = 0;
     for (size_t s = 0; s < n; s++)
         if (st[s].present && st[s].epoch >= 0 && st[s].epoch < 1e6 && st[s].epoch + 1 > ne)

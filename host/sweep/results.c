@@ -27,20 +27,17 @@
 #include "core.h"
 #include "sweep/sweep.h"
 
-typedef struct step_rec {
-    int present;
-    double epoch, loss, loss_inv, loss_equi, equi_gain, img_s, step_s;
-} step_rec;
-
-static void read_metrics(const char *run_dir, run_result *r)
+sweep_step *sweep_read_steps(const char *run_dir, const char *const *names, int n_names,
+                             void (*on_knn)(const char *line, void *ud), void *ud, size_t *n)
 {
+    *n = 0;
     char p[4400];
     snprintf(p, sizeof p, "%s/metrics.jsonl", run_dir);
     FILE *f = fopen(p, "r");
     if (!f)
-        return;
-    step_rec *st = NULL;
-    size_t cap = 0, n = 0;
+        return NULL;
+    sweep_step *st = NULL;
+    size_t cap = 0;
     char *line = NULL;
     size_t lcap = 0;
     while (getline(&line, &lcap, f) > 0) {
@@ -48,14 +45,8 @@ static void read_metrics(const char *run_dir, run_result *r)
         if (!strchr(line, '}'))
             continue; /* a line cut by a crash */
         if (strstr(line, "\"kind\":\"knn\"")) {
-            if (strstr(line, "\"what\":\"final\"")) {
-                if (sweep_json_get(line, "top1", &v))
-                    r->knn_top1 = v;
-                if (sweep_json_get(line, "top5", &v))
-                    r->knn_top5 = v;
-                if (sweep_json_get(line, "n_test", &v))
-                    r->knn_n = v;
-            }
+            if (on_knn)
+                on_knn(line, ud);
             continue;
         }
         if (!strstr(line, "\"kind\":\"step\"") || !sweep_json_get(line, "step", &v) || v < 0 ||
@@ -66,29 +57,54 @@ static void read_metrics(const char *run_dir, run_result *r)
             size_t nc = cap ? cap : 256;
             while (nc <= s)
                 nc *= 2;
-            step_rec *ns = realloc(st, nc * sizeof *ns);
+            sweep_step *ns = realloc(st, nc * sizeof *ns);
             if (!ns)
                 break;
             memset(ns + cap, 0, (nc - cap) * sizeof *ns);
             st = ns;
             cap = nc;
         }
-        step_rec *q = &st[s];
+        sweep_step *q = &st[s];
         q->present = 1;
-        q->epoch = q->loss = q->loss_inv = q->loss_equi = q->equi_gain = NAN;
-        q->img_s = q->step_s = NAN;
+        q->epoch = q->img_s = q->step_s = NAN;
         sweep_json_get(line, "epoch", &q->epoch);
-        sweep_json_get(line, "loss", &q->loss);
-        sweep_json_get(line, "loss_inv", &q->loss_inv);
-        sweep_json_get(line, "loss_equi", &q->loss_equi);
-        sweep_json_get(line, "equi_gain", &q->equi_gain);
+        for (int k = 0; k < n_names && k < SWEEP_STEP_VALUES; k++) {
+            q->v[k] = NAN;
+            sweep_json_get(line, names[k], &q->v[k]);
+        }
         sweep_json_get(line, "img_s", &q->img_s);
         sweep_json_get(line, "step_s", &q->step_s);
-        if (s + 1 > n)
-            n = s + 1;
+        if (s + 1 > *n)
+            *n = s + 1;
     }
     free(line);
     fclose(f);
+    if (!*n) {
+        free(st);
+        return NULL;
+    }
+    return st;
+}
+
+static void final_knn(const char *line, void *ud)
+{
+    run_result *r = ud;
+    double v;
+    if (!strstr(line, "\"what\":\"final\""))
+        return;
+    if (sweep_json_get(line, "top1", &v))
+        r->knn_top1 = v;
+    if (sweep_json_get(line, "top5", &v))
+        r->knn_top5 = v;
+    if (sweep_json_get(line, "n_test", &v))
+        r->knn_n = v;
+}
+
+static void read_metrics(const char *run_dir, run_result *r)
+{
+    static const char *const names[4] = {"loss", "loss_inv", "loss_equi", "equi_gain"};
+    size_t n;
+    sweep_step *st = sweep_read_steps(run_dir, names, 4, final_knn, r, &n);
     double last = -1, imgs = 0, secs = 0;
     for (size_t s = 0; s < n; s++)
         if (st[s].present) {
@@ -104,10 +120,9 @@ static void read_metrics(const char *run_dir, run_result *r)
         for (size_t s = 0; s < n; s++) {
             if (!st[s].present || st[s].epoch != last)
                 continue;
-            double v[4] = {st[s].loss, st[s].loss_inv, st[s].loss_equi, st[s].equi_gain};
             for (int k = 0; k < 4; k++)
-                if (isfinite(v[k]))
-                    sum[k] += v[k], cnt[k]++;
+                if (isfinite(st[s].v[k]))
+                    sum[k] += st[s].v[k], cnt[k]++;
         }
         double *out[4] = {&r->loss, &r->loss_inv, &r->loss_equi, &r->equi_gain};
         for (int k = 0; k < 4; k++)

@@ -132,4 +132,16 @@ void run_result_read(const char *run_dir, run_result *r);
 /* Helpers shared by the sweep files. */
 int sweep_json_get(const char *line, const char *key, double *v);
 
+/* The step lines of a run's metrics.jsonl, one record per step index (a step logged twice
+ * keeps its last line), with the values `names` asks for (NAN where absent); every kNN line
+ * goes to on_knn (may be NULL). Returns the records (malloc'ed, *n of them; `present` says
+ * which steps were logged), or NULL with *n = 0 when there is no file or no step. */
+#define SWEEP_STEP_VALUES 8
+typedef struct sweep_step {
+    int present;
+    double epoch, img_s, step_s, v[SWEEP_STEP_VALUES];
+} sweep_step;
+sweep_step *sweep_read_steps(const char *run_dir, const char *const *names, int n_names,
+                             void (*on_knn)(const char *line, void *ud), void *ud, size_t *n);
+
 #endif

@@ -94,7 +94,11 @@ tests_fuzz_fuzz_safetensors_LDADD = libeqmhost.la
 FUZZ_PROGS = $(FUZZ_HARNESSES:%=tests/fuzz/fuzz_%$(EXEEXT))
 CLEANFILES += $(FUZZ_PROGS)
 if FUZZING
-fuzz: all $(FUZZ_PROGS)
+# `all` first, then the harnesses in a second make: automake's `all` runs a sub-make
+# (BUILT_SOURCES), and the harnesses as prerequisites beside it made two makes build
+# libeqmhost.la at once under -j ("... is not a valid libtool object", seen in CI).
+fuzz: all
+	$(MAKE) $(AM_MAKEFLAGS) $(FUZZ_PROGS)
 	EQUIMOD_PLUGIN_PATH='$(abs_top_builddir)/plugin-dir' EQUIMOD_PLUGIN_SYSTEM_PATH= \
 	  $(SHELL) $(top_srcdir)/tests/fuzz/run.sh '$(top_srcdir)/tests/fuzz' tests/fuzz \
 	  $(FUZZ_SECONDS) $(FUZZ_HARNESSES)

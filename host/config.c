@@ -8,7 +8,7 @@
  *   - leading blanks are stripped, so an indented line is never glued to the previous
  *     value (inih's multi-line continuation);
  * What stays: `#` and `;` start a comment at the beginning of a line; ` ;` (blank then
- * semicolon) starts an inline comment; `#` inside a value is part of the value (an error
+ * semicolon) starts an inline comment, and so does a `;` that begins the value (`key =;`); `#` inside a value is part of the value (an error
  * for typed options says so in its hint).
  *
  * Binding (config_bind) checks a section against an eqm_param_spec table and fills an
@@ -257,6 +257,20 @@ static char *reader(char *str, int num, void *stream)
             return NULL;
         }
     }
+    if (p->buf[start] != '[' && p->buf[start] != '#' && p->buf[start] != ';') {
+        /* "key =; text": a ';' that begins the value starts a comment, as " ;" does inside
+         * it (inih alone would keep "; text" as the value, which config_write then prints as
+         * "key = ; text" and the next read drops: the resolved file would not re-read the
+         * same) */
+        size_t eq = start;
+        while (eq < len && p->buf[eq] != '=' && p->buf[eq] != ':')
+            eq++;
+        size_t v = eq + 1;
+        while (v < len && (p->buf[v] == ' ' || p->buf[v] == '\t'))
+            v++;
+        if (eq < len && v < len && p->buf[v] == ';')
+            len = eq + 1;
+    }
     memcpy(str, p->buf + start, len - start);
     str[len - start] = '\n';
     str[len - start + 1] = '\0';
@@ -356,8 +370,9 @@ static int value_writable(const char *v, char *why, size_t n)
             snprintf(why, n, "value contains a line break");
             return 0;
         }
-        if (*s == ';' && s > v && (s[-1] == ' ' || s[-1] == '\t')) {
-            snprintf(why, n, "value contains ' ;', which an INI file reads as a comment");
+        if (*s == ';' && (s == v || s[-1] == ' ' || s[-1] == '\t')) {
+            snprintf(why, n, "value %s ';', which an INI file reads as a comment",
+                     s == v ? "starts with" : "contains ' ;'");
             return 0;
         }
     }

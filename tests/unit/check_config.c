@@ -87,7 +87,9 @@ START_TEST(parse_types_and_comments)
                        "count=7\n"
                        "  rate = 0.25   ; inline comment\n"
                        "label = hello world\n"
-                       "mode = exact\n",
+                       "mode = exact\n"
+                       "[other]\n"
+                       "rest =; a ';' that begins the value starts a comment too\n",
                        &o, &c);
     ck_assert_msg(rc == EQM_OK, "%s", err);
     ck_assert_int_eq(o.flag, 1);
@@ -97,6 +99,10 @@ START_TEST(parse_types_and_comments)
     ck_assert_int_eq(o.mode, 2);
     ck_assert_str_eq(config_get(c, "s", "count"), "7");
     ck_assert_ptr_null(config_get(c, "s", "nope"));
+    /* the fuzzer's finding (tests/fuzz/regress/config/value-starting-with-semicolon): inih
+     * kept "; a ..." as the value, config_write printed "rest = ; a ...", and the next read
+     * dropped it */
+    ck_assert_str_eq(config_get(c, "other", "rest"), "");
     char where[128];
     snprintf(where, sizeof where, "%s:8", tmp_path);
     ck_assert_str_eq(config_where(c, "s", "rate"), where);
@@ -293,6 +299,8 @@ START_TEST(set_override)
     ck_assert_int_eq(config_set(c, "S.count=1", err, sizeof err), EQM_ERR_INVAL);
     ck_assert_int_eq(config_set(c, "s.label=a ;b", err, sizeof err), EQM_ERR_INVAL);
     ASSERT_ERR_HAS("comment");
+    ck_assert_int_eq(config_set(c, "s.label=;b", err, sizeof err), EQM_ERR_INVAL);
+    ASSERT_ERR_HAS("starts with ';'");
     config_destroy(c);
 }
 END_TEST

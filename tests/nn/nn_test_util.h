@@ -103,6 +103,43 @@ static __attribute__((unused)) void expect_close(const char *what, const float *
                   what, wi, (double)a[wi], (double)b[wi], worst);
 }
 
+/* Max |a - b| / (k eps32 mag + rtol |b|) <= 1 for every element: the floor is derived from
+ * mag[i], the same reduction over the absolute values of its terms (sum |x| |w| for a
+ * conv output), so an element that cancels to about zero is held to the rounding its
+ * terms allow, not to a fraction of its own (tiny) value. k: the ulps of the magnitude
+ * allowed (the summation-order difference between two float32 reductions; Winograd's
+ * transforms add a few). Prints the worst ratio when EQM_TEST_VERBOSE is set. */
+static __attribute__((unused)) void expect_close_mag(const char *what, const float *a,
+                                                     const float *b, const float *mag,
+                                                     size_t n, double k, double rtol)
+{
+    double worst = 0;
+    size_t wi = 0;
+    for (size_t i = 0; i < n; i++) {
+        double tol = k * 0x1.0p-23 * fabs((double)mag[i]) + rtol * fabs((double)b[i]);
+        double e = fabs((double)a[i] - b[i]) / (tol > 0 ? tol : 0x1.0p-149);
+        if (!(e <= worst)) {
+            worst = e;
+            wi = i;
+        }
+    }
+    if (getenv("EQM_TEST_VERBOSE"))
+        fprintf(stderr, "%s: worst %.3g of tolerance (element %zu, magnitude %.3g)\n", what,
+                worst, wi, (double)mag[wi]);
+    ck_assert_msg(worst <= 1.0,
+                  "%s: element %zu got %.7g want %.7g, magnitude %.3g (error %.3g of "
+                  "tolerance %g eps32 x magnitude + %g x |want|)",
+                  what, wi, (double)a[wi], (double)b[wi], (double)mag[wi], worst, k, rtol);
+}
+
+static __attribute__((unused)) float *abs_dup(const float *p, size_t n)
+{
+    float *q = malloc(sizeof(float) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++)
+        q[i] = fabsf(p[i]);
+    return q;
+}
+
 static uint64_t rng_state = 88172645463325252ULL;
 static __attribute__((unused)) float frand(void) /* uniform [-1, 1) */
 {

@@ -290,6 +290,27 @@ void sweep_default_dir(const sweep_plan *p, char *buf, size_t n)
 /* ------------------------------------------------------------ reading ------------ */
 
 /* Duplicate section headers: the config reader merges them, a sweep file refuses them. */
+/* Length of the valid UTF-8 sequence at s (1..4), 0 when it is not one (overlong forms,
+ * surrogates and code points above U+10FFFF included: what JSON strings refuse). */
+static int utf8_seq(const unsigned char *s)
+{
+    if (s[0] < 0x80)
+        return 1;
+    int n = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
+    if (!n || s[0] > 0xf4)
+        return 0;
+    for (int i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) ||
+        (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
+        return 0;
+    return n;
+}
+
+/* Before the INI reader: every line is UTF-8 text (names, values and paths go into
+ * sweep.json, whose strings must be; found by tests/fuzz/fuzz_sweep: a value byte 0xb2 was
+ * written to sweep.json as another value), and no section is given twice. */
 static int check_duplicate_sections(const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
@@ -299,6 +320,21 @@ static int check_duplicate_sections(const char *path, char *err, size_t errlen)
     int lines[256], n = 0, lineno = 0, rc = EQM_OK;
     while (fgets(line, sizeof line, f)) {
         lineno++;
+        size_t len = strlen(line);
+        /* a line longer than the buffer is refused by config_load; not checked here */
+        if (len < sizeof line - 1 || line[len - 1] == '\n')
+            for (const unsigned char *u = (const unsigned char *)line; *u;) {
+                int q = utf8_seq(u);
+                if (!q) {
+                    rc = errf(err, errlen, EQM_ERR_INVAL,
+                              "%s:%d: byte 0x%02x at column %d is not UTF-8 text\nhint: "
+                              "sweep files are UTF-8 (names, values and paths are written "
+                              "to sweep.json); re-save the file as UTF-8",
+                              path, lineno, *u, (int)(u - (const unsigned char *)line) + 1);
+                    goto out;
+                }
+                u += q;
+            }
         char *s = trim(line);
         if (*s != '[')
             continue;

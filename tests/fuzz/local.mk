@@ -6,7 +6,7 @@
 #                       in a clang build (configure CC=clang-14 --enable-fuzzing) directly,
 #                       from any other build through a clang build folder fuzz-build/ made
 #                       on first use
-FUZZ_HARNESSES = config cifar shards jpeg checkpoint safetensors
+FUZZ_HARNESSES = config cifar shards jpeg checkpoint safetensors sweep
 FUZZ_SECONDS = 60
 FUZZ_COMMON = tests/fuzz/fuzz.h tests/fuzz/fuzz_util.c
 FUZZ_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/fuzz \
@@ -91,6 +91,19 @@ tests_fuzz_fuzz_safetensors_CPPFLAGS = $(FUZZ_CPPFLAGS)
 tests_fuzz_fuzz_safetensors_CFLAGS = $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_safetensors_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
 tests_fuzz_fuzz_safetensors_LDADD = libeqmhost.la
+# sweep
+check_PROGRAMS += tests/fuzz/replay_sweep
+TESTS += tests/fuzz/replay_sweep
+tests_fuzz_replay_sweep_SOURCES = tests/fuzz/fuzz_sweep.c tests/fuzz/replay.c $(FUZZ_COMMON)
+tests_fuzz_replay_sweep_CPPFLAGS = $(FUZZ_CPPFLAGS) -DFUZZ_NAME='"sweep"'
+tests_fuzz_replay_sweep_CFLAGS = $(FUZZ_CFLAGS)
+tests_fuzz_replay_sweep_LDADD = libeqmhost.la
+EXTRA_PROGRAMS += tests/fuzz/fuzz_sweep
+tests_fuzz_fuzz_sweep_SOURCES = tests/fuzz/fuzz_sweep.c $(FUZZ_COMMON)
+tests_fuzz_fuzz_sweep_CPPFLAGS = $(FUZZ_CPPFLAGS)
+tests_fuzz_fuzz_sweep_CFLAGS = $(FUZZ_CFLAGS)
+tests_fuzz_fuzz_sweep_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
+tests_fuzz_fuzz_sweep_LDADD = libeqmhost.la
 FUZZ_PROGS = $(FUZZ_HARNESSES:%=tests/fuzz/fuzz_%$(EXEEXT))
 CLEANFILES += $(FUZZ_PROGS)
 if FUZZING

@@ -188,6 +188,10 @@ START_TEST(test_malformed)
     refused("[sweep]\nbase = %s/tests/train/tiny.ini\n[set.train]\nepoch = 1\n[axis.seed]\n"
             "key = run.seed\nvalues = 1\n",
             4, "did you mean 'epochs'");
+    /* a byte that is not UTF-8 (fuzz_sweep's finding: sweep.json got another value) */
+    refused("[sweep]\nbase = %s/tests/train/tiny.ini\n[axis.seed]\nkey = run.seed\n"
+            "values = 1, \xb2\n",
+            5, "byte 0xb2 at column 13 is not UTF-8 text");
 }
 END_TEST
 

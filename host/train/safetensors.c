@@ -89,6 +89,112 @@ static int get_u64(json_t *v, uint64_t *out)
 }
 
 /* Takes ownership of buf (malloc'ed). */
+/* __metadata__: an object of strings, kept as (key, value) pairs. */
+static int st_read_metadata(st_file *f, json_t *val, const char *what, char *err,
+                            size_t errlen)
+{
+    if (!json_is_object(val))
+        return errf(err, errlen, EQM_ERR_FORMAT, "%s: __metadata__ must be an object", what);
+    const char *mk;
+    json_t *mv;
+    json_object_foreach(val, mk, mv) {
+        if (!json_is_string(mv))
+            return errf(err, errlen, EQM_ERR_FORMAT, "%s: __metadata__.%s must be a string",
+                        what, mk);
+        f->meta_k[f->n_meta] = strdup(mk);
+        f->meta_v[f->n_meta] = strdup(json_string_value(mv));
+        if (!f->meta_k[f->n_meta++] || !f->meta_v[f->n_meta - 1])
+            return errf(err, errlen, EQM_ERR_NOMEM, "%s: out of memory", what);
+    }
+    return EQM_OK;
+}
+
+/* One header entry: dtype, shape and data_offsets checked against the data region
+ * (data_size bytes); appended as f->t[f->n], its byte span as sp[f->n]. */
+static int st_read_tensor(st_file *f, const char *key, json_t *val, size_t data_size,
+                          span *sp, const char *what, char *err, size_t errlen)
+{
+    const int st = EQM_ERR_FORMAT;
+    st_tensor *t = &f->t[f->n];
+    json_t *jd = json_object_get(val, "dtype"), *js = json_object_get(val, "shape"),
+           *jo = json_object_get(val, "data_offsets");
+    if (!json_is_object(val) || !json_is_string(jd) || !json_is_array(js) ||
+        !json_is_array(jo) || json_array_size(jo) != 2)
+        return errf(err, errlen, st,
+                    "%s: tensor '%s' needs {\"dtype\": str, \"shape\": [..], "
+                    "\"data_offsets\": [begin, end]}",
+                    what, key);
+    const char *dt = json_string_value(jd);
+    t->elem_size = st_dtype_size(dt);
+    if (!t->elem_size || strlen(dt) >= sizeof t->dtype)
+        return errf(err, errlen, EQM_ERR_UNSUPPORTED, "%s: tensor '%s' has unknown dtype '%s'",
+                    what, key, dt);
+    snprintf(t->dtype, sizeof t->dtype, "%s", dt);
+    if (json_array_size(js) > ST_MAX_DIMS)
+        return errf(err, errlen, EQM_ERR_UNSUPPORTED, "%s: tensor '%s' has %zu dims (max %d)",
+                    what, key, json_array_size(js), ST_MAX_DIMS);
+    t->ndim = (int)json_array_size(js);
+    size_t numel = 1;
+    for (int d = 0; d < t->ndim; d++) {
+        uint64_t v;
+        if (!get_u64(json_array_get(js, (size_t)d), &v) || v > (1ull << 40))
+            return errf(err, errlen, st, "%s: tensor '%s': shape[%d] is not a valid size",
+                        what, key, d);
+        t->shape[d] = (int64_t)v;
+        if (v && numel > SIZE_MAX / v)
+            return errf(err, errlen, st, "%s: tensor '%s': shape overflows", what, key);
+        numel *= (size_t)v;
+    }
+    t->numel = numel;
+    uint64_t b, e;
+    if (!get_u64(json_array_get(jo, 0), &b) || !get_u64(json_array_get(jo, 1), &e) || b > e ||
+        e > data_size)
+        return errf(err, errlen, st,
+                    "%s: tensor '%s': data_offsets out of the data region (%zu bytes): "
+                    "truncated file?",
+                    what, key, data_size);
+    if (numel > SIZE_MAX / t->elem_size || e - b != numel * t->elem_size)
+        return errf(err, errlen, st,
+                    "%s: tensor '%s': data_offsets span %llu bytes but shape x dtype needs %zu",
+                    what, key, (unsigned long long)(e - b), numel * t->elem_size);
+    f->names[f->n] = strdup(key);
+    if (!f->names[f->n])
+        return errf(err, errlen, EQM_ERR_NOMEM, "%s: out of memory", what);
+    t->name = f->names[f->n];
+    t->data = f->buf + f->data_start + b;
+    sp[f->n] = (span){(size_t)b, (size_t)e, f->n};
+    f->n++;
+    return EQM_OK;
+}
+
+/* The tensors' spans must tile [0, data_size) exactly; the tensors are then kept in data
+ * order. */
+static int st_check_tiling(st_file *f, span *sp, size_t data_size, const char *what,
+                           char *err, size_t errlen)
+{
+    qsort(sp, (size_t)f->n, sizeof *sp, span_cmp);
+    size_t pos = 0;
+    for (int i = 0; i < f->n; i++) {
+        if (sp[i].b != pos)
+            return errf(err, errlen, EQM_ERR_FORMAT,
+                        "%s: tensor '%s' %s at byte %zu of the data region", what,
+                        f->t[sp[i].i].name, sp[i].b < pos ? "overlaps another" : "leaves a hole",
+                        sp[i].b);
+        pos = sp[i].e;
+    }
+    if (pos != data_size)
+        return errf(err, errlen, EQM_ERR_FORMAT, "%s: %zu trailing bytes after the last tensor",
+                    what, data_size - pos);
+    st_tensor *sorted = calloc(f->n > 0 ? (size_t)f->n : 1u, sizeof *sorted);
+    if (!sorted)
+        return errf(err, errlen, EQM_ERR_NOMEM, "%s: out of memory", what);
+    for (int i = 0; i < f->n; i++)
+        sorted[i] = f->t[sp[i].i];
+    free(f->t);
+    f->t = sorted;
+    return EQM_OK;
+}
+
 static int st_parse_owned(unsigned char *buf, size_t n, const char *what, st_file **out,
                           char *err, size_t errlen)
 {
@@ -104,7 +210,7 @@ static int st_parse_owned(unsigned char *buf, size_t n, const char *what, st_fil
     f->size = n;
     if (n < 8) {
         errf(err, errlen, st, "%s: not a safetensors file (%zu bytes, need at least 8)", what,
-                n);
+             n);
         goto fail;
     }
     uint64_t hlen = 0;
@@ -112,9 +218,9 @@ static int st_parse_owned(unsigned char *buf, size_t n, const char *what, st_fil
         hlen = hlen << 8 | buf[i];
     if (hlen > ST_MAX_HEADER || hlen > n - 8) {
         errf(err, errlen, st,
-                "%s: header length %llu exceeds the file (%zu bytes) or the 100 MB limit: "
-                "truncated or not a safetensors file",
-                what, (unsigned long long)hlen, n);
+             "%s: header length %llu exceeds the file (%zu bytes) or the 100 MB limit: "
+             "truncated or not a safetensors file",
+             what, (unsigned long long)hlen, n);
         goto fail;
     }
     f->data_start = 8 + (size_t)hlen;
@@ -123,7 +229,7 @@ static int st_parse_owned(unsigned char *buf, size_t n, const char *what, st_fil
     root = json_loadb((const char *)buf + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
         errf(err, errlen, st, "%s: bad JSON header at line %d column %d (byte %d): %s", what,
-                je.line, je.column, je.position + 8, je.text);
+             je.line, je.column, je.position + 8, je.text);
         goto fail;
     }
     if (!json_is_object(root)) {
@@ -143,122 +249,14 @@ static int st_parse_owned(unsigned char *buf, size_t n, const char *what, st_fil
     const char *key;
     json_t *val;
     json_object_foreach(root, key, val) {
-        if (!strcmp(key, "__metadata__")) {
-            if (!json_is_object(val)) {
-                errf(err, errlen, st, "%s: __metadata__ must be an object", what);
-                goto fail;
-            }
-            const char *mk;
-            json_t *mv;
-            json_object_foreach(val, mk, mv) {
-                if (!json_is_string(mv)) {
-                    errf(err, errlen, st, "%s: __metadata__.%s must be a string", what, mk);
-                    goto fail;
-                }
-                f->meta_k[f->n_meta] = strdup(mk);
-                f->meta_v[f->n_meta] = strdup(json_string_value(mv));
-                if (!f->meta_k[f->n_meta++] || !f->meta_v[f->n_meta - 1]) {
-                    st = errf(err, errlen, EQM_ERR_NOMEM, "%s: out of memory", what);
-                    goto fail;
-                }
-            }
-            continue;
-        }
-        st_tensor *t = &f->t[f->n];
-        json_t *jd = json_object_get(val, "dtype"), *js = json_object_get(val, "shape"),
-               *jo = json_object_get(val, "data_offsets");
-        if (!json_is_object(val) || !json_is_string(jd) || !json_is_array(js) ||
-            !json_is_array(jo) || json_array_size(jo) != 2) {
-            errf(err, errlen, st,
-                    "%s: tensor '%s' needs {\"dtype\": str, \"shape\": [..], "
-                    "\"data_offsets\": [begin, end]}",
-                    what, key);
+        st = !strcmp(key, "__metadata__")
+                 ? st_read_metadata(f, val, what, err, errlen)
+                 : st_read_tensor(f, key, val, data_size, sp, what, err, errlen);
+        if (st)
             goto fail;
-        }
-        const char *dt = json_string_value(jd);
-        t->elem_size = st_dtype_size(dt);
-        if (!t->elem_size || strlen(dt) >= sizeof t->dtype) {
-            st = errf(err, errlen, EQM_ERR_UNSUPPORTED, "%s: tensor '%s' has unknown dtype '%s'",
-                         what, key, dt);
-            goto fail;
-        }
-        snprintf(t->dtype, sizeof t->dtype, "%s", dt);
-        if (json_array_size(js) > ST_MAX_DIMS) {
-            st = errf(err, errlen, EQM_ERR_UNSUPPORTED, "%s: tensor '%s' has %zu dims (max %d)",
-                         what, key, json_array_size(js), ST_MAX_DIMS);
-            goto fail;
-        }
-        t->ndim = (int)json_array_size(js);
-        size_t numel = 1;
-        for (int d = 0; d < t->ndim; d++) {
-            uint64_t v;
-            if (!get_u64(json_array_get(js, (size_t)d), &v) || v > (1ull << 40)) {
-                errf(err, errlen, st, "%s: tensor '%s': shape[%d] is not a valid size", what,
-                        key, d);
-                goto fail;
-            }
-            t->shape[d] = (int64_t)v;
-            if (v && numel > SIZE_MAX / v) {
-                errf(err, errlen, st, "%s: tensor '%s': shape overflows", what, key);
-                goto fail;
-            }
-            numel *= (size_t)v;
-        }
-        t->numel = numel;
-        uint64_t b, e;
-        if (!get_u64(json_array_get(jo, 0), &b) || !get_u64(json_array_get(jo, 1), &e) ||
-            b > e || e > data_size) {
-            errf(err, errlen, st,
-                    "%s: tensor '%s': data_offsets out of the data region (%zu bytes): "
-                    "truncated file?",
-                    what, key, data_size);
-            goto fail;
-        }
-        if (numel > SIZE_MAX / t->elem_size || e - b != numel * t->elem_size) {
-            errf(err, errlen, st,
-                    "%s: tensor '%s': data_offsets span %llu bytes but shape x dtype needs %zu",
-                    what, key, (unsigned long long)(e - b), numel * t->elem_size);
-            goto fail;
-        }
-        f->names[f->n] = strdup(key);
-        if (!f->names[f->n]) {
-            st = errf(err, errlen, EQM_ERR_NOMEM, "%s: out of memory", what);
-            goto fail;
-        }
-        t->name = f->names[f->n];
-        t->data = buf + f->data_start + b;
-        sp[f->n] = (span){(size_t)b, (size_t)e, f->n};
-        f->n++;
     }
-    /* Coverage: sorted spans must tile [0, data_size). */
-    qsort(sp, (size_t)f->n, sizeof *sp, span_cmp);
-    size_t pos = 0;
-    for (int i = 0; i < f->n; i++) {
-        if (sp[i].b != pos) {
-            errf(err, errlen, st, "%s: tensor '%s' %s at byte %zu of the data region", what,
-                    f->t[sp[i].i].name, sp[i].b < pos ? "overlaps another" : "leaves a hole",
-                    sp[i].b);
-            goto fail;
-        }
-        pos = sp[i].e;
-    }
-    if (pos != data_size) {
-        errf(err, errlen, st, "%s: %zu trailing bytes after the last tensor", what,
-                data_size - pos);
+    if ((st = st_check_tiling(f, sp, data_size, what, err, errlen)))
         goto fail;
-    }
-    /* Keep tensors in data order. */
-    {
-        st_tensor *sorted = calloc(f->n > 0 ? (size_t)f->n : 1u, sizeof *sorted);
-        if (!sorted) {
-            st = errf(err, errlen, EQM_ERR_NOMEM, "%s: out of memory", what);
-            goto fail;
-        }
-        for (int i = 0; i < f->n; i++)
-            sorted[i] = f->t[sp[i].i];
-        free(f->t);
-        f->t = sorted;
-    }
     json_decref(root);
     free(sp);
     *out = f;

@@ -4,6 +4,12 @@
 # (EXTRA_PROGRAMS starts empty in Makefile.am.)
 include bench/shards.mk
 include bench/loader.mk
+# bench/resample: api->image->resample (AVX2, portable) against Pillow, per call.
+EXTRA_PROGRAMS += bench/resample
+bench_resample_SOURCES = bench/resample.c
+bench_resample_CFLAGS = $(libeqmhost_la_CFLAGS)
+bench_resample_LDADD = libeqmhost.la -lm
+CLEANFILES += bench/resample
 EXTRA_PROGRAMS += bench/train-step bench/conv-layers
 bench_conv_layers_SOURCES = bench/conv_layers.c
 bench_conv_layers_CFLAGS = $(libeqmhost_la_CFLAGS)
@@ -15,7 +21,7 @@ bench_train_step_LDADD = libeqmhost.la
 CLEANFILES += bench/train-step
 EXTRA_DIST += bench/train_step_torch.py bench/README.md
 
-bench: bench/train-step bench/conv-layers bench/shards bench/loader $(pkglib_LTLIBRARIES)
+bench: bench/train-step bench/conv-layers bench/shards bench/loader bench/resample $(pkglib_LTLIBRARIES)
 bench-train-step: bench
 	EQM_SRCDIR='$(abs_top_srcdir)' ./bench/train-step \
 	  --plugin-path '$(abs_top_builddir)/plugins/backbone/resnet/.libs' $(BENCH_ARGS)

@@ -393,6 +393,44 @@ RS_TARGET_V3 static void t8(const uint8_t *const r[8], int n, uint8_t *q)
             q[8 * j + i] = r[i][j];
 }
 
+/* The inverse of t8 for nv <= 8 rows: q[8j + r] -> byte j of row r (rows r < nv only).
+ * Per 16 columns: a byte shuffle pairs columns (2i, 2i + 1) per row into 16-bit words,
+ * then an 8 x 8 transpose of words. */
+RS_TARGET_V3 static void ut8(const uint8_t *q, int n, uint8_t *const o[8], int nv)
+{
+    const __m128i pairs = _mm_setr_epi8(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+    int j = 0;
+    for (; j + 16 <= n; j += 16) {
+        __m128i b[8], t[8], u[8], r[8];
+        for (int i = 0; i < 8; i++)
+            b[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(q + 8 * (j + 2 * i))),
+                                    pairs);
+        for (int i = 0; i < 4; i++) {
+            t[2 * i] = _mm_unpacklo_epi16(b[2 * i], b[2 * i + 1]);
+            t[2 * i + 1] = _mm_unpackhi_epi16(b[2 * i], b[2 * i + 1]);
+        }
+        u[0] = _mm_unpacklo_epi32(t[0], t[2]), u[1] = _mm_unpackhi_epi32(t[0], t[2]);
+        u[2] = _mm_unpacklo_epi32(t[1], t[3]), u[3] = _mm_unpackhi_epi32(t[1], t[3]);
+        u[4] = _mm_unpacklo_epi32(t[4], t[6]), u[5] = _mm_unpackhi_epi32(t[4], t[6]);
+        u[6] = _mm_unpacklo_epi32(t[5], t[7]), u[7] = _mm_unpackhi_epi32(t[5], t[7]);
+        for (int i = 0; i < 4; i++) {
+            r[2 * i] = _mm_unpacklo_epi64(u[i], u[i + 4]);
+            r[2 * i + 1] = _mm_unpackhi_epi64(u[i], u[i + 4]);
+        }
+        for (int i = 0; i < nv; i++)
+            _mm_storeu_si128((__m128i *)(o[i] + j), r[i]);
+    }
+    for (; j < n; j++)
+        for (int i = 0; i < nv; i++)
+            o[i][j] = q[8 * j + i];
+}
+
+/* Two 16-bit taps (a low, b high) broadcast to every 32-bit lane, for vpmaddwd. */
+RS_TARGET_V3 static inline __m256i tap_pair(int32_t a, int32_t b)
+{
+    return _mm256_set1_epi32((int32_t)((uint32_t)(uint16_t)a | (uint32_t)b << 16));
+}
+
 RS_TARGET_V3 static inline __m128i pack8(__m256i s)
 {
     s = _mm256_srai_epi32(s, PRECISION_BITS);
@@ -405,7 +443,7 @@ RS_TARGET_V3 static inline __m128i pack8(__m256i s)
  * transposed into q. */
 RS_TARGET_V3 static void hpass_v3(const uint8_t *src, size_t stride, int nr, int c,
                                   uint8_t *tmp, size_t tstride, int ow, const axis *ax,
-                                  uint8_t *q)
+                                  uint8_t *q, uint8_t *qo)
 {
     const int K = ax->ksize;
     const int32_t *kk = ax->kk, *bd = ax->bounds;
@@ -425,8 +463,32 @@ RS_TARGET_V3 static void hpass_v3(const uint8_t *src, size_t stride, int nr, int
             int xmin = bd[2 * xx], xmax = bd[2 * xx + 1];
             const uint8_t *p = q + (size_t)(xmin - xlo) * c * 8;
             if (c == 3) {
-                __m256i s0 = half, s1 = half, s2 = half;
-                for (int x = 0; x < xmax; x++, p += 24) {
+                /* taps in pairs (x, x + 1), each split as in vpass_v3 (k = 2048 kh + kl):
+                 * bytes of the 8 rows of both taps interleaved, widened to 16 bits, two
+                 * vpmaddwd per channel: the exact integer sums of the 32-bit products */
+                __m256i h0 = _mm256_setzero_si256(), h1 = h0, h2 = h0;
+                __m256i l0 = half, l1 = half, l2 = half;
+                int x = 0;
+                for (; x + 1 < xmax; x += 2, p += 48) {
+                    __m256i kh = tap_pair(k[x] >> 11, k[x + 1] >> 11);
+                    __m256i kl = tap_pair(k[x] & 2047, k[x + 1] & 2047);
+                    __m256i q0 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(
+                        _mm_loadl_epi64((const __m128i *)p), _mm_loadl_epi64((const __m128i *)(p + 24))));
+                    __m256i q1 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(
+                        _mm_loadl_epi64((const __m128i *)(p + 8)), _mm_loadl_epi64((const __m128i *)(p + 32))));
+                    __m256i q2 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(
+                        _mm_loadl_epi64((const __m128i *)(p + 16)), _mm_loadl_epi64((const __m128i *)(p + 40))));
+                    h0 = _mm256_add_epi32(h0, _mm256_madd_epi16(q0, kh));
+                    h1 = _mm256_add_epi32(h1, _mm256_madd_epi16(q1, kh));
+                    h2 = _mm256_add_epi32(h2, _mm256_madd_epi16(q2, kh));
+                    l0 = _mm256_add_epi32(l0, _mm256_madd_epi16(q0, kl));
+                    l1 = _mm256_add_epi32(l1, _mm256_madd_epi16(q1, kl));
+                    l2 = _mm256_add_epi32(l2, _mm256_madd_epi16(q2, kl));
+                }
+                __m256i s0 = _mm256_add_epi32(_mm256_slli_epi32(h0, 11), l0);
+                __m256i s1 = _mm256_add_epi32(_mm256_slli_epi32(h1, 11), l1);
+                __m256i s2 = _mm256_add_epi32(_mm256_slli_epi32(h2, 11), l2);
+                for (; x < xmax; x++, p += 24) {
                     __m256i kv = _mm256_set1_epi32(k[x]);
                     s0 = _mm256_add_epi32(s0, _mm256_mullo_epi32(
                         _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p)), kv));
@@ -435,36 +497,37 @@ RS_TARGET_V3 static void hpass_v3(const uint8_t *src, size_t stride, int nr, int
                     s2 = _mm256_add_epi32(s2, _mm256_mullo_epi32(
                         _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + 16))), kv));
                 }
-                uint8_t t[48];
-                _mm_storel_epi64((__m128i *)t, pack8(s0));
-                _mm_storel_epi64((__m128i *)(t + 8), pack8(s1));
-                _mm_storel_epi64((__m128i *)(t + 16), pack8(s2));
-                for (int i = 0; i < nv; i++) {
-                    o[i][3 * xx] = t[i];
-                    o[i][3 * xx + 1] = t[8 + i];
-                    o[i][3 * xx + 2] = t[16 + i];
-                }
+                _mm_storel_epi64((__m128i *)(qo + 24 * (size_t)xx), pack8(s0));
+                _mm_storel_epi64((__m128i *)(qo + 24 * (size_t)xx + 8), pack8(s1));
+                _mm_storel_epi64((__m128i *)(qo + 24 * (size_t)xx + 16), pack8(s2));
             } else {
                 __m256i s0 = half;
                 for (int x = 0; x < xmax; x++, p += 8)
                     s0 = _mm256_add_epi32(s0, _mm256_mullo_epi32(
                         _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p)),
                         _mm256_set1_epi32(k[x])));
-                uint8_t t[16];
-                _mm_storel_epi64((__m128i *)t, pack8(s0));
-                for (int i = 0; i < nv; i++)
-                    o[i][xx] = t[i];
+                _mm_storel_epi64((__m128i *)(qo + 8 * (size_t)xx), pack8(s0));
             }
         }
+        /* the outputs of the 8 rows, transposed back (scattering them byte by byte was
+         * most of this pass's time) */
+        ut8(qo, ow * c, o, nv);
     }
 }
 
-/* Vertical pass (as vpass), 32 bytes at a time in registers. */
+/* Vertical pass (as vpass), 32 bytes at a time in registers, two taps per vpmaddwd.
+ * Each 22-bit tap k is split as k = 2048 kh + kl (kl in [0, 2048), kh = k >> 11, both fit
+ * 16 bits), so sum p k = 2048 sum p kh + sum p kl: two exact 16 x 16 -> 32-bit multiply-add
+ * chains over byte pixels, the same integer as the 32-bit products of the portable loop
+ * (vpass), hence the same output. Rows are paired (y, y + 1); an odd last tap pairs with a
+ * zero tap. In-lane unpacks put pixels {0-3,16-19}, {4-7,20-23}, {8-11,24-27},
+ * {12-15,28-31} in the four accumulators; packus_epi32 then packus_epi16 restore the order. */
 RS_TARGET_V3 static void vpass_v3(const uint8_t *vsrc, size_t vstride, uint8_t *dst,
                                   size_t dstride, int oh, int rowlen, const axis *ay)
 {
     const int kv = ay->ksize;
     const __m256i half = _mm256_set1_epi32(1 << (PRECISION_BITS - 1));
+    const __m256i zero = _mm256_setzero_si256();
     for (int yy = 0; yy < oh; yy++) {
         const int32_t *k = ay->kk + (size_t)yy * kv;
         int ymin = ay->bounds[2 * yy], ymax = ay->bounds[2 * yy + 1];
@@ -472,23 +535,34 @@ RS_TARGET_V3 static void vpass_v3(const uint8_t *vsrc, size_t vstride, uint8_t *
         uint8_t *o = dst + (size_t)yy * dstride;
         int x = 0;
         for (; x + 32 <= rowlen; x += 32) {
-            __m256i s0 = half, s1 = half, s2 = half, s3 = half;
+            __m256i h0 = zero, h1 = zero, h2 = zero, h3 = zero;
+            __m256i l0 = half, l1 = half, l2 = half, l3 = half;
             const uint8_t *rp = base + x;
-            for (int y = 0; y < ymax; y++, rp += vstride) {
-                __m256i kw = _mm256_set1_epi32(k[y]);
-                __m256i v = _mm256_loadu_si256((const __m256i *)rp);
-                __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
-                s0 = _mm256_add_epi32(s0, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(lo), kw));
-                s1 = _mm256_add_epi32(s1, _mm256_mullo_epi32(
-                    _mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8)), kw));
-                s2 = _mm256_add_epi32(s2, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(hi), kw));
-                s3 = _mm256_add_epi32(s3, _mm256_mullo_epi32(
-                    _mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8)), kw));
+            for (int y = 0; y < ymax; y += 2, rp += 2 * vstride) {
+                int two = y + 1 < ymax;
+                int32_t k0 = k[y], k1 = two ? k[y + 1] : 0;
+                __m256i kh = tap_pair(k0 >> 11, k1 >> 11);
+                __m256i kl = tap_pair(k0 & 2047, k1 & 2047);
+                __m256i va = _mm256_loadu_si256((const __m256i *)rp);
+                __m256i vb = two ? _mm256_loadu_si256((const __m256i *)(rp + vstride)) : zero;
+                __m256i alo = _mm256_unpacklo_epi8(va, zero), ahi = _mm256_unpackhi_epi8(va, zero);
+                __m256i blo = _mm256_unpacklo_epi8(vb, zero), bhi = _mm256_unpackhi_epi8(vb, zero);
+                __m256i p0 = _mm256_unpacklo_epi16(alo, blo), p1 = _mm256_unpackhi_epi16(alo, blo);
+                __m256i p2 = _mm256_unpacklo_epi16(ahi, bhi), p3 = _mm256_unpackhi_epi16(ahi, bhi);
+                h0 = _mm256_add_epi32(h0, _mm256_madd_epi16(p0, kh));
+                h1 = _mm256_add_epi32(h1, _mm256_madd_epi16(p1, kh));
+                h2 = _mm256_add_epi32(h2, _mm256_madd_epi16(p2, kh));
+                h3 = _mm256_add_epi32(h3, _mm256_madd_epi16(p3, kh));
+                l0 = _mm256_add_epi32(l0, _mm256_madd_epi16(p0, kl));
+                l1 = _mm256_add_epi32(l1, _mm256_madd_epi16(p1, kl));
+                l2 = _mm256_add_epi32(l2, _mm256_madd_epi16(p2, kl));
+                l3 = _mm256_add_epi32(l3, _mm256_madd_epi16(p3, kl));
             }
-            __m128i a = _mm_unpacklo_epi64(pack8(s0), pack8(s1));
-            __m128i b = _mm_unpacklo_epi64(pack8(s2), pack8(s3));
-            _mm_storeu_si128((__m128i *)(o + x), a);
-            _mm_storeu_si128((__m128i *)(o + x + 16), b);
+#define RS_SUM(h, l) _mm256_srai_epi32(_mm256_add_epi32(_mm256_slli_epi32(h, 11), l), PRECISION_BITS)
+            __m256i w01 = _mm256_packus_epi32(RS_SUM(h0, l0), RS_SUM(h1, l1));
+            __m256i w23 = _mm256_packus_epi32(RS_SUM(h2, l2), RS_SUM(h3, l3));
+#undef RS_SUM
+            _mm256_storeu_si256((__m256i *)(o + x), _mm256_packus_epi16(w01, w23));
         }
         for (; x < rowlen; x++) {
             int s = 1 << (PRECISION_BITS - 1);
@@ -519,7 +593,8 @@ static int cpu_v3(void) { return 0; }
  * rows dstride apart) with the taps of ax (horizontal; NULL: the axis is not filtered, ow
  * == w) and ay (vertical; NULL: oh == h), bounds relative to the window. tmp: room for the
  * rows the vertical pass reads, horizontally filtered (ow * c bytes each), then 64 bytes
- * of alignment and 8 rows of the columns the horizontal taps read (AVX2 path). */
+ * of alignment and 8 rows of the columns the horizontal taps read, then 64 + 8 rows of
+ * ow * c output bytes, transposed (AVX2 path). */
 static void resample_window(const uint8_t *src, size_t stride, int w, int h, int c,
                             uint8_t *dst, size_t dstride, int ow, int oh, const axis *ax,
                             const axis *ay, uint8_t *tmp, int simd)
@@ -545,8 +620,11 @@ static void resample_window(const uint8_t *src, size_t stride, int w, int h, int
         if (simd) {
             uint8_t *q = tmp + (size_t)ow * c * (size_t)(ylast - yfirst);
             q += (64 - ((uintptr_t)q & 63)) & 63;
+            int ncols = ax->bounds[2 * ow - 2] + ax->bounds[2 * ow - 1] - ax->bounds[0];
+            uint8_t *qo = q + (size_t)ncols * c * 8;
+            qo += (64 - ((uintptr_t)qo & 63)) & 63;
             hpass_v3(src + (size_t)yfirst * stride, stride, ylast - yfirst, c, t, tstride, ow,
-                     ax, q);
+                     ax, q, qo);
             y = ylast;
         }
 #endif
@@ -633,7 +711,7 @@ int image_resample(eqm_host *h, const char *who, const eqm_image *in, const doub
     size_t ncols = need_h ? (size_t)(ax.bounds[2 * ow - 2] + ax.bounds[2 * ow - 1] -
                                      ax.bounds[0])
                           : 0;
-    size_t tmp_need = (size_t)ow * c * nrows + 64 + ncols * c * 8 + 64;
+    size_t tmp_need = (size_t)ow * c * nrows + 64 + ncols * c * 8 + 64 + (size_t)ow * c * 8 + 64;
     if (grow((void **)&t->buf, &t->buf_cap, tmp_need, 1))
         return host_ctx_set_error(h, EQM_ERR_NOMEM, "%s: out of memory", who);
     const uint8_t *src = (const uint8_t *)in->data + (size_t)y0 * in->stride + (size_t)x0 * c;

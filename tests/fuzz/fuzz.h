@@ -34,6 +34,9 @@ void fuzz_quiet(void);
 /* The folder of the built plugins: $EQUIMOD_PLUGIN_PATH, else FUZZ_PLUGIN_DIR (the
  * build tree's plugin-dir, compiled in). */
 const char *fuzz_plugin_dir(void);
+/* The registry of the built plugins (fuzz_plugin_dir()), scanned on first use with host
+ * logging off; fuzz_fail()s when it holds no plugin. */
+struct eqm_registry *fuzz_registry(void);
 _Noreturn void fuzz_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -37,11 +37,7 @@ static void init(void)
 {
     if (reg)
         return;
-    fuzz_quiet();
-    reg = registry_create();
-    const char *d = fuzz_plugin_dir();
-    if (!reg || registry_scan(reg, &d, 1) <= 0)
-        fuzz_fail("no plugins found in %s (build them first, or set EQUIMOD_PLUGIN_PATH)", d);
+    reg = fuzz_registry();
     for (int m = 0; m < 4; m++) {
         char err[1024], root[700];
         snprintf(root, sizeof root, "data.root=%s", fuzz_dir());

@@ -108,6 +108,19 @@ const char *fuzz_plugin_dir(void)
 #endif
 }
 
+eqm_registry *fuzz_registry(void)
+{
+    static eqm_registry *reg;
+    if (reg)
+        return reg;
+    fuzz_quiet();
+    reg = registry_create();
+    const char *d = fuzz_plugin_dir();
+    if (!reg || registry_scan(reg, &d, 1) <= 0)
+        fuzz_fail("no plugins found in %s (build them first, or set EQUIMOD_PLUGIN_PATH)", d);
+    return reg;
+}
+
 void fuzz_fail(const char *fmt, ...)
 {
     va_list ap;

@@ -516,7 +516,10 @@ int sweep_execute(const sweep_plan *p, const char *dir, const sweep_run_opts *o)
         if (!strcmp(what, "done")) {
             pg.done++;
             pg.finished_here++;
-            pg.run_time_sum += wall;
+            /* the run's whole wall time (training, evaluations, earlier attempts): `wall` is
+             * only its last phase's, a minute of linear evaluation, which made the ETA of
+             * a sweep of 45-minute runs read "1m05s" */
+            pg.run_time_sum += rs[sl.run].wall_prev;
             rs[sl.run].todo = 0;
             char d[32];
             fmt_dur(rs[sl.run].wall_prev, d, sizeof d);

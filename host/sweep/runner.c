@@ -251,6 +251,14 @@ typedef struct progress {
     const slot *slots;
 } progress;
 
+static int in_slot(const slot *slots, int jobs, int run)
+{
+    for (int i = 0; i < jobs; i++)
+        if (slots[i].run == run)
+            return 1;
+    return 0;
+}
+
 static double eta(const progress *pg, int pending)
 {
     if (!pg->finished_here)
@@ -388,7 +396,11 @@ int sweep_execute(const sweep_plan *p, const char *dir, const sweep_run_opts *o)
         for (int i = 0; i < jobs && !interrupted; i++) {
             if (slots[i].run >= 0)
                 continue;
-            while (next < p->n_runs && !rs[next].todo)
+            /* a run that is in a slot is never started twice: after a training ends,
+             * `next` goes back to its run for the linear evaluation, and the runs after it
+             * may be running (seen with --jobs 2: a second `train --resume` into the run
+             * folder of a run still training) */
+            while (next < p->n_runs && (!rs[next].todo || in_slot(slots, jobs, next)))
                 next++;
             if (next >= p->n_runs)
                 break;

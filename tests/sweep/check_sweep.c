@@ -473,6 +473,42 @@ START_TEST(test_runtime_failure)
 }
 END_TEST
 
+/* --jobs 2 with a linear evaluation: when a run's training ends, its slot runs the
+ * evaluation; the runs after it that are still training must not be started a second time
+ * (they were: a second `train --resume` into the folder of a run still training, seen in
+ * study (1)). Run a (1 epoch) ends, is evaluated, and its slot must go to c, not to b
+ * (8 epochs, still training). */
+START_TEST(test_jobs_never_start_a_running_run)
+{
+    if (!have_data)
+        return;
+    char ini[600], body[4096], dir[400], path[600], *out;
+    snprintf(ini, sizeof ini, "%s/jobs.ini", tmpdir);
+    snprintf(body, sizeof body,
+             "[sweep]\nbase = %s/tests/train/tiny.ini\nlinear = fast\n[set.train]\n"
+             "max_samples = 128\n[set.loader]\nbatch_size = 32\n[set.eval]\n"
+             "train_limit = 256\ntest_limit = 200\nlinear_epochs = 2\n"
+             "[axis.ep]\nkey = train.epochs\nvalues = 1, 8, 1\nnames = a, b, c\n",
+             srcdir);
+    write_file(ini, body);
+    snprintf(dir, sizeof dir, "%s/j", tmpdir);
+    const char *args[] = {"sweep", ini, "--jobs", "2", "--out", dir, NULL};
+    int rc = run(args, &out);
+    ck_assert_msg(rc == 0, "exit %d:\n%s", rc, out);
+    int starts_b = 0;
+    for (const char *q = out; (q = strstr(q, "started ep=b")); q++)
+        starts_b += strncmp(q + strlen("started ep=b"), " (linear", 8) != 0;
+    ck_assert_msg(starts_b == 1, "run b was started %d times for training:\n%s", starts_b, out);
+    free(out);
+    snprintf(path, sizeof path, "%s/ep=b/sweep-status.json", dir);
+    char *st = slurp(path);
+    ck_assert_ptr_nonnull(st);
+    ck_assert_msg(strstr(st, "\"attempts\": 2") && strstr(st, "\"status\": \"done\""),
+                  "b: one training and one evaluation attempt expected:\n%s", st);
+    free(st);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("sweep");
@@ -484,6 +520,7 @@ int main(void)
     tcase_add_test(tc, test_shipped_studies);
     tcase_add_test(tc, test_sweep_e2e);
     tcase_add_test(tc, test_runtime_failure);
+    tcase_add_test(tc, test_jobs_never_start_a_running_run);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

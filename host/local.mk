@@ -20,7 +20,10 @@ libeqmhost_la_SOURCES = \
 	host/cmd/train.c \
 	host/cmd/export.c \
 	host/cmd/views.c \
-	host/cmd/shards.c
+	host/cmd/shards.c \
+	host/cmd/probe.c \
+	host/eval/probe.h \
+	host/eval/probe.c
 libeqmhost_la_CFLAGS = $(AM_CFLAGS) $(OPENBLAS_CFLAGS) $(URING_CFLAGS) $(ARCHIVE_CFLAGS) \
 	$(TURBOJPEG_CFLAGS) $(ZLIB_CFLAGS) $(INIH_CFLAGS) $(JANSSON_CFLAGS) $(PNG_CFLAGS)
 libeqmhost_la_LIBADD = $(OPENBLAS_LIBS) $(URING_LIBS) $(ARCHIVE_LIBS) $(TURBOJPEG_LIBS) \

@@ -11,3 +11,4 @@ include tests/dist/local.mk
 include tests/sweep/local.mk
 include tests/fuzz/local.mk
 include tests/fault/local.mk
+include tests/probe/local.mk

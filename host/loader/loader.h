@@ -172,6 +172,10 @@ void loader_stats(const eqm_loader *l, eqm_loader_stats *s);
  * param_name, in pipeline order (the view1 layout). */
 int loader_t_dim(const eqm_loader *l);
 const char *loader_t_name(const eqm_loader *l, int i);
+/* The augmentation that records field i of t: its config section ("augment.crop") and,
+ * in *plugin when not NULL, its plugin name ("random_resized_crop"); NULL if i is out of
+ * range. Fields of one augmentation are contiguous (equimod probe groups t by it). */
+const char *loader_t_group(const eqm_loader *l, int i, const char **plugin);
 /* t_std[k] = (t_raw[k] - mean[k % P]) / std[k % P] for n rows of P values (n*P floats;
  * t_raw == t_std allowed). Constants: [loader] t_standardize. With "none" it copies. */
 void loader_standardize_t(const eqm_loader *l, const float *t_raw, float *t_std, int n);

@@ -96,6 +96,24 @@ const char *loader_t_name(const eqm_loader *l, int i)
     return i >= 0 && i < loader_t_dim(l) ? l->t_names[i] : NULL;
 }
 
+const char *loader_t_group(const eqm_loader *l, int i, const char **plugin)
+{
+    if (plugin)
+        *plugin = NULL;
+    if (i < 0 || i >= loader_t_dim(l))
+        return NULL;
+    for (int s = 0, k = 0; s < l->pipe[1].n; s++) {
+        const aug_inst *a = l->pipe[1].steps[s];
+        if (i < k + a->n_params) {
+            if (plugin)
+                *plugin = a->pl->desc.name;
+            return a->section;
+        }
+        k += a->n_params;
+    }
+    return NULL;
+}
+
 void loader_standardize_t(const eqm_loader *l, const float *t_raw, float *t_std, int n)
 {
     int P = loader_t_dim(l);

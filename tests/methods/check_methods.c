@@ -118,7 +118,7 @@ START_TEST(test_simclr_table)
     ck_assert_int_eq(hmod_find(&m, "g.6.bias"), -1);
     ck_assert_int_eq(hmod_find(&m, "g.7.weight"), -1);
     ck_assert_int_eq(m.ops->out_dim(m.self), 128);
-    ck_assert_int_eq((int)m.ops->flags, 0);
+    ck_assert_int_eq((int)m.ops->flags, EQM_MODULE_EMBEDDING);
     /* PyTorch init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)); BN 1/0, running 0/1 */
     ck_assert_int_eq(hmod_init(&m, 5), EQM_OK);
     int w = hmod_find(&m, "g.0.weight");
@@ -141,7 +141,7 @@ START_TEST(test_byol_table)
 {
     hmod m;
     open_or_fail(&m, EQM_KIND_METHOD, "byol", NULL, 512, 0, 8);
-    ck_assert_int_eq((int)m.ops->flags, EQM_MODULE_NEEDS_TARGET);
+    ck_assert_int_eq((int)m.ops->flags, EQM_MODULE_NEEDS_TARGET | EQM_MODULE_EMBEDDING);
     expect_tensor(&m, "proj.0.weight", 4096, 512, EQM_T_DECAY | EQM_T_EMA);
     expect_tensor(&m, "proj.1.weight", 4096, 0, EQM_T_EMA);
     expect_tensor(&m, "proj.1.running_var", 4096, 0, EQM_T_EMA | EQM_T_BUFFER);
@@ -342,6 +342,65 @@ static const char *const ov_eq[] = {"head", "12-6", "t_layers", "7", "tau", "0.2
                                     "0.7", NULL};
 static const char *const ov_eq_excl[] = {"head", "12-10-6", "t_layers", "9-7", "pred_hidden",
                                          "8", "tau", "0.3", "exclude_sibling", "true", NULL};
+
+/* ABI 1.3 EQM_MODULE_EMBEDDING: train = 0 and out != NULL writes z (rows x out_dim) and
+ * nothing else: no loss, no metrics, in_target not read, no backward after it. Checked
+ * after a training forward (BN running statistics no longer 0/1): the values are finite,
+ * each row's z does not depend on the other rows (eval-mode BN), and for SimCLR the
+ * NT-Xent of the embedding equals the eval-mode loss forward's. */
+static void check_embedding(const char *name, const char *const *ov, int Z)
+{
+    enum { R = 8, D = 8 };
+    hmod m;
+    open_or_fail(&m, EQM_KIND_METHOD, name, ov, D, 0, R);
+    ck_assert_int_eq(hmod_init(&m, 3), EQM_OK);
+    float h[R * D], ht[R * D], z[R * 16], z4[4 * 16];
+    fill_normal(h, R * D, 11);
+    fill_normal(ht, R * D, 12);
+    eqm_module_io io;
+    ck_assert_msg(hmod_forward(&m, &io, R, 1, h, ht, NULL) == EQM_OK, "%s", hmod_error(&m));
+    for (int i = 0; i < R * 16; i++)
+        z[i] = z4[i % (4 * 16)] = NAN;
+    memset(&io, 0, sizeof io);
+    io.size = sizeof io;
+    io.rows = R;
+    io.n_views = 2;
+    io.train = 0;
+    io.in = h;
+    io.out = z;
+    io.loss = 123;
+    io.n_metrics = 5;
+    ck_assert_msg(m.ops->forward(m.self, &io) == EQM_OK, "%s", hmod_error(&m));
+    ck_assert(io.loss == 0 && io.n_metrics == 0);
+    for (int i = 0; i < R * Z; i++)
+        ck_assert_msg(isfinite(z[i]), "%s: z[%d] = %g", name, i, (double)z[i]);
+    ck_assert_msg(isnan(z[R * Z]), "%s wrote past rows x out_dim", name);
+    ck_assert_int_eq(m.ops->backward(m.self, &io), EQM_ERR_STATE);
+    io.rows = 4;
+    io.out = z4;
+    ck_assert_msg(m.ops->forward(m.self, &io) == EQM_OK, "%s", hmod_error(&m));
+    expect_close("z of 4 rows vs of 8", z4, z, 4 * (size_t)Z, 1e-6, 1e-7);
+    if (!strcmp(name, "simclr")) {
+        ck_assert_msg(hmod_forward(&m, &io, R, 0, h, NULL, NULL) == EQM_OK, "%s",
+                      hmod_error(&m));
+        eqm_ntxent_shape sh = {R, Z, 0.5, 0};
+        float *scr = malloc(host_api()->nn->ntxent_scratch_floats(&sh) * sizeof(float));
+        float loss = 0;
+        ck_assert_int_eq(host_api()->nn->ntxent_forward(m.host, &sh, &loss, z, scr), EQM_OK);
+        free(scr);
+        ck_assert_msg(fabs(loss - io.loss) <= 1e-6 * fabs(io.loss),
+                      "NT-Xent of the embedding %.9g, eval-mode loss %.9g", (double)loss,
+                      io.loss);
+    }
+    hmod_close(&m);
+}
+
+START_TEST(test_embedding_forward)
+{
+    check_embedding("simclr", ov_simclr, 6);
+    check_embedding("byol", ov_byol, 6);
+}
+END_TEST
 
 static const fd_case fd_cases[] = {
     {"simclr", ov_simclr, 4, 8, 0},
@@ -601,6 +660,7 @@ static Suite *methods_suite(void)
     tcase_add_test(tc, test_simclr_table);
     tcase_add_test(tc, test_byol_table);
     tcase_add_test(tc, test_byol_target_momentum);
+    tcase_add_test(tc, test_embedding_forward);
     tcase_add_test(tc, test_equimod_table);
     suite_add_tcase(s, tc);
     tc = tcase_create("torch");

@@ -204,13 +204,23 @@ static int byol_forward(void *self, eqm_module_io *io)
     if (R < 2 || R % 2 || R > s->max_rows)
         return api->set_error(s->host, EQM_ERR_INVAL,
                               "rows %d: expected an even count 2N in 2..%d", R, s->max_rows);
-    if (!io->in_target)
-        return api->set_error(s->host, EQM_ERR_INVAL,
-                              "io->in_target (target backbone features) is required");
     byol_bufs b;
     layout(s, s->act, R, &b);
     int N = R / 2, Z = s->proj.out_dim;
     const float *z, *p, *zt;
+    if (!io->train && io->out) { /* embedding forward (EQM_MODULE_EMBEDDING): z only */
+        int rc = mlp_forward(&s->proj, api, s->host, s->params, b.proj, R, 0, io->in, &z);
+        if (rc < 0)
+            return rc;
+        memcpy(io->out, z, (size_t)R * (size_t)Z * sizeof(float));
+        io->loss = 0;
+        io->n_metrics = 0;
+        s->last_rows = 0;
+        return EQM_OK;
+    }
+    if (!io->in_target)
+        return api->set_error(s->host, EQM_ERR_INVAL,
+                              "io->in_target (target backbone features) is required");
     int rc = mlp_forward(&s->proj, api, s->host, s->params, b.proj, R, io->train, io->in, &z);
     if (rc == EQM_OK)
         rc = mlp_forward(&s->pred, api, s->host, s->params + s->proj.n_tensors, b.pred, R,
@@ -291,7 +301,7 @@ static const eqm_module_ops byol_ops = {
     .forward = byol_forward,
     .backward = byol_backward,
     .out_dim = byol_out_dim,
-    .flags = EQM_MODULE_NEEDS_TARGET,
+    .flags = EQM_MODULE_NEEDS_TARGET | EQM_MODULE_EMBEDDING,
     .target_momentum = byol_target_momentum,
 };
 

@@ -155,6 +155,13 @@ static int simclr_forward(void *self, eqm_module_io *io)
     rc = mlp_forward(&s->g, api, s->host, s->params, s->act, R, io->train, io->in, &z);
     if (rc < 0)
         return rc;
+    if (!io->train && io->out) { /* embedding forward (EQM_MODULE_EMBEDDING) */
+        memcpy(io->out, z, (size_t)R * (size_t)s->g.out_dim * sizeof(float));
+        io->loss = 0;
+        io->n_metrics = 0;
+        s->last_rows = 0;
+        return EQM_OK;
+    }
     eqm_ntxent_shape sh = nt_shape(s, R);
     float *scratch = s->act + mlp_act_floats(&s->g, R) + mlp_scratch_floats(&s->g, R) +
                      (size_t)R * s->g.out_dim;
@@ -208,7 +215,7 @@ static const eqm_module_ops simclr_ops = {
     .forward = simclr_forward,
     .backward = simclr_backward,
     .out_dim = simclr_out_dim,
-    .flags = 0,
+    .flags = EQM_MODULE_EMBEDDING,
 };
 
 static const eqm_plugin_desc simclr_desc = {

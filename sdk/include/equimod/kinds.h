@@ -233,6 +233,8 @@ typedef struct eqm_metric {
  *  method:   in = h of the augmented views (rows = 2N: view 1 then view 2);
  *            in_target = target-network h of the same rows (needs_target only).
  *            forward sets loss; backward: din += loss_scale * dL/dh.
+ *            With EQM_MODULE_EMBEDDING (1.3): train = 0 and out != NULL is the embedding
+ *            forward, out = z (rows, out_dim), no loss (see eqm_module_flags).
  *  equimod:  in = h (rows = 3N: original, view 1, view 2); t = standardised t of the views
  *            (2N, P), view 1 then view 2. forward sets loss; backward: din += loss_scale*dL/dh.
  * forward may fill metrics[0..n_metrics). */
@@ -257,7 +259,14 @@ typedef struct eqm_module_io {
 } eqm_module_io;
 
 enum eqm_module_flags {
-    EQM_MODULE_NEEDS_TARGET = 1u << 0 /* method: host keeps an EMA target (BYOL) */
+    EQM_MODULE_NEEDS_TARGET = 1u << 0, /* method: host keeps an EMA target (BYOL) */
+    /* method (appended in 1.3): an embedding forward is supported. Called with
+     * io->train == 0 and io->out != NULL, forward writes the method's embedding z (the
+     * projection head's output, rows x out_dim) of every row of io->in to io->out and
+     * nothing else: no loss (io->loss = 0, no metrics), io->in_target not read, no BN
+     * statistics updated (running statistics used), and no backward may follow. Used by
+     * `equimod probe`. A method without the flag is never called this way. */
+    EQM_MODULE_EMBEDDING = 1u << 1
 };
 
 typedef struct eqm_module_ops {

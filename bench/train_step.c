@@ -3,8 +3,8 @@
  * invocation (bench/train_step_torch.py, tuned: channels_last, tcmalloc preloaded if
  * present, the same thread count), and print images/s, the ratio, achieved GFLOP/s
  * (3 x forward, 1.111 GFLOP/img forward, every tap counted) and peak RSS of each.
- * Precisions: by default the equimod step runs twice, fp32 and bf16 (the backbone's
- * bf16=true: EQM_NN_BF16 convs, bf16 products with fp32 accumulation), each in its own
+ * Precisions: by default the equimod step runs twice, fp32 and bf16 (the host precision of
+ * train.precision = bf16: EQM_NN_BF16 convs and linears, fp32 accumulation), each in its own
  * child process (this program re-run with --precision P --no-torch, so each peak RSS is its
  * own), and the PyTorch step twice, fp32 and under torch.autocast("cpu", bfloat16). Lines
  * "equimod fp32 / torch fp32", "equimod bf16 / torch fp32", "equimod bf16 / torch bf16";
@@ -248,9 +248,9 @@ int main(int argc, char **argv)
     registry_scan(reg, dirs, n_dirs);
     eqm_config *cfg = config_new_empty();
     char err[1024];
-    const char *sets[] = {"backbone.plugin=resnet", "backbone.depth=18", "backbone.stem=cifar",
-                          bf16 ? "backbone.bf16=true" : "backbone.bf16=false"};
-    for (int i = 0; i < 4; i++)
+    const char *sets[] = {"backbone.plugin=resnet", "backbone.depth=18", "backbone.stem=cifar"};
+    nn_precision_set(bf16 ? EQM_NN_BF16 : 0);
+    for (int i = 0; i < 3; i++)
         if (config_set(cfg, sets[i], err, sizeof err)) {
             fprintf(stderr, "train-step: %s\n", err);
             return 1;

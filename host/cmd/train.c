@@ -68,7 +68,12 @@ static void train_usage(FILE *f)
             "gets config.ini, metrics.jsonl, checkpoint.last/.prev, report.md and loss.svg.\n"
             "A folder that holds a checkpoint of the same config is resumed automatically\n"
             "(bit for bit); --resume makes a missing checkpoint an error. SIGINT/SIGTERM save\n"
-            "a checkpoint and stop (exit 130). Plain baseline: --set train.equimod=false.\n");
+            "a checkpoint and stop (exit 130). Plain baseline: --set train.equimod=false.\n"
+            "Precision: --set train.precision=bf16 multiplies convolutions and linear layers\n"
+            "in bfloat16 with fp32 accumulation (AMX-BF16, else AVX512_BF16, picked at start);\n"
+            "weights, checkpoints, batch norm, losses and the optimizer stay fp32. A CPU with\n"
+            "neither feature is an error naming them; EQM_NN_BF16_NATIVE=0 runs the emulation\n"
+            "instead (the same bf16 products, slower than fp32: for checking numbers).\n");
 }
 
 int cmd_train(int argc, char **argv)

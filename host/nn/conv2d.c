@@ -30,7 +30,7 @@
  * first training step no call allocates. Not thread-safe: ops run on the training thread.
  * GEMMs go through nn_sgemm (single-threaded BLAS calls on the host threads, linear.c);
  * im2col/col2im use parallel_for.
- * EQM_NN_BF16 (s->flags): every GEMM of the op (im2col's, the 1x1 ones, Winograd's 16)
+ * EQM_NN_BF16 (s->flags, or the host's precision nn_precision()): every GEMM of the op (im2col's, the 1x1 ones, Winograd's 16)
  * multiplies bf16-rounded operands with fp32 accumulation (gemm_bf16.c); im2col, col2im,
  * the Winograd transforms and all sums outside the GEMMs stay fp32.
  * Left out: bias, groups, dilation, non-square strides/paddings.
@@ -276,10 +276,24 @@ static int fwd_any(eqm_host *h, const eqm_conv2d_shape *s, float *out, const flo
     return fwd_im2col(h, s, out, in, w, accumulate ? 1.f : 0.f, buf);
 }
 
+/* s with the host's precision OR-ed into its flags (a copy in *buf when that changes
+ * them; train.precision = bf16 turns every conv into EQM_NN_BF16). */
+static const eqm_conv2d_shape *with_precision(const eqm_conv2d_shape *s, eqm_conv2d_shape *buf)
+{
+    uint32_t p = nn_precision();
+    if (!s || !p || (s->flags & p) == p)
+        return s;
+    *buf = *s;
+    buf->flags |= p;
+    return buf;
+}
+
 int nn_conv2d_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, const float *in,
                       const float *w)
 {
     int Ho, Wo;
+    eqm_conv2d_shape sp;
+    s = with_precision(s, &sp);
     algo_from_env();
     int rc = conv_check(h, "conv2d_forward", s, &Ho, &Wo);
     if (rc)
@@ -342,6 +356,8 @@ static void flip_body(void *vc, size_t cb, size_t ce)
 int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float *dw,
                        const float *dout, const float *in, const float *w)
 {
+    eqm_conv2d_shape sp;
+    s = with_precision(s, &sp);
     conv_ctx c = {.s = s, .in = in, .din = din};
     algo_from_env();
     int rc = conv_check(h, "conv2d_backward", s, &c.Ho, &c.Wo);

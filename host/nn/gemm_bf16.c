@@ -36,6 +36,7 @@
 
 #include <cblas.h>
 #include <cpuid.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -134,6 +135,37 @@ void nn_bf16_set_native(int mode)
     native_v = mode < nn_bf16_cpu() ? mode : nn_bf16_cpu();
     if (native_v < 0)
         native_v = 0;
+}
+
+const char *nn_bf16_kernel_name(void)
+{
+    static const char *const names[3] = {"emulated (bf16-rounded operands, fp32 sgemm)",
+                                         "AVX512_BF16 (vdpbf16ps)", "AMX-BF16 (tdpbf16ps)"};
+    int v = nn_bf16_native();
+    return names[v >= 0 && v <= 2 ? v : 0];
+}
+
+/* ----------------------------------------------------------------- precision ---- */
+
+static uint32_t prec_flags; /* 0 or EQM_NN_BF16: the training thread's precision */
+
+void nn_precision_set(uint32_t flags) { prec_flags = flags & EQM_NN_BF16; }
+
+uint32_t nn_precision(void) { return prec_flags; }
+
+int nn_precision_check(const char *what, int cpu, int emulate, char *err, size_t errlen)
+{
+    if (cpu > 0 || emulate)
+        return EQM_OK;
+    if (err && errlen)
+        snprintf(err, errlen,
+                 "%s: this CPU has neither AVX512_BF16 (with AVX512 F/BW/VL, and the OS "
+                 "saving the AVX-512 state) nor AMX-BF16, so bf16 products would only run "
+                 "emulated, slower than fp32; set precision = fp32, or run with "
+                 "EQM_NN_BF16_NATIVE=0 to use the emulation anyway (the same bf16 products, "
+                 "for checking numbers, not for speed)",
+                 what);
+    return EQM_ERR_UNSUPPORTED;
 }
 
 /* ----------------------------------------------------------------- emulation ---- */

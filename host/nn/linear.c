@@ -3,6 +3,9 @@
  * Legend: N rows, C_in inputs, C_out outputs; w (C_out, C_in) like PyTorch; b (C_out).
  * forward  out = in @ w^T + b
  * backward din += dout @ w; dw += dout^T @ in; db += column sums of dout.
+ * Precision: the three GEMMs multiply in bf16 (fp32 accumulation) under the host's
+ * precision EQM_NN_BF16 (nn_precision(), train.precision = bf16); the bias and its
+ * gradient stay fp32. At precision 0 they are exactly the sgemm calls they always were.
  * GEMMs of the ops (nn_sgemm, nn_sgemm_batch) run single-threaded BLAS on the host's
  * compute threads (split by output blocks, or one GEMM of a batch per task); the table's
  * sgemm (nn_sgemm_api, for plugins) is one BLAS call with BLAS's own threads.
@@ -199,7 +202,7 @@ int nn_linear_forward(eqm_host *h, const eqm_linear_shape *s, float *out, const 
                 out[(size_t)i * Co + j] = b[j];
         beta = 1.f;
     }
-    nn_sgemm(h, 0, 1, N, Co, Ci, 1.f, in, Ci, w, Ci, beta, out, Co);
+    nn_gemm(h, nn_precision(), 0, 1, N, Co, Ci, 1.f, in, Ci, w, Ci, beta, out, Co);
     return EQM_OK;
 }
 
@@ -210,10 +213,11 @@ int nn_linear_backward(eqm_host *h, const eqm_linear_shape *s, float *din, float
     if (rc)
         return rc;
     int N = s->N, Ci = s->C_in, Co = s->C_out;
+    const uint32_t fl = nn_precision(); /* EQM_NN_BF16 under train.precision = bf16 */
     if (din)
-        nn_sgemm(h, 0, 0, N, Ci, Co, 1.f, dout, Co, w, Ci, 1.f, din, Ci);
+        nn_gemm(h, fl, 0, 0, N, Ci, Co, 1.f, dout, Co, w, Ci, 1.f, din, Ci);
     if (dw)
-        nn_sgemm(h, 1, 0, Co, Ci, N, 1.f, dout, Co, in, Ci, 1.f, dw, Ci);
+        nn_gemm(h, fl, 1, 0, Co, Ci, N, 1.f, dout, Co, in, Ci, 1.f, dw, Ci);
     if (db)
         for (int i = 0; i < N; i++)
             for (int j = 0; j < Co; j++)

@@ -125,6 +125,24 @@ int nn_bf16_cpu(void);
  * nn_bf16_cpu(); tests). Call first from the training thread (it asks Linux for AMX). */
 int nn_bf16_native(void);
 void nn_bf16_set_native(int mode);
+/* The host's precision (train.precision; host state that the ops read, so that the
+ * SDK's shape structs need no field): 0 = fp32 (each conv2d as its own flags say), or
+ * EQM_NN_BF16 = every conv2d (forward, dX, dW) and every linear op (forward, dX, dW)
+ * multiplies in bf16 with fp32 accumulation (their flags OR this). The rest stays fp32:
+ * batch norm, the losses (NT-Xent's and the cosine loss's GEMMs), the table's raw sgemm,
+ * the optimizer. The trainer sets it around each training step only (evaluation,
+ * features and export run fp32). Set and read on the training thread. */
+void nn_precision_set(uint32_t flags);
+uint32_t nn_precision(void);
+/* The CPU check of precision = bf16 (cpu = nn_bf16_cpu(), a parameter so that tests can
+ * pass 0): EQM_OK when the CPU runs bf16 natively (AVX512_BF16 or AMX-BF16), or when
+ * emulate is set (the user asked for the emulation: EQM_NN_BF16_NATIVE=0); otherwise
+ * EQM_ERR_UNSUPPORTED with a message naming the missing feature and the fixes. `what` names
+ * the setting in the message (e.g. "train.precision = bf16"). */
+int nn_precision_check(const char *what, int cpu, int emulate, char *err, size_t errlen);
+/* A printable name of the bf16 kernel nn_bf16_native() picked ("AMX-BF16 (tdpbf16ps)",
+ * "AVX512_BF16 (vdpbf16ps)", "emulated (bf16-rounded operands, fp32 sgemm)"). */
+const char *nn_bf16_kernel_name(void);
 /* Test hook: vcvtne2ps2bf16 of n floats (n % 32 == 0); returns 0 (nothing done) without
  * AVX512_BF16. */
 int nn_bf16_convert_native(uint16_t *dst, const float *src, size_t n);

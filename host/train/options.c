@@ -38,6 +38,11 @@ const eqm_param_spec train_section_spec[] = {
     {"check_params_every", EQM_PARAM_INT, TO(check_params_every), "0", 0, 1e12, NULL,
      "under MPI, debugging: every K steps check that all ranks hold bit-identical "
      "parameters (0 = only at the start)"},
+    {"precision", EQM_PARAM_ENUM, TO(precision), "fp32", 0, -1, "fp32|bf16",
+     "bf16: convolutions and linear layers (forward, dX, dW) multiply in bfloat16 with fp32 "
+     "accumulation (AMX-BF16 or AVX512_BF16, picked at start; a CPU with neither is an "
+     "error unless EQM_NN_BF16_NATIVE=0 asks for the slow emulation); weights, gradients, "
+     "batch norm, losses and the optimizer stay fp32, checkpoints too"},
     {NULL, EQM_PARAM_END, 0, NULL, 0, 0, NULL, NULL}};
 const size_t train_section_size = sizeof(train_opts);
 

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "nn/nn_internal.h"
 #include "train/run.h"
 
 int report_append(const char *run_dir, const char *text)
@@ -353,7 +354,8 @@ void report_final(trainer *tr, const acc_terms *last, double wall_s)
              "- epochs %lld, steps %lld, images %lld, training time %.1f s (this process: "
              "%.1f s wall), %.1f images/s\n"
              "- last epoch means: loss %.4f, L_inv %.4f\n%s"
-             "- optimizer: %s lr %g wd %g, warmup %g epochs, cosine to %g\n\n"
+             "- optimizer: %s lr %g wd %g, warmup %g epochs, cosine to %g\n"
+             "- precision: %s%s\n\n"
              "![loss](loss.svg)\n\n",
              me->plugin ? me->plugin->desc.name : "?", tr->use_equimod ? " + equimod" : "",
              bb->plugin ? bb->plugin->desc.name : "?", bb->out_dim, tr->m.n_trainable,
@@ -363,7 +365,9 @@ void report_final(trainer *tr, const acc_terms *last, double wall_s)
              tr->st.elapsed_s > 0 ? tr->st.images / tr->st.elapsed_s : 0,
              acc_mean(last, "loss"), acc_mean(last, "loss_inv"), extra,
              tr->oo.name ? "SGD" : "LARS", tr->oo.lr, tr->oo.weight_decay,
-             tr->oo.warmup_epochs, tr->oo.final_lr);
+             tr->oo.warmup_epochs, tr->oo.final_lr,
+             tr->to.precision == 1 ? "bf16 products, fp32 accumulation, on " : "fp32",
+             tr->to.precision == 1 ? nn_bf16_kernel_name() : "");
     report_append(tr->dir, text);
     report_svg(tr->dir);
 }

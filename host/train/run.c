@@ -13,8 +13,14 @@
  *   loss.svg        loss curves (per-step total loss, per-epoch means of each term)
  * Config hash: FNV-1a of the resolved config text without [run] and [eval] and without the
  * keys that only steer the stopping/logging (train.max_steps, checkpoint_every,
- * checkpoint_steps, log_every, threads): those may change on resume.
- * Left out: multi-GPU, mixed precision, gradient accumulation.
+ * checkpoint_steps, log_every, threads): those may change on resume. `precision = fp32` (the
+ * default) is left out too (a config from before the key hashes the same).
+ * Precision: train.precision = bf16 sets the host's nn precision (EQM_NN_BF16) around each
+ * training step (step.c): convolutions and linear layers multiply in bf16 with fp32
+ * accumulation; everything stored (params, optimizer state, checkpoints) stays fp32, and
+ * kNN evaluation runs fp32. precision is part of the config hash: a run resumes only at
+ * the precision it was started with.
+ * Left out: multi-GPU, fp16, gradient accumulation.
  */
 #include "config.h"
 
@@ -32,6 +38,7 @@
 #include "train/checkpoint.h"
 #include "dist/dist.h"
 #include "dist/grad.h"
+#include "nn/nn_internal.h"
 #include "train/run.h"
 
 double now_s(void)
@@ -98,6 +105,12 @@ static uint64_t config_hash_text(const char *text)
                 if (rest > l && !strncmp(q, k, l) && (q[l] == ' ' || q[l] == '=' || q[l] == '\t'))
                     sk = 1;
             }
+            /* train.precision = fp32 (the default) hashes as its absence, so checkpoints
+             * written before the key existed still resume */
+            static const char prec[] = "precision = fp32";
+            if (!strcmp(section, "train") && rest == sizeof prec - 1 &&
+                !strncmp(q, prec, rest))
+                sk = 1;
             if (!sk)
                 h = ckpt_hash(h, q, rest);
         }
@@ -236,6 +249,13 @@ static int run_resolve(trainer *tr, const char *config, char **sets, int n_sets,
         return rc;
     if (tr->to.threads > 0)
         host_threads_init((int)tr->to.threads);
+    if (tr->to.precision == 1) { /* bf16: the CPU check (nn_internal.h) */
+        const char *nat = getenv("EQM_NN_BF16_NATIVE");
+        rc = nn_precision_check("train.precision = bf16", nn_bf16_cpu(),
+                                nat && *nat && atoi(nat) == 0, err, errlen);
+        if (rc)
+            return rc;
+    }
     /* Run folder: --out, else [run] out_dir/name, else out_dir/<config stem>. */
     if (out_dir) {
         snprintf(tr->dir, sizeof tr->dir, "%s", out_dir);
@@ -586,6 +606,9 @@ static void run_banner(const trainer *tr, int resumed)
             tr->m.mod[EQM_SLOT_BACKBONE].plugin->desc.name, tr->m.mod[EQM_SLOT_BACKBONE].out_dim,
             (long long)tr->li.n_samples, tr->li.batch_size, (long long)tr->S,
             (long long)tr->to.epochs, resumed ? " (resumed)" : "");
+    if (tr->to.precision == 1)
+        fprintf(stderr, "  precision bf16: conv and linear products on %s, fp32 accumulation "
+                "and fp32 weights\n", nn_bf16_kernel_name());
 }
 
 /* Training with SIGINT/SIGTERM caught (they stop it at the next step, with a checkpoint). */

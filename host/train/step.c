@@ -10,6 +10,7 @@
 
 #include "dist/dist.h"
 #include "dist/grad.h"
+#include "nn/nn_internal.h"
 #include "train/run.h"
 
 /* BYOL: target <- tau*target + (1-tau)*online on every EMA tensor; returns tau. The
@@ -149,7 +150,19 @@ static int average_logged(step_log *s, eqm_module_io *mio, eqm_module_io *eio, c
     return EQM_OK;
 }
 
+static int step_run(trainer *tr, eqm_batch *b, acc_terms *acc, char *err, size_t errlen);
+
+/* The step at train.precision: the host's nn precision is set for the step only, so the
+ * kNN evaluation and everything outside the step run fp32. */
 int train_step(trainer *tr, eqm_batch *b, acc_terms *acc, char *err, size_t errlen)
+{
+    nn_precision_set(tr->to.precision == 1 ? EQM_NN_BF16 : 0);
+    int rc = step_run(tr, b, acc, err, errlen);
+    nn_precision_set(0);
+    return rc;
+}
+
+static int step_run(trainer *tr, eqm_batch *b, acc_terms *acc, char *err, size_t errlen)
 {
     eqm_module_inst *bb = &tr->m.mod[EQM_SLOT_BACKBONE];
     double t0 = now_s();

@@ -57,6 +57,7 @@ typedef struct train_opts {
     int grad_overlap;            /* MPI: 0 thread, 1 test, 2 none (dist/grad.h) */
     int64_t grad_bucket_mb;      /* MPI: gradient all-reduce bucket size */
     int64_t check_params_every;  /* MPI: compare parameters over ranks every K steps */
+    int precision;               /* 0 fp32, 1 bf16 (nn_precision_set around each step) */
 } train_opts;
 
 typedef struct optim_opts {

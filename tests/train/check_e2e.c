@@ -28,6 +28,7 @@
 
 #include <equimod/status.h>
 
+#include "nn/nn_internal.h"
 #include "train/checkpoint.h"
 
 static char bin[2048], cfg_simclr[2048], cfg_byol[2048], tmpdir[256];
@@ -224,33 +225,35 @@ START_TEST(baseline_with_one_set)
 }
 END_TEST
 
-static void resume_case(const char *cfg, const char *tag, int use_signal)
+/* set: one more --set for all three runs (NULL: none). */
+static void resume_case(const char *cfg, const char *tag, int use_signal, const char *set)
 {
     char a[1024], b[1024], log[1024], metrics[2048], pa[2048], pb[2048];
     snprintf(a, sizeof a, "%s/%s_full", tmpdir, tag);
     snprintf(b, sizeof b, "%s/%s_cut", tmpdir, tag);
     snprintf(log, sizeof log, "%s/%s.log", tmpdir, tag);
     snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", b);
-    const char *full[] = {"train", cfg, "--out", a, NULL};
+    const char *full[] = {"train", cfg, "--out", a, set ? "--set" : NULL, set, NULL};
     int rc = run_equimod(full, log, 0, NULL);
     if (rc)
         show_output(log);
     ck_assert_int_eq(rc, 0);
     if (use_signal) {
-        const char *cut[] = {"train", cfg, "--out", b, NULL};
+        const char *cut[] = {"train", cfg, "--out", b, set ? "--set" : NULL, set, NULL};
         rc = run_equimod(cut, log, 3, metrics);
         if (rc != 130)
             show_output(log);
         ck_assert_int_eq(rc, 130); /* interrupted, checkpoint saved */
     } else {
-        const char *cut[] = {"train", cfg, "--out", b, "--set", "train.max_steps=5", NULL};
+        const char *cut[] = {"train", cfg, "--out", b, "--set", "train.max_steps=5",
+                             set ? "--set" : NULL, set, NULL};
         rc = run_equimod(cut, log, 0, NULL);
         ck_assert_int_eq(rc, 0);
         char *o = slurp(log);
         ck_assert_msg(strstr(o, "step 5 (epoch 0, batch 5)"), "%s", o); /* mid-epoch */
         free(o);
     }
-    const char *rest[] = {"train", cfg, "--out", b, "--resume", NULL};
+    const char *rest[] = {"train", cfg, "--out", b, "--resume", set ? "--set" : NULL, set, NULL};
     rc = run_equimod(rest, log, 0, NULL);
     if (rc)
         show_output(log);
@@ -263,10 +266,54 @@ static void resume_case(const char *cfg, const char *tag, int use_signal)
     same_state(pa, pb);
 }
 
-START_TEST(resume_mid_epoch_bit_identical) { resume_case(cfg_simclr, "simclr", 0); }
+START_TEST(resume_mid_epoch_bit_identical) { resume_case(cfg_simclr, "simclr", 0, NULL); }
 END_TEST
 
-START_TEST(resume_after_sigterm_bit_identical_byol) { resume_case(cfg_byol, "byol", 1); }
+START_TEST(resume_after_sigterm_bit_identical_byol) { resume_case(cfg_byol, "byol", 1, NULL); }
+END_TEST
+
+/* train.precision = bf16 (issue 14): the run says so (banner, report.md, config.ini), its
+ * weights differ from the fp32 run of resume_mid_epoch_bit_identical (the precision
+ * reaches the ops), it resumes mid-epoch bit for bit, and resuming it at fp32 is refused
+ * (the precision is part of the config hash). On a CPU without bf16 the run uses the
+ * emulation (EQM_NN_BF16_NATIVE=0 set here only then), the same products. */
+START_TEST(resume_bf16_bit_identical)
+{
+    char p[2048], q[2048], log[1024];
+    if (nn_bf16_cpu() == 0)
+        setenv("EQM_NN_BF16_NATIVE", "0", 1);
+    resume_case(cfg_simclr, "simclr_bf16", 0, "train.precision=bf16");
+    snprintf(log, sizeof log, "%s/simclr_bf16.log", tmpdir);
+    char *o = slurp(log);
+    ck_assert_msg(strstr(o, "precision bf16: conv and linear products on "), "%s", o);
+    free(o);
+    snprintf(p, sizeof p, "%s/simclr_bf16_full/report.md", tmpdir);
+    o = slurp(p);
+    ck_assert_msg(o && strstr(o, "- precision: bf16 products, fp32 accumulation, on "), "%s", o);
+    free(o);
+    snprintf(p, sizeof p, "%s/simclr_bf16_full/config.ini", tmpdir);
+    o = slurp(p);
+    ck_assert_msg(o && strstr(o, "precision = bf16"), "%s", o);
+    free(o);
+    ckpt ca, cb;
+    char err[1024];
+    snprintf(p, sizeof p, "%s/simclr_full/%s", tmpdir, CKPT_LAST);
+    snprintf(q, sizeof q, "%s/simclr_bf16_full/%s", tmpdir, CKPT_LAST);
+    ck_assert_msg(ckpt_read(p, 0, &ca, err, sizeof err) == EQM_OK,
+                  "%s (the fp32 run of resume_mid_epoch_bit_identical)", err);
+    ck_assert_msg(ckpt_read(q, 0, &cb, err, sizeof err) == EQM_OK, "%s", err);
+    const ckpt_section *x = ckpt_find(&ca, "params"), *y = ckpt_find(&cb, "params");
+    ck_assert(x && y && x->bytes == y->bytes);
+    ck_assert_msg(memcmp(x->data, y->data, x->bytes), "bf16 run bit-identical to fp32");
+    ckpt_free(&ca), ckpt_free(&cb);
+    snprintf(p, sizeof p, "%s/simclr_bf16_cut", tmpdir);
+    const char *fp32[] = {"train", cfg_simclr, "--out", p, "--resume", NULL};
+    ck_assert_int_eq(run_equimod(fp32, log, 0, NULL), 1);
+    o = slurp(log);
+    ck_assert_msg(strstr(o, "another configuration") != NULL, "%s", o);
+    free(o);
+    unsetenv("EQM_NN_BF16_NATIVE");
+}
 END_TEST
 
 /* metrics.jsonl without the timing fields (they differ from run to run). */
@@ -414,6 +461,7 @@ int main(void)
     tcase_add_test(tc, baseline_with_one_set);
     tcase_add_test(tc, resume_mid_epoch_bit_identical);
     tcase_add_test(tc, resume_after_sigterm_bit_identical_byol);
+    tcase_add_test(tc, resume_bf16_bit_identical);
     tcase_add_test(tc, resume_after_kill_metrics_equal);
     tcase_add_test(tc, foreign_checkpoint_refused);
     suite_add_tcase(s, tc);

@@ -55,7 +55,6 @@ typedef struct resnet_opts {
     int stem;               /* ENUM cifar|imagenet */
     int zero_init_residual; /* BOOL */
     double width;           /* FLOAT: base width 64 * width */
-    int bf16;               /* BOOL: EQM_NN_BF16 on every conv (host support permitting) */
 } resnet_opts;
 
 enum { STEM_CIFAR = 0, STEM_IMAGENET = 1 };
@@ -116,9 +115,6 @@ static const eqm_param_spec resnet_params[] = {
      0, -1, NULL, "initialise the last BN weight of every residual branch to 0"},
     {"width", EQM_PARAM_FLOAT, offsetof(resnet_opts, width), "1", 0.015625, 16, NULL,
      "width multiplier: base width round(64 * width), channels base*2^stage"},
-    {"bf16", EQM_PARAM_BOOL, offsetof(resnet_opts, bf16), "false", 0, -1, NULL,
-     "bfloat16 products with fp32 accumulation in every conv (EQM_NN_BF16: AMX or "
-     "AVX512_BF16, or the same arithmetic emulated)"},
     {NULL, EQM_PARAM_END, 0, NULL, 0, 0, NULL, NULL}};
 
 /* ------------------------------------------------------------------ plan -------- */
@@ -436,12 +432,12 @@ static float *row_ptr(const resnet *r, int N, size_t off)
     return r->act + r->fixed + (size_t)N * off;
 }
 
-static void conv_shape(const resnet *r, const unit *u, int N, eqm_conv2d_shape *s)
+static void conv_shape(const unit *u, int N, eqm_conv2d_shape *s)
 {
     memset(s, 0, sizeof *s);
     s->N = N, s->H = u->H, s->W = u->W, s->C_in = u->C_in, s->C_out = u->C_out;
     s->kh = s->kw = u->k, s->stride = u->stride, s->pad = u->pad;
-    s->flags = r->o.bf16 ? EQM_NN_BF16 : 0;
+    s->flags = 0; /* bf16 products come from the host's precision (train.precision) */
 }
 
 static void bn_shape(const unit *u, int N, int train, int relu, eqm_bn_shape *s)
@@ -463,7 +459,7 @@ static int unit_fwd(pass *p, const unit *u, const float *in, float *c, float *ou
     const eqm_nn_api *nn = r->api->nn;
     eqm_conv2d_shape cs;
     eqm_bn_shape bs;
-    conv_shape(r, u, p->N, &cs);
+    conv_shape(u, p->N, &cs);
     int st = nn->conv2d_forward(r->host, &cs, c, in, p->w[u->t0]);
     if (st < 0)
         return st;
@@ -624,7 +620,7 @@ static int unit_bwd(resnet *r, int N, int train, const unit *u, const float *in,
                                      u->relu ? row_ptr(r, N, u->a_off) : c,
                                      r->params[u->t0 + 1], r->act + u->save_off)) < 0)
         return st;
-    conv_shape(r, u, N, &cs);
+    conv_shape(u, N, &cs);
     return nn->conv2d_backward(r->host, &cs, din, r->grads[u->t0], dc, in, r->params[u->t0]);
 }
 
@@ -695,7 +691,7 @@ static int resnet_backward(void *self, eqm_module_io *io)
                                              r->params[u->t0 + 1], r->act + u->save_off)) < 0)
                 return st;
             zero(B, (size_t)N * unit_out(prev)); /* dcur (== B after the first unit) is consumed */
-            conv_shape(r, u, N, &cs);
+            conv_shape(u, N, &cs);
             if ((st = nn->conv2d_backward(r->host, &cs, B, r->grads[u->t0], A,
                                           row_ptr(r, N, prev->a_off), r->params[u->t0])) < 0)
                 return st;

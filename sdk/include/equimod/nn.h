@@ -37,7 +37,9 @@ extern "C" {
 enum eqm_nn_flags {
     EQM_NN_BF16 = 1u << 0 /* conv2d: products of bfloat16-rounded inputs/weights (nearest
                              even), fp32 accumulation; AMX or AVX512_BF16 kernels where the
-                             CPU has them, else an emulation with the same products */
+                             CPU has them, else an emulation with the same products.
+                             The host also applies it by itself to every conv2d and
+                             linear op while it trains at [train] precision = bf16 */
 };
 
 /* torch.nn.functional.conv2d, no bias, square stride/padding, dilation 1, groups 1.

@@ -16,6 +16,7 @@
  * the host registry and config binding, like `equimod train`, then adds the same fc
  * (512 -> 10, nn linear), softmax cross-entropy and SGD (momentum 0.9, wd 5e-4) as the
  * PyTorch script. Median over --steps timed steps after --warmup untimed ones.
+ * `train-step equimod ...` is the whole SimCLR+EquiMod step instead (train_step_equimod.c).
  * Usage: train-step [--batch 256] [--steps 3] [--warmup 1] [--threads 2]
  *                   [--plugin-path DIR]... [--no-torch] [--profile] [--precision fp32|bf16]
  * --profile prints the time spent per nn op kind (wrapping the api->nn table).
@@ -150,8 +151,12 @@ static int run_child(int argc, char **argv, const char *prec, double *img_s, dou
     return ok && st == 0 ? 0 : -1;
 }
 
+int train_step_equimod_main(int argc, char **argv); /* train_step_equimod.c */
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "equimod")) /* the whole SimCLR+EquiMod step */
+        return train_step_equimod_main(argc - 1, argv + 1);
     int batch = 256, steps = 3, warmup = 1, threads = 2, torch = 1, profile = 0, use_cpu = 0;
     const char *prec = NULL;
     const char *dirs[16];

@@ -224,6 +224,31 @@ const char *host_ctx_error(const eqm_host *h)
     return e->msg;
 }
 
+const char *host_ctx_failure(eqm_host *h, const struct eqm_plugin *pl, const char *fn,
+                             int status)
+{
+    static __thread char fallback[sizeof h->error];
+    tl_table *t = h ? tl_get() : NULL;
+    tl_err *e = t ? tl_find(t, h, 0) : NULL;
+    if (e && e->own && e->msg[0]) {
+        e->own = 0; /* consumed: read once */
+        return e->msg;
+    }
+    char *out = t ? tl_find(t, h, 1)->msg : fallback;
+    char who[512];
+    const char *kn = pl ? kind_name((int)pl->desc.kind) : NULL;
+    if (pl)
+        snprintf(who, sizeof who, "%s plugin '%s' (%s)", kn ? kn : "?", pl->desc.name,
+                 pl->path ? pl->path : "?");
+    else
+        snprintf(who, sizeof who, "%s", h ? h->label : "plugin");
+    snprintf(out, sizeof fallback,
+             "%s: %s() returned %d (%s) and set no message (a plugin function returning "
+             "anything but EQM_OK records why with api->set_error)",
+             who, fn, status, eqm_status_str(status));
+    return out;
+}
+
 static int ctx_vset_error(eqm_host *h, int status, const char *fmt, va_list ap)
 {
     if (!h)
@@ -273,16 +298,25 @@ static int api_set_error(eqm_host *h, int status, const char *fmt, ...)
 
 /* ------------------------------------------------------------------ memory ------ */
 
+/* A failed alloc records why on h, so that a plugin returning EQM_ERR_NOMEM without a
+ * message of its own still reports the cause. */
 static void *api_alloc(eqm_host *h, size_t bytes, size_t align)
 {
-    (void)h;
     if (align == 0)
         align = 64;
-    if (align < sizeof(void *) || (align & (align - 1)))
+    if (align & (align - 1)) {
+        host_ctx_set_error(h, EQM_ERR_INVAL,
+                           "api->alloc: alignment %zu is not a power of two (0 means 64)",
+                           align);
         return NULL;
+    }
+    if (align < sizeof(void *)) /* 1, 2, 4: the allocator's own alignment is stricter */
+        align = sizeof(void *);
     void *p = NULL;
-    if (posix_memalign(&p, align, bytes ? bytes : 1))
+    if (posix_memalign(&p, align, bytes ? bytes : 1)) {
+        host_ctx_set_error(h, EQM_ERR_NOMEM, "api->alloc: out of memory (%zu bytes)", bytes);
         return NULL;
+    }
     memset(p, 0, bytes);
     return p;
 }

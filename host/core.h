@@ -53,6 +53,18 @@ const char *host_ctx_error(const eqm_host *h); /* "" if none */
 int host_ctx_set_error(eqm_host *h, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* The reason a plugin call failed, for the caller's message: the message the plugin set
+ * with api->set_error on this thread since the last call of this function on h (it is
+ * consumed, so that a later failure without a message never shows a stale one), else a
+ * line naming the plugin, its kind and file, the function and the status:
+ *     "augment plugin 'x' (x.so): sample() returned -4 (bad format) and set no message
+ *      (...)"
+ * Never "". Valid on this thread until its next call for h. `pl` may be NULL. The plugin
+ * functions' callers use it (loader, sources, model, trainer, `equimod check`). */
+struct eqm_plugin;
+const char *host_ctx_failure(eqm_host *h, const struct eqm_plugin *pl, const char *fn,
+                             int status);
+
 /* ------------------------------------------------------------------ api --------- */
 /* The process-wide services table. Compute threads: host_threads_init(n) sets the pool
  * used by parallel_for and the BLAS thread count (one policy for the process); default

@@ -32,6 +32,7 @@ typedef struct aug_inst {
     void *opts;
     char section[128];
     int n_params;
+    const char **t_names; /* (n_params) param_name(i), checked at creation (owned array) */
 } aug_inst;
 
 typedef struct pipeline {
@@ -132,7 +133,7 @@ int pipe_run(eqm_loader *l, const pipeline *pp, worker_mem *m, const eqm_image *
              const src_geom *g, eqm_rng *r, float *tp, float *dst, eqm_image *u8_out, char *err,
              size_t n);
 int pipe_sample_only(const eqm_loader *l, const pipeline *pp, int w, int h, int c, eqm_rng *r,
-                     float *tp);
+                     float *tp, char *err, size_t n);
 int plan_scale(const eqm_loader *l, int64_t epoch, int64_t key0, int nk, int W, int H);
 
 /* fill.c */

@@ -270,6 +270,7 @@ void loader_free(eqm_loader *l)
         a->pl->ops.augment.destroy(a->self);
         host_ctx_destroy(a->host);
         free(a->opts);
+        free(a->t_names);
     }
     if (l->own_src && l->src.destroy)
         l->src.destroy(l->src.ctx);

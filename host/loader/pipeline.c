@@ -4,6 +4,7 @@
  * [views] and [run] and builds them. */
 #include "config.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,19 +50,56 @@ static aug_inst *inst_get(eqm_loader *l, eqm_config *cfg, const eqm_registry *re
         *rc = errf(err, n, EQM_ERR_NOMEM, "out of memory");
         return NULL;
     }
+    a->self = NULL;
     *rc = a->pl->ops.augment.create(l->api, a->host, a->opts, &a->self);
-    if (*rc) {
-        errf(err, n, *rc, "[%s] (%s): %s", section, a->pl->desc.name, host_ctx_error(a->host));
+    if (*rc || !a->self) {
+        if (*rc)
+            errf(err, n, *rc < 0 ? *rc : EQM_ERR_STATE, "[%s] (%s): create: %s", section,
+                 a->pl->desc.name, host_ctx_failure(a->host, a->pl, "create", *rc));
+        else
+            errf(err, n, EQM_ERR_STATE,
+                 "[%s]: augment plugin '%s' (%s): create() returned EQM_OK without an "
+                 "instance (*self is NULL); set *self to the plugin's state (a stateless "
+                 "plugin may point it at a static object)",
+                 section, a->pl->desc.name, a->pl->path);
+        *rc = *rc < 0 ? *rc : EQM_ERR_STATE;
         host_ctx_destroy(a->host);
         free(a->opts);
         return NULL;
     }
     a->n_params = a->pl->ops.augment.n_params(a->self);
+    const char *bad = NULL;
     if (a->n_params < 0 || a->n_params > MAX_T) {
+        *rc = errf(err, n, EQM_ERR_INVAL, "[%s]: augment plugin '%s': n_params() = %d, "
+                   "outside [0, %d]", section, a->pl->desc.name, a->n_params, MAX_T);
+        bad = "";
+    } else if (!(a->t_names = calloc((size_t)a->n_params + 1, sizeof *a->t_names))) {
+        *rc = errf(err, n, EQM_ERR_NOMEM, "out of memory");
+        bad = "";
+    }
+    for (int i = 0; !bad && i < a->n_params; i++) {
+        const char *nm = a->pl->ops.augment.param_name
+                             ? a->pl->ops.augment.param_name(a->self, i) : NULL;
+        for (int j = 0; nm && j < i; j++)
+            if (!strcmp(nm, a->t_names[j]))
+                bad = nm;
+        if (!nm || !nm[0] || bad) {
+            *rc = errf(err, n, EQM_ERR_FORMAT,
+                       "[%s]: augment plugin '%s' (%s): param_name(%d) %s%s%s; each of its "
+                       "%d t fields needs its own non-empty name",
+                       section, a->pl->desc.name, a->pl->path, i,
+                       !nm ? "returned NULL" : bad ? "repeats the field name '" : "returned \"\"",
+                       bad ? bad : "", bad ? "'" : "", a->n_params);
+            bad = "";
+        }
+        a->t_names[i] = nm;
+    }
+    if (bad) {
         a->pl->ops.augment.destroy(a->self);
         host_ctx_destroy(a->host);
         free(a->opts);
-        *rc = errf(err, n, EQM_ERR_INVAL, "[%s]: n_params %d out of range", section, a->n_params);
+        free(a->t_names);
+        a->t_names = NULL;
         return NULL;
     }
     l->n_insts++;
@@ -121,7 +159,8 @@ int pipe_shape(const pipeline *pp, int w, int h, int c, int *ow, int *oh, int *o
                            "normalize step must be last", pp->key, a->section + 8);
         int rc = a->pl->ops.augment.out_shape(a->self, &im, &nw, &nh, &nc, &f);
         if (rc)
-            return errf(err, n, rc, "[%s]: out_shape: %s", a->section, host_ctx_error(a->host));
+            return errf(err, n, rc < 0 ? rc : EQM_ERR_STATE, "[%s]: out_shape: %s", a->section,
+                        host_ctx_failure(a->host, a->pl, "out_shape", rc));
         im.w = nw;
         im.h = nh;
         im.c = nc;
@@ -135,6 +174,35 @@ int pipe_shape(const pipeline *pp, int w, int h, int c, int *ow, int *oh, int *o
     *ow = im.w;
     *oh = im.h;
     *oc = im.c;
+    return EQM_OK;
+}
+
+/* The error of step a's function fn returning rc != 0: the plugin's message, or one naming
+ * the plugin, function and status; never a positive status (EQM_SKIP from apply is not a
+ * skipped sample: an augmentation cannot drop one). */
+static int step_failed(const aug_inst *a, const char *fn, int rc, char *err, size_t n)
+{
+    if (rc > 0)
+        return errf(err, n, EQM_ERR_STATE,
+                    "[%s]: augment plugin '%s' (%s): %s() returned %d (%s), which it may not "
+                    "return: only a dataset may skip a sample; an augmentation returns "
+                    "EQM_OK or a failure", a->section, a->pl->desc.name, a->pl->path, fn, rc,
+                    rc == EQM_SKIP ? "EQM_SKIP" : eqm_status_str(rc));
+    return errf(err, n, rc, "[%s] (%s): %s: %s", a->section, a->pl->desc.name, fn,
+                host_ctx_failure(a->host, a->pl, fn, rc));
+}
+
+/* t must be finite: a NaN or Inf drawn by sample is reported here, naming the field, and
+ * not later as a NaN loss. A few compares per sample. */
+static int t_finite(const aug_inst *a, const float *p, char *err, size_t n)
+{
+    for (int j = 0; j < a->n_params; j++)
+        if (!isfinite(p[j]))
+            return errf(err, n, EQM_ERR_NUMERIC,
+                        "[%s]: augment plugin '%s' (%s): sample() wrote %g into t field '%s' "
+                        "(%d of its %d); every value of t must be finite", a->section,
+                        a->pl->desc.name, a->pl->path, (double)p[j], a->t_names[j], j,
+                        a->n_params);
     return EQM_OK;
 }
 
@@ -178,12 +246,14 @@ int pipe_run(eqm_loader *l, const pipeline *pp, worker_mem *m, const eqm_image *
         }
         int rc = ops->sample(a->self, r, &ctx, scaled ? &full : &cur, tp + off);
         if (rc)
-            return errf(err, n, rc, "[%s]: sample: %s", a->section, host_ctx_error(a->host));
+            return step_failed(a, "sample", rc, err, n);
+        if ((rc = t_finite(a, tp + off, err, n)))
+            return rc;
         int w, h, c;
         uint32_t f;
         rc = ops->out_shape(a->self, scaled ? &full : &cur, &w, &h, &c, &f);
         if (rc)
-            return errf(err, n, rc, "[%s]: out_shape: %s", a->section, host_ctx_error(a->host));
+            return step_failed(a, "out_shape", rc, err, n);
         eqm_image out = {w, h, c, w * c, f, NULL};
         if (f == EQM_PIX_F32) {
             if (u8_out) {
@@ -211,7 +281,7 @@ int pipe_run(eqm_loader *l, const pipeline *pp, worker_mem *m, const eqm_image *
                                         (float)g->M / 8.0f, &out, m->scratch)
                     : ops->apply(a->self, tp + off, &cur, &out, m->scratch);
         if (rc)
-            return errf(err, n, rc, "[%s]: apply: %s", a->section, host_ctx_error(a->host));
+            return step_failed(a, scaled ? "apply_scaled" : "apply", rc, err, n);
         off += a->n_params;
         cur = out;
     }
@@ -258,8 +328,9 @@ int plan_scale(const eqm_loader *l, int64_t epoch, int64_t key0, int nk, int W, 
 
 /* Draw t of a pipeline from the dataset's image size, shapes only. */
 int pipe_sample_only(const eqm_loader *l, const pipeline *pp, int w, int h, int c,
-                            eqm_rng *r, float *tp)
+                     eqm_rng *r, float *tp, char *err, size_t n)
 {
+    (void)l;
     eqm_image cur = {w, h, c, w * c, EQM_PIX_U8, NULL};
     eqm_augment_ctx ctx = {sizeof(eqm_augment_ctx), w, h};
     int off = 0;
@@ -267,12 +338,14 @@ int pipe_sample_only(const eqm_loader *l, const pipeline *pp, int w, int h, int 
         const aug_inst *a = pp->steps[i];
         int rc = a->pl->ops.augment.sample(a->self, r, &ctx, &cur, tp + off);
         if (rc)
+            return step_failed(a, "sample", rc, err, n);
+        if ((rc = t_finite(a, tp + off, err, n)))
             return rc;
         int nw, nh, nc;
         uint32_t f;
         rc = a->pl->ops.augment.out_shape(a->self, &cur, &nw, &nh, &nc, &f);
         if (rc)
-            return rc;
+            return step_failed(a, "out_shape", rc, err, n);
         cur.w = nw;
         cur.h = nh;
         cur.c = nc;
@@ -359,17 +432,24 @@ int loader_setup(eqm_loader *l, eqm_config *cfg, const eqm_registry *reg,
         int k = 0;
         for (int i = 0; i < l->pipe[1].n; i++) {
             aug_inst *a = l->pipe[1].steps[i];
-            for (int j = 0; j < a->n_params; j++)
-                l->t_names[k++] = a->pl->ops.augment.param_name ? a->pl->ops.augment.param_name(a->self, j) : NULL;
+            for (int j = 0; j < a->n_params; j++, k++) {
+                l->t_names[k] = a->t_names[j];
+                for (int q = 0; q < k; q++)
+                    if (!strcmp(l->t_names[q], l->t_names[k]))
+                        return errf(err, n, EQM_ERR_INVAL,
+                                    "[views] view1: t field %d and t field %d are both named "
+                                    "'%s' ([%s], plugin %s, gives the second): field names "
+                                    "of t must be unique (its standardisation and metrics "
+                                    "are by name); use each kind of augmentation once",
+                                    q, k, l->t_names[k], a->section, a->pl->desc.name);
+            }
         }
         k = 0;
         int same = l->pipe[2].p == l->p;
         for (int i = 0; same && i < l->pipe[2].n; i++) {
             aug_inst *a = l->pipe[2].steps[i];
-            for (int j = 0; same && j < a->n_params; j++, k++) {
-                const char *nm = a->pl->ops.augment.param_name ? a->pl->ops.augment.param_name(a->self, j) : NULL;
-                same = nm && l->t_names[k] && !strcmp(nm, l->t_names[k]);
-            }
+            for (int j = 0; same && j < a->n_params; j++, k++)
+                same = !strcmp(a->t_names[j], l->t_names[k]);
         }
         if (!same)
             return errf(err, n, EQM_ERR_INVAL,
@@ -377,9 +457,6 @@ int loader_setup(eqm_loader *l, eqm_config *cfg, const eqm_registry *reg,
                            "other field names); both views must use the same kinds of "
                            "augmentations in the same order (set p = 0 to disable one)",
                            l->pipe[1].p, l->pipe[2].p);
-        for (int i = 0; i < l->p; i++)
-            if (!l->t_names[i])
-                return errf(err, n, EQM_ERR_INVAL, "[views] view1: t field %d has no name", i);
     }
     return EQM_OK;
 }

@@ -167,9 +167,10 @@ int loader_estimate_t(eqm_loader *l, int64_t n, uint64_t seed, float *mean, floa
             eqm_rng r;
             l->api->rng_seed(&r, seed, 0xe571u, (uint64_t)i, (uint64_t)v);
             const int32_t *s = wh + 2 * (i % n_wh);
-            int rc = pipe_sample_only(l, &l->pipe[v], s[0], s[1], c, &r, t);
+            char why[900];
+            int rc = pipe_sample_only(l, &l->pipe[v], s[0], s[1], c, &r, t, why, sizeof why);
             if (rc) {
-                snprintf(l->err, sizeof l->err, "t estimation: sample failed (%s)", eqm_status_str(rc));
+                snprintf(l->err, sizeof l->err, "t estimation: %s", why);
                 if (wh != fixed)
                     free(wh);
                 return rc;

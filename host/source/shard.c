@@ -23,6 +23,7 @@
 
 typedef struct src_ctx {
     const eqm_dataset_ops *ops;
+    const eqm_plugin *pl;
     void *self;
     eqm_host *host; /* the plugin instance's context; also carries this source's errors */
     shard_stream *stream;
@@ -90,8 +91,10 @@ static int src_decode_scaled(void *ctx, void *raw_, int scale_num, eqm_image *im
     if (source_grow(rc) && img->w > 0 && (size_t)img->w * img->h * 3 > cap)
         return EQM_GROW; /* the worker grows its buffer and calls again with the same raw */
     shard_stream_release(c->stream, raw);
+    if (rc != EQM_OK) /* this thread's message on c->host: never empty, never stale */
+        host_ctx_set_error(c->host, rc, "%s", host_ctx_failure(c->host, c->pl, "decode", rc));
     if (rc != EQM_SKIP)
-        return rc; /* < 0: the plugin's message is this thread's error on c->host */
+        return rc;
     char what[1024];
     snprintf(what, sizeof what, "%s", host_ctx_error(c->host));
     shard_stream_count_bad(c->stream, what);
@@ -202,6 +205,7 @@ int shard_source_create(const eqm_plugin *p, const void *opts, const char *split
         return EQM_ERR_NOMEM;
     }
     c->ops = ops;
+    c->pl = p;
     char label[96];
     snprintf(label, sizeof label, "dataset/%s", p->desc.name);
     c->host = host_ctx_create(label);
@@ -211,11 +215,14 @@ int shard_source_create(const eqm_plugin *p, const void *opts, const char *split
         return EQM_ERR_NOMEM;
     }
     int rc = ops->open(host_api(), c->host, opts, split, &c->self);
-    if (rc != EQM_OK) {
-        snprintf(err, errlen, "%s: %s", label, host_ctx_error(c->host));
+    if (rc != EQM_OK || !c->self) {
+        snprintf(err, errlen, "%s: %s", label,
+                 rc ? host_ctx_failure(c->host, p, "open", rc)
+                    : "open() returned EQM_OK without an instance (*self is NULL); set *self "
+                      "to the plugin's state");
         c->self = NULL;
         src_destroy(c);
-        return rc;
+        return rc < 0 ? rc : EQM_ERR_STATE;
     }
     eqm_dataset_info info;
     memset(&info, 0, sizeof info);
@@ -224,11 +231,12 @@ int shard_source_create(const eqm_plugin *p, const void *opts, const char *split
     memset(&ss, 0, sizeof ss);
     ss.size = sizeof ss;
     ss.n_samples = -1;
+    const char *fn = "info";
     if ((rc = ops->info(c->self, &info)) != EQM_OK ||
-        (rc = ops->stream_source(c->self, &ss)) != EQM_OK) {
-        snprintf(err, errlen, "%s: %s", label, host_ctx_error(c->host));
+        (fn = "stream_source", rc = ops->stream_source(c->self, &ss)) != EQM_OK) {
+        snprintf(err, errlen, "%s: %s", label, host_ctx_failure(c->host, p, fn, rc));
         src_destroy(c);
-        return rc;
+        return rc < 0 ? rc : EQM_ERR_STATE;
     }
     shard_stream_opts so;
     memset(&so, 0, sizeof so);

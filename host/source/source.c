@@ -34,7 +34,10 @@ typedef struct ds_ctx {
 static int ds_get(void *ctx, int64_t index, eqm_image *img, size_t cap, int32_t *label)
 {
     ds_ctx *d = ctx;
-    return d->pl->ops.dataset.get(d->self, index, img, cap, label);
+    int rc = d->pl->ops.dataset.get(d->self, index, img, cap, label);
+    if (rc != EQM_OK && !source_grow(rc)) /* this thread's message: never empty, never stale */
+        host_ctx_set_error(d->host, rc, "%s", host_ctx_failure(d->host, d->pl, "get", rc));
+    return rc;
 }
 
 static const char *ds_error(void *ctx)
@@ -67,19 +70,26 @@ int dataset_source_open(const eqm_plugin *pl, const void *opts, const char *spli
     }
     d->pl = pl;
     int rc = pl->ops.dataset.open(host_api(), d->host, opts, split, &d->self);
-    if (rc) {
-        errf(err, errlen, rc, "[data] %s, split %s: %s", pl->desc.name, split,
-             host_ctx_error(d->host));
+    if (rc || !d->self) {
+        if (rc)
+            errf(err, errlen, rc < 0 ? rc : EQM_ERR_STATE, "[data] %s, split %s: %s",
+                 pl->desc.name, split, host_ctx_failure(d->host, pl, "open", rc));
+        else
+            errf(err, errlen, EQM_ERR_STATE, "[data] dataset plugin '%s' (%s): open() returned "
+                 "EQM_OK without an instance (*self is NULL); set *self to the plugin's state",
+                 pl->desc.name, pl->path);
         d->self = NULL;
         ds_destroy(d);
-        return rc;
+        return rc < 0 ? rc : EQM_ERR_STATE;
     }
     eqm_dataset_info info;
     memset(&info, 0, sizeof info);
     info.size = sizeof info;
     rc = pl->ops.dataset.info(d->self, &info);
     if (rc) {
-        errf(err, errlen, rc, "[data] %s: info: %s", pl->desc.name, host_ctx_error(d->host));
+        errf(err, errlen, rc < 0 ? rc : EQM_ERR_STATE, "[data] %s: info: %s", pl->desc.name,
+             host_ctx_failure(d->host, pl, "info", rc));
+        rc = rc < 0 ? rc : EQM_ERR_STATE;
         ds_destroy(d);
         return rc;
     }

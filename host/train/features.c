@@ -84,9 +84,7 @@ int extract_features(eqm_model *m, eqm_config *cfg, const eqm_registry *reg,
         io.train = 0;
         io.in = b->x0;
         io.out = F + rows * D;
-        rc = bb->ops->forward(bb->self, &io);
-        if (rc)
-            errf(err, errlen, rc, "backbone forward: %s", host_ctx_error(bb->ctx));
+        rc = model_call(bb, 0, &io, "forward", err, errlen);
         memcpy(L + rows, b->labels, b->n * sizeof(int32_t));
         rows += b->n;
         loader_release(ld, b);

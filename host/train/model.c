@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,9 +59,14 @@ int model_add_module(eqm_model *m, const eqm_plugin *plugin, const void *opts,
     c.size = sizeof c;
     void *self = NULL;
     int st = plugin->ops.module.create(host_api(), ctx, opts, &c, &self);
-    if (st < 0 || !self) {
-        errf(err, errlen, st < 0 ? st : EQM_ERR_STATE, "%s: create failed: %s", label,
-             host_ctx_error(ctx)[0] ? host_ctx_error(ctx) : eqm_status_str(st));
+    if (st || !self) {
+        if (st)
+            errf(err, errlen, st < 0 ? st : EQM_ERR_STATE, "%s: create failed: %s", label,
+                 host_ctx_failure(ctx, plugin, "create", st));
+        else
+            errf(err, errlen, EQM_ERR_STATE, "%s (%s): create() returned EQM_OK without an "
+                 "instance (*self is NULL); set *self to the plugin's state", label,
+                 plugin->path);
         host_ctx_destroy(ctx);
         return st < 0 ? st : EQM_ERR_STATE;
     }
@@ -108,11 +114,15 @@ static int query_tensors(eqm_module_inst *mi, char *err, size_t errlen)
     for (int i = 0; i < n; i++) {
         eqm_tensor_info *t = &mi->info[i];
         int st = mi->ops->tensor_info(mi->self, i, t);
-        if (st < 0)
-            return errf(err, errlen, st, "%s: tensor_info(%d): %s", lb, i,
-                        host_ctx_error(mi->ctx));
+        if (st)
+            return errf(err, errlen, st < 0 ? st : EQM_ERR_STATE, "%s: tensor_info(%d): %s", lb,
+                        i, host_ctx_failure(mi->ctx, mi->plugin, "tensor_info", st));
         if (!t->name || !t->name[0])
-            return errf(err, errlen, EQM_ERR_FORMAT, "%s: tensor %d has no name", lb, i);
+            return errf(err, errlen, EQM_ERR_FORMAT,
+                        "%s (%s): tensor_info(%d) returned EQM_OK but left the tensor unnamed "
+                        "(info->name %s); it must fill name, ndim, shape and flags of each of "
+                        "the %d tensors n_tensors() declares",
+                        lb, mi->plugin->path, i, t->name ? "is \"\"" : "is NULL", n);
         if (t->ndim < 1 || t->ndim > 4)
             return errf(err, errlen, EQM_ERR_FORMAT, "%s: tensor '%s' has ndim %d (1..4)", lb,
                         t->name, t->ndim);
@@ -226,9 +236,40 @@ int model_finalize(eqm_model *m, char *err, size_t errlen)
         int st = mi->ops->bind(mi->self, &b);
         if (st < 0)
             return errf(err, errlen, st, "%s: bind failed: %s", inst_label(mi),
-                        host_ctx_error(mi->ctx));
+                        host_ctx_failure(mi->ctx, mi->plugin, "bind", st));
     }
     m->finalized = 1;
+    return EQM_OK;
+}
+
+int model_call(eqm_module_inst *mi, int backward, eqm_module_io *io, const char *what,
+               char *err, size_t errlen)
+{
+    const int bb = mi->plugin->desc.kind == EQM_KIND_BACKBONE;
+    const size_t n_out = bb && !backward ? (size_t)io->rows * (size_t)mi->out_dim : 0;
+    if (n_out) /* unwritten outputs stay NaN and are caught below */
+        for (size_t i = 0; i < n_out; i++)
+            io->out[i] = NAN;
+    if (!bb && !backward)
+        io->loss = NAN;
+    int st = backward ? mi->ops->backward(mi->self, io) : mi->ops->forward(mi->self, io);
+    if (st)
+        return errf(err, errlen, st < 0 ? st : EQM_ERR_STATE, "%s %s: %s", inst_label(mi), what,
+                    host_ctx_failure(mi->ctx, mi->plugin, backward ? "backward" : "forward",
+                                     st));
+    for (size_t i = 0; i < n_out; i++)
+        if (isnan(io->out[i]))
+            return errf(err, errlen, EQM_ERR_NUMERIC,
+                        "%s (%s) %s: output h[%zu][%zu] of the %d x %d it declares (rows x "
+                        "out_dim) is NaN: forward did not write it (it must write every "
+                        "output), or computed NaN (then lower optim.lr or check the data)",
+                        inst_label(mi), mi->plugin->path, what, i / (size_t)mi->out_dim,
+                        i % (size_t)mi->out_dim, io->rows, mi->out_dim);
+    if (!bb && !backward && isnan(io->loss))
+        return errf(err, errlen, EQM_ERR_NUMERIC,
+                    "%s (%s) %s: io->loss is NaN: forward did not set it (it must), or "
+                    "computed NaN (then lower optim.lr or check the data)",
+                    inst_label(mi), mi->plugin->path, what);
     return EQM_OK;
 }
 
@@ -260,7 +301,7 @@ int model_init(eqm_model *m, uint64_t seed, char *err, size_t errlen)
         int st = mi->ops->init(mi->self, &r);
         if (st < 0)
             return errf(err, errlen, st, "%s: init failed: %s", inst_label(mi),
-                        host_ctx_error(mi->ctx));
+                        host_ctx_failure(mi->ctx, mi->plugin, "init", st));
     }
     model_copy_to_target(m);
     return EQM_OK;

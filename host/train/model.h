@@ -121,6 +121,14 @@ int model_finalize(eqm_model *m, char *err, size_t errlen);
 int model_init(eqm_model *m, uint64_t seed, char *err, size_t errlen);
 
 /* target <- param for every bound target tensor (BYOL target = online at step 0). */
+/* Run mi's forward (backward = 0) or backward (1) on io; `what` names the call in messages
+ * ("forward", "target forward"). A failure names the module, its file and the function,
+ * with the plugin's message or, when it set none, the status (host_ctx_failure). Declared
+ * outputs are checked: before a backbone forward its rows x out_dim outputs are set to NaN,
+ * and one still NaN afterwards is refused (not written, or a NaN computed); a method's or
+ * equimod's forward must set io->loss (preset to NaN). Costs one pass over the output. */
+int model_call(eqm_module_inst *mi, int backward, eqm_module_io *io, const char *what,
+               char *err, size_t errlen);
 void model_copy_to_target(eqm_model *m);
 
 /* grads <- 0 (one memset). */

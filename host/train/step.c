@@ -45,14 +45,14 @@ static int equimod_step(trainer *tr, eqm_batch *b, eqm_module_io *eio, char *err
     eio->train = 1;
     eio->in = tr->h;
     eio->t = b->t; /* standardised by the loader's worker */
-    int rc = eq->ops->forward(eq->self, eio);
+    int rc = model_call(eq, 0, eio, "forward", err, errlen);
     if (rc)
-        return errf(err, errlen, rc, "equimod forward: %s", host_ctx_error(eq->ctx));
+        return rc;
     eio->din = tr->dh;
     eio->loss_scale = 1.0f;
-    rc = eq->ops->backward(eq->self, eio);
+    rc = model_call(eq, 1, eio, "backward", err, errlen);
     if (rc)
-        return errf(err, errlen, rc, "equimod backward: %s", host_ctx_error(eq->ctx));
+        return rc;
     return EQM_OK;
 }
 
@@ -74,9 +74,9 @@ static int forward_views(trainer *tr, eqm_batch *b, eqm_module_io *bio, eqm_modu
     bio->train = 1;
     bio->in = tr->use_equimod ? b->x0 : b->x1;
     bio->out = tr->h;
-    int rc = bb->ops->forward(bb->self, bio);
+    int rc = model_call(bb, 0, bio, "forward", err, errlen);
     if (rc)
-        return errf(err, errlen, rc, "backbone forward: %s", host_ctx_error(bb->ctx));
+        return rc;
     const size_t view_off = tr->use_equimod ? (size_t)N : 0;
     if (tr->byol) {
         eqm_module_io tio = {0};
@@ -87,10 +87,9 @@ static int forward_views(trainer *tr, eqm_batch *b, eqm_module_io *bio, eqm_modu
         tio.use_target = 1;
         tio.in = b->x1;
         tio.out = tr->ht;
-        rc = bb->ops->forward(bb->self, &tio);
+        rc = model_call(bb, 0, &tio, "target forward", err, errlen);
         if (rc)
-            return errf(err, errlen, rc, "backbone target forward: %s",
-                        host_ctx_error(bb->ctx));
+            return rc;
     }
     mio->size = sizeof *mio;
     mio->rows = 2 * N;
@@ -98,14 +97,14 @@ static int forward_views(trainer *tr, eqm_batch *b, eqm_module_io *bio, eqm_modu
     mio->train = 1;
     mio->in = tr->h + view_off * D;
     mio->in_target = tr->byol ? tr->ht : NULL;
-    rc = me->ops->forward(me->self, mio);
+    rc = model_call(me, 0, mio, "forward", err, errlen);
     if (rc)
-        return errf(err, errlen, rc, "method forward: %s", host_ctx_error(me->ctx));
+        return rc;
     mio->din = tr->dh + view_off * D;
     mio->loss_scale = 1.0f;
-    rc = me->ops->backward(me->self, mio);
+    rc = model_call(me, 1, mio, "backward", err, errlen);
     if (rc)
-        return errf(err, errlen, rc, "method backward: %s", host_ctx_error(me->ctx));
+        return rc;
     return EQM_OK;
 }
 
@@ -193,9 +192,9 @@ static int step_run(trainer *tr, eqm_batch *b, acc_terms *acc, char *err, size_t
                     s.loss, (long long)tr->st.step, s.l_inv, s.l_equi);
     bio.dout = tr->dh;
     bio.din = NULL;
-    rc = bb->ops->backward(bb->self, &bio);
+    rc = model_call(bb, 1, &bio, "backward", err, errlen);
     if (rc)
-        return errf(err, errlen, rc, "backbone backward: %s", host_ctx_error(bb->ctx));
+        return rc;
     if (tr->dg && (rc = dist_grad_finish(tr->dg, err, errlen))) /* average over ranks */
         return rc;
     s.lr = sched_warmup_cosine(tr->st.step, tr->oo.lr, tr->W, tr->T, tr->oo.warmup_start,

@@ -102,3 +102,15 @@ EXTRA_DIST += tests/plugins/check_cmd.test
 # The SDK headers under strict C11 and C++ (GNU extensions guarded).
 TESTS += tests/plugins/sdk_headers.test
 EXTRA_DIST += tests/plugins/sdk_headers.test
+
+# A plugin file whose plugins each break their contract in one way (tests/plugins/broken,
+# a folder no scan reads), and the test that the host names plugin, function and rule.
+check_LTLIBRARIES += tests/plugins/broken/tp_broken.la
+tests_plugins_broken_tp_broken_la_SOURCES = tests/plugins/broken/tp_broken.c tests/plugins/tp_common.h
+tests_plugins_broken_tp_broken_la_CFLAGS = $(AM_CFLAGS)
+tests_plugins_broken_tp_broken_la_LDFLAGS = $(TEST_PLUGIN_LINK)
+check_PROGRAMS += tests/plugins/check_failures
+TESTS += tests/plugins/check_failures
+tests_plugins_check_failures_SOURCES = tests/plugins/check_failures.c tests/data/data_util.h
+tests_plugins_check_failures_CFLAGS = $(TEST_CFLAGS)
+tests_plugins_check_failures_LDADD = libeqmhost.la $(TEST_LIBS) -lm

@@ -17,6 +17,11 @@ libeqmhost_la_SOURCES = \
 	host/fsutil.c \
 	host/cmd/new.c \
 	host/cmd/check.c \
+	host/check/internal.h \
+	host/check/common.c \
+	host/check/augment.c \
+	host/check/dataset.c \
+	host/check/module.c \
 	host/cmd/train.c \
 	host/cmd/export.c \
 	host/cmd/views.c \

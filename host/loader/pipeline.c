@@ -432,17 +432,8 @@ int loader_setup(eqm_loader *l, eqm_config *cfg, const eqm_registry *reg,
         int k = 0;
         for (int i = 0; i < l->pipe[1].n; i++) {
             aug_inst *a = l->pipe[1].steps[i];
-            for (int j = 0; j < a->n_params; j++, k++) {
-                l->t_names[k] = a->t_names[j];
-                for (int q = 0; q < k; q++)
-                    if (!strcmp(l->t_names[q], l->t_names[k]))
-                        return errf(err, n, EQM_ERR_INVAL,
-                                    "[views] view1: t field %d and t field %d are both named "
-                                    "'%s' ([%s], plugin %s, gives the second): field names "
-                                    "of t must be unique (its standardisation and metrics "
-                                    "are by name); use each kind of augmentation once",
-                                    q, k, l->t_names[k], a->section, a->pl->desc.name);
-            }
+            for (int j = 0; j < a->n_params; j++)
+                l->t_names[k++] = a->t_names[j];
         }
         k = 0;
         int same = l->pipe[2].p == l->p;

@@ -137,24 +137,6 @@ START_TEST(test_param_names)
 }
 END_TEST
 
-/* the same field name from two steps of a view */
-START_TEST(test_dup_across_steps)
-{
-    const char *const lines[] = {"data.plugin=test_ds", "augment.f1.plugin=horizontal_flip",
-                                 "augment.f2.plugin=horizontal_flip",
-                                 "augment.norm.plugin=normalize", "views.view1=f1 f2 norm",
-                                 "views.view2=f1 f2 norm", "views.original=norm",
-                                 "loader.t_standardize=none", NULL};
-    eqm_config *cfg = du_config(lines);
-    eqm_loader *l = NULL;
-    char msg[2048];
-    ck_assert_int_eq(loader_open(&l, cfg, reg, "train", NULL, msg, sizeof msg), EQM_ERR_INVAL);
-    need(msg, "both named 'flip'");
-    need(msg, "[augment.f2]");
-    config_destroy(cfg);
-}
-END_TEST
-
 START_TEST(test_null_instance)
 {
     char msg[2048];
@@ -280,7 +262,6 @@ int main(void)
     tcase_add_test(tc, test_skip_from_apply);
     tcase_add_test(tc, test_nan_t);
     tcase_add_test(tc, test_param_names);
-    tcase_add_test(tc, test_dup_across_steps);
     tcase_add_test(tc, test_null_instance);
     tcase_add_test(tc, test_alloc_alignments);
     tcase_add_test(tc, test_dataset_no_message);

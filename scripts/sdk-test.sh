@@ -61,10 +61,8 @@ echo "== installed text cites only installed files"
 bad='(^|[^a-z_])(host|sdk|tests|plugins|scripts)/[a-z]|Check suite|METHOD\.md'
 cites=$(grep -rnE "$bad" "$incdir/equimod" "$docdir"/*.md "$docdir"/examples "$man" || true)
 [ -z "$cites" ] || { echo "$cites"; fail "installed headers/docs cite source paths"; }
-# Help texts: source paths, always. They still cite METHOD.md sections (the [train], [eval],
-# [loader] tables and the views/eval usage, in files being restructured on another branch):
-# until those lines change, METHOD.md is checked in the headers, docs and man page only.
-bad_help='(^|[^a-z_])(host|sdk|tests|plugins|scripts)/[a-z]|Check suite'
+# Help texts (every command's --help and every plugin's describe): the same rule.
+bad_help=$bad
 for c in $("$eqm" --help | awk '/^commands:/{on=1; next} on && /^  [a-z]/{print $1}'); do
   out=$("$eqm" "$c" --help 2>&1 | grep -nE "$bad_help" || true)
   [ -z "$out" ] || { echo "equimod $c --help: $out"; fail "help text cites a source path"; }

@@ -123,7 +123,7 @@ static void eval_usage(FILE *f)
             "usage: equimod eval knn RUN|CHECKPOINT|CONFIG [--set eval.KEY=VALUE]...\n"
             "       equimod eval linear RUN|CHECKPOINT|CONFIG [--epochs E] [--fast] [--set ...]...\n\n"
             "Evaluate the frozen backbone of a run: weighted kNN (eval.knn_k, eval.knn_t) or a\n"
-            "linear probe (METHOD.md §10: SGD Nesterov lr 0.2 cosine to 1e-4, batch 256,\n"
+            "linear probe (method-reference.md §6: SGD Nesterov lr 0.2 cosine to 1e-4, batch 256,\n"
             "RandomResizedCrop+flip on the train images; --fast trains on cached features of\n"
             "the un-augmented images instead). Prints top-1/top-5 and the test set used, and\n"
             "appends them to RUN/report.md. Subsets: --set eval.train_limit=N, eval.test_limit=N.\n"
@@ -315,7 +315,7 @@ int cmd_eval(int argc, char **argv)
     } else {
         rc = linear_paper(&t, &eo, reg, &acc, &loss, &desc, err, sizeof err);
         snprintf(line, sizeof line,
-                 "linear probe, METHOD.md §10 protocol (%lld epochs, RRC+flip, SGD Nesterov lr "
+                 "linear probe, method-reference.md §6 protocol (%lld epochs, RRC+flip, SGD Nesterov lr "
                  "%g cosine to %g, batch %lld): top-1 %.2f%%  top-5 %.2f%%",
                  (long long)eo.linear_epochs, eo.linear_lr, eo.linear_final_lr,
                  (long long)eo.linear_batch, acc.top1, acc.top5);

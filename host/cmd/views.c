@@ -44,7 +44,7 @@ static void usage(const char *cmd, FILE *f)
                 "Write the three views of sample I of the split as it would be drawn in epoch E\n"
                 "(the original and the two augmented views of [views]) as PNG files\n"
                 "DIR/sampleI_original.png, _view1.png, _view2.png, with their raw t vectors\n"
-                "(field by field, METHOD.md 4) in DIR/sampleI_t.txt and on stdout.\n"
+                "(field by field, method-reference.md §4) in DIR/sampleI_t.txt and on stdout.\n"
                 "For a streaming dataset (imagenet_tar shards) sample I is the I-th sample of\n"
                 "epoch E's stream (order from [run] seed), streamed up to I, decoded at full\n"
                 "size: where training decodes it at a reduced DCT scale ([loader] dct_scaling)\n"

@@ -20,7 +20,7 @@ const eqm_param_spec loader_section_spec[] = {
      "shuffle the sample order every epoch"},
     {"t_standardize", EQM_PARAM_ENUM, offsetof(loader_cfg, t_standardize), "cifar_simclr", 0, 0,
      "cifar_simclr|imagenet_simclr|byol_cifar|byol_imagenet|estimate|none",
-     "t standardisation: published constants (METHOD.md 4), Monte Carlo estimate, or none"},
+     "t standardisation: published constants (method-reference.md §4), Monte Carlo estimate, or none"},
     {"t_estimate_samples", EQM_PARAM_INT, offsetof(loader_cfg, t_estimate_samples), "100000",
      100, 1e9, NULL, "parameter vectors drawn per view when t_standardize = estimate"},
     {"dct_scaling", EQM_PARAM_BOOL, offsetof(loader_cfg, dct_scaling), "true", 0, 0, NULL,

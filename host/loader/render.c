@@ -22,7 +22,7 @@ int loader_describe_t(eqm_config *cfg, const eqm_registry *reg, FILE *f)
         loader_free(l);
         return rc;
     }
-    fprintf(f, "# t layout (METHOD.md 4): %d fields, raw values; standardisation: %s\n", l->p,
+    fprintf(f, "# t layout (method-reference.md §4): %d fields, raw values; standardisation: %s\n", l->p,
             loader_ts_names[l->cfg.t_standardize]);
     int k = 0;
     for (int i = 0; i < l->pipe[1].n; i++) {

@@ -63,7 +63,7 @@ int t_constants(eqm_loader *l, char *err, size_t n)
             snprintf(got + len, sizeof got - len, "%s%s", i ? " " : "", l->t_names[i] ? l->t_names[i] : "?");
         }
         return errf(err, n, EQM_ERR_INVAL,
-                       "[loader] t_standardize = %s expects the %d-field t of METHOD.md 4 (crop_i "
+                       "[loader] t_standardize = %s expects the %d-field t of method-reference.md §4 (crop_i "
                        "... gray%s), but [views] view1 gives %d fields: %s; use t_standardize = "
                        "estimate (or none)", loader_ts_names[ts], want,
                        want == 17 ? " blur blur_sigma" : want == 18 ? " blur blur_sigma solarize" : "",

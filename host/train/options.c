@@ -49,7 +49,7 @@ const size_t train_section_size = sizeof(train_opts);
 #define OO(f) offsetof(optim_opts, f)
 const eqm_param_spec optim_section_spec[] = {
     {"name", EQM_PARAM_ENUM, OO(name), "lars", 0, -1, "lars|sgd",
-     "LARS (METHOD.md §9) or SGD with momentum"},
+     "LARS (method-reference.md §5) or SGD with momentum"},
     {"lr", EQM_PARAM_FLOAT, OO(lr), "4.0", 0, 1e4, NULL,
      "base learning rate (absolute, not scaled with the batch)"},
     {"momentum", EQM_PARAM_FLOAT, OO(momentum), "0.9", 0, 0.9999, NULL, "momentum"},
@@ -82,7 +82,7 @@ const eqm_param_spec eval_section_spec[] = {
      "test rows: first M samples of the test split (0 = all)"},
     {"batch", EQM_PARAM_INT, EO(batch), "256", 1, 1e6, NULL, "rows per feature forward"},
     {"linear_epochs", EQM_PARAM_INT, EO(linear_epochs), "90", 1, 1e6, NULL,
-     "linear probe epochs (METHOD.md §10)"},
+     "linear probe epochs (method-reference.md §6)"},
     {"linear_lr", EQM_PARAM_FLOAT, EO(linear_lr), "0.2", 0, 1e3, NULL, "linear probe lr"},
     {"linear_final_lr", EQM_PARAM_FLOAT, EO(linear_final_lr), "1e-4", 0, 1e3, NULL,
      "linear probe cosine floor"},

@@ -78,7 +78,8 @@ static uint64_t aug_once(const aug_run *r, int k, int d)
         goto out;
     int w, hh, c;
     uint32_t f;
-    if (r->ops->out_shape(r->self, &im, &w, &hh, &c, &f) != EQM_OK)
+    if ((r->ops->out_shape_p ? r->ops->out_shape_p(r->self, p, &im, &w, &hh, &c, &f)
+                             : r->ops->out_shape(r->self, &im, &w, &hh, &c, &f)) != EQM_OK)
         goto out;
     size_t sb = r->ops->scratch_bytes ? r->ops->scratch_bytes(r->self, &im) : 0;
     void *scratch = malloc(sb ? sb : 1);
@@ -183,17 +184,27 @@ static int case_sample(acase *a, int *refused)
     return 0;
 }
 
-/* out_shape of the case: sane, and the same without pixels. 0 when it holds. */
+/* The output shape of the case's record: out_shape_p (1.3) when the plugin has it. */
+static int case_out_shape(const acase *a, const eqm_image *in, int *w, int *hh, int *ch,
+                          uint32_t *f)
+{
+    return a->ops->out_shape_p ? a->ops->out_shape_p(a->self, a->p, in, w, hh, ch, f)
+                               : a->ops->out_shape(a->self, in, w, hh, ch, f);
+}
+
+/* out_shape (or out_shape_p) of the case: sane, and the same without pixels. 0 when it
+ * holds. */
 static int case_shape(acase *a, int *w, int *hh, int *ch, uint32_t *f)
 {
     ck *c = a->c;
     char buf[1200];
+    const char *fn = a->ops->out_shape_p ? "out_shape_p" : "out_shape";
     int w2 = -1, h2 = -1, c2 = -1;
     uint32_t f2 = 98;
     *f = 99;
-    int rc = a->ops->out_shape(a->self, &a->im, w, hh, ch, f);
+    int rc = case_out_shape(a, &a->im, w, hh, ch, f);
     if (rc != EQM_OK) {
-        chk_fail(c, "out_shape", "%s: %s", a->what, chk_why(c, rc, buf, sizeof buf, "out_shape"));
+        chk_fail(c, "out_shape", "%s: %s", a->what, chk_why(c, rc, buf, sizeof buf, fn));
         return -1;
     }
     if (*w <= 0 || *hh <= 0 || (*ch != 1 && *ch != 3) || (*f != EQM_PIX_U8 && *f != EQM_PIX_F32)) {
@@ -203,7 +214,7 @@ static int case_shape(acase *a, int *w, int *hh, int *ch, uint32_t *f)
     }
     eqm_image shape_only = a->im;
     shape_only.data = NULL;
-    rc = a->ops->out_shape(a->self, &shape_only, &w2, &h2, &c2, &f2);
+    rc = case_out_shape(a, &shape_only, &w2, &h2, &c2, &f2);
     if (rc != EQM_OK || w2 != *w || h2 != *hh || c2 != *ch || f2 != *f)
         chk_fail(c, "out_shape", "%s: out_shape of the same shape with data = NULL gave %s "
                                  "%dx%dx%d: out_shape depends on the shape only (kinds.h)",

@@ -192,6 +192,16 @@ static int step_failed(const aug_inst *a, const char *fn, int rc, char *err, siz
                 host_ctx_failure(a->host, a->pl, fn, rc));
 }
 
+/* The output shape of step a for record p on `in`: out_shape_p (ABI 1.3) when the step's
+ * size depends on its parameters, else out_shape. */
+static int step_shape(const aug_inst *a, const float *p, const eqm_image *in, int *w, int *h,
+                      int *c, uint32_t *f)
+{
+    const eqm_augment_ops *ops = &a->pl->ops.augment;
+    return ops->out_shape_p ? ops->out_shape_p(a->self, p, in, w, h, c, f)
+                            : ops->out_shape(a->self, in, w, h, c, f);
+}
+
 /* t must be finite: a NaN or Inf drawn by sample is reported here, naming the field, and
  * not later as a NaN loss. A few compares per sample. */
 static int t_finite(const aug_inst *a, const float *p, char *err, size_t n)
@@ -251,9 +261,9 @@ int pipe_run(eqm_loader *l, const pipeline *pp, worker_mem *m, const eqm_image *
             return rc;
         int w, h, c;
         uint32_t f;
-        rc = ops->out_shape(a->self, scaled ? &full : &cur, &w, &h, &c, &f);
+        rc = step_shape(a, tp + off, scaled ? &full : &cur, &w, &h, &c, &f);
         if (rc)
-            return step_failed(a, "out_shape", rc, err, n);
+            return step_failed(a, ops->out_shape_p ? "out_shape_p" : "out_shape", rc, err, n);
         eqm_image out = {w, h, c, w * c, f, NULL};
         if (f == EQM_PIX_F32) {
             if (u8_out) {
@@ -310,7 +320,7 @@ int plan_scale(const eqm_loader *l, int64_t epoch, int64_t key0, int nk, int W, 
             int ow, oh, oc;
             uint32_t f;
             if (ops->sample(a->self, &r, &ctx, &full, p) ||
-                ops->out_shape(a->self, &full, &ow, &oh, &oc, &f) ||
+                step_shape(a, p, &full, &ow, &oh, &oc, &f) ||
                 ops->source_box(a->self, p, W, H, box))
                 return 8; /* pipe_run reports the error */
             int need = 8;
@@ -343,7 +353,7 @@ int pipe_sample_only(const eqm_loader *l, const pipeline *pp, int w, int h, int 
             return rc;
         int nw, nh, nc;
         uint32_t f;
-        rc = a->pl->ops.augment.out_shape(a->self, &cur, &nw, &nh, &nc, &f);
+        rc = step_shape(a, tp + off, &cur, &nw, &nh, &nc, &f);
         if (rc)
             return step_failed(a, "out_shape", rc, err, n);
         cur.w = nw;

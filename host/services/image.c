@@ -5,7 +5,8 @@
  * not: DCT-domain scaling by any M/8, horizontal cropping (jpeg_crop_scanline) and row
  * skipping (jpeg_skip_scanlines) for partial decodes, and the Adobe marker needed to convert
  * CMYK/YCCK images the way Pillow does. Resampling (resample, crop_resize) is resample.c's:
- * Pillow's ImagingResample bit for bit.
+ * Pillow's ImagingResample bit for bit. image_header / decode (ABI 1.3) take JPEG or PNG
+ * (image_png.c).
  *
  * Deliberately left out: progressive-JPEG-specific speedups, 12-bit JPEGs, colour
  * management (ICC profiles are ignored as Pillow's convert("RGB") ignores them).
@@ -25,6 +26,7 @@
 #include <turbojpeg.h>
 
 #include "core.h"
+#include "services/image_png.h"
 #include "services/resample.h"
 
 /* ------------------------------------------------------------------ header ------ */
@@ -249,6 +251,50 @@ static int img_resample(eqm_host *h, const eqm_image *in, const double box[4], i
     return image_resample(h, "resample", in, box, flags, out);
 }
 
+/* ------------------------------------------------------------------ any format -- */
+/* ABI 1.3: JPEG or PNG, told apart by their signatures (image_png.c has the PNG side). */
+
+static int img_image_header(eqm_host *h, const void *data, size_t n, int *w, int *ht, int *c)
+{
+    switch (image_sniff(data, n)) {
+    case IMAGE_PNG: return image_png_header(h, data, n, w, ht, c);
+    case IMAGE_JPEG: {
+        int cc = 3, rc = img_jpeg_header(h, data, n, w, ht, &cc);
+        if (c)
+            *c = cc == 1 ? 1 : 3; /* CMYK decodes to RGB */
+        return rc;
+    }
+    default:
+        return host_ctx_set_error(h, EQM_ERR_FORMAT, "image_header: %zu bytes that are neither "
+                                  "a JPEG nor a PNG (by their first bytes)", n);
+    }
+}
+
+static int img_decode(eqm_host *h, const void *data, size_t n, eqm_image *out, size_t cap)
+{
+    if (!out)
+        return host_ctx_set_error(h, EQM_ERR_INVAL, "decode: out is NULL");
+    switch (image_sniff(data, n)) {
+    case IMAGE_PNG: return image_png_decode(h, data, n, out, cap);
+    case IMAGE_JPEG: {
+        int W, H;
+        int rc = img_jpeg_header(h, data, n, &W, &H, NULL);
+        if (rc)
+            return rc;
+        if ((size_t)W * H * 3 > cap) {
+            out->w = W;
+            out->h = H;
+            out->c = 3;
+            return EQM_GROW;
+        }
+        return img_jpeg_decode(h, data, n, 1, out, cap);
+    }
+    default:
+        return host_ctx_set_error(h, EQM_ERR_FORMAT, "decode: %zu bytes that are neither a "
+                                  "JPEG nor a PNG (by their first bytes)", n);
+    }
+}
+
 static const eqm_image_api the_image_api = {
     .size = sizeof(eqm_image_api),
     .jpeg_header = img_jpeg_header,
@@ -256,6 +302,8 @@ static const eqm_image_api the_image_api = {
     .jpeg_decode_region = img_jpeg_decode_region,
     .crop_resize = img_crop_resize,
     .resample = img_resample,
+    .image_header = img_image_header,
+    .decode = img_decode,
 };
 
 const eqm_image_api *image_api_table(void) { return &the_image_api; }

@@ -46,6 +46,26 @@ static const char *ds_error(void *ctx)
     return host_ctx_error(d->host);
 }
 
+/* ABI 1.3: a random-access dataset of varying image sizes lists them (t estimation). */
+static int64_t ds_image_sizes(void *ctx, int64_t max, int32_t *wh)
+{
+    ds_ctx *d = ctx;
+    int64_t n = d->pl->ops.dataset.image_sizes(d->self, max, wh);
+    if (n < 0 || n > max)
+        host_ctx_set_error(d->host, n < 0 ? (int)n : EQM_ERR_STATE, "%s",
+                           n < 0 ? host_ctx_failure(d->host, d->pl, "image_sizes", (int)n)
+                                 : "image_sizes() returned more sizes than asked for");
+    else
+        for (int64_t i = 0; i < 2 * n; i++)
+            if (wh[i] <= 0) {
+                host_ctx_set_error(d->host, EQM_ERR_FORMAT, "dataset plugin '%s': "
+                                   "image_sizes() gave size %d at entry %lld: sizes are > 0",
+                                   d->pl->desc.name, (int)wh[i], (long long)(i / 2));
+                return EQM_ERR_FORMAT;
+            }
+    return n > max ? EQM_ERR_STATE : n;
+}
+
 static void ds_destroy(void *ctx)
 {
     ds_ctx *d = ctx;
@@ -111,5 +131,9 @@ int dataset_source_open(const eqm_plugin *pl, const void *opts, const char *spli
     out->get = ds_get;
     out->error = ds_error;
     out->destroy = ds_destroy;
+    if ((!info.w || !info.h) && pl->ops.dataset.image_sizes) {
+        out->sizes_ctx = d;
+        out->image_sizes = ds_image_sizes;
+    }
     return EQM_OK;
 }

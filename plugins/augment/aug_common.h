@@ -318,7 +318,7 @@ typedef struct aug_coin_opts {
     static const eqm_augment_ops pfx##_ops = {                                                \
         sizeof(eqm_augment_ops), pfx##_create, pfx##_destroy, pfx##_n_params,                 \
         pfx##_param_name, pfx##_sample, out_shape, pfx##_apply, scratch, source_box,          \
-        apply_scaled};                                                                        \
+        apply_scaled, NULL /* 1.3 out_shape_p: sizes depend on the input only */};            \
     static const eqm_plugin_desc pfx##_desc = {                                               \
         EQM_DESC_HEADER(EQM_KIND_AUGMENT), name, "1.0.0", summary, pfx##_params, sizeof(OT),  \
         &pfx##_ops};                                                                          \

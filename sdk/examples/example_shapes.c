@@ -9,8 +9,9 @@
  *   open/close/info       once, on the owner thread;
  *   get(index, img, cap)  writes U8 HWC pixels into the caller's buffer and sets w/h/c/
  *                         stride; when cap is too small it sets img->w/h/c to the size it
- *                         needs and returns EQM_ERR_NOMEM (the buffer-growth protocol:
- *                         the host grows its buffer and calls again);
+ *                         needs and returns EQM_GROW (the buffer-growth protocol:
+ *                         the host grows its buffer and calls again; ABI 1.1 plugins
+ *                         said EQM_ERR_NOMEM);
  *   labels                in [0, n_classes).
  * Build: see the Makefile beside this file (pkg-config equimod-sdk).
  * Dimension legend: n samples, s = size (w = h = s), c = 3 channels, HWC layout.
@@ -111,7 +112,7 @@ static int shapes_get(const void *self, int64_t index, eqm_image *img,
     int w = s->size, h = s->size, c = 3;
     if ((size_t)w * (size_t)h * (size_t)c > img_capacity_bytes) {
         img->w = w, img->h = h, img->c = c; /* grow the buffer to this and call again */
-        return EQM_ERR_NOMEM;
+        return EQM_GROW;
     }
     uint64_t r = mix(s->split_key * 0x100000000ull + (uint64_t)index);
     int cls = (int)(r & 3);

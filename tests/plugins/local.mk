@@ -114,3 +114,14 @@ TESTS += tests/plugins/check_failures
 tests_plugins_check_failures_SOURCES = tests/plugins/check_failures.c tests/data/data_util.h
 tests_plugins_check_failures_CFLAGS = $(TEST_CFLAGS)
 tests_plugins_check_failures_LDADD = libeqmhost.la $(TEST_LIBS) -lm
+
+# ABI 1.3 appends (PNG decoding, out_shape_p, image_sizes) and 1.2 builds without them.
+check_LTLIBRARIES += tests/plugins/v13/tp_v13.la
+tests_plugins_v13_tp_v13_la_SOURCES = tests/plugins/v13/tp_v13.c tests/plugins/tp_common.h
+tests_plugins_v13_tp_v13_la_CFLAGS = $(AM_CFLAGS)
+tests_plugins_v13_tp_v13_la_LDFLAGS = $(TEST_PLUGIN_LINK)
+check_PROGRAMS += tests/plugins/check_appends
+TESTS += tests/plugins/check_appends
+tests_plugins_check_appends_SOURCES = tests/plugins/check_appends.c tests/data/data_util.h
+tests_plugins_check_appends_CFLAGS = $(TEST_CFLAGS) $(PNG_CFLAGS) $(TURBOJPEG_CFLAGS)
+tests_plugins_check_appends_LDADD = libeqmhost.la $(TEST_LIBS) $(PNG_LIBS) $(TURBOJPEG_LIBS) -lm

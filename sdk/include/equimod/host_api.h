@@ -78,8 +78,8 @@ enum eqm_resample_flags {
     EQM_RESAMPLE_PORTABLE = 1 << 9  /* no CPU-specific code path: the same bytes (tests) */
 };
 
-/* Image services (JPEG through libjpeg-turbo inside the host, resampling). Sized, append
- * only. */
+/* Image services (JPEG through libjpeg-turbo and PNG through libpng inside the host,
+ * resampling). Sized, append only. */
 typedef struct eqm_image_api {
     uint32_t size;
     /* Read the size of a JPEG without decoding. Returns EQM_OK or EQM_ERR_FORMAT. */
@@ -139,6 +139,24 @@ typedef struct eqm_image_api {
      * says which) or EQM_ERR_NOMEM. */
     int (*resample)(eqm_host *h, const eqm_image *in, const double box[4], int flags,
                     eqm_image *out);
+
+    /* ---- appended in 1.3 (issue 15; check with EQM_API_HAS(api->image, decode)) ---- */
+
+    /* JPEG or PNG, told apart by their first bytes, so that a dataset reads either without
+     * an image library of its own. image_header: the size without decoding; *c = 1 for a
+     * gray image (PNG gray with or without alpha, gray JPEG), else 3 (pointers may be NULL).
+     * Returns EQM_OK or EQM_ERR_FORMAT (neither format, corrupt header). Thread-safe. */
+    int (*image_header)(eqm_host *h, const void *data, size_t n, int *w, int *ht, int *c);
+    /* Decode a whole JPEG or PNG at full size to 8-bit RGB, as Pillow's convert("RGB"):
+     * gray replicated, PNG palettes expanded, 16-bit samples reduced to their high byte,
+     * alpha and tRNS dropped (not composited), CMYK JPEGs converted. Writes out->data
+     * (caller-owned, out_capacity_bytes) and sets out->w/h/c (c = 3), stride = w*3 and
+     * format U8. When w*h*3 exceeds the capacity it sets out->w/h/c and returns EQM_GROW
+     * without decoding: grow the buffer and call again (the protocol of a dataset's get).
+     * Returns EQM_OK, EQM_GROW, EQM_ERR_FORMAT (neither format, corrupt or truncated data),
+     * EQM_ERR_INVAL or EQM_ERR_NOMEM. Thread-safe. */
+    int (*decode)(eqm_host *h, const void *data, size_t n, eqm_image *out,
+                  size_t out_capacity_bytes);
 } eqm_image_api;
 
 /* File and archive reading (libarchive + zlib inside the host). Sized, append only.
@@ -200,8 +218,10 @@ typedef struct eqm_host_api {
      * parallel_for chunk run on a pool thread: the caller would not see it as its own). */
     int (*set_error)(eqm_host *h, int status, const char *fmt, ...)
         EQM_PRINTF(3, 4);
-    /* Zero-filled, `align`-aligned (power of two, 0 = 64) memory; NULL on failure.
-     * Release with api->free only. */
+    /* Zero-filled, `align`-aligned memory: `align` a power of two, 0 = 64 (a cache line);
+     * 1, 2 and 4 give at least pointer alignment. NULL on failure, with the reason
+     * recorded on h (out of memory, or an `align` that is not a power of two), so that
+     * `return EQM_ERR_NOMEM;` after it still reports why. Release with api->free only. */
     void *(*alloc)(eqm_host *h, size_t bytes, size_t align);
     void (*free)(eqm_host *h, void *p);
 

@@ -95,6 +95,9 @@ typedef struct eqm_dataset_ops {
      * stride; *label gets the class. MAY be called concurrently from several threads on
      * the same instance. Returns EQM_OK, EQM_SKIP (bad sample, message set), EQM_GROW
      * (1.2; 1.1: EQM_ERR_NOMEM) with img->w/h/c set when the image does not fit, or < 0.
+     * Buffer growth: on EQM_GROW the host grows the buffer to at least w*h*c bytes and
+     * calls again with the same index; a loader worker's buffer starts at w*h*3 bytes of
+     * info's size, or 256*256*3 when the size varies, and only grows.
      * Thread: concurrent. */
     int (*get)(const void *self, int64_t index, eqm_image *img, size_t img_capacity_bytes,
                int32_t *label);
@@ -125,6 +128,16 @@ typedef struct eqm_dataset_ops {
      * < 0. Thread: concurrent. */
     int (*decode)(const void *self, const eqm_raw_sample *raw, int scale_num, eqm_image *img,
                   size_t img_capacity_bytes, int32_t *label, int *orig_w, int *orig_h);
+
+    /* ---- appended in 1.3 (issue 15; read only when the ops table's size covers it) ---- */
+    /* Optional, random-access datasets whose images vary in size (info w = h = 0): write
+     * the original (w, h) of samples 0, 1, ... up to `max` of them into wh[2*i], wh[2*i+1]
+     * (from an index or the files' headers, api->image->image_header, without decoding).
+     * The host draws t of [loader] t_standardize = estimate on these sizes (crop records
+     * are in original pixels, method-reference.md §4); without it, it warns and uses
+     * 256x256. Thread: instantiation. Returns: the number of sizes written (1..max), or
+     * < 0 with a message. */
+    int64_t (*image_sizes)(const void *self, int64_t max, int32_t *wh);
 } eqm_dataset_ops;
 
 /* ------------------------------------------------------------------ augment ------ */
@@ -152,7 +165,8 @@ typedef struct eqm_augment_ops {
      * Runs concurrently on a const self. Thread: concurrent. Returns: EQM_OK, < 0. */
     int (*sample)(const void *self, eqm_rng *rng, const eqm_augment_ctx *ctx,
                   const eqm_image *in, float *p);
-    /* REQUIRED. Size and format of the output for input `in` (the host sizes buffers).
+    /* REQUIRED. Size and format of the output for input `in` (the host sizes buffers);
+     * for the neutral record when out_shape_p (1.3) says it depends on the parameters.
      * Thread: concurrent (pure). Returns: EQM_OK, < 0 (an input it cannot take). */
     int (*out_shape)(const void *self, const eqm_image *in, int *w, int *h, int *c,
                      uint32_t *format);
@@ -183,6 +197,17 @@ typedef struct eqm_augment_ops {
      * on a const self. Returns EQM_OK or < 0 (message set). Thread: concurrent. */
     int (*apply_scaled)(const void *self, const float *p, const eqm_image *in, float sx,
                         float sy, eqm_image *out, void *scratch);
+
+    /* ---- appended in 1.3 (issue 15; read only when the ops table's size covers it) ---- */
+    /* Optional, for an augmentation whose output size depends on its parameters (a
+     * 90-degree turn of a non-square image): the output of apply(p) on an input shaped like
+     * `in` (data may be NULL). When set, the host sizes each sample's output with it after
+     * sample() and passes that size to apply; out_shape then gives the shape for the
+     * neutral record and is what the loader's build-time shape check uses (a pipeline's
+     * final output must still be the same for every p: follow such a step with a resize or
+     * crop). Thread: concurrent (pure). Returns: EQM_OK, < 0. */
+    int (*out_shape_p)(const void *self, const float *p, const eqm_image *in, int *w, int *h,
+                       int *c, uint32_t *format);
 } eqm_augment_ops;
 
 /* -------------------------------------------- backbone, method, equimod ------ */
@@ -269,6 +294,18 @@ enum eqm_module_flags {
     EQM_MODULE_EMBEDDING = 1u << 1
 };
 
+/* Module lifecycle (backbone, method, equimod), all on one thread: create (max_rows = 0
+ * when no forward will follow: `equimod export` builds backbones so), n_tensors and
+ * tensor_info for each tensor (REQUIRED, the whole record filled), act_floats(max_rows),
+ * bind, init; then per training step: backbone forward; for BYOL a backbone forward with
+ * use_target = 1 (views 1 and 2, its own output) BEFORE the backbone's backward, so it must
+ * leave the online activations intact; method forward, backward; equimod forward,
+ * backward; backbone backward. backward gets the io of its forward: in, in_target, t and
+ * out stay valid and unchanged until it returns. A backbone forward writes every one of
+ * rows x out_dim outputs (the host presets them to NaN and refuses one left so); method
+ * and equimod forwards set io->loss. Tensors flagged EQM_T_BUFFER | EQM_T_EMA (BN running
+ * statistics) get the same EMA into their target copy as the weights. The SDK's author's
+ * guide (README.md, section 5) has the details and the export naming rules. */
 typedef struct eqm_module_ops {
     uint32_t size;
     /* REQUIRED. Thread: instantiation. Returns: EQM_OK, < 0 (EQM_ERR_INVAL: bad options or

@@ -28,7 +28,8 @@ libeqmhost_la_SOURCES = \
 	host/cmd/shards.c \
 	host/cmd/probe.c \
 	host/eval/probe.h \
-	host/eval/probe.c
+	host/eval/probe.c \
+	host/eval/probe_out.c
 libeqmhost_la_CFLAGS = $(AM_CFLAGS) $(OPENBLAS_CFLAGS) $(URING_CFLAGS) $(ARCHIVE_CFLAGS) \
 	$(TURBOJPEG_CFLAGS) $(ZLIB_CFLAGS) $(INIH_CFLAGS) $(JANSSON_CFLAGS) $(PNG_CFLAGS)
 libeqmhost_la_LIBADD = $(OPENBLAS_LIBS) $(URING_LIBS) $(ARCHIVE_LIBS) $(TURBOJPEG_LIBS) \

@@ -14,7 +14,9 @@ static void report_usage(FILE *f)
                "Write one self-contained HTML page (inline SVG, no script, nothing fetched\n"
                "from the network) for a run folder or a sweep folder: the resolved config,\n"
                "machine and version, per-epoch curves (losses, lr, equivariance gain, online\n"
-               "kNN, throughput); for a sweep also the summary table, every run's row of\n"
+               "kNN, throughput), and the table of `equimod probe` when RUN/probe.json exists;\n"
+               "for a sweep also the summary table (with probe R^2 per t group per point when\n"
+               "runs have a probe.json), every run's row of\n"
                "results.csv, each metric against each swept value with error bars over seeds,\n"
                "and the training curves overlaid per point. Default output:\n"
                "RUN_OR_SWEEP/report.html.\n");

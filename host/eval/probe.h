@@ -121,4 +121,27 @@ void probe_write_table(const probe_report *r, FILE *f);
 /* probe.json (see `equimod probe --help` for the fields). */
 int probe_write_json(const probe_report *r, const char *path, char *err, size_t errlen);
 
+/* ---- probe.json read back (probe_out.c): `equimod report` and sweep summaries ---- */
+typedef struct probe_summary {
+    int n_groups;                          /* the t groups, then "all" */
+    char group[PROBE_MAX_GROUPS + 1][64];
+    double bb[PROBE_MAX_GROUPS + 1];       /* backbone R^2 (NAN: null) */
+    double emb[PROBE_MAX_GROUPS + 1];      /* embedding R^2 (NAN: none) */
+    int has_embedding;
+    char method[64];
+    int equimod;
+    int64_t images;
+    char split[16];
+} probe_summary;
+/* RUN/probe.json: EQM_OK, 1 when there is none, EQM_ERR_FORMAT when it cannot be read. */
+int probe_json_read(const char *run_dir, probe_summary *s);
+/* The run page's section (an HTML table, id "probe") when RUN/probe.json exists; returns 1
+ * if written, 0 if there is no probe.json. */
+int probe_html(FILE *f, const char *run_dir);
+/* summary.md's section: probe R^2 per t group per point of the sweep (mean ± sd over the
+ * runs that have a probe.json), backbone and embedding rows; 1 if written, 0 if no run of
+ * the sweep has a probe.json. */
+struct sweep_plan;
+int probe_sweep_md(FILE *f, const struct sweep_plan *p, const char *dir);
+
 #endif

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "eval/probe.h"
 #include "sweep/sweep.h"
 
 /* ------------------------------------------------------------ run curves --------- */
@@ -357,6 +358,7 @@ static int report_run(const char *dir, FILE *f)
     const char *name = "run";
     curve_charts(f, &c, &name, 1);
     curves_free(&c);
+    probe_html(f, dir); /* RUN/probe.json (`equimod probe`), when present */
     fputs("<h2>Report</h2>\n", f);
     snprintf(p, sizeof p, "%s/report.md", dir);
     pre_file(f, p);

@@ -25,6 +25,7 @@
 #include <jansson.h>
 
 #include "core.h"
+#include "eval/probe.h"
 #include "sweep/sweep.h"
 
 sweep_step *sweep_read_steps(const char *run_dir, const char *const *names, int n_names,
@@ -430,6 +431,7 @@ int sweep_collect(const sweep_plan *p, const char *dir, char *err, size_t errlen
         fputc('\n', f);
     }
     free(v);
+    probe_sweep_md(f, p, dir); /* probe R^2 per t group per point, when runs have one */
     if (n_failed) {
         fprintf(f, "\n## Failed runs\n\n");
         for (int r = 0; r < p->n_runs; r++)

@@ -12,8 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "eval/probe.h"
+#include "sweep/sweep.h"
 
 #ifndef EQM_SRCDIR
 #define EQM_SRCDIR "."
@@ -279,6 +282,122 @@ START_TEST(test_refusals)
 }
 END_TEST
 
+/* probe.json written by probe_write_json and read back (probe_json_read), the run page's
+ * HTML table and the sweep summary's section (mean ± sd per point over the runs that have
+ * a probe.json): real files in a temporary sweep folder. */
+static void fake_report(probe_report *r, double crop_bb, double crop_emb, int equimod)
+{
+    memset(r, 0, sizeof *r);
+    snprintf(r->what, sizeof r->what, "x/checkpoint.last");
+    snprintf(r->method, sizeof r->method, "simclr");
+    snprintf(r->split, sizeof r->split, "test");
+    r->equimod = equimod;
+    r->images = 100, r->fit_images = 60, r->val_images = 20, r->test_images = 20;
+    r->P = 3;
+    static char *names[3] = {"crop_i", "crop_j", "flip"};
+    r->field_names = names;
+    r->n_groups = 2;
+    snprintf(r->groups[0].name, sizeof r->groups[0].name, "augment.crop");
+    snprintf(r->groups[0].plugin, sizeof r->groups[0].plugin, "random_resized_crop");
+    r->groups[0].first = 0, r->groups[0].count = 2;
+    snprintf(r->groups[1].name, sizeof r->groups[1].name, "augment.flip");
+    snprintf(r->groups[1].plugin, sizeof r->groups[1].plugin, "horizontal_flip");
+    r->groups[1].first = 2, r->groups[1].count = 1;
+    probe_fit *fits[2] = {&r->backbone, &r->embedding};
+    for (int k = 0; k < 2; k++) {
+        probe_fit *p = fits[k];
+        for (int g = 0; g < PROBE_MAX_GROUPS; g++)
+            p->r2[g] = p->val_r2[g] = p->lambda[g] = NAN;
+        p->r2[0] = k ? crop_emb : crop_bb;
+        p->r2[1] = NAN; /* flip did not vary: null */
+        p->lambda[0] = 1;
+        p->r2_all = p->r2[0];
+        p->d = 8, p->d_used = 8;
+    }
+    r->has_embedding = 1;
+}
+
+START_TEST(test_json_report_sweep)
+{
+    char dir[] = "/tmp/eqm_probe_sweep_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    /* a plan of 2 points x 2 seeds; the point "m=b" seed 2 has no probe.json */
+    static const char *names[4] = {"m=a,seed=1", "m=a,seed=2", "m=b,seed=1", "m=b,seed=2"};
+    static const char *points[4] = {"m=a", "m=a", "m=b", "m=b"};
+    const double crop[4][2] = {{0.5, 0.25}, {0.7, 0.35}, {0.9, 0.8}, {0, 0}};
+    sweep_run runs[4];
+    memset(runs, 0, sizeof runs);
+    char path[512], err[512];
+    for (int i = 0; i < 4; i++) {
+        runs[i].name = (char *)names[i];
+        runs[i].point = (char *)points[i];
+        runs[i].seed = (char *)(i % 2 ? "2" : "1");
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        ck_assert_int_eq(mkdir(path, 0755), 0);
+        if (i == 3)
+            continue;
+        probe_report r;
+        fake_report(&r, crop[i][0], crop[i][1], i >= 2);
+        snprintf(path, sizeof path, "%s/%s/probe.json", dir, names[i]);
+        ck_assert_msg(probe_write_json(&r, path, err, sizeof err) == EQM_OK, "%s", err);
+    }
+    probe_summary s;
+    snprintf(path, sizeof path, "%s/%s", dir, names[2]);
+    ck_assert_int_eq(probe_json_read(path, &s), EQM_OK);
+    ck_assert_int_eq(s.n_groups, 3);
+    ck_assert_str_eq(s.group[0], "crop");
+    ck_assert_str_eq(s.group[1], "flip");
+    ck_assert_str_eq(s.group[2], "all");
+    ck_assert(fabs(s.bb[0] - 0.9) < 1e-9 && fabs(s.emb[0] - 0.8) < 1e-9);
+    ck_assert(isnan(s.bb[1]) && s.has_embedding && s.equimod && s.images == 100);
+    snprintf(path, sizeof path, "%s/%s", dir, names[3]);
+    ck_assert_int_eq(probe_json_read(path, &s), 1); /* none */
+    /* the run page */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    snprintf(path, sizeof path, "%s/%s", dir, names[0]);
+    ck_assert_int_eq(probe_html(f, path), 1);
+    fclose(f);
+    ck_assert_msg(strstr(buf, "<table id=\"probe\">") &&
+                      strstr(buf, "<tr><td>crop</td><td>0.500</td><td>0.250</td></tr>") &&
+                      strstr(buf, "<tr><td>flip</td><td>n/a</td><td>n/a</td></tr>"),
+                  "%s", buf);
+    free(buf);
+    /* the sweep summary section */
+    sweep_plan p;
+    memset(&p, 0, sizeof p);
+    p.n_runs = 4;
+    p.runs = runs;
+    buf = NULL;
+    f = open_memstream(&buf, &len);
+    ck_assert_int_eq(probe_sweep_md(f, &p, dir), 1);
+    fclose(f);
+    /* m=a: crop backbone 0.5, 0.7 -> 0.600 ± 0.141 (2); embedding 0.25, 0.35 -> 0.300 ± 0.071 */
+    ck_assert_msg(strstr(buf, "| point | representation | n | crop | flip | all |") &&
+                      strstr(buf, "| m=a | backbone | 2 | 0.600 ± 0.141 (2) | | 0.600 ± 0.141 (2) |") &&
+                      strstr(buf, "| m=a | embedding | 2 | 0.300 ± 0.071 (2) |") &&
+                      strstr(buf, "| m=b | backbone | 1 | 0.900 (1) |"),
+                  "%s", buf);
+    free(buf);
+    /* a sweep without any probe.json: no section */
+    p.n_runs = 0;
+    buf = NULL;
+    f = open_memstream(&buf, &len);
+    ck_assert_int_eq(probe_sweep_md(f, &p, dir), 0);
+    fclose(f);
+    ck_assert_uint_eq(len, 0);
+    free(buf);
+    for (int i = 0; i < 4; i++) {
+        snprintf(path, sizeof path, "%s/%s/probe.json", dir, names[i]);
+        remove(path);
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        rmdir(path);
+    }
+    rmdir(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("probe");
@@ -288,6 +407,7 @@ int main(void)
     tcase_add_test(tc, test_fixture_torch);
     tcase_add_test(tc, test_known_answer);
     tcase_add_test(tc, test_refusals);
+    tcase_add_test(tc, test_json_report_sweep);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -20,6 +20,7 @@
 #include <cblas.h>
 
 #include "core.h"
+#include "dist/dist.h"
 
 /* ------------------------------------------------------------------ log --------- */
 
@@ -62,8 +63,10 @@ void host_vlog(int level, const char *category, const char *fmt, va_list ap)
         level = 0;
     if (level > 4)
         level = 4;
-    char line[2048];
-    int n = snprintf(line, sizeof line, "%s %s: ", level_names[level],
+    char line[2048], tag[48] = ""; /* under MPI every rank's line names its rank */
+    if (dist_size() > 1)
+        snprintf(tag, sizeof tag, "[rank %d of %d] ", dist_rank(), dist_size());
+    int n = snprintf(line, sizeof line, "%s%s %s: ", tag, level_names[level],
                      category ? category : "equimod");
     if (n < 0)
         n = 0;

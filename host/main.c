@@ -64,8 +64,10 @@ static int run_command(const struct command *cmd, int argc, char **argv)
     } else {
         rc = cmd->fn(argc, argv);
     }
-    if (rc && dist_size() > 1) {
-        /* a rank that fails ends the job: the others would wait in a collective forever */
+    if (rc && dist_size() > 1 && !dist_all_failed(5.0)) {
+        /* a rank that fails alone ends the job: the others would wait in a collective
+         * forever. When every rank failed (or stopped) with it, each has printed its own
+         * message and MPI is finalised normally. */
         fflush(NULL);
         dist_abort(rc);
     }

@@ -26,7 +26,7 @@ static unsigned g_nn_flags;
 static _Thread_local char g_err[512];
 static dist_stats g_stats;
 #ifdef HAVE_MPI
-static MPI_Comm g_comm = MPI_COMM_NULL, g_comm_grad = MPI_COMM_NULL;
+static MPI_Comm g_comm = MPI_COMM_NULL, g_comm_grad = MPI_COMM_NULL, g_comm_fail = MPI_COMM_NULL;
 #endif
 
 #define CHUNK ((size_t)1 << 28)
@@ -146,6 +146,8 @@ int dist_init(int *argc, char ***argv, char *err, size_t errlen)
     MPI_Comm_set_errhandler(g_comm, MPI_ERRORS_RETURN);
     MPI_Comm_dup(MPI_COMM_WORLD, &g_comm_grad);
     MPI_Comm_set_errhandler(g_comm_grad, MPI_ERRORS_RETURN);
+    MPI_Comm_dup(MPI_COMM_WORLD, &g_comm_fail);
+    MPI_Comm_set_errhandler(g_comm_fail, MPI_ERRORS_RETURN);
     MPI_Comm_rank(g_comm, &g_rank);
     MPI_Comm_size(g_comm, &g_size);
     g_multiple = provided >= MPI_THREAD_MULTIPLE;
@@ -161,6 +163,7 @@ void dist_finalize(void)
     if (g_mpi) {
         MPI_Comm_free(&g_comm);
         MPI_Comm_free(&g_comm_grad);
+        MPI_Comm_free(&g_comm_fail);
         int fin = 0;
         MPI_Finalized(&fin);
         if (!fin)
@@ -189,6 +192,34 @@ static uint64_t now_ns(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
+#endif
+
+int dist_all_failed(double seconds)
+{
+#ifdef HAVE_MPI
+    if (!g_mpi || g_size == 1)
+        return 1;
+    MPI_Request req;
+    if (MPI_Ibarrier(g_comm_fail, &req) != MPI_SUCCESS)
+        return 0;
+    const uint64_t end = now_ns() + (uint64_t)(seconds * 1e9);
+    for (;;) {
+        int done = 0;
+        if (MPI_Test(&req, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+            return 0;
+        if (done)
+            return 1;
+        if (now_ns() >= end)
+            return 0; /* the request stays pending: MPI_Abort follows */
+        nanosleep(&(struct timespec){0, 2000000}, NULL);
+    }
+#else
+    (void)seconds;
+    return 1;
+#endif
+}
+
+#ifdef HAVE_MPI
 
 static void account(uint64_t t0, double bytes)
 {
@@ -206,79 +237,139 @@ static int mpi_fail(const char *call, int rc)
     return fail(EQM_ERR_IO, "rank %d of %d: %s failed: %s", g_rank, g_size, call, msg);
 }
 
-static int allreduce(void *buf, size_t n, MPI_Datatype t, size_t esz, const char *name)
+#endif
+
+enum coll_kind { C_ALLREDUCE, C_ALLGATHER, C_REDUCE_SCATTER, C_BCAST, C_BARRIER };
+enum coll_type { T_F32, T_F64, T_I32, T_BYTE };
+
+/* One collective as data: every public call below is one of these. */
+typedef struct coll {
+    enum coll_kind kind;
+    enum coll_type type;
+    int max;          /* reductions: MPI_MAX instead of MPI_SUM */
+    const void *send; /* NULL: in place (recv) */
+    void *recv;
+    size_t n;         /* elements: the whole buffer (all-reduce, broadcast) or per rank */
+    int root;
+    const char *name; /* for messages */
+} coll;
+
+static size_t type_size(enum coll_type t)
 {
-    uint64_t t0 = now_ns();
-    for (size_t o = 0; o < n; o += CHUNK) {
-        size_t m = n - o < CHUNK ? n - o : CHUNK;
-        int rc = MPI_Allreduce(MPI_IN_PLACE, (char *)buf + o * esz, (int)m, t, MPI_SUM, g_comm);
-        if (rc != MPI_SUCCESS)
-            return mpi_fail(name, rc);
+    return t == T_F64 ? 8 : t == T_BYTE ? 1 : 4;
+}
+
+#ifdef HAVE_MPI
+static MPI_Datatype mpi_type(enum coll_type t)
+{
+    return t == T_F32 ? MPI_FLOAT : t == T_F64 ? MPI_DOUBLE : t == T_I32 ? MPI_INT : MPI_BYTE;
+}
+
+/* The MPI call(s) of c; *sent: bytes this rank sends under a ring algorithm. All-reduce
+ * and broadcast are cut into chunks of at most CHUNK elements. */
+static int mpi_collective(const coll *c, double *sent)
+{
+    const size_t esz = type_size(c->type);
+    const double bytes = (double)(c->n * esz), others = g_size - 1;
+    const MPI_Datatype t = mpi_type(c->type);
+    const MPI_Op op = c->max ? MPI_MAX : MPI_SUM;
+    char *buf = c->recv;
+    int rc = MPI_SUCCESS;
+    switch (c->kind) {
+    case C_ALLREDUCE:
+    case C_BCAST:
+        for (size_t o = 0; o < c->n && rc == MPI_SUCCESS; o += CHUNK) {
+            int m = (int)(c->n - o < CHUNK ? c->n - o : CHUNK);
+            rc = c->kind == C_BCAST ? MPI_Bcast(buf + o * esz, m, t, c->root, g_comm)
+                                    : MPI_Allreduce(MPI_IN_PLACE, buf + o * esz, m, t, op, g_comm);
+        }
+        *sent = c->kind == C_BCAST ? bytes : 2.0 * others / g_size * bytes;
+        break;
+    case C_ALLGATHER: {
+        const void *sb = !c->send || c->send == buf + (size_t)g_rank * c->n * esz ? MPI_IN_PLACE
+                                                                                   : c->send;
+        rc = MPI_Allgather(sb, (int)c->n, t, buf, (int)c->n, t, g_comm);
+        *sent = others * bytes;
+        break;
     }
-    account(t0, 2.0 * (g_size - 1) / g_size * (double)(n * esz));
-    return EQM_OK;
+    case C_REDUCE_SCATTER:
+        rc = MPI_Reduce_scatter_block(c->send, buf, (int)c->n, t, op, g_comm);
+        *sent = others * bytes;
+        break;
+    case C_BARRIER:
+        rc = MPI_Barrier(g_comm);
+        *sent = 0;
+        break;
+    }
+    return rc == MPI_SUCCESS ? EQM_OK : mpi_fail(c->name, rc);
 }
 #endif
 
+/* Runs c across the group; in the single-process group a gather, reduce-scatter or
+ * broadcast is a copy (or nothing in place) and a reduction the identity. */
+static int collective(const coll *c)
+{
+    if ((c->kind == C_ALLGATHER || c->kind == C_REDUCE_SCATTER) && c->n > INT_MAX)
+        return fail(EQM_ERR_INVAL, "%s: %zu elements per rank exceed MPI's int count", c->name,
+                    c->n);
+    if (c->kind == C_BCAST && (c->root < 0 || c->root >= g_size))
+        return fail(EQM_ERR_INVAL, "%s: root %d outside [0, %d)", c->name, c->root, g_size);
+#ifdef HAVE_MPI
+    if (g_mpi && g_size > 1) {
+        uint64_t t0 = now_ns();
+        double sent = 0;
+        int rc = mpi_collective(c, &sent);
+        if (rc == EQM_OK)
+            account(t0, sent);
+        return rc;
+    }
+#endif
+    if ((c->kind == C_ALLGATHER || c->kind == C_REDUCE_SCATTER) && c->send &&
+        c->send != c->recv)
+        memmove(c->recv, c->send, c->n * type_size(c->type));
+    return EQM_OK;
+}
+
 int dist_allreduce_f32(float *buf, size_t n)
 {
-#ifdef HAVE_MPI
-    if (g_mpi && g_size > 1)
-        return allreduce(buf, n, MPI_FLOAT, sizeof(float), "MPI_Allreduce(float)");
-#endif
-    (void)buf, (void)n;
-    return EQM_OK;
+    return collective(&(coll){C_ALLREDUCE, T_F32, 0, NULL, buf, n, 0, "MPI_Allreduce(float)"});
 }
 
 int dist_allreduce_f64(double *buf, size_t n)
 {
-#ifdef HAVE_MPI
-    if (g_mpi && g_size > 1)
-        return allreduce(buf, n, MPI_DOUBLE, sizeof(double), "MPI_Allreduce(double)");
-#endif
-    (void)buf, (void)n;
-    return EQM_OK;
+    return collective(&(coll){C_ALLREDUCE, T_F64, 0, NULL, buf, n, 0, "MPI_Allreduce(double)"});
+}
+
+int dist_allreduce_max_int(int *buf, size_t n)
+{
+    return collective(&(coll){C_ALLREDUCE, T_I32, 1, NULL, buf, n, 0, "MPI_Allreduce(int, max)"});
 }
 
 int dist_allgather_f32(const float *send, size_t n, float *recv)
 {
-    if (n > INT_MAX)
-        return fail(EQM_ERR_INVAL, "allgather: %zu floats per rank exceeds MPI's int count",
-                    n);
-#ifdef HAVE_MPI
-    if (g_mpi && g_size > 1) {
-        uint64_t t0 = now_ns();
-        const void *sb = send == recv + (size_t)g_rank * n ? MPI_IN_PLACE : send;
-        int rc = MPI_Allgather(sb, (int)n, MPI_FLOAT, recv, (int)n, MPI_FLOAT, g_comm);
-        if (rc != MPI_SUCCESS)
-            return mpi_fail("MPI_Allgather", rc);
-        account(t0, (double)(g_size - 1) * (double)(n * sizeof(float)));
-        return EQM_OK;
-    }
-#endif
-    if (send != recv)
-        memmove(recv, send, n * sizeof(float));
-    return EQM_OK;
+    return collective(&(coll){C_ALLGATHER, T_F32, 0, send, recv, n, 0, "MPI_Allgather"});
 }
 
 int dist_allgather_bytes(const void *send, size_t bytes, void *recv)
 {
-    if (bytes > INT_MAX)
-        return fail(EQM_ERR_INVAL, "allgather: %zu bytes per rank exceeds MPI's int count",
-                    bytes);
-#ifdef HAVE_MPI
-    if (g_mpi && g_size > 1) {
-        uint64_t t0 = now_ns();
-        int rc = MPI_Allgather(send, (int)bytes, MPI_BYTE, recv, (int)bytes, MPI_BYTE, g_comm);
-        if (rc != MPI_SUCCESS)
-            return mpi_fail("MPI_Allgather(bytes)", rc);
-        account(t0, (double)(g_size - 1) * (double)bytes);
-        return EQM_OK;
-    }
-#endif
-    if (send != recv)
-        memmove(recv, send, bytes);
-    return EQM_OK;
+    return collective(&(coll){C_ALLGATHER, T_BYTE, 0, send, recv, bytes, 0,
+                              "MPI_Allgather(bytes)"});
+}
+
+int dist_reduce_scatter_f32(const float *send, size_t n, float *recv)
+{
+    return collective(&(coll){C_REDUCE_SCATTER, T_F32, 0, send, recv, n, 0,
+                              "MPI_Reduce_scatter_block"});
+}
+
+int dist_bcast(void *buf, size_t bytes, int root)
+{
+    return collective(&(coll){C_BCAST, T_BYTE, 0, NULL, buf, bytes, root, "MPI_Bcast"});
+}
+
+int dist_barrier(void)
+{
+    return collective(&(coll){C_BARRIER, T_BYTE, 0, NULL, NULL, 0, 0, "MPI_Barrier"});
 }
 
 int dist_check_identical(const void *p, size_t bytes, const char *what, char *err,
@@ -313,60 +404,5 @@ int dist_check_identical(const void *p, size_t bytes, const char *what, char *er
         return errf(err, errlen, EQM_ERR_STATE,
                     "%s differ between ranks: rank(s) %s hold other bytes than rank 0 (%zu "
                     "bytes compared by hash)", what, list, bytes);
-    return EQM_OK;
-}
-
-int dist_reduce_scatter_f32(const float *send, size_t n, float *recv)
-{
-    if (n > INT_MAX)
-        return fail(EQM_ERR_INVAL,
-                    "reduce_scatter: %zu floats per rank exceeds MPI's int count", n);
-#ifdef HAVE_MPI
-    if (g_mpi && g_size > 1) {
-        uint64_t t0 = now_ns();
-        int rc = MPI_Reduce_scatter_block(send, recv, (int)n, MPI_FLOAT, MPI_SUM, g_comm);
-        if (rc != MPI_SUCCESS)
-            return mpi_fail("MPI_Reduce_scatter_block", rc);
-        account(t0, (double)(g_size - 1) * (double)(n * sizeof(float)));
-        return EQM_OK;
-    }
-#endif
-    if (send != recv)
-        memmove(recv, send, n * sizeof(float));
-    return EQM_OK;
-}
-
-int dist_bcast(void *buf, size_t bytes, int root)
-{
-    if (root < 0 || root >= g_size)
-        return fail(EQM_ERR_INVAL, "bcast: root %d outside [0, %d)", root, g_size);
-#ifdef HAVE_MPI
-    if (g_mpi && g_size > 1) {
-        uint64_t t0 = now_ns();
-        for (size_t o = 0; o < bytes; o += CHUNK) {
-            size_t m = bytes - o < CHUNK ? bytes - o : CHUNK;
-            int rc = MPI_Bcast((char *)buf + o, (int)m, MPI_BYTE, root, g_comm);
-            if (rc != MPI_SUCCESS)
-                return mpi_fail("MPI_Bcast", rc);
-        }
-        account(t0, (double)bytes);
-        return EQM_OK;
-    }
-#endif
-    (void)buf;
-    return EQM_OK;
-}
-
-int dist_barrier(void)
-{
-#ifdef HAVE_MPI
-    if (g_mpi && g_size > 1) {
-        uint64_t t0 = now_ns();
-        int rc = MPI_Barrier(g_comm);
-        if (rc != MPI_SUCCESS)
-            return mpi_fail("MPI_Barrier", rc);
-        account(t0, 0);
-    }
-#endif
     return EQM_OK;
 }

@@ -31,6 +31,13 @@
 /* Initialise once per process (later calls return EQM_OK at once). argc/argv may be NULL.
  * Returns EQM_OK or a negative eqm_status with the message in err. */
 int dist_init(int *argc, char ***argv, char *err, size_t errlen);
+/* For a rank whose command failed: 1 when every rank of the group reaches this call within
+ * `seconds` (they all failed, or all stopped together, and each has printed its own
+ * message: MPI can be finalised normally), 0 when some rank did not (it waits in a
+ * collective or still runs: the caller must dist_abort). A non-blocking barrier on a
+ * communicator of its own, so that it never meets a rank's pending collective. 1 in the
+ * single-process group. */
+int dist_all_failed(double seconds);
 /* MPI_Finalize if dist_init initialised MPI; then the single-process group again. */
 void dist_finalize(void);
 /* MPI_Abort(code) on every rank when MPI runs with more than one process, else nothing:
@@ -47,6 +54,8 @@ const char *dist_error(void);      /* message of the last failed call, "" if non
 /* In-place sums over ranks. */
 int dist_allreduce_f32(float *buf, size_t n);
 int dist_allreduce_f64(double *buf, size_t n);
+/* In-place maxima over ranks (flags every rank must agree on: train's stop signal). */
+int dist_allreduce_max_int(int *buf, size_t n);
 /* recv (size * n) = [rank 0's n ; rank 1's n ; ...]. send may be recv + rank * n (in
  * place). n must be the same on every rank. */
 int dist_allgather_f32(const float *send, size_t n, float *recv);

@@ -127,8 +127,9 @@ static int save_checkpoint(trainer *tr, char *err, size_t errlen)
     char *tab = tensor_table(&tr->m);
     if (!tab)
         return errf(err, errlen, EQM_ERR_NOMEM, "out of memory");
-    ckpt_section s[6];
+    ckpt_section s[7];
     int n = 0;
+    char ranks[32];
     memset(s, 0, sizeof s);
     snprintf(s[n].name, CKPT_NAME_MAX, "config");
     s[n].data = tr->cfg_text, s[n++].bytes = strlen(tr->cfg_text);
@@ -145,6 +146,9 @@ static int save_checkpoint(trainer *tr, char *err, size_t errlen)
     tr->st.optim_steps = tr->opt.steps;
     snprintf(s[n].name, CKPT_NAME_MAX, "state");
     s[n].data = &tr->st, s[n++].bytes = sizeof tr->st;
+    snprintf(s[n].name, CKPT_NAME_MAX, "ranks"); /* MPI processes (text; see run_resume) */
+    snprintf(ranks, sizeof ranks, "%d\n", dist_size());
+    s[n].data = ranks, s[n++].bytes = strlen(ranks);
     int rc = ckpt_save_rotate(tr->dir, tr->hash, s, n, err, errlen);
     free(tab);
     return rc;
@@ -161,6 +165,19 @@ static int restore_checkpoint(trainer *tr, const ckpt *c, char *err, size_t errl
                      "checkpoint does not match this model (sizes differ); it was not used");
     if (ckpt_check_progress(c, tr->dir, tr->to.epochs, tr->S, err, errlen))
         return EQM_ERR_FORMAT;
+    /* MPI: a run's rank count is fixed. (No "ranks" section: written before it existed.) */
+    const ckpt_section *rs = ckpt_find(c, "ranks");
+    char rtext[32] = "";
+    if (rs && rs->bytes < sizeof rtext)
+        memcpy(rtext, rs->data, rs->bytes);
+    long saved = rs ? strtol(rtext, NULL, 10) : dist_size();
+    if (saved != dist_size())
+        return errf(err, errlen, EQM_ERR_INVAL,
+                    "%s: the checkpoint was written by a run of %ld MPI rank(s), this run has "
+                    "%d: resume it with the same count (mpirun -np %ld), or train into a new "
+                    "run folder (--out DIR). A run's rank count is fixed: resuming under "
+                    "another count is not supported",
+                    tr->dir, saved, dist_size(), saved);
     memcpy(tr->m.params, ps->data, ps->bytes);
     if (tr->m.target)
         memcpy(tr->m.target, ts->data, ts->bytes);
@@ -205,6 +222,16 @@ static int write_text_atomic(const char *path, const char *text)
 
 #define RUN_REPORTED 1 /* the phase printed its own message */
 
+/* "[rank R of N] " under MPI (every rank's message says which rank it is), else "". */
+static const char *rank_tag(void)
+{
+    static char tag[48];
+    if (dist_size() == 1)
+        return "";
+    snprintf(tag, sizeof tag, "[rank %d of %d] ", dist_rank(), dist_size());
+    return tag;
+}
+
 /* Config (a file, or a run folder's config.ini), --set, plugins, resolved sections, the
  * run folder's path. */
 static int run_resolve(trainer *tr, const char *config, char **sets, int n_sets,
@@ -220,17 +247,17 @@ static int run_resolve(trainer *tr, const char *config, char **sets, int n_sets,
     }
     tr->cfg = config_load(tr->cfg_path, err, errlen);
     if (!tr->cfg) {
-        fprintf(stderr, "equimod train: %s\n", err);
+        fprintf(stderr, "equimod train: %s%s\n", rank_tag(), err);
         return RUN_REPORTED;
     }
     for (int i = 0; i < n_sets; i++)
         if (config_set(tr->cfg, sets[i], err, errlen)) {
-            fprintf(stderr, "equimod train: --set %s: %s\n", sets[i], err);
+            fprintf(stderr, "equimod train: %s--set %s: %s\n", rank_tag(), sets[i], err);
             return RUN_REPORTED;
         }
     tr->reg = cli_registry();
     if (!tr->reg) {
-        fprintf(stderr, "equimod train: no plugins loaded\n");
+        fprintf(stderr, "equimod train: %sno plugins loaded\n", rank_tag());
         return RUN_REPORTED;
     }
     int rc = config_resolve(tr->cfg, tr->reg, err, errlen);
@@ -444,6 +471,20 @@ static int run_resume(trainer *tr, int resume, int *resumed, char *err, size_t e
 static volatile sig_atomic_t stop_signal;
 static void on_signal(int sig) { stop_signal = sig; }
 
+/* The stop signal every rank acts on: under MPI, the largest any rank caught, agreed by a
+ * collective at each step boundary, so that all ranks stop after the same step whichever
+ * of them the signal reached (mpirun forwards SIGINT/SIGTERM/SIGUSR1 to all; a scheduler
+ * or a user may signal one rank). */
+static int agreed_stop(trainer *tr, int *sig, char *err, size_t errlen)
+{
+    *sig = stop_signal;
+    if (tr->dg && dist_allreduce_max_int(sig, 1))
+        return errf(err, errlen, EQM_ERR_IO, "agreeing on the stop flag: %s", dist_error());
+    if (*sig)
+        stop_signal = *sig;
+    return EQM_OK;
+}
+
 /* One epoch from batch tr->st.batch on (the batches before it, done before an
  * interruption, are drawn and skipped: deterministic). *stopped: a signal or
  * train.max_steps ended it early. */
@@ -463,7 +504,10 @@ static int run_epoch(trainer *tr, acc_terms *acc, int *stopped, char *err, size_
     if (tr->st.batch == 0) /* else resumed mid-epoch: acc holds its steps so far */
         memset(acc, 0, sizeof *acc);
     for (;;) {
-        if (stop_signal || (tr->to.max_steps > 0 && tr->st.step >= tr->to.max_steps)) {
+        int sig;
+        if ((rc = agreed_stop(tr, &sig, err, errlen)))
+            return rc;
+        if (sig || (tr->to.max_steps > 0 && tr->st.step >= tr->to.max_steps)) {
             *stopped = 1;
             return EQM_OK;
         }
@@ -529,6 +573,17 @@ static int run_loop(trainer *tr, acc_terms *acc, int *stopped, char *err, size_t
 static int run_stopped(trainer *tr, char *err, size_t errlen)
 {
     int rc = save_checkpoint(tr, err, errlen);
+    /* MPI: no rank leaves before rank 0's checkpoint is on disk (a rank that exits with a
+     * non-zero status makes mpirun end the others) */
+    if (!rc && dist_size() > 1 && dist_barrier())
+        rc = errf(err, errlen, EQM_ERR_IO, "after the stop checkpoint: %s", dist_error());
+    const char *why = !stop_signal ? "stopped by train.max_steps"
+                      : stop_signal == SIGINT ? "interrupted (SIGINT)"
+                      : stop_signal == SIGUSR1 ? "interrupted (SIGUSR1)"
+                                               : "interrupted (SIGTERM)";
+    if (!rc && !tr->writer)
+        fprintf(stderr, "equimod train: %s%s at step %lld with every rank\n", rank_tag(), why,
+                (long long)tr->st.step);
     if (rc || !tr->writer)
         return rc;
     if (tr->tty)
@@ -536,9 +591,7 @@ static int run_stopped(trainer *tr, char *err, size_t errlen)
     fprintf(stderr,
             "equimod train: %s at step %lld (epoch %lld, batch %lld); checkpoint saved in "
             "%s; continue with: equimod train %s --out %s\n",
-            stop_signal ? (stop_signal == SIGINT ? "interrupted (SIGINT)"
-                                                 : "interrupted (SIGTERM)")
-                        : "stopped by train.max_steps",
+            why,
             (long long)tr->st.step, (long long)tr->st.epoch, (long long)tr->st.batch, tr->dir,
             tr->cfg_path, tr->dir);
     if (tr->writer)
@@ -611,17 +664,20 @@ static void run_banner(const trainer *tr, int resumed)
                 "and fp32 weights\n", nn_bf16_kernel_name());
 }
 
-/* Training with SIGINT/SIGTERM caught (they stop it at the next step, with a checkpoint). */
+/* Training with SIGINT/SIGTERM/SIGUSR1 caught (they stop it at the next step, with a
+ * checkpoint; SIGUSR1 because mpirun forwards it without the SIGKILL that follows its
+ * SIGINT/SIGTERM after a second, and Slurm's --signal can send it ahead of a time limit). */
 static int run_train(trainer *tr, int resumed, double wall0, int *status, char *err,
                      size_t errlen)
 {
-    struct sigaction sa, old_int, old_term;
+    struct sigaction sa, old_int, old_term, old_usr1;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sa.sa_flags = SA_RESETHAND; /* a second signal kills at once */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
+    sigaction(SIGUSR1, &sa, &old_usr1);
     stop_signal = 0;
     int rc = EQM_OK, stopped = 0;
     acc_terms acc = tr->resume_acc; /* zero unless resumed mid-epoch */
@@ -641,6 +697,7 @@ static int run_train(trainer *tr, int resumed, double wall0, int *status, char *
         fputc('\n', stderr);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGUSR1, &old_usr1, NULL);
     return rc;
 }
 
@@ -666,11 +723,7 @@ int train_main(const char *config, char **sets, int n_sets, const char *out_dir,
         rc = run_train(tr, resumed, wall0, &status, err, sizeof err);
     }
     if (rc && rc != RUN_REPORTED) {
-        if (dist_size() > 1)
-            fprintf(stderr, "equimod train: [rank %d of %d] error: %s\n", dist_rank(),
-                    dist_size(), err[0] ? err : eqm_status_str(rc));
-        else
-            fprintf(stderr, "equimod train: error: %s\n", err[0] ? err : eqm_status_str(rc));
+        fprintf(stderr, "equimod train: %serror: %s\n", rank_tag(), err[0] ? err : eqm_status_str(rc));
         status = 1;
     }
     dist_grad_destroy(tr->dg);

@@ -113,6 +113,11 @@ static void test_collectives(void)
     CHECK(!strcmp(msg, "from the last rank"), "bcast gave '%s'", msg);
     CHECK(dist_bcast(msg, 1, R) == EQM_ERR_INVAL, "bcast from a root outside the group");
     CHECK(dist_barrier() == EQM_OK, "barrier: %s", dist_error());
+    /* maxima (train's stop flag): only the last rank raises it, every rank sees it */
+    int flags[3] = {rank == R - 1 ? 15 : 0, -rank, rank};
+    CHECK(dist_allreduce_max_int(flags, 3) == EQM_OK, "allreduce_max_int: %s", dist_error());
+    CHECK(flags[0] == 15 && flags[1] == 0 && flags[2] == R - 1, "allreduce_max_int gave %d %d %d",
+          flags[0], flags[1], flags[2]);
     dist_stats st = dist_stats_get();
     if (R > 1)
         CHECK(st.calls >= 6 && st.bytes > 0, "stats: %llu calls, %llu bytes",

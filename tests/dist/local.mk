@@ -14,3 +14,7 @@ EXTRA_DIST += tests/dist/mpi_train.test
 tests_dist_run_diff_SOURCES = tests/dist/run_diff.c
 tests_dist_run_diff_CFLAGS = $(TEST_CFLAGS)
 tests_dist_run_diff_LDADD = libeqmhost.la $(TEST_LIBS)
+# mpi_fault.test: a rank killed, SIGTERM to one rank, SIGUSR1 to mpirun: the job ends, the
+# resumed run is bit-identical to the uninterrupted one; rank-prefixed errors and refusals.
+TESTS += tests/dist/mpi_fault.test
+EXTRA_DIST += tests/dist/mpi_fault.test

@@ -7,7 +7,13 @@
  * LARS/SGD from the same start, what differs is float summation order only (the
  * global-batch statistics are summed in another order across ranks), amplified by at most
  * the lr-scaled steps; 1e-4 of the largest weight is a stated float tolerance, not a
- * measured one. Exit 0 when both hold, 1 otherwise, printing the worst differences. */
+ * measured one. Exit 0 when both hold, 1 otherwise, printing the worst differences.
+ *   run_diff --exact DIR_A DIR_B
+ * The same config with the same rank count, once uninterrupted and once killed and resumed
+ * (tests/dist/mpi_fault.test): the final checkpoints' "params", "target" and "optim"
+ * (momentum) sections must be equal bit for bit, since every operation is deterministic
+ * for a given rank count (same slices, same reduction order) and the checkpoint holds the
+ * whole training state. */
 #include "config.h"
 
 #include <math.h>
@@ -36,10 +42,72 @@ static int read_losses(const char *dir, const char *key, double *v, int max)
     return n;
 }
 
+static int read_last(const char *dir, ckpt *c)
+{
+    char path[4200], err[512];
+    snprintf(path, sizeof path, "%s/checkpoint.last", dir);
+    if (ckpt_read(path, 0, c, err, sizeof err)) {
+        fprintf(stderr, "run_diff: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Section `name` of both checkpoints as floats: 1 (x, y, *n set), 0 when neither has it,
+ * -1 (with a message) when only one has it or the sizes differ. */
+static int both(const ckpt *ca, const ckpt *cb, const char *name, const float **x,
+                const float **y, size_t *n)
+{
+    const ckpt_section *a = ckpt_find(ca, name), *b = ckpt_find(cb, name);
+    if (!a && !b)
+        return 0;
+    if (!a || !b || a->bytes != b->bytes) {
+        fprintf(stderr, "run_diff: section %s differs in presence or size\n", name);
+        return -1;
+    }
+    *x = a->data, *y = b->data, *n = a->bytes / sizeof(float);
+    return 1;
+}
+
+static int exact(const char *da, const char *db)
+{
+    ckpt ca, cb;
+    if (read_last(da, &ca))
+        return 1;
+    if (read_last(db, &cb)) {
+        ckpt_free(&ca);
+        return 1;
+    }
+    int bad = 0;
+    static const char *const secs[] = {"params", "target", "optim"};
+    for (int s = 0; s < 3; s++) {
+        const float *x, *y;
+        size_t n, nd = 0;
+        int has = both(&ca, &cb, secs[s], &x, &y, &n);
+        bad |= has < 0;
+        if (has <= 0)
+            continue;
+        double worst = 0;
+        for (size_t i = 0; i < n; i++)
+            if (memcmp(&x[i], &y[i], sizeof(float))) {
+                nd++;
+                worst = fmax(worst, fabs((double)x[i] - y[i]));
+            }
+        printf("run_diff --exact: %s: %zu floats, %zu differ (largest |a - b| %.3g)\n", secs[s],
+               n, nd, worst);
+        bad |= nd > 0;
+    }
+    ckpt_free(&ca);
+    ckpt_free(&cb);
+    return bad;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 4 && !strcmp(argv[1], "--exact"))
+        return exact(argv[2], argv[3]);
     if (argc != 3) {
-        fprintf(stderr, "usage: run_diff DIR_A DIR_B\n");
+        fprintf(stderr, "usage: run_diff [--exact] DIR_A DIR_B\n");
         return 2;
     }
     int bad = 0;
@@ -68,28 +136,19 @@ int main(int argc, char **argv)
                keys[k], worst);
     }
     ckpt ca, cb;
-    char path[4200], err[512];
-    snprintf(path, sizeof path, "%s/checkpoint.last", argv[1]);
-    if (ckpt_read(path, 0, &ca, err, sizeof err)) {
-        fprintf(stderr, "run_diff: %s\n", err);
+    if (read_last(argv[1], &ca))
         return 1;
-    }
-    snprintf(path, sizeof path, "%s/checkpoint.last", argv[2]);
-    if (ckpt_read(path, 0, &cb, err, sizeof err)) {
-        fprintf(stderr, "run_diff: %s\n", err);
+    if (read_last(argv[2], &cb))
         return 1;
-    }
     static const char *const secs[] = {"params", "target"};
     for (int s = 0; s < 2; s++) {
-        const ckpt_section *a = ckpt_find(&ca, secs[s]), *b = ckpt_find(&cb, secs[s]);
-        if (!a && !b)
-            continue;
-        if (!a || !b || a->bytes != b->bytes) {
-            fprintf(stderr, "run_diff: section %s differs in presence or size\n", secs[s]);
+        const float *x, *y;
+        size_t n;
+        int has = both(&ca, &cb, secs[s], &x, &y, &n);
+        if (has < 0)
             return 1;
-        }
-        size_t n = a->bytes / sizeof(float);
-        const float *x = a->data, *y = b->data;
+        if (has == 0)
+            continue;
         double mx = 0, worst = 0, wa = 0;
         for (size_t i = 0; i < n; i++)
             mx = fmax(mx, fabs(x[i]));

@@ -32,5 +32,5 @@ bench-train-step-equimod: bench
 # bench/scaling.sh: 1 rank x 2 threads vs 2 ranks x 1 thread (MPI, issue 13).
 bench-scaling: all
 	sh '$(abs_top_srcdir)/bench/scaling.sh' '$(abs_top_builddir)' $(BENCH_ARGS)
-EXTRA_DIST += bench/scaling.sh
+EXTRA_DIST += bench/scaling.sh bench/scaling_projection.py
 .PHONY: bench bench-train-step bench-train-step-equimod bench-scaling

@@ -6,11 +6,13 @@
 #include "config.h"
 
 #include <limits.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifdef HAVE_MPI
 #include <mpi.h>
@@ -21,7 +23,7 @@
 #include "core.h"
 #include "dist/dist.h"
 
-static int g_rank = 0, g_size = 1, g_mpi = 0, g_multiple = 0;
+static int g_rank = 0, g_size = 1, g_mpi = 0, g_multiple = 0, g_local = 1;
 static unsigned g_nn_flags;
 static _Thread_local char g_err[512];
 static dist_stats g_stats;
@@ -44,6 +46,18 @@ static int fail(int status, const char *fmt, ...)
 const char *dist_error(void) { return g_err; }
 int dist_rank(void) { return g_rank; }
 int dist_size(void) { return g_size; }
+int dist_local_size(void) { return g_local; }
+
+int dist_threads_per_rank(void)
+{
+    long online = sysconf(_SC_NPROCESSORS_ONLN), mine = online;
+    cpu_set_t set;
+    if (!sched_getaffinity(0, sizeof set, &set))
+        mine = CPU_COUNT(&set);
+    long share = (online > 0 ? online : 1) / (g_local > 0 ? g_local : 1);
+    long n = mine < share ? mine : share;
+    return n > 0 ? (int)n : 1;
+}
 int dist_mpi_initialised(void) { return g_mpi; }
 int dist_thread_multiple(void) { return g_multiple; }
 int dist_built_with_mpi(void)
@@ -150,6 +164,12 @@ int dist_init(int *argc, char ***argv, char *err, size_t errlen)
     MPI_Comm_set_errhandler(g_comm_fail, MPI_ERRORS_RETURN);
     MPI_Comm_rank(g_comm, &g_rank);
     MPI_Comm_size(g_comm, &g_size);
+    MPI_Comm node;
+    if (MPI_Comm_split_type(g_comm, MPI_COMM_TYPE_SHARED, g_rank, MPI_INFO_NULL, &node) ==
+        MPI_SUCCESS) {
+        MPI_Comm_size(node, &g_local);
+        MPI_Comm_free(&node);
+    }
     g_multiple = provided >= MPI_THREAD_MULTIPLE;
     g_mpi = 1;
     done = 1;
@@ -173,6 +193,7 @@ void dist_finalize(void)
     g_mpi = 0;
     g_rank = 0;
     g_size = 1;
+    g_local = 1;
 }
 
 void dist_abort(int code)

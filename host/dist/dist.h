@@ -46,6 +46,13 @@ void dist_abort(int code);
 
 int dist_rank(void);
 int dist_size(void);
+/* Ranks of the group on this machine (MPI_Comm_split_type(MPI_COMM_TYPE_SHARED)); 1 in
+ * the single-process group. */
+int dist_local_size(void);
+/* Compute threads for one rank when the config leaves them to equimod: the CPUs this
+ * process may run on (its affinity mask: mpirun/srun may have bound it) and the machine's
+ * online CPUs shared by the ranks on it, the smaller, at least 1. */
+int dist_threads_per_rank(void);
 int dist_built_with_mpi(void);     /* 1 when compiled with HAVE_MPI */
 int dist_mpi_initialised(void);    /* 1 when dist_init started MPI */
 int dist_thread_multiple(void);    /* 1 when MPI provides MPI_THREAD_MULTIPLE */

@@ -276,6 +276,8 @@ static int run_resolve(trainer *tr, const char *config, char **sets, int n_sets,
         return rc;
     if (tr->to.threads > 0)
         host_threads_init((int)tr->to.threads);
+    else if (dist_size() > 1 && !getenv("EQM_THREADS")) /* MPI: the node's CPUs shared */
+        host_threads_init(dist_threads_per_rank());
     if (tr->to.precision == 1) { /* bf16: the CPU check (nn_internal.h) */
         const char *nat = getenv("EQM_NN_BF16_NATIVE");
         rc = nn_precision_check("train.precision = bf16", nn_bf16_cpu(),
@@ -644,8 +646,10 @@ static void run_banner(const trainer *tr, int resumed)
     if (!tr->writer)
         return;
     if (dist_size() > 1)
-        fprintf(stderr, "equimod train: %d MPI ranks, %d rows each of the global batch %d, "
-                "SyncBN %s, gathered NT-Xent, gradient all-reduce %s\n", dist_size(),
+        fprintf(stderr, "equimod train: %d MPI ranks (%d on this machine, %d compute "
+                "threads each), %d rows each of the global batch %d, SyncBN %s, gathered "
+                "NT-Xent, gradient all-reduce %s\n", dist_size(), dist_local_size(),
+                host_threads(),
                 tr->li.batch_size, tr->li.batch_size * dist_size(),
                 tr->to.sync_bn ? "on" : "off",
                 dist_grad_mode_of(tr->dg) == DIST_GRAD_THREAD ? "on a communication thread"

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <equimod/equimod.h>
 
@@ -113,6 +114,12 @@ static void test_collectives(void)
     CHECK(!strcmp(msg, "from the last rank"), "bcast gave '%s'", msg);
     CHECK(dist_bcast(msg, 1, R) == EQM_ERR_INVAL, "bcast from a root outside the group");
     CHECK(dist_barrier() == EQM_OK, "barrier: %s", dist_error());
+    /* the ranks on this machine (make check starts them all here) and their thread share */
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    CHECK(dist_local_size() == R, "dist_local_size %d, expected %d (one machine)",
+          dist_local_size(), R);
+    CHECK(dist_threads_per_rank() >= 1 && dist_threads_per_rank() <= (online / R > 1 ? online / R : 1),
+          "dist_threads_per_rank %d with %ld CPUs and %d ranks", dist_threads_per_rank(), online, R);
     /* maxima (train's stop flag): only the last rank raises it, every rank sees it */
     int flags[3] = {rank == R - 1 ? 15 : 0, -rank, rank};
     CHECK(dist_allreduce_max_int(flags, 3) == EQM_OK, "allreduce_max_int: %s", dist_error());

@@ -643,7 +643,8 @@ static void list_plugins(const eqm_registry *r, int kind, char *buf, size_t n)
 int config_bind_plugin(eqm_config *c, const eqm_registry *r, const char *section, int kind,
                        const eqm_plugin **plugin, void **opts, char *err, size_t errlen)
 {
-    static const char *const skip[] = {"plugin", NULL};
+    /* the keys of a plugin section the host reads itself ([equimod] t_fields) */
+    const char *const *skip = host_plugin_keys(section);
     char names[400];
     *plugin = NULL;
     *opts = NULL;

@@ -36,7 +36,7 @@ const host_section host_sections[] = {
      "one augmentation stage per section ([augment.crop], [augment.view1], ...)"},
     {"backbone", EQM_KIND_BACKBONE, NULL, 0, 1, "the backbone network"},
     {"method", EQM_KIND_METHOD, NULL, 0, 1, "the invariance method (SimCLR, BYOL)"},
-    {"equimod", EQM_KIND_EQUIMOD, NULL, 0, 0, "the equivariance module (optional)"},
+    {"equimod", EQM_KIND_EQUIMOD, NULL, 0, 0, "the equivariance module (optional); t_fields = augmentations whose records t keeps"},
     /* host sections: name, -1, spec, sizeof opts, required, help (one line each) */
     {"run", -1, run_spec, sizeof(run_opts), 0, "seed, output folder and name of a run"},
     {"loader", -1, loader_section_spec, sizeof(loader_cfg), 0, "batch queue: batch size, workers, prefetch, shuffle, t standardisation"},
@@ -63,4 +63,11 @@ const host_section *host_section_find(const char *section_name)
         }
     }
     return NULL;
+}
+
+const char *const *host_plugin_keys(const char *section_name)
+{
+    static const char *const plain[] = {"plugin", NULL};
+    static const char *const equimod[] = {"plugin", "t_fields", NULL};
+    return section_name && !strcmp(section_name, "equimod") ? equimod : plain;
 }

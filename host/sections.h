@@ -25,6 +25,10 @@ typedef struct host_section {
 
 extern const host_section host_sections[]; /* terminated by name == NULL */
 const host_section *host_section_find(const char *section_name);
+/* The keys of plugin section `section_name` that the host reads itself, not the plugin
+ * (NULL-terminated): "plugin", and for [equimod] "t_fields" (loader.h). Optional: a config
+ * without them is valid, and its resolved text shows them only when given. */
+const char *const *host_plugin_keys(const char *section_name);
 
 /* [run]: options of a run as a whole (host/sections.c). */
 typedef struct run_opts {

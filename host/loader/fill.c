@@ -91,10 +91,11 @@ static int make_row(eqm_loader *l, worker_mem *m, eqm_batch *b, int row, int64_t
         eqm_rng r;
         l->api->rng_seed(&r, l->seed, (uint64_t)b->epoch, (uint64_t)key, (uint64_t)v);
         float *dst = (v == 0 ? b->x0 : v == 1 ? b->x1 : b->x2) + vs * row;
-        float *tp = v == 0 ? tbuf : (v == 1 ? b->t1 : b->t2) + (size_t)l->p * row;
-        int rc = pipe_run(l, &l->pipe[v], m, img, g, &r, tp, dst, NULL, err, n);
+        int rc = pipe_run(l, &l->pipe[v], m, img, g, &r, tbuf, dst, NULL, err, n);
         if (rc)
             return rc;
+        if (v > 0) /* the fields [equimod] t_fields keeps */
+            t_gather(l, tbuf, (v == 1 ? b->t1 : b->t2) + (size_t)l->p * row);
     }
     return EQM_OK;
 }

@@ -94,6 +94,11 @@ struct eqm_loader {
     int w, h, c, p;
     float t_mean[MAX_T], t_std[MAX_T];
     const char *t_names[MAX_T];
+    /* [equimod] t_fields: the pipelines draw p_full fields (names t_names_full, view1's
+     * layout); t keeps the p fields t_sel[0..p) of them, in pipeline order (all: p = p_full) */
+    int p_full;
+    int t_sel[MAX_T];
+    const char *t_names_full[MAX_T];
 
     /* ring */
     slot *slots;
@@ -147,6 +152,11 @@ void stop_workers(eqm_loader *l);
 
 /* tconst.c: l->t_mean/t_std from [loader] t_standardize */
 int t_constants(eqm_loader *l, char *err, size_t n);
+/* tconst.c: l->p, t_sel, t_names from [equimod] t_fields over the full layout (p_full,
+ * t_names_full); errors name the config line and suggest the closest augmentation. */
+int t_select(eqm_loader *l, eqm_config *cfg, char *err, size_t n);
+/* tconst.c: the kept fields of a full t (p_full floats) into t (p floats). */
+void t_gather(const eqm_loader *l, const float *full, float *t);
 
 /* loader.c */
 eqm_loader *loader_alloc(void);

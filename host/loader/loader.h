@@ -11,6 +11,11 @@
  *                    view2 = same for view 2; original = pipeline of the original view x0
  *                    (e.g. "norm"); eval_train / eval_test = pipelines used by the
  *                    single-view evaluation mode (e.g. "lin_crop flip norm", "resize36 center32 norm")
+ *   [equimod]        t_fields = names of [augment.NAME] sections of view1/view2 whose
+ *                    records t keeps (e.g. "crop", "jitter gray"; default/"all": every one);
+ *                    the others still augment, their fields are dropped from t (and from
+ *                    the standardisation constants, which follow the kept fields). A host
+ *                    key of the plugin section (config_bind_plugin skips it for the plugin).
  *   [augment.NAME]   plugin = random_resized_crop|horizontal_flip|color_jitter|grayscale|
  *                    gaussian_blur|solarize|resize|center_crop|normalize + its options
  * Every pipeline must end with an augmentation whose out_shape is F32 (normalize), and all
@@ -169,7 +174,7 @@ void loader_stats(const eqm_loader *l, eqm_loader_stats *s);
 
 /* ------------------------------------------------------------- t ----------------- */
 /* Length of t and the name of field i ("crop_i", "jitter_order0", ...), from the plugins'
- * param_name, in pipeline order (the view1 layout). */
+ * param_name, in pipeline order (the view1 layout; only the fields [equimod] t_fields keeps). */
 int loader_t_dim(const eqm_loader *l);
 const char *loader_t_name(const eqm_loader *l, int i);
 /* The augmentation that records field i of t: its config section ("augment.crop") and,

@@ -436,21 +436,21 @@ int loader_setup(eqm_loader *l, eqm_config *cfg, const eqm_registry *reg,
     }
     if (rc)
         return rc;
-    /* t layout: view1's; view2 must match */
+    /* t layout: view1's; view2 must match; [equimod] t_fields keeps some of it */
     if (l->mode == EQM_LOADER_VIEWS) {
-        l->p = l->pipe[1].p;
+        l->p_full = l->pipe[1].p;
         int k = 0;
         for (int i = 0; i < l->pipe[1].n; i++) {
             aug_inst *a = l->pipe[1].steps[i];
             for (int j = 0; j < a->n_params; j++)
-                l->t_names[k++] = a->t_names[j];
+                l->t_names_full[k++] = a->t_names[j];
         }
         k = 0;
-        int same = l->pipe[2].p == l->p;
+        int same = l->pipe[2].p == l->p_full;
         for (int i = 0; same && i < l->pipe[2].n; i++) {
             aug_inst *a = l->pipe[2].steps[i];
             for (int j = 0; same && j < a->n_params; j++, k++)
-                same = !strcmp(a->t_names[j], l->t_names[k]);
+                same = !strcmp(a->t_names[j], l->t_names_full[k]);
         }
         if (!same)
             return errf(err, n, EQM_ERR_INVAL,
@@ -458,6 +458,7 @@ int loader_setup(eqm_loader *l, eqm_config *cfg, const eqm_registry *reg,
                            "other field names); both views must use the same kinds of "
                            "augmentations in the same order (set p = 0 to disable one)",
                            l->pipe[1].p, l->pipe[2].p);
+        return t_select(l, cfg, err, n);
     }
     return EQM_OK;
 }

@@ -24,12 +24,20 @@ int loader_describe_t(eqm_config *cfg, const eqm_registry *reg, FILE *f)
     }
     fprintf(f, "# t layout (method-reference.md §4): %d fields, raw values; standardisation: %s\n", l->p,
             loader_ts_names[l->cfg.t_standardize]);
-    int k = 0;
+    if (l->p < l->p_full)
+        fprintf(f, "# [equimod] t_fields keeps %d of the %d fields the views draw; the "
+                "others still augment\n", l->p, l->p_full);
+    int k = 0, kept = 0;
     for (int i = 0; i < l->pipe[1].n; i++) {
         aug_inst *a = l->pipe[1].steps[i];
-        for (int j = 0; j < a->n_params; j++, k++)
-            fprintf(f, "t[%d]\t%s\t(%s, plugin %s)\n", k, l->t_names[k], a->section,
-                    a->pl->desc.name);
+        for (int j = 0; j < a->n_params; j++, k++) {
+            if (kept < l->p && l->t_sel[kept] == k)
+                fprintf(f, "t[%d]\t%s\t(%s, plugin %s)\n", kept++, l->t_names_full[k],
+                        a->section, a->pl->desc.name);
+            else
+                fprintf(f, "# dropped\t%s\t(%s, plugin %s)\n", l->t_names_full[k], a->section,
+                        a->pl->desc.name);
+        }
     }
     loader_free(l);
     return EQM_OK;
@@ -66,11 +74,13 @@ int loader_render_sample(eqm_loader *l, int64_t epoch, int64_t index, eqm_image 
     for (int v = 0; !rc && v < l->n_pipes; v++) {
         eqm_rng r;
         l->api->rng_seed(&r, l->seed, (uint64_t)epoch, (uint64_t)index, (uint64_t)v);
-        float *tp = v == 1 && t1 ? t1 : v == 2 && t2 ? t2 : tb;
+        float *tp = v == 1 && t1 ? t1 : v == 2 && t2 ? t2 : NULL;
         eqm_image o;
-        rc = pipe_run(l, &l->pipe[v], &m, &img, NULL, &r, tp, NULL, &o, l->err, sizeof l->err);
+        rc = pipe_run(l, &l->pipe[v], &m, &img, NULL, &r, tb, NULL, &o, l->err, sizeof l->err);
         if (rc)
             break;
+        if (tp && l->mode == EQM_LOADER_VIEWS)
+            t_gather(l, tb, tp);
         size_t bytes = (size_t)o.w * o.h * o.c;
         u8[v] = o;
         u8[v].stride = o.w * o.c;

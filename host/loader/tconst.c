@@ -32,6 +32,56 @@ static const float inet_std[17] = {77.370f, 98.681f, 136.86f, 143.49f, 0.5000f, 
 static const float byol_mean[3] = {0.27256f, 0.52507f, 0.050149f};
 static const float byol_std[3] = {0.30381f, 0.65251f, 0.064719f};
 
+/* The published constants of the full layout (p_full fields, t_names_full) into mean/std. */
+static int t_published(const eqm_loader *l, int ts, float *mean, float *std, char *err, size_t n)
+{
+    int P = l->p_full;
+    int want = ts == TS_CIFAR_SIMCLR ? 15 : ts == TS_IMAGENET_SIMCLR ? 17 : 18;
+    const char *names[18];
+    for (int i = 0; i < 15; i++)
+        names[i] = layout_base[i];
+    names[15] = "blur";
+    names[16] = "blur_sigma";
+    names[17] = "solarize";
+    int ok = P == want;
+    for (int i = 0; ok && i < P; i++)
+        ok = l->t_names_full[i] && !strcmp(l->t_names_full[i], names[i]);
+    if (!ok) {
+        char got[1024] = "";
+        for (int i = 0; i < P; i++) {
+            size_t len = strlen(got);
+            snprintf(got + len, sizeof got - len, "%s%s", i ? " " : "",
+                     l->t_names_full[i] ? l->t_names_full[i] : "?");
+        }
+        return errf(err, n, EQM_ERR_INVAL,
+                       "[loader] t_standardize = %s expects the %d-field t of method-reference.md §4 (crop_i "
+                       "... gray%s), but [views] view1 gives %d fields: %s; use t_standardize = "
+                       "estimate (or none)", loader_ts_names[ts], want,
+                       want == 17 ? " blur blur_sigma" : want == 18 ? " blur blur_sigma solarize" : "",
+                       P, got);
+    }
+    const float *m15 = ts == TS_CIFAR_SIMCLR || ts == TS_BYOL_CIFAR ? cifar_mean : inet_mean;
+    const float *s15 = ts == TS_CIFAR_SIMCLR || ts == TS_BYOL_CIFAR ? cifar_std : inet_std;
+    for (int i = 0; i < 15; i++) {
+        mean[i] = m15[i];
+        std[i] = s15[i];
+    }
+    if (ts == TS_IMAGENET_SIMCLR) {
+        mean[15] = inet_mean[15];
+        std[15] = inet_std[15];
+        mean[16] = inet_mean[16];
+        std[16] = inet_std[16];
+    } else if (ts == TS_BYOL_CIFAR || ts == TS_BYOL_IMAGENET) {
+        for (int i = 0; i < 3; i++) {
+            mean[15 + i] = byol_mean[i];
+            std[15 + i] = byol_std[i];
+        }
+    }
+    return EQM_OK;
+}
+
+/* The published constants are those of the full layout (METHOD.md 4): with [equimod]
+ * t_fields, the kept fields keep their own constants. */
 int t_constants(eqm_loader *l, char *err, size_t n)
 {
     int ts = l->cfg.t_standardize, P = l->p;
@@ -46,46 +96,136 @@ int t_constants(eqm_loader *l, char *err, size_t n)
                                    l->t_std);
         return rc ? errf(err, n, rc, "[loader] t_standardize = estimate: %s", l->err) : rc;
     }
-    int want = ts == TS_CIFAR_SIMCLR ? 15 : ts == TS_IMAGENET_SIMCLR ? 17 : 18;
-    const char *names[18];
-    for (int i = 0; i < 15; i++)
-        names[i] = layout_base[i];
-    names[15] = "blur";
-    names[16] = "blur_sigma";
-    names[17] = "solarize";
-    int ok = P == want;
-    for (int i = 0; ok && i < P; i++)
-        ok = l->t_names[i] && !strcmp(l->t_names[i], names[i]);
-    if (!ok) {
-        char got[1024] = "";
-        for (int i = 0; i < P; i++) {
-            size_t len = strlen(got);
-            snprintf(got + len, sizeof got - len, "%s%s", i ? " " : "", l->t_names[i] ? l->t_names[i] : "?");
+    float mean[MAX_T], std[MAX_T];
+    int rc = t_published(l, ts, mean, std, err, n);
+    if (rc)
+        return rc;
+    t_gather(l, mean, l->t_mean);
+    t_gather(l, std, l->t_std);
+    return EQM_OK;
+}
+
+void t_gather(const eqm_loader *l, const float *full, float *t)
+{
+    for (int k = 0; k < l->p; k++)
+        t[k] = full[l->t_sel[k]];
+}
+
+/* Offset in t of step `step` of pipeline pp. */
+static int step_offset(const pipeline *pp, int step)
+{
+    int off = 0;
+    for (int i = 0; i < step; i++)
+        off += pp->steps[i]->n_params;
+    return off;
+}
+
+/* The [augment.NAME] names of views 1 and 2 that have t fields, space separated. */
+static void t_field_names(const eqm_loader *l, const char **cands, size_t *nc, char *list,
+                          size_t n)
+{
+    size_t len = 0;
+    *nc = 0;
+    list[0] = '\0';
+    for (int v = 1; v <= 2; v++)
+        for (int i = 0; i < l->pipe[v].n; i++) {
+            const aug_inst *a = l->pipe[v].steps[i];
+            const char *nm = a->section + 8; /* "augment." */
+            int seen = 0;
+            for (size_t j = 0; j < *nc; j++)
+                seen |= !strcmp(cands[j], nm);
+            if (seen || !a->n_params || *nc >= MAX_STEPS * 2)
+                continue;
+            cands[(*nc)++] = nm;
+            int w = snprintf(list + len, n - len, "%s%s", len ? " " : "", nm);
+            if (w > 0 && (size_t)w < n - len)
+                len += (size_t)w;
         }
+}
+
+/* One name of t_fields: mark the fields of the step of view 1 (or view 2: the layouts are
+ * the same, field by field) that [augment.NAME] is. */
+static int t_mark(const eqm_loader *l, eqm_config *cfg, const char *name, unsigned char *keep,
+                  char *err, size_t n)
+{
+    for (int v = 1; v <= 2; v++)
+        for (int i = 0; i < l->pipe[v].n; i++) {
+            const aug_inst *a = l->pipe[v].steps[i];
+            if (strcmp(a->section + 8, name))
+                continue;
+            if (!a->n_params)
+                return errf(err, n, EQM_ERR_INVAL,
+                            "%s: [equimod] t_fields: [augment.%s] (%s) has no t fields; name "
+                            "augmentations that have some (or all)",
+                            config_where(cfg, "equimod", "t_fields"), name, a->pl->desc.name);
+            int off = step_offset(&l->pipe[v], i);
+            for (int j = 0; j < a->n_params; j++)
+                keep[off + j] = 1;
+            return EQM_OK;
+        }
+    const char *cands[MAX_STEPS * 2];
+    size_t nc;
+    char list[1024];
+    t_field_names(l, cands, &nc, list, sizeof list);
+    const char *sug = suggest_closest(name, cands, nc);
+    return errf(err, n, EQM_ERR_INVAL,
+                "%s: [equimod] t_fields: '%s' is not an augmentation of [views] view1 or "
+                "view2%s%s%s\nhint: t_fields takes the [augment.NAME] names of the views that "
+                "have t fields: %s (or all)",
+                config_where(cfg, "equimod", "t_fields"), name, sug ? "; did you mean '" : "",
+                sug ? sug : "", sug ? "'?" : "", list);
+}
+
+int t_select(eqm_loader *l, eqm_config *cfg, char *err, size_t n)
+{
+    const char *text = config_has_section(cfg, "equimod") ? config_get(cfg, "equimod", "t_fields")
+                                                          : NULL;
+    unsigned char keep[MAX_T];
+    int all = !text || !text[0];
+    memset(keep, all, sizeof keep);
+    char names[MAX_STEPS * 2][96];
+    int n_names = 0;
+    for (const char *s = text ? text : ""; *s;) {
+        while (*s == ' ' || *s == '\t' || *s == ',')
+            s++;
+        if (!*s)
+            break;
+        const char *e = s;
+        while (*e && *e != ' ' && *e != '\t' && *e != ',')
+            e++;
+        char name[96];
+        size_t len = (size_t)(e - s) < sizeof name - 1 ? (size_t)(e - s) : sizeof name - 1;
+        memcpy(name, s, len);
+        name[len] = 0;
+        s = e;
+        if (!strcmp(name, "all")) {
+            all = 1;
+            continue;
+        }
+        for (int i = 0; i < n_names; i++)
+            if (!strcmp(names[i], name))
+                return errf(err, n, EQM_ERR_INVAL, "%s: [equimod] t_fields: '%s' listed twice",
+                            config_where(cfg, "equimod", "t_fields"), name);
+        if (n_names >= MAX_STEPS * 2)
+            return errf(err, n, EQM_ERR_INVAL, "%s: [equimod] t_fields: more than %d names",
+                        config_where(cfg, "equimod", "t_fields"), MAX_STEPS * 2);
+        snprintf(names[n_names++], sizeof names[0], "%s", name);
+        int rc = t_mark(l, cfg, name, keep, err, n);
+        if (rc)
+            return rc;
+    }
+    if (all && n_names)
         return errf(err, n, EQM_ERR_INVAL,
-                       "[loader] t_standardize = %s expects the %d-field t of method-reference.md §4 (crop_i "
-                       "... gray%s), but [views] view1 gives %d fields: %s; use t_standardize = "
-                       "estimate (or none)", loader_ts_names[ts], want,
-                       want == 17 ? " blur blur_sigma" : want == 18 ? " blur blur_sigma solarize" : "",
-                       P, got);
-    }
-    const float *m15 = ts == TS_CIFAR_SIMCLR || ts == TS_BYOL_CIFAR ? cifar_mean : inet_mean;
-    const float *s15 = ts == TS_CIFAR_SIMCLR || ts == TS_BYOL_CIFAR ? cifar_std : inet_std;
-    for (int i = 0; i < 15; i++) {
-        l->t_mean[i] = m15[i];
-        l->t_std[i] = s15[i];
-    }
-    if (ts == TS_IMAGENET_SIMCLR) {
-        l->t_mean[15] = inet_mean[15];
-        l->t_std[15] = inet_std[15];
-        l->t_mean[16] = inet_mean[16];
-        l->t_std[16] = inet_std[16];
-    } else if (ts == TS_BYOL_CIFAR || ts == TS_BYOL_IMAGENET) {
-        for (int i = 0; i < 3; i++) {
-            l->t_mean[15 + i] = byol_mean[i];
-            l->t_std[15 + i] = byol_std[i];
+                    "%s: [equimod] t_fields: 'all' cannot be combined with names (%s ...)",
+                    config_where(cfg, "equimod", "t_fields"), names[0]);
+    if (all)
+        memset(keep, 1, sizeof keep);
+    l->p = 0;
+    for (int k = 0; k < l->p_full; k++)
+        if (keep[k]) {
+            l->t_sel[l->p] = k;
+            l->t_names[l->p++] = l->t_names_full[k];
         }
-    }
     return EQM_OK;
 }
 
@@ -133,7 +273,7 @@ int loader_estimate_t(eqm_loader *l, int64_t n, uint64_t seed, float *mean, floa
     if (P == 0)
         return EQM_OK;
     double sum[MAX_T] = {0}, sq[MAX_T] = {0};
-    float t[MAX_T];
+    float tf[MAX_T], t[MAX_T];
     int c = l->src.c ? l->src.c : 3;
     /* image sizes the draws use: fixed, or the first images of the stream (crop records
      * are in original pixels and scale with each image's size, METHOD.md 4) */
@@ -168,13 +308,14 @@ int loader_estimate_t(eqm_loader *l, int64_t n, uint64_t seed, float *mean, floa
             l->api->rng_seed(&r, seed, 0xe571u, (uint64_t)i, (uint64_t)v);
             const int32_t *s = wh + 2 * (i % n_wh);
             char why[900];
-            int rc = pipe_sample_only(l, &l->pipe[v], s[0], s[1], c, &r, t, why, sizeof why);
+            int rc = pipe_sample_only(l, &l->pipe[v], s[0], s[1], c, &r, tf, why, sizeof why);
             if (rc) {
                 snprintf(l->err, sizeof l->err, "t estimation: %s", why);
                 if (wh != fixed)
                     free(wh);
                 return rc;
             }
+            t_gather(l, tf, t);
             for (int k = 0; k < P; k++) {
                 sum[k] += t[k];
                 sq[k] += (double)t[k] * t[k];

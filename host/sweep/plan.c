@@ -21,7 +21,9 @@
 
 #include "core.h"
 #include "fsutil.h"
+#include "sections.h"
 #include "sweep/sweep.h"
+#include "train/trainer.h"
 
 /* ------------------------------------------------------------ option tables ------ */
 
@@ -238,6 +240,36 @@ static int resolved_keys(const char *text, char ***keys, size_t *n, uint64_t *ha
         p = e ? e + 1 : NULL;
     }
     *hash = h;
+    return 0;
+}
+
+/* The optional keys the host reads in the base's plugin sections ([equimod] t_fields,
+ * sections.h) are keys an axis or [set.*] may name even when the base leaves them out. */
+static int add_host_keys(const eqm_config *base, char ***keys, size_t *n)
+{
+    for (size_t i = 0; config_section_at(base, i); i++) {
+        const char *sec = config_section_at(base, i);
+        for (const char *const *hk = host_plugin_keys(sec); *hk; hk++) {
+            if (!strcmp(*hk, "plugin"))
+                continue;
+            char *k = malloc(strlen(sec) + strlen(*hk) + 2);
+            if (!k)
+                return -1;
+            sprintf(k, "%s.%s", sec, *hk);
+            int have = 0;
+            for (size_t j = 0; j < *n && !have; j++)
+                have = !strcmp((*keys)[j], k);
+            char **nk = have ? NULL : realloc(*keys, (*n + 1) * sizeof *nk);
+            if (have || !nk) {
+                free(k);
+                if (have)
+                    continue;
+                return -1;
+            }
+            *keys = nk;
+            (*keys)[(*n)++] = k;
+        }
+    }
     return 0;
 }
 
@@ -841,7 +873,8 @@ int sweep_plan_read(sweep_plan *p, const char *path, const eqm_registry *reg, ch
             goto out;
         }
         if (!(text = resolved_text(base)) ||
-            resolved_keys(text, &known, &n_known, &p->base_hash)) {
+            resolved_keys(text, &known, &n_known, &p->base_hash) ||
+            add_host_keys(base, &known, &n_known)) {
             rc = errf(err, errlen, EQM_ERR_NOMEM, "out of memory");
             goto out;
         }
@@ -938,6 +971,10 @@ int sweep_validate(const sweep_plan *p, const eqm_registry *reg, char *err, size
             rc = config_set(c, ru->sets[s], e2, sizeof e2);
         if (!rc)
             rc = config_resolve(c, reg, e2, sizeof e2);
+        if (!rc) { /* what train refuses before it starts, as `equimod config` does */
+            const char *v1 = config_get(c, "views", "view1");
+            rc = config_check_plugins(c, reg, v1 && *v1, e2, sizeof e2);
+        }
         config_destroy(c);
         if (rc)
             return errf(err, errlen, rc, "run '%s' (run %d of %d) is invalid: %s", ru->name,

@@ -517,6 +517,130 @@ START_TEST(test_byol_views)
 }
 END_TEST
 
+/* [equimod] t_fields: t keeps the fields of the named augmentations (in pipeline order),
+ * the views are the same pixels as with every field, the kept fields are the same numbers
+ * as those columns of the full t, and the standardisation constants (published or
+ * estimated) are those of the kept fields. */
+static eqm_loader *tf_loader(eqm_config *cfg, syn *s)
+{
+    eqm_loader_opts o;
+    memset(&o, 0, sizeof o);
+    o.workers = 2;
+    o.batch_size = 16;
+    eqm_sample_source src = syn_source(s, 0);
+    eqm_loader *l;
+    char err[1024];
+    ck_assert_msg(loader_create_source(&l, cfg, reg, &src, &o, err, sizeof err) == 0, "%s", err);
+    return l;
+}
+
+START_TEST(test_t_fields_subset)
+{
+    const char *const colour[] = {DU_SIMCLR_CIFAR, "equimod.t_fields=jitter, gray", NULL};
+    const char *const crop[] = {DU_SIMCLR_CIFAR, "equimod.t_fields=crop", NULL};
+    eqm_config *cf = du_config(simclr_lines), *cc = du_config(colour), *ck = du_config(crop);
+    syn s = {40, -1, 0, 0, ""};
+    eqm_loader *lf = tf_loader(cf, &s), *lc = tf_loader(cc, &s), *lk = tf_loader(ck, &s);
+    static const char *const cnames[10] = {"jitter", "order0", "order1", "order2", "order3",
+                                           "brightness", "contrast", "saturation", "hue", "gray"};
+    ck_assert_int_eq(loader_t_dim(lf), 15);
+    ck_assert_int_eq(loader_t_dim(lc), 10);
+    ck_assert_int_eq(loader_t_dim(lk), 4);
+    eqm_loader_info info;
+    loader_info(lc, &info);
+    ck_assert_int_eq(info.p, 10);
+    for (int i = 0; i < 10; i++) {
+        ck_assert_str_eq(loader_t_name(lc, i), cnames[i]);
+        ck_assert_float_eq(loader_t_mean(lc)[i], loader_t_mean(lf)[5 + i]);
+        ck_assert_float_eq(loader_t_std(lc)[i], loader_t_std(lf)[5 + i]);
+    }
+    ck_assert_str_eq(loader_t_name(lk, 3), "crop_w");
+    ck_assert_float_eq(loader_t_mean(lk)[2], 23.369f);
+    ck_assert_ptr_null(loader_t_name(lk, 4));
+    ck_assert_int_eq(loader_start_epoch(lf, 0), 0);
+    ck_assert_int_eq(loader_start_epoch(lc, 0), 0);
+    ck_assert_int_eq(loader_start_epoch(lk, 0), 0);
+    eqm_batch *bf, *bc, *bk;
+    int batches = 0;
+    while (loader_next(lf, &bf) == EQM_OK) {
+        ck_assert_int_eq(loader_next(lc, &bc), EQM_OK);
+        ck_assert_int_eq(loader_next(lk, &bk), EQM_OK);
+        ck_assert_int_eq(bc->p, 10);
+        ck_assert_int_eq(bk->p, 4);
+        size_t vs = (size_t)bf->n * bf->w * bf->h * bf->c * sizeof(float);
+        ck_assert(!memcmp(bf->x0, bc->x0, 3 * vs)); /* x0, x1, x2: the same augmentations */
+        ck_assert(!memcmp(bf->x0, bk->x0, 3 * vs));
+        for (int r = 0; r < 2 * bf->n; r++) { /* t1 then t2, raw and standardised */
+            for (int k = 0; k < 10; k++) {
+                ck_assert_float_eq(bc->t1[r * 10 + k], bf->t1[r * 15 + 5 + k]);
+                ck_assert_float_eq(bc->t[r * 10 + k], bf->t[r * 15 + 5 + k]);
+            }
+            for (int k = 0; k < 4; k++) {
+                ck_assert_float_eq(bk->t1[r * 4 + k], bf->t1[r * 15 + k]);
+                ck_assert_float_eq(bk->t[r * 4 + k], bf->t[r * 15 + k]);
+            }
+        }
+        loader_release(lf, bf);
+        loader_release(lc, bc);
+        loader_release(lk, bk);
+        batches++;
+    }
+    ck_assert_int_eq(batches, 2);
+    /* the estimate draws the same parameters: the kept fields' constants are the same */
+    float mf[15], sf[15], mc[10], sc[10];
+    ck_assert_int_eq(loader_estimate_t(lf, 500, 9, mf, sf), 0);
+    ck_assert_int_eq(loader_estimate_t(lc, 500, 9, mc, sc), 0);
+    for (int i = 0; i < 10; i++) {
+        ck_assert_float_eq(mc[i], mf[5 + i]);
+        ck_assert_float_eq(sc[i], sf[5 + i]);
+    }
+    loader_destroy(lf);
+    loader_destroy(lc);
+    loader_destroy(lk);
+    /* the layout `equimod config` prints */
+    char *buf = NULL;
+    size_t bl = 0;
+    FILE *f = open_memstream(&buf, &bl);
+    ck_assert_int_eq(loader_describe_t(ck, reg, f), 0);
+    fclose(f);
+    ck_assert_msg(strstr(buf, "4 fields") && strstr(buf, "t[3]\tcrop_w") &&
+                      !strstr(buf, "t[4]") && strstr(buf, "# dropped\tgray"), "%s", buf);
+    free(buf);
+    config_destroy(cf);
+    config_destroy(cc);
+    config_destroy(ck);
+}
+END_TEST
+
+START_TEST(test_t_fields_errors)
+{
+    static const struct {
+        const char *value, *want;
+    } cases[] = {
+        {"equimod.t_fields=crp jitter", "t_fields: 'crp' is not an augmentation of [views] "
+                                        "view1 or view2; did you mean 'crop'?"},
+        {"equimod.t_fields=norm", "[augment.norm] (normalize) has no t fields"},
+        {"equimod.t_fields=crop crop", "'crop' listed twice"},
+        {"equimod.t_fields=all crop", "'all' cannot be combined"},
+        {"equimod.t_fields=lincrop", "hint: t_fields takes the [augment.NAME] names of the "
+                                     "views that have t fields: crop flip jitter gray (or all)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *const lines[] = {DU_SIMCLR_CIFAR, cases[i].value, NULL};
+        eqm_config *cfg = du_config(lines);
+        syn s = {10, -1, 0, 0, ""};
+        eqm_sample_source src = syn_source(&s, 0);
+        eqm_loader *l;
+        char err[1024];
+        ck_assert_int_eq(loader_create_source(&l, cfg, reg, &src, NULL, err, sizeof err),
+                         EQM_ERR_INVAL);
+        ck_assert_msg(strstr(err, cases[i].want) && strstr(err, "--set equimod.t_fields"),
+                      "%s: %s", cases[i].value, err);
+        config_destroy(cfg);
+    }
+}
+END_TEST
+
 /* Real CIFAR-10 train split through the [data] section. */
 START_TEST(test_real_cifar)
 {
@@ -656,6 +780,18 @@ int main(void)
         TCase *tc = tcase_create("byol_views");
         tcase_set_timeout(tc, 600);
         tcase_add_test(tc, test_byol_views);
+        suite_add_tcase(s, tc);
+    }
+    {
+        TCase *tc = tcase_create("t_fields_subset");
+        tcase_set_timeout(tc, 600);
+        tcase_add_test(tc, test_t_fields_subset);
+        suite_add_tcase(s, tc);
+    }
+    {
+        TCase *tc = tcase_create("t_fields_errors");
+        tcase_set_timeout(tc, 600);
+        tcase_add_test(tc, test_t_fields_errors);
         suite_add_tcase(s, tc);
     }
     {

@@ -228,6 +228,33 @@ START_TEST(test_dry_run_validates)
 }
 END_TEST
 
+/* [equimod] t_fields, a host key the base config leaves out, is a key an axis may name;
+ * a name no view has fails --dry-run, naming the point and the closest name (what train
+ * refuses, the plan refuses up front). */
+START_TEST(test_t_fields_axis)
+{
+    char path[400], body[4096], *out;
+    snprintf(path, sizeof path, "%s/tf.ini", tmpdir);
+    const char *args[] = {"sweep", path, "--dry-run", NULL};
+    for (int bad = 0; bad < 2; bad++) {
+        snprintf(body, sizeof body,
+                 "[sweep]\nbase = %s/tests/train/tiny.ini\n[axis.t]\nkey = equimod.t_fields\n"
+                 "values = all, %s, jitter gray\nnames = all, crop, colour\n",
+                 srcdir, bad ? "crp" : "crop");
+        write_file(path, body);
+        int rc = run(args, &out);
+        if (bad)
+            ck_assert_msg(rc == 1 && strstr(out, "run 't=crop' (run 2 of 3) is invalid") &&
+                              strstr(out, "did you mean 'crop'?"),
+                          "exit %d:\n%s", rc, out);
+        else
+            ck_assert_msg(rc == 0 && strstr(out, "t=colour --set equimod.t_fields=jitter gray"),
+                          "exit %d:\n%s", rc, out);
+        free(out);
+    }
+}
+END_TEST
+
 /* Every shipped study (the .ini files of configs/ablations) is a valid plan. */
 START_TEST(test_shipped_studies)
 {
@@ -518,6 +545,7 @@ int main(void)
     tcase_add_test(tc, test_malformed);
     tcase_add_test(tc, test_dry_run_validates);
     tcase_add_test(tc, test_shipped_studies);
+    tcase_add_test(tc, test_t_fields_axis);
     tcase_add_test(tc, test_sweep_e2e);
     tcase_add_test(tc, test_runtime_failure);
     tcase_add_test(tc, test_jobs_never_start_a_running_run);

@@ -20,3 +20,6 @@ EXTRA_DIST += tests/train/model_source.test
 # Refusals of sizes and thread counts before anything large is allocated.
 TESTS += tests/train/limits.test
 EXTRA_DIST += tests/train/limits.test
+# [equimod] t_fields: refused names, the printed layout, a tiny run with t_fields = crop.
+TESTS += tests/train/t_fields.test
+EXTRA_DIST += tests/train/t_fields.test

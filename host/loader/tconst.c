@@ -242,9 +242,10 @@ const char *loader_t_group(const eqm_loader *l, int i, const char **plugin)
         *plugin = NULL;
     if (i < 0 || i >= loader_t_dim(l))
         return NULL;
+    int fi = l->t_sel[i]; /* field i of t in the full layout ([equimod] t_fields) */
     for (int s = 0, k = 0; s < l->pipe[1].n; s++) {
         const aug_inst *a = l->pipe[1].steps[s];
-        if (i < k + a->n_params) {
+        if (fi < k + a->n_params) {
             if (plugin)
                 *plugin = a->pl->desc.name;
             return a->section;

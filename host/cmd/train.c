@@ -130,89 +130,6 @@ static void eval_usage(FILE *f)
             "A CONFIG (.ini) evaluates the untrained backbone ([run] seed's initialisation).\n");
 }
 
-/* Paper protocol: augmented train features recomputed every epoch. */
-static int linear_paper(trained *t, const eval_opts *eo, const eqm_registry *reg,
-                        eval_acc *acc, double *loss_out, char **desc, char *err, size_t errlen)
-{
-    eqm_model *m = &t->model;
-    eqm_module_inst *bb = &m->mod[EQM_SLOT_BACKBONE];
-    eqm_loader_opts lo = {0};
-    lo.mode = EQM_LOADER_SINGLE;
-    lo.single_view = "eval_train";
-    lo.batch_size = (int)eo->linear_batch;
-    lo.shuffle_set = 1, lo.shuffle = 1;
-    lo.drop_last_set = 1, lo.drop_last = 0;
-    lo.limit = eo->train_limit;
-    eqm_loader *ld = NULL;
-    int rc = loader_open(&ld, t->cfg, reg, "train", &lo, err, errlen);
-    if (rc)
-        return rc;
-    eqm_loader_info li;
-    loader_info(ld, &li);
-    const int D = bb->out_dim;
-    eval_linear_cfg lc = {(int)eo->linear_epochs, (int)eo->linear_batch, eo->linear_lr,
-                          eo->linear_final_lr, eo->linear_momentum, eo->linear_nesterov,
-                          eo->linear_wd, 0};
-    eval_linear *lin = eval_linear_create(D, li.n_classes, &lc,
-                                          li.batches_per_epoch * eo->linear_epochs);
-    float *f = malloc((size_t)eo->linear_batch * D * sizeof(float));
-    if (!lin || !f) {
-        rc = EQM_ERR_NOMEM;
-        snprintf(err, errlen, "out of memory");
-    }
-    double ep_loss = 0;
-    for (int64_t e = 0; !rc && e < eo->linear_epochs; e++) {
-        rc = loader_start_epoch(ld, e);
-        int64_t seen = 0;
-        ep_loss = 0;
-        while (!rc) {
-            eqm_batch *b;
-            rc = loader_next(ld, &b);
-            if (rc == EQM_EOF) {
-                rc = EQM_OK;
-                break;
-            }
-            if (rc) {
-                snprintf(err, errlen, "%s", loader_error(ld));
-                break;
-            }
-            eqm_module_io io = {0};
-            io.size = sizeof io;
-            io.rows = b->n;
-            io.train = 0;
-            io.in = b->x0;
-            io.out = f;
-            rc = bb->ops->forward(bb->self, &io);
-            double lo_ = 0;
-            if (!rc)
-                rc = eval_linear_step(lin, f, b->labels, b->n, &lo_);
-            ep_loss += lo_ * b->n;
-            seen += b->n;
-            loader_release(ld, b);
-            if (rc)
-                snprintf(err, errlen, "linear probe step failed (%s)", eqm_status_str(rc));
-        }
-        if (!rc)
-            fprintf(stderr, "linear probe epoch %lld/%lld: loss %.4f\n", (long long)e + 1,
-                    (long long)eo->linear_epochs, seen ? ep_loss / seen : 0);
-    }
-    loader_destroy(ld);
-    *loss_out = ep_loss;
-    if (!rc) {
-        float *fte = NULL;
-        int32_t *lte = NULL;
-        int64_t nte = 0;
-        rc = extract_features(m, t->cfg, reg, "test", "eval_test", eo->test_limit,
-                              (int)eo->batch, &fte, &lte, &nte, NULL, desc, err, errlen);
-        if (!rc)
-            rc = eval_linear_accuracy(lin, fte, lte, nte, acc);
-        free(fte), free(lte);
-    }
-    eval_linear_destroy(lin);
-    free(f);
-    return rc;
-}
-
 int cmd_eval(int argc, char **argv)
 {
     char *sets[MAX_SETS + 2];
@@ -288,37 +205,9 @@ int cmd_eval(int argc, char **argv)
                  "kNN (k=%lld, T=%g, bank: %s train images): top-1 %.2f%%  top-5 %.2f%%",
                  (long long)eo.knn_k, eo.knn_t, eo.train_limit ? "subset of" : "all", acc.top1,
                  acc.top5);
-    } else if (fast) {
-        float *ftr = NULL, *fte = NULL;
-        int32_t *ltr = NULL, *lte = NULL;
-        int64_t ntr = 0, nte = 0;
-        int C = 0;
-        rc = extract_features(&t.model, t.cfg, reg, "train", "eval_test", eo.train_limit,
-                              (int)eo.batch, &ftr, &ltr, &ntr, &C, NULL, err, sizeof err);
-        if (!rc)
-            rc = extract_features(&t.model, t.cfg, reg, "test", "eval_test", eo.test_limit,
-                                  (int)eo.batch, &fte, &lte, &nte, NULL, &desc, err, sizeof err);
-        if (!rc) {
-            eval_linear_cfg lc = {(int)eo.linear_epochs, (int)eo.linear_batch, eo.linear_lr,
-                                  eo.linear_final_lr, eo.linear_momentum, eo.linear_nesterov,
-                                  eo.linear_wd, 0};
-            rc = eval_linear_fast(ftr, ltr, ntr, fte, lte, nte, t.model.mod[0].out_dim, C, &lc,
-                                  &acc, &loss);
-            if (rc)
-                snprintf(err, sizeof err, "linear probe failed (%s)", eqm_status_str(rc));
-        }
-        free(ftr), free(fte), free(ltr), free(lte);
-        snprintf(line, sizeof line,
-                 "linear probe, fast mode (cached un-augmented features, %lld epochs, final "
-                 "train loss %.4f): top-1 %.2f%%  top-5 %.2f%%",
-                 (long long)eo.linear_epochs, loss, acc.top1, acc.top5);
     } else {
-        rc = linear_paper(&t, &eo, reg, &acc, &loss, &desc, err, sizeof err);
-        snprintf(line, sizeof line,
-                 "linear probe, method-reference.md §6 protocol (%lld epochs, RRC+flip, SGD Nesterov lr "
-                 "%g cosine to %g, batch %lld): top-1 %.2f%%  top-5 %.2f%%",
-                 (long long)eo.linear_epochs, eo.linear_lr, eo.linear_final_lr,
-                 (long long)eo.linear_batch, acc.top1, acc.top5);
+        rc = linear_of_model(&t.model, t.cfg, reg, &eo, fast, &acc, &loss, &desc, line,
+                             sizeof line, err, sizeof err);
     }
     if (rc) {
         fprintf(stderr, "equimod eval: %s\n", err[0] ? err : eqm_status_str(rc));

@@ -9,7 +9,9 @@
  * seeds), failed runs with their last log lines, the base config.
  * Per-epoch values are means over the step records of each epoch, each step counted
  * once (the last record of a step wins), so a resumed run draws like an uninterrupted
- * one. Machine: the one the report is made on (run folders do not record theirs yet).
+ * one. Machine: where each run trained (RUN/machine.json: CPU, flags, threads, versions,
+ * OpenBLAS) and its end record (times, img/s, evaluations with their test sets) when the
+ * run folder has them (older runs do not: then only the machine the report is made on).
  */
 #include "config.h"
 
@@ -20,6 +22,8 @@
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "core.h"
 #include "eval/probe.h"
@@ -291,6 +295,82 @@ static void machine_line(FILE *f)
     fprintf(f, ", %ld CPUs)</p>\n", sysconf(_SC_NPROCESSORS_ONLN));
 }
 
+/* One line of the machine a run trained on (machine.json), into buf; 0 when absent. */
+static int machine_summary(const char *run_dir, char *buf, size_t n)
+{
+    char p[4500];
+    snprintf(p, sizeof p, "%s/machine.json", run_dir);
+    json_t *m = json_load_file(p, 0, NULL);
+    if (!m)
+        return 0;
+    json_t *ob = json_object_get(m, "openblas");
+    const char *gd = json_string_value(json_object_get(m, "git_describe"));
+    snprintf(buf, n, "%s, %lld CPUs online, %lld threads; equimod %s (ABI %s%s%s); OpenBLAS %s",
+             json_string_value(json_object_get(m, "cpu_model")),
+             (long long)json_integer_value(json_object_get(m, "cpus_online")),
+             (long long)json_integer_value(json_object_get(m, "threads")),
+             json_string_value(json_object_get(m, "equimod_version")),
+             json_string_value(json_object_get(m, "abi")), gd && *gd ? ", git " : "",
+             gd && *gd ? gd : "", json_string_value(json_object_get(ob, "core")));
+    json_decref(m);
+    return 1;
+}
+
+static void fact_row(FILE *f, const char *k, const char *v)
+{
+    fputs("<tr><td>", f);
+    esc(f, k);
+    fputs("</td><td>", f);
+    esc(f, v ? v : "");
+    fputs("</td></tr>\n", f);
+}
+
+/* The machine and versions a run trained on (machine.json) as a table. */
+static void run_machine(FILE *f, const char *run_dir)
+{
+    char p[4400], v[2048];
+    snprintf(p, sizeof p, "%s/machine.json", run_dir);
+    json_t *m = json_load_file(p, 0, NULL);
+    fputs("<h2>Machine and version</h2>\n", f);
+    if (!m) {
+        fputs("<p class=\"dim\">machine.json: not recorded (a run of an older equimod)</p>\n", f);
+        return;
+    }
+#define JS(o, k) json_string_value(json_object_get((o), (k)))
+#define JI(o, k) (long long)json_integer_value(json_object_get((o), (k)))
+    json_t *ob = json_object_get(m, "openblas");
+    fputs("<table id=\"machine\">\n", f);
+    snprintf(v, sizeof v, "%s (plugin ABI %s), git %s, compiler %s", JS(m, "equimod_version"),
+             JS(m, "abi"), JS(m, "git_describe") && *JS(m, "git_describe") ? JS(m, "git_describe") : "-",
+             JS(m, "compiler"));
+    fact_row(f, "equimod", v);
+    snprintf(v, sizeof v, "%s, %s", JS(m, "hostname"), JS(m, "os"));
+    fact_row(f, "host", v);
+    snprintf(v, sizeof v, "%s; %lld online, %lld allowed", JS(m, "cpu_model"),
+             JI(m, "cpus_online"), JI(m, "cpus_allowed"));
+    fact_row(f, "CPU", v);
+    size_t off = 0;
+    v[0] = 0;
+    json_t *fl = json_object_get(m, "cpu_flags");
+    for (size_t i = 0; i < json_array_size(fl) && off < sizeof v; i++)
+        off += (size_t)snprintf(v + off, sizeof v - off, "%s%s", i ? " " : "",
+                                json_string_value(json_array_get(fl, i)));
+    fact_row(f, "CPU flags (SIMD)", v);
+    snprintf(v, sizeof v, "%lld compute threads, %lld loader workers, %lld MPI rank(s), %lld "
+             "images per step", JI(m, "threads"), JI(m, "loader_workers"), JI(m, "mpi_ranks"),
+             JI(m, "images_per_step"));
+    fact_row(f, "run", v);
+    snprintf(v, sizeof v, "core %s (OPENBLAS_CORETYPE %s), %lld threads; %s", JS(ob, "core"),
+             JS(ob, "coretype_env") ? JS(ob, "coretype_env") : "unset", JI(ob, "threads"),
+             JS(ob, "config"));
+    fact_row(f, "OpenBLAS", v);
+    fact_row(f, "recorded", JS(m, "written_utc"));
+    fputs("</table>\n", f);
+#undef JS
+#undef JI
+    json_decref(m);
+}
+
 /* Per-epoch charts of one run, or of several overlaid (one series per run/point). */
 static void curve_charts(FILE *f, curves *c, const char *const *names, int n)
 {
@@ -352,6 +432,7 @@ static int report_run(const char *dir, FILE *f)
     snprintf(title, sizeof title, "equimod run %s", dir);
     page_head(f, title);
     machine_line(f);
+    run_machine(f, dir);
     curves c;
     curves_read(dir, &c);
     fputs("<h2>Curves</h2>\n", f);
@@ -476,6 +557,40 @@ static void mean_sd(const double *v, int n, double *m, double *sd)
     *sd = k > 1 ? sqrt(q / (k - 1)) : NAN;
 }
 
+/* The machines the runs trained on (their machine.json), each once with its run count. */
+static void sweep_machines(const sweep_plan *p, const char *dir, FILE *f)
+{
+    enum { MAXM = 8 };
+    char seen[MAXM][1024], rdir[4300];
+    int count[MAXM] = {0}, ns = 0, none = 0;
+    for (int r = 0; r < p->n_runs; r++) {
+        char m[1024];
+        snprintf(rdir, sizeof rdir, "%s/%s", dir, p->runs[r].name);
+        if (!machine_summary(rdir, m, sizeof m)) {
+            none++;
+            continue;
+        }
+        int i = 0;
+        while (i < ns && strcmp(seen[i], m))
+            i++;
+        if (i == ns && ns < MAXM)
+            snprintf(seen[ns++], sizeof seen[0], "%s", m);
+        if (i < ns)
+            count[i]++;
+    }
+    if (!ns)
+        return;
+    fputs("<p>Trained on: ", f);
+    for (int i = 0; i < ns; i++) {
+        fputs(i ? "; " : "", f);
+        esc(f, seen[i]);
+        fprintf(f, " (%d run%s)", count[i], count[i] == 1 ? "" : "s");
+    }
+    if (none)
+        fprintf(f, "; %d run(s) without machine.json", none);
+    fputs("</p>\n", f);
+}
+
 static int report_sweep(const sweep_plan *p, const char *dir, FILE *f)
 {
     char path[4400], err[1024];
@@ -487,6 +602,7 @@ static int report_sweep(const sweep_plan *p, const char *dir, FILE *f)
     snprintf(title, sizeof title, "equimod sweep %s", dir);
     page_head(f, title);
     machine_line(f);
+    sweep_machines(p, dir, f);
     fprintf(f, "<p>%d runs, %d axes: ", p->n_runs, p->n_axes);
     for (int a = 0; a < p->n_axes; a++) {
         fputs(a ? "; " : "", f);

@@ -10,7 +10,11 @@
  *                      interrupted and resumed run gives the numbers of an uninterrupted
  *                      one); img/s = images / summed step time; the "final" kNN record
  *   report.md          the test set the final kNN used (its "- kNN final" line)
- *   eval-linear.log    the linear probe's top-1 ([sweep] linear)
+ *   eval-linear.log    the linear probe's top-1 ([sweep] linear, older sweeps)
+ *   metrics.jsonl      when present (newer runs): the final kNN's test_set, the
+ *                      {"kind":"linear"} probe ([eval] linear_at_end), the {"kind":"end"}
+ *                      record's images_per_step and threads; they win over the above
+ *   machine.json       the CPU model the run trained on
  * summary.md: per point of the non-seed axes, n, mean and sample standard deviation of
  * each metric over the finished runs, and with [sweep] baseline the difference to the
  * baseline point paired by seed (mean and standard deviation of the per-seed
@@ -177,12 +181,54 @@ static void read_linear(const char *run_dir, run_result *r)
         fclose(f);
 }
 
+/* The records of metrics.jsonl that newer runs write (fields optional: older runs lack
+ * them and keep what the files above gave). */
+static void read_records(const char *run_dir, run_result *r)
+{
+    char p[4400];
+    snprintf(p, sizeof p, "%s/metrics.jsonl", run_dir);
+    FILE *f = fopen(p, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    while (f && getline(&line, &cap, f) > 0) {
+        int knn = !strncmp(line, "{\"kind\":\"knn\",", 14), lin = !strncmp(line, "{\"kind\":\"linear\",", 17),
+            end = !strncmp(line, "{\"kind\":\"end\",", 14);
+        if (!knn && !lin && !end)
+            continue;
+        json_t *j = json_loads(line, 0, NULL);
+        if (!j)
+            continue; /* cut by a crash */
+        const char *what = json_string_value(json_object_get(j, "what"));
+        const char *ts = json_string_value(json_object_get(j, "test_set"));
+        if (knn && what && !strcmp(what, "final") && ts)
+            snprintf(r->test_set, sizeof r->test_set, "%s", ts);
+        json_t *v;
+        if (lin && json_is_number(v = json_object_get(j, "top1")))
+            r->linear_top1 = json_number_value(v);
+        if (end && json_is_number(v = json_object_get(j, "images_per_step")))
+            r->images_per_step = json_number_value(v);
+        if (end && json_is_number(v = json_object_get(j, "threads")))
+            r->threads = json_number_value(v);
+        json_decref(j);
+    }
+    free(line);
+    if (f)
+        fclose(f);
+    snprintf(p, sizeof p, "%s/machine.json", run_dir);
+    json_t *m = json_load_file(p, 0, NULL);
+    const char *cpu = json_string_value(json_object_get(m, "cpu_model"));
+    if (cpu)
+        snprintf(r->cpu, sizeof r->cpu, "%s", cpu);
+    json_decref(m);
+}
+
 void run_result_read(const char *run_dir, run_result *r)
 {
     memset(r, 0, sizeof *r);
     r->knn_top1 = r->knn_top5 = r->knn_n = r->linear_top1 = NAN;
     r->loss = r->loss_inv = r->loss_equi = r->equi_gain = NAN;
     r->epochs = r->steps = r->wall_s = r->img_s = NAN;
+    r->images_per_step = r->threads = NAN;
     r->exit_code = -1;
     snprintf(r->status, sizeof r->status, "pending");
     char p[4400];
@@ -203,6 +249,7 @@ void run_result_read(const char *run_dir, run_result *r)
     read_metrics(run_dir, r);
     read_test_set(run_dir, r);
     read_linear(run_dir, r);
+    read_records(run_dir, r);
     if (!j && isfinite(r->steps))
         snprintf(r->status, sizeof r->status, "incomplete");
 }
@@ -299,7 +346,7 @@ int sweep_collect(const sweep_plan *p, const char *dir, char *err, size_t errlen
         csv_field(f, p->axes[a].name);
     }
     fputs(",status,exit,knn_top1,knn_top5,knn_n_test,linear_top1,loss,loss_inv,loss_equi,"
-          "equi_gain,epochs,steps,wall_s,img_s,test_set\n",
+          "equi_gain,epochs,steps,wall_s,img_s,test_set,images_per_step,threads,cpu\n",
           f);
     for (int r = 0; r < p->n_runs; r++) {
         const run_result *x = &rr[r];
@@ -325,6 +372,10 @@ int sweep_collect(const sweep_plan *p, const char *dir, char *err, size_t errlen
         csv_num(f, x->img_s, "%.1f");
         fputc(',', f);
         csv_field(f, x->test_set);
+        csv_num(f, x->images_per_step, "%.0f");
+        csv_num(f, x->threads, "%.0f");
+        fputc(',', f);
+        csv_field(f, x->cpu);
         fputc('\n', f);
     }
     if (fclose(f) || rename(tmp, path)) {

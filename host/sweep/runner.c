@@ -2,8 +2,11 @@
  * binary (sweep.h).
  *
  * Each run is `equimod train BASE --out DIR/RUN --set ...` (with --resume when the run
- * folder holds a checkpoint), its stdout/stderr appended to RUN/train.log; with
- * [sweep] linear, `equimod eval linear RUN [--fast]` follows (RUN/eval-linear.log). When
+ * folder holds a checkpoint), its stdout/stderr appended to RUN/train.log; [sweep] knn and
+ * linear become --set eval.knn_at_end=true and eval.linear_at_end=fast|full: the run
+ * evaluates itself at its end (a run trained without them is started again: it finds
+ * itself complete and only evaluates). (Sweep folders of an older equimod hold the probe in
+ * RUN/eval-linear.log, from a separate `equimod eval linear`: still read.) When
  * a child ends the runner writes RUN/sweep-status.json: status (done | failed |
  * interrupted), exit code or signal, wall time summed over attempts, attempts, the last
  * log lines. A run is finished when that file says done and the evaluations the sweep
@@ -153,15 +156,24 @@ static int has_final_knn(const char *run_dir)
     return found;
 }
 
+/* Is the linear probe's result in the run folder: a {"kind":"linear"} record of the
+ * training (eval.linear_at_end), or eval-linear.log of an older sweep? */
 static int linear_done(const char *run_dir)
 {
     char p[4400];
     snprintf(p, sizeof p, "%s/eval-linear.log", run_dir);
     FILE *f = fopen(p, "r");
-    char line[2048];
+    char line[8192];
     int found = 0;
     while (f && fgets(line, sizeof line, f))
         if (strstr(line, "linear probe") && strstr(line, "top-1"))
+            found = 1;
+    if (f)
+        fclose(f);
+    snprintf(p, sizeof p, "%s/metrics.jsonl", run_dir);
+    f = found ? NULL : fopen(p, "r");
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "{\"kind\":\"linear\",", 17))
             found = 1;
     if (f)
         fclose(f);
@@ -171,7 +183,6 @@ static int linear_done(const char *run_dir)
 typedef struct slot {
     pid_t pid;
     int run;      /* -1: free */
-    int phase;    /* 0 train, 1 linear eval */
     double t0;
     int signalled;
 } slot;
@@ -420,39 +431,30 @@ int sweep_execute(const sweep_plan *p, const char *dir, const sweep_run_opts *o)
                 argv[n++] = o->plugin_dirs[d];
             }
             int resume = file_exists(rdir, "checkpoint.last") || file_exists(rdir, "checkpoint.prev");
-            int phase = 0;
             char log_path[4500];
-            if (rs[r].done_training && (!p->knn || has_final_knn(rdir)) && p->linear) {
-                phase = 1; /* only the linear evaluation is missing */
-            }
-            if (phase == 0) {
-                argv[n++] = "train";
-                argv[n++] = p->base;
-                argv[n++] = "--out";
-                argv[n++] = rdir;
+            argv[n++] = "train";
+            argv[n++] = p->base;
+            argv[n++] = "--out";
+            argv[n++] = rdir;
+            argv[n++] = "--set";
+            argv[n++] = set_threads;
+            argv[n++] = "--set";
+            argv[n++] = set_workers;
+            if (p->knn) {
                 argv[n++] = "--set";
-                argv[n++] = set_threads;
-                argv[n++] = "--set";
-                argv[n++] = set_workers;
-                if (p->knn) {
-                    argv[n++] = "--set";
-                    argv[n++] = "eval.knn_at_end=true";
-                }
-                for (int s = 0; s < ru->n_sets && n < 150; s++) {
-                    argv[n++] = "--set";
-                    argv[n++] = ru->sets[s];
-                }
-                if (resume)
-                    argv[n++] = "--resume";
-                snprintf(log_path, sizeof log_path, "%s/train.log", rdir);
-            } else {
-                argv[n++] = "eval";
-                argv[n++] = "linear";
-                argv[n++] = rdir;
-                if (p->linear == 1)
-                    argv[n++] = "--fast";
-                snprintf(log_path, sizeof log_path, "%s/eval-linear.log", rdir);
+                argv[n++] = "eval.knn_at_end=true";
             }
+            if (p->linear) {
+                argv[n++] = "--set";
+                argv[n++] = p->linear == 1 ? "eval.linear_at_end=fast" : "eval.linear_at_end=full";
+            }
+            for (int s = 0; s < ru->n_sets && n < 150; s++) {
+                argv[n++] = "--set";
+                argv[n++] = ru->sets[s];
+            }
+            if (resume)
+                argv[n++] = "--resume";
+            snprintf(log_path, sizeof log_path, "%s/train.log", rdir);
             argv[n] = NULL;
             pid_t pid = spawn(argv, log_path, self);
             if (pid < 0) {
@@ -460,13 +462,13 @@ int sweep_execute(const sweep_plan *p, const char *dir, const sweep_run_opts *o)
                 pg.failed++;
                 continue;
             }
-            slots[i] = (slot){pid, r, phase, now_s(), 0};
+            slots[i] = (slot){pid, r, now_s(), 0};
             rs[r].attempts++;
             pg.running++;
             say(&pg, "sweep: [%d/%d] started %s%s\n", r + 1, p->n_runs, ru->name,
-                phase ? " (linear evaluation)"
-                      : resume ? " (resuming from its checkpoint)"
-                               : rs[r].done_training ? " (evaluation)" : "");
+                rs[r].done_training ? " (evaluation)"
+                : resume            ? " (resuming from its checkpoint)"
+                                    : "");
         }
         if (!pg.running) {
             if (interrupted || next >= p->n_runs)
@@ -501,30 +503,18 @@ int sweep_execute(const sweep_plan *p, const char *dir, const sweep_run_opts *o)
         rs[sl.run].wall_prev += wall;
         int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1, sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
         char tail[2048], log_path[4500];
-        snprintf(log_path, sizeof log_path, "%s/%s", rdir,
-                 sl.phase ? "eval-linear.log" : "train.log");
+        snprintf(log_path, sizeof log_path, "%s/train.log", rdir);
         log_tail(log_path, 5, tail, sizeof tail);
         const char *what;
-        if (code == 0 && sl.phase == 0 && p->linear && !interrupted) {
-            /* training done: the linear evaluation follows in the same slot */
-            write_state(rdir, "trained", 0, 0, rs[sl.run].wall_prev, rs[sl.run].attempts, tail,
-                        1);
-            rs[sl.run].done_training = 1;
-            rs[sl.run].todo = 1;
-            next = sl.run < next ? sl.run : next;
-            continue;
-        }
-        if (code == 0 && (!p->knn || has_final_knn(rdir))) {
+        if (code == 0 && (!p->knn || has_final_knn(rdir)) && (!p->linear || linear_done(rdir))) {
             what = "done";
         } else if (code == 130 || (sig && sl.signalled)) {
             what = "interrupted";
         } else {
             what = "failed";
         }
-        if (!strcmp(what, "done") && sl.phase == 1 && !linear_done(rdir))
-            what = "failed";
         write_state(rdir, what, code, sig, rs[sl.run].wall_prev, rs[sl.run].attempts, tail,
-                    sl.phase == 1 || rs[sl.run].done_training || !strcmp(what, "done"));
+                    rs[sl.run].done_training || !strcmp(what, "done"));
         if (!strcmp(what, "done")) {
             pg.done++;
             pg.finished_here++;
@@ -548,11 +538,12 @@ int sweep_execute(const sweep_plan *p, const char *dir, const sweep_run_opts *o)
             if (sig)
                 snprintf(why, sizeof why, "killed by signal %d", sig);
             else if (code == 0)
-                snprintf(why, sizeof why, "exit 0 but no final kNN in metrics.jsonl");
+                snprintf(why, sizeof why, "exit 0 but the end evaluations are not in "
+                                          "metrics.jsonl");
             else
                 snprintf(why, sizeof why, "exit %d", code);
-            say(&pg, "sweep: [%d/%d] FAILED %s%s (%s): %s\n", sl.run + 1, p->n_runs, ru->name,
-                sl.phase ? " in its linear evaluation" : "", why, last ? last + 1 : tail);
+            say(&pg, "sweep: [%d/%d] FAILED %s (%s): %s\n", sl.run + 1, p->n_runs, ru->name, why,
+                last ? last + 1 : tail);
         }
         bar(&pg, pending - (pg.done - done0) - pg.failed - pg.running, 0);
     }

@@ -7,7 +7,7 @@
  *   base = ../quickstart.ini     the base config (relative to the sweep file, or absolute)
  *   baseline = equimod=false     a point of the non-seed axes (summary.md differences)
  *   knn = true                   kNN at the end of every run (eval.knn_at_end)
- *   linear = off|fast|full       after training: `equimod eval linear RUN [--fast]`
+ *   linear = off|fast|full       the probe at the end of each run (eval.linear_at_end)
  *   out = DIR                    the sweep folder (default: sweeps/<file stem>; --out wins)
  *   [axis.NAME]                  one axis; the plan is the product of all axes (file order,
  *   key = section.key            the last axis varies fastest)
@@ -125,6 +125,8 @@ typedef struct run_result {
     double loss, loss_inv, loss_equi, equi_gain;
     double epochs, steps;
     double wall_s, img_s;
+    double images_per_step, threads; /* the {"kind":"end"} record (NAN: older runs) */
+    char cpu[256];       /* machine.json cpu_model ("" for older runs) */
     char last_log[512];  /* failed runs: the last log line */
 } run_result;
 void run_result_read(const char *run_dir, run_result *r);

@@ -93,5 +93,9 @@ const eqm_param_spec eval_section_spec[] = {
      "linear probe Nesterov momentum"},
     {"linear_batch", EQM_PARAM_INT, EO(linear_batch), "256", 1, 1e6, NULL,
      "linear probe batch"},
+    {"linear_at_end", EQM_PARAM_ENUM, EO(linear_at_end), "off", 0, -1, "off|fast|full",
+     "linear probe at the end of training (fast: cached un-augmented features; full: the "
+     "method-reference.md §6 protocol), on the test set data.test_set names; in metrics.jsonl and "
+     "report.md"},
     {NULL, EQM_PARAM_END, 0, NULL, 0, 0, NULL, NULL}};
 const size_t eval_section_size = sizeof(eval_opts);

@@ -1,7 +1,9 @@
 /* host/train/report.c: what a run tells: the progress line on stderr, metrics.jsonl
  * ({"kind":"step"} per step, {"kind":"epoch"} per epoch, {"kind":"knn"} per kNN
- * evaluation; appended across resumes), loss.svg and report.md (the summary at the end;
- * `equimod eval` appends its results). */
+ * evaluation with the test set it used, {"kind":"linear"} for [eval] linear_at_end, and
+ * one {"kind":"end"} when training ends: final losses, times, img/s, images per step,
+ * threads, the end evaluations and their test sets; appended across resumes), loss.svg
+ * and report.md (the summary at the end; `equimod eval` appends its results). */
 #include "config.h"
 
 #include <errno.h>
@@ -11,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dist/dist.h"
 #include "nn/nn_internal.h"
 #include "train/run.h"
 
@@ -32,6 +35,25 @@ static void json_num(FILE *f, const char *k, double v)
         fprintf(f, ",\"%s\":%.9g", k, v);
     else
         fprintf(f, ",\"%s\":null", k);
+}
+
+/* ,"k":"v" with v escaped as a JSON string (NULL: null). */
+static void json_str(FILE *f, const char *k, const char *v)
+{
+    if (!v) {
+        fprintf(f, ",\"%s\":null", k);
+        return;
+    }
+    fprintf(f, ",\"%s\":\"", k);
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
 }
 
 /* v as json_num writes it (%.9g): an epoch line is the mean of its step lines as the file
@@ -290,9 +312,11 @@ static void log_knn(trainer *tr, const char *what, const eval_acc *a, const char
 {
     fprintf(tr->metrics,
             "{\"kind\":\"knn\",\"what\":\"%s\",\"step\":%lld,\"epoch\":%lld,\"top1\":%.4f,"
-            "\"top5\":%.4f,\"n_test\":%lld}\n",
+            "\"top5\":%.4f,\"n_test\":%lld",
             what, (long long)tr->st.step, (long long)tr->st.epoch, a->top1, a->top5,
             (long long)a->n);
+    json_str(tr->metrics, "test_set", desc);
+    fputs("}\n", tr->metrics);
     fflush(tr->metrics);
     if (tr->tty)
         fputs("\r\033[K", stderr);
@@ -301,7 +325,9 @@ static void log_knn(trainer *tr, const char *what, const eval_acc *a, const char
             desc ? desc : "?");
 }
 
-int report_knn(trainer *tr, const char *what, eval_acc *a, char *err, size_t errlen)
+/* report_knn; the test set's description in *desc_out (malloc'ed) when not NULL. */
+static int knn_logged(trainer *tr, const char *what, eval_acc *a, char **desc_out, char *err,
+                      size_t errlen)
 {
     char *desc = NULL;
     int rc = knn_of_model(&tr->m, tr->cfg, tr->reg, &tr->eo, a, &desc, err, errlen);
@@ -318,8 +344,16 @@ int report_knn(trainer *tr, const char *what, eval_acc *a, char *err, size_t err
                  (long long)a->n, desc ? desc : "?");
         report_append(tr->dir, text);
     }
-    free(desc);
+    if (desc_out && !rc)
+        *desc_out = desc;
+    else
+        free(desc);
     return rc;
+}
+
+int report_knn(trainer *tr, const char *what, eval_acc *a, char *err, size_t errlen)
+{
+    return knn_logged(tr, what, a, NULL, err, errlen);
 }
 
 /* top-1 of the untrained kNN recorded in metrics.jsonl (this run or before a resume). */
@@ -336,6 +370,112 @@ double report_untrained_top1(const char *dir)
     if (f)
         fclose(f);
     return v;
+}
+
+/* The last epoch line's means (loss, loss_inv, loss_equi, equi_gain) of metrics.jsonl:
+ * the final losses, also for a run found complete (no step in this process). */
+static void last_epoch_means(const char *dir, double v[4])
+{
+    static const char *const keys[4] = {"loss", "loss_inv", "loss_equi", "equi_gain"};
+    char path[4200];
+    for (int k = 0; k < 4; k++)
+        v[k] = NAN;
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    FILE *f = fopen(path, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    while (f && getline(&line, &cap, f) > 0)
+        if (strstr(line, "{\"kind\":\"epoch\",") == line)
+            for (int k = 0; k < 4; k++)
+                if (!json_get(line, keys[k], &v[k]))
+                    v[k] = NAN;
+    free(line);
+    if (f)
+        fclose(f);
+}
+
+/* [eval] linear_at_end: the probe, its metrics line and report.md line. */
+static int linear_logged(trainer *tr, eval_acc *a, char **desc, char *err, size_t errlen)
+{
+    static const char *const mode[3] = {"off", "fast", "full"};
+    char line[1024], text[2048];
+    double loss = 0;
+    int rc = linear_of_model(&tr->m, tr->cfg, tr->reg, &tr->eo, tr->eo.linear_at_end == 1, a,
+                             &loss, desc, line, sizeof line, err, errlen);
+    if (rc)
+        return rc;
+    FILE *f = tr->metrics;
+    fprintf(f, "{\"kind\":\"linear\",\"mode\":\"%s\",\"step\":%lld,\"epoch\":%lld",
+            mode[tr->eo.linear_at_end], (long long)tr->st.step, (long long)tr->st.epoch);
+    json_num(f, "top1", a->top1);
+    json_num(f, "top5", a->top5);
+    fprintf(f, ",\"n_test\":%lld", (long long)a->n);
+    json_num(f, "loss", loss);
+    json_num(f, "epochs", (double)tr->eo.linear_epochs);
+    json_str(f, "test_set", *desc);
+    fputs("}\n", f);
+    fflush(f);
+    if (tr->tty)
+        fputs("\r\033[K", stderr);
+    fprintf(stderr, "%s [%lld test images: %s]\n", line, (long long)a->n, *desc ? *desc : "?");
+    snprintf(text, sizeof text, "- %s on %lld test images (%s)\n", line, (long long)a->n,
+             *desc ? *desc : "?");
+    report_append(tr->dir, text);
+    return EQM_OK;
+}
+
+int report_end(trainer *tr, double wall_s, char *err, size_t errlen)
+{
+    eval_acc k = {NAN, NAN, 0}, l = {NAN, NAN, 0};
+    char *kdesc = NULL, *ldesc = NULL;
+    int rc = EQM_OK;
+    if (tr->eo.knn_at_end && !(rc = knn_logged(tr, "final", &k, &kdesc, err, errlen))) {
+        double base = report_untrained_top1(tr->dir);
+        if (isfinite(base))
+            fprintf(stderr, "kNN top-1 after training: %.2f%% (the same backbone untrained: "
+                            "%.2f%%, %+.2f points)\n",
+                    k.top1, base, k.top1 - base);
+        else
+            fprintf(stderr, "kNN top-1 after training: %.2f%%\n", k.top1);
+    }
+    if (!rc && tr->eo.linear_at_end)
+        rc = linear_logged(tr, &l, &ldesc, err, errlen);
+    if (!rc) {
+        static const char *const mode[3] = {"off", "fast", "full"};
+        static const char *const keys[4] = {"loss", "loss_inv", "loss_equi", "equi_gain"};
+        double v[4];
+        last_epoch_means(tr->dir, v);
+        FILE *f = tr->metrics;
+        fprintf(f, "{\"kind\":\"end\",\"step\":%lld,\"epoch\":%lld,\"images\":%lld",
+                (long long)tr->st.step, (long long)tr->st.epoch, (long long)tr->st.images);
+        for (int i = 0; i < 4; i++)
+            if (i != 2 || tr->use_equimod)
+                json_num(f, keys[i], v[i]);
+        json_num(f, "train_s", tr->st.elapsed_s);
+        json_num(f, "process_wall_s", wall_s);
+        json_num(f, "img_s", tr->st.elapsed_s > 0 ? tr->st.images / tr->st.elapsed_s : NAN);
+        fprintf(f, ",\"images_per_step\":%lld,\"threads\":%d",
+                (long long)tr->li.batch_size * dist_size(), host_threads());
+        json_str(f, "data_test_set", config_get(tr->cfg, "data", "test_set"));
+        if (tr->eo.knn_at_end) {
+            json_num(f, "knn_top1", k.top1);
+            json_num(f, "knn_top5", k.top5);
+            fprintf(f, ",\"knn_n_test\":%lld", (long long)k.n);
+            json_str(f, "knn_test_set", kdesc);
+        }
+        if (tr->eo.linear_at_end) {
+            fprintf(f, ",\"linear\":\"%s\"", mode[tr->eo.linear_at_end]);
+            json_num(f, "linear_top1", l.top1);
+            json_num(f, "linear_top5", l.top5);
+            fprintf(f, ",\"linear_n_test\":%lld", (long long)l.n);
+            json_str(f, "linear_test_set", ldesc);
+        }
+        fputs("}\n", f);
+        fflush(f);
+    }
+    free(kdesc);
+    free(ldesc);
+    return rc;
 }
 
 void report_final(trainer *tr, const acc_terms *last, double wall_s)
@@ -427,8 +567,9 @@ static int keep_line(const char *line, const train_state *st, int *step_of_epoch
     }
     if (strstr(line, "{\"kind\":\"epoch\",") == line)
         return epoch < (double)st->epoch;
-    if (strstr(line, "\"what\":\"final\""))
-        return 0;
+    if (strstr(line, "\"what\":\"final\"") || strstr(line, "{\"kind\":\"end\",") == line ||
+        strstr(line, "{\"kind\":\"linear\",") == line)
+        return 0; /* the end's evaluations and record: written again at the end */
     return step <= (double)st->step && epoch <= (double)st->epoch;
 }
 

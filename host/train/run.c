@@ -9,6 +9,7 @@
  *   checkpoint.last, checkpoint.prev   (checkpoint.h) sections: config (text), tensors
  *                   (text: "slot index offset numel flags name" per tensor), params,
  *                   target (BYOL), optim (momentum buffers), state (struct train_state)
+ *   machine.json    the machine, build and threads of the latest start (machine.c)
  *   report.md       summary at the end of training; `equimod eval` appends its results
  *   loss.svg        loss curves (per-step total loss, per-epoch means of each term)
  * Config hash: FNV-1a of the resolved config text without [run] and [eval] and without the
@@ -413,7 +414,11 @@ static int run_folder_files(trainer *tr, int resumed, char *err, size_t errlen)
         return errf(err, errlen, EQM_ERR_INVAL, "run folder path too long");
     if (write_text_atomic(p, tr->cfg_text))
         return errf(err, errlen, EQM_ERR_IO, "%s: cannot write: %s", p, strerror(errno));
-    int rc;
+    const loader_cfg *lc = config_section_opts(tr->cfg, "loader");
+    int rc = machine_write(tr->dir, host_threads(), lc ? (int)lc->workers : 0, dist_size(),
+                           (int64_t)tr->li.batch_size * dist_size(), err, errlen);
+    if (rc)
+        return rc;
     if (resumed && (rc = report_resume_metrics(tr, err, errlen)))
         return rc;
     if (snprintf(p, sizeof p, "%s/metrics.jsonl", tr->dir) >= (int)sizeof p)
@@ -612,19 +617,9 @@ static int run_finish(trainer *tr, const acc_terms *acc, int resumed, double wal
                 (long long)tr->st.step);
     else
         report_final(tr, acc, now_s() - wall0);
-    if (tr->eo.knn_at_end) {
-        eval_acc a;
-        int rc = report_knn(tr, "final", &a, err, errlen);
-        if (rc)
-            return rc;
-        double base = report_untrained_top1(tr->dir);
-        if (isfinite(base))
-            fprintf(stderr, "kNN top-1 after training: %.2f%% (the same backbone untrained: "
-                            "%.2f%%, %+.2f points)\n",
-                    a.top1, base, a.top1 - base);
-        else
-            fprintf(stderr, "kNN top-1 after training: %.2f%%\n", a.top1);
-    }
+    int rc = report_end(tr, now_s() - wall0, err, errlen); /* kNN, linear, end record */
+    if (rc)
+        return rc;
     if (tr->dg) { /* rank 0's communication (bench/scaling reads this line) */
         dist_grad_stats g = dist_grad_stats_get(tr->dg);
         dist_stats d = dist_stats_get();

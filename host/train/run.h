@@ -96,9 +96,19 @@ void report_epoch(trainer *tr, const acc_terms *a, double epoch_s);
  * current epoch. A torn last line (killed mid-write) is dropped too. */
 int report_resume_metrics(trainer *tr, char *err, size_t errlen);
 int report_knn(trainer *tr, const char *what, eval_acc *a, char *err, size_t errlen);
+/* The end of a finished run: the kNN ([eval] knn_at_end) and linear probe (linear_at_end)
+ * with their lines, then the {"kind":"end"} record. wall_s: this process's wall time. */
+int report_end(trainer *tr, double wall_s, char *err, size_t errlen);
 double report_untrained_top1(const char *dir);
 void report_final(trainer *tr, const acc_terms *last, double wall_s);
 void report_svg(const char *dir);
+
+/* machine.c: RUN/machine.json (the machine, the build, the threads; see the file), and
+ * the same object for other writers. */
+struct json_t;
+struct json_t *machine_json(int threads, int workers, int ranks, int64_t images_per_step);
+int machine_write(const char *dir, int threads, int workers, int ranks, int64_t images_per_step,
+                  char *err, size_t errlen);
 
 /* trained.c: backbone (+ method, + equimod) for images of h x w x c and t of p_dim
  * fields, sized for max_rows rows; parameters not initialised. opts[] get the bound

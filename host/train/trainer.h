@@ -79,6 +79,7 @@ typedef struct eval_opts {
     double linear_lr, linear_final_lr, linear_momentum, linear_wd;
     int linear_nesterov;
     int64_t linear_batch;
+    int linear_at_end; /* 0 off, 1 fast, 2 full (the METHOD.md §10 protocol) */
 } eval_opts;
 
 extern const eqm_param_spec train_section_spec[];
@@ -148,6 +149,15 @@ int extract_features(eqm_model *m, eqm_config *cfg, const eqm_registry *reg,
 int knn_of_model(eqm_model *m, eqm_config *cfg, const eqm_registry *reg,
                  const eval_opts *eo, eval_acc *acc, char **test_desc, char *err,
                  size_t errlen);
+
+/* The linear probe of a model (host/train/linear.c): fast = 1 trains on cached
+ * un-augmented train features, 0 the METHOD.md §10 protocol (eval_train view, features
+ * recomputed every epoch); top-1/top-5 on the test split in *acc, the last epoch's mean
+ * train loss in *loss, the test set's description in *test_desc (malloc'ed), one line for
+ * the report in `line`. Prints the protocol's epochs on stderr. */
+int linear_of_model(eqm_model *m, eqm_config *cfg, const eqm_registry *reg, const eval_opts *eo,
+                    int fast, eval_acc *acc, double *loss, char **test_desc, char *line,
+                    size_t line_len, char *err, size_t errlen);
 
 /* Append a section to RUN/report.md (creates it). */
 int report_append(const char *run_dir, const char *text);

@@ -500,11 +500,11 @@ START_TEST(test_runtime_failure)
 }
 END_TEST
 
-/* --jobs 2 with a linear evaluation: when a run's training ends, its slot runs the
- * evaluation; the runs after it that are still training must not be started a second time
- * (they were: a second `train --resume` into the folder of a run still training, seen in
- * study (1)). Run a (1 epoch) ends, is evaluated, and its slot must go to c, not to b
- * (8 epochs, still training). */
+/* --jobs 2 with a linear evaluation: the runs that are still training must not be started
+ * a second time (they were, when a slot went back to a finished run for a separate linear
+ * evaluation: a second `train --resume` into the folder of a run still training, seen in
+ * study (1)). Run a (1 epoch) ends and its slot must go to c, not to b (8 epochs, still
+ * training). The probe now runs inside each training (eval.linear_at_end): one attempt. */
 START_TEST(test_jobs_never_start_a_running_run)
 {
     if (!have_data)
@@ -530,9 +530,110 @@ START_TEST(test_jobs_never_start_a_running_run)
     snprintf(path, sizeof path, "%s/ep=b/sweep-status.json", dir);
     char *st = slurp(path);
     ck_assert_ptr_nonnull(st);
-    ck_assert_msg(strstr(st, "\"attempts\": 2") && strstr(st, "\"status\": \"done\""),
-                  "b: one training and one evaluation attempt expected:\n%s", st);
+    ck_assert_msg(strstr(st, "\"attempts\": 1") && strstr(st, "\"status\": \"done\""),
+                  "b: one attempt (training with its linear probe) expected:\n%s", st);
     free(st);
+}
+END_TEST
+
+/* [sweep] linear: the run evaluates itself at its end (eval.linear_at_end): metrics.jsonl
+ * gets the linear record and the end record (with the test sets), the run folder its
+ * machine.json, results.csv the linear top-1, images per step, threads and CPU, the run's
+ * report page its machine table; a second sweep skips the finished run. A run folder
+ * written before these outputs existed (no machine.json, no end/linear records, the probe
+ * in eval-linear.log) still collects. */
+START_TEST(test_linear_at_end)
+{
+    if (!have_data)
+        return;
+    char ini[600], body[4096], dir[400], path[800], *out;
+    snprintf(ini, sizeof ini, "%s/lin.ini", tmpdir);
+    snprintf(body, sizeof body,
+             "[sweep]\nbase = %s/tests/train/tiny.ini\nlinear = fast\n[set.train]\n"
+             "max_samples = 128\nepochs = 1\n[set.eval]\ntrain_limit = 256\ntest_limit = 200\n"
+             "linear_epochs = 3\n[axis.seed]\nkey = run.seed\nvalues = 1\n",
+             srcdir);
+    write_file(ini, body);
+    snprintf(dir, sizeof dir, "%s/lin", tmpdir);
+    const char *args[] = {"sweep", ini, "--out", dir, NULL};
+    int rc = run(args, &out);
+    ck_assert_msg(rc == 0 && strstr(out, "1/1 runs finished"), "exit %d:\n%s", rc, out);
+    free(out);
+    snprintf(path, sizeof path, "%s/seed=1/metrics.jsonl", dir);
+    char *m = slurp(path);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_msg(strstr(m, "\"what\":\"final\"") &&
+                      strstr(m, "\"test_set\":\"cifar10 test: exact first 1,000") &&
+                      strstr(m, "{\"kind\":\"linear\",\"mode\":\"fast\"") &&
+                      strstr(m, "{\"kind\":\"end\",") && strstr(m, "\"images_per_step\":64,") &&
+                      strstr(m, "\"linear_test_set\":\"cifar10 test: exact first 1,000"),
+                  "%s", m);
+    /* the same probe as `equimod eval linear RUN --fast` gives (same model, seed, threads) */
+    const char *lin_top1 = strstr(strstr(m, "{\"kind\":\"linear\","), "\"top1\":") + 7;
+    char want[64];
+    snprintf(want, sizeof want, "top-1 %.2f%%", atof(lin_top1));
+    snprintf(path, sizeof path, "%s/seed=1", dir);
+    const char *ev[] = {"eval", "linear", path, "--fast", NULL};
+    rc = run(ev, &out);
+    ck_assert_msg(rc == 0 && strstr(out, want), "exit %d, want '%s':\n%s", rc, want, out);
+    free(out);
+    free(m);
+    snprintf(path, sizeof path, "%s/seed=1/machine.json", dir);
+    char *mj = slurp(path);
+    ck_assert_msg(mj && strstr(mj, "\"cpu_model\"") && strstr(mj, "\"openblas\"") &&
+                      strstr(mj, "\"equimod_version\""),
+                  "%s", mj ? mj : "(no machine.json)");
+    free(mj);
+    snprintf(path, sizeof path, "%s/results.csv", dir);
+    char *csv = slurp(path);
+    ck_assert_ptr_nonnull(csv);
+    /* ...,linear_top1,... and the last columns: test_set,images_per_step,threads,cpu */
+    ck_assert_msg(strstr(csv, ",test_set,images_per_step,threads,cpu\n") &&
+                      strstr(csv, ")\",64,"),
+                  "%s", csv);
+    char *row = strstr(csv, "\nseed=1,1,done,0,");
+    ck_assert_msg(row, "%s", csv);
+    char *f = row + strlen("\nseed=1,1,done,0,");
+    for (int k = 0; k < 3; k++) /* knn_top1, knn_top5, knn_n_test */
+        f = strchr(f, ',') + 1;
+    ck_assert_msg(*f != ',' && atof(f) >= 0, "no linear_top1 in: %s", row);
+    free(csv);
+    rc = run(args, &out);
+    ck_assert_msg(rc == 0 && strstr(out, "1 finished before, 0 to run"), "exit %d:\n%s", rc, out);
+    free(out);
+    /* the run's page */
+    char html[600];
+    snprintf(html, sizeof html, "%s/run.html", tmpdir);
+    snprintf(path, sizeof path, "%s/seed=1", dir);
+    const char *rep[] = {"report", path, "-o", html, NULL};
+    rc = run(rep, &out);
+    ck_assert_msg(rc == 0, "exit %d:\n%s", rc, out);
+    free(out);
+    char *h = slurp(html);
+    ck_assert_msg(h && strstr(h, "<table id=\"machine\">") && strstr(h, "images per step"),
+                  "%s", h ? h : "(no page)");
+    free(h);
+    /* as an older equimod left it: no machine.json, no end/linear records, eval-linear.log */
+    snprintf(path, sizeof path, "%s/seed=1/machine.json", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/seed=1/metrics.jsonl", dir);
+    m = slurp(path);
+    FILE *o = fopen(path, "w");
+    for (char *line = strtok(m, "\n"); line; line = strtok(NULL, "\n"))
+        if (!strstr(line, "\"kind\":\"end\"") && !strstr(line, "\"kind\":\"linear\""))
+            fprintf(o, "%s\n", line);
+    fclose(o);
+    free(m);
+    snprintf(path, sizeof path, "%s/seed=1/eval-linear.log", dir);
+    write_file(path, "linear probe, fast mode (...): top-1 12.50%  top-5 50.00%\n");
+    const char *col[] = {"sweep", dir, "--collect", NULL};
+    rc = run(col, &out);
+    ck_assert_msg(rc == 0, "exit %d:\n%s", rc, out);
+    free(out);
+    snprintf(path, sizeof path, "%s/results.csv", dir);
+    csv = slurp(path);
+    ck_assert_msg(strstr(csv, ",12.5000,") && strstr(csv, ")\",,,\n"), "%s", csv);
+    free(csv);
 }
 END_TEST
 
@@ -550,6 +651,12 @@ int main(void)
     tcase_add_test(tc, test_runtime_failure);
     tcase_add_test(tc, test_jobs_never_start_a_running_run);
     suite_add_tcase(s, tc);
+    /* a case of its own: CK_RUN_CASE=linear_at_end runs it alone */
+    TCase *tl = tcase_create("linear_at_end");
+    tcase_add_checked_fixture(tl, setup, teardown);
+    tcase_set_timeout(tl, 600);
+    tcase_add_test(tl, test_linear_at_end);
+    suite_add_tcase(s, tl);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

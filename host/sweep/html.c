@@ -591,14 +591,10 @@ static void sweep_machines(const sweep_plan *p, const char *dir, FILE *f)
     fputs("</p>\n", f);
 }
 
-static int report_sweep(const sweep_plan *p, const char *dir, FILE *f)
+/* The page head: title, machines, axes, summary.md's table. */
+static void sweep_intro(FILE *f, const sweep_plan *p, const char *dir)
 {
-    char path[4400], err[1024];
-    struct stat st;
-    snprintf(path, sizeof path, "%s/results.csv", dir);
-    if (stat(path, &st) && sweep_collect(p, dir, err, sizeof err))
-        fprintf(stderr, "equimod report: %s\n", err);
-    char title[4200];
+    char path[4400], title[4200];
     snprintf(title, sizeof title, "equimod sweep %s", dir);
     page_head(f, title);
     machine_line(f);
@@ -617,164 +613,156 @@ static int report_sweep(const sweep_plan *p, const char *dir, FILE *f)
     fputs("</p>\n<h2>Summary</h2>\n", f);
     snprintf(path, sizeof path, "%s/summary.md", dir);
     summary_html(f, path);
+}
 
-    /* per run numbers, read once */
-    run_result *rr = calloc((size_t)p->n_runs + 1, sizeof *rr);
-    curves *cv = calloc((size_t)p->n_runs + 1, sizeof *cv);
-    if (!rr || !cv) {
-        free(rr), free(cv);
-        return EQM_ERR_NOMEM;
-    }
-    for (int r = 0; r < p->n_runs; r++) {
-        char rd[4400];
-        snprintf(rd, sizeof rd, "%s/%s", dir, p->runs[r].name);
-        run_result_read(rd, &rr[r]);
-        curves_read(rd, &cv[r]);
-    }
-    /* each metric against each swept (non-seed) axis: one series per combination of the
-     * other non-seed axes, mean over the runs (seeds) of each value, error bar = sd */
-    static const struct {
-        size_t off;
-        const char *title;
-    } mets[] = {{offsetof(run_result, knn_top1), "kNN top-1 %"},
-                {offsetof(run_result, linear_top1), "linear top-1 %"},
-                {offsetof(run_result, loss), "final loss"},
-                {offsetof(run_result, equi_gain), "equivariance gain"}};
-    fputs("<h2>Metrics against the swept values</h2>\n", f);
-    for (int a = 0; a < p->n_axes; a++) {
-        const sweep_axis *ax = &p->axes[a];
-        if (ax->is_seed || ax->n_values < 1)
-            continue;
-        /* groups: the other non-seed labels of each run */
-        char **gname = calloc((size_t)p->n_runs + 1, sizeof *gname);
-        int *gof = calloc((size_t)p->n_runs + 1, sizeof *gof), ng = 0;
-        for (int r = 0; gname && gof && r < p->n_runs; r++) {
-            char g[1024] = "";
-            for (int b = 0; b < p->n_axes; b++) {
-                if (b == a || p->axes[b].is_seed)
-                    continue;
-                size_t l = strlen(g);
-                snprintf(g + l, sizeof g - l, "%s%s=%s", l ? "," : "", p->axes[b].name,
-                         p->runs[r].labels[b]);
-            }
-            if (!g[0])
-                snprintf(g, sizeof g, "mean over seeds");
-            int k = 0;
-            while (k < ng && strcmp(gname[k], g))
-                k++;
-            if (k == ng)
-                gname[ng++] = strdup(g);
-            gof[r] = k;
-        }
-        const char **cats = calloc((size_t)ax->n_values + 1, sizeof *cats);
-        for (int v = 0; cats && v < ax->n_values; v++)
-            cats[v] = ax->labels[v];
-        for (size_t m = 0; cats && gname && gof && m < sizeof mets / sizeof mets[0]; m++) {
-            series *s = calloc((size_t)ng + 1, sizeof *s);
-            double *buf = calloc((size_t)ng * ax->n_values * 3 + (size_t)p->n_runs + 1,
-                                 sizeof(double));
-            if (!s || !buf) {
-                free(s), free(buf);
-                break;
-            }
-            double *vals = buf + (size_t)ng * ax->n_values * 3;
-            int any = 0;
-            for (int g = 0; g < ng; g++) {
-                double *x = buf + (size_t)g * ax->n_values * 3, *y = x + ax->n_values,
-                       *e = y + ax->n_values;
-                for (int v = 0; v < ax->n_values; v++) {
-                    int k = 0;
-                    for (int r = 0; r < p->n_runs; r++)
-                        if (gof[r] == g && !strcmp(p->runs[r].labels[a], ax->labels[v]) &&
-                            !strcmp(rr[r].status, "done"))
-                            vals[k++] = *(double *)((char *)&rr[r] + mets[m].off);
-                    x[v] = v;
-                    mean_sd(vals, k, &y[v], &e[v]);
-                    any |= isfinite(y[v]);
-                }
-                s[g] = (series){gname[g], x, y, e, ax->n_values};
-            }
-            if (any) {
-                char t[512];
-                snprintf(t, sizeof t, "%s against %s", mets[m].title, ax->name);
-                svg_chart(f, t, ax->name, s, ng, cats, ax->n_values);
-            }
-            free(s), free(buf);
-        }
-        free(cats);
-        for (int g = 0; gname && g < ng; g++)
-            free(gname[g]);
-        free(gname), free(gof);
-    }
-    /* training curves per point: means over its runs */
-    fputs("<h2>Training curves per point (means over seeds)</h2>\n", f);
-    {
-        int np = 0;
-        const char **pn = calloc((size_t)p->n_runs + 1, sizeof *pn);
-        curves *pc = calloc((size_t)p->n_runs + 1, sizeof *pc);
-        for (int r = 0; pn && pc && r < p->n_runs; r++) {
-            int k = 0;
-            while (k < np && strcmp(pn[k], p->runs[r].point))
-                k++;
-            if (k < np)
+/* Each metric against swept axis a: one series per combination of the other non-seed
+ * axes, the mean over the runs (seeds) of each value, error bar = sample sd. */
+static const struct {
+    size_t off;
+    const char *title;
+} mets[] = {{offsetof(run_result, knn_top1), "kNN top-1 %"},
+            {offsetof(run_result, linear_top1), "linear top-1 %"},
+            {offsetof(run_result, loss), "final loss"},
+            {offsetof(run_result, equi_gain), "equivariance gain"}};
+
+static void metric_axis_charts(FILE *f, const sweep_plan *p, const run_result *rr, int a)
+{
+    const sweep_axis *ax = &p->axes[a];
+    /* groups: the other non-seed labels of each run */
+    char **gname = calloc((size_t)p->n_runs + 1, sizeof *gname);
+    int *gof = calloc((size_t)p->n_runs + 1, sizeof *gof), ng = 0;
+    for (int r = 0; gname && gof && r < p->n_runs; r++) {
+        char g[1024] = "";
+        for (int b = 0; b < p->n_axes; b++) {
+            if (b == a || p->axes[b].is_seed)
                 continue;
-            pn[np] = p->runs[r].point;
-            curves *c = &pc[np++];
-            int ne = 0;
-            for (int q = 0; q < p->n_runs; q++)
-                if (!strcmp(p->runs[q].point, pn[np - 1]) && cv[q].n_epochs > ne)
-                    ne = cv[q].n_epochs;
-            c->n_epochs = ne;
-            for (int t = 0; t < N_TERMS; t++)
-                c->term[t] = calloc((size_t)ne + 1, sizeof(double));
-            c->img_s = calloc((size_t)ne + 1, sizeof(double));
-            for (int e = 0; e < ne; e++) {
-                for (int t = 0; t <= N_TERMS; t++) {
-                    double s = 0;
-                    int cnt = 0;
-                    for (int q = 0; q < p->n_runs; q++) {
-                        if (strcmp(p->runs[q].point, pn[np - 1]) || e >= cv[q].n_epochs)
-                            continue;
-                        double *src = t < N_TERMS ? cv[q].term[t] : cv[q].img_s;
-                        if (src && isfinite(src[e]))
-                            s += src[e], cnt++;
-                    }
-                    double *dst = t < N_TERMS ? c->term[t] : c->img_s;
-                    if (dst)
-                        dst[e] = cnt ? s / cnt : NAN;
-                }
+            size_t l = strlen(g);
+            snprintf(g + l, sizeof g - l, "%s%s=%s", l ? "," : "", p->axes[b].name,
+                     p->runs[r].labels[b]);
+        }
+        if (!g[0])
+            snprintf(g, sizeof g, "mean over seeds");
+        int k = 0;
+        while (k < ng && strcmp(gname[k], g))
+            k++;
+        if (k == ng)
+            gname[ng++] = strdup(g);
+        gof[r] = k;
+    }
+    const char **cats = calloc((size_t)ax->n_values + 1, sizeof *cats);
+    for (int v = 0; cats && v < ax->n_values; v++)
+        cats[v] = ax->labels[v];
+    for (size_t m = 0; cats && gname && gof && m < sizeof mets / sizeof mets[0]; m++) {
+        series *s = calloc((size_t)ng + 1, sizeof *s);
+        double *buf = calloc((size_t)ng * ax->n_values * 3 + (size_t)p->n_runs + 1,
+                             sizeof(double));
+        if (!s || !buf) {
+            free(s), free(buf);
+            break;
+        }
+        double *vals = buf + (size_t)ng * ax->n_values * 3;
+        int any = 0;
+        for (int g = 0; g < ng; g++) {
+            double *x = buf + (size_t)g * ax->n_values * 3, *y = x + ax->n_values,
+                   *e = y + ax->n_values;
+            for (int v = 0; v < ax->n_values; v++) {
+                int k = 0;
+                for (int r = 0; r < p->n_runs; r++)
+                    if (gof[r] == g && !strcmp(p->runs[r].labels[a], ax->labels[v]) &&
+                        !strcmp(rr[r].status, "done"))
+                        vals[k++] = *(double *)((char *)&rr[r] + mets[m].off);
+                x[v] = v;
+                mean_sd(vals, k, &y[v], &e[v]);
+                any |= isfinite(y[v]);
             }
-            /* kNN: per epoch mean over the runs */
-            for (int q = 0; q < p->n_runs; q++) {
-                if (strcmp(p->runs[q].point, pn[np - 1]))
-                    continue;
-                for (int k2 = 0; k2 < cv[q].n_knn; k2++) {
-                    int j = 0;
-                    while (j < c->n_knn && c->knn_epoch[j] != cv[q].knn_epoch[k2])
-                        j++;
-                    if (j == 256)
-                        continue;
-                    if (j == c->n_knn)
-                        c->knn_epoch[c->n_knn++] = cv[q].knn_epoch[k2], c->knn_top1[j] = 0;
-                    c->knn_top1[j] += cv[q].knn_top1[k2];
-                }
-            }
-            for (int j = 0; j < c->n_knn; j++) {
+            s[g] = (series){gname[g], x, y, e, ax->n_values};
+        }
+        if (any) {
+            char t[512];
+            snprintf(t, sizeof t, "%s against %s", mets[m].title, ax->name);
+            svg_chart(f, t, ax->name, s, ng, cats, ax->n_values);
+        }
+        free(s), free(buf);
+    }
+    free(cats);
+    for (int g = 0; gname && g < ng; g++)
+        free(gname[g]);
+    free(gname), free(gof);
+}
+
+/* Training curves per point: per epoch the means over its runs. */
+static void point_curves(FILE *f, const sweep_plan *p, const curves *cv)
+{
+    int np = 0;
+    const char **pn = calloc((size_t)p->n_runs + 1, sizeof *pn);
+    curves *pc = calloc((size_t)p->n_runs + 1, sizeof *pc);
+    for (int r = 0; pn && pc && r < p->n_runs; r++) {
+        int k = 0;
+        while (k < np && strcmp(pn[k], p->runs[r].point))
+            k++;
+        if (k < np)
+            continue;
+        pn[np] = p->runs[r].point;
+        curves *c = &pc[np++];
+        int ne = 0;
+        for (int q = 0; q < p->n_runs; q++)
+            if (!strcmp(p->runs[q].point, pn[np - 1]) && cv[q].n_epochs > ne)
+                ne = cv[q].n_epochs;
+        c->n_epochs = ne;
+        for (int t = 0; t < N_TERMS; t++)
+            c->term[t] = calloc((size_t)ne + 1, sizeof(double));
+        c->img_s = calloc((size_t)ne + 1, sizeof(double));
+        for (int e = 0; e < ne; e++) {
+            for (int t = 0; t <= N_TERMS; t++) {
+                double s = 0;
                 int cnt = 0;
-                for (int q = 0; q < p->n_runs; q++)
-                    if (!strcmp(p->runs[q].point, pn[np - 1]))
-                        for (int k2 = 0; k2 < cv[q].n_knn; k2++)
-                            cnt += cv[q].knn_epoch[k2] == c->knn_epoch[j];
-                c->knn_top1[j] /= cnt ? cnt : 1;
+                for (int q = 0; q < p->n_runs; q++) {
+                    if (strcmp(p->runs[q].point, pn[np - 1]) || e >= cv[q].n_epochs)
+                        continue;
+                    double *src = t < N_TERMS ? cv[q].term[t] : cv[q].img_s;
+                    if (src && isfinite(src[e]))
+                        s += src[e], cnt++;
+                }
+                double *dst = t < N_TERMS ? c->term[t] : c->img_s;
+                if (dst)
+                    dst[e] = cnt ? s / cnt : NAN;
             }
         }
-        if (pn && pc)
-            curve_charts(f, pc, pn, np);
-        for (int i = 0; pc && i < np; i++)
-            curves_free(&pc[i]);
-        free(pc), free(pn);
+        /* kNN: per epoch mean over the runs */
+        for (int q = 0; q < p->n_runs; q++) {
+            if (strcmp(p->runs[q].point, pn[np - 1]))
+                continue;
+            for (int k2 = 0; k2 < cv[q].n_knn; k2++) {
+                int j = 0;
+                while (j < c->n_knn && c->knn_epoch[j] != cv[q].knn_epoch[k2])
+                    j++;
+                if (j == 256)
+                    continue;
+                if (j == c->n_knn)
+                    c->knn_epoch[c->n_knn++] = cv[q].knn_epoch[k2], c->knn_top1[j] = 0;
+                c->knn_top1[j] += cv[q].knn_top1[k2];
+            }
+        }
+        for (int j = 0; j < c->n_knn; j++) {
+            int cnt = 0;
+            for (int q = 0; q < p->n_runs; q++)
+                if (!strcmp(p->runs[q].point, pn[np - 1]))
+                    for (int k2 = 0; k2 < cv[q].n_knn; k2++)
+                        cnt += cv[q].knn_epoch[k2] == c->knn_epoch[j];
+            c->knn_top1[j] /= cnt ? cnt : 1;
+        }
     }
-    /* results.csv as a table */
+    if (pn && pc)
+        curve_charts(f, pc, pn, np);
+    for (int i = 0; pc && i < np; i++)
+        curves_free(&pc[i]);
+    free(pc), free(pn);
+}
+
+/* results.csv as a table (id="results"), failed rows marked. */
+static void results_table(FILE *f, const char *dir)
+{
+    char path[4400];
     fputs("<h2>Runs (results.csv)</h2>\n<table id=\"results\">\n", f);
     snprintf(path, sizeof path, "%s/results.csv", dir);
     FILE *in = fopen(path, "r");
@@ -802,7 +790,12 @@ static int report_sweep(const sweep_plan *p, const char *dir, FILE *f)
     if (in)
         fclose(in);
     fputs("</table>\n", f);
-    /* failed runs: the last lines of their logs */
+}
+
+/* Failed runs with the last lines of their logs; the first run's resolved config. */
+static void failed_and_base(FILE *f, const sweep_plan *p, const run_result *rr, const char *dir)
+{
+    char path[4400];
     for (int r = 0; r < p->n_runs; r++) {
         if (strcmp(rr[r].status, "failed"))
             continue;
@@ -819,6 +812,37 @@ static int report_sweep(const sweep_plan *p, const char *dir, FILE *f)
         pre_file(f, path);
     }
     fputs("</details>\n</body>\n</html>\n", f);
+}
+
+static int report_sweep(const sweep_plan *p, const char *dir, FILE *f)
+{
+    char path[4400], err[1024];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/results.csv", dir);
+    if (stat(path, &st) && sweep_collect(p, dir, err, sizeof err))
+        fprintf(stderr, "equimod report: %s\n", err);
+    sweep_intro(f, p, dir);
+    /* per run numbers, read once */
+    run_result *rr = calloc((size_t)p->n_runs + 1, sizeof *rr);
+    curves *cv = calloc((size_t)p->n_runs + 1, sizeof *cv);
+    if (!rr || !cv) {
+        free(rr), free(cv);
+        return EQM_ERR_NOMEM;
+    }
+    for (int r = 0; r < p->n_runs; r++) {
+        char rd[4400];
+        snprintf(rd, sizeof rd, "%s/%s", dir, p->runs[r].name);
+        run_result_read(rd, &rr[r]);
+        curves_read(rd, &cv[r]);
+    }
+    fputs("<h2>Metrics against the swept values</h2>\n", f);
+    for (int a = 0; a < p->n_axes; a++)
+        if (!p->axes[a].is_seed && p->axes[a].n_values >= 1)
+            metric_axis_charts(f, p, rr, a);
+    fputs("<h2>Training curves per point (means over seeds)</h2>\n", f);
+    point_curves(f, p, cv);
+    results_table(f, dir);
+    failed_and_base(f, p, rr, dir);
     for (int r = 0; r < p->n_runs; r++)
         curves_free(&cv[r]);
     free(rr), free(cv);

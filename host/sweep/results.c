@@ -322,24 +322,9 @@ static void md_ms(FILE *f, double mean, double sd, int n, int sign)
     fputs(" |", f);
 }
 
-int sweep_collect(const sweep_plan *p, const char *dir, char *err, size_t errlen)
+/* results.csv: one row per run. */
+static void write_csv(FILE *f, const sweep_plan *p, const run_result *rr, const char *dir)
 {
-    run_result *rr = calloc((size_t)p->n_runs + 1, sizeof *rr);
-    if (!rr)
-        return errf(err, errlen, EQM_ERR_NOMEM, "out of memory");
-    char path[4400], tmp[4500];
-    for (int r = 0; r < p->n_runs; r++) {
-        snprintf(path, sizeof path, "%s/%s", dir, p->runs[r].name);
-        run_result_read(path, &rr[r]);
-    }
-    /* results.csv */
-    snprintf(path, sizeof path, "%s/results.csv", dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        free(rr);
-        return errf(err, errlen, EQM_ERR_IO, "%s: cannot write", tmp);
-    }
     fputs("run", f);
     for (int a = 0; a < p->n_axes; a++) {
         fputc(',', f);
@@ -378,127 +363,179 @@ int sweep_collect(const sweep_plan *p, const char *dir, char *err, size_t errlen
         csv_field(f, x->cpu);
         fputc('\n', f);
     }
-    if (fclose(f) || rename(tmp, path)) {
-        free(rr);
-        return errf(err, errlen, EQM_ERR_IO, "%s: cannot write", path);
-    }
-    /* summary.md */
-    snprintf(path, sizeof path, "%s/summary.md", dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    f = fopen(tmp, "w");
-    if (!f) {
-        free(rr);
-        return errf(err, errlen, EQM_ERR_IO, "%s: cannot write", tmp);
-    }
-    int n_done = 0, n_failed = 0, has_linear = 0;
+}
+
+typedef struct sum_ctx {
+    const sweep_plan *p;
+    const run_result *rr;
+    const char *base; /* the baseline point, NULL without one */
+    int has_linear, n_done, n_failed;
+    double *v;        /* scratch: n_runs values */
+} sum_ctx;
+
+/* summary.md's head: the sweep, the counts, the test set, the table's header. */
+static void summary_head(FILE *f, sum_ctx *S)
+{
+    const sweep_plan *p = S->p;
     const char *test_set = NULL;
     int mixed_sets = 0;
     for (int r = 0; r < p->n_runs; r++) {
-        n_done += !strcmp(rr[r].status, "done");
-        n_failed += !strcmp(rr[r].status, "failed");
-        has_linear |= isfinite(rr[r].linear_top1);
-        if (rr[r].test_set[0]) {
-            if (test_set && strcmp(test_set, rr[r].test_set))
+        S->n_done += !strcmp(S->rr[r].status, "done");
+        S->n_failed += !strcmp(S->rr[r].status, "failed");
+        S->has_linear |= isfinite(S->rr[r].linear_top1);
+        if (S->rr[r].test_set[0]) {
+            if (test_set && strcmp(test_set, S->rr[r].test_set))
                 mixed_sets = 1;
-            test_set = rr[r].test_set;
+            test_set = S->rr[r].test_set;
         }
     }
     fprintf(f, "# Sweep summary\n\n");
     fprintf(f, "- sweep file: `%s`; base config: `%s` (resolved hash %016llx)\n",
             p->file && *p->file ? p->file : "?", p->base, (unsigned long long)p->base_hash);
-    fprintf(f, "- runs: %d, done %d, failed %d, not finished %d\n", p->n_runs, n_done, n_failed,
-            p->n_runs - n_done - n_failed);
+    fprintf(f, "- runs: %d, done %d, failed %d, not finished %d\n", p->n_runs, S->n_done,
+            S->n_failed, p->n_runs - S->n_done - S->n_failed);
     fprintf(f, "- test set: %s\n", mixed_sets ? "differs between runs (see results.csv)"
                                     : test_set ? test_set : "(no final kNN recorded)");
     fprintf(f, "- each cell: mean ± sample standard deviation over the finished runs of the "
                "point (n)");
-    const char *base = p->baseline && *p->baseline ? p->baseline : NULL;
-    if (base)
+    if (S->base)
         fprintf(f, "; Δ: difference to the baseline point `%s`, paired by seed: mean ± "
                    "standard deviation of the per-seed differences (number of pairs)",
-                base);
+                S->base);
     fprintf(f, "\n\n| point | n |");
     for (size_t m = 0; m < N_SUMMARY; m++)
-        if (has_linear || strcmp(summary_metrics[m].col, "linear_top1"))
+        if (S->has_linear || strcmp(summary_metrics[m].col, "linear_top1"))
             fprintf(f, " %s |", summary_metrics[m].title);
-    if (base) {
+    if (S->base) {
         fprintf(f, " Δ kNN top-1 |");
-        if (has_linear)
+        if (S->has_linear)
             fprintf(f, " Δ linear top-1 |");
     }
     fprintf(f, "\n|---|---|");
     for (size_t m = 0; m < N_SUMMARY; m++)
-        if (has_linear || strcmp(summary_metrics[m].col, "linear_top1"))
+        if (S->has_linear || strcmp(summary_metrics[m].col, "linear_top1"))
             fprintf(f, "---|");
-    if (base)
-        fprintf(f, has_linear ? "---|---|" : "---|");
+    if (S->base)
+        fprintf(f, S->has_linear ? "---|---|" : "---|");
     fputc('\n', f);
-    double *v = calloc((size_t)p->n_runs + 1, sizeof *v);
-    for (int r = 0; v && r < p->n_runs; r++) {
+}
+
+/* The differences of metric m to the baseline point, paired by seed, for point pt. */
+static void summary_delta(FILE *f, const sum_ctx *S, const char *pt, const metric_def *m)
+{
+    const sweep_plan *p = S->p;
+    int k = 0;
+    for (int q = 0; q < p->n_runs; q++) {
+        if (strcmp(p->runs[q].point, pt) || strcmp(S->rr[q].status, "done"))
+            continue;
+        for (int b = 0; b < p->n_runs; b++)
+            if (!strcmp(p->runs[b].point, S->base) && !strcmp(p->runs[b].seed, p->runs[q].seed) &&
+                !strcmp(S->rr[b].status, "done")) {
+                double x = metric_of(&S->rr[q], m) - metric_of(&S->rr[b], m);
+                if (isfinite(x))
+                    S->v[k++] = x;
+            }
+    }
+    double mean, sd;
+    mean_std(S->v, k, &mean, &sd);
+    md_ms(f, mean, sd, k, 1);
+}
+
+/* One table row: the point pt (first seen at run r). */
+static void summary_row(FILE *f, const sum_ctx *S, const char *pt)
+{
+    const sweep_plan *p = S->p;
+    int n = 0;
+    for (int q = 0; q < p->n_runs; q++)
+        n += !strcmp(p->runs[q].point, pt) && !strcmp(S->rr[q].status, "done");
+    fprintf(f, "| %s%s | %d |", pt, S->base && !strcmp(pt, S->base) ? " (baseline)" : "", n);
+    for (size_t m = 0; m < N_SUMMARY; m++) {
+        if (!S->has_linear && !strcmp(summary_metrics[m].col, "linear_top1"))
+            continue;
+        int k = 0;
+        for (int q = 0; q < p->n_runs; q++) {
+            double x = metric_of(&S->rr[q], &summary_metrics[m]);
+            if (!strcmp(p->runs[q].point, pt) && !strcmp(S->rr[q].status, "done") && isfinite(x))
+                S->v[k++] = x;
+        }
+        double mean, sd;
+        mean_std(S->v, k, &mean, &sd);
+        md_ms(f, mean, sd, k, 0);
+    }
+    for (int d = 0; S->base && d < 1 + S->has_linear; d++)
+        summary_delta(f, S, pt, &summary_metrics[d ? 2 : 0]);
+    fputc('\n', f);
+}
+
+/* The failed runs with their last log line, and the runs not finished. */
+static void summary_lists(FILE *f, const sum_ctx *S)
+{
+    const sweep_plan *p = S->p;
+    if (S->n_failed) {
+        fprintf(f, "\n## Failed runs\n\n");
+        for (int r = 0; r < p->n_runs; r++)
+            if (!strcmp(S->rr[r].status, "failed"))
+                fprintf(f, "- `%s`: exit %d: %s (log: `%s/train.log`)\n", p->runs[r].name,
+                        S->rr[r].exit_code, S->rr[r].last_log[0] ? S->rr[r].last_log : "?",
+                        p->runs[r].name);
+    }
+    if (p->n_runs - S->n_done - S->n_failed > 0) {
+        fprintf(f, "\n## Not finished\n\n");
+        for (int r = 0; r < p->n_runs; r++)
+            if (strcmp(S->rr[r].status, "done") && strcmp(S->rr[r].status, "failed"))
+                fprintf(f, "- `%s`: %s\n", p->runs[r].name, S->rr[r].status);
+    }
+}
+
+static void write_summary(FILE *f, const sweep_plan *p, const run_result *rr, const char *dir)
+{
+    sum_ctx S = {p, rr, p->baseline && *p->baseline ? p->baseline : NULL, 0, 0, 0, NULL};
+    summary_head(f, &S);
+    S.v = calloc((size_t)p->n_runs + 1, sizeof *S.v);
+    for (int r = 0; S.v && r < p->n_runs; r++) {
         int first = 1;
         for (int q = 0; q < r && first; q++)
             if (!strcmp(p->runs[q].point, p->runs[r].point))
                 first = 0;
-        if (!first)
-            continue;
-        const char *pt = p->runs[r].point;
-        int n = 0;
-        for (int q = 0; q < p->n_runs; q++)
-            n += !strcmp(p->runs[q].point, pt) && !strcmp(rr[q].status, "done");
-        fprintf(f, "| %s%s | %d |", pt, base && !strcmp(pt, base) ? " (baseline)" : "", n);
-        for (size_t m = 0; m < N_SUMMARY; m++) {
-            if (!has_linear && !strcmp(summary_metrics[m].col, "linear_top1"))
-                continue;
-            int k = 0;
-            for (int q = 0; q < p->n_runs; q++) {
-                double x = metric_of(&rr[q], &summary_metrics[m]);
-                if (!strcmp(p->runs[q].point, pt) && !strcmp(rr[q].status, "done") &&
-                    isfinite(x))
-                    v[k++] = x;
-            }
-            double mean, sd;
-            mean_std(v, k, &mean, &sd);
-            md_ms(f, mean, sd, k, 0);
-        }
-        for (int d = 0; base && d < 1 + has_linear; d++) {
-            const metric_def *m = &summary_metrics[d ? 2 : 0];
-            int k = 0;
-            for (int q = 0; q < p->n_runs; q++) {
-                if (strcmp(p->runs[q].point, pt) || strcmp(rr[q].status, "done"))
-                    continue;
-                for (int b = 0; b < p->n_runs; b++)
-                    if (!strcmp(p->runs[b].point, base) &&
-                        !strcmp(p->runs[b].seed, p->runs[q].seed) &&
-                        !strcmp(rr[b].status, "done")) {
-                        double x = metric_of(&rr[q], m) - metric_of(&rr[b], m);
-                        if (isfinite(x))
-                            v[k++] = x;
-                    }
-            }
-            double mean, sd;
-            mean_std(v, k, &mean, &sd);
-            md_ms(f, mean, sd, k, 1);
-        }
-        fputc('\n', f);
+        if (first)
+            summary_row(f, &S, p->runs[r].point);
     }
-    free(v);
+    free(S.v);
     probe_sweep_md(f, p, dir); /* probe R^2 per t group per point, when runs have one */
-    if (n_failed) {
-        fprintf(f, "\n## Failed runs\n\n");
-        for (int r = 0; r < p->n_runs; r++)
-            if (!strcmp(rr[r].status, "failed"))
-                fprintf(f, "- `%s`: exit %d: %s (log: `%s/train.log`)\n", p->runs[r].name,
-                        rr[r].exit_code, rr[r].last_log[0] ? rr[r].last_log : "?",
-                        p->runs[r].name);
-    }
-    if (p->n_runs - n_done - n_failed > 0) {
-        fprintf(f, "\n## Not finished\n\n");
-        for (int r = 0; r < p->n_runs; r++)
-            if (strcmp(rr[r].status, "done") && strcmp(rr[r].status, "failed"))
-                fprintf(f, "- `%s`: %s\n", p->runs[r].name, rr[r].status);
-    }
-    free(rr);
+    summary_lists(f, &S);
+}
+
+/* DIR/NAME written through NAME.tmp and renamed. */
+static int write_table(const char *dir, const char *name, const sweep_plan *p,
+                       const run_result *rr,
+                       void (*fn)(FILE *, const sweep_plan *, const run_result *, const char *), char *err,
+                       size_t errlen)
+{
+    char path[4400], tmp[4500];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return errf(err, errlen, EQM_ERR_IO, "%s: cannot write", tmp);
+    fn(f, p, rr, dir);
     if (fclose(f) || rename(tmp, path))
         return errf(err, errlen, EQM_ERR_IO, "%s: cannot write", path);
     return EQM_OK;
+}
+
+int sweep_collect(const sweep_plan *p, const char *dir, char *err, size_t errlen)
+{
+    run_result *rr = calloc((size_t)p->n_runs + 1, sizeof *rr);
+    if (!rr)
+        return errf(err, errlen, EQM_ERR_NOMEM, "out of memory");
+    char path[4400];
+    for (int r = 0; r < p->n_runs; r++) {
+        snprintf(path, sizeof path, "%s/%s", dir, p->runs[r].name);
+        run_result_read(path, &rr[r]);
+    }
+    int rc = write_table(dir, "results.csv", p, rr, write_csv, err, errlen);
+    if (!rc)
+        rc = write_table(dir, "summary.md", p, rr, write_summary, err, errlen);
+    free(rr);
+    return rc;
 }

@@ -337,141 +337,217 @@ static int take_lock(const char *dir)
     return -1;
 }
 
-int sweep_execute(const sweep_plan *p, const char *dir, const sweep_run_opts *o)
+/* One sweep's state while it runs. */
+typedef struct runner {
+    const sweep_plan *p;
+    const char *dir;
+    const sweep_run_opts *o;
+    run_state *rs;
+    slot *slots;
+    int jobs, pending, done0, next, forwarded, interrupted;
+    pid_t self;
+    progress pg;
+    char set_threads[64], set_workers[64];
+} runner;
+
+/* Which runs are finished (status done and the evaluations the sweep asks for present). */
+static void runner_scan(runner *R)
 {
-    int lock = take_lock(dir);
-    if (lock < 0)
-        return 1;
-    int cores = o->cores > 0 ? o->cores : cpu_count();
-    run_state *rs = calloc((size_t)p->n_runs, sizeof *rs);
-    slot *slots = NULL;
-    int status = 1;
-    if (!rs)
-        goto out;
-    int pending = 0, done0 = 0;
+    const sweep_plan *p = R->p;
     char rdir[4096];
     for (int r = 0; r < p->n_runs; r++) {
-        snprintf(rdir, sizeof rdir, "%s/%s", dir, p->runs[r].name);
-        read_state(rdir, &rs[r]);
+        snprintf(rdir, sizeof rdir, "%s/%s", R->dir, p->runs[r].name);
+        read_state(rdir, &R->rs[r]);
         int evals_ok = (!p->knn || has_final_knn(rdir)) && (!p->linear || linear_done(rdir));
-        rs[r].todo = !(rs[r].done_training && evals_ok);
-        pending += rs[r].todo;
-        done0 += !rs[r].todo;
+        R->rs[r].todo = !(R->rs[r].done_training && evals_ok);
+        R->pending += R->rs[r].todo;
+        R->done0 += !R->rs[r].todo;
     }
-    int jobs = o->jobs > 0 ? o->jobs : 1;
+}
+
+/* Jobs at once and threads each: the cores divided, never more jobs than cores or runs. */
+static int runner_threads(runner *R, int cores)
+{
+    int jobs = R->o->jobs > 0 ? R->o->jobs : 1;
     if (jobs > cores) {
         fprintf(stderr, "equimod sweep: --jobs %d is more than the %d cores this process may "
                         "use; running %d at once\n", jobs, cores, cores);
         jobs = cores;
     }
-    if (jobs > pending && pending > 0)
-        jobs = pending;
+    if (jobs > R->pending && R->pending > 0)
+        jobs = R->pending;
+    R->jobs = jobs;
     int threads = cores / jobs > 0 ? cores / jobs : 1;
-    fprintf(stderr, "equimod sweep: %s: %d runs, %d finished before, %d to run; %d at once, "
-                    "%d threads each\n",
-            dir, p->n_runs, done0, pending, jobs, threads);
-    slots = calloc((size_t)jobs, sizeof *slots);
-    if (!slots)
-        goto out;
-    for (int i = 0; i < jobs; i++)
-        slots[i].run = -1;
-    progress pg = {isatty(2), p->n_runs, done0, 0, 0, jobs, now_s(), 0, 0, 0, slots};
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    snprintf(R->set_threads, sizeof R->set_threads, "train.threads=%d", threads);
+    snprintf(R->set_workers, sizeof R->set_workers, "loader.workers=%d", threads);
+    return threads;
+}
+
+/* SIGINT/SIGTERM: forwarded once (SIGTERM) to every running child; no new run starts. */
+static void runner_forward_signal(runner *R)
+{
+    if (!sweep_signal || R->forwarded == sweep_signal)
+        return;
+    R->forwarded = sweep_signal;
+    say(&R->pg, "equimod sweep: %s: stopping %d running run(s) at a checkpoint\n",
+        sweep_signal == SIGINT ? "interrupted (SIGINT)" : "interrupted (SIGTERM)",
+        R->pg.running);
+    for (int i = 0; i < R->jobs; i++)
+        if (R->slots[i].run >= 0) {
+            kill(R->slots[i].pid, SIGTERM);
+            R->slots[i].signalled++;
+        }
     sweep_signal = 0;
-    int forwarded = 0, next = 0, interrupted = 0;
-    pid_t self = getpid();
-    char set_threads[64], set_workers[64];
-    snprintf(set_threads, sizeof set_threads, "train.threads=%d", threads);
-    snprintf(set_workers, sizeof set_workers, "loader.workers=%d", threads);
+    R->interrupted = 1;
+}
+
+/* Start run r in slot i: `equimod train BASE --out DIR/RUN --set ...` into RUN/train.log. */
+static void runner_start(runner *R, int i, int r)
+{
+    const sweep_plan *p = R->p;
+    const sweep_run_opts *o = R->o;
+    const sweep_run *ru = &p->runs[r];
+    char rdir[4096], log_path[4500];
+    snprintf(rdir, sizeof rdir, "%s/%s", R->dir, ru->name);
+    if (fs_mkdir_p(rdir, 0755)) {
+        say(&R->pg, "equimod sweep: %s: cannot create: %s\n", rdir, strerror(errno));
+        R->pg.failed++;
+        return;
+    }
+    const char *argv[160];
+    int n = 0;
+    argv[n++] = o->exe;
+    for (int d = 0; d < o->n_plugin_dirs && n < 40; d++) {
+        argv[n++] = "--plugin-path";
+        argv[n++] = o->plugin_dirs[d];
+    }
+    int resume = file_exists(rdir, "checkpoint.last") || file_exists(rdir, "checkpoint.prev");
+    argv[n++] = "train";
+    argv[n++] = p->base;
+    argv[n++] = "--out";
+    argv[n++] = rdir;
+    argv[n++] = "--set";
+    argv[n++] = R->set_threads;
+    argv[n++] = "--set";
+    argv[n++] = R->set_workers;
+    if (p->knn) {
+        argv[n++] = "--set";
+        argv[n++] = "eval.knn_at_end=true";
+    }
+    if (p->linear) {
+        argv[n++] = "--set";
+        argv[n++] = p->linear == 1 ? "eval.linear_at_end=fast" : "eval.linear_at_end=full";
+    }
+    for (int s = 0; s < ru->n_sets && n < 150; s++) {
+        argv[n++] = "--set";
+        argv[n++] = ru->sets[s];
+    }
+    if (resume)
+        argv[n++] = "--resume";
+    argv[n] = NULL;
+    snprintf(log_path, sizeof log_path, "%s/train.log", rdir);
+    pid_t pid = spawn(argv, log_path, R->self);
+    if (pid < 0) {
+        say(&R->pg, "equimod sweep: %s: cannot start: %s\n", ru->name, strerror(errno));
+        R->pg.failed++;
+        return;
+    }
+    R->slots[i] = (slot){pid, r, now_s(), 0};
+    R->rs[r].attempts++;
+    R->pg.running++;
+    say(&R->pg, "sweep: [%d/%d] started %s%s\n", r + 1, p->n_runs, ru->name,
+        R->rs[r].done_training ? " (evaluation)"
+        : resume               ? " (resuming from its checkpoint)"
+                               : "");
+}
+
+/* Fill the free slots with the next runs to do. */
+static void runner_fill(runner *R)
+{
+    for (int i = 0; i < R->jobs && !R->interrupted; i++) {
+        if (R->slots[i].run >= 0)
+            continue;
+        /* a run that is in a slot is never started twice (seen with --jobs 2 when a slot
+         * went back to a finished run for its evaluation: a second `train --resume` into
+         * the run folder of a run still training) */
+        while (R->next < R->p->n_runs &&
+               (!R->rs[R->next].todo || in_slot(R->slots, R->jobs, R->next)))
+            R->next++;
+        if (R->next >= R->p->n_runs)
+            break;
+        runner_start(R, i, R->next++);
+    }
+}
+
+/* The child of slot sl ended with wait status st: its sweep-status.json and a line. */
+static void runner_ended(runner *R, slot sl, int st)
+{
+    const sweep_plan *p = R->p;
+    const sweep_run *ru = &p->runs[sl.run];
+    run_state *rs = &R->rs[sl.run];
+    char rdir[4096], tail[2048], log_path[4500];
+    snprintf(rdir, sizeof rdir, "%s/%s", R->dir, ru->name);
+    double wall = now_s() - sl.t0;
+    rs->wall_prev += wall;
+    int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1, sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+    snprintf(log_path, sizeof log_path, "%s/train.log", rdir);
+    log_tail(log_path, 5, tail, sizeof tail);
+    const char *what;
+    if (code == 0 && (!p->knn || has_final_knn(rdir)) && (!p->linear || linear_done(rdir)))
+        what = "done";
+    else if (code == 130 || (sig && sl.signalled))
+        what = "interrupted";
+    else
+        what = "failed";
+    write_state(rdir, what, code, sig, rs->wall_prev, rs->attempts, tail,
+                rs->done_training || !strcmp(what, "done"));
+    if (!strcmp(what, "done")) {
+        R->pg.done++;
+        R->pg.finished_here++;
+        /* the run's whole wall time (training, evaluations, earlier attempts): `wall` is
+         * only its last attempt's (a run found trained that only evaluated: a minute), which
+         * made the ETA of a sweep of 45-minute runs read "1m05s" */
+        R->pg.run_time_sum += rs->wall_prev;
+        rs->todo = 0;
+        char d[32];
+        fmt_dur(rs->wall_prev, d, sizeof d);
+        say(&R->pg, "sweep: [%d/%d] finished %s in %s\n", sl.run + 1, p->n_runs, ru->name, d);
+    } else if (!strcmp(what, "interrupted")) {
+        say(&R->pg, "sweep: [%d/%d] stopped %s (checkpoint saved; run the sweep again to "
+                    "resume it)\n",
+            sl.run + 1, p->n_runs, ru->name);
+    } else {
+        R->pg.failed++;
+        rs->todo = 0;
+        const char *last = strrchr(tail, '\n');
+        char why[64];
+        if (sig)
+            snprintf(why, sizeof why, "killed by signal %d", sig);
+        else if (code == 0)
+            snprintf(why, sizeof why, "exit 0 but the end evaluations are not in "
+                                      "metrics.jsonl");
+        else
+            snprintf(why, sizeof why, "exit %d", code);
+        say(&R->pg, "sweep: [%d/%d] FAILED %s (%s): %s\n", sl.run + 1, p->n_runs, ru->name, why,
+            last ? last + 1 : tail);
+    }
+}
+
+/* Runs still to start (for the ETA). */
+static int runner_left(const runner *R)
+{
+    return R->pending - (R->pg.done - R->done0) - R->pg.failed - R->pg.running;
+}
+
+/* Start, wait, record until every run ended or a signal stopped the sweep. */
+static void runner_loop(runner *R)
+{
     double last_bar = 0;
     for (;;) {
-        if (sweep_signal && forwarded != sweep_signal) {
-            forwarded = sweep_signal;
-            say(&pg, "equimod sweep: %s: stopping %d running run(s) at a checkpoint\n",
-                sweep_signal == SIGINT ? "interrupted (SIGINT)" : "interrupted (SIGTERM)",
-                pg.running);
-            for (int i = 0; i < jobs; i++)
-                if (slots[i].run >= 0) {
-                    kill(slots[i].pid, SIGTERM);
-                    slots[i].signalled++;
-                }
-            sweep_signal = 0;
-            interrupted = 1;
-        }
-        /* start runs into free slots */
-        for (int i = 0; i < jobs && !interrupted; i++) {
-            if (slots[i].run >= 0)
-                continue;
-            /* a run that is in a slot is never started twice: after a training ends,
-             * `next` goes back to its run for the linear evaluation, and the runs after it
-             * may be running (seen with --jobs 2: a second `train --resume` into the run
-             * folder of a run still training) */
-            while (next < p->n_runs && (!rs[next].todo || in_slot(slots, jobs, next)))
-                next++;
-            if (next >= p->n_runs)
-                break;
-            int r = next++;
-            const sweep_run *ru = &p->runs[r];
-            snprintf(rdir, sizeof rdir, "%s/%s", dir, ru->name);
-            if (fs_mkdir_p(rdir, 0755)) {
-                say(&pg, "equimod sweep: %s: cannot create: %s\n", rdir, strerror(errno));
-                pg.failed++;
-                continue;
-            }
-            const char *argv[160];
-            int n = 0;
-            argv[n++] = o->exe;
-            for (int d = 0; d < o->n_plugin_dirs && n < 40; d++) {
-                argv[n++] = "--plugin-path";
-                argv[n++] = o->plugin_dirs[d];
-            }
-            int resume = file_exists(rdir, "checkpoint.last") || file_exists(rdir, "checkpoint.prev");
-            char log_path[4500];
-            argv[n++] = "train";
-            argv[n++] = p->base;
-            argv[n++] = "--out";
-            argv[n++] = rdir;
-            argv[n++] = "--set";
-            argv[n++] = set_threads;
-            argv[n++] = "--set";
-            argv[n++] = set_workers;
-            if (p->knn) {
-                argv[n++] = "--set";
-                argv[n++] = "eval.knn_at_end=true";
-            }
-            if (p->linear) {
-                argv[n++] = "--set";
-                argv[n++] = p->linear == 1 ? "eval.linear_at_end=fast" : "eval.linear_at_end=full";
-            }
-            for (int s = 0; s < ru->n_sets && n < 150; s++) {
-                argv[n++] = "--set";
-                argv[n++] = ru->sets[s];
-            }
-            if (resume)
-                argv[n++] = "--resume";
-            snprintf(log_path, sizeof log_path, "%s/train.log", rdir);
-            argv[n] = NULL;
-            pid_t pid = spawn(argv, log_path, self);
-            if (pid < 0) {
-                say(&pg, "equimod sweep: %s: cannot start: %s\n", ru->name, strerror(errno));
-                pg.failed++;
-                continue;
-            }
-            slots[i] = (slot){pid, r, now_s(), 0};
-            rs[r].attempts++;
-            pg.running++;
-            say(&pg, "sweep: [%d/%d] started %s%s\n", r + 1, p->n_runs, ru->name,
-                rs[r].done_training ? " (evaluation)"
-                : resume            ? " (resuming from its checkpoint)"
-                                    : "");
-        }
-        if (!pg.running) {
-            if (interrupted || next >= p->n_runs)
+        runner_forward_signal(R);
+        runner_fill(R);
+        if (!R->pg.running) {
+            if (R->interrupted || R->next >= R->p->n_runs)
                 break;
             continue;
         }
@@ -480,8 +556,8 @@ int sweep_execute(const sweep_plan *p, const char *dir, const sweep_run_opts *o)
         if (w == 0 || (w < 0 && errno == EINTR)) {
             struct timespec ts = {0, 100 * 1000 * 1000};
             nanosleep(&ts, NULL);
-            if (pg.tty && now_s() - last_bar > 0.5) {
-                bar(&pg, pending - (pg.done - done0) - pg.failed - pg.running, 0);
+            if (R->pg.tty && now_s() - last_bar > 0.5) {
+                bar(&R->pg, runner_left(R), 0);
                 last_bar = now_s();
             }
             continue;
@@ -489,81 +565,68 @@ int sweep_execute(const sweep_plan *p, const char *dir, const sweep_run_opts *o)
         if (w < 0)
             break;
         int i = 0;
-        while (i < jobs && slots[i].pid != w)
+        while (i < R->jobs && R->slots[i].pid != w)
             i++;
-        if (i == jobs)
+        if (i == R->jobs)
             continue; /* not ours */
-        slot sl = slots[i];
-        slots[i].run = -1;
-        slots[i].pid = 0;
-        pg.running--;
-        const sweep_run *ru = &p->runs[sl.run];
-        snprintf(rdir, sizeof rdir, "%s/%s", dir, ru->name);
-        double wall = now_s() - sl.t0;
-        rs[sl.run].wall_prev += wall;
-        int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1, sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
-        char tail[2048], log_path[4500];
-        snprintf(log_path, sizeof log_path, "%s/train.log", rdir);
-        log_tail(log_path, 5, tail, sizeof tail);
-        const char *what;
-        if (code == 0 && (!p->knn || has_final_knn(rdir)) && (!p->linear || linear_done(rdir))) {
-            what = "done";
-        } else if (code == 130 || (sig && sl.signalled)) {
-            what = "interrupted";
-        } else {
-            what = "failed";
-        }
-        write_state(rdir, what, code, sig, rs[sl.run].wall_prev, rs[sl.run].attempts, tail,
-                    rs[sl.run].done_training || !strcmp(what, "done"));
-        if (!strcmp(what, "done")) {
-            pg.done++;
-            pg.finished_here++;
-            /* the run's whole wall time (training, evaluations, earlier attempts): `wall` is
-             * only its last phase's, a minute of linear evaluation, which made the ETA of
-             * a sweep of 45-minute runs read "1m05s" */
-            pg.run_time_sum += rs[sl.run].wall_prev;
-            rs[sl.run].todo = 0;
-            char d[32];
-            fmt_dur(rs[sl.run].wall_prev, d, sizeof d);
-            say(&pg, "sweep: [%d/%d] finished %s in %s\n", sl.run + 1, p->n_runs, ru->name, d);
-        } else if (!strcmp(what, "interrupted")) {
-            say(&pg, "sweep: [%d/%d] stopped %s (checkpoint saved; run the sweep again to "
-                     "resume it)\n",
-                sl.run + 1, p->n_runs, ru->name);
-        } else {
-            pg.failed++;
-            rs[sl.run].todo = 0;
-            const char *last = strrchr(tail, '\n');
-            char why[64];
-            if (sig)
-                snprintf(why, sizeof why, "killed by signal %d", sig);
-            else if (code == 0)
-                snprintf(why, sizeof why, "exit 0 but the end evaluations are not in "
-                                          "metrics.jsonl");
-            else
-                snprintf(why, sizeof why, "exit %d", code);
-            say(&pg, "sweep: [%d/%d] FAILED %s (%s): %s\n", sl.run + 1, p->n_runs, ru->name, why,
-                last ? last + 1 : tail);
-        }
-        bar(&pg, pending - (pg.done - done0) - pg.failed - pg.running, 0);
+        slot sl = R->slots[i];
+        R->slots[i].run = -1;
+        R->slots[i].pid = 0;
+        R->pg.running--;
+        runner_ended(R, sl, st);
+        bar(&R->pg, runner_left(R), 0);
     }
-    if (pg.bar_shown)
+}
+
+int sweep_execute(const sweep_plan *p, const char *dir, const sweep_run_opts *o)
+{
+    int lock = take_lock(dir);
+    if (lock < 0)
+        return 1;
+    runner R;
+    memset(&R, 0, sizeof R);
+    R.p = p, R.dir = dir, R.o = o;
+    int cores = o->cores > 0 ? o->cores : cpu_count(), status = 1;
+    R.rs = calloc((size_t)p->n_runs, sizeof *R.rs);
+    if (!R.rs)
+        goto out;
+    runner_scan(&R);
+    int threads = runner_threads(&R, cores);
+    fprintf(stderr, "equimod sweep: %s: %d runs, %d finished before, %d to run; %d at once, "
+                    "%d threads each\n",
+            dir, p->n_runs, R.done0, R.pending, R.jobs, threads);
+    R.slots = calloc((size_t)R.jobs, sizeof *R.slots);
+    if (!R.slots)
+        goto out;
+    for (int i = 0; i < R.jobs; i++)
+        R.slots[i].run = -1;
+    R.pg = (progress){isatty(2), p->n_runs, R.done0, 0, 0, R.jobs, now_s(), 0, 0, 0, R.slots};
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    sweep_signal = 0;
+    R.self = getpid();
+    runner_loop(&R);
+    if (R.pg.bar_shown)
         fputs("\n", stderr);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
-    if (interrupted) {
+    if (R.interrupted) {
         fprintf(stderr, "equimod sweep: interrupted; %d/%d runs finished. Run the same command "
                         "again to continue (finished runs are skipped, stopped ones resume)\n",
-                pg.done, p->n_runs);
+                R.pg.done, p->n_runs);
         status = 130;
     } else {
-        fprintf(stderr, "equimod sweep: %d/%d runs finished, %d failed\n", pg.done, p->n_runs,
-                pg.failed);
-        status = pg.failed ? 1 : 0;
+        fprintf(stderr, "equimod sweep: %d/%d runs finished, %d failed\n", R.pg.done, p->n_runs,
+                R.pg.failed);
+        status = R.pg.failed ? 1 : 0;
     }
 out:
-    free(rs);
-    free(slots);
+    free(R.rs);
+    free(R.slots);
     close(lock);
     return status;
 }

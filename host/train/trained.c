@@ -280,16 +280,17 @@ int trained_load(trained *t, const char *source, const eqm_registry *reg, int ma
     if (rc)
         return rc;
     t->cfg = ms.cfg;
-    {   /* evaluations run on the run's thread count ([train] threads; 0: every CPU) */
+    {   /* evaluations run on the run's thread count ([train] threads; 0: every CPU; at
+         * most this machine's CPUs: a run may come from a bigger machine) */
         train_opts to;
         memset(&to, 0, sizeof to);
-        if ((rc = config_bind(t->cfg, "train", train_section_spec, &to, NULL, err, errlen)) ||
-            (rc = host_threads_check("train.threads", to.threads, err, errlen))) {
+        if ((rc = config_bind(t->cfg, "train", train_section_spec, &to, NULL, err, errlen))) {
             trained_free(t);
             return rc;
         }
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         if (to.threads > 0)
-            host_threads_init((int)to.threads);
+            host_threads_init((int)(cpus > 0 && to.threads > cpus ? cpus : to.threads));
     }
     snprintf(t->source, sizeof t->source, "%s", ms.ckpt);
     t->step = ms.step;

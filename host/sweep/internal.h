@@ -30,7 +30,8 @@ char *sweep_trim(char *s);
 int sweep_split_list(const char *text, char ***out, int *n);
 /* A label made safe for a run folder name (in place). */
 void sweep_sanitize_label(char *s);
-/* The resolved text of a config (malloc'ed), its "section.key" list and hash. */
+/* The resolved text of a config (malloc'ed), its "section.key" list and hash (options
+ * added since the first sweep folders, at their default, are left out of the hash). */
 char *sweep_resolved_text(const eqm_config *c);
 int sweep_resolved_keys(const char *text, char ***keys, size_t *n, uint64_t *hash);
 /* The host's optional keys of the base's plugin sections ([equimod] t_fields) added to

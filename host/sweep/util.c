@@ -123,6 +123,21 @@ char *sweep_resolved_text(const eqm_config *c)
 
 /* "section.key" of every line of a resolved config text (into *keys), hash of the
  * non-comment lines. */
+/* Options added after the first sweep folders were written, at their default: left out
+ * of the base hash, so a sweep folder an older equimod started is still its plan (the
+ * resolved text of an older equimod did not have the line). */
+static int newer_default(const char *section, const char *line, size_t l)
+{
+    static const struct {
+        const char *section, *line;
+    } skip[] = {{"eval", "linear_at_end = off"}};
+    for (size_t i = 0; i < sizeof skip / sizeof skip[0]; i++)
+        if (!strcmp(section, skip[i].section) && l == strlen(skip[i].line) &&
+            !memcmp(line, skip[i].line, l))
+            return 1;
+    return 0;
+}
+
 int sweep_resolved_keys(const char *text, char ***keys, size_t *n, uint64_t *hash)
 {
     size_t cap = 0;
@@ -134,8 +149,10 @@ int sweep_resolved_keys(const char *text, char ***keys, size_t *n, uint64_t *has
         const char *e = strchr(p, '\n');
         size_t l = e ? (size_t)(e - p) : strlen(p);
         if (l && *p != '#' && *p != ';') {
-            h = sweep_fnv(h, p, l);
-            h = sweep_fnv(h, "\n", 1);
+            if (!newer_default(section, p, l)) {
+                h = sweep_fnv(h, p, l);
+                h = sweep_fnv(h, "\n", 1);
+            }
             if (*p == '[') {
                 size_t sl = l > 2 ? l - 2 : 0;
                 if (sl >= sizeof section)

@@ -448,9 +448,8 @@ int report_end(trainer *tr, double wall_s, char *err, size_t errlen)
         FILE *f = tr->metrics;
         fprintf(f, "{\"kind\":\"end\",\"step\":%lld,\"epoch\":%lld,\"images\":%lld",
                 (long long)tr->st.step, (long long)tr->st.epoch, (long long)tr->st.images);
-        for (int i = 0; i < 4; i++)
-            if (i != 2 || tr->use_equimod)
-                json_num(f, keys[i], v[i]);
+        for (int i = 0; i < (tr->use_equimod ? 4 : 2); i++) /* loss_equi, equi_gain: EquiMod */
+            json_num(f, keys[i], v[i]);
         json_num(f, "train_s", tr->st.elapsed_s);
         json_num(f, "process_wall_s", wall_s);
         json_num(f, "img_s", tr->st.elapsed_s > 0 ? tr->st.images / tr->st.elapsed_s : NAN);

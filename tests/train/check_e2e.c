@@ -321,7 +321,8 @@ static char *strip_timing(const char *path)
 {
     char *t = slurp(path);
     ck_assert_msg(t != NULL, "no %s", path);
-    static const char *const timing[] = {"img_s", "stall_ms", "step_s", "epoch_s"};
+    static const char *const timing[] = {"img_s", "stall_ms", "step_s", "epoch_s", "train_s",
+                                         "process_wall_s"};
     for (size_t k = 0; k < sizeof timing / sizeof timing[0]; k++) {
         char pat[32];
         snprintf(pat, sizeof pat, ",\"%s\":", timing[k]);

@@ -325,6 +325,7 @@ static void md_ms(FILE *f, double mean, double sd, int n, int sign)
 /* results.csv: one row per run. */
 static void write_csv(FILE *f, const sweep_plan *p, const run_result *rr, const char *dir)
 {
+    (void)dir;
     fputs("run", f);
     for (int a = 0; a < p->n_axes; a++) {
         fputc(',', f);

@@ -55,6 +55,7 @@ typedef struct resnet_opts {
     int stem;               /* ENUM cifar|imagenet */
     int zero_init_residual; /* BOOL */
     double width;           /* FLOAT: base width 64 * width */
+    int bf16;               /* BOOL, deprecated: read from older run folders, not used */
 } resnet_opts;
 
 enum { STEM_CIFAR = 0, STEM_IMAGENET = 1 };
@@ -115,6 +116,11 @@ static const eqm_param_spec resnet_params[] = {
      0, -1, NULL, "initialise the last BN weight of every residual branch to 0"},
     {"width", EQM_PARAM_FLOAT, offsetof(resnet_opts, width), "1", 0.015625, 16, NULL,
      "width multiplier: base width round(64 * width), channels base*2^stage"},
+    /* Kept so that run folders written while it existed (their config.ini lists
+     * `bf16 = false`) still load and resume with the same config hash. */
+    {"bf16", EQM_PARAM_BOOL, offsetof(resnet_opts, bf16), "false", 0, -1, NULL,
+     "deprecated, not used: bf16 products are [train] precision = bf16 (for every conv and "
+     "linear layer)"},
     {NULL, EQM_PARAM_END, 0, NULL, 0, 0, NULL, NULL}};
 
 /* ------------------------------------------------------------------ plan -------- */
@@ -304,6 +310,10 @@ static int resnet_create(const eqm_host_api *api, eqm_host *host, const void *op
                               o->depth, o->stem, o->width);
     if (!api->nn || !api->nn->conv2d_forward)
         return api->set_error(host, EQM_ERR_UNSUPPORTED, "the host offers no nn ops");
+    if (o->bf16 && api->log)
+        api->log(host, EQM_LOG_WARN,
+                 "bf16 = true is deprecated and not used: set [train] precision = bf16 (bf16 "
+                 "products in every conv and linear layer)");
     resnet *r = api->alloc(host, sizeof *r, 64);
     if (!r)
         return api->set_error(host, EQM_ERR_NOMEM, "out of memory");

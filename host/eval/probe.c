@@ -99,6 +99,173 @@ typedef struct part_data {
     double *X, *Y;
 } part_data;
 
+/* Standardisation constants of features and t from the fit rows (two passes, double; a
+ * column constant up to float rounding of its own magnitude carries no information and
+ * gets sd 0), then every row standardised into its part's X and Y. */
+static void fit_standardise(const float *F, int64_t n, int d, const float *T, int P,
+                            const uint8_t *part, part_data pd[3], double *mu, double *sd,
+                            double *tm, double *ts, probe_fit *out)
+{
+    for (int64_t r = 0; r < n; r++)
+        if (part[r] == PROBE_FIT) {
+            for (int j = 0; j < d; j++)
+                mu[j] += F[(size_t)r * d + j];
+            for (int j = 0; j < P; j++)
+                tm[j] += T[(size_t)r * P + j];
+        }
+    for (int j = 0; j < d; j++)
+        mu[j] /= (double)pd[0].n;
+    for (int j = 0; j < P; j++)
+        tm[j] /= (double)pd[0].n;
+    for (int64_t r = 0; r < n; r++)
+        if (part[r] == PROBE_FIT) {
+            for (int j = 0; j < d; j++) {
+                double v = F[(size_t)r * d + j] - mu[j];
+                sd[j] += v * v;
+            }
+            for (int j = 0; j < P; j++) {
+                double v = T[(size_t)r * P + j] - tm[j];
+                ts[j] += v * v;
+            }
+        }
+    out->d_used = 0;
+    for (int j = 0; j < d; j++) {
+        sd[j] = sqrt(sd[j] / (double)pd[0].n);
+        /* constant up to float rounding of its own magnitude: no information */
+        if (sd[j] > 1e-6 * (fabs(mu[j]) + 1e-30) && sd[j] > 0)
+            out->d_used++;
+        else
+            sd[j] = 0;
+    }
+    for (int j = 0; j < P; j++) {
+        ts[j] = sqrt(ts[j] / (double)pd[0].n);
+        if (!(ts[j] > 1e-6 * (fabs(tm[j]) + 1e-30) && ts[j] > 0))
+            ts[j] = 0;
+    }
+    int64_t at[3] = {0, 0, 0};
+    for (int64_t r = 0; r < n; r++) {
+        part_data *q = &pd[part[r]];
+        double *x = q->X + (size_t)at[part[r]] * d, *y = q->Y + (size_t)at[part[r]] * P;
+        at[part[r]]++;
+        for (int j = 0; j < d; j++)
+            x[j] = sd[j] > 0 ? (F[(size_t)r * d + j] - mu[j]) / sd[j] : 0.0;
+        for (int j = 0; j < P; j++)
+            y[j] = ts[j] > 0 ? (T[(size_t)r * P + j] - tm[j]) / ts[j] : 0.0;
+    }
+}
+
+/* SST of the validation and test parts about their own means, per field (0 where the
+ * field does not vary on the fit rows). */
+static void fit_sst(const part_data pd[3], int P, const double *ts, double *sst_v,
+                    double *sst_t)
+{
+    for (int p = 1; p < 3; p++) {
+        double *sst = p == 1 ? sst_v : sst_t;
+        for (int j = 0; j < P; j++) {
+            double m = 0, s = 0;
+            for (int64_t r = 0; r < pd[p].n; r++)
+                m += pd[p].Y[(size_t)r * P + j];
+            m /= (double)pd[p].n;
+            for (int64_t r = 0; r < pd[p].n; r++) {
+                double v = pd[p].Y[(size_t)r * P + j] - m;
+                s += v * v;
+            }
+            sst[j] = ts[j] > 0 ? s : 0;
+        }
+    }
+}
+
+/* G = Xf'Xf, C = Xf'Yf; then for every lambda the ridge weights and the validation and test
+ * SSE per field (sse_v, sse_t: PROBE_N_LAMBDAS x P); ok_lam[li] = 0 where the system is not
+ * positive definite. */
+static int fit_lambdas(const part_data pd[3], int d, int P, double *G, double *C, double *W,
+                       double *work, double *sse_v, double *sse_t, int *ok_lam, char *err,
+                       size_t errlen)
+{
+    cblas_dsyrk(CblasRowMajor, CblasLower, CblasTrans, d, (int)pd[0].n, 1.0, pd[0].X, d, 0.0,
+                G, d);
+    for (int i = 0; i < d; i++)
+        for (int j = i + 1; j < d; j++)
+            G[(size_t)i * d + j] = G[(size_t)j * d + i];
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, P, (int)pd[0].n, 1.0, pd[0].X, d,
+                pd[0].Y, P, 0.0, C, P);
+    size_t maxn = (size_t)(pd[1].n > pd[2].n ? pd[1].n : pd[2].n);
+    double *pred = malloc(maxn * P * sizeof(double));
+    if (!pred)
+        return errf(err, errlen, EQM_ERR_NOMEM, "probe: out of memory");
+    for (int li = 0; li < PROBE_N_LAMBDAS; li++) {
+        double lam = PROBE_LAMBDAS[li] * (double)pd[0].n;
+        if (probe_ridge_solve(G, C, d, P, lam, W, work))
+            continue; /* not positive definite at this lambda: not a candidate */
+        ok_lam[li] = 1;
+        for (int p = 1; p < 3; p++) {
+            double *sse = (p == 1 ? sse_v : sse_t) + (size_t)li * P;
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)pd[p].n, P, d, 1.0,
+                        pd[p].X, d, W, P, 0.0, pred, P);
+            for (int64_t r = 0; r < pd[p].n; r++)
+                for (int j = 0; j < P; j++) {
+                    double e = pred[(size_t)r * P + j] - pd[p].Y[(size_t)r * P + j];
+                    sse[j] += e * e;
+                }
+        }
+    }
+    free(pred);
+    return EQM_OK;
+}
+
+/* Per group: the lambda of the best validation R^2 (ties: the larger), its test R^2 and
+ * the test R^2 of each of its fields; the pooled test R^2 of all groups. */
+static int fit_pick(const probe_group *groups, int n_groups, int P, const double *sse_v,
+                    const double *sse_t, const double *sst_v, const double *sst_t,
+                    const int *ok_lam, probe_fit *out, char *err, size_t errlen)
+{
+    for (int j = 0; j < P; j++)
+        out->field_r2[j] = NAN;
+    double all_sse = 0, all_sst = 0;
+    for (int g = 0; g < n_groups; g++) {
+        const probe_group *gr = &groups[g];
+        if (gr->first < 0 || gr->count < 1 || gr->first + gr->count > P)
+            return errf(err, errlen, EQM_ERR_INVAL, "probe: group %s: fields %d..%d of %d",
+                        gr->name, gr->first, gr->first + gr->count - 1, P);
+        double sv = 0, st = 0;
+        for (int j = gr->first; j < gr->first + gr->count; j++)
+            sv += sst_v[j], st += sst_t[j];
+        if (!(sv > 0) || !(st > 0))
+            continue; /* no varying field: NAN */
+        int best = -1;
+        double best_r2 = -INFINITY;
+        for (int li = 0; li < PROBE_N_LAMBDAS; li++) {
+            if (!ok_lam[li])
+                continue;
+            double e = 0;
+            for (int j = gr->first; j < gr->first + gr->count; j++)
+                e += sse_v[(size_t)li * P + j];
+            double r2 = 1.0 - e / sv;
+            if (r2 >= best_r2) /* ties: the larger lambda */
+                best_r2 = r2, best = li;
+        }
+        if (best < 0)
+            return errf(err, errlen, EQM_ERR_NUMERIC,
+                        "probe: the ridge system is not positive definite at any lambda "
+                        "(features not finite?)");
+        double e = 0;
+        for (int j = gr->first; j < gr->first + gr->count; j++) {
+            double ej = sse_t[(size_t)best * P + j];
+            e += ej;
+            if (sst_t[j] > 0)
+                out->field_r2[j] = 1.0 - ej / sst_t[j];
+        }
+        out->lambda[g] = PROBE_LAMBDAS[best];
+        out->val_r2[g] = best_r2;
+        out->r2[g] = 1.0 - e / st;
+        all_sse += e;
+        all_sst += st;
+    }
+    if (all_sst > 0)
+        out->r2_all = 1.0 - all_sse / all_sst;
+    return EQM_OK;
+}
+
 int probe_fit_groups(const float *F, int64_t n, int d, const float *T, int P,
                      const probe_group *groups, int n_groups, const uint8_t *part,
                      probe_fit *out, char *err, size_t errlen)
@@ -147,148 +314,12 @@ int probe_fit_groups(const float *F, int64_t n, int d, const float *T, int P,
                   (long long)n, d);
         goto out;
     }
-    /* standardisation constants from the fit rows (two passes, double) */
-    for (int64_t r = 0; r < n; r++)
-        if (part[r] == PROBE_FIT) {
-            for (int j = 0; j < d; j++)
-                mu[j] += F[(size_t)r * d + j];
-            for (int j = 0; j < P; j++)
-                tm[j] += T[(size_t)r * P + j];
-        }
-    for (int j = 0; j < d; j++)
-        mu[j] /= (double)pd[0].n;
-    for (int j = 0; j < P; j++)
-        tm[j] /= (double)pd[0].n;
-    for (int64_t r = 0; r < n; r++)
-        if (part[r] == PROBE_FIT) {
-            for (int j = 0; j < d; j++) {
-                double v = F[(size_t)r * d + j] - mu[j];
-                sd[j] += v * v;
-            }
-            for (int j = 0; j < P; j++) {
-                double v = T[(size_t)r * P + j] - tm[j];
-                ts[j] += v * v;
-            }
-        }
-    out->d_used = 0;
-    for (int j = 0; j < d; j++) {
-        sd[j] = sqrt(sd[j] / (double)pd[0].n);
-        /* constant up to float rounding of its own magnitude: no information */
-        if (sd[j] > 1e-6 * (fabs(mu[j]) + 1e-30) && sd[j] > 0)
-            out->d_used++;
-        else
-            sd[j] = 0;
-    }
-    for (int j = 0; j < P; j++) {
-        ts[j] = sqrt(ts[j] / (double)pd[0].n);
-        if (!(ts[j] > 1e-6 * (fabs(tm[j]) + 1e-30) && ts[j] > 0))
-            ts[j] = 0;
-    }
-    int64_t at[3] = {0, 0, 0};
-    for (int64_t r = 0; r < n; r++) {
-        part_data *q = &pd[part[r]];
-        double *x = q->X + (size_t)at[part[r]] * d, *y = q->Y + (size_t)at[part[r]] * P;
-        at[part[r]]++;
-        for (int j = 0; j < d; j++)
-            x[j] = sd[j] > 0 ? (F[(size_t)r * d + j] - mu[j]) / sd[j] : 0.0;
-        for (int j = 0; j < P; j++)
-            y[j] = ts[j] > 0 ? (T[(size_t)r * P + j] - tm[j]) / ts[j] : 0.0;
-    }
-    /* G = Xf'Xf (lower triangle, then mirrored), C = Xf'Yf */
-    cblas_dsyrk(CblasRowMajor, CblasLower, CblasTrans, d, (int)pd[0].n, 1.0, pd[0].X, d, 0.0,
-                G, d);
-    for (int i = 0; i < d; i++)
-        for (int j = i + 1; j < d; j++)
-            G[(size_t)i * d + j] = G[(size_t)j * d + i];
-    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, P, (int)pd[0].n, 1.0, pd[0].X, d,
-                pd[0].Y, P, 0.0, C, P);
-    /* SST of validation and test about their own means */
-    for (int p = 1; p < 3; p++) {
-        double *sst = p == 1 ? sst_v : sst_t;
-        for (int j = 0; j < P; j++) {
-            double m = 0, s = 0;
-            for (int64_t r = 0; r < pd[p].n; r++)
-                m += pd[p].Y[(size_t)r * P + j];
-            m /= (double)pd[p].n;
-            for (int64_t r = 0; r < pd[p].n; r++) {
-                double v = pd[p].Y[(size_t)r * P + j] - m;
-                s += v * v;
-            }
-            sst[j] = ts[j] > 0 ? s : 0;
-        }
-    }
-    /* every lambda: weights, then SSE of validation and test per field */
-    size_t maxn = (size_t)(pd[1].n > pd[2].n ? pd[1].n : pd[2].n);
-    double *pred = malloc(maxn * P * sizeof(double));
-    if (!pred) {
-        rc = errf(err, errlen, EQM_ERR_NOMEM, "probe: out of memory");
-        goto out;
-    }
-    for (int li = 0; li < PROBE_N_LAMBDAS; li++) {
-        double lam = PROBE_LAMBDAS[li] * (double)pd[0].n;
-        if (probe_ridge_solve(G, C, d, P, lam, W, work))
-            continue; /* not positive definite at this lambda: not a candidate */
-        ok_lam[li] = 1;
-        for (int p = 1; p < 3; p++) {
-            double *sse = (p == 1 ? sse_v : sse_t) + (size_t)li * P;
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)pd[p].n, P, d, 1.0,
-                        pd[p].X, d, W, P, 0.0, pred, P);
-            for (int64_t r = 0; r < pd[p].n; r++)
-                for (int j = 0; j < P; j++) {
-                    double e = pred[(size_t)r * P + j] - pd[p].Y[(size_t)r * P + j];
-                    sse[j] += e * e;
-                }
-        }
-    }
-    free(pred);
-    for (int j = 0; j < P; j++)
-        out->field_r2[j] = NAN;
-    double all_sse = 0, all_sst = 0;
-    for (int g = 0; g < n_groups; g++) {
-        const probe_group *gr = &groups[g];
-        if (gr->first < 0 || gr->count < 1 || gr->first + gr->count > P) {
-            rc = errf(err, errlen, EQM_ERR_INVAL, "probe: group %s: fields %d..%d of %d",
-                      gr->name, gr->first, gr->first + gr->count - 1, P);
-            goto out;
-        }
-        double sv = 0, st = 0;
-        for (int j = gr->first; j < gr->first + gr->count; j++)
-            sv += sst_v[j], st += sst_t[j];
-        if (!(sv > 0) || !(st > 0))
-            continue; /* no varying field: NAN */
-        int best = -1;
-        double best_r2 = -INFINITY;
-        for (int li = 0; li < PROBE_N_LAMBDAS; li++) {
-            if (!ok_lam[li])
-                continue;
-            double e = 0;
-            for (int j = gr->first; j < gr->first + gr->count; j++)
-                e += sse_v[(size_t)li * P + j];
-            double r2 = 1.0 - e / sv;
-            if (r2 >= best_r2) /* ties: the larger lambda */
-                best_r2 = r2, best = li;
-        }
-        if (best < 0) {
-            rc = errf(err, errlen, EQM_ERR_NUMERIC,
-                      "probe: the ridge system is not positive definite at any lambda "
-                      "(features not finite?)");
-            goto out;
-        }
-        double e = 0;
-        for (int j = gr->first; j < gr->first + gr->count; j++) {
-            double ej = sse_t[(size_t)best * P + j];
-            e += ej;
-            if (sst_t[j] > 0)
-                out->field_r2[j] = 1.0 - ej / sst_t[j];
-        }
-        out->lambda[g] = PROBE_LAMBDAS[best];
-        out->val_r2[g] = best_r2;
-        out->r2[g] = 1.0 - e / st;
-        all_sse += e;
-        all_sst += st;
-    }
-    if (all_sst > 0)
-        out->r2_all = 1.0 - all_sse / all_sst;
+    fit_standardise(F, n, d, T, P, part, pd, mu, sd, tm, ts, out);
+    fit_sst(pd, P, ts, sst_v, sst_t);
+    rc = fit_lambdas(pd, d, P, G, C, W, work, sse_v, sse_t, ok_lam, err, errlen);
+    if (!rc)
+        rc = fit_pick(groups, n_groups, P, sse_v, sse_t, sst_v, sst_t, ok_lam, out, err,
+                      errlen);
 out:
     free(mu), free(sd), free(tm), free(ts), free(G), free(work), free(C), free(W);
     free(sse_v), free(sse_t), free(sst_v), free(sst_t);
@@ -405,6 +436,66 @@ static int probe_model(const model_source *ms, const char *source, const eqm_reg
     return rc;
 }
 
+/* Frozen features of one batch's 2N view rows (view 1 then view 2, as x1/x2 lie): the
+ * backbone's into h; with an embedding (z not NULL) the method's embedding of h into z. */
+static int forward_views(eqm_module_inst *bb, eqm_module_inst *me, const float *x, int N,
+                         float *h, float *z, char *err, size_t errlen)
+{
+    eqm_module_io io = {0};
+    io.size = sizeof io;
+    io.rows = 2 * N;
+    io.n_views = 2;
+    io.train = 0;
+    io.in = x;
+    io.out = h;
+    int rc = bb->ops->forward(bb->self, &io);
+    if (rc)
+        return errf(err, errlen, rc, "backbone forward: %s", host_ctx_error(bb->ctx));
+    if (!z)
+        return EQM_OK;
+    eqm_module_io mio = {0};
+    mio.size = sizeof mio;
+    mio.rows = 2 * N;
+    mio.n_views = 2;
+    mio.train = 0;
+    mio.in = h;
+    mio.out = z;
+    rc = me->ops->forward(me->self, &mio);
+    if (rc)
+        errf(err, errlen, rc, "method embedding forward: %s", host_ctx_error(me->ctx));
+    return rc;
+}
+
+/* The parts: a seeded random assignment of the images, 60 / 20 / 20 (fit / validation /
+ * test), both views of an image in the same part; part[] follows the feature rows (image i
+ * in batch i / batch at row i % batch, its second view N rows later). -1 out of memory. */
+static int assign_parts(int64_t imgs, int batch, uint64_t seed, uint8_t *part,
+                        probe_report *r)
+{
+    int64_t *perm = malloc(((size_t)imgs + 1) * sizeof(int64_t));
+    if (!perm)
+        return -1;
+    uint64_t s = seed ^ 0x70726f6265ull; /* "probe" */
+    for (int64_t i = 0; i < imgs; i++)
+        perm[i] = i;
+    for (int64_t i = imgs - 1; i > 0; i--) {
+        int64_t j = (int64_t)(splitmix64(&s) % (uint64_t)(i + 1));
+        int64_t tmp = perm[i];
+        perm[i] = perm[j], perm[j] = tmp;
+    }
+    int64_t n_fit = imgs * 6 / 10, n_val = imgs * 2 / 10;
+    for (int64_t k = 0; k < imgs; k++) {
+        int64_t i = perm[k];
+        uint8_t p = k < n_fit ? PROBE_FIT : k < n_fit + n_val ? PROBE_VAL : PROBE_TEST;
+        int64_t b0 = (i / batch) * batch, nb = imgs - b0 < batch ? imgs - b0 : batch;
+        part[2 * b0 + (i - b0)] = p;
+        part[2 * b0 + nb + (i - b0)] = p;
+    }
+    free(perm);
+    r->fit_images = n_fit, r->val_images = n_val, r->test_images = imgs - n_fit - n_val;
+    return 0;
+}
+
 int probe_run(const char *source, const eqm_registry *reg, char **sets, int n_sets,
               const probe_opts *o, probe_report *r, char *err, size_t errlen)
 {
@@ -498,30 +589,8 @@ int probe_run(const char *source, const eqm_registry *reg, char **sets, int n_se
             loader_release(ld, b);
             break;
         }
-        /* rows of this batch: view 1 (N) then view 2 (N), as x1/x2 and t1/t2 lie */
-        float *h = F + (size_t)imgs * 2 * D;
-        eqm_module_io io = {0};
-        io.size = sizeof io;
-        io.rows = 2 * N;
-        io.n_views = 2;
-        io.train = 0;
-        io.in = b->x1;
-        io.out = h;
-        rc = bb->ops->forward(bb->self, &io);
-        if (rc)
-            errf(err, errlen, rc, "backbone forward: %s", host_ctx_error(bb->ctx));
-        if (!rc && Zd) {
-            eqm_module_io mio = {0};
-            mio.size = sizeof mio;
-            mio.rows = 2 * N;
-            mio.n_views = 2;
-            mio.train = 0;
-            mio.in = h;
-            mio.out = Z + (size_t)imgs * 2 * Zd;
-            rc = me->ops->forward(me->self, &mio);
-            if (rc)
-                errf(err, errlen, rc, "method embedding forward: %s", host_ctx_error(me->ctx));
-        }
+        rc = forward_views(bb, me, b->x1, N, F + (size_t)imgs * 2 * D,
+                           Zd ? Z + (size_t)imgs * 2 * Zd : NULL, err, errlen);
         memcpy(T + (size_t)imgs * 2 * r->P, b->t1, (size_t)2 * N * r->P * sizeof(float));
         imgs += N;
         loader_release(ld, b);
@@ -530,33 +599,11 @@ int probe_run(const char *source, const eqm_registry *reg, char **sets, int n_se
         goto out;
     r->extract_s = probe_now_s() - t0;
     r->images = imgs;
-    /* the parts: a seeded random assignment of images, 60 / 20 / 20 */
     part = malloc((size_t)imgs * 2 + 1);
-    int64_t *perm = malloc(((size_t)imgs + 1) * sizeof(int64_t));
-    if (!part || !perm) {
-        free(perm);
+    if (!part || assign_parts(imgs, batch, o->seed, part, r)) {
         rc = errf(err, errlen, EQM_ERR_NOMEM, "probe: out of memory");
         goto out;
     }
-    uint64_t s = o->seed ^ 0x70726f6265ull; /* "probe" */
-    for (int64_t i = 0; i < imgs; i++)
-        perm[i] = i;
-    for (int64_t i = imgs - 1; i > 0; i--) {
-        int64_t j = (int64_t)(splitmix64(&s) % (uint64_t)(i + 1));
-        int64_t tmp = perm[i];
-        perm[i] = perm[j], perm[j] = tmp;
-    }
-    int64_t n_fit = imgs * 6 / 10, n_val = imgs * 2 / 10;
-    for (int64_t k = 0; k < imgs; k++) {
-        int64_t i = perm[k];
-        uint8_t p = k < n_fit ? PROBE_FIT : k < n_fit + n_val ? PROBE_VAL : PROBE_TEST;
-        /* image i sits in batch i / batch at row i % batch; its views at 2 * batch start */
-        int64_t b0 = (i / batch) * batch, nb = imgs - b0 < batch ? imgs - b0 : batch;
-        part[2 * b0 + (i - b0)] = p;
-        part[2 * b0 + nb + (i - b0)] = p;
-    }
-    free(perm);
-    r->fit_images = n_fit, r->val_images = n_val, r->test_images = imgs - n_fit - n_val;
     double t1 = probe_now_s();
     rc = probe_fit_groups(F, imgs * 2, D, T, r->P, r->groups, r->n_groups, part, &r->backbone,
                           err, errlen);

@@ -155,6 +155,9 @@ int t_constants(eqm_loader *l, char *err, size_t n);
 /* tconst.c: l->p, t_sel, t_names from [equimod] t_fields over the full layout (p_full,
  * t_names_full); errors name the config line and suggest the closest augmentation. */
 int t_select(eqm_loader *l, eqm_config *cfg, char *err, size_t n);
+/* The next blank- or comma-separated word of s into name (n bytes); NULL when none is left
+ * (pipeline.c). */
+const char *list_word(const char *s, char *name, size_t n);
 /* tconst.c: the kept fields of a full t (p_full floats) into t (p floats). */
 void t_gather(const eqm_loader *l, const float *full, float *t);
 

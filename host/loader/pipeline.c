@@ -106,6 +106,24 @@ static aug_inst *inst_get(eqm_loader *l, eqm_config *cfg, const eqm_registry *re
     return a;
 }
 
+/* The next word of a list (words separated by blanks or commas, as [views] and
+ * [equimod] t_fields write them) into name (cut to n - 1 bytes); the text after it, or
+ * NULL when no word is left. */
+const char *list_word(const char *s, char *name, size_t n)
+{
+    while (*s == ' ' || *s == '\t' || *s == ',')
+        s++;
+    if (!*s)
+        return NULL;
+    const char *e = s;
+    while (*e && *e != ' ' && *e != '\t' && *e != ',')
+        e++;
+    size_t len = (size_t)(e - s) < n - 1 ? (size_t)(e - s) : n - 1;
+    memcpy(name, s, len);
+    name[len] = 0;
+    return e;
+}
+
 static int pipe_build(eqm_loader *l, eqm_config *cfg, const eqm_registry *reg, pipeline *pp,
                       const char *key, const char *text, char *err, size_t n)
 {
@@ -118,18 +136,9 @@ static int pipe_build(eqm_loader *l, eqm_config *cfg, const eqm_registry *reg, p
                        !strcmp(key, "original") ? "norm" : "crop flip jitter gray norm");
     const char *s = text;
     while (*s) {
-        while (*s == ' ' || *s == '\t' || *s == ',')
-            s++;
-        if (!*s)
-            break;
-        const char *e = s;
-        while (*e && *e != ' ' && *e != '\t' && *e != ',')
-            e++;
         char name[96];
-        size_t len = (size_t)(e - s) < sizeof name - 1 ? (size_t)(e - s) : sizeof name - 1;
-        memcpy(name, s, len);
-        name[len] = 0;
-        s = e;
+        if (!(s = list_word(s, name, sizeof name)))
+            break;
         if (pp->n >= MAX_STEPS)
             return errf(err, n, EQM_ERR_INVAL, "[views] %s: more than %d steps", key, MAX_STEPS);
         int rc = 0;

@@ -186,18 +186,9 @@ int t_select(eqm_loader *l, eqm_config *cfg, char *err, size_t n)
     char names[MAX_STEPS * 2][96];
     int n_names = 0;
     for (const char *s = text ? text : ""; *s;) {
-        while (*s == ' ' || *s == '\t' || *s == ',')
-            s++;
-        if (!*s)
-            break;
-        const char *e = s;
-        while (*e && *e != ' ' && *e != '\t' && *e != ',')
-            e++;
         char name[96];
-        size_t len = (size_t)(e - s) < sizeof name - 1 ? (size_t)(e - s) : sizeof name - 1;
-        memcpy(name, s, len);
-        name[len] = 0;
-        s = e;
+        if (!(s = list_word(s, name, sizeof name)))
+            break;
         if (!strcmp(name, "all")) {
             all = 1;
             continue;

@@ -463,32 +463,8 @@ RS_TARGET_V3 static void hpass_v3(const uint8_t *src, size_t stride, int nr, int
             int xmin = bd[2 * xx], xmax = bd[2 * xx + 1];
             const uint8_t *p = q + (size_t)(xmin - xlo) * c * 8;
             if (c == 3) {
-                /* taps in pairs (x, x + 1), each split as in vpass_v3 (k = 2048 kh + kl):
-                 * bytes of the 8 rows of both taps interleaved, widened to 16 bits, two
-                 * vpmaddwd per channel: the exact integer sums of the 32-bit products */
-                __m256i h0 = _mm256_setzero_si256(), h1 = h0, h2 = h0;
-                __m256i l0 = half, l1 = half, l2 = half;
-                int x = 0;
-                for (; x + 1 < xmax; x += 2, p += 48) {
-                    __m256i kh = tap_pair(k[x] >> 11, k[x + 1] >> 11);
-                    __m256i kl = tap_pair(k[x] & 2047, k[x + 1] & 2047);
-                    __m256i q0 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(
-                        _mm_loadl_epi64((const __m128i *)p), _mm_loadl_epi64((const __m128i *)(p + 24))));
-                    __m256i q1 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(
-                        _mm_loadl_epi64((const __m128i *)(p + 8)), _mm_loadl_epi64((const __m128i *)(p + 32))));
-                    __m256i q2 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(
-                        _mm_loadl_epi64((const __m128i *)(p + 16)), _mm_loadl_epi64((const __m128i *)(p + 40))));
-                    h0 = _mm256_add_epi32(h0, _mm256_madd_epi16(q0, kh));
-                    h1 = _mm256_add_epi32(h1, _mm256_madd_epi16(q1, kh));
-                    h2 = _mm256_add_epi32(h2, _mm256_madd_epi16(q2, kh));
-                    l0 = _mm256_add_epi32(l0, _mm256_madd_epi16(q0, kl));
-                    l1 = _mm256_add_epi32(l1, _mm256_madd_epi16(q1, kl));
-                    l2 = _mm256_add_epi32(l2, _mm256_madd_epi16(q2, kl));
-                }
-                __m256i s0 = _mm256_add_epi32(_mm256_slli_epi32(h0, 11), l0);
-                __m256i s1 = _mm256_add_epi32(_mm256_slli_epi32(h1, 11), l1);
-                __m256i s2 = _mm256_add_epi32(_mm256_slli_epi32(h2, 11), l2);
-                for (; x < xmax; x++, p += 24) {
+                __m256i s0 = half, s1 = half, s2 = half;
+                for (int x = 0; x < xmax; x++, p += 24) {
                     __m256i kv = _mm256_set1_epi32(k[x]);
                     s0 = _mm256_add_epi32(s0, _mm256_mullo_epi32(
                         _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p)), kv));

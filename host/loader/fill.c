@@ -1,6 +1,23 @@
 /* host/loader/fill.c: one batch: its samples read from the source (random access by the
  * epoch's order, or this batch's turn at the stream), its rows made by the pipelines, and
- * bad streamed samples substituted by the rule of source.h (batch_substitute). */
+ * bad streamed samples substituted by the rule of source.h (batch_substitute).
+ *
+ * Data-parallel slices of a stream (MPI, issue 13): every rank reads the SAME stream (the
+ * shard source is built with rank 0 of world 1 everywhere, so its shard order and shuffle
+ * buffer are those of one process), takes the whole global batch k (batch_stride raw
+ * samples) at its turn and decodes only its rows [slice_off, slice_off + batch_size); the
+ * other raw samples are given back undecoded (src.release). A row's augmentation key is its
+ * GLOBAL stream position k * batch_stride + row, so a global batch holds the same samples
+ * and t whatever the number of ranks. Bad samples follow the substitution rule over the
+ * whole global batch: a bad row of the slice may take a good sample from outside it (that
+ * one sample is then decoded too), exactly as one process would. The DCT scale of a
+ * decoded sample is planned for its own row only (plan_scale with one key), not for the
+ * bad rows that borrow it, since those may lie in another rank's slice. Why not split the
+ * shard list by rank (which shard_stream allows: each rank would read 1/N of the bytes):
+ * the samples of a global batch would then depend on N (which shards feed which slice,
+ * epoch ends that differ per rank), unless the order were defined by N-independent
+ * interleaved groups; reading everything costs each rank the full I/O and tar parsing of
+ * an epoch (README, "MPI") but no JPEG decoding beyond its slice. */
 #include "config.h"
 
 #include <pthread.h>
@@ -138,8 +155,9 @@ static int fill_random(eqm_loader *l, worker_mem *m, eqm_batch *b, int64_t k, ch
     return EQM_OK;
 }
 
-/* Batch k's turn at the stream: pull up to batch_size raw samples in order into raws/ids.
- * *got: how many; *hit_eof: the stream ended. */
+/* Batch k's turn at the stream: pull up to batch_stride raw samples (the global batch; =
+ * batch_size without a slice) in order into raws/ids. *got: how many; *hit_eof: the
+ * stream ended. */
 static int stream_take(eqm_loader *l, slot *s, int64_t k, void **raws, int64_t *ids, int *got,
                        int *hit_eof, char *err, size_t n)
 {
@@ -158,7 +176,7 @@ static int stream_take(eqm_loader *l, slot *s, int64_t k, void **raws, int64_t *
     pthread_mutex_unlock(&l->mu);
     if (skip)
         return EQM_OK;
-    while (*got < l->batch_size) {
+    while (*got < l->batch_stride) {
         int64_t id = -1;
         rc = l->src.next(l->src.ctx, &raws[*got], &id);
         if (rc == EQM_EOF) {
@@ -193,6 +211,7 @@ typedef struct stream_rows {
     void **raws;
     int64_t *ids;
     signed char *state; /* per row: 0 not read, 1 good, 2 bad */
+    int r0, r1;         /* the rows of the (global) batch this loader makes: its slice */
     int from;
     eqm_image img;
     src_geom g;
@@ -209,9 +228,10 @@ static int stream_row_good(void *ctx, int q)
     if (c->state[q])
         return c->state[q] == 1;
     c->g = (src_geom){0, 0, 8};
+    /* the scale is planned for row q's own views only: the bad rows that borrow the image
+     * may belong to another rank's slice (see the header) */
     int rc = read_sample_g(l, c->m, c->ids[q], c->raws[q], &c->img, &c->label, &c->g,
-                           c->b->epoch, c->k * l->batch_size + c->from, q - c->from + 1,
-                           c->err, c->n);
+                           c->b->epoch, c->k * l->batch_stride + q, 1, c->err, c->n);
     c->state[q] = rc == EQM_OK ? 1 : 2; /* the raw sample is released either way */
     if (rc == EQM_SKIP) {
         snprintf(c->bad_what, sizeof c->bad_what, "%s",
@@ -227,22 +247,26 @@ static int stream_row_good(void *ctx, int q)
     return 1;
 }
 
-/* Rows [r0, r1) from one image with the given label and sample id. */
+/* Rows [r0, r1) of the global batch (clipped to the slice) from one image with the given
+ * label and sample id; batch row r - c->r0, augmentation key k * batch_stride + r. */
 static int make_rows(stream_rows *c, int r0, int r1, const eqm_image *img, const src_geom *g,
                      int32_t label, int64_t id)
 {
     int rc = EQM_OK;
+    if (r1 > c->r1)
+        r1 = c->r1;
     for (int r = r0; r < r1 && !rc; r++) {
-        c->b->labels[r] = label;
-        c->b->sample_ids[r] = id;
-        rc = make_row(c->l, c->m, c->b, r, c->k * c->l->batch_size + r, img,
+        c->b->labels[r - c->r0] = label;
+        c->b->sample_ids[r - c->r0] = id;
+        rc = make_row(c->l, c->m, c->b, r - c->r0, c->k * c->l->batch_stride + r, img,
                       g->M < 8 ? g : NULL, c->err, c->n);
     }
     return rc;
 }
 
-/* Every row of a streamed batch of `got` raw samples (batch_substitute for bad ones: the
- * batch is a function of its own raw samples only, whatever worker makes it). */
+/* The rows [c->r0, c->r1) of a streamed (global) batch of `got` raw samples
+ * (batch_substitute over all `got` for bad ones: the batch is a function of its own raw
+ * samples only, whatever worker or rank makes it). */
 static int stream_fill(stream_rows *c, int got)
 {
     worker_mem *m = c->m;
@@ -250,7 +274,7 @@ static int stream_fill(stream_rows *c, int got)
     eqm_image keep_img;
     src_geom keep_g = {0, 0, 8};
     int32_t keep_label = -1;
-    for (int r = 0; r < got && !rc;) {
+    for (int r = c->r0; r < c->r1 && !rc;) {
         int sub = -1;
         c->from = r;
         if ((rc = batch_substitute(got, r, stream_row_good, c, &sub)))
@@ -261,8 +285,12 @@ static int stream_fill(stream_rows *c, int got)
                         "%s); check the shards, or use a larger batch_size",
                         c->l->desc, (long long)c->k, (long long)c->b->epoch, got,
                         c->bad_what);
-        if (sub < r) { /* after the last good row: the first good row's image */
-            rc = make_rows(c, r, got, &keep_img, &keep_g, keep_label, c->ids[first_good]);
+        if (sub < r) { /* after the last good row: the first good row's image, kept when
+                          it lies in this slice, else just decoded (a row before r0) */
+            if (sub == first_good)
+                rc = make_rows(c, r, got, &keep_img, &keep_g, keep_label, c->ids[sub]);
+            else
+                rc = make_rows(c, r, got, &c->img, &c->g, c->label, c->ids[sub]);
             break;
         }
         rc = make_rows(c, r, sub + 1, &c->img, &c->g, c->label, c->ids[sub]);
@@ -301,9 +329,9 @@ int fill_batch(eqm_loader *l, worker_mem *m, slot *s, int64_t k, char *err, size
 static int fill_stream(eqm_loader *l, worker_mem *m, slot *s, int64_t k, char *err, size_t n)
 {
     eqm_batch *b = &s->b;
-    void **raws = calloc((size_t)l->batch_size, sizeof(void *));
-    int64_t *ids = calloc((size_t)l->batch_size, sizeof(int64_t));
-    signed char *state = calloc((size_t)l->batch_size, 1);
+    void **raws = calloc((size_t)l->batch_stride, sizeof(void *));
+    int64_t *ids = calloc((size_t)l->batch_stride, sizeof(int64_t));
+    signed char *state = calloc((size_t)l->batch_stride, 1);
     if (!raws || !ids || !state) {
         free(raws);
         free(ids);
@@ -312,18 +340,30 @@ static int fill_stream(eqm_loader *l, worker_mem *m, slot *s, int64_t k, char *e
     }
     int got = 0, hit_eof = 0;
     int rc = stream_take(l, s, k, raws, ids, &got, &hit_eof, err, n);
-    batch_layout(l, b, got);
-    /* a partial last batch that drop_last throws away is only released (decode releases) */
-    int dropped = hit_eof && l->drop_last && got < l->batch_size;
+    /* this loader's rows [r0, r1) of the global batch (a slice needs drop_last: a partial
+     * last global batch is dropped on every rank, loader_finish) */
+    int r0 = (int)l->slice_off, r1 = (int)(l->slice_off + l->batch_size);
+    if (r1 > got)
+        r1 = got;
+    if (r0 > r1)
+        r0 = r1;
+    /* a partial last batch that drop_last throws away is only released */
+    int dropped = hit_eof && l->drop_last && got < l->batch_stride;
+    batch_layout(l, b, dropped && l->batch_stride != l->batch_size ? 0 : r1 - r0);
     if (!rc && !dropped) {
-        stream_rows c = {l, m, b, k, raws, ids, state, 0, {0}, {0, 0, 8}, -1, "", err, n};
+        stream_rows c = {l, m, b, k, raws, ids, state, r0, r1, 0, {0}, {0, 0, 8}, -1, "",
+                         err, n};
         rc = stream_fill(&c, got);
     }
     for (int row = 0; row < got; row++)
-        if (!state[row]) { /* only release the remaining raws: decode frees them */
-            eqm_image img;
-            int32_t lab;
-            read_sample(l, m, ids[row], raws[row], &img, &lab, NULL, 0);
+        if (!state[row]) { /* the raws not decoded: given back (decode released the others) */
+            if (l->src.release) {
+                l->src.release(l->src.ctx, raws[row]);
+            } else {
+                eqm_image img;
+                int32_t lab;
+                read_sample(l, m, ids[row], raws[row], &img, &lab, NULL, 0);
+            }
         }
     free(raws);
     free(ids);

@@ -53,11 +53,14 @@ static int ring_size_check(const eqm_loader *l, char *err, size_t n)
 static int loader_finish(eqm_loader *l, char *err, size_t n)
 {
     if (l->batch_stride != l->batch_size) { /* a data-parallel slice */
-        if (l->src.n_samples < 0)
-            return errf(err, n, EQM_ERR_INVAL, "%s: a streaming dataset cannot be split "
-                        "between MPI ranks yet; run it as one process", l->src.desc ?
-                        l->src.desc : "the dataset");
-        if (!l->drop_last && l->n_samples % l->batch_stride)
+        if (l->src.n_samples < 0 && !l->drop_last) /* (fill.c: every rank reads the stream) */
+            return errf(err, n, EQM_ERR_INVAL,
+                        "loader.drop_last = false with a streaming dataset (%s) under %lld "
+                        "MPI ranks: the size of the stream's last global batch is known only "
+                        "at its end, and the ranks' slices of a partial batch would differ in "
+                        "size; set loader.drop_last = true", l->src.desc ? l->src.desc :
+                        "shards", (long long)(l->batch_stride / l->batch_size));
+        if (l->src.n_samples >= 0 && !l->drop_last && l->n_samples % l->batch_stride)
             return errf(err, n, EQM_ERR_INVAL,
                         "loader.drop_last = false with %lld samples, not a multiple of the "
                         "global batch %lld: the ranks' last batch would differ in size; set "
@@ -154,7 +157,8 @@ eqm_loader *loader_alloc(void)
 }
 
 /* The [data] section's source for `split`: random access (dataset_source_open) or
- * streaming (shard_source_create, seed [run] seed, one rank); with o->pick_set and a
+ * streaming (shard_source_create, seed [run] seed, rank 0 of world 1: under MPI every rank
+ * reads the whole stream and keeps its slice, fill.c); with o->pick_set and a
  * streaming dataset, the one sample of training's batch (shard_source_pick). The bound
  * options go to l->ds_opts (the loader frees them after the source). */
 static int open_source(eqm_loader *l, eqm_config *cfg, const eqm_registry *reg,

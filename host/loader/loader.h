@@ -104,9 +104,11 @@ typedef struct eqm_loader_opts {
      * batch_size rows (the GLOBAL batch); this loader makes rows [slice_rank * b,
      * (slice_rank + 1) * b) of every global batch, b = batch_size / slice_count, from the
      * same per-epoch order as one loader would, so a row's sample and augmentation (keyed by
-     * the sample) do not depend on the number of ranks. Random-access sources only;
-     * batch_size must be a multiple of slice_count and drop_last on (or the epoch a multiple
-     * of batch_size). batch_size in eqm_loader_info is then b. 0 = the whole batch. */
+     * the sample) do not depend on the number of ranks. A streaming source is read whole
+     * by every slice, which decodes only its rows (host/loader/fill.c); drop_last must then
+     * be on. batch_size must be a multiple of slice_count and, random access, drop_last on
+     * or the epoch a multiple of batch_size. batch_size in eqm_loader_info is then b
+     * (stream_batches counts global batches). 0 = the whole batch. */
     int slice_rank, slice_count;
 } eqm_loader_opts;
 

@@ -261,7 +261,7 @@ void loader_info(const eqm_loader *l, eqm_loader_info *info)
     info->t_standardize = loader_ts_names[l->cfg.t_standardize];
     info->stream_samples = info->stream_batches = -1;
     if (l->src.n_samples < 0 && l->src.stream_length > 0) {
-        int64_t n = l->src.stream_length, bs = l->batch_size;
+        int64_t n = l->src.stream_length, bs = l->batch_stride; /* global batches */
         if (l->limit > 0 && l->limit < n)
             n = l->limit;
         info->stream_samples = n;

@@ -10,7 +10,9 @@
  * substitutes another sample of the same batch, loader.h) or fails (on_bad = fail); it
  * never pulls a replacement from the stream, so batches do not depend on which worker
  * decodes them.
- * Left out: rank/world from a distributed launcher (the caller passes them).
+ * Data-parallel training (MPI) builds this source with rank 0 of world 1 on every rank and
+ * slices each global batch in the loader (host/loader/fill.c says why); rank/world > 1
+ * (the shard list split by rank) is left to callers that do not need the one-process order.
  */
 #include "config.h"
 
@@ -175,6 +177,11 @@ static int64_t src_image_sizes(void *ctx, int64_t max, int32_t *wh)
     return n;
 }
 
+static void src_release(void *ctx, void *raw)
+{
+    shard_stream_release(((src_ctx *)ctx)->stream, raw);
+}
+
 static const char *src_error(void *ctx) { return host_ctx_error(((src_ctx *)ctx)->host); }
 
 static void src_destroy(void *ctx)
@@ -271,6 +278,7 @@ int shard_source_create(const eqm_plugin *p, const void *opts, const char *split
     out->next = src_next;
     out->decode = src_decode;
     out->decode_scaled = src_decode_scaled;
+    out->release = src_release;
     out->error = src_error;
     out->destroy = src_destroy;
     out->stream_length = info.n_samples > 0 ? info.n_samples : ss.n_samples;
@@ -470,6 +478,7 @@ int shard_source_pick(eqm_sample_source *src, int64_t epoch, int64_t index, int6
     out->next = NULL;
     out->decode = NULL;
     out->decode_scaled = NULL;
+    out->release = NULL;
     out->error = pick_error;
     out->destroy = pick_destroy;
     return EQM_OK;

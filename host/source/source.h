@@ -74,6 +74,10 @@ typedef struct eqm_sample_source {
     /* Streaming: the samples of one epoch's stream as the dataset announces them (an
      * imagenet_tar index), for the schedule; <= 0: unknown. */
     int64_t stream_length;
+    /* Optional (streaming): give back a raw sample from next() without decoding it (a
+     * data-parallel slice skips the other ranks' samples of a global batch this way);
+     * without it the loader decodes the sample to release it. Thread-safe. */
+    void (*release)(void *ctx, void *raw);
 } eqm_sample_source;
 
 /* "Grow the buffer and call again" from a source or a dataset plugin: EQM_GROW (ABI 1.2),

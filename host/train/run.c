@@ -316,6 +316,7 @@ static int run_open(trainer *tr, char *err, size_t errlen)
     if (rc)
         return rc;
     loader_info(tr->ld, &tr->li);
+    tr->streaming = tr->li.n_samples < 0;
     if (tr->li.batches_per_epoch <= 0 && tr->to.steps_per_epoch > 0)
         tr->li.batches_per_epoch = tr->to.steps_per_epoch;
     if (tr->li.batches_per_epoch <= 0 && tr->li.stream_samples > 0) {
@@ -492,6 +493,36 @@ static int agreed_stop(trainer *tr, int *sig, char *err, size_t errlen)
     return EQM_OK;
 }
 
+/* MPI and a stream: every rank reads the same stream (host/loader/fill.c), so its batches
+ * end together; checked at every batch with one small all-reduce, because a rank whose
+ * stream ended alone (a shard it could not read, on_bad = skip) would otherwise leave the
+ * others waiting in a collective of the next step, or pair different collectives. A rank
+ * whose loader failed reports it here too, so that every rank stops with a message. */
+static int agreed_batch(trainer *tr, int rc, char *err, size_t errlen)
+{
+    if (!tr->dg || !tr->streaming)
+        return rc;
+    int v[3] = {rc == EQM_EOF, rc == EQM_OK, rc != EQM_OK && rc != EQM_EOF};
+    if (dist_allreduce_max_int(v, 3))
+        return errf(err, errlen, EQM_ERR_IO, "agreeing on the end of the stream: %s",
+                    dist_error());
+    if (rc != EQM_OK && rc != EQM_EOF)
+        return rc; /* this rank's own error (its message is in the loader) */
+    if (v[2])
+        return errf(err, errlen, EQM_ERR_IO, "epoch %lld batch %lld: another rank could not "
+                    "read its batch of the stream (its message is above)",
+                    (long long)tr->st.epoch, (long long)tr->st.batch);
+    if (v[0] && v[1])
+        return errf(err, errlen, EQM_ERR_FORMAT,
+                    "epoch %lld batch %lld: the stream ended on some ranks and not on others "
+                    "(this rank: %s); every rank reads the same shards, so one of them read "
+                    "fewer samples (a shard unreadable on some nodes? see the warnings; set "
+                    "data.on_bad = fail to stop at the first unreadable shard)",
+                    (long long)tr->st.epoch, (long long)tr->st.batch,
+                    rc == EQM_EOF ? "ended" : "went on");
+    return rc;
+}
+
 /* One epoch from batch tr->st.batch on (the batches before it, done before an
  * interruption, are drawn and skipped: deterministic). *stopped: a signal or
  * train.max_steps ended it early. */
@@ -524,6 +555,13 @@ static int run_epoch(trainer *tr, acc_terms *acc, int *stopped, char *err, size_
             return EQM_OK;
         eqm_batch *b;
         rc = loader_next(tr->ld, &b);
+        int own = rc;
+        rc = agreed_batch(tr, rc, err, errlen);
+        if (rc != own) { /* the ranks disagree: this rank's batch is not trained */
+            if (own == EQM_OK)
+                loader_release(tr->ld, b);
+            return rc;
+        }
         if (rc == EQM_EOF && tr->st.batch == 0)
             return errf(err, errlen, EQM_ERR_FORMAT,
                         "epoch %lld yielded no batch: %s has fewer than %d usable samples "

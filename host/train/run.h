@@ -68,6 +68,7 @@ typedef struct trainer {
     char resume_names[MAX_TERMS][64];
     int writer;         /* rank 0 (or the only process): writes the run folder and prints */
     struct dist_grad *dg; /* MPI: gradient averaging (dist/grad.h); NULL alone */
+    int streaming;      /* the train split is a stream (shards): its end is agreed under MPI */
 } trainer;
 
 

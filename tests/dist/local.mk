@@ -18,3 +18,7 @@ tests_dist_run_diff_LDADD = libeqmhost.la $(TEST_LIBS)
 # resumed run is bit-identical to the uninterrupted one; rank-prefixed errors and refusals.
 TESTS += tests/dist/mpi_fault.test
 EXTRA_DIST += tests/dist/mpi_fault.test
+# mpi_shards.test: training on tar shards with -np 2 equals -np 1 (every rank reads the
+# stream, decodes its slice); drop_last = false on a stream under MPI refused.
+TESTS += tests/dist/mpi_shards.test
+EXTRA_DIST += tests/dist/mpi_shards.test

@@ -15,7 +15,12 @@
  * 3 batch patterns per epoch; the source counts 4 bad samples per epoch; (3) `equimod
  * views`' picker (shard_source_pick) renders a bad position with training's substitute
  * and t; (4) a batch whose samples are all bad is an error naming a shard and key;
- * (5) on_bad = fail stops at the first bad sample with a message naming it and the fix. */
+ * (5) on_bad = fail stops at the first bad sample with a message naming it and the fix;
+ * (6) data-parallel slices (MPI, issue 13): loaders with slice_count 2 and 4 over the same
+ * stream make exactly the rows of the one-loader batch, byte for byte (bad rows included,
+ * also where the substitute lies in another slice), and a slice does not decode the other
+ * slices' samples (the bad samples each counts add up to the one loader's 4 at 2 slices);
+ * a slice with drop_last = false is refused naming the fix. */
 #include "config.h"
 
 #include <check.h>
@@ -124,6 +129,27 @@ static eqm_loader *open_loader(env *e, eqm_sample_source *src_out)
     if (rc)
         src.destroy(src.ctx);
     ck_assert_msg(rc == 0, "%s", err);
+    if (src_out)
+        *src_out = src;
+    return l;
+}
+
+/* A loader over the shards making slice `rank` of `count` of every batch. */
+static eqm_loader *open_slice(env *e, int rank, int count, eqm_sample_source *src_out,
+                              char *err, size_t errlen)
+{
+    eqm_sample_source src;
+    ck_assert_msg(shard_source_create(e->pl, e->opts, "train", 7, 0, 1, &src, err, errlen) == 0,
+                  "%s", err);
+    eqm_loader_opts o;
+    memset(&o, 0, sizeof o);
+    o.slice_rank = rank;
+    o.slice_count = count;
+    eqm_loader *l = NULL;
+    if (loader_create_source(&l, e->cfg, e->reg, &src, &o, err, errlen)) {
+        src.destroy(src.ctx);
+        return NULL;
+    }
     if (src_out)
         *src_out = src;
     return l;
@@ -314,6 +340,84 @@ START_TEST(test_pick_matches_training)
 }
 END_TEST
 
+/* The rows [off, off + n) of batch k of a one-loader record equal slice batch b. */
+static void same_rows(const rec *whole, int64_t k, int off, const eqm_batch *b, int count,
+                      int64_t epoch)
+{
+    size_t vs = (size_t)b->w * b->h * b->c, p = (size_t)b->p, n = (size_t)b->n;
+    const unsigned char *q = whole->d + (size_t)k * whole->bytes;
+    const float *x = (const float *)q, *t = x + 3 * (size_t)B * vs;
+    const int32_t *lab = (const int32_t *)(t + 2 * (size_t)B * p);
+    const int64_t *ids = (const int64_t *)(lab + B);
+    const float *mine[3] = {b->x0, b->x1, b->x2};
+    for (int v = 0; v < 3; v++)
+        ck_assert_msg(!memcmp(x + ((size_t)v * B + off) * vs, mine[v], n * vs * sizeof(float)),
+                      "epoch %lld batch %lld, slice at row %d of %d slices: view %d differs "
+                      "from the one-loader batch", (long long)epoch, (long long)k, off, count, v);
+    ck_assert_msg(!memcmp(t + off * p, b->t1, n * p * sizeof(float)) &&
+                  !memcmp(t + ((size_t)B + off) * p, b->t2, n * p * sizeof(float)),
+                  "epoch %lld batch %lld slice row %d: t differs", (long long)epoch,
+                  (long long)k, off);
+    ck_assert(!memcmp(lab + off, b->labels, n * sizeof(int32_t)));
+    ck_assert_msg(!memcmp(ids + off, b->sample_ids, n * sizeof(int64_t)),
+                  "epoch %lld batch %lld slice row %d: sample ids differ", (long long)epoch,
+                  (long long)k, off);
+}
+
+START_TEST(test_slices_match_whole)
+{
+    make_shards(dir, 0);
+    for (int64_t epoch = 0; epoch < 2; epoch++) {
+        rec whole = run(1, epoch, 1);
+        for (int count = 2; count <= 4; count += 2) {
+            uint64_t bad_sum = 0;
+            for (int rank = 0; rank < count; rank++) {
+                env e;
+                env_open(&e, dir, 2, "skip");
+                char err[2048];
+                eqm_sample_source src;
+                eqm_loader *l = open_slice(&e, rank, count, &src, err, sizeof err);
+                ck_assert_msg(l, "%s", err);
+                eqm_loader_info li;
+                loader_info(l, &li);
+                ck_assert_int_eq(li.batch_size, B / count);
+                ck_assert_int_eq(loader_start_epoch(l, epoch), EQM_OK);
+                eqm_batch *b;
+                int rc, nb = 0;
+                while ((rc = loader_next(l, &b)) == EQM_OK) {
+                    ck_assert_int_eq(b->n, B / count);
+                    ck_assert_int_eq(b->index, nb);
+                    same_rows(&whole, b->index, rank * (B / count), b, count, epoch);
+                    nb++;
+                    loader_release(l, b);
+                }
+                ck_assert_msg(rc == EQM_EOF, "%s", loader_error(l));
+                ck_assert_int_eq(nb, whole.nb);
+                shard_stream_stats st;
+                ck_assert_int_eq(shard_source_stats(&src, &st), EQM_OK);
+                ck_assert_uint_eq(st.samples, SHARDS * PER); /* the whole stream is read */
+                bad_sum += st.bad_samples;
+                ck_assert_uint_lt(st.bad_samples, 4); /* the others' bad rows not decoded */
+                loader_destroy(l);
+                env_close(&e);
+            }
+            if (count == 2)
+                ck_assert_uint_eq(bad_sum, 4);
+        }
+        free(whole.d);
+    }
+    /* drop_last = false: refused, naming the key */
+    env e;
+    env_open(&e, dir, 1, "skip");
+    char err[2048];
+    ck_assert(config_set(e.cfg, "loader.drop_last=false", err, sizeof err) == 0);
+    ck_assert_ptr_null(open_slice(&e, 1, 2, NULL, err, sizeof err));
+    ck_assert_msg(strstr(err, "set loader.drop_last = true") && strstr(err, "2 MPI ranks"),
+                  "%s", err);
+    env_close(&e);
+}
+END_TEST
+
 START_TEST(test_all_bad_batch)
 {
     char d[700];
@@ -370,6 +474,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_identical_across_workers);
     tcase_add_test(tc, test_pick_matches_training);
+    tcase_add_test(tc, test_slices_match_whole);
     tcase_add_test(tc, test_all_bad_batch);
     tcase_add_test(tc, test_on_bad_fail);
     suite_add_tcase(su, tc);

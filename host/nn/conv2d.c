@@ -211,6 +211,152 @@ static size_t tile_images(const eqm_conv2d_shape *s, size_t rows_per_img, size_t
     return t;
 }
 
+/* ---------------------------------------------- bf16 with a native kernel: tiles ---- */
+
+/* With bf16 products on a native kernel (AMX or vdpbf16ps) the im2col path runs whole tiles
+ * per task: one parallel_for per call over groups of tiles, each group running im2col, its
+ * GEMMs (nn_gemm_bf16_1, on that thread) and col2im on its own slice of the workspace. The
+ * shared-tile path synchronised the threads 4-6 times per tile (im2col, the GEMM's passes,
+ * col2im), and at the quickstart widths a tile is one image (1024 rows x 144): about 10^5
+ * hand-offs per step, so 2 threads ran slower than 1 (98 against 120 img/s, idle).
+ * dW: each group sums its tiles into its own (C_out, K) partial, then dw += partial 0 +
+ * partial 1 + ... in group order. The groups of a dW are BF16_DW_GROUPS whole-tile runs
+ * whatever the thread count, so the result does not depend on it (it is not the sum
+ * order of the shared-tile path: the bf16 tests bound it by the reduction length). */
+#define BF16_DW_GROUPS 4
+
+static int bf16_tiles(const eqm_conv2d_shape *s)
+{
+    return (s->flags & EQM_NN_BF16) && nn_bf16_native() > 0 && !is_pointwise(s);
+}
+
+typedef struct {
+    const eqm_conv2d_shape *s;
+    int Ho, Wo, K, G;
+    size_t T, ntiles, slice; /* images per tile, tiles, floats per group slice */
+    const float *in, *w, *dout;
+    float *out, *din, *dw, *buf;
+    float beta;
+} bf16_conv_ctx;
+
+/* tiles of group g: [g ntiles / G, (g + 1) ntiles / G) */
+static void bf16_group_tiles(const bf16_conv_ctx *b, size_t g, size_t *t0, size_t *t1)
+{
+    *t0 = g * b->ntiles / (size_t)b->G;
+    *t1 = (g + 1) * b->ntiles / (size_t)b->G;
+}
+
+static void bf16_fwd_body(void *vc, size_t gb, size_t ge)
+{
+    const bf16_conv_ctx *b = vc;
+    const eqm_conv2d_shape *s = b->s;
+    const size_t HoWo = (size_t)b->Ho * b->Wo;
+    for (size_t g = gb; g < ge; g++) {
+        conv_ctx c = {.s = s, .Ho = b->Ho, .Wo = b->Wo, .K = b->K, .in = b->in,
+                      .cols = b->buf + g * b->slice};
+        size_t t0, t1;
+        bf16_group_tiles(b, g, &t0, &t1);
+        for (size_t t = t0; t < t1; t++) {
+            size_t n0 = t * b->T, nt = (size_t)s->N - n0 < b->T ? (size_t)s->N - n0 : b->T;
+            c.n0 = n0;
+            im2col_body(&c, 0, nt * HoWo);
+            nn_gemm_bf16_1(0, 1, (int)(nt * HoWo), s->C_out, b->K, 1.f, c.cols, b->K, b->w, b->K,
+                           b->beta, b->out + n0 * HoWo * (size_t)s->C_out, s->C_out);
+        }
+    }
+}
+
+static void bf16_bwd_body(void *vc, size_t gb, size_t ge)
+{
+    const bf16_conv_ctx *b = vc;
+    const eqm_conv2d_shape *s = b->s;
+    const size_t HoWo = (size_t)b->Ho * b->Wo, tile = b->T * HoWo * (size_t)b->K;
+    const int Co = s->C_out, K = b->K;
+    for (size_t g = gb; g < ge; g++) {
+        float *sl = b->buf + g * b->slice, *part = b->dw ? sl : NULL;
+        conv_ctx c = {.s = s, .Ho = b->Ho, .Wo = b->Wo, .K = K, .in = b->in, .din = b->din};
+        c.cols = sl + (b->dw ? (size_t)Co * K : 0);
+        float *dcols = b->dw ? c.cols + tile : c.cols;
+        c.dcols = dcols;
+        size_t t0, t1;
+        bf16_group_tiles(b, g, &t0, &t1);
+        for (size_t t = t0; t < t1; t++) {
+            size_t n0 = t * b->T, nt = (size_t)s->N - n0 < b->T ? (size_t)s->N - n0 : b->T;
+            int Mt = (int)(nt * HoWo);
+            const float *gr = b->dout + n0 * HoWo * Co;
+            c.n0 = n0;
+            if (part) {
+                im2col_body(&c, 0, nt * HoWo);
+                nn_gemm_bf16_1(1, 0, Co, K, Mt, 1.f, gr, Co, c.cols, K, t == t0 ? 0.f : 1.f,
+                               part, K);
+            }
+            if (b->din) {
+                nn_gemm_bf16_1(0, 0, Mt, K, Co, 1.f, gr, Co, b->w, K, 0.f, dcols, K);
+                col2im_body(&c, 0, nt * (size_t)s->H);
+            }
+        }
+    }
+}
+
+typedef struct {
+    float *dw;
+    const float *buf;
+    size_t slice;
+    int G;
+} dw_sum_ctx;
+
+static void dw_sum_body(void *vc, size_t b, size_t e)
+{
+    const dw_sum_ctx *c = vc;
+    for (int g = 0; g < c->G; g++) {
+        const float *p = c->buf + (size_t)g * c->slice;
+        for (size_t i = b; i < e; i++)
+            c->dw[i] += p[i];
+    }
+}
+
+/* Groups and the workspace they need (floats) for a forward (dw_dx 0) or a backward
+ * (dw_dx: 1 dW, 2 dX, 3 both). */
+static void bf16_plan(const eqm_conv2d_shape *s, int dw_dx, bf16_conv_ctx *b)
+{
+    b->s = s;
+    b->Ho = (s->H + 2 * s->pad - s->kh) / s->stride + 1;
+    b->Wo = (s->W + 2 * s->pad - s->kw) / s->stride + 1;
+    b->K = s->kh * s->kw * s->C_in;
+    const size_t HoWo = (size_t)b->Ho * b->Wo, K = (size_t)b->K;
+    b->T = tile_images(s, HoWo, K);
+    b->ntiles = ((size_t)s->N + b->T - 1) / b->T;
+    size_t G = (dw_dx & 1) ? BF16_DW_GROUPS : 4 * (size_t)nn_threads();
+    b->G = (int)(G < b->ntiles ? G : b->ntiles);
+    size_t tile = b->T * HoWo * K;
+    b->slice = (dw_dx & 1 ? (size_t)s->C_out * K + tile : 0) + (dw_dx & 2 || !dw_dx ? tile : 0);
+}
+
+static int fwd_bf16(eqm_host *h, const eqm_conv2d_shape *s, float *out, const float *in,
+                    const float *w, float beta, float *buf)
+{
+    bf16_conv_ctx b = {.in = in, .w = w, .out = out, .buf = buf, .beta = beta};
+    bf16_plan(s, 0, &b);
+    nn_parallel(h, (size_t)b.G, 1, bf16_fwd_body, &b);
+    return EQM_OK;
+}
+
+static int bwd_bf16(eqm_host *h, const eqm_conv2d_shape *s, float *din, float *dw,
+                    const float *dout, const float *in, const float *w)
+{
+    bf16_conv_ctx b = {.in = in, .w = w, .dout = dout, .din = din, .dw = dw};
+    bf16_plan(s, (dw ? 1 : 0) | (din ? 2 : 0), &b);
+    b.buf = ws_get(h, (size_t)b.G * b.slice);
+    if (!b.buf)
+        return EQM_ERR_NOMEM;
+    nn_parallel(h, (size_t)b.G, 1, bf16_bwd_body, &b);
+    if (dw) {
+        dw_sum_ctx d = {dw, b.buf, b.slice, b.G};
+        nn_parallel(h, (size_t)s->C_out * b.K, 4096, dw_sum_body, &d);
+    }
+    return EQM_OK;
+}
+
 /* Winograd by default (not for bf16 on AMX, see below) for 3x3 stride-1 convs with >= 16
  * channels in and out and at least 512 output tiles per call: the weight transform (16 Ci Co per call) is then amortised
  * (measured: 4x4x512 at batch 64 = 256 tiles about breaks even, at batch 256 it is 1.7x
@@ -242,6 +388,8 @@ static int fwd_im2col(eqm_host *h, const eqm_conv2d_shape *s, float *out, const 
                 beta, out, Co);
         return EQM_OK;
     }
+    if (bf16_tiles(s))
+        return fwd_bf16(h, s, out, in, w, beta, buf);
     size_t T = tile_images(s, HoWo, (size_t)c.K);
     c.cols = buf;
     for (size_t n0 = 0; n0 < (size_t)s->N; n0 += T) {
@@ -260,6 +408,11 @@ static size_t fwd_ws_floats(const eqm_conv2d_shape *s)
         return nn_wino_ws_floats(s);
     if (is_pointwise(s))
         return 0;
+    if (bf16_tiles(s)) {
+        bf16_conv_ctx b;
+        bf16_plan(s, 0, &b);
+        return (size_t)b.G * b.slice;
+    }
     int Ho = (s->H + 2 * s->pad - s->kh) / s->stride + 1;
     int Wo = (s->W + 2 * s->pad - s->kw) / s->stride + 1;
     size_t HoWo = (size_t)Ho * Wo, K = (size_t)s->kh * s->kw * s->C_in;
@@ -376,6 +529,8 @@ int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float
             nn_gemm(h, s->flags, 0, 0, M, c.K, Co, 1.f, dout, Co, w, c.K, 1.f, din, c.K);
         return EQM_OK;
     }
+    if (bf16_tiles(s) && !(dw && wino_ok(s)) && !(din && dx_as_forward_ok(s)))
+        return bwd_bf16(h, s, din, dw, dout, in, w);
     size_t T = tile_images(s, HoWo, (size_t)c.K);
     size_t tile = T * HoWo * (size_t)c.K;
     int wdw = dw && wino_ok(s), fdx = din && dx_as_forward_ok(s);

@@ -205,101 +205,138 @@ static void gemm_emul(int tA, int tB, int M, int N, int K, float alpha, const fl
 #define KC 256 /* k per block (even) */
 #define MC 192 /* rows per A block (multiple of MR) */
 
-/* Pack op(B)[k0 .. k0+kc, all N] into panels: panel q (columns 64q ..), pair p: 64 x uint32
- * (column j's (b(2p, j), b(2p+1, j)) bf16 pair). Columns past N and k past kc are zero. */
-BF16_TARGET static void pack_b(int tB, const float *B, int ldb, int k0, int kc, int kp, int N,
-                               uint32_t *bp)
+/* 16 x 16 transpose of 32-bit elements: r[i] element j -> r[j] element i. */
+BF16_TARGET static inline void tr16(__m512i r[16])
 {
-    const int np = (N + NR - 1) / NR;
-    if (!tB) {
-        /* rows k of B are contiguous over j: convert 16 columns of rows 2p, 2p+1 and
-         * interleave them with one vpermw */
-        const __m512i ilv = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10,
-                                             25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3,
-                                             18, 2, 17, 1, 16, 0);
-        for (int q = 0; q < np; q++) {
-            uint32_t *dst = bp + (size_t)q * kp * NR;
-            for (int p = 0; p < kp; p++) {
-                int k = k0 + 2 * p;
-                const float *r0 = B + (size_t)k * ldb, *r1 = r0 + ldb;
-                int has0 = 2 * p < kc, has1 = 2 * p + 1 < kc;
-                for (int v = 0; v < NR / 16; v++) {
-                    int j = q * NR + v * 16, nj = N - j;
-                    __m512i out;
-                    if (nj <= 0 || !has0) {
-                        out = _mm512_setzero_si512();
-                    } else {
-                        __mmask16 m = nj >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nj) - 1);
-                        __m512 x0 = _mm512_maskz_loadu_ps(m, r0 + j);
-                        __m512 x1 = has1 ? _mm512_maskz_loadu_ps(m, r1 + j) : _mm512_setzero_ps();
-                        __m512i cv = (__m512i)_mm512_cvtne2ps_pbh(x1, x0); /* lo x0, hi x1 */
-                        out = _mm512_permutexvar_epi16(ilv, cv);
-                    }
-                    _mm512_store_si512((void *)(dst + (size_t)p * NR + v * 16), out);
-                }
+    __m512i t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) { /* r[i + j] lane L: column 4L + j of rows i .. i+3 */
+        r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+        r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    for (int j = 0; j < 4; j++) {
+        __m512i ua = _mm512_shuffle_i32x4(r[j], r[4 + j], 0x88);
+        __m512i ub = _mm512_shuffle_i32x4(r[j], r[4 + j], 0xdd);
+        __m512i va = _mm512_shuffle_i32x4(r[8 + j], r[12 + j], 0x88);
+        __m512i vb = _mm512_shuffle_i32x4(r[8 + j], r[12 + j], 0xdd);
+        t[j] = _mm512_shuffle_i32x4(ua, va, 0x88);
+        t[8 + j] = _mm512_shuffle_i32x4(ua, va, 0xdd);
+        t[4 + j] = _mm512_shuffle_i32x4(ub, vb, 0x88);
+        t[12 + j] = _mm512_shuffle_i32x4(ub, vb, 0xdd);
+    }
+    for (int i = 0; i < 16; i++)
+        r[i] = t[i];
+}
+
+static inline __mmask16 mask16(int n)
+{
+    return n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+}
+
+/* 16 k-pairs of one row: elements t = (bf16 x[2t], bf16 x[2t+1]) of x[0 .. nv) (zero past
+ * nv), for a row x of contiguous k. */
+BF16_TARGET static inline __m512i pairs_of_row(const float *x, int nv)
+{
+    __m512 x0 = _mm512_maskz_loadu_ps(mask16(nv), x);
+    __m512 x1 = _mm512_maskz_loadu_ps(mask16(nv - 16), x + 16);
+    return (__m512i)_mm512_cvtne2ps_pbh(x1, x0); /* lo x0, hi x1 */
+}
+
+/* 16 columns' k-pairs from two k rows: elements t = (bf16 r0[t], bf16 r1[t]), columns past
+ * nj zero, r1 NULL = zero. */
+BF16_TARGET static inline __m512i pairs_of_cols(const float *r0, const float *r1, int nj)
+{
+    const __m512i ilv = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9,
+                                         24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1,
+                                         16, 0);
+    __mmask16 m = mask16(nj);
+    __m512 x0 = r0 ? _mm512_maskz_loadu_ps(m, r0) : _mm512_setzero_ps();
+    __m512 x1 = r1 ? _mm512_maskz_loadu_ps(m, r1) : _mm512_setzero_ps();
+    return _mm512_permutexvar_epi16(ilv, (__m512i)_mm512_cvtne2ps_pbh(x1, x0));
+}
+
+/* Pack panel q (columns NR q ..) of op(B)[k0 .. k0+kc, 0 .. N) at dst: pair p is NR uint32
+ * (column j's (b(2p, j), b(2p+1, j)) bf16 pair) at dst + p NR, for kp pairs; columns past N
+ * and k past kc are zero. */
+BF16_TARGET static void pack_b(int tB, const float *B, int ldb, int k0, int kc, int kp, int N,
+                               int q, uint32_t *dst)
+{
+    if (!tB) { /* rows k of B are contiguous over j */
+        for (int p = 0; p < kp; p++) {
+            int k = k0 + 2 * p;
+            const float *r0 = 2 * p < kc ? B + (size_t)k * ldb : NULL;
+            const float *r1 = 2 * p + 1 < kc ? B + (size_t)(k + 1) * ldb : NULL;
+            for (int v = 0; v < NR / 16; v++) {
+                int j = q * NR + v * 16;
+                __m512i out = pairs_of_cols(r0 ? r0 + j : NULL, r1 ? r1 + j : NULL, N - j);
+                _mm512_store_si512((void *)(dst + (size_t)p * NR + v * 16), out);
             }
         }
         return;
     }
-    /* op(B)(k, j) = B[j][k]: a pair is two adjacent floats of row j */
-    for (int q = 0; q < np; q++) {
-        uint32_t *dst = bp + (size_t)q * kp * NR;
-        for (int jj = 0; jj < NR; jj++) {
-            int j = q * NR + jj;
-            if (j >= N) {
-                for (int p = 0; p < kp; p++)
-                    dst[(size_t)p * NR + jj] = 0;
-                continue;
-            }
-            const float *row = B + (size_t)j * ldb + k0;
-            int p = 0;
-            for (; 2 * p + 32 <= kc; p += 16) {
-                __m512 x0 = _mm512_loadu_ps(row + 2 * p), x1 = _mm512_loadu_ps(row + 2 * p + 16);
-                uint32_t tmp[16];
-                _mm512_storeu_si512((void *)tmp, (__m512i)_mm512_cvtne2ps_pbh(x1, x0));
-                for (int t = 0; t < 16; t++)
-                    dst[(size_t)(p + t) * NR + jj] = tmp[t];
-            }
-            for (; p < kp; p++) {
-                uint32_t lo = 2 * p < kc ? nn_bf16_from_f32(row[2 * p]) : 0;
-                uint32_t hi = 2 * p + 1 < kc ? nn_bf16_from_f32(row[2 * p + 1]) : 0;
-                dst[(size_t)p * NR + jj] = lo | hi << 16;
-            }
+    /* op(B)(k, j) = B[j][k]: a row j gives 16 pairs (over p) per 32 k; 16 columns x 16
+     * pairs are transposed in registers so that every store is one 64-byte run */
+    for (int v = 0; v < NR / 16; v++) {
+        int j0 = q * NR + v * 16;
+        for (int p0 = 0; p0 < kp; p0 += 16) {
+            __m512i r[16];
+            for (int t = 0; t < 16; t++)
+                r[t] = j0 + t < N ? pairs_of_row(B + (size_t)(j0 + t) * ldb + k0 + 2 * p0,
+                                                 kc - 2 * p0)
+                                  : _mm512_setzero_si512();
+            tr16(r);
+            int np = kp - p0 < 16 ? kp - p0 : 16;
+            for (int p = 0; p < np; p++)
+                _mm512_store_si512((void *)(dst + (size_t)(p0 + p) * NR + v * 16), r[p]);
         }
     }
 }
 
-/* Pack op(A)[i0 .. i0+mc, k0 .. k0+kc] as rows of kp2 bf16 (k past kc zero), row i at
- * ap + i * kp2 (a 6-row micro-panel of the AVX-512 kernel, or 16-row AMX tiles, are then
- * evenly strided rows); rows from mc to mrows are zero. */
-BF16_TARGET static void pack_a(int tA, const float *A, int lda, int i0, int mc, int mrows,
+/* Pack rows [r0, r1) of op(A)[i0 .., k0 .. k0+kc] as rows of kp2 bf16 (k past kc zero),
+ * row i at ap + i * kp2 (a 6-row micro-panel of the AVX-512 kernel, or 16-row AMX tiles,
+ * are then evenly strided rows); rows from mc on are zero. */
+BF16_TARGET static void pack_a(int tA, const float *A, int lda, int i0, int mc, int r0, int r1,
                                int k0, int kc, int kp2, uint16_t *ap)
 {
-    for (int i = 0; i < mrows; i++) {
-        uint16_t *dst = ap + (size_t)i * kp2;
-        if (i >= mc) {
-            memset(dst, 0, sizeof(uint16_t) * (size_t)kp2);
-            continue;
-        }
-        if (!tA) {
-            const float *src = A + (size_t)(i0 + i) * lda + k0;
-            int k = 0;
-            for (; k + 32 <= kc; k += 32) {
-                __m512 x0 = _mm512_loadu_ps(src + k), x1 = _mm512_loadu_ps(src + k + 16);
-                _mm512_storeu_si512((void *)(dst + k), (__m512i)_mm512_cvtne2ps_pbh(x1, x0));
+    if (!tA) {
+        for (int i = r0; i < r1; i++) {
+            uint16_t *dst = ap + (size_t)i * kp2;
+            if (i >= mc) {
+                memset(dst, 0, sizeof(uint16_t) * (size_t)kp2);
+                continue;
             }
-            for (; k < kc; k++)
-                dst[k] = nn_bf16_from_f32(src[k]);
-        } else {
-            const float *src = A + (size_t)k0 * lda + i0 + i;
-            for (int k = 0; k < kc; k++)
-                dst[k] = nn_bf16_from_f32(src[(size_t)k * lda]);
+            const float *src = A + (size_t)(i0 + i) * lda + k0;
+            for (int k = 0; k < kp2; k += 32)
+                _mm512_mask_storeu_epi32(dst + k, mask16((kp2 - k) / 2),
+                                         pairs_of_row(src + k, kc - k));
         }
-        for (int k = kc; k < kp2; k++)
-            dst[k] = 0;
+        return;
+    }
+    /* op(A)(i, k) = A[k][i]: two k rows give 16 rows' pairs; 16 pairs x 16 rows are
+     * transposed in registers so that every store is one 64-byte run of a packed row */
+    const int kp = kp2 / 2;
+    for (int ib = r0; ib < r1; ib += 16) {
+        int nr = r1 - ib < 16 ? r1 - ib : 16, nv = mc - ib;
+        for (int p0 = 0; p0 < kp; p0 += 16) {
+            __m512i r[16];
+            for (int p = 0; p < 16; p++) {
+                int k = 2 * (p0 + p);
+                const float *x0 = k < kc && nv > 0 ? A + (size_t)(k0 + k) * lda + i0 + ib : NULL;
+                const float *x1 = k + 1 < kc && nv > 0 ? x0 + lda : NULL;
+                r[p] = pairs_of_cols(x0, x1, nv);
+            }
+            tr16(r);
+            __mmask16 m = mask16(kp - p0);
+            for (int t = 0; t < nr; t++)
+                _mm512_mask_storeu_epi32(ap + (size_t)(ib + t) * kp2 + 2 * p0, m, r[t]);
+        }
     }
 }
-
 /* C[0..mr, 0..nc] (= or +=) alpha * (6 x 64 micro-panel product over kp k-pairs). */
 BF16_TARGET static void kernel_6x64(int kp, const uint16_t *a, const uint32_t *b, float *C,
                                     int ldc, int mr, int nc, float alpha, float beta)
@@ -412,78 +449,221 @@ AMX_TARGET static void kernel_amx_32x32(int kp, const uint16_t *a, size_t kp2, c
     }
 }
 
-BF16_TARGET static void gemm_native(int amx, int tA, int tB, int M, int N, int K, float alpha,
-                                    const float *A, int lda, const float *B, int ldb, float beta,
-                                    float *C, int ldc)
+/* ------------------------------------------------------------ the native driver ---- */
+
+/* Packing buffers: grow-only, one pair per calling thread (a slot in a process-wide table,
+ * so that they stay reachable and are reused by every later call of that thread; the
+ * pool's workers write into the caller's buffers during its passes). Allocating them per
+ * call cost page faults on every call once a second thread ran GEMMs (glibc returns a
+ * thread arena's freed top to the kernel: 21% of the CPU time of a 2-thread bf16 step in
+ * clear_page). Threads past NSLOTS allocate per call. */
+#define NSLOTS 64
+static struct {
+    void *p[2];
+    size_t bytes[2];
+} slots[NSLOTS];
+static _Atomic int slots_used;
+static _Thread_local int my_slot = -1;
+
+/* Buffer `which` (0 B panels, 1 A rows) of at least `bytes`, 64-byte aligned; *tmp set
+ * when the caller must free it. NULL when out of memory. */
+static void *pack_buf(int which, size_t bytes, int *tmp)
 {
-    const int np = (N + NR - 1) / NR;
-    const int kblk = amx ? 2 * KC : KC, kal = amx ? 32 : 2, ral = amx ? 32 : MR;
-    const int kcmax = K < kblk ? K : kblk, kpmax = (kcmax + kal - 1) / kal * kal / 2;
-    const int mcmax = M < MC ? ((M + ral - 1) / ral) * ral : MC;
-    uint32_t *bp = aligned_alloc(64, sizeof(uint32_t) * (size_t)np * kpmax * NR);
-    size_t abytes = sizeof(uint16_t) * (size_t)mcmax * 2 * kpmax;
-    uint16_t *ap = aligned_alloc(64, (abytes + 63) / 64 * 64);
-    if (!bp || !ap) {
-        free(bp), free(ap);
-        gemm_emul(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
+    bytes = (bytes + 63) / 64 * 64;
+    *tmp = 0;
+    if (my_slot < 0) {
+        int s = slots_used++;
+        my_slot = s < NSLOTS ? s : NSLOTS;
     }
-    if (amx)
+    if (my_slot >= NSLOTS) {
+        *tmp = 1;
+        return aligned_alloc(64, bytes ? bytes : 64);
+    }
+    if (slots[my_slot].bytes[which] >= bytes)
+        return slots[my_slot].p[which];
+    void *p = aligned_alloc(64, bytes);
+    if (!p)
+        return NULL;
+    free(slots[my_slot].p[which]);
+    slots[my_slot].p[which] = p;
+    slots[my_slot].bytes[which] = bytes;
+    return p;
+}
+
+/* One GEMM in three passes, each a parallel_for when run through the host (or a plain
+ * loop): pack all of op(B) (every k block, NR-column panels), then per chunk of M rows
+ * pack op(A) (every k block) and compute the chunk's blocks of C. Nothing is packed
+ * twice, and the passes split across threads without re-packing (the former split of
+ * the output into parts re-packed the other operand once per part). Every element of C
+ * sees the same arithmetic as one thread doing it all: per k block (in order) a kernel
+ * sum from zero, then C = alpha sum + (beta on the first block, else 1) C. */
+typedef struct {
+    int amx, tA, tB, M, N, K, lda, ldb, ldc;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    int kblk, kal, nkb, kpb, np; /* k per block, k padding, blocks, pairs per block, panels */
+    int rb, cb, ncb;             /* compute item: rb rows x cb columns; column items */
+    int m0, mc, mrows;           /* the chunk: rows m0 .. m0+mc, padded to mrows */
+    uint32_t *bp;                /* block b, panel q: bp + (b np + q) kpb NR */
+    uint16_t *ap;                /* block b: ap + b mrows 2 kpb, row i at + i 2 kp(b) */
+} gemm_plan;
+
+static int plan_kc(const gemm_plan *g, int b)
+{
+    return g->K - b * g->kblk < g->kblk ? g->K - b * g->kblk : g->kblk;
+}
+
+static int plan_kp(const gemm_plan *g, int b)
+{
+    return (plan_kc(g, b) + g->kal - 1) / g->kal * g->kal / 2;
+}
+
+BF16_TARGET static void pass_pack_b(void *vc, size_t b, size_t e)
+{
+    const gemm_plan *g = vc;
+    for (size_t it = b; it < e; it++) {
+        int kb = (int)(it / (size_t)g->np), q = (int)(it % (size_t)g->np);
+        pack_b(g->tB, g->B, g->ldb, kb * g->kblk, plan_kc(g, kb), plan_kp(g, kb), g->N, q,
+               g->bp + ((size_t)kb * g->np + q) * g->kpb * NR);
+    }
+}
+
+/* items: groups of g->rb rows of the chunk, every k block */
+BF16_TARGET static void pass_pack_a(void *vc, size_t b, size_t e)
+{
+    const gemm_plan *g = vc;
+    int r0 = (int)b * g->rb, r1 = (int)e * g->rb < g->mrows ? (int)e * g->rb : g->mrows;
+    for (int kb = 0; kb < g->nkb; kb++)
+        pack_a(g->tA, g->A, g->lda, g->m0, g->mc, r0, r1, kb * g->kblk, plan_kc(g, kb),
+               2 * plan_kp(g, kb), g->ap + (size_t)kb * g->mrows * 2 * g->kpb);
+}
+
+BF16_TARGET static void pass_compute(void *vc, size_t b, size_t e)
+{
+    const gemm_plan *g = vc;
+    if (g->amx)
         amx_begin();
-    for (int k0 = 0; k0 < K; k0 += kblk) {
-        int kc = K - k0 < kblk ? K - k0 : kblk, kp = (kc + kal - 1) / kal * kal / 2;
-        float bt = k0 == 0 ? beta : 1.f;
-        pack_b(tB, B, ldb, k0, kc, kp, N, bp);
-        for (int i0 = 0; i0 < M; i0 += MC) {
-            int mc = M - i0 < MC ? M - i0 : MC, mrows = (mc + ral - 1) / ral * ral;
-            pack_a(tA, A, lda, i0, mc, mrows, k0, kc, 2 * kp, ap);
-            for (int q = 0; q < np; q++) {
-                const uint32_t *bq = bp + (size_t)q * kp * NR;
-                int nc = N - q * NR < NR ? N - q * NR : NR;
-                if (amx) {
-                    for (int h = 0; h * 32 < nc; h++)
-                        for (int P = 0; P * 32 < mc; P++) {
-                            int mr = mc - P * 32 < 32 ? mc - P * 32 : 32;
-                            int ncc = nc - h * 32 < 32 ? nc - h * 32 : 32;
-                            kernel_amx_32x32(kp, ap + (size_t)P * 32 * 2 * kp, 2 * (size_t)kp,
-                                             bq + h * 32,
-                                             C + (size_t)(i0 + P * 32) * ldc + q * NR + h * 32,
-                                             ldc, mr, ncc, alpha, bt);
-                        }
-                    continue;
-                }
-                for (int P = 0; P * MR < mc; P++) {
-                    int mr = mc - P * MR < MR ? mc - P * MR : MR;
-                    kernel_6x64(kp, ap + (size_t)P * MR * 2 * kp, bq,
-                                C + (size_t)(i0 + P * MR) * ldc + q * NR, ldc, mr, nc, alpha, bt);
-                }
+    for (size_t it = b; it < e; it++) {
+        int ri = (int)(it / (size_t)g->ncb), ci = (int)(it % (size_t)g->ncb);
+        int i0 = ri * g->rb, j0 = ci * g->cb, q = j0 / NR;
+        int mr = g->mc - i0 < g->rb ? g->mc - i0 : g->rb;
+        int nc = g->N - j0 < g->cb ? g->N - j0 : g->cb;
+        float *C = g->C + (size_t)(g->m0 + i0) * g->ldc + j0;
+        for (int kb = 0; kb < g->nkb; kb++) {
+            int kp = plan_kp(g, kb);
+            float bt = kb == 0 ? g->beta : 1.f;
+            const uint16_t *a = g->ap + (size_t)kb * g->mrows * 2 * g->kpb + (size_t)i0 * 2 * kp;
+            const uint32_t *bq = g->bp + ((size_t)kb * g->np + q) * g->kpb * NR + (j0 - q * NR);
+            if (g->amx) {
+                kernel_amx_32x32(kp, a, 2 * (size_t)kp, bq, C, g->ldc, mr, nc, g->alpha, bt);
+                continue;
             }
+            for (int P = 0; P * MR < mr; P++)
+                kernel_6x64(kp, a + (size_t)P * MR * 2 * kp, bq, C + (size_t)P * MR * g->ldc,
+                            g->ldc, mr - P * MR < MR ? mr - P * MR : MR, nc, g->alpha, bt);
         }
     }
-    if (amx)
+    if (g->amx)
         amx_end();
-    free(bp), free(ap);
+}
+
+#define CHUNK_BYTES (8u << 20) /* packed A of one chunk of rows at most (about) */
+
+static void run_pass(eqm_host *h, int par, size_t n, eqm_parallel_fn fn, void *ctx)
+{
+    if (par)
+        nn_parallel(h, n, 1, fn, ctx);
+    else
+        fn(ctx, 0, n);
+}
+
+/* Returns 0 when the buffers could not be had (the caller falls back). */
+static int gemm_native(eqm_host *h, int par, int amx, int tA, int tB, int M, int N, int K,
+                       float alpha, const float *A, int lda, const float *B, int ldb,
+                       float beta, float *C, int ldc)
+{
+    gemm_plan g = {.amx = amx, .tA = tA, .tB = tB, .M = M, .N = N, .K = K, .lda = lda,
+                   .ldb = ldb, .ldc = ldc, .alpha = alpha, .beta = beta, .A = A, .B = B, .C = C};
+    g.kblk = amx ? 2 * KC : KC;
+    g.kal = amx ? 32 : 2;
+    g.nkb = (K + g.kblk - 1) / g.kblk;
+    g.kpb = plan_kp(&g, 0);
+    g.np = (N + NR - 1) / NR;
+    g.rb = amx ? 32 : 8 * MR;
+    g.cb = amx ? 32 : NR;
+    g.ncb = (N + g.cb - 1) / g.cb;
+    /* rows per chunk: a multiple of rb, packed A within CHUNK_BYTES */
+    size_t rowbytes = sizeof(uint16_t) * (size_t)g.nkb * 2 * g.kpb;
+    int crows = (int)(CHUNK_BYTES / rowbytes) / g.rb * g.rb;
+    if (crows < g.rb)
+        crows = g.rb;
+    int mfirst = M < crows ? M : crows;
+    int mrmax = (mfirst + g.rb - 1) / g.rb * g.rb;
+    int tb, ta;
+    uint32_t *bp = pack_buf(0, sizeof(uint32_t) * (size_t)g.nkb * g.np * g.kpb * NR, &tb);
+    uint16_t *ap = pack_buf(1, rowbytes * (size_t)mrmax, &ta);
+    if (!bp || !ap) {
+        if (tb)
+            free(bp);
+        if (ta)
+            free(ap);
+        return 0;
+    }
+    g.bp = bp;
+    g.ap = ap;
+    run_pass(h, par, (size_t)g.nkb * g.np, pass_pack_b, &g);
+    for (g.m0 = 0; g.m0 < M; g.m0 += crows) {
+        g.mc = M - g.m0 < crows ? M - g.m0 : crows;
+        g.mrows = (g.mc + g.rb - 1) / g.rb * g.rb;
+        size_t nrb = (size_t)g.mrows / g.rb;
+        run_pass(h, par, nrb, pass_pack_a, &g);
+        run_pass(h, par, nrb * g.ncb, pass_compute, &g);
+    }
+    if (tb)
+        free(bp);
+    if (ta)
+        free(ap);
+    return 1;
+}
+
+static int gemm_trivial(int M, int N, int K, float beta, float *C, int ldc)
+{
+    if (M <= 0 || N <= 0)
+        return 1;
+    if (K > 0)
+        return 0;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++)
+            C[(size_t)i * ldc + j] = beta == 0.f ? 0.f : beta * C[(size_t)i * ldc + j];
+    return 1;
 }
 
 /* One GEMM on the calling thread. */
 void nn_gemm_bf16_1(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda,
                     const float *B, int ldb, float beta, float *C, int ldc)
 {
-    if (M <= 0 || N <= 0)
+    if (gemm_trivial(M, N, K, beta, C, ldc))
         return;
-    if (K <= 0) {
-        for (int i = 0; i < M; i++)
-            for (int j = 0; j < N; j++)
-                C[(size_t)i * ldc + j] = beta == 0.f ? 0.f : beta * C[(size_t)i * ldc + j];
-        return;
-    }
     int mode = nn_bf16_native();
-    if (mode)
-        gemm_native(mode == 2, tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    else
+    if (!mode || !gemm_native(NULL, 0, mode == 2, tA, tB, M, N, K, alpha, A, lda, B, ldb, beta,
+                              C, ldc))
         gemm_emul(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+int nn_gemm_bf16(eqm_host *h, int tA, int tB, int M, int N, int K, float alpha, const float *A,
+                 int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    int mode = nn_bf16_native();
+    if (!mode)
+        return 0;
+    if (gemm_trivial(M, N, K, beta, C, ldc))
+        return 1;
+    if (!gemm_native(h, nn_threads() > 1, mode == 2, tA, tB, M, N, K, alpha, A, lda, B, ldb,
+                     beta, C, ldc))
+        gemm_emul(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return 1;
+}
 /* Test hook: the native conversion of n floats (n a multiple of 32), or 0 without it. */
 BF16_TARGET static void cvt_native(uint16_t *dst, const float *src, size_t n)
 {

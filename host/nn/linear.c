@@ -111,8 +111,14 @@ void nn_gemm(eqm_host *h, uint32_t flags, int transA, int transB, int M, int N, 
              float *C, int ldc)
 {
     int nt = nn_threads(), bf = (flags & EQM_NN_BF16) != 0;
-    if (bf)
-        (void)nn_bf16_native(); /* decide the kernel (and ask for AMX) on this thread */
+    if (bf && nn_bf16_native()) { /* decides the kernel (and asks for AMX) on this thread */
+        /* the native kernels split their own passes: packing each operand once */
+        if ((double)M * N * (K > 0 ? K : 1) < SPLIT_MIN_MACS)
+            nn_gemm_bf16_1(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        else
+            nn_gemm_bf16(h, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
     if (nt <= 1 || M <= 0 || N <= 0) {
         gemm1(bf, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;

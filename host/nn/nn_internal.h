@@ -111,6 +111,13 @@ void nn_sgemm_api(eqm_host *h, int transA, int transB, int M, int N, int K, floa
  * (vdpbf16ps) where the CPU has it, else an emulation with the same products. */
 void nn_gemm_bf16_1(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                     int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* The same GEMM with its passes (pack op(B), pack op(A), compute) split across the host's
+ * compute threads (nn_parallel; not from inside a parallel_for body), with the same
+ * result bit for bit as nn_gemm_bf16_1 at any thread count. Returns 0 (nothing done) when
+ * the kernel is the emulation, which the caller then splits itself. */
+int nn_gemm_bf16(eqm_host *h, int transA, int transB, int M, int N, int K, float alpha,
+                 const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                 int ldc);
 /* fp32 -> bf16, round to nearest even, zero/subnormal -> signed zero, NaN stays NaN (the
  * rule of vcvtne2ps2bf16); and back (exact). */
 uint16_t nn_bf16_from_f32(float f);

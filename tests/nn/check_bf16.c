@@ -186,6 +186,41 @@ START_TEST(test_gemm)
 }
 END_TEST
 
+/* The native kernels split their passes (pack op(B), pack op(A), compute) across the
+ * compute threads (nn_gemm_bf16): every element must come out bit for bit as the one-thread
+ * GEMM makes it, for every transpose pair (the transposing packers), with k blocks (AMX 512,
+ * vdpbf16ps 256), partial 16-pair groups and a second chunk of rows (8 MiB of packed
+ * op(A) = 2048 rows at K = 2048). */
+START_TEST(test_gemm_threads_bitwise)
+{
+    if (!set_mode(1 + _i))
+        return;
+    host_threads_init(2);
+    const int shapes[][3] = {{300, 70, 600}, {45, 260, 1100}, {2100, 40, 2048}};
+    for (int si = 0; si < 3; si++)
+        for (int tA = 0; tA < 2; tA++)
+            for (int tB = 0; tB < 2; tB++) {
+                int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
+                if (si == 2 && tA != tB) /* the big one: two transpose pairs are enough */
+                    continue;
+                int lda = (tA ? M : K) + 1, ldb = (tB ? K : N) + 3, ldc = N + 1;
+                size_t na = (size_t)(tA ? K : M) * lda, nb = (size_t)(tB ? N : K) * ldb;
+                size_t nc = (size_t)M * ldc;
+                float *A = rnd(na, 1.f), *B = rnd(nb, 1.f), *C = rnd(nc, 1.f);
+                float *C1 = dup(C, nc);
+                ck_assert_int_eq(nn_gemm_bf16(NULL, tA, tB, M, N, K, 0.5f, A, lda, B, ldb, 1.f,
+                                              C, ldc),
+                                 1);
+                nn_gemm_bf16_1(tA, tB, M, N, K, 0.5f, A, lda, B, ldb, 1.f, C1, ldc);
+                ck_assert_msg(memcmp(C, C1, nc * sizeof *C) == 0,
+                              "bf16 gemm %dx%dx%d tA %d tB %d: 2 threads differ from 1", M, N, K,
+                              tA, tB);
+                free(A), free(B), free(C), free(C1);
+            }
+    nn_bf16_set_native(2);
+}
+END_TEST
+
 /* conv2d with EQM_NN_BF16 against fp32 conv2d: forward, dX, dW; im2col, 1x1, strided,
  * stem-like 7x7 and Winograd shapes. */
 typedef struct {
@@ -200,6 +235,9 @@ static const conv_case conv_cases[] = {
     {{2, 8, 8, 16, 32, 1, 1, 2, 0, 0}, 0, 0},    /* 1x1 stride 2 (ResNet shortcut) */
     {{3, 15, 13, 3, 16, 7, 7, 2, 3, 0}, 0, 0},   /* stem-like 7x7 */
     {{2, 32, 32, 16, 24, 3, 3, 1, 1, 0}, 1, 0},  /* 3x3 s1 on im2col / col2im */
+    {{16, 24, 24, 16, 24, 3, 3, 1, 1, 0}, 1, 0}, /* 6 tiles of 3 images (the last 1): with a
+                                                    native kernel, groups of tiles per task
+                                                    and dW summed over 4 group partials */
     {{2, 32, 32, 16, 24, 3, 3, 1, 1, 0}, 3, 1},  /* same on Winograd (forced: on AMX the
                                                     default takes im2col) */
     {{2, 32, 32, 16, 24, 3, 3, 1, 1, 0}, 0, -1}, /* the default path (either) */
@@ -428,6 +466,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_convert);
     tcase_add_loop_test(tc, test_gemm, 0, 3);
+    tcase_add_loop_test(tc, test_gemm_threads_bitwise, 0, 2);
     tcase_add_loop_test(tc, test_conv, 0, 3 * N_CONV);
     tcase_add_test(tc, test_conv_precision);
     tcase_add_loop_test(tc, test_linear, 0, 9);

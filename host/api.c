@@ -122,6 +122,8 @@ int errf(char *err, size_t errlen, int status, const char *fmt, ...)
 typedef struct host_ctx_full {
     eqm_host pub; /* first: an eqm_host * is a host_ctx_full * */
     uint64_t serial;
+    host_grads_hook grads_final; /* api->grads_final on this context (NULL: a no-op) */
+    void *grads_ctx;
 } host_ctx_full;
 
 typedef struct tl_err {
@@ -199,6 +201,14 @@ eqm_host *host_ctx_create(const char *label)
     f->serial = ++ctx_serial;
     pthread_mutex_unlock(&err_mu);
     return &f->pub;
+}
+
+void host_ctx_set_grads_hook(eqm_host *h, host_grads_hook fn, void *ctx)
+{
+    if (!h)
+        return;
+    ((host_ctx_full *)h)->grads_final = fn;
+    ((host_ctx_full *)h)->grads_ctx = ctx;
 }
 
 void host_ctx_destroy(eqm_host *h)
@@ -557,6 +567,16 @@ static uint64_t api_now_ns(void)
  * host/services/io.c. They are referenced here (no weak defaults), so every program that
  * links the static libeqmhost gets all three. */
 
+/* ABI 1.4: the module says which of its gradients are final (host_api.h); the trainer's
+ * hook on the module's context acts on it (MPI: starts their all-reduce), else nothing. */
+static int api_grads_final(eqm_host *h, int first, int count)
+{
+    host_ctx_full *f = (host_ctx_full *)h;
+    if (!f || !f->grads_final)
+        return EQM_OK;
+    return f->grads_final(f->grads_ctx, h, first, count);
+}
+
 static eqm_host_api the_api;
 
 static void api_init(void)
@@ -579,6 +599,7 @@ static void api_init(void)
     a->nn = nn_api_table();
     a->image = image_api_table();
     a->io = io_api_table();
+    a->grads_final = api_grads_final;
 }
 
 const eqm_host_api *host_api(void)

@@ -48,6 +48,11 @@ struct eqm_host {
 };
 eqm_host *host_ctx_create(const char *label); /* NULL on OOM */
 void host_ctx_destroy(eqm_host *h);
+/* What api->grads_final (ABI 1.4) does for a plugin calling it on h: fn(ctx, h, first,
+ * count), its status returned to the plugin; NULL (the default): nothing, EQM_OK. The
+ * trainer sets it on a module's context under MPI (host/train/step.c). */
+typedef int (*host_grads_hook)(void *ctx, eqm_host *h, int first, int count);
+void host_ctx_set_grads_hook(eqm_host *h, host_grads_hook fn, void *ctx);
 const char *host_ctx_error(const eqm_host *h); /* "" if none */
 /* Set an error on a context from host code (same semantics as api->set_error). */
 int host_ctx_set_error(eqm_host *h, int status, const char *fmt, ...)

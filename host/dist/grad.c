@@ -238,8 +238,10 @@ int dist_grad_ready(dist_grad *g, size_t off, size_t n)
 #ifdef HAVE_MPI
     if (g->mode != DIST_GRAD_SYNC)
         for (size_t b = 0; b < g->nb; b++)
-            if (!g->started[b] && g->marked[b] >= bucket_len(g, b))
+            if (!g->started[b] && g->marked[b] >= bucket_len(g, b)) {
                 start_bucket(g, b);
+                g->st.early++;
+            }
     dist_grad_progress(g);
 #endif
     return EQM_OK;
@@ -299,6 +301,7 @@ int dist_grad_finish(dist_grad *g, char *err, size_t errlen)
     uint64_t t1 = mono_ns();
     g->st.wait_ns += t1 - tf;
     g->st.steps++;
+    g->st.buckets += g->nb;
     uint64_t bytes = (uint64_t)(2.0 * (g->size - 1) / g->size * (double)(g->n * sizeof(float)));
     g->st.bytes += bytes;
     dist_stats_add(t1 - tf, bytes);

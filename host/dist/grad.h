@@ -39,6 +39,8 @@ typedef struct dist_grad_stats {
     uint64_t comm_ns;     /* time the all-reduces took (THREAD, SYNC; TEST: = wait_ns) */
     uint64_t overlap_ns;  /* of comm_ns, the part before dist_grad_finish was called */
     uint64_t wait_ns;     /* time dist_grad_finish blocked the training thread */
+    uint64_t buckets;     /* buckets all-reduced (nb per step) */
+    uint64_t early;       /* of them, those started by dist_grad_ready (before finish) */
 } dist_grad_stats;
 
 /* mode: enum dist_grad_mode. Returns EQM_OK or a negative status with err set. */

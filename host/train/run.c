@@ -381,7 +381,7 @@ static int run_build(trainer *tr, char *err, size_t errlen)
         rc = dist_grad_create(&tr->dg, tr->m.grads, tr->m.n_floats,
                               (size_t)tr->to.grad_bucket_mb << 18, modes[tr->to.grad_overlap],
                               err, errlen);
-        if (rc)
+        if (rc || (rc = step_grads_setup(tr, err, errlen)))
             return rc;
         /* the same seed gives the same parameters everywhere: checked, not assumed */
         if ((rc = dist_check_identical(tr->m.params, tr->m.n_floats * sizeof(float),
@@ -663,10 +663,12 @@ static int run_finish(trainer *tr, const acc_terms *acc, int resumed, double wal
         dist_stats d = dist_stats_get();
         double n = g.steps ? (double)g.steps : 1;
         fprintf(stderr, "equimod train: MPI: gradient all-reduce %.1f ms/step (%.0f%% of it "
-                "while backward ran), backward then waited %.1f ms/step; SyncBN + NT-Xent + "
-                "metrics collectives %.1f ms/step; %.2f MB sent per step by this rank\n",
+                "while backward ran; %.1f of %.1f buckets per step started during backward), "
+                "backward then waited %.1f ms/step; SyncBN + NT-Xent + metrics collectives "
+                "%.1f ms/step; %.2f MB sent per step by this rank\n",
                 g.comm_ns / 1e6 / n, g.comm_ns ? 100.0 * g.overlap_ns / g.comm_ns : 0.0,
-                g.wait_ns / 1e6 / n, (double)(d.ns - g.wait_ns) / 1e6 / n, d.bytes / 1e6 / n);
+                g.early / n, g.buckets / n, g.wait_ns / 1e6 / n,
+                (double)(d.ns - g.wait_ns) / 1e6 / n, d.bytes / 1e6 / n);
     }
     fprintf(stderr, "equimod train: done: %lld steps in %.1f s (%.1f img/s); report: %s/report.md\n",
             (long long)tr->st.step, tr->st.elapsed_s,
@@ -764,6 +766,8 @@ int train_main(const char *config, char **sets, int n_sets, const char *out_dir,
         status = 1;
     }
     dist_grad_destroy(tr->dg);
+    for (int s = 0; s < EQM_SLOT_COUNT; s++)
+        free(tr->gmark[s]);
     tr->dg = NULL;
     dist_nn_set(0);
     trainer_free(tr);

@@ -69,7 +69,12 @@ typedef struct trainer {
     int writer;         /* rank 0 (or the only process): writes the run folder and prints */
     struct dist_grad *dg; /* MPI: gradient averaging (dist/grad.h); NULL alone */
     int streaming;      /* the train split is a stream (shards): its end is agreed under MPI */
+    /* MPI: per slot and tensor, whether its gradient was marked ready this step (step.c) */
+    unsigned char *gmark[EQM_SLOT_COUNT];
 } trainer;
+
+/* MPI: sets api->grads_final's hook on every module's context (step.c). */
+int step_grads_setup(trainer *tr, char *err, size_t errlen);
 
 
 /* One step's values, as step.c hands them to the report. */

@@ -6,6 +6,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "dist/dist.h"
@@ -108,18 +109,88 @@ static int forward_views(trainer *tr, eqm_batch *b, eqm_module_io *bio, eqm_modu
     return EQM_OK;
 }
 
-/* MPI: the gradients of every tensor of module `slot` are final (its backward ran):
- * their all-reduce may start while the backbone's backward runs. */
+/* MPI: tensor i of module `slot` holds its final gradient of this step: its floats, and
+ * the zero padding up to the next tensor's 64-byte boundary (model.h), are marked ready,
+ * so that a bucket starts once every float of it is final (padding and BN running
+ * statistics would otherwise hold a bucket back until dist_grad_finish). Once a step. */
+static void mark_tensor(trainer *tr, int slot, int i)
+{
+    const eqm_module_inst *mi = &tr->m.mod[slot];
+    if (tr->gmark[slot][i])
+        return;
+    tr->gmark[slot][i] = 1;
+    size_t off = mi->offset[i], end = off + mi->numel[i];
+    end = (end + EQM_MODEL_ALIGN_FLOATS - 1) / EQM_MODEL_ALIGN_FLOATS * EQM_MODEL_ALIGN_FLOATS;
+    if (end > tr->m.n_floats)
+        end = tr->m.n_floats;
+    dist_grad_ready(tr->dg, off, end - off);
+}
+
+/* MPI: the gradients of every tensor of module `slot` are final (its backward ran; those
+ * it declared final through api->grads_final are marked already). */
 static void grads_ready(trainer *tr, int slot)
+{
+    if (!tr->dg || !tr->m.mod[slot].plugin)
+        return;
+    for (int i = 0; i < tr->m.mod[slot].n_tensors; i++)
+        mark_tensor(tr, slot, i);
+}
+
+/* MPI, at the start of a step: nothing marked yet, and the tensors without a gradient
+ * (EQM_T_BUFFER: BN running statistics; their gradient memory stays 0) are final now. */
+static void grads_begin(trainer *tr)
 {
     if (!tr->dg)
         return;
-    int nt = model_n_tensors(&tr->m);
-    for (int k = 0; k < nt; k++) {
-        eqm_model_tensor t;
-        if (!model_tensor(&tr->m, k, &t) && t.grad && t.slot == slot)
-            dist_grad_ready(tr->dg, t.offset, t.numel);
+    for (int s = 0; s < EQM_SLOT_COUNT; s++) {
+        const eqm_module_inst *mi = &tr->m.mod[s];
+        if (!mi->plugin)
+            continue;
+        memset(tr->gmark[s], 0, (size_t)mi->n_tensors);
+        for (int i = 0; i < mi->n_tensors; i++)
+            if (!mi->grad[i])
+                mark_tensor(tr, s, i);
     }
+}
+
+/* api->grads_final (ABI 1.4) of a module under MPI: tensors [first, first + count) of the
+ * module whose context is h hold their final gradient; their all-reduce may start while
+ * the rest of its backward runs. */
+static int grads_final_hook(void *ctx, eqm_host *h, int first, int count)
+{
+    trainer *tr = ctx;
+    int slot = -1;
+    for (int s = 0; s < EQM_SLOT_COUNT; s++)
+        if (tr->m.mod[s].plugin && tr->m.mod[s].ctx == h)
+            slot = s;
+    if (slot < 0)
+        return EQM_OK;
+    const eqm_module_inst *mi = &tr->m.mod[slot];
+    if (first < 0 || count < 0 || first > mi->n_tensors || count > mi->n_tensors - first)
+        return host_ctx_set_error(h, EQM_ERR_INVAL, "grads_final(%d, %d): the module has "
+                                  "tensors 0..%d", first, count, mi->n_tensors - 1);
+    for (int i = first; i < first + count; i++)
+        if (mi->grad[i] && tr->gmark[slot][i])
+            return host_ctx_set_error(h, EQM_ERR_INVAL, "grads_final: tensor %d ('%s') was "
+                                      "declared final twice in one backward", i,
+                                      mi->info[i].name);
+    for (int i = first; i < first + count; i++)
+        mark_tensor(tr, slot, i);
+    return EQM_OK;
+}
+
+int step_grads_setup(trainer *tr, char *err, size_t errlen)
+{
+    for (int s = 0; s < EQM_SLOT_COUNT; s++) {
+        eqm_module_inst *mi = &tr->m.mod[s];
+        if (!mi->plugin)
+            continue;
+        tr->gmark[s] = calloc((size_t)(mi->n_tensors ? mi->n_tensors : 1), 1);
+        if (!tr->gmark[s])
+            return errf(err, errlen, EQM_ERR_NOMEM, "out of memory");
+        host_ctx_set_grads_hook(mi->ctx, grads_final_hook, tr);
+    }
+    return EQM_OK;
 }
 
 /* MPI: the logged values averaged over the ranks (the gathered NT-Xent losses are the
@@ -171,6 +242,7 @@ static int step_run(trainer *tr, eqm_batch *b, acc_terms *acc, char *err, size_t
     memset(&s, 0, sizeof s);
     s.tau = tr->byol ? ema_step(tr) : NAN;
     eqm_module_io bio = {0}, mio = {0}, eio = {0};
+    grads_begin(tr);
     int rc = forward_views(tr, b, &bio, &mio, err, errlen);
     if (rc)
         return rc;
@@ -195,6 +267,7 @@ static int step_run(trainer *tr, eqm_batch *b, acc_terms *acc, char *err, size_t
     rc = model_call(bb, 1, &bio, "backward", err, errlen);
     if (rc)
         return rc;
+    /* the backbone's tensors it did not declare final (api->grads_final) start in finish */
     if (tr->dg && (rc = dist_grad_finish(tr->dg, err, errlen))) /* average over ranks */
         return rc;
     s.lr = sched_warmup_cosine(tr->st.step, tr->oo.lr, tr->W, tr->T, tr->oo.warmup_start,

@@ -930,6 +930,92 @@ END_TEST
 
 /* The model with a method that needs a BYOL target (method_byol.so): parallel flat buffers,
  * target bound exactly for the EMA tensors of backbone and method, model_init copies it. */
+/* ABI 1.4 api->grads_final: during backward the backbone declares each conv unit's
+ * tensors final once, and a declared gradient is not changed afterwards (a snapshot at
+ * the call equals the gradient after backward); every trained tensor is declared, the
+ * first declaration comes while the stem's gradient is still untouched (the calls run
+ * during backward, layer by layer, not at its end). */
+typedef struct gf_rec {
+    eqm_model *m;
+    int calls, *declared;
+    float **snap;
+    int stem_zero_at_first; /* tensor 0's gradient was all zero at the first call */
+} gf_rec;
+
+static int gf_hook(void *ctx, eqm_host *h, int first, int count)
+{
+    gf_rec *g = ctx;
+    const eqm_module_inst *mi = &g->m->mod[0];
+    ck_assert_ptr_eq(h, mi->ctx);
+    ck_assert_int_ge(first, 0);
+    ck_assert_int_le(first + count, mi->n_tensors);
+    if (g->calls++ == 0) {
+        g->stem_zero_at_first = 1;
+        for (size_t k = 0; k < mi->numel[0]; k++)
+            g->stem_zero_at_first &= mi->grad[0][k] == 0.f;
+    }
+    for (int i = first; i < first + count; i++) {
+        if (!mi->grad[i])
+            continue;
+        ck_assert_msg(!g->declared[i], "tensor %d (%s) declared twice", i, mi->info[i].name);
+        g->declared[i] = 1;
+        g->snap[i] = malloc(mi->numel[i] * sizeof(float));
+        memcpy(g->snap[i], mi->grad[i], mi->numel[i] * sizeof(float));
+    }
+    return EQM_OK;
+}
+
+static void grads_final_case(const char *const *kv, int H, int rows)
+{
+    net n;
+    net_build(&n, kv, H, H, rows, 5);
+    const eqm_module_inst *mi = &n.m.mod[0];
+    gf_rec g = {&n.m, 0, calloc((size_t)mi->n_tensors, sizeof(int)),
+                calloc((size_t)mi->n_tensors, sizeof(float *)), 0};
+    host_ctx_set_grads_hook(mi->ctx, gf_hook, &g);
+    size_t nx = (size_t)rows * H * H * 3;
+    float *x = malloc(nx * sizeof(float)), *out = malloc((size_t)rows * n.D * sizeof(float));
+    float *dout = malloc((size_t)rows * n.D * sizeof(float));
+    for (size_t i = 0; i < nx; i++)
+        x[i] = frand();
+    for (size_t i = 0; i < (size_t)rows * n.D; i++)
+        dout[i] = frand();
+    model_zero_grad(&n.m);
+    fwd(&n, x, out, 1);
+    ck_assert_int_eq(g.calls, 0); /* forward declares nothing */
+    bwd(&n, x, dout, NULL, 1);
+    ck_assert_int_gt(g.calls, 1);
+    ck_assert_msg(g.stem_zero_at_first, "the first grads_final came after the stem's dW");
+    int stem_set = 0;
+    for (size_t k = 0; k < mi->numel[0]; k++)
+        stem_set |= mi->grad[0][k] != 0.f;
+    ck_assert_msg(stem_set, "the stem's dW is zero after backward (the check above is void)");
+    for (int i = 0; i < mi->n_tensors; i++) {
+        if (!mi->grad[i])
+            continue;
+        ck_assert_msg(g.declared[i], "tensor %d (%s) never declared final", i, mi->info[i].name);
+        ck_assert_msg(!memcmp(g.snap[i], mi->grad[i], mi->numel[i] * sizeof(float)),
+                      "tensor %d (%s) changed after it was declared final", i, mi->info[i].name);
+        free(g.snap[i]);
+    }
+    host_ctx_set_grads_hook(mi->ctx, NULL, NULL);
+    free(g.declared);
+    free(g.snap);
+    free(x);
+    free(out);
+    free(dout);
+    net_free(&n);
+}
+
+START_TEST(test_grads_final)
+{
+    const char *r18[] = {"depth=18", "stem=cifar", "width=0.125", NULL};
+    grads_final_case(r18, 8, 3);
+    const char *r50[] = {"depth=50", "stem=imagenet", "width=0.0625", NULL};
+    grads_final_case(r50, 32, 2);
+}
+END_TEST
+
 START_TEST(test_model_target)
 {
     char err[1024], path[4096];
@@ -1044,6 +1130,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_import_errors);
     tcase_add_test(tc, test_target_forward);
     tcase_add_test(tc, test_model_target);
+    tcase_add_test(tc, test_grads_final);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -613,6 +613,16 @@ static int resnet_forward(void *self, eqm_module_io *io)
 
 static void zero(float *p, size_t n) { memset(p, 0, n * sizeof(float)); }
 
+/* The unit's conv and BN gradients are final (each unit is visited once per backward):
+ * under MPI the host starts averaging them while the layers below still run (ABI 1.4;
+ * an older host has no grads_final and averages after backward). */
+static int unit_done(resnet *r, const unit *u)
+{
+    if (!EQM_API_HAS(r->api, grads_final))
+        return EQM_OK;
+    return r->api->grads_final(r->host, u->t0, T_PER_UNIT);
+}
+
 /* Gradient through BN (dout -> dc, zeroed here) then conv (dc -> din +=, dw +=). */
 static int unit_bwd(resnet *r, int N, int train, const unit *u, const float *in, float *din,
                     const float *dout, float *dc)
@@ -631,7 +641,10 @@ static int unit_bwd(resnet *r, int N, int train, const unit *u, const float *in,
                                      r->params[u->t0 + 1], r->act + u->save_off)) < 0)
         return st;
     conv_shape(u, N, &cs);
-    return nn->conv2d_backward(r->host, &cs, din, r->grads[u->t0], dc, in, r->params[u->t0]);
+    if ((st = nn->conv2d_backward(r->host, &cs, din, r->grads[u->t0], dc, in,
+                                  r->params[u->t0])) < 0)
+        return st;
+    return unit_done(r, u);
 }
 
 static int resnet_backward(void *self, eqm_module_io *io)
@@ -703,7 +716,8 @@ static int resnet_backward(void *self, eqm_module_io *io)
             zero(B, (size_t)N * unit_out(prev)); /* dcur (== B after the first unit) is consumed */
             conv_shape(u, N, &cs);
             if ((st = nn->conv2d_backward(r->host, &cs, B, r->grads[u->t0], A,
-                                          row_ptr(r, N, prev->a_off), r->params[u->t0])) < 0)
+                                          row_ptr(r, N, prev->a_off), r->params[u->t0])) < 0 ||
+                (st = unit_done(r, u)) < 0)
                 return st;
             dcur = B;
         }

@@ -247,6 +247,19 @@ typedef struct eqm_host_api {
 
     /* --- appended in 1.0 development: file and archive reading (may be NULL) --- */
     const eqm_io_api *io;
+
+    /* ---- appended in 1.4 (issue 13; check with EQM_API_HAS(api, grads_final)) ---- */
+
+    /* A module's backward says that the gradients of its tensors [first, first + count)
+     * (tensor_info indices; EQM_T_BUFFER tensors in the range are ignored) are final for
+     * this backward: nothing more will be added to them before the next forward. Under
+     * MPI the host then starts averaging them over the ranks while the rest of backward
+     * runs (a backbone calls it after each layer's dW; without it the host starts the
+     * module's gradients only after its backward returns). Optional to call; each tensor
+     * at most once per backward, and only from the thread that called backward (not from
+     * a parallel_for chunk). Returns EQM_OK, or EQM_ERR_INVAL for a range outside the
+     * module's tensors or a tensor declared twice (message on h): return it. */
+    int (*grads_final)(eqm_host *h, int first, int count);
 } eqm_host_api;
 
 #ifdef __cplusplus

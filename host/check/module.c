@@ -5,7 +5,7 @@
  * around the activation arena, parameters, gradients and outputs; din accumulates (+=);
  * backbones: a target (EMA) forward between forward and backward leaves the gradients
  * unchanged, and max_rows = 0 (as `equimod export` creates them) is accepted with the same
- * tensors. */
+ * tensors; methods with EQM_MODULE_EMBEDDING: the embedding forward (mcase_embedding). */
 #include "config.h"
 
 #include <float.h>
@@ -593,6 +593,94 @@ static void mcase_max_rows0(ck *c, const eqm_plugin *pl, const void *opts, mcase
     mod_free(&m0);
 }
 
+/* A method with EQM_MODULE_EMBEDDING (kinds.h): out_dim gives the width Z of z; the
+ * embedding forward (train = 0, out set) writes every one of rows x Z values of out, finite,
+ * nothing outside, sets no loss and no metrics, reads no in_target (it is NaN here),
+ * updates no tensor (BN running statistics included), and gives the same z twice. */
+static void mcase_embedding(ck *c, mcase *k)
+{
+    mod *m = &k->m;
+    const int rows = k->x.rows;
+    const int Z = m->ops->out_dim ? m->ops->out_dim(m->self) : 0;
+    if (Z <= 0 || Z > 1 << 20) {
+        chk_fail(c, "embedding", "the method declares EQM_MODULE_EMBEDDING but out_dim %s %d: "
+                                 "it must give the width of the embedding z",
+                 m->ops->out_dim ? "returns" : "is NULL, width", Z);
+        return;
+    }
+    const size_t n = (size_t)rows * Z;
+    gbuf go = {0}, gnan = {0};
+    float *z = chk_gb_alloc(&go, n * sizeof(float)), *z1 = malloc(n * sizeof(float));
+    float *nan_t = chk_gb_alloc(&gnan, k->x.n_in * sizeof(float));
+    uint64_t h0 = 0xcbf29ce484222325ull, h1 = h0;
+    for (int i = 0; i < m->n; i++)
+        h0 = chk_fnv(h0, m->p[i], m->len[i] * sizeof(float));
+    for (int pass = 0; z && z1 && nan_t && pass < 2; pass++) {
+        char buf[1200];
+        for (size_t i = 0; i < n; i++)
+            z[i] = NAN;
+        for (size_t i = 0; i < k->x.n_in; i++)
+            nan_t[i] = NAN;
+        eqm_module_io io;
+        memset(&io, 0, sizeof io);
+        io.size = sizeof io;
+        io.rows = rows;
+        io.n_views = 2;
+        io.train = 0;
+        io.in = k->x.in;
+        io.in_target = k->needs_target ? nan_t : NULL;
+        io.out = z;
+        int rc = m->ops->forward(m->self, &io);
+        if (rc != EQM_OK) {
+            chk_fail(c, "embedding", "the embedding forward (train = 0, out set) failed: %s",
+                     chk_why(c, rc, buf, sizeof buf, "forward"));
+            break;
+        }
+        if (mod_guards(c, m, "the embedding forward"))
+            break;
+        if (!chk_gb_intact(&go)) {
+            chk_fail(c, "embedding", "the embedding forward wrote outside io->out (rows x "
+                                     "out_dim = %d x %d)", rows, Z);
+            break;
+        }
+        size_t bad = n;
+        for (size_t i = 0; i < n && bad == n; i++)
+            if (!isfinite(z[i]))
+                bad = i;
+        if (bad < n) {
+            chk_fail(c, "embedding", "the embedding forward left z[%zu][%zu] = %g of the %d x %d "
+                                     "declared (rows x out_dim): it writes every value, finite%s",
+                     bad / (size_t)Z, bad % (size_t)Z, (double)z[bad], rows, Z,
+                     k->needs_target ? " (in_target is NaN here: it is not read)" : "");
+            break;
+        }
+        if (io.loss != 0 || io.n_metrics != 0) {
+            chk_fail(c, "embedding", "the embedding forward set loss %g and %d metrics: it sets "
+                                     "no loss and no metrics", io.loss, io.n_metrics);
+            break;
+        }
+        for (int i = 0; i < m->n; i++)
+            h1 = chk_fnv(h1, m->p[i], m->len[i] * sizeof(float));
+        if (h1 != h0) {
+            chk_fail(c, "embedding", "the embedding forward changed the module's tensors: it "
+                                     "updates nothing (BN: running statistics used, not updated)");
+            break;
+        }
+        h1 = 0xcbf29ce484222325ull;
+        if (pass == 0)
+            memcpy(z1, z, n * sizeof(float));
+        else if (memcmp(z1, z, n * sizeof(float)))
+            chk_fail(c, "embedding", "two embedding forwards of the same rows gave other z");
+        else
+            chk_pass(c, "embedding forward (EQM_MODULE_EMBEDDING)");
+    }
+    if (!z || !z1 || !nan_t)
+        chk_fail(c, "host", "out of memory");
+    chk_gb_free(&go);
+    chk_gb_free(&gnan);
+    free(z1);
+}
+
 void check_module(ck *c, const eqm_plugin *pl, void *opts)
 {
     mcase k;
@@ -613,6 +701,8 @@ void check_module(ck *c, const eqm_plugin *pl, void *opts)
             mcase_target(c, &k);
         if (k.kind == EQM_KIND_BACKBONE)
             mcase_max_rows0(c, pl, opts, &k);
+        if (k.kind == EQM_KIND_METHOD && (pl->ops.module.flags & EQM_MODULE_EMBEDDING))
+            mcase_embedding(c, &k);
     }
     mcase_free(&k);
 }

@@ -25,7 +25,10 @@
  *             activation arena, parameters, gradients and outputs; din accumulates (+=);
  *             backbones: a target (EMA) forward between forward and backward leaves the
  *             gradients unchanged, and max_rows = 0 (as `equimod export` creates them) is
- *             accepted with the same tensors.
+ *             accepted with the same tensors; methods with EQM_MODULE_EMBEDDING: out_dim
+ *             gives Z, the embedding forward (train = 0) writes every one of rows x Z
+ *             values of out (finite, nothing outside), no loss or metrics, no in_target
+ *             read, no tensor updated, the same z twice.
  * Exit: 0 every check held, 1 a check failed or the plugin could not be loaded, 2 usage.
  */
 #include "config.h"
@@ -57,7 +60,9 @@ static void check_usage(FILE *f)
             "            finite-difference check of the gradient of every parameter tensor\n"
             "            and of the input, output fully written, canaries around the\n"
             "            activation arena and every buffer, din accumulates; backbones: a\n"
-            "            target (EMA) forward between forward and backward, max_rows = 0\n");
+            "            target (EMA) forward between forward and backward, max_rows = 0;\n"
+            "            methods with EQM_MODULE_EMBEDDING: the embedding forward writes\n"
+            "            rows x out_dim finite values, no loss, updates nothing, repeats\n");
 }
 
 static int check_one(const eqm_plugin *pl, const char *const *sets, int n_sets, int verbose)

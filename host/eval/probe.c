@@ -448,9 +448,9 @@ static int forward_views(eqm_module_inst *bb, eqm_module_inst *me, const float *
     io.train = 0;
     io.in = x;
     io.out = h;
-    int rc = bb->ops->forward(bb->self, &io);
+    int rc = model_call(bb, 0, &io, "forward (probe)", err, errlen);
     if (rc)
-        return errf(err, errlen, rc, "backbone forward: %s", host_ctx_error(bb->ctx));
+        return rc;
     if (!z)
         return EQM_OK;
     eqm_module_io mio = {0};
@@ -460,10 +460,7 @@ static int forward_views(eqm_module_inst *bb, eqm_module_inst *me, const float *
     mio.train = 0;
     mio.in = h;
     mio.out = z;
-    rc = me->ops->forward(me->self, &mio);
-    if (rc)
-        errf(err, errlen, rc, "method embedding forward: %s", host_ctx_error(me->ctx));
-    return rc;
+    return model_call(me, 0, &mio, "embedding forward (probe)", err, errlen);
 }
 
 /* The parts: a seeded random assignment of the images, 60 / 20 / 20 (fit / validation /
@@ -555,10 +552,12 @@ int probe_run(const char *source, const eqm_registry *reg, char **sets, int n_se
         goto out;
     const int D = m.mod[EQM_SLOT_BACKBONE].out_dim;
     eqm_module_inst *bb = &m.mod[EQM_SLOT_BACKBONE], *me = &m.mod[EQM_SLOT_METHOD];
-    int Zd = r->has_embedding ? me->ops->out_dim(me->self) : 0;
+    int Zd = r->has_embedding ? me->out_dim : 0; /* ops->out_dim, model_finalize */
     if (r->has_embedding && Zd <= 0) {
-        rc = errf(err, errlen, EQM_ERR_STATE, "probe: method/%s: bad embedding width %d",
-                  r->method, Zd);
+        rc = errf(err, errlen, EQM_ERR_STATE, "probe: method/%s (%s) declares "
+                  "EQM_MODULE_EMBEDDING but its out_dim %s %d: it must give the width of the "
+                  "embedding z (kinds.h)", r->method, me->plugin->path,
+                  me->ops->out_dim ? "returns" : "is NULL, width", Zd);
         goto out;
     }
     F = malloc((size_t)cap * 2 * D * sizeof(float));

@@ -12,8 +12,10 @@
 
 #include "train/run.h"
 
-/* Features of b->n rows into f, in chunks of at most max_rows. */
-static int forward_rows(eqm_module_inst *bb, const eqm_batch *b, float *f)
+/* Features of b->n rows into f, in chunks of at most max_rows (model_call: a failure or
+ * an output the backbone left unwritten is named in err). */
+static int forward_rows(eqm_module_inst *bb, const eqm_batch *b, float *f, char *err,
+                        size_t errlen)
 {
     const int D = bb->out_dim, hwc = b->w * b->h * b->c;
     int max = bb->cfg.max_rows > 0 ? bb->cfg.max_rows : b->n;
@@ -24,7 +26,7 @@ static int forward_rows(eqm_module_inst *bb, const eqm_batch *b, float *f)
         io.train = 0;
         io.in = b->x0 + (size_t)r * hwc;
         io.out = f + (size_t)r * D;
-        int rc = bb->ops->forward(bb->self, &io);
+        int rc = model_call(bb, 0, &io, "forward (linear probe)", err, errlen);
         if (rc)
             return rc;
     }
@@ -56,9 +58,12 @@ static int paper_epoch(eqm_module_inst *bb, eqm_loader *ld, eval_linear *lin, fl
         if (rc)
             return errf(err, errlen, rc, "%s", loader_error(ld));
         double lo = 0;
-        rc = forward_rows(bb, b, f);
-        if (!rc)
-            rc = eval_linear_step(lin, f, b->labels, b->n, &lo);
+        rc = forward_rows(bb, b, f, err, errlen);
+        if (rc) {
+            loader_release(ld, b);
+            return rc;
+        }
+        rc = eval_linear_step(lin, f, b->labels, b->n, &lo);
         sum += lo * b->n;
         seen += b->n;
         loader_release(ld, b);

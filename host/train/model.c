@@ -183,6 +183,8 @@ int model_finalize(eqm_model *m, char *err, size_t errlen)
                 return errf(err, errlen, EQM_ERR_STATE, "%s: backbone has no out_dim",
                             inst_label(mi));
             mi->out_dim = mi->ops->out_dim(mi->self);
+        } else if ((mi->ops->flags & EQM_MODULE_EMBEDDING) && mi->ops->out_dim) {
+            mi->out_dim = mi->ops->out_dim(mi->self); /* the embedding's width */
         }
     }
     m->n_floats = total;
@@ -246,11 +248,15 @@ int model_call(eqm_module_inst *mi, int backward, eqm_module_io *io, const char 
                char *err, size_t errlen)
 {
     const int bb = mi->plugin->desc.kind == EQM_KIND_BACKBONE;
-    const size_t n_out = bb && !backward ? (size_t)io->rows * (size_t)mi->out_dim : 0;
+    /* a method's embedding forward (EQM_MODULE_EMBEDDING): out = z, no loss */
+    const int emb = !bb && !backward && !io->train && io->out &&
+                    mi->plugin->desc.kind == EQM_KIND_METHOD &&
+                    (mi->ops->flags & EQM_MODULE_EMBEDDING);
+    const size_t n_out = (bb || emb) && !backward ? (size_t)io->rows * (size_t)mi->out_dim : 0;
     if (n_out) /* unwritten outputs stay NaN and are caught below */
         for (size_t i = 0; i < n_out; i++)
             io->out[i] = NAN;
-    if (!bb && !backward)
+    if (!bb && !emb && !backward)
         io->loss = NAN;
     int st = backward ? mi->ops->backward(mi->self, io) : mi->ops->forward(mi->self, io);
     if (st)
@@ -260,12 +266,12 @@ int model_call(eqm_module_inst *mi, int backward, eqm_module_io *io, const char 
     for (size_t i = 0; i < n_out; i++)
         if (isnan(io->out[i]))
             return errf(err, errlen, EQM_ERR_NUMERIC,
-                        "%s (%s) %s: output h[%zu][%zu] of the %d x %d it declares (rows x "
+                        "%s (%s) %s: output %s[%zu][%zu] of the %d x %d it declares (rows x "
                         "out_dim) is NaN: forward did not write it (it must write every "
                         "output), or computed NaN (then lower optim.lr or check the data)",
-                        inst_label(mi), mi->plugin->path, what, i / (size_t)mi->out_dim,
-                        i % (size_t)mi->out_dim, io->rows, mi->out_dim);
-    if (!bb && !backward && isnan(io->loss))
+                        inst_label(mi), mi->plugin->path, what, bb ? "h" : "z",
+                        i / (size_t)mi->out_dim, i % (size_t)mi->out_dim, io->rows, mi->out_dim);
+    if (!bb && !emb && !backward && isnan(io->loss))
         return errf(err, errlen, EQM_ERR_NUMERIC,
                     "%s (%s) %s: io->loss is NaN: forward did not set it (it must), or "
                     "computed NaN (then lower optim.lr or check the data)",

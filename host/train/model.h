@@ -75,7 +75,8 @@ typedef struct eqm_module_inst {
                                    The array itself is NULL when the model has no target. */
     float *act;                 /* (act_floats) this module's slice of the arena */
     size_t act_floats;          /* ops->act_floats(cfg.max_rows) */
-    int out_dim;                /* backbone: ops->out_dim(self); else 0 */
+    int out_dim;                /* backbone: ops->out_dim(self); a method with
+                                   EQM_MODULE_EMBEDDING: the embedding's width; else 0 */
 } eqm_module_inst;
 
 typedef struct eqm_model {
@@ -124,9 +125,11 @@ int model_init(eqm_model *m, uint64_t seed, char *err, size_t errlen);
 /* Run mi's forward (backward = 0) or backward (1) on io; `what` names the call in messages
  * ("forward", "target forward"). A failure names the module, its file and the function,
  * with the plugin's message or, when it set none, the status (host_ctx_failure). Declared
- * outputs are checked: before a backbone forward its rows x out_dim outputs are set to NaN,
- * and one still NaN afterwards is refused (not written, or a NaN computed); a method's or
- * equimod's forward must set io->loss (preset to NaN). Costs one pass over the output. */
+ * outputs are checked: before a backbone forward, and a method's embedding forward
+ * (EQM_MODULE_EMBEDDING: train = 0, out set), its rows x out_dim outputs are set to NaN,
+ * and one still NaN afterwards is refused (not written, or a NaN computed); another
+ * method's or equimod's forward must set io->loss (preset to NaN). Costs one pass over
+ * the output. Every host call of a module's forward/backward goes through here. */
 int model_call(eqm_module_inst *mi, int backward, eqm_module_io *io, const char *what,
                char *err, size_t errlen);
 void model_copy_to_target(eqm_model *m);

@@ -6,7 +6,9 @@
  *
  * It shows what a method gets and owes (kinds.h, eqm_module_io):
  *   forward:  io->in = h (rows = 2N, D); set io->loss (and optional metrics);
- *   backward: io->din += io->loss_scale * dL/dh, and parameter gradients += into grads.
+ *   backward: io->din += io->loss_scale * dL/dh, and parameter gradients += into grads;
+ *   with EQM_MODULE_EMBEDDING (ABI 1.3, used by `equimod probe`): a forward with
+ *   io->train = 0 and io->out set writes the embedding z (rows, out_dim) and nothing else.
  * Build: see the Makefile beside this file (pkg-config equimod-sdk).
  * Dimension legend: R = 2N rows, D = in_dim (width of h), Z = out_dim.
  */
@@ -140,6 +142,10 @@ static int simclr_forward(void *self, eqm_module_io *io)
     float *scratch = s->act + 2 * (size_t)R * s->Z;
     eqm_linear_shape l = {R, s->D, s->Z};
     eqm_ntxent_shape sh = nt_shape(s, R);
+    if (!io->train && io->out) { /* the embedding forward: z only, no loss, no backward */
+        s->last_rows = 0;
+        return nn->linear_forward(s->host, &l, io->out, io->in, s->params[0], NULL);
+    }
     float loss = 0.0f;
     int rc = nn->linear_forward(s->host, &l, z, io->in, s->params[0], NULL);
     if (rc == EQM_OK)
@@ -176,6 +182,9 @@ static int simclr_backward(void *self, eqm_module_io *io)
     return rc;
 }
 
+/* The width Z of the embedding z (EQM_MODULE_EMBEDDING). */
+static int simclr_out_dim(const void *self) { return ((const simclr *)self)->Z; }
+
 static const eqm_module_ops simclr_ops = {
     .size = sizeof(eqm_module_ops),
     .create = simclr_create,
@@ -187,7 +196,8 @@ static const eqm_module_ops simclr_ops = {
     .init = simclr_init,
     .forward = simclr_forward,
     .backward = simclr_backward,
-    .flags = 0,
+    .out_dim = simclr_out_dim,
+    .flags = EQM_MODULE_EMBEDDING,
 };
 
 static const eqm_plugin_desc simclr_desc = {

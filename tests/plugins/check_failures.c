@@ -9,6 +9,7 @@
 
 #include "../data/data_util.h"
 #include "train/model.h"
+#include "train/trainer.h"
 
 static eqm_registry *reg;
 static char broken_so[2048];
@@ -190,20 +191,30 @@ static const eqm_plugin *find(int kind, const char *name)
     return p;
 }
 
+/* m <- test_bb_nowrite (8x8x3 images, 4 rows) and the method `method` (NULL: none),
+ * finalized and initialised. */
+static void small_model(eqm_model *m, const char *method)
+{
+    char err[2048];
+    model_reset(m);
+    eqm_module_cfg bc = {sizeof bc, 8, 8, 3, 0, 0, 4};
+    eqm_module_cfg mc = {sizeof mc, 0, 0, 0, 4, 0, 4};
+    ck_assert_msg(model_add_module(m, find(EQM_KIND_BACKBONE, "test_bb_nowrite"), NULL, &bc,
+                                   err, sizeof err) == 0, "%s", err);
+    if (method)
+        ck_assert_msg(model_add_module(m, find(EQM_KIND_METHOD, method), NULL, &mc, err,
+                                       sizeof err) == 0, "%s", err);
+    ck_assert_msg(model_finalize(m, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(model_init(m, 1, err, sizeof err) == 0, "%s", err);
+}
+
 /* a backbone that writes only row 0 of h; a method that never sets its loss */
 START_TEST(test_module_outputs)
 {
     char err[2048];
     eqm_model m;
-    model_reset(&m);
+    small_model(&m, "test_me_noloss");
     eqm_module_cfg bc = {sizeof bc, 8, 8, 3, 0, 0, 4};
-    eqm_module_cfg mc = {sizeof mc, 0, 0, 0, 4, 0, 4};
-    ck_assert_msg(model_add_module(&m, find(EQM_KIND_BACKBONE, "test_bb_nowrite"), NULL, &bc,
-                                   err, sizeof err) == 0, "%s", err);
-    ck_assert_msg(model_add_module(&m, find(EQM_KIND_METHOD, "test_me_noloss"), NULL, &mc, err,
-                                   sizeof err) == 0, "%s", err);
-    ck_assert_msg(model_finalize(&m, err, sizeof err) == 0, "%s", err);
-    ck_assert_msg(model_init(&m, 1, err, sizeof err) == 0, "%s", err);
     float x[4 * 8 * 8 * 3] = {0}, h[16];
     for (int i = 0; i < 16; i++)
         h[i] = 7.0f; /* what a previous step left: must not pass for an output */
@@ -241,6 +252,71 @@ START_TEST(test_module_outputs)
 }
 END_TEST
 
+/* A method declaring EQM_MODULE_EMBEDDING whose embedding forward writes only row 0 of z
+ * (`equimod probe` calls it so): model_call names the plugin and the first unwritten value. */
+START_TEST(test_embedding_output)
+{
+    char err[2048];
+    eqm_model m;
+    small_model(&m, "test_me_noembed");
+    ck_assert_int_eq(m.mod[EQM_SLOT_METHOD].out_dim, 4);
+    float h[16], z[16];
+    for (int i = 0; i < 16; i++)
+        h[i] = 0.25f, z[i] = 7.0f; /* z: what a previous batch left */
+    eqm_module_io io = {0};
+    io.size = sizeof io;
+    io.rows = 4;
+    io.n_views = 2;
+    io.train = 0;
+    io.in = h;
+    io.out = z;
+    ck_assert_int_eq(model_call(&m.mod[EQM_SLOT_METHOD], 0, &io, "embedding forward", err,
+                                sizeof err), EQM_ERR_NUMERIC);
+    need(err, "method/test_me_noembed");
+    need(err, "tp_broken.so");
+    need(err, "embedding forward: output z[1][0] of the 4 x 4 it declares");
+    need(err, "did not write it");
+    /* its training forward (loss set, out not written) still passes */
+    io.train = 1;
+    io.out = NULL;
+    ck_assert_msg(model_call(&m.mod[EQM_SLOT_METHOD], 0, &io, "forward", err, sizeof err) == 0,
+                  "%s", err);
+    model_destroy(&m);
+}
+END_TEST
+
+/* The linear probe's backbone forward (eval linear, [eval] linear_at_end = full) gets the
+ * trainer's check: a backbone that writes only row 0 of h is named, not probed on stale
+ * features. */
+START_TEST(test_linear_probe_output)
+{
+    char err[2048];
+    eqm_model m;
+    small_model(&m, NULL);
+    const char *const lines[] = {"data.plugin=test_ds", "augment.norm.plugin=normalize",
+                                 "views.view1=norm", "views.view2=norm", "views.original=norm",
+                                 "views.eval_train=norm", "views.eval_test=norm",
+                                 "loader.t_standardize=none", "loader.workers=1", NULL};
+    eqm_config *cfg = du_config(lines);
+    eval_opts eo;
+    memset(&eo, 0, sizeof eo);
+    eo.batch = 4, eo.linear_batch = 4, eo.linear_epochs = 1;
+    eo.linear_lr = 0.1, eo.linear_final_lr = 0.001, eo.linear_momentum = 0.9;
+    eval_acc acc;
+    double loss = 0;
+    char *desc = NULL, line[512];
+    err[0] = 0;
+    int rc = linear_of_model(&m, cfg, reg, &eo, 0, &acc, &loss, &desc, line, sizeof line, err,
+                             sizeof err);
+    ck_assert_msg(rc == EQM_ERR_NUMERIC, "linear probe returned %d: %s", rc, err);
+    need(err, "backbone/test_bb_nowrite");
+    need(err, "forward (linear probe): output h[1][0] of the 4 x 4 it declares");
+    free(desc);
+    config_destroy(cfg);
+    model_destroy(&m);
+}
+END_TEST
+
 int main(void)
 {
     reg = du_registry();
@@ -249,8 +325,8 @@ int main(void)
         return 99;
     snprintf(broken_so, sizeof broken_so, "%s/tests/plugins/broken/.libs/tp_broken.so", dir);
     int n = registry_load_file(reg, broken_so);
-    if (n != 12) {
-        fprintf(stderr, "%s: %d plugins loaded, 12 expected\n", broken_so, n);
+    if (n != 13) {
+        fprintf(stderr, "%s: %d plugins loaded, 13 expected\n", broken_so, n);
         return 99;
     }
     Suite *s = suite_create("failures");
@@ -266,6 +342,8 @@ int main(void)
     tcase_add_test(tc, test_alloc_alignments);
     tcase_add_test(tc, test_dataset_no_message);
     tcase_add_test(tc, test_module_outputs);
+    tcase_add_test(tc, test_embedding_output);
+    tcase_add_test(tc, test_linear_probe_output);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -14,6 +14,8 @@
  *   backbone test_bb_nowrite  forward() writes only row 0 of h (out_dim 4)
  *   backbone test_bb_noname   tensor_info() returns EQM_OK without filling the record
  *   method test_me_noloss  forward() returns EQM_OK without setting io->loss
+ *   method test_me_noembed declares EQM_MODULE_EMBEDDING (out_dim 4); its embedding
+ *                          forward writes only row 0 of z (training forward: loss 0.5)
  *   augment test_align     create() allocates with alignments 1, 2, 4, 8 and 3 (refused)
  */
 #include <math.h>
@@ -183,6 +185,18 @@ static int bb_forward_row0(void *self, eqm_module_io *io)
     return EQM_OK;
 }
 static int mod_ok(void *self, eqm_module_io *io) { (void)self; (void)io; return EQM_OK; }
+static int me_forward_emb_row0(void *self, eqm_module_io *io)
+{
+    (void)self;
+    if (io->train || !io->out) {
+        io->loss = 0.5;
+        return EQM_OK;
+    }
+    for (int j = 0; j < 4; j++) /* row 0 of z only */
+        io->out[j] = 1.0f;
+    io->loss = 0;
+    return EQM_OK;
+}
 static int mod_init_ok(void *self, eqm_rng *rng) { (void)self; (void)rng; return EQM_OK; }
 static int one_tensor(const void *self) { (void)self; return 1; }
 static int info_untouched(const void *self, int i, eqm_tensor_info *info)
@@ -191,21 +205,25 @@ static int info_untouched(const void *self, int i, eqm_tensor_info *info)
     return EQM_OK;
 }
 
-#define MOD(nm_, kind_, ntens_, tinfo_, fwd_)                                              \
+#define MOD(nm_, kind_, ntens_, tinfo_, fwd_, flags_)                                      \
     static const eqm_module_ops nm_##_ops = {                                              \
-        .size = sizeof(eqm_module_ops), .create = tp_mod_create, .destroy = tp_mod_destroy, \
+        .size = sizeof(eqm_module_ops), .create = tp_mod_create, .destroy = tp_mod_destroy,\
         .n_tensors = ntens_, .tensor_info = tinfo_, .act_floats = tp_mod_act_floats,       \
         .bind = tp_mod_bind, .init = mod_init_ok, .forward = fwd_, .backward = mod_ok,     \
-        .out_dim = bb_out_dim};                                                            \
+        .out_dim = bb_out_dim, .flags = flags_};                                           \
     static const eqm_plugin_desc nm_##_desc = {EQM_DESC_HEADER(kind_), #nm_, "1",          \
                                                "broken on purpose", NULL, 0, &nm_##_ops};
 
-MOD(test_bb_nowrite, EQM_KIND_BACKBONE, tp_mod_n_tensors, tp_mod_tensor_info, bb_forward_row0)
-MOD(test_bb_noname, EQM_KIND_BACKBONE, one_tensor, info_untouched, bb_forward_row0)
-MOD(test_me_noloss, EQM_KIND_METHOD, tp_mod_n_tensors, tp_mod_tensor_info, mod_ok)
+MOD(test_bb_nowrite, EQM_KIND_BACKBONE, tp_mod_n_tensors, tp_mod_tensor_info, bb_forward_row0,
+    0)
+MOD(test_bb_noname, EQM_KIND_BACKBONE, one_tensor, info_untouched, bb_forward_row0, 0)
+MOD(test_me_noloss, EQM_KIND_METHOD, tp_mod_n_tensors, tp_mod_tensor_info, mod_ok, 0)
+MOD(test_me_noembed, EQM_KIND_METHOD, tp_mod_n_tensors, tp_mod_tensor_info, me_forward_emb_row0,
+    EQM_MODULE_EMBEDDING)
 
 static const eqm_plugin_desc *const descs[] = {
     &test_nomsg_desc,    &test_msg_desc,       &test_skipapply_desc, &test_nant_desc,
     &test_nullname_desc, &test_dupname_desc,   &test_nullself_desc,  &test_align_desc,
-    &test_ds_desc,       &test_bb_nowrite_desc, &test_bb_noname_desc, &test_me_noloss_desc};
+    &test_ds_desc,       &test_bb_nowrite_desc, &test_bb_noname_desc, &test_me_noloss_desc,
+    &test_me_noembed_desc};
 EQM_PLUGIN_ENTRY(descs)

@@ -21,6 +21,7 @@ libeqmhost_la_SOURCES = \
 	host/check/common.c \
 	host/check/augment.c \
 	host/check/dataset.c \
+	host/check/stream.c \
 	host/check/module.c \
 	host/cmd/train.c \
 	host/cmd/export.c \

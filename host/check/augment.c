@@ -9,7 +9,6 @@
 #include "config.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -444,21 +443,7 @@ void check_augment(ck *c, const eqm_plugin *pl, void *opts)
         chk_fail(c, "inputs", "no test input was accepted (8-bit images of 32x32x3, 17x23x3, "
                               "48x30x1 and 7x5x3)");
     /* several threads on one instance agree with the serial results */
-    pthread_t th[4];
-    aug_run runs[4];
-    int started = 0;
-    for (int i = 0; i < 4; i++) {
-        runs[i] = run;
-        if (!pthread_create(&th[i], NULL, aug_thread, &runs[i]))
-            started++;
-        else
-            break;
-    }
-    int disagree = 0;
-    for (int i = 0; i < started; i++) {
-        pthread_join(th[i], NULL);
-        disagree |= runs[i].failed;
-    }
+    int disagree = chk_threads(aug_thread, &run, sizeof run, offsetof(aug_run, failed)) == 1;
     if (disagree)
         chk_fail(c, "threads", "4 threads calling sample and apply on the same instance got "
                                "other records or pixels than one thread: they run concurrently "

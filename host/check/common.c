@@ -2,6 +2,7 @@
  * count), guarded buffers and hashing, shared by the kind checks (internal.h). */
 #include "config.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,4 +90,27 @@ uint64_t chk_fnv(uint64_t h, const void *p, size_t n)
     for (size_t i = 0; i < n; i++)
         h = (h ^ b[i]) * 0x100000001b3ull;
     return h;
+}
+
+int chk_threads(void *(*fn)(void *), const void *run, size_t size, size_t failed_off)
+{
+    unsigned char *copies = malloc(4 * size);
+    if (!copies)
+        return -1;
+    pthread_t th[4];
+    int started = 0, failed = 0;
+    for (int i = 0; i < 4; i++) {
+        memcpy(copies + i * size, run, size);
+        if (pthread_create(&th[i], NULL, fn, copies + i * size))
+            break;
+        started++;
+    }
+    for (int i = 0; i < started; i++) {
+        int f;
+        pthread_join(th[i], NULL);
+        memcpy(&f, copies + i * size + failed_off, sizeof f);
+        failed |= f;
+    }
+    free(copies);
+    return started ? failed != 0 : -1;
 }

@@ -1,11 +1,11 @@
 /* host/check/dataset.c: `equimod check` of a dataset: info (sizes, classes, mean/std);
  * get on the first, last and 5 other indices (pixels inside the buffer, U8 1/3 channels,
  * label in [0, n_classes), the same sample twice, the buffer-growth protocol from a
- * 16-byte buffer); 4 threads agree; streaming datasets: stream_members and stream_source. */
+ * 16-byte buffer); 4 threads agree; streaming datasets: stream_source, and decode of the
+ * samples of a generated shard (stream.c). */
 #include "config.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,10 +202,15 @@ static void check_dataset_split(ck *c, const eqm_plugin *pl, void *opts, const c
                          chk_why(c, rc, buf, sizeof buf, "stream_source"));
             else if (!src.shards || !*src.shards)
                 chk_fail(c, "streaming", "stream_source gave no shards");
+            else if (src.n_samples < -1 || src.shuffle_buffer < 0 || src.io < 0 || src.io > 2 ||
+                     src.on_bad < 0 || src.on_bad > 1)
+                chk_fail(c, "streaming", "stream_source gave n_samples %lld, shuffle_buffer %lld, "
+                                         "io %d, on_bad %d: n_samples >= -1, shuffle_buffer >= "
+                                         "0, io and on_bad of enum eqm_stream_io/_on_bad",
+                         (long long)src.n_samples, (long long)src.shuffle_buffer, src.io,
+                         src.on_bad);
             else
                 chk_pass(c, "stream_source");
-            chk_note("streaming dataset: decode is exercised by training on shards (equimod shards "
-                     "writes them), not here");
         }
     } else if (!ops->get) {
         chk_fail(c, "get", "n_samples = %lld but get is NULL: a random-access dataset sets get",
@@ -216,6 +221,8 @@ static void check_dataset_split(ck *c, const eqm_plugin *pl, void *opts, const c
     }
     if (ok)
         chk_pass(c, "info");
+    if (ok && streaming)
+        check_stream(c, ops, self, &info);
     if (ok && !streaming) {
         size_t cap = (size_t)(info.w ? info.w : 256) * (info.h ? info.h : 256) * 3;
         ds_run run = {ops, self, {0}, {0}, 0, cap, 0};
@@ -230,19 +237,7 @@ static void check_dataset_split(ck *c, const eqm_plugin *pl, void *opts, const c
         }
         for (int k = 0; k < run.n; k++)
             check_get(c, ops, self, &info, run.idx[k], cap, &run.hash[k]);
-        pthread_t th[4];
-        ds_run runs[4];
-        int started = 0, disagree = 0;
-        for (int i = 0; i < 4; i++) {
-            runs[i] = run;
-            if (pthread_create(&th[i], NULL, ds_thread, &runs[i]))
-                break;
-            started++;
-        }
-        for (int i = 0; i < started; i++) {
-            pthread_join(th[i], NULL);
-            disagree |= runs[i].failed;
-        }
+        int disagree = chk_threads(ds_thread, &run, sizeof run, offsetof(ds_run, failed)) == 1;
         if (disagree)
             chk_fail(c, "threads", "4 threads calling get on the same instance got other pixels "
                                    "or labels than one thread (get MAY run concurrently)");

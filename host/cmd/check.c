@@ -17,7 +17,13 @@
  *   dataset:  info (sizes, classes, mean/std); get on the first, last and 5 other indices
  *             (pixels inside the buffer, U8 1/3 channels, label in [0, n_classes), the
  *             same sample twice, the buffer-growth protocol from a 16-byte buffer); 4
- *             threads agree; streaming datasets: stream_members and stream_source.
+ *             threads agree; streaming datasets: stream_source, then decode of every
+ *             sample of a shard generated from stream_members (jpg/png images of varying
+ *             size, class indices as text; one sample with a non-image, one with a label
+ *             past n_classes) read by the host's shard stream: all samples and the end of
+ *             the stream, the size query (capacity 0: EQM_GROW), image, pixels, label and
+ *             original size at 8/8, sizes at 4/8 and 2/8, the bad samples EQM_SKIP with a
+ *             message, 4 threads agree (host/check/stream.c).
  *   backbone, method, equimod: tensors (names unique, shapes, BUFFER/EMA flags);
  *             finite-difference check of the gradient of every trainable tensor and of
  *             the input (directional derivative along a random direction, central
@@ -55,7 +61,9 @@ static void check_usage(FILE *f)
             "            no EQM_SKIP), apply_scaled = apply at scale 1, several threads agree,\n"
             "            on 8-bit images of several sizes with 1 and 3 channels\n"
             "  dataset   info, get on the first, last and random indices, labels within\n"
-            "            n_classes, the buffer-growth protocol, several threads agree\n"
+            "            n_classes, the buffer-growth protocol, several threads agree;\n"
+            "            streaming: decode of a generated shard (images, labels, sizes at\n"
+            "            8/8, 4/8, 2/8, bad samples skipped with a message, end of stream)\n"
             "  backbone, method, equimod\n"
             "            finite-difference check of the gradient of every parameter tensor\n"
             "            and of the input, output fully written, canaries around the\n"

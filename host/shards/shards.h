@@ -120,5 +120,9 @@ typedef struct shards_write_opts {
     int shuffle, strict;
 } shards_write_opts;
 int shards_write(const shards_write_opts *o);
+/* One regular member (mode 0644, mtime, uid and gid 0) of n bytes appended to a tar being
+ * written with libarchive (also used by `equimod check` for its generated shard). 0 or -1. */
+struct archive;
+int shards_tar_member(struct archive *a, const char *name, const void *data, size_t n);
 
 #endif

@@ -283,7 +283,7 @@ static const char *jpeg_problem(tjhandle tj, const unsigned char *d, size_t n, c
     return "truncated JPEG (no end-of-image marker after the image data)";
 }
 
-static int write_member(struct archive *a, const char *name, const void *data, size_t n)
+int shards_tar_member(struct archive *a, const char *name, const void *data, size_t n)
 {
     struct archive_entry *e = archive_entry_new();
     archive_entry_set_pathname(e, name);
@@ -495,9 +495,9 @@ static int pack_item(job *j, struct archive *a, const char *path, item *x, size_
     char mname[1100], cls_txt[32];
     snprintf(mname, sizeof mname, "%s.jpg", x->key);
     int n = snprintf(cls_txt, sizeof cls_txt, "%d\n", x->label);
-    int w = write_member(a, mname, data, size);
+    int w = shards_tar_member(a, mname, data, size);
     snprintf(mname, sizeof mname, "%s.cls", x->key);
-    w = w || write_member(a, mname, cls_txt, (size_t)n);
+    w = w || shards_tar_member(a, mname, cls_txt, (size_t)n);
     if (!x->data)
         free(data);
     if (w) {

@@ -117,15 +117,17 @@ typedef struct eqm_dataset_ops {
     int (*stream_source)(const void *self, eqm_stream_source *src);
     /* Turn one grouped sample into an image and a label. img->data is caller-owned
      * (img_capacity_bytes); the plugin writes U8 HWC and sets w/h/c/stride. scale_num
-     * (1..8) asks for DCT-domain downscaling by scale_num/8 (8 = full size); *orig_w /
-     * *orig_h get the size of the original image whatever the scale (crop records of t
-     * are in original pixels, method-reference.md §4). If the image does not fit, the plugin sets
-     * img->w/h/c to the needed size and returns EQM_ERR_NOMEM (the caller grows its
-     * buffer and calls again). MAY be called concurrently from several threads on the
-     * same instance; `raw` is borrowed for the call. Returns EQM_OK, EQM_SKIP (bad sample:
-     * corrupt JPEG, bad label; message set), EQM_GROW for a buffer that is too small
-     * (1.2; a 1.1 plugin returns EQM_ERR_NOMEM, which the host still reads as "grow"), or
-     * < 0. Thread: concurrent. */
+     * (1..8) asks for DCT-domain downscaling by scale_num/8 (8 = full size: the image is
+     * ceil(W * scale_num / 8) x ceil(H * scale_num / 8)); *orig_w / *orig_h get the size of
+     * the original image whatever the scale (crop records of t are in original pixels,
+     * method-reference.md §4); orig_w and orig_h may be NULL (not wanted). If the image
+     * does not fit, the plugin sets img->w/h/c to the needed size and returns EQM_GROW (the
+     * caller grows its buffer and calls again); the loader first asks the size so, with
+     * img_capacity_bytes = 0, and `equimod check` does too. MAY be called concurrently from
+     * several threads on the same instance; `raw` is borrowed for the call. Returns EQM_OK,
+     * EQM_SKIP (bad sample: corrupt JPEG, bad label; message set), EQM_GROW for a buffer
+     * that is too small (1.2; a 1.1 plugin returns EQM_ERR_NOMEM, which the host still
+     * reads as "grow"), or < 0. Thread: concurrent. */
     int (*decode)(const void *self, const eqm_raw_sample *raw, int scale_num, eqm_image *img,
                   size_t img_capacity_bytes, int32_t *label, int *orig_w, int *orig_h);
 

@@ -17,8 +17,15 @@
  *   method test_me_noembed declares EQM_MODULE_EMBEDDING (out_dim 4); its embedding
  *                          forward writes only row 0 of z (training forward: loss 0.5)
  *   augment test_align     create() allocates with alignments 1, 2, 4, 8 and 3 (refused)
+ *   dataset test_stream    streaming (members jpg;cls, 4 classes) through api->image; its
+ *                          option bug picks one break of decode (equimod check names the
+ *                          rule, tests/plugins/check_cmd.test): 0 none, 1 a label outside
+ *                          n_classes returned EQM_OK, 2 a corrupt JPEG is EQM_ERR_FORMAT (not
+ *                          EQM_SKIP), 3 no room is an error (not EQM_GROW), 4 scale_num
+ *                          ignored, 5 *orig_w and *orig_h not set
  */
 #include <math.h>
+#include <stdlib.h>
 
 #include "../tp_common.h"
 
@@ -175,6 +182,80 @@ static const eqm_plugin_desc test_ds_desc = {EQM_DESC_HEADER(EQM_KIND_DATASET), 
                                              "8 synthetic images", ds_params, sizeof(ds_opts),
                                              &ds_ops};
 
+/* ---- dataset test_stream ---- */
+typedef struct st_opts {
+    int64_t bug;
+} st_opts;
+static int st_open(const eqm_host_api *api, eqm_host *host, const void *opts, const char *split,
+                   void **self)
+{
+    int rc = ds_open(api, host, opts, split, self);
+    if (rc == EQM_OK)
+        ((ds *)*self)->fail_at = ((const st_opts *)opts)->bug; /* fail_at holds the bug */
+    return rc;
+}
+static int st_info(const void *self, eqm_dataset_info *info)
+{
+    ds_info(self, info);
+    info->n_samples = -1;
+    info->n_classes = 4;
+    info->class_names = NULL;
+    info->w = info->h = 0;
+    return EQM_OK;
+}
+static int st_source(const void *self, eqm_stream_source *src)
+{
+    (void)self;
+    src->shards = "/nowhere/test-{0..1}.tar";
+    src->n_samples = -1;
+    return EQM_OK;
+}
+static int st_decode(const void *self, const eqm_raw_sample *raw, int scale, eqm_image *img,
+                     size_t cap, int32_t *label, int *orig_w, int *orig_h)
+{
+    const ds *d = self;
+    const int64_t bug = d->fail_at;
+    const eqm_raw_member *jpg = &raw->members[0], *cls = &raw->members[1];
+    char txt[16] = {0};
+    memcpy(txt, cls->data, cls->size < 15 ? cls->size : 15);
+    int v = atoi(txt), W, H, C;
+    if ((v < 0 || v >= 4) && bug != 1)
+        return d->api->set_error(d->host, EQM_SKIP, "%s.cls = %d: not a class in [0, 4)",
+                                 raw->key, v);
+    if (d->api->image->jpeg_header(d->host, jpg->data, jpg->size, &W, &H, &C))
+        return d->api->set_error(d->host, bug == 2 ? EQM_ERR_FORMAT : EQM_SKIP,
+                                 "%s.jpg: not a JPEG", raw->key);
+    if (bug == 4)
+        scale = 8;
+    const int sw = (W * scale + 7) / 8, sh = (H * scale + 7) / 8;
+    if ((size_t)sw * sh * 3 > cap) {
+        img->w = sw, img->h = sh, img->c = 3;
+        if (bug == 3)
+            return d->api->set_error(d->host, EQM_ERR_INVAL, "buffer too small");
+        return EQM_GROW;
+    }
+    int ox, oy;
+    int rc = d->api->image->jpeg_decode_region(d->host, jpg->data, jpg->size, scale, 0, 0, 0, 0,
+                                               img, cap, &ox, &oy);
+    if (rc)
+        return d->api->set_error(d->host, EQM_SKIP, "%s.jpg: corrupt", raw->key);
+    *label = v;
+    if (orig_w && bug != 5)
+        *orig_w = W, *orig_h = H;
+    return EQM_OK;
+}
+static const eqm_param_spec st_params[] = {
+    {"bug", EQM_PARAM_INT, offsetof(st_opts, bug), "0", 0, 5, NULL,
+     "which break of decode (tp_broken.c's header)"},
+    TP_SPEC_END};
+static const eqm_dataset_ops st_ops = {.size = sizeof(eqm_dataset_ops), .open = st_open,
+                                       .close = ds_close, .info = st_info,
+                                       .stream_members = "jpg;cls", .stream_source = st_source,
+                                       .decode = st_decode};
+static const eqm_plugin_desc test_stream_desc = {EQM_DESC_HEADER(EQM_KIND_DATASET), "test_stream",
+                                                 "1", "streamed JPEG + class", st_params,
+                                                 sizeof(st_opts), &st_ops};
+
 /* ---- modules ---- */
 static int bb_out_dim(const void *self) { (void)self; return 4; }
 static int bb_forward_row0(void *self, eqm_module_io *io)
@@ -225,5 +306,5 @@ static const eqm_plugin_desc *const descs[] = {
     &test_nomsg_desc,    &test_msg_desc,       &test_skipapply_desc, &test_nant_desc,
     &test_nullname_desc, &test_dupname_desc,   &test_nullself_desc,  &test_align_desc,
     &test_ds_desc,       &test_bb_nowrite_desc, &test_bb_noname_desc, &test_me_noloss_desc,
-    &test_me_noembed_desc};
+    &test_me_noembed_desc, &test_stream_desc};
 EQM_PLUGIN_ENTRY(descs)

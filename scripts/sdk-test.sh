@@ -6,7 +6,8 @@
 #      file that is not installed; equimod-sdk.pc states the ABI of plugin.h;
 #   3. the installed examples/ (one plugin of each kind) are copied out and built with
 #      their Makefile through `pkg-config equimod-sdk` only; `equimod new` writes one
-#      skeleton of each kind, built the same way;
+#      skeleton of each kind, built the same way; a C++17 plugin (tests/plugins/cxx) is
+#      built with g++ against the installed headers;
 #   4. the installed equimod lists them, and with `equimod check` (when the program has
 #      that command) validates every one;
 #   5. a few steps of SimCLR+EquiMod train with them (example dataset, backbone, method and
@@ -91,6 +92,12 @@ done
 (cd "$tmp" && "$eqm" new augment my_augment "new/augment" >/dev/null 2>&1) &&
   fail "equimod new overwrote an existing skeleton"
 
+echo "== a C++17 plugin against the installed headers"
+mkdir "$tmp/cxx"
+${CXX:-g++} -std=c++17 -pedantic -Wall -Wextra -Werror -O2 -fPIC -fvisibility=hidden -shared \
+  $($PKG_CONFIG --cflags equimod-sdk) -o "$tmp/cxx/cxx_negate.so" \
+  "$src/tests/plugins/cxx/cxx_negate.cpp" || fail "the C++17 plugin does not build"
+
 paths="--plugin-path $tmp/ex"
 for kind in dataset augment backbone method equimod; do paths="$paths --plugin-path $tmp/new/$kind"; done
 # shellcheck disable=SC2086
@@ -102,7 +109,7 @@ done
 
 if "$eqm" check --help >/dev/null 2>&1; then
   echo "== equimod check on every example and skeleton"
-  for so in "$tmp"/ex/*.so "$tmp"/new/*/*.so; do
+  for so in "$tmp"/ex/*.so "$tmp"/new/*/*.so "$tmp"/cxx/cxx_negate.so; do
     "$eqm" check "$so" >"$tmp/check.log" 2>&1 || { cat "$tmp/check.log"; fail "equimod check $so"; }
     tail -n 1 "$tmp/check.log"
   done

@@ -101,7 +101,7 @@ EXTRA_DIST += tests/plugins/check_cmd.test
 
 # The SDK headers under strict C11 and C++ (GNU extensions guarded).
 TESTS += tests/plugins/sdk_headers.test
-EXTRA_DIST += tests/plugins/sdk_headers.test
+EXTRA_DIST += tests/plugins/sdk_headers.test tests/plugins/cxx/cxx_negate.cpp
 
 # A plugin file whose plugins each break their contract in one way (tests/plugins/broken,
 # a folder no scan reads), and the test that the host names plugin, function and rule.

@@ -90,15 +90,20 @@ typedef struct eqm_plugin_desc {
 
 typedef const eqm_plugin_desc *(*eqm_plugin_entry_fn)(uint32_t index);
 
-/* Use once per plugin file, with an array of descriptor pointers:
+/* Use once per plugin file, at file scope, with an array of descriptor pointers:
  *     static const eqm_plugin_desc *const descs[] = { &my_desc };
  *     EQM_PLUGIN_ENTRY(descs)
- */
-#define EQM_PLUGIN_ENTRY(descs)                                                 \
-    EQM_EXPORT const eqm_plugin_desc *eqm_plugin_entry(uint32_t index);         \
-    EQM_EXPORT const eqm_plugin_desc *eqm_plugin_entry(uint32_t index)          \
-    {                                                                           \
-        return index < sizeof(descs) / sizeof((descs)[0]) ? (descs)[index] : NULL; \
+ * In C++ the entry gets C linkage (extern "C"), as the host looks it up by name. */
+#ifdef __cplusplus
+#define EQM_ENTRY_LINKAGE extern "C"
+#else
+#define EQM_ENTRY_LINKAGE
+#endif
+#define EQM_PLUGIN_ENTRY(descs)                                                          \
+    EQM_ENTRY_LINKAGE EQM_EXPORT const eqm_plugin_desc *eqm_plugin_entry(uint32_t index); \
+    EQM_ENTRY_LINKAGE EQM_EXPORT const eqm_plugin_desc *eqm_plugin_entry(uint32_t index)  \
+    {                                                                                    \
+        return index < sizeof(descs) / sizeof((descs)[0]) ? (descs)[index] : NULL;       \
     }
 
 #define EQM_PLUGIN_ENTRY_SYMBOL "eqm_plugin_entry"

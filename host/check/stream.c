@@ -306,7 +306,8 @@ static void st_good(ck *c, const eqm_dataset_ops *ops, void *self, const st_gen 
             d2.im.h > eh + 1 || d2.ow != W || d2.oh != H) {
             chk_fail(c, "stream scale", "%s at scale_num %d returned %d with %dx%d, original "
                                         "%dx%d: expected the image downscaled to %d/8 (%dx%d) "
-                                        "and the original size %dx%d",
+                                        "and the original size %dx%d (a format without DCT "
+                                        "scaling, PNG: decode and api->image->crop_resize)",
                      what, M, d2.rc, d2.im.w, d2.im.h, d2.ow, d2.oh, M, (W * M + 7) / 8,
                      (H * M + 7) / 8, W, H);
             break;

@@ -325,8 +325,8 @@ int main(void)
         return 99;
     snprintf(broken_so, sizeof broken_so, "%s/tests/plugins/broken/.libs/tp_broken.so", dir);
     int n = registry_load_file(reg, broken_so);
-    if (n != 14) {
-        fprintf(stderr, "%s: %d plugins loaded, 14 expected\n", broken_so, n);
+    if (n != 15) {
+        fprintf(stderr, "%s: %d plugins loaded, 15 expected\n", broken_so, n);
         return 99;
     }
     Suite *s = suite_create("failures");

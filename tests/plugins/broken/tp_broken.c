@@ -23,6 +23,8 @@
  *                          n_classes returned EQM_OK, 2 a corrupt JPEG is EQM_ERR_FORMAT (not
  *                          EQM_SKIP), 3 no room is an error (not EQM_GROW), 4 scale_num
  *                          ignored, 5 *orig_w and *orig_h not set
+ *   dataset test_stream_png the same with members png;cls: api->image->decode, and
+ *                          crop_resize for scale_num < 8 (PNG has no DCT scaling)
  */
 #include <math.h>
 #include <stdlib.h>
@@ -244,6 +246,47 @@ static int st_decode(const void *self, const eqm_raw_sample *raw, int scale, eqm
         *orig_w = W, *orig_h = H;
     return EQM_OK;
 }
+/* png;cls: the label as st_decode; the image by api->image->decode at full size, then
+ * crop_resize to the scaled size. */
+static int st_decode_png(const void *self, const eqm_raw_sample *raw, int scale, eqm_image *img,
+                         size_t cap, int32_t *label, int *orig_w, int *orig_h)
+{
+    const ds *d = self;
+    const eqm_image_api *im = d->api->image;
+    const eqm_raw_member *png = &raw->members[0], *cls = &raw->members[1];
+    char txt[16] = {0};
+    memcpy(txt, cls->data, cls->size < 15 ? cls->size : 15);
+    int v = atoi(txt), W, H, C;
+    if (v < 0 || v >= 4)
+        return d->api->set_error(d->host, EQM_SKIP, "%s.cls = %d: not a class in [0, 4)",
+                                 raw->key, v);
+    if (im->image_header(d->host, png->data, png->size, &W, &H, &C))
+        return d->api->set_error(d->host, EQM_SKIP, "%s.png: not a PNG", raw->key);
+    const int sw = (W * scale + 7) / 8, sh = (H * scale + 7) / 8;
+    if ((size_t)sw * sh * 3 > cap) {
+        img->w = sw, img->h = sh, img->c = 3;
+        return EQM_GROW;
+    }
+    eqm_image full = {0, 0, 0, 0, EQM_PIX_U8, img->data};
+    unsigned char *tmp = NULL;
+    if (scale < 8 && !(full.data = tmp = d->api->alloc(d->host, (size_t)W * H * 3, 0)))
+        return EQM_ERR_NOMEM;
+    int rc = im->decode(d->host, png->data, png->size, &full, scale < 8 ? (size_t)W * H * 3 : cap);
+    if (rc == EQM_OK && scale < 8) {
+        img->w = sw, img->h = sh, img->c = 3, img->stride = sw * 3, img->format = EQM_PIX_U8;
+        rc = im->crop_resize(d->host, &full, 0, 0, (float)W, (float)H, img);
+    } else if (rc == EQM_OK) {
+        *img = full;
+    }
+    if (tmp)
+        d->api->free(d->host, tmp);
+    if (rc)
+        return d->api->set_error(d->host, EQM_SKIP, "%s.png: corrupt", raw->key);
+    *label = v;
+    if (orig_w)
+        *orig_w = W, *orig_h = H;
+    return EQM_OK;
+}
 static const eqm_param_spec st_params[] = {
     {"bug", EQM_PARAM_INT, offsetof(st_opts, bug), "0", 0, 5, NULL,
      "which break of decode (tp_broken.c's header)"},
@@ -255,6 +298,13 @@ static const eqm_dataset_ops st_ops = {.size = sizeof(eqm_dataset_ops), .open = 
 static const eqm_plugin_desc test_stream_desc = {EQM_DESC_HEADER(EQM_KIND_DATASET), "test_stream",
                                                  "1", "streamed JPEG + class", st_params,
                                                  sizeof(st_opts), &st_ops};
+static const eqm_dataset_ops st_png_ops = {.size = sizeof(eqm_dataset_ops), .open = st_open,
+                                           .close = ds_close, .info = st_info,
+                                           .stream_members = "png;cls",
+                                           .stream_source = st_source, .decode = st_decode_png};
+static const eqm_plugin_desc test_stream_png_desc = {
+    EQM_DESC_HEADER(EQM_KIND_DATASET), "test_stream_png", "1", "streamed PNG + class", st_params,
+    sizeof(st_opts), &st_png_ops};
 
 /* ---- modules ---- */
 static int bb_out_dim(const void *self) { (void)self; return 4; }
@@ -306,5 +356,5 @@ static const eqm_plugin_desc *const descs[] = {
     &test_nomsg_desc,    &test_msg_desc,       &test_skipapply_desc, &test_nant_desc,
     &test_nullname_desc, &test_dupname_desc,   &test_nullself_desc,  &test_align_desc,
     &test_ds_desc,       &test_bb_nowrite_desc, &test_bb_noname_desc, &test_me_noloss_desc,
-    &test_me_noembed_desc, &test_stream_desc};
+    &test_me_noembed_desc, &test_stream_desc, &test_stream_png_desc};
 EQM_PLUGIN_ENTRY(descs)

@@ -1,6 +1,8 @@
 /* bench/conv_layers.c: time conv2d forward, dX and dW (and BN forward/backward) on the
  * ResNet-18-CIFAR layer shapes, to see where a training step goes.
  * Usage: conv-layers [--batch 64] [--threads 2] [--reps 2] [--algo 0|1] [--cpu 1] [--bf16 1]
+ *                    [--width 4]
+ * --width D divides every channel count but the image's 3 by D (4: the quickstart's width 0.25);
  * --algo 1 forces the reference im2col/col2im path; --cpu 1 times process CPU seconds;
  * --bf16 1 passes EQM_NN_BF16 (bf16 products, fp32 accumulation; EQM_NN_BF16_NATIVE=0 for
  * the emulation) and first times one 1024^3 GEMM in fp32 and in bf16.
@@ -30,7 +32,7 @@ static double now_s(void)
 
 int main(int argc, char **argv)
 {
-    int batch = 64, threads = 2, reps = 2, bf16 = 0;
+    int batch = 64, threads = 2, reps = 2, bf16 = 0, wdiv = 1;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--batch"))
             batch = atoi(argv[i + 1]);
@@ -44,6 +46,8 @@ int main(int argc, char **argv)
             use_cpu_clock = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--bf16"))
             bf16 = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--width"))
+            wdiv = atoi(argv[i + 1]) > 0 ? atoi(argv[i + 1]) : 1;
     }
     host_threads_init(threads);
     /* a call into host/nn/nn_api.c pulls its strong nn_api_table() out of the static
@@ -80,10 +84,11 @@ int main(int argc, char **argv)
         }
         free(a), free(b), free(c);
     }
-    printf("# batch %d threads %d%s (ms, nominal GFLOP/s)\n", batch, threads,
+    printf("# batch %d threads %d width 1/%d%s (ms, nominal GFLOP/s)\n", batch, threads, wdiv,
            bf16 ? " bf16" : "");
     for (size_t l = 0; l < sizeof L / sizeof *L; l++) {
-        eqm_conv2d_shape s = {batch, L[l][0], L[l][0], L[l][1], L[l][2],
+        int ci = L[l][1] == 3 ? 3 : L[l][1] / wdiv, co = L[l][2] / wdiv;
+        eqm_conv2d_shape s = {batch, L[l][0], L[l][0], ci, co,
                               L[l][3], L[l][3], L[l][4], L[l][5], bf16 ? EQM_NN_BF16 : 0};
         int Ho = (s.H + 2 * s.pad - s.kh) / s.stride + 1;
         size_t ni = (size_t)batch * s.H * s.W * s.C_in, no = (size_t)batch * Ho * Ho * s.C_out;

@@ -21,7 +21,13 @@
  * Fast path (default): 3x3 stride-1 convs with >= 16 channels and >= 512 tiles run as
  * Winograd F(2x2, 3x3) (winograd.c), forward, dW, and dX as the Winograd forward of dout
  * with the flipped, transposed kernel (a stride-1 dX is a convolution of dout): 1.4-1.9x
- * faster per layer (bench/README.md). Everything else takes the im2col path above.
+ * faster per layer (bench/README.md). Direct path (default where direct_pick says, CPUs
+ * with AVX-512F): the forward, and a stride-1 dX as the forward of dout, run as a direct
+ * NHWC kernel (direct.c) on the strided and 3->C convs and on 3x3 stride-1 convs up to
+ * C_in = 64 (at narrow widths Winograd and im2col are bound by their extra passes over
+ * memory: 16->16 at 32x32, batch 384, 1 core: 18 ms against Winograd's 42); dW runs as
+ * a direct kernel too where C_in, C_out <= 32 (direct_dw_pick). Everything else takes the
+ * im2col path above.
  * Algorithms (nn_conv2d_set_algo / EQM_CONV_ALGO, see nn_internal.h) force a path for the
  * tests and benchmarks: 1 im2col only, 2 no Winograd but stride-1 dX as a forward conv,
  * 3 Winograd wherever it applies.
@@ -374,6 +380,42 @@ static int wino_ok(const eqm_conv2d_shape *s)
            s->C_out >= 16 && s->C_in <= NN_WINO_MAX_C && s->C_out <= NN_WINO_MAX_C;
 }
 
+/* Direct kernel (direct.c): algo 4 wherever it applies; by default: see below. */
+static int direct_pick(const eqm_conv2d_shape *s)
+{
+    if (is_pointwise(s) || !nn_direct_ok(s))
+        return 0;
+    if (conv_algo == 4)
+        return 1;
+    if (conv_algo != 0)
+        return 0;
+    /* default, measured per shape (bench/README.md, conv-layers at batch 384 width 1/4 and
+     * batch 64 full width, 1 core): direct beats im2col on every strided or 3->C conv with
+     * a kernel over 1x1, and Winograd on 3x3 stride-1 convs up to C_in = 64 (16->16 at
+     * 32x32: 19 against 42 ms) and at 4x4 outputs; Winograd stays ahead from C_in = 128 at
+     * 8x8 and 16x16 (16x16 128->128: 27.5 against 32.5 ms). 1x1 stride 2: im2col. */
+    if (s->kh == 1 && s->kw == 1)
+        return 0;
+    if (s->stride == 1 && s->C_in > 64 && (size_t)s->H * (size_t)s->W > 16)
+        return 0;
+    return 1;
+}
+
+/* Direct dW (direct.c): algo 4 wherever it applies; by default: see below. */
+static int direct_dw_pick(const eqm_conv2d_shape *s)
+{
+    if (is_pointwise(s) || !nn_direct_ok(s))
+        return 0;
+    if (conv_algo == 4)
+        return 1;
+    /* default, measured (conv-layers, batch 384, width 1/4, 1 core, CPU ms, direct against
+     * the default before): 3->16 10.8 / 20, 16->16 16.4 / 50 (Winograd), 16->32 s2 12.9 /
+     * 17.5, 32->32 18.2 / 30 (Winograd), 1x1 16->32 s2 4.2 / 5.7; from 64 channels on it
+     * loses (32->64 s2 13.2 / 11, 64->64 21.5 / 18, 4x4 128->128 36 / 12: its per-row
+     * flush of K x C_out partial sums then outgrows L1) */
+    return conv_algo == 0 && s->C_in <= 32 && s->C_out <= 32;
+}
+
 /* im2col + sgemm: out = conv(in, w) (beta 0) or out += conv(in, w) (beta 1). */
 static int fwd_im2col(eqm_host *h, const eqm_conv2d_shape *s, float *out, const float *in,
                       const float *w, float beta, float *buf)
@@ -404,6 +446,8 @@ static int fwd_im2col(eqm_host *h, const eqm_conv2d_shape *s, float *out, const 
 
 static size_t fwd_ws_floats(const eqm_conv2d_shape *s)
 {
+    if (direct_pick(s))
+        return nn_direct_ws_floats(s);
     if (wino_ok(s))
         return nn_wino_ws_floats(s);
     if (is_pointwise(s))
@@ -422,6 +466,10 @@ static size_t fwd_ws_floats(const eqm_conv2d_shape *s)
 static int fwd_any(eqm_host *h, const eqm_conv2d_shape *s, float *out, const float *in,
                    const float *w, int accumulate, float *buf)
 {
+    if (direct_pick(s)) {
+        nn_direct_forward(h, s, out, in, w, accumulate, buf, NULL);
+        return EQM_OK;
+    }
     if (wino_ok(s)) {
         nn_wino_forward(h, s, out, in, w, accumulate, buf);
         return EQM_OK;
@@ -474,7 +522,7 @@ static int dx_as_forward_ok(const eqm_conv2d_shape *s)
         return 0;
     eqm_conv2d_shape t;
     dx_shape(s, s->H + 2 * s->pad - s->kh + 1, s->W + 2 * s->pad - s->kw + 1, &t);
-    return wino_ok(&t);
+    return direct_pick(&t) || wino_ok(&t);
 }
 
 static void dx_shape(const eqm_conv2d_shape *s, int Ho, int Wo, eqm_conv2d_shape *t)
@@ -533,20 +581,25 @@ int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float
         return bwd_bf16(h, s, din, dw, dout, in, w);
     size_t T = tile_images(s, HoWo, (size_t)c.K);
     size_t tile = T * HoWo * (size_t)c.K;
-    int wdw = dw && wino_ok(s), fdx = din && dx_as_forward_ok(s);
+    int ddw = dw && direct_dw_pick(s);
+    int wdw = dw && !ddw && wino_ok(s), fdx = din && dx_as_forward_ok(s);
     eqm_conv2d_shape ts;
     dx_shape(s, c.Ho, c.Wo, &ts);
-    size_t need_dw = !dw ? 0 : wdw ? nn_wino_ws_floats(s) : tile;
+    size_t need_dw = !dw ? 0 : ddw ? nn_direct_dw_ws_floats(s) : wdw ? nn_wino_ws_floats(s) : tile;
     size_t need_dx = !din ? 0 : fdx ? (size_t)Co * c.K + fwd_ws_floats(&ts) : tile;
     /* the im2col dW and col2im dX share one pass over the tiles: cols then dcols */
-    size_t need = (!wdw && !fdx && dw && din) ? 2 * tile
-                                              : (need_dw > need_dx ? need_dw : need_dx);
+    size_t need = (!wdw && !ddw && !fdx && dw && din) ? 2 * tile
+                                                      : (need_dw > need_dx ? need_dw : need_dx);
     float *buf = ws_get(h, need);
     if (!buf)
         return EQM_ERR_NOMEM;
+    if (ddw)
+        nn_direct_dw(h, s, dw, dout, in, buf);
     if (wdw)
         nn_wino_dw(h, s, dw, dout, in, buf);
-    if (fdx) {
+    if (fdx && direct_pick(&ts))
+        nn_direct_forward(h, &ts, din, dout, w, 1, buf, s); /* flips w itself */
+    else if (fdx) {
         float *wt = buf; /* (C_in, kh, kw, C_out) */
         flip_ctx fc = {s, w, wt};
         nn_parallel(h, (size_t)s->C_in, 8, flip_body, &fc);
@@ -554,7 +607,7 @@ int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float
         if (rc)
             return rc;
     }
-    int do_dw = dw && !wdw, do_dx = din && !fdx;
+    int do_dw = dw && !wdw && !ddw, do_dx = din && !fdx;
     if (!do_dw && !do_dx)
         return EQM_OK;
     c.cols = buf;

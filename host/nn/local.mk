@@ -4,6 +4,7 @@ libeqmhost_la_SOURCES += \
 	host/nn/nn_api.c \
 	host/nn/conv2d.c \
 	host/nn/winograd.c \
+	host/nn/direct.c \
 	host/nn/batchnorm.c \
 	host/nn/elementwise.c \
 	host/nn/pool.c \

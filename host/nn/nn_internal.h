@@ -41,7 +41,9 @@ size_t nn_conv2d_workspace_bytes(void);
  *   kernel); otherwise im2col + sgemm forward and dW, sgemm + gather col2im dX;
  * 1 im2col / col2im only (the reference path);
  * 2 as 1 but stride-1 dX as a forward conv of dout with the flipped kernel (no col2im);
- * 3 Winograd wherever it applies (any output size) plus 2. */
+ * 3 Winograd wherever it applies (any output size) plus 2;
+ * 4 the direct kernel (direct.c) wherever it applies (forward, stride-1 dX), else as 2.
+ * Default (0) also takes the direct kernel on the shapes conv2d.c's direct_pick names. */
 void nn_conv2d_set_algo(int algo);
 
 /* winograd.c: F(2x2, 3x3) for 3x3 stride-1 convs with C_in, C_out in [16, NN_WINO_MAX_C] */
@@ -51,6 +53,17 @@ void nn_wino_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, const f
                      const float *w, int accumulate, float *ws);
 void nn_wino_dw(eqm_host *h, const eqm_conv2d_shape *s, float *dw, const float *dout,
                 const float *in, float *ws);
+
+/* direct.c: direct NHWC conv2d forward (AVX-512F), C_out a multiple of 16 */
+#define NN_DIRECT_MAX_CI 4096
+int nn_direct_available(void);
+int nn_direct_ok(const eqm_conv2d_shape *s);
+size_t nn_direct_ws_floats(const eqm_conv2d_shape *s);
+void nn_direct_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, const float *in,
+                       const float *w, int accumulate, float *ws, const eqm_conv2d_shape *fs);
+size_t nn_direct_dw_ws_floats(const eqm_conv2d_shape *s);
+void nn_direct_dw(eqm_host *h, const eqm_conv2d_shape *s, float *dw, const float *dout,
+                  const float *in, float *ws);
 
 /* batchnorm.c */
 int nn_batchnorm_forward(eqm_host *h, const eqm_bn_shape *s, float *out, const float *in,

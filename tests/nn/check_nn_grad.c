@@ -12,7 +12,8 @@
  * Conv shapes cover 1x1 stride 1 and 2, 3x3 stride 1 and 2, 7x7 stride 2 pad 3, 5x5, and
  * shapes that take conv2d's Winograd path; every shape runs in algo 0 (default: Winograd
  * for 3x3 stride 1 with >= 16 channels and >= 512 tiles, e.g. the 8x32x32x64 case), 1 (im2col only), 2 (stride-1
- * dX as a forward conv) and 3 (Winograd wherever it applies, e.g. the 4x4 outputs).
+ * dX as a forward conv), 3 (Winograd wherever it applies, e.g. the 4x4 outputs) and 4 (the
+ * direct kernel wherever it applies: C_out, or C_in for dX, a multiple of 16).
  */
 #include "config.h"
 
@@ -75,9 +76,9 @@ static const int conv_cfg[][9] = {
 
 START_TEST(test_conv_grad)
 {
-    const int *g = conv_cfg[_i / 4];
-    int algo = _i % 4; /* 0 default (Winograd where it applies), 1 im2col, 2 dX as forward,
-                        * 3 Winograd everywhere */
+    const int *g = conv_cfg[_i / 5];
+    int algo = _i % 5; /* 0 default (Winograd or direct where they apply), 1 im2col, 2 dX as
+                        * forward, 3 Winograd everywhere, 4 direct everywhere */
     conv_t c = {.s = {g[0], g[1], g[2], g[3], g[4], g[5], g[5], g[6], g[7], 0}};
     int Ho = (g[1] + 2 * g[7] - g[5]) / g[6] + 1, Wo = (g[2] + 2 * g[7] - g[5]) / g[6] + 1;
     size_t ni = (size_t)g[0] * g[1] * g[2] * g[3], nw = (size_t)g[4] * g[5] * g[5] * g[3];
@@ -95,9 +96,9 @@ START_TEST(test_conv_grad)
     for (size_t i = 0; i < nw; i++)
         dw[i] -= dw0[i];
     char what[96];
-    snprintf(what, sizeof what, "conv cfg %d algo %d din", _i / 4, algo);
+    snprintf(what, sizeof what, "conv cfg %d algo %d din", _i / 5, algo);
     fd_check(what, conv_loss, &c, c.in, ni, din, 1e-2f);
-    snprintf(what, sizeof what, "conv cfg %d algo %d dw", _i / 4, algo);
+    snprintf(what, sizeof what, "conv cfg %d algo %d dw", _i / 5, algo);
     fd_check(what, conv_loss, &c, c.w, nw, dw, 1e-2f);
     /* NULL gradients are skipped: din only, then dw only, must give the same values */
     float *din2 = zeros(ni), *dw2 = zeros(nw);
@@ -433,7 +434,7 @@ static Suite *suite(void)
     Suite *s = suite_create("nn_grad");
     TCase *tc = tcase_create("fd");
     tcase_set_timeout(tc, 120);
-    tcase_add_loop_test(tc, test_conv_grad, 0, 4 * N_CONV);
+    tcase_add_loop_test(tc, test_conv_grad, 0, 5 * N_CONV);
     tcase_add_loop_test(tc, test_bn_grad, 0, 2 * (int)(sizeof bn_cfg / sizeof *bn_cfg));
     tcase_add_test(tc, test_bn_running_stats);
     tcase_add_test(tc, test_pool_relu_grad);

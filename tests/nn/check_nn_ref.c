@@ -6,8 +6,9 @@
  * expect_close_mag; see run_conv); BN, losses atol 1e-4 + rtol 1e-3 (normalisation divides
  * by small stds).
  * Conv cases run in algo 0 (default: Winograd F(2x2, 3x3) where it applies, e.g.
- * conv3x3s1_wide), 1 (im2col/col2im only), 2 (stride-1 dX as a forward conv) and 3
- * (Winograd wherever it applies). Also pins BN running statistics after training passes,
+ * conv3x3s1_wide), 1 (im2col/col2im only), 2 (stride-1 dX as a forward conv), 3
+ * (Winograd wherever it applies) and 4 (the direct kernel wherever it applies: C_out a
+ * multiple of 16, e.g. conv3x3s1_wide; test_conv_direct_vs_im2col covers more shapes). Also pins BN running statistics after training passes,
  * and checks the threaded nn_sgemm / nn_sgemm_batch against a double-precision loop.
  */
 #include "config.h"
@@ -106,6 +107,59 @@ START_TEST(test_conv_default_vs_im2col)
 }
 END_TEST
 
+/* The direct kernel (algo 4; direct.c, AVX-512F) against the im2col path on the shapes it
+ * takes: every block width of its row loop (output widths 1..19 leave tails of 8, 4, 2, 1),
+ * 1, 2 and 4 channel vectors per block (C_out 16, 32, 48, 64, 96), strides 1-2, 3x3, 5x5
+ * and 7x7 kernels, C_in 3..40, padding taps at every border; dX of the stride-1 shapes runs
+ * through it too (the forward of dout with the flipped kernel, accumulating into din).
+ * Tolerance: both sum the same K terms in float32, in different orders (im2col's sgemm
+ * blocks k); K eps32 x the magnitude (the same sum over absolute values), K = 16 as
+ * run_conv. */
+START_TEST(test_conv_direct_vs_im2col)
+{
+    host_threads_init(2);
+    static const int cfg[][8] = {
+        /* N, H, W, Ci, Co, k, stride, pad */
+        {2, 9, 19, 16, 16, 3, 1, 1}, {1, 7, 13, 3, 32, 3, 1, 1},  {2, 8, 8, 40, 48, 3, 2, 1},
+        {1, 11, 10, 3, 64, 7, 2, 3}, {2, 6, 5, 24, 64, 3, 1, 0},  {1, 4, 4, 32, 96, 3, 1, 1},
+        {1, 9, 9, 8, 16, 5, 1, 2},   {3, 3, 3, 16, 32, 3, 2, 1},  {1, 1, 1, 16, 16, 3, 1, 1},
+    };
+    for (size_t i = 0; i < sizeof cfg / sizeof *cfg; i++) {
+        const int *g = cfg[i];
+        eqm_conv2d_shape s = {g[0], g[1], g[2], g[3], g[4], g[5], g[5], g[6], g[7], 0};
+        if (!nn_direct_available()) { /* CPUs without AVX-512F run the other paths */
+            ck_assert_int_eq(nn_direct_ok(&s), 0);
+            continue;
+        }
+        ck_assert_int_eq(nn_direct_ok(&s), 1);
+        int Ho = (g[1] + 2 * g[7] - g[5]) / g[6] + 1, Wo = (g[2] + 2 * g[7] - g[5]) / g[6] + 1;
+        size_t ni = (size_t)g[0] * g[1] * g[2] * g[3], nw = (size_t)g[4] * g[5] * g[5] * g[3];
+        size_t no = (size_t)g[0] * Ho * Wo * g[4];
+        float *x = rnd(ni, 1.f), *w = rnd(nw, 0.3f), *dy = rnd(no, 1.f);
+        float *ax = abs_dup(x, ni), *aw = abs_dup(w, nw), *ady = abs_dup(dy, no);
+        float *o[2], *dx[2], *mo = zeros(no), *mi = zeros(ni);
+        nn_conv2d_set_algo(1);
+        ck_assert_int_eq(NN()->conv2d_forward(NULL, &s, mo, ax, aw), EQM_OK);
+        ck_assert_int_eq(NN()->conv2d_backward(NULL, &s, mi, NULL, ady, ax, aw), EQM_OK);
+        for (int a = 0; a < 2; a++) {
+            nn_conv2d_set_algo(a ? 4 : 1);
+            o[a] = rnd(no, 1.f), dx[a] = zeros(ni);
+            ck_assert_int_eq(NN()->conv2d_forward(NULL, &s, o[a], x, w), EQM_OK);
+            ck_assert_int_eq(NN()->conv2d_backward(NULL, &s, dx[a], NULL, dy, x, w), EQM_OK);
+        }
+        nn_conv2d_set_algo(0);
+        char what[96];
+        snprintf(what, sizeof what, "direct cfg %zu out", i);
+        expect_close_mag(what, o[1], o[0], mo, no, 16, 0);
+        snprintf(what, sizeof what, "direct cfg %zu din", i);
+        expect_close_mag(what, dx[1], dx[0], mi, ni, 16, 0);
+        for (int a = 0; a < 2; a++)
+            free(o[a]), free(dx[a]);
+        free(x), free(w), free(dy), free(ax), free(aw), free(ady), free(mo), free(mi);
+    }
+}
+END_TEST
+
 /* nn_sgemm / nn_sgemm_batch on 2 compute threads (BLAS single-threaded inside the host's
  * parallel bodies, the output split in row or column blocks) against a double-precision
  * loop: every transpose combination, padded leading dimensions, beta 0 and 1, both split
@@ -179,7 +233,7 @@ static const char *conv_cases[] = {"conv3x3s1", "conv3x3s2", "conv1x1s2",
 
 START_TEST(test_conv_ref)
 {
-    run_conv(conv_cases[_i / 4], _i % 4);
+    run_conv(conv_cases[_i / 5], _i % 5);
 }
 END_TEST
 
@@ -403,7 +457,8 @@ static Suite *suite(void)
     Suite *s = suite_create("nn_ref");
     TCase *tc = tcase_create("pytorch");
     tcase_add_test(tc, test_table);
-    tcase_add_loop_test(tc, test_conv_ref, 0, 4 * (int)(sizeof conv_cases / sizeof *conv_cases));
+    tcase_add_loop_test(tc, test_conv_ref, 0, 5 * (int)(sizeof conv_cases / sizeof *conv_cases));
+    tcase_add_test(tc, test_conv_direct_vs_im2col);
     tcase_add_test(tc, test_conv_default_vs_im2col);
     tcase_add_test(tc, test_sgemm_split);
     tcase_add_loop_test(tc, test_bn_ref, 0, (int)(sizeof bn_cases / sizeof *bn_cases));

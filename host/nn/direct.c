@@ -1,0 +1,348 @@
+/* host/nn/direct.c: direct NHWC convolution (AVX-512) for conv2d forward, any kh x kw,
+ * stride and padding, C_out a multiple of 16; conv2d.c also runs a stride-1 dX through it
+ * (the forward of dout with the flipped kernel).
+ *
+ * Why: at narrow widths (the quickstart's ResNet-18 at width 0.25: 16-128 channels) both
+ * other paths are bound by memory traffic, not multiplies: Winograd F(2x2, 3x3) writes 16
+ * transformed floats per 4 outputs per channel and its 16 GEMMs are short in k, im2col
+ * writes 9 copies of the input and packs them again inside sgemm. The direct kernel reads
+ * the input and the (transposed) weights where they lie and writes each output once.
+ * Kernel: a block of P output pixels of one output row x CB vectors of 16 output channels
+ * is held in P*CB zmm accumulators (P*CB = 16); for every tap (ki, kj) and input channel ci
+ * it loads the CB weight vectors wk[ki][kj][ci][co..] once and does one broadcast FMA per
+ * pixel and vector. Weights are first transposed to wk (kh, kw, C_in, C_out) (small).
+ * Numerics: every output is one FMA chain over k = (ki, kj, ci) in that order, starting
+ * from zero (the order of im2col's K; a padding tap inside the image's rows adds 0 * w,
+ * a whole padding row is skipped). This is not bit-identical to the paths it replaces
+ * (Winograd's transforms round differently; OpenBLAS splits a long k into blocks whose
+ * partial sums it adds), but it is the plain sequential sum: tests/nn check it against
+ * the im2col path and PyTorch's fixtures.
+ * Availability: CPUs with AVX-512F (nn_direct_ok says no elsewhere; the other paths run).
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "nn/nn_internal.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define DIRECT_X86 1
+#endif
+
+int nn_direct_available(void)
+{
+#ifdef DIRECT_X86
+    static int v = -1;
+    if (v < 0) {
+        __builtin_cpu_init();
+        v = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    }
+    return v;
+#else
+    return 0;
+#endif
+}
+
+int nn_direct_ok(const eqm_conv2d_shape *s)
+{
+    return nn_direct_available() && s->C_out % 16 == 0 && s->C_in <= NN_DIRECT_MAX_CI &&
+           !(s->flags & EQM_NN_BF16);
+}
+
+size_t nn_direct_ws_floats(const eqm_conv2d_shape *s)
+{
+    return (size_t)s->kh * s->kw * s->C_in * s->C_out;
+}
+
+typedef struct {
+    const eqm_conv2d_shape *s;
+    int Ho, Wo;
+    const float *in;
+    const float *w; /* OHWI */
+    float *wk;      /* (C_out / CW, kh, kw, C_in, CW), CW = 16 CB */
+    float *out;
+    int accumulate;
+    const eqm_conv2d_shape *fs; /* dX: the forward conv whose w this is (flip it) */
+} direct_ctx;
+
+/* Channel vectors per block: 4 (64 channels) where C_out allows, else 2, else 1. */
+static int direct_lcb(const eqm_conv2d_shape *s)
+{
+    size_t nv = (size_t)s->C_out / 16;
+    return nv % 4 == 0 ? 2 : nv % 2 == 0 ? 1 : 0;
+}
+
+/* wk[blk][k][j] = w[blk * CW + j][k] (CW = 16 CB channels per block, k = (a, b, ci)):
+ * each block's weights are one contiguous stream, read in k order. co in [cb, ce). */
+static void direct_wt_body(void *vc, size_t cb, size_t ce)
+{
+    const direct_ctx *c = vc;
+    const size_t K = (size_t)c->s->kh * c->s->kw * c->s->C_in;
+    const size_t CW = (size_t)16 << direct_lcb(c->s);
+    for (size_t co = cb; co < ce; co++) {
+        float *d = c->wk + (co / CW) * K * CW + co % CW;
+        if (!c->fs) {
+            for (size_t k = 0; k < K; k++)
+                d[k * CW] = c->w[co * K + k];
+            continue;
+        }
+        /* dX: this conv's w~[co][a][b][ci] = w[ci][kh-1-a][kw-1-b][co] (fs's w) */
+        const eqm_conv2d_shape *f = c->fs;
+        const size_t fCi = (size_t)f->C_in, fK = (size_t)f->kh * f->kw * fCi;
+        for (int a = 0; a < f->kh; a++)
+            for (int b2 = 0; b2 < f->kw; b2++)
+                for (size_t ci = 0; ci < (size_t)f->C_out; ci++)
+                    d[(((size_t)a * f->kw + (size_t)b2) * f->C_out + ci) * CW] =
+                        c->w[ci * fK + ((size_t)(f->kh - 1 - a) * f->kw + (size_t)(f->kw - 1 - b2)) * fCi + co];
+    }
+}
+
+#ifdef DIRECT_X86
+/* Reads of padding columns point here. */
+static const float zero_row[NN_DIRECT_MAX_CI];
+
+#define DIRECT_TARGET __attribute__((target("avx512f,fma"), optimize("O3")))
+
+/* Output pixels ow0 .. ow0+P-1 of row oh of image n, channels co0 .. co0+16*CB-1. */
+static inline __attribute__((always_inline)) DIRECT_TARGET void
+direct_block(const direct_ctx *c, const int P, const int CB, size_t n, int oh, int ow0, size_t co0)
+{
+    const eqm_conv2d_shape *s = c->s;
+    const size_t Ci = (size_t)s->C_in, Co = (size_t)s->C_out;
+    __m512 acc[16];
+    for (int i = 0; i < P * CB; i++)
+        acc[i] = _mm512_setzero_ps();
+    for (int ki = 0; ki < s->kh; ki++) {
+        int ih = oh * s->stride - s->pad + ki;
+        if (ih < 0 || ih >= s->H)
+            continue;
+        const float *rowp = c->in + (n * (size_t)s->H + (size_t)ih) * (size_t)s->W * Ci;
+        for (int kj = 0; kj < s->kw; kj++) {
+            const float *src[16];
+            for (int p = 0; p < P; p++) {
+                int iw = (ow0 + p) * s->stride - s->pad + kj;
+                src[p] = (iw < 0 || iw >= s->W) ? zero_row : rowp + (size_t)iw * Ci;
+            }
+            const size_t CW = 16 * (size_t)CB, K = (size_t)s->kh * s->kw * Ci;
+            const float *wp = c->wk + co0 * K + ((size_t)ki * s->kw + (size_t)kj) * Ci * CW;
+            for (size_t ci = 0; ci < Ci; ci++, wp += CW) {
+                __m512 wv[4];
+                for (int b = 0; b < CB; b++)
+                    wv[b] = _mm512_loadu_ps(wp + 16 * b);
+                for (int p = 0; p < P; p++) {
+                    __m512 x = _mm512_set1_ps(src[p][ci]);
+                    for (int b = 0; b < CB; b++)
+                        acc[p * CB + b] = _mm512_fmadd_ps(x, wv[b], acc[p * CB + b]);
+                }
+            }
+        }
+    }
+    float *o = c->out + ((n * (size_t)c->Ho + (size_t)oh) * (size_t)c->Wo + (size_t)ow0) * Co + co0;
+    for (int p = 0; p < P; p++)
+        for (int b = 0; b < CB; b++) {
+            float *q = o + (size_t)p * Co + 16 * (size_t)b;
+            __m512 v = acc[p * CB + b];
+            if (c->accumulate)
+                v = _mm512_add_ps(_mm512_loadu_ps(q), v);
+            _mm512_storeu_ps(q, v);
+        }
+}
+
+#define DIRECT_INST(P, CB)                                                                     \
+    static DIRECT_TARGET __attribute__((noinline)) void direct_##P##_##CB(                     \
+        const direct_ctx *c, size_t n, int oh, int ow0, size_t co0)                            \
+    {                                                                                          \
+        direct_block(c, P, CB, n, oh, ow0, co0);                                               \
+    }
+/* The block shapes (A, CB) with A * CB <= 16 accumulators, A = pixels (forward) or input
+ * channels (dW), and their table [log2 CB][log2 A] (NULL: more than 16 accumulators). */
+#define DIRECT_SHAPES(X)                                                                       \
+    X(16, 1) X(8, 1) X(4, 1) X(2, 1) X(1, 1) X(8, 2) X(4, 2) X(2, 2) X(1, 2) X(4, 4) X(2, 4) X(1, 4)
+#define DIRECT_TABLE(f)                                                                        \
+    {                                                                                          \
+        {f##_1_1, f##_2_1, f##_4_1, f##_8_1, f##_16_1}, {f##_1_2, f##_2_2, f##_4_2, f##_8_2, NULL}, \
+            {f##_1_4, f##_2_4, f##_4_4, NULL, NULL},                                           \
+    }
+DIRECT_SHAPES(DIRECT_INST)
+
+typedef void (*direct_fn)(const direct_ctx *, size_t, int, int, size_t);
+static const direct_fn direct_fns[3][5] = DIRECT_TABLE(direct);
+
+/* Tasks: output rows (image, oh) in [b, e). */
+static void direct_body(void *vc, size_t b, size_t e)
+{
+    const direct_ctx *c = vc;
+    const size_t Co = (size_t)c->s->C_out;
+    const int lcb = direct_lcb(c->s), CB = 1 << lcb;
+    /* channel blocks outermost: a block's weights (K x 16 CB floats) stay in cache over
+     * all rows of the task */
+    for (size_t co0 = 0; co0 < Co; co0 += 16 * (size_t)CB)
+        for (size_t r = b; r < e; r++) {
+            size_t n = r / (size_t)c->Ho;
+            int oh = (int)(r % (size_t)c->Ho);
+            int ow0 = 0, lp = 4 - lcb;
+            while (ow0 < c->Wo) {
+                while ((1 << lp) > c->Wo - ow0)
+                    lp--;
+                direct_fns[lcb][lp](c, n, oh, ow0, co0);
+                ow0 += 1 << lp;
+            }
+        }
+}
+#endif
+
+/* ---- dW ------------------------------------------------------------------------- */
+
+/* dw (C_out, K) += sum over output pixels p of dout[p][co] * x[p, k], k = (ki, kj, ci).
+ * The rows (image, oh) are cut into DW_PARTS fixed parts (not one per thread: the sums are
+ * then the same for any thread count); part q sums into its own tmp_q (K, C_out): for every
+ * output row, tap and block of KB input channels, KB x CB zmm accumulators start at zero,
+ * take one FMA per pixel of the row (vectorised over 16 output channels, the input value
+ * broadcast), and are added to tmp_q. Then dw[co][k] += ((tmp_0 + tmp_1) + ...)[k][co].
+ * Padding taps are skipped (they add 0). */
+#define DW_PARTS 8
+
+size_t nn_direct_dw_ws_floats(const eqm_conv2d_shape *s)
+{
+    return (size_t)DW_PARTS * s->kh * s->kw * s->C_in * s->C_out;
+}
+
+typedef struct {
+    const eqm_conv2d_shape *s;
+    int Ho, Wo;
+    size_t rows, parts;
+    const float *in, *dout;
+    float *tmp; /* parts x (K, C_out) */
+    float *dw;
+} dw_ctx;
+
+#ifdef DIRECT_X86
+/* One output row (n, oh), tap (ki, kj), input channels ci0 .. ci0+KB-1, output channels
+ * co0 .. co0+16*CB-1: t[(k, co)] += sum over the row's pixels. */
+static inline __attribute__((always_inline)) DIRECT_TARGET void
+dw_block(const dw_ctx *c, const int KB, const int CB, size_t n, int oh, int ki, int kj, size_t ci0,
+         size_t co0, float *t)
+{
+    const eqm_conv2d_shape *s = c->s;
+    const size_t Ci = (size_t)s->C_in, Co = (size_t)s->C_out;
+    const int ih = oh * s->stride - s->pad + ki;
+    const float *irow = c->in + ((n * (size_t)s->H + (size_t)ih) * (size_t)s->W) * Ci + ci0;
+    const float *grow = c->dout + ((n * (size_t)c->Ho + (size_t)oh) * (size_t)c->Wo) * Co + co0;
+    __m512 acc[16];
+    for (int i = 0; i < KB * CB; i++)
+        acc[i] = _mm512_setzero_ps();
+    for (int ow = 0; ow < c->Wo; ow++) {
+        int iw = ow * s->stride - s->pad + kj;
+        if (iw < 0 || iw >= s->W)
+            continue;
+        const float *x = irow + (size_t)iw * Ci;
+        __m512 g[4];
+        for (int b = 0; b < CB; b++)
+            g[b] = _mm512_loadu_ps(grow + (size_t)ow * Co + 16 * (size_t)b);
+        for (int kk = 0; kk < KB; kk++) {
+            __m512 xb = _mm512_set1_ps(x[kk]);
+            for (int b = 0; b < CB; b++)
+                acc[kk * CB + b] = _mm512_fmadd_ps(xb, g[b], acc[kk * CB + b]);
+        }
+    }
+    float *tk = t + (((size_t)ki * s->kw + (size_t)kj) * Ci + ci0) * Co + co0;
+    for (int kk = 0; kk < KB; kk++)
+        for (int b = 0; b < CB; b++) {
+            float *q = tk + (size_t)kk * Co + 16 * (size_t)b;
+            _mm512_storeu_ps(q, _mm512_add_ps(_mm512_loadu_ps(q), acc[kk * CB + b]));
+        }
+}
+
+#define DW_INST(KB, CB)                                                                        \
+    static DIRECT_TARGET __attribute__((noinline)) void dw_##KB##_##CB(                        \
+        const dw_ctx *c, size_t n, int oh, int ki, int kj, size_t ci0, size_t co0, float *t)   \
+    {                                                                                          \
+        dw_block(c, KB, CB, n, oh, ki, kj, ci0, co0, t);                                       \
+    }
+DIRECT_SHAPES(DW_INST)
+
+typedef void (*dw_fn)(const dw_ctx *, size_t, int, int, int, size_t, size_t, float *);
+static const dw_fn dw_fns[3][5] = DIRECT_TABLE(dw); /* [log2 CB][log2 KB] */
+
+/* Tasks: parts q in [b, e). */
+static void dw_part_body(void *vc, size_t b, size_t e)
+{
+    const dw_ctx *c = vc;
+    const eqm_conv2d_shape *s = c->s;
+    const size_t Ci = (size_t)s->C_in, Co = (size_t)s->C_out, K = (size_t)s->kh * s->kw * Ci;
+    const int lcb = direct_lcb(s), CB = 1 << lcb;
+    for (size_t q = b; q < e; q++) {
+        float *t = c->tmp + q * K * Co;
+        memset(t, 0, K * Co * sizeof(float));
+        size_t r0 = q * c->rows / c->parts, r1 = (q + 1) * c->rows / c->parts;
+        for (size_t r = r0; r < r1; r++) {
+            size_t n = r / (size_t)c->Ho;
+            int oh = (int)(r % (size_t)c->Ho);
+            for (int ki = 0; ki < s->kh; ki++) {
+                int ih = oh * s->stride - s->pad + ki;
+                if (ih < 0 || ih >= s->H)
+                    continue;
+                for (size_t co0 = 0; co0 < Co; co0 += 16 * (size_t)CB)
+                    for (int kj = 0; kj < s->kw; kj++) {
+                        size_t ci0 = 0;
+                        int lk = 4 - lcb;
+                        while (ci0 < Ci) {
+                            while ((size_t)1 << lk > Ci - ci0)
+                                lk--;
+                            dw_fns[lcb][lk](c, n, oh, ki, kj, ci0, co0, t);
+                            ci0 += (size_t)1 << lk;
+                        }
+                    }
+            }
+        }
+    }
+}
+#endif
+
+/* dw[co][k] += sum_q tmp_q[k][co] for co in [b, e). */
+static void dw_reduce_body(void *vc, size_t b, size_t e)
+{
+    const dw_ctx *c = vc;
+    const eqm_conv2d_shape *s = c->s;
+    const size_t Co = (size_t)s->C_out, K = (size_t)s->kh * s->kw * s->C_in;
+    for (size_t co = b; co < e; co++)
+        for (size_t k = 0; k < K; k++) {
+            float v = c->tmp[k * Co + co];
+            for (size_t q = 1; q < c->parts; q++)
+                v += c->tmp[(q * K + k) * Co + co];
+            c->dw[co * K + k] += v;
+        }
+}
+
+/* dw += dW of conv2d(in, w) for dout. ws: nn_direct_dw_ws_floats. Only where
+ * nn_direct_ok(s). */
+void nn_direct_dw(eqm_host *h, const eqm_conv2d_shape *s, float *dw, const float *dout,
+                  const float *in, float *ws)
+{
+    dw_ctx c = {.s = s, .in = in, .dout = dout, .tmp = ws, .dw = dw};
+    c.Ho = (s->H + 2 * s->pad - s->kh) / s->stride + 1;
+    c.Wo = (s->W + 2 * s->pad - s->kw) / s->stride + 1;
+    c.rows = (size_t)s->N * (size_t)c.Ho;
+    c.parts = c.rows < DW_PARTS ? c.rows : DW_PARTS;
+#ifdef DIRECT_X86
+    nn_parallel(h, c.parts, 1, dw_part_body, &c);
+#endif
+    nn_parallel(h, (size_t)s->C_out, 4, dw_reduce_body, &c);
+}
+
+/* out (=, or += when accumulate) = conv2d(in, w). ws: nn_direct_ws_floats. Only where
+ * nn_direct_ok(s). With fs (a stride-1 conv whose dX s is, see conv2d.c's dx_shape), w is
+ * fs's weight and the flipped, transposed kernel is built from it. */
+void nn_direct_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, const float *in,
+                       const float *w, int accumulate, float *ws, const eqm_conv2d_shape *fs)
+{
+    direct_ctx c = {.s = s, .in = in, .w = w, .wk = ws, .out = out, .accumulate = accumulate,
+                    .fs = fs};
+    c.Ho = (s->H + 2 * s->pad - s->kh) / s->stride + 1;
+    c.Wo = (s->W + 2 * s->pad - s->kw) / s->stride + 1;
+    nn_parallel(h, (size_t)s->C_out, 16, direct_wt_body, &c);
+#ifdef DIRECT_X86
+    nn_parallel(h, (size_t)s->N * (size_t)c.Ho, 1, direct_body, &c);
+#endif
+}

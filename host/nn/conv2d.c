@@ -26,7 +26,7 @@
  * NHWC kernel (direct.c) on the strided and 3->C convs and on 3x3 stride-1 convs up to
  * C_in = 64 (at narrow widths Winograd and im2col are bound by their extra passes over
  * memory: 16->16 at 32x32, batch 384, 1 core: 18 ms against Winograd's 42); dW runs as
- * a direct kernel too where C_in, C_out <= 32 (direct_dw_pick). Everything else takes the
+ * a direct kernel too where C_in, C_out <= 64 (direct_dw_pick). Everything else takes the
  * im2col path above.
  * Algorithms (nn_conv2d_set_algo / EQM_CONV_ALGO, see nn_internal.h) force a path for the
  * tests and benchmarks: 1 im2col only, 2 no Winograd but stride-1 dX as a forward conv,
@@ -393,9 +393,10 @@ static int direct_pick(const eqm_conv2d_shape *s)
      * batch 64 full width, 1 core): direct beats im2col on every strided or 3->C conv with
      * a kernel over 1x1, and Winograd on 3x3 stride-1 convs up to C_in = 64 (16->16 at
      * 32x32: 19 against 42 ms) and at 4x4 outputs; Winograd stays ahead from C_in = 128 at
-     * 8x8 and 16x16 (16x16 128->128: 27.5 against 32.5 ms). 1x1 stride 2: im2col. */
-    if (s->kh == 1 && s->kw == 1)
-        return 0;
+     * 8x8 and 16x16 (16x16 128->128: 27.5 against 32.5 ms). 1x1 stride 2: up to C_in = 32. */
+    if (s->kh == 1 && s->kw == 1) /* 1x1 s2 16->32: 4.4-4.7 against 5.1-6.9 ms; 64->128
+                                   * at full width, batch 64: 5.0-5.3 against 3.9 */
+        return s->C_in <= 32;
     if (s->stride == 1 && s->C_in > 64 && (size_t)s->H * (size_t)s->W > 16)
         return 0;
     return 1;
@@ -408,12 +409,13 @@ static int direct_dw_pick(const eqm_conv2d_shape *s)
         return 0;
     if (conv_algo == 4)
         return 1;
-    /* default, measured (conv-layers, batch 384, width 1/4, 1 core, CPU ms, direct against
-     * the default before): 3->16 10.8 / 20, 16->16 16.4 / 50 (Winograd), 16->32 s2 12.9 /
-     * 17.5, 32->32 18.2 / 30 (Winograd), 1x1 16->32 s2 4.2 / 5.7; from 64 channels on it
-     * loses (32->64 s2 13.2 / 11, 64->64 21.5 / 18, 4x4 128->128 36 / 12: its per-row
-     * flush of K x C_out partial sums then outgrows L1) */
-    return conv_algo == 0 && s->C_in <= 32 && s->C_out <= 32;
+    /* default, measured (conv-layers, batch 384, width 1/4, 1 core, CPU ms, direct with
+     * groups of 8 rows against the default before): 3->16 9.7 / 20, 16->16 15.6 / 50
+     * (Winograd), 16->32 s2 11.4 / 17.5, 32->32 14.4 / 30 (Winograd), 1x1 16->32 s2 3.1 /
+     * 5.7, 32->64 s2 10.8 / 10.5-11, 64->64 15.4 / 17.5-19.7 (Winograd); from 128 output
+     * channels it loses (64->128 s2 12.2 / 8, 4x4 128->128 23 / 12: the K x C_out partial
+     * sums of a row group then outgrow L1) */
+    return conv_algo == 0 && s->C_in <= 64 && s->C_out <= 64;
 }
 
 /* im2col + sgemm: out = conv(in, w) (beta 0) or out += conv(in, w) (beta 1). */

@@ -197,11 +197,13 @@ static void direct_body(void *vc, size_t b, size_t e)
 /* dw (C_out, K) += sum over output pixels p of dout[p][co] * x[p, k], k = (ki, kj, ci).
  * The rows (image, oh) are cut into DW_PARTS fixed parts (not one per thread: the sums are
  * then the same for any thread count); part q sums into its own tmp_q (K, C_out): for every
- * output row, tap and block of KB input channels, KB x CB zmm accumulators start at zero,
- * take one FMA per pixel of the row (vectorised over 16 output channels, the input value
- * broadcast), and are added to tmp_q. Then dw[co][k] += ((tmp_0 + tmp_1) + ...)[k][co].
+ * group of DW_RG output rows, tap and block of KB input channels, KB x CB zmm accumulators
+ * start at zero, take one FMA per pixel of the group's rows (vectorised over 16 output
+ * channels, the input value broadcast), and are added to tmp_q (a group's rows and their
+ * input rows stay in L1/L2 while every block of the group runs over them). Then dw[co][k] += ((tmp_0 + tmp_1) + ...)[k][co].
  * Padding taps are skipped (they add 0). */
 #define DW_PARTS 8
+#define DW_RG 8
 
 size_t nn_direct_dw_ws_floats(const eqm_conv2d_shape *s)
 {
@@ -218,32 +220,38 @@ typedef struct {
 } dw_ctx;
 
 #ifdef DIRECT_X86
-/* One output row (n, oh), tap (ki, kj), input channels ci0 .. ci0+KB-1, output channels
- * co0 .. co0+16*CB-1: t[(k, co)] += sum over the row's pixels. */
+/* Output rows r in [ra, rb) (r = image * Ho + oh), tap (ki, kj), input channels
+ * ci0 .. ci0+KB-1, output channels co0 .. co0+16*CB-1: t[(k, co)] += sum over the rows'
+ * pixels. */
 static inline __attribute__((always_inline)) DIRECT_TARGET void
-dw_block(const dw_ctx *c, const int KB, const int CB, size_t n, int oh, int ki, int kj, size_t ci0,
-         size_t co0, float *t)
+dw_block(const dw_ctx *c, const int KB, const int CB, size_t ra, size_t rb, int ki, int kj,
+         size_t ci0, size_t co0, float *t)
 {
     const eqm_conv2d_shape *s = c->s;
     const size_t Ci = (size_t)s->C_in, Co = (size_t)s->C_out;
-    const int ih = oh * s->stride - s->pad + ki;
-    const float *irow = c->in + ((n * (size_t)s->H + (size_t)ih) * (size_t)s->W) * Ci + ci0;
-    const float *grow = c->dout + ((n * (size_t)c->Ho + (size_t)oh) * (size_t)c->Wo) * Co + co0;
     __m512 acc[16];
     for (int i = 0; i < KB * CB; i++)
         acc[i] = _mm512_setzero_ps();
-    for (int ow = 0; ow < c->Wo; ow++) {
-        int iw = ow * s->stride - s->pad + kj;
-        if (iw < 0 || iw >= s->W)
+    for (size_t r = ra; r < rb; r++) {
+        size_t n = r / (size_t)c->Ho;
+        int oh = (int)(r % (size_t)c->Ho), ih = oh * s->stride - s->pad + ki;
+        if (ih < 0 || ih >= s->H)
             continue;
-        const float *x = irow + (size_t)iw * Ci;
-        __m512 g[4];
-        for (int b = 0; b < CB; b++)
-            g[b] = _mm512_loadu_ps(grow + (size_t)ow * Co + 16 * (size_t)b);
-        for (int kk = 0; kk < KB; kk++) {
-            __m512 xb = _mm512_set1_ps(x[kk]);
+        const float *irow = c->in + ((n * (size_t)s->H + (size_t)ih) * (size_t)s->W) * Ci + ci0;
+        const float *grow = c->dout + r * (size_t)c->Wo * Co + co0;
+        for (int ow = 0; ow < c->Wo; ow++) {
+            int iw = ow * s->stride - s->pad + kj;
+            if (iw < 0 || iw >= s->W)
+                continue;
+            const float *x = irow + (size_t)iw * Ci;
+            __m512 g[4];
             for (int b = 0; b < CB; b++)
-                acc[kk * CB + b] = _mm512_fmadd_ps(xb, g[b], acc[kk * CB + b]);
+                g[b] = _mm512_loadu_ps(grow + (size_t)ow * Co + 16 * (size_t)b);
+            for (int kk = 0; kk < KB; kk++) {
+                __m512 xb = _mm512_set1_ps(x[kk]);
+                for (int b = 0; b < CB; b++)
+                    acc[kk * CB + b] = _mm512_fmadd_ps(xb, g[b], acc[kk * CB + b]);
+            }
         }
     }
     float *tk = t + (((size_t)ki * s->kw + (size_t)kj) * Ci + ci0) * Co + co0;
@@ -256,13 +264,13 @@ dw_block(const dw_ctx *c, const int KB, const int CB, size_t n, int oh, int ki, 
 
 #define DW_INST(KB, CB)                                                                        \
     static DIRECT_TARGET __attribute__((noinline)) void dw_##KB##_##CB(                        \
-        const dw_ctx *c, size_t n, int oh, int ki, int kj, size_t ci0, size_t co0, float *t)   \
+        const dw_ctx *c, size_t ra, size_t rb, int ki, int kj, size_t ci0, size_t co0, float *t) \
     {                                                                                          \
-        dw_block(c, KB, CB, n, oh, ki, kj, ci0, co0, t);                                       \
+        dw_block(c, KB, CB, ra, rb, ki, kj, ci0, co0, t);                                      \
     }
 DIRECT_SHAPES(DW_INST)
 
-typedef void (*dw_fn)(const dw_ctx *, size_t, int, int, int, size_t, size_t, float *);
+typedef void (*dw_fn)(const dw_ctx *, size_t, size_t, int, int, size_t, size_t, float *);
 static const dw_fn dw_fns[3][5] = DIRECT_TABLE(dw); /* [log2 CB][log2 KB] */
 
 /* Tasks: parts q in [b, e). */
@@ -276,13 +284,9 @@ static void dw_part_body(void *vc, size_t b, size_t e)
         float *t = c->tmp + q * K * Co;
         memset(t, 0, K * Co * sizeof(float));
         size_t r0 = q * c->rows / c->parts, r1 = (q + 1) * c->rows / c->parts;
-        for (size_t r = r0; r < r1; r++) {
-            size_t n = r / (size_t)c->Ho;
-            int oh = (int)(r % (size_t)c->Ho);
-            for (int ki = 0; ki < s->kh; ki++) {
-                int ih = oh * s->stride - s->pad + ki;
-                if (ih < 0 || ih >= s->H)
-                    continue;
+        for (size_t ra = r0; ra < r1; ra += DW_RG) {
+            size_t rb = ra + DW_RG < r1 ? ra + DW_RG : r1;
+            for (int ki = 0; ki < s->kh; ki++)
                 for (size_t co0 = 0; co0 < Co; co0 += 16 * (size_t)CB)
                     for (int kj = 0; kj < s->kw; kj++) {
                         size_t ci0 = 0;
@@ -290,11 +294,10 @@ static void dw_part_body(void *vc, size_t b, size_t e)
                         while (ci0 < Ci) {
                             while ((size_t)1 << lk > Ci - ci0)
                                 lk--;
-                            dw_fns[lcb][lk](c, n, oh, ki, kj, ci0, co0, t);
+                            dw_fns[lcb][lk](c, ra, rb, ki, kj, ci0, co0, t);
                             ci0 += (size_t)1 << lk;
                         }
                     }
-            }
         }
     }
 }

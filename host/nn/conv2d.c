@@ -38,7 +38,10 @@
  * im2col/col2im use parallel_for.
  * EQM_NN_BF16 (s->flags, or the host's precision nn_precision()): every GEMM of the op (im2col's, the 1x1 ones, Winograd's 16)
  * multiplies bf16-rounded operands with fp32 accumulation (gemm_bf16.c); im2col, col2im,
- * the Winograd transforms and all sums outside the GEMMs stay fp32.
+ * the Winograd transforms and all sums outside the GEMMs stay fp32. With a native bf16
+ * kernel the im2col path runs whole tiles per task and packs im2col rows straight into
+ * bf16 (see "bf16 with a native kernel" below), and a stride-1 dX runs as the forward conv
+ * of dout.
  * Left out: bias, groups, dilation, non-square strides/paddings.
  */
 #include "config.h"
@@ -129,32 +132,36 @@ static int conv_check(eqm_host *h, const char *op, const eqm_conv2d_shape *s, in
     return EQM_OK;
 }
 
-/* im2col of rows [b, e) of the tile (row r = image n0 + r / (Ho*Wo), pixel r % (Ho*Wo)). */
+/* im2col of row r of the tile (image n0 + r / (Ho*Wo), pixel r % (Ho*Wo)) into dst (K). */
+static void im2col_row(const conv_ctx *c, size_t r, float *dst)
+{
+    const eqm_conv2d_shape *s = c->s;
+    const size_t Ci = (size_t)s->C_in, HoWo = (size_t)c->Ho * c->Wo;
+    size_t n = c->n0 + r / HoWo, p = r % HoWo;
+    int oh = (int)(p / (size_t)c->Wo), ow = (int)(p % (size_t)c->Wo);
+    for (int ki = 0; ki < s->kh; ki++) {
+        int ih = oh * s->stride - s->pad + ki;
+        if (ih < 0 || ih >= s->H) {
+            memset(dst, 0, sizeof(float) * Ci * (size_t)s->kw);
+            dst += Ci * (size_t)s->kw;
+            continue;
+        }
+        for (int kj = 0; kj < s->kw; kj++, dst += Ci) {
+            int iw = ow * s->stride - s->pad + kj;
+            if (iw < 0 || iw >= s->W)
+                memset(dst, 0, sizeof(float) * Ci);
+            else
+                memcpy(dst, c->in + ((n * s->H + ih) * s->W + iw) * Ci, sizeof(float) * Ci);
+        }
+    }
+}
+
+/* im2col of rows [b, e) of the tile into c->cols. */
 static void im2col_body(void *vc, size_t b, size_t e)
 {
     conv_ctx *c = vc;
-    const eqm_conv2d_shape *s = c->s;
-    const size_t Ci = (size_t)s->C_in, HoWo = (size_t)c->Ho * c->Wo;
-    for (size_t r = b; r < e; r++) {
-        size_t n = c->n0 + r / HoWo, p = r % HoWo;
-        int oh = (int)(p / (size_t)c->Wo), ow = (int)(p % (size_t)c->Wo);
-        float *dst = c->cols + r * (size_t)c->K;
-        for (int ki = 0; ki < s->kh; ki++) {
-            int ih = oh * s->stride - s->pad + ki;
-            if (ih < 0 || ih >= s->H) {
-                memset(dst, 0, sizeof(float) * Ci * (size_t)s->kw);
-                dst += Ci * (size_t)s->kw;
-                continue;
-            }
-            for (int kj = 0; kj < s->kw; kj++, dst += Ci) {
-                int iw = ow * s->stride - s->pad + kj;
-                if (iw < 0 || iw >= s->W)
-                    memset(dst, 0, sizeof(float) * Ci);
-                else
-                    memcpy(dst, c->in + ((n * s->H + ih) * s->W + iw) * Ci, sizeof(float) * Ci);
-            }
-        }
-    }
+    for (size_t r = b; r < e; r++)
+        im2col_row(c, r, c->cols + r * (size_t)c->K);
 }
 
 /* col2im as a gather: task item = one input row (image t of the tile, row ih); every
@@ -220,16 +227,21 @@ static size_t tile_images(const eqm_conv2d_shape *s, size_t rows_per_img, size_t
 /* ---------------------------------------------- bf16 with a native kernel: tiles ---- */
 
 /* With bf16 products on a native kernel (AMX or vdpbf16ps) the im2col path runs whole tiles
- * per task: one parallel_for per call over groups of tiles, each group running im2col, its
- * GEMMs (nn_gemm_bf16_1, on that thread) and col2im on its own slice of the workspace. The
- * shared-tile path synchronised the threads 4-6 times per tile (im2col, the GEMM's passes,
- * col2im), and at the quickstart widths a tile is one image (1024 rows x 144): about 10^5
- * hand-offs per step, so 2 threads ran slower than 1 (98 against 120 img/s, idle).
+ * per task: one parallel_for per call over groups of tiles, each group running its tiles
+ * on its own thread and its own slice of the workspace. The shared-tile path synchronised
+ * the threads 4-6 times per tile (im2col, the GEMM's passes, col2im), and at the quickstart
+ * widths a tile is one image (1024 rows x 144): about 10^4 hand-offs per step, so 2
+ * threads ran slower than 1 (98 against 120 img/s, idle).
+ * No fp32 im2col matrix: im2col writes a few rows into a small buffer (cache-resident) that
+ * is packed straight into the GEMM's bf16 layout (forward: rows of op(A); dW: k-pairs of
+ * op(B)), and the weights are packed once per call (forward: w^T, dX: w) for all tiles.
+ * The packed bits are what the GEMM's own packing makes of the same fp32 values.
  * dW: each group sums its tiles into its own (C_out, K) partial, then dw += partial 0 +
  * partial 1 + ... in group order. The groups of a dW are BF16_DW_GROUPS whole-tile runs
  * whatever the thread count, so the result does not depend on it (it is not the sum
  * order of the shared-tile path: the bf16 tests bound it by the reduction length). */
 #define BF16_DW_GROUPS 4
+#define BF16_ROWS 8 /* im2col rows per packing call (8 x K floats: L1 at K <= 1152) */
 
 static int bf16_tiles(const eqm_conv2d_shape *s)
 {
@@ -240,10 +252,16 @@ typedef struct {
     const eqm_conv2d_shape *s;
     int Ho, Wo, K, G;
     size_t T, ntiles, slice; /* images per tile, tiles, floats per group slice */
+    size_t o_bp, o_dcols, o_row; /* slice offsets (floats): packed op(B) / op(A), dcols, rows */
+    nn_bf16_kdims kf, kx;     /* forward (reduction K), dX (reduction C_out) */
+    const uint32_t *wp;       /* the packed weights (forward: w^T, dX: w) */
     const float *in, *w, *dout;
     float *out, *din, *dw, *buf;
     float beta;
+    int nomem;
 } bf16_conv_ctx;
+
+static size_t floats_of(size_t bytes) { return (bytes + 63) / 64 * 16; }
 
 /* tiles of group g: [g ntiles / G, (g + 1) ntiles / G) */
 static void bf16_group_tiles(const bf16_conv_ctx *b, size_t g, size_t *t0, size_t *t1)
@@ -252,52 +270,79 @@ static void bf16_group_tiles(const bf16_conv_ctx *b, size_t g, size_t *t0, size_
     *t1 = (g + 1) * b->ntiles / (size_t)b->G;
 }
 
+static size_t bf16_tile_n(const bf16_conv_ctx *b, size_t t)
+{
+    size_t n0 = t * b->T;
+    return (size_t)b->s->N - n0 < b->T ? (size_t)b->s->N - n0 : b->T;
+}
+
 static void bf16_fwd_body(void *vc, size_t gb, size_t ge)
 {
-    const bf16_conv_ctx *b = vc;
+    bf16_conv_ctx *b = vc;
     const eqm_conv2d_shape *s = b->s;
-    const size_t HoWo = (size_t)b->Ho * b->Wo;
+    const size_t HoWo = (size_t)b->Ho * b->Wo, K = (size_t)b->K;
     for (size_t g = gb; g < ge; g++) {
-        conv_ctx c = {.s = s, .Ho = b->Ho, .Wo = b->Wo, .K = b->K, .in = b->in,
-                      .cols = b->buf + g * b->slice};
+        float *sl = b->buf + g * b->slice, *rows = sl + b->o_row;
+        uint16_t *ap = (uint16_t *)(void *)sl;
+        conv_ctx c = {.s = s, .Ho = b->Ho, .Wo = b->Wo, .K = b->K, .in = b->in};
         size_t t0, t1;
         bf16_group_tiles(b, g, &t0, &t1);
         for (size_t t = t0; t < t1; t++) {
-            size_t n0 = t * b->T, nt = (size_t)s->N - n0 < b->T ? (size_t)s->N - n0 : b->T;
+            size_t n0 = t * b->T, Mt = bf16_tile_n(b, t) * HoWo;
             c.n0 = n0;
-            im2col_body(&c, 0, nt * HoWo);
-            nn_gemm_bf16_1(0, 1, (int)(nt * HoWo), s->C_out, b->K, 1.f, c.cols, b->K, b->w, b->K,
-                           b->beta, b->out + n0 * HoWo * (size_t)s->C_out, s->C_out);
+            for (size_t r0 = 0; r0 < Mt; r0 += BF16_ROWS) {
+                size_t r1 = Mt - r0 < BF16_ROWS ? Mt : r0 + BF16_ROWS;
+                for (size_t r = r0; r < r1; r++)
+                    im2col_row(&c, r, rows + (r - r0) * K);
+                nn_bf16_pack_a_rows(&b->kf, (int)Mt, rows, (int)r0, (int)r1, ap);
+            }
+            nn_bf16_pack_a_rows(&b->kf, (int)Mt, NULL, (int)Mt, nn_bf16_rows(&b->kf, (int)Mt),
+                                ap);
+            if (!nn_gemm_bf16_packed(&b->kf, 0, (int)Mt, s->C_out, 1.f, NULL, 0, ap, b->wp,
+                                     b->beta, b->out + n0 * HoWo * (size_t)s->C_out, s->C_out))
+                b->nomem = 1;
         }
     }
 }
 
 static void bf16_bwd_body(void *vc, size_t gb, size_t ge)
 {
-    const bf16_conv_ctx *b = vc;
+    bf16_conv_ctx *b = vc;
     const eqm_conv2d_shape *s = b->s;
-    const size_t HoWo = (size_t)b->Ho * b->Wo, tile = b->T * HoWo * (size_t)b->K;
+    const size_t HoWo = (size_t)b->Ho * b->Wo;
     const int Co = s->C_out, K = b->K;
     for (size_t g = gb; g < ge; g++) {
         float *sl = b->buf + g * b->slice, *part = b->dw ? sl : NULL;
-        conv_ctx c = {.s = s, .Ho = b->Ho, .Wo = b->Wo, .K = K, .in = b->in, .din = b->din};
-        c.cols = sl + (b->dw ? (size_t)Co * K : 0);
-        float *dcols = b->dw ? c.cols + tile : c.cols;
-        c.dcols = dcols;
+        uint32_t *bp = (uint32_t *)(void *)(sl + b->o_bp);
+        float *r0 = sl + b->o_row, *r1 = r0 + K;
+        conv_ctx c = {.s = s, .Ho = b->Ho, .Wo = b->Wo, .K = K, .in = b->in, .din = b->din,
+                      .dcols = sl + b->o_dcols};
         size_t t0, t1;
         bf16_group_tiles(b, g, &t0, &t1);
         for (size_t t = t0; t < t1; t++) {
-            size_t n0 = t * b->T, nt = (size_t)s->N - n0 < b->T ? (size_t)s->N - n0 : b->T;
+            size_t n0 = t * b->T, nt = bf16_tile_n(b, t);
             int Mt = (int)(nt * HoWo);
             const float *gr = b->dout + n0 * HoWo * Co;
             c.n0 = n0;
-            if (part) {
-                im2col_body(&c, 0, nt * HoWo);
-                nn_gemm_bf16_1(1, 0, Co, K, Mt, 1.f, gr, Co, c.cols, K, t == t0 ? 0.f : 1.f,
-                               part, K);
+            if (part) { /* dw (Co, K) += dout^T (Co, Mt) @ cols (Mt, K): pairs of cols rows */
+                nn_bf16_kdims kw;
+                nn_bf16_kdims_of(Mt, &kw);
+                for (int p = 0, np = nn_bf16_pairs(&kw); p < np; p++) {
+                    int ra = 2 * p, rb = 2 * p + 1;
+                    if (ra < Mt)
+                        im2col_row(&c, (size_t)ra, r0);
+                    if (rb < Mt)
+                        im2col_row(&c, (size_t)rb, r1);
+                    nn_bf16_pack_b_pair(&kw, K, ra < Mt ? r0 : NULL, rb < Mt ? r1 : NULL, p, bp);
+                }
+                if (!nn_gemm_bf16_packed(&kw, 1, Co, K, 1.f, gr, Co, NULL, bp,
+                                         t == t0 ? 0.f : 1.f, part, K))
+                    b->nomem = 1;
             }
             if (b->din) {
-                nn_gemm_bf16_1(0, 0, Mt, K, Co, 1.f, gr, Co, b->w, K, 0.f, dcols, K);
+                if (!nn_gemm_bf16_packed(&b->kx, 0, Mt, K, 1.f, gr, Co, NULL, b->wp, 0.f,
+                                         sl + b->o_dcols, K))
+                    b->nomem = 1;
                 col2im_body(&c, 0, nt * (size_t)s->H);
             }
         }
@@ -321,41 +366,75 @@ static void dw_sum_body(void *vc, size_t b, size_t e)
     }
 }
 
-/* Groups and the workspace they need (floats) for a forward (dw_dx 0) or a backward
- * (dw_dx: 1 dW, 2 dX, 3 both). */
-static void bf16_plan(const eqm_conv2d_shape *s, int dw_dx, bf16_conv_ctx *b)
+/* Groups, slice layout and workspace (returned, floats: the packed weights, then G slices)
+ * of a forward (dw_dx 0) or a backward (dw_dx: 1 dW, 2 dX, 3 both). */
+static size_t bf16_plan(const eqm_conv2d_shape *s, int dw_dx, bf16_conv_ctx *b)
 {
     b->s = s;
     b->Ho = (s->H + 2 * s->pad - s->kh) / s->stride + 1;
     b->Wo = (s->W + 2 * s->pad - s->kw) / s->stride + 1;
     b->K = s->kh * s->kw * s->C_in;
-    const size_t HoWo = (size_t)b->Ho * b->Wo, K = (size_t)b->K;
+    const size_t HoWo = (size_t)b->Ho * b->Wo, K = (size_t)b->K, Co = (size_t)s->C_out;
     b->T = tile_images(s, HoWo, K);
     b->ntiles = ((size_t)s->N + b->T - 1) / b->T;
     size_t G = (dw_dx & 1) ? BF16_DW_GROUPS : 4 * (size_t)nn_threads();
     b->G = (int)(G < b->ntiles ? G : b->ntiles);
-    size_t tile = b->T * HoWo * K;
-    b->slice = (dw_dx & 1 ? (size_t)s->C_out * K + tile : 0) + (dw_dx & 2 || !dw_dx ? tile : 0);
+    const int Mmax = (int)(b->T * HoWo);
+    size_t wfl;
+    if (!dw_dx) {
+        nn_bf16_kdims_of(b->K, &b->kf);
+        wfl = floats_of(nn_bf16_b_bytes(&b->kf, (int)Co));
+        b->o_row = floats_of(nn_bf16_a_bytes(&b->kf, Mmax));
+        b->slice = b->o_row + floats_of(sizeof(float) * BF16_ROWS * K);
+    } else {
+        nn_bf16_kdims kw;
+        nn_bf16_kdims_of(Mmax, &kw);
+        nn_bf16_kdims_of(s->C_out, &b->kx);
+        wfl = dw_dx & 2 ? floats_of(nn_bf16_b_bytes(&b->kx, (int)K)) : 0;
+        b->o_bp = dw_dx & 1 ? floats_of(sizeof(float) * Co * K) : 0;
+        b->o_dcols = b->o_bp + (dw_dx & 1 ? floats_of(nn_bf16_b_bytes(&kw, (int)K)) : 0);
+        b->o_row = b->o_dcols + (dw_dx & 2 ? (size_t)Mmax * K : 0);
+        b->slice = b->o_row + (dw_dx & 1 ? floats_of(sizeof(float) * 2 * K) : 0);
+    }
+    b->slice = (b->slice + 15) / 16 * 16;
+    return wfl + (size_t)b->G * b->slice;
+}
+
+static int bf16_nomem(eqm_host *h, const char *op)
+{
+    host_api()->set_error(h, EQM_ERR_NOMEM, "nn.%s: bf16 packing buffers: out of memory", op);
+    return EQM_ERR_NOMEM;
 }
 
 static int fwd_bf16(eqm_host *h, const eqm_conv2d_shape *s, float *out, const float *in,
                     const float *w, float beta, float *buf)
 {
-    bf16_conv_ctx b = {.in = in, .w = w, .out = out, .buf = buf, .beta = beta};
-    bf16_plan(s, 0, &b);
+    bf16_conv_ctx b = {.in = in, .w = w, .out = out, .beta = beta};
+    size_t all = bf16_plan(s, 0, &b);
+    size_t wfl = all - (size_t)b.G * b.slice;
+    nn_bf16_pack_b(&b.kf, 1, w, b.K, s->C_out, (uint32_t *)(void *)buf);
+    b.wp = (const uint32_t *)(void *)buf;
+    b.buf = buf + wfl;
     nn_parallel(h, (size_t)b.G, 1, bf16_fwd_body, &b);
-    return EQM_OK;
+    return b.nomem ? bf16_nomem(h, "conv2d_forward") : EQM_OK;
 }
 
 static int bwd_bf16(eqm_host *h, const eqm_conv2d_shape *s, float *din, float *dw,
                     const float *dout, const float *in, const float *w)
 {
     bf16_conv_ctx b = {.in = in, .w = w, .dout = dout, .din = din, .dw = dw};
-    bf16_plan(s, (dw ? 1 : 0) | (din ? 2 : 0), &b);
-    b.buf = ws_get(h, (size_t)b.G * b.slice);
-    if (!b.buf)
+    size_t all = bf16_plan(s, (dw ? 1 : 0) | (din ? 2 : 0), &b);
+    float *buf = ws_get(h, all);
+    if (!buf)
         return EQM_ERR_NOMEM;
+    size_t wfl = all - (size_t)b.G * b.slice;
+    if (din) /* dcols (Mt, K) = dout (Mt, Co) @ w (Co, K) */
+        nn_bf16_pack_b(&b.kx, 0, w, b.K, b.K, (uint32_t *)(void *)buf);
+    b.wp = (const uint32_t *)(void *)buf;
+    b.buf = buf + wfl;
     nn_parallel(h, (size_t)b.G, 1, bf16_bwd_body, &b);
+    if (b.nomem)
+        return bf16_nomem(h, "conv2d_backward");
     if (dw) {
         dw_sum_ctx d = {dw, b.buf, b.slice, b.G};
         nn_parallel(h, (size_t)s->C_out * b.K, 4096, dw_sum_body, &d);
@@ -456,8 +535,7 @@ static size_t fwd_ws_floats(const eqm_conv2d_shape *s)
         return 0;
     if (bf16_tiles(s)) {
         bf16_conv_ctx b;
-        bf16_plan(s, 0, &b);
-        return (size_t)b.G * b.slice;
+        return bf16_plan(s, 0, &b);
     }
     int Ho = (s->H + 2 * s->pad - s->kh) / s->stride + 1;
     int Wo = (s->W + 2 * s->pad - s->kw) / s->stride + 1;
@@ -512,7 +590,9 @@ int nn_conv2d_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, const 
 static void dx_shape(const eqm_conv2d_shape *s, int Ho, int Wo, eqm_conv2d_shape *t);
 
 /* Algo 0 takes it when the flipped conv runs as Winograd (an im2col forward of dout was
- * measured slower than sgemm + col2im); algos 2 and 3 whenever it applies. */
+ * measured slower than sgemm + col2im in fp32), or as bf16 tiles on a native kernel (no
+ * fp32 dcols and no col2im pass: quickstart bf16 step -3% CPU); algos 2 and 3 whenever it
+ * applies. */
 static int dx_as_forward_ok(const eqm_conv2d_shape *s)
 {
     if (!(s->stride == 1 && s->C_in >= 16 && s->pad <= s->kh - 1 && s->pad <= s->kw - 1 &&
@@ -524,7 +604,7 @@ static int dx_as_forward_ok(const eqm_conv2d_shape *s)
         return 0;
     eqm_conv2d_shape t;
     dx_shape(s, s->H + 2 * s->pad - s->kh + 1, s->W + 2 * s->pad - s->kw + 1, &t);
-    return direct_pick(&t) || wino_ok(&t);
+    return direct_pick(&t) || wino_ok(&t) || bf16_tiles(&t);
 }
 
 static void dx_shape(const eqm_conv2d_shape *s, int Ho, int Wo, eqm_conv2d_shape *t)

@@ -29,8 +29,12 @@
  *   this is the same arithmetic (in another summation order), at fp32 speed or below: it
  *   exists so that EQM_NN_BF16 means the same numbers everywhere and the tests of the
  *   bf16 ops run on every machine.
- * Buffers: malloc'd per call and part (glibc's mmap threshold adapts after the first free,
- *   so steady-state calls reuse heap memory).
+ * Threads: nn_gemm_bf16 runs a GEMM's three passes (pack op(B), pack op(A), compute 32 x 32
+ *   blocks) across the host's threads, each operand packed once; nn_gemm_bf16_1 runs them
+ *   on the calling thread. Every element of C gets the same arithmetic either way.
+ * Buffers: grow-only, one pair per calling thread (below), reused by every call.
+ * Packed operands: conv2d.c packs im2col rows and its weights straight into the kernels'
+ *   layout (nn_bf16_pack_*, nn_gemm_bf16_packed; nn_internal.h).
  */
 #include "config.h"
 
@@ -507,6 +511,8 @@ typedef struct {
     int m0, mc, mrows;           /* the chunk: rows m0 .. m0+mc, padded to mrows */
     uint32_t *bp;                /* block b, panel q: bp + (b np + q) kpb NR */
     uint16_t *ap;                /* block b: ap + b mrows 2 kpb, row i at + i 2 kp(b) */
+    const uint32_t *bpc;         /* what compute reads: bp, or a caller's packed op(B) */
+    const uint16_t *apc;         /* ap, or a caller's packed op(A) */
 } gemm_plan;
 
 static int plan_kc(const gemm_plan *g, int b)
@@ -553,8 +559,8 @@ BF16_TARGET static void pass_compute(void *vc, size_t b, size_t e)
         for (int kb = 0; kb < g->nkb; kb++) {
             int kp = plan_kp(g, kb);
             float bt = kb == 0 ? g->beta : 1.f;
-            const uint16_t *a = g->ap + (size_t)kb * g->mrows * 2 * g->kpb + (size_t)i0 * 2 * kp;
-            const uint32_t *bq = g->bp + ((size_t)kb * g->np + q) * g->kpb * NR + (j0 - q * NR);
+            const uint16_t *a = g->apc + (size_t)kb * g->mrows * 2 * g->kpb + (size_t)i0 * 2 * kp;
+            const uint32_t *bq = g->bpc + ((size_t)kb * g->np + q) * g->kpb * NR + (j0 - q * NR);
             if (g->amx) {
                 kernel_amx_32x32(kp, a, 2 * (size_t)kp, bq, C, g->ldc, mr, nc, g->alpha, bt);
                 continue;
@@ -578,32 +584,49 @@ static void run_pass(eqm_host *h, int par, size_t n, eqm_parallel_fn fn, void *c
         fn(ctx, 0, n);
 }
 
-/* Returns 0 when the buffers could not be had (the caller falls back). */
+static void plan_init(gemm_plan *g, int amx, int M, int N, int K)
+{
+    g->amx = amx;
+    g->M = M, g->N = N, g->K = K;
+    g->kblk = amx ? 2 * KC : KC;
+    g->kal = amx ? 32 : 2;
+    g->nkb = (K + g->kblk - 1) / g->kblk;
+    g->kpb = plan_kp(g, 0);
+    g->np = (N + NR - 1) / NR;
+    g->rb = amx ? 32 : 8 * MR;
+    g->cb = amx ? 32 : NR;
+    g->ncb = (N + g->cb - 1) / g->cb;
+}
+
+/* C = alpha op(A) op(B) + beta C. ap_pre / bp_pre: op(A) / op(B) already packed by the
+ * caller (nn_bf16_pack_*; then A / B are not read), else NULL. Returns 0 when the buffers
+ * could not be had (the caller falls back). */
 static int gemm_native(eqm_host *h, int par, int amx, int tA, int tB, int M, int N, int K,
                        float alpha, const float *A, int lda, const float *B, int ldb,
-                       float beta, float *C, int ldc)
+                       float beta, float *C, int ldc, const uint16_t *ap_pre,
+                       const uint32_t *bp_pre)
 {
-    gemm_plan g = {.amx = amx, .tA = tA, .tB = tB, .M = M, .N = N, .K = K, .lda = lda,
-                   .ldb = ldb, .ldc = ldc, .alpha = alpha, .beta = beta, .A = A, .B = B, .C = C};
-    g.kblk = amx ? 2 * KC : KC;
-    g.kal = amx ? 32 : 2;
-    g.nkb = (K + g.kblk - 1) / g.kblk;
-    g.kpb = plan_kp(&g, 0);
-    g.np = (N + NR - 1) / NR;
-    g.rb = amx ? 32 : 8 * MR;
-    g.cb = amx ? 32 : NR;
-    g.ncb = (N + g.cb - 1) / g.cb;
-    /* rows per chunk: a multiple of rb, packed A within CHUNK_BYTES */
+    gemm_plan g = {.tA = tA, .tB = tB, .lda = lda, .ldb = ldb, .ldc = ldc, .alpha = alpha,
+                   .beta = beta, .A = A, .B = B, .C = C};
+    plan_init(&g, amx, M, N, K);
+    /* rows per chunk: a multiple of rb, packed A within CHUNK_BYTES (one chunk when the
+     * caller packed op(A)) */
     size_t rowbytes = sizeof(uint16_t) * (size_t)g.nkb * 2 * g.kpb;
     int crows = (int)(CHUNK_BYTES / rowbytes) / g.rb * g.rb;
     if (crows < g.rb)
         crows = g.rb;
+    if (ap_pre)
+        crows = (M + g.rb - 1) / g.rb * g.rb;
     int mfirst = M < crows ? M : crows;
     int mrmax = (mfirst + g.rb - 1) / g.rb * g.rb;
-    int tb, ta;
-    uint32_t *bp = pack_buf(0, sizeof(uint32_t) * (size_t)g.nkb * g.np * g.kpb * NR, &tb);
-    uint16_t *ap = pack_buf(1, rowbytes * (size_t)mrmax, &ta);
-    if (!bp || !ap) {
+    int tb = 0, ta = 0;
+    uint32_t *bp = NULL;
+    uint16_t *ap = NULL;
+    if (!bp_pre)
+        bp = pack_buf(0, sizeof(uint32_t) * (size_t)g.nkb * g.np * g.kpb * NR, &tb);
+    if (!ap_pre)
+        ap = pack_buf(1, rowbytes * (size_t)mrmax, &ta);
+    if ((!bp_pre && !bp) || (!ap_pre && !ap)) {
         if (tb)
             free(bp);
         if (ta)
@@ -612,12 +635,16 @@ static int gemm_native(eqm_host *h, int par, int amx, int tA, int tB, int M, int
     }
     g.bp = bp;
     g.ap = ap;
-    run_pass(h, par, (size_t)g.nkb * g.np, pass_pack_b, &g);
+    g.bpc = bp_pre ? bp_pre : bp;
+    g.apc = ap_pre ? ap_pre : ap;
+    if (!bp_pre)
+        run_pass(h, par, (size_t)g.nkb * g.np, pass_pack_b, &g);
     for (g.m0 = 0; g.m0 < M; g.m0 += crows) {
         g.mc = M - g.m0 < crows ? M - g.m0 : crows;
         g.mrows = (g.mc + g.rb - 1) / g.rb * g.rb;
         size_t nrb = (size_t)g.mrows / g.rb;
-        run_pass(h, par, nrb, pass_pack_a, &g);
+        if (!ap_pre)
+            run_pass(h, par, nrb, pass_pack_a, &g);
         run_pass(h, par, nrb * g.ncb, pass_compute, &g);
     }
     if (tb)
@@ -625,6 +652,82 @@ static int gemm_native(eqm_host *h, int par, int amx, int tA, int tB, int M, int
     if (ta)
         free(ap);
     return 1;
+}
+
+/* --------------------------------------------- packed operands for conv2d.c ---- */
+
+static void plan_of(const nn_bf16_kdims *d, int M, int N, gemm_plan *g)
+{
+    memset(g, 0, sizeof *g);
+    plan_init(g, d->amx, M, N, d->K);
+}
+
+void nn_bf16_kdims_of(int K, nn_bf16_kdims *d)
+{
+    gemm_plan g;
+    memset(&g, 0, sizeof g);
+    plan_init(&g, nn_bf16_native() == 2, 1, 1, K);
+    d->amx = g.amx, d->K = K, d->kblk = g.kblk, d->nkb = g.nkb, d->kpb = g.kpb, d->rb = g.rb;
+}
+
+size_t nn_bf16_a_bytes(const nn_bf16_kdims *d, int M)
+{
+    size_t mrows = (size_t)(M + d->rb - 1) / d->rb * d->rb;
+    return sizeof(uint16_t) * mrows * (size_t)d->nkb * 2 * d->kpb;
+}
+
+size_t nn_bf16_b_bytes(const nn_bf16_kdims *d, int N)
+{
+    return sizeof(uint32_t) * (size_t)d->nkb * (size_t)((N + NR - 1) / NR) * d->kpb * NR;
+}
+
+BF16_TARGET void nn_bf16_pack_a_rows(const nn_bf16_kdims *d, int M, const float *x, int r0,
+                                     int r1, uint16_t *ap)
+{
+    gemm_plan g;
+    plan_of(d, M, 1, &g);
+    int mrows = (M + d->rb - 1) / d->rb * d->rb;
+    for (int kb = 0; kb < g.nkb; kb++) {
+        int kp = plan_kp(&g, kb);
+        uint16_t *blk = ap + (size_t)kb * mrows * 2 * g.kpb;
+        if (x)
+            pack_a(0, x, d->K, 0, r1 - r0, 0, r1 - r0, kb * g.kblk, plan_kc(&g, kb), 2 * kp,
+                   blk + (size_t)r0 * 2 * kp);
+        else
+            pack_a(0, NULL, 0, 0, 0, r0, r1, 0, 0, 2 * kp, blk);
+    }
+}
+
+BF16_TARGET void nn_bf16_pack_b(const nn_bf16_kdims *d, int tB, const float *B, int ldb, int N,
+                                uint32_t *bp)
+{
+    gemm_plan g;
+    plan_of(d, 1, N, &g);
+    g.tB = tB, g.B = B, g.ldb = ldb, g.bp = bp;
+    pass_pack_b(&g, 0, (size_t)g.nkb * g.np);
+}
+
+BF16_TARGET void nn_bf16_pack_b_pair(const nn_bf16_kdims *d, int N, const float *x0,
+                                     const float *x1, int p, uint32_t *bp)
+{
+    const int half = d->kblk / 2, kb = p / half, pl = p % half, np = (N + NR - 1) / NR;
+    for (int q = 0; q < np; q++) {
+        uint32_t *dst = bp + (((size_t)kb * np + q) * d->kpb + pl) * NR;
+        for (int v = 0; v < NR / 16; v++) {
+            int j = q * NR + v * 16;
+            __m512i out = pairs_of_cols(x0 ? x0 + j : NULL, x1 ? x1 + j : NULL, N - j);
+            _mm512_store_si512((void *)(dst + v * 16), out);
+        }
+    }
+}
+
+int nn_bf16_rows(const nn_bf16_kdims *d, int M) { return (M + d->rb - 1) / d->rb * d->rb; }
+
+int nn_bf16_pairs(const nn_bf16_kdims *d)
+{
+    gemm_plan g;
+    plan_of(d, 1, 1, &g);
+    return (g.nkb - 1) * (d->kblk / 2) + plan_kp(&g, g.nkb - 1);
 }
 
 static int gemm_trivial(int M, int N, int K, float beta, float *C, int ldc)
@@ -639,6 +742,16 @@ static int gemm_trivial(int M, int N, int K, float beta, float *C, int ldc)
     return 1;
 }
 
+int nn_gemm_bf16_packed(const nn_bf16_kdims *d, int tA, int M, int N, float alpha,
+                        const float *A, int lda, const uint16_t *ap, const uint32_t *bp,
+                        float beta, float *C, int ldc)
+{
+    if (gemm_trivial(M, N, d->K, beta, C, ldc))
+        return 1;
+    return gemm_native(NULL, 0, d->amx, tA, 0, M, N, d->K, alpha, A, lda, NULL, 0, beta, C, ldc,
+                       ap, bp);
+}
+
 /* One GEMM on the calling thread. */
 void nn_gemm_bf16_1(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda,
                     const float *B, int ldb, float beta, float *C, int ldc)
@@ -647,7 +760,7 @@ void nn_gemm_bf16_1(int tA, int tB, int M, int N, int K, float alpha, const floa
         return;
     int mode = nn_bf16_native();
     if (!mode || !gemm_native(NULL, 0, mode == 2, tA, tB, M, N, K, alpha, A, lda, B, ldb, beta,
-                              C, ldc))
+                              C, ldc, NULL, NULL))
         gemm_emul(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
@@ -660,7 +773,7 @@ int nn_gemm_bf16(eqm_host *h, int tA, int tB, int M, int N, int K, float alpha, 
     if (gemm_trivial(M, N, K, beta, C, ldc))
         return 1;
     if (!gemm_native(h, nn_threads() > 1, mode == 2, tA, tB, M, N, K, alpha, A, lda, B, ldb,
-                     beta, C, ldc))
+                     beta, C, ldc, NULL, NULL))
         gemm_emul(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return 1;
 }

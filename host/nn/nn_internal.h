@@ -131,6 +131,36 @@ void nn_gemm_bf16_1(int transA, int transB, int M, int N, int K, float alpha, co
 int nn_gemm_bf16(eqm_host *h, int transA, int transB, int M, int N, int K, float alpha,
                  const float *A, int lda, const float *B, int ldb, float beta, float *C,
                  int ldc);
+/* Packed bf16 operands (native kernels only: nn_bf16_native() > 0), for callers that build
+ * them without an fp32 copy (conv2d.c: im2col rows straight into packed rows). The layout
+ * is the kernel's for a reduction of length K (nn_bf16_kdims_of); packing the same fp32
+ * values gives the same bits as the GEMM's own packing, so the products are the same.
+ * - op(A), M rows: nn_bf16_a_bytes; nn_bf16_pack_a_rows packs rows [r0, r1) from x (row
+ *   r0 first, K floats per row, contiguous), or zeroes them (x NULL; rows from M up to the
+ *   padded row count must be zero: pack them with x NULL up to nn_bf16_rows(d, M)).
+ * - op(B), N columns: nn_bf16_b_bytes; nn_bf16_pack_b packs all of op(B) from B (as the GEMM
+ *   takes it), nn_bf16_pack_b_pair pair p (k = 2p, 2p+1) from two rows of N floats (NULL =
+ *   zero); every pair below nn_bf16_pairs(d) must be packed (past K: both NULL).
+ * nn_gemm_bf16_packed: C = alpha op(A) op(B) + beta C on the calling thread with op(B)
+ * packed, op(A) packed (ap) or taken from A (ap NULL; tA as nn_gemm's). Returns 0 when out
+ * of memory (nothing done). */
+typedef struct {
+    int amx, K, kblk, nkb, kpb, rb;
+} nn_bf16_kdims;
+void nn_bf16_kdims_of(int K, nn_bf16_kdims *d);
+size_t nn_bf16_a_bytes(const nn_bf16_kdims *d, int M);
+size_t nn_bf16_b_bytes(const nn_bf16_kdims *d, int N);
+int nn_bf16_rows(const nn_bf16_kdims *d, int M);
+int nn_bf16_pairs(const nn_bf16_kdims *d);
+void nn_bf16_pack_a_rows(const nn_bf16_kdims *d, int M, const float *x, int r0, int r1,
+                         uint16_t *ap);
+void nn_bf16_pack_b(const nn_bf16_kdims *d, int tB, const float *B, int ldb, int N,
+                    uint32_t *bp);
+void nn_bf16_pack_b_pair(const nn_bf16_kdims *d, int N, const float *x0, const float *x1, int p,
+                         uint32_t *bp);
+int nn_gemm_bf16_packed(const nn_bf16_kdims *d, int tA, int M, int N, float alpha,
+                        const float *A, int lda, const uint16_t *ap, const uint32_t *bp,
+                        float beta, float *C, int ldc);
 /* fp32 -> bf16, round to nearest even, zero/subnormal -> signed zero, NaN stays NaN (the
  * rule of vcvtne2ps2bf16); and back (exact). */
 uint16_t nn_bf16_from_f32(float f);

@@ -186,6 +186,54 @@ START_TEST(test_gemm)
 }
 END_TEST
 
+/* With a native kernel the bf16 conv packs im2col rows straight into the GEMM's bf16
+ * layout, and the weights once per call: the forward must equal, bit for bit, the bf16
+ * GEMM of the fp32 im2col matrix (built here) with the weights (the same bf16 values of
+ * the same fp32 numbers, the same kernel). Strided, 7x7 with 3 channels (K = 147: a
+ * partial k block), and several tiles. */
+START_TEST(test_conv_packed_bitwise)
+{
+    if (!set_mode(1 + _i))
+        return;
+    host_threads_init(2);
+    nn_conv2d_set_algo(1); /* im2col (vdpbf16ps would take Winograd for the second) */
+    static const eqm_conv2d_shape cs[] = {
+        {3, 15, 13, 3, 16, 7, 7, 2, 3, EQM_NN_BF16},
+        {16, 24, 24, 16, 24, 3, 3, 1, 1, EQM_NN_BF16},
+        {5, 9, 11, 40, 70, 3, 3, 2, 1, EQM_NN_BF16},
+    };
+    for (int ci = 0; ci < 3; ci++) {
+        const eqm_conv2d_shape *s = &cs[ci];
+        int Ho = (s->H + 2 * s->pad - s->kh) / s->stride + 1;
+        int Wo = (s->W + 2 * s->pad - s->kw) / s->stride + 1;
+        int K = s->kh * s->kw * s->C_in, M = s->N * Ho * Wo;
+        size_t ni = (size_t)s->N * s->H * s->W * s->C_in, no = (size_t)M * s->C_out;
+        float *x = rnd(ni, 1.f), *w = rnd((size_t)s->C_out * K, 0.2f);
+        float *cols = zeros((size_t)M * K), *o = zeros(no), *o1 = zeros(no);
+        for (int n = 0; n < s->N; n++)
+            for (int oh = 0; oh < Ho; oh++)
+                for (int ow = 0; ow < Wo; ow++)
+                    for (int a = 0; a < s->kh; a++)
+                        for (int b = 0; b < s->kw; b++)
+                            for (int c = 0; c < s->C_in; c++) {
+                                int ih = oh * s->stride - s->pad + a;
+                                int iw = ow * s->stride - s->pad + b;
+                                size_t r = ((size_t)n * Ho + oh) * Wo + ow;
+                                if (ih >= 0 && ih < s->H && iw >= 0 && iw < s->W)
+                                    cols[r * K + ((size_t)a * s->kw + b) * s->C_in + c] =
+                                        x[(((size_t)n * s->H + ih) * s->W + iw) * s->C_in + c];
+                            }
+        ck_assert_int_eq(NN()->conv2d_forward(NULL, s, o, x, w), EQM_OK);
+        nn_gemm_bf16_1(0, 1, M, s->C_out, K, 1.f, cols, K, w, K, 0.f, o1, s->C_out);
+        ck_assert_msg(memcmp(o, o1, no * sizeof *o) == 0,
+                      "bf16 conv case %d: forward differs from the GEMM of its im2col", ci);
+        free(x), free(w), free(cols), free(o), free(o1);
+    }
+    nn_conv2d_set_algo(0);
+    nn_bf16_set_native(2);
+}
+END_TEST
+
 /* The native kernels split their passes (pack op(B), pack op(A), compute) across the
  * compute threads (nn_gemm_bf16): every element must come out bit for bit as the one-thread
  * GEMM makes it, for every transpose pair (the transposing packers), with k blocks (AMX 512,
@@ -467,6 +515,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_convert);
     tcase_add_loop_test(tc, test_gemm, 0, 3);
     tcase_add_loop_test(tc, test_gemm_threads_bitwise, 0, 2);
+    tcase_add_loop_test(tc, test_conv_packed_bitwise, 0, 2);
     tcase_add_loop_test(tc, test_conv, 0, 3 * N_CONV);
     tcase_add_test(tc, test_conv_precision);
     tcase_add_loop_test(tc, test_linear, 0, 9);

@@ -667,7 +667,10 @@ int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float
     int wdw = dw && !ddw && wino_ok(s), fdx = din && dx_as_forward_ok(s);
     eqm_conv2d_shape ts;
     dx_shape(s, c.Ho, c.Wo, &ts);
-    size_t need_dw = !dw ? 0 : ddw ? nn_direct_dw_ws_floats(s) : wdw ? nn_wino_ws_floats(s) : tile;
+    size_t need_dw = !dw ? 0
+                     : ddw ? nn_direct_dw_ws_floats(s)
+                     : wdw ? nn_wino_ws_floats(s)
+                           : bf16_tiles(s) ? 0 : tile;
     size_t need_dx = !din ? 0 : fdx ? (size_t)Co * c.K + fwd_ws_floats(&ts) : tile;
     /* the im2col dW and col2im dX share one pass over the tiles: cols then dcols */
     size_t need = (!wdw && !ddw && !fdx && dw && din) ? 2 * tile
@@ -692,6 +695,8 @@ int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float
     int do_dw = dw && !wdw && !ddw, do_dx = din && !fdx;
     if (!do_dw && !do_dx)
         return EQM_OK;
+    if (bf16_tiles(s)) /* what the Winograd dW or the dX as a forward conv left */
+        return bwd_bf16(h, s, do_dx ? din : NULL, do_dw ? dw : NULL, dout, in, w);
     c.cols = buf;
     float *dcols = do_dw ? buf + tile : buf;
     c.dcols = dcols;

@@ -391,7 +391,6 @@ BF16_TARGET static void kernel_6x64(int kp, const uint16_t *a, const uint32_t *b
 
 /* AMX: C tiles 0-3 (a 32 x 32 block of fp32), A tiles 4-5 (16 rows x 16 k-pairs each),
  * B tiles 6-7 (16 k-pairs x 16 columns each, straight out of the packed B panel). */
-#define AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512bf16")))
 
 typedef struct {
     uint8_t palette, start_row, reserved[14];
@@ -407,9 +406,9 @@ static const amx_cfg amx_config = {
     .rows = {16, 16, 16, 16, 16, 16, 16, 16},
 };
 
-AMX_TARGET static void amx_begin(void) { _tile_loadconfig(&amx_config); }
+AMX_TARGET void nn_amx_begin(void) { _tile_loadconfig(&amx_config); }
 
-AMX_TARGET static void amx_end(void) { _tile_release(); }
+AMX_TARGET void nn_amx_end(void) { _tile_release(); }
 
 /* C[0..mr, 0..nc] (= or +=) alpha * (32 x 32 block over kp k-pairs, kp % 16 == 0); a: the
  * block's first packed A row (rows kp2 bf16 apart), b: the panel's first column of it. */
@@ -549,7 +548,7 @@ BF16_TARGET static void pass_compute(void *vc, size_t b, size_t e)
 {
     const gemm_plan *g = vc;
     if (g->amx)
-        amx_begin();
+        nn_amx_begin();
     for (size_t it = b; it < e; it++) {
         int ri = (int)(it / (size_t)g->ncb), ci = (int)(it % (size_t)g->ncb);
         int i0 = ri * g->rb, j0 = ci * g->cb, q = j0 / NR;
@@ -571,7 +570,7 @@ BF16_TARGET static void pass_compute(void *vc, size_t b, size_t e)
         }
     }
     if (g->amx)
-        amx_end();
+        nn_amx_end();
 }
 
 #define CHUNK_BYTES (8u << 20) /* packed A of one chunk of rows at most (about) */

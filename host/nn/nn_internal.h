@@ -161,6 +161,14 @@ void nn_bf16_pack_b_pair(const nn_bf16_kdims *d, int N, const float *x0, const f
 int nn_gemm_bf16_packed(const nn_bf16_kdims *d, int tA, int M, int N, float alpha,
                         const float *A, int lda, const uint16_t *ap, const uint32_t *bp,
                         float beta, float *C, int ldc);
+/* AMX (native mode 2): functions using the tile intrinsics carry AMX_TARGET. The tile
+ * configuration of every AMX kernel here: palette 1, tiles 0-7 all 16 rows x 64 bytes.
+ * nn_amx_begin loads it on the calling thread (each task of a parallel pass calls it before
+ * its first tile instruction), nn_amx_end releases the tile state. */
+#define AMX_TARGET                                                                            \
+    __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512bf16")))
+void nn_amx_begin(void);
+void nn_amx_end(void);
 /* fp32 -> bf16, round to nearest even, zero/subnormal -> signed zero, NaN stays NaN (the
  * rule of vcvtne2ps2bf16); and back (exact). */
 uint16_t nn_bf16_from_f32(float f);

@@ -41,7 +41,8 @@
  * the Winograd transforms and all sums outside the GEMMs stay fp32. With a native bf16
  * kernel the im2col path runs whole tiles per task and packs im2col rows straight into
  * bf16 (see "bf16 with a native kernel" below), and a stride-1 dX runs as the forward conv
- * of dout.
+ * of dout. On AMX, the dW of a stride-1 conv with C_in % 16 == 0 runs as an implicit GEMM
+ * over the padded images (amx_dw.c: no im2col rows, no per-tile packing; algo 0 only).
  * Left out: bias, groups, dilation, non-square strides/paddings.
  */
 #include "config.h"
@@ -636,6 +637,19 @@ static void flip_body(void *vc, size_t cb, size_t ce)
                         c->w[(((size_t)co * kh + (kh - 1 - a)) * kw + (kw - 1 - b)) * Ci + ci];
 }
 
+/* The implicit AMX dW (amx_dw.c): algo 5 wherever it applies; by default where at least
+ * 70% of its reduction positions are output pixels (nn_amx_dw_fill; the rest multiply
+ * zeros). Measured (conv-layers --bf16 1 --width 4 --batch 384, 1 core, CPU ms, against
+ * the grouped im2col tiles): 32x32 16->16 (fill 0.94) 7-8 / 22-24, 16x16 32->32 (0.89)
+ * 3.5-4 / 7-8, 8x8 64->64 (0.79) 2.7-2.9 / 3.5-3.8, 4x4 128->128 (0.64) 2.9-3.0 /
+ * 2.7-2.8. The forced algorithms 1-4 keep their own dW paths. */
+static int amx_dw_pick(const eqm_conv2d_shape *s)
+{
+    if (!nn_amx_dw_ok(s))
+        return 0;
+    return conv_algo == 5 || (conv_algo == 0 && nn_amx_dw_fill(s) >= 0.7);
+}
+
 int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float *dw,
                        const float *dout, const float *in, const float *w)
 {
@@ -659,25 +673,29 @@ int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float
             nn_gemm(h, s->flags, 0, 0, M, c.K, Co, 1.f, dout, Co, w, c.K, 1.f, din, c.K);
         return EQM_OK;
     }
-    if (bf16_tiles(s) && !(dw && wino_ok(s)) && !(din && dx_as_forward_ok(s)))
+    int adw = dw && amx_dw_pick(s);
+    if (bf16_tiles(s) && !(dw && wino_ok(s)) && !adw && !(din && dx_as_forward_ok(s)))
         return bwd_bf16(h, s, din, dw, dout, in, w);
     size_t T = tile_images(s, HoWo, (size_t)c.K);
     size_t tile = T * HoWo * (size_t)c.K;
-    int ddw = dw && direct_dw_pick(s);
-    int wdw = dw && !ddw && wino_ok(s), fdx = din && dx_as_forward_ok(s);
+    int ddw = dw && !adw && direct_dw_pick(s);
+    int wdw = dw && !adw && !ddw && wino_ok(s), fdx = din && dx_as_forward_ok(s);
     eqm_conv2d_shape ts;
     dx_shape(s, c.Ho, c.Wo, &ts);
     size_t need_dw = !dw ? 0
+                     : adw ? nn_amx_dw_ws_floats(s)
                      : ddw ? nn_direct_dw_ws_floats(s)
                      : wdw ? nn_wino_ws_floats(s)
                            : bf16_tiles(s) ? 0 : tile;
     size_t need_dx = !din ? 0 : fdx ? (size_t)Co * c.K + fwd_ws_floats(&ts) : tile;
     /* the im2col dW and col2im dX share one pass over the tiles: cols then dcols */
-    size_t need = (!wdw && !ddw && !fdx && dw && din) ? 2 * tile
+    size_t need = (!wdw && !ddw && !adw && !fdx && dw && din) ? 2 * tile
                                                       : (need_dw > need_dx ? need_dw : need_dx);
     float *buf = ws_get(h, need);
     if (!buf)
         return EQM_ERR_NOMEM;
+    if (adw)
+        nn_amx_dw(h, s, dw, dout, in, buf);
     if (ddw)
         nn_direct_dw(h, s, dw, dout, in, buf);
     if (wdw)
@@ -692,7 +710,7 @@ int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float
         if (rc)
             return rc;
     }
-    int do_dw = dw && !wdw && !ddw, do_dx = din && !fdx;
+    int do_dw = dw && !wdw && !ddw && !adw, do_dx = din && !fdx;
     if (!do_dw && !do_dx)
         return EQM_OK;
     if (bf16_tiles(s)) /* what the Winograd dW or the dX as a forward conv left */

@@ -10,4 +10,5 @@ libeqmhost_la_SOURCES += \
 	host/nn/pool.c \
 	host/nn/linear.c \
 	host/nn/gemm_bf16.c \
+	host/nn/amx_dw.c \
 	host/nn/loss.c

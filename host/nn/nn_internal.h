@@ -42,8 +42,10 @@ size_t nn_conv2d_workspace_bytes(void);
  * 1 im2col / col2im only (the reference path);
  * 2 as 1 but stride-1 dX as a forward conv of dout with the flipped kernel (no col2im);
  * 3 Winograd wherever it applies (any output size) plus 2;
- * 4 the direct kernel (direct.c) wherever it applies (forward, stride-1 dX), else as 2.
- * Default (0) also takes the direct kernel on the shapes conv2d.c's direct_pick names. */
+ * 4 the direct kernel (direct.c) wherever it applies (forward, stride-1 dX), else as 2;
+ * 5 as 2 but the bf16 dW on AMX as the implicit GEMM (amx_dw.c) wherever it applies.
+ * Default (0) also takes the direct kernel on the shapes conv2d.c's direct_pick names, and
+ * on AMX the implicit bf16 dW (amx_dw.c) where conv2d.c's amx_dw_pick says. */
 void nn_conv2d_set_algo(int algo);
 
 /* winograd.c: F(2x2, 3x3) for 3x3 stride-1 convs with C_in, C_out in [16, NN_WINO_MAX_C] */
@@ -64,6 +66,18 @@ void nn_direct_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, const
 size_t nn_direct_dw_ws_floats(const eqm_conv2d_shape *s);
 void nn_direct_dw(eqm_host *h, const eqm_conv2d_shape *s, float *dw, const float *dout,
                   const float *in, float *ws);
+
+/* amx_dw.c: the dW of a bf16 conv on AMX (nn_bf16_native() == 2) as an implicit GEMM over
+ * the padded images (no im2col rows): stride 1, not 1x1 pointwise, C_in % 16 == 0
+ * (nn_amx_dw_ok). dw += the gradient; ws: nn_amx_dw_ws_floats(s) floats, 64-byte aligned.
+ * The same bits at any thread count. */
+int nn_amx_dw_ok(const eqm_conv2d_shape *s);
+/* The fraction of its reduction positions (the padded canvas, see amx_dw.c) that are
+ * output pixels: the rest multiply zeros. */
+double nn_amx_dw_fill(const eqm_conv2d_shape *s);
+size_t nn_amx_dw_ws_floats(const eqm_conv2d_shape *s);
+void nn_amx_dw(eqm_host *h, const eqm_conv2d_shape *s, float *dw, const float *dout,
+               const float *in, float *ws);
 
 /* batchnorm.c */
 int nn_batchnorm_forward(eqm_host *h, const eqm_bn_shape *s, float *out, const float *in,

@@ -24,6 +24,12 @@
 #include "config.h"
 
 #include "nn_test_util.h"
+/* mmap, fork, waitpid, _exit; unistd.h's dup(2) renamed (nn_test_util.h has its own) */
+#define dup unistd_dup
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#undef dup
 #include "nn/nn_internal.h"
 
 static const double U24 = 0x1.0p-24, B8 = 0x1.0p-7 + 0x1.0p-16;
@@ -288,7 +294,17 @@ static const conv_case conv_cases[] = {
                                                     and dW summed over 4 group partials */
     {{2, 32, 32, 16, 24, 3, 3, 1, 1, 0}, 3, 1},  /* same on Winograd (forced: on AMX the
                                                     default takes im2col) */
-    {{2, 32, 32, 16, 24, 3, 3, 1, 1, 0}, 0, -1}, /* the default path (either) */
+    /* on AMX, the implicit dW (amx_dw.c): the default path where its canvas is >= 70%
+     * output pixels (on the other kernels Winograd where it applies), algo 5 elsewhere */
+    {{2, 32, 32, 32, 32, 3, 3, 1, 1, 0}, 0, -1},  /* 32 -> 32 */
+    {{3, 9, 7, 16, 40, 5, 5, 1, 2, 0}, 5, 0},     /* 5x5 pad 2, Co 40 (a 16-column block),
+                                                     N Hr Wr = 297, not a multiple of 32 */
+    {{2, 10, 12, 32, 16, 3, 3, 1, 0, 0}, 5, 0},   /* pad 0, Co 16 (64 x 16 blocks) */
+    {{5, 4, 4, 16, 20, 3, 3, 1, 1, 0}, 5, 0},     /* 4x4: 9 of 25 positions are no output */
+    {{2, 6, 6, 16, 32, 1, 1, 1, 1, 0}, 5, 0},     /* 1x1 with pad 1 (not pointwise) */
+    {{2, 6, 9, 48, 8, 1, 3, 1, 0, 0}, 5, 0},      /* 1x3 kernel, Co 8 < 16 */
+    {{64, 8, 8, 128, 128, 3, 3, 1, 1, 0}, 0, -1}, /* 2 chunks of q per reduction group */
+    {{2, 32, 32, 16, 24, 3, 3, 1, 1, 0}, 0, -1},  /* the default path (either) */
 };
 #define N_CONV (int)(sizeof conv_cases / sizeof *conv_cases)
 
@@ -346,12 +362,14 @@ START_TEST(test_conv)
     conv_run(s, EQM_NN_BF16, x, w, g, o[0], dx[0], dw[0]); /* bf16 */
     conv_run(s, 0, x, w, g, o[1], dx[1], dw[1]);           /* fp32 twin */
     conv_run(s, 0, ax, aw, ag, o[2], dx[2], dw[2]);        /* S = sum |a b| */
-    double f = cc->wino ? 9 : 1; /* -1: Winograd unless on AMX */
+    /* -1: Winograd where the default takes it, never on AMX (wino_ok in conv2d.c) */
+    int wino = cc->wino == -1 ? nn_bf16_native() != 2 : cc->wino;
+    double f = wino ? 9 : 1;
     int Kf = s->kh * s->kw * s->C_in, Kx = s->kh * s->kw * s->C_out, Kw = s->N * Ho * Wo;
     check_bound("forward vs fp32", ci, o[0], o[1], o[2], no, f * B8, Kf);
     check_bound("dX vs fp32", ci, dx[0], dx[1], dx[2], ni, f * B8, Kx);
     check_bound("dW vs fp32", ci, dw[0], dw[1], dw[2], nw, f * B8, Kw);
-    if (!cc->wino) {
+    if (!wino) {
         /* the direct paths multiply the rounded operands exactly: fp32 conv of the rounded
          * tensors agrees to fp32 summation error */
         float *rx = dup(x, ni), *rw = dup(w, nw), *rg = dup(g, no);
@@ -371,6 +389,74 @@ START_TEST(test_conv)
     for (int v = 0; v < 3; v++)
         free(o[v]), free(dx[v]), free(dw[v]);
     free(x), free(w), free(g), free(ax), free(aw), free(ag);
+    nn_conv2d_set_algo(0);
+    nn_bf16_set_native(2);
+}
+END_TEST
+
+/* The implicit AMX dW (amx_dw.c) sums 4 fixed reduction groups and slices its blocks by the
+ * thread count: dw must come out bit for bit the same at 1 and 2 threads. The pool's size
+ * is set once per process, so a child process (fork, before this one starts its pool)
+ * computes the 1-thread dw into shared memory. Shapes: several chunks per group, 64 x 16
+ * blocks, a 5x5 with a partial column block. */
+START_TEST(test_amx_dw_threads_bitwise)
+{
+    if (!set_mode(2))
+        return;
+    const char *fk = getenv("CK_FORK");
+    if (fk && !strcmp(fk, "no")) {
+        fprintf(stderr, "CK_FORK=no: the thread pool may be running, 1-thread case skipped\n");
+        return;
+    }
+    static const eqm_conv2d_shape cs[] = {
+        {64, 8, 8, 128, 128, 3, 3, 1, 1, EQM_NN_BF16},
+        {4, 12, 12, 32, 16, 3, 3, 1, 1, EQM_NN_BF16},
+        {3, 9, 7, 16, 40, 5, 5, 1, 2, EQM_NN_BF16},
+    };
+    enum { NS = 3 };
+    float *x[NS], *g[NS], *w[NS];
+    size_t nw[NS], off[NS + 1] = {0};
+    for (int i = 0; i < NS; i++) {
+        const eqm_conv2d_shape *s = &cs[i];
+        ck_assert(nn_amx_dw_ok(s));
+        int Ho = s->H + 2 * s->pad - s->kh + 1, Wo = s->W + 2 * s->pad - s->kw + 1;
+        nw[i] = (size_t)s->C_out * s->kh * s->kw * s->C_in;
+        x[i] = rnd((size_t)s->N * s->H * s->W * s->C_in, 1.f);
+        g[i] = rnd((size_t)s->N * Ho * Wo * s->C_out, 1.f);
+        w[i] = rnd(nw[i], 0.2f);
+        off[i + 1] = off[i] + nw[i];
+    }
+    nn_conv2d_set_algo(5); /* the last shape's fill is under the default's 0.7 */
+    float *one = mmap(NULL, off[NS] * sizeof(float), PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ck_assert(one != MAP_FAILED);
+    memset(one, 0, off[NS] * sizeof(float));
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        host_threads_init(1);
+        int bad = 0;
+        for (int i = 0; i < NS; i++)
+            bad |= NN()->conv2d_backward(NULL, &cs[i], NULL, one + off[i], g[i], x[i], w[i]);
+        _exit(bad ? 1 : 0);
+    }
+    int st = 0;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "1-thread child failed (%d)", st);
+    host_threads_init(2);
+    ck_assert_int_eq(host_threads(), 2);
+    for (int i = 0; i < NS; i++) {
+        float *dw = zeros(nw[i]);
+        ck_assert_int_eq(NN()->conv2d_backward(NULL, &cs[i], NULL, dw, g[i], x[i], w[i]), EQM_OK);
+        ck_assert_msg(memcmp(dw, one + off[i], nw[i] * sizeof *dw) == 0,
+                      "amx dW shape %d: 2 threads differ from 1", i);
+        double d = 0;
+        for (size_t k = 0; k < nw[i]; k++)
+            d += fabs((double)dw[k]);
+        ck_assert_msg(d > 0, "amx dW shape %d: all zero", i);
+        free(dw), free(x[i]), free(g[i]), free(w[i]);
+    }
+    munmap(one, off[NS] * sizeof(float));
     nn_conv2d_set_algo(0);
     nn_bf16_set_native(2);
 }
@@ -518,6 +604,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_conv_packed_bitwise, 0, 2);
     tcase_add_loop_test(tc, test_conv, 0, 3 * N_CONV);
     tcase_add_test(tc, test_conv_precision);
+    tcase_add_test(tc, test_amx_dw_threads_bitwise);
     tcase_add_loop_test(tc, test_linear, 0, 9);
     tcase_add_test(tc, test_losses_stay_fp32);
     tcase_add_test(tc, test_precision_check);

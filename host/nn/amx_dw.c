@@ -1,0 +1,454 @@
+/* host/nn/amx_dw.c: the weight gradient of a bf16 stride-1 conv2d as an implicit GEMM on
+ * AMX (tdpbf16ps): no im2col rows, no per-tile packing.
+ *
+ * Shape (conv2d.c's legend): x (N, H, W, Ci) NHWC, dout (N, Ho, Wo, Co), dw (Co, kh, kw, Ci)
+ * += sum over n, oy, ox of dout[n, oy, ox, co] xpad[n, oy + ky, ox + kx, ci] (stride 1,
+ * zero padding pad). Scope (nn_amx_dw_ok): EQM_NN_BF16 on the AMX kernel
+ * (nn_bf16_native() == 2), stride 1, not 1x1 pointwise, Ci % 16 == 0; conv2d.c picks it
+ * (amx_dw_pick) where nn_amx_dw_fill >= 0.7, or always under algo 5.
+ *
+ * The canvas: the batch as one tall zero-padded image whose images and rows SHARE their
+ * padding: row stride Wr = max(W + pad, Wo), image stride Hr = max(H + pad, Ho) rows;
+ * position q = R Wr + c holds x[n][iy][ix] at R = pad + n Hr + iy, c = pad + ix, zero
+ * elsewhere (columns [0, pad) are the left padding of their row and the right padding of
+ * the row before; rows [H, Hr) of an image the bottom padding of it and the top padding
+ * of the next). Output (n, oy, ox) sits at q = (n Hr + oy) Wr + ox and reads, for tap
+ * (ky, kx), the canvas at q + d, d = ky Wr + kx: the zeros it meets are exactly xpad's.
+ * (With the full padding per image, Hp Wp = (H + 2 pad)(W + 2 pad), a 4x4 image would be 16
+ * of 36 positions, with the shared padding 16 of 25; 32x32 1024 of 1156 against 1089.)
+ * The reduction runs over every q in [0, 32 steps), steps = ceil(N Hr Wr / 32); positions
+ * that are no output (oy >= Ho, ox >= Wo, q >= N Hr Wr) get dout = 0 and add nothing:
+ *     dw[co][t][c] = sum_q dout[q][co] canvas[q + d_t][c],
+ * a GEMM over q whose operand "x shifted by d_t" is a pointer offset. Two bf16 operands,
+ * built per chunk of q (below) by vectorised passes (vcvtneps2bf16 / vcvtne2ps2bf16: the
+ * rounding of nn_bf16_from_f32):
+ * - Xt[c][q] = bf16 canvas[q][c], Ci rows of LC positions (the chunk plus the largest tap
+ *   offset dmax = (kh - 1) Wr + kw - 1): x transposed, 16 x 16 blocks in registers. An A
+ *   tile (16 rows x 32 bf16) for channels c0 .. c0+15 of tap t at step k is
+ *   Xt + c0 LC + 32 k + d_t, row stride 2 LC bytes: any d_t, odd or even.
+ * - D2[p][co] = (bf16 dout[2p][co], bf16 dout[2p+1][co]) as one uint32 (the even q in the
+ *   low half), Co padded to Co16 (a multiple of 16) with zeros, zero at the positions with
+ *   no output: dout's rows pair-interleaved, no transpose. A B tile (16 pairs x 16 co) at
+ *   step k is D2 + 16 k Co16 + co0, row stride 4 Co16 bytes: AMX's VNNI layout as it is.
+ * tdpbf16ps C[m][n] += A[m][2k] B[k][2n] + A[m][2k+1] B[k][2n+1] = sum over the step's 32 q
+ * of canvas[q + d][c0 + m] dout[q][co0 + n]: C is dW transposed, (tap, c) rows x co columns.
+ * (These roles, x as A and dout as B, rather than dout^T as A and pairs of x as B: no value
+ * is stored twice (pairs (x[q + d], x[q + d + 1]) at every q would hold x twice), 2 (Ci +
+ * Co16) bytes per q instead of 4 Ci + 2 Co32, and Co = 16 needs no zero rows; dW is small,
+ * so transposing it back while summing the partials costs nothing.)
+ *
+ * Blocks of C: "row groups" are 16 channels of one tap (j = t Ci/16 + c/16: rows 16 j ..
+ * 16 j + 15 of dW^T, dw's K index in OHWI order). A block is 2 row groups x 32 co in 4 C
+ * tiles (A tiles 4-5, B tiles 6-7) or, when Co16 = 16, 4 row groups x 16 co (one B tile, A
+ * tiles rotating through 4, 5, 7), so that no tdpbf16ps multiplies padding columns (the
+ * last block of a row or a column may hold fewer groups).
+ * Reduction and threads: the steps are split into DW_GROUPS (4) fixed, contiguous ranges,
+ * each summed into its own fp32 partial of dW^T (4 KiB per block). A task (nn_parallel) is
+ * one group x one slice of the blocks (slices: ceil(threads / 4), so 1 up to 4 threads).
+ * It walks its group's steps in chunks sized so that the chunk's Xt and D2 (DW_CHUNK_BYTES)
+ * stay in L2: it converts the chunk into its own buffers (the fp32 x and dout are read
+ * once per slice; no full-size bf16 copy is written to memory and read back: a first
+ * version with whole-tensor copies took 11.3 ms on 32x32 16->16 at batch 384 against 7-8),
+ * then runs every block of its slice over the chunk,
+ * loading the C tiles from the partial (zero on the group's first chunk) and storing them
+ * back. At the end dw += ((partial 0 + partial 1) + partial 2) + partial 3 per element.
+ * A block's arithmetic does not depend on the slicing or on which thread runs it, so the
+ * result is the same bits at any thread count (check_bf16 compares 1 and 2 threads).
+ * Numerics: the exact products of the bf16-rounded operands summed in fp32, like the im2col
+ * path (in another order; check_bf16's fp32-summation bounds hold). One difference: a
+ * non-finite input pixel meets the zero dout of a position with no output (0 x inf =
+ * NaN), where im2col never multiplies it; dW is then inf/NaN either way.
+ * Workspace: the caller's (conv2d.c's grow-only buffer, nn_amx_dw_ws_floats): the 4
+ * partials, then each task's chunk buffers.
+ * Measured: bench/README.md ("Implicit AMX dW").
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "nn/nn_internal.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+#define DW_GROUPS 4
+#define DW_CHUNK_BYTES (512u << 10) /* one chunk's Xt + D2 (L2: 2 MiB per core) */
+#define BLOCK_FLOATS 1024           /* one block of C: 32 x 32 or 64 x 16 fp32 */
+
+typedef struct {
+    const eqm_conv2d_shape *s;
+    int Ho, Wo, Hr, Wr, Ci, Co, Co16, ncg; /* ncg: 16-channel groups of C_in */
+    int nrg, rbg, nrb, ncb, CB;            /* row groups, per block, row/col blocks, cols */
+    size_t Qn, steps, chunk, dmax, LC;     /* chunk: steps per chunk; LC: Xt row length */
+    int G, S;                              /* reduction groups, block slices */
+    size_t part_floats, xt_floats, task_floats; /* one partial, one task's Xt, Xt + D2 */
+    const float *in, *dout;
+    float *dw, *ws;
+} dw_plan;
+
+static size_t up(size_t v, size_t m) { return (v + m - 1) / m * m; }
+
+int nn_amx_dw_ok(const eqm_conv2d_shape *s)
+{
+    return (s->flags & EQM_NN_BF16) && nn_bf16_native() == 2 && s->stride == 1 &&
+           !(s->kh == 1 && s->kw == 1 && s->pad == 0) && s->C_in % 16 == 0;
+}
+
+static void plan_of(const eqm_conv2d_shape *s, dw_plan *p)
+{
+    memset(p, 0, sizeof *p);
+    p->s = s;
+    p->Ho = s->H + 2 * s->pad - s->kh + 1;
+    p->Wo = s->W + 2 * s->pad - s->kw + 1;
+    p->Hr = s->H + s->pad > p->Ho ? s->H + s->pad : p->Ho;
+    p->Wr = s->W + s->pad > p->Wo ? s->W + s->pad : p->Wo;
+    p->Ci = s->C_in;
+    p->Co = s->C_out;
+    p->Co16 = (int)up((size_t)s->C_out, 16);
+    p->ncg = s->C_in / 16;
+    p->nrg = s->kh * s->kw * p->ncg;
+    p->rbg = p->Co16 == 16 ? 4 : 2;
+    p->CB = p->Co16 == 16 ? 16 : 32;
+    p->nrb = (p->nrg + p->rbg - 1) / p->rbg;
+    p->ncb = (p->Co16 + p->CB - 1) / p->CB;
+    p->Qn = (size_t)s->N * p->Hr * p->Wr;
+    p->steps = (p->Qn + 31) / 32;
+    p->dmax = (size_t)(s->kh - 1) * p->Wr + (size_t)(s->kw - 1);
+    p->chunk = DW_CHUNK_BYTES / (64 * ((size_t)p->Ci + (size_t)p->Co16));
+    if (p->chunk < 4)
+        p->chunk = 4;
+    if (p->chunk > p->steps)
+        p->chunk = p->steps;
+    p->LC = up(32 * p->chunk + p->dmax, 32);
+    p->G = (int)(p->steps < DW_GROUPS ? p->steps : DW_GROUPS);
+    size_t nblk = (size_t)p->nrb * p->ncb, nt = (size_t)nn_threads();
+    size_t S = (nt + (size_t)p->G - 1) / (size_t)p->G; /* G S tasks: >= the threads */
+    p->S = (int)(S < nblk ? S : nblk);
+    p->part_floats = nblk * BLOCK_FLOATS;
+    p->xt_floats = (size_t)p->Ci * p->LC / 2;
+    p->task_floats = p->xt_floats + up(16 * p->chunk * (size_t)p->Co16, 16);
+}
+
+double nn_amx_dw_fill(const eqm_conv2d_shape *s)
+{
+    dw_plan p;
+    plan_of(s, &p);
+    return (double)s->N * p.Ho * p.Wo / (32.0 * (double)p.steps);
+}
+
+size_t nn_amx_dw_ws_floats(const eqm_conv2d_shape *s)
+{
+    dw_plan p;
+    plan_of(s, &p);
+    return (size_t)p.G * (p.part_floats + (size_t)p.S * p.task_floats);
+}
+
+static inline __mmask16 mask16(int n)
+{
+    return n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+}
+
+/* 16 x 16 transpose of 32-bit elements: r[i] element j -> r[j] element i. */
+AMX_TARGET static inline void tr16(__m512 r[16])
+{
+    __m512i t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_epi32((__m512i)r[i], (__m512i)r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32((__m512i)r[i], (__m512i)r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        u[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+        u[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        u[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        u[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    for (int j = 0; j < 4; j++) {
+        __m512i ua = _mm512_shuffle_i32x4(u[j], u[4 + j], 0x88);
+        __m512i ub = _mm512_shuffle_i32x4(u[j], u[4 + j], 0xdd);
+        __m512i va = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0x88);
+        __m512i vb = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0xdd);
+        r[j] = (__m512)_mm512_shuffle_i32x4(ua, va, 0x88);
+        r[8 + j] = (__m512)_mm512_shuffle_i32x4(ua, va, 0xdd);
+        r[4 + j] = (__m512)_mm512_shuffle_i32x4(ub, vb, 0x88);
+        r[12 + j] = (__m512)_mm512_shuffle_i32x4(ub, vb, 0xdd);
+    }
+}
+
+/* ------------------------------------------------------------- the two copies ---- */
+
+/* The input pixel at position q, or NULL (padding, gaps, past the images): walks q. */
+typedef struct {
+    size_t R;  /* canvas row q / Wr */
+    int c;     /* column q % Wr */
+    const float *row; /* image row of R, or NULL */
+} xwalk;
+
+static void xwalk_row(const dw_plan *p, xwalk *w)
+{
+    const eqm_conv2d_shape *s = p->s;
+    w->row = NULL;
+    if (w->R < (size_t)s->pad)
+        return;
+    size_t t = w->R - (size_t)s->pad, n = t / (size_t)p->Hr;
+    int iy = (int)(t % (size_t)p->Hr);
+    if (n < (size_t)s->N && iy < s->H)
+        w->row = p->in + (n * (size_t)s->H + (size_t)iy) * (size_t)s->W * (size_t)p->Ci;
+}
+
+/* Xt rows (Ci of them, LC apart) at dst for positions [q0, q0 + nq), nq % 16 == 0. */
+AMX_TARGET static void xt_chunk(const dw_plan *p, size_t q0, size_t nq, uint16_t *dst)
+{
+    const size_t Ci = (size_t)p->Ci, LC = p->LC;
+    const int pad = p->s->pad, W = p->s->W;
+    xwalk w = {q0 / (size_t)p->Wr, (int)(q0 % (size_t)p->Wr), NULL};
+    xwalk_row(p, &w);
+    for (size_t x = 0; x < nq; x += 16) {
+        const float *src[16];
+        for (int i = 0; i < 16; i++) {
+            int ix = w.c - pad;
+            src[i] = w.row && ix >= 0 && ix < W ? w.row + (size_t)ix * Ci : NULL;
+            if (++w.c == p->Wr) {
+                w.c = 0;
+                w.R++;
+                xwalk_row(p, &w);
+            }
+        }
+        for (size_t c0 = 0; c0 < Ci; c0 += 16) {
+            __m512 r[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = src[i] ? _mm512_loadu_ps(src[i] + c0) : _mm512_setzero_ps();
+            tr16(r);
+            for (int j = 0; j < 16; j++)
+                _mm256_storeu_si256((__m256i *)(void *)(dst + (c0 + (size_t)j) * LC + x),
+                                    (__m256i)_mm512_cvtneps_pbh(r[j]));
+        }
+    }
+}
+
+/* D2 pairs [p0, p0 + np) (q = 2 p0 ...) at dst, Co16 uint32 each. */
+AMX_TARGET static void d2_chunk(const dw_plan *p, size_t p0, size_t np, uint32_t *dst)
+{
+    const __m512i ilv = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9,
+                                         24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1,
+                                         16, 0);
+    const int Co = p->Co, Co16 = p->Co16, Wr = p->Wr, Hr = p->Hr;
+    size_t q = 2 * p0, t = q / (size_t)Wr;
+    int x = (int)(q % (size_t)Wr), y = (int)(t % (size_t)Hr);
+    size_t n = t / (size_t)Hr;
+    const float *r[2];
+    for (size_t pi = 0; pi < np; pi++, dst += Co16) {
+        for (int h = 0; h < 2; h++) {
+            r[h] = n < (size_t)p->s->N && y < p->Ho && x < p->Wo
+                       ? p->dout + ((n * (size_t)p->Ho + (size_t)y) * (size_t)p->Wo +
+                                    (size_t)x) * (size_t)Co
+                       : NULL;
+            if (++x == Wr) {
+                x = 0;
+                if (++y == Hr)
+                    y = 0, n++;
+            }
+        }
+        for (int c0 = 0; c0 < Co16; c0 += 16) {
+            __mmask16 m = mask16(Co - c0);
+            __m512 x0 = r[0] ? _mm512_maskz_loadu_ps(m, r[0] + c0) : _mm512_setzero_ps();
+            __m512 x1 = r[1] ? _mm512_maskz_loadu_ps(m, r[1] + c0) : _mm512_setzero_ps();
+            _mm512_storeu_si512((void *)(dst + c0),
+                                _mm512_permutexvar_epi16(ilv, (__m512i)_mm512_cvtne2ps_pbh(x1, x0)));
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ the kernel ---- */
+
+/* Block (rb, cb) of C = dW^T over the chunk's ns steps (Xt chunk xt, D2 chunk d2),
+ * accumulated in its partial c (4 KiB); first: start from zero. */
+AMX_TARGET static void run_block(const dw_plan *p, float *c, int rb, int cb, const uint16_t *xt,
+                                 const uint32_t *d2, size_t ns, int first)
+{
+    const int kw = p->s->kw;
+    const uint16_t *a[4];
+    int ma = p->nrg - rb * p->rbg < p->rbg ? p->nrg - rb * p->rbg : p->rbg;
+    for (int i = 0; i < ma; i++) {
+        int j = rb * p->rbg + i, t = j / p->ncg, cg = j % p->ncg;
+        size_t d = (size_t)(t / kw) * (size_t)p->Wr + (size_t)(t % kw);
+        a[i] = xt + (size_t)cg * 16 * p->LC + d;
+    }
+    const size_t as = 2 * p->LC, bs = 4 * (size_t)p->Co16;
+    const uint32_t *bt = d2 + (size_t)cb * p->CB;
+    const size_t bstep = 16 * (size_t)p->Co16;
+    if (p->rbg == 4) { /* Co16 = 16: C(i) = tile i, rows 16 i of the 64 x 16 block */
+        if (first) {
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+        } else {
+            _tile_loadd(0, c, 64);
+            _tile_loadd(1, c + 256, 64);
+            _tile_loadd(2, c + 512, 64);
+            _tile_loadd(3, c + 768, 64);
+        }
+        for (size_t k = 0; k < ns; k++, bt += bstep) {
+            size_t o = 32 * k;
+            _tile_loadd(6, bt, bs);
+            _tile_loadd(4, a[0] + o, as);
+            _tile_dpbf16ps(0, 4, 6);
+            if (ma > 1) {
+                _tile_loadd(5, a[1] + o, as);
+                _tile_dpbf16ps(1, 5, 6);
+            }
+            if (ma > 2) {
+                _tile_loadd(7, a[2] + o, as);
+                _tile_dpbf16ps(2, 7, 6);
+            }
+            if (ma > 3) {
+                _tile_loadd(4, a[3] + o, as);
+                _tile_dpbf16ps(3, 4, 6);
+            }
+        }
+        _tile_stored(0, c, 64);
+        _tile_stored(1, c + 256, 64);
+        _tile_stored(2, c + 512, 64);
+        _tile_stored(3, c + 768, 64);
+        return;
+    }
+    /* 32 x 32: C(i, j) = tile 2 i + j at c + 512 i + 16 j, row stride 128 bytes */
+    const int nb = p->Co16 - cb * 32 < 32 ? 1 : 2;
+    if (first) {
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+    } else {
+        _tile_loadd(0, c, 128);
+        _tile_loadd(1, c + 16, 128);
+        _tile_loadd(2, c + 512, 128);
+        _tile_loadd(3, c + 528, 128);
+    }
+    if (ma == 2 && nb == 2) {
+        for (size_t k = 0; k < ns; k++, bt += bstep) {
+            size_t o = 32 * k;
+            _tile_loadd(4, a[0] + o, as);
+            _tile_loadd(5, a[1] + o, as);
+            _tile_loadd(6, bt, bs);
+            _tile_loadd(7, bt + 16, bs);
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_dpbf16ps(1, 4, 7);
+            _tile_dpbf16ps(2, 5, 6);
+            _tile_dpbf16ps(3, 5, 7);
+        }
+    } else {
+        for (size_t k = 0; k < ns; k++, bt += bstep) {
+            size_t o = 32 * k;
+            _tile_loadd(4, a[0] + o, as);
+            _tile_loadd(6, bt, bs);
+            _tile_dpbf16ps(0, 4, 6);
+            if (nb > 1) {
+                _tile_loadd(7, bt + 16, bs);
+                _tile_dpbf16ps(1, 4, 7);
+            }
+            if (ma > 1) {
+                _tile_loadd(5, a[1] + o, as);
+                _tile_dpbf16ps(2, 5, 6);
+                if (nb > 1)
+                    _tile_dpbf16ps(3, 5, 7);
+            }
+        }
+    }
+    _tile_stored(0, c, 128);
+    _tile_stored(1, c + 16, 128);
+    _tile_stored(2, c + 512, 128);
+    _tile_stored(3, c + 528, 128);
+}
+
+/* Task = group g (its steps) x slice (its blocks): item g S + slice. Per chunk of the
+ * group's steps: the chunk's Xt and D2 into the task's buffers, then its blocks. */
+static void dw_body(void *vc, size_t b, size_t e)
+{
+    const dw_plan *p = vc;
+    const size_t nblk = (size_t)p->nrb * p->ncb;
+    nn_amx_begin();
+    for (size_t it = b; it < e; it++) {
+        size_t g = it / (size_t)p->S, sl = it % (size_t)p->S;
+        size_t s0 = g * p->steps / (size_t)p->G, s1 = (g + 1) * p->steps / (size_t)p->G;
+        size_t b0 = sl * nblk / (size_t)p->S, b1 = (sl + 1) * nblk / (size_t)p->S;
+        float *part = p->ws + g * p->part_floats;
+        float *tb = p->ws + (size_t)p->G * p->part_floats + it * p->task_floats;
+        uint16_t *xt = (uint16_t *)(void *)tb;
+        uint32_t *d2 = (uint32_t *)(void *)(tb + p->xt_floats);
+        for (size_t k0 = s0; k0 < s1; k0 += p->chunk) {
+            size_t ns = s1 - k0 < p->chunk ? s1 - k0 : p->chunk;
+            xt_chunk(p, 32 * k0, up(32 * ns + p->dmax, 16), xt);
+            d2_chunk(p, 16 * k0, 16 * ns, d2);
+            for (size_t bi = b0; bi < b1; bi++)
+                run_block(p, part + bi * BLOCK_FLOATS, (int)(bi / (size_t)p->ncb),
+                          (int)(bi % (size_t)p->ncb), xt, d2, ns, k0 == s0);
+        }
+    }
+    nn_amx_end();
+}
+
+/* dw[co][kcol] += (((partial 0 + partial 1) + partial 2) + ...) (group order), item = one
+ * block (rb, cb): 16 x 16 sub-blocks summed, transposed, added to 16 rows of dw. */
+AMX_TARGET static void sum_body(void *vc, size_t b, size_t e)
+{
+    const dw_plan *p = vc;
+    const size_t K = (size_t)p->nrg * 16, R = (size_t)p->rbg * 16, CB = (size_t)p->CB;
+    for (size_t bi = b; bi < e; bi++) {
+        size_t k0 = bi / (size_t)p->ncb * R, c0 = bi % (size_t)p->ncb * CB;
+        size_t nr = K - k0 < R ? K - k0 : R, nc = (size_t)p->Co - c0 < CB ? p->Co - c0 : CB;
+        const float *blk = p->ws + bi * BLOCK_FLOATS;
+        for (size_t r0 = 0; r0 < nr; r0 += 16) /* nr % 16 == 0 */
+            for (size_t j0 = 0; j0 < nc; j0 += 16) {
+                __m512 v[16];
+                for (int i = 0; i < 16; i++) {
+                    const float *q = blk + (r0 + (size_t)i) * CB + j0;
+                    v[i] = _mm512_load_ps(q);
+                    for (int g = 1; g < p->G; g++)
+                        v[i] = _mm512_add_ps(v[i], _mm512_load_ps(q + (size_t)g * p->part_floats));
+                }
+                tr16(v); /* v[j]: column j0 + j (co), rows r0 .. r0 + 15 (kcol) */
+                for (size_t j = 0; j < 16 && j0 + j < nc; j++) {
+                    float *d = p->dw + (c0 + j0 + j) * K + k0 + r0;
+                    _mm512_storeu_ps(d, _mm512_add_ps(_mm512_loadu_ps(d), v[j]));
+                }
+            }
+    }
+}
+
+void nn_amx_dw(eqm_host *h, const eqm_conv2d_shape *s, float *dw, const float *dout,
+               const float *in, float *ws)
+{
+    dw_plan p;
+    plan_of(s, &p);
+    p.in = in;
+    p.dout = dout;
+    p.dw = dw;
+    p.ws = ws;
+    nn_parallel(h, (size_t)p.G * p.S, 1, dw_body, &p);
+    nn_parallel(h, (size_t)p.nrb * p.ncb, 4, sum_body, &p);
+}
+
+#else /* no x86-64 intrinsics: never picked (nn_bf16_native() is 0 there) */
+
+int nn_amx_dw_ok(const eqm_conv2d_shape *s)
+{
+    (void)s;
+    return 0;
+}
+double nn_amx_dw_fill(const eqm_conv2d_shape *s)
+{
+    (void)s;
+    return 0;
+}
+size_t nn_amx_dw_ws_floats(const eqm_conv2d_shape *s)
+{
+    (void)s;
+    return 0;
+}
+void nn_amx_dw(eqm_host *h, const eqm_conv2d_shape *s, float *dw, const float *dout,
+               const float *in, float *ws)
+{
+    (void)h, (void)s, (void)dw, (void)dout, (void)in, (void)ws;
+}
+#endif

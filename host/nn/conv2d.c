@@ -639,15 +639,19 @@ static void flip_body(void *vc, size_t cb, size_t ce)
 
 /* The implicit AMX dW (amx_dw.c): algo 5 wherever it applies; by default where at least
  * 70% of its reduction positions are output pixels (nn_amx_dw_fill; the rest multiply
- * zeros). Measured (conv-layers --bf16 1 --width 4 --batch 384, 1 core, CPU ms, against
- * the grouped im2col tiles): 32x32 16->16 (fill 0.94) 7-8 / 22-24, 16x16 32->32 (0.89)
- * 3.5-4 / 7-8, 8x8 64->64 (0.79) 2.7-2.9 / 3.5-3.8, 4x4 128->128 (0.64) 2.9-3.0 /
- * 2.7-2.8. The forced algorithms 1-4 keep their own dW paths. */
+ * zeros), or from C_in = 256 on. Measured (conv-layers --bf16 1, 1 core, ms, implicit
+ * against the grouped im2col tiles): width 1/4, batch 384 (CPU ms): 32x32 16->16 (fill
+ * 0.94) 8.6-9.3 / 21.7-21.9, 16x16 32->32 (0.89) 3.8-5.0 / 6.3-7.1, 8x8 64->64 (0.79)
+ * 2.8-2.9 / 3.2-3.3, 4x4 128->128 (0.64) 2.9-3.0 / 2.5 (wall); full width, batch 64
+ * (wall): 32x32 64->64 7.0-8.6 / 10.4-10.8, 8x8 256->256 5.6-6.2 / 10.3-10.5, 4x4
+ * 512->512 10.7-11.8 / 12.8-14.6; width 1/2, batch 128: 4x4 256->256 3.4-3.5 / 5.1-5.3.
+ * The forced algorithms 1-4 keep their own dW paths. */
 static int amx_dw_pick(const eqm_conv2d_shape *s)
 {
     if (!nn_amx_dw_ok(s))
         return 0;
-    return conv_algo == 5 || (conv_algo == 0 && nn_amx_dw_fill(s) >= 0.7);
+    return conv_algo == 5 ||
+           (conv_algo == 0 && (nn_amx_dw_fill(s) >= 0.7 || s->C_in >= 256));
 }
 
 int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float *dw,

@@ -304,6 +304,7 @@ static const conv_case conv_cases[] = {
     {{2, 6, 6, 16, 32, 1, 1, 1, 1, 0}, 5, 0},     /* 1x1 with pad 1 (not pointwise) */
     {{2, 6, 9, 48, 8, 1, 3, 1, 0, 0}, 5, 0},      /* 1x3 kernel, Co 8 < 16 */
     {{64, 8, 8, 128, 128, 3, 3, 1, 1, 0}, 0, -1}, /* 2 chunks of q per reduction group */
+    {{2, 4, 4, 256, 24, 3, 3, 1, 1, 0}, 0, -1},   /* 4x4 (fill 0.64) from C_in = 256 */
     {{2, 32, 32, 16, 24, 3, 3, 1, 1, 0}, 0, -1},  /* the default path (either) */
 };
 #define N_CONV (int)(sizeof conv_cases / sizeof *conv_cases)

@@ -498,6 +498,13 @@ static int direct_dw_pick(const eqm_conv2d_shape *s)
     return conv_algo == 0 && s->C_in <= 64 && s->C_out <= 64;
 }
 
+/* Implicit AMX forward (amx_conv.c): algo 0 and 5 wherever it applies (bf16 on AMX,
+ * stride 1, C_in >= 16). Measured (quickstart bf16 step, 1 core): see bench/README.md. */
+static int amx_pick(const eqm_conv2d_shape *s)
+{
+    return (conv_algo == 0 || conv_algo == 5) && nn_amx_conv_ok(s);
+}
+
 /* im2col + sgemm: out = conv(in, w) (beta 0) or out += conv(in, w) (beta 1). */
 static int fwd_im2col(eqm_host *h, const eqm_conv2d_shape *s, float *out, const float *in,
                       const float *w, float beta, float *buf)
@@ -532,6 +539,8 @@ static size_t fwd_ws_floats(const eqm_conv2d_shape *s)
         return nn_direct_ws_floats(s);
     if (wino_ok(s))
         return nn_wino_ws_floats(s);
+    if (amx_pick(s))
+        return nn_amx_conv_ws_floats(s);
     if (is_pointwise(s))
         return 0;
     if (bf16_tiles(s)) {
@@ -553,6 +562,10 @@ static int fwd_any(eqm_host *h, const eqm_conv2d_shape *s, float *out, const flo
     }
     if (wino_ok(s)) {
         nn_wino_forward(h, s, out, in, w, accumulate, buf);
+        return EQM_OK;
+    }
+    if (amx_pick(s)) {
+        nn_amx_conv_forward(h, s, out, in, w, accumulate, buf);
         return EQM_OK;
     }
     return fwd_im2col(h, s, out, in, w, accumulate ? 1.f : 0.f, buf);

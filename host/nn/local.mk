@@ -11,4 +11,5 @@ libeqmhost_la_SOURCES += \
 	host/nn/linear.c \
 	host/nn/gemm_bf16.c \
 	host/nn/amx_dw.c \
+	host/nn/amx_conv.c \
 	host/nn/loss.c

@@ -43,9 +43,11 @@ size_t nn_conv2d_workspace_bytes(void);
  * 2 as 1 but stride-1 dX as a forward conv of dout with the flipped kernel (no col2im);
  * 3 Winograd wherever it applies (any output size) plus 2;
  * 4 the direct kernel (direct.c) wherever it applies (forward, stride-1 dX), else as 2;
- * 5 as 2 but the bf16 dW on AMX as the implicit GEMM (amx_dw.c) wherever it applies.
- * Default (0) also takes the direct kernel on the shapes conv2d.c's direct_pick names, and
- * on AMX the implicit bf16 dW (amx_dw.c) where conv2d.c's amx_dw_pick says. */
+ * 5 the implicit AMX kernels wherever they apply: the bf16 forward and stride-1 dX
+ *   (amx_conv.c) and the bf16 dW (amx_dw.c); else as 2.
+ * Default (0) also takes the direct kernel on the shapes conv2d.c's direct_pick names, on
+ * AMX the implicit bf16 forward / stride-1 dX (amx_conv.c) wherever it applies and the
+ * implicit bf16 dW (amx_dw.c) where conv2d.c's amx_dw_pick says. */
 void nn_conv2d_set_algo(int algo);
 
 /* winograd.c: F(2x2, 3x3) for 3x3 stride-1 convs with C_in, C_out in [16, NN_WINO_MAX_C] */
@@ -183,6 +185,13 @@ int nn_gemm_bf16_packed(const nn_bf16_kdims *d, int tA, int M, int N, float alph
     __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512bf16")))
 void nn_amx_begin(void);
 void nn_amx_end(void);
+/* amx_conv.c: a bf16 stride-1 conv forward as an implicit GEMM on AMX (no im2col).
+ * nn_amx_conv_ok: the shapes it takes (EQM_NN_BF16, AMX, stride 1, not 1x1 pad 0,
+ * C_in >= 16); workspace in floats; accumulate: out += instead of out =. */
+int nn_amx_conv_ok(const eqm_conv2d_shape *s);
+size_t nn_amx_conv_ws_floats(const eqm_conv2d_shape *s);
+void nn_amx_conv_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, const float *in,
+                         const float *w, int accumulate, float *buf);
 /* fp32 -> bf16, round to nearest even, zero/subnormal -> signed zero, NaN stays NaN (the
  * rule of vcvtne2ps2bf16); and back (exact). */
 uint16_t nn_bf16_from_f32(float f);

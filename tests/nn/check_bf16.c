@@ -305,7 +305,15 @@ static const conv_case conv_cases[] = {
     {{2, 6, 9, 48, 8, 1, 3, 1, 0, 0}, 5, 0},      /* 1x3 kernel, Co 8 < 16 */
     {{64, 8, 8, 128, 128, 3, 3, 1, 1, 0}, 0, -1}, /* 2 chunks of q per reduction group */
     {{2, 4, 4, 256, 24, 3, 3, 1, 1, 0}, 0, -1},   /* 4x4 (fill 0.64) from C_in = 256 */
-    {{2, 32, 32, 16, 24, 3, 3, 1, 1, 0}, 0, -1},  /* the default path (either) */
+    /* the implicit AMX forward and stride-1 dX (algo 5; as algo 2 without AMX): */
+    {{2, 32, 32, 16, 24, 3, 3, 1, 1, 0}, 5, 0},  /* C_in 16: a k-step spans 2 taps, the last
+                                                    reads 16 bf16 past the run; C_out 24 */
+    {{3, 8, 8, 32, 40, 3, 3, 1, 1, 0}, 5, 0},    /* C_out 40: a partial second panel */
+    {{5, 4, 4, 48, 32, 3, 3, 1, 1, 0}, 5, 0},    /* 4x4: 20 of 36 padded rows dropped;
+                                                    N Hp Wp = 180 not a multiple of 32 */
+    {{2, 7, 9, 16, 16, 5, 5, 1, 2, 0}, 5, 0},    /* 5x5 pad 2 on odd sizes */
+    {{3, 6, 5, 24, 16, 3, 3, 1, 0, 0}, 5, 0},    /* pad 0, C_in 24 (run 72 of 96) */
+    {{2, 32, 32, 16, 24, 3, 3, 1, 1, 0}, 0, -1}, /* the default path (either) */
 };
 #define N_CONV (int)(sizeof conv_cases / sizeof *conv_cases)
 

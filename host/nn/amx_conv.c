@@ -1,0 +1,250 @@
+/* host/nn/amx_conv.c: bf16 stride-1 convolution forward as an implicit GEMM on AMX
+ * (tdpbf16ps), reading the activations where they lie: no im2col.
+ *
+ * Why: the im2col route of a bf16 conv (conv2d.c, "bf16 with a native kernel") spent more
+ * time copying than multiplying: in the quickstart bf16 step im2col_row and its memcpy
+ * took 26% of the CPU time and the bf16 packing of its rows 12%, against 16% in the AMX
+ * kernel itself. Here the input is converted once to a zero-padded bf16 NHWC copy and the
+ * AMX A tiles are loaded straight out of it.
+ *
+ * Padded-flat rows: Hp = H + 2 pad, Wp = W + 2 pad; q = (n Hp + y) Wp + x indexes the
+ * pixels of the padded images one after another. Output pixel (n, oy, ox) is row
+ * q = (n Hp + oy) Wp + ox of the GEMM, and for tap (ky, kx) it reads padded pixel
+ * q + ky Wp + kx. For a fixed ky the taps kx = 0 .. kw-1 are kw neighbouring pixels, so
+ * their kw Ci channels are ONE contiguous run of bf16 starting at pixel q + ky Wp, in the
+ * (kx, ci) order of the OHWI weights. The reduction is cut per ky into R = kw Ci rounded
+ * up to 32 (one AMX k-step of 16 pairs = 32 bf16). An A tile (16 consecutive rows q x 32
+ * bf16 of the run) is then one tileloadd with a row stride of Ci bf16: rows overlap when
+ * Ci < 32, which tileloadd allows. Rows q that are no output pixel (ox >= Wo, oy >= Ho:
+ * the padding columns and rows between images) are computed and dropped: they cost
+ * 1 - Ho Wo / (Hp Wp) of the multiplies (12% at 32x32, 56% at 4x4), which AMX has to
+ * spare; the copies they replace do not.
+ * The last k-step of a run, when kw Ci is not a multiple of 32, reads up to 31 bf16 past
+ * the run (the next pixels of the padded copy, or its zeroed tail) against zero weights.
+ * Those values are finite unless an activation is inf or NaN, in which case the output
+ * is not finite anyway; a NaN or inf input can then also reach the output pixel one
+ * column to the left.
+ * Weights: w^T packed once per call as 32-column panels of k-pairs in AMX's VNNI layout
+ * (pair P of panel j: 32 uint32 (w'[2P][co], w'[2P+1][co])), k' = ky R + r with zero rows
+ * for r >= kw Ci and zero columns past C_out.
+ * Kernel: a block of 32 rows x 32 output channels in four C tiles, two A tiles (rows
+ * q0 .., q0+16 ..) and two B tiles (16 columns each) per k-step: the same tile use as
+ * gemm_bf16.c's kernel_amx_32x32. Tasks are blocks of rows; each converts nothing and
+ * writes only its own output rows, so any thread count gives the same bits.
+ * Numerics: the products of the bf16-rounded operands are exact and summed in fp32 in the
+ * tiles, over k' in (ky, chunk) order; the tile's own order inside a k-step is AMX's.
+ * Against the im2col route (which blocks k by 1024 and adds the block sums in C) the sums
+ * run in another order: tests/nn/check_bf16.c bounds both by the reduction length.
+ * Scope (nn_amx_conv_ok): EQM_NN_BF16 on AMX (nn_bf16_native() == 2), stride 1, not a 1x1
+ * pad-0 conv (a plain GEMM already), C_in >= 16.
+ */
+#include "config.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+#include "nn/nn_internal.h"
+
+#define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+
+typedef struct {
+    const eqm_conv2d_shape *s;
+    int Hp, Wp, Ho, Wo, R, KP, np;
+    size_t HpWp, qend, nb; /* rows: one past the last output row, 32-row blocks */
+    size_t xp_len;         /* bf16 of the padded copy (with its zero tail) */
+} amx_plan;
+
+static void plan(const eqm_conv2d_shape *s, amx_plan *p)
+{
+    p->s = s;
+    p->Hp = s->H + 2 * s->pad;
+    p->Wp = s->W + 2 * s->pad;
+    p->Ho = p->Hp - s->kh + 1;
+    p->Wo = p->Wp - s->kw + 1;
+    p->R = (s->kw * s->C_in + 31) / 32 * 32;
+    p->KP = s->kh * p->R / 2;
+    p->np = (s->C_out + 31) / 32;
+    p->HpWp = (size_t)p->Hp * p->Wp;
+    p->qend = ((size_t)s->N - 1) * p->HpWp + (size_t)(p->Ho - 1) * p->Wp + (size_t)p->Wo;
+    p->nb = (p->qend + 31) / 32;
+    /* last bf16 read: row nb 32 - 1 + (kh - 1) Wp, element R - 1 of its run */
+    size_t need = (p->nb * 32 + (size_t)(s->kh - 1) * p->Wp) * s->C_in + (size_t)p->R;
+    size_t img = (size_t)s->N * p->HpWp * s->C_in;
+    p->xp_len = (need > img ? need : img + 32) + 32;
+}
+
+int nn_amx_conv_ok(const eqm_conv2d_shape *s)
+{
+    return (s->flags & EQM_NN_BF16) && nn_bf16_native() == 2 && s->stride == 1 &&
+           !(s->kh == 1 && s->kw == 1 && s->pad == 0) && s->C_in >= 16;
+}
+
+static size_t bp_uint32(const amx_plan *p) { return (size_t)p->np * p->KP * 32; }
+
+size_t nn_amx_conv_ws_floats(const eqm_conv2d_shape *s)
+{
+    amx_plan p;
+    plan(s, &p);
+    /* packed weights (uint32 = one float each), then the bf16 copy (two per float) */
+    return (bp_uint32(&p) + 15) / 16 * 16 + (p.xp_len + 1) / 2 + 32;
+}
+
+typedef struct {
+    const amx_plan *p;
+    const float *in, *w;
+    float *out;
+    uint16_t *xp;
+    uint32_t *bp;
+    int accumulate;
+} amx_ctx;
+
+/* bf16 of 32 floats (n valid, the rest zero) at dst; vcvtne2ps2bf16 rounds as
+ * nn_bf16_from_f32 does. */
+BF16_TARGET static inline void cvt32(uint16_t *dst, const float *src, int n)
+{
+    __mmask16 m0 = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
+    __mmask16 m1 = n >= 32 ? 0xffff : n <= 16 ? 0 : (__mmask16)((1u << (n - 16)) - 1);
+    __m512 x0 = _mm512_maskz_loadu_ps(m0, src), x1 = _mm512_maskz_loadu_ps(m1, src + 16);
+    __m512i v = (__m512i)_mm512_cvtne2ps_pbh(x1, x0);
+    __mmask32 m = n >= 32 ? 0xffffffffu : (__mmask32)((1u << n) - 1);
+    _mm512_mask_storeu_epi16(dst, m, v);
+}
+
+/* task item: one padded row (image n, row y) of the bf16 copy; item N Hp: the tail */
+BF16_TARGET static void cvt_body(void *vc, size_t b, size_t e)
+{
+    const amx_ctx *c = vc;
+    const amx_plan *p = c->p;
+    const eqm_conv2d_shape *s = p->s;
+    const size_t Ci = (size_t)s->C_in, rowlen = (size_t)p->Wp * Ci;
+    const size_t rows = (size_t)s->N * p->Hp;
+    for (size_t it = b; it < e; it++) {
+        if (it == rows) {
+            size_t t0 = rows * rowlen;
+            memset(c->xp + t0, 0, sizeof(uint16_t) * (p->xp_len - t0));
+            continue;
+        }
+        size_t n = it / (size_t)p->Hp;
+        int y = (int)(it % (size_t)p->Hp) - s->pad;
+        uint16_t *dst = c->xp + it * rowlen;
+        if (y < 0 || y >= s->H) {
+            memset(dst, 0, sizeof(uint16_t) * rowlen);
+            continue;
+        }
+        size_t padl = (size_t)s->pad * Ci, len = (size_t)s->W * Ci;
+        memset(dst, 0, sizeof(uint16_t) * padl);
+        const float *src = c->in + (n * s->H + (size_t)y) * len;
+        for (size_t i = 0; i < len; i += 32)
+            cvt32(dst + padl + i, src + i, len - i < 32 ? (int)(len - i) : 32);
+        memset(dst + padl + len, 0, sizeof(uint16_t) * padl);
+    }
+}
+
+/* task item: panel j of the packed weights */
+static void pack_w_body(void *vc, size_t b, size_t e)
+{
+    const amx_ctx *c = vc;
+    const amx_plan *p = c->p;
+    const eqm_conv2d_shape *s = p->s;
+    const int run = s->kw * s->C_in, Co = s->C_out;
+    for (size_t j = b; j < e; j++) {
+        uint32_t *dst = c->bp + j * (size_t)p->KP * 32;
+        for (int P = 0; P < p->KP; P++)
+            for (int col = 0; col < 32; col++) {
+                int co = (int)j * 32 + col;
+                uint32_t v = 0;
+                for (int h = 0; h < 2; h++) {
+                    int k = 2 * P + h, ky = k / p->R, r = k % p->R;
+                    if (co < Co && r < run)
+                        v |= (uint32_t)nn_bf16_from_f32(
+                                 c->w[((size_t)co * s->kh + ky) * (size_t)run + r])
+                             << (16 * h);
+                }
+                dst[(size_t)P * 32 + col] = v;
+            }
+    }
+}
+
+/* task item: a block of 32 rows q, every panel */
+AMX_TARGET static void fwd_body(void *vc, size_t b, size_t e)
+{
+    const amx_ctx *c = vc;
+    const amx_plan *p = c->p;
+    const eqm_conv2d_shape *s = p->s;
+    const size_t Ci = (size_t)s->C_in, Co = (size_t)s->C_out, as = Ci * sizeof(uint16_t);
+    const int nchunk = p->R / 32;
+    float buf[32 * 32] __attribute__((aligned(64)));
+    float *dst[32];
+    nn_amx_begin();
+    for (size_t blk = b; blk < e; blk++) {
+        size_t q0 = blk * 32;
+        /* the output row of each of the 32 rows, or NULL (not an output pixel) */
+        size_t n = q0 / p->HpWp, rem = q0 % p->HpWp;
+        int y = (int)(rem / (size_t)p->Wp), x = (int)(rem % (size_t)p->Wp);
+        for (int r = 0; r < 32; r++) {
+            dst[r] = n < (size_t)s->N && y < p->Ho && x < p->Wo
+                         ? c->out + ((n * p->Ho + (size_t)y) * p->Wo + (size_t)x) * Co
+                         : NULL;
+            if (++x == p->Wp) {
+                x = 0;
+                if (++y == p->Hp)
+                    y = 0, n++;
+            }
+        }
+        const uint16_t *a0 = c->xp + q0 * Ci;
+        for (int j = 0; j < p->np; j++) {
+            const uint32_t *bj = c->bp + (size_t)j * p->KP * 32;
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+            for (int ky = 0; ky < s->kh; ky++) {
+                const uint16_t *a = a0 + (size_t)ky * p->Wp * Ci;
+                const uint32_t *bk = bj + (size_t)ky * p->R / 2 * 32;
+                for (int ch = 0; ch < nchunk; ch++) {
+                    _tile_loadd(4, a + 32 * ch, as);
+                    _tile_loadd(5, a + 16 * Ci + 32 * ch, as);
+                    _tile_loadd(6, bk + (size_t)ch * 16 * 32, 32 * sizeof(uint32_t));
+                    _tile_loadd(7, bk + (size_t)ch * 16 * 32 + 16, 32 * sizeof(uint32_t));
+                    _tile_dpbf16ps(0, 4, 6);
+                    _tile_dpbf16ps(1, 4, 7);
+                    _tile_dpbf16ps(2, 5, 6);
+                    _tile_dpbf16ps(3, 5, 7);
+                }
+            }
+            _tile_stored(0, buf, 32 * sizeof(float));
+            _tile_stored(1, buf + 16, 32 * sizeof(float));
+            _tile_stored(2, buf + 16 * 32, 32 * sizeof(float));
+            _tile_stored(3, buf + 16 * 32 + 16, 32 * sizeof(float));
+            int nc = (int)Co - 32 * j < 32 ? (int)Co - 32 * j : 32;
+            __mmask16 m0 = nc >= 16 ? 0xffff : (__mmask16)((1u << nc) - 1);
+            __mmask16 m1 = nc >= 32 ? 0xffff : nc <= 16 ? 0 : (__mmask16)((1u << (nc - 16)) - 1);
+            for (int r = 0; r < 32; r++) {
+                if (!dst[r])
+                    continue;
+                float *o = dst[r] + 32 * (size_t)j;
+                __m512 v0 = _mm512_load_ps(buf + r * 32), v1 = _mm512_load_ps(buf + r * 32 + 16);
+                if (c->accumulate) {
+                    v0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, o), v0);
+                    v1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, o + 16), v1);
+                }
+                _mm512_mask_storeu_ps(o, m0, v0);
+                _mm512_mask_storeu_ps(o + 16, m1, v1);
+            }
+        }
+    }
+    nn_amx_end();
+}
+
+void nn_amx_conv_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, const float *in,
+                         const float *w, int accumulate, float *buf)
+{
+    amx_plan p;
+    plan(s, &p);
+    amx_ctx c = {.p = &p, .in = in, .w = w, .out = out, .accumulate = accumulate};
+    c.bp = (uint32_t *)(void *)buf;
+    c.xp = (uint16_t *)(void *)(buf + (bp_uint32(&p) + 15) / 16 * 16);
+    nn_parallel(h, (size_t)p.np, 1, pack_w_body, &c);
+    nn_parallel(h, (size_t)s->N * p.Hp + 1, 4, cvt_body, &c);
+    nn_parallel(h, p.nb, 4, fwd_body, &c);
+}

@@ -43,6 +43,10 @@
  * bf16 (see "bf16 with a native kernel" below), and a stride-1 dX runs as the forward conv
  * of dout. On AMX, the dW of a stride-1 conv with C_in % 16 == 0 runs as an implicit GEMM
  * over the padded images (amx_dw.c: no im2col rows, no per-tile packing; algo 0 only).
+ * Implicit AMX path (bf16 on AMX, stride 1, C_in >= 16): the forward and the stride-1 dX
+ * as a forward of dout run as an implicit GEMM on a padded bf16 copy of the input
+ * (amx_conv.c), the dW as an implicit GEMM too (amx_dw.c, where amx_dw_pick says): no
+ * im2col. Strided bf16 convs keep the im2col tiles.
  * Left out: bias, groups, dilation, non-square strides/paddings.
  */
 #include "config.h"

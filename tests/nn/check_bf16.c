@@ -293,7 +293,7 @@ static const conv_case conv_cases[] = {
                                                     native kernel, groups of tiles per task
                                                     and dW summed over 4 group partials */
     {{2, 32, 32, 16, 24, 3, 3, 1, 1, 0}, 3, 1},  /* same on Winograd (forced: on AMX the
-                                                    default takes im2col) */
+                                                    default takes the implicit kernels) */
     /* on AMX, the implicit dW (amx_dw.c): the default path where its canvas is >= 70%
      * output pixels (on the other kernels Winograd where it applies), algo 5 elsewhere */
     {{2, 32, 32, 32, 32, 3, 3, 1, 1, 0}, 0, -1},  /* 32 -> 32 */

@@ -26,8 +26,10 @@
  * NHWC kernel (direct.c) on the strided and 3->C convs and on 3x3 stride-1 convs up to
  * C_in = 64 (at narrow widths Winograd and im2col are bound by their extra passes over
  * memory: 16->16 at 32x32, batch 384, 1 core: 18 ms against Winograd's 42); dW runs as
- * a direct kernel too where C_in, C_out <= 64 (direct_dw_pick). Everything else takes the
- * im2col path above.
+ * a direct kernel too where C_in, C_out <= 64 (direct_dw_pick). With C_in <= 4 (the
+ * stems) the direct kernels are small-C_in variants on a padded copy of the input, which
+ * also run in bf16 (they round their operands): the bf16 stem takes them too. Everything
+ * else takes the im2col path above.
  * Algorithms (nn_conv2d_set_algo / EQM_CONV_ALGO, see nn_internal.h) force a path for the
  * tests and benchmarks: 1 im2col only, 2 no Winograd but stride-1 dX as a forward conv,
  * 3 Winograd wherever it applies.
@@ -695,7 +697,8 @@ int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float
         return EQM_OK;
     }
     int adw = dw && amx_dw_pick(s);
-    if (bf16_tiles(s) && !(dw && wino_ok(s)) && !adw && !(din && dx_as_forward_ok(s)))
+    if (bf16_tiles(s) && !(dw && wino_ok(s)) && !adw && !(dw && direct_dw_pick(s)) &&
+        !(din && dx_as_forward_ok(s)))
         return bwd_bf16(h, s, din, dw, dout, in, w);
     size_t T = tile_images(s, HoWo, (size_t)c.K);
     size_t tile = T * HoWo * (size_t)c.K;

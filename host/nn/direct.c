@@ -44,15 +44,38 @@ int nn_direct_available(void)
 #endif
 }
 
+/* The small-C_in kernels (see "Small C_in" below): the stems (3 channels in); tests may
+ * switch them off to compare with the general kernels (nn_direct_small_set). */
+static int small_on = 1;
+void nn_direct_small_set(int on) { small_on = on; }
+
+int nn_direct_small_ok(const eqm_conv2d_shape *s)
+{
+    return small_on && nn_direct_available() && s->C_out % 16 == 0 &&
+           s->C_in <= NN_DIRECT_SMALL_CI && s->C_in * s->kw <= NN_DIRECT_SMALL_L;
+}
+
+/* bf16 (EQM_NN_BF16) only on the small-C_in kernels: they round their operands */
 int nn_direct_ok(const eqm_conv2d_shape *s)
 {
     return nn_direct_available() && s->C_out % 16 == 0 && s->C_in <= NN_DIRECT_MAX_CI &&
-           !(s->flags & EQM_NN_BF16);
+           (!(s->flags & EQM_NN_BF16) || nn_direct_small_ok(s));
 }
+
+/* (N, H + 2 pad, W + 2 pad, C_in) floats: the small kernels' padded copy of the input */
+static size_t small_pad_floats(const eqm_conv2d_shape *s)
+{
+    return (size_t)s->N * (size_t)(s->H + 2 * s->pad) * (size_t)(s->W + 2 * s->pad) *
+           (size_t)s->C_in;
+}
+
+/* 16-float multiple: the padded copy after the weights stays 64-byte aligned */
+static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
 
 size_t nn_direct_ws_floats(const eqm_conv2d_shape *s)
 {
-    return (size_t)s->kh * s->kw * s->C_in * s->C_out;
+    size_t wk = (size_t)s->kh * s->kw * s->C_in * s->C_out;
+    return nn_direct_small_ok(s) ? round16(wk) + small_pad_floats(s) : wk;
 }
 
 typedef struct {
@@ -64,6 +87,8 @@ typedef struct {
     float *out;
     int accumulate;
     const eqm_conv2d_shape *fs; /* dX: the forward conv whose w this is (flip it) */
+    const float *xp;            /* small kernels: padded input (N, Hp, Wp, C_in) */
+    int Hp, Wp;
 } direct_ctx;
 
 /* Channel vectors per block: 4 (64 channels) where C_out allows, else 2, else 1. */
@@ -192,6 +217,143 @@ static void direct_body(void *vc, size_t b, size_t e)
 }
 #endif
 
+/* ---- Small C_in (the stems) ------------------------------------------------------ */
+
+/* With C_in <= NN_DIRECT_SMALL_CI (a 3-channel image), the general kernel's inner loop over
+ * C_in is 3 long and it recomputes the P source pointers (with their padding checks) at
+ * every tap: the stem forward ran at 48 GFLOP/s and its dW at 37 (batch 384, 1 core). The
+ * small kernels first copy the input once into a zero-padded (N, H + 2 pad, W + 2 pad,
+ * C_in) buffer; then for a kernel row ki the kw x C_in values a pixel multiplies are one
+ * contiguous run of L = kw C_in floats, at a stride of stride x C_in per output pixel,
+ * and no tap needs a check. The sums are those of the general kernels, in the same order
+ * (the padding taps they skip add 0 here), so fp32 results are the same bits.
+ * bf16 (EQM_NN_BF16): the padded copy and the weights are rounded to bf16 (nearest even,
+ * as nn_bf16_from_f32) and so, in dW, is dout (per row group, into a per-part scratch):
+ * bf16 products (exact in fp32) with fp32 accumulation, the semantics of every bf16 conv. */
+#ifdef DIRECT_X86
+/* nn_bf16_from_f32 on 16 lanes (subnormals to signed zero, NaN kept quiet, nearest even),
+ * the result widened back to float */
+static inline __attribute__((always_inline)) DIRECT_TARGET __m512 rnd_bf16(__m512 v)
+{
+    const __m512i u = _mm512_castps_si512(v), hi = _mm512_set1_epi32((int)0xffff0000u);
+    __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_and_si512(
+        _mm512_add_epi32(u, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff))), hi);
+    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                                            _mm512_set1_epi32(0x7f800000));
+    r = _mm512_mask_mov_epi32(
+        r, nan, _mm512_or_si512(_mm512_and_si512(u, hi), _mm512_set1_epi32(0x00400000)));
+    __mmask16 sub = _mm512_testn_epi32_mask(u, _mm512_set1_epi32(0x7f800000));
+    r = _mm512_mask_mov_epi32(r, sub, _mm512_and_si512(u, _mm512_set1_epi32((int)0x80000000u)));
+    return _mm512_castsi512_ps(r);
+}
+
+/* dst[0..n) = src (rounded to bf16 when rnd) */
+static DIRECT_TARGET void copy_row(float *dst, const float *src, size_t n, int rnd)
+{
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(m, src + i);
+        _mm512_mask_storeu_ps(dst + i, m, rnd ? rnd_bf16(v) : v);
+    }
+}
+
+typedef struct {
+    const eqm_conv2d_shape *s;
+    const float *in;
+    float *xp;
+    int Hp, Wp, rnd;
+} pad_ctx;
+
+/* Padded rows (image, yp) in [b, e). */
+static void pad_body(void *vc, size_t b, size_t e)
+{
+    const pad_ctx *c = vc;
+    const eqm_conv2d_shape *s = c->s;
+    const size_t Ci = (size_t)s->C_in, rowf = (size_t)c->Wp * Ci, left = (size_t)s->pad * Ci;
+    for (size_t r = b; r < e; r++) {
+        size_t n = r / (size_t)c->Hp;
+        int ih = (int)(r % (size_t)c->Hp) - s->pad;
+        float *d = c->xp + r * rowf;
+        if (ih < 0 || ih >= s->H) {
+            memset(d, 0, rowf * sizeof(float));
+            continue;
+        }
+        size_t mid = (size_t)s->W * Ci;
+        memset(d, 0, left * sizeof(float));
+        copy_row(d + left, c->in + (n * (size_t)s->H + (size_t)ih) * mid, mid, c->rnd);
+        memset(d + left + mid, 0, (rowf - left - mid) * sizeof(float));
+    }
+}
+
+static void small_pad(eqm_host *h, const eqm_conv2d_shape *s, const float *in, float *xp)
+{
+    pad_ctx p = {s, in, xp, s->H + 2 * s->pad, s->W + 2 * s->pad, !!(s->flags & EQM_NN_BF16)};
+    nn_parallel(h, (size_t)s->N * (size_t)p.Hp, 16, pad_body, &p);
+}
+
+/* Output pixels ow0 .. ow0+P-1 of row oh of image n, channels co0 .. co0+15. */
+static inline __attribute__((always_inline)) DIRECT_TARGET void
+small_block(const direct_ctx *c, const int P, size_t n, int oh, int ow0, size_t co0)
+{
+    const eqm_conv2d_shape *s = c->s;
+    const size_t Ci = (size_t)s->C_in, Co = (size_t)s->C_out, L = (size_t)s->kw * Ci;
+    const size_t K = (size_t)s->kh * L, CW = (size_t)16 << direct_lcb(s);
+    const size_t st = (size_t)s->stride * Ci;
+    __m512 acc[16];
+    for (int p = 0; p < P; p++)
+        acc[p] = _mm512_setzero_ps();
+    const float *wp = c->wk + (co0 / CW) * K * CW + co0 % CW;
+    for (int ki = 0; ki < s->kh; ki++) {
+        const float *row = c->xp + ((n * (size_t)c->Hp + (size_t)oh * s->stride + (size_t)ki) *
+                                        (size_t)c->Wp + (size_t)ow0 * s->stride) * Ci;
+        for (size_t l = 0; l < L; l++, wp += CW) {
+            __m512 w = _mm512_loadu_ps(wp);
+            for (int p = 0; p < P; p++)
+                acc[p] = _mm512_fmadd_ps(_mm512_set1_ps(row[(size_t)p * st + l]), w, acc[p]);
+        }
+    }
+    float *o = c->out + ((n * (size_t)c->Ho + (size_t)oh) * (size_t)c->Wo + (size_t)ow0) * Co + co0;
+    for (int p = 0; p < P; p++) {
+        float *q = o + (size_t)p * Co;
+        __m512 v = acc[p];
+        if (c->accumulate)
+            v = _mm512_add_ps(_mm512_loadu_ps(q), v);
+        _mm512_storeu_ps(q, v);
+    }
+}
+
+#define SMALL_INST(P)                                                                          \
+    static DIRECT_TARGET __attribute__((noinline)) void small_##P(const direct_ctx *c, size_t n, \
+                                                                   int oh, int ow0, size_t co0) \
+    {                                                                                          \
+        small_block(c, P, n, oh, ow0, co0);                                                    \
+    }
+SMALL_INST(16) SMALL_INST(8) SMALL_INST(4) SMALL_INST(2) SMALL_INST(1)
+static void (*const small_fns[5])(const direct_ctx *, size_t, int, int, size_t) = {
+    small_1, small_2, small_4, small_8, small_16};
+
+/* Tasks: output rows (image, oh) in [b, e). */
+static void small_body(void *vc, size_t b, size_t e)
+{
+    const direct_ctx *c = vc;
+    for (size_t co0 = 0; co0 < (size_t)c->s->C_out; co0 += 16)
+        for (size_t r = b; r < e; r++) {
+            size_t n = r / (size_t)c->Ho;
+            int oh = (int)(r % (size_t)c->Ho), ow0 = 0, lp = 4;
+            while (ow0 < c->Wo) {
+                while ((1 << lp) > c->Wo - ow0)
+                    lp--;
+                small_fns[lp](c, n, oh, ow0, co0);
+                ow0 += 1 << lp;
+            }
+        }
+}
+
+/* The transposed weights rounded to bf16 in place (n floats). */
+static DIRECT_TARGET void round_floats(float *p, size_t n) { copy_row(p, p, n, 1); }
+#endif
+
 /* ---- dW ------------------------------------------------------------------------- */
 
 /* dw (C_out, K) += sum over output pixels p of dout[p][co] * x[p, k], k = (ki, kj, ci).
@@ -207,7 +369,11 @@ static void direct_body(void *vc, size_t b, size_t e)
 
 size_t nn_direct_dw_ws_floats(const eqm_conv2d_shape *s)
 {
-    return (size_t)DW_PARTS * s->kh * s->kw * s->C_in * s->C_out;
+    size_t t = (size_t)DW_PARTS * s->kh * s->kw * s->C_in * s->C_out;
+    if (!nn_direct_small_ok(s))
+        return t;
+    size_t Wo = (size_t)((s->W + 2 * s->pad - s->kw) / s->stride + 1);
+    return round16(t) + round16(small_pad_floats(s)) + (size_t)DW_PARTS * DW_RG * Wo * 16;
 }
 
 typedef struct {
@@ -217,6 +383,9 @@ typedef struct {
     const float *in, *dout;
     float *tmp; /* parts x (K, C_out) */
     float *dw;
+    const float *xp; /* small kernels: padded input (N, Hp, Wp, C_in) */
+    float *gs;       /* small kernels, bf16: parts x (DW_RG, Wo, 16) rounded dout */
+    int Hp, Wp;
 } dw_ctx;
 
 #ifdef DIRECT_X86
@@ -301,6 +470,88 @@ static void dw_part_body(void *vc, size_t b, size_t e)
         }
     }
 }
+
+/* Small-C_in dW (see "Small C_in"): output rows r in [ra, rb), kernel row ki, the run
+ * l0 .. l0+LB-1 of the L = kw C_in values, output channels co0 .. co0+15; g0: dout of row
+ * ra at co0 (or its rounded copy), gst floats from pixel to pixel. */
+static inline __attribute__((always_inline)) DIRECT_TARGET void
+small_dw_block(const dw_ctx *c, const int LB, size_t ra, size_t rb, int ki, size_t l0,
+               size_t co0, const float *g0, size_t gst, float *t)
+{
+    const eqm_conv2d_shape *s = c->s;
+    const size_t Ci = (size_t)s->C_in, Co = (size_t)s->C_out, L = (size_t)s->kw * Ci;
+    const size_t st = (size_t)s->stride * Ci, Wo = (size_t)c->Wo;
+    __m512 acc[16];
+    for (int kk = 0; kk < LB; kk++)
+        acc[kk] = _mm512_setzero_ps();
+    for (size_t r = ra; r < rb; r++) {
+        size_t n = r / (size_t)c->Ho, oh = r % (size_t)c->Ho;
+        const float *row = c->xp + ((n * (size_t)c->Hp + oh * s->stride + (size_t)ki) *
+                                    (size_t)c->Wp) * Ci + l0;
+        const float *grow = g0 + (r - ra) * Wo * gst;
+        for (size_t ow = 0; ow < Wo; ow++) {
+            __m512 g = _mm512_loadu_ps(grow + ow * gst);
+            const float *x = row + ow * st;
+            for (int kk = 0; kk < LB; kk++)
+                acc[kk] = _mm512_fmadd_ps(_mm512_set1_ps(x[kk]), g, acc[kk]);
+        }
+    }
+    float *tk = t + ((size_t)ki * L + l0) * Co + co0;
+    for (int kk = 0; kk < LB; kk++) {
+        float *q = tk + (size_t)kk * Co;
+        _mm512_storeu_ps(q, _mm512_add_ps(_mm512_loadu_ps(q), acc[kk]));
+    }
+}
+
+#define SMALL_LB_MAX 14 /* accumulators per run: L <= 28 is one or two runs */
+#define SMALL_DW_INST(LB)                                                                      \
+    static DIRECT_TARGET __attribute__((noinline)) void small_dw_##LB(                         \
+        const dw_ctx *c, size_t ra, size_t rb, int ki, size_t l0, size_t co0, const float *g0, \
+        size_t gst, float *t)                                                                  \
+    {                                                                                          \
+        small_dw_block(c, LB, ra, rb, ki, l0, co0, g0, gst, t);                                \
+    }
+SMALL_DW_INST(1) SMALL_DW_INST(2) SMALL_DW_INST(3) SMALL_DW_INST(4) SMALL_DW_INST(5)
+SMALL_DW_INST(6) SMALL_DW_INST(7) SMALL_DW_INST(8) SMALL_DW_INST(9) SMALL_DW_INST(10)
+SMALL_DW_INST(11) SMALL_DW_INST(12) SMALL_DW_INST(13) SMALL_DW_INST(14)
+typedef void (*small_dw_fn)(const dw_ctx *, size_t, size_t, int, size_t, size_t, const float *,
+                            size_t, float *);
+static const small_dw_fn small_dw_fns[SMALL_LB_MAX] = {
+    small_dw_1, small_dw_2, small_dw_3,  small_dw_4,  small_dw_5,  small_dw_6,  small_dw_7,
+    small_dw_8, small_dw_9, small_dw_10, small_dw_11, small_dw_12, small_dw_13, small_dw_14};
+
+/* Tasks: parts q in [b, e), as dw_part_body (the same row groups, the same sums). */
+static DIRECT_TARGET void small_dw_part_body(void *vc, size_t b, size_t e)
+{
+    const dw_ctx *c = vc;
+    const eqm_conv2d_shape *s = c->s;
+    const size_t Co = (size_t)s->C_out, L = (size_t)s->kw * s->C_in, K = (size_t)s->kh * L;
+    const size_t Wo = (size_t)c->Wo, nrun = (L + SMALL_LB_MAX - 1) / SMALL_LB_MAX;
+    const int rnd = !!(s->flags & EQM_NN_BF16);
+    for (size_t q = b; q < e; q++) {
+        float *t = c->tmp + q * K * Co, *gs = c->gs + q * DW_RG * Wo * 16;
+        memset(t, 0, K * Co * sizeof(float));
+        size_t r0 = q * c->rows / c->parts, r1 = (q + 1) * c->rows / c->parts;
+        for (size_t ra = r0; ra < r1; ra += DW_RG) {
+            size_t rb = ra + DW_RG < r1 ? ra + DW_RG : r1;
+            for (size_t co0 = 0; co0 < Co; co0 += 16) {
+                const float *g0 = c->dout + ra * Wo * Co + co0;
+                size_t gst = Co;
+                if (rnd) {
+                    for (size_t i = 0; i < (rb - ra) * Wo; i++)
+                        _mm512_storeu_ps(gs + i * 16, rnd_bf16(_mm512_loadu_ps(g0 + i * Co)));
+                    g0 = gs, gst = 16;
+                }
+                for (int ki = 0; ki < s->kh; ki++)
+                    for (size_t j = 0, l0 = 0; j < nrun; j++) {
+                        size_t l1 = L * (j + 1) / nrun;
+                        small_dw_fns[l1 - l0 - 1](c, ra, rb, ki, l0, co0, g0, gst, t);
+                        l0 = l1;
+                    }
+            }
+        }
+    }
+}
 #endif
 
 /* dw[co][k] += sum_q tmp_q[k][co] for co in [b, e). */
@@ -329,7 +580,16 @@ void nn_direct_dw(eqm_host *h, const eqm_conv2d_shape *s, float *dw, const float
     c.rows = (size_t)s->N * (size_t)c.Ho;
     c.parts = c.rows < DW_PARTS ? c.rows : DW_PARTS;
 #ifdef DIRECT_X86
-    nn_parallel(h, c.parts, 1, dw_part_body, &c);
+    if (nn_direct_small_ok(s)) {
+        size_t t = round16((size_t)DW_PARTS * s->kh * s->kw * s->C_in * s->C_out);
+        float *xp = ws + t;
+        c.xp = xp, c.gs = xp + round16(small_pad_floats(s));
+        c.Hp = s->H + 2 * s->pad, c.Wp = s->W + 2 * s->pad;
+        small_pad(h, s, in, xp);
+        nn_parallel(h, c.parts, 1, small_dw_part_body, &c);
+    } else {
+        nn_parallel(h, c.parts, 1, dw_part_body, &c);
+    }
 #endif
     nn_parallel(h, (size_t)s->C_out, 4, dw_reduce_body, &c);
 }
@@ -346,6 +606,16 @@ void nn_direct_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, const
     c.Wo = (s->W + 2 * s->pad - s->kw) / s->stride + 1;
     nn_parallel(h, (size_t)s->C_out, 16, direct_wt_body, &c);
 #ifdef DIRECT_X86
+    if (nn_direct_small_ok(s)) {
+        size_t nw = (size_t)s->kh * s->kw * s->C_in * s->C_out;
+        if (s->flags & EQM_NN_BF16)
+            round_floats(ws, nw);
+        float *xp = ws + round16(nw);
+        c.xp = xp, c.Hp = s->H + 2 * s->pad, c.Wp = s->W + 2 * s->pad;
+        small_pad(h, s, in, xp);
+        nn_parallel(h, (size_t)s->N * (size_t)c.Ho, 1, small_body, &c);
+        return;
+    }
     nn_parallel(h, (size_t)s->N * (size_t)c.Ho, 1, direct_body, &c);
 #endif
 }

@@ -61,7 +61,15 @@ void nn_wino_dw(eqm_host *h, const eqm_conv2d_shape *s, float *dw, const float *
 /* direct.c: direct NHWC conv2d forward (AVX-512F), C_out a multiple of 16 */
 #define NN_DIRECT_MAX_CI 4096
 int nn_direct_available(void);
+/* nn_direct_ok: the forward / dW apply (fp32 any C_in; bf16 only where the small-C_in
+ * kernels do). nn_direct_small_ok: C_in <= NN_DIRECT_SMALL_CI and kw C_in <=
+ * NN_DIRECT_SMALL_L (the stems), which also run in bf16. nn_direct_small_set(0) (tests)
+ * switches the small kernels off. */
+#define NN_DIRECT_SMALL_CI 4
+#define NN_DIRECT_SMALL_L 28
 int nn_direct_ok(const eqm_conv2d_shape *s);
+int nn_direct_small_ok(const eqm_conv2d_shape *s);
+void nn_direct_small_set(int on);
 size_t nn_direct_ws_floats(const eqm_conv2d_shape *s);
 void nn_direct_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, const float *in,
                        const float *w, int accumulate, float *ws, const eqm_conv2d_shape *fs);

@@ -313,7 +313,13 @@ static const conv_case conv_cases[] = {
                                                     N Hp Wp = 180 not a multiple of 32 */
     {{2, 7, 9, 16, 16, 5, 5, 1, 2, 0}, 5, 0},    /* 5x5 pad 2 on odd sizes */
     {{3, 6, 5, 24, 16, 3, 3, 1, 0, 0}, 5, 0},    /* pad 0, C_in 24 (run 72 of 96) */
-    {{2, 32, 32, 16, 24, 3, 3, 1, 1, 0}, 0, -1}, /* the default path (either) */
+    /* the small-C_in direct kernels (direct.c; AVX-512F, else im2col): the stems */
+    {{2, 11, 19, 3, 32, 3, 3, 1, 1, 0}, 0, 0},   /* CIFAR stem: widths 16 + 2 + 1 */
+    {{3, 9, 9, 1, 16, 5, 5, 1, 2, 0}, 0, 0},     /* C_in 1 */
+    {{2, 8, 7, 4, 48, 3, 3, 2, 0, 0}, 0, 0},     /* C_in 4, stride 2, pad 0, C_out 48 */
+    {{1, 12, 12, 3, 16, 9, 9, 1, 4, 0}, 0, 0},   /* 9x9: 27 values per kernel row */
+    {{2, 32, 32, 16, 24, 3, 3, 1, 1, 0}, 0, -1}, /* the default path (either; test_conv_precision
+                                                    takes this last case) */
 };
 #define N_CONV (int)(sizeof conv_cases / sizeof *conv_cases)
 
@@ -400,6 +406,48 @@ START_TEST(test_conv)
     free(x), free(w), free(g), free(ax), free(aw), free(ag);
     nn_conv2d_set_algo(0);
     nn_bf16_set_native(2);
+}
+END_TEST
+
+/* The small-C_in direct kernels round their operands themselves (AVX-512F integer ops):
+ * every rounding must be nn_bf16_from_f32's, special values included. A 1x1 stride-2
+ * conv with C_in 1 and weights 1 is not pointwise, so it takes them; its forward of 16
+ * one-pixel images is then bf16(x) (one exact product), and the dW of one pixel with x = 1
+ * is bf16(dout) per output channel. Values: ties to even both ways, a carry into the
+ * exponent, overflow to inf, infinities, quiet and signalling NaN (kept quiet), signed
+ * zero, the largest subnormals (flushed to signed zero, where nearest even would give the
+ * smallest normal bf16). */
+START_TEST(test_small_rounding)
+{
+    host_threads_init(2);
+    static const uint32_t v[16] = {
+        0x3f800000u, 0x3f808000u, 0x3f818000u, 0x3f80ffffu, 0x3f7fffffu, 0x7f7fffffu,
+        0x7f800000u, 0xff800000u, 0x7fc00001u, 0x7f800001u, 0x80000000u, 0x007fffffu,
+        0x807fffffu, 0x40490fdbu, 0xbb23d70au, 0x7149f2cau};
+    eqm_conv2d_shape s = {16, 1, 1, 1, 16, 1, 1, 2, 0, EQM_NN_BF16};
+    if (!nn_direct_small_ok(&s)) {
+        fprintf(stderr, "small-C_in direct kernels: no AVX-512F here, case skipped\n");
+        return;
+    }
+    float x[16], w[16], out[256], one = 1.f, dw[16] = {0}, g[16];
+    for (int i = 0; i < 16; i++)
+        x[i] = bits2f(v[i]), w[i] = 1.f, g[i] = bits2f(v[i]);
+    ck_assert_int_eq(NN()->conv2d_forward(NULL, &s, out, x, w), EQM_OK);
+    eqm_conv2d_shape s1 = s;
+    s1.N = 1;
+    ck_assert_int_eq(NN()->conv2d_backward(NULL, &s1, NULL, dw, g, &one, w), EQM_OK);
+    for (int i = 0; i < 16; i++) {
+        float want = nn_bf16_to_f32(nn_bf16_from_f32(bits2f(v[i])));
+        for (int co = 0; co < 16; co++) {
+            float got = out[i * 16 + co];
+            ck_assert_msg(isnan(want) ? isnan(got) : got == want,
+                          "forward of 0x%08x: got 0x%08x want 0x%08x", v[i], f2bits(got),
+                          f2bits(want));
+        }
+        ck_assert_msg(isnan(want) ? isnan(dw[i]) : dw[i] == want,
+                      "dW of dout 0x%08x: got 0x%08x want 0x%08x", v[i], f2bits(dw[i]),
+                      f2bits(want));
+    }
 }
 END_TEST
 
@@ -613,6 +661,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_conv_packed_bitwise, 0, 2);
     tcase_add_loop_test(tc, test_conv, 0, 3 * N_CONV);
     tcase_add_test(tc, test_conv_precision);
+    tcase_add_test(tc, test_small_rounding);
     tcase_add_test(tc, test_amx_dw_threads_bitwise);
     tcase_add_loop_test(tc, test_linear, 0, 9);
     tcase_add_test(tc, test_losses_stay_fp32);

@@ -160,6 +160,56 @@ START_TEST(test_conv_direct_vs_im2col)
 }
 END_TEST
 
+/* The small-C_in direct kernels (direct.c, the stems: C_in <= 4, kw C_in <= 28) sum the
+ * same products in the same order as the general direct kernels (the padding taps these
+ * skip add 0 there): forward and dW must be equal element for element (== : a zero's sign
+ * may differ). Shapes: output widths 19 (blocks 16, 2, 1) and 10, C_out 16, 32, 48 and 64
+ * (1, 2 and 4 channel vectors per general block), C_in 1, 3 and 4, 3x3, 5x5, 7x7 and a 9x9
+ * (L = 27: two accumulator runs in dW), strides 1 and 2, pad 0 to 4. */
+START_TEST(test_conv_small_same_sums)
+{
+    host_threads_init(2);
+    static const int cfg[][8] = {
+        /* N, H, W, Ci, Co, k, stride, pad */
+        {2, 11, 19, 3, 32, 3, 1, 1}, {1, 11, 10, 3, 64, 7, 2, 3}, {3, 9, 9, 1, 16, 5, 1, 2},
+        {2, 8, 7, 4, 48, 3, 2, 0},   {1, 12, 12, 3, 16, 9, 1, 4},
+    };
+    for (size_t i = 0; i < sizeof cfg / sizeof *cfg; i++) {
+        const int *g = cfg[i];
+        eqm_conv2d_shape s = {g[0], g[1], g[2], g[3], g[4], g[5], g[5], g[6], g[7], 0};
+        if (!nn_direct_available()) {
+            ck_assert_int_eq(nn_direct_small_ok(&s), 0);
+            continue;
+        }
+        ck_assert_int_eq(nn_direct_small_ok(&s), 1);
+        int Ho = (g[1] + 2 * g[7] - g[5]) / g[6] + 1, Wo = (g[2] + 2 * g[7] - g[5]) / g[6] + 1;
+        size_t ni = (size_t)g[0] * g[1] * g[2] * g[3], nw = (size_t)g[4] * g[5] * g[5] * g[3];
+        size_t no = (size_t)g[0] * Ho * Wo * g[4];
+        float *x = rnd(ni, 1.f), *w = rnd(nw, 0.3f), *dy = rnd(no, 1.f);
+        float *o[2], *dw[2];
+        nn_conv2d_set_algo(4);
+        for (int a = 0; a < 2; a++) {
+            nn_direct_small_set(a);
+            o[a] = rnd(no, 1.f), dw[a] = rnd(nw, 1.f);
+            memcpy(dw[a], w, nw * sizeof(float)); /* dW accumulates onto w */
+            ck_assert_int_eq(NN()->conv2d_forward(NULL, &s, o[a], x, w), EQM_OK);
+            ck_assert_int_eq(NN()->conv2d_backward(NULL, &s, NULL, dw[a], dy, x, w), EQM_OK);
+        }
+        nn_direct_small_set(1);
+        nn_conv2d_set_algo(0);
+        for (size_t j = 0; j < no; j++)
+            ck_assert_msg(o[0][j] == o[1][j], "small cfg %zu out[%zu]: %.9g vs general %.9g", i,
+                          j, (double)o[1][j], (double)o[0][j]);
+        for (size_t j = 0; j < nw; j++)
+            ck_assert_msg(dw[0][j] == dw[1][j], "small cfg %zu dw[%zu]: %.9g vs general %.9g", i,
+                          j, (double)dw[1][j], (double)dw[0][j]);
+        for (int a = 0; a < 2; a++)
+            free(o[a]), free(dw[a]);
+        free(x), free(w), free(dy);
+    }
+}
+END_TEST
+
 /* nn_sgemm / nn_sgemm_batch on 2 compute threads (BLAS single-threaded inside the host's
  * parallel bodies, the output split in row or column blocks) against a double-precision
  * loop: every transpose combination, padded leading dimensions, beta 0 and 1, both split
@@ -459,6 +509,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_table);
     tcase_add_loop_test(tc, test_conv_ref, 0, 5 * (int)(sizeof conv_cases / sizeof *conv_cases));
     tcase_add_test(tc, test_conv_direct_vs_im2col);
+    tcase_add_test(tc, test_conv_small_same_sums);
     tcase_add_test(tc, test_conv_default_vs_im2col);
     tcase_add_test(tc, test_sgemm_split);
     tcase_add_loop_test(tc, test_bn_ref, 0, (int)(sizeof bn_cases / sizeof *bn_cases));

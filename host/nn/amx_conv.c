@@ -20,7 +20,8 @@
  * 1 - Ho Wo / (Hp Wp) of the multiplies (12% at 32x32, 56% at 4x4), which AMX has to
  * spare; the copies they replace do not.
  * The last k-step of a run, when kw Ci is not a multiple of 32, reads up to 31 bf16 past
- * the run (the next pixels of the padded copy, or its zeroed tail) against zero weights.
+ * the run (the next pixels of the padded image, or the slot's zeroed tail) against zero
+ * weights.
  * Those values are finite unless an activation is inf or NaN, in which case the output
  * is not finite anyway; a NaN or inf input can then also reach the output pixel one
  * column to the left.
@@ -29,8 +30,14 @@
  * for r >= kw Ci and zero columns past C_out.
  * Kernel: a block of 32 rows x 32 output channels in four C tiles, two A tiles (rows
  * q0 .., q0+16 ..) and two B tiles (16 columns each) per k-step: the same tile use as
- * gemm_bf16.c's kernel_amx_32x32. Tasks are blocks of rows; each converts nothing and
- * writes only its own output rows, so any thread count gives the same bits.
+ * gemm_bf16.c's kernel_amx_32x32.
+ * One image at a time: a task (one of G = threads groups of whole images) converts image n
+ * into its own slot (one padded image, about 37 KB at 32x32x16: it stays in L1/L2) and
+ * runs the blocks of that image's rows q = y Wp + x < (Ho - 1) Wp + Wo right away. The
+ * first version converted the whole batch into one padded copy (14 MB for the quickstart's
+ * 32x32 layers) and read it back from memory in a second pass; every pass here is
+ * memory-bound (bench/README.md). Each output row is written by one task from the same
+ * sums, so any thread count gives the same bits.
  * Numerics: the products of the bf16-rounded operands are exact and summed in fp32 in the
  * tiles, over k' in (ky, chunk) order; the tile's own order inside a k-step is AMX's.
  * Against the im2col route (which blocks k by 1024 and adds the block sums in C) the sums
@@ -50,8 +57,9 @@
 typedef struct {
     const eqm_conv2d_shape *s;
     int Hp, Wp, Ho, Wo, R, KP, np;
-    size_t HpWp, qend, nb; /* rows: one past the last output row, 32-row blocks */
-    size_t xp_len;         /* bf16 of the padded copy (with its zero tail) */
+    size_t qimg, nbi; /* rows of one image up to its last output pixel + 1; 32-row blocks */
+    size_t slot;      /* bf16 of one padded image with its zero tail (a multiple of 32) */
+    size_t G;         /* image groups (tasks), one slot each */
 } amx_plan;
 
 static void plan(const eqm_conv2d_shape *s, amx_plan *p)
@@ -64,13 +72,15 @@ static void plan(const eqm_conv2d_shape *s, amx_plan *p)
     p->R = (s->kw * s->C_in + 31) / 32 * 32;
     p->KP = s->kh * p->R / 2;
     p->np = (s->C_out + 31) / 32;
-    p->HpWp = (size_t)p->Hp * p->Wp;
-    p->qend = ((size_t)s->N - 1) * p->HpWp + (size_t)(p->Ho - 1) * p->Wp + (size_t)p->Wo;
-    p->nb = (p->qend + 31) / 32;
-    /* last bf16 read: row nb 32 - 1 + (kh - 1) Wp, element R - 1 of its run */
-    size_t need = (p->nb * 32 + (size_t)(s->kh - 1) * p->Wp) * s->C_in + (size_t)p->R;
-    size_t img = (size_t)s->N * p->HpWp * s->C_in;
-    p->xp_len = (need > img ? need : img + 32) + 32;
+    p->qimg = (size_t)(p->Ho - 1) * p->Wp + (size_t)p->Wo;
+    p->nbi = (p->qimg + 31) / 32;
+    /* last bf16 read: row nbi 32 - 1 + (kh - 1) Wp, element R - 1 of its run */
+    size_t need = (p->nbi * 32 + (size_t)(s->kh - 1) * p->Wp) * s->C_in + (size_t)p->R;
+    size_t img = (size_t)p->Hp * p->Wp * s->C_in;
+    p->slot = ((need > img ? need : img) + 32 + 31) / 32 * 32;
+    p->G = (size_t)nn_threads();
+    if (p->G > (size_t)s->N)
+        p->G = (size_t)s->N;
 }
 
 int nn_amx_conv_ok(const eqm_conv2d_shape *s)
@@ -85,15 +95,15 @@ size_t nn_amx_conv_ws_floats(const eqm_conv2d_shape *s)
 {
     amx_plan p;
     plan(s, &p);
-    /* packed weights (uint32 = one float each), then the bf16 copy (two per float) */
-    return (bp_uint32(&p) + 15) / 16 * 16 + (p.xp_len + 1) / 2 + 32;
+    /* packed weights (uint32 = one float each), then G slots (two bf16 per float) */
+    return (bp_uint32(&p) + 15) / 16 * 16 + p.G * p.slot / 2 + 32;
 }
 
 typedef struct {
     const amx_plan *p;
     const float *in, *w;
     float *out;
-    uint16_t *xp;
+    uint16_t *xp; /* G slots */
     uint32_t *bp;
     int accumulate;
 } amx_ctx;
@@ -110,33 +120,19 @@ BF16_TARGET static inline void cvt32(uint16_t *dst, const float *src, int n)
     _mm512_mask_storeu_epi16(dst, m, v);
 }
 
-/* task item: one padded row (image n, row y) of the bf16 copy; item N Hp: the tail */
-BF16_TARGET static void cvt_body(void *vc, size_t b, size_t e)
+/* The interior of padded image n into slot xp (its padding rows, columns and tail were
+ * zeroed once and are never written). */
+BF16_TARGET static void cvt_image(const amx_ctx *c, size_t n, uint16_t *xp)
 {
-    const amx_ctx *c = vc;
     const amx_plan *p = c->p;
     const eqm_conv2d_shape *s = p->s;
     const size_t Ci = (size_t)s->C_in, rowlen = (size_t)p->Wp * Ci;
-    const size_t rows = (size_t)s->N * p->Hp;
-    for (size_t it = b; it < e; it++) {
-        if (it == rows) {
-            size_t t0 = rows * rowlen;
-            memset(c->xp + t0, 0, sizeof(uint16_t) * (p->xp_len - t0));
-            continue;
-        }
-        size_t n = it / (size_t)p->Hp;
-        int y = (int)(it % (size_t)p->Hp) - s->pad;
-        uint16_t *dst = c->xp + it * rowlen;
-        if (y < 0 || y >= s->H) {
-            memset(dst, 0, sizeof(uint16_t) * rowlen);
-            continue;
-        }
-        size_t padl = (size_t)s->pad * Ci, len = (size_t)s->W * Ci;
-        memset(dst, 0, sizeof(uint16_t) * padl);
+    const size_t padl = (size_t)s->pad * Ci, len = (size_t)s->W * Ci;
+    for (int y = 0; y < s->H; y++) {
+        uint16_t *dst = xp + (size_t)(y + s->pad) * rowlen + padl;
         const float *src = c->in + (n * s->H + (size_t)y) * len;
         for (size_t i = 0; i < len; i += 32)
-            cvt32(dst + padl + i, src + i, len - i < 32 ? (int)(len - i) : 32);
-        memset(dst + padl + len, 0, sizeof(uint16_t) * padl);
+            cvt32(dst + i, src + i, len - i < 32 ? (int)(len - i) : 32);
     }
 }
 
@@ -165,8 +161,9 @@ static void pack_w_body(void *vc, size_t b, size_t e)
     }
 }
 
-/* task item: a block of 32 rows q, every panel */
-AMX_TARGET static void fwd_body(void *vc, size_t b, size_t e)
+/* task item: group g of images, slot g; per image: convert it, then every block of 32
+ * rows q of it, every panel */
+AMX_TARGET static void fwd_body(void *vc, size_t gb, size_t ge)
 {
     const amx_ctx *c = vc;
     const amx_plan *p = c->p;
@@ -176,60 +173,66 @@ AMX_TARGET static void fwd_body(void *vc, size_t b, size_t e)
     float buf[32 * 32] __attribute__((aligned(64)));
     float *dst[32];
     nn_amx_begin();
-    for (size_t blk = b; blk < e; blk++) {
-        size_t q0 = blk * 32;
-        /* the output row of each of the 32 rows, or NULL (not an output pixel) */
-        size_t n = q0 / p->HpWp, rem = q0 % p->HpWp;
-        int y = (int)(rem / (size_t)p->Wp), x = (int)(rem % (size_t)p->Wp);
-        for (int r = 0; r < 32; r++) {
-            dst[r] = n < (size_t)s->N && y < p->Ho && x < p->Wo
-                         ? c->out + ((n * p->Ho + (size_t)y) * p->Wo + (size_t)x) * Co
-                         : NULL;
-            if (++x == p->Wp) {
-                x = 0;
-                if (++y == p->Hp)
-                    y = 0, n++;
-            }
-        }
-        const uint16_t *a0 = c->xp + q0 * Ci;
-        for (int j = 0; j < p->np; j++) {
-            const uint32_t *bj = c->bp + (size_t)j * p->KP * 32;
-            _tile_zero(0);
-            _tile_zero(1);
-            _tile_zero(2);
-            _tile_zero(3);
-            for (int ky = 0; ky < s->kh; ky++) {
-                const uint16_t *a = a0 + (size_t)ky * p->Wp * Ci;
-                const uint32_t *bk = bj + (size_t)ky * p->R / 2 * 32;
-                for (int ch = 0; ch < nchunk; ch++) {
-                    _tile_loadd(4, a + 32 * ch, as);
-                    _tile_loadd(5, a + 16 * Ci + 32 * ch, as);
-                    _tile_loadd(6, bk + (size_t)ch * 16 * 32, 32 * sizeof(uint32_t));
-                    _tile_loadd(7, bk + (size_t)ch * 16 * 32 + 16, 32 * sizeof(uint32_t));
-                    _tile_dpbf16ps(0, 4, 6);
-                    _tile_dpbf16ps(1, 4, 7);
-                    _tile_dpbf16ps(2, 5, 6);
-                    _tile_dpbf16ps(3, 5, 7);
+    for (size_t g = gb; g < ge; g++) {
+        uint16_t *xp = c->xp + g * p->slot;
+        memset(xp, 0, p->slot * sizeof(uint16_t));
+        size_t n0 = (size_t)s->N * g / p->G, n1 = (size_t)s->N * (g + 1) / p->G;
+        for (size_t n = n0; n < n1; n++) {
+            cvt_image(c, n, xp);
+            for (size_t blk = 0; blk < p->nbi; blk++) {
+                size_t q0 = blk * 32;
+                /* the output row of each of the 32 rows, or NULL (not an output pixel) */
+                int y = (int)(q0 / (size_t)p->Wp), x = (int)(q0 % (size_t)p->Wp);
+                for (int r = 0; r < 32; r++) {
+                    dst[r] = y < p->Ho && x < p->Wo
+                                 ? c->out + ((n * p->Ho + (size_t)y) * p->Wo + (size_t)x) * Co
+                                 : NULL;
+                    if (++x == p->Wp)
+                        x = 0, y++;
                 }
-            }
-            _tile_stored(0, buf, 32 * sizeof(float));
-            _tile_stored(1, buf + 16, 32 * sizeof(float));
-            _tile_stored(2, buf + 16 * 32, 32 * sizeof(float));
-            _tile_stored(3, buf + 16 * 32 + 16, 32 * sizeof(float));
-            int nc = (int)Co - 32 * j < 32 ? (int)Co - 32 * j : 32;
-            __mmask16 m0 = nc >= 16 ? 0xffff : (__mmask16)((1u << nc) - 1);
-            __mmask16 m1 = nc >= 32 ? 0xffff : nc <= 16 ? 0 : (__mmask16)((1u << (nc - 16)) - 1);
-            for (int r = 0; r < 32; r++) {
-                if (!dst[r])
-                    continue;
-                float *o = dst[r] + 32 * (size_t)j;
-                __m512 v0 = _mm512_load_ps(buf + r * 32), v1 = _mm512_load_ps(buf + r * 32 + 16);
-                if (c->accumulate) {
-                    v0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, o), v0);
-                    v1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, o + 16), v1);
+                const uint16_t *a0 = xp + q0 * Ci;
+                for (int j = 0; j < p->np; j++) {
+                    const uint32_t *bj = c->bp + (size_t)j * p->KP * 32;
+                    _tile_zero(0);
+                    _tile_zero(1);
+                    _tile_zero(2);
+                    _tile_zero(3);
+                    for (int ky = 0; ky < s->kh; ky++) {
+                        const uint16_t *a = a0 + (size_t)ky * p->Wp * Ci;
+                        const uint32_t *bk = bj + (size_t)ky * p->R / 2 * 32;
+                        for (int ch = 0; ch < nchunk; ch++) {
+                            _tile_loadd(4, a + 32 * ch, as);
+                            _tile_loadd(5, a + 16 * Ci + 32 * ch, as);
+                            _tile_loadd(6, bk + (size_t)ch * 16 * 32, 32 * sizeof(uint32_t));
+                            _tile_loadd(7, bk + (size_t)ch * 16 * 32 + 16, 32 * sizeof(uint32_t));
+                            _tile_dpbf16ps(0, 4, 6);
+                            _tile_dpbf16ps(1, 4, 7);
+                            _tile_dpbf16ps(2, 5, 6);
+                            _tile_dpbf16ps(3, 5, 7);
+                        }
+                    }
+                    _tile_stored(0, buf, 32 * sizeof(float));
+                    _tile_stored(1, buf + 16, 32 * sizeof(float));
+                    _tile_stored(2, buf + 16 * 32, 32 * sizeof(float));
+                    _tile_stored(3, buf + 16 * 32 + 16, 32 * sizeof(float));
+                    int nc = (int)Co - 32 * j < 32 ? (int)Co - 32 * j : 32;
+                    __mmask16 m0 = nc >= 16 ? 0xffff : (__mmask16)((1u << nc) - 1);
+                    __mmask16 m1 =
+                        nc >= 32 ? 0xffff : nc <= 16 ? 0 : (__mmask16)((1u << (nc - 16)) - 1);
+                    for (int r = 0; r < 32; r++) {
+                        if (!dst[r])
+                            continue;
+                        float *o = dst[r] + 32 * (size_t)j;
+                        __m512 v0 = _mm512_load_ps(buf + r * 32);
+                        __m512 v1 = _mm512_load_ps(buf + r * 32 + 16);
+                        if (c->accumulate) {
+                            v0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, o), v0);
+                            v1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, o + 16), v1);
+                        }
+                        _mm512_mask_storeu_ps(o, m0, v0);
+                        _mm512_mask_storeu_ps(o + 16, m1, v1);
+                    }
                 }
-                _mm512_mask_storeu_ps(o, m0, v0);
-                _mm512_mask_storeu_ps(o + 16, m1, v1);
             }
         }
     }
@@ -245,6 +248,5 @@ void nn_amx_conv_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, con
     c.bp = (uint32_t *)(void *)buf;
     c.xp = (uint16_t *)(void *)(buf + (bp_uint32(&p) + 15) / 16 * 16);
     nn_parallel(h, (size_t)p.np, 1, pack_w_body, &c);
-    nn_parallel(h, (size_t)s->N * p.Hp + 1, 4, cvt_body, &c);
-    nn_parallel(h, p.nb, 4, fwd_body, &c);
+    nn_parallel(h, p.G, 1, fwd_body, &c);
 }

@@ -94,6 +94,13 @@ static int p_bnb(eqm_host *h, const eqm_bn_shape *s, float *di, float *dg, float
     PROF(P_BNB, real_nn.batchnorm_backward(h, s, di, dg, db, d, i, o, g, sv));
 }
 
+static int p_bnb_ex(eqm_host *h, const eqm_bn_shape *s, uint32_t fl, float *di, float *dg,
+                    float *db, const float *d, const float *i, const float *o, const float *g,
+                    const float *sv)
+{
+    PROF(P_BNB, real_nn.batchnorm_backward_ex(h, s, fl, di, dg, db, d, i, o, g, sv));
+}
+
 static double prof_now(void) { return prof_cpu ? cpu_s() : now_s(); }
 
 static int run_torch(int batch, int steps, int warmup, int threads, int use_cpu, int bf16,
@@ -244,6 +251,7 @@ int main(int argc, char **argv)
         prof_nn.conv2d_backward = p_convb;
         prof_nn.batchnorm_forward = p_bnf;
         prof_nn.batchnorm_backward = p_bnb;
+        prof_nn.batchnorm_backward_ex = p_bnb_ex; /* ABI 1.5: the resnet's BN backward */
         ((eqm_host_api *)api)->nn = &prof_nn; /* bench only: the table is process-owned */
     }
     const eqm_nn_api *nn = api->nn;

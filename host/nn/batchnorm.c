@@ -10,6 +10,9 @@
  * relu = 1: out = max(y, 0); backward masks dout with (out > 0).
  * Backward (train): with g = masked dout and xh = (x - mean) * inv_std,
  *   dbeta += sum g, dgamma += sum g xh, din += gamma inv_std / M (M g - sum g - xh sum g xh).
+ *   batchnorm_backward_ex (ABI 1.5) with EQM_NN_SET_DIN writes din = ... instead: the second
+ *   pass then stores din without reading it, and the caller skips its memset (bitwise the
+ *   result of += into a zeroed din, except that a -0 stays -0).
  * Statistics: one pass for sum and sum of squares, float over runs of 64 rows, double
  * beyond (the per-run float error is ~1e-7 relative; the double total keeps E[x^2] -
  * mean^2 accurate for |mean| / std up to ~1e3).
@@ -100,6 +103,7 @@ typedef struct {
     const float *in, *dout, *cout;
     const float *a, *b;  /* per channel: y = x a + b (forward) */
     const float *mean, *inv, *k, *mg, *mgx; /* backward per-channel factors */
+    int set;             /* backward: EQM_NN_SET_DIN (din =, not +=) */
 } bn_ctx;
 
 static void rows_of(const bn_ctx *c, size_t t, size_t *r0, size_t *r1)
@@ -286,7 +290,8 @@ NN_HOT static void bn_bsum_body(void *vc, size_t tb, size_t te)
     }
 }
 
-/* Backward pass 2: din += k (g - mg - xh mgx). */
+/* Backward pass 2: din += k (g - mg - xh mgx), or din = ... with EQM_NN_SET_DIN (c->set:
+ * din is then only written, never read; the same arithmetic, as into a zeroed din). */
 NN_HOT static void bn_bdin_body(void *vc, size_t b, size_t e)
 {
     bn_ctx *c = vc;
@@ -296,11 +301,19 @@ NN_HOT static void bn_bdin_body(void *vc, size_t b, size_t e)
     for (size_t m = b; m < e; m++) {
         const float *x = c->in + m * C, *d = c->dout + m * C, *y = c->cout + m * C;
         float *dx = c->din + m * C;
-        if (s->relu)
+        if (s->relu && c->set)
+            for (size_t j = 0; j < C; j++) {
+                float g = y[j] > 0.f ? d[j] : 0.f;
+                dx[j] = k[j] * (g - mg[j] - (x[j] - mean[j]) * inv[j] * mgx[j]);
+            }
+        else if (s->relu)
             for (size_t j = 0; j < C; j++) {
                 float g = y[j] > 0.f ? d[j] : 0.f;
                 dx[j] += k[j] * (g - mg[j] - (x[j] - mean[j]) * inv[j] * mgx[j]);
             }
+        else if (c->set)
+            for (size_t j = 0; j < C; j++)
+                dx[j] = k[j] * (d[j] - mg[j] - (x[j] - mean[j]) * inv[j] * mgx[j]);
         else
             for (size_t j = 0; j < C; j++)
                 dx[j] += k[j] * (d[j] - mg[j] - (x[j] - mean[j]) * inv[j] * mgx[j]);
@@ -311,16 +324,30 @@ int nn_batchnorm_backward(eqm_host *h, const eqm_bn_shape *s, float *din, float 
                           float *dbeta, const float *dout, const float *in, const float *out,
                           const float *gamma, const float *save)
 {
-    int rc = bn_check(h, "batchnorm_backward", s);
+    return nn_batchnorm_backward_ex(h, s, 0, din, dgamma, dbeta, dout, in, out, gamma, save);
+}
+
+/* ABI 1.5: flags 0 = batchnorm_backward; EQM_NN_SET_DIN: din overwritten (pass 2 writes
+ * it without reading it: the caller's memset and that read both go). */
+int nn_batchnorm_backward_ex(eqm_host *h, const eqm_bn_shape *s, uint32_t flags, float *din,
+                             float *dgamma, float *dbeta, const float *dout, const float *in,
+                             const float *out, const float *gamma, const float *save)
+{
+    const char *op = flags ? "batchnorm_backward_ex" : "batchnorm_backward";
+    int rc = bn_check(h, op, s);
     if (rc)
         return rc;
+    if (flags & ~(uint32_t)EQM_NN_SET_DIN)
+        return nn_inval(h, op,
+                        "unknown flags 0x%x (this host knows EQM_NN_SET_DIN = 0x%x only)",
+                        (unsigned)(flags & ~(uint32_t)EQM_NN_SET_DIN), (unsigned)EQM_NN_SET_DIN);
     if (s->affine && !gamma)
-        return nn_inval(h, "batchnorm_backward", "affine = 1 needs gamma");
+        return nn_inval(h, op, "affine = 1 needs gamma");
     if (s->relu && !out)
-        return nn_inval(h, "batchnorm_backward", "relu = 1 needs the forward output");
+        return nn_inval(h, op, "relu = 1 needs the forward output");
     const size_t M = (size_t)s->M, C = (size_t)s->C;
     bn_ctx c = {.s = s, .din = din, .dout = dout, .in = in, .cout = s->relu ? out : dout,
-                .mean = save, .inv = save + C};
+                .mean = save, .inv = save + C, .set = (flags & EQM_NN_SET_DIN) != 0};
     c.P = n_parts(s);
     double *pb = part_get(h, c.P * 2 * C);
     if (!pb)
@@ -330,7 +357,7 @@ int nn_batchnorm_backward(eqm_host *h, const eqm_bn_shape *s, float *din, float 
     /* st = [sum g (C), sum g xh (C), rows] */
     double *st = bn_totals(pb, c.P, C, M);
     if (!st)
-        return nn_inval(h, "batchnorm_backward", "out of memory for %zu totals", C);
+        return nn_inval(h, op, "out of memory for %zu totals", C);
     /* dgamma/dbeta: this rank's sums (the trainer's gradient all-reduce adds the ranks) */
     for (size_t j = 0; j < C; j++) {
         if (s->affine && dgamma)
@@ -341,7 +368,7 @@ int nn_batchnorm_backward(eqm_host *h, const eqm_bn_shape *s, float *din, float 
     if (s->train && (dist_nn_flags() & DIST_NN_SYNC_BN) && din) {
         rc = dist_allreduce_f64(st, 2 * C + 1);
         if (rc)
-            return bn_dist_fail(h, "batchnorm_backward", rc);
+            return bn_dist_fail(h, op, rc);
     }
     const double Mg = st[2 * C];
     float k[C], mg[C], mgx[C];

@@ -49,6 +49,10 @@
  * as a forward of dout run as an implicit GEMM on a padded bf16 copy of the input
  * (amx_conv.c), the dW as an implicit GEMM too (amx_dw.c, where amx_dw_pick says): no
  * im2col. Strided bf16 convs keep the im2col tiles.
+ * EQM_NN_SET_DIN (ABI 1.5, backward only): din is written, not added into; each dX path
+ * above honours it (GEMM beta 0, the forward conv of dout without accumulate, col2im zeroing
+ * each din row just before it gathers into it), so the caller's memset of din and the
+ * read-back of those zeros go. dw still accumulates.
  * Left out: bias, groups, dilation, non-square strides/paddings.
  */
 #include "config.h"
@@ -119,6 +123,7 @@ typedef struct {
     const float *in;
     float *din;
     const float *dcols;
+    int set; /* EQM_NN_SET_DIN: col2im zeroes each din row before it sums into it */
 } conv_ctx;
 
 static int conv_check(eqm_host *h, const char *op, const eqm_conv2d_shape *s, int *Ho, int *Wo)
@@ -173,7 +178,9 @@ static void im2col_body(void *vc, size_t b, size_t e)
 
 /* col2im as a gather: task item = one input row (image t of the tile, row ih); every
  * input pixel sums the dcols entries of the taps that read it, so tasks never write the
- * same din and a one-image tile still splits across threads. */
+ * same din and a one-image tile still splits across threads. With EQM_NN_SET_DIN (c->set)
+ * the task zeroes its row first (in cache, just before the sums: the caller's memset of
+ * all of din goes), so din = the same sums as += into a zeroed din. */
 NN_HOT static void col2im_body(void *vc, size_t b, size_t e)
 {
     conv_ctx *c = vc;
@@ -184,6 +191,8 @@ NN_HOT static void col2im_body(void *vc, size_t b, size_t e)
         int ih = (int)(item % (size_t)s->H);
         float *drow = c->din + ((c->n0 + t) * s->H + ih) * (size_t)s->W * Ci;
         const float *dc = c->dcols + t * HoWo * K;
+        if (c->set)
+            memset(drow, 0, sizeof(float) * (size_t)s->W * Ci);
         for (int ki = 0; ki < s->kh; ki++) {
             int y = ih + s->pad - ki;
             if (y < 0 || y % s->stride)
@@ -323,7 +332,7 @@ static void bf16_bwd_body(void *vc, size_t gb, size_t ge)
         uint32_t *bp = (uint32_t *)(void *)(sl + b->o_bp);
         float *r0 = sl + b->o_row, *r1 = r0 + K;
         conv_ctx c = {.s = s, .Ho = b->Ho, .Wo = b->Wo, .K = K, .in = b->in, .din = b->din,
-                      .dcols = sl + b->o_dcols};
+                      .dcols = sl + b->o_dcols, .set = (s->flags & EQM_NN_SET_DIN) != 0};
         size_t t0, t1;
         bf16_group_tiles(b, g, &t0, &t1);
         for (size_t t = t0; t < t1; t++) {
@@ -688,12 +697,18 @@ int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float
     const int Co = s->C_out;
     c.K = s->kh * s->kw * s->C_in;
     const size_t HoWo = (size_t)c.Ho * c.Wo;
+    /* EQM_NN_SET_DIN: every dX path below writes din (=) instead of adding into it: the
+     * GEMM and forward-conv ones store (beta 0, accumulate 0), col2im zeroes each row it
+     * gathers into (c.set); all give the bits of += into a zeroed din (up to a -0) */
+    const int set = (s->flags & EQM_NN_SET_DIN) != 0;
+    c.set = set;
     if (is_pointwise(s)) {
         int M = (int)((size_t)s->N * HoWo);
         if (dw)
             nn_gemm(h, s->flags, 1, 0, Co, c.K, M, 1.f, dout, Co, in, c.K, 1.f, dw, c.K);
         if (din)
-            nn_gemm(h, s->flags, 0, 0, M, c.K, Co, 1.f, dout, Co, w, c.K, 1.f, din, c.K);
+            nn_gemm(h, s->flags, 0, 0, M, c.K, Co, 1.f, dout, Co, w, c.K, set ? 0.f : 1.f,
+                    din, c.K);
         return EQM_OK;
     }
     int adw = dw && amx_dw_pick(s);
@@ -725,12 +740,12 @@ int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float
     if (wdw)
         nn_wino_dw(h, s, dw, dout, in, buf);
     if (fdx && direct_pick(&ts))
-        nn_direct_forward(h, &ts, din, dout, w, 1, buf, s); /* flips w itself */
+        nn_direct_forward(h, &ts, din, dout, w, !set, buf, s); /* flips w itself */
     else if (fdx) {
         float *wt = buf; /* (C_in, kh, kw, C_out) */
         flip_ctx fc = {s, w, wt};
         nn_parallel(h, (size_t)s->C_in, 8, flip_body, &fc);
-        rc = fwd_any(h, &ts, din, dout, wt, 1, buf + (size_t)Co * c.K);
+        rc = fwd_any(h, &ts, din, dout, wt, !set, buf + (size_t)Co * c.K);
         if (rc)
             return rc;
     }

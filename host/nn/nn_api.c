@@ -58,6 +58,7 @@ static const eqm_nn_api table = {
     .softmax_xent_forward = nn_softmax_xent_forward,
     .softmax_xent_backward = nn_softmax_xent_backward,
     .sgemm = nn_sgemm_api,
+    .batchnorm_backward_ex = nn_batchnorm_backward_ex,
 };
 
 const eqm_nn_api *nn_api_table(void) { return &table; }

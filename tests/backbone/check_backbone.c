@@ -28,6 +28,10 @@
  *                  saved activations (the online backward is bit-identical)
  *   model          with method_byol.so: slots by kind, parallel aligned flat buffers,
  *                  target bound for exactly the EMA tensors, model_init copies it
+ *   grads_final    ABI 1.4: each unit's gradients declared final once, and final then
+ *   set_din        ABI 1.5: with batchnorm_backward_ex / EQM_NN_SET_DIN (no memsets) the
+ *                  gradients and dL/dx are the bits of a 1.4-sized nn table's zero +
+ *                  accumulate path, which the plugin still takes on such a table
  * Plugin file: $EQUIMOD_PLUGIN_PATH/backbone_resnet.so, else
  * $EQM_BUILDDIR/plugins/backbone/resnet/.libs/backbone_resnet.so.
  */
@@ -1016,6 +1020,147 @@ START_TEST(test_grads_final)
 }
 END_TEST
 
+/* ABI 1.5 EQM_NN_SET_DIN: on a host whose nn table has batchnorm_backward_ex the backbone's
+ * BN backwards overwrite their din through it and the conv backwards that start a gradient
+ * buffer (every unit's but the first of a block and the stem) set EQM_NN_SET_DIN, with no
+ * memset before; shown with a 1.4-sized copy of the table (what a 1.4 host hands a plugin:
+ * size ends before batchnorm_backward_ex, which the plugin then must not call), the plugin
+ * zeroes and accumulates as before. Both give the same gradients bit for bit (a -0 against
+ * +0 allowed) for every tensor and for dL/dx, which is accumulated (+=) into the caller's
+ * din in both. ResNet-18 CIFAR stem (identity and downsample blocks) and ResNet-50
+ * ImageNet stem (max pool, bottlenecks, stride-1 downsample). */
+static const eqm_nn_api *sd_real;
+static int sd_bn_ex, sd_bn_old, sd_conv_set, sd_conv_acc;
+
+static int sd_bnb(eqm_host *h, const eqm_bn_shape *s, float *di, float *dg, float *db,
+                  const float *d, const float *i, const float *o, const float *g, const float *sv)
+{
+    sd_bn_old++;
+    return sd_real->batchnorm_backward(h, s, di, dg, db, d, i, o, g, sv);
+}
+
+static int sd_bnb_ex(eqm_host *h, const eqm_bn_shape *s, uint32_t fl, float *di, float *dg,
+                     float *db, const float *d, const float *i, const float *o, const float *g,
+                     const float *sv)
+{
+    ck_assert_uint_eq(fl, EQM_NN_SET_DIN);
+    sd_bn_ex++;
+    return sd_real->batchnorm_backward_ex(h, s, fl, di, dg, db, d, i, o, g, sv);
+}
+
+static int sd_bnb_ex_absent(eqm_host *h, const eqm_bn_shape *s, uint32_t fl, float *di,
+                            float *dg, float *db, const float *d, const float *i, const float *o,
+                            const float *g, const float *sv)
+{
+    ck_abort_msg("the plugin called batchnorm_backward_ex past a 1.4 table's size");
+    return EQM_ERR_STATE;
+}
+
+static int sd_convb(eqm_host *h, const eqm_conv2d_shape *s, float *di, float *dw,
+                    const float *d, const float *i, const float *w)
+{
+    if (s->flags & EQM_NN_SET_DIN)
+        sd_conv_set++;
+    else
+        sd_conv_acc++;
+    return sd_real->conv2d_backward(h, s, di, dw, d, i, w);
+}
+
+static int sd_same_bits(float a, float b)
+{
+    return !memcmp(&a, &b, sizeof a) || (a == 0.f && b == 0.f);
+}
+
+/* forward + backward with `table` as api->nn; returns the gradients (concatenated) and din */
+static float *sd_run(net *n, const eqm_nn_api *table, const float *x, const float *dout,
+                     float *din, size_t nx, size_t *ng)
+{
+    eqm_host_api *api = (eqm_host_api *)host_api(); /* tests only: the table is process-owned */
+    const eqm_nn_api *keep = api->nn;
+    const eqm_module_inst *mi = &n->m.mod[0];
+    float *out = malloc((size_t)n->rows * n->D * sizeof(float));
+    for (size_t k = 0; k < nx; k++)
+        din[k] = 0.25f; /* the host's din is accumulated into */
+    api->nn = table;
+    model_zero_grad(&n->m);
+    fwd(n, x, out, 1);
+    bwd(n, x, dout, din, 1);
+    api->nn = keep;
+    *ng = 0;
+    for (int i = 0; i < mi->n_tensors; i++)
+        *ng += mi->grad[i] ? mi->numel[i] : 0;
+    float *g = malloc(*ng * sizeof(float)), *p = g;
+    for (int i = 0; i < mi->n_tensors; i++)
+        if (mi->grad[i]) {
+            memcpy(p, mi->grad[i], mi->numel[i] * sizeof(float));
+            p += mi->numel[i];
+        }
+    free(out);
+    return g;
+}
+
+static void set_din_case(const char *const *kv, int H, int rows)
+{
+    net n;
+    net_build(&n, kv, H, H, rows, 11);
+    sd_real = host_api()->nn;
+    ck_assert_msg(EQM_API_HAS(sd_real, batchnorm_backward_ex), "the host lacks the 1.5 op");
+    eqm_nn_api now = *sd_real, old = *sd_real;
+    now.batchnorm_backward = sd_bnb, now.batchnorm_backward_ex = sd_bnb_ex;
+    now.conv2d_backward = sd_convb;
+    old.size = (uint32_t)offsetof(eqm_nn_api, batchnorm_backward_ex);
+    old.batchnorm_backward = sd_bnb, old.batchnorm_backward_ex = sd_bnb_ex_absent;
+    old.conv2d_backward = sd_convb;
+    size_t nx = (size_t)rows * H * H * 3, ng1, ng2;
+    float *x = malloc(nx * sizeof(float)), *dout = malloc((size_t)rows * n.D * sizeof(float));
+    float *din1 = malloc(nx * sizeof(float)), *din2 = malloc(nx * sizeof(float));
+    for (size_t i = 0; i < nx; i++)
+        x[i] = frand();
+    for (size_t i = 0; i < (size_t)rows * n.D; i++)
+        dout[i] = frand();
+    float *g1 = sd_run(&n, &now, x, dout, din1, nx, &ng1);
+    int units = sd_bn_ex + sd_bn_old;
+    ck_assert_int_eq(sd_bn_old, 0);
+    ck_assert_int_gt(sd_bn_ex, 0);
+    ck_assert_int_gt(sd_conv_set, 0);
+    ck_assert_int_eq(sd_conv_set + sd_conv_acc, units);
+    int conv_set = sd_conv_set;
+    sd_bn_ex = sd_bn_old = sd_conv_set = sd_conv_acc = 0;
+    float *g2 = sd_run(&n, &old, x, dout, din2, nx, &ng2);
+    ck_assert_int_eq(sd_bn_ex, 0);
+    ck_assert_int_eq(sd_bn_old, units);
+    ck_assert_int_eq(sd_conv_set, 0);
+    fprintf(stderr, "set_din %s %s: %d units, %d conv dX overwritten, %zu gradient floats\n",
+            kv[0], kv[1], units, conv_set, ng1);
+    ck_assert_uint_eq(ng1, ng2);
+    size_t nonzero = 0;
+    for (size_t i = 0; i < ng1; i++) {
+        ck_assert_msg(sd_same_bits(g1[i], g2[i]), "gradient float %zu: %.9g with SET_DIN, %.9g "
+                      "with zero + accumulate", i, (double)g1[i], (double)g2[i]);
+        nonzero += g1[i] != 0.f;
+    }
+    ck_assert_uint_gt(nonzero, ng1 / 2);
+    for (size_t i = 0; i < nx; i++)
+        ck_assert_msg(sd_same_bits(din1[i], din2[i]) && din1[i] != 0.25f,
+                      "dL/dx[%zu]: %.9g with SET_DIN, %.9g with zero + accumulate", i,
+                      (double)din1[i], (double)din2[i]);
+    free(g1), free(g2), free(x), free(dout), free(din1), free(din2);
+    sd_bn_ex = sd_bn_old = sd_conv_set = sd_conv_acc = 0;
+    net_free(&n);
+}
+
+START_TEST(test_set_din)
+{
+    /* zero_init_residual = false: else every residual branch's gradient is 0 (gamma 0) */
+    const char *r18[] = {"depth=18", "stem=cifar", "width=0.125", "zero_init_residual=false",
+                         NULL};
+    set_din_case(r18, 16, 3); /* the last stage 2x2: every 3x3 tap reads data */
+    const char *r50[] = {"depth=50", "stem=imagenet", "width=0.0625", "zero_init_residual=false",
+                         NULL};
+    set_din_case(r50, 64, 2);
+}
+END_TEST
+
 START_TEST(test_model_target)
 {
     char err[1024], path[4096];
@@ -1131,6 +1276,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_target_forward);
     tcase_add_test(tc, test_model_target);
     tcase_add_test(tc, test_grads_final);
+    tcase_add_test(tc, test_set_din);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -10,6 +10,9 @@
  * (Winograd wherever it applies) and 4 (the direct kernel wherever it applies: C_out a
  * multiple of 16, e.g. conv3x3s1_wide; test_conv_direct_vs_im2col covers more shapes). Also pins BN running statistics after training passes,
  * and checks the threaded nn_sgemm / nn_sgemm_batch against a double-precision loop.
+ * ABI 1.5 EQM_NN_SET_DIN (test_conv_set_din, test_bn_set_din): every conv dX path (fp32, bf16
+ * emulated / vdpbf16ps / AMX, algorithms 0-5) and batchnorm_backward_ex write din over NaN
+ * with the bits of an accumulation into zeros.
  */
 #include "config.h"
 
@@ -486,6 +489,155 @@ START_TEST(test_xent_ref)
 }
 END_TEST
 
+/* ABI 1.5 EQM_NN_SET_DIN: conv2d_backward with the flag on a din full of NaN gives the bits
+ * of the same call accumulating into a zeroed din (every dX path stores, or zeroes its rows
+ * before its sums: the same arithmetic; a -0 that += 0 would turn into +0 is the only
+ * allowed difference), and dw still accumulates (both runs start dw from the same random
+ * values). Loop: _i / 6 = precision (0 fp32, 1 bf16 emulated, 2 bf16 vdpbf16ps, 3 bf16 AMX;
+ * a native kernel this CPU lacks is skipped), _i % 6 = algorithm (0 default, 1 im2col +
+ * col2im, 2 stride-1 dX as a forward conv (im2col or bf16 tiles), 3 Winograd, 4 direct, 5
+ * the implicit AMX kernels). Shapes: pointwise (a GEMM with beta), strided 3x3 and 1x1
+ * stride 2 and the 3-channel 3x3 and 7x7 stems (col2im, also on the bf16 tiles), 3x3
+ * stride 1 at C_in 16 (direct on fp32 default), 16 -> 80 at 32x32 (the flipped conv runs as
+ * Winograd by default in fp32), 128 -> 80 at 8x8, and 5x5 pad 2 (the forward-conv paths of
+ * every algorithm). */
+static int same_bits(float a, float b)
+{
+    return !memcmp(&a, &b, sizeof a) || (a == 0.f && b == 0.f);
+}
+
+static void expect_same_bits(const char *what, const float *got, const float *want, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(same_bits(got[i], want[i]), "%s: element %zu: %.9g, want %.9g (bits)",
+                      what, i, (double)got[i], (double)want[i]);
+}
+
+START_TEST(test_conv_set_din)
+{
+    int prec = _i / 6, algo = _i % 6;
+    if (prec >= 2 && prec - 1 > nn_bf16_cpu()) {
+        fprintf(stderr, "set_din: bf16 kernel %d not on this CPU, case skipped\n", prec - 1);
+        return;
+    }
+    host_threads_init(2);
+    if (prec)
+        nn_bf16_set_native(prec - 1);
+    static const int cfg[][8] = {
+        /* N, H, W, Ci, Co, k, stride, pad */
+        {2, 8, 8, 16, 24, 1, 1, 0},   {2, 9, 11, 5, 7, 3, 2, 1},    {2, 8, 8, 16, 32, 1, 2, 0},
+        {1, 7, 13, 3, 32, 3, 1, 1},   {1, 11, 10, 3, 64, 7, 2, 3},  {2, 16, 16, 16, 16, 3, 1, 1},
+        {2, 32, 32, 16, 80, 3, 1, 1}, {2, 8, 8, 128, 80, 3, 1, 1},  {3, 9, 7, 16, 40, 5, 1, 2},
+    };
+    nn_conv2d_set_algo(algo);
+    for (size_t i = 0; i < sizeof cfg / sizeof *cfg; i++) {
+        const int *g = cfg[i];
+        eqm_conv2d_shape s = {g[0], g[1], g[2], g[3], g[4], g[5], g[5], g[6], g[7],
+                              prec ? (uint32_t)EQM_NN_BF16 : 0u};
+        int Ho = (g[1] + 2 * g[7] - g[5]) / g[6] + 1, Wo = (g[2] + 2 * g[7] - g[5]) / g[6] + 1;
+        size_t ni = (size_t)g[0] * g[1] * g[2] * g[3], nw = (size_t)g[4] * g[5] * g[5] * g[3];
+        size_t no = (size_t)g[0] * Ho * Wo * g[4];
+        float *x = rnd(ni, 1.f), *w = rnd(nw, 0.3f), *dy = rnd(no, 1.f), *dw0 = rnd(nw, 1.f);
+        float *dx_acc = zeros(ni), *dw_acc = dup(dw0, nw), *dx_set = malloc(ni * sizeof(float));
+        float *dw_set = dup(dw0, nw), *dx_only = malloc(ni * sizeof(float));
+        for (size_t k = 0; k < ni; k++)
+            dx_set[k] = dx_only[k] = NAN;
+        ck_assert_int_eq(NN()->conv2d_backward(NULL, &s, dx_acc, dw_acc, dy, x, w), EQM_OK);
+        eqm_conv2d_shape t = s;
+        t.flags |= EQM_NN_SET_DIN;
+        ck_assert_int_eq(NN()->conv2d_backward(NULL, &t, dx_set, dw_set, dy, x, w), EQM_OK);
+        ck_assert_int_eq(NN()->conv2d_backward(NULL, &t, dx_only, NULL, dy, x, w), EQM_OK);
+        char what[128];
+        snprintf(what, sizeof what, "set_din prec %d algo %d cfg %zu din", prec, algo, i);
+        expect_same_bits(what, dx_set, dx_acc, ni);
+        snprintf(what, sizeof what, "set_din prec %d algo %d cfg %zu din (no dw)", prec, algo, i);
+        expect_same_bits(what, dx_only, dx_acc, ni);
+        snprintf(what, sizeof what, "set_din prec %d algo %d cfg %zu dw", prec, algo, i);
+        expect_same_bits(what, dw_set, dw_acc, nw);
+        /* and the gradient is not empty: dw moved away from its start */
+        int moved = 0;
+        for (size_t k = 0; k < nw; k++)
+            moved |= dw_acc[k] != dw0[k];
+        ck_assert_msg(moved, "set_din cfg %zu: dw unchanged by backward", i);
+        free(x), free(w), free(dy), free(dw0), free(dx_acc), free(dw_acc), free(dx_set),
+            free(dw_set), free(dx_only);
+    }
+    nn_conv2d_set_algo(0);
+}
+END_TEST
+
+/* ABI 1.5 batchnorm_backward_ex: EQM_NN_SET_DIN on a NaN din gives the bits of
+ * batchnorm_backward into a zeroed din (up to a -0), dgamma/dbeta still accumulate; flags 0
+ * is batchnorm_backward (+= into din); an unknown bit is EQM_ERR_INVAL. Training and eval,
+ * affine or not, fused ReLU or not, several row parts. */
+START_TEST(test_bn_set_din)
+{
+    static const int cfg[][4] = {
+        /* M, C, affine, relu */
+        {24, 5, 1, 0}, {30, 20, 1, 1}, {16, 33, 0, 1}, {300, 12, 1, 0}, {260, 9, 0, 1},
+        {4096, 16, 1, 1},
+    };
+    host_threads_init(2);
+    for (size_t i = 0; i < 2 * sizeof cfg / sizeof *cfg; i++) {
+        const int *g = cfg[i / 2];
+        eqm_bn_shape s = {g[0], g[1], (int)(i % 2 == 0), g[2], g[3], 1e-5f, 0.1f};
+        size_t n = (size_t)g[0] * g[1], C = (size_t)g[1];
+        float *x = rnd(n, 2.f), *gm = rnd(C, 1.f), *bt = rnd(C, 1.f), *rm = rnd(C, 0.2f);
+        float *rv = rnd(C, 0.4f), *out = zeros(n), *save = zeros(2 * C), *dy = rnd(n, 1.f);
+        for (size_t k = 0; k < C; k++)
+            rv[k] += 1.f;
+        ck_assert_int_eq(NN()->batchnorm_forward(NULL, &s, out, x, g[2] ? gm : NULL,
+                                                 g[2] ? bt : NULL, rm, rv, save),
+                         EQM_OK);
+        float *dg0 = rnd(C, 1.f), *db0 = rnd(C, 1.f);
+        float *dx_acc = zeros(n), *dg_acc = dup(dg0, C), *db_acc = dup(db0, C);
+        float *dx_set = malloc(n * sizeof(float)), *dg_set = dup(dg0, C), *db_set = dup(db0, C);
+        float *base = rnd(n, 1.f), *dx_add = dup(base, n), *dx_ref = dup(base, n);
+        for (size_t k = 0; k < n; k++)
+            dx_set[k] = NAN;
+        ck_assert_int_eq(NN()->batchnorm_backward(NULL, &s, dx_acc, g[2] ? dg_acc : NULL,
+                                                  g[2] ? db_acc : NULL, dy, x, out,
+                                                  g[2] ? gm : NULL, save),
+                         EQM_OK);
+        ck_assert_int_eq(NN()->batchnorm_backward_ex(NULL, &s, EQM_NN_SET_DIN, dx_set,
+                                                     g[2] ? dg_set : NULL, g[2] ? db_set : NULL,
+                                                     dy, x, out, g[2] ? gm : NULL, save),
+                         EQM_OK);
+        char what[96];
+        snprintf(what, sizeof what, "bn set_din case %zu din", i);
+        expect_same_bits(what, dx_set, dx_acc, n);
+        snprintf(what, sizeof what, "bn set_din case %zu dgamma", i);
+        expect_same_bits(what, dg_set, dg_acc, C);
+        snprintf(what, sizeof what, "bn set_din case %zu dbeta", i);
+        expect_same_bits(what, db_set, db_acc, C);
+        /* flags 0: accumulates exactly like batchnorm_backward */
+        ck_assert_int_eq(NN()->batchnorm_backward(NULL, &s, dx_ref, NULL, NULL, dy, x, out,
+                                                  g[2] ? gm : NULL, save),
+                         EQM_OK);
+        ck_assert_int_eq(NN()->batchnorm_backward_ex(NULL, &s, 0, dx_add, NULL, NULL, dy, x,
+                                                     out, g[2] ? gm : NULL, save),
+                         EQM_OK);
+        snprintf(what, sizeof what, "bn flags 0 case %zu din", i);
+        expect_same_bits(what, dx_add, dx_ref, n);
+        int differs = 0;
+        for (size_t k = 0; k < n; k++)
+            differs |= dx_add[k] != dx_acc[k];
+        ck_assert_msg(differs, "bn flags 0 case %zu: din did not accumulate", i);
+        free(x), free(gm), free(bt), free(rm), free(rv), free(out), free(save), free(dy),
+            free(dg0), free(db0), free(dx_acc), free(dg_acc), free(db_acc), free(dx_set),
+            free(dg_set), free(db_set), free(base), free(dx_add), free(dx_ref);
+    }
+    eqm_bn_shape s = {4, 2, 1, 0, 0, 1e-5f, 0.1f};
+    float v[8] = {0}, c2[2] = {1, 1}, sv[4] = {0, 0, 1, 1};
+    ck_assert_int_eq(NN()->batchnorm_backward_ex(NULL, &s, 1u << 7, v, NULL, NULL, v, v, v, c2,
+                                                 sv),
+                     EQM_ERR_INVAL);
+    ck_assert_int_eq(NN()->batchnorm_backward_ex(NULL, &s, EQM_NN_BF16, v, NULL, NULL, v, v, v,
+                                                 c2, sv),
+                     EQM_ERR_INVAL);
+}
+END_TEST
+
 START_TEST(test_table)
 {
     const eqm_nn_api *nn = NN();
@@ -512,6 +664,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_conv_small_same_sums);
     tcase_add_test(tc, test_conv_default_vs_im2col);
     tcase_add_test(tc, test_sgemm_split);
+    tcase_add_loop_test(tc, test_conv_set_din, 0, 4 * 6);
+    tcase_add_test(tc, test_bn_set_din);
     tcase_add_loop_test(tc, test_bn_ref, 0, (int)(sizeof bn_cases / sizeof *bn_cases));
     tcase_add_test(tc, test_maxpool_ref);
     tcase_add_test(tc, test_avgpool_ref);

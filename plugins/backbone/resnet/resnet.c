@@ -23,9 +23,12 @@
  * Saved per conv unit: the conv output c (BN input) and, where a ReLU follows inside the
  * block, the fused BN+ReLU output a; per block its output y = relu(bn_last(c_last) + id).
  * G0..G3 carry the gradients in backward (dy, which also collects dx of an identity block,
- * dx of a downsample block, dL/dc and dL/da of the unit being processed; ops accumulate,
- * so each is zeroed before an op writes it); G0 also holds the downsample BN output in
- * forward.
+ * dx of a downsample block, dL/dc and dL/da of the unit being processed). nn ops accumulate
+ * (+=); on a host of ABI 1.5 or later the BN and conv backwards that start a buffer
+ * OVERWRITE it instead (EQM_NN_SET_DIN), so no buffer is zeroed first, except the inputs
+ * of the pooling backwards (scatter-adds without the flag). An older host gets the memsets
+ * and accumulation of before; the gradients are the same bits either way (check_backbone
+ * test_set_din). G0 also holds the downsample BN output in forward.
  * The BYOL target forward (io->use_target = 1) runs ping-pong in G0..G3 only, placed as
  * for max_rows (not its own rows), so the online activations of the same step stay intact
  * for the online backward even when the online forward had more rows (EquiMod: 3N vs 2N).
@@ -632,26 +635,58 @@ static int unit_done(resnet *r, const unit *u)
     return r->api->grads_final(r->host, u->t0, T_PER_UNIT);
 }
 
-/* Gradient through BN (dout -> dc, zeroed here) then conv (dc -> din +=, dw +=). */
-static int unit_bwd(resnet *r, int N, int train, const unit *u, const float *in, float *din,
-                    const float *dout, float *dc)
+/* ABI 1.5: the host's batchnorm_backward_ex and conv2d_backward can OVERWRITE din
+ * (EQM_NN_SET_DIN) instead of adding into it. A 1.4 host's table ends before
+ * batchnorm_backward_ex (and its conv2d_backward ignores the flag): zero + accumulate. */
+static int host_sets_din(const resnet *r)
+{
+    const eqm_nn_api *nn = r->api->nn;
+    return EQM_API_HAS(nn, batchnorm_backward_ex) && nn->batchnorm_backward_ex != NULL;
+}
+
+/* dc = dL/dc through the unit's BN (+ReLU): dc's old contents are dead. */
+static int bn_bwd(resnet *r, int N, int train, const unit *u, float *dc, const float *dout,
+                  int sd)
 {
     const eqm_nn_api *nn = r->api->nn;
     eqm_bn_shape bs;
-    eqm_conv2d_shape cs;
-    int st;
     bn_shape(u, N, train, u->relu, &bs);
-    zero(dc, (size_t)N * unit_out(u));
     const float *c = row_ptr(r, N, u->c_off);
     /* `out` is only read with relu = 1; pass a valid buffer anyway */
-    if ((st = nn->batchnorm_backward(r->host, &bs, dc, r->grads[u->t0 + 1],
-                                     r->grads[u->t0 + 2], dout, c,
-                                     u->relu ? row_ptr(r, N, u->a_off) : c,
-                                     r->params[u->t0 + 1], r->act + u->save_off)) < 0)
-        return st;
+    const float *out = u->relu ? row_ptr(r, N, u->a_off) : c;
+    if (sd)
+        return nn->batchnorm_backward_ex(r->host, &bs, EQM_NN_SET_DIN, dc, r->grads[u->t0 + 1],
+                                         r->grads[u->t0 + 2], dout, c, out,
+                                         r->params[u->t0 + 1], r->act + u->save_off);
+    zero(dc, (size_t)N * unit_out(u));
+    return nn->batchnorm_backward(r->host, &bs, dc, r->grads[u->t0 + 1], r->grads[u->t0 + 2],
+                                  dout, c, out, r->params[u->t0 + 1], r->act + u->save_off);
+}
+
+/* The unit's conv backward: dw +=; din = dL/din (set: its old contents are dead) or
+ * din += dL/din (set = 0: another producer's gradient is in it, or the host's io->din). */
+static int conv_bwd(resnet *r, int N, const unit *u, const float *in, float *din,
+                    const float *dc, int set, int sd)
+{
+    eqm_conv2d_shape cs;
     conv_shape(u, N, &cs);
-    if ((st = nn->conv2d_backward(r->host, &cs, din, r->grads[u->t0], dc, in,
-                                  r->params[u->t0])) < 0)
+    if (set && din) {
+        if (sd)
+            cs.flags |= EQM_NN_SET_DIN;
+        else
+            zero(din, (size_t)N * u->H * u->W * u->C_in);
+    }
+    return r->api->nn->conv2d_backward(r->host, &cs, din, r->grads[u->t0], dc, in,
+                                       r->params[u->t0]);
+}
+
+/* Gradient through BN (dout -> dc) then conv (dc -> din, = when set else +=; dw +=). */
+static int unit_bwd(resnet *r, int N, int train, const unit *u, const float *in, float *din,
+                    int set, const float *dout, float *dc, int sd)
+{
+    int st;
+    if ((st = bn_bwd(r, N, train, u, dc, dout, sd)) < 0 ||
+        (st = conv_bwd(r, N, u, in, din, dc, set, sd)) < 0)
         return st;
     return unit_done(r, u);
 }
@@ -665,7 +700,7 @@ static int resnet_backward(void *self, eqm_module_io *io)
                                  "backward needs a preceding online forward with the same rows "
                                  "(%d) and io->in/dout set",
                                  r->last_rows);
-    int N = io->rows, st, train = io->train;
+    int N = io->rows, st, train = io->train, sd = host_sets_din(r);
     /* Gradient buffers G0..G3, by index: iy holds dL/d(block output). Per block, the
      * identity gradient is d(sum) itself, so without a downsample the block's dx
      * accumulates into iy (no copy); with one, dx gets its own buffer. Two more buffers
@@ -683,10 +718,6 @@ static int resnet_backward(void *self, eqm_module_io *io)
         const float *x = bi ? row_ptr(r, N, r->bk[bi - 1].y_off)
                             : row_ptr(r, N, r->maxpool ? r->p_off : r->u[0].a_off);
         size_t ny = (size_t)N * b->Ho * b->Wo * b->C;
-        size_t nx = bi ? (size_t)N * r->bk[bi - 1].Ho * r->bk[bi - 1].Wo * r->bk[bi - 1].C
-                       : (size_t)N * (r->maxpool ? (size_t)r->pH * r->pW
-                                                 : (size_t)r->u[0].Ho * r->u[0].Wo) *
-                             r->u[0].C_out;
         int free_[3], nf = 0;
         for (int g = 0; g < 4; g++)
             if (g != iy)
@@ -696,37 +727,25 @@ static int resnet_backward(void *self, eqm_module_io *io)
         r->api->parallel_for(r->host, ny, GRAIN, mask_body, &mc); /* d(sum) = dy * (y > 0) */
         int idx = iy;
         float *A = G[free_[0]], *B = G[free_[1]];
-        if (b->ds >= 0) {
+        if (b->ds >= 0) { /* dx = the downsample's dX (set), then += the main path's */
             idx = free_[2];
-            zero(G[idx], nx);
-            if ((st = unit_bwd(r, N, train, &r->u[b->ds], x, G[idx], dsum, A)) < 0)
+            if ((st = unit_bwd(r, N, train, &r->u[b->ds], x, G[idx], 1, dsum, A, sd)) < 0)
                 return st;
         }
         float *dx = G[idx];
         const float *dcur = dsum; /* dL/d(output of unit j) */
         for (int j = b->n_main - 1; j >= 0; j--) {
             const unit *u = &r->u[b->u0 + j];
-            if (j == 0) {
-                if ((st = unit_bwd(r, N, train, u, x, dx, dcur, A)) < 0)
+            if (j == 0) { /* dx += (identity: dx is d(sum); downsample: its dX is in dx) */
+                if ((st = unit_bwd(r, N, train, u, x, dx, 0, dcur, A, sd)) < 0)
                     return st;
                 break;
             }
             const unit *prev = &r->u[b->u0 + j - 1];
-            eqm_bn_shape bs;
-            eqm_conv2d_shape cs;
-            bn_shape(u, N, train, u->relu, &bs);
-            zero(A, (size_t)N * unit_out(u));
-            if ((st = nn->batchnorm_backward(r->host, &bs, A, r->grads[u->t0 + 1],
-                                             r->grads[u->t0 + 2], dcur,
-                                             row_ptr(r, N, u->c_off),
-                                             row_ptr(r, N, u->relu ? u->a_off : u->c_off),
-                                             r->params[u->t0 + 1], r->act + u->save_off)) < 0)
-                return st;
-            zero(B, (size_t)N * unit_out(prev)); /* dcur (== B after the first unit) is consumed */
-            conv_shape(u, N, &cs);
-            if ((st = nn->conv2d_backward(r->host, &cs, B, r->grads[u->t0], A,
-                                          row_ptr(r, N, prev->a_off), r->params[u->t0])) < 0 ||
-                (st = unit_done(r, u)) < 0)
+            /* B = dL/d(prev output), set: dcur (== B after the first unit) is consumed by
+             * the BN backward before the conv writes B */
+            if ((st = unit_bwd(r, N, train, u, row_ptr(r, N, prev->a_off), B, 1, dcur, A,
+                               sd)) < 0)
                 return st;
             dcur = B;
         }
@@ -744,7 +763,8 @@ static int resnet_backward(void *self, eqm_module_io *io)
         iy = o1;
         o1 = o2;
     }
-    return unit_bwd(r, N, train, u0, io->in, io->din, G[iy], G[o1]);
+    /* io->din is the host's: += (module contract) */
+    return unit_bwd(r, N, train, u0, io->in, io->din, 0, G[iy], G[o1], sd);
 }
 
 /* ------------------------------------------------------------------ descriptor -- */

@@ -12,6 +12,12 @@
  * Conventions (llm.c): backward ACCUMULATES (+=) into every gradient it writes: weight,
  * bias and input gradients alike. The caller zeroes gradient buffers once per step. A NULL
  * gradient pointer means "not needed" and is skipped.
+ * Exception (ABI 1.5): a caller may ask conv2d_backward (EQM_NN_SET_DIN in
+ * eqm_conv2d_shape.flags) and batchnorm_backward_ex (its flags argument) to OVERWRITE din
+ * (=) instead: then din's previous contents are never read (garbage, NaN included, is fine)
+ * and the caller need not zero it; weight and BN parameter gradients still accumulate.
+ * Only a 1.5 host honours the flag: check EQM_API_HAS(nn, batchnorm_backward_ex) first (a
+ * 1.4 host ignores the bit in a conv shape and would ADD into din).
  * Scratch: ops do not allocate. Where an op needs saved state between forward and backward
  * (BN statistics, pooling argmax, NT-Xent probabilities) the caller passes a buffer sized by
  * the documented formula. conv2d uses a host-owned workspace that grows at its first use
@@ -39,7 +45,13 @@ enum eqm_nn_flags {
                              even), fp32 accumulation; AMX or AVX512_BF16 kernels where the
                              CPU has them, else an emulation with the same products.
                              The host also applies it by itself to every conv2d and
-                             linear op while it trains at [train] precision = bf16 */
+                             linear op while it trains at [train] precision = bf16 */,
+    EQM_NN_SET_DIN = 1u << 1 /* ABI 1.5. conv2d_backward (in eqm_conv2d_shape.flags) and
+                                batchnorm_backward_ex (flags): din = dL/din, overwritten,
+                                its previous contents not read; dw, dgamma, dbeta still
+                                +=. Ignored by conv2d_forward. A 1.4 host ignores it in a
+                                conv shape (it then accumulates): check
+                                EQM_API_HAS(nn, batchnorm_backward_ex) before setting it */
 };
 
 /* torch.nn.functional.conv2d, no bias, square stride/padding, dilation 1, groups 1.
@@ -94,7 +106,8 @@ typedef struct eqm_nn_api {
                           const float *in,   /* (N, H, W, C_in) */
                           const float *w);   /* (C_out, kh, kw, C_in) */
     int (*conv2d_backward)(eqm_host *h, const eqm_conv2d_shape *s,
-                           float *din,        /* (N, H, W, C_in) += , or NULL */
+                           float *din,        /* (N, H, W, C_in) += (= with
+                                                 EQM_NN_SET_DIN), or NULL */
                            float *dw,         /* (C_out, kh, kw, C_in) += , or NULL */
                            const float *dout, /* (N, Ho, Wo, C_out) */
                            const float *in, const float *w);
@@ -168,6 +181,17 @@ typedef struct eqm_nn_api {
     void (*sgemm)(eqm_host *h, int transA, int transB, int M, int N, int K, float alpha,
                   const float *A, int lda, const float *B, int ldb, float beta, float *C,
                   int ldc);
+
+    /* ---- appended in 1.5 (issue 14; check with EQM_API_HAS(api->nn, batchnorm_backward_ex),
+     * which also says that conv2d_backward honours EQM_NN_SET_DIN) ---- */
+    /* batchnorm_backward with flags: 0 is batchnorm_backward itself (din +=);
+     * EQM_NN_SET_DIN: din = dL/din, overwritten without being read (the caller need not
+     * zero it); dgamma, dbeta += in both cases. Any other bit is EQM_ERR_INVAL. */
+    int (*batchnorm_backward_ex)(eqm_host *h, const eqm_bn_shape *s, uint32_t flags,
+                                 float *din, float *dgamma, float *dbeta, /* see flags; += */
+                                 const float *dout, const float *in,
+                                 const float *out, /* forward output; used when relu = 1 */
+                                 const float *gamma, const float *save);
 } eqm_nn_api;
 
 #ifdef __cplusplus

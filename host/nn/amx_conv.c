@@ -1,4 +1,4 @@
-/* host/nn/amx_conv.c: bf16 stride-1 convolution forward as an implicit GEMM on AMX
+/* host/nn/amx_conv.c: bf16 convolution forward (and strided dX) as an implicit GEMM on AMX
  * (tdpbf16ps), reading the activations where they lie: no im2col.
  *
  * Why: the im2col route of a bf16 conv (conv2d.c, "bf16 with a native kernel") spent more
@@ -42,8 +42,16 @@
  * tiles, over k' in (ky, chunk) order; the tile's own order inside a k-step is AMX's.
  * Against the im2col route (which blocks k by 1024 and adds the block sums in C) the sums
  * run in another order: tests/nn/check_bf16.c bounds both by the reduction length.
- * Scope (nn_amx_conv_ok): EQM_NN_BF16 on AMX (nn_bf16_native() == 2), stride 1, not a 1x1
- * pad-0 conv (a plain GEMM already), C_in >= 16.
+ * Strided forward: output row oy reads padded row st oy; its blocks of 32 rows q start
+ * there and only every st-th row of them is an output pixel (the rest are computed and
+ * dropped: worth it only where copies, not products, bound the layer; conv2d.c's amx_pick).
+ * Strided dX (nn_amx_conv_dx): din is the stride-1 conv, with the flipped kernel, of dout
+ * spread out by the stride into a slot of (H + kh - 1) x (W + kw - 1) pixels: dout pixel
+ * (oy, ox) at (st oy + kh - 1 - pad, st ox + kw - 1 - pad), zeros elsewhere (a transposed
+ * convolution; the products with those zeros are the price, conv2d.c's amx_dx_pick).
+ * Scope (nn_amx_conv_ok): EQM_NN_BF16 on AMX (nn_bf16_native() == 2), not a 1x1 stride-1
+ * pad-0 conv (a plain GEMM already), C_in >= 16; nn_amx_conv_dx_ok: stride > 1, C_out >=
+ * 16, pad < kernel.
  */
 #include "config.h"
 
@@ -56,27 +64,49 @@
 
 typedef struct {
     const eqm_conv2d_shape *s;
+    int dx;                 /* 0: forward of s; 1: the dX of a strided s (see nn_amx_conv_dx) */
+    int Ci, Co, kh, kw, st; /* the conv the kernel runs (dX: C_out -> C_in, stride 1) */
     int Hp, Wp, Ho, Wo, R, KP, np;
-    size_t qimg, nbi; /* rows of one image up to its last output pixel + 1; 32-row blocks */
+    size_t qimg, nbi; /* stride 1: rows of one image up to its last output pixel + 1, and
+                         32-row blocks; stride > 1: blocks per output row (nbi) */
     size_t slot;      /* bf16 of one padded image with its zero tail (a multiple of 32) */
     size_t G;         /* image groups (tasks), one slot each */
 } amx_plan;
 
-static void plan(const eqm_conv2d_shape *s, amx_plan *p)
+static void plan(const eqm_conv2d_shape *s, int dx, amx_plan *p)
 {
     p->s = s;
-    p->Hp = s->H + 2 * s->pad;
-    p->Wp = s->W + 2 * s->pad;
-    p->Ho = p->Hp - s->kh + 1;
-    p->Wo = p->Wp - s->kw + 1;
-    p->R = (s->kw * s->C_in + 31) / 32 * 32;
-    p->KP = s->kh * p->R / 2;
-    p->np = (s->C_out + 31) / 32;
-    p->qimg = (size_t)(p->Ho - 1) * p->Wp + (size_t)p->Wo;
-    p->nbi = (p->qimg + 31) / 32;
-    /* last bf16 read: row nbi 32 - 1 + (kh - 1) Wp, element R - 1 of its run */
-    size_t need = (p->nbi * 32 + (size_t)(s->kh - 1) * p->Wp) * s->C_in + (size_t)p->R;
-    size_t img = (size_t)p->Hp * p->Wp * s->C_in;
+    p->dx = dx;
+    p->kh = s->kh, p->kw = s->kw;
+    if (!dx) {
+        p->Ci = s->C_in, p->Co = s->C_out, p->st = s->stride;
+        p->Hp = s->H + 2 * s->pad;
+        p->Wp = s->W + 2 * s->pad;
+        p->Ho = (p->Hp - s->kh) / s->stride + 1;
+        p->Wo = (p->Wp - s->kw) / s->stride + 1;
+    } else { /* the slot holds dout spread out by the stride: a stride-1 conv gives din */
+        p->Ci = s->C_out, p->Co = s->C_in, p->st = 1;
+        p->Hp = s->H + s->kh - 1;
+        p->Wp = s->W + s->kw - 1;
+        p->Ho = s->H;
+        p->Wo = s->W;
+    }
+    p->R = (p->kw * p->Ci + 31) / 32 * 32;
+    p->KP = p->kh * p->R / 2;
+    p->np = (p->Co + 31) / 32;
+    size_t last; /* one past the last row q of the last block */
+    if (p->st == 1) {
+        p->qimg = (size_t)(p->Ho - 1) * p->Wp + (size_t)p->Wo;
+        p->nbi = (p->qimg + 31) / 32;
+        last = p->nbi * 32;
+    } else {
+        size_t span = (size_t)p->st * (size_t)(p->Wo - 1) + 1;
+        p->nbi = (span + 31) / 32;
+        last = (size_t)p->st * (size_t)(p->Ho - 1) * p->Wp + p->nbi * 32;
+    }
+    /* last bf16 read: row last - 1 + (kh - 1) Wp, element R - 1 of its run */
+    size_t need = (last + (size_t)(p->kh - 1) * p->Wp) * (size_t)p->Ci + (size_t)p->R;
+    size_t img = (size_t)p->Hp * p->Wp * (size_t)p->Ci;
     p->slot = ((need > img ? need : img) + 32 + 31) / 32 * 32;
     p->G = (size_t)nn_threads();
     if (p->G > (size_t)s->N)
@@ -85,18 +115,36 @@ static void plan(const eqm_conv2d_shape *s, amx_plan *p)
 
 int nn_amx_conv_ok(const eqm_conv2d_shape *s)
 {
-    return (s->flags & EQM_NN_BF16) && nn_bf16_native() == 2 && s->stride == 1 &&
-           !(s->kh == 1 && s->kw == 1 && s->pad == 0) && s->C_in >= 16;
+    return (s->flags & EQM_NN_BF16) && nn_bf16_native() == 2 &&
+           !(s->kh == 1 && s->kw == 1 && s->pad == 0 && s->stride == 1) && s->C_in >= 16;
+}
+
+int nn_amx_conv_dx_ok(const eqm_conv2d_shape *s)
+{
+    return (s->flags & EQM_NN_BF16) && nn_bf16_native() == 2 && s->stride > 1 &&
+           s->C_out >= 16 && s->pad <= s->kh - 1 && s->pad <= s->kw - 1;
 }
 
 static size_t bp_uint32(const amx_plan *p) { return (size_t)p->np * p->KP * 32; }
 
+static size_t ws_floats(const amx_plan *p)
+{
+    /* packed weights (uint32 = one float each), then G slots (two bf16 per float) */
+    return (bp_uint32(p) + 15) / 16 * 16 + p->G * p->slot / 2 + 32;
+}
+
 size_t nn_amx_conv_ws_floats(const eqm_conv2d_shape *s)
 {
     amx_plan p;
-    plan(s, &p);
-    /* packed weights (uint32 = one float each), then G slots (two bf16 per float) */
-    return (bp_uint32(&p) + 15) / 16 * 16 + p.G * p.slot / 2 + 32;
+    plan(s, 0, &p);
+    return ws_floats(&p);
+}
+
+size_t nn_amx_conv_dx_ws_floats(const eqm_conv2d_shape *s)
+{
+    amx_plan p;
+    plan(s, 1, &p);
+    return ws_floats(&p);
 }
 
 typedef struct {
@@ -120,13 +168,28 @@ BF16_TARGET static inline void cvt32(uint16_t *dst, const float *src, int n)
     _mm512_mask_storeu_epi16(dst, m, v);
 }
 
-/* The interior of padded image n into slot xp (its padding rows, columns and tail were
- * zeroed once and are never written). */
+/* Image n into slot xp (every position not written here was zeroed once and is never
+ * written). Forward: the interior of the padded image. dX: dout pixel (oy, ox) at slot
+ * pixel (st oy + kh - 1 - pad, st ox + kw - 1 - pad), the rest zero: the stride-1 conv of
+ * that with the flipped kernel is din (a transposed convolution). */
 BF16_TARGET static void cvt_image(const amx_ctx *c, size_t n, uint16_t *xp)
 {
     const amx_plan *p = c->p;
     const eqm_conv2d_shape *s = p->s;
-    const size_t Ci = (size_t)s->C_in, rowlen = (size_t)p->Wp * Ci;
+    const size_t Ci = (size_t)p->Ci, rowlen = (size_t)p->Wp * Ci;
+    if (p->dx) {
+        const int Ho = (s->H + 2 * s->pad - s->kh) / s->stride + 1;
+        const int Wo = (s->W + 2 * s->pad - s->kw) / s->stride + 1;
+        const int oh = s->kh - 1 - s->pad, ow = s->kw - 1 - s->pad;
+        for (int y = 0; y < Ho; y++)
+            for (int x = 0; x < Wo; x++)
+                for (size_t i = 0; i < Ci; i += 32)
+                    cvt32(xp + (size_t)(s->stride * y + oh) * rowlen +
+                              (size_t)(s->stride * x + ow) * Ci + i,
+                          c->in + ((n * (size_t)Ho + (size_t)y) * (size_t)Wo + (size_t)x) * Ci + i,
+                          Ci - i < 32 ? (int)(Ci - i) : 32);
+        return;
+    }
     const size_t padl = (size_t)s->pad * Ci, len = (size_t)s->W * Ci;
     for (int y = 0; y < s->H; y++) {
         uint16_t *dst = xp + (size_t)(y + s->pad) * rowlen + padl;
@@ -141,8 +204,7 @@ static void pack_w_body(void *vc, size_t b, size_t e)
 {
     const amx_ctx *c = vc;
     const amx_plan *p = c->p;
-    const eqm_conv2d_shape *s = p->s;
-    const int run = s->kw * s->C_in, Co = s->C_out;
+    const int run = p->kw * p->Ci, Co = p->Co;
     for (size_t j = b; j < e; j++) {
         uint32_t *dst = c->bp + j * (size_t)p->KP * 32;
         for (int P = 0; P < p->KP; P++)
@@ -153,7 +215,7 @@ static void pack_w_body(void *vc, size_t b, size_t e)
                     int k = 2 * P + h, ky = k / p->R, r = k % p->R;
                     if (co < Co && r < run)
                         v |= (uint32_t)nn_bf16_from_f32(
-                                 c->w[((size_t)co * s->kh + ky) * (size_t)run + r])
+                                 c->w[((size_t)co * p->kh + ky) * (size_t)run + r])
                              << (16 * h);
                 }
                 dst[(size_t)P * 32 + col] = v;
@@ -168,8 +230,9 @@ AMX_TARGET static void fwd_body(void *vc, size_t gb, size_t ge)
     const amx_ctx *c = vc;
     const amx_plan *p = c->p;
     const eqm_conv2d_shape *s = p->s;
-    const size_t Ci = (size_t)s->C_in, Co = (size_t)s->C_out, as = Ci * sizeof(uint16_t);
+    const size_t Ci = (size_t)p->Ci, Co = (size_t)p->Co, as = Ci * sizeof(uint16_t);
     const int nchunk = p->R / 32;
+    const size_t nblk = p->st == 1 ? p->nbi : (size_t)p->Ho * p->nbi;
     float buf[32 * 32] __attribute__((aligned(64)));
     float *dst[32];
     nn_amx_begin();
@@ -179,16 +242,29 @@ AMX_TARGET static void fwd_body(void *vc, size_t gb, size_t ge)
         size_t n0 = (size_t)s->N * g / p->G, n1 = (size_t)s->N * (g + 1) / p->G;
         for (size_t n = n0; n < n1; n++) {
             cvt_image(c, n, xp);
-            for (size_t blk = 0; blk < p->nbi; blk++) {
-                size_t q0 = blk * 32;
+            for (size_t blk = 0; blk < nblk; blk++) {
                 /* the output row of each of the 32 rows, or NULL (not an output pixel) */
-                int y = (int)(q0 / (size_t)p->Wp), x = (int)(q0 % (size_t)p->Wp);
-                for (int r = 0; r < 32; r++) {
-                    dst[r] = y < p->Ho && x < p->Wo
-                                 ? c->out + ((n * p->Ho + (size_t)y) * p->Wo + (size_t)x) * Co
-                                 : NULL;
-                    if (++x == p->Wp)
-                        x = 0, y++;
+                size_t q0;
+                if (p->st == 1) {
+                    q0 = blk * 32;
+                    int y = (int)(q0 / (size_t)p->Wp), x = (int)(q0 % (size_t)p->Wp);
+                    for (int r = 0; r < 32; r++) {
+                        dst[r] = y < p->Ho && x < p->Wo
+                                     ? c->out + ((n * p->Ho + (size_t)y) * p->Wo + (size_t)x) * Co
+                                     : NULL;
+                        if (++x == p->Wp)
+                            x = 0, y++;
+                    }
+                } else { /* stride st: output row oy, every st-th row q of its padded row */
+                    size_t oy = blk / p->nbi, x0 = blk % p->nbi * 32;
+                    q0 = oy * (size_t)p->st * p->Wp + x0;
+                    float *orow = c->out + (n * p->Ho + oy) * p->Wo * Co;
+                    for (int r = 0; r < 32; r++) {
+                        size_t x = x0 + (size_t)r;
+                        dst[r] = x % (size_t)p->st == 0 && x / (size_t)p->st < (size_t)p->Wo
+                                     ? orow + x / (size_t)p->st * Co
+                                     : NULL;
+                    }
                 }
                 const uint16_t *a0 = xp + q0 * Ci;
                 for (int j = 0; j < p->np; j++) {
@@ -197,7 +273,7 @@ AMX_TARGET static void fwd_body(void *vc, size_t gb, size_t ge)
                     _tile_zero(1);
                     _tile_zero(2);
                     _tile_zero(3);
-                    for (int ky = 0; ky < s->kh; ky++) {
+                    for (int ky = 0; ky < p->kh; ky++) {
                         const uint16_t *a = a0 + (size_t)ky * p->Wp * Ci;
                         const uint32_t *bk = bj + (size_t)ky * p->R / 2 * 32;
                         for (int ch = 0; ch < nchunk; ch++) {
@@ -239,11 +315,29 @@ AMX_TARGET static void fwd_body(void *vc, size_t gb, size_t ge)
     nn_amx_end();
 }
 
+static void run(eqm_host *h, const amx_plan *pp, float *out, const float *in, const float *w,
+                int accumulate, float *buf);
+
 void nn_amx_conv_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, const float *in,
                          const float *w, int accumulate, float *buf)
 {
     amx_plan p;
-    plan(s, &p);
+    plan(s, 0, &p);
+    run(h, &p, out, in, w, accumulate, buf);
+}
+
+void nn_amx_conv_dx(eqm_host *h, const eqm_conv2d_shape *s, float *din, const float *dout,
+                    const float *wt, int accumulate, float *buf)
+{
+    amx_plan p;
+    plan(s, 1, &p);
+    run(h, &p, din, dout, wt, accumulate, buf);
+}
+
+static void run(eqm_host *h, const amx_plan *pp, float *out, const float *in, const float *w,
+                int accumulate, float *buf)
+{
+    amx_plan p = *pp;
     amx_ctx c = {.p = &p, .in = in, .w = w, .out = out, .accumulate = accumulate};
     c.bp = (uint32_t *)(void *)buf;
     c.xp = (uint16_t *)(void *)(buf + (bp_uint32(&p) + 15) / 16 * 16);

@@ -45,10 +45,11 @@
  * bf16 (see "bf16 with a native kernel" below), and a stride-1 dX runs as the forward conv
  * of dout. On AMX, the dW of a stride-1 conv with C_in % 16 == 0 runs as an implicit GEMM
  * over the padded images (amx_dw.c: no im2col rows, no per-tile packing; algo 0 only).
- * Implicit AMX path (bf16 on AMX, stride 1, C_in >= 16): the forward and the stride-1 dX
- * as a forward of dout run as an implicit GEMM on a padded bf16 copy of the input
+ * Implicit AMX path (bf16 on AMX, C_in >= 16): the forward and the stride-1 dX as a
+ * forward of dout run as an implicit GEMM on a padded bf16 copy of each image
  * (amx_conv.c), the dW as an implicit GEMM too (amx_dw.c, where amx_dw_pick says): no
- * im2col. Strided bf16 convs keep the im2col tiles.
+ * im2col. Strided convs take the implicit forward and dX (a transposed conv) only where
+ * amx_pick / amx_dx_pick say (copy-bound shapes); else, and for their dW, the im2col tiles.
  * EQM_NN_SET_DIN (ABI 1.5, backward only): din is written, not added into; each dX path
  * above honours it (GEMM beta 0, the forward conv of dout without accumulate, col2im zeroing
  * each din row just before it gathers into it), so the caller's memset of din and the
@@ -513,11 +514,35 @@ static int direct_dw_pick(const eqm_conv2d_shape *s)
     return conv_algo == 0 && s->C_in <= 64 && s->C_out <= 64;
 }
 
-/* Implicit AMX forward (amx_conv.c): algo 0 and 5 wherever it applies (bf16 on AMX,
- * stride 1, C_in >= 16). Measured (quickstart bf16 step, 1 core): see bench/README.md. */
+/* Implicit AMX forward (amx_conv.c): algo 5 wherever it applies (bf16 on AMX, C_in >= 16);
+ * algo 0 at stride 1, and strided where at least half of the rows it computes are output
+ * pixels (Wo >= 16) and C_in <= 32: it wins where the im2col copies, not the products,
+ * bound the layer. Measured (conv-layers --bf16 1 --width 4, batch 384, 1 core, CPU ms,
+ * against the im2col tiles): 32x32 16->32 3x3 s2 4.5-4.7 / 9.3, 1x1 s2 3.9-4.4 / 4.4-4.6;
+ * 16x16 32->64 s2 (Wo 8) 2.4 / 2.2-2.3, 8x8 64->128 s2 (Wo 4) 3.6-3.7 / 1.2-1.3. Stride 1:
+ * quickstart bf16 step, 1 core, see bench/README.md. */
 static int amx_pick(const eqm_conv2d_shape *s)
 {
-    return (conv_algo == 0 || conv_algo == 5) && nn_amx_conv_ok(s);
+    if (conv_algo == 5)
+        return nn_amx_conv_ok(s);
+    if (conv_algo != 0 || !nn_amx_conv_ok(s))
+        return 0;
+    int Wo = (s->W + 2 * s->pad - s->kw) / s->stride + 1;
+    return s->stride == 1 || (Wo >= 16 && s->C_in <= 32);
+}
+
+/* The dX of a strided conv as an implicit AMX transposed conv (amx_conv.c): algo 5 wherever
+ * it applies (bf16 on AMX, stride > 1, C_out >= 16, pad < kernel); algo 0 for kernels over
+ * 1x1 with W >= 32 and C_out <= 32 (the AMX then multiplies (stride^2 - 1) / stride^2
+ * zeros, which only a copy-bound layer affords). Measured as amx_pick: 32x32 16->32 3x3 s2
+ * 7.9-8.0 / 9.4-9.6, 1x1 s2 6.1-6.3 / 4.9-5.0, 16x16 32->64 3.5-3.8 / 3.6-3.8, 8x8 64->128
+ * 3.4-3.6 / 1.4-1.5. */
+static int amx_dx_pick(const eqm_conv2d_shape *s)
+{
+    if (conv_algo == 5)
+        return nn_amx_conv_dx_ok(s);
+    return conv_algo == 0 && nn_amx_conv_dx_ok(s) && s->kh * s->kw > 1 && s->W >= 32 &&
+           s->C_out <= 32;
 }
 
 /* im2col + sgemm: out = conv(in, w) (beta 0) or out += conv(in, w) (beta 1). */
@@ -713,12 +738,13 @@ int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float
     }
     int adw = dw && amx_dw_pick(s);
     if (bf16_tiles(s) && !(dw && wino_ok(s)) && !adw && !(dw && direct_dw_pick(s)) &&
-        !(din && dx_as_forward_ok(s)))
+        !(din && (dx_as_forward_ok(s) || amx_dx_pick(s))))
         return bwd_bf16(h, s, din, dw, dout, in, w);
     size_t T = tile_images(s, HoWo, (size_t)c.K);
     size_t tile = T * HoWo * (size_t)c.K;
     int ddw = dw && !adw && direct_dw_pick(s);
     int wdw = dw && !adw && !ddw && wino_ok(s), fdx = din && dx_as_forward_ok(s);
+    int adx = din && !fdx && amx_dx_pick(s);
     eqm_conv2d_shape ts;
     dx_shape(s, c.Ho, c.Wo, &ts);
     size_t need_dw = !dw ? 0
@@ -726,9 +752,12 @@ int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float
                      : ddw ? nn_direct_dw_ws_floats(s)
                      : wdw ? nn_wino_ws_floats(s)
                            : bf16_tiles(s) ? 0 : tile;
-    size_t need_dx = !din ? 0 : fdx ? (size_t)Co * c.K + fwd_ws_floats(&ts) : tile;
+    size_t need_dx = !din  ? 0
+                     : fdx ? (size_t)Co * c.K + fwd_ws_floats(&ts)
+                     : adx ? (size_t)Co * c.K + nn_amx_conv_dx_ws_floats(s)
+                           : tile;
     /* the im2col dW and col2im dX share one pass over the tiles: cols then dcols */
-    size_t need = (!wdw && !ddw && !adw && !fdx && dw && din) ? 2 * tile
+    size_t need = (!wdw && !ddw && !adw && !fdx && !adx && dw && din) ? 2 * tile
                                                       : (need_dw > need_dx ? need_dw : need_dx);
     float *buf = ws_get(h, need);
     if (!buf)
@@ -741,15 +770,16 @@ int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float
         nn_wino_dw(h, s, dw, dout, in, buf);
     if (fdx && direct_pick(&ts))
         nn_direct_forward(h, &ts, din, dout, w, !set, buf, s); /* flips w itself */
-    else if (fdx) {
+    else if (fdx || adx) {
         float *wt = buf; /* (C_in, kh, kw, C_out) */
         flip_ctx fc = {s, w, wt};
         nn_parallel(h, (size_t)s->C_in, 8, flip_body, &fc);
-        rc = fwd_any(h, &ts, din, dout, wt, !set, buf + (size_t)Co * c.K);
-        if (rc)
+        if (adx)
+            nn_amx_conv_dx(h, s, din, dout, wt, !set, buf + (size_t)Co * c.K);
+        else if ((rc = fwd_any(h, &ts, din, dout, wt, !set, buf + (size_t)Co * c.K)))
             return rc;
     }
-    int do_dw = dw && !wdw && !ddw && !adw, do_dx = din && !fdx;
+    int do_dw = dw && !wdw && !ddw && !adw, do_dx = din && !fdx && !adx;
     if (!do_dw && !do_dx)
         return EQM_OK;
     if (bf16_tiles(s)) /* what the Winograd dW or the dX as a forward conv left */

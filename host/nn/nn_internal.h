@@ -196,13 +196,20 @@ int nn_gemm_bf16_packed(const nn_bf16_kdims *d, int tA, int M, int N, float alph
     __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512bf16")))
 void nn_amx_begin(void);
 void nn_amx_end(void);
-/* amx_conv.c: a bf16 stride-1 conv forward as an implicit GEMM on AMX (no im2col).
- * nn_amx_conv_ok: the shapes it takes (EQM_NN_BF16, AMX, stride 1, not 1x1 pad 0,
- * C_in >= 16); workspace in floats; accumulate: out += instead of out =. */
+/* amx_conv.c: a bf16 conv forward as an implicit GEMM on AMX (no im2col), and the dX of a
+ * strided conv as the stride-1 conv of dout spread out by the stride (a transposed conv).
+ * nn_amx_conv_ok: the forwards it takes (EQM_NN_BF16, AMX, not a 1x1 stride-1 pad-0 conv,
+ * C_in >= 16); nn_amx_conv_dx_ok: the dX it takes (EQM_NN_BF16, AMX, stride > 1,
+ * C_out >= 16, pad < kernel). Workspace in floats; accumulate: out += instead of out =;
+ * nn_amx_conv_dx takes the flipped, transposed kernel wt (C_in, kh, kw, C_out). */
 int nn_amx_conv_ok(const eqm_conv2d_shape *s);
 size_t nn_amx_conv_ws_floats(const eqm_conv2d_shape *s);
 void nn_amx_conv_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, const float *in,
                          const float *w, int accumulate, float *buf);
+int nn_amx_conv_dx_ok(const eqm_conv2d_shape *s);
+size_t nn_amx_conv_dx_ws_floats(const eqm_conv2d_shape *s);
+void nn_amx_conv_dx(eqm_host *h, const eqm_conv2d_shape *s, float *din, const float *dout,
+                    const float *wt, int accumulate, float *buf);
 /* fp32 -> bf16, round to nearest even, zero/subnormal -> signed zero, NaN stays NaN (the
  * rule of vcvtne2ps2bf16); and back (exact). */
 uint16_t nn_bf16_from_f32(float f);

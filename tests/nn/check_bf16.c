@@ -313,6 +313,14 @@ static const conv_case conv_cases[] = {
                                                     N Hp Wp = 180 not a multiple of 32 */
     {{2, 7, 9, 16, 16, 5, 5, 1, 2, 0}, 5, 0},    /* 5x5 pad 2 on odd sizes */
     {{3, 6, 5, 24, 16, 3, 3, 1, 0, 0}, 5, 0},    /* pad 0, C_in 24 (run 72 of 96) */
+    /* strided convs on AMX (forced by algo 5; the last one is the default path): the
+     * implicit forward at every stride-th row q of an output row, the dX as the stride-1
+     * conv of dout spread out by the stride (without AMX: im2col tiles / col2im) */
+    {{2, 9, 11, 16, 32, 3, 3, 2, 1, 0}, 5, 0},   /* 3x3 s2 on odd sizes */
+    {{3, 8, 8, 32, 40, 3, 3, 2, 1, 0}, 5, 0},    /* C_out 40: a partial panel */
+    {{2, 10, 7, 24, 16, 5, 5, 3, 2, 0}, 5, 0},   /* 5x5 stride 3, C_in 24 */
+    {{2, 6, 6, 16, 16, 3, 3, 2, 0, 0}, 5, 0},    /* pad 0 */
+    {{2, 40, 70, 16, 32, 3, 3, 2, 1, 0}, 0, 0},  /* 35 outputs per row: 3 blocks of 32 */
     /* the small-C_in direct kernels (direct.c; AVX-512F, else im2col): the stems */
     {{2, 11, 19, 3, 32, 3, 3, 1, 1, 0}, 0, 0},   /* CIFAR stem: widths 16 + 2 + 1 */
     {{3, 9, 9, 1, 16, 5, 5, 1, 2, 0}, 0, 0},     /* C_in 1 */

@@ -96,9 +96,9 @@ static int p_bnb(eqm_host *h, const eqm_bn_shape *s, float *di, float *dg, float
 
 static int p_bnb_ex(eqm_host *h, const eqm_bn_shape *s, uint32_t fl, float *di, float *dg,
                     float *db, const float *d, const float *i, const float *o, const float *g,
-                    const float *sv)
+                    const float *bt, const float *sv)
 {
-    PROF(P_BNB, real_nn.batchnorm_backward_ex(h, s, fl, di, dg, db, d, i, o, g, sv));
+    PROF(P_BNB, real_nn.batchnorm_backward_ex(h, s, fl, di, dg, db, d, i, o, g, bt, sv));
 }
 
 static double prof_now(void) { return prof_cpu ? cpu_s() : now_s(); }

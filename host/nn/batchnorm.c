@@ -12,7 +12,10 @@
  *   dbeta += sum g, dgamma += sum g xh, din += gamma inv_std / M (M g - sum g - xh sum g xh).
  *   batchnorm_backward_ex (ABI 1.5) with EQM_NN_SET_DIN writes din = ... instead: the second
  *   pass then stores din without reading it, and the caller skips its memset (bitwise the
- *   result of += into a zeroed din, except that a -0 stays -0).
+ *   result of += into a zeroed din, except that a -0 stays -0). With EQM_NN_RELU_FROM_IN
+ *   (relu = 1) both passes take the mask from x A + B > 0, A and B the forward's floats
+ *   (bn_affine, one function for both; -std=c11 contracts no FMA), instead of reading out:
+ *   the same mask, one stream less per pass (both passes are bound by memory traffic).
  * Statistics: one pass for sum and sum of squares, float over runs of 64 rows, double
  * beyond (the per-run float error is ~1e-7 relative; the double total keeps E[x^2] -
  * mean^2 accurate for |mean| / std up to ~1e3).
@@ -104,6 +107,7 @@ typedef struct {
     const float *a, *b;  /* per channel: y = x a + b (forward) */
     const float *mean, *inv, *k, *mg, *mgx; /* backward per-channel factors */
     int set;             /* backward: EQM_NN_SET_DIN (din =, not +=) */
+    int rin;             /* backward: EQM_NN_RELU_FROM_IN (mask from x a + b, not out) */
 } bn_ctx;
 
 static void rows_of(const bn_ctx *c, size_t t, size_t *r0, size_t *r1)
@@ -159,6 +163,18 @@ NN_HOT static void bn_apply_body(void *vc, size_t b, size_t e)
         else
             for (size_t j = 0; j < C; j++)
                 y[j] = x[j] * A[j] + B[j];
+    }
+}
+
+/* The forward's per-channel affine y = x A + B (then the ReLU): one function, so that the
+ * backward's EQM_NN_RELU_FROM_IN recomputes the same floats and so the same mask. */
+static void bn_affine(const eqm_bn_shape *s, const float *gamma, const float *beta,
+                      const float *mean, const float *inv, float *A, float *B)
+{
+    for (size_t j = 0; j < (size_t)s->C; j++) {
+        float g = s->affine ? gamma[j] : 1.f, bt = s->affine ? beta[j] : 0.f;
+        A[j] = g * inv[j];
+        B[j] = bt - mean[j] * A[j];
     }
 }
 
@@ -240,11 +256,7 @@ int nn_batchnorm_forward(eqm_host *h, const eqm_bn_shape *s, float *out, const f
             inv[j] = (float)(1.0 / sqrt((double)running_var[j] + s->eps));
         }
     }
-    for (size_t j = 0; j < C; j++) {
-        float g = s->affine ? gamma[j] : 1.f, bt = s->affine ? beta[j] : 0.f;
-        A[j] = g * inv[j];
-        B[j] = bt - mean[j] * A[j];
-    }
+    bn_affine(s, gamma, beta, mean, inv, A, B);
     c.a = A, c.b = B;
     nn_parallel(h, M, row_grain(s), bn_apply_body, &c);
     return EQM_OK;
@@ -257,7 +269,7 @@ NN_HOT static void bn_bsum_body(void *vc, size_t tb, size_t te)
     const eqm_bn_shape *s = c->s;
     const size_t C = (size_t)s->C;
     float fs[C], fq[C];
-    const float *mean = c->mean, *inv = c->inv;
+    const float *mean = c->mean, *inv = c->inv, *A = c->a, *B = c->b;
     for (size_t t = tb; t < te; t++) {
         size_t r0, r1;
         rows_of(c, t, &r0, &r1);
@@ -270,7 +282,14 @@ NN_HOT static void bn_bsum_body(void *vc, size_t tb, size_t te)
                 fs[j] = fq[j] = 0.f;
             for (size_t m = m0; m < m1; m++) {
                 const float *x = c->in + m * C, *d = c->dout + m * C, *y = c->cout + m * C;
-                if (s->relu)
+                if (s->relu && c->rin)
+                    for (size_t j = 0; j < C; j++) {
+                        float v = x[j] * A[j] + B[j]; /* bn_apply_body's v */
+                        float g = v > 0.f ? d[j] : 0.f;
+                        fs[j] += g;
+                        fq[j] += g * ((x[j] - mean[j]) * inv[j]);
+                    }
+                else if (s->relu)
                     for (size_t j = 0; j < C; j++) {
                         float g = y[j] > 0.f ? d[j] : 0.f;
                         fs[j] += g;
@@ -298,10 +317,23 @@ NN_HOT static void bn_bdin_body(void *vc, size_t b, size_t e)
     const eqm_bn_shape *s = c->s;
     const size_t C = (size_t)s->C;
     const float *mean = c->mean, *inv = c->inv, *k = c->k, *mg = c->mg, *mgx = c->mgx;
+    const float *A = c->a, *B = c->b;
     for (size_t m = b; m < e; m++) {
         const float *x = c->in + m * C, *d = c->dout + m * C, *y = c->cout + m * C;
         float *dx = c->din + m * C;
-        if (s->relu && c->set)
+        if (s->relu && c->rin && c->set)
+            for (size_t j = 0; j < C; j++) {
+                float v = x[j] * A[j] + B[j];
+                float g = v > 0.f ? d[j] : 0.f;
+                dx[j] = k[j] * (g - mg[j] - (x[j] - mean[j]) * inv[j] * mgx[j]);
+            }
+        else if (s->relu && c->rin)
+            for (size_t j = 0; j < C; j++) {
+                float v = x[j] * A[j] + B[j];
+                float g = v > 0.f ? d[j] : 0.f;
+                dx[j] += k[j] * (g - mg[j] - (x[j] - mean[j]) * inv[j] * mgx[j]);
+            }
+        else if (s->relu && c->set)
             for (size_t j = 0; j < C; j++) {
                 float g = y[j] > 0.f ? d[j] : 0.f;
                 dx[j] = k[j] * (g - mg[j] - (x[j] - mean[j]) * inv[j] * mgx[j]);
@@ -324,30 +356,44 @@ int nn_batchnorm_backward(eqm_host *h, const eqm_bn_shape *s, float *din, float 
                           float *dbeta, const float *dout, const float *in, const float *out,
                           const float *gamma, const float *save)
 {
-    return nn_batchnorm_backward_ex(h, s, 0, din, dgamma, dbeta, dout, in, out, gamma, save);
+    return nn_batchnorm_backward_ex(h, s, 0, din, dgamma, dbeta, dout, in, out, gamma, NULL,
+                                    save);
 }
 
 /* ABI 1.5: flags 0 = batchnorm_backward; EQM_NN_SET_DIN: din overwritten (pass 2 writes
  * it without reading it: the caller's memset and that read both go). */
 int nn_batchnorm_backward_ex(eqm_host *h, const eqm_bn_shape *s, uint32_t flags, float *din,
                              float *dgamma, float *dbeta, const float *dout, const float *in,
-                             const float *out, const float *gamma, const float *save)
+                             const float *out, const float *gamma, const float *beta,
+                             const float *save)
 {
+    const uint32_t known = EQM_NN_SET_DIN | EQM_NN_RELU_FROM_IN;
     const char *op = flags ? "batchnorm_backward_ex" : "batchnorm_backward";
     int rc = bn_check(h, op, s);
     if (rc)
         return rc;
-    if (flags & ~(uint32_t)EQM_NN_SET_DIN)
+    if (flags & ~known)
         return nn_inval(h, op,
-                        "unknown flags 0x%x (this host knows EQM_NN_SET_DIN = 0x%x only)",
-                        (unsigned)(flags & ~(uint32_t)EQM_NN_SET_DIN), (unsigned)EQM_NN_SET_DIN);
+                        "unknown flags 0x%x (this host knows EQM_NN_SET_DIN = 0x%x and "
+                        "EQM_NN_RELU_FROM_IN = 0x%x)",
+                        (unsigned)(flags & ~known), (unsigned)EQM_NN_SET_DIN,
+                        (unsigned)EQM_NN_RELU_FROM_IN);
     if (s->affine && !gamma)
         return nn_inval(h, op, "affine = 1 needs gamma");
-    if (s->relu && !out)
-        return nn_inval(h, op, "relu = 1 needs the forward output");
+    const int rin = s->relu && (flags & EQM_NN_RELU_FROM_IN);
+    if (rin && s->affine && !beta)
+        return nn_inval(h, op, "EQM_NN_RELU_FROM_IN with affine = 1 needs beta (the forward's)");
+    if (s->relu && !rin && !out)
+        return nn_inval(h, op, "relu = 1 needs the forward output (or EQM_NN_RELU_FROM_IN)");
     const size_t M = (size_t)s->M, C = (size_t)s->C;
-    bn_ctx c = {.s = s, .din = din, .dout = dout, .in = in, .cout = s->relu ? out : dout,
-                .mean = save, .inv = save + C, .set = (flags & EQM_NN_SET_DIN) != 0};
+    float ab[2 * C];
+    bn_ctx c = {.s = s, .din = din, .dout = dout, .in = in,
+                .cout = s->relu && !rin ? out : dout, .mean = save, .inv = save + C,
+                .set = (flags & EQM_NN_SET_DIN) != 0, .rin = rin};
+    if (rin) {
+        bn_affine(s, gamma, beta, c.mean, c.inv, ab, ab + C);
+        c.a = ab, c.b = ab + C;
+    }
     c.P = n_parts(s);
     double *pb = part_get(h, c.P * 2 * C);
     if (!pb)

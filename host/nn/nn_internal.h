@@ -98,7 +98,8 @@ int nn_batchnorm_backward(eqm_host *h, const eqm_bn_shape *s, float *din, float 
                           const float *gamma, const float *save);
 int nn_batchnorm_backward_ex(eqm_host *h, const eqm_bn_shape *s, uint32_t flags, float *din,
                              float *dgamma, float *dbeta, const float *dout, const float *in,
-                             const float *out, const float *gamma, const float *save);
+                             const float *out, const float *gamma, const float *beta,
+                             const float *save);
 
 /* elementwise.c */
 int nn_relu_forward(eqm_host *h, size_t n, float *out, const float *in);

@@ -1041,16 +1041,18 @@ static int sd_bnb(eqm_host *h, const eqm_bn_shape *s, float *di, float *dg, floa
 
 static int sd_bnb_ex(eqm_host *h, const eqm_bn_shape *s, uint32_t fl, float *di, float *dg,
                      float *db, const float *d, const float *i, const float *o, const float *g,
-                     const float *sv)
+                     const float *bt, const float *sv)
 {
-    ck_assert_uint_eq(fl, EQM_NN_SET_DIN);
+    ck_assert_uint_eq(fl, EQM_NN_SET_DIN | EQM_NN_RELU_FROM_IN);
     sd_bn_ex++;
-    return sd_real->batchnorm_backward_ex(h, s, fl, di, dg, db, d, i, o, g, sv);
+    /* RELU_FROM_IN: the host must not need the forward output (NULL would be refused) */
+    return sd_real->batchnorm_backward_ex(h, s, fl, di, dg, db, d, i, s->relu ? NULL : o, g,
+                                          bt, sv);
 }
 
 static int sd_bnb_ex_absent(eqm_host *h, const eqm_bn_shape *s, uint32_t fl, float *di,
                             float *dg, float *db, const float *d, const float *i, const float *o,
-                            const float *g, const float *sv)
+                            const float *g, const float *bt, const float *sv)
 {
     ck_abort_msg("the plugin called batchnorm_backward_ex past a 1.4 table's size");
     return EQM_ERR_STATE;

@@ -568,7 +568,9 @@ END_TEST
 
 /* ABI 1.5 batchnorm_backward_ex: EQM_NN_SET_DIN on a NaN din gives the bits of
  * batchnorm_backward into a zeroed din (up to a -0), dgamma/dbeta still accumulate; flags 0
- * is batchnorm_backward (+= into din); an unknown bit is EQM_ERR_INVAL. Training and eval,
+ * is batchnorm_backward (+= into din); EQM_NN_RELU_FROM_IN (with and without SET_DIN, out
+ * not passed when relu = 1) gives the same bits again; an unknown bit is EQM_ERR_INVAL, and
+ * so is RELU_FROM_IN without beta when affine = 1. Training and eval,
  * affine or not, fused ReLU or not, several row parts. */
 START_TEST(test_bn_set_din)
 {
@@ -601,9 +603,24 @@ START_TEST(test_bn_set_din)
                          EQM_OK);
         ck_assert_int_eq(NN()->batchnorm_backward_ex(NULL, &s, EQM_NN_SET_DIN, dx_set,
                                                      g[2] ? dg_set : NULL, g[2] ? db_set : NULL,
-                                                     dy, x, out, g[2] ? gm : NULL, save),
+                                                     dy, x, out, g[2] ? gm : NULL, NULL, save),
+                         EQM_OK);
+        /* EQM_NN_RELU_FROM_IN: the mask from x and the affine, out not passed: same bits */
+        float *dx_rin = malloc(n * sizeof(float)), *dx_rin_add = dup(base, n);
+        for (size_t k = 0; k < n; k++)
+            dx_rin[k] = NAN;
+        ck_assert_int_eq(NN()->batchnorm_backward_ex(NULL, &s,
+                                                     EQM_NN_SET_DIN | EQM_NN_RELU_FROM_IN,
+                                                     dx_rin, NULL, NULL, dy, x, g[3] ? NULL : out,
+                                                     g[2] ? gm : NULL, g[2] ? bt : NULL, save),
+                         EQM_OK);
+        ck_assert_int_eq(NN()->batchnorm_backward_ex(NULL, &s, EQM_NN_RELU_FROM_IN, dx_rin_add,
+                                                     NULL, NULL, dy, x, g[3] ? NULL : out,
+                                                     g[2] ? gm : NULL, g[2] ? bt : NULL, save),
                          EQM_OK);
         char what[96];
+        snprintf(what, sizeof what, "bn relu_from_in case %zu din", i);
+        expect_same_bits(what, dx_rin, dx_acc, n);
         snprintf(what, sizeof what, "bn set_din case %zu din", i);
         expect_same_bits(what, dx_set, dx_acc, n);
         snprintf(what, sizeof what, "bn set_din case %zu dgamma", i);
@@ -615,10 +632,13 @@ START_TEST(test_bn_set_din)
                                                   g[2] ? gm : NULL, save),
                          EQM_OK);
         ck_assert_int_eq(NN()->batchnorm_backward_ex(NULL, &s, 0, dx_add, NULL, NULL, dy, x,
-                                                     out, g[2] ? gm : NULL, save),
+                                                     out, g[2] ? gm : NULL, NULL, save),
                          EQM_OK);
         snprintf(what, sizeof what, "bn flags 0 case %zu din", i);
         expect_same_bits(what, dx_add, dx_ref, n);
+        snprintf(what, sizeof what, "bn relu_from_in += case %zu din", i);
+        expect_same_bits(what, dx_rin_add, dx_ref, n);
+        free(dx_rin), free(dx_rin_add);
         int differs = 0;
         for (size_t k = 0; k < n; k++)
             differs |= dx_add[k] != dx_acc[k];
@@ -630,11 +650,18 @@ START_TEST(test_bn_set_din)
     eqm_bn_shape s = {4, 2, 1, 0, 0, 1e-5f, 0.1f};
     float v[8] = {0}, c2[2] = {1, 1}, sv[4] = {0, 0, 1, 1};
     ck_assert_int_eq(NN()->batchnorm_backward_ex(NULL, &s, 1u << 7, v, NULL, NULL, v, v, v, c2,
-                                                 sv),
+                                                 NULL, sv),
                      EQM_ERR_INVAL);
     ck_assert_int_eq(NN()->batchnorm_backward_ex(NULL, &s, EQM_NN_BF16, v, NULL, NULL, v, v, v,
-                                                 c2, sv),
+                                                 c2, NULL, sv),
                      EQM_ERR_INVAL);
+    eqm_bn_shape sr = {4, 2, 1, 1, 1, 1e-5f, 0.1f}; /* relu, affine: the mask needs beta */
+    ck_assert_int_eq(NN()->batchnorm_backward_ex(NULL, &sr, EQM_NN_RELU_FROM_IN, v, NULL, NULL,
+                                                 v, v, NULL, c2, NULL, sv),
+                     EQM_ERR_INVAL);
+    ck_assert_int_eq(NN()->batchnorm_backward_ex(NULL, &sr, EQM_NN_RELU_FROM_IN, v, NULL, NULL,
+                                                 v, v, NULL, c2, c2, sv),
+                     EQM_OK);
 }
 END_TEST
 

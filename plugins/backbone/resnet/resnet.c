@@ -654,10 +654,11 @@ static int bn_bwd(resnet *r, int N, int train, const unit *u, float *dc, const f
     const float *c = row_ptr(r, N, u->c_off);
     /* `out` is only read with relu = 1; pass a valid buffer anyway */
     const float *out = u->relu ? row_ptr(r, N, u->a_off) : c;
-    if (sd)
-        return nn->batchnorm_backward_ex(r->host, &bs, EQM_NN_SET_DIN, dc, r->grads[u->t0 + 1],
-                                         r->grads[u->t0 + 2], dout, c, out,
-                                         r->params[u->t0 + 1], r->act + u->save_off);
+    if (sd) /* 1.5: the ReLU mask from c and the affine (EQM_NN_RELU_FROM_IN): out unread */
+        return nn->batchnorm_backward_ex(r->host, &bs, EQM_NN_SET_DIN | EQM_NN_RELU_FROM_IN, dc,
+                                         r->grads[u->t0 + 1], r->grads[u->t0 + 2], dout, c,
+                                         out, r->params[u->t0 + 1], r->params[u->t0 + 2],
+                                         r->act + u->save_off);
     zero(dc, (size_t)N * unit_out(u));
     return nn->batchnorm_backward(r->host, &bs, dc, r->grads[u->t0 + 1], r->grads[u->t0 + 2],
                                   dout, c, out, r->params[u->t0 + 1], r->act + u->save_off);

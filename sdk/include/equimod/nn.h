@@ -51,7 +51,13 @@ enum eqm_nn_flags {
                                 its previous contents not read; dw, dgamma, dbeta still
                                 +=. Ignored by conv2d_forward. A 1.4 host ignores it in a
                                 conv shape (it then accumulates): check
-                                EQM_API_HAS(nn, batchnorm_backward_ex) before setting it */
+                                EQM_API_HAS(nn, batchnorm_backward_ex) before setting it */,
+    EQM_NN_RELU_FROM_IN = 1u << 2 /* ABI 1.5. batchnorm_backward_ex with relu = 1: the ReLU
+                                mask (out > 0) is recomputed from `in` and the forward's
+                                affine (in * a + b > 0, a = gamma * inv_std, b = beta -
+                                mean * a, the same float arithmetic as the forward): the
+                                same bits without reading `out` (may then be NULL); needs
+                                beta when affine = 1 */
 };
 
 /* torch.nn.functional.conv2d, no bias, square stride/padding, dilation 1, groups 1.
@@ -186,12 +192,16 @@ typedef struct eqm_nn_api {
      * which also says that conv2d_backward honours EQM_NN_SET_DIN) ---- */
     /* batchnorm_backward with flags: 0 is batchnorm_backward itself (din +=);
      * EQM_NN_SET_DIN: din = dL/din, overwritten without being read (the caller need not
-     * zero it); dgamma, dbeta += in both cases. Any other bit is EQM_ERR_INVAL. */
+     * zero it); dgamma, dbeta += in both cases. EQM_NN_RELU_FROM_IN (relu = 1): the ReLU
+     * mask comes from `in`, gamma, beta and save instead of `out` (one tensor less read by
+     * each of the two passes). Any other bit is EQM_ERR_INVAL. beta: the forward's beta,
+     * read only with EQM_NN_RELU_FROM_IN (and affine = 1), else may be NULL. */
     int (*batchnorm_backward_ex)(eqm_host *h, const eqm_bn_shape *s, uint32_t flags,
                                  float *din, float *dgamma, float *dbeta, /* see flags; += */
                                  const float *dout, const float *in,
-                                 const float *out, /* forward output; used when relu = 1 */
-                                 const float *gamma, const float *save);
+                                 const float *out, /* forward output; used when relu = 1
+                                                      without EQM_NN_RELU_FROM_IN */
+                                 const float *gamma, const float *beta, const float *save);
 } eqm_nn_api;
 
 #ifdef __cplusplus

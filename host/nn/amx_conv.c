@@ -56,8 +56,10 @@
 #include "config.h"
 
 #include <immintrin.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "core.h"
 #include "nn/nn_internal.h"
 
 #define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
@@ -154,6 +156,7 @@ typedef struct {
     uint16_t *xp; /* G slots */
     uint32_t *bp;
     int accumulate;
+    double *gs; /* NULL, or per group 2 Co doubles: sums, sums of squares of the output */
 } amx_ctx;
 
 /* bf16 of 32 floats (n valid, the rest zero) at dst; vcvtne2ps2bf16 rounds as
@@ -196,6 +199,21 @@ BF16_TARGET static void cvt_image(const amx_ctx *c, size_t n, uint16_t *xp)
         const float *src = c->in + (n * s->H + (size_t)y) * len;
         for (size_t i = 0; i < len; i += 32)
             cvt32(dst + i, src + i, len - i < 32 ? (int)(len - i) : 32);
+    }
+}
+
+/* gd[col] += sums, gd[Co + col] += sums of squares, for the nc valid columns of a panel */
+AMX_TARGET static void add_stats(double *gd, size_t Co, int nc, __m512 s0, __m512 s1,
+                                 __m512 q0, __m512 q1)
+{
+    float t[64] __attribute__((aligned(64)));
+    _mm512_store_ps(t, s0);
+    _mm512_store_ps(t + 16, s1);
+    _mm512_store_ps(t + 32, q0);
+    _mm512_store_ps(t + 48, q1);
+    for (int k = 0; k < nc; k++) {
+        gd[k] += t[k];
+        gd[Co + (size_t)k] += t[32 + k];
     }
 }
 
@@ -295,6 +313,7 @@ AMX_TARGET static void fwd_body(void *vc, size_t gb, size_t ge)
                     __mmask16 m0 = nc >= 16 ? 0xffff : (__mmask16)((1u << nc) - 1);
                     __mmask16 m1 =
                         nc >= 32 ? 0xffff : nc <= 16 ? 0 : (__mmask16)((1u << (nc - 16)) - 1);
+                    __m512 s0 = _mm512_setzero_ps(), s1 = s0, sq0 = s0, sq1 = s0;
                     for (int r = 0; r < 32; r++) {
                         if (!dst[r])
                             continue;
@@ -307,7 +326,11 @@ AMX_TARGET static void fwd_body(void *vc, size_t gb, size_t ge)
                         }
                         _mm512_mask_storeu_ps(o, m0, v0);
                         _mm512_mask_storeu_ps(o + 16, m1, v1);
+                        s0 = _mm512_add_ps(s0, v0), s1 = _mm512_add_ps(s1, v1);
+                        sq0 = _mm512_fmadd_ps(v0, v0, sq0), sq1 = _mm512_fmadd_ps(v1, v1, sq1);
                     }
+                    if (c->gs) /* BN statistics: float over the block's rows, then double */
+                        add_stats(c->gs + g * 2 * Co + 32 * (size_t)j, Co, nc, s0, s1, sq0, sq1);
                 }
             }
         }
@@ -316,14 +339,45 @@ AMX_TARGET static void fwd_body(void *vc, size_t gb, size_t ge)
 }
 
 static void run(eqm_host *h, const amx_plan *pp, float *out, const float *in, const float *w,
-                int accumulate, float *buf);
+                int accumulate, float *buf, double *gs);
+
+/* Per-group statistics partials (G x 2 Co doubles): grown at the first call that needs
+ * more, never shrunk (no allocation once the first training step has run). */
+static double *gpart;
+static size_t gpart_n;
+
+int nn_amx_conv_forward_stats(eqm_host *h, const eqm_conv2d_shape *s, float *out,
+                              const float *in, const float *w, float *buf, double *stats)
+{
+    amx_plan p;
+    plan(s, 0, &p);
+    size_t n = p.G * 2 * (size_t)p.Co;
+    if (n > gpart_n) {
+        double *q = realloc(gpart, n * sizeof(double));
+        if (!q) {
+            host_api()->set_error(h, EQM_ERR_NOMEM, "nn.conv2d_forward_stats: out of memory");
+            return EQM_ERR_NOMEM;
+        }
+        gpart = q, gpart_n = n;
+    }
+    memset(gpart, 0, n * sizeof(double));
+    run(h, &p, out, in, w, 0, buf, gpart);
+    /* groups in order: the same sums for a given thread count */
+    for (size_t k = 0; k < 2 * (size_t)p.Co; k++) {
+        double a = 0;
+        for (size_t g = 0; g < p.G; g++)
+            a += gpart[g * 2 * (size_t)p.Co + k];
+        stats[k] = a;
+    }
+    return EQM_OK;
+}
 
 void nn_amx_conv_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, const float *in,
                          const float *w, int accumulate, float *buf)
 {
     amx_plan p;
     plan(s, 0, &p);
-    run(h, &p, out, in, w, accumulate, buf);
+    run(h, &p, out, in, w, accumulate, buf, NULL);
 }
 
 void nn_amx_conv_dx(eqm_host *h, const eqm_conv2d_shape *s, float *din, const float *dout,
@@ -331,14 +385,14 @@ void nn_amx_conv_dx(eqm_host *h, const eqm_conv2d_shape *s, float *din, const fl
 {
     amx_plan p;
     plan(s, 1, &p);
-    run(h, &p, din, dout, wt, accumulate, buf);
+    run(h, &p, din, dout, wt, accumulate, buf, NULL);
 }
 
 static void run(eqm_host *h, const amx_plan *pp, float *out, const float *in, const float *w,
-                int accumulate, float *buf)
+                int accumulate, float *buf, double *gs)
 {
     amx_plan p = *pp;
-    amx_ctx c = {.p = &p, .in = in, .w = w, .out = out, .accumulate = accumulate};
+    amx_ctx c = {.p = &p, .in = in, .w = w, .out = out, .accumulate = accumulate, .gs = gs};
     c.bp = (uint32_t *)(void *)buf;
     c.xp = (uint16_t *)(void *)(buf + (bp_uint32(&p) + 15) / 16 * 16);
     nn_parallel(h, (size_t)p.np, 1, pack_w_body, &c);

@@ -203,19 +203,56 @@ static size_t row_grain(const eqm_bn_shape *s)
     return g ? g : 1;
 }
 
+/* stats (2C) = per channel [sum, sum of squares] of the (M, C) matrix x: the pass of
+ * bn_stats_body over P row parts, then their totals (conv2d_forward_stats takes it for the
+ * conv paths that do not sum in their own epilogue). */
+int nn_bn_sums(eqm_host *h, size_t M, size_t C, const float *x, double *stats)
+{
+    eqm_bn_shape s = {(int)M, (int)C, 1, 0, 0, 1e-5f, 0.1f};
+    bn_ctx c = {.s = &s, .in = x};
+    c.P = n_parts(&s);
+    double *pb = part_get(h, c.P * 2 * C);
+    if (!pb)
+        return EQM_ERR_NOMEM;
+    c.part = pb;
+    nn_parallel(h, c.P, 1, bn_stats_body, &c);
+    for (size_t j = 0; j < 2 * C; j++) {
+        double a = 0;
+        for (size_t t = 0; t < c.P; t++)
+            a += pb[t * 2 * C + j];
+        stats[j] = a;
+    }
+    return EQM_OK;
+}
+
 int nn_batchnorm_forward(eqm_host *h, const eqm_bn_shape *s, float *out, const float *in,
                          const float *gamma, const float *beta, float *running_mean,
                          float *running_var, float *save)
 {
-    int rc = bn_check(h, "batchnorm_forward", s);
+    return nn_batchnorm_forward_ex(h, s, 0, out, in, gamma, beta, running_mean, running_var,
+                                   save, NULL);
+}
+
+/* ABI 1.5: stats (2C: per channel sum, sum of squares of `in`, as conv2d_forward_stats
+ * returns them), when given and train = 1, replace the statistics pass over in. */
+int nn_batchnorm_forward_ex(eqm_host *h, const eqm_bn_shape *s, uint32_t flags, float *out,
+                            const float *in, const float *gamma, const float *beta,
+                            float *running_mean, float *running_var, float *save,
+                            const double *stats)
+{
+    const char *op = flags || stats ? "batchnorm_forward_ex" : "batchnorm_forward";
+    int rc = bn_check(h, op, s);
     if (rc)
         return rc;
+    if (flags)
+        return nn_inval(h, op, "unknown flags 0x%x (this host knows none for the forward)",
+                        (unsigned)flags);
     if (s->affine && (!gamma || !beta))
-        return nn_inval(h, "batchnorm_forward", "affine = 1 needs gamma and beta");
+        return nn_inval(h, op, "affine = 1 needs gamma and beta");
     if (!s->train && (!running_mean || !running_var))
-        return nn_inval(h, "batchnorm_forward", "train = 0 needs running_mean and running_var");
+        return nn_inval(h, op, "train = 0 needs running_mean and running_var");
     if (!save)
-        return nn_inval(h, "batchnorm_forward", "save (2C floats) is required");
+        return nn_inval(h, op, "save (2C floats) is required");
     const size_t M = (size_t)s->M, C = (size_t)s->C;
     bn_ctx c = {.s = s, .in = in, .out = out};
     /* per-channel a, b live after the partial sums in the same buffer */
@@ -227,15 +264,20 @@ int nn_batchnorm_forward(eqm_host *h, const eqm_bn_shape *s, float *out, const f
     float ab[2 * C], *A = ab, *B = ab + C;
     float *mean = save, *inv = save + C;
     if (s->train) {
-        nn_parallel(h, c.P, 1, bn_stats_body, &c);
+        if (stats) { /* the conv's epilogue summed them: one partial */
+            memcpy(pb, stats, 2 * C * sizeof(double));
+            c.P = 1;
+        } else {
+            nn_parallel(h, c.P, 1, bn_stats_body, &c);
+        }
         /* st = [sum (C), sum of squares (C), rows]: all-reduced under SyncBN */
         double *st = bn_totals(pb, c.P, C, M);
         if (!st)
-            return nn_inval(h, "batchnorm_forward", "out of memory for %zu totals", C);
+            return nn_inval(h, op, "out of memory for %zu totals", C);
         if (dist_nn_flags() & DIST_NN_SYNC_BN) {
             rc = dist_allreduce_f64(st, 2 * C + 1);
             if (rc)
-                return bn_dist_fail(h, "batchnorm_forward", rc);
+                return bn_dist_fail(h, op, rc);
         }
         const double Mg = st[2 * C];
         for (size_t j = 0; j < C; j++) {

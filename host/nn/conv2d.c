@@ -639,6 +639,31 @@ int nn_conv2d_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, const 
     return fwd_any(h, s, out, in, w, 0, buf);
 }
 
+/* forward + per output channel [sum, sum of squares] of out (ABI 1.5): the implicit AMX
+ * kernel sums in its epilogue (the rows it stores are still in registers); every other
+ * path runs as conv2d_forward, then BN's statistics pass over out. */
+int nn_conv2d_forward_stats(eqm_host *h, const eqm_conv2d_shape *s, float *out,
+                            const float *in, const float *w, double *stats)
+{
+    int Ho, Wo;
+    eqm_conv2d_shape sp;
+    s = with_precision(s, &sp);
+    algo_from_env();
+    int rc = conv_check(h, "conv2d_forward_stats", s, &Ho, &Wo);
+    if (rc)
+        return rc;
+    if (!stats)
+        return nn_inval(h, "conv2d_forward_stats", "stats (2 C_out doubles) is required");
+    float *buf = ws_get(h, fwd_ws_floats(s));
+    if (!buf && fwd_ws_floats(s))
+        return EQM_ERR_NOMEM;
+    if (!direct_pick(s) && !wino_ok(s) && amx_pick(s))
+        return nn_amx_conv_forward_stats(h, s, out, in, w, buf, stats);
+    if ((rc = fwd_any(h, s, out, in, w, 0, buf)))
+        return rc;
+    return nn_bn_sums(h, (size_t)s->N * Ho * Wo, (size_t)s->C_out, out, stats);
+}
+
 /* dX of a stride-1 conv as a forward conv of dout: din = conv(dout, w~, pad k-1-pad) with
  * w~[ci][a][b][co] = w[co][kh-1-a][kw-1-b][ci] (flipped, in/out swapped). */
 static void dx_shape(const eqm_conv2d_shape *s, int Ho, int Wo, eqm_conv2d_shape *t);

@@ -59,6 +59,8 @@ static const eqm_nn_api table = {
     .softmax_xent_backward = nn_softmax_xent_backward,
     .sgemm = nn_sgemm_api,
     .batchnorm_backward_ex = nn_batchnorm_backward_ex,
+    .conv2d_forward_stats = nn_conv2d_forward_stats,
+    .batchnorm_forward_ex = nn_batchnorm_forward_ex,
 };
 
 const eqm_nn_api *nn_api_table(void) { return &table; }

@@ -96,6 +96,14 @@ int nn_batchnorm_forward(eqm_host *h, const eqm_bn_shape *s, float *out, const f
 int nn_batchnorm_backward(eqm_host *h, const eqm_bn_shape *s, float *din, float *dgamma,
                           float *dbeta, const float *dout, const float *in, const float *out,
                           const float *gamma, const float *save);
+int nn_batchnorm_forward_ex(eqm_host *h, const eqm_bn_shape *s, uint32_t flags, float *out,
+                            const float *in, const float *gamma, const float *beta,
+                            float *running_mean, float *running_var, float *save,
+                            const double *stats);
+/* per channel [sum, sum of squares] (2C doubles) of an (M, C) matrix: BN's statistics pass */
+int nn_bn_sums(eqm_host *h, size_t M, size_t C, const float *x, double *stats);
+int nn_conv2d_forward_stats(eqm_host *h, const eqm_conv2d_shape *s, float *out,
+                            const float *in, const float *w, double *stats);
 int nn_batchnorm_backward_ex(eqm_host *h, const eqm_bn_shape *s, uint32_t flags, float *din,
                              float *dgamma, float *dbeta, const float *dout, const float *in,
                              const float *out, const float *gamma, const float *beta,
@@ -207,6 +215,10 @@ int nn_amx_conv_ok(const eqm_conv2d_shape *s);
 size_t nn_amx_conv_ws_floats(const eqm_conv2d_shape *s);
 void nn_amx_conv_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, const float *in,
                          const float *w, int accumulate, float *buf);
+/* the forward with per output channel [sum, sum of squares] (2 C_out doubles) summed in
+ * the epilogue; returns EQM_OK or EQM_ERR_NOMEM */
+int nn_amx_conv_forward_stats(eqm_host *h, const eqm_conv2d_shape *s, float *out,
+                              const float *in, const float *w, float *buf, double *stats);
 int nn_amx_conv_dx_ok(const eqm_conv2d_shape *s);
 size_t nn_amx_conv_dx_ws_floats(const eqm_conv2d_shape *s);
 void nn_amx_conv_dx(eqm_host *h, const eqm_conv2d_shape *s, float *din, const float *dout,

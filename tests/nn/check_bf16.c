@@ -459,6 +459,87 @@ START_TEST(test_small_rounding)
 }
 END_TEST
 
+/* ABI 1.5 conv2d_forward_stats: out is bit for bit conv2d_forward's (fp32 and bf16, every
+ * kernel: loop index = native mode as test_conv), and stats (per channel sum and sum of
+ * squares) agree with a double sum of that out. Bound: float sums over at most 64 rows
+ * (BN's runs; the AMX epilogue sums 32-row blocks) added in double, so per channel
+ * |err| <= (64 + 2) u S with S the sum of |v| (of v^2 for the squares). Then
+ * batchnorm_forward_ex with those stats: within the same bound of batchnorm_forward, and
+ * its flags and stats arguments are checked. Shapes: the quickstart's 32x32 16->16 (AMX
+ * implicit), a strided 16->32, C_out 40 (a partial panel), the stem (small direct). */
+START_TEST(test_conv_stats)
+{
+    if (!set_mode(_i))
+        return;
+    host_threads_init(2);
+    static const int cfg[][9] = {
+        /* N, H, W, Ci, Co, k, stride, pad, algo */
+        {4, 32, 32, 16, 16, 3, 1, 1, 0}, {3, 16, 16, 16, 32, 3, 2, 1, 5},
+        {2, 8, 8, 32, 40, 3, 1, 1, 0},   {2, 11, 9, 3, 16, 3, 1, 1, 0},
+    };
+    for (size_t i = 0; i < sizeof cfg / sizeof *cfg; i++)
+        for (int bf = 0; bf < 2; bf++) {
+            const int *g = cfg[i];
+            eqm_conv2d_shape s = {g[0], g[1], g[2], g[3], g[4], g[5], g[5], g[6], g[7],
+                                  bf ? EQM_NN_BF16 : 0u};
+            nn_conv2d_set_algo(g[8]);
+            int Ho = (g[1] + 2 * g[7] - g[5]) / g[6] + 1, Wo = (g[2] + 2 * g[7] - g[5]) / g[6] + 1;
+            size_t M = (size_t)g[0] * Ho * Wo, C = (size_t)g[4], no = M * C;
+            size_t ni = (size_t)g[0] * g[1] * g[2] * g[3], nw = C * g[5] * g[5] * g[3];
+            float *x = rnd(ni, 1.f), *w = rnd(nw, 0.3f), *o1 = zeros(no), *o2 = zeros(no);
+            for (size_t k = 0; k < ni; k++)
+                x[k] += 0.5f; /* a mean away from 0: sums of squares are not sums of noise */
+            double st[2 * C];
+            ck_assert_int_eq(NN()->conv2d_forward(NULL, &s, o1, x, w), EQM_OK);
+            ck_assert_int_eq(NN()->conv2d_forward_stats(NULL, &s, o2, x, w, st), EQM_OK);
+            ck_assert_msg(!memcmp(o1, o2, no * sizeof(float)),
+                          "conv stats case %zu bf16 %d: out differs from conv2d_forward", i, bf);
+            double worst = 0;
+            for (size_t j = 0; j < C; j++) {
+                double sum = 0, sq = 0, as = 0;
+                for (size_t m = 0; m < M; m++) {
+                    double v = o1[m * C + j];
+                    sum += v, sq += v * v, as += fabs(v);
+                }
+                double e1 = fabs(st[j] - sum) / ((64 + 2) * U24 * as + 1e-30);
+                double e2 = fabs(st[C + j] - sq) / ((64 + 2) * U24 * sq + 1e-30);
+                if (e1 > worst)
+                    worst = e1;
+                if (e2 > worst)
+                    worst = e2;
+            }
+            fprintf(stderr, "conv stats case %zu bf16 %d: worst error %.3f of its bound\n", i,
+                    bf, worst);
+            ck_assert_msg(worst <= 1.0, "conv stats case %zu bf16 %d: %.3f of the bound", i, bf,
+                          worst);
+            /* BN with those stats against BN summing them itself */
+            eqm_bn_shape bs = {(int)M, (int)C, 1, 1, 1, 1e-5f, 0.1f};
+            float *gm = rnd(C, 1.f), *bt = rnd(C, 1.f), *rm1 = zeros(C), *rv1 = zeros(C);
+            float *rm2 = zeros(C), *rv2 = zeros(C), *sv1 = zeros(2 * C), *sv2 = zeros(2 * C);
+            float *a1 = zeros(no), *a2 = zeros(no);
+            ck_assert_int_eq(NN()->batchnorm_forward(NULL, &bs, a1, o1, gm, bt, rm1, rv1, sv1),
+                             EQM_OK);
+            ck_assert_int_eq(NN()->batchnorm_forward_ex(NULL, &bs, 0, a2, o1, gm, bt, rm2, rv2,
+                                                        sv2, st),
+                             EQM_OK);
+            for (size_t j = 0; j < 2 * C; j++) /* mean, inv_std: ~1e-6 relative */
+                ck_assert_msg(fabs((double)sv1[j] - sv2[j]) <= 1e-5 * fabs((double)sv1[j]) + 1e-6,
+                              "bn with conv stats case %zu: save[%zu] %.9g vs %.9g", i, j,
+                              (double)sv2[j], (double)sv1[j]);
+            ck_assert_int_eq(NN()->batchnorm_forward_ex(NULL, &bs, 1u, a2, o1, gm, bt, rm2, rv2,
+                                                        sv2, st),
+                             EQM_ERR_INVAL);
+            free(x), free(w), free(o1), free(o2), free(gm), free(bt), free(rm1), free(rv1),
+                free(rm2), free(rv2), free(sv1), free(sv2), free(a1), free(a2);
+        }
+    eqm_conv2d_shape s = {1, 4, 4, 16, 16, 3, 3, 1, 1, 0};
+    float v[256] = {0};
+    ck_assert_int_eq(NN()->conv2d_forward_stats(NULL, &s, v, v, v, NULL), EQM_ERR_INVAL);
+    nn_conv2d_set_algo(0);
+    nn_bf16_set_native(2);
+}
+END_TEST
+
 /* The implicit AMX dW (amx_dw.c) sums 4 fixed reduction groups and slices its blocks by the
  * thread count: dw must come out bit for bit the same at 1 and 2 threads. The pool's size
  * is set once per process, so a child process (fork, before this one starts its pool)
@@ -670,6 +751,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_conv, 0, 3 * N_CONV);
     tcase_add_test(tc, test_conv_precision);
     tcase_add_test(tc, test_small_rounding);
+    tcase_add_loop_test(tc, test_conv_stats, 0, 3);
     tcase_add_test(tc, test_amx_dw_threads_bitwise);
     tcase_add_loop_test(tc, test_linear, 0, 9);
     tcase_add_test(tc, test_losses_stay_fp32);

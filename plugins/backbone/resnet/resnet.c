@@ -482,7 +482,12 @@ static int unit_fwd(pass *p, const unit *u, const float *in, float *c, float *ou
     eqm_conv2d_shape cs;
     eqm_bn_shape bs;
     conv_shape(u, p->N, &cs);
-    int st = nn->conv2d_forward(r->host, &cs, c, in, p->w[u->t0]);
+    /* ABI 1.5, training: the conv sums the BN statistics of c as it writes it (where its
+     * kernel can), and BN skips its own pass over c */
+    int fused = p->train && EQM_API_HAS(nn, batchnorm_forward_ex) && nn->batchnorm_forward_ex;
+    double stats[fused ? 2 * u->C_out : 1];
+    int st = fused ? nn->conv2d_forward_stats(r->host, &cs, c, in, p->w[u->t0], stats)
+                   : nn->conv2d_forward(r->host, &cs, c, in, p->w[u->t0]);
     if (st < 0)
         return st;
     bn_shape(u, p->N, p->train, u->relu, &bs);
@@ -493,6 +498,9 @@ static int unit_fwd(pass *p, const unit *u, const float *in, float *c, float *ou
         memcpy(rm, p->w[u->t0 + 3], (size_t)u->C_out * sizeof(float));
         memcpy(rv, p->w[u->t0 + 4], (size_t)u->C_out * sizeof(float));
     }
+    if (fused)
+        return nn->batchnorm_forward_ex(r->host, &bs, 0, out, c, p->w[u->t0 + 1],
+                                        p->w[u->t0 + 2], rm, rv, save, stats);
     return nn->batchnorm_forward(r->host, &bs, out, c, p->w[u->t0 + 1], p->w[u->t0 + 2], rm, rv,
                                  save);
 }

@@ -202,6 +202,19 @@ typedef struct eqm_nn_api {
                                  const float *out, /* forward output; used when relu = 1
                                                       without EQM_NN_RELU_FROM_IN */
                                  const float *gamma, const float *beta, const float *save);
+    /* conv2d_forward that also returns, per output channel, the sum and the sum of squares
+     * of what it wrote (stats: 2 C_out doubles, sums then squares): where the host's conv
+     * kernel sums them in its epilogue, the separate pass of batchnorm_forward over out
+     * goes (pass them to batchnorm_forward_ex). */
+    int (*conv2d_forward_stats)(eqm_host *h, const eqm_conv2d_shape *s, float *out,
+                                const float *in, const float *w, double *stats);
+    /* batchnorm_forward with flags (0: none defined yet; any bit is EQM_ERR_INVAL) and,
+     * when train = 1, the statistics of `in` already summed (stats: 2C doubles from
+     * conv2d_forward_stats over exactly this `in`), or NULL: summed here. */
+    int (*batchnorm_forward_ex)(eqm_host *h, const eqm_bn_shape *s, uint32_t flags, float *out,
+                                const float *in, const float *gamma, const float *beta,
+                                float *running_mean, float *running_var, float *save,
+                                const double *stats);
 } eqm_nn_api;
 
 #ifdef __cplusplus

@@ -104,6 +104,7 @@ typedef struct {
     double *part;      /* (P, 2C) */
     float *out, *din;
     const float *in, *dout, *cout;
+    const float *res;    /* forward: EQM_NN_ADD_RESIDUAL's residual, or NULL */
     const float *a, *b;  /* per channel: y = x a + b (forward) */
     const float *mean, *inv, *k, *mg, *mgx; /* backward per-channel factors */
     int set;             /* backward: EQM_NN_SET_DIN (din =, not +=) */
@@ -155,7 +156,17 @@ NN_HOT static void bn_apply_body(void *vc, size_t b, size_t e)
     for (size_t m = b; m < e; m++) {
         const float *x = c->in + m * C;
         float *y = c->out + m * C;
-        if (c->s->relu)
+        if (c->res) { /* (x A + B) + r, then the ReLU: BN, then add + ReLU, in one pass */
+            const float *r = c->res + m * C;
+            if (c->s->relu)
+                for (size_t j = 0; j < C; j++) {
+                    float v = x[j] * A[j] + B[j] + r[j];
+                    y[j] = v > 0.f ? v : 0.f;
+                }
+            else
+                for (size_t j = 0; j < C; j++)
+                    y[j] = x[j] * A[j] + B[j] + r[j];
+        } else if (c->s->relu)
             for (size_t j = 0; j < C; j++) {
                 float v = x[j] * A[j] + B[j];
                 y[j] = v > 0.f ? v : 0.f;
@@ -229,24 +240,27 @@ int nn_batchnorm_forward(eqm_host *h, const eqm_bn_shape *s, float *out, const f
                          const float *gamma, const float *beta, float *running_mean,
                          float *running_var, float *save)
 {
-    return nn_batchnorm_forward_ex(h, s, 0, out, in, gamma, beta, running_mean, running_var,
-                                   save, NULL);
+    return nn_batchnorm_forward_ex(h, s, 0, out, in, NULL, gamma, beta, running_mean,
+                                   running_var, save, NULL);
 }
 
 /* ABI 1.5: stats (2C: per channel sum, sum of squares of `in`, as conv2d_forward_stats
  * returns them), when given and train = 1, replace the statistics pass over in. */
 int nn_batchnorm_forward_ex(eqm_host *h, const eqm_bn_shape *s, uint32_t flags, float *out,
-                            const float *in, const float *gamma, const float *beta,
-                            float *running_mean, float *running_var, float *save,
-                            const double *stats)
+                            const float *in, const float *residual, const float *gamma,
+                            const float *beta, float *running_mean, float *running_var,
+                            float *save, const double *stats)
 {
     const char *op = flags || stats ? "batchnorm_forward_ex" : "batchnorm_forward";
     int rc = bn_check(h, op, s);
     if (rc)
         return rc;
-    if (flags)
-        return nn_inval(h, op, "unknown flags 0x%x (this host knows none for the forward)",
-                        (unsigned)flags);
+    if (flags & ~(uint32_t)EQM_NN_ADD_RESIDUAL)
+        return nn_inval(h, op, "unknown flags 0x%x (this host knows EQM_NN_ADD_RESIDUAL = 0x%x)",
+                        (unsigned)(flags & ~(uint32_t)EQM_NN_ADD_RESIDUAL),
+                        (unsigned)EQM_NN_ADD_RESIDUAL);
+    if ((flags & EQM_NN_ADD_RESIDUAL) && !residual)
+        return nn_inval(h, op, "EQM_NN_ADD_RESIDUAL needs the residual (M, C)");
     if (s->affine && (!gamma || !beta))
         return nn_inval(h, op, "affine = 1 needs gamma and beta");
     if (!s->train && (!running_mean || !running_var))
@@ -254,7 +268,8 @@ int nn_batchnorm_forward_ex(eqm_host *h, const eqm_bn_shape *s, uint32_t flags, 
     if (!save)
         return nn_inval(h, op, "save (2C floats) is required");
     const size_t M = (size_t)s->M, C = (size_t)s->C;
-    bn_ctx c = {.s = s, .in = in, .out = out};
+    bn_ctx c = {.s = s, .in = in, .out = out,
+                .res = (flags & EQM_NN_ADD_RESIDUAL) ? residual : NULL};
     /* per-channel a, b live after the partial sums in the same buffer */
     c.P = n_parts(s);
     double *pb = part_get(h, c.P * 2 * C);

@@ -97,9 +97,9 @@ int nn_batchnorm_backward(eqm_host *h, const eqm_bn_shape *s, float *din, float 
                           float *dbeta, const float *dout, const float *in, const float *out,
                           const float *gamma, const float *save);
 int nn_batchnorm_forward_ex(eqm_host *h, const eqm_bn_shape *s, uint32_t flags, float *out,
-                            const float *in, const float *gamma, const float *beta,
-                            float *running_mean, float *running_var, float *save,
-                            const double *stats);
+                            const float *in, const float *residual, const float *gamma,
+                            const float *beta, float *running_mean, float *running_var,
+                            float *save, const double *stats);
 /* per channel [sum, sum of squares] (2C doubles) of an (M, C) matrix: BN's statistics pass */
 int nn_bn_sums(eqm_host *h, size_t M, size_t C, const float *x, double *stats);
 int nn_conv2d_forward_stats(eqm_host *h, const eqm_conv2d_shape *s, float *out,

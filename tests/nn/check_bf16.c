@@ -519,14 +519,14 @@ START_TEST(test_conv_stats)
             float *a1 = zeros(no), *a2 = zeros(no);
             ck_assert_int_eq(NN()->batchnorm_forward(NULL, &bs, a1, o1, gm, bt, rm1, rv1, sv1),
                              EQM_OK);
-            ck_assert_int_eq(NN()->batchnorm_forward_ex(NULL, &bs, 0, a2, o1, gm, bt, rm2, rv2,
+            ck_assert_int_eq(NN()->batchnorm_forward_ex(NULL, &bs, 0, a2, o1, NULL, gm, bt, rm2, rv2,
                                                         sv2, st),
                              EQM_OK);
             for (size_t j = 0; j < 2 * C; j++) /* mean, inv_std: ~1e-6 relative */
                 ck_assert_msg(fabs((double)sv1[j] - sv2[j]) <= 1e-5 * fabs((double)sv1[j]) + 1e-6,
                               "bn with conv stats case %zu: save[%zu] %.9g vs %.9g", i, j,
                               (double)sv2[j], (double)sv1[j]);
-            ck_assert_int_eq(NN()->batchnorm_forward_ex(NULL, &bs, 1u, a2, o1, gm, bt, rm2, rv2,
+            ck_assert_int_eq(NN()->batchnorm_forward_ex(NULL, &bs, 1u, a2, o1, NULL, gm, bt, rm2, rv2,
                                                         sv2, st),
                              EQM_ERR_INVAL);
             free(x), free(w), free(o1), free(o2), free(gm), free(bt), free(rm1), free(rv1),

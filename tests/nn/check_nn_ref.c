@@ -665,6 +665,65 @@ START_TEST(test_bn_set_din)
 }
 END_TEST
 
+/* ABI 1.5 batchnorm_forward_ex with EQM_NN_ADD_RESIDUAL: out = relu(bn(x) + r) (or without
+ * the ReLU) is, bit for bit, batchnorm_forward without ReLU followed by the add and the
+ * ReLU in float (the ResNet block's end it replaces); running statistics and save agree
+ * too. Training and eval, affine or not; the flag without a residual, and an unknown bit,
+ * are EQM_ERR_INVAL. */
+START_TEST(test_bn_residual)
+{
+    static const int cfg[][4] = {
+        /* M, C, affine, relu */
+        {30, 20, 1, 1}, {260, 9, 0, 1}, {4096, 16, 1, 1}, {24, 5, 1, 0},
+    };
+    host_threads_init(2);
+    for (size_t i = 0; i < 2 * sizeof cfg / sizeof *cfg; i++) {
+        const int *g = cfg[i / 2];
+        int train = i % 2 == 0;
+        eqm_bn_shape s = {g[0], g[1], train, g[2], g[3], 1e-5f, 0.1f};
+        eqm_bn_shape s0 = s;
+        s0.relu = 0;
+        size_t n = (size_t)g[0] * g[1], C = (size_t)g[1];
+        float *x = rnd(n, 2.f), *res = rnd(n, 1.5f), *gm = rnd(C, 1.f), *bt = rnd(C, 1.f);
+        float *rm1 = rnd(C, 0.2f), *rv1 = rnd(C, 0.4f), *rm2, *rv2;
+        for (size_t k = 0; k < C; k++)
+            rv1[k] += 1.f;
+        rm2 = dup(rm1, C), rv2 = dup(rv1, C);
+        float *o1 = zeros(n), *o2 = zeros(n), *sv1 = zeros(2 * C), *sv2 = zeros(2 * C);
+        ck_assert_int_eq(NN()->batchnorm_forward(NULL, &s0, o1, x, g[2] ? gm : NULL,
+                                                 g[2] ? bt : NULL, rm1, rv1, sv1),
+                         EQM_OK);
+        for (size_t k = 0; k < n; k++) {
+            float v = o1[k] + res[k];
+            o1[k] = g[3] ? (v > 0.f ? v : 0.f) : v;
+        }
+        ck_assert_int_eq(NN()->batchnorm_forward_ex(NULL, &s, EQM_NN_ADD_RESIDUAL, o2, x, res,
+                                                    g[2] ? gm : NULL, g[2] ? bt : NULL, rm2,
+                                                    rv2, sv2, NULL),
+                         EQM_OK);
+        char what[96];
+        snprintf(what, sizeof what, "bn residual case %zu out", i);
+        expect_same_bits(what, o2, o1, n);
+        snprintf(what, sizeof what, "bn residual case %zu save", i);
+        expect_same_bits(what, sv2, sv1, 2 * C);
+        snprintf(what, sizeof what, "bn residual case %zu running mean", i);
+        expect_same_bits(what, rm2, rm1, C);
+        snprintf(what, sizeof what, "bn residual case %zu running var", i);
+        expect_same_bits(what, rv2, rv1, C);
+        free(x), free(res), free(gm), free(bt), free(rm1), free(rv1), free(rm2), free(rv2),
+            free(o1), free(o2), free(sv1), free(sv2);
+    }
+    eqm_bn_shape s = {4, 2, 1, 0, 0, 1e-5f, 0.1f};
+    float v[8] = {0}, c2[2] = {1, 1}, sv[4] = {0};
+    ck_assert_int_eq(NN()->batchnorm_forward_ex(NULL, &s, EQM_NN_ADD_RESIDUAL, v, v, NULL, NULL,
+                                                NULL, c2, c2, sv, NULL),
+                     EQM_ERR_INVAL);
+    ck_assert_int_eq(NN()->batchnorm_forward_ex(NULL, &s, EQM_NN_SET_DIN, v, v, v, NULL, NULL, c2,
+                                                c2, sv, NULL),
+                     EQM_ERR_INVAL);
+}
+END_TEST
+
 START_TEST(test_table)
 {
     const eqm_nn_api *nn = NN();
@@ -689,6 +748,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_conv_ref, 0, 5 * (int)(sizeof conv_cases / sizeof *conv_cases));
     tcase_add_test(tc, test_conv_direct_vs_im2col);
     tcase_add_test(tc, test_conv_small_same_sums);
+    tcase_add_test(tc, test_bn_residual);
     tcase_add_test(tc, test_conv_default_vs_im2col);
     tcase_add_test(tc, test_sgemm_split);
     tcase_add_loop_test(tc, test_conv_set_din, 0, 4 * 6);

@@ -474,8 +474,19 @@ static void bn_shape(const unit *u, int N, int train, int relu, eqm_bn_shape *s)
     s->momentum = 0.1f;
 }
 
+static int unit_fwd_res(pass *p, const unit *u, const float *in, float *c, float *out,
+                        const float *res);
+
 /* conv(in -> c) then BN(c -> out) with the unit's ReLU flag. */
 static int unit_fwd(pass *p, const unit *u, const float *in, float *c, float *out)
+{
+    return unit_fwd_res(p, u, in, c, out, NULL);
+}
+
+/* The same with res != NULL (only where the host has batchnorm_forward_ex): out =
+ * relu(BN(c) + res), a block's end in one host pass (ABI 1.5 EQM_NN_ADD_RESIDUAL). */
+static int unit_fwd_res(pass *p, const unit *u, const float *in, float *c, float *out,
+                        const float *res)
 {
     resnet *r = p->r;
     const eqm_nn_api *nn = r->api->nn;
@@ -484,13 +495,15 @@ static int unit_fwd(pass *p, const unit *u, const float *in, float *c, float *ou
     conv_shape(u, p->N, &cs);
     /* ABI 1.5, training: the conv sums the BN statistics of c as it writes it (where its
      * kernel can), and BN skips its own pass over c */
-    int fused = p->train && EQM_API_HAS(nn, batchnorm_forward_ex) && nn->batchnorm_forward_ex;
+    int fused = (p->train || res) && EQM_API_HAS(nn, batchnorm_forward_ex) &&
+                nn->batchnorm_forward_ex;
     double stats[fused ? 2 * u->C_out : 1];
-    int st = fused ? nn->conv2d_forward_stats(r->host, &cs, c, in, p->w[u->t0], stats)
-                   : nn->conv2d_forward(r->host, &cs, c, in, p->w[u->t0]);
+    int st = fused && p->train
+                 ? nn->conv2d_forward_stats(r->host, &cs, c, in, p->w[u->t0], stats)
+                 : nn->conv2d_forward(r->host, &cs, c, in, p->w[u->t0]);
     if (st < 0)
         return st;
-    bn_shape(u, p->N, p->train, u->relu, &bs);
+    bn_shape(u, p->N, p->train, res ? 1 : u->relu, &bs);
     float *save = p->tgt ? r->act + r->tsave_off : r->act + u->save_off;
     float *rm = p->tgt ? r->act + r->trun_off : p->w[u->t0 + 3];
     float *rv = p->tgt ? r->act + r->trun_off + u->C_out : p->w[u->t0 + 4];
@@ -499,8 +512,9 @@ static int unit_fwd(pass *p, const unit *u, const float *in, float *c, float *ou
         memcpy(rv, p->w[u->t0 + 4], (size_t)u->C_out * sizeof(float));
     }
     if (fused)
-        return nn->batchnorm_forward_ex(r->host, &bs, 0, out, c, p->w[u->t0 + 1],
-                                        p->w[u->t0 + 2], rm, rv, save, stats);
+        return nn->batchnorm_forward_ex(r->host, &bs, res ? EQM_NN_ADD_RESIDUAL : 0u, out, c,
+                                        res, p->w[u->t0 + 1], p->w[u->t0 + 2], rm, rv, save,
+                                        p->train ? stats : NULL);
     return nn->batchnorm_forward(r->host, &bs, out, c, p->w[u->t0 + 1], p->w[u->t0 + 2], rm, rv,
                                  save);
 }
@@ -522,18 +536,34 @@ static int online_forward(pass *p, const float *x, float *out)
             return st;
         cur = row_ptr(r, N, r->p_off);
     }
+    /* ABI 1.5: the shortcut first, then the last unit's BN adds it and applies the ReLU
+     * (EQM_NN_ADD_RESIDUAL): the same floats as BN, then addrelu_body, one pass less */
+    const int fuse_end = EQM_API_HAS(nn, batchnorm_forward_ex) && nn->batchnorm_forward_ex;
     for (int bi = 0; bi < r->n_blocks; bi++) {
         const block *b = &r->bk[bi];
         float *y = row_ptr(r, N, b->y_off);
         const float *in = cur;
+        const float *id = cur;
+        if (b->ds >= 0 && fuse_end) {
+            const unit *u = &r->u[b->ds];
+            float *g0 = row_ptr(r, N, r->g_off[0]);
+            if ((st = unit_fwd(p, u, cur, row_ptr(r, N, u->c_off), g0)) < 0)
+                return st;
+            id = g0;
+        }
         for (int j = 0; j < b->n_main; j++) {
             const unit *u = &r->u[b->u0 + j];
-            float *o = j == b->n_main - 1 ? y : row_ptr(r, N, u->a_off);
-            if ((st = unit_fwd(p, u, in, row_ptr(r, N, u->c_off), o)) < 0)
+            int last = j == b->n_main - 1;
+            float *o = last ? y : row_ptr(r, N, u->a_off);
+            if ((st = unit_fwd_res(p, u, in, row_ptr(r, N, u->c_off), o,
+                                   last && fuse_end ? id : NULL)) < 0)
                 return st;
             in = o;
         }
-        const float *id = cur;
+        if (fuse_end) {
+            cur = y;
+            continue;
+        }
         if (b->ds >= 0) {
             const unit *u = &r->u[b->ds];
             float *g0 = row_ptr(r, N, r->g_off[0]);

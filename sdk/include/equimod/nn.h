@@ -57,7 +57,10 @@ enum eqm_nn_flags {
                                 affine (in * a + b > 0, a = gamma * inv_std, b = beta -
                                 mean * a, the same float arithmetic as the forward): the
                                 same bits without reading `out` (may then be NULL); needs
-                                beta when affine = 1 */
+                                beta when affine = 1 */,
+    EQM_NN_ADD_RESIDUAL = 1u << 3 /* ABI 1.5. batchnorm_forward_ex: out = bn(in) + residual,
+                                then the ReLU when relu = 1 (a ResNet block's end: one
+                                pass instead of BN, then add + ReLU) */
 };
 
 /* torch.nn.functional.conv2d, no bias, square stride/padding, dilation 1, groups 1.
@@ -208,13 +211,14 @@ typedef struct eqm_nn_api {
      * goes (pass them to batchnorm_forward_ex). */
     int (*conv2d_forward_stats)(eqm_host *h, const eqm_conv2d_shape *s, float *out,
                                 const float *in, const float *w, double *stats);
-    /* batchnorm_forward with flags (0: none defined yet; any bit is EQM_ERR_INVAL) and,
-     * when train = 1, the statistics of `in` already summed (stats: 2C doubles from
-     * conv2d_forward_stats over exactly this `in`), or NULL: summed here. */
+    /* batchnorm_forward with flags and, when train = 1, the statistics of `in` already
+     * summed (stats: 2C doubles from conv2d_forward_stats over exactly this `in`), or NULL:
+     * summed here. flags: EQM_NN_ADD_RESIDUAL (residual: (M, C), added before the ReLU;
+     * else residual may be NULL); any other bit is EQM_ERR_INVAL. */
     int (*batchnorm_forward_ex)(eqm_host *h, const eqm_bn_shape *s, uint32_t flags, float *out,
-                                const float *in, const float *gamma, const float *beta,
-                                float *running_mean, float *running_var, float *save,
-                                const double *stats);
+                                const float *in, const float *residual, const float *gamma,
+                                const float *beta, float *running_mean, float *running_var,
+                                float *save, const double *stats);
 } eqm_nn_api;
 
 #ifdef __cplusplus

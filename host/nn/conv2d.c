@@ -639,9 +639,10 @@ int nn_conv2d_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, const 
     return fwd_any(h, s, out, in, w, 0, buf);
 }
 
-/* forward + per output channel [sum, sum of squares] of out (ABI 1.5): the implicit AMX
- * kernel sums in its epilogue (the rows it stores are still in registers); every other
- * path runs as conv2d_forward, then BN's statistics pass over out. */
+/* forward + per output channel [sum, sum of squares] of out (ABI 1.5): the direct kernels
+ * (fp32, and the small-C_in ones in both precisions) and the implicit AMX kernel sum in
+ * their epilogues (the values they store are still in registers); every other path runs
+ * as conv2d_forward, then BN's statistics pass over out. */
 int nn_conv2d_forward_stats(eqm_host *h, const eqm_conv2d_shape *s, float *out,
                             const float *in, const float *w, double *stats)
 {
@@ -657,7 +658,9 @@ int nn_conv2d_forward_stats(eqm_host *h, const eqm_conv2d_shape *s, float *out,
     float *buf = ws_get(h, fwd_ws_floats(s));
     if (!buf && fwd_ws_floats(s))
         return EQM_ERR_NOMEM;
-    if (!direct_pick(s) && !wino_ok(s) && amx_pick(s))
+    if (direct_pick(s))
+        return nn_direct_forward_stats(h, s, out, in, w, buf, stats);
+    if (!wino_ok(s) && amx_pick(s))
         return nn_amx_conv_forward_stats(h, s, out, in, w, buf, stats);
     if ((rc = fwd_any(h, s, out, in, w, 0, buf)))
         return rc;

@@ -21,6 +21,7 @@
  */
 #include "config.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "nn/nn_internal.h"
@@ -89,6 +90,8 @@ typedef struct {
     const eqm_conv2d_shape *fs; /* dX: the forward conv whose w this is (flip it) */
     const float *xp;            /* small kernels: padded input (N, Hp, Wp, C_in) */
     int Hp, Wp;
+    double *sp;                 /* forward_stats: parts x 2 C_out (sums, squares) */
+    size_t parts;
 } direct_ctx;
 
 /* Channel vectors per block: 4 (64 channels) where C_out allows, else 2, else 1. */
@@ -131,7 +134,8 @@ static const float zero_row[NN_DIRECT_MAX_CI];
 
 /* Output pixels ow0 .. ow0+P-1 of row oh of image n, channels co0 .. co0+16*CB-1. */
 static inline __attribute__((always_inline)) DIRECT_TARGET void
-direct_block(const direct_ctx *c, const int P, const int CB, size_t n, int oh, int ow0, size_t co0)
+direct_block(const direct_ctx *c, const int P, const int CB, size_t n, int oh, int ow0, size_t co0,
+             float *rs)
 {
     const eqm_conv2d_shape *s = c->s;
     const size_t Ci = (size_t)s->C_in, Co = (size_t)s->C_out;
@@ -164,6 +168,9 @@ direct_block(const direct_ctx *c, const int P, const int CB, size_t n, int oh, i
         }
     }
     float *o = c->out + ((n * (size_t)c->Ho + (size_t)oh) * (size_t)c->Wo + (size_t)ow0) * Co + co0;
+    __m512 sm[4], sq[4];
+    for (int b = 0; b < CB; b++)
+        sm[b] = sq[b] = _mm512_setzero_ps();
     for (int p = 0; p < P; p++)
         for (int b = 0; b < CB; b++) {
             float *q = o + (size_t)p * Co + 16 * (size_t)b;
@@ -171,14 +178,22 @@ direct_block(const direct_ctx *c, const int P, const int CB, size_t n, int oh, i
             if (c->accumulate)
                 v = _mm512_add_ps(_mm512_loadu_ps(q), v);
             _mm512_storeu_ps(q, v);
+            sm[b] = _mm512_add_ps(sm[b], v);
+            sq[b] = _mm512_fmadd_ps(v, v, sq[b]);
+        }
+    if (rs) /* BN statistics of the block (rs: 16 CB sums, then 16 CB squares) */
+        for (int b = 0; b < CB; b++) {
+            float *t = rs + 16 * b, *u = rs + 16 * CB + 16 * b;
+            _mm512_storeu_ps(t, _mm512_add_ps(_mm512_loadu_ps(t), sm[b]));
+            _mm512_storeu_ps(u, _mm512_add_ps(_mm512_loadu_ps(u), sq[b]));
         }
 }
 
 #define DIRECT_INST(P, CB)                                                                     \
     static DIRECT_TARGET __attribute__((noinline)) void direct_##P##_##CB(                     \
-        const direct_ctx *c, size_t n, int oh, int ow0, size_t co0)                            \
+        const direct_ctx *c, size_t n, int oh, int ow0, size_t co0, float *rs)                 \
     {                                                                                          \
-        direct_block(c, P, CB, n, oh, ow0, co0);                                               \
+        direct_block(c, P, CB, n, oh, ow0, co0, rs);                                           \
     }
 /* The block shapes (A, CB) with A * CB <= 16 accumulators, A = pixels (forward) or input
  * channels (dW), and their table [log2 CB][log2 A] (NULL: more than 16 accumulators). */
@@ -191,18 +206,30 @@ direct_block(const direct_ctx *c, const int P, const int CB, size_t n, int oh, i
     }
 DIRECT_SHAPES(DIRECT_INST)
 
-typedef void (*direct_fn)(const direct_ctx *, size_t, int, int, size_t);
+typedef void (*direct_fn)(const direct_ctx *, size_t, int, int, size_t, float *);
 static const direct_fn direct_fns[3][5] = DIRECT_TABLE(direct);
 
-/* Tasks: output rows (image, oh) in [b, e). */
-static void direct_body(void *vc, size_t b, size_t e)
+/* rs (2 CW floats: the row's sums then squares of a channel block) into dp (2 Co). */
+static void flush_stats(double *dp, size_t Co, size_t co0, size_t CW, float *rs)
 {
-    const direct_ctx *c = vc;
+    for (size_t k = 0; k < CW; k++) {
+        dp[co0 + k] += rs[k];
+        dp[Co + co0 + k] += rs[CW + k];
+        rs[k] = rs[CW + k] = 0.f;
+    }
+}
+
+/* Output rows (image, oh) in [b, e); dp: NULL, or 2 Co doubles the statistics go into
+ * (float per output row and channel block, then double). */
+static void direct_rows(const direct_ctx *c, size_t b, size_t e, double *dp)
+{
     const size_t Co = (size_t)c->s->C_out;
     const int lcb = direct_lcb(c->s), CB = 1 << lcb;
+    const size_t CW = 16 * (size_t)CB;
+    float rs[2 * 64] = {0};
     /* channel blocks outermost: a block's weights (K x 16 CB floats) stay in cache over
      * all rows of the task */
-    for (size_t co0 = 0; co0 < Co; co0 += 16 * (size_t)CB)
+    for (size_t co0 = 0; co0 < Co; co0 += CW)
         for (size_t r = b; r < e; r++) {
             size_t n = r / (size_t)c->Ho;
             int oh = (int)(r % (size_t)c->Ho);
@@ -210,10 +237,25 @@ static void direct_body(void *vc, size_t b, size_t e)
             while (ow0 < c->Wo) {
                 while ((1 << lp) > c->Wo - ow0)
                     lp--;
-                direct_fns[lcb][lp](c, n, oh, ow0, co0);
+                direct_fns[lcb][lp](c, n, oh, ow0, co0, dp ? rs : NULL);
                 ow0 += 1 << lp;
             }
+            if (dp)
+                flush_stats(dp, Co, co0, CW, rs);
         }
+}
+
+/* Tasks: output rows (image, oh) in [b, e). */
+static void direct_body(void *vc, size_t b, size_t e) { direct_rows(vc, b, e, NULL); }
+
+/* Tasks: row parts q in [b, e), each with its statistics partial. */
+static void direct_parts_body(void *vc, size_t b, size_t e)
+{
+    const direct_ctx *c = vc;
+    size_t rows = (size_t)c->s->N * (size_t)c->Ho;
+    for (size_t q = b; q < e; q++)
+        direct_rows(c, rows * q / c->parts, rows * (q + 1) / c->parts,
+                    c->sp + q * 2 * (size_t)c->s->C_out);
 }
 #endif
 
@@ -294,7 +336,7 @@ static void small_pad(eqm_host *h, const eqm_conv2d_shape *s, const float *in, f
 
 /* Output pixels ow0 .. ow0+P-1 of row oh of image n, channels co0 .. co0+15. */
 static inline __attribute__((always_inline)) DIRECT_TARGET void
-small_block(const direct_ctx *c, const int P, size_t n, int oh, int ow0, size_t co0)
+small_block(const direct_ctx *c, const int P, size_t n, int oh, int ow0, size_t co0, float *rs)
 {
     const eqm_conv2d_shape *s = c->s;
     const size_t Ci = (size_t)s->C_in, Co = (size_t)s->C_out, L = (size_t)s->kw * Ci;
@@ -314,40 +356,63 @@ small_block(const direct_ctx *c, const int P, size_t n, int oh, int ow0, size_t 
         }
     }
     float *o = c->out + ((n * (size_t)c->Ho + (size_t)oh) * (size_t)c->Wo + (size_t)ow0) * Co + co0;
+    __m512 sm = _mm512_setzero_ps(), sq = sm;
     for (int p = 0; p < P; p++) {
         float *q = o + (size_t)p * Co;
         __m512 v = acc[p];
         if (c->accumulate)
             v = _mm512_add_ps(_mm512_loadu_ps(q), v);
         _mm512_storeu_ps(q, v);
+        sm = _mm512_add_ps(sm, v);
+        sq = _mm512_fmadd_ps(v, v, sq);
+    }
+    if (rs) { /* BN statistics of the block (rs: 16 sums, then 16 squares) */
+        _mm512_storeu_ps(rs, _mm512_add_ps(_mm512_loadu_ps(rs), sm));
+        _mm512_storeu_ps(rs + 16, _mm512_add_ps(_mm512_loadu_ps(rs + 16), sq));
     }
 }
 
 #define SMALL_INST(P)                                                                          \
-    static DIRECT_TARGET __attribute__((noinline)) void small_##P(const direct_ctx *c, size_t n, \
-                                                                   int oh, int ow0, size_t co0) \
+    static DIRECT_TARGET __attribute__((noinline)) void small_##P(                              \
+        const direct_ctx *c, size_t n, int oh, int ow0, size_t co0, float *rs)                 \
     {                                                                                          \
-        small_block(c, P, n, oh, ow0, co0);                                                    \
+        small_block(c, P, n, oh, ow0, co0, rs);                                                \
     }
 SMALL_INST(16) SMALL_INST(8) SMALL_INST(4) SMALL_INST(2) SMALL_INST(1)
-static void (*const small_fns[5])(const direct_ctx *, size_t, int, int, size_t) = {
+static void (*const small_fns[5])(const direct_ctx *, size_t, int, int, size_t, float *) = {
     small_1, small_2, small_4, small_8, small_16};
 
-/* Tasks: output rows (image, oh) in [b, e). */
-static void small_body(void *vc, size_t b, size_t e)
+/* Output rows (image, oh) in [b, e); dp as direct_rows. */
+static void small_rows(const direct_ctx *c, size_t b, size_t e, double *dp)
 {
-    const direct_ctx *c = vc;
-    for (size_t co0 = 0; co0 < (size_t)c->s->C_out; co0 += 16)
+    const size_t Co = (size_t)c->s->C_out;
+    float rs[32] = {0};
+    for (size_t co0 = 0; co0 < Co; co0 += 16)
         for (size_t r = b; r < e; r++) {
             size_t n = r / (size_t)c->Ho;
             int oh = (int)(r % (size_t)c->Ho), ow0 = 0, lp = 4;
             while (ow0 < c->Wo) {
                 while ((1 << lp) > c->Wo - ow0)
                     lp--;
-                small_fns[lp](c, n, oh, ow0, co0);
+                small_fns[lp](c, n, oh, ow0, co0, dp ? rs : NULL);
                 ow0 += 1 << lp;
             }
+            if (dp)
+                flush_stats(dp, Co, co0, 16, rs);
         }
+}
+
+/* Tasks: output rows (image, oh) in [b, e). */
+static void small_body(void *vc, size_t b, size_t e) { small_rows(vc, b, e, NULL); }
+
+/* Tasks: row parts q in [b, e), each with its statistics partial. */
+static void small_parts_body(void *vc, size_t b, size_t e)
+{
+    const direct_ctx *c = vc;
+    size_t rows = (size_t)c->s->N * (size_t)c->Ho;
+    for (size_t q = b; q < e; q++)
+        small_rows(c, rows * q / c->parts, rows * (q + 1) / c->parts,
+                   c->sp + q * 2 * (size_t)c->s->C_out);
 }
 
 /* The transposed weights rounded to bf16 in place (n floats). */
@@ -594,14 +659,60 @@ void nn_direct_dw(eqm_host *h, const eqm_conv2d_shape *s, float *dw, const float
     nn_parallel(h, (size_t)s->C_out, 4, dw_reduce_body, &c);
 }
 
+static void direct_run(eqm_host *h, const eqm_conv2d_shape *s, float *out, const float *in,
+                       const float *w, int accumulate, float *ws, const eqm_conv2d_shape *fs,
+                       double *sp, size_t parts);
+
 /* out (=, or += when accumulate) = conv2d(in, w). ws: nn_direct_ws_floats. Only where
  * nn_direct_ok(s). With fs (a stride-1 conv whose dX s is, see conv2d.c's dx_shape), w is
  * fs's weight and the flipped, transposed kernel is built from it. */
 void nn_direct_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, const float *in,
                        const float *w, int accumulate, float *ws, const eqm_conv2d_shape *fs)
 {
+    direct_run(h, s, out, in, w, accumulate, ws, fs, NULL, 0);
+}
+
+/* Statistics partials (parts x 2 C_out doubles): grown at the first call that needs more,
+ * never shrunk. */
+static double *spart;
+static size_t spart_n;
+
+/* out = conv2d(in, w) and per output channel [sum, sum of squares] of out (2 C_out
+ * doubles), summed as the blocks store (fixed row parts: the same sums for a given thread
+ * count). EQM_ERR_NOMEM or EQM_OK. */
+int nn_direct_forward_stats(eqm_host *h, const eqm_conv2d_shape *s, float *out, const float *in,
+                            const float *w, float *ws, double *stats)
+{
+    size_t Ho = (size_t)((s->H + 2 * s->pad - s->kh) / s->stride + 1);
+    size_t rows = (size_t)s->N * Ho, parts = 2 * (size_t)nn_threads(), Co = (size_t)s->C_out;
+    if (parts > rows)
+        parts = rows;
+    if (parts * 2 * Co > spart_n) {
+        double *q = realloc(spart, parts * 2 * Co * sizeof(double));
+        if (!q) {
+            nn_inval(h, "conv2d_forward_stats", "out of memory for %zu partial sums",
+                     parts * 2 * Co);
+            return EQM_ERR_NOMEM;
+        }
+        spart = q, spart_n = parts * 2 * Co;
+    }
+    memset(spart, 0, parts * 2 * Co * sizeof(double));
+    direct_run(h, s, out, in, w, 0, ws, NULL, spart, parts);
+    for (size_t k = 0; k < 2 * Co; k++) {
+        double a = 0;
+        for (size_t q = 0; q < parts; q++)
+            a += spart[q * 2 * Co + k];
+        stats[k] = a;
+    }
+    return EQM_OK;
+}
+
+static void direct_run(eqm_host *h, const eqm_conv2d_shape *s, float *out, const float *in,
+                       const float *w, int accumulate, float *ws, const eqm_conv2d_shape *fs,
+                       double *sp, size_t parts)
+{
     direct_ctx c = {.s = s, .in = in, .w = w, .wk = ws, .out = out, .accumulate = accumulate,
-                    .fs = fs};
+                    .fs = fs, .sp = sp, .parts = parts};
     c.Ho = (s->H + 2 * s->pad - s->kh) / s->stride + 1;
     c.Wo = (s->W + 2 * s->pad - s->kw) / s->stride + 1;
     nn_parallel(h, (size_t)s->C_out, 16, direct_wt_body, &c);
@@ -613,9 +724,15 @@ void nn_direct_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, const
         float *xp = ws + round16(nw);
         c.xp = xp, c.Hp = s->H + 2 * s->pad, c.Wp = s->W + 2 * s->pad;
         small_pad(h, s, in, xp);
-        nn_parallel(h, (size_t)s->N * (size_t)c.Ho, 1, small_body, &c);
+        if (sp)
+            nn_parallel(h, parts, 1, small_parts_body, &c);
+        else
+            nn_parallel(h, (size_t)s->N * (size_t)c.Ho, 1, small_body, &c);
         return;
     }
-    nn_parallel(h, (size_t)s->N * (size_t)c.Ho, 1, direct_body, &c);
+    if (sp)
+        nn_parallel(h, parts, 1, direct_parts_body, &c);
+    else
+        nn_parallel(h, (size_t)s->N * (size_t)c.Ho, 1, direct_body, &c);
 #endif
 }

@@ -73,6 +73,8 @@ void nn_direct_small_set(int on);
 size_t nn_direct_ws_floats(const eqm_conv2d_shape *s);
 void nn_direct_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, const float *in,
                        const float *w, int accumulate, float *ws, const eqm_conv2d_shape *fs);
+int nn_direct_forward_stats(eqm_host *h, const eqm_conv2d_shape *s, float *out, const float *in,
+                            const float *w, float *ws, double *stats);
 size_t nn_direct_dw_ws_floats(const eqm_conv2d_shape *s);
 void nn_direct_dw(eqm_host *h, const eqm_conv2d_shape *s, float *dw, const float *dout,
                   const float *in, float *ws);

@@ -245,18 +245,6 @@ static void direct_rows(const direct_ctx *c, size_t b, size_t e, double *dp)
         }
 }
 
-/* Tasks: output rows (image, oh) in [b, e). */
-static void direct_body(void *vc, size_t b, size_t e) { direct_rows(vc, b, e, NULL); }
-
-/* Tasks: row parts q in [b, e), each with its statistics partial. */
-static void direct_parts_body(void *vc, size_t b, size_t e)
-{
-    const direct_ctx *c = vc;
-    size_t rows = (size_t)c->s->N * (size_t)c->Ho;
-    for (size_t q = b; q < e; q++)
-        direct_rows(c, rows * q / c->parts, rows * (q + 1) / c->parts,
-                    c->sp + q * 2 * (size_t)c->s->C_out);
-}
 #endif
 
 /* ---- Small C_in (the stems) ------------------------------------------------------ */
@@ -402,17 +390,26 @@ static void small_rows(const direct_ctx *c, size_t b, size_t e, double *dp)
         }
 }
 
+/* The general or the small-C_in kernels' rows, by c->xp (set only for the small ones). */
+static void any_rows(const direct_ctx *c, size_t b, size_t e, double *dp)
+{
+    if (c->xp)
+        small_rows(c, b, e, dp);
+    else
+        direct_rows(c, b, e, dp);
+}
+
 /* Tasks: output rows (image, oh) in [b, e). */
-static void small_body(void *vc, size_t b, size_t e) { small_rows(vc, b, e, NULL); }
+static void rows_body(void *vc, size_t b, size_t e) { any_rows(vc, b, e, NULL); }
 
 /* Tasks: row parts q in [b, e), each with its statistics partial. */
-static void small_parts_body(void *vc, size_t b, size_t e)
+static void parts_body(void *vc, size_t b, size_t e)
 {
     const direct_ctx *c = vc;
     size_t rows = (size_t)c->s->N * (size_t)c->Ho;
     for (size_t q = b; q < e; q++)
-        small_rows(c, rows * q / c->parts, rows * (q + 1) / c->parts,
-                   c->sp + q * 2 * (size_t)c->s->C_out);
+        any_rows(c, rows * q / c->parts, rows * (q + 1) / c->parts,
+                 c->sp + q * 2 * (size_t)c->s->C_out);
 }
 
 /* The transposed weights rounded to bf16 in place (n floats). */
@@ -724,15 +721,10 @@ static void direct_run(eqm_host *h, const eqm_conv2d_shape *s, float *out, const
         float *xp = ws + round16(nw);
         c.xp = xp, c.Hp = s->H + 2 * s->pad, c.Wp = s->W + 2 * s->pad;
         small_pad(h, s, in, xp);
-        if (sp)
-            nn_parallel(h, parts, 1, small_parts_body, &c);
-        else
-            nn_parallel(h, (size_t)s->N * (size_t)c.Ho, 1, small_body, &c);
-        return;
     }
     if (sp)
-        nn_parallel(h, parts, 1, direct_parts_body, &c);
+        nn_parallel(h, parts, 1, parts_body, &c);
     else
-        nn_parallel(h, (size_t)s->N * (size_t)c.Ho, 1, direct_body, &c);
+        nn_parallel(h, (size_t)s->N * (size_t)c.Ho, 1, rows_body, &c);
 #endif
 }

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core.h"
 #include "nn/nn_internal.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -687,8 +688,9 @@ int nn_direct_forward_stats(eqm_host *h, const eqm_conv2d_shape *s, float *out, 
     if (parts * 2 * Co > spart_n) {
         double *q = realloc(spart, parts * 2 * Co * sizeof(double));
         if (!q) {
-            nn_inval(h, "conv2d_forward_stats", "out of memory for %zu partial sums",
-                     parts * 2 * Co);
+            host_api()->set_error(h, EQM_ERR_NOMEM,
+                                  "nn.conv2d_forward_stats: %zu partial sums: out of memory",
+                                  parts * 2 * Co);
             return EQM_ERR_NOMEM;
         }
         spart = q, spart_n = parts * 2 * Co;

@@ -283,7 +283,7 @@ int main(int argc, char **argv)
                                     ": AMX kernel"}[nn_bf16_native()]);
     const eqm_module_ops *ops = &pl->ops.module;
     eqm_host *hctx = host_ctx_create("backbone/resnet");
-    eqm_module_cfg mc = {sizeof mc, 32, 32, 3, 0, 0, batch};
+    eqm_module_cfg mc = {sizeof mc, 32, 32, 3, 0, 0, batch, 0};
     void *self = NULL;
     if (ops->create(api, hctx, opts, &mc, &self)) {
         fprintf(stderr, "train-step: create: %s\n", host_ctx_error(hctx));

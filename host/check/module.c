@@ -687,7 +687,7 @@ void check_module(ck *c, const eqm_plugin *pl, void *opts)
     memset(&k, 0, sizeof k);
     k.kind = (int)pl->desc.kind;
     k.N = 4;
-    k.cfg = (eqm_module_cfg){sizeof k.cfg, 16, 16, 3, 12, 5, 3 * k.N};
+    k.cfg = (eqm_module_cfg){sizeof k.cfg, 16, 16, 3, 12, 5, 3 * k.N, 0};
     k.x.kind = k.kind;
     k.needs_target = k.kind == EQM_KIND_METHOD && (pl->ops.module.flags & EQM_MODULE_NEEDS_TARGET);
     if (mod_open(c, pl, opts, &k.cfg, k.kind == EQM_KIND_BACKBONE || k.needs_target, &k.m)) {

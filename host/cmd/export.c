@@ -140,7 +140,7 @@ int cmd_export(int argc, char **argv)
         fprintf(stderr, "equimod export: %s\n", err);
         goto done;
     }
-    eqm_module_cfg mc = {sizeof mc, 32, 32, 3, 0, 0, 0};
+    eqm_module_cfg mc = {sizeof mc, 32, 32, 3, 0, 0, 0, 0};
     if (model_add_module(&m, plugin, opts, &mc, err, sizeof err) < 0 ||
         model_finalize(&m, err, sizeof err) < 0 || model_init(&m, seed, err, sizeof err) < 0) {
         fprintf(stderr, "equimod export: %s\n", err);

@@ -48,25 +48,9 @@
 
 #include "nn/nn_internal.h"
 
-uint16_t nn_bf16_from_f32(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    if ((u & 0x7f800000u) == 0) /* zero or subnormal: signed zero */
-        return (uint16_t)((u >> 16) & 0x8000u);
-    if ((u & 0x7fffffffu) > 0x7f800000u) /* NaN: keep it quiet */
-        return (uint16_t)((u >> 16) | 0x40u);
-    u += 0x7fffu + ((u >> 16) & 1u); /* round to nearest, ties to even (overflow -> inf) */
-    return (uint16_t)(u >> 16);
-}
+uint16_t nn_bf16_from_f32(float f) { return nn_bf16_rne(f); }
 
-float nn_bf16_to_f32(uint16_t b)
-{
-    uint32_t u = (uint32_t)b << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
+float nn_bf16_to_f32(uint16_t b) { return nn_bf16_wide(b); }
 
 void nn_bf16_round(float *dst, const float *src, size_t n)
 {

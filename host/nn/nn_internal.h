@@ -229,6 +229,26 @@ void nn_amx_conv_dx(eqm_host *h, const eqm_conv2d_shape *s, float *din, const fl
  * rule of vcvtne2ps2bf16); and back (exact). */
 uint16_t nn_bf16_from_f32(float f);
 float nn_bf16_to_f32(uint16_t b);
+/* The same two as inline functions, for the row loops that read or write activations
+ * stored as bf16 (ABI 1.6, EQM_NN_IN_BF16 / EQM_NN_OUT_BF16): identical results. */
+static inline uint16_t nn_bf16_rne(float f)
+{
+    uint32_t u;
+    __builtin_memcpy(&u, &f, sizeof u);
+    if ((u & 0x7f800000u) == 0)
+        return (uint16_t)((u >> 16) & 0x8000u);
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t)((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+static inline float nn_bf16_wide(uint16_t b)
+{
+    uint32_t u = (uint32_t)b << 16;
+    float f;
+    __builtin_memcpy(&f, &u, sizeof f);
+    return f;
+}
 /* dst[i] = src[i] rounded to the nearest bf16 value (dst may equal src). */
 void nn_bf16_round(float *dst, const float *src, size_t n);
 /* What the CPU (and OS) run: 0 nothing, 1 AVX512_BF16 (with AVX512 F/BW/VL), 2 also

@@ -108,7 +108,7 @@ static void net_build(net *n, const char *const *kv, int H, int W, int rows, uin
     memset(n, 0, sizeof *n);
     n->opts = make_opts(kv);
     n->H = H, n->W = W, n->rows = rows;
-    eqm_module_cfg cfg = {sizeof cfg, H, W, 3, 0, 0, rows};
+    eqm_module_cfg cfg = {sizeof cfg, H, W, 3, 0, 0, rows, 0};
     ck_assert_msg(model_add_module(&n->m, resnet_plugin, n->opts, &cfg, err, sizeof err) == 0,
                   "%s", err);
     ck_assert_msg(model_finalize(&n->m, err, sizeof err) == 0, "%s", err);
@@ -1209,10 +1209,10 @@ START_TEST(test_model_target)
     model_reset(&m);
     const int rows = 4;
     /* method first: slots follow the kind, not the call order */
-    eqm_module_cfg mc = {sizeof mc, 0, 0, 0, 32, 0, rows};
+    eqm_module_cfg mc = {sizeof mc, 0, 0, 0, 32, 0, rows, 0};
     ck_assert_msg(model_add_module(&m, byol, bo, &mc, err, sizeof err) == 0, "%s", err);
     ck_assert_int_eq(model_finalize(&m, err, sizeof err), EQM_ERR_INVAL); /* no backbone */
-    eqm_module_cfg bc = {sizeof bc, 16, 16, 3, 0, 0, rows};
+    eqm_module_cfg bc = {sizeof bc, 16, 16, 3, 0, 0, rows, 0};
     ck_assert_msg(model_add_module(&m, resnet_plugin, ro, &bc, err, sizeof err) == 0, "%s", err);
     ck_assert_int_eq(model_add_module(&m, resnet_plugin, ro, &bc, err, sizeof err),
                      EQM_ERR_INVAL); /* a second backbone */

@@ -60,7 +60,7 @@ int main(int argc, char **argv)
     st_to_f32(in, x, in->numel, err, sizeof err);
     eqm_model m;
     model_reset(&m);
-    eqm_module_cfg cfg = {sizeof cfg, H, W, 3, 0, 0, N};
+    eqm_module_cfg cfg = {sizeof cfg, H, W, 3, 0, 0, N, 0};
     if (model_add_module(&m, p, opts, &cfg, err, sizeof err) ||
         model_finalize(&m, err, sizeof err) || model_init(&m, 0, err, sizeof err) ||
         st_import_backbone(&m, argv[1], err, sizeof err))

@@ -98,7 +98,7 @@ int hmod_open(hmod *m, int kind, const char *name, const char *const *overrides,
             goto fail;
         }
     }
-    eqm_module_cfg cfg = {sizeof cfg, 0, 0, 0, in_dim, p_dim, max_rows};
+    eqm_module_cfg cfg = {sizeof cfg, 0, 0, 0, in_dim, p_dim, max_rows, 0};
     int rc = m->ops->create(m->api, m->host, m->opts, &cfg, &m->self);
     if (rc < 0) {
         snprintf(err, errlen, "create: %s", host_ctx_error(m->host));

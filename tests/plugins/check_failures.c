@@ -197,8 +197,8 @@ static void small_model(eqm_model *m, const char *method)
 {
     char err[2048];
     model_reset(m);
-    eqm_module_cfg bc = {sizeof bc, 8, 8, 3, 0, 0, 4};
-    eqm_module_cfg mc = {sizeof mc, 0, 0, 0, 4, 0, 4};
+    eqm_module_cfg bc = {sizeof bc, 8, 8, 3, 0, 0, 4, 0};
+    eqm_module_cfg mc = {sizeof mc, 0, 0, 0, 4, 0, 4, 0};
     ck_assert_msg(model_add_module(m, find(EQM_KIND_BACKBONE, "test_bb_nowrite"), NULL, &bc,
                                    err, sizeof err) == 0, "%s", err);
     if (method)
@@ -214,7 +214,7 @@ START_TEST(test_module_outputs)
     char err[2048];
     eqm_model m;
     small_model(&m, "test_me_noloss");
-    eqm_module_cfg bc = {sizeof bc, 8, 8, 3, 0, 0, 4};
+    eqm_module_cfg bc = {sizeof bc, 8, 8, 3, 0, 0, 4, 0};
     float x[4 * 8 * 8 * 3] = {0}, h[16];
     for (int i = 0; i < 16; i++)
         h[i] = 7.0f; /* what a previous step left: must not pass for an output */

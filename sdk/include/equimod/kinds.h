@@ -221,7 +221,21 @@ typedef struct eqm_module_cfg {
     int in_dim;           /* method/equimod: width D of the backbone features h */
     int p_dim;            /* equimod: length P of t */
     int max_rows;         /* largest number of input rows per forward */
+    /* ---- appended in 1.6: read only when size covers it (an older host's cfg ends
+     * above, and means act_flags = 0) ---- */
+    uint32_t act_flags;   /* enum eqm_act_flags */
 } eqm_module_cfg;
+
+/* eqm_module_cfg.act_flags (ABI 1.6). */
+enum eqm_act_flags {
+    EQM_ACT_BF16 = 1u << 0 /* the host runs this model at [train] precision = bf16 (conv and
+                              linear products in bfloat16) and its nn table has the 1.6
+                              ops: the module MAY keep the activations it saves for
+                              backward as eqm_bf16 (nn.h: batchnorm_forward_store,
+                              EQM_NN_IN_BF16), and size act_floats for that. Set for every
+                              forward of the model, evaluation included, so a run's
+                              features come from one storage format */
+};
 
 /* Tensor flags. */
 enum eqm_tensor_flags {

@@ -60,8 +60,26 @@ enum eqm_nn_flags {
                                 beta when affine = 1 */,
     EQM_NN_ADD_RESIDUAL = 1u << 3 /* ABI 1.5. batchnorm_forward_ex: out = bn(in) + residual,
                                 then the ReLU when relu = 1 (a ResNet block's end: one
-                                pass instead of BN, then add + ReLU) */
+                                pass instead of BN, then add + ReLU) */,
+    EQM_NN_IN_BF16 = 1u << 4 /* ABI 1.6. conv2d_forward, conv2d_forward_stats,
+                                conv2d_backward (in eqm_conv2d_shape.flags) and
+                                batchnorm_backward_ex (flags): `in` points to eqm_bf16
+                                values (cast to const float *), read as the floats they
+                                are exactly; every other pointer stays float. Activations
+                                kept for backward at half the memory (see
+                                batchnorm_forward_store). Check EQM_API_HAS(nn,
+                                batchnorm_forward_store) first: an older host ignores the
+                                bit in a conv shape and would read the bytes as floats */,
+    EQM_NN_OUT_BF16 = 1u << 5 /* ABI 1.6. batchnorm_forward_store: `out` receives eqm_bf16
+                                values (rounded to nearest even), not floats */,
+    EQM_NN_RES_BF16 = 1u << 6 /* ABI 1.6. batchnorm_forward_store with EQM_NN_ADD_RESIDUAL:
+                                `residual` holds eqm_bf16 values, not floats */
 };
+
+/* ABI 1.6: one bfloat16 value, the upper 16 bits of an IEEE-754 binary32 (sign, 8 exponent
+ * bits, 7 mantissa bits). float -> bf16 rounds to nearest even (NaN stays NaN); bf16 ->
+ * float is exact (the bits shifted left by 16). */
+typedef uint16_t eqm_bf16;
 
 /* torch.nn.functional.conv2d, no bias, square stride/padding, dilation 1, groups 1.
  * Output size: Ho = (H + 2*pad - kh)/stride + 1, Wo likewise. */
@@ -219,6 +237,26 @@ typedef struct eqm_nn_api {
                                 const float *in, const float *residual, const float *gamma,
                                 const float *beta, float *running_mean, float *running_var,
                                 float *save, const double *stats);
+
+    /* ---- appended in 1.6 (issue 14: bf16 activation storage; check with
+     * EQM_API_HAS(api->nn, batchnorm_forward_store), which also says that conv2d_forward,
+     * conv2d_forward_stats, conv2d_backward and batchnorm_backward_ex honour
+     * EQM_NN_IN_BF16) ---- */
+    /* batchnorm_forward_ex that can keep its input and write its output as bfloat16.
+     * in_bf16 != NULL: in_bf16 (M, C) = bf16(in) (nearest even), and the normalisation is
+     * applied to those ROUNDED values (out = act(bf16(in) * a + b [+ residual])), so that
+     * batchnorm_backward_ex(EQM_NN_IN_BF16 | EQM_NN_RELU_FROM_IN) on in_bf16 recomputes
+     * exactly this ReLU mask; in_bf16 == NULL: in itself is normalised, as
+     * batchnorm_forward_ex. The batch statistics (save, running_mean/var) are always those
+     * of the float `in` (stats as in batchnorm_forward_ex, or summed here over `in`). flags:
+     * EQM_NN_ADD_RESIDUAL, EQM_NN_OUT_BF16 (out is eqm_bf16 (M, C)), EQM_NN_RES_BF16
+     * (residual is eqm_bf16); any other bit is EQM_ERR_INVAL. out and residual are floats
+     * without their bits. */
+    int (*batchnorm_forward_store)(eqm_host *h, const eqm_bn_shape *s, uint32_t flags,
+                                   void *out, eqm_bf16 *in_bf16, const float *in,
+                                   const void *residual, const float *gamma, const float *beta,
+                                   float *running_mean, float *running_var, float *save,
+                                   const double *stats);
 } eqm_nn_api;
 
 #ifdef __cplusplus

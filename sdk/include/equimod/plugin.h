@@ -23,7 +23,7 @@
 #include "status.h"
 
 #define EQM_ABI_MAJOR 1
-#define EQM_ABI_MINOR 5
+#define EQM_ABI_MINOR 6
 
 #if defined(__GNUC__)
 #define EQM_EXPORT __attribute__((visibility("default")))

@@ -16,6 +16,13 @@
  *   (relu = 1) both passes take the mask from x A + B > 0, A and B the forward's floats
  *   (bn_affine, one function for both; -std=c11 contracts no FMA), instead of reading out:
  *   the same mask, one stream less per pass (both passes are bound by memory traffic).
+ * bf16 storage (ABI 1.6): batchnorm_forward_store keeps a bf16 copy of x (in_bf16) and
+ *   normalises those rounded values (the statistics stay those of the float x), and can
+ *   write y and read the residual as bf16; batchnorm_backward_ex with EQM_NN_IN_BF16 reads
+ *   x as bf16. Rows are widened into (or computed in) C-float temporaries in L1, so the
+ *   arithmetic is the float code's: backward on the kept copy recomputes the forward's
+ *   mask exactly, and the result is bit for bit that of the float ops on the widened
+ *   values (tests).
  * Statistics: one pass for sum and sum of squares, float over runs of 64 rows, double
  * beyond (the per-run float error is ~1e-7 relative; the double total keeps E[x^2] -
  * mean^2 accurate for |mean| / std up to ~1e3).
@@ -109,7 +116,20 @@ typedef struct {
     const float *mean, *inv, *k, *mg, *mgx; /* backward per-channel factors */
     int set;             /* backward: EQM_NN_SET_DIN (din =, not +=) */
     int rin;             /* backward: EQM_NN_RELU_FROM_IN (mask from x a + b, not out) */
+    /* ABI 1.6 bf16 storage (NULL when unused): backward's `in` as bf16 (EQM_NN_IN_BF16);
+     * forward's bf16 output (EQM_NN_OUT_BF16), residual (EQM_NN_RES_BF16) and the bf16
+     * copy of `in` that it keeps (batchnorm_forward_store's in_bf16) */
+    const uint16_t *in16, *res16;
+    uint16_t *out16, *keep16;
 } bn_ctx;
+
+/* A row of C bf16 values as floats (exact) in tmp. */
+static inline const float *bn_wide_row(const uint16_t *src, float *tmp, size_t C)
+{
+    for (size_t j = 0; j < C; j++)
+        tmp[j] = nn_bf16_wide(src[j]);
+    return tmp;
+}
 
 static void rows_of(const bn_ctx *c, size_t t, size_t *r0, size_t *r1)
 {
@@ -148,32 +168,67 @@ NN_HOT static void bn_stats_body(void *vc, size_t tb, size_t te)
     }
 }
 
-NN_HOT static void bn_apply_body(void *vc, size_t b, size_t e)
+/* One row of the forward: y = act(x A + B [+ r]) (r NULL: no residual). */
+static inline void bn_apply_row(size_t C, int relu, const float *x, const float *A,
+                                const float *B, const float *r, float *y)
 {
-    bn_ctx *c = vc;
-    const size_t C = (size_t)c->s->C;
-    const float *A = c->a, *B = c->b;
-    for (size_t m = b; m < e; m++) {
-        const float *x = c->in + m * C;
-        float *y = c->out + m * C;
-        if (c->res) { /* (x A + B) + r, then the ReLU: BN, then add + ReLU, in one pass */
-            const float *r = c->res + m * C;
-            if (c->s->relu)
-                for (size_t j = 0; j < C; j++) {
-                    float v = x[j] * A[j] + B[j] + r[j];
-                    y[j] = v > 0.f ? v : 0.f;
-                }
-            else
-                for (size_t j = 0; j < C; j++)
-                    y[j] = x[j] * A[j] + B[j] + r[j];
-        } else if (c->s->relu)
+    if (r) { /* (x A + B) + r, then the ReLU: BN, then add + ReLU, in one pass */
+        if (relu)
             for (size_t j = 0; j < C; j++) {
-                float v = x[j] * A[j] + B[j];
+                float v = x[j] * A[j] + B[j] + r[j];
                 y[j] = v > 0.f ? v : 0.f;
             }
         else
             for (size_t j = 0; j < C; j++)
-                y[j] = x[j] * A[j] + B[j];
+                y[j] = x[j] * A[j] + B[j] + r[j];
+    } else if (relu)
+        for (size_t j = 0; j < C; j++) {
+            float v = x[j] * A[j] + B[j];
+            y[j] = v > 0.f ? v : 0.f;
+        }
+    else
+        for (size_t j = 0; j < C; j++)
+            y[j] = x[j] * A[j] + B[j];
+}
+
+NN_HOT static void bn_apply_body(void *vc, size_t b, size_t e)
+{
+    bn_ctx *c = vc;
+    const size_t C = (size_t)c->s->C;
+    for (size_t m = b; m < e; m++)
+        bn_apply_row(C, c->s->relu, c->in + m * C, c->a, c->b, c->res ? c->res + m * C : NULL,
+                     c->out + m * C);
+}
+
+/* The same with bf16 storage (batchnorm_forward_store): per row, the kept copy of x is
+ * rounded first and normalised as rounded; a bf16 residual is widened; a bf16 output is
+ * computed in floats, then rounded. Rows go through L1-sized temporaries. */
+NN_HOT static void bn_apply16_body(void *vc, size_t b, size_t e)
+{
+    bn_ctx *c = vc;
+    const size_t C = (size_t)c->s->C;
+    float xr[C], rr[C], yr[C];
+    for (size_t m = b; m < e; m++) {
+        const float *x = c->in + m * C, *r = NULL;
+        if (c->keep16) {
+            uint16_t *k = c->keep16 + m * C;
+            for (size_t j = 0; j < C; j++) {
+                k[j] = nn_bf16_rne(x[j]);
+                xr[j] = nn_bf16_wide(k[j]);
+            }
+            x = xr;
+        }
+        if (c->res16)
+            r = bn_wide_row(c->res16 + m * C, rr, C);
+        else if (c->res)
+            r = c->res + m * C;
+        float *y = c->out16 ? yr : c->out + m * C;
+        bn_apply_row(C, c->s->relu, x, c->a, c->b, r, y);
+        if (c->out16) {
+            uint16_t *o = c->out16 + m * C;
+            for (size_t j = 0; j < C; j++)
+                o[j] = nn_bf16_rne(yr[j]);
+        }
     }
 }
 
@@ -244,6 +299,11 @@ int nn_batchnorm_forward(eqm_host *h, const eqm_bn_shape *s, float *out, const f
                                    running_var, save, NULL);
 }
 
+static int bn_forward(eqm_host *h, const eqm_bn_shape *s, const char *op, uint32_t flags,
+                      void *out, uint16_t *keep16, const float *in, const void *residual,
+                      const float *gamma, const float *beta, float *running_mean,
+                      float *running_var, float *save, const double *stats);
+
 /* ABI 1.5: stats (2C: per channel sum, sum of squares of `in`, as conv2d_forward_stats
  * returns them), when given and train = 1, replace the statistics pass over in. */
 int nn_batchnorm_forward_ex(eqm_host *h, const eqm_bn_shape *s, uint32_t flags, float *out,
@@ -259,8 +319,45 @@ int nn_batchnorm_forward_ex(eqm_host *h, const eqm_bn_shape *s, uint32_t flags, 
         return nn_inval(h, op, "unknown flags 0x%x (this host knows EQM_NN_ADD_RESIDUAL = 0x%x)",
                         (unsigned)(flags & ~(uint32_t)EQM_NN_ADD_RESIDUAL),
                         (unsigned)EQM_NN_ADD_RESIDUAL);
+    return bn_forward(h, s, op, flags, out, NULL, in, residual, gamma, beta, running_mean,
+                      running_var, save, stats);
+}
+
+/* ABI 1.6: batchnorm_forward_ex with bf16 storage (nn.h): out and residual as bf16 per
+ * flags, and in_bf16 (when given) = bf16(in), the values then normalised. */
+int nn_batchnorm_forward_store(eqm_host *h, const eqm_bn_shape *s, uint32_t flags, void *out,
+                               eqm_bf16 *in_bf16, const float *in, const void *residual,
+                               const float *gamma, const float *beta, float *running_mean,
+                               float *running_var, float *save, const double *stats)
+{
+    const char *op = "batchnorm_forward_store";
+    int rc = bn_check(h, op, s);
+    if (rc)
+        return rc;
+    const uint32_t known = EQM_NN_ADD_RESIDUAL | EQM_NN_OUT_BF16 | EQM_NN_RES_BF16;
+    if (flags & ~known)
+        return nn_inval(h, op,
+                        "unknown flags 0x%x (this host knows EQM_NN_ADD_RESIDUAL = 0x%x, "
+                        "EQM_NN_OUT_BF16 = 0x%x and EQM_NN_RES_BF16 = 0x%x)",
+                        (unsigned)(flags & ~known), (unsigned)EQM_NN_ADD_RESIDUAL,
+                        (unsigned)EQM_NN_OUT_BF16, (unsigned)EQM_NN_RES_BF16);
+    if ((flags & EQM_NN_RES_BF16) && !(flags & EQM_NN_ADD_RESIDUAL))
+        return nn_inval(h, op, "EQM_NN_RES_BF16 without EQM_NN_ADD_RESIDUAL (no residual to read)");
+    return bn_forward(h, s, op, flags, out, in_bf16, in, residual, gamma, beta, running_mean,
+                      running_var, save, stats);
+}
+
+/* The forward behind both: flags already checked. */
+static int bn_forward(eqm_host *h, const eqm_bn_shape *s, const char *op, uint32_t flags,
+                      void *out, uint16_t *keep16, const float *in, const void *residual,
+                      const float *gamma, const float *beta, float *running_mean,
+                      float *running_var, float *save, const double *stats)
+{
+    int rc;
     if ((flags & EQM_NN_ADD_RESIDUAL) && !residual)
         return nn_inval(h, op, "EQM_NN_ADD_RESIDUAL needs the residual (M, C)");
+    if (!in || !out)
+        return nn_inval(h, op, "in and out are required");
     if (s->affine && (!gamma || !beta))
         return nn_inval(h, op, "affine = 1 needs gamma and beta");
     if (!s->train && (!running_mean || !running_var))
@@ -268,8 +365,10 @@ int nn_batchnorm_forward_ex(eqm_host *h, const eqm_bn_shape *s, uint32_t flags, 
     if (!save)
         return nn_inval(h, op, "save (2C floats) is required");
     const size_t M = (size_t)s->M, C = (size_t)s->C;
-    bn_ctx c = {.s = s, .in = in, .out = out,
-                .res = (flags & EQM_NN_ADD_RESIDUAL) ? residual : NULL};
+    const int o16 = (flags & EQM_NN_OUT_BF16) != 0, r16 = (flags & EQM_NN_RES_BF16) != 0;
+    const void *res = (flags & EQM_NN_ADD_RESIDUAL) ? residual : NULL;
+    bn_ctx c = {.s = s, .in = in, .out = o16 ? NULL : out, .out16 = o16 ? out : NULL,
+                .res = r16 ? NULL : res, .res16 = r16 ? res : NULL, .keep16 = keep16};
     /* per-channel a, b live after the partial sums in the same buffer */
     c.P = n_parts(s);
     double *pb = part_get(h, c.P * 2 * C);
@@ -315,7 +414,8 @@ int nn_batchnorm_forward_ex(eqm_host *h, const eqm_bn_shape *s, uint32_t flags, 
     }
     bn_affine(s, gamma, beta, mean, inv, A, B);
     c.a = A, c.b = B;
-    nn_parallel(h, M, row_grain(s), bn_apply_body, &c);
+    nn_parallel(h, M, row_grain(s), o16 || c.res16 || keep16 ? bn_apply16_body : bn_apply_body,
+                &c);
     return EQM_OK;
 }
 
@@ -325,7 +425,7 @@ NN_HOT static void bn_bsum_body(void *vc, size_t tb, size_t te)
     bn_ctx *c = vc;
     const eqm_bn_shape *s = c->s;
     const size_t C = (size_t)s->C;
-    float fs[C], fq[C];
+    float fs[C], fq[C], xr[C];
     const float *mean = c->mean, *inv = c->inv, *A = c->a, *B = c->b;
     for (size_t t = tb; t < te; t++) {
         size_t r0, r1;
@@ -338,7 +438,8 @@ NN_HOT static void bn_bsum_body(void *vc, size_t tb, size_t te)
             for (size_t j = 0; j < C; j++)
                 fs[j] = fq[j] = 0.f;
             for (size_t m = m0; m < m1; m++) {
-                const float *x = c->in + m * C, *d = c->dout + m * C, *y = c->cout + m * C;
+                const float *x = c->in16 ? bn_wide_row(c->in16 + m * C, xr, C) : c->in + m * C;
+                const float *d = c->dout + m * C, *y = c->cout + m * C;
                 if (s->relu && c->rin)
                     for (size_t j = 0; j < C; j++) {
                         float v = x[j] * A[j] + B[j]; /* bn_apply_body's v */
@@ -375,8 +476,10 @@ NN_HOT static void bn_bdin_body(void *vc, size_t b, size_t e)
     const size_t C = (size_t)s->C;
     const float *mean = c->mean, *inv = c->inv, *k = c->k, *mg = c->mg, *mgx = c->mgx;
     const float *A = c->a, *B = c->b;
+    float xr[C];
     for (size_t m = b; m < e; m++) {
-        const float *x = c->in + m * C, *d = c->dout + m * C, *y = c->cout + m * C;
+        const float *x = c->in16 ? bn_wide_row(c->in16 + m * C, xr, C) : c->in + m * C;
+        const float *d = c->dout + m * C, *y = c->cout + m * C;
         float *dx = c->din + m * C;
         if (s->relu && c->rin && c->set)
             for (size_t j = 0; j < C; j++) {
@@ -424,17 +527,20 @@ int nn_batchnorm_backward_ex(eqm_host *h, const eqm_bn_shape *s, uint32_t flags,
                              const float *out, const float *gamma, const float *beta,
                              const float *save)
 {
-    const uint32_t known = EQM_NN_SET_DIN | EQM_NN_RELU_FROM_IN;
+    const uint32_t known = EQM_NN_SET_DIN | EQM_NN_RELU_FROM_IN | EQM_NN_IN_BF16;
     const char *op = flags ? "batchnorm_backward_ex" : "batchnorm_backward";
     int rc = bn_check(h, op, s);
     if (rc)
         return rc;
     if (flags & ~known)
         return nn_inval(h, op,
-                        "unknown flags 0x%x (this host knows EQM_NN_SET_DIN = 0x%x and "
-                        "EQM_NN_RELU_FROM_IN = 0x%x)",
+                        "unknown flags 0x%x (this host knows EQM_NN_SET_DIN = 0x%x, "
+                        "EQM_NN_RELU_FROM_IN = 0x%x and EQM_NN_IN_BF16 = 0x%x)",
                         (unsigned)(flags & ~known), (unsigned)EQM_NN_SET_DIN,
-                        (unsigned)EQM_NN_RELU_FROM_IN);
+                        (unsigned)EQM_NN_RELU_FROM_IN, (unsigned)EQM_NN_IN_BF16);
+    const int i16 = (flags & EQM_NN_IN_BF16) != 0;
+    if (!in)
+        return nn_inval(h, op, "in (the forward's input) is required");
     if (s->affine && !gamma)
         return nn_inval(h, op, "affine = 1 needs gamma");
     const int rin = s->relu && (flags & EQM_NN_RELU_FROM_IN);
@@ -444,7 +550,8 @@ int nn_batchnorm_backward_ex(eqm_host *h, const eqm_bn_shape *s, uint32_t flags,
         return nn_inval(h, op, "relu = 1 needs the forward output (or EQM_NN_RELU_FROM_IN)");
     const size_t M = (size_t)s->M, C = (size_t)s->C;
     float ab[2 * C];
-    bn_ctx c = {.s = s, .din = din, .dout = dout, .in = in,
+    bn_ctx c = {.s = s, .din = din, .dout = dout, .in = i16 ? NULL : in,
+                .in16 = i16 ? (const uint16_t *)(const void *)in : NULL,
                 .cout = s->relu && !rin ? out : dout, .mean = save, .inv = save + C,
                 .set = (flags & EQM_NN_SET_DIN) != 0, .rin = rin};
     if (rin) {

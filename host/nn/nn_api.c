@@ -61,6 +61,7 @@ static const eqm_nn_api table = {
     .batchnorm_backward_ex = nn_batchnorm_backward_ex,
     .conv2d_forward_stats = nn_conv2d_forward_stats,
     .batchnorm_forward_ex = nn_batchnorm_forward_ex,
+    .batchnorm_forward_store = nn_batchnorm_forward_store,
 };
 
 const eqm_nn_api *nn_api_table(void) { return &table; }

@@ -102,6 +102,10 @@ int nn_batchnorm_forward_ex(eqm_host *h, const eqm_bn_shape *s, uint32_t flags, 
                             const float *in, const float *residual, const float *gamma,
                             const float *beta, float *running_mean, float *running_var,
                             float *save, const double *stats);
+int nn_batchnorm_forward_store(eqm_host *h, const eqm_bn_shape *s, uint32_t flags, void *out,
+                               eqm_bf16 *in_bf16, const float *in, const void *residual,
+                               const float *gamma, const float *beta, float *running_mean,
+                               float *running_var, float *save, const double *stats);
 /* per channel [sum, sum of squares] (2C doubles) of an (M, C) matrix: BN's statistics pass */
 int nn_bn_sums(eqm_host *h, size_t M, size_t C, const float *x, double *stats);
 int nn_conv2d_forward_stats(eqm_host *h, const eqm_conv2d_shape *s, float *out,

@@ -724,6 +724,149 @@ START_TEST(test_bn_residual)
 }
 END_TEST
 
+/* bf16 helpers for the ABI 1.6 tests: x rounded (nearest even) to bf16 bits, and back. */
+static uint16_t *to_bf16(const float *x, size_t n)
+{
+    uint16_t *b = malloc(n * sizeof *b);
+    ck_assert_ptr_nonnull(b);
+    for (size_t i = 0; i < n; i++)
+        b[i] = nn_bf16_from_f32(x[i]);
+    return b;
+}
+
+static float *from_bf16(const uint16_t *b, size_t n)
+{
+    float *x = malloc(n * sizeof *x);
+    ck_assert_ptr_nonnull(x);
+    for (size_t i = 0; i < n; i++)
+        x[i] = nn_bf16_to_f32(b[i]);
+    return x;
+}
+
+/* ABI 1.6 batchnorm_forward_store: with in_bf16 it keeps bf16(x) and its out is, bit for
+ * bit, batchnorm_forward_ex on the widened kept copy with the statistics of the float x
+ * (passed as stats to both; with stats NULL the save and running statistics are those of
+ * batchnorm_forward_ex on x); a bf16 out is bf16(that float out); a bf16 residual is read
+ * as its exact floats. Every combination of ReLU, residual (none, float, bf16), out (float,
+ * bf16) and in_bf16 (kept or not), training and eval. Then batchnorm_backward_ex with
+ * EQM_NN_IN_BF16 on the kept copy gives the bits of the float call on the widened copy
+ * (every SET_DIN / RELU_FROM_IN combination). Bad flag combinations are EQM_ERR_INVAL. */
+START_TEST(test_bn_store)
+{
+    static const int cfg[][3] = {{30, 20, 1}, {260, 9, 0}, {4096, 16, 1}, {37, 5, 1}};
+    host_threads_init(2);
+    int n_cases = 0;
+    for (size_t ci = 0; ci < sizeof cfg / sizeof *cfg; ci++)
+        for (int v = 0; v < 2 * 2 * 3 * 2 * 2; v++) {
+            const int *g = cfg[ci];
+            int train = v & 1, relu = (v >> 1) & 1, rk = (v >> 2) % 3, o16 = (v / 12) & 1,
+                keep = (v / 24) & 1;
+            eqm_bn_shape s = {g[0], g[1], train, g[2], relu, 1e-5f, 0.1f};
+            size_t n = (size_t)g[0] * g[1], C = (size_t)g[1];
+            float *x = rnd(n, 2.f), *res = rnd(n, 1.5f), *gm = rnd(C, 1.f), *bt = rnd(C, 1.f);
+            float *rm1 = rnd(C, 0.2f), *rv1 = rnd(C, 0.4f);
+            for (size_t k = 0; k < C; k++)
+                rv1[k] += 1.f;
+            float *rm2 = dup(rm1, C), *rv2 = dup(rv1, C);
+            uint16_t *res16 = to_bf16(res, n), *x16ref = to_bf16(x, n);
+            float *resw = from_bf16(res16, n), *xw = from_bf16(x16ref, n);
+            double *st = calloc(2 * C, sizeof *st);
+            for (size_t m = 0; m < (size_t)g[0]; m++)
+                for (size_t j = 0; j < C; j++) {
+                    st[j] += x[m * C + j];
+                    st[C + j] += (double)x[m * C + j] * x[m * C + j];
+                }
+            const double *stp = keep ? st : NULL; /* without a kept copy: the op's own sums */
+            uint32_t fl = (rk ? EQM_NN_ADD_RESIDUAL : 0u) | (rk == 2 ? EQM_NN_RES_BF16 : 0u) |
+                          (o16 ? EQM_NN_OUT_BF16 : 0u);
+            float *o1 = zeros(n), *sv1 = zeros(2 * C), *sv2 = zeros(2 * C);
+            uint16_t *o16b = calloc(n, sizeof *o16b), *k16 = calloc(n, sizeof *k16);
+            float *o2f = zeros(n);
+            const float *r1 = rk == 1 ? res : rk == 2 ? resw : NULL;
+            ck_assert_int_eq(NN()->batchnorm_forward_ex(NULL, &s, rk ? EQM_NN_ADD_RESIDUAL : 0u,
+                                                        o1, keep ? xw : x, r1, g[2] ? gm : NULL,
+                                                        g[2] ? bt : NULL, rm1, rv1, sv1,
+                                                        train ? stp : NULL),
+                             EQM_OK);
+            ck_assert_int_eq(NN()->batchnorm_forward_store(
+                                 NULL, &s, fl, o16 ? (void *)o16b : (void *)o2f,
+                                 keep ? k16 : NULL, x,
+                                 rk == 2 ? (const void *)res16 : rk ? (const void *)res : NULL,
+                                 g[2] ? gm : NULL, g[2] ? bt : NULL, rm2, rv2, sv2,
+                                 train ? stp : NULL),
+                             EQM_OK);
+            char what[96];
+            snprintf(what, sizeof what, "bn store %zu/%d out", ci, v);
+            if (o16) {
+                uint16_t *ref = to_bf16(o1, n);
+                for (size_t k = 0; k < n; k++)
+                    ck_assert_msg(o16b[k] == ref[k], "%s: element %zu: 0x%04x, want 0x%04x",
+                                  what, k, o16b[k], ref[k]);
+                free(ref);
+            } else {
+                expect_same_bits(what, o2f, o1, n);
+            }
+            if (keep)
+                for (size_t k = 0; k < n; k++)
+                    ck_assert_msg(k16[k] == x16ref[k], "bn store %zu/%d kept copy %zu", ci, v, k);
+            snprintf(what, sizeof what, "bn store %zu/%d save", ci, v);
+            expect_same_bits(what, sv2, sv1, 2 * C);
+            snprintf(what, sizeof what, "bn store %zu/%d running", ci, v);
+            expect_same_bits(what, rm2, rm1, C);
+            expect_same_bits(what, rv2, rv1, C);
+            if (keep && train && !rk && !o16) { /* backward on the kept copy */
+                float *d = rnd(n, 1.f);
+                for (int bf = 0; bf < 4; bf++) {
+                    uint32_t bfl = (bf & 1 ? EQM_NN_SET_DIN : 0u) |
+                                   (bf & 2 ? EQM_NN_RELU_FROM_IN : 0u);
+                    if (relu && !(bf & 2))
+                        continue; /* a bf16-stored forward keeps no float out to mask by */
+                    float *di1 = rnd(n, 1.f), *di2 = dup(di1, n);
+                    float *dg1 = rnd(C, 1.f), *db1 = rnd(C, 1.f), *dg2 = dup(dg1, C),
+                          *db2 = dup(db1, C);
+                    ck_assert_int_eq(NN()->batchnorm_backward_ex(
+                                         NULL, &s, bfl, di1, g[2] ? dg1 : NULL,
+                                         g[2] ? db1 : NULL, d, xw, NULL, g[2] ? gm : NULL,
+                                         g[2] ? bt : NULL, sv1),
+                                     EQM_OK);
+                    ck_assert_int_eq(NN()->batchnorm_backward_ex(
+                                         NULL, &s, bfl | EQM_NN_IN_BF16, di2,
+                                         g[2] ? dg2 : NULL, g[2] ? db2 : NULL, d,
+                                         (const float *)(const void *)k16, NULL,
+                                         g[2] ? gm : NULL, g[2] ? bt : NULL, sv2),
+                                     EQM_OK);
+                    snprintf(what, sizeof what, "bn store %zu/%d backward %d din", ci, v, bf);
+                    expect_same_bits(what, di2, di1, n);
+                    snprintf(what, sizeof what, "bn store %zu/%d backward %d dgamma", ci, v, bf);
+                    expect_same_bits(what, dg2, dg1, C);
+                    expect_same_bits(what, db2, db1, C);
+                    free(di1), free(di2), free(dg1), free(db1), free(dg2), free(db2);
+                    n_cases++;
+                }
+                free(d);
+            }
+            free(x), free(res), free(gm), free(bt), free(rm1), free(rv1), free(rm2), free(rv2),
+                free(res16), free(x16ref), free(resw), free(xw), free(st), free(o1), free(sv1),
+                free(sv2), free(o16b), free(k16), free(o2f);
+        }
+    ck_assert_int_gt(n_cases, 8);
+    eqm_bn_shape s = {4, 2, 1, 0, 0, 1e-5f, 0.1f};
+    float v8[8] = {0}, c2[2] = {1, 1}, sv[4] = {0};
+    ck_assert_int_eq(NN()->batchnorm_forward_store(NULL, &s, EQM_NN_RES_BF16, v8, NULL, v8, v8,
+                                                   NULL, NULL, c2, c2, sv, NULL),
+                     EQM_ERR_INVAL);
+    ck_assert_int_eq(NN()->batchnorm_forward_store(NULL, &s, EQM_NN_SET_DIN, v8, NULL, v8, NULL,
+                                                   NULL, NULL, c2, c2, sv, NULL),
+                     EQM_ERR_INVAL);
+    ck_assert_int_eq(NN()->batchnorm_forward_store(NULL, &s, EQM_NN_OUT_BF16, v8, NULL, v8,
+                                                   NULL, NULL, NULL, c2, c2, sv, NULL),
+                     EQM_OK);
+    ck_assert_int_eq(NN()->batchnorm_forward_ex(NULL, &s, EQM_NN_OUT_BF16, v8, v8, NULL, NULL,
+                                                NULL, c2, c2, sv, NULL),
+                     EQM_ERR_INVAL);
+}
+END_TEST
+
 START_TEST(test_table)
 {
     const eqm_nn_api *nn = NN();
@@ -749,6 +892,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_conv_direct_vs_im2col);
     tcase_add_test(tc, test_conv_small_same_sums);
     tcase_add_test(tc, test_bn_residual);
+    tcase_add_test(tc, test_bn_store);
     tcase_add_test(tc, test_conv_default_vs_im2col);
     tcase_add_test(tc, test_sgemm_split);
     tcase_add_loop_test(tc, test_conv_set_din, 0, 4 * 6);

@@ -1,11 +1,13 @@
 /* bench/conv_layers.c: time conv2d forward, dX and dW (and BN forward/backward) on the
  * ResNet-18-CIFAR layer shapes, to see where a training step goes.
  * Usage: conv-layers [--batch 64] [--threads 2] [--reps 2] [--algo 0|1] [--cpu 1] [--bf16 1]
- *                    [--width 4]
+ *                    [--width 4] [--in-bf16 1]
  * --width D divides every channel count but the image's 3 by D (4: the quickstart's width 0.25);
  * --algo 1 forces the reference im2col/col2im path; --cpu 1 times process CPU seconds;
  * --bf16 1 passes EQM_NN_BF16 (bf16 products, fp32 accumulation; EQM_NN_BF16_NATIVE=0 for
- * the emulation) and first times one 1024^3 GEMM in fp32 and in bf16.
+ * the emulation) and first times one 1024^3 GEMM in fp32 and in bf16;
+ * --in-bf16 1 passes the input as bf16 values with EQM_NN_IN_BF16 (ABI 1.6: activations
+ * stored as bf16 under train.precision = bf16), at either precision.
  * Prints per layer: ms and nominal GFLOP/s (every tap counted) of fwd, dX, dW.
  * Left out: correctness (tests/nn does that).
  */
@@ -32,7 +34,7 @@ static double now_s(void)
 
 int main(int argc, char **argv)
 {
-    int batch = 64, threads = 2, reps = 2, bf16 = 0, wdiv = 1;
+    int batch = 64, threads = 2, reps = 2, bf16 = 0, wdiv = 1, inb = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--batch"))
             batch = atoi(argv[i + 1]);
@@ -46,6 +48,8 @@ int main(int argc, char **argv)
             use_cpu_clock = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--bf16"))
             bf16 = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--in-bf16"))
+            inb = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--width"))
             wdiv = atoi(argv[i + 1]) > 0 ? atoi(argv[i + 1]) : 1;
     }
@@ -84,12 +88,14 @@ int main(int argc, char **argv)
         }
         free(a), free(b), free(c);
     }
-    printf("# batch %d threads %d width 1/%d%s (ms, nominal GFLOP/s)\n", batch, threads, wdiv,
-           bf16 ? " bf16" : "");
+    printf("# batch %d threads %d width 1/%d%s%s (ms, nominal GFLOP/s)\n", batch, threads, wdiv,
+           bf16 ? " bf16" : "", inb ? " in-bf16" : "");
     for (size_t l = 0; l < sizeof L / sizeof *L; l++) {
         int ci = L[l][1] == 3 ? 3 : L[l][1] / wdiv, co = L[l][2] / wdiv;
         eqm_conv2d_shape s = {batch, L[l][0], L[l][0], ci, co,
                               L[l][3], L[l][3], L[l][4], L[l][5], bf16 ? EQM_NN_BF16 : 0};
+        if (inb)
+            s.flags |= EQM_NN_IN_BF16;
         int Ho = (s.H + 2 * s.pad - s.kh) / s.stride + 1;
         size_t ni = (size_t)batch * s.H * s.W * s.C_in, no = (size_t)batch * Ho * Ho * s.C_out;
         size_t nw = (size_t)s.C_out * s.kh * s.kw * s.C_in;
@@ -97,17 +103,21 @@ int main(int argc, char **argv)
               *dw = calloc(nw, 4);
         for (size_t i = 0; i < ni; i++)
             x[i] = (float)(i % 7) - 3;
+        uint16_t *xb = inb ? malloc(ni * sizeof *xb) : NULL;
+        for (size_t i = 0; xb && i < ni; i++)
+            xb[i] = nn_bf16_from_f32(x[i]);
+        const float *xin = xb ? (const float *)(const void *)xb : x;
         for (size_t i = 0; i < nw; i++)
             w[i] = (float)(i % 5) * 0.1f;
         double gf = 2.0 * no * (double)s.kh * s.kw * s.C_in / 1e9;
         double t[3] = {1e9, 1e9, 1e9};
         for (int r = 0; r < reps + 1; r++) {
             double t0 = now_s();
-            nn->conv2d_forward(NULL, &s, y, x, w);
+            nn->conv2d_forward(NULL, &s, y, xin, w);
             double t1 = now_s();
-            nn->conv2d_backward(NULL, &s, dx, NULL, y, x, w);
+            nn->conv2d_backward(NULL, &s, dx, NULL, y, xin, w);
             double t2 = now_s();
-            nn->conv2d_backward(NULL, &s, NULL, dw, y, x, w);
+            nn->conv2d_backward(NULL, &s, NULL, dw, y, xin, w);
             double t3 = now_s();
             if (r) {
                 t[0] = t1 - t0 < t[0] ? t1 - t0 : t[0];
@@ -119,7 +129,7 @@ int main(int argc, char **argv)
                "%5.0f\n",
                s.H, s.W, s.C_in, s.C_out, s.kh, s.stride, t[0] * 1e3, gf / t[0], t[1] * 1e3,
                gf / t[1], t[2] * 1e3, gf / t[2]);
-        free(x), free(y), free(w), free(dx), free(dw);
+        free(x), free(xb), free(y), free(w), free(dx), free(dw);
     }
     return 0;
 }

@@ -49,6 +49,10 @@
  * spread out by the stride into a slot of (H + kh - 1) x (W + kw - 1) pixels: dout pixel
  * (oy, ox) at (st oy + kh - 1 - pad, st ox + kw - 1 - pad), zeros elsewhere (a transposed
  * convolution; the products with those zeros are the price, conv2d.c's amx_dx_pick).
+ * EQM_NN_IN_BF16 (forward only: the dX slot holds dout): the image is already bf16, so the
+ * slot gets a copy (copy32), with the two rules of the conversion applied to it (zero and
+ * subnormal -> signed zero, NaN quietened): the same bits as on the widened floats, and
+ * half the bytes read.
  * Scope (nn_amx_conv_ok): EQM_NN_BF16 on AMX (nn_bf16_native() == 2), not a 1x1 stride-1
  * pad-0 conv (a plain GEMM already), C_in >= 16; nn_amx_conv_dx_ok: stride > 1, C_out >=
  * 16, pad < kernel.
@@ -156,6 +160,7 @@ typedef struct {
     uint16_t *xp; /* G slots */
     uint32_t *bp;
     int accumulate;
+    int ib;     /* forward with EQM_NN_IN_BF16: in holds eqm_bf16 values */
     double *gs; /* NULL, or per group 2 Co doubles: sums, sums of squares of the output */
 } amx_ctx;
 
@@ -168,6 +173,22 @@ BF16_TARGET static inline void cvt32(uint16_t *dst, const float *src, int n)
     __m512 x0 = _mm512_maskz_loadu_ps(m0, src), x1 = _mm512_maskz_loadu_ps(m1, src + 16);
     __m512i v = (__m512i)_mm512_cvtne2ps_pbh(x1, x0);
     __mmask32 m = n >= 32 ? 0xffffffffu : (__mmask32)((1u << n) - 1);
+    _mm512_mask_storeu_epi16(dst, m, v);
+}
+
+/* 32 bf16 values (n valid, the rest zero) copied to dst, each as cvt32 makes it of its
+ * float: zero and subnormal -> signed zero, NaN quietened (bit 6), the rest unchanged (a
+ * bf16 value is its own nearest even). So a forward on bf16 input gives the bits of the
+ * same forward on the widened floats, whatever the values. */
+BF16_TARGET static inline void copy32(uint16_t *dst, const uint16_t *src, int n)
+{
+    __mmask32 m = n >= 32 ? 0xffffffffu : (__mmask32)((1u << n) - 1);
+    __m512i v = _mm512_maskz_loadu_epi16(m, src);
+    __mmask32 z = _mm512_testn_epi16_mask(v, _mm512_set1_epi16(0x7f80));
+    __mmask32 nan = _mm512_cmpgt_epu16_mask(_mm512_and_si512(v, _mm512_set1_epi16(0x7fff)),
+                                            _mm512_set1_epi16(0x7f80));
+    v = _mm512_mask_blend_epi16(z, v, _mm512_and_si512(v, _mm512_set1_epi16((short)0x8000)));
+    v = _mm512_mask_blend_epi16(nan, v, _mm512_or_si512(v, _mm512_set1_epi16(0x40)));
     _mm512_mask_storeu_epi16(dst, m, v);
 }
 
@@ -194,6 +215,16 @@ BF16_TARGET static void cvt_image(const amx_ctx *c, size_t n, uint16_t *xp)
         return;
     }
     const size_t padl = (size_t)s->pad * Ci, len = (size_t)s->W * Ci;
+    if (c->ib) { /* bf16 input: a copy, no conversion */
+        const uint16_t *in = (const uint16_t *)(const void *)c->in;
+        for (int y = 0; y < s->H; y++) {
+            uint16_t *dst = xp + (size_t)(y + s->pad) * rowlen + padl;
+            const uint16_t *src = in + (n * s->H + (size_t)y) * len;
+            for (size_t i = 0; i < len; i += 32)
+                copy32(dst + i, src + i, len - i < 32 ? (int)(len - i) : 32);
+        }
+        return;
+    }
     for (int y = 0; y < s->H; y++) {
         uint16_t *dst = xp + (size_t)(y + s->pad) * rowlen + padl;
         const float *src = c->in + (n * s->H + (size_t)y) * len;
@@ -393,6 +424,7 @@ static void run(eqm_host *h, const amx_plan *pp, float *out, const float *in, co
 {
     amx_plan p = *pp;
     amx_ctx c = {.p = &p, .in = in, .w = w, .out = out, .accumulate = accumulate, .gs = gs};
+    c.ib = !p.dx && (p.s->flags & EQM_NN_IN_BF16); /* a dX reads dout: float */
     c.bp = (uint32_t *)(void *)buf;
     c.xp = (uint16_t *)(void *)(buf + (bp_uint32(&p) + 15) / 16 * 16);
     nn_parallel(h, (size_t)p.np, 1, pack_w_body, &c);

@@ -58,12 +58,16 @@
  * path (in another order; check_bf16's fp32-summation bounds hold). One difference: a
  * non-finite input pixel meets the zero dout of a position with no output (0 x inf =
  * NaN), where im2col never multiplies it; dW is then inf/NaN either way.
+ * EQM_NN_IN_BF16: xt_chunk reads the bf16 values and widens them in the registers
+ * (load16) before the same transpose and conversion: the same bits as on the widened
+ * floats, half the bytes read.
  * Workspace: the caller's (conv2d.c's grow-only buffer, nn_amx_dw_ws_floats): the 4
  * partials, then each task's chunk buffers.
  * Measured: bench/README.md ("Implicit AMX dW").
  */
 #include "config.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "nn/nn_internal.h"
@@ -81,6 +85,7 @@ typedef struct {
     int nrg, rbg, nrb, ncb, CB;            /* row groups, per block, row/col blocks, cols */
     size_t Qn, steps, chunk, dmax, LC;     /* chunk: steps per chunk; LC: Xt row length */
     int G, S;                              /* reduction groups, block slices */
+    int ib;                                /* EQM_NN_IN_BF16: in holds eqm_bf16 values */
     size_t part_floats, xt_floats, task_floats; /* one partial, one task's Xt, Xt + D2 */
     const float *in, *dout;
     float *dw, *ws;
@@ -176,23 +181,39 @@ AMX_TARGET static inline void tr16(__m512 r[16])
 
 /* ------------------------------------------------------------- the two copies ---- */
 
-/* The input pixel at position q, or NULL (padding, gaps, past the images): walks q. */
+/* The input pixel at position q, or none (padding, gaps, past the images): walks q. */
 typedef struct {
-    size_t R;  /* canvas row q / Wr */
-    int c;     /* column q % Wr */
-    const float *row; /* image row of R, or NULL */
+    size_t R;   /* canvas row q / Wr */
+    int c;      /* column q % Wr */
+    int has;    /* R is an image row */
+    size_t row; /* its first element in `in` (floats or bf16) */
 } xwalk;
 
 static void xwalk_row(const dw_plan *p, xwalk *w)
 {
     const eqm_conv2d_shape *s = p->s;
-    w->row = NULL;
+    w->has = 0;
     if (w->R < (size_t)s->pad)
         return;
     size_t t = w->R - (size_t)s->pad, n = t / (size_t)p->Hr;
     int iy = (int)(t % (size_t)p->Hr);
-    if (n < (size_t)s->N && iy < s->H)
-        w->row = p->in + (n * (size_t)s->H + (size_t)iy) * (size_t)s->W * (size_t)p->Ci;
+    if (n < (size_t)s->N && iy < s->H) {
+        w->has = 1;
+        w->row = (n * (size_t)s->H + (size_t)iy) * (size_t)s->W * (size_t)p->Ci;
+    }
+}
+
+/* 16 channels of one pixel (element e of `in`) as floats: with bf16 input, the values
+ * widened (exact), so the register holds what a float `in` would give, and the transpose
+ * and conversion below make the same bf16 bits of it. */
+AMX_TARGET static inline __m512 load16(const dw_plan *p, size_t e)
+{
+    if (p->ib) {
+        const uint16_t *b = (const uint16_t *)(const void *)p->in + e;
+        __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)b));
+        return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+    }
+    return _mm512_loadu_ps(p->in + e);
 }
 
 /* Xt rows (Ci of them, LC apart) at dst for positions [q0, q0 + nq), nq % 16 == 0. */
@@ -200,13 +221,13 @@ AMX_TARGET static void xt_chunk(const dw_plan *p, size_t q0, size_t nq, uint16_t
 {
     const size_t Ci = (size_t)p->Ci, LC = p->LC;
     const int pad = p->s->pad, W = p->s->W;
-    xwalk w = {q0 / (size_t)p->Wr, (int)(q0 % (size_t)p->Wr), NULL};
+    xwalk w = {q0 / (size_t)p->Wr, (int)(q0 % (size_t)p->Wr), 0, 0};
     xwalk_row(p, &w);
     for (size_t x = 0; x < nq; x += 16) {
-        const float *src[16];
+        size_t src[16]; /* element of the pixel in `in`, or SIZE_MAX (zero) */
         for (int i = 0; i < 16; i++) {
             int ix = w.c - pad;
-            src[i] = w.row && ix >= 0 && ix < W ? w.row + (size_t)ix * Ci : NULL;
+            src[i] = w.has && ix >= 0 && ix < W ? w.row + (size_t)ix * Ci : SIZE_MAX;
             if (++w.c == p->Wr) {
                 w.c = 0;
                 w.R++;
@@ -216,7 +237,7 @@ AMX_TARGET static void xt_chunk(const dw_plan *p, size_t q0, size_t nq, uint16_t
         for (size_t c0 = 0; c0 < Ci; c0 += 16) {
             __m512 r[16];
             for (int i = 0; i < 16; i++)
-                r[i] = src[i] ? _mm512_loadu_ps(src[i] + c0) : _mm512_setzero_ps();
+                r[i] = src[i] != SIZE_MAX ? load16(p, src[i] + c0) : _mm512_setzero_ps();
             tr16(r);
             for (int j = 0; j < 16; j++)
                 _mm256_storeu_si256((__m256i *)(void *)(dst + (c0 + (size_t)j) * LC + x),
@@ -422,6 +443,7 @@ void nn_amx_dw(eqm_host *h, const eqm_conv2d_shape *s, float *dw, const float *d
     dw_plan p;
     plan_of(s, &p);
     p.in = in;
+    p.ib = (s->flags & EQM_NN_IN_BF16) != 0;
     p.dout = dout;
     p.dw = dw;
     p.ws = ws;

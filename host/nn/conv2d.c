@@ -54,6 +54,20 @@
  * above honours it (GEMM beta 0, the forward conv of dout without accumulate, col2im zeroing
  * each din row just before it gathers into it), so the caller's memset of din and the
  * read-back of those zeros go. dw still accumulates.
+ * EQM_NN_IN_BF16 (ABI 1.6; forward, forward_stats, and backward's dW): `in` holds bf16
+ * values (the activations a ResNet keeps for backward under precision = bf16), at either
+ * precision. Read as they are by the implicit AMX forward (its padded image copy copies
+ * them instead of converting, amx_conv.c) and dW (widened in registers, amx_dw.c), by the
+ * small-C_in direct kernels (their padded copy widens them) and by im2col (im2col_row
+ * widens each run: fp32 tiles and bf16 tiles); a pointwise conv with bf16 input runs
+ * im2col with K = C_in (bf16 tiles on a native kernel) instead of the GEMM on `in`.
+ * Winograd and the general direct kernels read float `in`: their picks skip such a conv
+ * (im2col instead). No dX path reads `in`, and the dX-as-forward shape drops the flag
+ * (its input is dout). Each of these paths gives the bits it gives on the widened floats
+ * (check_bf16's test_conv_in_bf16). Measured (conv-layers --width 4 --batch 384, 1 core,
+ * CPU ms, float -> bf16 input, the 9 layers summed): --bf16 1 (AMX) fwd 26.3 -> 23.1, dW
+ * 37.7 -> 33.8 (32x32 16->16: 5.2 -> 4.6, 7.8 -> 6.5); fp32, where im2col replaces the
+ * direct and Winograd kernels: fwd 68.7 -> 110.4, dW 76.9 -> 107.3 (16->16: 14.7 -> 31.7).
  * Left out: bias, groups, dilation, non-square strides/paddings.
  */
 #include "config.h"
@@ -63,6 +77,10 @@
 
 #include "core.h"
 #include "nn/nn_internal.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 
 #define TILE_FLOATS_DEFAULT (1u << 18) /* target floats of one im2col tile (1 MiB) */
 static size_t tile_floats_v;
@@ -145,11 +163,46 @@ static int conv_check(eqm_host *h, const char *op, const eqm_conv2d_shape *s, in
     return EQM_OK;
 }
 
-/* im2col of row r of the tile (image n0 + r / (Ho*Wo), pixel r % (Ho*Wo)) into dst (K). */
+/* EQM_NN_IN_BF16 (ABI 1.6): `in` holds eqm_bf16 values (see the header comment). */
+static int in_bf16(const eqm_conv2d_shape *s) { return (s->flags & EQM_NN_IN_BF16) != 0; }
+
+/* dst[0..n) = the floats of the bf16 values src[0..n) (exact); AVX-512F where the CPU has
+ * it (the scalar loop is not vectorised at -O2: it made the bf16-tile layers 1.3-1.8x
+ * slower than on float input) */
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx512f"))) static void widen_avx512(float *dst, const uint16_t *src,
+                                                              size_t n)
+{
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_si512((void *)(dst + i),
+                            _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(
+                                                  (const __m256i *)(const void *)(src + i))),
+                                              16));
+    for (; i < n; i++)
+        dst[i] = nn_bf16_wide(src[i]);
+}
+#endif
+static void widen_row(float *dst, const uint16_t *src, size_t n)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (nn_direct_available()) {
+        widen_avx512(dst, src, n);
+        return;
+    }
+#endif
+    for (size_t i = 0; i < n; i++)
+        dst[i] = nn_bf16_wide(src[i]);
+}
+
+/* im2col of row r of the tile (image n0 + r / (Ho*Wo), pixel r % (Ho*Wo)) into dst (K).
+ * The only place the im2col paths (fp32 and bf16 tiles) read `in`: with EQM_NN_IN_BF16 it
+ * widens the bf16 runs, so every later step sees the floats a float `in` would hold. */
 static void im2col_row(const conv_ctx *c, size_t r, float *dst)
 {
     const eqm_conv2d_shape *s = c->s;
     const size_t Ci = (size_t)s->C_in, HoWo = (size_t)c->Ho * c->Wo;
+    const int ib = in_bf16(s);
     size_t n = c->n0 + r / HoWo, p = r % HoWo;
     int oh = (int)(p / (size_t)c->Wo), ow = (int)(p % (size_t)c->Wo);
     for (int ki = 0; ki < s->kh; ki++) {
@@ -163,6 +216,10 @@ static void im2col_row(const conv_ctx *c, size_t r, float *dst)
             int iw = ow * s->stride - s->pad + kj;
             if (iw < 0 || iw >= s->W)
                 memset(dst, 0, sizeof(float) * Ci);
+            else if (ib)
+                widen_row(dst,
+                          (const uint16_t *)(const void *)c->in + ((n * s->H + ih) * s->W + iw) * Ci,
+                          Ci);
             else
                 memcpy(dst, c->in + ((n * s->H + ih) * s->W + iw) * Ci, sizeof(float) * Ci);
         }
@@ -262,7 +319,8 @@ static size_t tile_images(const eqm_conv2d_shape *s, size_t rows_per_img, size_t
 
 static int bf16_tiles(const eqm_conv2d_shape *s)
 {
-    return (s->flags & EQM_NN_BF16) && nn_bf16_native() > 0 && !is_pointwise(s);
+    /* a pointwise conv is a plain GEMM on `in`, unless `in` is bf16 (then im2col widens it) */
+    return (s->flags & EQM_NN_BF16) && nn_bf16_native() > 0 && (!is_pointwise(s) || in_bf16(s));
 }
 
 typedef struct {
@@ -472,6 +530,8 @@ static int wino_ok(const eqm_conv2d_shape *s)
      * 38/37/55 (fwd/dX/dW) */
     int amx = (s->flags & EQM_NN_BF16) && nn_bf16_native() == 2;
     int on = conv_algo == 3 || (conv_algo == 0 && tiles >= 512 && !amx);
+    if (in_bf16(s)) /* its input transform reads float `in` */
+        return 0;
     return on && s->kh == 3 && s->kw == 3 && s->stride == 1 && s->C_in >= 16 &&
            s->C_out >= 16 && s->C_in <= NN_WINO_MAX_C && s->C_out <= NN_WINO_MAX_C;
 }
@@ -479,7 +539,8 @@ static int wino_ok(const eqm_conv2d_shape *s)
 /* Direct kernel (direct.c): algo 4 wherever it applies; by default: see below. */
 static int direct_pick(const eqm_conv2d_shape *s)
 {
-    if (is_pointwise(s) || !nn_direct_ok(s))
+    /* with bf16 input only the small-C_in kernels (they read in through their padded copy) */
+    if (is_pointwise(s) || (in_bf16(s) && !nn_direct_small_ok(s)) || !nn_direct_ok(s))
         return 0;
     if (conv_algo == 4)
         return 1;
@@ -501,7 +562,7 @@ static int direct_pick(const eqm_conv2d_shape *s)
 /* Direct dW (direct.c): algo 4 wherever it applies; by default: see below. */
 static int direct_dw_pick(const eqm_conv2d_shape *s)
 {
-    if (is_pointwise(s) || !nn_direct_ok(s))
+    if (is_pointwise(s) || (in_bf16(s) && !nn_direct_small_ok(s)) || !nn_direct_ok(s))
         return 0;
     if (conv_algo == 4)
         return 1;
@@ -554,7 +615,7 @@ static int fwd_im2col(eqm_host *h, const eqm_conv2d_shape *s, float *out, const 
     const int Co = s->C_out;
     c.K = s->kh * s->kw * s->C_in;
     const size_t HoWo = (size_t)c.Ho * c.Wo;
-    if (is_pointwise(s)) {
+    if (is_pointwise(s) && !in_bf16(s)) {
         nn_gemm(h, s->flags, 0, 1, (int)((size_t)s->N * HoWo), Co, c.K, 1.f, in, c.K, w, c.K,
                 beta, out, Co);
         return EQM_OK;
@@ -581,7 +642,7 @@ static size_t fwd_ws_floats(const eqm_conv2d_shape *s)
         return nn_wino_ws_floats(s);
     if (amx_pick(s))
         return nn_amx_conv_ws_floats(s);
-    if (is_pointwise(s))
+    if (is_pointwise(s) && !in_bf16(s))
         return 0;
     if (bf16_tiles(s)) {
         bf16_conv_ctx b;
@@ -697,6 +758,7 @@ static void dx_shape(const eqm_conv2d_shape *s, int Ho, int Wo, eqm_conv2d_shape
     t->C_in = s->C_out;
     t->C_out = s->C_in;
     t->pad = s->kh - 1 - s->pad;
+    t->flags &= ~(uint32_t)EQM_NN_IN_BF16; /* its input is dout: float */
 }
 
 typedef struct {
@@ -755,7 +817,16 @@ int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float
      * gathers into (c.set); all give the bits of += into a zeroed din (up to a -0) */
     const int set = (s->flags & EQM_NN_SET_DIN) != 0;
     c.set = set;
-    if (is_pointwise(s)) {
+    if (is_pointwise(s) && in_bf16(s)) {
+        /* dX as the plain call's GEMM (it does not read in); dW on the im2col path below
+         * (bf16 tiles or fp32 tiles), which widens in */
+        if (din)
+            nn_gemm(h, s->flags, 0, 0, (int)((size_t)s->N * HoWo), c.K, Co, 1.f, dout, Co, w,
+                    c.K, set ? 0.f : 1.f, din, c.K);
+        if (!dw)
+            return EQM_OK;
+        din = c.din = NULL;
+    } else if (is_pointwise(s)) {
         int M = (int)((size_t)s->N * HoWo);
         if (dw)
             nn_gemm(h, s->flags, 1, 0, Co, c.K, M, 1.f, dout, Co, in, c.K, 1.f, dw, c.K);

@@ -258,6 +258,8 @@ static void direct_rows(const direct_ctx *c, size_t b, size_t e, double *dp)
  * contiguous run of L = kw C_in floats, at a stride of stride x C_in per output pixel,
  * and no tap needs a check. The sums are those of the general kernels, in the same order
  * (the padding taps they skip add 0 here), so fp32 results are the same bits.
+ * EQM_NN_IN_BF16 (ABI 1.6): the padded copy widens the bf16 input (copy_row_bf16); the
+ * kernels behind it never see the difference.
  * bf16 (EQM_NN_BF16): the padded copy and the weights are rounded to bf16 (nearest even,
  * as nn_bf16_from_f32) and so, in dW, is dout (per row group, into a per-part scratch):
  * bf16 products (exact in fp32) with fp32 accumulation, the semantics of every bf16 conv. */
@@ -289,11 +291,26 @@ static DIRECT_TARGET void copy_row(float *dst, const float *src, size_t n, int r
     }
 }
 
+/* dst[0..n) = the floats of the bf16 values src[0..n) (exact; then rounded when rnd, as
+ * copy_row rounds: the same bits as copy_row of the widened floats) */
+static DIRECT_TARGET void copy_row_bf16(float *dst, const uint16_t *src, size_t n, int rnd)
+{
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512i u = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(src + i)));
+        __m512 v = _mm512_castsi512_ps(_mm512_slli_epi32(u, 16));
+        _mm512_storeu_ps(dst + i, rnd ? rnd_bf16(v) : v);
+    }
+    for (; i < n; i++)
+        dst[i] = nn_bf16_wide(rnd ? nn_bf16_rne(nn_bf16_wide(src[i])) : src[i]);
+}
+
 typedef struct {
     const eqm_conv2d_shape *s;
     const float *in;
     float *xp;
     int Hp, Wp, rnd;
+    int ib; /* EQM_NN_IN_BF16: in holds eqm_bf16 values */
 } pad_ctx;
 
 /* Padded rows (image, yp) in [b, e). */
@@ -312,14 +329,19 @@ static void pad_body(void *vc, size_t b, size_t e)
         }
         size_t mid = (size_t)s->W * Ci;
         memset(d, 0, left * sizeof(float));
-        copy_row(d + left, c->in + (n * (size_t)s->H + (size_t)ih) * mid, mid, c->rnd);
+        size_t off = (n * (size_t)s->H + (size_t)ih) * mid;
+        if (c->ib)
+            copy_row_bf16(d + left, (const uint16_t *)(const void *)c->in + off, mid, c->rnd);
+        else
+            copy_row(d + left, c->in + off, mid, c->rnd);
         memset(d + left + mid, 0, (rowf - left - mid) * sizeof(float));
     }
 }
 
 static void small_pad(eqm_host *h, const eqm_conv2d_shape *s, const float *in, float *xp)
 {
-    pad_ctx p = {s, in, xp, s->H + 2 * s->pad, s->W + 2 * s->pad, !!(s->flags & EQM_NN_BF16)};
+    pad_ctx p = {s, in, xp, s->H + 2 * s->pad, s->W + 2 * s->pad, !!(s->flags & EQM_NN_BF16),
+                 !!(s->flags & EQM_NN_IN_BF16)};
     nn_parallel(h, (size_t)s->N * (size_t)p.Hp, 16, pad_body, &p);
 }
 

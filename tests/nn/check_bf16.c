@@ -636,6 +636,225 @@ START_TEST(test_conv_precision)
 }
 END_TEST
 
+/* ABI 1.6 EQM_NN_IN_BF16: conv2d_forward, conv2d_forward_stats and conv2d_backward read `in`
+ * as eqm_bf16 values. x16 is a bf16 array (random values, about a third zeros as after a
+ * ReLU, and two bf16 subnormals), xw its widening (the exact floats). Every case runs the
+ * op with IN_BF16 on x16 and the plain op on xw, at fp32 precision and at bf16 (the
+ * shape's flag, or nn_precision_set for every other shape), on each bf16 kernel, under
+ * every algorithm 0-5:
+ * - din: bit for bit the plain call's (no dX path reads in; += into random din, or
+ *   EQM_NN_SET_DIN for every other algorithm);
+ * - out, stats, dw: bit for bit the plain call's wherever the plain call takes no path
+ *   that IN_BF16 skips (then both run the same kernel on the same floats: im2col rows and
+ *   the small-C_in direct kernels' padded copy widen x16, the AMX implicit kernels copy it
+ *   as they would round xw): not pointwise (the plain call is one GEMM on xw, IN_BF16 the
+ *   im2col tiles), not where Winograd may run (3x3 stride 1, C_in, C_out >= 16, under
+ *   algorithm 3, or 0 except bf16 on AMX), not where the general direct kernels may run
+ *   (fp32, algorithms 0 and 4, unless the small-C_in ones apply);
+ * - everywhere: out and dw against a double-precision conv of the operands the op
+ *   multiplies (xw exactly; w and dout rounded to bf16 at bf16 precision): IN_BF16 takes
+ *   no Winograd or direct path, so its products are exact (bf16) or rounded once (fp32),
+ *   summed in fp32: |err| <= (K + 2) u S with K the reduction length (dw: N Ho Wo, plus
+ *   1 for the dw it adds into) and S the same sum over |operands|; stats against double
+ *   sums of the out returned, (64 + 2) u sum |v| as test_conv_stats. */
+typedef struct {
+    eqm_conv2d_shape s;
+    const char *what;
+} inb_case;
+
+static const inb_case inb_cases[] = {
+    {{2, 10, 10, 16, 24, 3, 3, 1, 1, 0}, "3x3 s1 C_in 16 (AMX implicit forward and dW)"},
+    {{2, 8, 8, 32, 40, 3, 3, 1, 1, 0}, "3x3 s1 32->40 (a partial panel)"},
+    {{3, 9, 11, 24, 16, 3, 3, 1, 1, 0}, "3x3 s1 C_in 24 (dW on tiles: C_in % 16)"},
+    {{2, 9, 11, 16, 32, 3, 3, 2, 1, 0}, "3x3 s2, Wo 6 (tiles; AMX under algo 5)"},
+    {{2, 34, 34, 16, 32, 3, 3, 2, 1, 0}, "3x3 s2, Wo 17 (AMX forward by default)"},
+    {{2, 8, 8, 16, 24, 1, 1, 1, 0, 0}, "1x1 s1 pointwise"},
+    {{2, 7, 9, 20, 12, 1, 1, 1, 0, 0}, "1x1 s1 pointwise, odd sizes"},
+    {{2, 8, 8, 16, 32, 1, 1, 2, 0, 0}, "1x1 s2 (shortcut)"},
+    {{2, 6, 6, 16, 32, 1, 1, 1, 1, 0}, "1x1 pad 1 (not pointwise)"},
+    {{2, 11, 19, 3, 32, 3, 3, 1, 1, 0}, "stem 3->32"},
+    {{2, 8, 7, 4, 48, 3, 3, 2, 0, 0}, "C_in 4 s2 pad 0"},
+    {{3, 5, 7, 5, 7, 3, 3, 2, 1, 0}, "small odd 5->7 s2"},
+};
+#define N_INB (int)(sizeof inb_cases / sizeof *inb_cases)
+
+/* out (M, Co) and its S; dw (Co, K) = dw0 + dout^T cols and its S, in double */
+static void inb_ref(const eqm_conv2d_shape *s, const float *x, const float *w, const float *g,
+                    const float *dw0, double *out, double *os, double *dw, double *ds)
+{
+    const int Ho = (s->H + 2 * s->pad - s->kh) / s->stride + 1;
+    const int Wo = (s->W + 2 * s->pad - s->kw) / s->stride + 1;
+    const size_t Ci = (size_t)s->C_in, Co = (size_t)s->C_out, K = (size_t)s->kh * s->kw * Ci;
+    for (size_t i = 0; i < Co * K; i++)
+        dw[i] = dw0[i], ds[i] = fabs((double)dw0[i]);
+    for (int n = 0; n < s->N; n++)
+        for (int oy = 0; oy < Ho; oy++)
+            for (int ox = 0; ox < Wo; ox++) {
+                size_t m = ((size_t)n * Ho + oy) * Wo + ox;
+                for (size_t co = 0; co < Co; co++)
+                    out[m * Co + co] = 0, os[m * Co + co] = 0;
+                for (int ky = 0; ky < s->kh; ky++)
+                    for (int kx = 0; kx < s->kw; kx++) {
+                        int iy = oy * s->stride - s->pad + ky, ix = ox * s->stride - s->pad + kx;
+                        if (iy < 0 || iy >= s->H || ix < 0 || ix >= s->W)
+                            continue;
+                        const float *xp = x + (((size_t)n * s->H + iy) * s->W + ix) * Ci;
+                        for (size_t co = 0; co < Co; co++) {
+                            size_t k0 = ((size_t)ky * s->kw + kx) * Ci;
+                            const float *wp = w + co * K + k0;
+                            double a = 0, b = 0, gv = g[m * Co + co];
+                            for (size_t ci = 0; ci < Ci; ci++) {
+                                a += (double)xp[ci] * wp[ci], b += fabs((double)xp[ci] * wp[ci]);
+                                dw[co * K + k0 + ci] += gv * xp[ci];
+                                ds[co * K + k0 + ci] += fabs(gv * xp[ci]);
+                            }
+                            out[m * Co + co] += a, os[m * Co + co] += b;
+                        }
+                    }
+            }
+}
+
+static double inb_worst(const float *got, const double *want, const double *S, size_t n, int K,
+                        size_t *wi)
+{
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)got[i] - want[i]) / ((K + 2) * U24 * S[i] + 1e-30);
+        if (!(e <= worst))
+            worst = e, *wi = i;
+    }
+    return worst;
+}
+
+START_TEST(test_conv_in_bf16)
+{
+    const inb_case *cc = &inb_cases[_i];
+    eqm_conv2d_shape s0 = cc->s;
+    host_threads_init(2);
+    const int Ho = (s0.H + 2 * s0.pad - s0.kh) / s0.stride + 1;
+    const int Wo = (s0.W + 2 * s0.pad - s0.kw) / s0.stride + 1;
+    const size_t ni = (size_t)s0.N * s0.H * s0.W * s0.C_in, M = (size_t)s0.N * Ho * Wo;
+    const size_t Co = (size_t)s0.C_out, no = M * Co, K = (size_t)s0.kh * s0.kw * s0.C_in;
+    const size_t nw = Co * K;
+    const int pointwise = s0.kh == 1 && s0.kw == 1 && s0.stride == 1 && s0.pad == 0;
+    uint16_t *x16 = malloc(ni * sizeof *x16);
+    float *xw = rnd(ni, 1.f), *w = rnd(nw, 0.3f), *g = rnd(no, 1.f), *dw0 = rnd(nw, 1.f);
+    float *din0 = rnd(ni, 1.f);
+    for (size_t i = 0; i < ni; i++) {
+        if (i % 3 == 1)
+            xw[i] = 0;
+        x16[i] = nn_bf16_from_f32(xw[i]);
+    }
+    x16[ni / 2] = 0x0001, x16[ni / 3] = 0x8005; /* bf16 subnormals */
+    for (size_t i = 0; i < ni; i++)
+        xw[i] = nn_bf16_to_f32(x16[i]);
+    double *ro = malloc(no * sizeof *ro), *rs = malloc(no * sizeof *rs);
+    double *rdw = malloc(nw * sizeof *rdw), *rds = malloc(nw * sizeof *rds);
+    float *o[2], *o2[2], *dx[2], *dw[2];
+    for (int v = 0; v < 2; v++)
+        o[v] = zeros(no), o2[v] = zeros(no), dx[v] = zeros(ni), dw[v] = zeros(nw);
+    double *st[2] = {malloc(2 * Co * sizeof(double)), malloc(2 * Co * sizeof(double))};
+    int nbit = 0, ncase = 0;
+    for (int bf = 0; bf < 2; bf++) {
+        /* the operands the op multiplies */
+        float *wr = dup(w, nw), *gr = dup(g, no);
+        if (bf)
+            nn_bf16_round(wr, wr, nw), nn_bf16_round(gr, gr, no);
+        inb_ref(&s0, xw, wr, gr, dw0, ro, rs, rdw, rds);
+        free(wr), free(gr);
+        for (int mode = bf ? 0 : 2; mode < 3; mode++) {
+            if (mode > nn_bf16_cpu())
+                continue;
+            nn_bf16_set_native(mode);
+            for (int algo = 0; algo <= 5; algo++) {
+                nn_conv2d_set_algo(algo);
+                const int viaprec = bf && _i % 2; /* bf16 from the host's precision */
+                eqm_conv2d_shape sp = s0, sb;
+                sp.flags = bf && !viaprec ? EQM_NN_BF16 : 0;
+                if (algo % 2)
+                    sp.flags |= EQM_NN_SET_DIN;
+                sb = sp;
+                sb.flags |= EQM_NN_IN_BF16;
+                const float *xin = (const float *)(const void *)x16;
+                int wino = s0.kh == 3 && s0.kw == 3 && s0.stride == 1 && s0.C_in >= 16 &&
+                           s0.C_out >= 16 && (algo == 3 || (algo == 0 && !(bf && mode == 2)));
+                int direct = !bf && (algo == 0 || algo == 4) && nn_direct_ok(&sp) &&
+                             !nn_direct_small_ok(&sp);
+                int bit = !pointwise && !wino && !direct;
+                char what[160];
+                snprintf(what, sizeof what, "in_bf16 %s: bf16 %d%s kernel %d algo %d", cc->what, bf,
+                         viaprec ? " (precision)" : "", mode, algo);
+                if (viaprec)
+                    nn_precision_set(EQM_NN_BF16);
+                for (int v = 0; v < 2; v++) {
+                    const eqm_conv2d_shape *t = v ? &sb : &sp;
+                    const float *xv = v ? xin : xw;
+                    memcpy(dx[v], din0, ni * sizeof(float));
+                    memcpy(dw[v], dw0, nw * sizeof(float));
+                    ck_assert_int_eq(NN()->conv2d_forward(NULL, t, o[v], xv, w), EQM_OK);
+                    ck_assert_int_eq(NN()->conv2d_forward_stats(NULL, t, o2[v], xv, w, st[v]),
+                                     EQM_OK);
+                    ck_assert_int_eq(NN()->conv2d_backward(NULL, t, dx[v], dw[v], g, xv, w),
+                                     EQM_OK);
+                    /* dW alone and dX alone: the same bits as together */
+                    float *dxa = dup(din0, ni), *dwa = dup(dw0, nw);
+                    ck_assert_int_eq(NN()->conv2d_backward(NULL, t, NULL, dwa, g, xv, w), EQM_OK);
+                    ck_assert_int_eq(NN()->conv2d_backward(NULL, t, dxa, NULL, g, xv, w), EQM_OK);
+                    ck_assert_msg(!memcmp(dwa, dw[v], nw * 4) && !memcmp(dxa, dx[v], ni * 4),
+                                  "%s: dW / dX alone differ from both at once (%d)", what, v);
+                    free(dxa), free(dwa);
+                }
+                nn_precision_set(0);
+                ncase++;
+                ck_assert_msg(!memcmp(dx[0], dx[1], ni * 4), "%s: din differs from the plain call's",
+                              what);
+                ck_assert_msg(!memcmp(o[1], o2[1], no * 4),
+                              "%s: forward_stats out differs from conv2d_forward's", what);
+                if (bit) {
+                    nbit++;
+                    ck_assert_msg(!memcmp(o[0], o[1], no * 4), "%s: out not bit for bit the plain's",
+                                  what);
+                    ck_assert_msg(!memcmp(st[0], st[1], 2 * Co * sizeof(double)),
+                                  "%s: stats not bit for bit the plain's", what);
+                    ck_assert_msg(!memcmp(dw[0], dw[1], nw * 4), "%s: dw not bit for bit the plain's",
+                                  what);
+                }
+                size_t wi = 0;
+                double e = inb_worst(o[1], ro, rs, no, (int)K, &wi);
+                ck_assert_msg(e <= 1.0, "%s: out[%zu] %.9g, reference %.9g (%.3f of the bound)",
+                              what, wi, (double)o[1][wi], ro[wi], e);
+                double e2 = inb_worst(dw[1], rdw, rds, nw, (int)M + 1, &wi);
+                ck_assert_msg(e2 <= 1.0, "%s: dw[%zu] %.9g, reference %.9g (%.3f of the bound)",
+                              what, wi, (double)dw[1][wi], rdw[wi], e2);
+                for (size_t c = 0; c < Co; c++) {
+                    double sum = 0, sq = 0, as = 0;
+                    for (size_t m = 0; m < M; m++) {
+                        double v = o[1][m * Co + c];
+                        sum += v, sq += v * v, as += fabs(v);
+                    }
+                    ck_assert_msg(fabs(st[1][c] - sum) <= (64 + 2) * U24 * as + 1e-30 &&
+                                      fabs(st[1][Co + c] - sq) <= (64 + 2) * U24 * sq + 1e-30,
+                                  "%s: stats of channel %zu", what, c);
+                }
+                if (algo == 0)
+                    fprintf(stderr, "%s: out %.3f, dw %.3f of the bound%s\n", what, e, e2,
+                            bit ? ", bitwise" : "");
+            }
+        }
+    }
+    /* on AMX the implicit kernels' cases are among the bitwise ones */
+    if (nn_bf16_cpu() == 2 && !pointwise && s0.C_in >= 16)
+        ck_assert_int_ge(nbit, 2);
+    fprintf(stderr, "in_bf16 %s: %d runs, %d bitwise\n", cc->what, ncase, nbit);
+    for (int v = 0; v < 2; v++)
+        free(o[v]), free(o2[v]), free(dx[v]), free(dw[v]), free(st[v]);
+    free(x16), free(xw), free(w), free(g), free(dw0), free(din0), free(ro), free(rs), free(rdw),
+        free(rds);
+    nn_conv2d_set_algo(0);
+    nn_bf16_set_native(2);
+}
+END_TEST
+
 /* linear (the method heads and the EquiMod module) under the host's precision bf16
  * against the fp32 op: forward (K = C_in), dX (K = C_out), dW (K = N rows) within the
  * per-element bound of the file header, (2^-7 + 2^-16 + 2 (K + 2) u) S, with S the same op
@@ -753,6 +972,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_small_rounding);
     tcase_add_loop_test(tc, test_conv_stats, 0, 3);
     tcase_add_test(tc, test_amx_dw_threads_bitwise);
+    tcase_add_loop_test(tc, test_conv_in_bf16, 0, N_INB);
     tcase_add_loop_test(tc, test_linear, 0, 9);
     tcase_add_test(tc, test_losses_stay_fp32);
     tcase_add_test(tc, test_precision_check);

@@ -137,7 +137,7 @@ static int run_equimod(const setting *s, int batch, int iters, int warmup, int t
     eqm_registry *reg = registry_create();
     registry_scan(reg, dirs, n_dirs);
     eqm_config *cfg = config_new_empty();
-    char sets[12][128];
+    char sets[13][128];
     int ns = 0;
     snprintf(sets[ns++], 128, "backbone.plugin=resnet");
     snprintf(sets[ns++], 128, "backbone.depth=%d", s->depth);
@@ -151,11 +151,20 @@ static int run_equimod(const setting *s, int batch, int iters, int warmup, int t
     snprintf(sets[ns++], 128, "equimod.head=%s", s->head);
     snprintf(sets[ns++], 128, "equimod.t_layers=%d", s->t_layers);
     snprintf(sets[ns++], 128, "equimod.tau=0.2");
+    snprintf(sets[ns++], 128, "train.precision=%s", bf16 ? "bf16" : "fp32");
     for (int i = 0; i < ns; i++)
         if (config_set(cfg, sets[i], err, sizeof err)) {
             fprintf(stderr, "train-step equimod: %s: %s\n", sets[i], err);
             return 1;
         }
+    /* [train] bound as `equimod train` binds it: build_model reads train.precision (bf16:
+     * the backbone stores its activations in bf16, EQM_ACT_BF16) */
+    train_opts *to = calloc(1, sizeof *to);
+    if (!to || config_bind(cfg, "train", train_section_spec, to, NULL, err, sizeof err) ||
+        config_section_attach(cfg, "train", NULL, to)) {
+        fprintf(stderr, "train-step equimod: [train]: %s\n", err);
+        return 1;
+    }
     eqm_model m;
     model_reset(&m);
     void *opts[EQM_SLOT_COUNT] = {0};

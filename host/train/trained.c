@@ -25,6 +25,15 @@ int build_model(eqm_config *cfg, const eqm_registry *reg, int h, int w, int c, i
                                               EQM_KIND_EQUIMOD};
     model_reset(m);
     int D = 0;
+    /* ABI 1.6: at train.precision = bf16 the modules may store their activations in bf16
+     * (EQM_ACT_BF16), for every forward of this model (training and evaluation alike) */
+    const train_opts *to = config_section_opts(cfg, "train");
+    const eqm_nn_api *nn = nn_api_table();
+    const uint32_t act_flags =
+        to && to->precision == 1 && EQM_API_HAS(nn, batchnorm_forward_store) &&
+                nn->batchnorm_forward_store
+            ? EQM_ACT_BF16
+            : 0u;
     for (int s = 0; s < EQM_SLOT_COUNT; s++) {
         opts[s] = NULL;
         if ((s == EQM_SLOT_METHOD && !with_method) || (s == EQM_SLOT_EQUIMOD && !with_equimod))
@@ -39,6 +48,7 @@ int build_model(eqm_config *cfg, const eqm_registry *reg, int h, int w, int c, i
         mc.in_dim = D;
         mc.p_dim = p_dim;
         mc.max_rows = max_rows;
+        mc.act_flags = act_flags;
         rc = model_add_module(m, pl, opts[s], &mc, err, errlen);
         if (rc)
             return rc;

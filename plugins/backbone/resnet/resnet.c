@@ -29,6 +29,16 @@
  * of the pooling backwards (scatter-adds without the flag). An older host gets the memsets
  * and accumulation of before; the gradients are the same bits either way (check_backbone
  * test_set_din). G0 also holds the downsample BN output in forward.
+ * bf16 storage (ABI 1.6, the host's cfg->act_flags has EQM_ACT_BF16: [train] precision =
+ * bf16): every conv output c, unit output a and block output y is kept as eqm_bf16 (half
+ * the floats in the plan), except the last block's y (the average pool's input) and, with
+ * the ImageNet stem, the stem's a and the max pool's output (the pool ops are float). The
+ * conv writes its float output into G1 (free in forward), batchnorm_forward_store keeps
+ * c's bf16 copy and writes a or y in bf16; the convs read their bf16 inputs and the BN
+ * backwards their bf16 c through EQM_NN_IN_BF16. Gradients (G0..G3) stay float. The
+ * conv products round their inputs to bf16 at this precision anyway; what storage adds is
+ * one rounding of each normalised value and of the residual stream (check_backbone
+ * test_act16 bounds it). ResNet-18 CIFAR's arena shrinks to 0.60 of the float plan.
  * The BYOL target forward (io->use_target = 1) runs ping-pong in G0..G3 only, placed as
  * for max_rows (not its own rows), so the online activations of the same step stay intact
  * for the online backward even when the online forward had more rows (EquiMod: 3N vs 2N).
@@ -108,6 +118,7 @@ typedef struct resnet {
     float *const *params, *const *grads, *const *target;
     float *act;
     int last_rows;               /* rows of the latest online forward, 0 = none */
+    int act16;                   /* ABI 1.6 bf16 storage (EQM_ACT_BF16), see "bf16" above */
 } resnet;
 
 static const eqm_param_spec resnet_params[] = {
@@ -170,6 +181,13 @@ static int add_unit(resnet *r, const char *cname, const char *bname, int H, int 
     add_tensor(r, n, 1, cs, EQM_T_BUFFER | EQM_T_EMA);
     return r->n_units++;
 }
+
+/* bf16 storage (act16): which saved tensors are eqm_bf16. Every conv output c (the BN
+ * input kept for backward); every unit output a, except the stem's when a max pool follows
+ * (the pool's input stays float, and so does its output p); every block output y except
+ * the last (the average pool's input). */
+static int a_is16(const resnet *r, int u) { return r->act16 && !(u == 0 && r->maxpool); }
+static int y_is16(const resnet *r, int b) { return r->act16 && b != r->n_blocks - 1; }
 
 static int plan(resnet *r)
 {
@@ -262,29 +280,30 @@ static int plan(resnet *r)
     r->trun_off = f;
     f += ALIGN_UP(2 * (size_t)cmax);
     r->fixed = f;
-    /* Per-row region (offsets are multiplied by rows at use). */
+    /* Per-row region (offsets are multiplied by rows at use). A bf16 tensor (act16) takes
+     * half the floats of its element count; gmax counts elements (G buffers are floats). */
     size_t p = 0, gmax = (size_t)r->in_h * r->in_w * r->in_c;
-#define TAKE(dst, n)                                                                        \
+#define TAKE(dst, n, half)                                                                  \
     do {                                                                                    \
         (dst) = p;                                                                          \
-        p += ALIGN_UP((size_t)(n));                                                         \
+        p += ALIGN_UP((half) ? ((size_t)(n) + 1) / 2 : (size_t)(n));                        \
         if ((size_t)(n) > gmax)                                                             \
             gmax = (size_t)(n);                                                             \
     } while (0)
     for (int i = 0; i < r->n_units; i++) {
         unit *un = &r->u[i];
-        TAKE(un->c_off, unit_out(un));
+        TAKE(un->c_off, unit_out(un), r->act16);
         if (un->relu)
-            TAKE(un->a_off, unit_out(un));
+            TAKE(un->a_off, unit_out(un), a_is16(r, i));
     }
     if (r->maxpool) {
         size_t n = (size_t)r->pH * r->pW * r->u[0].C_out;
-        TAKE(r->p_off, n);
-        TAKE(r->arg_off, n); /* int32 argmax, one float slot each */
+        TAKE(r->p_off, n, 0);
+        TAKE(r->arg_off, n, 0); /* int32 argmax, one float slot each */
     }
     for (int i = 0; i < r->n_blocks; i++) {
         block *b = &r->bk[i];
-        TAKE(b->y_off, (size_t)b->Ho * b->Wo * b->C);
+        TAKE(b->y_off, (size_t)b->Ho * b->Wo * b->C, y_is16(r, i));
     }
 #undef TAKE
     r->g_size = ALIGN_UP(gmax);
@@ -325,6 +344,10 @@ static int resnet_create(const eqm_host_api *api, eqm_host *host, const void *op
     r->o = *o;
     r->in_h = cfg->in_h, r->in_w = cfg->in_w, r->in_c = cfg->in_c;
     r->max_rows = cfg->max_rows;
+    /* ABI 1.6: a host training at bf16 offers bf16 storage; it needs the 1.6 nn ops */
+    r->act16 = cfg->size >= offsetof(eqm_module_cfg, act_flags) + sizeof cfg->act_flags &&
+               (cfg->act_flags & EQM_ACT_BF16) && EQM_API_HAS(api->nn, batchnorm_forward_store) &&
+               api->nn->batchnorm_forward_store;
     int st = plan(r);
     if (st < 0) {
         api->free(host, r);
@@ -439,6 +462,25 @@ RESNET_HOT static void mask_body(void *vc, size_t b, size_t e)
         d[i] = y[i] > 0.f ? d[i] : 0.f;
 }
 
+/* The same mask from a bf16-stored y (act16): y > 0 on its exact float value. */
+typedef struct mask16_ctx {
+    float *d;
+    const eqm_bf16 *y;
+} mask16_ctx;
+
+RESNET_HOT static void mask16_body(void *vc, size_t b, size_t e)
+{
+    mask16_ctx *c = vc;
+    float *d = c->d;
+    const eqm_bf16 *y = c->y;
+    for (size_t i = b; i < e; i++) {
+        uint32_t u = (uint32_t)y[i] << 16;
+        float v;
+        memcpy(&v, &u, sizeof v);
+        d[i] = v > 0.f ? d[i] : 0.f;
+    }
+}
+
 #define GRAIN 16384
 
 typedef struct pass {
@@ -474,28 +516,44 @@ static void bn_shape(const unit *u, int N, int train, int relu, eqm_bn_shape *s)
     s->momentum = 0.1f;
 }
 
-static int unit_fwd_res(pass *p, const unit *u, const float *in, float *c, float *out,
-                        const float *res);
+/* What one unit's forward reads and writes. in, out and res are eqm_bf16 where their
+ * flag says so (act16); c receives the conv's float output: the saved BN input, or under
+ * act16 a scratch buffer whose bf16 copy BN keeps in c16 (NULL otherwise). res NULL: no
+ * residual; else out = relu(BN(c) + res), a block's end in one host pass (ABI 1.5
+ * EQM_NN_ADD_RESIDUAL, only where the host has batchnorm_forward_ex). */
+typedef struct uio {
+    const void *in;
+    void *out;
+    const void *res;
+    float *c;
+    eqm_bf16 *c16;
+    int in16, out16, res16;
+} uio;
 
-/* conv(in -> c) then BN(c -> out) with the unit's ReLU flag. */
+static int unit_fwd_io(pass *p, const unit *u, const uio *io);
+
+/* conv(in -> c) then BN(c -> out) with the unit's ReLU flag, all float. */
 static int unit_fwd(pass *p, const unit *u, const float *in, float *c, float *out)
 {
-    return unit_fwd_res(p, u, in, c, out, NULL);
+    uio io = {.in = in, .out = out, .c = c};
+    return unit_fwd_io(p, u, &io);
 }
 
-/* The same with res != NULL (only where the host has batchnorm_forward_ex): out =
- * relu(BN(c) + res), a block's end in one host pass (ABI 1.5 EQM_NN_ADD_RESIDUAL). */
-static int unit_fwd_res(pass *p, const unit *u, const float *in, float *c, float *out,
-                        const float *res)
+static int unit_fwd_io(pass *p, const unit *u, const uio *io)
 {
     resnet *r = p->r;
     const eqm_nn_api *nn = r->api->nn;
+    const void *res = io->res;
+    float *c = io->c;
     eqm_conv2d_shape cs;
     eqm_bn_shape bs;
     conv_shape(u, p->N, &cs);
+    if (io->in16)
+        cs.flags |= EQM_NN_IN_BF16;
+    const float *in = io->in; /* eqm_bf16 under EQM_NN_IN_BF16 (nn.h) */
     /* ABI 1.5, training: the conv sums the BN statistics of c as it writes it (where its
      * kernel can), and BN skips its own pass over c */
-    int fused = (p->train || res) && EQM_API_HAS(nn, batchnorm_forward_ex) &&
+    int fused = (p->train || res || io->c16) && EQM_API_HAS(nn, batchnorm_forward_ex) &&
                 nn->batchnorm_forward_ex;
     double stats[fused ? 2 * u->C_out : 1];
     int st = fused && p->train
@@ -511,12 +569,18 @@ static int unit_fwd_res(pass *p, const unit *u, const float *in, float *c, float
         memcpy(rm, p->w[u->t0 + 3], (size_t)u->C_out * sizeof(float));
         memcpy(rv, p->w[u->t0 + 4], (size_t)u->C_out * sizeof(float));
     }
+    const uint32_t fl = res ? EQM_NN_ADD_RESIDUAL : 0u;
+    if (io->c16 || io->out16 || io->res16) /* ABI 1.6 bf16 storage */
+        return nn->batchnorm_forward_store(
+            r->host, &bs,
+            fl | (io->out16 ? EQM_NN_OUT_BF16 : 0u) | (io->res16 ? EQM_NN_RES_BF16 : 0u),
+            io->out, io->c16, c, res, p->w[u->t0 + 1], p->w[u->t0 + 2], rm, rv, save,
+            p->train ? stats : NULL);
     if (fused)
-        return nn->batchnorm_forward_ex(r->host, &bs, res ? EQM_NN_ADD_RESIDUAL : 0u, out, c,
-                                        res, p->w[u->t0 + 1], p->w[u->t0 + 2], rm, rv, save,
-                                        p->train ? stats : NULL);
-    return nn->batchnorm_forward(r->host, &bs, out, c, p->w[u->t0 + 1], p->w[u->t0 + 2], rm, rv,
-                                 save);
+        return nn->batchnorm_forward_ex(r->host, &bs, fl, io->out, c, res, p->w[u->t0 + 1],
+                                        p->w[u->t0 + 2], rm, rv, save, p->train ? stats : NULL);
+    return nn->batchnorm_forward(r->host, &bs, io->out, c, p->w[u->t0 + 1], p->w[u->t0 + 2], rm,
+                                 rv, save);
 }
 
 static int online_forward(pass *p, const float *x, float *out)
@@ -524,11 +588,19 @@ static int online_forward(pass *p, const float *x, float *out)
     resnet *r = p->r;
     const eqm_nn_api *nn = r->api->nn;
     int N = p->N, st;
+    const int a16 = r->act16;
+    /* act16: the conv writes its float output into G1 and BN keeps its bf16 copy at c_off;
+     * else the conv writes c_off itself */
+    float *scratch = a16 ? row_ptr(r, N, r->g_off[1]) : NULL;
+#define UNIT_C(un) (a16 ? scratch : row_ptr(r, N, (un)->c_off))
+#define UNIT_C16(un) (a16 ? (eqm_bf16 *)(void *)row_ptr(r, N, (un)->c_off) : NULL)
     const unit *u0 = &r->u[0];
-    float *cur;
-    if ((st = unit_fwd(p, u0, x, row_ptr(r, N, u0->c_off), row_ptr(r, N, u0->a_off))) < 0)
+    uio io0 = {.in = x, .out = row_ptr(r, N, u0->a_off), .out16 = a_is16(r, 0),
+               .c = UNIT_C(u0), .c16 = UNIT_C16(u0)};
+    if ((st = unit_fwd_io(p, u0, &io0)) < 0)
         return st;
-    cur = row_ptr(r, N, u0->a_off);
+    const void *cur = io0.out;
+    int cur16 = io0.out16;
     if (r->maxpool) {
         eqm_pool_shape ps = {N, u0->Ho, u0->Wo, u0->C_out, 3, 2, 1};
         if ((st = nn->maxpool_forward(r->host, &ps, row_ptr(r, N, r->p_off), cur,
@@ -542,40 +614,45 @@ static int online_forward(pass *p, const float *x, float *out)
     for (int bi = 0; bi < r->n_blocks; bi++) {
         const block *b = &r->bk[bi];
         float *y = row_ptr(r, N, b->y_off);
-        const float *in = cur;
-        const float *id = cur;
+        const void *in = cur, *id = cur;
+        int in16 = cur16, id16 = cur16;
         if (b->ds >= 0 && fuse_end) {
             const unit *u = &r->u[b->ds];
             float *g0 = row_ptr(r, N, r->g_off[0]);
-            if ((st = unit_fwd(p, u, cur, row_ptr(r, N, u->c_off), g0)) < 0)
+            uio io = {.in = cur, .in16 = cur16, .out = g0, .c = UNIT_C(u), .c16 = UNIT_C16(u)};
+            if ((st = unit_fwd_io(p, u, &io)) < 0)
                 return st;
-            id = g0;
+            id = g0, id16 = 0;
         }
         for (int j = 0; j < b->n_main; j++) {
             const unit *u = &r->u[b->u0 + j];
             int last = j == b->n_main - 1;
-            float *o = last ? y : row_ptr(r, N, u->a_off);
-            if ((st = unit_fwd_res(p, u, in, row_ptr(r, N, u->c_off), o,
-                                   last && fuse_end ? id : NULL)) < 0)
+            uio io = {.in = in, .in16 = in16, .c = UNIT_C(u), .c16 = UNIT_C16(u)};
+            io.out = last ? y : row_ptr(r, N, u->a_off);
+            io.out16 = last ? y_is16(r, bi) : a_is16(r, b->u0 + j);
+            if (last && fuse_end)
+                io.res = id, io.res16 = id16;
+            if ((st = unit_fwd_io(p, u, &io)) < 0)
                 return st;
-            in = o;
+            in = io.out, in16 = io.out16;
         }
-        if (fuse_end) {
-            cur = y;
+        cur = y, cur16 = y_is16(r, bi);
+        if (fuse_end)
             continue;
-        }
+        /* a 1.4 host (no act16): BN, then the shortcut's add + ReLU */
         if (b->ds >= 0) {
             const unit *u = &r->u[b->ds];
             float *g0 = row_ptr(r, N, r->g_off[0]);
-            if ((st = unit_fwd(p, u, cur, row_ptr(r, N, u->c_off), g0)) < 0)
+            if ((st = unit_fwd(p, u, id, row_ptr(r, N, u->c_off), g0)) < 0)
                 return st;
             id = g0;
         }
         addrelu_ctx ac = {y, id};
         r->api->parallel_for(r->host, (size_t)N * b->Ho * b->Wo * b->C, GRAIN, addrelu_body,
                              &ac);
-        cur = y;
     }
+#undef UNIT_C
+#undef UNIT_C16
     const block *lb = &r->bk[r->n_blocks - 1];
     return nn->avgpool_forward(r->host, N, lb->Ho * lb->Wo, lb->C, out, cur);
 }
@@ -689,14 +766,15 @@ static int bn_bwd(resnet *r, int N, int train, const unit *u, float *dc, const f
     const eqm_nn_api *nn = r->api->nn;
     eqm_bn_shape bs;
     bn_shape(u, N, train, u->relu, &bs);
-    const float *c = row_ptr(r, N, u->c_off);
+    const float *c = row_ptr(r, N, u->c_off); /* eqm_bf16 under act16 (EQM_NN_IN_BF16) */
     /* `out` is only read with relu = 1; pass a valid buffer anyway */
     const float *out = u->relu ? row_ptr(r, N, u->a_off) : c;
     if (sd) /* 1.5: the ReLU mask from c and the affine (EQM_NN_RELU_FROM_IN): out unread */
-        return nn->batchnorm_backward_ex(r->host, &bs, EQM_NN_SET_DIN | EQM_NN_RELU_FROM_IN, dc,
-                                         r->grads[u->t0 + 1], r->grads[u->t0 + 2], dout, c,
-                                         out, r->params[u->t0 + 1], r->params[u->t0 + 2],
-                                         r->act + u->save_off);
+        return nn->batchnorm_backward_ex(
+            r->host, &bs,
+            EQM_NN_SET_DIN | EQM_NN_RELU_FROM_IN | (r->act16 ? EQM_NN_IN_BF16 : 0u), dc,
+            r->grads[u->t0 + 1], r->grads[u->t0 + 2], dout, c, out, r->params[u->t0 + 1],
+            r->params[u->t0 + 2], r->act + u->save_off);
     zero(dc, (size_t)N * unit_out(u));
     return nn->batchnorm_backward(r->host, &bs, dc, r->grads[u->t0 + 1], r->grads[u->t0 + 2],
                                   dout, c, out, r->params[u->t0 + 1], r->act + u->save_off);
@@ -704,11 +782,13 @@ static int bn_bwd(resnet *r, int N, int train, const unit *u, float *dc, const f
 
 /* The unit's conv backward: dw +=; din = dL/din (set: its old contents are dead) or
  * din += dL/din (set = 0: another producer's gradient is in it, or the host's io->din). */
-static int conv_bwd(resnet *r, int N, const unit *u, const float *in, float *din,
+static int conv_bwd(resnet *r, int N, const unit *u, const void *in, int in16, float *din,
                     const float *dc, int set, int sd)
 {
     eqm_conv2d_shape cs;
     conv_shape(u, N, &cs);
+    if (in16)
+        cs.flags |= EQM_NN_IN_BF16;
     if (set && din) {
         if (sd)
             cs.flags |= EQM_NN_SET_DIN;
@@ -719,13 +799,14 @@ static int conv_bwd(resnet *r, int N, const unit *u, const float *in, float *din
                                        r->params[u->t0]);
 }
 
-/* Gradient through BN (dout -> dc) then conv (dc -> din, = when set else +=; dw +=). */
-static int unit_bwd(resnet *r, int N, int train, const unit *u, const float *in, float *din,
-                    int set, const float *dout, float *dc, int sd)
+/* Gradient through BN (dout -> dc) then conv (dc -> din, = when set else +=; dw +=); in
+ * is the conv's input, eqm_bf16 when in16. */
+static int unit_bwd(resnet *r, int N, int train, const unit *u, const void *in, int in16,
+                    float *din, int set, const float *dout, float *dc, int sd)
 {
     int st;
     if ((st = bn_bwd(r, N, train, u, dc, dout, sd)) < 0 ||
-        (st = conv_bwd(r, N, u, in, din, dc, set, sd)) < 0)
+        (st = conv_bwd(r, N, u, in, in16, din, dc, set, sd)) < 0)
         return st;
     return unit_done(r, u);
 }
@@ -756,19 +837,25 @@ static int resnet_backward(void *self, eqm_module_io *io)
         const block *b = &r->bk[bi];
         const float *x = bi ? row_ptr(r, N, r->bk[bi - 1].y_off)
                             : row_ptr(r, N, r->maxpool ? r->p_off : r->u[0].a_off);
+        const int x16 = bi ? y_is16(r, bi - 1) : !r->maxpool && a_is16(r, 0);
         size_t ny = (size_t)N * b->Ho * b->Wo * b->C;
         int free_[3], nf = 0;
         for (int g = 0; g < 4; g++)
             if (g != iy)
                 free_[nf++] = g;
         float *dsum = G[iy];
-        addrelu_ctx mc = {dsum, row_ptr(r, N, b->y_off)};
-        r->api->parallel_for(r->host, ny, GRAIN, mask_body, &mc); /* d(sum) = dy * (y > 0) */
+        if (y_is16(r, bi)) { /* d(sum) = dy * (y > 0) */
+            mask16_ctx mc = {dsum, (const eqm_bf16 *)(const void *)row_ptr(r, N, b->y_off)};
+            r->api->parallel_for(r->host, ny, GRAIN, mask16_body, &mc);
+        } else {
+            addrelu_ctx mc = {dsum, row_ptr(r, N, b->y_off)};
+            r->api->parallel_for(r->host, ny, GRAIN, mask_body, &mc);
+        }
         int idx = iy;
         float *A = G[free_[0]], *B = G[free_[1]];
         if (b->ds >= 0) { /* dx = the downsample's dX (set), then += the main path's */
             idx = free_[2];
-            if ((st = unit_bwd(r, N, train, &r->u[b->ds], x, G[idx], 1, dsum, A, sd)) < 0)
+            if ((st = unit_bwd(r, N, train, &r->u[b->ds], x, x16, G[idx], 1, dsum, A, sd)) < 0)
                 return st;
         }
         float *dx = G[idx];
@@ -776,15 +863,15 @@ static int resnet_backward(void *self, eqm_module_io *io)
         for (int j = b->n_main - 1; j >= 0; j--) {
             const unit *u = &r->u[b->u0 + j];
             if (j == 0) { /* dx += (identity: dx is d(sum); downsample: its dX is in dx) */
-                if ((st = unit_bwd(r, N, train, u, x, dx, 0, dcur, A, sd)) < 0)
+                if ((st = unit_bwd(r, N, train, u, x, x16, dx, 0, dcur, A, sd)) < 0)
                     return st;
                 break;
             }
             const unit *prev = &r->u[b->u0 + j - 1];
             /* B = dL/d(prev output), set: dcur (== B after the first unit) is consumed by
              * the BN backward before the conv writes B */
-            if ((st = unit_bwd(r, N, train, u, row_ptr(r, N, prev->a_off), B, 1, dcur, A,
-                               sd)) < 0)
+            if ((st = unit_bwd(r, N, train, u, row_ptr(r, N, prev->a_off),
+                               a_is16(r, b->u0 + j - 1), B, 1, dcur, A, sd)) < 0)
                 return st;
             dcur = B;
         }
@@ -803,7 +890,7 @@ static int resnet_backward(void *self, eqm_module_io *io)
         o1 = o2;
     }
     /* io->din is the host's: += (module contract) */
-    return unit_bwd(r, N, train, u0, io->in, io->din, 0, G[iy], G[o1], sd);
+    return unit_bwd(r, N, train, u0, io->in, 0, io->din, 0, G[iy], G[o1], sd);
 }
 
 /* ------------------------------------------------------------------ descriptor -- */

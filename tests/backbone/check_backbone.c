@@ -1231,7 +1231,7 @@ static float *sd_run(net *n, const eqm_nn_api *table, const float *x, const floa
 
 static void set_din_case(const char *const *kv, int H, int rows)
 {
-    net n;
+    net n, n_old; /* n_old is created under the 1.4-sized table, as a 1.4 host would */
     net_build(&n, kv, H, H, rows, 11);
     sd_real = host_api()->nn;
     ck_assert_msg(EQM_API_HAS(sd_real, batchnorm_backward_ex), "the host lacks the 1.5 op");
@@ -1242,6 +1242,12 @@ static void set_din_case(const char *const *kv, int H, int rows)
     old.size = (uint32_t)offsetof(eqm_nn_api, batchnorm_backward_ex);
     old.batchnorm_backward = sd_bnb, old.batchnorm_backward_ex = sd_bnb_ex_absent;
     old.conv2d_backward = sd_convb;
+    {
+        eqm_host_api *api = (eqm_host_api *)host_api(); /* tests only */
+        api->nn = &old;
+        net_build(&n_old, kv, H, H, rows, 11);
+        api->nn = sd_real;
+    }
     size_t nx = (size_t)rows * H * H * 3, ng1, ng2;
     float *x = malloc(nx * sizeof(float)), *dout = malloc((size_t)rows * n.D * sizeof(float));
     float *din1 = malloc(nx * sizeof(float)), *din2 = malloc(nx * sizeof(float));
@@ -1259,7 +1265,7 @@ static void set_din_case(const char *const *kv, int H, int rows)
     ck_assert_int_eq(sd_conv_set + sd_conv_acc, units);
     int conv_set = sd_conv_set;
     sd_bn_ex = sd_bn_old = sd_conv_set = sd_conv_acc = 0;
-    float *g2 = sd_run(&n, &old, x, dout, din2, nx, &ng2);
+    float *g2 = sd_run(&n_old, &old, x, dout, din2, nx, &ng2);
     ck_assert_int_eq(sd_bn_ex, 0);
     ck_assert_int_eq(sd_bn_old, units);
     ck_assert_int_eq(sd_conv_set, 0);
@@ -1280,6 +1286,7 @@ static void set_din_case(const char *const *kv, int H, int rows)
     free(g1), free(g2), free(x), free(dout), free(din1), free(din2);
     sd_bn_ex = sd_bn_old = sd_conv_set = sd_conv_acc = 0;
     net_free(&n);
+    net_free(&n_old);
 }
 
 START_TEST(test_set_din)

@@ -22,6 +22,8 @@
  *    of the largest activation]
  * Saved per conv unit: the conv output c (BN input) and, where a ReLU follows inside the
  * block, the fused BN+ReLU output a; per block its output y = relu(bn_last(c_last) + id).
+ * Not the ImageNet stem's a on a 1.5 host: only the max pool reads it (its backward takes
+ * the argmax), so it lives in G2 during the forward.
  * G0..G3 carry the gradients in backward (dy, which also collects dx of an identity block,
  * dx of a downsample block, dL/dc and dL/da of the unit being processed). nn ops accumulate
  * (+=); on a host of ABI 1.5 or later the BN and conv backwards that start a buffer
@@ -119,6 +121,7 @@ typedef struct resnet {
     float *act;
     int last_rows;               /* rows of the latest online forward, 0 = none */
     int act16;                   /* ABI 1.6 bf16 storage (EQM_ACT_BF16), see "bf16" above */
+    int stem_scratch;            /* the stem's a lives in G2 (max pool input, not saved) */
 } resnet;
 
 static const eqm_param_spec resnet_params[] = {
@@ -290,11 +293,19 @@ static int plan(resnet *r)
         if ((size_t)(n) > gmax)                                                             \
             gmax = (size_t)(n);                                                             \
     } while (0)
+    /* With a max pool after the stem and a host whose BN backward recomputes the ReLU
+     * mask (ABI 1.5 EQM_NN_RELU_FROM_IN), the stem's output a is read only by the pool
+     * (whose backward uses its argmax): it lives in G2 during the forward, not saved
+     * (ResNet-50 at 224 px: 802,816 floats per row less) */
+    r->stem_scratch = r->maxpool && EQM_API_HAS(api->nn, batchnorm_backward_ex) &&
+                      api->nn->batchnorm_backward_ex;
     for (int i = 0; i < r->n_units; i++) {
         unit *un = &r->u[i];
         TAKE(un->c_off, unit_out(un), r->act16);
-        if (un->relu)
+        if (un->relu && !(i == 0 && r->stem_scratch))
             TAKE(un->a_off, unit_out(un), a_is16(r, i));
+        else if (un->relu && unit_out(un) > gmax)
+            gmax = unit_out(un); /* the stem's a in G2 */
     }
     if (r->maxpool) {
         size_t n = (size_t)r->pH * r->pW * r->u[0].C_out;
@@ -595,7 +606,9 @@ static int online_forward(pass *p, const float *x, float *out)
 #define UNIT_C(un) (a16 ? scratch : row_ptr(r, N, (un)->c_off))
 #define UNIT_C16(un) (a16 ? (eqm_bf16 *)(void *)row_ptr(r, N, (un)->c_off) : NULL)
     const unit *u0 = &r->u[0];
-    uio io0 = {.in = x, .out = row_ptr(r, N, u0->a_off), .out16 = a_is16(r, 0),
+    uio io0 = {.in = x,
+               .out = row_ptr(r, N, r->stem_scratch ? r->g_off[2] : u0->a_off),
+               .out16 = a_is16(r, 0),
                .c = UNIT_C(u0), .c16 = UNIT_C16(u0)};
     if ((st = unit_fwd_io(p, u0, &io0)) < 0)
         return st;
@@ -768,7 +781,7 @@ static int bn_bwd(resnet *r, int N, int train, const unit *u, float *dc, const f
     bn_shape(u, N, train, u->relu, &bs);
     const float *c = row_ptr(r, N, u->c_off); /* eqm_bf16 under act16 (EQM_NN_IN_BF16) */
     /* `out` is only read with relu = 1; pass a valid buffer anyway */
-    const float *out = u->relu ? row_ptr(r, N, u->a_off) : c;
+    const float *out = u->relu && !(u == r->u && r->stem_scratch) ? row_ptr(r, N, u->a_off) : c;
     if (sd) /* 1.5: the ReLU mask from c and the affine (EQM_NN_RELU_FROM_IN): out unread */
         return nn->batchnorm_backward_ex(
             r->host, &bs,

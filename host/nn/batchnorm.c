@@ -121,6 +121,7 @@ typedef struct {
      * copy of `in` that it keeps (batchnorm_forward_store's in_bf16) */
     const uint16_t *in16, *res16;
     uint16_t *out16, *keep16;
+    int v512;            /* the CPU has AVX512_BF16 (nn_bf16_cpu): bn_apply16_row512 */
 } bn_ctx;
 
 /* A row of C bf16 values as floats (exact) in tmp. */
@@ -200,13 +201,87 @@ NN_HOT static void bn_apply_body(void *vc, size_t b, size_t e)
                      c->out + m * C);
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define BN512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+
+BN512 static inline __m512 bn_wide16(__m256i h)
+{
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+BN512 static inline __m256i bn_narrow16(__m512 v)
+{
+    return (__m256i)_mm512_cvtneps_pbh(v); /* nearest even, subnormal -> 0, NaN quiet */
+}
+
+/* One row of bn_apply16_body in AVX-512 (vcvtneps2bf16 rounds as nn_bf16_rne; the
+ * arithmetic is bn_apply_row's, ((x A + B) + r) then max(v, 0), which returns +0 for NaN
+ * and -0 as `v > 0 ? v : 0` does); the tail of C % 16 channels is the scalar code's. */
+BN512 static void bn_apply16_row512(size_t C, int relu, const float *x, uint16_t *keep,
+                                    const float *A, const float *B, const float *rf,
+                                    const uint16_t *r16, float *yf, uint16_t *y16)
+{
+    const __m512 zero = _mm512_setzero_ps();
+    size_t j = 0;
+    for (; j + 16 <= C; j += 16) {
+        __m512 v = _mm512_loadu_ps(x + j);
+        if (keep) {
+            __m256i k = bn_narrow16(v);
+            _mm256_storeu_si256((__m256i *)(void *)(keep + j), k);
+            v = bn_wide16(k);
+        }
+        v = _mm512_add_ps(_mm512_mul_ps(v, _mm512_loadu_ps(A + j)), _mm512_loadu_ps(B + j));
+        if (r16)
+            v = _mm512_add_ps(v, bn_wide16(_mm256_loadu_si256((const __m256i *)(const void *)(r16 + j))));
+        else if (rf)
+            v = _mm512_add_ps(v, _mm512_loadu_ps(rf + j));
+        if (relu)
+            v = _mm512_max_ps(v, zero);
+        if (y16)
+            _mm256_storeu_si256((__m256i *)(void *)(y16 + j), bn_narrow16(v));
+        else
+            _mm512_storeu_ps(yf + j, v);
+    }
+    for (; j < C; j++) {
+        float xv = x[j];
+        if (keep) {
+            keep[j] = nn_bf16_rne(xv);
+            xv = nn_bf16_wide(keep[j]);
+        }
+        float v = xv * A[j] + B[j];
+        if (r16)
+            v = v + nn_bf16_wide(r16[j]);
+        else if (rf)
+            v = v + rf[j];
+        if (relu)
+            v = v > 0.f ? v : 0.f;
+        if (y16)
+            y16[j] = nn_bf16_rne(v);
+        else
+            yf[j] = v;
+    }
+}
+#endif
+
 /* The same with bf16 storage (batchnorm_forward_store): per row, the kept copy of x is
  * rounded first and normalised as rounded; a bf16 residual is widened; a bf16 output is
- * computed in floats, then rounded. Rows go through L1-sized temporaries. */
+ * computed in floats, then rounded. With AVX512_BF16 one pass per row in registers
+ * (bn_apply16_row512); else rows go through L1-sized temporaries. */
 NN_HOT static void bn_apply16_body(void *vc, size_t b, size_t e)
 {
     bn_ctx *c = vc;
     const size_t C = (size_t)c->s->C;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (c->v512) {
+        for (size_t m = b; m < e; m++)
+            bn_apply16_row512(C, c->s->relu, c->in + m * C, c->keep16 ? c->keep16 + m * C : NULL,
+                              c->a, c->b, c->res ? c->res + m * C : NULL,
+                              c->res16 ? c->res16 + m * C : NULL, c->out16 ? NULL : c->out + m * C,
+                              c->out16 ? c->out16 + m * C : NULL);
+        return;
+    }
+#endif
     float xr[C], rr[C], yr[C];
     for (size_t m = b; m < e; m++) {
         const float *x = c->in + m * C, *r = NULL;
@@ -414,6 +489,7 @@ static int bn_forward(eqm_host *h, const eqm_bn_shape *s, const char *op, uint32
     }
     bn_affine(s, gamma, beta, mean, inv, A, B);
     c.a = A, c.b = B;
+    c.v512 = nn_bf16_cpu() > 0;
     nn_parallel(h, M, row_grain(s), o16 || c.res16 || keep16 ? bn_apply16_body : bn_apply_body,
                 &c);
     return EQM_OK;

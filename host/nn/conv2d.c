@@ -68,6 +68,11 @@
  * CPU ms, float -> bf16 input, the 9 layers summed): --bf16 1 (AMX) fwd 26.3 -> 23.1, dW
  * 37.7 -> 33.8 (32x32 16->16: 5.2 -> 4.6, 7.8 -> 6.5); fp32, where im2col replaces the
  * direct and Winograd kernels: fwd 68.7 -> 110.4, dW 76.9 -> 107.3 (16->16: 14.7 -> 31.7).
+ * So conv2d_forward at fp32 products (the evaluation of a bf16-stored model) widens the
+ * input a chunk of images at a time into a second workspace and keeps the direct,
+ * Winograd and pointwise kernels (fwd_wide; forward_stats the same, then BN's sums pass);
+ * the dW at fp32 with bf16 input (nothing in training: bf16 storage comes with bf16
+ * products) keeps im2col.
  * Left out: bias, groups, dilation, non-square strides/paddings.
  */
 #include "config.h"
@@ -684,16 +689,84 @@ static const eqm_conv2d_shape *with_precision(const eqm_conv2d_shape *s, eqm_con
     return buf;
 }
 
+/* fp32 products on a bf16 input (EQM_NN_IN_BF16 without EQM_NN_BF16: the evaluation
+ * forward of a model that stores its activations in bf16, ABI 1.6 EQM_ACT_BF16). The
+ * direct, Winograd and pointwise-GEMM kernels read a float `in`; rather than giving them
+ * up for im2col (1.6x slower over the quickstart's layers: 68.7 against 110.4 ms forward,
+ * bench/conv-layers --in-bf16 1 --bf16 0), the input is widened a chunk of images at a
+ * time (about 4 MiB) into a second workspace and each chunk runs as a float conv. Per
+ * image the same kernels and the same floats as a float conv of the widened input. */
+#define WIDE_CHUNK_FLOATS ((size_t)1 << 20)
+static float *wide_ws;
+static size_t wide_floats;
+
+typedef struct {
+    float *dst;
+    const uint16_t *src;
+} widen_ctx;
+
+static void widen_body(void *vc, size_t b, size_t e)
+{
+    const widen_ctx *c = vc;
+    widen_row(c->dst + b, c->src + b, e - b);
+}
+
+static int fwd_wide_ok(const eqm_conv2d_shape *s, eqm_conv2d_shape *t)
+{
+    if (!in_bf16(s) || (s->flags & EQM_NN_BF16) || direct_pick(s) || amx_pick(s))
+        return 0; /* (the small-C_in direct kernels read bf16 themselves) */
+    *t = *s;
+    t->flags &= ~(uint32_t)EQM_NN_IN_BF16;
+    return direct_pick(t) || wino_ok(t) || is_pointwise(t);
+}
+
+static int fwd_wide(eqm_host *h, const eqm_conv2d_shape *t, float *out, const float *in,
+                    const float *w, int Ho, int Wo)
+{
+    const size_t img = (size_t)t->H * t->W * t->C_in, oimg = (size_t)Ho * Wo * t->C_out;
+    size_t per = WIDE_CHUNK_FLOATS / img ? WIDE_CHUNK_FLOATS / img : 1;
+    if (per > (size_t)t->N)
+        per = (size_t)t->N;
+    if (per * img > wide_floats) {
+        float *p = NULL;
+        if (posix_memalign((void **)&p, 64, per * img * sizeof(float))) {
+            host_api()->set_error(h, EQM_ERR_NOMEM,
+                                  "nn.conv2d: bf16 input chunk of %zu bytes: out of memory",
+                                  per * img * sizeof(float));
+            return EQM_ERR_NOMEM;
+        }
+        free(wide_ws);
+        wide_ws = p, wide_floats = per * img;
+    }
+    const uint16_t *src = (const uint16_t *)(const void *)in;
+    for (size_t n0 = 0; n0 < (size_t)t->N; n0 += per) {
+        eqm_conv2d_shape c = *t;
+        c.N = (int)((size_t)t->N - n0 < per ? (size_t)t->N - n0 : per);
+        widen_ctx wc = {wide_ws, src + n0 * img};
+        nn_parallel(h, (size_t)c.N * img, 16384, widen_body, &wc);
+        size_t need = fwd_ws_floats(&c);
+        float *buf = ws_get(h, need);
+        if (!buf && need)
+            return EQM_ERR_NOMEM;
+        int rc = fwd_any(h, &c, out + n0 * oimg, wide_ws, w, 0, buf);
+        if (rc)
+            return rc;
+    }
+    return EQM_OK;
+}
+
 int nn_conv2d_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, const float *in,
                       const float *w)
 {
     int Ho, Wo;
-    eqm_conv2d_shape sp;
+    eqm_conv2d_shape sp, t;
     s = with_precision(s, &sp);
     algo_from_env();
     int rc = conv_check(h, "conv2d_forward", s, &Ho, &Wo);
     if (rc)
         return rc;
+    if (fwd_wide_ok(s, &t))
+        return fwd_wide(h, &t, out, in, w, Ho, Wo);
     float *buf = ws_get(h, fwd_ws_floats(s));
     if (!buf && fwd_ws_floats(s))
         return EQM_ERR_NOMEM;
@@ -716,6 +789,12 @@ int nn_conv2d_forward_stats(eqm_host *h, const eqm_conv2d_shape *s, float *out,
         return rc;
     if (!stats)
         return nn_inval(h, "conv2d_forward_stats", "stats (2 C_out doubles) is required");
+    eqm_conv2d_shape t;
+    if (fwd_wide_ok(s, &t)) { /* conv2d_forward's out, then BN's sums pass over it */
+        if ((rc = fwd_wide(h, &t, out, in, w, Ho, Wo)))
+            return rc;
+        return nn_bn_sums(h, (size_t)s->N * Ho * Wo, (size_t)s->C_out, out, stats);
+    }
     float *buf = ws_get(h, fwd_ws_floats(s));
     if (!buf && fwd_ws_floats(s))
         return EQM_ERR_NOMEM;

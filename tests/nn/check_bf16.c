@@ -871,6 +871,69 @@ static void lin_run(const eqm_linear_shape *s, uint32_t prec, const float *x, co
     nn_precision_set(0);
 }
 
+/* conv2d_forward at fp32 products on a bf16 input (the evaluation of a bf16-stored model)
+ * widens the input a chunk of images (~4 MiB) at a time and keeps the float kernels
+ * (conv2d.c fwd_wide). Shapes of several chunks, the last one partial: a 3x3 conv that
+ * the direct kernel takes (per image: the bits of the plain call on the widened input),
+ * one Winograd takes and a pointwise GEMM (their sums may run in another order per chunk:
+ * within 2 K u max|x| max|w| of the plain call), forward and forward_stats (its out is the
+ * forward's, its stats within 2 (M + 64) u sum |out| of the plain's). */
+START_TEST(test_conv_in_bf16_chunks)
+{
+    static const struct {
+        int N, H, Ci, Co, k, direct;
+    } cs[] = {
+        {9, 64, 64, 32, 3, 1},   /* 4 images per chunk: 4, 4, 1 */
+        {20, 32, 128, 128, 3, 0}, /* Winograd: 8, 8, 4 */
+        {41, 32, 256, 64, 1, 0},  /* pointwise: 4 per chunk, 11 chunks */
+    };
+    host_threads_init(2);
+    nn_conv2d_set_algo(0);
+    for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
+        eqm_conv2d_shape s = {cs[i].N, cs[i].H, cs[i].H, cs[i].Ci, cs[i].Co, cs[i].k, cs[i].k,
+                              1, cs[i].k / 2, 0};
+        size_t ni = (size_t)s.N * s.H * s.W * s.C_in, no = (size_t)s.N * s.H * s.W * s.C_out;
+        size_t nw = (size_t)s.C_out * s.kh * s.kw * s.C_in, K = (size_t)s.kh * s.kw * s.C_in;
+        float *x = rnd(ni, 1.f), *w = rnd(nw, 0.1f), *o0 = malloc(no * 4), *o1 = malloc(no * 4),
+              *o2 = malloc(no * 4);
+        uint16_t *x16 = malloc(ni * 2);
+        for (size_t j = 0; j < ni; j++) {
+            x16[j] = nn_bf16_from_f32(x[j]);
+            x[j] = nn_bf16_to_f32(x16[j]);
+        }
+        double st0[2 * 256], st1[2 * 256];
+        eqm_conv2d_shape sb = s;
+        sb.flags = EQM_NN_IN_BF16;
+        const float *xin = (const float *)(const void *)x16;
+        ck_assert_int_eq(NN()->conv2d_forward(NULL, &s, o0, x, w), EQM_OK);
+        ck_assert_int_eq(NN()->conv2d_forward(NULL, &sb, o1, xin, w), EQM_OK);
+        ck_assert_int_eq(NN()->conv2d_forward_stats(NULL, &s, o2, x, w, st0), EQM_OK);
+        ck_assert_int_eq(NN()->conv2d_forward_stats(NULL, &sb, o2, xin, w, st1), EQM_OK);
+        ck_assert_msg(!memcmp(o1, o2, no * 4), "case %zu: forward_stats out != forward's", i);
+        float mx = 0, mw = 0;
+        for (size_t j = 0; j < ni; j++)
+            mx = fabsf(x[j]) > mx ? fabsf(x[j]) : mx;
+        for (size_t j = 0; j < nw; j++)
+            mw = fabsf(w[j]) > mw ? fabsf(w[j]) : mw;
+        const double tol = 2.0 * (double)K * 0x1.0p-24 * mx * mw;
+        double worst = 0, asum = 0;
+        for (size_t j = 0; j < no; j++) {
+            double d = fabs((double)o1[j] - o0[j]);
+            worst = d > worst ? d : worst;
+            asum += fabs(o0[j]);
+        }
+        if (cs[i].direct)
+            ck_assert_msg(!memcmp(o0, o1, no * 4), "case %zu: direct, out not the plain bits", i);
+        ck_assert_msg(worst <= tol, "case %zu: out off by %g (bound %g)", i, worst, tol);
+        const double stol = 2.0 * (double)(no / s.C_out + 64) * 0x1.0p-24 * asum;
+        for (int c = 0; c < 2 * s.C_out; c++)
+            ck_assert_msg(fabs(st1[c] - st0[c]) <= stol, "case %zu: stats[%d] %g vs %g", i, c,
+                          st1[c], st0[c]);
+        free(x), free(w), free(o0), free(o1), free(o2), free(x16);
+    }
+}
+END_TEST
+
 START_TEST(test_linear)
 {
     static const eqm_linear_shape shapes[] = {{96, 64, 32}, {300, 70, 130}, {7, 5, 3}};
@@ -973,6 +1036,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_conv_stats, 0, 3);
     tcase_add_test(tc, test_amx_dw_threads_bitwise);
     tcase_add_loop_test(tc, test_conv_in_bf16, 0, N_INB);
+    tcase_add_test(tc, test_conv_in_bf16_chunks);
     tcase_add_loop_test(tc, test_linear, 0, 9);
     tcase_add_test(tc, test_losses_stay_fp32);
     tcase_add_test(tc, test_precision_check);

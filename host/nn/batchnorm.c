@@ -143,7 +143,7 @@ NN_HOT static void bn_stats_body(void *vc, size_t tb, size_t te)
 {
     bn_ctx *c = vc;
     const size_t C = (size_t)c->s->C;
-    float fs[C], fq[C];
+    float fs[C], fq[C], xr[C];
     for (size_t t = tb; t < te; t++) {
         size_t r0, r1;
         rows_of(c, t, &r0, &r1);
@@ -155,7 +155,7 @@ NN_HOT static void bn_stats_body(void *vc, size_t tb, size_t te)
             for (size_t j = 0; j < C; j++)
                 fs[j] = fq[j] = 0.f;
             for (size_t m = m0; m < m1; m++) {
-                const float *x = c->in + m * C;
+                const float *x = c->in16 ? bn_wide_row(c->in16 + m * C, xr, C) : c->in + m * C;
                 for (size_t j = 0; j < C; j++) {
                     fs[j] += x[j];
                     fq[j] += x[j] * x[j];
@@ -218,14 +218,16 @@ BN512 static inline __m256i bn_narrow16(__m512 v)
 /* One row of bn_apply16_body in AVX-512 (vcvtneps2bf16 rounds as nn_bf16_rne; the
  * arithmetic is bn_apply_row's, ((x A + B) + r) then max(v, 0), which returns +0 for NaN
  * and -0 as `v > 0 ? v : 0` does); the tail of C % 16 channels is the scalar code's. */
-BN512 static void bn_apply16_row512(size_t C, int relu, const float *x, uint16_t *keep,
+BN512 static void bn_apply16_row512(size_t C, int relu, const float *x, const uint16_t *x16,
+                                    uint16_t *keep,
                                     const float *A, const float *B, const float *rf,
                                     const uint16_t *r16, float *yf, uint16_t *y16)
 {
     const __m512 zero = _mm512_setzero_ps();
     size_t j = 0;
     for (; j + 16 <= C; j += 16) {
-        __m512 v = _mm512_loadu_ps(x + j);
+        __m512 v = x16 ? bn_wide16(_mm256_loadu_si256((const __m256i *)(const void *)(x16 + j)))
+                       : _mm512_loadu_ps(x + j);
         if (keep) {
             __m256i k = bn_narrow16(v);
             _mm256_storeu_si256((__m256i *)(void *)(keep + j), k);
@@ -244,7 +246,7 @@ BN512 static void bn_apply16_row512(size_t C, int relu, const float *x, uint16_t
             _mm512_storeu_ps(yf + j, v);
     }
     for (; j < C; j++) {
-        float xv = x[j];
+        float xv = x16 ? nn_bf16_wide(x16[j]) : x[j];
         if (keep) {
             keep[j] = nn_bf16_rne(xv);
             xv = nn_bf16_wide(keep[j]);
@@ -275,7 +277,9 @@ NN_HOT static void bn_apply16_body(void *vc, size_t b, size_t e)
 #if defined(__x86_64__) && defined(__GNUC__)
     if (c->v512) {
         for (size_t m = b; m < e; m++)
-            bn_apply16_row512(C, c->s->relu, c->in + m * C, c->keep16 ? c->keep16 + m * C : NULL,
+            bn_apply16_row512(C, c->s->relu, c->in16 ? NULL : c->in + m * C,
+                              c->in16 ? c->in16 + m * C : NULL,
+                              c->keep16 ? c->keep16 + m * C : NULL,
                               c->a, c->b, c->res ? c->res + m * C : NULL,
                               c->res16 ? c->res16 + m * C : NULL, c->out16 ? NULL : c->out + m * C,
                               c->out16 ? c->out16 + m * C : NULL);
@@ -284,7 +288,7 @@ NN_HOT static void bn_apply16_body(void *vc, size_t b, size_t e)
 #endif
     float xr[C], rr[C], yr[C];
     for (size_t m = b; m < e; m++) {
-        const float *x = c->in + m * C, *r = NULL;
+        const float *x = c->in16 ? bn_wide_row(c->in16 + m * C, xr, C) : c->in + m * C, *r = NULL;
         if (c->keep16) {
             uint16_t *k = c->keep16 + m * C;
             for (size_t j = 0; j < C; j++) {
@@ -409,15 +413,20 @@ int nn_batchnorm_forward_store(eqm_host *h, const eqm_bn_shape *s, uint32_t flag
     int rc = bn_check(h, op, s);
     if (rc)
         return rc;
-    const uint32_t known = EQM_NN_ADD_RESIDUAL | EQM_NN_OUT_BF16 | EQM_NN_RES_BF16;
+    const uint32_t known =
+        EQM_NN_ADD_RESIDUAL | EQM_NN_OUT_BF16 | EQM_NN_RES_BF16 | EQM_NN_IN_BF16;
     if (flags & ~known)
         return nn_inval(h, op,
                         "unknown flags 0x%x (this host knows EQM_NN_ADD_RESIDUAL = 0x%x, "
-                        "EQM_NN_OUT_BF16 = 0x%x and EQM_NN_RES_BF16 = 0x%x)",
+                        "EQM_NN_OUT_BF16 = 0x%x, EQM_NN_RES_BF16 = 0x%x and EQM_NN_IN_BF16 = "
+                        "0x%x)",
                         (unsigned)(flags & ~known), (unsigned)EQM_NN_ADD_RESIDUAL,
-                        (unsigned)EQM_NN_OUT_BF16, (unsigned)EQM_NN_RES_BF16);
+                        (unsigned)EQM_NN_OUT_BF16, (unsigned)EQM_NN_RES_BF16,
+                        (unsigned)EQM_NN_IN_BF16);
     if ((flags & EQM_NN_RES_BF16) && !(flags & EQM_NN_ADD_RESIDUAL))
         return nn_inval(h, op, "EQM_NN_RES_BF16 without EQM_NN_ADD_RESIDUAL (no residual to read)");
+    if ((flags & EQM_NN_IN_BF16) && in_bf16)
+        return nn_inval(h, op, "EQM_NN_IN_BF16: `in` is bf16 already, in_bf16 must be NULL");
     return bn_forward(h, s, op, flags, out, in_bf16, in, residual, gamma, beta, running_mean,
                       running_var, save, stats);
 }
@@ -441,9 +450,11 @@ static int bn_forward(eqm_host *h, const eqm_bn_shape *s, const char *op, uint32
         return nn_inval(h, op, "save (2C floats) is required");
     const size_t M = (size_t)s->M, C = (size_t)s->C;
     const int o16 = (flags & EQM_NN_OUT_BF16) != 0, r16 = (flags & EQM_NN_RES_BF16) != 0;
+    const int i16 = (flags & EQM_NN_IN_BF16) != 0;
     const void *res = (flags & EQM_NN_ADD_RESIDUAL) ? residual : NULL;
-    bn_ctx c = {.s = s, .in = in, .out = o16 ? NULL : out, .out16 = o16 ? out : NULL,
-                .res = r16 ? NULL : res, .res16 = r16 ? res : NULL, .keep16 = keep16};
+    bn_ctx c = {.s = s, .in = i16 ? NULL : in, .out = o16 ? NULL : out, .out16 = o16 ? out : NULL,
+                .res = r16 ? NULL : res, .res16 = r16 ? res : NULL, .keep16 = keep16,
+                .in16 = i16 ? (const uint16_t *)(const void *)in : NULL};
     /* per-channel a, b live after the partial sums in the same buffer */
     c.P = n_parts(s);
     double *pb = part_get(h, c.P * 2 * C);
@@ -490,8 +501,8 @@ static int bn_forward(eqm_host *h, const eqm_bn_shape *s, const char *op, uint32
     bn_affine(s, gamma, beta, mean, inv, A, B);
     c.a = A, c.b = B;
     c.v512 = nn_bf16_cpu() > 0;
-    nn_parallel(h, M, row_grain(s), o16 || c.res16 || keep16 ? bn_apply16_body : bn_apply_body,
-                &c);
+    nn_parallel(h, M, row_grain(s),
+                o16 || c.res16 || keep16 || i16 ? bn_apply16_body : bn_apply_body, &c);
     return EQM_OK;
 }
 

@@ -806,9 +806,31 @@ START_TEST(test_bn_store)
             } else {
                 expect_same_bits(what, o2f, o1, n);
             }
-            if (keep)
+            if (keep) {
                 for (size_t k = 0; k < n; k++)
                     ck_assert_msg(k16[k] == x16ref[k], "bn store %zu/%d kept copy %zu", ci, v, k);
+                /* EQM_NN_IN_BF16: the kept copy as `in` (with the float statistics) gives
+                 * the bits of the float `in` + in_bf16 call */
+                /* (running statistics: train reads none, eval leaves them as they were) */
+                float *rm3 = dup(rm2, C), *rv3 = dup(rv2, C), *sv3 = zeros(2 * C);
+                uint16_t *o16c = calloc(n, sizeof *o16c);
+                float *o3f = zeros(n);
+                ck_assert_int_eq(NN()->batchnorm_forward_store(
+                                     NULL, &s, fl | EQM_NN_IN_BF16,
+                                     o16 ? (void *)o16c : (void *)o3f, NULL,
+                                     (const float *)(const void *)x16ref,
+                                     rk == 2 ? (const void *)res16 : rk ? (const void *)res : NULL,
+                                     g[2] ? gm : NULL, g[2] ? bt : NULL, rm3, rv3, sv3,
+                                     train ? stp : NULL),
+                                 EQM_OK);
+                if (o16)
+                    ck_assert_msg(!memcmp(o16c, o16b, n * sizeof *o16c),
+                                  "bn store %zu/%d: IN_BF16 out differs", ci, v);
+                else
+                    expect_same_bits("bn store IN_BF16 out", o3f, o2f, n);
+                expect_same_bits("bn store IN_BF16 save", sv3, sv2, 2 * C);
+                free(rm3), free(rv3), free(sv3), free(o16c), free(o3f);
+            }
             snprintf(what, sizeof what, "bn store %zu/%d save", ci, v);
             expect_same_bits(what, sv2, sv1, 2 * C);
             snprintf(what, sizeof what, "bn store %zu/%d running", ci, v);
@@ -863,6 +885,10 @@ START_TEST(test_bn_store)
                      EQM_OK);
     ck_assert_int_eq(NN()->batchnorm_forward_ex(NULL, &s, EQM_NN_OUT_BF16, v8, v8, NULL, NULL,
                                                 NULL, c2, c2, sv, NULL),
+                     EQM_ERR_INVAL);
+    uint16_t k8[8];
+    ck_assert_int_eq(NN()->batchnorm_forward_store(NULL, &s, EQM_NN_IN_BF16, v8, k8, v8, NULL,
+                                                   NULL, NULL, c2, c2, sv, NULL),
                      EQM_ERR_INVAL);
 }
 END_TEST

@@ -250,8 +250,10 @@ typedef struct eqm_nn_api {
      * batchnorm_forward_ex. The batch statistics (save, running_mean/var) are always those
      * of the float `in` (stats as in batchnorm_forward_ex, or summed here over `in`). flags:
      * EQM_NN_ADD_RESIDUAL, EQM_NN_OUT_BF16 (out is eqm_bf16 (M, C)), EQM_NN_RES_BF16
-     * (residual is eqm_bf16); any other bit is EQM_ERR_INVAL. out and residual are floats
-     * without their bits. */
+     * (residual is eqm_bf16), EQM_NN_IN_BF16 (`in` itself is eqm_bf16, e.g. a conv's
+     * output written with EQM_NN_OUT_BF16, and is normalised as it is; in_bf16 must then
+     * be NULL; with stats NULL the statistics are those of these bf16 values); any other
+     * bit is EQM_ERR_INVAL. out and residual are floats without their bits. */
     int (*batchnorm_forward_store)(eqm_host *h, const eqm_bn_shape *s, uint32_t flags,
                                    void *out, eqm_bf16 *in_bf16, const float *in,
                                    const void *residual, const float *gamma, const float *beta,

@@ -570,6 +570,37 @@ static double rel_l2(const float *a, const float *b, size_t n)
     return sqrt(d / fmax(m, 1e-300));
 }
 
+/* cnt copies of one net (seed 7, the same BN draws, input x and output gradient dout), net
+ * v built with act_flags act[v] and run at nn precision prec[v]: one training forward and
+ * backward each, out[v] and din[v] (dL/dx) allocated here. x: rows x H x H x 3, filled. */
+static void same_nets(net *n, int cnt, const char *const *kv, int H, int rows,
+                      const uint32_t *prec, const uint32_t *act, float *x, float **out,
+                      float **din)
+{
+    size_t nx = (size_t)rows * H * H * 3;
+    float *dout = NULL;
+    for (int v = 0; v < cnt; v++) {
+        lcg = 88172645463325252ull; /* same BN draws, input and dout in every net */
+        net_build_act(&n[v], kv, H, H, rows, 7, act[v]);
+        randomise_bn(&n[v]);
+        size_t no = (size_t)rows * n[v].D;
+        for (size_t i = 0; i < nx; i++)
+            x[i] = frand();
+        if (!dout)
+            dout = malloc(no * sizeof *dout);
+        for (size_t i = 0; i < no; i++)
+            dout[i] = frand();
+        out[v] = malloc(no * sizeof *out[v]);
+        din[v] = calloc(nx, sizeof *din[v]);
+        model_zero_grad(&n[v].m);
+        nn_precision_set(prec[v]);
+        fwd(&n[v], x, out[v], 1);
+        bwd(&n[v], x, dout, din[v], 1);
+        nn_precision_set(0);
+    }
+    free(dout);
+}
+
 /* The whole network's gradients, bf16 against fp32: the same ResNet-18-CIFAR (same seed,
  * BN randomised the same way) at precision fp32 and bf16, one training-mode forward and
  * backward on the same input and a random output gradient; relative L2 of each tensor.
@@ -589,26 +620,9 @@ START_TEST(test_bf16_grads)
     net n[2];
     float *out[2], *din[2];
     size_t nx = (size_t)rows * H * H * 3;
-    float *x = malloc(nx * sizeof *x), *dout = NULL;
-    for (int v = 0; v < 2; v++) {
-        lcg = 88172645463325252ull; /* same BN draws, input and dout in both nets */
-        net_build(&n[v], kv, H, H, rows, 7);
-        randomise_bn(&n[v]);
-        size_t no = (size_t)rows * n[v].D;
-        for (size_t i = 0; i < nx; i++)
-            x[i] = frand();
-        if (!dout)
-            dout = malloc(no * sizeof *dout);
-        for (size_t i = 0; i < no; i++)
-            dout[i] = frand();
-        out[v] = malloc(no * sizeof *out[v]);
-        din[v] = calloc(nx, sizeof *din[v]);
-        model_zero_grad(&n[v].m);
-        nn_precision_set(v ? EQM_NN_BF16 : 0);
-        fwd(&n[v], x, out[v], 1);
-        bwd(&n[v], x, dout, din[v], 1);
-        nn_precision_set(0);
-    }
+    float *x = malloc(nx * sizeof *x);
+    static const uint32_t prec[2] = {0, EQM_NN_BF16}, act[2] = {0, 0};
+    same_nets(n, 2, kv, H, rows, prec, act, x, out, din);
     const double tol = bf16_tol(18), tol_b = 0.5;
     size_t no = (size_t)rows * n[0].D;
     double e_out = rel_l2(out[1], out[0], no), e_din = rel_l2(din[1], din[0], nx);
@@ -632,7 +646,7 @@ START_TEST(test_bf16_grads)
     ck_assert_msg(e_g < tol_b, "bf16 gradient of %s off by %g", worst, e_g);
     for (int v = 0; v < 2; v++)
         free(out[v]), free(din[v]), net_free(&n[v]);
-    free(x), free(dout);
+    free(x);
 }
 END_TEST
 
@@ -677,26 +691,9 @@ static void act16_case(const char *const *kv, int H, int rows, double ratio_max)
     net n[3]; /* 0: fp32, 1: bf16 precision, float storage, 2: bf16 precision and storage */
     float *out[3], *din[3], *ev[2];
     size_t nx = (size_t)rows * H * H * 3;
-    float *x = malloc(nx * sizeof *x), *dout = NULL;
-    for (int v = 0; v < 3; v++) {
-        lcg = 88172645463325252ull;
-        net_build_act(&n[v], kv, H, H, rows, 7, v == 2 ? EQM_ACT_BF16 : 0u);
-        randomise_bn(&n[v]);
-        size_t no = (size_t)rows * n[v].D;
-        for (size_t i = 0; i < nx; i++)
-            x[i] = frand();
-        if (!dout)
-            dout = malloc(no * sizeof *dout);
-        for (size_t i = 0; i < no; i++)
-            dout[i] = frand();
-        out[v] = malloc(no * sizeof *out[v]);
-        din[v] = calloc(nx, sizeof *din[v]);
-        model_zero_grad(&n[v].m);
-        nn_precision_set(v ? EQM_NN_BF16 : 0);
-        fwd(&n[v], x, out[v], 1);
-        bwd(&n[v], x, dout, din[v], 1);
-        nn_precision_set(0);
-    }
+    float *x = malloc(nx * sizeof *x);
+    static const uint32_t prec[3] = {0, EQM_NN_BF16, EQM_NN_BF16}, act[3] = {0, 0, EQM_ACT_BF16};
+    same_nets(n, 3, kv, H, rows, prec, act, x, out, din);
     double ratio = (double)n[2].m.mod[0].act_floats / (double)n[1].m.mod[0].act_floats;
     fprintf(stderr, "act16 %s: act_floats %zu -> %zu (%.3f)\n", kv[0], n[1].m.mod[0].act_floats,
             n[2].m.mod[0].act_floats, ratio);
@@ -728,7 +725,7 @@ static void act16_case(const char *const *kv, int H, int rows, double ratio_max)
     ck_assert_msg(e_ev < bf16_tol(18), "bf16 storage: eval output off by %g", e_ev);
     for (int v = 0; v < 3; v++)
         free(out[v]), free(din[v]), net_free(&n[v]);
-    free(ev[0]), free(ev[1]), free(x), free(dout);
+    free(ev[0]), free(ev[1]), free(x);
 }
 
 START_TEST(test_act16)

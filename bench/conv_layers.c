@@ -1,13 +1,16 @@
 /* bench/conv_layers.c: time conv2d forward, dX and dW (and BN forward/backward) on the
  * ResNet-18-CIFAR layer shapes, to see where a training step goes.
  * Usage: conv-layers [--batch 64] [--threads 2] [--reps 2] [--algo 0|1] [--cpu 1] [--bf16 1]
- *                    [--width 4] [--in-bf16 1]
+ *                    [--width 4] [--in-bf16 1] [--out-bf16 1] [--stats 1]
  * --width D divides every channel count but the image's 3 by D (4: the quickstart's width 0.25);
  * --algo 1 forces the reference im2col/col2im path; --cpu 1 times process CPU seconds;
  * --bf16 1 passes EQM_NN_BF16 (bf16 products, fp32 accumulation; EQM_NN_BF16_NATIVE=0 for
  * the emulation) and first times one 1024^3 GEMM in fp32 and in bf16;
  * --in-bf16 1 passes the input as bf16 values with EQM_NN_IN_BF16 (ABI 1.6: activations
- * stored as bf16 under train.precision = bf16), at either precision.
+ * stored as bf16 under train.precision = bf16), at either precision; --out-bf16 1 has the
+ * forward write its output as bf16 (EQM_NN_OUT_BF16; dX and dW still get a float dout, the
+ * float forward's output); --stats 1 times conv2d_forward_stats as the fwd (a ResNet's
+ * conv + BN unit calls that).
  * Prints per layer: ms and nominal GFLOP/s (every tap counted) of fwd, dX, dW.
  * Left out: correctness (tests/nn does that).
  */
@@ -34,7 +37,7 @@ static double now_s(void)
 
 int main(int argc, char **argv)
 {
-    int batch = 64, threads = 2, reps = 2, bf16 = 0, wdiv = 1, inb = 0;
+    int batch = 64, threads = 2, reps = 2, bf16 = 0, wdiv = 1, inb = 0, outb = 0, stats = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--batch"))
             batch = atoi(argv[i + 1]);
@@ -50,6 +53,10 @@ int main(int argc, char **argv)
             bf16 = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--in-bf16"))
             inb = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--out-bf16"))
+            outb = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--stats"))
+            stats = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--width"))
             wdiv = atoi(argv[i + 1]) > 0 ? atoi(argv[i + 1]) : 1;
     }
@@ -88,8 +95,9 @@ int main(int argc, char **argv)
         }
         free(a), free(b), free(c);
     }
-    printf("# batch %d threads %d width 1/%d%s%s (ms, nominal GFLOP/s)\n", batch, threads, wdiv,
-           bf16 ? " bf16" : "", inb ? " in-bf16" : "");
+    printf("# batch %d threads %d width 1/%d%s%s%s%s (ms, nominal GFLOP/s)\n", batch, threads,
+           wdiv, bf16 ? " bf16" : "", inb ? " in-bf16" : "", outb ? " out-bf16" : "",
+           stats ? " fwd=forward_stats" : "");
     for (size_t l = 0; l < sizeof L / sizeof *L; l++) {
         int ci = L[l][1] == 3 ? 3 : L[l][1] / wdiv, co = L[l][2] / wdiv;
         eqm_conv2d_shape s = {batch, L[l][0], L[l][0], ci, co,
@@ -109,11 +117,24 @@ int main(int argc, char **argv)
         const float *xin = xb ? (const float *)(const void *)xb : x;
         for (size_t i = 0; i < nw; i++)
             w[i] = (float)(i % 5) * 0.1f;
+        /* --out-bf16: the timed forward writes yb; dX and dW get the float forward's y */
+        eqm_conv2d_shape so = s;
+        uint16_t *yb = NULL;
+        if (outb) {
+            so.flags |= EQM_NN_OUT_BF16;
+            yb = malloc(no * sizeof *yb);
+            nn->conv2d_forward(NULL, &s, y, xin, w);
+        }
+        float *yo = yb ? (float *)(void *)yb : y;
+        double *st = malloc(2 * (size_t)s.C_out * sizeof *st);
         double gf = 2.0 * no * (double)s.kh * s.kw * s.C_in / 1e9;
         double t[3] = {1e9, 1e9, 1e9};
         for (int r = 0; r < reps + 1; r++) {
             double t0 = now_s();
-            nn->conv2d_forward(NULL, &s, y, xin, w);
+            if (stats)
+                nn->conv2d_forward_stats(NULL, &so, yo, xin, w, st);
+            else
+                nn->conv2d_forward(NULL, &so, yo, xin, w);
             double t1 = now_s();
             nn->conv2d_backward(NULL, &s, dx, NULL, y, xin, w);
             double t2 = now_s();
@@ -129,7 +150,7 @@ int main(int argc, char **argv)
                "%5.0f\n",
                s.H, s.W, s.C_in, s.C_out, s.kh, s.stride, t[0] * 1e3, gf / t[0], t[1] * 1e3,
                gf / t[1], t[2] * 1e3, gf / t[2]);
-        free(x), free(xb), free(y), free(w), free(dx), free(dw);
+        free(x), free(xb), free(y), free(yb), free(st), free(w), free(dx), free(dw);
     }
     return 0;
 }

@@ -53,6 +53,9 @@
  * slot gets a copy (copy32), with the two rules of the conversion applied to it (zero and
  * subnormal -> signed zero, NaN quietened): the same bits as on the widened floats, and
  * half the bytes read.
+ * EQM_NN_OUT_BF16 (forward only): the epilogue sums the statistics from the fp32 tiles, as
+ * it does for a float out, and stores vcvtneps2bf16 of them (nearest even, subnormal ->
+ * signed zero, NaN quietened: nn_bf16_rne), 2 bytes an output instead of 4.
  * Scope (nn_amx_conv_ok): EQM_NN_BF16 on AMX (nn_bf16_native() == 2), not a 1x1 stride-1
  * pad-0 conv (a plain GEMM already), C_in >= 16; nn_amx_conv_dx_ok: stride > 1, C_out >=
  * 16, pad < kernel.
@@ -161,6 +164,7 @@ typedef struct {
     uint32_t *bp;
     int accumulate;
     int ib;     /* forward with EQM_NN_IN_BF16: in holds eqm_bf16 values */
+    int ob;     /* forward with EQM_NN_OUT_BF16: out receives eqm_bf16 values */
     double *gs; /* NULL, or per group 2 Co doubles: sums, sums of squares of the output */
 } amx_ctx;
 
@@ -283,7 +287,8 @@ AMX_TARGET static void fwd_body(void *vc, size_t gb, size_t ge)
     const int nchunk = p->R / 32;
     const size_t nblk = p->st == 1 ? p->nbi : (size_t)p->Ho * p->nbi;
     float buf[32 * 32] __attribute__((aligned(64)));
-    float *dst[32];
+    size_t dst[32]; /* the output row (its first element) of each of the 32 rows q */
+    const size_t none = (size_t)-1;
     nn_amx_begin();
     for (size_t g = gb; g < ge; g++) {
         uint16_t *xp = c->xp + g * p->slot;
@@ -292,27 +297,27 @@ AMX_TARGET static void fwd_body(void *vc, size_t gb, size_t ge)
         for (size_t n = n0; n < n1; n++) {
             cvt_image(c, n, xp);
             for (size_t blk = 0; blk < nblk; blk++) {
-                /* the output row of each of the 32 rows, or NULL (not an output pixel) */
+                /* the output row of each of the 32 rows, or none (not an output pixel) */
                 size_t q0;
                 if (p->st == 1) {
                     q0 = blk * 32;
                     int y = (int)(q0 / (size_t)p->Wp), x = (int)(q0 % (size_t)p->Wp);
                     for (int r = 0; r < 32; r++) {
                         dst[r] = y < p->Ho && x < p->Wo
-                                     ? c->out + ((n * p->Ho + (size_t)y) * p->Wo + (size_t)x) * Co
-                                     : NULL;
+                                     ? ((n * p->Ho + (size_t)y) * p->Wo + (size_t)x) * Co
+                                     : none;
                         if (++x == p->Wp)
                             x = 0, y++;
                     }
                 } else { /* stride st: output row oy, every st-th row q of its padded row */
                     size_t oy = blk / p->nbi, x0 = blk % p->nbi * 32;
                     q0 = oy * (size_t)p->st * p->Wp + x0;
-                    float *orow = c->out + (n * p->Ho + oy) * p->Wo * Co;
+                    size_t orow = (n * p->Ho + oy) * p->Wo * Co;
                     for (int r = 0; r < 32; r++) {
                         size_t x = x0 + (size_t)r;
                         dst[r] = x % (size_t)p->st == 0 && x / (size_t)p->st < (size_t)p->Wo
                                      ? orow + x / (size_t)p->st * Co
-                                     : NULL;
+                                     : none;
                     }
                 }
                 const uint16_t *a0 = xp + q0 * Ci;
@@ -346,17 +351,23 @@ AMX_TARGET static void fwd_body(void *vc, size_t gb, size_t ge)
                         nc >= 32 ? 0xffff : nc <= 16 ? 0 : (__mmask16)((1u << (nc - 16)) - 1);
                     __m512 s0 = _mm512_setzero_ps(), s1 = s0, sq0 = s0, sq1 = s0;
                     for (int r = 0; r < 32; r++) {
-                        if (!dst[r])
+                        if (dst[r] == none)
                             continue;
-                        float *o = dst[r] + 32 * (size_t)j;
                         __m512 v0 = _mm512_load_ps(buf + r * 32);
                         __m512 v1 = _mm512_load_ps(buf + r * 32 + 16);
-                        if (c->accumulate) {
-                            v0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, o), v0);
-                            v1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, o + 16), v1);
+                        if (c->ob) { /* bf16 of the floats (the sums below use the floats) */
+                            uint16_t *o = (uint16_t *)(void *)c->out + dst[r] + 32 * (size_t)j;
+                            _mm256_mask_storeu_epi16(o, m0, (__m256i)_mm512_cvtneps_pbh(v0));
+                            _mm256_mask_storeu_epi16(o + 16, m1, (__m256i)_mm512_cvtneps_pbh(v1));
+                        } else {
+                            float *o = c->out + dst[r] + 32 * (size_t)j;
+                            if (c->accumulate) {
+                                v0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, o), v0);
+                                v1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, o + 16), v1);
+                            }
+                            _mm512_mask_storeu_ps(o, m0, v0);
+                            _mm512_mask_storeu_ps(o + 16, m1, v1);
                         }
-                        _mm512_mask_storeu_ps(o, m0, v0);
-                        _mm512_mask_storeu_ps(o + 16, m1, v1);
                         s0 = _mm512_add_ps(s0, v0), s1 = _mm512_add_ps(s1, v1);
                         sq0 = _mm512_fmadd_ps(v0, v0, sq0), sq1 = _mm512_fmadd_ps(v1, v1, sq1);
                     }
@@ -425,6 +436,7 @@ static void run(eqm_host *h, const amx_plan *pp, float *out, const float *in, co
     amx_plan p = *pp;
     amx_ctx c = {.p = &p, .in = in, .w = w, .out = out, .accumulate = accumulate, .gs = gs};
     c.ib = !p.dx && (p.s->flags & EQM_NN_IN_BF16); /* a dX reads dout: float */
+    c.ob = !p.dx && (p.s->flags & EQM_NN_OUT_BF16); /* and writes din: float */
     c.bp = (uint32_t *)(void *)buf;
     c.xp = (uint16_t *)(void *)(buf + (bp_uint32(&p) + 15) / 16 * 16);
     nn_parallel(h, (size_t)p.np, 1, pack_w_body, &c);

@@ -70,9 +70,29 @@
  * direct and Winograd kernels: fwd 68.7 -> 110.4, dW 76.9 -> 107.3 (16->16: 14.7 -> 31.7).
  * So conv2d_forward at fp32 products (the evaluation of a bf16-stored model) widens the
  * input a chunk of images at a time into a second workspace and keeps the direct,
- * Winograd and pointwise kernels (fwd_wide; forward_stats the same, then BN's sums pass);
- * the dW at fp32 with bf16 input (nothing in training: bf16 storage comes with bf16
+ * Winograd and pointwise kernels (fwd_chunks; forward_stats the same, its sums per
+ * chunk); the dW at fp32 with bf16 input (nothing in training: bf16 storage comes with bf16
  * products) keeps im2col.
+ * EQM_NN_OUT_BF16 (ABI 1.6; forward and forward_stats, either precision, with or without
+ * EQM_NN_IN_BF16): `out` receives eqm_bf16 values, bf16(the float output) to nearest even
+ * (nn_bf16_rne: subnormal -> signed zero, NaN quietened), and forward_stats' sums are those
+ * of the floats before rounding: a ResNet's conv writes its output for BN at 2 bytes an
+ * element instead of 4 (and BN reads 2). Native (the bf16 stored straight from the
+ * registers, the sums and the floats those of the call without the flag): the implicit AMX
+ * forward (amx_conv.c, vcvtneps2bf16 in its epilogue) and the direct kernels, general and
+ * small-C_in (direct.c, the rounding in AVX-512F integer ops), i.e. under bf16 on AMX the
+ * 3x3 stride-1 convs with C_in >= 16, the strided ones amx_pick takes and the stems.
+ * Every other path (im2col, the bf16 tiles, Winograd, a pointwise GEMM) runs in chunks of
+ * images (fwd_chunks, the chunking of the bf16-input widening above): each chunk's float
+ * output goes to the second workspace (about 1 MiB a chunk, or the widening's chunk) and is
+ * narrowed from there; forward_stats sums per chunk. So where a float-input call takes
+ * more than one chunk, its sums may differ from the plain call's in the last bits (the
+ * summation order), and on the fp32 sgemm-based paths (Winograd, a pointwise GEMM) so may
+ * a few outputs (OpenBLAS's Haswell kernels sum a row in an order that depends on its
+ * place in the GEMM: 1-2 in 10^4 bf16 outputs one unit apart); im2col, the bf16 tiles and
+ * the bf16 GEMMs give every pixel the same floats in any chunk (check_bf16's
+ * test_conv_out_bf16_chunks). conv2d_backward ignores the bit (din and dw are floats; the
+ * dX-as-forward shape drops it).
  * Left out: bias, groups, dilation, non-square strides/paddings.
  */
 #include "config.h"
@@ -695,88 +715,209 @@ static const eqm_conv2d_shape *with_precision(const eqm_conv2d_shape *s, eqm_con
  * up for im2col (1.6x slower over the quickstart's layers: 68.7 against 110.4 ms forward,
  * bench/conv-layers --in-bf16 1 --bf16 0), the input is widened a chunk of images at a
  * time (about 4 MiB) into a second workspace and each chunk runs as a float conv. Per
- * image the same kernels and the same floats as a float conv of the widened input. */
+ * image the same kernels and the same floats as a float conv of the widened input.
+ * EQM_NN_OUT_BF16 on a path that stores floats (all but the direct kernels and the
+ * implicit AMX forward, out_native) runs the same chunks: each chunk's float output goes
+ * into the second workspace (about 1 MiB a chunk, so that it is still in cache when it is
+ * narrowed) and is narrowed into `out` from there. forward_stats sums per chunk (each
+ * chunk's sums as the plain call of that chunk gives them, added in chunk order). */
 #define WIDE_CHUNK_FLOATS ((size_t)1 << 20)
+#define NARROW_CHUNK_FLOATS ((size_t)1 << 18)
 static float *wide_ws;
 static size_t wide_floats;
+static double *chunk_st; /* one chunk's statistics (2 C_out) */
+static size_t chunk_st_n;
+
+/* EQM_NN_OUT_BF16 (ABI 1.6; forward, forward_stats): `out` receives eqm_bf16 values. */
+static int out_bf16(const eqm_conv2d_shape *s) { return (s->flags & EQM_NN_OUT_BF16) != 0; }
+
+/* The paths that store bf16 themselves (the order of fwd_any): the direct kernels and the
+ * implicit AMX forward. */
+static int out_native(const eqm_conv2d_shape *s)
+{
+    return direct_pick(s) || (!wino_ok(s) && amx_pick(s));
+}
+
+/* dst[0..n) = bf16 of src[0..n) (nn_bf16_rne: vcvtneps2bf16 rounds the same way) */
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) static void
+narrow_avx512bf16(uint16_t *dst, const float *src, size_t n)
+{
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(void *)(dst + i),
+                            (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(src + i)));
+    for (; i < n; i++)
+        dst[i] = nn_bf16_rne(src[i]);
+}
+#endif
+static void narrow_row(uint16_t *dst, const float *src, size_t n)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (nn_bf16_cpu() > 0) {
+        narrow_avx512bf16(dst, src, n);
+        return;
+    }
+#endif
+    for (size_t i = 0; i < n; i++)
+        dst[i] = nn_bf16_rne(src[i]);
+}
 
 typedef struct {
-    float *dst;
-    const uint16_t *src;
+    float *f;
+    const uint16_t *b;
 } widen_ctx;
+
+typedef struct {
+    uint16_t *b;
+    const float *f;
+} narrow_ctx;
 
 static void widen_body(void *vc, size_t b, size_t e)
 {
     const widen_ctx *c = vc;
-    widen_row(c->dst + b, c->src + b, e - b);
+    widen_row(c->f + b, c->b + b, e - b);
 }
 
-static int fwd_wide_ok(const eqm_conv2d_shape *s, eqm_conv2d_shape *t)
+static void narrow_body(void *vc, size_t b, size_t e)
 {
-    if (!in_bf16(s) || (s->flags & EQM_NN_BF16) || direct_pick(s) || amx_pick(s))
-        return 0; /* (the small-C_in direct kernels read bf16 themselves) */
-    *t = *s;
-    t->flags &= ~(uint32_t)EQM_NN_IN_BF16;
-    return direct_pick(t) || wino_ok(t) || is_pointwise(t);
+    const narrow_ctx *c = vc;
+    narrow_row(c->b + b, c->f + b, e - b);
 }
 
-static int fwd_wide(eqm_host *h, const eqm_conv2d_shape *t, float *out, const float *in,
-                    const float *w, int Ho, int Wo)
+/* One forward (stats NULL) or forward_stats, as it is: no chunks. With EQM_NN_OUT_BF16 only
+ * where out_native says. */
+static int fwd_run(eqm_host *h, const eqm_conv2d_shape *s, float *out, const float *in,
+                   const float *w, double *stats, size_t rows)
+{
+    size_t need = fwd_ws_floats(s);
+    float *buf = ws_get(h, need);
+    if (!buf)
+        return EQM_ERR_NOMEM;
+    if (!stats)
+        return fwd_any(h, s, out, in, w, 0, buf);
+    /* the direct kernels (fp32, and the small-C_in ones in both precisions) and the
+     * implicit AMX kernel sum in their epilogues; the rest: BN's statistics pass */
+    if (direct_pick(s))
+        return nn_direct_forward_stats(h, s, out, in, w, buf, stats);
+    if (!wino_ok(s) && amx_pick(s))
+        return nn_amx_conv_forward_stats(h, s, out, in, w, buf, stats);
+    int rc = fwd_any(h, s, out, in, w, 0, buf);
+    return rc ? rc : nn_bn_sums(h, rows, (size_t)s->C_out, out, stats);
+}
+
+/* The chunked forward of t (its flags already without the IN_BF16 that `widen` replaces
+ * and the OUT_BF16 that `narrow` replaces): per chunk of images, `in` widened into the
+ * second workspace (widen) or read where it lies, the chunk's conv run as it is (fwd_run),
+ * into the second workspace and narrowed from there (narrow) or into `out` itself. */
+static int fwd_chunks(eqm_host *h, const eqm_conv2d_shape *t, int widen, int narrow,
+                      float *out, const float *in, const float *w, double *stats, int Ho,
+                      int Wo)
 {
     const size_t img = (size_t)t->H * t->W * t->C_in, oimg = (size_t)Ho * Wo * t->C_out;
-    size_t per = WIDE_CHUNK_FLOATS / img ? WIDE_CHUNK_FLOATS / img : 1;
-    if (per > (size_t)t->N)
-        per = (size_t)t->N;
-    if (per * img > wide_floats) {
+    const size_t Co = (size_t)t->C_out;
+    size_t per = (size_t)t->N;
+    /* with a widened input the widening's chunks (so that IN_BF16 | OUT_BF16 gives the bf16
+     * of the IN_BF16 call's floats, bit for bit: per chunk, an sgemm-based kernel may sum a
+     * pixel in another order than over the whole batch) */
+    if (widen && WIDE_CHUNK_FLOATS / img < per)
+        per = WIDE_CHUNK_FLOATS / img ? WIDE_CHUNK_FLOATS / img : 1;
+    else if (!widen && narrow && NARROW_CHUNK_FLOATS / oimg < per)
+        per = NARROW_CHUNK_FLOATS / oimg ? NARROW_CHUNK_FLOATS / oimg : 1;
+    const size_t xfl = widen ? (per * img + 15) / 16 * 16 : 0; /* widened input */
+    const size_t need = xfl + (narrow ? per * oimg : 0);      /* then float out */
+    if (need > wide_floats) {
         float *p = NULL;
-        if (posix_memalign((void **)&p, 64, per * img * sizeof(float))) {
+        if (posix_memalign((void **)&p, 64, need * sizeof(float))) {
             host_api()->set_error(h, EQM_ERR_NOMEM,
-                                  "nn.conv2d: bf16 input chunk of %zu bytes: out of memory",
-                                  per * img * sizeof(float));
+                                  "nn.conv2d: bf16 input/output chunk of %zu bytes: out of memory",
+                                  need * sizeof(float));
             return EQM_ERR_NOMEM;
         }
         free(wide_ws);
-        wide_ws = p, wide_floats = per * img;
+        wide_ws = p, wide_floats = need;
     }
-    const uint16_t *src = (const uint16_t *)(const void *)in;
+    if (stats && per < (size_t)t->N && 2 * Co > chunk_st_n) {
+        double *q = realloc(chunk_st, 2 * Co * sizeof(double));
+        if (!q) {
+            host_api()->set_error(h, EQM_ERR_NOMEM, "nn.conv2d_forward_stats: out of memory");
+            return EQM_ERR_NOMEM;
+        }
+        chunk_st = q, chunk_st_n = 2 * Co;
+    }
+    const uint16_t *in16 = (const uint16_t *)(const void *)in;
+    uint16_t *out16 = (uint16_t *)(void *)out;
     for (size_t n0 = 0; n0 < (size_t)t->N; n0 += per) {
         eqm_conv2d_shape c = *t;
         c.N = (int)((size_t)t->N - n0 < per ? (size_t)t->N - n0 : per);
-        widen_ctx wc = {wide_ws, src + n0 * img};
-        nn_parallel(h, (size_t)c.N * img, 16384, widen_body, &wc);
-        size_t need = fwd_ws_floats(&c);
-        float *buf = ws_get(h, need);
-        if (!buf && need)
-            return EQM_ERR_NOMEM;
-        int rc = fwd_any(h, &c, out + n0 * oimg, wide_ws, w, 0, buf);
+        const float *ci;
+        if (widen) {
+            widen_ctx wc = {wide_ws, in16 + n0 * img};
+            nn_parallel(h, (size_t)c.N * img, 16384, widen_body, &wc);
+            ci = wide_ws;
+        } else {
+            ci = in_bf16(t) ? (const float *)(const void *)(in16 + n0 * img) : in + n0 * img;
+        }
+        float *co = narrow       ? wide_ws + xfl
+                    : out_bf16(t) ? (float *)(void *)(out16 + n0 * oimg)
+                                  : out + n0 * oimg;
+        double *cs = !stats ? NULL : n0 ? chunk_st : stats;
+        int rc = fwd_run(h, &c, co, ci, w, cs, (size_t)c.N * Ho * Wo);
         if (rc)
             return rc;
+        if (narrow) {
+            narrow_ctx nc = {out16 + n0 * oimg, co};
+            nn_parallel(h, (size_t)c.N * oimg, 16384, narrow_body, &nc);
+        }
+        if (stats && n0)
+            for (size_t k = 0; k < 2 * Co; k++)
+                stats[k] += chunk_st[k];
     }
     return EQM_OK;
+}
+
+/* forward (stats NULL) or forward_stats of a checked shape: as it is, or in chunks where
+ * a bf16 input is widened for the float kernels (fp32 products) or a float-storing path
+ * meets EQM_NN_OUT_BF16. */
+static int fwd_top(eqm_host *h, const eqm_conv2d_shape *s, float *out, const float *in,
+                   const float *w, double *stats, int Ho, int Wo)
+{
+    eqm_conv2d_shape t = *s;
+    /* fp32 products, bf16 input, a float kernel that the bf16 input would lose (the
+     * small-C_in direct kernels read bf16 themselves) */
+    int widen = in_bf16(s) && !(s->flags & EQM_NN_BF16) && !direct_pick(s) && !amx_pick(s);
+    if (widen) {
+        t.flags &= ~(uint32_t)EQM_NN_IN_BF16;
+        widen = direct_pick(&t) || wino_ok(&t) || is_pointwise(&t);
+        if (!widen)
+            t = *s;
+    }
+    int narrow = out_bf16(&t) && !out_native(&t);
+    if (narrow)
+        t.flags &= ~(uint32_t)EQM_NN_OUT_BF16;
+    if (!widen && !narrow)
+        return fwd_run(h, s, out, in, w, stats, (size_t)s->N * Ho * Wo);
+    return fwd_chunks(h, &t, widen, narrow, out, in, w, stats, Ho, Wo);
 }
 
 int nn_conv2d_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, const float *in,
                       const float *w)
 {
     int Ho, Wo;
-    eqm_conv2d_shape sp, t;
+    eqm_conv2d_shape sp;
     s = with_precision(s, &sp);
     algo_from_env();
     int rc = conv_check(h, "conv2d_forward", s, &Ho, &Wo);
     if (rc)
         return rc;
-    if (fwd_wide_ok(s, &t))
-        return fwd_wide(h, &t, out, in, w, Ho, Wo);
-    float *buf = ws_get(h, fwd_ws_floats(s));
-    if (!buf && fwd_ws_floats(s))
-        return EQM_ERR_NOMEM;
-    return fwd_any(h, s, out, in, w, 0, buf);
+    return fwd_top(h, s, out, in, w, NULL, Ho, Wo);
 }
 
 /* forward + per output channel [sum, sum of squares] of out (ABI 1.5): the direct kernels
  * (fp32, and the small-C_in ones in both precisions) and the implicit AMX kernel sum in
  * their epilogues (the values they store are still in registers); every other path runs
- * as conv2d_forward, then BN's statistics pass over out. */
+ * as conv2d_forward, then BN's statistics pass over out (per chunk where fwd_top runs
+ * chunks). With EQM_NN_OUT_BF16 the sums are those of the floats before rounding. */
 int nn_conv2d_forward_stats(eqm_host *h, const eqm_conv2d_shape *s, float *out,
                             const float *in, const float *w, double *stats)
 {
@@ -789,22 +930,7 @@ int nn_conv2d_forward_stats(eqm_host *h, const eqm_conv2d_shape *s, float *out,
         return rc;
     if (!stats)
         return nn_inval(h, "conv2d_forward_stats", "stats (2 C_out doubles) is required");
-    eqm_conv2d_shape t;
-    if (fwd_wide_ok(s, &t)) { /* conv2d_forward's out, then BN's sums pass over it */
-        if ((rc = fwd_wide(h, &t, out, in, w, Ho, Wo)))
-            return rc;
-        return nn_bn_sums(h, (size_t)s->N * Ho * Wo, (size_t)s->C_out, out, stats);
-    }
-    float *buf = ws_get(h, fwd_ws_floats(s));
-    if (!buf && fwd_ws_floats(s))
-        return EQM_ERR_NOMEM;
-    if (direct_pick(s))
-        return nn_direct_forward_stats(h, s, out, in, w, buf, stats);
-    if (!wino_ok(s) && amx_pick(s))
-        return nn_amx_conv_forward_stats(h, s, out, in, w, buf, stats);
-    if ((rc = fwd_any(h, s, out, in, w, 0, buf)))
-        return rc;
-    return nn_bn_sums(h, (size_t)s->N * Ho * Wo, (size_t)s->C_out, out, stats);
+    return fwd_top(h, s, out, in, w, stats, Ho, Wo);
 }
 
 /* dX of a stride-1 conv as a forward conv of dout: din = conv(dout, w~, pad k-1-pad) with
@@ -837,7 +963,8 @@ static void dx_shape(const eqm_conv2d_shape *s, int Ho, int Wo, eqm_conv2d_shape
     t->C_in = s->C_out;
     t->C_out = s->C_in;
     t->pad = s->kh - 1 - s->pad;
-    t->flags &= ~(uint32_t)EQM_NN_IN_BF16; /* its input is dout: float */
+    /* its input is dout, its output din: floats */
+    t->flags &= ~(uint32_t)(EQM_NN_IN_BF16 | EQM_NN_OUT_BF16);
 }
 
 typedef struct {
@@ -879,8 +1006,13 @@ static int amx_dw_pick(const eqm_conv2d_shape *s)
 int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float *dw,
                        const float *dout, const float *in, const float *w)
 {
-    eqm_conv2d_shape sp;
+    eqm_conv2d_shape sp, so;
     s = with_precision(s, &sp);
+    if (s && (s->flags & EQM_NN_OUT_BF16)) { /* forward only: din and dw are floats */
+        so = *s;
+        so.flags &= ~(uint32_t)EQM_NN_OUT_BF16;
+        s = &so;
+    }
     conv_ctx c = {.s = s, .in = in, .din = din};
     algo_from_env();
     int rc = conv_check(h, "conv2d_backward", s, &c.Ho, &c.Wo);

@@ -17,6 +17,9 @@
  * (Winograd's transforms round differently; OpenBLAS splits a long k into blocks whose
  * partial sums it adds), but it is the plain sequential sum: tests/nn check it against
  * the im2col path and PyTorch's fixtures.
+ * EQM_NN_OUT_BF16 (forward, forward_stats): the epilogue stores the bf16 of each output
+ * (nn_bf16_rne in AVX-512F integer ops, store_bf16) and sums the statistics from the
+ * floats, so out is bf16(the float out) and the stats those of the float call.
  * Availability: CPUs with AVX-512F (nn_direct_ok says no elsewhere; the other paths run).
  */
 #include "config.h"
@@ -93,6 +96,7 @@ typedef struct {
     int Hp, Wp;
     double *sp;                 /* forward_stats: parts x 2 C_out (sums, squares) */
     size_t parts;
+    int ob; /* EQM_NN_OUT_BF16 (forward): out receives eqm_bf16 values */
 } direct_ctx;
 
 /* Channel vectors per block: 4 (64 channels) where C_out allows, else 2, else 1. */
@@ -133,6 +137,31 @@ static const float zero_row[NN_DIRECT_MAX_CI];
 
 #define DIRECT_TARGET __attribute__((target("avx512f,fma"), optimize("O3")))
 
+/* nn_bf16_from_f32 on 16 lanes (subnormals to signed zero, NaN kept quiet, nearest even),
+ * the result widened back to float */
+static inline __attribute__((always_inline)) DIRECT_TARGET __m512 rnd_bf16(__m512 v)
+{
+    const __m512i u = _mm512_castps_si512(v), hi = _mm512_set1_epi32((int)0xffff0000u);
+    __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_and_si512(
+        _mm512_add_epi32(u, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff))), hi);
+    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                                            _mm512_set1_epi32(0x7f800000));
+    r = _mm512_mask_mov_epi32(
+        r, nan, _mm512_or_si512(_mm512_and_si512(u, hi), _mm512_set1_epi32(0x00400000)));
+    __mmask16 sub = _mm512_testn_epi32_mask(u, _mm512_set1_epi32(0x7f800000));
+    r = _mm512_mask_mov_epi32(r, sub, _mm512_and_si512(u, _mm512_set1_epi32((int)0x80000000u)));
+    return _mm512_castsi512_ps(r);
+}
+
+/* EQM_NN_OUT_BF16: the 16 bf16 of v (nn_bf16_rne) at dst */
+static inline __attribute__((always_inline)) DIRECT_TARGET void store_bf16(uint16_t *dst,
+                                                                          __m512 v)
+{
+    __m512i r = _mm512_srli_epi32(_mm512_castps_si512(rnd_bf16(v)), 16);
+    _mm256_storeu_si256((__m256i *)(void *)dst, _mm512_cvtepi32_epi16(r));
+}
+
 /* Output pixels ow0 .. ow0+P-1 of row oh of image n, channels co0 .. co0+16*CB-1. */
 static inline __attribute__((always_inline)) DIRECT_TARGET void
 direct_block(const direct_ctx *c, const int P, const int CB, size_t n, int oh, int ow0, size_t co0,
@@ -168,17 +197,22 @@ direct_block(const direct_ctx *c, const int P, const int CB, size_t n, int oh, i
             }
         }
     }
-    float *o = c->out + ((n * (size_t)c->Ho + (size_t)oh) * (size_t)c->Wo + (size_t)ow0) * Co + co0;
+    const size_t oi = ((n * (size_t)c->Ho + (size_t)oh) * (size_t)c->Wo + (size_t)ow0) * Co + co0;
     __m512 sm[4], sq[4];
     for (int b = 0; b < CB; b++)
         sm[b] = sq[b] = _mm512_setzero_ps();
     for (int p = 0; p < P; p++)
         for (int b = 0; b < CB; b++) {
-            float *q = o + (size_t)p * Co + 16 * (size_t)b;
+            const size_t qi = oi + (size_t)p * Co + 16 * (size_t)b;
             __m512 v = acc[p * CB + b];
-            if (c->accumulate)
-                v = _mm512_add_ps(_mm512_loadu_ps(q), v);
-            _mm512_storeu_ps(q, v);
+            if (c->ob) { /* the statistics below sum the floats */
+                store_bf16((uint16_t *)(void *)c->out + qi, v);
+            } else {
+                float *q = c->out + qi;
+                if (c->accumulate)
+                    v = _mm512_add_ps(_mm512_loadu_ps(q), v);
+                _mm512_storeu_ps(q, v);
+            }
             sm[b] = _mm512_add_ps(sm[b], v);
             sq[b] = _mm512_fmadd_ps(v, v, sq[b]);
         }
@@ -264,23 +298,6 @@ static void direct_rows(const direct_ctx *c, size_t b, size_t e, double *dp)
  * as nn_bf16_from_f32) and so, in dW, is dout (per row group, into a per-part scratch):
  * bf16 products (exact in fp32) with fp32 accumulation, the semantics of every bf16 conv. */
 #ifdef DIRECT_X86
-/* nn_bf16_from_f32 on 16 lanes (subnormals to signed zero, NaN kept quiet, nearest even),
- * the result widened back to float */
-static inline __attribute__((always_inline)) DIRECT_TARGET __m512 rnd_bf16(__m512 v)
-{
-    const __m512i u = _mm512_castps_si512(v), hi = _mm512_set1_epi32((int)0xffff0000u);
-    __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-    __m512i r = _mm512_and_si512(
-        _mm512_add_epi32(u, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff))), hi);
-    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
-                                            _mm512_set1_epi32(0x7f800000));
-    r = _mm512_mask_mov_epi32(
-        r, nan, _mm512_or_si512(_mm512_and_si512(u, hi), _mm512_set1_epi32(0x00400000)));
-    __mmask16 sub = _mm512_testn_epi32_mask(u, _mm512_set1_epi32(0x7f800000));
-    r = _mm512_mask_mov_epi32(r, sub, _mm512_and_si512(u, _mm512_set1_epi32((int)0x80000000u)));
-    return _mm512_castsi512_ps(r);
-}
-
 /* dst[0..n) = src (rounded to bf16 when rnd) */
 static DIRECT_TARGET void copy_row(float *dst, const float *src, size_t n, int rnd)
 {
@@ -366,14 +383,19 @@ small_block(const direct_ctx *c, const int P, size_t n, int oh, int ow0, size_t 
                 acc[p] = _mm512_fmadd_ps(_mm512_set1_ps(row[(size_t)p * st + l]), w, acc[p]);
         }
     }
-    float *o = c->out + ((n * (size_t)c->Ho + (size_t)oh) * (size_t)c->Wo + (size_t)ow0) * Co + co0;
+    const size_t oi = ((n * (size_t)c->Ho + (size_t)oh) * (size_t)c->Wo + (size_t)ow0) * Co + co0;
     __m512 sm = _mm512_setzero_ps(), sq = sm;
     for (int p = 0; p < P; p++) {
-        float *q = o + (size_t)p * Co;
+        const size_t qi = oi + (size_t)p * Co;
         __m512 v = acc[p];
-        if (c->accumulate)
-            v = _mm512_add_ps(_mm512_loadu_ps(q), v);
-        _mm512_storeu_ps(q, v);
+        if (c->ob) {
+            store_bf16((uint16_t *)(void *)c->out + qi, v);
+        } else {
+            float *q = c->out + qi;
+            if (c->accumulate)
+                v = _mm512_add_ps(_mm512_loadu_ps(q), v);
+            _mm512_storeu_ps(q, v);
+        }
         sm = _mm512_add_ps(sm, v);
         sq = _mm512_fmadd_ps(v, v, sq);
     }
@@ -734,6 +756,7 @@ static void direct_run(eqm_host *h, const eqm_conv2d_shape *s, float *out, const
 {
     direct_ctx c = {.s = s, .in = in, .w = w, .wk = ws, .out = out, .accumulate = accumulate,
                     .fs = fs, .sp = sp, .parts = parts};
+    c.ob = !fs && (s->flags & EQM_NN_OUT_BF16); /* a dX (fs) writes din: floats */
     c.Ho = (s->H + 2 * s->pad - s->kh) / s->stride + 1;
     c.Wo = (s->W + 2 * s->pad - s->kw) / s->stride + 1;
     nn_parallel(h, (size_t)s->C_out, 16, direct_wt_body, &c);

@@ -855,6 +855,190 @@ START_TEST(test_conv_in_bf16)
 }
 END_TEST
 
+/* EQM_NN_OUT_BF16 (ABI 1.6): conv2d_forward and conv2d_forward_stats write `out` as eqm_bf16
+ * values. On the shapes of test_conv_in_bf16, at fp32 and bf16 precision (the shape's flag,
+ * or the host's precision for every other shape), on each bf16 kernel, under every
+ * algorithm 0-5, with and without EQM_NN_IN_BF16 (the ResNet passes both):
+ * - out (forward and forward_stats) == nn_bf16_rne(out of the same call without the flag),
+ *   bit for bit, and not one byte written past the N Ho Wo C_out bf16 (a path that still
+ *   stored floats would fill twice that);
+ * - stats bit for bit the plain call's: the native paths (implicit AMX, direct kernels)
+ *   sum the floats in their epilogues as without the flag, and the other paths run one
+ *   chunk at these sizes (the float output of the whole call, then narrowed: the plain
+ *   call's sums; test_conv_out_bf16_chunks covers several chunks);
+ * - conv2d_backward with the flag set gives the plain call's din and dw bit for bit (it
+ *   ignores the flag: its din, dw and dout are floats). */
+START_TEST(test_conv_out_bf16)
+{
+    const inb_case *cc = &inb_cases[_i];
+    eqm_conv2d_shape s0 = cc->s;
+    host_threads_init(2);
+    const int Ho = (s0.H + 2 * s0.pad - s0.kh) / s0.stride + 1;
+    const int Wo = (s0.W + 2 * s0.pad - s0.kw) / s0.stride + 1;
+    const size_t ni = (size_t)s0.N * s0.H * s0.W * s0.C_in, M = (size_t)s0.N * Ho * Wo;
+    const size_t Co = (size_t)s0.C_out, no = M * Co, nw = Co * s0.kh * s0.kw * s0.C_in;
+    enum { PAST = 64 }; /* guard bf16 after out */
+    uint16_t *x16 = malloc(ni * sizeof *x16);
+    float *xw = rnd(ni, 1.f), *w = rnd(nw, 0.3f), *g = rnd(no, 1.f), *dw0 = rnd(nw, 1.f);
+    float *din0 = rnd(ni, 1.f);
+    for (size_t i = 0; i < ni; i++) {
+        if (i % 3 == 1)
+            xw[i] = 0;
+        x16[i] = nn_bf16_from_f32(xw[i]);
+        xw[i] = nn_bf16_to_f32(x16[i]);
+    }
+    float *o = zeros(no), *o2 = zeros(no), *dx[2], *dw[2];
+    uint16_t *ob = malloc((no + PAST) * 2), *ob2 = malloc((no + PAST) * 2);
+    for (int v = 0; v < 2; v++)
+        dx[v] = zeros(ni), dw[v] = zeros(nw);
+    double *st[2] = {malloc(2 * Co * sizeof(double)), malloc(2 * Co * sizeof(double))};
+    int ncase = 0;
+    for (int bf = 0; bf < 2; bf++)
+        for (int mode = bf ? 0 : 2; mode < 3; mode++) {
+            if (mode > nn_bf16_cpu())
+                continue;
+            nn_bf16_set_native(mode);
+            for (int algo = 0; algo <= 5; algo++)
+                for (int ib = 0; ib < 2; ib++) {
+                    nn_conv2d_set_algo(algo);
+                    const int viaprec = bf && (_i + algo) % 2;
+                    eqm_conv2d_shape sp = s0, sb;
+                    sp.flags = (bf && !viaprec ? EQM_NN_BF16 : 0) | (ib ? EQM_NN_IN_BF16 : 0) |
+                               (algo % 2 ? EQM_NN_SET_DIN : 0);
+                    sb = sp;
+                    sb.flags |= EQM_NN_OUT_BF16;
+                    const float *xv = ib ? (const float *)(const void *)x16 : xw;
+                    char what[160];
+                    snprintf(what, sizeof what,
+                             "out_bf16 %s: bf16 %d%s kernel %d algo %d in_bf16 %d", cc->what, bf,
+                             viaprec ? " (precision)" : "", mode, algo, ib);
+                    if (viaprec)
+                        nn_precision_set(EQM_NN_BF16);
+                    memset(ob, 0xa5, (no + PAST) * 2), memset(ob2, 0x5a, (no + PAST) * 2);
+                    ck_assert_int_eq(NN()->conv2d_forward(NULL, &sp, o, xv, w), EQM_OK);
+                    ck_assert_int_eq(NN()->conv2d_forward(NULL, &sb, (float *)(void *)ob, xv, w),
+                                     EQM_OK);
+                    ck_assert_int_eq(NN()->conv2d_forward_stats(NULL, &sp, o2, xv, w, st[0]),
+                                     EQM_OK);
+                    ck_assert_int_eq(
+                        NN()->conv2d_forward_stats(NULL, &sb, (float *)(void *)ob2, xv, w, st[1]),
+                        EQM_OK);
+                    for (int v = 0; v < 2; v++) {
+                        memcpy(dx[v], din0, ni * sizeof(float));
+                        memcpy(dw[v], dw0, nw * sizeof(float));
+                        ck_assert_int_eq(
+                            NN()->conv2d_backward(NULL, v ? &sb : &sp, dx[v], dw[v], g, xv, w),
+                            EQM_OK);
+                    }
+                    nn_precision_set(0);
+                    ncase++;
+                    for (size_t i = 0; i < no; i++) {
+                        ck_assert_msg(ob[i] == nn_bf16_rne(o[i]),
+                                      "%s: forward out[%zu] %04x, bf16 of %.9g is %04x", what, i,
+                                      ob[i], (double)o[i], nn_bf16_rne(o[i]));
+                        ck_assert_msg(ob2[i] == nn_bf16_rne(o2[i]),
+                                      "%s: forward_stats out[%zu] %04x, bf16 of %.9g is %04x",
+                                      what, i, ob2[i], (double)o2[i], nn_bf16_rne(o2[i]));
+                    }
+                    for (size_t i = no; i < no + PAST; i++)
+                        ck_assert_msg(ob[i] == 0xa5a5 && ob2[i] == 0x5a5a,
+                                      "%s: written past the bf16 out (element %zu)", what, i);
+                    ck_assert_msg(!memcmp(st[0], st[1], 2 * Co * sizeof(double)),
+                                  "%s: stats not bit for bit the plain call's", what);
+                    ck_assert_msg(!memcmp(dx[0], dx[1], ni * 4) && !memcmp(dw[0], dw[1], nw * 4),
+                                  "%s: backward changed by EQM_NN_OUT_BF16", what);
+                }
+        }
+    fprintf(stderr, "out_bf16 %s: %d runs\n", cc->what, ncase);
+    for (int v = 0; v < 2; v++)
+        free(dx[v]), free(dw[v]), free(st[v]);
+    free(o), free(o2), free(ob), free(ob2), free(x16), free(xw), free(w), free(g), free(dw0),
+        free(din0);
+    nn_conv2d_set_algo(0);
+    nn_bf16_set_native(2);
+}
+END_TEST
+
+/* EQM_NN_OUT_BF16 on the paths that store floats (conv2d.c fwd_chunks: the float output a
+ * chunk of images at a time, about 1 MiB, or the chunk of the bf16 input's widening,
+ * narrowed): shapes of several chunks, the last one partial, on Winograd, a pointwise GEMM
+ * (fp32 and bf16), im2col fp32 tiles and im2col bf16 tiles, with and without a bf16 input.
+ * out == bf16(the plain call's out) bit for bit, except on a float input at fp32 through
+ * Winograd or the pointwise sgemm (an sgemm may sum a row in another order in a chunk than
+ * in the whole batch: OpenBLAS's Haswell kernels do): there within the bf16 rounding of
+ * the plain out plus 2 K u max|x| max|w| (as test_conv_in_bf16_chunks); forward_stats' out
+ * the forward's; its stats (summed per chunk) within 2 (M + 64) u sum |out| of the plain
+ * call's, bit for bit with a bf16 input (the same chunks as the plain call's widening). */
+START_TEST(test_conv_out_bf16_chunks)
+{
+    static const struct {
+        int N, H, Ci, Co, k, algo, bf;
+        const char *what;
+    } cs[] = {
+        {10, 32, 128, 128, 3, 3, 0, "Winograd, 2 images a chunk (widening: 8)"},
+        {17, 32, 64, 64, 1, 0, 0, "pointwise, 4 a chunk (widening: 16)"},
+        {7, 32, 16, 128, 3, 1, 0, "im2col, 2 a chunk"},
+        {7, 32, 16, 128, 3, 1, 1, "im2col bf16 tiles, 2 a chunk"},
+        {17, 32, 64, 64, 1, 0, 1, "pointwise bf16, 4 a chunk"},
+    };
+    host_threads_init(2);
+    for (size_t i = 0; i < sizeof cs / sizeof *cs; i++)
+        for (int ib = 0; ib < 2; ib++) {
+            eqm_conv2d_shape s = {cs[i].N, cs[i].H, cs[i].H, cs[i].Ci, cs[i].Co, cs[i].k, cs[i].k,
+                                  1, cs[i].k / 2, 0};
+            s.flags = (cs[i].bf ? EQM_NN_BF16 : 0) | (ib ? EQM_NN_IN_BF16 : 0);
+            nn_conv2d_set_algo(cs[i].algo);
+            size_t ni = (size_t)s.N * s.H * s.W * s.C_in, no = (size_t)s.N * s.H * s.W * s.C_out;
+            size_t nw = (size_t)s.C_out * s.kh * s.kw * s.C_in;
+            float *x = rnd(ni, 1.f), *w = rnd(nw, 0.1f), *o = malloc(no * 4);
+            uint16_t *x16 = malloc(ni * 2), *ob = malloc(no * 2), *ob2 = malloc(no * 2);
+            for (size_t j = 0; j < ni; j++) {
+                x16[j] = nn_bf16_from_f32(x[j]);
+                x[j] = nn_bf16_to_f32(x16[j]);
+            }
+            const float *xin = ib ? (const float *)(const void *)x16 : x;
+            double st0[2 * 128], st1[2 * 128];
+            eqm_conv2d_shape sb = s;
+            sb.flags |= EQM_NN_OUT_BF16;
+            ck_assert_int_eq(NN()->conv2d_forward_stats(NULL, &s, o, xin, w, st0), EQM_OK);
+            ck_assert_int_eq(NN()->conv2d_forward(NULL, &sb, (float *)(void *)ob, xin, w), EQM_OK);
+            ck_assert_int_eq(
+                NN()->conv2d_forward_stats(NULL, &sb, (float *)(void *)ob2, xin, w, st1), EQM_OK);
+            /* bitwise but for a float input at fp32 through an sgemm-based path */
+            const int bit = ib || cs[i].bf || cs[i].algo == 1;
+            float mx = 0, mw = 0;
+            for (size_t j = 0; j < ni; j++)
+                mx = fabsf(x[j]) > mx ? fabsf(x[j]) : mx;
+            for (size_t j = 0; j < nw; j++)
+                mw = fabsf(w[j]) > mw ? fabsf(w[j]) : mw;
+            const double tol = 2.0 * (double)(s.kh * s.kw * s.C_in) * 0x1.0p-24 * mx * mw;
+            double asum = 0;
+            size_t ndiff = 0;
+            for (size_t j = 0; j < no; j++) {
+                ck_assert_msg(ob2[j] == ob[j], "%s in_bf16 %d: forward_stats out[%zu] %04x, "
+                              "forward's %04x", cs[i].what, ib, j, ob2[j], ob[j]);
+                double d = fabs((double)nn_bf16_wide(ob[j]) - o[j]);
+                ndiff += ob[j] != nn_bf16_rne(o[j]);
+                ck_assert_msg(bit ? ob[j] == nn_bf16_rne(o[j])
+                                  : d <= 0x1.0p-8 * (fabs(o[j]) + tol) + tol,
+                              "%s in_bf16 %d: out[%zu] %04x, bf16 of %.9g is %04x", cs[i].what,
+                              ib, j, ob[j], (double)o[j], nn_bf16_rne(o[j]));
+                asum += fabs(o[j]);
+            }
+            if (!bit)
+                fprintf(stderr, "out_bf16 chunks, %s: %zu of %zu outputs not bf16(plain)\n",
+                        cs[i].what, ndiff, no);
+            const double stol = 2.0 * (double)(no / s.C_out + 64) * 0x1.0p-24 * asum;
+            for (int c = 0; c < 2 * s.C_out; c++)
+                ck_assert_msg(ib ? st1[c] == st0[c] : fabs(st1[c] - st0[c]) <= stol,
+                              "%s in_bf16 %d: stats[%d] %g vs %g", cs[i].what, ib, c, st1[c],
+                              st0[c]);
+            free(x), free(w), free(o), free(x16), free(ob), free(ob2);
+        }
+    nn_conv2d_set_algo(0);
+}
+END_TEST
+
 /* linear (the method heads and the EquiMod module) under the host's precision bf16
  * against the fp32 op: forward (K = C_in), dX (K = C_out), dW (K = N rows) within the
  * per-element bound of the file header, (2^-7 + 2^-16 + 2 (K + 2) u) S, with S the same op
@@ -1037,6 +1221,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_amx_dw_threads_bitwise);
     tcase_add_loop_test(tc, test_conv_in_bf16, 0, N_INB);
     tcase_add_test(tc, test_conv_in_bf16_chunks);
+    tcase_add_loop_test(tc, test_conv_out_bf16, 0, N_INB);
+    tcase_add_test(tc, test_conv_out_bf16_chunks);
     tcase_add_loop_test(tc, test_linear, 0, 9);
     tcase_add_test(tc, test_losses_stay_fp32);
     tcase_add_test(tc, test_precision_check);

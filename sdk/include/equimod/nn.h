@@ -70,8 +70,12 @@ enum eqm_nn_flags {
                                 batchnorm_forward_store). Check EQM_API_HAS(nn,
                                 batchnorm_forward_store) first: an older host ignores the
                                 bit in a conv shape and would read the bytes as floats */,
-    EQM_NN_OUT_BF16 = 1u << 5 /* ABI 1.6. batchnorm_forward_store: `out` receives eqm_bf16
-                                values (rounded to nearest even), not floats */,
+    EQM_NN_OUT_BF16 = 1u << 5 /* ABI 1.6. batchnorm_forward_store, conv2d_forward and
+                                conv2d_forward_stats (in eqm_conv2d_shape.flags): `out`
+                                receives eqm_bf16 values (rounded to nearest even; passed
+                                cast to float *), not floats. conv2d_forward_stats' sums
+                                stay those of the float outputs before rounding. Combines
+                                with EQM_NN_IN_BF16; conv2d_backward ignores it */,
     EQM_NN_RES_BF16 = 1u << 6 /* ABI 1.6. batchnorm_forward_store with EQM_NN_ADD_RESIDUAL:
                                 `residual` holds eqm_bf16 values, not floats */
 };

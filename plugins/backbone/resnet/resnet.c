@@ -35,12 +35,15 @@
  * bf16): every conv output c, unit output a and block output y is kept as eqm_bf16 (half
  * the floats in the plan), except the last block's y (the average pool's input) and, with
  * the ImageNet stem, the stem's a and the max pool's output (the pool ops are float). The
- * conv writes its float output into G1 (free in forward), batchnorm_forward_store keeps
- * c's bf16 copy and writes a or y in bf16; the convs read their bf16 inputs and the BN
- * backwards their bf16 c through EQM_NN_IN_BF16. Gradients (G0..G3) stay float. The
+ * conv writes c in bf16 (EQM_NN_OUT_BF16; its statistics from the floats before
+ * rounding), batchnorm_forward_store normalises it (EQM_NN_IN_BF16) and writes a or y in
+ * bf16; the convs read their bf16 inputs and the BN backwards their bf16 c through
+ * EQM_NN_IN_BF16. Gradients (G0..G3) stay float. The
  * conv products round their inputs to bf16 at this precision anyway; what storage adds is
  * one rounding of each normalised value and of the residual stream (check_backbone
- * test_act16 bounds it). ResNet-18 CIFAR's arena shrinks to 0.60 of the float plan.
+ * test_act16 bounds it). ResNet-18 CIFAR's arena shrinks to 0.60 of the float plan. The
+ * BYOL target forward saves nothing and keeps float activations in G0..G3 (so with
+ * equal weights it is not the bits of the online forward under act16, only close).
  * The BYOL target forward (io->use_target = 1) runs ping-pong in G0..G3 only, placed as
  * for max_rows (not its own rows), so the online activations of the same step stay intact
  * for the online backward even when the online forward had more rows (EquiMod: 3N vs 2N).
@@ -528,8 +531,8 @@ static void bn_shape(const unit *u, int N, int train, int relu, eqm_bn_shape *s)
 }
 
 /* What one unit's forward reads and writes. in, out and res are eqm_bf16 where their
- * flag says so (act16); c receives the conv's float output: the saved BN input, or under
- * act16 a scratch buffer whose bf16 copy BN keeps in c16 (NULL otherwise). res NULL: no
+ * flag says so (act16); the conv writes its output, the saved BN input, to c (float) or
+ * under act16 to c16 (eqm_bf16, EQM_NN_OUT_BF16; c unused). res NULL: no
  * residual; else out = relu(BN(c) + res), a block's end in one host pass (ABI 1.5
  * EQM_NN_ADD_RESIDUAL, only where the host has batchnorm_forward_ex). */
 typedef struct uio {
@@ -561,6 +564,10 @@ static int unit_fwd_io(pass *p, const unit *u, const uio *io)
     conv_shape(u, p->N, &cs);
     if (io->in16)
         cs.flags |= EQM_NN_IN_BF16;
+    if (io->c16) { /* the conv writes c as bf16, its statistics those of the floats */
+        cs.flags |= EQM_NN_OUT_BF16;
+        c = (float *)(void *)io->c16;
+    }
     const float *in = io->in; /* eqm_bf16 under EQM_NN_IN_BF16 (nn.h) */
     /* ABI 1.5, training: the conv sums the BN statistics of c as it writes it (where its
      * kernel can), and BN skips its own pass over c */
@@ -584,8 +591,9 @@ static int unit_fwd_io(pass *p, const unit *u, const uio *io)
     if (io->c16 || io->out16 || io->res16) /* ABI 1.6 bf16 storage */
         return nn->batchnorm_forward_store(
             r->host, &bs,
-            fl | (io->out16 ? EQM_NN_OUT_BF16 : 0u) | (io->res16 ? EQM_NN_RES_BF16 : 0u),
-            io->out, io->c16, c, res, p->w[u->t0 + 1], p->w[u->t0 + 2], rm, rv, save,
+            fl | (io->out16 ? EQM_NN_OUT_BF16 : 0u) | (io->res16 ? EQM_NN_RES_BF16 : 0u) |
+                (io->c16 ? EQM_NN_IN_BF16 : 0u),
+            io->out, NULL, c, res, p->w[u->t0 + 1], p->w[u->t0 + 2], rm, rv, save,
             p->train ? stats : NULL);
     if (fused)
         return nn->batchnorm_forward_ex(r->host, &bs, fl, io->out, c, res, p->w[u->t0 + 1],
@@ -600,10 +608,8 @@ static int online_forward(pass *p, const float *x, float *out)
     const eqm_nn_api *nn = r->api->nn;
     int N = p->N, st;
     const int a16 = r->act16;
-    /* act16: the conv writes its float output into G1 and BN keeps its bf16 copy at c_off;
-     * else the conv writes c_off itself */
-    float *scratch = a16 ? row_ptr(r, N, r->g_off[1]) : NULL;
-#define UNIT_C(un) (a16 ? scratch : row_ptr(r, N, (un)->c_off))
+    /* the conv writes c_off: floats, or bf16 under act16 */
+#define UNIT_C(un) (a16 ? NULL : row_ptr(r, N, (un)->c_off))
 #define UNIT_C16(un) (a16 ? (eqm_bf16 *)(void *)row_ptr(r, N, (un)->c_off) : NULL)
     const unit *u0 = &r->u[0];
     uio io0 = {.in = x,

@@ -162,6 +162,22 @@ static inline __attribute__((always_inline)) DIRECT_TARGET void store_bf16(uint1
     _mm256_storeu_si256((__m256i *)(void *)dst, _mm512_cvtepi32_epi16(r));
 }
 
+/* One 16-float vector of the output at element qi: bf16 (c->ob, EQM_NN_OUT_BF16) or float
+ * (added to what is there with c->accumulate). Returns the float the statistics sum. */
+static inline __attribute__((always_inline)) DIRECT_TARGET __m512
+store_out(const direct_ctx *c, size_t qi, __m512 v)
+{
+    if (c->ob) {
+        store_bf16((uint16_t *)(void *)c->out + qi, v);
+        return v;
+    }
+    float *q = c->out + qi;
+    if (c->accumulate)
+        v = _mm512_add_ps(_mm512_loadu_ps(q), v);
+    _mm512_storeu_ps(q, v);
+    return v;
+}
+
 /* Output pixels ow0 .. ow0+P-1 of row oh of image n, channels co0 .. co0+16*CB-1. */
 static inline __attribute__((always_inline)) DIRECT_TARGET void
 direct_block(const direct_ctx *c, const int P, const int CB, size_t n, int oh, int ow0, size_t co0,
@@ -203,16 +219,8 @@ direct_block(const direct_ctx *c, const int P, const int CB, size_t n, int oh, i
         sm[b] = sq[b] = _mm512_setzero_ps();
     for (int p = 0; p < P; p++)
         for (int b = 0; b < CB; b++) {
-            const size_t qi = oi + (size_t)p * Co + 16 * (size_t)b;
-            __m512 v = acc[p * CB + b];
-            if (c->ob) { /* the statistics below sum the floats */
-                store_bf16((uint16_t *)(void *)c->out + qi, v);
-            } else {
-                float *q = c->out + qi;
-                if (c->accumulate)
-                    v = _mm512_add_ps(_mm512_loadu_ps(q), v);
-                _mm512_storeu_ps(q, v);
-            }
+            /* the statistics sum the floats (before a bf16 store's rounding) */
+            __m512 v = store_out(c, oi + (size_t)p * Co + 16 * (size_t)b, acc[p * CB + b]);
             sm[b] = _mm512_add_ps(sm[b], v);
             sq[b] = _mm512_fmadd_ps(v, v, sq[b]);
         }
@@ -386,16 +394,7 @@ small_block(const direct_ctx *c, const int P, size_t n, int oh, int ow0, size_t 
     const size_t oi = ((n * (size_t)c->Ho + (size_t)oh) * (size_t)c->Wo + (size_t)ow0) * Co + co0;
     __m512 sm = _mm512_setzero_ps(), sq = sm;
     for (int p = 0; p < P; p++) {
-        const size_t qi = oi + (size_t)p * Co;
-        __m512 v = acc[p];
-        if (c->ob) {
-            store_bf16((uint16_t *)(void *)c->out + qi, v);
-        } else {
-            float *q = c->out + qi;
-            if (c->accumulate)
-                v = _mm512_add_ps(_mm512_loadu_ps(q), v);
-            _mm512_storeu_ps(q, v);
-        }
+        __m512 v = store_out(c, oi + (size_t)p * Co, acc[p]);
         sm = _mm512_add_ps(sm, v);
         sq = _mm512_fmadd_ps(v, v, sq);
     }

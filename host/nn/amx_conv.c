@@ -124,13 +124,13 @@ static void plan(const eqm_conv2d_shape *s, int dx, amx_plan *p)
 
 int nn_amx_conv_ok(const eqm_conv2d_shape *s)
 {
-    return (s->flags & EQM_NN_BF16) && nn_bf16_native() == 2 &&
+    return (s->flags & EQM_NN_BF16) && nn_bf16_native() > 0 &&
            !(s->kh == 1 && s->kw == 1 && s->pad == 0 && s->stride == 1) && s->C_in >= 16;
 }
 
 int nn_amx_conv_dx_ok(const eqm_conv2d_shape *s)
 {
-    return (s->flags & EQM_NN_BF16) && nn_bf16_native() == 2 && s->stride > 1 &&
+    return (s->flags & EQM_NN_BF16) && nn_bf16_native() > 0 && s->stride > 1 &&
            s->C_out >= 16 && s->pad <= s->kh - 1 && s->pad <= s->kw - 1;
 }
 
@@ -238,7 +238,7 @@ BF16_TARGET static void cvt_image(const amx_ctx *c, size_t n, uint16_t *xp)
 }
 
 /* gd[col] += sums, gd[Co + col] += sums of squares, for the nc valid columns of a panel */
-AMX_TARGET static void add_stats(double *gd, size_t Co, int nc, __m512 s0, __m512 s1,
+BF16_TARGET static void add_stats(double *gd, size_t Co, int nc, __m512 s0, __m512 s1,
                                  __m512 q0, __m512 q1)
 {
     float t[64] __attribute__((aligned(64)));
@@ -380,6 +380,138 @@ AMX_TARGET static void fwd_body(void *vc, size_t gb, size_t ge)
     nn_amx_end();
 }
 
+/* ---- vdpbf16ps (AVX512_BF16 without AMX: nn_bf16_native() == 1) ---------------------
+ * The same slot and the same packed weights, multiplied with _mm512_dpbf16_ps (per fp32
+ * lane acc += a[2i] b[2i] + a[2i+1] b[2i+1]): a block of P output pixels x CB vectors of 16
+ * output channels (one panel of 32 columns is CB = 2) is held in P CB zmm accumulators;
+ * per tap row ky and k-pair r (two neighbouring bf16 of the pixel's run of kw Ci) it loads
+ * the CB weight vectors of pair r (the panel's pair row: VNNI layout, as AMX reads it) and
+ * broadcasts each pixel's pair as one 32-bit value. Unlike the tiles, the rows are output
+ * pixels themselves (pixel ox of output row oy starts its run at padded pixel (st oy + ky,
+ * st ox)): no padding rows or columns and, strided, no dropped rows are multiplied, and a
+ * run stops at its last pair (ceil(kw Ci / 2)) instead of R / 2 (the rest of R is zero
+ * weights). A run of odd length reads one bf16 past it against a zero weight, as the
+ * tiles do.
+ * Numerics: exact products of the same bf16 operands summed in fp32 over k in (ky, r)
+ * order, two products per lane and step (vdpbf16ps rounds each of its two additions to
+ * nearest even and flushes subnormal results, as the AMX and vdpbf16ps GEMMs do): the
+ * bounds of tests/nn/check_bf16.c hold; another order than the tiles', so other bits. */
+#define V512_MAXP 16
+
+/* the pair of bf16 at p (even index first) as one 32-bit lane value */
+static inline uint32_t pair_at(const uint16_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* Pixels ox0 .. ox0+P-1 of output row oy of image n (their runs start at a, pixel step
+ * ps bf16, tap-row step rs bf16), output channels 32 j + 16 b for b < CB. */
+#define V512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"), optimize("O3")))
+V512_TARGET static inline __attribute__((always_inline)) void
+v512_block(const amx_ctx *c, const int P, const int CB, const uint16_t *a, size_t ps, size_t rs,
+           const uint32_t *bj, int npair, size_t o0, int nc, __m512 *st)
+{
+    const amx_plan *p = c->p;
+    const size_t Co = (size_t)p->Co;
+    __m512 acc[V512_MAXP * 2];
+    for (int i = 0; i < P * CB; i++)
+        acc[i] = _mm512_setzero_ps();
+    for (int ky = 0; ky < p->kh; ky++) {
+        const uint16_t *ar = a + (size_t)ky * rs;
+        const uint32_t *bk = bj + (size_t)ky * (size_t)(p->R / 2) * 32;
+        for (int r = 0; r < npair; r++) {
+            __m512bh wv[2];
+            for (int b = 0; b < CB; b++)
+                wv[b] = (__m512bh)_mm512_loadu_si512(bk + (size_t)r * 32 + 16 * b);
+            for (int q = 0; q < P; q++) {
+                __m512bh x = (__m512bh)_mm512_set1_epi32((int)pair_at(ar + (size_t)q * ps + 2 * r));
+                for (int b = 0; b < CB; b++)
+                    acc[q * CB + b] = _mm512_dpbf16_ps(acc[q * CB + b], x, wv[b]);
+            }
+        }
+    }
+    __mmask16 m[2];
+    m[0] = nc >= 16 ? 0xffff : (__mmask16)((1u << nc) - 1);
+    m[1] = nc >= 32 ? 0xffff : nc <= 16 ? 0 : (__mmask16)((1u << (nc - 16)) - 1);
+    for (int q = 0; q < P; q++)
+        for (int b = 0; b < CB; b++) {
+            __m512 v = acc[q * CB + b];
+            size_t oi = o0 + (size_t)q * Co + 16 * (size_t)b;
+            if (c->ob) { /* bf16 of the floats (the sums below use the floats) */
+                uint16_t *o = (uint16_t *)(void *)c->out + oi;
+                _mm256_mask_storeu_epi16(o, m[b], (__m256i)_mm512_cvtneps_pbh(v));
+            } else {
+                float *o = c->out + oi;
+                if (c->accumulate)
+                    v = _mm512_add_ps(_mm512_maskz_loadu_ps(m[b], o), v);
+                _mm512_mask_storeu_ps(o, m[b], v);
+            }
+            st[b] = _mm512_add_ps(st[b], v);
+            st[2 + b] = _mm512_fmadd_ps(v, v, st[2 + b]);
+        }
+}
+
+#define V512_INST(P, CB)                                                                       \
+    V512_TARGET static __attribute__((noinline)) void v512_##P##_##CB(                           \
+        const amx_ctx *c, const uint16_t *a, size_t ps, size_t rs, const uint32_t *bj,          \
+        int npair, size_t o0, int nc, __m512 *st)                                                \
+    {                                                                                            \
+        v512_block(c, P, CB, a, ps, rs, bj, npair, o0, nc, st);                                  \
+    }
+V512_INST(16, 1) V512_INST(8, 1) V512_INST(4, 1) V512_INST(2, 1) V512_INST(1, 1)
+V512_INST(8, 2) V512_INST(4, 2) V512_INST(2, 2) V512_INST(1, 2)
+typedef void (*v512_fn)(const amx_ctx *, const uint16_t *, size_t, size_t, const uint32_t *, int,
+                        size_t, int, __m512 *);
+/* [CB - 1][log2 P] (CB = 2: at most 8 pixels, 16 accumulators) */
+static const v512_fn v512_fns[2][5] = {{v512_1_1, v512_2_1, v512_4_1, v512_8_1, v512_16_1},
+                                       {v512_1_2, v512_2_2, v512_4_2, v512_8_2, NULL}};
+
+/* task item: group g of images, slot g; per image: convert it, then per panel every
+ * output row in blocks of pixels */
+BF16_TARGET static void v512_fwd_body(void *vc, size_t gb, size_t ge)
+{
+    const amx_ctx *c = vc;
+    const amx_plan *p = c->p;
+    const eqm_conv2d_shape *s = p->s;
+    const size_t Ci = (size_t)p->Ci, Co = (size_t)p->Co, ps = (size_t)p->st * Ci;
+    const size_t rs = (size_t)p->Wp * Ci;
+    const int npair = (p->kw * p->Ci + 1) / 2;
+    for (size_t g = gb; g < ge; g++) {
+        uint16_t *xp = c->xp + g * p->slot;
+        memset(xp, 0, p->slot * sizeof(uint16_t));
+        size_t n0 = (size_t)s->N * g / p->G, n1 = (size_t)s->N * (g + 1) / p->G;
+        for (size_t n = n0; n < n1; n++) {
+            cvt_image(c, n, xp);
+            for (int j = 0; j < p->np; j++) {
+                const uint32_t *bj = c->bp + (size_t)j * p->KP * 32;
+                int nc = (int)Co - 32 * j < 32 ? (int)Co - 32 * j : 32;
+                int CB = nc > 16 ? 2 : 1, lmax = CB == 2 ? 3 : 4;
+                for (int oy = 0; oy < p->Ho; oy++) {
+                    __m512 st[4];
+                    for (int i = 0; i < 4; i++)
+                        st[i] = _mm512_setzero_ps();
+                    const uint16_t *arow = xp + (size_t)p->st * (size_t)oy * rs;
+                    size_t orow = ((n * (size_t)p->Ho + (size_t)oy) * (size_t)p->Wo) * Co +
+                                  32 * (size_t)j;
+                    int ox = 0, lp = lmax;
+                    while (ox < p->Wo) {
+                        while ((1 << lp) > p->Wo - ox)
+                            lp--;
+                        v512_fns[CB - 1][lp](c, arow + (size_t)ox * ps, ps, rs, bj, npair,
+                                             orow + (size_t)ox * Co, nc, st);
+                        ox += 1 << lp;
+                    }
+                    if (c->gs) /* BN statistics: float over the output row, then double */
+                        add_stats(c->gs + g * 2 * Co + 32 * (size_t)j, Co, nc, st[0], st[1],
+                                  st[2], st[3]);
+                }
+            }
+        }
+    }
+}
+
 static void run(eqm_host *h, const amx_plan *pp, float *out, const float *in, const float *w,
                 int accumulate, float *buf, double *gs);
 
@@ -440,5 +572,5 @@ static void run(eqm_host *h, const amx_plan *pp, float *out, const float *in, co
     c.bp = (uint32_t *)(void *)buf;
     c.xp = (uint16_t *)(void *)(buf + (bp_uint32(&p) + 15) / 16 * 16);
     nn_parallel(h, (size_t)p.np, 1, pack_w_body, &c);
-    nn_parallel(h, p.G, 1, fwd_body, &c);
+    nn_parallel(h, p.G, 1, nn_bf16_native() == 2 ? fwd_body : v512_fwd_body, &c);
 }

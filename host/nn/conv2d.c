@@ -620,8 +620,23 @@ static int amx_pick(const eqm_conv2d_shape *s)
         return nn_amx_conv_ok(s);
     if (conv_algo != 0 || !nn_amx_conv_ok(s))
         return 0;
+    /* vdpbf16ps (no AMX): its rows are the output pixels themselves (no dropped rows when
+     * strided), and it runs every shape it takes at 150-200 GFLOP/s against the im2col
+     * tiles' 60-160 and Winograd's 35-165 (conv-layers --bf16 1 --in-bf16 1 --width 4,
+     * batch 384, 1 core, CPU ms, implicit / default before): 32x32 16->16 11.9 / 51.0,
+     * 16->32 s2 6.0 / 14.5, 1x1 s2 2.3 / 4.1; 16x16 32->32 9.5 / 23.2, 32->64 s2 5.4 / 6.5;
+     * 8x8 64->64 9.2 / 12.4, 64->128 s2 4.7 / 5.6; 4x4 128->128 8.9 / 10.8 */
+    if (nn_bf16_native() == 1)
+        return 1;
     int Wo = (s->W + 2 * s->pad - s->kw) / s->stride + 1;
     return s->stride == 1 || (Wo >= 16 && s->C_in <= 32);
+}
+
+/* Winograd for a forward (and a stride-1 dX as one): not where the implicit vdpbf16ps
+ * kernel takes it (amx_pick: faster on every shape measured); the dW keeps wino_ok. */
+static int wino_fwd(const eqm_conv2d_shape *s)
+{
+    return wino_ok(s) && !(nn_bf16_native() == 1 && amx_pick(s));
 }
 
 /* The dX of a strided conv as an implicit AMX transposed conv (amx_conv.c): algo 5 wherever
@@ -634,8 +649,11 @@ static int amx_dx_pick(const eqm_conv2d_shape *s)
 {
     if (conv_algo == 5)
         return nn_amx_conv_dx_ok(s);
-    return conv_algo == 0 && nn_amx_conv_dx_ok(s) && s->kh * s->kw > 1 && s->W >= 32 &&
-           s->C_out <= 32;
+    /* on vdpbf16ps the products with the spread-out zeros are not free: 32x32 16->32 3x3 s2
+     * 19.7 ms against 12.8 on the im2col tiles, 16x16 32->64 17.4 / 8.2, 8x8 64->128 17.2 /
+     * 5.6 (width 1/4, batch 384, 1 core): AMX only */
+    return conv_algo == 0 && nn_bf16_native() == 2 && nn_amx_conv_dx_ok(s) &&
+           s->kh * s->kw > 1 && s->W >= 32 && s->C_out <= 32;
 }
 
 /* im2col + sgemm: out = conv(in, w) (beta 0) or out += conv(in, w) (beta 1). */
@@ -670,7 +688,7 @@ static size_t fwd_ws_floats(const eqm_conv2d_shape *s)
 {
     if (direct_pick(s))
         return nn_direct_ws_floats(s);
-    if (wino_ok(s))
+    if (wino_fwd(s))
         return nn_wino_ws_floats(s);
     if (amx_pick(s))
         return nn_amx_conv_ws_floats(s);
@@ -693,7 +711,7 @@ static int fwd_any(eqm_host *h, const eqm_conv2d_shape *s, float *out, const flo
         nn_direct_forward(h, s, out, in, w, accumulate, buf, NULL);
         return EQM_OK;
     }
-    if (wino_ok(s)) {
+    if (wino_fwd(s)) {
         nn_wino_forward(h, s, out, in, w, accumulate, buf);
         return EQM_OK;
     }
@@ -742,7 +760,7 @@ static int out_bf16(const eqm_conv2d_shape *s) { return (s->flags & EQM_NN_OUT_B
  * implicit AMX forward. */
 static int out_native(const eqm_conv2d_shape *s)
 {
-    return direct_pick(s) || (!wino_ok(s) && amx_pick(s));
+    return direct_pick(s) || (!wino_fwd(s) && amx_pick(s));
 }
 
 /* dst[0..n) = bf16 of src[0..n) (nn_bf16_rne: vcvtneps2bf16 rounds the same way) */
@@ -807,7 +825,7 @@ static int fwd_run(eqm_host *h, const eqm_conv2d_shape *s, float *out, const flo
      * implicit AMX kernel sum in their epilogues; the rest: BN's statistics pass */
     if (direct_pick(s))
         return nn_direct_forward_stats(h, s, out, in, w, buf, stats);
-    if (!wino_ok(s) && amx_pick(s))
+    if (!wino_fwd(s) && amx_pick(s))
         return nn_amx_conv_forward_stats(h, s, out, in, w, buf, stats);
     int rc = fwd_any(h, s, out, in, w, 0, buf);
     return rc ? rc : nn_bn_sums(h, rows, (size_t)s->C_out, out, stats);
@@ -959,7 +977,7 @@ static int dx_as_forward_ok(const eqm_conv2d_shape *s)
         return 0;
     eqm_conv2d_shape t;
     dx_shape(s, s->H + 2 * s->pad - s->kh + 1, s->W + 2 * s->pad - s->kw + 1, &t);
-    return direct_pick(&t) || wino_ok(&t) || bf16_tiles(&t);
+    return direct_pick(&t) || wino_fwd(&t) || bf16_tiles(&t);
 }
 
 static void dx_shape(const eqm_conv2d_shape *s, int Ho, int Wo, eqm_conv2d_shape *t)

@@ -506,13 +506,77 @@ static int bn_forward(eqm_host *h, const eqm_bn_shape *s, const char *op, uint32
     return EQM_OK;
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+/* The backward passes' rows in AVX-512 (c->v512), 16 channels at a time (the last block
+ * masked): x widened from bf16 in registers (no temporary row), and each element gets the
+ * scalar code's operations in its order (no contraction: -std=c11), so the same bits.
+ * g = dout, masked by the ReLU of the forward (rin: x A + B > 0, recomputed; else out > 0). */
+BN512 static inline __m512 bn_g16(const bn_ctx *c, __mmask16 m, size_t o, size_t j, __m512 x)
+{
+    __m512 d = _mm512_maskz_loadu_ps(m, c->dout + o);
+    if (!c->s->relu)
+        return d;
+    __m512 v = c->rin ? _mm512_add_ps(_mm512_mul_ps(x, _mm512_loadu_ps(c->a + j)),
+                                      _mm512_loadu_ps(c->b + j))
+                      : _mm512_maskz_loadu_ps(m, c->cout + o);
+    return _mm512_maskz_mov_ps(_mm512_mask_cmp_ps_mask(m, v, _mm512_setzero_ps(), _CMP_GT_OQ), d);
+}
+
+BN512 static inline __m512 bn_x16(const bn_ctx *c, __mmask16 m, size_t o)
+{
+    return c->in16 ? bn_wide16(_mm256_maskz_loadu_epi16(m, c->in16 + o))
+                   : _mm512_maskz_loadu_ps(m, c->in + o);
+}
+
+/* pass 1, row m: fs += g, fq += g ((x - mean) inv) */
+BN512 static void bn_bsum_row512(const bn_ctx *c, size_t m, float *fs, float *fq)
+{
+    const size_t C = (size_t)c->s->C;
+    for (size_t j = 0; j < C; j += 16) {
+        __mmask16 k = C - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (C - j)) - 1);
+        size_t o = m * C + j;
+        __m512 x = bn_x16(c, k, o), g = bn_g16(c, k, o, j, x);
+        __m512 xh = _mm512_mul_ps(_mm512_sub_ps(x, _mm512_loadu_ps(c->mean + j)),
+                                  _mm512_loadu_ps(c->inv + j));
+        _mm512_mask_storeu_ps(fs + j, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, fs + j), g));
+        _mm512_mask_storeu_ps(fq + j, k,
+                              _mm512_add_ps(_mm512_maskz_loadu_ps(k, fq + j), _mm512_mul_ps(g, xh)));
+    }
+}
+
+/* pass 2, rows [b, e): din (= or +=) k (g - mg - ((x - mean) inv) mgx) */
+BN512 static void bn_bdin_rows512(const bn_ctx *c, size_t b, size_t e)
+{
+    const size_t C = (size_t)c->s->C;
+    for (size_t m = b; m < e; m++)
+        for (size_t j = 0; j < C; j += 16) {
+            __mmask16 k = C - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (C - j)) - 1);
+            size_t o = m * C + j;
+            __m512 x = bn_x16(c, k, o), g = bn_g16(c, k, o, j, x);
+            __m512 t = _mm512_mul_ps(_mm512_mul_ps(_mm512_sub_ps(x, _mm512_loadu_ps(c->mean + j)),
+                                                   _mm512_loadu_ps(c->inv + j)),
+                                     _mm512_loadu_ps(c->mgx + j));
+            __m512 v = _mm512_mul_ps(_mm512_loadu_ps(c->k + j),
+                                     _mm512_sub_ps(_mm512_sub_ps(g, _mm512_loadu_ps(c->mg + j)), t));
+            if (!c->set)
+                v = _mm512_add_ps(_mm512_maskz_loadu_ps(k, c->din + o), v);
+            _mm512_mask_storeu_ps(c->din + o, k, v);
+        }
+}
+#endif
+
+/* The AVX-512 rows of the backward (on CPUs with AVX512_BF16, for float and bf16 inputs);
+ * tests switch them off to compare bits with the portable code (nn_bn_set_v512). */
+static int bn_bwd512_fp32 = 1, bn_v512_on = 1;
+void nn_bn_set_v512(int on) { bn_v512_on = on; }
+
 /* Backward pass 1: per part, sums of g and g * xh (g = dout masked by out > 0). */
 NN_HOT static void bn_bsum_body(void *vc, size_t tb, size_t te)
 {
     bn_ctx *c = vc;
     const eqm_bn_shape *s = c->s;
     const size_t C = (size_t)s->C;
-    float fs[C], fq[C], xr[C];
+    float fs[C + 16], fq[C + 16], xr[C];
     const float *mean = c->mean, *inv = c->inv, *A = c->a, *B = c->b;
     for (size_t t = tb; t < te; t++) {
         size_t r0, r1;
@@ -525,6 +589,12 @@ NN_HOT static void bn_bsum_body(void *vc, size_t tb, size_t te)
             for (size_t j = 0; j < C; j++)
                 fs[j] = fq[j] = 0.f;
             for (size_t m = m0; m < m1; m++) {
+#if defined(__x86_64__) && defined(__GNUC__)
+                if (c->v512) {
+                    bn_bsum_row512(c, m, fs, fq);
+                    continue;
+                }
+#endif
                 const float *x = c->in16 ? bn_wide_row(c->in16 + m * C, xr, C) : c->in + m * C;
                 const float *d = c->dout + m * C, *y = c->cout + m * C;
                 if (s->relu && c->rin)
@@ -563,6 +633,12 @@ NN_HOT static void bn_bdin_body(void *vc, size_t b, size_t e)
     const size_t C = (size_t)s->C;
     const float *mean = c->mean, *inv = c->inv, *k = c->k, *mg = c->mg, *mgx = c->mgx;
     const float *A = c->a, *B = c->b;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (c->v512) {
+        bn_bdin_rows512(c, b, e);
+        return;
+    }
+#endif
     float xr[C];
     for (size_t m = b; m < e; m++) {
         const float *x = c->in16 ? bn_wide_row(c->in16 + m * C, xr, C) : c->in + m * C;
@@ -645,6 +721,7 @@ int nn_batchnorm_backward_ex(eqm_host *h, const eqm_bn_shape *s, uint32_t flags,
         bn_affine(s, gamma, beta, c.mean, c.inv, ab, ab + C);
         c.a = ab, c.b = ab + C;
     }
+    c.v512 = bn_v512_on && nn_bf16_cpu() > 0 && (c.in16 || bn_bwd512_fp32);
     c.P = n_parts(s);
     double *pb = part_get(h, c.P * 2 * C);
     if (!pb)

@@ -108,6 +108,9 @@ int nn_batchnorm_forward_store(eqm_host *h, const eqm_bn_shape *s, uint32_t flag
                                float *running_var, float *save, const double *stats);
 /* per channel [sum, sum of squares] (2C doubles) of an (M, C) matrix: BN's statistics pass */
 int nn_bn_sums(eqm_host *h, size_t M, size_t C, const float *x, double *stats);
+/* batchnorm.c: 0 switches the AVX-512 rows of batchnorm_backward_ex off (tests: the same
+ * bits as the portable code), 1 (default) on where the CPU has AVX512_BF16. */
+void nn_bn_set_v512(int on);
 int nn_conv2d_forward_stats(eqm_host *h, const eqm_conv2d_shape *s, float *out,
                             const float *in, const float *w, double *stats);
 int nn_batchnorm_backward_ex(eqm_host *h, const eqm_bn_shape *s, uint32_t flags, float *din,

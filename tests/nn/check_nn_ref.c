@@ -909,6 +909,58 @@ START_TEST(test_table)
 }
 END_TEST
 
+/* The AVX-512 rows of batchnorm_backward_ex (CPUs with AVX512_BF16) against the portable
+ * code, bit for bit: din (set and +=), dgamma, dbeta, for float and bf16 inputs, the ReLU
+ * from out and from in, train and eval, C a multiple of 16 or not (a masked last block). */
+START_TEST(test_bn_backward_v512_bits)
+{
+    static const int cfg[][3] = {{300, 16, 1}, {97, 24, 1}, {64, 5, 0}, {130, 64, 1}};
+    host_threads_init(2);
+    if (nn_bf16_native() == 0 && !nn_bf16_cpu()) {
+        fprintf(stderr, "bn v512 bits: SKIPPED (no AVX512_BF16: only the portable rows run)\n");
+        return;
+    }
+    for (size_t ci = 0; ci < sizeof cfg / sizeof *cfg; ci++)
+        for (int v = 0; v < 32; v++) {
+            const int *g = cfg[ci];
+            int train = v & 1, relu = (v >> 1) & 1, set = (v >> 2) & 1, rin = (v >> 3) & 1,
+                i16 = (v >> 4) & 1;
+            if (i16 && relu && !rin)
+                continue; /* bf16 in: the mask comes from in (no float out to mask by) */
+            eqm_bn_shape s = {g[0], g[1], train, g[2], relu, 1e-5f, 0.1f};
+            size_t n = (size_t)g[0] * g[1], C = (size_t)g[1];
+            float *x = rnd(n, 2.f), *d = rnd(n, 1.f), *out = rnd(n, 1.f), *gm = rnd(C, 1.f),
+                  *bt = rnd(C, 1.f), *sv = rnd(2 * C, 0.5f);
+            for (size_t k = 0; k < C; k++)
+                sv[C + k] = 0.5f + fabsf(sv[C + k]);
+            uint16_t *x16 = to_bf16(x, n);
+            const float *in = i16 ? (const float *)(const void *)x16 : x;
+            uint32_t fl = (set ? EQM_NN_SET_DIN : 0u) | (rin ? EQM_NN_RELU_FROM_IN : 0u) |
+                          (i16 ? EQM_NN_IN_BF16 : 0u);
+            float *di[2], *dg[2], *db[2];
+            di[0] = rnd(n, 1.f), dg[0] = rnd(C, 1.f), db[0] = rnd(C, 1.f);
+            di[1] = dup(di[0], n), dg[1] = dup(dg[0], C), db[1] = dup(db[0], C);
+            for (int k = 0; k < 2; k++) {
+                nn_bn_set_v512(k);
+                ck_assert_int_eq(NN()->batchnorm_backward_ex(
+                                     NULL, &s, fl, di[k], g[2] ? dg[k] : NULL, g[2] ? db[k] : NULL,
+                                     d, in, out, g[2] ? gm : NULL, g[2] ? bt : NULL, sv),
+                                 EQM_OK);
+            }
+            nn_bn_set_v512(1);
+            char what[64];
+            snprintf(what, sizeof what, "bn v512 %zu/%d din", ci, v);
+            expect_same_bits(what, di[1], di[0], n);
+            snprintf(what, sizeof what, "bn v512 %zu/%d dgamma", ci, v);
+            expect_same_bits(what, dg[1], dg[0], C);
+            expect_same_bits(what, db[1], db[0], C);
+            for (int k = 0; k < 2; k++)
+                free(di[k]), free(dg[k]), free(db[k]);
+            free(x), free(d), free(out), free(gm), free(bt), free(sv), free(x16);
+        }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("nn_ref");
@@ -923,6 +975,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_sgemm_split);
     tcase_add_loop_test(tc, test_conv_set_din, 0, 4 * 6);
     tcase_add_test(tc, test_bn_set_din);
+    tcase_add_test(tc, test_bn_backward_v512_bits);
     tcase_add_loop_test(tc, test_bn_ref, 0, (int)(sizeof bn_cases / sizeof *bn_cases));
     tcase_add_test(tc, test_maxpool_ref);
     tcase_add_test(tc, test_avgpool_ref);

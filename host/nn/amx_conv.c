@@ -166,6 +166,7 @@ typedef struct {
     int ib;     /* forward with EQM_NN_IN_BF16: in holds eqm_bf16 values */
     int ob;     /* forward with EQM_NN_OUT_BF16: out receives eqm_bf16 values */
     double *gs; /* NULL, or per group 2 Co doubles: sums, sums of squares of the output */
+    const eqm_conv2d_shape *fs; /* NULL, or: w is this forward conv's, flip it (w_at) */
 } amx_ctx;
 
 /* bf16 of 32 floats (n valid, the rest zero) at dst; vcvtne2ps2bf16 rounds as
@@ -252,26 +253,50 @@ BF16_TARGET static void add_stats(double *gd, size_t Co, int nc, __m512 s0, __m5
     }
 }
 
-/* task item: panel j of the packed weights */
+/* w'[co][ky][r] (r = kx Ci + ci in the kernel's run) is wr[co * *step] with wr = w_run(c,
+ * ky, r), or 0 past the run or C_out: the conv's OHWI weights, or with c->fs the forward
+ * conv fs's weights flipped and transposed (the kernel then runs fs's stride-1 dX as a
+ * forward of dout: w'[co][ky][kx][ci] = w[ci][kh-1-ky][kw-1-kx][co], co < fs->C_in,
+ * ci < fs->C_out), read in place: no flipped copy is written first. */
+static const float *w_run(const amx_ctx *c, int ky, int r, size_t *step)
+{
+    const amx_plan *p = c->p;
+    const int run = p->kw * p->Ci;
+    if (r >= run)
+        return NULL;
+    if (!c->fs) {
+        *step = (size_t)p->kh * (size_t)run;
+        return c->w + (size_t)ky * (size_t)run + (size_t)r;
+    }
+    const eqm_conv2d_shape *f = c->fs;
+    int kx = r / p->Ci, ci = r % p->Ci;
+    *step = 1;
+    return c->w + (((size_t)ci * f->kh + (size_t)(f->kh - 1 - ky)) * f->kw +
+                   (size_t)(f->kw - 1 - kx)) * (size_t)f->C_in;
+}
+
+/* task item: panel j of the packed weights: pair P = ky R/2 + r2 of it holds, per column,
+ * (bf16 w'[co][ky][2 r2], bf16 w'[co][ky][2 r2 + 1]) */
 static void pack_w_body(void *vc, size_t b, size_t e)
 {
     const amx_ctx *c = vc;
     const amx_plan *p = c->p;
-    const int run = p->kw * p->Ci, Co = p->Co;
     for (size_t j = b; j < e; j++) {
         uint32_t *dst = c->bp + j * (size_t)p->KP * 32;
-        for (int P = 0; P < p->KP; P++)
-            for (int col = 0; col < 32; col++) {
-                int co = (int)j * 32 + col;
-                uint32_t v = 0;
-                for (int h = 0; h < 2; h++) {
-                    int k = 2 * P + h, ky = k / p->R, r = k % p->R;
-                    if (co < Co && r < run)
-                        v |= (uint32_t)nn_bf16_from_f32(
-                                 c->w[((size_t)co * p->kh + ky) * (size_t)run + r])
-                             << (16 * h);
+        int nc = p->Co - (int)j * 32 < 32 ? p->Co - (int)j * 32 : 32;
+        for (int ky = 0; ky < p->kh; ky++)
+            for (int r2 = 0; r2 < p->R / 2; r2++, dst += 32) {
+                size_t s0 = 0, s1 = 0;
+                const float *w0 = w_run(c, ky, 2 * r2, &s0), *w1 = w_run(c, ky, 2 * r2 + 1, &s1);
+                for (int col = 0; col < 32; col++) {
+                    size_t co = j * 32 + (size_t)col;
+                    uint32_t v = 0;
+                    if (col < nc && w0)
+                        v = nn_bf16_from_f32(w0[co * s0]);
+                    if (col < nc && w1)
+                        v |= (uint32_t)nn_bf16_from_f32(w1[co * s1]) << 16;
+                    dst[col] = v;
                 }
-                dst[(size_t)P * 32 + col] = v;
             }
     }
 }
@@ -406,12 +431,14 @@ static inline uint32_t pair_at(const uint16_t *p)
     return v;
 }
 
-/* Pixels ox0 .. ox0+P-1 of output row oy of image n (their runs start at a, pixel step
- * ps bf16, tap-row step rs bf16), output channels 32 j + 16 b for b < CB. */
+/* Output pixels i0 .. i0+P-1 of image n in raster order (i = oy Wo + ox: they may span
+ * output rows, so that a narrow layer (4x4, 7x7) still gets 16 pixels a block and each
+ * weight vector loaded serves all of them); pixel q's run starts at a + so[q] (bf16, tap
+ * row ky at + ky rs), its output at o0 + q Co; output channels 32 j + 16 b for b < CB. */
 #define V512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"), optimize("O3")))
 V512_TARGET static inline __attribute__((always_inline)) void
-v512_block(const amx_ctx *c, const int P, const int CB, const uint16_t *a, size_t ps, size_t rs,
-           const uint32_t *bj, int npair, size_t o0, int nc, __m512 *st)
+v512_block(const amx_ctx *c, const int P, const int CB, const uint16_t *a, const size_t *so,
+           size_t rs, const uint32_t *bj, int npair, size_t o0, int nc, __m512 *st)
 {
     const amx_plan *p = c->p;
     const size_t Co = (size_t)p->Co;
@@ -421,12 +448,15 @@ v512_block(const amx_ctx *c, const int P, const int CB, const uint16_t *a, size_
     for (int ky = 0; ky < p->kh; ky++) {
         const uint16_t *ar = a + (size_t)ky * rs;
         const uint32_t *bk = bj + (size_t)ky * (size_t)(p->R / 2) * 32;
+        const uint16_t *src[V512_MAXP];
+        for (int q = 0; q < P; q++)
+            src[q] = ar + so[q];
         for (int r = 0; r < npair; r++) {
             __m512bh wv[2];
             for (int b = 0; b < CB; b++)
                 wv[b] = (__m512bh)_mm512_loadu_si512(bk + (size_t)r * 32 + 16 * b);
             for (int q = 0; q < P; q++) {
-                __m512bh x = (__m512bh)_mm512_set1_epi32((int)pair_at(ar + (size_t)q * ps + 2 * r));
+                __m512bh x = (__m512bh)_mm512_set1_epi32((int)pair_at(src[q] + 2 * r));
                 for (int b = 0; b < CB; b++)
                     acc[q * CB + b] = _mm512_dpbf16_ps(acc[q * CB + b], x, wv[b]);
             }
@@ -455,29 +485,30 @@ v512_block(const amx_ctx *c, const int P, const int CB, const uint16_t *a, size_
 
 #define V512_INST(P, CB)                                                                       \
     V512_TARGET static __attribute__((noinline)) void v512_##P##_##CB(                           \
-        const amx_ctx *c, const uint16_t *a, size_t ps, size_t rs, const uint32_t *bj,          \
+        const amx_ctx *c, const uint16_t *a, const size_t *so, size_t rs, const uint32_t *bj,   \
         int npair, size_t o0, int nc, __m512 *st)                                                \
     {                                                                                            \
-        v512_block(c, P, CB, a, ps, rs, bj, npair, o0, nc, st);                                  \
+        v512_block(c, P, CB, a, so, rs, bj, npair, o0, nc, st);                                  \
     }
 V512_INST(16, 1) V512_INST(8, 1) V512_INST(4, 1) V512_INST(2, 1) V512_INST(1, 1)
 V512_INST(8, 2) V512_INST(4, 2) V512_INST(2, 2) V512_INST(1, 2)
-typedef void (*v512_fn)(const amx_ctx *, const uint16_t *, size_t, size_t, const uint32_t *, int,
-                        size_t, int, __m512 *);
+typedef void (*v512_fn)(const amx_ctx *, const uint16_t *, const size_t *, size_t,
+                        const uint32_t *, int, size_t, int, __m512 *);
 /* [CB - 1][log2 P] (CB = 2: at most 8 pixels, 16 accumulators) */
 static const v512_fn v512_fns[2][5] = {{v512_1_1, v512_2_1, v512_4_1, v512_8_1, v512_16_1},
                                        {v512_1_2, v512_2_2, v512_4_2, v512_8_2, NULL}};
 
-/* task item: group g of images, slot g; per image: convert it, then per panel every
- * output row in blocks of pixels */
+/* task item: group g of images, slot g; per image: convert it, then per panel its output
+ * pixels in raster order, in blocks (statistics: float per block, then double) */
 BF16_TARGET static void v512_fwd_body(void *vc, size_t gb, size_t ge)
 {
     const amx_ctx *c = vc;
     const amx_plan *p = c->p;
     const eqm_conv2d_shape *s = p->s;
     const size_t Ci = (size_t)p->Ci, Co = (size_t)p->Co, ps = (size_t)p->st * Ci;
-    const size_t rs = (size_t)p->Wp * Ci;
+    const size_t rs = (size_t)p->Wp * Ci, npix = (size_t)p->Ho * (size_t)p->Wo;
     const int npair = (p->kw * p->Ci + 1) / 2;
+    size_t so[V512_MAXP];
     for (size_t g = gb; g < ge; g++) {
         uint16_t *xp = c->xp + g * p->slot;
         memset(xp, 0, p->slot * sizeof(uint16_t));
@@ -487,25 +518,25 @@ BF16_TARGET static void v512_fwd_body(void *vc, size_t gb, size_t ge)
             for (int j = 0; j < p->np; j++) {
                 const uint32_t *bj = c->bp + (size_t)j * p->KP * 32;
                 int nc = (int)Co - 32 * j < 32 ? (int)Co - 32 * j : 32;
-                int CB = nc > 16 ? 2 : 1, lmax = CB == 2 ? 3 : 4;
-                for (int oy = 0; oy < p->Ho; oy++) {
-                    __m512 st[4];
-                    for (int i = 0; i < 4; i++)
-                        st[i] = _mm512_setzero_ps();
-                    const uint16_t *arow = xp + (size_t)p->st * (size_t)oy * rs;
-                    size_t orow = ((n * (size_t)p->Ho + (size_t)oy) * (size_t)p->Wo) * Co +
-                                  32 * (size_t)j;
-                    int ox = 0, lp = lmax;
-                    while (ox < p->Wo) {
-                        while ((1 << lp) > p->Wo - ox)
-                            lp--;
-                        v512_fns[CB - 1][lp](c, arow + (size_t)ox * ps, ps, rs, bj, npair,
-                                             orow + (size_t)ox * Co, nc, st);
-                        ox += 1 << lp;
+                int CB = nc > 16 ? 2 : 1, lp = CB == 2 ? 3 : 4;
+                size_t i = 0;
+                while (i < npix) {
+                    while ((size_t)1 << lp > npix - i)
+                        lp--;
+                    int P = 1 << lp;
+                    for (int q = 0; q < P; q++) {
+                        size_t oy = (i + (size_t)q) / (size_t)p->Wo, ox = (i + (size_t)q) % (size_t)p->Wo;
+                        so[q] = (size_t)p->st * oy * rs + ox * ps;
                     }
-                    if (c->gs) /* BN statistics: float over the output row, then double */
+                    __m512 st[4];
+                    for (int k = 0; k < 4; k++)
+                        st[k] = _mm512_setzero_ps();
+                    v512_fns[CB - 1][lp](c, xp, so, rs, bj, npair,
+                                         (n * npix + i) * Co + 32 * (size_t)j, nc, st);
+                    if (c->gs) /* BN statistics: float over the block, then double */
                         add_stats(c->gs + g * 2 * Co + 32 * (size_t)j, Co, nc, st[0], st[1],
                                   st[2], st[3]);
+                    i += (size_t)P;
                 }
             }
         }
@@ -513,7 +544,7 @@ BF16_TARGET static void v512_fwd_body(void *vc, size_t gb, size_t ge)
 }
 
 static void run(eqm_host *h, const amx_plan *pp, float *out, const float *in, const float *w,
-                int accumulate, float *buf, double *gs);
+                int accumulate, float *buf, double *gs, const eqm_conv2d_shape *fs);
 
 /* Per-group statistics partials (G x 2 Co doubles): grown at the first call that needs
  * more, never shrunk (no allocation once the first training step has run). */
@@ -535,7 +566,7 @@ int nn_amx_conv_forward_stats(eqm_host *h, const eqm_conv2d_shape *s, float *out
         gpart = q, gpart_n = n;
     }
     memset(gpart, 0, n * sizeof(double));
-    run(h, &p, out, in, w, 0, buf, gpart);
+    run(h, &p, out, in, w, 0, buf, gpart, NULL);
     /* groups in order: the same sums for a given thread count */
     for (size_t k = 0; k < 2 * (size_t)p.Co; k++) {
         double a = 0;
@@ -547,11 +578,11 @@ int nn_amx_conv_forward_stats(eqm_host *h, const eqm_conv2d_shape *s, float *out
 }
 
 void nn_amx_conv_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, const float *in,
-                         const float *w, int accumulate, float *buf)
+                         const float *w, int accumulate, float *buf, const eqm_conv2d_shape *fs)
 {
     amx_plan p;
     plan(s, 0, &p);
-    run(h, &p, out, in, w, accumulate, buf, NULL);
+    run(h, &p, out, in, w, accumulate, buf, NULL, fs);
 }
 
 void nn_amx_conv_dx(eqm_host *h, const eqm_conv2d_shape *s, float *din, const float *dout,
@@ -559,14 +590,15 @@ void nn_amx_conv_dx(eqm_host *h, const eqm_conv2d_shape *s, float *din, const fl
 {
     amx_plan p;
     plan(s, 1, &p);
-    run(h, &p, din, dout, wt, accumulate, buf, NULL);
+    run(h, &p, din, dout, wt, accumulate, buf, NULL, NULL);
 }
 
 static void run(eqm_host *h, const amx_plan *pp, float *out, const float *in, const float *w,
-                int accumulate, float *buf, double *gs)
+                int accumulate, float *buf, double *gs, const eqm_conv2d_shape *fs)
 {
     amx_plan p = *pp;
-    amx_ctx c = {.p = &p, .in = in, .w = w, .out = out, .accumulate = accumulate, .gs = gs};
+    amx_ctx c = {.p = &p, .in = in, .w = w, .out = out, .accumulate = accumulate, .gs = gs,
+                 .fs = fs};
     c.ib = !p.dx && (p.s->flags & EQM_NN_IN_BF16); /* a dX reads dout: float */
     c.ob = !p.dx && (p.s->flags & EQM_NN_OUT_BF16); /* and writes din: float */
     c.bp = (uint32_t *)(void *)buf;

@@ -716,7 +716,7 @@ static int fwd_any(eqm_host *h, const eqm_conv2d_shape *s, float *out, const flo
         return EQM_OK;
     }
     if (amx_pick(s)) {
-        nn_amx_conv_forward(h, s, out, in, w, accumulate, buf);
+        nn_amx_conv_forward(h, s, out, in, w, accumulate, buf, NULL);
         return EQM_OK;
     }
     return fwd_im2col(h, s, out, in, w, accumulate ? 1.f : 0.f, buf);
@@ -1105,6 +1105,8 @@ int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float
         nn_wino_dw(h, s, dw, dout, in, buf);
     if (fdx && direct_pick(&ts))
         nn_direct_forward(h, &ts, din, dout, w, !set, buf, s); /* flips w itself */
+    else if (fdx && !wino_fwd(&ts) && amx_pick(&ts)) /* fwd_any's choice; flips w itself */
+        nn_amx_conv_forward(h, &ts, din, dout, w, !set, buf + (size_t)Co * c.K, s);
     else if (fdx || adx) {
         float *wt = buf; /* (C_in, kh, kw, C_out) */
         flip_ctx fc = {s, w, wt};

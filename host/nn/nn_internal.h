@@ -222,8 +222,10 @@ void nn_amx_end(void);
  * nn_amx_conv_dx takes the flipped, transposed kernel wt (C_in, kh, kw, C_out). */
 int nn_amx_conv_ok(const eqm_conv2d_shape *s);
 size_t nn_amx_conv_ws_floats(const eqm_conv2d_shape *s);
+/* fs non-NULL: s is the stride-1 dX of the forward conv fs run as a forward of dout
+ * (conv2d.c's dx_shape) and w is fs's own weights, flipped and transposed while packed */
 void nn_amx_conv_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, const float *in,
-                         const float *w, int accumulate, float *buf);
+                         const float *w, int accumulate, float *buf, const eqm_conv2d_shape *fs);
 /* the forward with per output channel [sum, sum of squares] (2 C_out doubles) summed in
  * the epilogue; returns EQM_OK or EQM_ERR_NOMEM */
 int nn_amx_conv_forward_stats(eqm_host *h, const eqm_conv2d_shape *s, float *out,

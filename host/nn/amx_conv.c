@@ -122,6 +122,8 @@ static void plan(const eqm_conv2d_shape *s, int dx, amx_plan *p)
         p->G = (size_t)s->N;
 }
 
+#define DXP_MAXST 8 /* the vdpbf16ps strided dX: strides up to 8 (64 phases) */
+
 int nn_amx_conv_ok(const eqm_conv2d_shape *s)
 {
     return (s->flags & EQM_NN_BF16) && nn_bf16_native() > 0 &&
@@ -131,6 +133,7 @@ int nn_amx_conv_ok(const eqm_conv2d_shape *s)
 int nn_amx_conv_dx_ok(const eqm_conv2d_shape *s)
 {
     return (s->flags & EQM_NN_BF16) && nn_bf16_native() > 0 && s->stride > 1 &&
+           (nn_bf16_native() == 2 || s->stride <= DXP_MAXST) &&
            s->C_out >= 16 && s->pad <= s->kh - 1 && s->pad <= s->kw - 1;
 }
 
@@ -149,8 +152,12 @@ size_t nn_amx_conv_ws_floats(const eqm_conv2d_shape *s)
     return ws_floats(&p);
 }
 
+static size_t dxp_ws(const eqm_conv2d_shape *s);
+
 size_t nn_amx_conv_dx_ws_floats(const eqm_conv2d_shape *s)
 {
+    if (nn_bf16_native() == 1)
+        return dxp_ws(s);
     amx_plan p;
     plan(s, 1, &p);
     return ws_floats(&p);
@@ -431,26 +438,32 @@ static inline uint32_t pair_at(const uint16_t *p)
     return v;
 }
 
-/* Output pixels i0 .. i0+P-1 of image n in raster order (i = oy Wo + ox: they may span
- * output rows, so that a narrow layer (4x4, 7x7) still gets 16 pixels a block and each
- * weight vector loaded serves all of them); pixel q's run starts at a + so[q] (bf16, tap
- * row ky at + ky rs), its output at o0 + q Co; output channels 32 j + 16 b for b < CB. */
+/* One block's operands: pixel q's run starts at a + so[q] (bf16; tap row ky at + ky rs),
+ * the weights of tap row ky at bj + ky r2 32 (r2 pairs a tap row), npair pairs of each
+ * run multiplied; its output at o0 + q os, output channels 32 j + 16 b (b < CB, nc valid
+ * in the panel). */
+typedef struct {
+    const uint16_t *a;
+    const size_t *so;
+    size_t rs, o0, os;
+    const uint32_t *bj;
+    int kh, r2, npair, nc;
+} v512_arg;
+
 #define V512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"), optimize("O3")))
 V512_TARGET static inline __attribute__((always_inline)) void
-v512_block(const amx_ctx *c, const int P, const int CB, const uint16_t *a, const size_t *so,
-           size_t rs, const uint32_t *bj, int npair, size_t o0, int nc, __m512 *st)
+v512_block(const amx_ctx *c, const int P, const int CB, const v512_arg *g, __m512 *st)
 {
-    const amx_plan *p = c->p;
-    const size_t Co = (size_t)p->Co;
     __m512 acc[V512_MAXP * 2];
     for (int i = 0; i < P * CB; i++)
         acc[i] = _mm512_setzero_ps();
-    for (int ky = 0; ky < p->kh; ky++) {
-        const uint16_t *ar = a + (size_t)ky * rs;
-        const uint32_t *bk = bj + (size_t)ky * (size_t)(p->R / 2) * 32;
+    const int npair = g->npair;
+    for (int ky = 0; ky < g->kh; ky++) {
+        const uint16_t *ar = g->a + (size_t)ky * g->rs;
+        const uint32_t *bk = g->bj + (size_t)ky * (size_t)g->r2 * 32;
         const uint16_t *src[V512_MAXP];
         for (int q = 0; q < P; q++)
-            src[q] = ar + so[q];
+            src[q] = ar + g->so[q];
         for (int r = 0; r < npair; r++) {
             __m512bh wv[2];
             for (int b = 0; b < CB; b++)
@@ -462,13 +475,14 @@ v512_block(const amx_ctx *c, const int P, const int CB, const uint16_t *a, const
             }
         }
     }
+    const int nc = g->nc;
     __mmask16 m[2];
     m[0] = nc >= 16 ? 0xffff : (__mmask16)((1u << nc) - 1);
     m[1] = nc >= 32 ? 0xffff : nc <= 16 ? 0 : (__mmask16)((1u << (nc - 16)) - 1);
     for (int q = 0; q < P; q++)
         for (int b = 0; b < CB; b++) {
             __m512 v = acc[q * CB + b];
-            size_t oi = o0 + (size_t)q * Co + 16 * (size_t)b;
+            size_t oi = g->o0 + (size_t)q * g->os + 16 * (size_t)b;
             if (c->ob) { /* bf16 of the floats (the sums below use the floats) */
                 uint16_t *o = (uint16_t *)(void *)c->out + oi;
                 _mm256_mask_storeu_epi16(o, m[b], (__m256i)_mm512_cvtneps_pbh(v));
@@ -485,15 +499,13 @@ v512_block(const amx_ctx *c, const int P, const int CB, const uint16_t *a, const
 
 #define V512_INST(P, CB)                                                                       \
     V512_TARGET static __attribute__((noinline)) void v512_##P##_##CB(                           \
-        const amx_ctx *c, const uint16_t *a, const size_t *so, size_t rs, const uint32_t *bj,   \
-        int npair, size_t o0, int nc, __m512 *st)                                                \
+        const amx_ctx *c, const v512_arg *g, __m512 *st)                                         \
     {                                                                                            \
-        v512_block(c, P, CB, a, so, rs, bj, npair, o0, nc, st);                                  \
+        v512_block(c, P, CB, g, st);                                                             \
     }
 V512_INST(16, 1) V512_INST(8, 1) V512_INST(4, 1) V512_INST(2, 1) V512_INST(1, 1)
 V512_INST(8, 2) V512_INST(4, 2) V512_INST(2, 2) V512_INST(1, 2)
-typedef void (*v512_fn)(const amx_ctx *, const uint16_t *, const size_t *, size_t,
-                        const uint32_t *, int, size_t, int, __m512 *);
+typedef void (*v512_fn)(const amx_ctx *, const v512_arg *, __m512 *);
 /* [CB - 1][log2 P] (CB = 2: at most 8 pixels, 16 accumulators) */
 static const v512_fn v512_fns[2][5] = {{v512_1_1, v512_2_1, v512_4_1, v512_8_1, v512_16_1},
                                        {v512_1_2, v512_2_2, v512_4_2, v512_8_2, NULL}};
@@ -507,8 +519,9 @@ BF16_TARGET static void v512_fwd_body(void *vc, size_t gb, size_t ge)
     const eqm_conv2d_shape *s = p->s;
     const size_t Ci = (size_t)p->Ci, Co = (size_t)p->Co, ps = (size_t)p->st * Ci;
     const size_t rs = (size_t)p->Wp * Ci, npix = (size_t)p->Ho * (size_t)p->Wo;
-    const int npair = (p->kw * p->Ci + 1) / 2;
     size_t so[V512_MAXP];
+    v512_arg va = {.so = so, .rs = rs, .os = Co, .kh = p->kh, .r2 = p->R / 2,
+                   .npair = (p->kw * p->Ci + 1) / 2};
     for (size_t g = gb; g < ge; g++) {
         uint16_t *xp = c->xp + g * p->slot;
         memset(xp, 0, p->slot * sizeof(uint16_t));
@@ -531,8 +544,9 @@ BF16_TARGET static void v512_fwd_body(void *vc, size_t gb, size_t ge)
                     __m512 st[4];
                     for (int k = 0; k < 4; k++)
                         st[k] = _mm512_setzero_ps();
-                    v512_fns[CB - 1][lp](c, xp, so, rs, bj, npair,
-                                         (n * npix + i) * Co + 32 * (size_t)j, nc, st);
+                    va.a = xp, va.bj = bj, va.nc = nc;
+                    va.o0 = (n * npix + i) * Co + 32 * (size_t)j;
+                    v512_fns[CB - 1][lp](c, &va, st);
                     if (c->gs) /* BN statistics: float over the block, then double */
                         add_stats(c->gs + g * 2 * Co + 32 * (size_t)j, Co, nc, st[0], st[1],
                                   st[2], st[3]);
@@ -545,6 +559,197 @@ BF16_TARGET static void v512_fwd_body(void *vc, size_t gb, size_t ge)
 
 static void run(eqm_host *h, const amx_plan *pp, float *out, const float *in, const float *w,
                 int accumulate, float *buf, double *gs, const eqm_conv2d_shape *fs);
+
+/* ---- The dX of a strided conv on vdpbf16ps: one stride-1 conv per phase ----------------
+ * (AMX spreads dout out by the stride and runs one stride-1 conv over it, multiplying the
+ * zeros in between: (st^2 - 1) / st^2 of its products; here they would cost as much as the
+ * rest.) din pixel (iy, ix) with iy + pad = st qy + ry, ix + pad = st qx + rx (its phase
+ * (ry, rx)) receives only the taps ky = ry + st jy, kx = rx + st ix (jy < nky, ix < nkx),
+ * from dout pixel (qy - jy, qx - ix). So per phase din is a stride-1 conv of dout with the
+ * phase's nky x nkx taps (flipped) over a slot holding dout at (TY + oy, TX + ox), TY = (kh
+ * - 1) / st, TX = (kw - 1) / st, zero around it: pixel (qy, qx)'s run for tap row jy' (jy
+ * = nky - 1 - jy') is the nkx Co bf16 from slot pixel (TY + qy - nky + 1 + jy', TX + qx -
+ * nkx + 1), with w'[ci][jy'][ix' Co + co] = w[co][ry + st (nky-1-jy')][rx + st (nkx-1-ix')]
+ * [ci] packed per phase (panels of 32 ci, pairs of the run: the forward kernel's layout).
+ * A phase without taps (1x1 stride 2: three of four) writes zeros (or leaves din as it is
+ * when accumulating). The blocks run along a din row of the phase (P pixels st C_in
+ * apart); groups of whole images per task as the forward, so any thread count gives the
+ * same bits. Every product is one of the forward's dX products (no zero operand is
+ * multiplied but the padding of the slot's borders). */
+typedef struct {
+    const eqm_conv2d_shape *s;
+    int st, Ho, Wo, TY, TX, SH, SW, np, nph;
+    size_t slot; /* bf16 of one slot (+ slack for the last pair's overread) */
+    int nky[DXP_MAXST * DXP_MAXST], nkx[DXP_MAXST * DXP_MAXST], r2[DXP_MAXST * DXP_MAXST];
+    size_t woff[DXP_MAXST * DXP_MAXST + 1]; /* uint32 offsets of the phases' packed weights */
+    size_t G;
+} dxp_plan;
+
+static void dxp_make(const eqm_conv2d_shape *s, dxp_plan *p)
+{
+    memset(p, 0, sizeof *p);
+    p->s = s;
+    p->st = s->stride;
+    p->Ho = (s->H + 2 * s->pad - s->kh) / s->stride + 1;
+    p->Wo = (s->W + 2 * s->pad - s->kw) / s->stride + 1;
+    p->TY = (s->kh - 1) / p->st;
+    p->TX = (s->kw - 1) / p->st;
+    int QH = (s->H - 1 + s->pad) / p->st + 1, QW = (s->W - 1 + s->pad) / p->st + 1;
+    p->SH = p->TY + (p->Ho > QH ? p->Ho : QH);
+    p->SW = p->TX + (p->Wo > QW ? p->Wo : QW);
+    p->slot = ((size_t)p->SH * p->SW * (size_t)s->C_out + 32 + 31) / 32 * 32;
+    p->np = (s->C_in + 31) / 32;
+    p->nph = p->st * p->st;
+    for (int ph = 0; ph < p->nph; ph++) {
+        int ry = ph / p->st, rx = ph % p->st;
+        p->nky[ph] = ry < s->kh ? (s->kh - 1 - ry) / p->st + 1 : 0;
+        p->nkx[ph] = rx < s->kw ? (s->kw - 1 - rx) / p->st + 1 : 0;
+        p->r2[ph] = (p->nkx[ph] * s->C_out + 1) / 2;
+        p->woff[ph + 1] =
+            p->woff[ph] + (size_t)p->np * (size_t)p->nky[ph] * (size_t)p->r2[ph] * 32;
+    }
+    p->G = (size_t)nn_threads();
+    if (p->G > (size_t)s->N)
+        p->G = (size_t)s->N;
+}
+
+static size_t dxp_ws_floats(const dxp_plan *p)
+{
+    return (p->woff[p->nph] + 15) / 16 * 16 + p->G * p->slot / 2 + 32;
+}
+
+typedef struct {
+    const dxp_plan *p;
+    const float *w, *dout;
+    uint32_t *wp;
+    uint16_t *xp;
+    amx_ctx c; /* out = din, accumulate (what v512_block reads) */
+} dxp_ctx;
+
+/* task item: phase ph, panel j (t = ph np + j) */
+static void dxp_pack_body(void *vc, size_t b, size_t e)
+{
+    const dxp_ctx *d = vc;
+    const dxp_plan *p = d->p;
+    const eqm_conv2d_shape *s = p->s;
+    const int Co = s->C_out, Ci = s->C_in;
+    for (size_t t = b; t < e; t++) {
+        int ph = (int)(t / (size_t)p->np), j = (int)(t % (size_t)p->np);
+        int ry = ph / p->st, rx = ph % p->st, nky = p->nky[ph], nkx = p->nkx[ph];
+        int run = nkx * Co;
+        uint32_t *dst = d->wp + p->woff[ph] + (size_t)j * nky * (size_t)p->r2[ph] * 32;
+        for (int jy = 0; jy < nky; jy++) {
+            int ky = ry + p->st * (nky - 1 - jy);
+            for (int r2 = 0; r2 < p->r2[ph]; r2++, dst += 32) {
+                const float *w0 = NULL, *w1 = NULL;
+                for (int h = 0; h < 2; h++) {
+                    int el = 2 * r2 + h;
+                    if (el >= run)
+                        continue;
+                    int kx = rx + p->st * (nkx - 1 - el / Co), co = el % Co;
+                    const float *wr = d->w + (((size_t)co * s->kh + (size_t)ky) * s->kw + (size_t)kx) * Ci;
+                    if (h)
+                        w1 = wr;
+                    else
+                        w0 = wr;
+                }
+                for (int col = 0; col < 32; col++) {
+                    int ci = 32 * j + col;
+                    uint32_t v = 0;
+                    if (ci < Ci && w0)
+                        v = nn_bf16_from_f32(w0[ci]);
+                    if (ci < Ci && w1)
+                        v |= (uint32_t)nn_bf16_from_f32(w1[ci]) << 16;
+                    dst[col] = v;
+                }
+            }
+        }
+    }
+}
+
+/* first q (>= 0) with st q + r - pad >= 0, and one past the last with st q + r - pad < n */
+static void dxp_range(int n, int st, int r, int pad, int *q0, int *q1)
+{
+    *q0 = pad > r ? (pad - r + st - 1) / st : 0;
+    *q1 = n - 1 + pad - r >= 0 ? (n - 1 + pad - r) / st + 1 : 0;
+}
+
+/* task item: group g of images, slot g */
+BF16_TARGET static void dxp_body(void *vc, size_t gb, size_t ge)
+{
+    const dxp_ctx *d = vc;
+    const dxp_plan *p = d->p;
+    const eqm_conv2d_shape *s = p->s;
+    const size_t Co = (size_t)s->C_out, Ci = (size_t)s->C_in, SW = (size_t)p->SW;
+    size_t so[V512_MAXP];
+    v512_arg va = {.so = so, .rs = SW * Co, .os = (size_t)p->st * Ci};
+    __m512 st[4];
+    for (size_t g = gb; g < ge; g++) {
+        uint16_t *xp = d->xp + g * p->slot;
+        memset(xp, 0, p->slot * sizeof(uint16_t));
+        size_t n0 = (size_t)s->N * g / p->G, n1 = (size_t)s->N * (g + 1) / p->G;
+        for (size_t n = n0; n < n1; n++) {
+            const size_t len = (size_t)p->Wo * Co;
+            for (int oy = 0; oy < p->Ho; oy++) {
+                uint16_t *dst = xp + ((size_t)(p->TY + oy) * SW + (size_t)p->TX) * Co;
+                const float *src = d->dout + (n * (size_t)p->Ho + (size_t)oy) * len;
+                for (size_t i = 0; i < len; i += 32)
+                    cvt32(dst + i, src + i, len - i < 32 ? (int)(len - i) : 32);
+            }
+            for (int ph = 0; ph < p->nph; ph++) {
+                int ry = ph / p->st, rx = ph % p->st, nky = p->nky[ph], nkx = p->nkx[ph];
+                int qy0, qy1, qx0, qx1;
+                dxp_range(s->H, p->st, ry, s->pad, &qy0, &qy1);
+                dxp_range(s->W, p->st, rx, s->pad, &qx0, &qx1);
+                if (!nky || !nkx) { /* no tap reaches these pixels: dL/din = 0 */
+                    if (!d->c.accumulate)
+                        for (int qy = qy0; qy < qy1; qy++)
+                            for (int qx = qx0; qx < qx1; qx++)
+                                memset(d->c.out + ((n * (size_t)s->H + (size_t)(p->st * qy + ry - s->pad)) *
+                                                       (size_t)s->W + (size_t)(p->st * qx + rx - s->pad)) * Ci,
+                                       0, Ci * sizeof(float));
+                    continue;
+                }
+                va.kh = nky, va.r2 = va.npair = p->r2[ph];
+                va.a = xp;
+                for (int j = 0; j < p->np; j++) {
+                    va.bj = d->wp + p->woff[ph] + (size_t)j * nky * (size_t)p->r2[ph] * 32;
+                    va.nc = (int)Ci - 32 * j < 32 ? (int)Ci - 32 * j : 32;
+                    int CB = va.nc > 16 ? 2 : 1, lp = CB == 2 ? 3 : 4;
+                    for (int qy = qy0; qy < qy1; qy++) {
+                        size_t iy = (size_t)(p->st * qy + ry - s->pad);
+                        size_t row = (size_t)(p->TY + qy - nky + 1) * SW;
+                        int qx = qx0;
+                        while (qx < qx1) {
+                            while ((1 << lp) > qx1 - qx)
+                                lp--;
+                            int P = 1 << lp;
+                            for (int q = 0; q < P; q++)
+                                so[q] = (row + (size_t)(p->TX + qx + q - nkx + 1)) * Co;
+                            va.o0 = ((n * (size_t)s->H + iy) * (size_t)s->W +
+                                     (size_t)(p->st * qx + rx - s->pad)) * Ci + 32 * (size_t)j;
+                            v512_fns[CB - 1][lp](&d->c, &va, st);
+                            qx += P;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void dxp_run(eqm_host *h, const eqm_conv2d_shape *s, float *din, const float *dout,
+                    const float *w, int accumulate, float *buf)
+{
+    dxp_plan p;
+    dxp_make(s, &p);
+    dxp_ctx d = {.p = &p, .w = w, .dout = dout};
+    d.c.out = din, d.c.accumulate = accumulate;
+    d.wp = (uint32_t *)(void *)buf;
+    d.xp = (uint16_t *)(void *)(buf + (p.woff[p.nph] + 15) / 16 * 16);
+    nn_parallel(h, (size_t)p.nph * (size_t)p.np, 1, dxp_pack_body, &d);
+    nn_parallel(h, p.G, 1, dxp_body, &d);
+}
 
 /* Per-group statistics partials (G x 2 Co doubles): grown at the first call that needs
  * more, never shrunk (no allocation once the first training step has run). */
@@ -585,12 +790,23 @@ void nn_amx_conv_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, con
     run(h, &p, out, in, w, accumulate, buf, NULL, fs);
 }
 
-void nn_amx_conv_dx(eqm_host *h, const eqm_conv2d_shape *s, float *din, const float *dout,
-                    const float *wt, int accumulate, float *buf)
+static size_t dxp_ws(const eqm_conv2d_shape *s)
 {
+    dxp_plan p;
+    dxp_make(s, &p);
+    return dxp_ws_floats(&p);
+}
+
+void nn_amx_conv_dx(eqm_host *h, const eqm_conv2d_shape *s, float *din, const float *dout,
+                    const float *w, int accumulate, float *buf)
+{
+    if (nn_bf16_native() == 1) {
+        dxp_run(h, s, din, dout, w, accumulate, buf);
+        return;
+    }
     amx_plan p;
     plan(s, 1, &p);
-    run(h, &p, din, dout, wt, accumulate, buf, NULL, NULL);
+    run(h, &p, din, dout, w, accumulate, buf, NULL, s); /* w flipped while packed */
 }
 
 static void run(eqm_host *h, const amx_plan *pp, float *out, const float *in, const float *w,

@@ -652,6 +652,8 @@ static int amx_dx_pick(const eqm_conv2d_shape *s)
     /* on vdpbf16ps the products with the spread-out zeros are not free: 32x32 16->32 3x3 s2
      * 19.7 ms against 12.8 on the im2col tiles, 16x16 32->64 17.4 / 8.2, 8x8 64->128 17.2 /
      * 5.6 (width 1/4, batch 384, 1 core): AMX only */
+    if (conv_algo == 0 && nn_bf16_native() == 1)
+        return nn_amx_conv_dx_ok(s);
     return conv_algo == 0 && nn_bf16_native() == 2 && nn_amx_conv_dx_ok(s) &&
            s->kh * s->kw > 1 && s->W >= 32 && s->C_out <= 32;
 }
@@ -1089,7 +1091,7 @@ int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float
                            : bf16_tiles(s) ? 0 : tile;
     size_t need_dx = !din  ? 0
                      : fdx ? (size_t)Co * c.K + fwd_ws_floats(&ts)
-                     : adx ? (size_t)Co * c.K + nn_amx_conv_dx_ws_floats(s)
+                     : adx ? nn_amx_conv_dx_ws_floats(s)
                            : tile;
     /* the im2col dW and col2im dX share one pass over the tiles: cols then dcols */
     size_t need = (!wdw && !ddw && !adw && !fdx && !adx && dw && din) ? 2 * tile
@@ -1107,13 +1109,13 @@ int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float
         nn_direct_forward(h, &ts, din, dout, w, !set, buf, s); /* flips w itself */
     else if (fdx && !wino_fwd(&ts) && amx_pick(&ts)) /* fwd_any's choice; flips w itself */
         nn_amx_conv_forward(h, &ts, din, dout, w, !set, buf + (size_t)Co * c.K, s);
-    else if (fdx || adx) {
+    else if (adx) /* reads w as it is */
+        nn_amx_conv_dx(h, s, din, dout, w, !set, buf);
+    else if (fdx) {
         float *wt = buf; /* (C_in, kh, kw, C_out) */
         flip_ctx fc = {s, w, wt};
         nn_parallel(h, (size_t)s->C_in, 8, flip_body, &fc);
-        if (adx)
-            nn_amx_conv_dx(h, s, din, dout, wt, !set, buf + (size_t)Co * c.K);
-        else if ((rc = fwd_any(h, &ts, din, dout, wt, !set, buf + (size_t)Co * c.K)))
+        if ((rc = fwd_any(h, &ts, din, dout, wt, !set, buf + (size_t)Co * c.K)))
             return rc;
     }
     int do_dw = dw && !wdw && !ddw && !adw, do_dx = din && !fdx && !adx;

@@ -218,8 +218,7 @@ void nn_amx_end(void);
  * strided conv as the stride-1 conv of dout spread out by the stride (a transposed conv).
  * nn_amx_conv_ok: the forwards it takes (EQM_NN_BF16, AMX, not a 1x1 stride-1 pad-0 conv,
  * C_in >= 16); nn_amx_conv_dx_ok: the dX it takes (EQM_NN_BF16, AMX, stride > 1,
- * C_out >= 16, pad < kernel). Workspace in floats; accumulate: out += instead of out =;
- * nn_amx_conv_dx takes the flipped, transposed kernel wt (C_in, kh, kw, C_out). */
+ * C_out >= 16, pad < kernel). Workspace in floats; accumulate: out += instead of out =. */
 int nn_amx_conv_ok(const eqm_conv2d_shape *s);
 size_t nn_amx_conv_ws_floats(const eqm_conv2d_shape *s);
 /* fs non-NULL: s is the stride-1 dX of the forward conv fs run as a forward of dout
@@ -232,8 +231,9 @@ int nn_amx_conv_forward_stats(eqm_host *h, const eqm_conv2d_shape *s, float *out
                               const float *in, const float *w, float *buf, double *stats);
 int nn_amx_conv_dx_ok(const eqm_conv2d_shape *s);
 size_t nn_amx_conv_dx_ws_floats(const eqm_conv2d_shape *s);
+/* w: the conv's own weights (OHWI; flipped while packed) */
 void nn_amx_conv_dx(eqm_host *h, const eqm_conv2d_shape *s, float *din, const float *dout,
-                    const float *wt, int accumulate, float *buf);
+                    const float *w, int accumulate, float *buf);
 /* fp32 -> bf16, round to nearest even, zero/subnormal -> signed zero, NaN stays NaN (the
  * rule of vcvtne2ps2bf16); and back (exact). */
 uint16_t nn_bf16_from_f32(float f);

@@ -516,8 +516,8 @@ BN512 static inline __m512 bn_g16(const bn_ctx *c, __mmask16 m, size_t o, size_t
     __m512 d = _mm512_maskz_loadu_ps(m, c->dout + o);
     if (!c->s->relu)
         return d;
-    __m512 v = c->rin ? _mm512_add_ps(_mm512_mul_ps(x, _mm512_loadu_ps(c->a + j)),
-                                      _mm512_loadu_ps(c->b + j))
+    __m512 v = c->rin ? _mm512_add_ps(_mm512_mul_ps(x, _mm512_maskz_loadu_ps(m, c->a + j)),
+                                      _mm512_maskz_loadu_ps(m, c->b + j))
                       : _mm512_maskz_loadu_ps(m, c->cout + o);
     return _mm512_maskz_mov_ps(_mm512_mask_cmp_ps_mask(m, v, _mm512_setzero_ps(), _CMP_GT_OQ), d);
 }
@@ -536,8 +536,8 @@ BN512 static void bn_bsum_row512(const bn_ctx *c, size_t m, float *fs, float *fq
         __mmask16 k = C - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (C - j)) - 1);
         size_t o = m * C + j;
         __m512 x = bn_x16(c, k, o), g = bn_g16(c, k, o, j, x);
-        __m512 xh = _mm512_mul_ps(_mm512_sub_ps(x, _mm512_loadu_ps(c->mean + j)),
-                                  _mm512_loadu_ps(c->inv + j));
+        __m512 xh = _mm512_mul_ps(_mm512_sub_ps(x, _mm512_maskz_loadu_ps(k, c->mean + j)),
+                                  _mm512_maskz_loadu_ps(k, c->inv + j));
         _mm512_mask_storeu_ps(fs + j, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, fs + j), g));
         _mm512_mask_storeu_ps(fq + j, k,
                               _mm512_add_ps(_mm512_maskz_loadu_ps(k, fq + j), _mm512_mul_ps(g, xh)));
@@ -553,11 +553,11 @@ BN512 static void bn_bdin_rows512(const bn_ctx *c, size_t b, size_t e)
             __mmask16 k = C - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (C - j)) - 1);
             size_t o = m * C + j;
             __m512 x = bn_x16(c, k, o), g = bn_g16(c, k, o, j, x);
-            __m512 t = _mm512_mul_ps(_mm512_mul_ps(_mm512_sub_ps(x, _mm512_loadu_ps(c->mean + j)),
-                                                   _mm512_loadu_ps(c->inv + j)),
-                                     _mm512_loadu_ps(c->mgx + j));
-            __m512 v = _mm512_mul_ps(_mm512_loadu_ps(c->k + j),
-                                     _mm512_sub_ps(_mm512_sub_ps(g, _mm512_loadu_ps(c->mg + j)), t));
+            __m512 t = _mm512_mul_ps(_mm512_mul_ps(_mm512_sub_ps(x, _mm512_maskz_loadu_ps(k, c->mean + j)),
+                                                   _mm512_maskz_loadu_ps(k, c->inv + j)),
+                                     _mm512_maskz_loadu_ps(k, c->mgx + j));
+            __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, c->k + j),
+                                     _mm512_sub_ps(_mm512_sub_ps(g, _mm512_maskz_loadu_ps(k, c->mg + j)), t));
             if (!c->set)
                 v = _mm512_add_ps(_mm512_maskz_loadu_ps(k, c->din + o), v);
             _mm512_mask_storeu_ps(c->din + o, k, v);

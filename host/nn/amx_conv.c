@@ -246,18 +246,27 @@ BF16_TARGET static void cvt_image(const amx_ctx *c, size_t n, uint16_t *xp)
 }
 
 /* gd[col] += sums, gd[Co + col] += sums of squares, for the nc valid columns of a panel */
+BF16_TARGET static inline void add8(double *g, int n, __m256 v)
+{
+    __mmask8 m = n >= 8 ? (__mmask8)0xff : (__mmask8)((1u << n) - 1);
+    _mm512_mask_storeu_pd(g, m, _mm512_add_pd(_mm512_maskz_loadu_pd(m, g), _mm512_cvtps_pd(v)));
+}
+
+/* (each double += the float widened: the scalar loop's arithmetic, 8 lanes at a time) */
 BF16_TARGET static void add_stats(double *gd, size_t Co, int nc, __m512 s0, __m512 s1,
                                  __m512 q0, __m512 q1)
 {
-    float t[64] __attribute__((aligned(64)));
-    _mm512_store_ps(t, s0);
-    _mm512_store_ps(t + 16, s1);
-    _mm512_store_ps(t + 32, q0);
-    _mm512_store_ps(t + 48, q1);
-    for (int k = 0; k < nc; k++) {
-        gd[k] += t[k];
-        gd[Co + (size_t)k] += t[32 + k];
-    }
+    const __m512 v[4] = {s0, s1, q0, q1};
+    for (int h = 0; h < 2; h++)     /* sums, squares */
+        for (int k = 0; k < 4; k++) { /* 8 columns each */
+            int n = nc - 8 * k;
+            if (n <= 0)
+                break;
+            __m512 x = v[2 * h + k / 2];
+            __m256 y = k % 2 ? _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1))
+                             : _mm512_castps512_ps256(x);
+            add8(gd + (size_t)h * Co + 8 * (size_t)k, n, y);
+        }
 }
 
 /* w'[co][ky][r] (r = kx Ci + ci in the kernel's run) is wr[co * *step] with wr = w_run(c,

@@ -68,6 +68,7 @@
 #include "config.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nn/nn_internal.h"
@@ -75,9 +76,19 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
+#define ZMM_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+
 #define DW_GROUPS 4
 #define DW_CHUNK_BYTES (512u << 10) /* one chunk's Xt + D2 (L2: 2 MiB per core) */
 #define BLOCK_FLOATS 1024           /* one block of C: 32 x 32 or 64 x 16 fp32 */
+/* vdpbf16ps kernel: Xt rows LC = 2^ZLC_MIN .. 2^ZLC_MAX bf16 apart (a constant per kernel
+ * instance), chunks of about ZCHUNK_BYTES of Xt + D2, walked ZSUB pairs at a time */
+#define ZLC_MIN 8
+#define ZLC_MAX 14
+#define ZLC_N (ZLC_MAX - ZLC_MIN + 1)
+/* the row stride: 2^l bf16 and a cache line, so that the rows of a block fall in
+ * different L1 sets (at 2^l alone, 16 rows 16 KiB apart thrashed one 8-way set) */
+#define ZLC(l) (((size_t)1 << (l)) + 32)
 
 typedef struct {
     const eqm_conv2d_shape *s;
@@ -86,6 +97,8 @@ typedef struct {
     size_t Qn, steps, chunk, dmax, LC;     /* chunk: steps per chunk; LC: Xt row length */
     int G, S;                              /* reduction groups, block slices */
     int ib;                                /* EQM_NN_IN_BF16: in holds eqm_bf16 values */
+    int zmm;                               /* the vdpbf16ps kernel (no AMX); zl: log2 LC */
+    int zl;
     size_t part_floats, xt_floats, task_floats; /* one partial, one task's Xt, Xt + D2 */
     const float *in, *dout;
     float *dw, *ws;
@@ -93,10 +106,41 @@ typedef struct {
 
 static size_t up(size_t v, size_t m) { return (v + m - 1) / m * m; }
 
+static size_t zchunk_bytes(void)
+{
+    static size_t v;
+    if (!v) {
+        const char *e = getenv("EQM_DW_ZB");
+        v = e ? (size_t)atol(e) << 10 : (256u << 10);
+    }
+    return v;
+}
+static size_t zsub(void)
+{
+    static size_t v;
+    if (!v) {
+        const char *e = getenv("EQM_DW_ZSUB");
+        v = e ? (size_t)atol(e) : 128;
+    }
+    return v;
+}
+
+/* The largest tap offset (kh - 1) Wr + kw - 1 (plan_of's Wr). */
+static size_t dmax_of(const eqm_conv2d_shape *s)
+{
+    int Wo = s->W + 2 * s->pad - s->kw + 1;
+    int Wr = s->W + s->pad > Wo ? s->W + s->pad : Wo;
+    return (size_t)(s->kh - 1) * (size_t)Wr + (size_t)(s->kw - 1);
+}
+
 int nn_amx_dw_ok(const eqm_conv2d_shape *s)
 {
-    return (s->flags & EQM_NN_BF16) && nn_bf16_native() == 2 && s->stride == 1 &&
-           !(s->kh == 1 && s->kw == 1 && s->pad == 0) && s->C_in % 16 == 0;
+    int nat = nn_bf16_native();
+    if (!(s->flags & EQM_NN_BF16) || nat < 1 || s->stride != 1 ||
+        (s->kh == 1 && s->kw == 1 && s->pad == 0) || s->C_in % 16 != 0)
+        return 0;
+    /* vdpbf16ps: an Xt row holds the largest tap offset plus a step */
+    return nat == 2 || dmax_of(s) + 32 <= ZLC(ZLC_MAX);
 }
 
 static void plan_of(const eqm_conv2d_shape *s, dw_plan *p)
@@ -119,12 +163,32 @@ static void plan_of(const eqm_conv2d_shape *s, dw_plan *p)
     p->Qn = (size_t)s->N * p->Hr * p->Wr;
     p->steps = (p->Qn + 31) / 32;
     p->dmax = (size_t)(s->kh - 1) * p->Wr + (size_t)(s->kw - 1);
-    p->chunk = DW_CHUNK_BYTES / (64 * ((size_t)p->Ci + (size_t)p->Co16));
-    if (p->chunk < 4)
-        p->chunk = 4;
-    if (p->chunk > p->steps)
-        p->chunk = p->steps;
-    p->LC = up(32 * p->chunk + p->dmax, 32);
+    p->zmm = nn_bf16_native() == 1;
+    if (p->zmm) {
+        /* LC a power of two (a constant of the kernel instance): the largest whose chunk
+         * of Xt (2 Ci LC bytes) and D2 (2 Co16 (LC - dmax)) fits ZCHUNK_BYTES, at least one
+         * step past dmax, at most what the steps need */
+        size_t lim = zchunk_bytes(), need = 32 * p->steps + p->dmax;
+        int zl = ZLC_MIN;
+        while (zl < ZLC_MAX && ZLC(zl) < p->dmax + 32)
+            zl++;
+        while (zl < ZLC_MAX && ZLC(zl) < need &&
+               2 * (size_t)p->Ci * ZLC(zl + 1) + 2 * (size_t)p->Co16 * (ZLC(zl + 1) - p->dmax) <=
+                   lim)
+            zl++;
+        p->zl = zl;
+        p->LC = ZLC(zl);
+        p->chunk = (p->LC - p->dmax) / 32;
+        if (p->chunk > p->steps)
+            p->chunk = p->steps;
+    } else {
+        p->chunk = DW_CHUNK_BYTES / (64 * ((size_t)p->Ci + (size_t)p->Co16));
+        if (p->chunk < 4)
+            p->chunk = 4;
+        if (p->chunk > p->steps)
+            p->chunk = p->steps;
+        p->LC = up(32 * p->chunk + p->dmax, 32);
+    }
     p->G = (int)(p->steps < DW_GROUPS ? p->steps : DW_GROUPS);
     size_t nblk = (size_t)p->nrb * p->ncb, nt = (size_t)nn_threads();
     size_t S = (nt + (size_t)p->G - 1) / (size_t)p->G; /* G S tasks: >= the threads */
@@ -154,7 +218,7 @@ static inline __mmask16 mask16(int n)
 }
 
 /* 16 x 16 transpose of 32-bit elements: r[i] element j -> r[j] element i. */
-AMX_TARGET static inline void tr16(__m512 r[16])
+ZMM_TARGET static inline void tr16(__m512 r[16])
 {
     __m512i t[16], u[16];
     for (int i = 0; i < 16; i += 2) {
@@ -206,7 +270,7 @@ static void xwalk_row(const dw_plan *p, xwalk *w)
 /* 16 channels of one pixel (element e of `in`) as floats: with bf16 input, the values
  * widened (exact), so the register holds what a float `in` would give, and the transpose
  * and conversion below make the same bf16 bits of it. */
-AMX_TARGET static inline __m512 load16(const dw_plan *p, size_t e)
+ZMM_TARGET static inline __m512 load16(const dw_plan *p, size_t e)
 {
     if (p->ib) {
         const uint16_t *b = (const uint16_t *)(const void *)p->in + e;
@@ -217,7 +281,7 @@ AMX_TARGET static inline __m512 load16(const dw_plan *p, size_t e)
 }
 
 /* Xt rows (Ci of them, LC apart) at dst for positions [q0, q0 + nq), nq % 16 == 0. */
-AMX_TARGET static void xt_chunk(const dw_plan *p, size_t q0, size_t nq, uint16_t *dst)
+ZMM_TARGET static void xt_chunk(const dw_plan *p, size_t q0, size_t nq, uint16_t *dst)
 {
     const size_t Ci = (size_t)p->Ci, LC = p->LC;
     const int pad = p->s->pad, W = p->s->W;
@@ -247,7 +311,7 @@ AMX_TARGET static void xt_chunk(const dw_plan *p, size_t q0, size_t nq, uint16_t
 }
 
 /* D2 pairs [p0, p0 + np) (q = 2 p0 ...) at dst, Co16 uint32 each. */
-AMX_TARGET static void d2_chunk(const dw_plan *p, size_t p0, size_t np, uint32_t *dst)
+ZMM_TARGET static void d2_chunk(const dw_plan *p, size_t p0, size_t np, uint32_t *dst)
 {
     const __m512i ilv = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9,
                                          24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1,
@@ -382,6 +446,120 @@ AMX_TARGET static void run_block(const dw_plan *p, float *c, int rb, int cb, con
     _tile_stored(3, c + 528, 128);
 }
 
+/* ------------------------------------------------------- the vdpbf16ps kernel ---- */
+
+/* KB rows (channels c .. c + KB - 1 of one tap: a, a + LC, ...; a = the first row's Xt at
+ * the tap offset) x CB vectors of 16 co (D2 at d, pairs ldd uint32 apart) over np pairs:
+ * c[k ldc + 16 b ..] (+)= sum_p (Xt[k][2p], Xt[k][2p + 1]) . D2[p][16 b ..]. LC, KB, CB
+ * are constants of each instance: every row's 4-byte read is one pointer plus a
+ * displacement. */
+ZMM_TARGET static inline __attribute__((always_inline)) void
+zk_body(float *c, size_t ldc, const uint16_t *a, const uint32_t *d, size_t ldd, size_t np,
+        int first, const size_t LC, const int KB, const int CB)
+{
+    __m512 acc[16][2];
+#pragma GCC unroll 16
+    for (int k = 0; k < KB; k++)
+#pragma GCC unroll 2
+        for (int b = 0; b < CB; b++)
+            acc[k][b] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(c + (size_t)k * ldc + 16 * b);
+    for (size_t i = 0; i < np; i++, a += 2, d += ldd) {
+        __m512bh dv[2];
+#pragma GCC unroll 2
+        for (int b = 0; b < CB; b++)
+            dv[b] = (__m512bh)_mm512_loadu_si512((const void *)(d + 16 * b));
+#pragma GCC unroll 16
+        for (int k = 0; k < KB; k++) {
+            uint32_t u;
+            memcpy(&u, a + (size_t)k * LC, sizeof u);
+            __m512bh bc = (__m512bh)_mm512_set1_epi32((int)u);
+#pragma GCC unroll 2
+            for (int b = 0; b < CB; b++)
+                acc[k][b] = _mm512_dpbf16_ps(acc[k][b], bc, dv[b]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int k = 0; k < KB; k++)
+#pragma GCC unroll 2
+        for (int b = 0; b < CB; b++)
+            _mm512_storeu_ps(c + (size_t)k * ldc + 16 * b, acc[k][b]);
+}
+
+typedef void (*zk_fn)(float *c, size_t ldc, const uint16_t *a, const uint32_t *d, size_t ldd,
+                      size_t np, int first);
+#define ZK_FN(KB, CB, L)                                                                      \
+    ZMM_TARGET static void zk_##KB##x##CB##_##L(float *c, size_t ldc, const uint16_t *a,      \
+                                                const uint32_t *d, size_t ldd, size_t np,     \
+                                                int first)                                    \
+    {                                                                                         \
+        zk_body(c, ldc, a, d, ldd, np, first, ZLC(L), KB, CB);                                \
+    }
+#define ZK_LCS(KB, CB)                                                                        \
+    ZK_FN(KB, CB, 8) ZK_FN(KB, CB, 9) ZK_FN(KB, CB, 10) ZK_FN(KB, CB, 11) ZK_FN(KB, CB, 12)   \
+    ZK_FN(KB, CB, 13) ZK_FN(KB, CB, 14)
+ZK_LCS(16, 1)
+ZK_LCS(8, 2)
+/* [shape: 0 16 x 1, 1 8 x 2][log2 LC - ZLC_MIN] */
+static const zk_fn zk_tab[2][ZLC_N] = {
+    {zk_16x1_8, zk_16x1_9, zk_16x1_10, zk_16x1_11, zk_16x1_12, zk_16x1_13, zk_16x1_14},
+    {zk_8x2_8, zk_8x2_9, zk_8x2_10, zk_8x2_11, zk_8x2_12, zk_8x2_13, zk_8x2_14},
+};
+
+/* Block (rb, cb) of C (the AMX kernel's blocks and partial layout) over pairs [p0, p0 + np)
+ * of the chunk: per row group (16 channels of one tap), 16 x 1 vectors of co, or two
+ * 8 x 2 where the block has 32 co. */
+ZMM_TARGET static void zrun_block(const dw_plan *p, float *c, int rb, int cb, const uint16_t *xt,
+                                  const uint32_t *d2, size_t p0, size_t np, int first)
+{
+    const int kw = p->s->kw;
+    const int ma = p->nrg - rb * p->rbg < p->rbg ? p->nrg - rb * p->rbg : p->rbg;
+    const int nb = p->CB == 32 && p->Co16 - cb * 32 >= 32 ? 2 : 1;
+    const size_t ldc = (size_t)p->CB, ldd = (size_t)p->Co16;
+    const uint32_t *d = d2 + p0 * ldd + (size_t)cb * p->CB;
+    for (int i = 0; i < ma; i++) {
+        int j = rb * p->rbg + i, t = j / p->ncg, cg = j % p->ncg;
+        size_t dt = (size_t)(t / kw) * (size_t)p->Wr + (size_t)(t % kw);
+        const uint16_t *a = xt + (size_t)cg * 16 * p->LC + dt + 2 * p0;
+        float *ci = c + (size_t)i * 16 * ldc;
+        if (nb == 2) {
+            zk_fn f = zk_tab[1][p->zl - ZLC_MIN];
+            f(ci, ldc, a, d, ldd, np, first);
+            f(ci + 8 * ldc, ldc, a + 8 * p->LC, d, ldd, np, first);
+        } else
+            zk_tab[0][p->zl - ZLC_MIN](ci, ldc, a, d, ldd, np, first);
+    }
+}
+
+/* dw_body on the vdpbf16ps kernel: the same tasks, groups, chunks and partials; within a
+ * chunk, the blocks walk ZSUB pairs at a time (so that a block's D2 columns stay in L1).
+ * Each element still sums its pairs in order: the bits do not depend on ZSUB. */
+static void zdw_body(void *vc, size_t b, size_t e)
+{
+    const dw_plan *p = vc;
+    const size_t nblk = (size_t)p->nrb * p->ncb, sub = zsub();
+    for (size_t it = b; it < e; it++) {
+        size_t g = it / (size_t)p->S, sl = it % (size_t)p->S;
+        size_t s0 = g * p->steps / (size_t)p->G, s1 = (g + 1) * p->steps / (size_t)p->G;
+        size_t b0 = sl * nblk / (size_t)p->S, b1 = (sl + 1) * nblk / (size_t)p->S;
+        float *part = p->ws + g * p->part_floats;
+        float *tb = p->ws + (size_t)p->G * p->part_floats + it * p->task_floats;
+        uint16_t *xt = (uint16_t *)(void *)tb;
+        uint32_t *d2 = (uint32_t *)(void *)(tb + p->xt_floats);
+        for (size_t k0 = s0; k0 < s1; k0 += p->chunk) {
+            size_t ns = s1 - k0 < p->chunk ? s1 - k0 : p->chunk;
+            xt_chunk(p, 32 * k0, up(32 * ns + p->dmax, 16), xt);
+            d2_chunk(p, 16 * k0, 16 * ns, d2);
+            for (size_t q0 = 0; q0 < 16 * ns; q0 += sub) {
+                size_t nq = 16 * ns - q0 < sub ? 16 * ns - q0 : sub;
+                for (size_t bi = b0; bi < b1; bi++)
+                    zrun_block(p, part + bi * BLOCK_FLOATS, (int)(bi / (size_t)p->ncb),
+                               (int)(bi % (size_t)p->ncb), xt, d2, q0, nq,
+                               k0 == s0 && q0 == 0);
+            }
+        }
+    }
+}
+
 /* Task = group g (its steps) x slice (its blocks): item g S + slice. Per chunk of the
  * group's steps: the chunk's Xt and D2 into the task's buffers, then its blocks. */
 static void dw_body(void *vc, size_t b, size_t e)
@@ -411,7 +589,7 @@ static void dw_body(void *vc, size_t b, size_t e)
 
 /* dw[co][kcol] += (((partial 0 + partial 1) + partial 2) + ...) (group order), item = one
  * block (rb, cb): 16 x 16 sub-blocks summed, transposed, added to 16 rows of dw. */
-AMX_TARGET static void sum_body(void *vc, size_t b, size_t e)
+ZMM_TARGET static void sum_body(void *vc, size_t b, size_t e)
 {
     const dw_plan *p = vc;
     const size_t K = (size_t)p->nrg * 16, R = (size_t)p->rbg * 16, CB = (size_t)p->CB;
@@ -447,7 +625,7 @@ void nn_amx_dw(eqm_host *h, const eqm_conv2d_shape *s, float *dw, const float *d
     p.dout = dout;
     p.dw = dw;
     p.ws = ws;
-    nn_parallel(h, (size_t)p.G * p.S, 1, dw_body, &p);
+    nn_parallel(h, (size_t)p.G * p.S, 1, p.zmm ? zdw_body : dw_body, &p);
     nn_parallel(h, (size_t)p.nrb * p.ncb, 4, sum_body, &p);
 }
 

@@ -1006,8 +1006,12 @@ static int amx_dw_pick(const eqm_conv2d_shape *s)
 {
     if (!nn_amx_dw_ok(s))
         return 0;
-    return conv_algo == 5 ||
-           (conv_algo == 0 && (nn_amx_dw_fill(s) >= 0.7 || s->C_in >= 256));
+    if (conv_algo != 0)
+        return conv_algo == 5;
+    double fill = nn_amx_dw_fill(s);
+    if (nn_bf16_native() == 2)
+        return fill >= 0.7 || s->C_in >= 256;
+    return fill >= 0.85 || (fill >= 0.7 && s->C_in <= 128);
 }
 
 int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float *dw,

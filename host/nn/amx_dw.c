@@ -68,7 +68,6 @@
 #include "config.h"
 
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "nn/nn_internal.h"
@@ -86,6 +85,8 @@
 #define ZLC_MIN 8
 #define ZLC_MAX 14
 #define ZLC_N (ZLC_MAX - ZLC_MIN + 1)
+#define ZCHUNK_BYTES (256u << 10)
+#define ZSUB 128
 /* the row stride: 2^l bf16 and a cache line, so that the rows of a block fall in
  * different L1 sets (at 2^l alone, 16 rows 16 KiB apart thrashed one 8-way set) */
 #define ZLC(l) (((size_t)1 << (l)) + 32)
@@ -105,25 +106,6 @@ typedef struct {
 } dw_plan;
 
 static size_t up(size_t v, size_t m) { return (v + m - 1) / m * m; }
-
-static size_t zchunk_bytes(void)
-{
-    static size_t v;
-    if (!v) {
-        const char *e = getenv("EQM_DW_ZB");
-        v = e ? (size_t)atol(e) << 10 : (256u << 10);
-    }
-    return v;
-}
-static size_t zsub(void)
-{
-    static size_t v;
-    if (!v) {
-        const char *e = getenv("EQM_DW_ZSUB");
-        v = e ? (size_t)atol(e) : 128;
-    }
-    return v;
-}
 
 /* The largest tap offset (kh - 1) Wr + kw - 1 (plan_of's Wr). */
 static size_t dmax_of(const eqm_conv2d_shape *s)
@@ -168,7 +150,7 @@ static void plan_of(const eqm_conv2d_shape *s, dw_plan *p)
         /* LC a power of two (a constant of the kernel instance): the largest whose chunk
          * of Xt (2 Ci LC bytes) and D2 (2 Co16 (LC - dmax)) fits ZCHUNK_BYTES, at least one
          * step past dmax, at most what the steps need */
-        size_t lim = zchunk_bytes(), need = 32 * p->steps + p->dmax;
+        size_t lim = ZCHUNK_BYTES, need = 32 * p->steps + p->dmax;
         int zl = ZLC_MIN;
         while (zl < ZLC_MAX && ZLC(zl) < p->dmax + 32)
             zl++;
@@ -243,6 +225,37 @@ ZMM_TARGET static inline void tr16(__m512 r[16])
     }
 }
 
+/* 16 x 16 transpose of 16-bit elements: r[i] element j -> r[j] element i (within each
+ * 128-bit lane an 8 x 8 transpose of rows 0-7 and of rows 8-15, then the lanes joined). */
+ZMM_TARGET static inline void tr16x16w(__m256i r[16])
+{
+    __m256i a[16], b[16];
+    for (int h = 0; h < 16; h += 8) {
+        for (int i = 0; i < 8; i += 2) {
+            a[h + i] = _mm256_unpacklo_epi16(r[h + i], r[h + i + 1]);
+            a[h + i + 1] = _mm256_unpackhi_epi16(r[h + i], r[h + i + 1]);
+        }
+        for (int i = 0; i < 8; i += 4) {
+            b[h + i] = _mm256_unpacklo_epi32(a[h + i], a[h + i + 2]);
+            b[h + i + 1] = _mm256_unpackhi_epi32(a[h + i], a[h + i + 2]);
+            b[h + i + 2] = _mm256_unpacklo_epi32(a[h + i + 1], a[h + i + 3]);
+            b[h + i + 3] = _mm256_unpackhi_epi32(a[h + i + 1], a[h + i + 3]);
+        }
+        /* b[h + 0..3]: rows h..h+3, b[h + 4..7]: rows h+4..h+7; element pairs (0,1), (2,3),
+         * (4,5), (6,7) of each lane */
+        for (int i = 0; i < 4; i++) {
+            a[h + 2 * i] = _mm256_unpacklo_epi64(b[h + i], b[h + 4 + i]);
+            a[h + 2 * i + 1] = _mm256_unpackhi_epi64(b[h + i], b[h + 4 + i]);
+        }
+    }
+    /* a[k] (k < 8): element k of rows 0-7 in lane 0, element 8 + k in lane 1; a[8 + k]:
+     * the same of rows 8-15 */
+    for (int k = 0; k < 8; k++) {
+        r[k] = _mm256_permute2x128_si256(a[k], a[8 + k], 0x20);
+        r[8 + k] = _mm256_permute2x128_si256(a[k], a[8 + k], 0x31);
+    }
+}
+
 /* ------------------------------------------------------------- the two copies ---- */
 
 /* The input pixel at position q, or none (padding, gaps, past the images): walks q. */
@@ -289,14 +302,37 @@ ZMM_TARGET static void xt_chunk(const dw_plan *p, size_t q0, size_t nq, uint16_t
     xwalk_row(p, &w);
     for (size_t x = 0; x < nq; x += 16) {
         size_t src[16]; /* element of the pixel in `in`, or SIZE_MAX (zero) */
-        for (int i = 0; i < 16; i++) {
-            int ix = w.c - pad;
-            src[i] = w.has && ix >= 0 && ix < W ? w.row + (size_t)ix * Ci : SIZE_MAX;
-            if (++w.c == p->Wr) {
-                w.c = 0;
-                w.R++;
-                xwalk_row(p, &w);
+        int ix0 = w.c - pad;
+        if (p->zmm && w.has && ix0 >= 0 && ix0 + 16 <= W && w.c + 16 < p->Wr) {
+            /* vdpbf16ps: 16 pixels of one image row, as the walk below finds them */
+            for (int i = 0; i < 16; i++)
+                src[i] = w.row + (size_t)(ix0 + i) * Ci;
+            w.c += 16;
+        } else {
+            for (int i = 0; i < 16; i++) {
+                int ix = w.c - pad;
+                src[i] = w.has && ix >= 0 && ix < W ? w.row + (size_t)ix * Ci : SIZE_MAX;
+                if (++w.c == p->Wr) {
+                    w.c = 0;
+                    w.R++;
+                    xwalk_row(p, &w);
+                }
             }
+        }
+        if (p->zmm && p->ib) {
+            /* bf16 input: a 16 x 16 transpose of the 16-bit values themselves */
+            const uint16_t *b = (const uint16_t *)(const void *)p->in;
+            for (size_t c0 = 0; c0 < Ci; c0 += 16) {
+                __m256i r[16];
+                for (int i = 0; i < 16; i++)
+                    r[i] = src[i] != SIZE_MAX
+                               ? _mm256_loadu_si256((const __m256i *)(const void *)(b + src[i] + c0))
+                               : _mm256_setzero_si256();
+                tr16x16w(r);
+                for (int j = 0; j < 16; j++)
+                    _mm256_storeu_si256((__m256i *)(void *)(dst + (c0 + (size_t)j) * LC + x), r[j]);
+            }
+            continue;
         }
         for (size_t c0 = 0; c0 < Ci; c0 += 16) {
             __m512 r[16];
@@ -322,6 +358,41 @@ ZMM_TARGET static void d2_chunk(const dw_plan *p, size_t p0, size_t np, uint32_t
     size_t n = t / (size_t)Hr;
     const float *r[2];
     for (size_t pi = 0; pi < np; pi++, dst += Co16) {
+        if (p->zmm && n < (size_t)p->s->N && y < p->Ho && x + 1 < p->Wo) {
+            /* vdpbf16ps: a run of pairs inside an output row (contiguous in dout) without
+             * the per-position walk; the same values as the loop below */
+            size_t run = (size_t)(p->Wo - x) / 2;
+            if (run > np - pi)
+                run = np - pi;
+            const float *g = p->dout + ((n * (size_t)p->Ho + (size_t)y) * (size_t)p->Wo +
+                                        (size_t)x) * (size_t)Co;
+            uint32_t *o = dst;
+            for (size_t k = 0; k < run; k++, g += 2 * (size_t)Co, o += Co16) {
+                for (int c0 = 0; c0 < Co16; c0 += 16) {
+                    __m512 x0, x1;
+                    if (c0 + 16 <= Co) {
+                        x0 = _mm512_loadu_ps(g + c0);
+                        x1 = _mm512_loadu_ps(g + Co + c0);
+                    } else {
+                        __mmask16 m = mask16(Co - c0);
+                        x0 = _mm512_maskz_loadu_ps(m, g + c0);
+                        x1 = _mm512_maskz_loadu_ps(m, g + Co + c0);
+                    }
+                    _mm512_storeu_si512(
+                        (void *)(o + c0),
+                        _mm512_permutexvar_epi16(ilv, (__m512i)_mm512_cvtne2ps_pbh(x1, x0)));
+                }
+            }
+            pi += run - 1; /* the loop's increments add the last pair */
+            dst += (run - 1) * (size_t)Co16;
+            x += 2 * (int)run;
+            while (x >= Wr) {
+                x -= Wr;
+                if (++y == Hr)
+                    y = 0, n++;
+            }
+            continue;
+        }
         for (int h = 0; h < 2; h++) {
             r[h] = n < (size_t)p->s->N && y < p->Ho && x < p->Wo
                        ? p->dout + ((n * (size_t)p->Ho + (size_t)y) * (size_t)p->Wo +
@@ -536,7 +607,7 @@ ZMM_TARGET static void zrun_block(const dw_plan *p, float *c, int rb, int cb, co
 static void zdw_body(void *vc, size_t b, size_t e)
 {
     const dw_plan *p = vc;
-    const size_t nblk = (size_t)p->nrb * p->ncb, sub = zsub();
+    const size_t nblk = (size_t)p->nrb * p->ncb, sub = ZSUB;
     for (size_t it = b; it < e; it++) {
         size_t g = it / (size_t)p->S, sl = it % (size_t)p->S;
         size_t s0 = g * p->steps / (size_t)p->G, s1 = (g + 1) * p->steps / (size_t)p->G;

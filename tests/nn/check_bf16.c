@@ -674,6 +674,7 @@ typedef struct {
 static const inb_case inb_cases[] = {
     {{2, 10, 10, 16, 24, 3, 3, 1, 1, 0}, "3x3 s1 C_in 16 (AMX implicit forward and dW)"},
     {{2, 8, 8, 32, 40, 3, 3, 1, 1, 0}, "3x3 s1 32->40 (a partial panel)"},
+    {{2, 18, 20, 16, 24, 3, 3, 1, 1, 0}, "3x3 s1 18x20 (implicit dW: runs of 16 pixels)"},
     {{3, 9, 11, 24, 16, 3, 3, 1, 1, 0}, "3x3 s1 C_in 24 (dW on tiles: C_in % 16)"},
     {{2, 9, 11, 16, 32, 3, 3, 2, 1, 0}, "3x3 s2, Wo 6 (tiles; AMX under algo 5)"},
     {{2, 34, 34, 16, 32, 3, 3, 2, 1, 0}, "3x3 s2, Wo 17 (AMX forward by default)"},

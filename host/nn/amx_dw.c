@@ -1,11 +1,14 @@
 /* host/nn/amx_dw.c: the weight gradient of a bf16 stride-1 conv2d as an implicit GEMM on
- * AMX (tdpbf16ps): no im2col rows, no per-tile packing.
+ * AMX (tdpbf16ps), or on AVX512_BF16 without AMX (vdpbf16ps, the second kernel below): no
+ * im2col rows, no per-tile packing.
  *
  * Shape (conv2d.c's legend): x (N, H, W, Ci) NHWC, dout (N, Ho, Wo, Co), dw (Co, kh, kw, Ci)
  * += sum over n, oy, ox of dout[n, oy, ox, co] xpad[n, oy + ky, ox + kx, ci] (stride 1,
- * zero padding pad). Scope (nn_amx_dw_ok): EQM_NN_BF16 on the AMX kernel
- * (nn_bf16_native() == 2), stride 1, not 1x1 pointwise, Ci % 16 == 0; conv2d.c picks it
- * (amx_dw_pick) where nn_amx_dw_fill >= 0.7, or always under algo 5.
+ * zero padding pad). Scope (nn_amx_dw_ok): EQM_NN_BF16 on a native kernel
+ * (nn_bf16_native() == 2 AMX, == 1 vdpbf16ps), stride 1, not 1x1 pointwise, Ci % 16 == 0
+ * (vdpbf16ps also: the largest tap offset (kh - 1) Wr + kw - 1 under 2^14); conv2d.c picks
+ * it (amx_dw_pick) on AMX where nn_amx_dw_fill >= 0.7 or C_in >= 256, on vdpbf16ps where
+ * the fill is >= 0.85, or >= 0.7 up to C_in = 128, and always under algo 5.
  *
  * The canvas: the batch as one tall zero-padded image whose images and rows SHARE their
  * padding: row stride Wr = max(W + pad, Wo), image stride Hr = max(H + pad, Ho) rows;
@@ -64,6 +67,35 @@
  * Workspace: the caller's (conv2d.c's grow-only buffer, nn_amx_dw_ws_floats): the 4
  * partials, then each task's chunk buffers.
  * Measured: bench/README.md ("Implicit AMX dW").
+ *
+ * The vdpbf16ps kernel (nn_bf16_native() == 1: AVX512_BF16 without AMX, e.g. AMD Zen 4):
+ * the same Xt and D2, the same blocks of C in the same partial layout (so the same
+ * sum_body), the same groups, tasks and chunks: only the products differ. Per row group
+ * of a block (16 channels c0.. of tap t), per pair p, the D2 vectors of the block's co
+ * (zmm loads at D2 + p Co16 + co0) meet a broadcast of each channel's 32-bit pair
+ * (Xt[c][2p + d_t], Xt[c][2p + 1 + d_t]) (a 4-byte memcpy, unaligned for odd d_t):
+ * acc[k][b] = vdpbf16ps(acc[k][b], bcast(pair of row k), D2 vector b), the same sum
+ * tdpbf16ps forms per element. Shapes (zk_body): 16 rows x 1 vector where the block has 16
+ * co (Co16 = 16, or the last 16 of a row of 32-co blocks), else two 8 rows x 2 vectors;
+ * 16 zmm accumulators, loaded from the partial (zero on the group's first chunk) and
+ * stored back per call. The row stride LC of Xt is a constant of each kernel instance
+ * (ZLC(l) = 2^l + 32, l = 8 .. 14: every row's read is one pointer plus a displacement,
+ * where a run-time stride spilled the row pointers; the + 32 bf16, one cache line, keeps
+ * 16 rows out of a single L1 set, which at 2^13 alone ran the 32x32 16->16 layer at 26.6
+ * ms instead of 14.6); a chunk is the largest such row whose Xt + D2 fit ZCHUNK_BYTES
+ * (256 KiB: Zen 4's L2 is 1 MiB; 64 KiB to 1 MiB measured the same within noise), and the
+ * blocks walk it ZSUB (128) pairs at a time (the D2 columns of a block stay in L1; each
+ * element still sums its pairs in order, so ZSUB does not change the bits). The copies
+ * take two shortcuts on this kernel (the same values): runs of pairs inside an output row
+ * and runs of 16 pixels inside an image row skip the per-position walk, and bf16 input is
+ * transposed as 16-bit values (tr16x16w) instead of widened, transposed and narrowed
+ * (together about 5% of the 16->16 layer). Bits: the same at any thread count (the
+ * structure above), not necessarily the AMX kernel's (tdpbf16ps may order the sums of a
+ * step otherwise).
+ * Measured (Zen 4, 1 core, CPU ms, the dW alone; bench/README.md "vdpbf16ps implicit dW
+ * (no AMX)"): the kernel itself runs at about 230 GFLOP/s on the positions it computes
+ * (perf: zk 64% of 13 ms on 32x32 16->16 at batch 384, 1.93 GFLOP; the 1024^3 bf16 GEMM:
+ * 188); the copies (x 12.6 MB of bf16, dout 25 MB of floats) take most of the rest.
  */
 #include "config.h"
 

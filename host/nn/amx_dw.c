@@ -558,7 +558,7 @@ AMX_TARGET static void run_block(const dw_plan *p, float *c, int rb, int cb, con
  * displacement. */
 ZMM_TARGET static inline __attribute__((always_inline)) void
 zk_body(float *c, size_t ldc, const uint16_t *a, const uint32_t *d, size_t ldd, size_t np,
-        int first, const size_t LC, const int KB, const int CB)
+        int first, const char *pf, size_t npf, const size_t LC, const int KB, const int CB)
 {
     __m512 acc[16][2];
 #pragma GCC unroll 16
@@ -567,6 +567,8 @@ zk_body(float *c, size_t ldc, const uint16_t *a, const uint32_t *d, size_t ldd, 
         for (int b = 0; b < CB; b++)
             acc[k][b] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(c + (size_t)k * ldc + 16 * b);
     for (size_t i = 0; i < np; i++, a += 2, d += ldd) {
+        if (i < npf)
+            _mm_prefetch(pf + 64 * i, _MM_HINT_T1);
         __m512bh dv[2];
 #pragma GCC unroll 2
         for (int b = 0; b < CB; b++)
@@ -589,13 +591,13 @@ zk_body(float *c, size_t ldc, const uint16_t *a, const uint32_t *d, size_t ldd, 
 }
 
 typedef void (*zk_fn)(float *c, size_t ldc, const uint16_t *a, const uint32_t *d, size_t ldd,
-                      size_t np, int first);
+                      size_t np, int first, const char *pf, size_t npf);
 #define ZK_FN(KB, CB, L)                                                                      \
     ZMM_TARGET static void zk_##KB##x##CB##_##L(float *c, size_t ldc, const uint16_t *a,      \
                                                 const uint32_t *d, size_t ldd, size_t np,     \
-                                                int first)                                    \
+                                                int first, const char *pf, size_t npf)        \
     {                                                                                         \
-        zk_body(c, ldc, a, d, ldd, np, first, ZLC(L), KB, CB);                                \
+        zk_body(c, ldc, a, d, ldd, np, first, pf, npf, ZLC(L), KB, CB);                       \
     }
 #define ZK_LCS(KB, CB)                                                                        \
     ZK_FN(KB, CB, 8) ZK_FN(KB, CB, 9) ZK_FN(KB, CB, 10) ZK_FN(KB, CB, 11) ZK_FN(KB, CB, 12)   \
@@ -608,11 +610,76 @@ static const zk_fn zk_tab[2][ZLC_N] = {
     {zk_8x2_8, zk_8x2_9, zk_8x2_10, zk_8x2_11, zk_8x2_12, zk_8x2_13, zk_8x2_14},
 };
 
+/* The next chunk's source lines (x, then dout), handed out to the kernel calls of this
+ * chunk one line per pair step (prefetched to L2 while the products run). */
+typedef struct {
+    const char *a, *b;
+    size_t na, nb; /* lines */
+} zpf;
+
+static void zpf_take(zpf *z, size_t want, const char **pp, size_t *n)
+{
+    if (!z->na) {
+        z->a = z->b, z->na = z->nb;
+        z->nb = 0;
+    }
+    size_t m = z->na < want ? z->na : want;
+    *pp = z->a, *n = m;
+    z->a += 64 * m, z->na -= m;
+}
+
+/* The first pixel of `in` at or after canvas position q (N H W past the last). */
+static size_t in_pix(const dw_plan *p, size_t q)
+{
+    const eqm_conv2d_shape *s = p->s;
+    const size_t HW = (size_t)s->H * (size_t)s->W, tot = (size_t)s->N * HW;
+    size_t R = q / (size_t)p->Wr;
+    int c = (int)(q % (size_t)p->Wr);
+    if (R < (size_t)s->pad)
+        return 0;
+    size_t t = R - (size_t)s->pad, n = t / (size_t)p->Hr, iy = t % (size_t)p->Hr;
+    if (n >= (size_t)s->N)
+        return tot;
+    if (iy >= (size_t)s->H)
+        return (n + 1) * HW;
+    int ix = c - s->pad < 0 ? 0 : c - s->pad;
+    if (ix >= s->W)
+        return n * HW + (iy + 1) * (size_t)s->W;
+    return n * HW + iy * (size_t)s->W + (size_t)ix;
+}
+
+/* The first output pixel at or after canvas position q. */
+static size_t out_pix(const dw_plan *p, size_t q)
+{
+    const size_t HoWo = (size_t)p->Ho * (size_t)p->Wo, HrWr = (size_t)p->Hr * (size_t)p->Wr;
+    size_t n = q / HrWr, rem = q % HrWr, y = rem / (size_t)p->Wr, x = rem % (size_t)p->Wr;
+    if (n >= (size_t)p->s->N)
+        return (size_t)p->s->N * HoWo;
+    if (y >= (size_t)p->Ho)
+        return (n + 1) * HoWo;
+    if (x >= (size_t)p->Wo)
+        return n * HoWo + (y + 1) * (size_t)p->Wo;
+    return n * HoWo + y * (size_t)p->Wo + x;
+}
+
+/* The lines of x and dout that the chunk at positions [qa, qb) reads. */
+static void zpf_chunk(const dw_plan *p, size_t qa, size_t qb, zpf *z)
+{
+    const size_t es = p->ib ? 2 : 4, cx = (size_t)p->Ci * es, cd = (size_t)p->Co * 4;
+    uintptr_t x0 = (uintptr_t)(const void *)p->in + in_pix(p, qa) * cx;
+    uintptr_t x1 = (uintptr_t)(const void *)p->in + in_pix(p, qb + p->dmax) * cx;
+    uintptr_t d0 = (uintptr_t)(const void *)p->dout + out_pix(p, qa) * cd;
+    uintptr_t d1 = (uintptr_t)(const void *)p->dout + out_pix(p, qb) * cd;
+    x0 &= ~(uintptr_t)63, d0 &= ~(uintptr_t)63;
+    z->a = (const char *)x0, z->na = x1 > x0 ? (x1 - x0 + 63) / 64 : 0;
+    z->b = (const char *)d0, z->nb = d1 > d0 ? (d1 - d0 + 63) / 64 : 0;
+}
+
 /* Block (rb, cb) of C (the AMX kernel's blocks and partial layout) over pairs [p0, p0 + np)
  * of the chunk: per row group (16 channels of one tap), 16 x 1 vectors of co, or two
  * 8 x 2 where the block has 32 co. */
 ZMM_TARGET static void zrun_block(const dw_plan *p, float *c, int rb, int cb, const uint16_t *xt,
-                                  const uint32_t *d2, size_t p0, size_t np, int first)
+                                  const uint32_t *d2, size_t p0, size_t np, int first, zpf *z)
 {
     const int kw = p->s->kw;
     const int ma = p->nrg - rb * p->rbg < p->rbg ? p->nrg - rb * p->rbg : p->rbg;
@@ -624,12 +691,16 @@ ZMM_TARGET static void zrun_block(const dw_plan *p, float *c, int rb, int cb, co
         size_t dt = (size_t)(t / kw) * (size_t)p->Wr + (size_t)(t % kw);
         const uint16_t *a = xt + (size_t)cg * 16 * p->LC + dt + 2 * p0;
         float *ci = c + (size_t)i * 16 * ldc;
+        const char *pf;
+        size_t npf;
+        zpf_take(z, np, &pf, &npf);
         if (nb == 2) {
             zk_fn f = zk_tab[1][p->zl - ZLC_MIN];
-            f(ci, ldc, a, d, ldd, np, first);
-            f(ci + 8 * ldc, ldc, a + 8 * p->LC, d, ldd, np, first);
+            f(ci, ldc, a, d, ldd, np, first, pf, npf);
+            zpf_take(z, np, &pf, &npf);
+            f(ci + 8 * ldc, ldc, a + 8 * p->LC, d, ldd, np, first, pf, npf);
         } else
-            zk_tab[0][p->zl - ZLC_MIN](ci, ldc, a, d, ldd, np, first);
+            zk_tab[0][p->zl - ZLC_MIN](ci, ldc, a, d, ldd, np, first, pf, npf);
     }
 }
 
@@ -652,12 +723,17 @@ static void zdw_body(void *vc, size_t b, size_t e)
             size_t ns = s1 - k0 < p->chunk ? s1 - k0 : p->chunk;
             xt_chunk(p, 32 * k0, up(32 * ns + p->dmax, 16), xt);
             d2_chunk(p, 16 * k0, 16 * ns, d2);
+            zpf z = {0};
+            if (k0 + ns < s1) {
+                size_t n2 = s1 - k0 - ns < p->chunk ? s1 - k0 - ns : p->chunk;
+                zpf_chunk(p, 32 * (k0 + ns), 32 * (k0 + ns + n2), &z);
+            }
             for (size_t q0 = 0; q0 < 16 * ns; q0 += sub) {
                 size_t nq = 16 * ns - q0 < sub ? 16 * ns - q0 : sub;
                 for (size_t bi = b0; bi < b1; bi++)
                     zrun_block(p, part + bi * BLOCK_FLOATS, (int)(bi / (size_t)p->ncb),
                                (int)(bi % (size_t)p->ncb), xt, d2, q0, nq,
-                               k0 == s0 && q0 == 0);
+                               k0 == s0 && q0 == 0, &z);
             }
         }
     }

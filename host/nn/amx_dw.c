@@ -85,17 +85,23 @@
  * ms instead of 14.6); a chunk is the largest such row whose Xt + D2 fit ZCHUNK_BYTES
  * (256 KiB: Zen 4's L2 is 1 MiB; 64 KiB to 1 MiB measured the same within noise), and the
  * blocks walk it ZSUB (128) pairs at a time (the D2 columns of a block stay in L1; each
- * element still sums its pairs in order, so ZSUB does not change the bits). The copies
- * take two shortcuts on this kernel (the same values): runs of pairs inside an output row
- * and runs of 16 pixels inside an image row skip the per-position walk, and bf16 input is
- * transposed as 16-bit values (tr16x16w) instead of widened, transposed and narrowed
- * (together about 5% of the 16->16 layer). Bits: the same at any thread count (the
+ * element still sums its pairs in order, so ZSUB does not change the bits). While a
+ * chunk's products run, each kernel call prefetches (to L2, prefetcht1) its share of the
+ * lines of x and dout that the group's next chunk will copy, one line per pair step
+ * (zpf: 32x32 16->16 at batch 384, the dW alone, 12.6-13.0 -> 11.6-11.8 ms; prefetcht0
+ * 12.2-12.4; a prefetch a fixed distance ahead inside the copies themselves gained
+ * nothing). The copies take two shortcuts on this kernel (the same values): runs of pairs
+ * inside an output row and runs of 16 pixels inside an image row skip the per-position
+ * walk, and bf16 input is transposed as 16-bit values (tr16x16w) instead of widened,
+ * transposed and narrowed (together about 5% of the 16->16 layer). Bits: the same at any thread count (the
  * structure above), not necessarily the AMX kernel's (tdpbf16ps may order the sums of a
  * step otherwise).
  * Measured (Zen 4, 1 core, CPU ms, the dW alone; bench/README.md "vdpbf16ps implicit dW
  * (no AMX)"): the kernel itself runs at about 230 GFLOP/s on the positions it computes
- * (perf: zk 64% of 13 ms on 32x32 16->16 at batch 384, 1.93 GFLOP; the 1024^3 bf16 GEMM:
- * 188); the copies (x 12.6 MB of bf16, dout 25 MB of floats) take most of the rest.
+ * (perf, before the prefetch: zk 64% of 13 ms on 32x32 16->16 at batch 384, 1.93 GFLOP;
+ * the 1024^3 bf16 GEMM: 188); the copies (x 12.6 MB of bf16, dout 25 MB of floats) take
+ * most of the rest. conv-layers, 1 core, dW: 32x32 16->16 11.7-12.1 ms (fp32 direct
+ * 17.3-18.0, the bf16 tiles before 33.0-33.5), 16x16 32->32 10.7 (fp32 17.9-19.4).
  */
 #include "config.h"
 

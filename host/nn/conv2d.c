@@ -1006,12 +1006,13 @@ static void flip_body(void *vc, size_t cb, size_t ce)
  * up to C_in = 128: its products run near the vdpbf16ps peak, so the zero positions and
  * the copies decide. Measured on Zen 4 (conv-layers --bf16 1 --in-bf16 1 --threads 1
  * --cpu 1, CPU ms, implicit against the default before, the bf16 tiles; two alternating
- * rounds): width 1/4, batch 384: 32x32 16->16 12.6-12.7 / 34.1-44.4 (fp32, the direct
- * kernel: 17.4-17.5), 16x16 32->32 11.0 / 17.1-18.2 (fp32 18.0-19.7), 8x8 64->64
- * 11.5-11.6 / 12.0-14.2; full width, batch 64: 32x32 64->64 25.9-28.2 / 36.6-36.7, 16x16
- * 128->128 28.9-29.2 / 29.2-32.0; not taken (--algo 5 against the tiles): 4x4 128->128
- * (fill 0.64) 13.6-13.8 / 10.5, 8x8 256->256 (0.79) 32.1 / 30.5-32.1, 4x4 512->512 49.3 /
- * 29.7-31.8. The forced algorithms 1-4 keep their own dW paths. */
+ * rounds): width 1/4, batch 384: 32x32 16->16 11.7-12.1 / 33.0-33.5 (fp32, the direct
+ * kernel: 17.3-18.0), 16x16 32->32 10.7 / 17.1-17.2 (fp32 17.9-19.4), 8x8 64->64
+ * 11.1-11.2 / 11.9 (fp32 17.4-17.6); full width, batch 64: 32x32 64->64 25.8-26.0 /
+ * 32.1-36.5 (fp32 49.4), 16x16 128->128 26.5 / 27.6-29.2 (fp32 42.4); not taken (--algo 5
+ * against the default): 4x4 128->128 (fill 0.64) 13.7-14.8 / 10.5-12.7, 8x8 256->256
+ * (0.79) 34.3 / 27.8-30.8, 4x4 512->512 (0.64) 49.9 / 26.9-33.4. The forced algorithms
+ * 1-4 keep their own dW paths. */
 static int amx_dw_pick(const eqm_conv2d_shape *s)
 {
     if (!nn_amx_dw_ok(s))

@@ -93,9 +93,9 @@
  * nothing). The copies take two shortcuts on this kernel (the same values): runs of pairs
  * inside an output row and runs of 16 pixels inside an image row skip the per-position
  * walk, and bf16 input is transposed as 16-bit values (tr16x16w) instead of widened,
- * transposed and narrowed (together about 5% of the 16->16 layer). Bits: the same at any thread count (the
- * structure above), not necessarily the AMX kernel's (tdpbf16ps may order the sums of a
- * step otherwise).
+ * transposed and narrowed (together about 5% of the 16->16 layer). Bits: the same at any
+ * thread count (the structure above), not necessarily the AMX kernel's (tdpbf16ps may
+ * order the sums of a step otherwise).
  * Measured (Zen 4, 1 core, CPU ms, the dW alone; bench/README.md "vdpbf16ps implicit dW
  * (no AMX)"): the kernel itself runs at about 230 GFLOP/s on the positions it computes
  * (perf, before the prefetch: zk 64% of 13 ms on 32x32 16->16 at batch 384, 1.93 GFLOP;
@@ -118,8 +118,9 @@
 #define DW_GROUPS 4
 #define DW_CHUNK_BYTES (512u << 10) /* one chunk's Xt + D2 (L2: 2 MiB per core) */
 #define BLOCK_FLOATS 1024           /* one block of C: 32 x 32 or 64 x 16 fp32 */
-/* vdpbf16ps kernel: Xt rows LC = 2^ZLC_MIN .. 2^ZLC_MAX bf16 apart (a constant per kernel
- * instance), chunks of about ZCHUNK_BYTES of Xt + D2, walked ZSUB pairs at a time */
+/* vdpbf16ps kernel: Xt rows LC = ZLC(ZLC_MIN) .. ZLC(ZLC_MAX) bf16 apart (a constant per
+ * kernel instance), chunks of at most ZCHUNK_BYTES of Xt + D2 (unless the smallest row
+ * needs more), walked ZSUB pairs at a time */
 #define ZLC_MIN 8
 #define ZLC_MAX 14
 #define ZLC_N (ZLC_MAX - ZLC_MIN + 1)
@@ -185,15 +186,16 @@ static void plan_of(const eqm_conv2d_shape *s, dw_plan *p)
     p->dmax = (size_t)(s->kh - 1) * p->Wr + (size_t)(s->kw - 1);
     p->zmm = nn_bf16_native() == 1;
     if (p->zmm) {
-        /* LC a power of two (a constant of the kernel instance): the largest whose chunk
-         * of Xt (2 Ci LC bytes) and D2 (2 Co16 (LC - dmax)) fits ZCHUNK_BYTES, at least one
-         * step past dmax, at most what the steps need */
+        /* LC = ZLC(zl) (a constant of the kernel instance): the largest whose chunk of
+         * Xt (2 Ci LC bytes) and D2 (2 Co16 (LC - dmax)) fits ZCHUNK_BYTES, at least one
+         * step past dmax, no larger than the steps need */
         size_t lim = ZCHUNK_BYTES, need = 32 * p->steps + p->dmax;
         int zl = ZLC_MIN;
         while (zl < ZLC_MAX && ZLC(zl) < p->dmax + 32)
             zl++;
         while (zl < ZLC_MAX && ZLC(zl) < need &&
-               2 * (size_t)p->Ci * ZLC(zl + 1) + 2 * (size_t)p->Co16 * (ZLC(zl + 1) - p->dmax) <=
+               2 * (size_t)p->Ci * ZLC(zl + 1) +
+                       2 * (size_t)p->Co16 * (ZLC(zl + 1) - p->dmax) <=
                    lim)
             zl++;
         p->zl = zl;
@@ -362,13 +364,15 @@ ZMM_TARGET static void xt_chunk(const dw_plan *p, size_t q0, size_t nq, uint16_t
             const uint16_t *b = (const uint16_t *)(const void *)p->in;
             for (size_t c0 = 0; c0 < Ci; c0 += 16) {
                 __m256i r[16];
-                for (int i = 0; i < 16; i++)
-                    r[i] = src[i] != SIZE_MAX
-                               ? _mm256_loadu_si256((const __m256i *)(const void *)(b + src[i] + c0))
-                               : _mm256_setzero_si256();
+                for (int i = 0; i < 16; i++) {
+                    const uint16_t *e = src[i] == SIZE_MAX ? NULL : b + src[i] + c0;
+                    r[i] = e ? _mm256_loadu_si256((const __m256i *)(const void *)e)
+                             : _mm256_setzero_si256();
+                }
                 tr16x16w(r);
                 for (int j = 0; j < 16; j++)
-                    _mm256_storeu_si256((__m256i *)(void *)(dst + (c0 + (size_t)j) * LC + x), r[j]);
+                    _mm256_storeu_si256((__m256i *)(void *)(dst + (c0 + (size_t)j) * LC + x),
+                                        r[j]);
             }
             continue;
         }
@@ -571,7 +575,8 @@ zk_body(float *c, size_t ldc, const uint16_t *a, const uint32_t *d, size_t ldd, 
     for (int k = 0; k < KB; k++)
 #pragma GCC unroll 2
         for (int b = 0; b < CB; b++)
-            acc[k][b] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(c + (size_t)k * ldc + 16 * b);
+            acc[k][b] =
+                first ? _mm512_setzero_ps() : _mm512_loadu_ps(c + (size_t)k * ldc + 16 * b);
     for (size_t i = 0; i < np; i++, a += 2, d += ldd) {
         if (i < npf)
             _mm_prefetch(pf + 64 * i, _MM_HINT_T1);
@@ -684,8 +689,9 @@ static void zpf_chunk(const dw_plan *p, size_t qa, size_t qb, zpf *z)
 /* Block (rb, cb) of C (the AMX kernel's blocks and partial layout) over pairs [p0, p0 + np)
  * of the chunk: per row group (16 channels of one tap), 16 x 1 vectors of co, or two
  * 8 x 2 where the block has 32 co. */
-ZMM_TARGET static void zrun_block(const dw_plan *p, float *c, int rb, int cb, const uint16_t *xt,
-                                  const uint32_t *d2, size_t p0, size_t np, int first, zpf *z)
+ZMM_TARGET static void zrun_block(const dw_plan *p, float *c, int rb, int cb,
+                                  const uint16_t *xt, const uint32_t *d2, size_t p0, size_t np,
+                                  int first, zpf *z)
 {
     const int kw = p->s->kw;
     const int ma = p->nrg - rb * p->rbg < p->rbg ? p->nrg - rb * p->rbg : p->rbg;

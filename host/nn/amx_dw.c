@@ -636,7 +636,8 @@ static void zpf_take(zpf *z, size_t want, const char **pp, size_t *n)
     }
     size_t m = z->na < want ? z->na : want;
     *pp = z->a, *n = m;
-    z->a += 64 * m, z->na -= m;
+    if (m) /* (z->a may be null with nothing left) */
+        z->a += 64 * m, z->na -= m;
 }
 
 /* The first pixel of `in` at or after canvas position q (N H W past the last). */

@@ -1,11 +1,14 @@
 /* host/nn/amx_dw.c: the weight gradient of a bf16 stride-1 conv2d as an implicit GEMM on
- * AMX (tdpbf16ps): no im2col rows, no per-tile packing.
+ * AMX (tdpbf16ps), or on AVX512_BF16 without AMX (vdpbf16ps, the second kernel below): no
+ * im2col rows, no per-tile packing.
  *
  * Shape (conv2d.c's legend): x (N, H, W, Ci) NHWC, dout (N, Ho, Wo, Co), dw (Co, kh, kw, Ci)
  * += sum over n, oy, ox of dout[n, oy, ox, co] xpad[n, oy + ky, ox + kx, ci] (stride 1,
- * zero padding pad). Scope (nn_amx_dw_ok): EQM_NN_BF16 on the AMX kernel
- * (nn_bf16_native() == 2), stride 1, not 1x1 pointwise, Ci % 16 == 0; conv2d.c picks it
- * (amx_dw_pick) where nn_amx_dw_fill >= 0.7, or always under algo 5.
+ * zero padding pad). Scope (nn_amx_dw_ok): EQM_NN_BF16 on a native kernel
+ * (nn_bf16_native() == 2 AMX, == 1 vdpbf16ps), stride 1, not 1x1 pointwise, Ci % 16 == 0
+ * (vdpbf16ps also: the largest tap offset (kh - 1) Wr + kw - 1 under 2^14); conv2d.c picks
+ * it (amx_dw_pick) on AMX where nn_amx_dw_fill >= 0.7 or C_in >= 256, on vdpbf16ps where
+ * the fill is >= 0.85, or >= 0.7 up to C_in = 128, and always under algo 5.
  *
  * The canvas: the batch as one tall zero-padded image whose images and rows SHARE their
  * padding: row stride Wr = max(W + pad, Wo), image stride Hr = max(H + pad, Ho) rows;
@@ -64,6 +67,41 @@
  * Workspace: the caller's (conv2d.c's grow-only buffer, nn_amx_dw_ws_floats): the 4
  * partials, then each task's chunk buffers.
  * Measured: bench/README.md ("Implicit AMX dW").
+ *
+ * The vdpbf16ps kernel (nn_bf16_native() == 1: AVX512_BF16 without AMX, e.g. AMD Zen 4):
+ * the same Xt and D2, the same blocks of C in the same partial layout (so the same
+ * sum_body), the same groups, tasks and chunks: only the products differ. Per row group
+ * of a block (16 channels c0.. of tap t), per pair p, the D2 vectors of the block's co
+ * (zmm loads at D2 + p Co16 + co0) meet a broadcast of each channel's 32-bit pair
+ * (Xt[c][2p + d_t], Xt[c][2p + 1 + d_t]) (a 4-byte memcpy, unaligned for odd d_t):
+ * acc[k][b] = vdpbf16ps(acc[k][b], bcast(pair of row k), D2 vector b), the same sum
+ * tdpbf16ps forms per element. Shapes (zk_body): 16 rows x 1 vector where the block has 16
+ * co (Co16 = 16, or the last 16 of a row of 32-co blocks), else two 8 rows x 2 vectors;
+ * 16 zmm accumulators, loaded from the partial (zero on the group's first chunk) and
+ * stored back per call. The row stride LC of Xt is a constant of each kernel instance
+ * (ZLC(l) = 2^l + 32, l = 8 .. 14: every row's read is one pointer plus a displacement,
+ * where a run-time stride spilled the row pointers; the + 32 bf16, one cache line, keeps
+ * 16 rows out of a single L1 set, which at 2^13 alone ran the 32x32 16->16 layer at 26.6
+ * ms instead of 14.6); a chunk is the largest such row whose Xt + D2 fit ZCHUNK_BYTES
+ * (256 KiB: Zen 4's L2 is 1 MiB; 64 KiB to 1 MiB measured the same within noise), and the
+ * blocks walk it ZSUB (128) pairs at a time (the D2 columns of a block stay in L1; each
+ * element still sums its pairs in order, so ZSUB does not change the bits). While a
+ * chunk's products run, each kernel call prefetches (to L2, prefetcht1) its share of the
+ * lines of x and dout that the group's next chunk will copy, one line per pair step
+ * (zpf: 32x32 16->16 at batch 384, the dW alone, 12.6-13.0 -> 11.6-11.8 ms; prefetcht0
+ * 12.2-12.4; a prefetch a fixed distance ahead inside the copies themselves gained
+ * nothing). The copies take two shortcuts on this kernel (the same values): runs of pairs
+ * inside an output row and runs of 16 pixels inside an image row skip the per-position
+ * walk, and bf16 input is transposed as 16-bit values (tr16x16w) instead of widened,
+ * transposed and narrowed (together about 5% of the 16->16 layer). Bits: the same at any
+ * thread count (the structure above), not necessarily the AMX kernel's (tdpbf16ps may
+ * order the sums of a step otherwise).
+ * Measured (Zen 4, 1 core, CPU ms, the dW alone; bench/README.md "vdpbf16ps implicit dW
+ * (no AMX)"): the kernel itself runs at about 230 GFLOP/s on the positions it computes
+ * (perf, before the prefetch: zk 64% of 13 ms on 32x32 16->16 at batch 384, 1.93 GFLOP;
+ * the 1024^3 bf16 GEMM: 188); the copies (x 12.6 MB of bf16, dout 25 MB of floats) take
+ * most of the rest. conv-layers, 1 core, dW: 32x32 16->16 11.7-12.1 ms (fp32 direct
+ * 17.3-18.0, the bf16 tiles before 33.0-33.5), 16x16 32->32 10.7 (fp32 17.9-19.4).
  */
 #include "config.h"
 
@@ -75,9 +113,22 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
+#define ZMM_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+
 #define DW_GROUPS 4
 #define DW_CHUNK_BYTES (512u << 10) /* one chunk's Xt + D2 (L2: 2 MiB per core) */
 #define BLOCK_FLOATS 1024           /* one block of C: 32 x 32 or 64 x 16 fp32 */
+/* vdpbf16ps kernel: Xt rows LC = ZLC(ZLC_MIN) .. ZLC(ZLC_MAX) bf16 apart (a constant per
+ * kernel instance), chunks of at most ZCHUNK_BYTES of Xt + D2 (unless the smallest row
+ * needs more), walked ZSUB pairs at a time */
+#define ZLC_MIN 8
+#define ZLC_MAX 14
+#define ZLC_N (ZLC_MAX - ZLC_MIN + 1)
+#define ZCHUNK_BYTES (256u << 10)
+#define ZSUB 128
+/* the row stride: 2^l bf16 and a cache line, so that the rows of a block fall in
+ * different L1 sets (at 2^l alone, 16 rows 16 KiB apart thrashed one 8-way set) */
+#define ZLC(l) (((size_t)1 << (l)) + 32)
 
 typedef struct {
     const eqm_conv2d_shape *s;
@@ -86,6 +137,8 @@ typedef struct {
     size_t Qn, steps, chunk, dmax, LC;     /* chunk: steps per chunk; LC: Xt row length */
     int G, S;                              /* reduction groups, block slices */
     int ib;                                /* EQM_NN_IN_BF16: in holds eqm_bf16 values */
+    int zmm;                               /* the vdpbf16ps kernel (no AMX); zl: log2 LC */
+    int zl;
     size_t part_floats, xt_floats, task_floats; /* one partial, one task's Xt, Xt + D2 */
     const float *in, *dout;
     float *dw, *ws;
@@ -93,10 +146,22 @@ typedef struct {
 
 static size_t up(size_t v, size_t m) { return (v + m - 1) / m * m; }
 
+/* The largest tap offset (kh - 1) Wr + kw - 1 (plan_of's Wr). */
+static size_t dmax_of(const eqm_conv2d_shape *s)
+{
+    int Wo = s->W + 2 * s->pad - s->kw + 1;
+    int Wr = s->W + s->pad > Wo ? s->W + s->pad : Wo;
+    return (size_t)(s->kh - 1) * (size_t)Wr + (size_t)(s->kw - 1);
+}
+
 int nn_amx_dw_ok(const eqm_conv2d_shape *s)
 {
-    return (s->flags & EQM_NN_BF16) && nn_bf16_native() == 2 && s->stride == 1 &&
-           !(s->kh == 1 && s->kw == 1 && s->pad == 0) && s->C_in % 16 == 0;
+    int nat = nn_bf16_native();
+    if (!(s->flags & EQM_NN_BF16) || nat < 1 || s->stride != 1 ||
+        (s->kh == 1 && s->kw == 1 && s->pad == 0) || s->C_in % 16 != 0)
+        return 0;
+    /* vdpbf16ps: an Xt row holds the largest tap offset plus a step */
+    return nat == 2 || dmax_of(s) + 32 <= ZLC(ZLC_MAX);
 }
 
 static void plan_of(const eqm_conv2d_shape *s, dw_plan *p)
@@ -119,12 +184,33 @@ static void plan_of(const eqm_conv2d_shape *s, dw_plan *p)
     p->Qn = (size_t)s->N * p->Hr * p->Wr;
     p->steps = (p->Qn + 31) / 32;
     p->dmax = (size_t)(s->kh - 1) * p->Wr + (size_t)(s->kw - 1);
-    p->chunk = DW_CHUNK_BYTES / (64 * ((size_t)p->Ci + (size_t)p->Co16));
-    if (p->chunk < 4)
-        p->chunk = 4;
-    if (p->chunk > p->steps)
-        p->chunk = p->steps;
-    p->LC = up(32 * p->chunk + p->dmax, 32);
+    p->zmm = nn_bf16_native() == 1;
+    if (p->zmm) {
+        /* LC = ZLC(zl) (a constant of the kernel instance): the largest whose chunk of
+         * Xt (2 Ci LC bytes) and D2 (2 Co16 (LC - dmax)) fits ZCHUNK_BYTES, at least one
+         * step past dmax, no larger than the steps need */
+        size_t lim = ZCHUNK_BYTES, need = 32 * p->steps + p->dmax;
+        int zl = ZLC_MIN;
+        while (zl < ZLC_MAX && ZLC(zl) < p->dmax + 32)
+            zl++;
+        while (zl < ZLC_MAX && ZLC(zl) < need &&
+               2 * (size_t)p->Ci * ZLC(zl + 1) +
+                       2 * (size_t)p->Co16 * (ZLC(zl + 1) - p->dmax) <=
+                   lim)
+            zl++;
+        p->zl = zl;
+        p->LC = ZLC(zl);
+        p->chunk = (p->LC - p->dmax) / 32;
+        if (p->chunk > p->steps)
+            p->chunk = p->steps;
+    } else {
+        p->chunk = DW_CHUNK_BYTES / (64 * ((size_t)p->Ci + (size_t)p->Co16));
+        if (p->chunk < 4)
+            p->chunk = 4;
+        if (p->chunk > p->steps)
+            p->chunk = p->steps;
+        p->LC = up(32 * p->chunk + p->dmax, 32);
+    }
     p->G = (int)(p->steps < DW_GROUPS ? p->steps : DW_GROUPS);
     size_t nblk = (size_t)p->nrb * p->ncb, nt = (size_t)nn_threads();
     size_t S = (nt + (size_t)p->G - 1) / (size_t)p->G; /* G S tasks: >= the threads */
@@ -154,7 +240,7 @@ static inline __mmask16 mask16(int n)
 }
 
 /* 16 x 16 transpose of 32-bit elements: r[i] element j -> r[j] element i. */
-AMX_TARGET static inline void tr16(__m512 r[16])
+ZMM_TARGET static inline void tr16(__m512 r[16])
 {
     __m512i t[16], u[16];
     for (int i = 0; i < 16; i += 2) {
@@ -176,6 +262,37 @@ AMX_TARGET static inline void tr16(__m512 r[16])
         r[8 + j] = (__m512)_mm512_shuffle_i32x4(ua, va, 0xdd);
         r[4 + j] = (__m512)_mm512_shuffle_i32x4(ub, vb, 0x88);
         r[12 + j] = (__m512)_mm512_shuffle_i32x4(ub, vb, 0xdd);
+    }
+}
+
+/* 16 x 16 transpose of 16-bit elements: r[i] element j -> r[j] element i (within each
+ * 128-bit lane an 8 x 8 transpose of rows 0-7 and of rows 8-15, then the lanes joined). */
+ZMM_TARGET static inline void tr16x16w(__m256i r[16])
+{
+    __m256i a[16], b[16];
+    for (int h = 0; h < 16; h += 8) {
+        for (int i = 0; i < 8; i += 2) {
+            a[h + i] = _mm256_unpacklo_epi16(r[h + i], r[h + i + 1]);
+            a[h + i + 1] = _mm256_unpackhi_epi16(r[h + i], r[h + i + 1]);
+        }
+        for (int i = 0; i < 8; i += 4) {
+            b[h + i] = _mm256_unpacklo_epi32(a[h + i], a[h + i + 2]);
+            b[h + i + 1] = _mm256_unpackhi_epi32(a[h + i], a[h + i + 2]);
+            b[h + i + 2] = _mm256_unpacklo_epi32(a[h + i + 1], a[h + i + 3]);
+            b[h + i + 3] = _mm256_unpackhi_epi32(a[h + i + 1], a[h + i + 3]);
+        }
+        /* b[h + 0..3]: rows h..h+3, b[h + 4..7]: rows h+4..h+7; element pairs (0,1), (2,3),
+         * (4,5), (6,7) of each lane */
+        for (int i = 0; i < 4; i++) {
+            a[h + 2 * i] = _mm256_unpacklo_epi64(b[h + i], b[h + 4 + i]);
+            a[h + 2 * i + 1] = _mm256_unpackhi_epi64(b[h + i], b[h + 4 + i]);
+        }
+    }
+    /* a[k] (k < 8): element k of rows 0-7 in lane 0, element 8 + k in lane 1; a[8 + k]:
+     * the same of rows 8-15 */
+    for (int k = 0; k < 8; k++) {
+        r[k] = _mm256_permute2x128_si256(a[k], a[8 + k], 0x20);
+        r[8 + k] = _mm256_permute2x128_si256(a[k], a[8 + k], 0x31);
     }
 }
 
@@ -206,7 +323,7 @@ static void xwalk_row(const dw_plan *p, xwalk *w)
 /* 16 channels of one pixel (element e of `in`) as floats: with bf16 input, the values
  * widened (exact), so the register holds what a float `in` would give, and the transpose
  * and conversion below make the same bf16 bits of it. */
-AMX_TARGET static inline __m512 load16(const dw_plan *p, size_t e)
+ZMM_TARGET static inline __m512 load16(const dw_plan *p, size_t e)
 {
     if (p->ib) {
         const uint16_t *b = (const uint16_t *)(const void *)p->in + e;
@@ -217,7 +334,7 @@ AMX_TARGET static inline __m512 load16(const dw_plan *p, size_t e)
 }
 
 /* Xt rows (Ci of them, LC apart) at dst for positions [q0, q0 + nq), nq % 16 == 0. */
-AMX_TARGET static void xt_chunk(const dw_plan *p, size_t q0, size_t nq, uint16_t *dst)
+ZMM_TARGET static void xt_chunk(const dw_plan *p, size_t q0, size_t nq, uint16_t *dst)
 {
     const size_t Ci = (size_t)p->Ci, LC = p->LC;
     const int pad = p->s->pad, W = p->s->W;
@@ -225,14 +342,39 @@ AMX_TARGET static void xt_chunk(const dw_plan *p, size_t q0, size_t nq, uint16_t
     xwalk_row(p, &w);
     for (size_t x = 0; x < nq; x += 16) {
         size_t src[16]; /* element of the pixel in `in`, or SIZE_MAX (zero) */
-        for (int i = 0; i < 16; i++) {
-            int ix = w.c - pad;
-            src[i] = w.has && ix >= 0 && ix < W ? w.row + (size_t)ix * Ci : SIZE_MAX;
-            if (++w.c == p->Wr) {
-                w.c = 0;
-                w.R++;
-                xwalk_row(p, &w);
+        int ix0 = w.c - pad;
+        if (p->zmm && w.has && ix0 >= 0 && ix0 + 16 <= W && w.c + 16 < p->Wr) {
+            /* vdpbf16ps: 16 pixels of one image row, as the walk below finds them */
+            for (int i = 0; i < 16; i++)
+                src[i] = w.row + (size_t)(ix0 + i) * Ci;
+            w.c += 16;
+        } else {
+            for (int i = 0; i < 16; i++) {
+                int ix = w.c - pad;
+                src[i] = w.has && ix >= 0 && ix < W ? w.row + (size_t)ix * Ci : SIZE_MAX;
+                if (++w.c == p->Wr) {
+                    w.c = 0;
+                    w.R++;
+                    xwalk_row(p, &w);
+                }
             }
+        }
+        if (p->zmm && p->ib) {
+            /* bf16 input: a 16 x 16 transpose of the 16-bit values themselves */
+            const uint16_t *b = (const uint16_t *)(const void *)p->in;
+            for (size_t c0 = 0; c0 < Ci; c0 += 16) {
+                __m256i r[16];
+                for (int i = 0; i < 16; i++) {
+                    const uint16_t *e = src[i] == SIZE_MAX ? NULL : b + src[i] + c0;
+                    r[i] = e ? _mm256_loadu_si256((const __m256i *)(const void *)e)
+                             : _mm256_setzero_si256();
+                }
+                tr16x16w(r);
+                for (int j = 0; j < 16; j++)
+                    _mm256_storeu_si256((__m256i *)(void *)(dst + (c0 + (size_t)j) * LC + x),
+                                        r[j]);
+            }
+            continue;
         }
         for (size_t c0 = 0; c0 < Ci; c0 += 16) {
             __m512 r[16];
@@ -247,7 +389,7 @@ AMX_TARGET static void xt_chunk(const dw_plan *p, size_t q0, size_t nq, uint16_t
 }
 
 /* D2 pairs [p0, p0 + np) (q = 2 p0 ...) at dst, Co16 uint32 each. */
-AMX_TARGET static void d2_chunk(const dw_plan *p, size_t p0, size_t np, uint32_t *dst)
+ZMM_TARGET static void d2_chunk(const dw_plan *p, size_t p0, size_t np, uint32_t *dst)
 {
     const __m512i ilv = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9,
                                          24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1,
@@ -258,6 +400,41 @@ AMX_TARGET static void d2_chunk(const dw_plan *p, size_t p0, size_t np, uint32_t
     size_t n = t / (size_t)Hr;
     const float *r[2];
     for (size_t pi = 0; pi < np; pi++, dst += Co16) {
+        if (p->zmm && n < (size_t)p->s->N && y < p->Ho && x + 1 < p->Wo) {
+            /* vdpbf16ps: a run of pairs inside an output row (contiguous in dout) without
+             * the per-position walk; the same values as the loop below */
+            size_t run = (size_t)(p->Wo - x) / 2;
+            if (run > np - pi)
+                run = np - pi;
+            const float *g = p->dout + ((n * (size_t)p->Ho + (size_t)y) * (size_t)p->Wo +
+                                        (size_t)x) * (size_t)Co;
+            uint32_t *o = dst;
+            for (size_t k = 0; k < run; k++, g += 2 * (size_t)Co, o += Co16) {
+                for (int c0 = 0; c0 < Co16; c0 += 16) {
+                    __m512 x0, x1;
+                    if (c0 + 16 <= Co) {
+                        x0 = _mm512_loadu_ps(g + c0);
+                        x1 = _mm512_loadu_ps(g + Co + c0);
+                    } else {
+                        __mmask16 m = mask16(Co - c0);
+                        x0 = _mm512_maskz_loadu_ps(m, g + c0);
+                        x1 = _mm512_maskz_loadu_ps(m, g + Co + c0);
+                    }
+                    _mm512_storeu_si512(
+                        (void *)(o + c0),
+                        _mm512_permutexvar_epi16(ilv, (__m512i)_mm512_cvtne2ps_pbh(x1, x0)));
+                }
+            }
+            pi += run - 1; /* the loop's increments add the last pair */
+            dst += (run - 1) * (size_t)Co16;
+            x += 2 * (int)run;
+            while (x >= Wr) {
+                x -= Wr;
+                if (++y == Hr)
+                    y = 0, n++;
+            }
+            continue;
+        }
         for (int h = 0; h < 2; h++) {
             r[h] = n < (size_t)p->s->N && y < p->Ho && x < p->Wo
                        ? p->dout + ((n * (size_t)p->Ho + (size_t)y) * (size_t)p->Wo +
@@ -382,6 +559,199 @@ AMX_TARGET static void run_block(const dw_plan *p, float *c, int rb, int cb, con
     _tile_stored(3, c + 528, 128);
 }
 
+/* ------------------------------------------------------- the vdpbf16ps kernel ---- */
+
+/* KB rows (channels c .. c + KB - 1 of one tap: a, a + LC, ...; a = the first row's Xt at
+ * the tap offset) x CB vectors of 16 co (D2 at d, pairs ldd uint32 apart) over np pairs:
+ * c[k ldc + 16 b ..] (+)= sum_p (Xt[k][2p], Xt[k][2p + 1]) . D2[p][16 b ..]. LC, KB, CB
+ * are constants of each instance: every row's 4-byte read is one pointer plus a
+ * displacement. */
+ZMM_TARGET static inline __attribute__((always_inline)) void
+zk_body(float *c, size_t ldc, const uint16_t *a, const uint32_t *d, size_t ldd, size_t np,
+        int first, const char *pf, size_t npf, const size_t LC, const int KB, const int CB)
+{
+    __m512 acc[16][2];
+#pragma GCC unroll 16
+    for (int k = 0; k < KB; k++)
+#pragma GCC unroll 2
+        for (int b = 0; b < CB; b++)
+            acc[k][b] =
+                first ? _mm512_setzero_ps() : _mm512_loadu_ps(c + (size_t)k * ldc + 16 * b);
+    for (size_t i = 0; i < np; i++, a += 2, d += ldd) {
+        if (i < npf)
+            _mm_prefetch(pf + 64 * i, _MM_HINT_T1);
+        __m512bh dv[2];
+#pragma GCC unroll 2
+        for (int b = 0; b < CB; b++)
+            dv[b] = (__m512bh)_mm512_loadu_si512((const void *)(d + 16 * b));
+#pragma GCC unroll 16
+        for (int k = 0; k < KB; k++) {
+            uint32_t u;
+            memcpy(&u, a + (size_t)k * LC, sizeof u);
+            __m512bh bc = (__m512bh)_mm512_set1_epi32((int)u);
+#pragma GCC unroll 2
+            for (int b = 0; b < CB; b++)
+                acc[k][b] = _mm512_dpbf16_ps(acc[k][b], bc, dv[b]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int k = 0; k < KB; k++)
+#pragma GCC unroll 2
+        for (int b = 0; b < CB; b++)
+            _mm512_storeu_ps(c + (size_t)k * ldc + 16 * b, acc[k][b]);
+}
+
+typedef void (*zk_fn)(float *c, size_t ldc, const uint16_t *a, const uint32_t *d, size_t ldd,
+                      size_t np, int first, const char *pf, size_t npf);
+#define ZK_FN(KB, CB, L)                                                                      \
+    ZMM_TARGET static void zk_##KB##x##CB##_##L(float *c, size_t ldc, const uint16_t *a,      \
+                                                const uint32_t *d, size_t ldd, size_t np,     \
+                                                int first, const char *pf, size_t npf)        \
+    {                                                                                         \
+        zk_body(c, ldc, a, d, ldd, np, first, pf, npf, ZLC(L), KB, CB);                       \
+    }
+#define ZK_LCS(KB, CB)                                                                        \
+    ZK_FN(KB, CB, 8) ZK_FN(KB, CB, 9) ZK_FN(KB, CB, 10) ZK_FN(KB, CB, 11) ZK_FN(KB, CB, 12)   \
+    ZK_FN(KB, CB, 13) ZK_FN(KB, CB, 14)
+ZK_LCS(16, 1)
+ZK_LCS(8, 2)
+/* [shape: 0 16 x 1, 1 8 x 2][log2 LC - ZLC_MIN] */
+static const zk_fn zk_tab[2][ZLC_N] = {
+    {zk_16x1_8, zk_16x1_9, zk_16x1_10, zk_16x1_11, zk_16x1_12, zk_16x1_13, zk_16x1_14},
+    {zk_8x2_8, zk_8x2_9, zk_8x2_10, zk_8x2_11, zk_8x2_12, zk_8x2_13, zk_8x2_14},
+};
+
+/* The next chunk's source lines (x, then dout), handed out to the kernel calls of this
+ * chunk one line per pair step (prefetched to L2 while the products run). */
+typedef struct {
+    const char *a, *b;
+    size_t na, nb; /* lines */
+} zpf;
+
+static void zpf_take(zpf *z, size_t want, const char **pp, size_t *n)
+{
+    if (!z->na) {
+        z->a = z->b, z->na = z->nb;
+        z->nb = 0;
+    }
+    size_t m = z->na < want ? z->na : want;
+    *pp = z->a, *n = m;
+    if (m) /* (z->a may be null with nothing left) */
+        z->a += 64 * m, z->na -= m;
+}
+
+/* The first pixel of `in` at or after canvas position q (N H W past the last). */
+static size_t in_pix(const dw_plan *p, size_t q)
+{
+    const eqm_conv2d_shape *s = p->s;
+    const size_t HW = (size_t)s->H * (size_t)s->W, tot = (size_t)s->N * HW;
+    size_t R = q / (size_t)p->Wr;
+    int c = (int)(q % (size_t)p->Wr);
+    if (R < (size_t)s->pad)
+        return 0;
+    size_t t = R - (size_t)s->pad, n = t / (size_t)p->Hr, iy = t % (size_t)p->Hr;
+    if (n >= (size_t)s->N)
+        return tot;
+    if (iy >= (size_t)s->H)
+        return (n + 1) * HW;
+    int ix = c - s->pad < 0 ? 0 : c - s->pad;
+    if (ix >= s->W)
+        return n * HW + (iy + 1) * (size_t)s->W;
+    return n * HW + iy * (size_t)s->W + (size_t)ix;
+}
+
+/* The first output pixel at or after canvas position q. */
+static size_t out_pix(const dw_plan *p, size_t q)
+{
+    const size_t HoWo = (size_t)p->Ho * (size_t)p->Wo, HrWr = (size_t)p->Hr * (size_t)p->Wr;
+    size_t n = q / HrWr, rem = q % HrWr, y = rem / (size_t)p->Wr, x = rem % (size_t)p->Wr;
+    if (n >= (size_t)p->s->N)
+        return (size_t)p->s->N * HoWo;
+    if (y >= (size_t)p->Ho)
+        return (n + 1) * HoWo;
+    if (x >= (size_t)p->Wo)
+        return n * HoWo + (y + 1) * (size_t)p->Wo;
+    return n * HoWo + y * (size_t)p->Wo + x;
+}
+
+/* The lines of x and dout that the chunk at positions [qa, qb) reads. */
+static void zpf_chunk(const dw_plan *p, size_t qa, size_t qb, zpf *z)
+{
+    const size_t es = p->ib ? 2 : 4, cx = (size_t)p->Ci * es, cd = (size_t)p->Co * 4;
+    uintptr_t x0 = (uintptr_t)(const void *)p->in + in_pix(p, qa) * cx;
+    uintptr_t x1 = (uintptr_t)(const void *)p->in + in_pix(p, qb + p->dmax) * cx;
+    uintptr_t d0 = (uintptr_t)(const void *)p->dout + out_pix(p, qa) * cd;
+    uintptr_t d1 = (uintptr_t)(const void *)p->dout + out_pix(p, qb) * cd;
+    x0 &= ~(uintptr_t)63, d0 &= ~(uintptr_t)63;
+    z->a = (const char *)x0, z->na = x1 > x0 ? (x1 - x0 + 63) / 64 : 0;
+    z->b = (const char *)d0, z->nb = d1 > d0 ? (d1 - d0 + 63) / 64 : 0;
+}
+
+/* Block (rb, cb) of C (the AMX kernel's blocks and partial layout) over pairs [p0, p0 + np)
+ * of the chunk: per row group (16 channels of one tap), 16 x 1 vectors of co, or two
+ * 8 x 2 where the block has 32 co. */
+ZMM_TARGET static void zrun_block(const dw_plan *p, float *c, int rb, int cb,
+                                  const uint16_t *xt, const uint32_t *d2, size_t p0, size_t np,
+                                  int first, zpf *z)
+{
+    const int kw = p->s->kw;
+    const int ma = p->nrg - rb * p->rbg < p->rbg ? p->nrg - rb * p->rbg : p->rbg;
+    const int nb = p->CB == 32 && p->Co16 - cb * 32 >= 32 ? 2 : 1;
+    const size_t ldc = (size_t)p->CB, ldd = (size_t)p->Co16;
+    const uint32_t *d = d2 + p0 * ldd + (size_t)cb * p->CB;
+    for (int i = 0; i < ma; i++) {
+        int j = rb * p->rbg + i, t = j / p->ncg, cg = j % p->ncg;
+        size_t dt = (size_t)(t / kw) * (size_t)p->Wr + (size_t)(t % kw);
+        const uint16_t *a = xt + (size_t)cg * 16 * p->LC + dt + 2 * p0;
+        float *ci = c + (size_t)i * 16 * ldc;
+        const char *pf;
+        size_t npf;
+        zpf_take(z, np, &pf, &npf);
+        if (nb == 2) {
+            zk_fn f = zk_tab[1][p->zl - ZLC_MIN];
+            f(ci, ldc, a, d, ldd, np, first, pf, npf);
+            zpf_take(z, np, &pf, &npf);
+            f(ci + 8 * ldc, ldc, a + 8 * p->LC, d, ldd, np, first, pf, npf);
+        } else
+            zk_tab[0][p->zl - ZLC_MIN](ci, ldc, a, d, ldd, np, first, pf, npf);
+    }
+}
+
+/* dw_body on the vdpbf16ps kernel: the same tasks, groups, chunks and partials; within a
+ * chunk, the blocks walk ZSUB pairs at a time (so that a block's D2 columns stay in L1).
+ * Each element still sums its pairs in order: the bits do not depend on ZSUB. */
+static void zdw_body(void *vc, size_t b, size_t e)
+{
+    const dw_plan *p = vc;
+    const size_t nblk = (size_t)p->nrb * p->ncb, sub = ZSUB;
+    for (size_t it = b; it < e; it++) {
+        size_t g = it / (size_t)p->S, sl = it % (size_t)p->S;
+        size_t s0 = g * p->steps / (size_t)p->G, s1 = (g + 1) * p->steps / (size_t)p->G;
+        size_t b0 = sl * nblk / (size_t)p->S, b1 = (sl + 1) * nblk / (size_t)p->S;
+        float *part = p->ws + g * p->part_floats;
+        float *tb = p->ws + (size_t)p->G * p->part_floats + it * p->task_floats;
+        uint16_t *xt = (uint16_t *)(void *)tb;
+        uint32_t *d2 = (uint32_t *)(void *)(tb + p->xt_floats);
+        for (size_t k0 = s0; k0 < s1; k0 += p->chunk) {
+            size_t ns = s1 - k0 < p->chunk ? s1 - k0 : p->chunk;
+            xt_chunk(p, 32 * k0, up(32 * ns + p->dmax, 16), xt);
+            d2_chunk(p, 16 * k0, 16 * ns, d2);
+            zpf z = {0};
+            if (k0 + ns < s1) {
+                size_t n2 = s1 - k0 - ns < p->chunk ? s1 - k0 - ns : p->chunk;
+                zpf_chunk(p, 32 * (k0 + ns), 32 * (k0 + ns + n2), &z);
+            }
+            for (size_t q0 = 0; q0 < 16 * ns; q0 += sub) {
+                size_t nq = 16 * ns - q0 < sub ? 16 * ns - q0 : sub;
+                for (size_t bi = b0; bi < b1; bi++)
+                    zrun_block(p, part + bi * BLOCK_FLOATS, (int)(bi / (size_t)p->ncb),
+                               (int)(bi % (size_t)p->ncb), xt, d2, q0, nq,
+                               k0 == s0 && q0 == 0, &z);
+            }
+        }
+    }
+}
+
 /* Task = group g (its steps) x slice (its blocks): item g S + slice. Per chunk of the
  * group's steps: the chunk's Xt and D2 into the task's buffers, then its blocks. */
 static void dw_body(void *vc, size_t b, size_t e)
@@ -411,7 +781,7 @@ static void dw_body(void *vc, size_t b, size_t e)
 
 /* dw[co][kcol] += (((partial 0 + partial 1) + partial 2) + ...) (group order), item = one
  * block (rb, cb): 16 x 16 sub-blocks summed, transposed, added to 16 rows of dw. */
-AMX_TARGET static void sum_body(void *vc, size_t b, size_t e)
+ZMM_TARGET static void sum_body(void *vc, size_t b, size_t e)
 {
     const dw_plan *p = vc;
     const size_t K = (size_t)p->nrg * 16, R = (size_t)p->rbg * 16, CB = (size_t)p->CB;
@@ -447,7 +817,7 @@ void nn_amx_dw(eqm_host *h, const eqm_conv2d_shape *s, float *dw, const float *d
     p.dout = dout;
     p.dw = dw;
     p.ws = ws;
-    nn_parallel(h, (size_t)p.G * p.S, 1, dw_body, &p);
+    nn_parallel(h, (size_t)p.G * p.S, 1, p.zmm ? zdw_body : dw_body, &p);
     nn_parallel(h, (size_t)p.nrb * p.ncb, 4, sum_body, &p);
 }
 

@@ -43,8 +43,9 @@
  * the Winograd transforms and all sums outside the GEMMs stay fp32. With a native bf16
  * kernel the im2col path runs whole tiles per task and packs im2col rows straight into
  * bf16 (see "bf16 with a native kernel" below), and a stride-1 dX runs as the forward conv
- * of dout. On AMX, the dW of a stride-1 conv with C_in % 16 == 0 runs as an implicit GEMM
- * over the padded images (amx_dw.c: no im2col rows, no per-tile packing; algo 0 only).
+ * of dout. On AMX and on vdpbf16ps, the dW of a stride-1 conv with C_in % 16 == 0 runs as an
+ * implicit GEMM over the padded images where amx_dw_pick says (amx_dw.c: no im2col rows,
+ * no per-tile packing).
  * Implicit AMX path (bf16 on AMX, C_in >= 16): the forward and the stride-1 dX as a
  * forward of dout run as an implicit GEMM on a padded bf16 copy of each image
  * (amx_conv.c), the dW as an implicit GEMM too (amx_dw.c, where amx_dw_pick says): no
@@ -1013,21 +1014,35 @@ static void flip_body(void *vc, size_t cb, size_t ce)
                         c->w[(((size_t)co * kh + (kh - 1 - a)) * kw + (kw - 1 - b)) * Ci + ci];
 }
 
-/* The implicit AMX dW (amx_dw.c): algo 5 wherever it applies; by default where at least
- * 70% of its reduction positions are output pixels (nn_amx_dw_fill; the rest multiply
- * zeros), or from C_in = 256 on. Measured (conv-layers --bf16 1, 1 core, ms, implicit
- * against the grouped im2col tiles): width 1/4, batch 384 (CPU ms): 32x32 16->16 (fill
- * 0.94) 8.6-9.3 / 21.7-21.9, 16x16 32->32 (0.89) 3.8-5.0 / 6.3-7.1, 8x8 64->64 (0.79)
- * 2.8-2.9 / 3.2-3.3, 4x4 128->128 (0.64) 2.9-3.0 / 2.5 (wall); full width, batch 64
- * (wall): 32x32 64->64 7.0-8.6 / 10.4-10.8, 8x8 256->256 5.6-6.2 / 10.3-10.5, 4x4
+/* The implicit dW (amx_dw.c): algo 5 wherever it applies (AMX or vdpbf16ps); by default
+ * on AMX where at least 70% of its reduction positions are output pixels (nn_amx_dw_fill;
+ * the rest multiply zeros), or from C_in = 256 on. Measured (conv-layers --bf16 1, 1 core,
+ * ms, implicit against the grouped im2col tiles): width 1/4, batch 384 (CPU ms): 32x32
+ * 16->16 (fill 0.94) 8.6-9.3 / 21.7-21.9, 16x16 32->32 (0.89) 3.8-5.0 / 6.3-7.1, 8x8
+ * 64->64 (0.79) 2.8-2.9 / 3.2-3.3, 4x4 128->128 (0.64) 2.9-3.0 / 2.5 (wall); full width,
+ * batch 64 (wall): 32x32 64->64 7.0-8.6 / 10.4-10.8, 8x8 256->256 5.6-6.2 / 10.3-10.5, 4x4
  * 512->512 10.7-11.8 / 12.8-14.6; width 1/2, batch 128: 4x4 256->256 3.4-3.5 / 5.1-5.3.
- * The forced algorithms 1-4 keep their own dW paths. */
+ * On vdpbf16ps (AVX512_BF16 without AMX: AMD Zen 4) where the fill is >= 0.85, or >= 0.7
+ * up to C_in = 128: its products run near the vdpbf16ps peak, so the zero positions and
+ * the copies decide. Measured on Zen 4 (conv-layers --bf16 1 --in-bf16 1 --threads 1
+ * --cpu 1, CPU ms, implicit against the default before, the bf16 tiles; two alternating
+ * rounds): width 1/4, batch 384: 32x32 16->16 11.7-12.1 / 33.0-33.5 (fp32, the direct
+ * kernel: 17.3-18.0), 16x16 32->32 10.7 / 17.1-17.2 (fp32 17.9-19.4), 8x8 64->64
+ * 11.1-11.2 / 11.9 (fp32 17.4-17.6); full width, batch 64: 32x32 64->64 25.8-26.0 /
+ * 32.1-36.5 (fp32 49.4), 16x16 128->128 26.5 / 27.6-29.2 (fp32 42.4); not taken (--algo 5
+ * against the default): 4x4 128->128 (fill 0.64) 13.7-14.8 / 10.5-12.7, 8x8 256->256
+ * (0.79) 34.3 / 27.8-30.8, 4x4 512->512 (0.64) 49.9 / 26.9-33.4. The forced algorithms
+ * 1-4 keep their own dW paths. */
 static int amx_dw_pick(const eqm_conv2d_shape *s)
 {
     if (!nn_amx_dw_ok(s))
         return 0;
-    return conv_algo == 5 ||
-           (conv_algo == 0 && (nn_amx_dw_fill(s) >= 0.7 || s->C_in >= 256));
+    if (conv_algo != 0)
+        return conv_algo == 5;
+    double fill = nn_amx_dw_fill(s);
+    if (nn_bf16_native() == 2)
+        return fill >= 0.7 || s->C_in >= 256;
+    return fill >= 0.85 || (fill >= 0.7 && s->C_in <= 128);
 }
 
 int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float *dw,

@@ -43,11 +43,11 @@ size_t nn_conv2d_workspace_bytes(void);
  * 2 as 1 but stride-1 dX as a forward conv of dout with the flipped kernel (no col2im);
  * 3 Winograd wherever it applies (any output size) plus 2;
  * 4 the direct kernel (direct.c) wherever it applies (forward, stride-1 dX), else as 2;
- * 5 the implicit AMX kernels wherever they apply: the bf16 forward and stride-1 dX
- *   (amx_conv.c) and the bf16 dW (amx_dw.c); else as 2.
+ * 5 the implicit kernels wherever they apply: the bf16 forward and stride-1 dX on AMX
+ *   (amx_conv.c) and the bf16 dW on AMX or vdpbf16ps (amx_dw.c); else as 2.
  * Default (0) also takes the direct kernel on the shapes conv2d.c's direct_pick names, on
- * AMX the implicit bf16 forward / stride-1 dX (amx_conv.c) wherever it applies and the
- * implicit bf16 dW (amx_dw.c) where conv2d.c's amx_dw_pick says. */
+ * AMX the implicit bf16 forward / stride-1 dX (amx_conv.c) wherever it applies, and on AMX
+ * or vdpbf16ps the implicit bf16 dW (amx_dw.c) where conv2d.c's amx_dw_pick says. */
 void nn_conv2d_set_algo(int algo);
 
 /* winograd.c: F(2x2, 3x3) for 3x3 stride-1 convs with C_in, C_out in [16, NN_WINO_MAX_C] */
@@ -79,10 +79,12 @@ size_t nn_direct_dw_ws_floats(const eqm_conv2d_shape *s);
 void nn_direct_dw(eqm_host *h, const eqm_conv2d_shape *s, float *dw, const float *dout,
                   const float *in, float *ws);
 
-/* amx_dw.c: the dW of a bf16 conv on AMX (nn_bf16_native() == 2) as an implicit GEMM over
- * the padded images (no im2col rows): stride 1, not 1x1 pointwise, C_in % 16 == 0
- * (nn_amx_dw_ok). dw += the gradient; ws: nn_amx_dw_ws_floats(s) floats, 64-byte aligned.
- * The same bits at any thread count. */
+/* amx_dw.c: the dW of a bf16 conv as an implicit GEMM over the padded images (no im2col
+ * rows), on AMX (nn_bf16_native() == 2, tdpbf16ps) or on AVX512_BF16 without AMX (== 1,
+ * vdpbf16ps, e.g. AMD Zen 4): stride 1, not 1x1 pointwise, C_in % 16 == 0, and on
+ * vdpbf16ps a largest tap offset under 2^14 canvas positions (nn_amx_dw_ok). dw += the
+ * gradient; ws: nn_amx_dw_ws_floats(s) floats, 64-byte aligned (both depend on the kernel:
+ * call them under the same nn_bf16_native()). The same bits at any thread count. */
 int nn_amx_dw_ok(const eqm_conv2d_shape *s);
 /* The fraction of its reduction positions (the padded canvas, see amx_dw.c) that are
  * output pixels: the rest multiply zeros. */

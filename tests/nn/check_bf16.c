@@ -292,19 +292,26 @@ static const conv_case conv_cases[] = {
     {{16, 24, 24, 16, 24, 3, 3, 1, 1, 0}, 1, 0}, /* 6 tiles of 3 images (the last 1): with a
                                                     native kernel, groups of tiles per task
                                                     and dW summed over 4 group partials */
-    {{2, 32, 32, 16, 24, 3, 3, 1, 1, 0}, 3, 1},  /* same on Winograd (forced: on AMX the
-                                                    default takes the implicit kernels) */
-    /* on AMX, the implicit dW (amx_dw.c): the default path where its canvas is >= 70%
-     * output pixels (on the other kernels Winograd where it applies), algo 5 elsewhere */
-    {{2, 32, 32, 32, 32, 3, 3, 1, 1, 0}, 0, -1},  /* 32 -> 32 */
+    {{2, 32, 32, 16, 24, 3, 3, 1, 1, 0}, 3, 1},  /* same on Winograd (forced: on AMX and
+                                                    vdpbf16ps the default takes the implicit
+                                                    dW, on AMX the implicit forward too) */
+    /* the implicit dW (amx_dw.c; kernel 2 tdpbf16ps, kernel 1 vdpbf16ps, emulation never):
+     * the default path where its canvas is >= 70% output pixels on AMX (vdpbf16ps: >= 85%,
+     * or >= 70% up to C_in = 128; elsewhere Winograd where it applies), algo 5 elsewhere */
+    {{2, 32, 32, 32, 32, 3, 3, 1, 1, 0}, 0, -1},  /* 32 -> 32 (forward, dX: Winograd
+                                                     without AMX) */
     {{3, 9, 7, 16, 40, 5, 5, 1, 2, 0}, 5, 0},     /* 5x5 pad 2, Co 40 (a 16-column block),
                                                      N Hr Wr = 297, not a multiple of 32 */
     {{2, 10, 12, 32, 16, 3, 3, 1, 0, 0}, 5, 0},   /* pad 0, Co 16 (64 x 16 blocks) */
     {{5, 4, 4, 16, 20, 3, 3, 1, 1, 0}, 5, 0},     /* 4x4: 9 of 25 positions are no output */
     {{2, 6, 6, 16, 32, 1, 1, 1, 1, 0}, 5, 0},     /* 1x1 with pad 1 (not pointwise) */
     {{2, 6, 9, 48, 8, 1, 3, 1, 0, 0}, 5, 0},      /* 1x3 kernel, Co 8 < 16 */
-    {{64, 8, 8, 128, 128, 3, 3, 1, 1, 0}, 0, -1}, /* 2 chunks of q per reduction group */
-    {{2, 4, 4, 256, 24, 3, 3, 1, 1, 0}, 0, -1},   /* 4x4 (fill 0.64) from C_in = 256 */
+    {{64, 8, 8, 128, 128, 3, 3, 1, 1, 0}, 0, -1}, /* 2 chunks of q per reduction group
+                                                     (vdpbf16ps: 3, 8 x 2 blocks) */
+    {{2, 4, 4, 256, 24, 3, 3, 1, 1, 0}, 0, -1},   /* 4x4 (fill 0.64) from C_in = 256 (AMX;
+                                                     vdpbf16ps: Winograd) */
+    {{3, 12, 10, 32, 24, 3, 3, 1, 0, 0}, 5, 0},   /* pad 0, Co 24 (a 16-column block:
+                                                     vdpbf16ps 16 x 1 after 8 x 2) */
     /* the implicit AMX forward and stride-1 dX (algo 5; as algo 2 without AMX): */
     {{2, 32, 32, 16, 24, 3, 3, 1, 1, 0}, 5, 0},  /* C_in 16: a k-step spans 2 taps, the last
                                                     reads 16 bf16 past the run; C_out 24 */
@@ -540,14 +547,15 @@ START_TEST(test_conv_stats)
 }
 END_TEST
 
-/* The implicit AMX dW (amx_dw.c) sums 4 fixed reduction groups and slices its blocks by the
- * thread count: dw must come out bit for bit the same at 1 and 2 threads. The pool's size
- * is set once per process, so a child process (fork, before this one starts its pool)
- * computes the 1-thread dw into shared memory. Shapes: several chunks per group, 64 x 16
- * blocks, a 5x5 with a partial column block. */
+/* The implicit dW (amx_dw.c; loop index 1 vdpbf16ps, 2 AMX) sums 4 fixed reduction groups
+ * and slices its blocks by the thread count: dw must come out bit for bit the same at 1 and
+ * 2 threads. The pool's size is set once per process, so a child process (fork, before this
+ * one starts its pool) computes the 1-thread dw into shared memory. Shapes: several chunks
+ * per group, 64 x 16 blocks, a 5x5 with a partial column block (N Hr Wr = 297, not a
+ * multiple of 32), pad 0 with Co 24. */
 START_TEST(test_amx_dw_threads_bitwise)
 {
-    if (!set_mode(2))
+    if (!set_mode(_i))
         return;
     const char *fk = getenv("CK_FORK");
     if (fk && !strcmp(fk, "no")) {
@@ -558,8 +566,9 @@ START_TEST(test_amx_dw_threads_bitwise)
         {64, 8, 8, 128, 128, 3, 3, 1, 1, EQM_NN_BF16},
         {4, 12, 12, 32, 16, 3, 3, 1, 1, EQM_NN_BF16},
         {3, 9, 7, 16, 40, 5, 5, 1, 2, EQM_NN_BF16},
+        {3, 12, 10, 32, 24, 3, 3, 1, 0, EQM_NN_BF16},
     };
-    enum { NS = 3 };
+    enum { NS = 4 };
     float *x[NS], *g[NS], *w[NS];
     size_t nw[NS], off[NS + 1] = {0};
     for (int i = 0; i < NS; i++) {
@@ -595,11 +604,11 @@ START_TEST(test_amx_dw_threads_bitwise)
         float *dw = zeros(nw[i]);
         ck_assert_int_eq(NN()->conv2d_backward(NULL, &cs[i], NULL, dw, g[i], x[i], w[i]), EQM_OK);
         ck_assert_msg(memcmp(dw, one + off[i], nw[i] * sizeof *dw) == 0,
-                      "amx dW shape %d: 2 threads differ from 1", i);
+                      "implicit dW kernel %d shape %d: 2 threads differ from 1", _i, i);
         double d = 0;
         for (size_t k = 0; k < nw[i]; k++)
             d += fabs((double)dw[k]);
-        ck_assert_msg(d > 0, "amx dW shape %d: all zero", i);
+        ck_assert_msg(d > 0, "implicit dW kernel %d shape %d: all zero", _i, i);
         free(dw), free(x[i]), free(g[i]), free(w[i]);
     }
     munmap(one, off[NS] * sizeof(float));
@@ -665,6 +674,7 @@ typedef struct {
 static const inb_case inb_cases[] = {
     {{2, 10, 10, 16, 24, 3, 3, 1, 1, 0}, "3x3 s1 C_in 16 (AMX implicit forward and dW)"},
     {{2, 8, 8, 32, 40, 3, 3, 1, 1, 0}, "3x3 s1 32->40 (a partial panel)"},
+    {{2, 18, 20, 16, 24, 3, 3, 1, 1, 0}, "3x3 s1 18x20 (implicit dW: runs of 16 pixels)"},
     {{3, 9, 11, 24, 16, 3, 3, 1, 1, 0}, "3x3 s1 C_in 24 (dW on tiles: C_in % 16)"},
     {{2, 9, 11, 16, 32, 3, 3, 2, 1, 0}, "3x3 s2, Wo 6 (tiles; AMX under algo 5)"},
     {{2, 34, 34, 16, 32, 3, 3, 2, 1, 0}, "3x3 s2, Wo 17 (AMX forward by default)"},
@@ -1218,7 +1228,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_conv_precision);
     tcase_add_test(tc, test_small_rounding);
     tcase_add_loop_test(tc, test_conv_stats, 0, 3);
-    tcase_add_test(tc, test_amx_dw_threads_bitwise);
+    tcase_add_loop_test(tc, test_amx_dw_threads_bitwise, 1, 3);
     tcase_add_loop_test(tc, test_conv_in_bf16, 0, N_INB);
     tcase_add_test(tc, test_conv_in_bf16_chunks);
     tcase_add_loop_test(tc, test_conv_out_bf16, 0, N_INB);

@@ -1,5 +1,6 @@
 /* host/nn/amx_conv.c: bf16 convolution forward (and strided dX) as an implicit GEMM on AMX
- * (tdpbf16ps), reading the activations where they lie: no im2col.
+ * (tdpbf16ps) or, on AVX512_BF16 without AMX, with vdpbf16ps (section "vdpbf16ps" below),
+ * reading the activations where they lie: no im2col.
  *
  * Why: the im2col route of a bf16 conv (conv2d.c, "bf16 with a native kernel") spent more
  * time copying than multiplying: in the quickstart bf16 step im2col_row and its memcpy
@@ -56,9 +57,11 @@
  * EQM_NN_OUT_BF16 (forward only): the epilogue sums the statistics from the fp32 tiles, as
  * it does for a float out, and stores vcvtneps2bf16 of them (nearest even, subnormal ->
  * signed zero, NaN quietened: nn_bf16_rne), 2 bytes an output instead of 4.
- * Scope (nn_amx_conv_ok): EQM_NN_BF16 on AMX (nn_bf16_native() == 2), not a 1x1 stride-1
- * pad-0 conv (a plain GEMM already), C_in >= 16; nn_amx_conv_dx_ok: stride > 1, C_out >=
- * 16, pad < kernel.
+ * Scope (nn_amx_conv_ok): EQM_NN_BF16 on a native kernel (nn_bf16_native() == 2: the tiles
+ * here; == 1, AVX512_BF16 without AMX: the vdpbf16ps kernel below, same slot and packed
+ * weights), not a 1x1 stride-1 pad-0 conv (a plain GEMM already), C_in >= 16;
+ * nn_amx_conv_dx_ok: stride > 1, C_out >= 16, pad < kernel (and on vdpbf16ps stride <=
+ * DXP_MAXST: the phase decomposition below).
  */
 #include "config.h"
 

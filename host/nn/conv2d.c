@@ -46,11 +46,14 @@
  * of dout. On AMX and on vdpbf16ps, the dW of a stride-1 conv with C_in % 16 == 0 runs as an
  * implicit GEMM over the padded images where amx_dw_pick says (amx_dw.c: no im2col rows,
  * no per-tile packing).
- * Implicit AMX path (bf16 on AMX, C_in >= 16): the forward and the stride-1 dX as a
- * forward of dout run as an implicit GEMM on a padded bf16 copy of each image
- * (amx_conv.c), the dW as an implicit GEMM too (amx_dw.c, where amx_dw_pick says): no
- * im2col. Strided convs take the implicit forward and dX (a transposed conv) only where
- * amx_pick / amx_dx_pick say (copy-bound shapes); else, and for their dW, the im2col tiles.
+ * Implicit path (bf16 with a native kernel, C_in >= 16): the forward and the stride-1 dX
+ * as a forward of dout run as an implicit GEMM on a padded bf16 copy of each image
+ * (amx_conv.c: AMX tiles, or on AVX512_BF16 without AMX a vdpbf16ps kernel whose rows are
+ * the output pixels), the dW as an implicit GEMM too (amx_dw.c, where amx_dw_pick says):
+ * no im2col. On AMX strided convs take the implicit forward and dX (a transposed conv)
+ * only where amx_pick / amx_dx_pick say (copy-bound shapes); on vdpbf16ps every forward
+ * and every strided dX (one stride-1 conv per phase). Else, and for strided dWs, the
+ * im2col tiles.
  * EQM_NN_SET_DIN (ABI 1.5, backward only): din is written, not added into; each dX path
  * above honours it (GEMM beta 0, the forward conv of dout without accumulate, col2im zeroing
  * each din row just before it gathers into it), so the caller's memset of din and the

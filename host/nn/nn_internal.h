@@ -43,11 +43,12 @@ size_t nn_conv2d_workspace_bytes(void);
  * 2 as 1 but stride-1 dX as a forward conv of dout with the flipped kernel (no col2im);
  * 3 Winograd wherever it applies (any output size) plus 2;
  * 4 the direct kernel (direct.c) wherever it applies (forward, stride-1 dX), else as 2;
- * 5 the implicit kernels wherever they apply: the bf16 forward and stride-1 dX on AMX
- *   (amx_conv.c) and the bf16 dW on AMX or vdpbf16ps (amx_dw.c); else as 2.
- * Default (0) also takes the direct kernel on the shapes conv2d.c's direct_pick names, on
- * AMX the implicit bf16 forward / stride-1 dX (amx_conv.c) wherever it applies, and on AMX
- * or vdpbf16ps the implicit bf16 dW (amx_dw.c) where conv2d.c's amx_dw_pick says. */
+ * 5 the implicit kernels wherever they apply: the bf16 forward, stride-1 dX and strided dX
+ *   (amx_conv.c) and the bf16 dW (amx_dw.c), on AMX or vdpbf16ps; else as 2.
+ * Default (0) also takes the direct kernel on the shapes conv2d.c's direct_pick names, the
+ * implicit bf16 forward / stride-1 dX (amx_conv.c) wherever it applies (strided forward and
+ * dX: on AMX where amx_pick / amx_dx_pick say, on vdpbf16ps always), and the implicit bf16
+ * dW (amx_dw.c) where conv2d.c's amx_dw_pick says. */
 void nn_conv2d_set_algo(int algo);
 
 /* winograd.c: F(2x2, 3x3) for 3x3 stride-1 convs with C_in, C_out in [16, NN_WINO_MAX_C] */

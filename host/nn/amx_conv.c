@@ -129,8 +129,11 @@ static void plan(const eqm_conv2d_shape *s, int dx, amx_plan *p)
 
 int nn_amx_conv_ok(const eqm_conv2d_shape *s)
 {
+    /* a pointwise conv: on AMX a plain GEMM; on vdpbf16ps the implicit kernel reads a bf16
+     * input as it is (the GEMM route would widen it and pack it again) */
     return (s->flags & EQM_NN_BF16) && nn_bf16_native() > 0 &&
-           !(s->kh == 1 && s->kw == 1 && s->pad == 0 && s->stride == 1) && s->C_in >= 16;
+           (nn_bf16_native() == 1 || !(s->kh == 1 && s->kw == 1 && s->pad == 0 && s->stride == 1)) &&
+           s->C_in >= 16;
 }
 
 int nn_amx_conv_dx_ok(const eqm_conv2d_shape *s)

@@ -1048,6 +1048,26 @@ static int amx_dw_pick(const eqm_conv2d_shape *s)
     return fill >= 0.85 || (fill >= 0.7 && s->C_in <= 128);
 }
 
+/* The dX of a pointwise conv: din (= or +=) dout w. On vdpbf16ps (the implicit kernel takes
+ * the pointwise forward there, amx_pick) as the implicit forward of dout with w transposed
+ * while packed (the GEMM would pack dout to bf16 as well, and w); else the GEMM. */
+static int pw_dx(eqm_host *h, const eqm_conv2d_shape *s, float *din, const float *dout,
+                 const float *w, int set)
+{
+    eqm_conv2d_shape t;
+    dx_shape(s, s->H, s->W, &t);
+    if (amx_pick(&t)) {
+        float *buf = ws_get(h, nn_amx_conv_ws_floats(&t));
+        if (!buf)
+            return EQM_ERR_NOMEM;
+        nn_amx_conv_forward(h, &t, din, dout, w, !set, buf, s);
+        return EQM_OK;
+    }
+    nn_gemm(h, s->flags, 0, 0, (int)((size_t)s->N * s->H * s->W), s->C_in, s->C_out, 1.f, dout,
+            s->C_out, w, s->C_in, set ? 0.f : 1.f, din, s->C_in);
+    return EQM_OK;
+}
+
 int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float *dw,
                        const float *dout, const float *in, const float *w)
 {
@@ -1074,11 +1094,10 @@ int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float
     const int set = (s->flags & EQM_NN_SET_DIN) != 0;
     c.set = set;
     if (is_pointwise(s) && in_bf16(s)) {
-        /* dX as the plain call's GEMM (it does not read in); dW on the im2col path below
-         * (bf16 tiles or fp32 tiles), which widens in */
-        if (din)
-            nn_gemm(h, s->flags, 0, 0, (int)((size_t)s->N * HoWo), c.K, Co, 1.f, dout, Co, w,
-                    c.K, set ? 0.f : 1.f, din, c.K);
+        /* dX as the plain call's GEMM (it does not read in; or pw_dx); dW on the im2col path
+         * below (bf16 tiles or fp32 tiles), which widens in */
+        if (din && (rc = pw_dx(h, s, din, dout, w, set)))
+            return rc;
         if (!dw)
             return EQM_OK;
         din = c.din = NULL;
@@ -1086,10 +1105,7 @@ int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float
         int M = (int)((size_t)s->N * HoWo);
         if (dw)
             nn_gemm(h, s->flags, 1, 0, Co, c.K, M, 1.f, dout, Co, in, c.K, 1.f, dw, c.K);
-        if (din)
-            nn_gemm(h, s->flags, 0, 0, M, c.K, Co, 1.f, dout, Co, w, c.K, set ? 0.f : 1.f,
-                    din, c.K);
-        return EQM_OK;
+        return din ? pw_dx(h, s, din, dout, w, set) : EQM_OK;
     }
     int adw = dw && amx_dw_pick(s);
     if (bf16_tiles(s) && !(dw && wino_ok(s)) && !adw && !(dw && direct_dw_pick(s)) &&

@@ -594,6 +594,7 @@ static void run(eqm_host *h, const amx_plan *pp, float *out, const float *in, co
 typedef struct {
     const eqm_conv2d_shape *s;
     int st, Ho, Wo, TY, TX, SH, SW, np, nph;
+    int gaps; /* some phase has no taps */
     size_t slot; /* bf16 of one slot (+ slack for the last pair's overread) */
     int nky[DXP_MAXST * DXP_MAXST], nkx[DXP_MAXST * DXP_MAXST], r2[DXP_MAXST * DXP_MAXST];
     size_t woff[DXP_MAXST * DXP_MAXST + 1]; /* uint32 offsets of the phases' packed weights */
@@ -620,6 +621,8 @@ static void dxp_make(const eqm_conv2d_shape *s, dxp_plan *p)
         p->nky[ph] = ry < s->kh ? (s->kh - 1 - ry) / p->st + 1 : 0;
         p->nkx[ph] = rx < s->kw ? (s->kw - 1 - rx) / p->st + 1 : 0;
         p->r2[ph] = (p->nkx[ph] * s->C_out + 1) / 2;
+        if (!p->nky[ph] || !p->nkx[ph])
+            p->gaps = 1;
         p->woff[ph + 1] =
             p->woff[ph] + (size_t)p->np * (size_t)p->nky[ph] * (size_t)p->r2[ph] * 32;
     }
@@ -711,20 +714,19 @@ BF16_TARGET static void dxp_body(void *vc, size_t gb, size_t ge)
                 for (size_t i = 0; i < len; i += 32)
                     cvt32(dst + i, src + i, len - i < 32 ? (int)(len - i) : 32);
             }
+            /* pixels no tap reaches (a phase without taps: 1x1 stride 2) have dL/din = 0:
+             * without accumulate the image is zeroed first (one pass; the phases with taps
+             * then overwrite theirs) */
+            if (p->gaps && !d->c.accumulate)
+                memset(d->c.out + n * (size_t)s->H * (size_t)s->W * Ci, 0,
+                       (size_t)s->H * (size_t)s->W * Ci * sizeof(float));
             for (int ph = 0; ph < p->nph; ph++) {
                 int ry = ph / p->st, rx = ph % p->st, nky = p->nky[ph], nkx = p->nkx[ph];
                 int qy0, qy1, qx0, qx1;
                 dxp_range(s->H, p->st, ry, s->pad, &qy0, &qy1);
                 dxp_range(s->W, p->st, rx, s->pad, &qx0, &qx1);
-                if (!nky || !nkx) { /* no tap reaches these pixels: dL/din = 0 */
-                    if (!d->c.accumulate)
-                        for (int qy = qy0; qy < qy1; qy++)
-                            for (int qx = qx0; qx < qx1; qx++)
-                                memset(d->c.out + ((n * (size_t)s->H + (size_t)(p->st * qy + ry - s->pad)) *
-                                                       (size_t)s->W + (size_t)(p->st * qx + rx - s->pad)) * Ci,
-                                       0, Ci * sizeof(float));
+                if (!nky || !nkx)
                     continue;
-                }
                 va.kh = nky, va.r2 = va.npair = p->r2[ph];
                 va.a = xp;
                 for (int j = 0; j < p->np; j++) {

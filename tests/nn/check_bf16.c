@@ -328,6 +328,13 @@ static const conv_case conv_cases[] = {
     {{2, 10, 7, 24, 16, 5, 5, 3, 2, 0}, 5, 0},   /* 5x5 stride 3, C_in 24 */
     {{2, 6, 6, 16, 16, 3, 3, 2, 0, 0}, 5, 0},    /* pad 0 */
     {{2, 40, 70, 16, 32, 3, 3, 2, 1, 0}, 0, 0},  /* 35 outputs per row: 3 blocks of 32 */
+    /* the strided implicit dW on vdpbf16ps (amx_dw.c: one phase canvas per (ky % st,
+     * kx % st); algo 5, or the default where amx_dw_pick takes it; AMX: the tiles) */
+    {{3, 11, 9, 16, 40, 3, 3, 2, 1, 0}, 5, 0},   /* 3x3 s2 pad 1, odd sizes, Co 40 */
+    {{2, 9, 11, 32, 24, 1, 1, 2, 0, 0}, 5, 0},   /* 1x1 s2 pad 0 (one phase), Co 24 */
+    {{2, 10, 8, 16, 20, 5, 5, 3, 2, 0}, 5, 0},   /* 5x5 s3 pad 2 (9 phases), Co 20 */
+    {{3, 7, 6, 16, 16, 3, 3, 2, 0, 0}, 5, 0},    /* pad 0, Co 16 (64 x 16 blocks) */
+    {{2, 33, 31, 16, 32, 3, 3, 2, 1, 0}, 0, 0},  /* the default path */
     /* the small-C_in direct kernels (direct.c; AVX-512F, else im2col): the stems */
     {{2, 11, 19, 3, 32, 3, 3, 1, 1, 0}, 0, 0},   /* CIFAR stem: widths 16 + 2 + 1 */
     {{3, 9, 9, 1, 16, 5, 5, 1, 2, 0}, 0, 0},     /* C_in 1 */
@@ -552,7 +559,8 @@ END_TEST
  * 2 threads. The pool's size is set once per process, so a child process (fork, before this
  * one starts its pool) computes the 1-thread dw into shared memory. Shapes: several chunks
  * per group, 64 x 16 blocks, a 5x5 with a partial column block (N Hr Wr = 297, not a
- * multiple of 32), pad 0 with Co 24. */
+ * multiple of 32), pad 0 with Co 24; strided (vdpbf16ps only): 3x3 s2 on odd sizes with
+ * several chunks, 5x5 s3 pad 2. */
 START_TEST(test_amx_dw_threads_bitwise)
 {
     if (!set_mode(_i))
@@ -567,14 +575,18 @@ START_TEST(test_amx_dw_threads_bitwise)
         {4, 12, 12, 32, 16, 3, 3, 1, 1, EQM_NN_BF16},
         {3, 9, 7, 16, 40, 5, 5, 1, 2, EQM_NN_BF16},
         {3, 12, 10, 32, 24, 3, 3, 1, 0, EQM_NN_BF16},
+        {24, 17, 15, 32, 40, 3, 3, 2, 1, EQM_NN_BF16},
+        {3, 10, 8, 16, 20, 5, 5, 3, 2, EQM_NN_BF16},
     };
-    enum { NS = 4 };
+    enum { NS = 6 };
+    const int ns = nn_bf16_native() == 2 ? 4 : NS; /* AMX: stride 1 only */
     float *x[NS], *g[NS], *w[NS];
     size_t nw[NS], off[NS + 1] = {0};
     for (int i = 0; i < NS; i++) {
         const eqm_conv2d_shape *s = &cs[i];
-        ck_assert(nn_amx_dw_ok(s));
-        int Ho = s->H + 2 * s->pad - s->kh + 1, Wo = s->W + 2 * s->pad - s->kw + 1;
+        ck_assert(i >= ns || nn_amx_dw_ok(s));
+        int Ho = (s->H + 2 * s->pad - s->kh) / s->stride + 1;
+        int Wo = (s->W + 2 * s->pad - s->kw) / s->stride + 1;
         nw[i] = (size_t)s->C_out * s->kh * s->kw * s->C_in;
         x[i] = rnd((size_t)s->N * s->H * s->W * s->C_in, 1.f);
         g[i] = rnd((size_t)s->N * Ho * Wo * s->C_out, 1.f);
@@ -591,7 +603,7 @@ START_TEST(test_amx_dw_threads_bitwise)
     if (pid == 0) {
         host_threads_init(1);
         int bad = 0;
-        for (int i = 0; i < NS; i++)
+        for (int i = 0; i < ns; i++)
             bad |= NN()->conv2d_backward(NULL, &cs[i], NULL, one + off[i], g[i], x[i], w[i]);
         _exit(bad ? 1 : 0);
     }
@@ -602,13 +614,16 @@ START_TEST(test_amx_dw_threads_bitwise)
     ck_assert_int_eq(host_threads(), 2);
     for (int i = 0; i < NS; i++) {
         float *dw = zeros(nw[i]);
-        ck_assert_int_eq(NN()->conv2d_backward(NULL, &cs[i], NULL, dw, g[i], x[i], w[i]), EQM_OK);
-        ck_assert_msg(memcmp(dw, one + off[i], nw[i] * sizeof *dw) == 0,
-                      "implicit dW kernel %d shape %d: 2 threads differ from 1", _i, i);
-        double d = 0;
-        for (size_t k = 0; k < nw[i]; k++)
-            d += fabs((double)dw[k]);
-        ck_assert_msg(d > 0, "implicit dW kernel %d shape %d: all zero", _i, i);
+        if (i < ns) {
+            ck_assert_int_eq(NN()->conv2d_backward(NULL, &cs[i], NULL, dw, g[i], x[i], w[i]),
+                             EQM_OK);
+            ck_assert_msg(memcmp(dw, one + off[i], nw[i] * sizeof *dw) == 0,
+                          "implicit dW kernel %d shape %d: 2 threads differ from 1", _i, i);
+            double d = 0;
+            for (size_t k = 0; k < nw[i]; k++)
+                d += fabs((double)dw[k]);
+            ck_assert_msg(d > 0, "implicit dW kernel %d shape %d: all zero", _i, i);
+        }
         free(dw), free(x[i]), free(g[i]), free(w[i]);
     }
     munmap(one, off[NS] * sizeof(float));
@@ -685,6 +700,9 @@ static const inb_case inb_cases[] = {
     {{2, 11, 19, 3, 32, 3, 3, 1, 1, 0}, "stem 3->32"},
     {{2, 8, 7, 4, 48, 3, 3, 2, 0, 0}, "C_in 4 s2 pad 0"},
     {{3, 5, 7, 5, 7, 3, 3, 2, 1, 0}, "small odd 5->7 s2"},
+    {{2, 11, 9, 16, 40, 3, 3, 2, 1, 0}, "3x3 s2 odd sizes (vdpbf16ps implicit dW)"},
+    {{2, 9, 7, 32, 24, 1, 1, 2, 0, 0}, "1x1 s2 odd sizes (vdpbf16ps implicit dW)"},
+    {{2, 10, 8, 16, 20, 5, 5, 3, 2, 0}, "5x5 s3 pad 2 (vdpbf16ps implicit dW)"},
 };
 #define N_INB (int)(sizeof inb_cases / sizeof *inb_cases)
 

@@ -1,14 +1,16 @@
 /* host/nn/amx_dw.c: the weight gradient of a bf16 stride-1 conv2d as an implicit GEMM on
- * AMX (tdpbf16ps), or on AVX512_BF16 without AMX (vdpbf16ps, the second kernel below): no
- * im2col rows, no per-tile packing.
+ * AMX (tdpbf16ps), or on AVX512_BF16 without AMX (vdpbf16ps, the second kernel below, which
+ * also takes strided convs: "Strided convs" at the end of this comment): no im2col rows, no
+ * per-tile packing.
  *
  * Shape (conv2d.c's legend): x (N, H, W, Ci) NHWC, dout (N, Ho, Wo, Co), dw (Co, kh, kw, Ci)
  * += sum over n, oy, ox of dout[n, oy, ox, co] xpad[n, oy + ky, ox + kx, ci] (stride 1,
  * zero padding pad). Scope (nn_amx_dw_ok): EQM_NN_BF16 on a native kernel
- * (nn_bf16_native() == 2 AMX, == 1 vdpbf16ps), stride 1, not 1x1 pointwise, Ci % 16 == 0
- * (vdpbf16ps also: the largest tap offset (kh - 1) Wr + kw - 1 under 2^14); conv2d.c picks
- * it (amx_dw_pick) on AMX where nn_amx_dw_fill >= 0.7 or C_in >= 256, on vdpbf16ps where
- * the fill is >= 0.85, or >= 0.7 up to C_in = 128, and always under algo 5.
+ * (nn_bf16_native() == 2 AMX, == 1 vdpbf16ps), stride 1 (vdpbf16ps: 1 to 4), not 1x1
+ * pointwise, Ci % 16 == 0 (vdpbf16ps also: the largest tap offset (kh - 1) Wr + kw - 1
+ * under 2^14); conv2d.c picks it (amx_dw_pick) on AMX where nn_amx_dw_fill >= 0.7 or C_in
+ * >= 256, on vdpbf16ps where the fill is >= 0.85, or >= 0.7 up to C_in = 128 (strided: 32),
+ * and always under algo 5.
  *
  * The canvas: the batch as one tall zero-padded image whose images and rows SHARE their
  * padding: row stride Wr = max(W + pad, Wo), image stride Hr = max(H + pad, Ho) rows;
@@ -102,6 +104,26 @@
  * the 1024^3 bf16 GEMM: 188); the copies (x 12.6 MB of bf16, dout 25 MB of floats) take
  * most of the rest. conv-layers, 1 core, dW: 32x32 16->16 11.7-12.1 ms (fp32 direct
  * 17.3-18.0, the bf16 tiles before 33.0-33.5), 16x16 32->32 10.7 (fp32 17.9-19.4).
+ *
+ * Strided convs (vdpbf16ps only; AMX keeps stride 1): phase decomposition. For stride st,
+ * tap (ky, kx) = (st jy + ry, st jx + rx) with ry, rx < st reads xpad[st oy + ky][st ox +
+ * kx] = xph[oy + jy][ox + jx], xph(ry, rx)[a][b] = xpad[st a + ry][st b + rx]: per phase
+ * (ry, rx) (ry < min(st, kh), rx < min(st, kw): the others have no taps; a 1x1 stride-2
+ * conv is one phase) its taps are a stride-1 correlation of dout with xph, kernel
+ * ceil((kh - ry) / st) x ceil((kw - rx) / st). Each phase gets its own canvas of the
+ * same Hr x Wr per image: rows pty[ry] + n Hr + i, i < Hs[ry], hold input row y0[ry] + st i
+ * (pty = ceil((pad - ry) / st) leading zero rows, the zero rows of xph; y0 = st pty + ry -
+ * pad in [0, st)), columns likewise (ptx, x0, Ws); Hr is the largest of Ho, Hs + pty (the
+ * image's rows end before the next image's leading zeros) and Ho + taps - 1 - pty (the
+ * last tap of the last output row reads zeros) over the phases (axis(); at stride 1 this
+ * is the canvas above). With one Hr and Wr for all phases, output (n, oy, ox) sits at the
+ * same q in each, so D2 is built once per chunk and shared; each chunk builds one Xt per
+ * phase (nph of them, Ci rows of LC each: the chunk sizing counts them), and a row group
+ * of tap (ky, kx) reads phase (ky % st, kx % st)'s Xt at offset (ky / st) Wr + kx / st.
+ * The blocks, row groups (dW's own tap order), partials, groups, tasks and sum are those
+ * of stride 1: the same bits at any thread count. The fill drops to (Ho / (Ho + 1))^2 for
+ * 3x3 s2 pad 1 (phase (0, 0) has a leading zero row and column per image), so conv2d.c
+ * takes it only where that pays. Measured: conv2d.c's amx_dw_pick, bench/README.md.
  */
 #include "config.h"
 

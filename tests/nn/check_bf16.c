@@ -632,6 +632,60 @@ START_TEST(test_amx_dw_threads_bitwise)
 }
 END_TEST
 
+/* The strided implicit dW on vdpbf16ps (amx_dw.c's phase canvases) on odd geometries: pads
+ * from 0 to past the stride, a phase with no input rows (H = 1 at stride 2, pad 0 or 1),
+ * 1x1 with pad, kernels smaller than the stride, 2x2 stride 4, stride 3 and 4. Each dW
+ * (algo 5: the implicit kernel wherever nn_amx_dw_ok) against the fp32 conv of the rounded
+ * tensors, to fp32 summation error (the products are exact). */
+START_TEST(test_amx_dw_strided_shapes)
+{
+    if (!set_mode(1))
+        return;
+    host_threads_init(2);
+    static const eqm_conv2d_shape cs[] = {
+        /* N, H, W, Ci, Co, kh, kw, stride, pad */
+        {2, 7, 9, 16, 20, 3, 3, 2, 2, 0}, {3, 1, 5, 16, 16, 3, 3, 2, 1, 0},
+        {2, 1, 3, 16, 8, 1, 1, 2, 0, 0},  {2, 6, 7, 32, 16, 1, 1, 2, 1, 0},
+        {2, 9, 8, 16, 24, 2, 2, 4, 1, 0}, {2, 11, 13, 16, 40, 4, 4, 3, 1, 0},
+        {2, 12, 9, 16, 16, 3, 5, 4, 3, 0}, {5, 4, 4, 48, 32, 3, 3, 2, 1, 0},
+        {2, 10, 10, 16, 16, 3, 3, 3, 0, 0}, {2, 8, 6, 16, 72, 2, 3, 2, 0, 0},
+    };
+    nn_conv2d_set_algo(5);
+    for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
+        const eqm_conv2d_shape *s = &cs[i];
+        eqm_conv2d_shape sb = *s;
+        sb.flags = EQM_NN_BF16;
+        ck_assert_msg(nn_amx_dw_ok(&sb), "strided shape %zu not taken", i);
+        int Ho = (s->H + 2 * s->pad - s->kh) / s->stride + 1;
+        int Wo = (s->W + 2 * s->pad - s->kw) / s->stride + 1;
+        size_t ni = (size_t)s->N * s->H * s->W * s->C_in, no = (size_t)s->N * Ho * Wo * s->C_out;
+        size_t nw = (size_t)s->C_out * s->kh * s->kw * s->C_in;
+        float *x = rnd(ni, 1.f), *w = rnd(nw, 0.2f), *g = rnd(no, 1.f);
+        nn_bf16_round(x, x, ni), nn_bf16_round(w, w, nw), nn_bf16_round(g, g, no);
+        float *ax = dup(x, ni), *ag = dup(g, no);
+        for (size_t k = 0; k < ni; k++)
+            ax[k] = fabsf(ax[k]);
+        for (size_t k = 0; k < no; k++)
+            ag[k] = fabsf(ag[k]);
+        float *dw[3] = {zeros(nw), zeros(nw), zeros(nw)};
+        ck_assert_int_eq(NN()->conv2d_backward(NULL, &sb, NULL, dw[0], g, x, w), EQM_OK);
+        ck_assert_int_eq(NN()->conv2d_backward(NULL, s, NULL, dw[1], g, x, w), EQM_OK);
+        ck_assert_int_eq(NN()->conv2d_backward(NULL, s, NULL, dw[2], ag, ax, w), EQM_OK);
+        check_bound("strided implicit dW vs rounded fp32", (int)i, dw[0], dw[1], dw[2], nw, 0,
+                    s->N * Ho * Wo);
+        double d = 0;
+        for (size_t k = 0; k < nw; k++)
+            d += fabs((double)dw[0][k]);
+        ck_assert_msg(d > 0, "strided shape %zu: dW all zero", i);
+        for (int v = 0; v < 3; v++)
+            free(dw[v]);
+        free(x), free(w), free(g), free(ax), free(ag);
+    }
+    nn_conv2d_set_algo(0);
+    nn_bf16_set_native(2);
+}
+END_TEST
+
 /* The host's precision (train.precision = bf16): a conv whose own flags are 0 runs exactly
  * as with EQM_NN_BF16 (bit for bit, forward, dX, dW), and precision 0 gives back fp32. */
 START_TEST(test_conv_precision)
@@ -1247,6 +1301,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_small_rounding);
     tcase_add_loop_test(tc, test_conv_stats, 0, 3);
     tcase_add_loop_test(tc, test_amx_dw_threads_bitwise, 1, 3);
+    tcase_add_test(tc, test_amx_dw_strided_shapes);
     tcase_add_loop_test(tc, test_conv_in_bf16, 0, N_INB);
     tcase_add_test(tc, test_conv_in_bf16_chunks);
     tcase_add_loop_test(tc, test_conv_out_bf16, 0, N_INB);

@@ -159,7 +159,7 @@
 typedef struct {
     const eqm_conv2d_shape *s;
     int st, nphx, nph;                     /* stride; phases per row (min(st, kw)), all */
-    int pty[DW_MAXST], y0[DW_MAXST], Hs[DW_MAXST]; /* per ry: canvas rows, see geom */
+    int pty[DW_MAXST], y0[DW_MAXST], Hs[DW_MAXST]; /* per ry: canvas rows, see axis */
     int ptx[DW_MAXST], x0[DW_MAXST], Ws[DW_MAXST]; /* per rx: canvas columns */
     int Ho, Wo, Hr, Wr, Ci, Co, Co16, ncg; /* ncg: 16-channel groups of C_in */
     int nrg, rbg, nrb, ncb, CB;            /* row groups, per block, row/col blocks, cols */
@@ -187,7 +187,7 @@ static int imax(int a, int b) { return a > b ? a : b; }
 static int axis(int n, int k, int o, int st, int pad, int *pt, int *y0, int *nd)
 {
     int per = o;
-    for (int r = 0; r < st && r < k; r++) {
+    for (int r = 0; r < st && r < k && r < DW_MAXST; r++) { /* (nn_amx_dw_ok: st <= 4) */
         pt[r] = pad > r ? (pad - r + st - 1) / st : 0;
         y0[r] = st * pt[r] + r - pad; /* in [0, st) */
         nd[r] = n > y0[r] ? (n - y0[r] + st - 1) / st : 0;

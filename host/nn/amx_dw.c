@@ -1,14 +1,16 @@
 /* host/nn/amx_dw.c: the weight gradient of a bf16 stride-1 conv2d as an implicit GEMM on
- * AMX (tdpbf16ps), or on AVX512_BF16 without AMX (vdpbf16ps, the second kernel below): no
- * im2col rows, no per-tile packing.
+ * AMX (tdpbf16ps), or on AVX512_BF16 without AMX (vdpbf16ps, the second kernel below, which
+ * also takes strided convs: "Strided convs" at the end of this comment): no im2col rows, no
+ * per-tile packing.
  *
  * Shape (conv2d.c's legend): x (N, H, W, Ci) NHWC, dout (N, Ho, Wo, Co), dw (Co, kh, kw, Ci)
  * += sum over n, oy, ox of dout[n, oy, ox, co] xpad[n, oy + ky, ox + kx, ci] (stride 1,
  * zero padding pad). Scope (nn_amx_dw_ok): EQM_NN_BF16 on a native kernel
- * (nn_bf16_native() == 2 AMX, == 1 vdpbf16ps), stride 1, not 1x1 pointwise, Ci % 16 == 0
- * (vdpbf16ps also: the largest tap offset (kh - 1) Wr + kw - 1 under 2^14); conv2d.c picks
- * it (amx_dw_pick) on AMX where nn_amx_dw_fill >= 0.7 or C_in >= 256, on vdpbf16ps where
- * the fill is >= 0.85, or >= 0.7 up to C_in = 128, and always under algo 5.
+ * (nn_bf16_native() == 2 AMX, == 1 vdpbf16ps), stride 1 (vdpbf16ps: 1 to 4), not 1x1
+ * pointwise, Ci % 16 == 0 (vdpbf16ps also: the largest tap offset (kh - 1) Wr + kw - 1
+ * under 2^14); conv2d.c picks it (amx_dw_pick) on AMX where nn_amx_dw_fill >= 0.7 or C_in
+ * >= 256, on vdpbf16ps where the fill is >= 0.85, or >= 0.7 up to C_in = 128 (strided: 32),
+ * and always under algo 5.
  *
  * The canvas: the batch as one tall zero-padded image whose images and rows SHARE their
  * padding: row stride Wr = max(W + pad, Wo), image stride Hr = max(H + pad, Ho) rows;
@@ -102,6 +104,26 @@
  * the 1024^3 bf16 GEMM: 188); the copies (x 12.6 MB of bf16, dout 25 MB of floats) take
  * most of the rest. conv-layers, 1 core, dW: 32x32 16->16 11.7-12.1 ms (fp32 direct
  * 17.3-18.0, the bf16 tiles before 33.0-33.5), 16x16 32->32 10.7 (fp32 17.9-19.4).
+ *
+ * Strided convs (vdpbf16ps only; AMX keeps stride 1): phase decomposition. For stride st,
+ * tap (ky, kx) = (st jy + ry, st jx + rx) with ry, rx < st reads xpad[st oy + ky][st ox +
+ * kx] = xph[oy + jy][ox + jx], xph(ry, rx)[a][b] = xpad[st a + ry][st b + rx]: per phase
+ * (ry, rx) (ry < min(st, kh), rx < min(st, kw): the others have no taps; a 1x1 stride-2
+ * conv is one phase) its taps are a stride-1 correlation of dout with xph, kernel
+ * ceil((kh - ry) / st) x ceil((kw - rx) / st). Each phase gets its own canvas of the
+ * same Hr x Wr per image: rows pty[ry] + n Hr + i, i < Hs[ry], hold input row y0[ry] + st i
+ * (pty = ceil((pad - ry) / st) leading zero rows, the zero rows of xph; y0 = st pty + ry -
+ * pad in [0, st)), columns likewise (ptx, x0, Ws); Hr is the largest of Ho, Hs + pty (the
+ * image's rows end before the next image's leading zeros) and Ho + taps - 1 - pty (the
+ * last tap of the last output row reads zeros) over the phases (axis(); at stride 1 this
+ * is the canvas above). With one Hr and Wr for all phases, output (n, oy, ox) sits at the
+ * same q in each, so D2 is built once per chunk and shared; each chunk builds one Xt per
+ * phase (nph of them, Ci rows of LC each: the chunk sizing counts them), and a row group
+ * of tap (ky, kx) reads phase (ky % st, kx % st)'s Xt at offset (ky / st) Wr + kx / st.
+ * The blocks, row groups (dW's own tap order), partials, groups, tasks and sum are those
+ * of stride 1: the same bits at any thread count. The fill drops to (Ho / (Ho + 1))^2 for
+ * 3x3 s2 pad 1 (phase (0, 0) has a leading zero row and column per image), so conv2d.c
+ * takes it only where that pays. Measured: conv2d.c's amx_dw_pick, bench/README.md.
  */
 #include "config.h"
 
@@ -130,8 +152,15 @@
  * different L1 sets (at 2^l alone, 16 rows 16 KiB apart thrashed one 8-way set) */
 #define ZLC(l) (((size_t)1 << (l)) + 32)
 
+/* Strided convs (vdpbf16ps only, see "Strided convs" above): phases ry < min(st, kh),
+ * rx < min(st, kw); at most DW_MAXST^2 of them. */
+#define DW_MAXST 4
+
 typedef struct {
     const eqm_conv2d_shape *s;
+    int st, nphx, nph;                     /* stride; phases per row (min(st, kw)), all */
+    int pty[DW_MAXST], y0[DW_MAXST], Hs[DW_MAXST]; /* per ry: canvas rows, see axis */
+    int ptx[DW_MAXST], x0[DW_MAXST], Ws[DW_MAXST]; /* per rx: canvas columns */
     int Ho, Wo, Hr, Wr, Ci, Co, Co16, ncg; /* ncg: 16-channel groups of C_in */
     int nrg, rbg, nrb, ncb, CB;            /* row groups, per block, row/col blocks, cols */
     size_t Qn, steps, chunk, dmax, LC;     /* chunk: steps per chunk; LC: Xt row length */
@@ -146,32 +175,64 @@ typedef struct {
 
 static size_t up(size_t v, size_t m) { return (v + m - 1) / m * m; }
 
-/* The largest tap offset (kh - 1) Wr + kw - 1 (plan_of's Wr). */
-static size_t dmax_of(const eqm_conv2d_shape *s)
+static int imax(int a, int b) { return a > b ? a : b; }
+
+/* One axis of the phase canvases (rows: n = H, k = kh, o = Ho; columns likewise): per
+ * phase r < min(st, k), pt[r] leading zero positions, then nd[r] = count of input rows
+ * y0[r] + st i (i = 0, 1, ...) inside [0, n); returns the canvas period (Hr or Wr): the
+ * largest of o, nd + pt (an image's rows end before the next image's phase rows start)
+ * and o + ceil((k - r) / st) - 1 - pt (the last tap of the last output stays in the
+ * zeros after the rows, or in the next image's leading ones). At stride 1: pt = pad,
+ * y0 = 0, nd = n, period max(n + pad, o) (the canvas of the comment at the top). */
+static int axis(int n, int k, int o, int st, int pad, int *pt, int *y0, int *nd)
 {
-    int Wo = s->W + 2 * s->pad - s->kw + 1;
-    int Wr = s->W + s->pad > Wo ? s->W + s->pad : Wo;
-    return (size_t)(s->kh - 1) * (size_t)Wr + (size_t)(s->kw - 1);
+    int per = o;
+    for (int r = 0; r < st && r < k && r < DW_MAXST; r++) { /* (nn_amx_dw_ok: st <= 4) */
+        pt[r] = pad > r ? (pad - r + st - 1) / st : 0;
+        y0[r] = st * pt[r] + r - pad; /* in [0, st) */
+        nd[r] = n > y0[r] ? (n - y0[r] + st - 1) / st : 0;
+        int taps = (k - r + st - 1) / st;
+        per = imax(per, imax(nd[r] + pt[r], o + taps - 1 - pt[r]));
+    }
+    return per;
+}
+
+/* The canvas geometry of s (all kernels): Ho, Wo, st, phases, Hr, Wr, dmax. */
+static void geom(const eqm_conv2d_shape *s, dw_plan *p)
+{
+    memset(p, 0, sizeof *p);
+    p->s = s;
+    p->st = s->stride;
+    p->Ho = (s->H + 2 * s->pad - s->kh) / s->stride + 1;
+    p->Wo = (s->W + 2 * s->pad - s->kw) / s->stride + 1;
+    p->nphx = s->kw < p->st ? s->kw : p->st;
+    p->nph = (s->kh < p->st ? s->kh : p->st) * p->nphx;
+    p->Hr = axis(s->H, s->kh, p->Ho, p->st, s->pad, p->pty, p->y0, p->Hs);
+    p->Wr = axis(s->W, s->kw, p->Wo, p->st, s->pad, p->ptx, p->x0, p->Ws);
+    /* the largest tap offset: phase (0, 0)'s last tap */
+    p->dmax = (size_t)((s->kh + p->st - 1) / p->st - 1) * (size_t)p->Wr +
+              (size_t)((s->kw + p->st - 1) / p->st - 1);
 }
 
 int nn_amx_dw_ok(const eqm_conv2d_shape *s)
 {
     int nat = nn_bf16_native();
-    if (!(s->flags & EQM_NN_BF16) || nat < 1 || s->stride != 1 ||
-        (s->kh == 1 && s->kw == 1 && s->pad == 0) || s->C_in % 16 != 0)
+    if (!(s->flags & EQM_NN_BF16) || nat < 1 || s->stride < 1 ||
+        (s->stride == 1 && s->kh == 1 && s->kw == 1 && s->pad == 0) || s->C_in % 16 != 0)
+        return 0;
+    if (nat == 2) /* AMX: stride 1 */
+        return s->stride == 1;
+    if (s->stride > DW_MAXST)
         return 0;
     /* vdpbf16ps: an Xt row holds the largest tap offset plus a step */
-    return nat == 2 || dmax_of(s) + 32 <= ZLC(ZLC_MAX);
+    dw_plan p;
+    geom(s, &p);
+    return p.dmax + 32 <= ZLC(ZLC_MAX);
 }
 
 static void plan_of(const eqm_conv2d_shape *s, dw_plan *p)
 {
-    memset(p, 0, sizeof *p);
-    p->s = s;
-    p->Ho = s->H + 2 * s->pad - s->kh + 1;
-    p->Wo = s->W + 2 * s->pad - s->kw + 1;
-    p->Hr = s->H + s->pad > p->Ho ? s->H + s->pad : p->Ho;
-    p->Wr = s->W + s->pad > p->Wo ? s->W + s->pad : p->Wo;
+    geom(s, p);
     p->Ci = s->C_in;
     p->Co = s->C_out;
     p->Co16 = (int)up((size_t)s->C_out, 16);
@@ -183,18 +244,17 @@ static void plan_of(const eqm_conv2d_shape *s, dw_plan *p)
     p->ncb = (p->Co16 + p->CB - 1) / p->CB;
     p->Qn = (size_t)s->N * p->Hr * p->Wr;
     p->steps = (p->Qn + 31) / 32;
-    p->dmax = (size_t)(s->kh - 1) * p->Wr + (size_t)(s->kw - 1);
     p->zmm = nn_bf16_native() == 1;
     if (p->zmm) {
         /* LC = ZLC(zl) (a constant of the kernel instance): the largest whose chunk of
-         * Xt (2 Ci LC bytes) and D2 (2 Co16 (LC - dmax)) fits ZCHUNK_BYTES, at least one
-         * step past dmax, no larger than the steps need */
+         * Xt (2 Ci LC bytes per phase) and D2 (2 Co16 (LC - dmax)) fits ZCHUNK_BYTES, at
+         * least one step past dmax, no larger than the steps need */
         size_t lim = ZCHUNK_BYTES, need = 32 * p->steps + p->dmax;
         int zl = ZLC_MIN;
         while (zl < ZLC_MAX && ZLC(zl) < p->dmax + 32)
             zl++;
         while (zl < ZLC_MAX && ZLC(zl) < need &&
-               2 * (size_t)p->Ci * ZLC(zl + 1) +
+               2 * (size_t)p->nph * (size_t)p->Ci * ZLC(zl + 1) +
                        2 * (size_t)p->Co16 * (ZLC(zl + 1) - p->dmax) <=
                    lim)
             zl++;
@@ -216,7 +276,7 @@ static void plan_of(const eqm_conv2d_shape *s, dw_plan *p)
     size_t S = (nt + (size_t)p->G - 1) / (size_t)p->G; /* G S tasks: >= the threads */
     p->S = (int)(S < nblk ? S : nblk);
     p->part_floats = nblk * BLOCK_FLOATS;
-    p->xt_floats = (size_t)p->Ci * p->LC / 2;
+    p->xt_floats = (size_t)p->nph * (size_t)p->Ci * p->LC / 2;
     p->task_floats = p->xt_floats + up(16 * p->chunk * (size_t)p->Co16, 16);
 }
 
@@ -298,25 +358,29 @@ ZMM_TARGET static inline void tr16x16w(__m256i r[16])
 
 /* ------------------------------------------------------------- the two copies ---- */
 
-/* The input pixel at position q, or none (padding, gaps, past the images): walks q. */
+/* The input pixel at position q of phase (ry, rx)'s canvas, or none (padding, gaps, past
+ * the images): walks q. */
 typedef struct {
     size_t R;   /* canvas row q / Wr */
     int c;      /* column q % Wr */
     int has;    /* R is an image row */
     size_t row; /* its first element in `in` (floats or bf16) */
+    int ry;     /* the phase's row */
 } xwalk;
 
 static void xwalk_row(const dw_plan *p, xwalk *w)
 {
     const eqm_conv2d_shape *s = p->s;
+    const int pt = p->pty[w->ry];
     w->has = 0;
-    if (w->R < (size_t)s->pad)
+    if (w->R < (size_t)pt)
         return;
-    size_t t = w->R - (size_t)s->pad, n = t / (size_t)p->Hr;
-    int iy = (int)(t % (size_t)p->Hr);
-    if (n < (size_t)s->N && iy < s->H) {
+    size_t t = w->R - (size_t)pt, n = t / (size_t)p->Hr;
+    int i = (int)(t % (size_t)p->Hr);
+    if (n < (size_t)s->N && i < p->Hs[w->ry]) {
         w->has = 1;
-        w->row = (n * (size_t)s->H + (size_t)iy) * (size_t)s->W * (size_t)p->Ci;
+        w->row = (n * (size_t)s->H + (size_t)(p->y0[w->ry] + p->st * i)) * (size_t)s->W *
+                 (size_t)p->Ci;
     }
 }
 
@@ -333,25 +397,29 @@ ZMM_TARGET static inline __m512 load16(const dw_plan *p, size_t e)
     return _mm512_loadu_ps(p->in + e);
 }
 
-/* Xt rows (Ci of them, LC apart) at dst for positions [q0, q0 + nq), nq % 16 == 0. */
-ZMM_TARGET static void xt_chunk(const dw_plan *p, size_t q0, size_t nq, uint16_t *dst)
+/* Xt rows (Ci of them, LC apart) of phase (ry, rx) at dst for positions [q0, q0 + nq),
+ * nq % 16 == 0. Column c holds input column x0 + st (c - pt) (pt = ptx[rx], ...) where
+ * 0 <= c - pt < Ws[rx]; at stride 1 ix = c - pad. */
+ZMM_TARGET static void xt_chunk(const dw_plan *p, int ry, int rx, size_t q0, size_t nq,
+                                uint16_t *dst)
 {
-    const size_t Ci = (size_t)p->Ci, LC = p->LC;
-    const int pad = p->s->pad, W = p->s->W;
-    xwalk w = {q0 / (size_t)p->Wr, (int)(q0 % (size_t)p->Wr), 0, 0};
+    const size_t Ci = (size_t)p->Ci, LC = p->LC, sC = (size_t)p->st * Ci;
+    const int pt = p->ptx[rx], Ws = p->Ws[rx];
+    const size_t xo = (size_t)p->x0[rx] * Ci;
+    xwalk w = {q0 / (size_t)p->Wr, (int)(q0 % (size_t)p->Wr), 0, 0, ry};
     xwalk_row(p, &w);
     for (size_t x = 0; x < nq; x += 16) {
         size_t src[16]; /* element of the pixel in `in`, or SIZE_MAX (zero) */
-        int ix0 = w.c - pad;
-        if (p->zmm && w.has && ix0 >= 0 && ix0 + 16 <= W && w.c + 16 < p->Wr) {
+        int ix0 = w.c - pt;
+        if (p->zmm && w.has && ix0 >= 0 && ix0 + 16 <= Ws && w.c + 16 < p->Wr) {
             /* vdpbf16ps: 16 pixels of one image row, as the walk below finds them */
             for (int i = 0; i < 16; i++)
-                src[i] = w.row + (size_t)(ix0 + i) * Ci;
+                src[i] = w.row + xo + (size_t)(ix0 + i) * sC;
             w.c += 16;
         } else {
             for (int i = 0; i < 16; i++) {
-                int ix = w.c - pad;
-                src[i] = w.has && ix >= 0 && ix < W ? w.row + (size_t)ix * Ci : SIZE_MAX;
+                int ix = w.c - pt;
+                src[i] = w.has && ix >= 0 && ix < Ws ? w.row + xo + (size_t)ix * sC : SIZE_MAX;
                 if (++w.c == p->Wr) {
                     w.c = 0;
                     w.R++;
@@ -640,24 +708,27 @@ static void zpf_take(zpf *z, size_t want, const char **pp, size_t *n)
         z->a += 64 * m, z->na -= m;
 }
 
-/* The first pixel of `in` at or after canvas position q (N H W past the last). */
+/* The first pixel of `in` at or after canvas position q of phase (0, 0) (N H W past the
+ * last; strided: the other phases' rows st i + 1 .. of the last canvas row are left out,
+ * a prefetch range only). */
 static size_t in_pix(const dw_plan *p, size_t q)
 {
     const eqm_conv2d_shape *s = p->s;
     const size_t HW = (size_t)s->H * (size_t)s->W, tot = (size_t)s->N * HW;
     size_t R = q / (size_t)p->Wr;
     int c = (int)(q % (size_t)p->Wr);
-    if (R < (size_t)s->pad)
+    if (R < (size_t)p->pty[0])
         return 0;
-    size_t t = R - (size_t)s->pad, n = t / (size_t)p->Hr, iy = t % (size_t)p->Hr;
+    size_t t = R - (size_t)p->pty[0], n = t / (size_t)p->Hr, i = t % (size_t)p->Hr;
     if (n >= (size_t)s->N)
         return tot;
-    if (iy >= (size_t)s->H)
+    if (i >= (size_t)p->Hs[0])
         return (n + 1) * HW;
-    int ix = c - s->pad < 0 ? 0 : c - s->pad;
-    if (ix >= s->W)
+    size_t iy = (size_t)p->y0[0] + (size_t)p->st * i;
+    int j = c - p->ptx[0] < 0 ? 0 : c - p->ptx[0];
+    if (j >= p->Ws[0])
         return n * HW + (iy + 1) * (size_t)s->W;
-    return n * HW + iy * (size_t)s->W + (size_t)ix;
+    return n * HW + iy * (size_t)s->W + (size_t)(p->x0[0] + p->st * j);
 }
 
 /* The first output pixel at or after canvas position q. */
@@ -694,15 +765,18 @@ ZMM_TARGET static void zrun_block(const dw_plan *p, float *c, int rb, int cb,
                                   const uint16_t *xt, const uint32_t *d2, size_t p0, size_t np,
                                   int first, zpf *z)
 {
-    const int kw = p->s->kw;
+    const int kw = p->s->kw, st = p->st;
     const int ma = p->nrg - rb * p->rbg < p->rbg ? p->nrg - rb * p->rbg : p->rbg;
     const int nb = p->CB == 32 && p->Co16 - cb * 32 >= 32 ? 2 : 1;
     const size_t ldc = (size_t)p->CB, ldd = (size_t)p->Co16;
     const uint32_t *d = d2 + p0 * ldd + (size_t)cb * p->CB;
     for (int i = 0; i < ma; i++) {
-        int j = rb * p->rbg + i, t = j / p->ncg, cg = j % p->ncg;
-        size_t dt = (size_t)(t / kw) * (size_t)p->Wr + (size_t)(t % kw);
-        const uint16_t *a = xt + (size_t)cg * 16 * p->LC + dt + 2 * p0;
+        /* tap (ky, kx): phase (ky % st, kx % st), offset (ky / st) Wr + kx / st there */
+        int j = rb * p->rbg + i, t = j / p->ncg, cg = j % p->ncg, ky = t / kw, kx = t % kw;
+        size_t ph = (size_t)((ky % st) * p->nphx + kx % st);
+        size_t dt = (size_t)(ky / st) * (size_t)p->Wr + (size_t)(kx / st);
+        const uint16_t *a =
+            xt + (ph * (size_t)p->Ci + (size_t)cg * 16) * p->LC + dt + 2 * p0;
         float *ci = c + (size_t)i * 16 * ldc;
         const char *pf;
         size_t npf;
@@ -734,7 +808,9 @@ static void zdw_body(void *vc, size_t b, size_t e)
         uint32_t *d2 = (uint32_t *)(void *)(tb + p->xt_floats);
         for (size_t k0 = s0; k0 < s1; k0 += p->chunk) {
             size_t ns = s1 - k0 < p->chunk ? s1 - k0 : p->chunk;
-            xt_chunk(p, 32 * k0, up(32 * ns + p->dmax, 16), xt);
+            for (int ph = 0; ph < p->nph; ph++)
+                xt_chunk(p, ph / p->nphx, ph % p->nphx, 32 * k0, up(32 * ns + p->dmax, 16),
+                         xt + (size_t)ph * (size_t)p->Ci * p->LC);
             d2_chunk(p, 16 * k0, 16 * ns, d2);
             zpf z = {0};
             if (k0 + ns < s1) {
@@ -769,7 +845,7 @@ static void dw_body(void *vc, size_t b, size_t e)
         uint32_t *d2 = (uint32_t *)(void *)(tb + p->xt_floats);
         for (size_t k0 = s0; k0 < s1; k0 += p->chunk) {
             size_t ns = s1 - k0 < p->chunk ? s1 - k0 : p->chunk;
-            xt_chunk(p, 32 * k0, up(32 * ns + p->dmax, 16), xt);
+            xt_chunk(p, 0, 0, 32 * k0, up(32 * ns + p->dmax, 16), xt);
             d2_chunk(p, 16 * k0, 16 * ns, d2);
             for (size_t bi = b0; bi < b1; bi++)
                 run_block(p, part + bi * BLOCK_FLOATS, (int)(bi / (size_t)p->ncb),

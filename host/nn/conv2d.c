@@ -45,14 +45,14 @@
  * bf16 (see "bf16 with a native kernel" below), and a stride-1 dX runs as the forward conv
  * of dout. On AMX and on vdpbf16ps, the dW of a stride-1 conv with C_in % 16 == 0 runs as an
  * implicit GEMM over the padded images where amx_dw_pick says (amx_dw.c: no im2col rows,
- * no per-tile packing).
+ * no per-tile packing; on vdpbf16ps strided convs too, per phase of the stride).
  * Implicit path (bf16 with a native kernel, C_in >= 16): the forward and the stride-1 dX
  * as a forward of dout run as an implicit GEMM on a padded bf16 copy of each image
  * (amx_conv.c: AMX tiles, or on AVX512_BF16 without AMX a vdpbf16ps kernel whose rows are
  * the output pixels), the dW as an implicit GEMM too (amx_dw.c, where amx_dw_pick says):
  * no im2col. On AMX strided convs take the implicit forward and dX (a transposed conv)
  * only where amx_pick / amx_dx_pick say (copy-bound shapes); on vdpbf16ps every forward
- * and every strided dX (one stride-1 conv per phase). Else, and for strided dWs, the
+ * (pointwise included) and every strided dX (one stride-1 conv per phase). Else the
  * im2col tiles.
  * EQM_NN_SET_DIN (ABI 1.5, backward only): din is written, not added into; each dX path
  * above honours it (GEMM beta 0, the forward conv of dout without accumulate, col2im zeroing
@@ -1034,8 +1034,16 @@ static void flip_body(void *vc, size_t cb, size_t ce)
  * 11.1-11.2 / 11.9 (fp32 17.4-17.6); full width, batch 64: 32x32 64->64 25.8-26.0 /
  * 32.1-36.5 (fp32 49.4), 16x16 128->128 26.5 / 27.6-29.2 (fp32 42.4); not taken (--algo 5
  * against the default): 4x4 128->128 (fill 0.64) 13.7-14.8 / 10.5-12.7, 8x8 256->256
- * (0.79) 34.3 / 27.8-30.8, 4x4 512->512 (0.64) 49.9 / 26.9-33.4. The forced algorithms
- * 1-4 keep their own dW paths. */
+ * (0.79) 34.3 / 27.8-30.8, 4x4 512->512 (0.64) 49.9 / 26.9-33.4. Strided convs (vdpbf16ps
+ * only: one phase canvas per (ky % st, kx % st), amx_dw.c) where the fill is >= 0.85, or
+ * >= 0.7 up to C_in = 32 (the canvas of a 3x3 s2 pad 1 conv has Ho + 1 rows per image:
+ * fill (Ho / (Ho + 1))^2). Measured (same flags, two or three alternating rounds, implicit
+ * / the bf16 tiles of fwd before): width 1/4, batch 384: 32x32 16->32 3x3 s2 (fill 0.89)
+ * 7.3-7.5 / 15.0-18.3, 1x1 s2 (1.0) 2.2 / 6.7-8.0, 16x16 32->64 s2 (0.79) 6.7-7.7 /
+ * 7.9-8.1; full width, batch 64: 32x32 64->128 s2 15.0-17.0 / 16.5-18.3, 1x1 s2 64->128
+ * 2.0-2.7 / 3.7-4.1; not taken: 16x16 128->256 s2 (0.79) 16.1-19.5 / 14.3-14.8, 8x8
+ * 64->128 s2 (0.64, --algo 5) 7.7 / 6.1-6.9, 8x8 256->512 s2 (0.64) 22.1 / 14.0-17.1. The
+ * forced algorithms 1-4 keep their own dW paths. */
 static int amx_dw_pick(const eqm_conv2d_shape *s)
 {
     if (!nn_amx_dw_ok(s))
@@ -1043,8 +1051,10 @@ static int amx_dw_pick(const eqm_conv2d_shape *s)
     if (conv_algo != 0)
         return conv_algo == 5;
     double fill = nn_amx_dw_fill(s);
-    if (nn_bf16_native() == 2)
+    if (nn_bf16_native() == 2) /* (stride 1: nn_amx_dw_ok) */
         return fill >= 0.7 || s->C_in >= 256;
+    if (s->stride > 1)
+        return fill >= 0.85 || (fill >= 0.7 && s->C_in <= 32);
     return fill >= 0.85 || (fill >= 0.7 && s->C_in <= 128);
 }
 

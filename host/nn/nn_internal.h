@@ -82,10 +82,11 @@ void nn_direct_dw(eqm_host *h, const eqm_conv2d_shape *s, float *dw, const float
 
 /* amx_dw.c: the dW of a bf16 conv as an implicit GEMM over the padded images (no im2col
  * rows), on AMX (nn_bf16_native() == 2, tdpbf16ps) or on AVX512_BF16 without AMX (== 1,
- * vdpbf16ps, e.g. AMD Zen 4): stride 1, not 1x1 pointwise, C_in % 16 == 0, and on
- * vdpbf16ps a largest tap offset under 2^14 canvas positions (nn_amx_dw_ok). dw += the
- * gradient; ws: nn_amx_dw_ws_floats(s) floats, 64-byte aligned (both depend on the kernel:
- * call them under the same nn_bf16_native()). The same bits at any thread count. */
+ * vdpbf16ps, e.g. AMD Zen 4): stride 1 (vdpbf16ps: 1 to 4, per phase of the stride), not
+ * 1x1 pointwise, C_in % 16 == 0, and on vdpbf16ps a largest tap offset under 2^14 canvas
+ * positions (nn_amx_dw_ok). dw += the gradient; ws: nn_amx_dw_ws_floats(s) floats, 64-byte
+ * aligned (both depend on the kernel: call them under the same nn_bf16_native()). The same
+ * bits at any thread count. */
 int nn_amx_dw_ok(const eqm_conv2d_shape *s);
 /* The fraction of its reduction positions (the padded canvas, see amx_dw.c) that are
  * output pixels: the rest multiply zeros. */

@@ -328,6 +328,13 @@ static const conv_case conv_cases[] = {
     {{2, 10, 7, 24, 16, 5, 5, 3, 2, 0}, 5, 0},   /* 5x5 stride 3, C_in 24 */
     {{2, 6, 6, 16, 16, 3, 3, 2, 0, 0}, 5, 0},    /* pad 0 */
     {{2, 40, 70, 16, 32, 3, 3, 2, 1, 0}, 0, 0},  /* 35 outputs per row: 3 blocks of 32 */
+    /* the strided implicit dW on vdpbf16ps (amx_dw.c: one phase canvas per (ky % st,
+     * kx % st); algo 5, or the default where amx_dw_pick takes it; AMX: the tiles) */
+    {{3, 11, 9, 16, 40, 3, 3, 2, 1, 0}, 5, 0},   /* 3x3 s2 pad 1, odd sizes, Co 40 */
+    {{2, 9, 11, 32, 24, 1, 1, 2, 0, 0}, 5, 0},   /* 1x1 s2 pad 0 (one phase), Co 24 */
+    {{2, 10, 8, 16, 20, 5, 5, 3, 2, 0}, 5, 0},   /* 5x5 s3 pad 2 (9 phases), Co 20 */
+    {{3, 7, 6, 16, 16, 3, 3, 2, 0, 0}, 5, 0},    /* pad 0, Co 16 (64 x 16 blocks) */
+    {{2, 33, 31, 16, 32, 3, 3, 2, 1, 0}, 0, 0},  /* the default path */
     /* the small-C_in direct kernels (direct.c; AVX-512F, else im2col): the stems */
     {{2, 11, 19, 3, 32, 3, 3, 1, 1, 0}, 0, 0},   /* CIFAR stem: widths 16 + 2 + 1 */
     {{3, 9, 9, 1, 16, 5, 5, 1, 2, 0}, 0, 0},     /* C_in 1 */
@@ -552,7 +559,8 @@ END_TEST
  * 2 threads. The pool's size is set once per process, so a child process (fork, before this
  * one starts its pool) computes the 1-thread dw into shared memory. Shapes: several chunks
  * per group, 64 x 16 blocks, a 5x5 with a partial column block (N Hr Wr = 297, not a
- * multiple of 32), pad 0 with Co 24. */
+ * multiple of 32), pad 0 with Co 24; strided (vdpbf16ps only): 3x3 s2 on odd sizes with
+ * several chunks, 5x5 s3 pad 2. */
 START_TEST(test_amx_dw_threads_bitwise)
 {
     if (!set_mode(_i))
@@ -567,14 +575,18 @@ START_TEST(test_amx_dw_threads_bitwise)
         {4, 12, 12, 32, 16, 3, 3, 1, 1, EQM_NN_BF16},
         {3, 9, 7, 16, 40, 5, 5, 1, 2, EQM_NN_BF16},
         {3, 12, 10, 32, 24, 3, 3, 1, 0, EQM_NN_BF16},
+        {24, 17, 15, 32, 40, 3, 3, 2, 1, EQM_NN_BF16},
+        {3, 10, 8, 16, 20, 5, 5, 3, 2, EQM_NN_BF16},
     };
-    enum { NS = 4 };
+    enum { NS = 6 };
+    const int ns = nn_bf16_native() == 2 ? 4 : NS; /* AMX: stride 1 only */
     float *x[NS], *g[NS], *w[NS];
     size_t nw[NS], off[NS + 1] = {0};
     for (int i = 0; i < NS; i++) {
         const eqm_conv2d_shape *s = &cs[i];
-        ck_assert(nn_amx_dw_ok(s));
-        int Ho = s->H + 2 * s->pad - s->kh + 1, Wo = s->W + 2 * s->pad - s->kw + 1;
+        ck_assert(i >= ns || nn_amx_dw_ok(s));
+        int Ho = (s->H + 2 * s->pad - s->kh) / s->stride + 1;
+        int Wo = (s->W + 2 * s->pad - s->kw) / s->stride + 1;
         nw[i] = (size_t)s->C_out * s->kh * s->kw * s->C_in;
         x[i] = rnd((size_t)s->N * s->H * s->W * s->C_in, 1.f);
         g[i] = rnd((size_t)s->N * Ho * Wo * s->C_out, 1.f);
@@ -591,7 +603,7 @@ START_TEST(test_amx_dw_threads_bitwise)
     if (pid == 0) {
         host_threads_init(1);
         int bad = 0;
-        for (int i = 0; i < NS; i++)
+        for (int i = 0; i < ns; i++)
             bad |= NN()->conv2d_backward(NULL, &cs[i], NULL, one + off[i], g[i], x[i], w[i]);
         _exit(bad ? 1 : 0);
     }
@@ -602,16 +614,73 @@ START_TEST(test_amx_dw_threads_bitwise)
     ck_assert_int_eq(host_threads(), 2);
     for (int i = 0; i < NS; i++) {
         float *dw = zeros(nw[i]);
-        ck_assert_int_eq(NN()->conv2d_backward(NULL, &cs[i], NULL, dw, g[i], x[i], w[i]), EQM_OK);
-        ck_assert_msg(memcmp(dw, one + off[i], nw[i] * sizeof *dw) == 0,
-                      "implicit dW kernel %d shape %d: 2 threads differ from 1", _i, i);
-        double d = 0;
-        for (size_t k = 0; k < nw[i]; k++)
-            d += fabs((double)dw[k]);
-        ck_assert_msg(d > 0, "implicit dW kernel %d shape %d: all zero", _i, i);
+        if (i < ns) {
+            ck_assert_int_eq(NN()->conv2d_backward(NULL, &cs[i], NULL, dw, g[i], x[i], w[i]),
+                             EQM_OK);
+            ck_assert_msg(memcmp(dw, one + off[i], nw[i] * sizeof *dw) == 0,
+                          "implicit dW kernel %d shape %d: 2 threads differ from 1", _i, i);
+            double d = 0;
+            for (size_t k = 0; k < nw[i]; k++)
+                d += fabs((double)dw[k]);
+            ck_assert_msg(d > 0, "implicit dW kernel %d shape %d: all zero", _i, i);
+        }
         free(dw), free(x[i]), free(g[i]), free(w[i]);
     }
     munmap(one, off[NS] * sizeof(float));
+    nn_conv2d_set_algo(0);
+    nn_bf16_set_native(2);
+}
+END_TEST
+
+/* The strided implicit dW on vdpbf16ps (amx_dw.c's phase canvases) on odd geometries: pads
+ * from 0 to past the stride, a phase with no input rows (H = 1 at stride 2, pad 0 or 1),
+ * 1x1 with pad, kernels smaller than the stride, 2x2 stride 4, stride 3 and 4. Each dW
+ * (algo 5: the implicit kernel wherever nn_amx_dw_ok) against the fp32 conv of the rounded
+ * tensors, to fp32 summation error (the products are exact). */
+START_TEST(test_amx_dw_strided_shapes)
+{
+    if (!set_mode(1))
+        return;
+    host_threads_init(2);
+    static const eqm_conv2d_shape cs[] = {
+        /* N, H, W, Ci, Co, kh, kw, stride, pad */
+        {2, 7, 9, 16, 20, 3, 3, 2, 2, 0}, {3, 1, 5, 16, 16, 3, 3, 2, 1, 0},
+        {2, 1, 3, 16, 8, 1, 1, 2, 0, 0},  {2, 6, 7, 32, 16, 1, 1, 2, 1, 0},
+        {2, 9, 8, 16, 24, 2, 2, 4, 1, 0}, {2, 11, 13, 16, 40, 4, 4, 3, 1, 0},
+        {2, 12, 9, 16, 16, 3, 5, 4, 3, 0}, {5, 4, 4, 48, 32, 3, 3, 2, 1, 0},
+        {2, 10, 10, 16, 16, 3, 3, 3, 0, 0}, {2, 8, 6, 16, 72, 2, 3, 2, 0, 0},
+    };
+    nn_conv2d_set_algo(5);
+    for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
+        const eqm_conv2d_shape *s = &cs[i];
+        eqm_conv2d_shape sb = *s;
+        sb.flags = EQM_NN_BF16;
+        ck_assert_msg(nn_amx_dw_ok(&sb), "strided shape %zu not taken", i);
+        int Ho = (s->H + 2 * s->pad - s->kh) / s->stride + 1;
+        int Wo = (s->W + 2 * s->pad - s->kw) / s->stride + 1;
+        size_t ni = (size_t)s->N * s->H * s->W * s->C_in, no = (size_t)s->N * Ho * Wo * s->C_out;
+        size_t nw = (size_t)s->C_out * s->kh * s->kw * s->C_in;
+        float *x = rnd(ni, 1.f), *w = rnd(nw, 0.2f), *g = rnd(no, 1.f);
+        nn_bf16_round(x, x, ni), nn_bf16_round(w, w, nw), nn_bf16_round(g, g, no);
+        float *ax = dup(x, ni), *ag = dup(g, no);
+        for (size_t k = 0; k < ni; k++)
+            ax[k] = fabsf(ax[k]);
+        for (size_t k = 0; k < no; k++)
+            ag[k] = fabsf(ag[k]);
+        float *dw[3] = {zeros(nw), zeros(nw), zeros(nw)};
+        ck_assert_int_eq(NN()->conv2d_backward(NULL, &sb, NULL, dw[0], g, x, w), EQM_OK);
+        ck_assert_int_eq(NN()->conv2d_backward(NULL, s, NULL, dw[1], g, x, w), EQM_OK);
+        ck_assert_int_eq(NN()->conv2d_backward(NULL, s, NULL, dw[2], ag, ax, w), EQM_OK);
+        check_bound("strided implicit dW vs rounded fp32", (int)i, dw[0], dw[1], dw[2], nw, 0,
+                    s->N * Ho * Wo);
+        double d = 0;
+        for (size_t k = 0; k < nw; k++)
+            d += fabs((double)dw[0][k]);
+        ck_assert_msg(d > 0, "strided shape %zu: dW all zero", i);
+        for (int v = 0; v < 3; v++)
+            free(dw[v]);
+        free(x), free(w), free(g), free(ax), free(ag);
+    }
     nn_conv2d_set_algo(0);
     nn_bf16_set_native(2);
 }
@@ -685,6 +754,9 @@ static const inb_case inb_cases[] = {
     {{2, 11, 19, 3, 32, 3, 3, 1, 1, 0}, "stem 3->32"},
     {{2, 8, 7, 4, 48, 3, 3, 2, 0, 0}, "C_in 4 s2 pad 0"},
     {{3, 5, 7, 5, 7, 3, 3, 2, 1, 0}, "small odd 5->7 s2"},
+    {{2, 11, 9, 16, 40, 3, 3, 2, 1, 0}, "3x3 s2 odd sizes (vdpbf16ps implicit dW)"},
+    {{2, 9, 7, 32, 24, 1, 1, 2, 0, 0}, "1x1 s2 odd sizes (vdpbf16ps implicit dW)"},
+    {{2, 10, 8, 16, 20, 5, 5, 3, 2, 0}, "5x5 s3 pad 2 (vdpbf16ps implicit dW)"},
 };
 #define N_INB (int)(sizeof inb_cases / sizeof *inb_cases)
 
@@ -1229,6 +1301,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_small_rounding);
     tcase_add_loop_test(tc, test_conv_stats, 0, 3);
     tcase_add_loop_test(tc, test_amx_dw_threads_bitwise, 1, 3);
+    tcase_add_test(tc, test_amx_dw_strided_shapes);
     tcase_add_loop_test(tc, test_conv_in_bf16, 0, N_INB);
     tcase_add_test(tc, test_conv_in_bf16_chunks);
     tcase_add_loop_test(tc, test_conv_out_bf16, 0, N_INB);

@@ -217,8 +217,12 @@ static void geom(const eqm_conv2d_shape *s, dw_plan *p)
 int nn_amx_dw_ok(const eqm_conv2d_shape *s)
 {
     int nat = nn_bf16_native();
+    /* a pointwise conv: on AMX a plain GEMM; on vdpbf16ps the canvas is the input itself
+     * (fill 1), and a bf16 input (the ResNet's) is read as it is, where the GEMM route
+     * widens it and packs it again (conv2d.c takes the GEMM for a float input) */
     if (!(s->flags & EQM_NN_BF16) || nat < 1 || s->stride < 1 ||
-        (s->stride == 1 && s->kh == 1 && s->kw == 1 && s->pad == 0) || s->C_in % 16 != 0)
+        (nat == 2 && s->stride == 1 && s->kh == 1 && s->kw == 1 && s->pad == 0) ||
+        s->C_in % 16 != 0)
         return 0;
     if (nat == 2) /* AMX: stride 1 */
         return s->stride == 1;

@@ -323,13 +323,24 @@ static void pack_w_body(void *vc, size_t b, size_t e)
     }
 }
 
+/* Group g's slot, zeroed (each image then writes only its interior), and its images
+ * [n0, n1): the same split for any thread count. */
+static uint16_t *group_slot(const amx_ctx *c, size_t g, size_t *n0, size_t *n1)
+{
+    const amx_plan *p = c->p;
+    uint16_t *xp = c->xp + g * p->slot;
+    memset(xp, 0, p->slot * sizeof(uint16_t));
+    *n0 = (size_t)p->s->N * g / p->G;
+    *n1 = (size_t)p->s->N * (g + 1) / p->G;
+    return xp;
+}
+
 /* task item: group g of images, slot g; per image: convert it, then every block of 32
  * rows q of it, every panel */
 AMX_TARGET static void fwd_body(void *vc, size_t gb, size_t ge)
 {
     const amx_ctx *c = vc;
     const amx_plan *p = c->p;
-    const eqm_conv2d_shape *s = p->s;
     const size_t Ci = (size_t)p->Ci, Co = (size_t)p->Co, as = Ci * sizeof(uint16_t);
     const int nchunk = p->R / 32;
     const size_t nblk = p->st == 1 ? p->nbi : (size_t)p->Ho * p->nbi;
@@ -338,9 +349,8 @@ AMX_TARGET static void fwd_body(void *vc, size_t gb, size_t ge)
     const size_t none = (size_t)-1;
     nn_amx_begin();
     for (size_t g = gb; g < ge; g++) {
-        uint16_t *xp = c->xp + g * p->slot;
-        memset(xp, 0, p->slot * sizeof(uint16_t));
-        size_t n0 = (size_t)s->N * g / p->G, n1 = (size_t)s->N * (g + 1) / p->G;
+        size_t n0, n1;
+        uint16_t *xp = group_slot(c, g, &n0, &n1);
         for (size_t n = n0; n < n1; n++) {
             cvt_image(c, n, xp);
             for (size_t blk = 0; blk < nblk; blk++) {
@@ -531,16 +541,14 @@ BF16_TARGET static void v512_fwd_body(void *vc, size_t gb, size_t ge)
 {
     const amx_ctx *c = vc;
     const amx_plan *p = c->p;
-    const eqm_conv2d_shape *s = p->s;
     const size_t Ci = (size_t)p->Ci, Co = (size_t)p->Co, ps = (size_t)p->st * Ci;
     const size_t rs = (size_t)p->Wp * Ci, npix = (size_t)p->Ho * (size_t)p->Wo;
     size_t so[V512_MAXP];
     v512_arg va = {.so = so, .rs = rs, .os = Co, .kh = p->kh, .r2 = p->R / 2,
                    .npair = (p->kw * p->Ci + 1) / 2};
     for (size_t g = gb; g < ge; g++) {
-        uint16_t *xp = c->xp + g * p->slot;
-        memset(xp, 0, p->slot * sizeof(uint16_t));
-        size_t n0 = (size_t)s->N * g / p->G, n1 = (size_t)s->N * (g + 1) / p->G;
+        size_t n0, n1;
+        uint16_t *xp = group_slot(c, g, &n0, &n1);
         for (size_t n = n0; n < n1; n++) {
             cvt_image(c, n, xp);
             for (int j = 0; j < p->np; j++) {

@@ -795,21 +795,41 @@ ZMM_TARGET static void zrun_block(const dw_plan *p, float *c, int rb, int cb,
     }
 }
 
+/* Task item it = group g S + slice: its steps [s0, s1), its blocks [b0, b1), its group's
+ * partial and its own Xt and D2 buffers. */
+typedef struct {
+    size_t s0, s1, b0, b1;
+    float *part;
+    uint16_t *xt;
+    uint32_t *d2;
+} dw_task;
+
+static void task_of(const dw_plan *p, size_t it, dw_task *t)
+{
+    const size_t nblk = (size_t)p->nrb * p->ncb;
+    size_t g = it / (size_t)p->S, sl = it % (size_t)p->S;
+    t->s0 = g * p->steps / (size_t)p->G, t->s1 = (g + 1) * p->steps / (size_t)p->G;
+    t->b0 = sl * nblk / (size_t)p->S, t->b1 = (sl + 1) * nblk / (size_t)p->S;
+    t->part = p->ws + g * p->part_floats;
+    float *tb = p->ws + (size_t)p->G * p->part_floats + it * p->task_floats;
+    t->xt = (uint16_t *)(void *)tb;
+    t->d2 = (uint32_t *)(void *)(tb + p->xt_floats);
+}
+
 /* dw_body on the vdpbf16ps kernel: the same tasks, groups, chunks and partials; within a
  * chunk, the blocks walk ZSUB pairs at a time (so that a block's D2 columns stay in L1).
  * Each element still sums its pairs in order: the bits do not depend on ZSUB. */
 static void zdw_body(void *vc, size_t b, size_t e)
 {
     const dw_plan *p = vc;
-    const size_t nblk = (size_t)p->nrb * p->ncb, sub = ZSUB;
+    const size_t sub = ZSUB;
     for (size_t it = b; it < e; it++) {
-        size_t g = it / (size_t)p->S, sl = it % (size_t)p->S;
-        size_t s0 = g * p->steps / (size_t)p->G, s1 = (g + 1) * p->steps / (size_t)p->G;
-        size_t b0 = sl * nblk / (size_t)p->S, b1 = (sl + 1) * nblk / (size_t)p->S;
-        float *part = p->ws + g * p->part_floats;
-        float *tb = p->ws + (size_t)p->G * p->part_floats + it * p->task_floats;
-        uint16_t *xt = (uint16_t *)(void *)tb;
-        uint32_t *d2 = (uint32_t *)(void *)(tb + p->xt_floats);
+        dw_task t;
+        task_of(p, it, &t);
+        const size_t s0 = t.s0, s1 = t.s1, b0 = t.b0, b1 = t.b1;
+        float *part = t.part;
+        uint16_t *xt = t.xt;
+        uint32_t *d2 = t.d2;
         for (size_t k0 = s0; k0 < s1; k0 += p->chunk) {
             size_t ns = s1 - k0 < p->chunk ? s1 - k0 : p->chunk;
             for (int ph = 0; ph < p->nph; ph++)
@@ -837,16 +857,14 @@ static void zdw_body(void *vc, size_t b, size_t e)
 static void dw_body(void *vc, size_t b, size_t e)
 {
     const dw_plan *p = vc;
-    const size_t nblk = (size_t)p->nrb * p->ncb;
     nn_amx_begin();
     for (size_t it = b; it < e; it++) {
-        size_t g = it / (size_t)p->S, sl = it % (size_t)p->S;
-        size_t s0 = g * p->steps / (size_t)p->G, s1 = (g + 1) * p->steps / (size_t)p->G;
-        size_t b0 = sl * nblk / (size_t)p->S, b1 = (sl + 1) * nblk / (size_t)p->S;
-        float *part = p->ws + g * p->part_floats;
-        float *tb = p->ws + (size_t)p->G * p->part_floats + it * p->task_floats;
-        uint16_t *xt = (uint16_t *)(void *)tb;
-        uint32_t *d2 = (uint32_t *)(void *)(tb + p->xt_floats);
+        dw_task t;
+        task_of(p, it, &t);
+        const size_t s0 = t.s0, s1 = t.s1, b0 = t.b0, b1 = t.b1;
+        float *part = t.part;
+        uint16_t *xt = t.xt;
+        uint32_t *d2 = t.d2;
         for (size_t k0 = s0; k0 < s1; k0 += p->chunk) {
             size_t ns = s1 - k0 < p->chunk ? s1 - k0 : p->chunk;
             xt_chunk(p, 0, 0, 32 * k0, up(32 * ns + p->dmax, 16), xt);

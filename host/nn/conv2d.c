@@ -653,9 +653,12 @@ static int amx_dx_pick(const eqm_conv2d_shape *s)
 {
     if (conv_algo == 5)
         return nn_amx_conv_dx_ok(s);
-    /* on vdpbf16ps the products with the spread-out zeros are not free: 32x32 16->32 3x3 s2
-     * 19.7 ms against 12.8 on the im2col tiles, 16x16 32->64 17.4 / 8.2, 8x8 64->128 17.2 /
-     * 5.6 (width 1/4, batch 384, 1 core): AMX only */
+    /* on vdpbf16ps nn_amx_conv_dx runs one stride-1 conv per phase (no products with the
+     * spread-out zeros, which there cost as much as the rest: 32x32 16->32 3x3 s2 19.7 ms
+     * with them against the tiles' 12.8), taken for every strided dX: per phase against
+     * the im2col tiles (algo 2), width 1/4, batch 384, 1 core, CPU ms, two alternating
+     * rounds beside a CI run: 32x32 16->32 3x3 s2 11.8-12.4 / 14.0-17.4, 1x1 s2 4.5-5.5 /
+     * 6.4-8.3, 16x16 32->64 7.2-8.0 / 7.9-9.2, 8x8 64->128 5.6-6.5 / 6.2-6.4 */
     if (conv_algo == 0 && nn_bf16_native() == 1)
         return nn_amx_conv_dx_ok(s);
     return conv_algo == 0 && nn_bf16_native() == 2 && nn_amx_conv_dx_ok(s) &&

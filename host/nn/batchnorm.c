@@ -567,7 +567,7 @@ BN512 static void bn_bdin_rows512(const bn_ctx *c, size_t b, size_t e)
 
 /* The AVX-512 rows of the backward (on CPUs with AVX512_BF16, for float and bf16 inputs);
  * tests switch them off to compare bits with the portable code (nn_bn_set_v512). */
-static int bn_bwd512_fp32 = 1, bn_v512_on = 1;
+static int bn_v512_on = 1;
 void nn_bn_set_v512(int on) { bn_v512_on = on; }
 
 /* Backward pass 1: per part, sums of g and g * xh (g = dout masked by out > 0). */
@@ -576,7 +576,7 @@ NN_HOT static void bn_bsum_body(void *vc, size_t tb, size_t te)
     bn_ctx *c = vc;
     const eqm_bn_shape *s = c->s;
     const size_t C = (size_t)s->C;
-    float fs[C + 16], fq[C + 16], xr[C];
+    float fs[C], fq[C], xr[C];
     const float *mean = c->mean, *inv = c->inv, *A = c->a, *B = c->b;
     for (size_t t = tb; t < te; t++) {
         size_t r0, r1;
@@ -721,7 +721,7 @@ int nn_batchnorm_backward_ex(eqm_host *h, const eqm_bn_shape *s, uint32_t flags,
         bn_affine(s, gamma, beta, c.mean, c.inv, ab, ab + C);
         c.a = ab, c.b = ab + C;
     }
-    c.v512 = bn_v512_on && nn_bf16_cpu() > 0 && (c.in16 || bn_bwd512_fp32);
+    c.v512 = bn_v512_on && nn_bf16_cpu() > 0;
     c.P = n_parts(s);
     double *pb = part_get(h, c.P * 2 * C);
     if (!pb)

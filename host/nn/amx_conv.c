@@ -59,7 +59,7 @@
  * signed zero, NaN quietened: nn_bf16_rne), 2 bytes an output instead of 4.
  * Scope (nn_amx_conv_ok): EQM_NN_BF16 on a native kernel (nn_bf16_native() == 2: the tiles
  * here; == 1, AVX512_BF16 without AMX: the vdpbf16ps kernel below, same slot and packed
- * weights), not a 1x1 stride-1 pad-0 conv (a plain GEMM already), C_in >= 16;
+ * weights), C_in >= 16, on AMX not a 1x1 stride-1 pad-0 conv (a plain GEMM already);
  * nn_amx_conv_dx_ok: stride > 1, C_out >= 16, pad < kernel (and on vdpbf16ps stride <=
  * DXP_MAXST: the phase decomposition below).
  */
@@ -179,7 +179,7 @@ typedef struct {
     int ib;     /* forward with EQM_NN_IN_BF16: in holds eqm_bf16 values */
     int ob;     /* forward with EQM_NN_OUT_BF16: out receives eqm_bf16 values */
     double *gs; /* NULL, or per group 2 Co doubles: sums, sums of squares of the output */
-    const eqm_conv2d_shape *fs; /* NULL, or: w is this forward conv's, flip it (w_at) */
+    const eqm_conv2d_shape *fs; /* NULL, or: w is this forward conv's, flip it (w_run) */
 } amx_ctx;
 
 /* bf16 of 32 floats (n valid, the rest zero) at dst; vcvtne2ps2bf16 rounds as

@@ -297,6 +297,22 @@ static const float *w_run(const amx_ctx *c, int ky, int r, size_t *step)
                    (size_t)(f->kw - 1 - kx)) * (size_t)f->C_in;
 }
 
+/* One pair row of a packed panel: dst[col] = (bf16 w0[(c0 + col) s0], bf16 w1[(c0 + col)
+ * s1]) for col < nc, zero past nc or for a NULL w0 / w1 (past the run). */
+static void pack_pairs32(uint32_t *dst, const float *w0, size_t s0, const float *w1, size_t s1,
+                         size_t c0, int nc)
+{
+    for (int col = 0; col < 32; col++) {
+        size_t k = c0 + (size_t)col;
+        uint32_t v = 0;
+        if (col < nc && w0)
+            v = nn_bf16_from_f32(w0[k * s0]);
+        if (col < nc && w1)
+            v |= (uint32_t)nn_bf16_from_f32(w1[k * s1]) << 16;
+        dst[col] = v;
+    }
+}
+
 /* task item: panel j of the packed weights: pair P = ky R/2 + r2 of it holds, per column,
  * (bf16 w'[co][ky][2 r2], bf16 w'[co][ky][2 r2 + 1]) */
 static void pack_w_body(void *vc, size_t b, size_t e)
@@ -310,15 +326,7 @@ static void pack_w_body(void *vc, size_t b, size_t e)
             for (int r2 = 0; r2 < p->R / 2; r2++, dst += 32) {
                 size_t s0 = 0, s1 = 0;
                 const float *w0 = w_run(c, ky, 2 * r2, &s0), *w1 = w_run(c, ky, 2 * r2 + 1, &s1);
-                for (int col = 0; col < 32; col++) {
-                    size_t co = j * 32 + (size_t)col;
-                    uint32_t v = 0;
-                    if (col < nc && w0)
-                        v = nn_bf16_from_f32(w0[co * s0]);
-                    if (col < nc && w1)
-                        v |= (uint32_t)nn_bf16_from_f32(w1[co * s1]) << 16;
-                    dst[col] = v;
-                }
+                pack_pairs32(dst, w0, s0, w1, s1, j * 32, nc);
             }
     }
 }
@@ -679,15 +687,7 @@ static void dxp_pack_body(void *vc, size_t b, size_t e)
                     else
                         w0 = wr;
                 }
-                for (int col = 0; col < 32; col++) {
-                    int ci = 32 * j + col;
-                    uint32_t v = 0;
-                    if (ci < Ci && w0)
-                        v = nn_bf16_from_f32(w0[ci]);
-                    if (ci < Ci && w1)
-                        v |= (uint32_t)nn_bf16_from_f32(w1[ci]) << 16;
-                    dst[col] = v;
-                }
+                pack_pairs32(dst, w0, 1, w1, 1, 32 * (size_t)j, Ci - 32 * j < 32 ? Ci - 32 * j : 32);
             }
         }
     }

@@ -474,7 +474,8 @@ static inline uint32_t pair_at(const uint16_t *p)
 /* One block's operands: pixel q's run starts at a + so[q] (bf16; tap row ky at + ky rs),
  * the weights of tap row ky at bj + ky r2 32 (r2 pairs a tap row), npair pairs of each
  * run multiplied; its output at o0 + q os, output channels 32 j + 16 b (b < CB, nc valid
- * in the panel). */
+ * in the panel). v512_block's st: NULL (no statistics wanted: a plain forward, a dX), or
+ * the 2 CB sum and 2 CB square vectors the block's floats are added into. */
 typedef struct {
     const uint16_t *a;
     const size_t *so;
@@ -525,8 +526,10 @@ v512_block(const amx_ctx *c, const int P, const int CB, const v512_arg *g, __m51
                     v = _mm512_add_ps(_mm512_maskz_loadu_ps(m[b], o), v);
                 _mm512_mask_storeu_ps(o, m[b], v);
             }
-            st[b] = _mm512_add_ps(st[b], v);
-            st[2 + b] = _mm512_fmadd_ps(v, v, st[2 + b]);
+            if (st) { /* forward_stats: sums and squares of the block's floats */
+                st[b] = _mm512_add_ps(st[b], v);
+                st[2 + b] = _mm512_fmadd_ps(v, v, st[2 + b]);
+            }
         }
 }
 
@@ -577,7 +580,7 @@ BF16_TARGET static void v512_fwd_body(void *vc, size_t gb, size_t ge)
                         st[k] = _mm512_setzero_ps();
                     va.a = xp, va.bj = bj, va.nc = nc;
                     va.o0 = (n * npix + i) * Co + 32 * (size_t)j;
-                    v512_fns[CB - 1][lp](c, &va, st);
+                    v512_fns[CB - 1][lp](c, &va, c->gs ? st : NULL);
                     if (c->gs) /* BN statistics: float over the block, then double */
                         add_stats(c->gs + g * 2 * Co + 32 * (size_t)j, Co, nc, st[0], st[1],
                                   st[2], st[3]);
@@ -709,7 +712,6 @@ BF16_TARGET static void dxp_body(void *vc, size_t gb, size_t ge)
     const size_t Co = (size_t)s->C_out, Ci = (size_t)s->C_in, SW = (size_t)p->SW;
     size_t so[V512_MAXP];
     v512_arg va = {.so = so, .rs = SW * Co, .os = (size_t)p->st * Ci};
-    __m512 st[4];
     for (size_t g = gb; g < ge; g++) {
         uint16_t *xp = d->xp + g * p->slot;
         memset(xp, 0, p->slot * sizeof(uint16_t));
@@ -753,7 +755,7 @@ BF16_TARGET static void dxp_body(void *vc, size_t gb, size_t ge)
                                 so[q] = (row + (size_t)(p->TX + qx + q - nkx + 1)) * Co;
                             va.o0 = ((n * (size_t)s->H + iy) * (size_t)s->W +
                                      (size_t)(p->st * qx + rx - s->pad)) * Ci + 32 * (size_t)j;
-                            v512_fns[CB - 1][lp](&d->c, &va, st);
+                            v512_fns[CB - 1][lp](&d->c, &va, NULL); /* no statistics */
                             qx += P;
                         }
                     }

@@ -486,7 +486,8 @@ typedef struct {
 
 #define V512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"), optimize("O3")))
 V512_TARGET static inline __attribute__((always_inline)) void
-v512_block(const amx_ctx *c, const int P, const int CB, const v512_arg *g, __m512 *st)
+v512_block(const amx_ctx *c, const int P, const int CB, const int PS, const v512_arg *g,
+           __m512 *st)
 {
     __m512 acc[V512_MAXP * 2];
     for (int i = 0; i < P * CB; i++)
@@ -496,14 +497,15 @@ v512_block(const amx_ctx *c, const int P, const int CB, const v512_arg *g, __m51
         const uint16_t *ar = g->a + (size_t)ky * g->rs;
         const uint32_t *bk = g->bj + (size_t)ky * (size_t)g->r2 * 32;
         const uint16_t *src[V512_MAXP];
-        for (int q = 0; q < P; q++)
+        for (int q = 0; q < P; q++) /* PS: the pixels lie PS bf16 apart (src[0] only) */
             src[q] = ar + g->so[q];
         for (int r = 0; r < npair; r++) {
             __m512bh wv[2];
             for (int b = 0; b < CB; b++)
                 wv[b] = (__m512bh)_mm512_loadu_si512(bk + (size_t)r * 32 + 16 * b);
             for (int q = 0; q < P; q++) {
-                __m512bh x = (__m512bh)_mm512_set1_epi32((int)pair_at(src[q] + 2 * r));
+                const uint16_t *pq = PS ? src[0] + 2 * r + (size_t)q * PS : src[q] + 2 * r;
+                __m512bh x = (__m512bh)_mm512_set1_epi32((int)pair_at(pq));
                 for (int b = 0; b < CB; b++)
                     acc[q * CB + b] = _mm512_dpbf16_ps(acc[q * CB + b], x, wv[b]);
             }
@@ -511,6 +513,7 @@ v512_block(const amx_ctx *c, const int P, const int CB, const v512_arg *g, __m51
     }
     const int nc = g->nc;
     __mmask16 m[2];
+    __m512 sum[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()}, sq[2] = {sum[0], sum[0]};
     m[0] = nc >= 16 ? 0xffff : (__mmask16)((1u << nc) - 1);
     m[1] = nc >= 32 ? 0xffff : nc <= 16 ? 0 : (__mmask16)((1u << (nc - 16)) - 1);
     for (int q = 0; q < P; q++)
@@ -527,9 +530,14 @@ v512_block(const amx_ctx *c, const int P, const int CB, const v512_arg *g, __m51
                 _mm512_mask_storeu_ps(o, m[b], v);
             }
             if (st) { /* forward_stats: sums and squares of the block's floats */
-                st[b] = _mm512_add_ps(st[b], v);
-                st[2 + b] = _mm512_fmadd_ps(v, v, st[2 + b]);
+                sum[b] = _mm512_add_ps(sum[b], v);
+                sq[b] = _mm512_fmadd_ps(v, v, sq[b]);
             }
+        }
+    if (st) /* in registers above: through st (memory) each pixel was a store-load chain */
+        for (int b = 0; b < CB; b++) {
+            st[b] = _mm512_add_ps(st[b], sum[b]);
+            st[2 + b] = _mm512_add_ps(st[2 + b], sq[b]);
         }
 }
 
@@ -537,14 +545,36 @@ v512_block(const amx_ctx *c, const int P, const int CB, const v512_arg *g, __m51
     V512_TARGET static __attribute__((noinline)) void v512_##P##_##CB(                           \
         const amx_ctx *c, const v512_arg *g, __m512 *st)                                         \
     {                                                                                            \
-        v512_block(c, P, CB, g, st);                                                             \
+        v512_block(c, P, CB, 0, g, st);                                                          \
     }
 V512_INST(16, 1) V512_INST(8, 1) V512_INST(4, 1) V512_INST(2, 1) V512_INST(1, 1)
 V512_INST(8, 2) V512_INST(4, 2) V512_INST(2, 2) V512_INST(1, 2)
+#define V512_INST_PS(P, CB, PS)                                                                \
+    V512_TARGET static __attribute__((noinline)) void v512_##P##_##CB##_##PS(                    \
+        const amx_ctx *c, const v512_arg *g, __m512 *st)                                         \
+    {                                                                                            \
+        v512_block(c, P, CB, PS, g, st);                                                         \
+    }
+V512_INST_PS(16, 1, 16) V512_INST_PS(16, 1, 32)
 typedef void (*v512_fn)(const amx_ctx *, const v512_arg *, __m512 *);
 /* [CB - 1][log2 P] (CB = 2: at most 8 pixels, 16 accumulators) */
 static const v512_fn v512_fns[2][5] = {{v512_1_1, v512_2_1, v512_4_1, v512_8_1, v512_16_1},
                                        {v512_1_2, v512_2_2, v512_4_2, v512_8_2, NULL}};
+
+/* the kernel for a block of P pixels (so[]) x CB: one that keeps the pixel offsets in one
+ * register where they lie ps bf16 apart and P = 16 would keep 16 (16 pointers do not fit
+ * the general registers: the compiler moves them through xmm registers per pair) */
+static v512_fn v512_pick(int lp, int CB, const size_t *so, size_t ps)
+{
+    if (lp == 4 && CB == 1 && (ps == 16 || ps == 32)) {
+        int u = 1;
+        for (int q = 1; q < 16; q++)
+            u &= so[q] == so[0] + (size_t)q * ps;
+        if (u)
+            return ps == 16 ? v512_16_1_16 : v512_16_1_32;
+    }
+    return v512_fns[CB - 1][lp];
+}
 
 /* task item: group g of images, slot g; per image: convert it, then per panel its output
  * pixels in raster order, in blocks (statistics: float per block, then double) */
@@ -566,21 +596,22 @@ BF16_TARGET static void v512_fwd_body(void *vc, size_t gb, size_t ge)
                 const uint32_t *bj = c->bp + (size_t)j * p->KP * 32;
                 int nc = (int)Co - 32 * j < 32 ? (int)Co - 32 * j : 32;
                 int CB = nc > 16 ? 2 : 1, lp = CB == 2 ? 3 : 4;
-                size_t i = 0;
+                size_t i = 0, oy = 0, ox = 0; /* (oy, ox): pixel i (no division per pixel) */
                 while (i < npix) {
                     while ((size_t)1 << lp > npix - i)
                         lp--;
                     int P = 1 << lp;
                     for (int q = 0; q < P; q++) {
-                        size_t oy = (i + (size_t)q) / (size_t)p->Wo, ox = (i + (size_t)q) % (size_t)p->Wo;
                         so[q] = (size_t)p->st * oy * rs + ox * ps;
+                        if (++ox == (size_t)p->Wo)
+                            ox = 0, oy++;
                     }
                     __m512 st[4];
                     for (int k = 0; k < 4; k++)
                         st[k] = _mm512_setzero_ps();
                     va.a = xp, va.bj = bj, va.nc = nc;
                     va.o0 = (n * npix + i) * Co + 32 * (size_t)j;
-                    v512_fns[CB - 1][lp](c, &va, c->gs ? st : NULL);
+                    v512_pick(lp, CB, so, ps)(c, &va, c->gs ? st : NULL);
                     if (c->gs) /* BN statistics: float over the block, then double */
                         add_stats(c->gs + g * 2 * Co + 32 * (size_t)j, Co, nc, st[0], st[1],
                                   st[2], st[3]);
@@ -755,7 +786,7 @@ BF16_TARGET static void dxp_body(void *vc, size_t gb, size_t ge)
                                 so[q] = (row + (size_t)(p->TX + qx + q - nkx + 1)) * Co;
                             va.o0 = ((n * (size_t)s->H + iy) * (size_t)s->W +
                                      (size_t)(p->st * qx + rx - s->pad)) * Ci + 32 * (size_t)j;
-                            v512_fns[CB - 1][lp](&d->c, &va, NULL); /* no statistics */
+                            v512_pick(lp, CB, so, Co)(&d->c, &va, NULL); /* no statistics */
                             qx += P;
                         }
                     }

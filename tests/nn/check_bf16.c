@@ -335,6 +335,11 @@ static const conv_case conv_cases[] = {
     {{2, 10, 8, 16, 20, 5, 5, 3, 2, 0}, 5, 0},   /* 5x5 s3 pad 2 (9 phases), Co 20 */
     {{3, 7, 6, 16, 16, 3, 3, 2, 0, 0}, 5, 0},    /* pad 0, Co 16 (64 x 16 blocks) */
     {{2, 33, 31, 16, 32, 3, 3, 2, 1, 0}, 0, 0},  /* the default path */
+    /* vdpbf16ps blocks of 16 pixels x 16 channels in one row (v512_pick: the pixel offsets
+     * as displacements from one register, 16 or 32 bf16 apart) */
+    {{2, 32, 32, 16, 16, 3, 3, 1, 1, 0}, 0, -1}, /* forward and dX 16 apart */
+    {{2, 32, 32, 16, 16, 3, 3, 2, 1, 0}, 0, 0},  /* forward 32 apart, strided dX 16 */
+    {{2, 32, 32, 16, 32, 3, 3, 2, 1, 0}, 0, 0},  /* strided dX 32 apart */
     /* the small-C_in direct kernels (direct.c; AVX-512F, else im2col): the stems */
     {{2, 11, 19, 3, 32, 3, 3, 1, 1, 0}, 0, 0},   /* CIFAR stem: widths 16 + 2 + 1 */
     {{3, 9, 9, 1, 16, 5, 5, 1, 2, 0}, 0, 0},     /* C_in 1 */

@@ -1,9 +1,10 @@
 /* bench/conv_layers.c: time conv2d forward, dX and dW (and BN forward/backward) on the
  * ResNet-18-CIFAR layer shapes, to see where a training step goes.
  * Usage: conv-layers [--batch 64] [--threads 2] [--reps 2] [--algo 0|1] [--cpu 1] [--bf16 1]
- *                    [--width 4] [--in-bf16 1] [--out-bf16 1] [--stats 1]
+ *                    [--width 4] [--in-bf16 1] [--out-bf16 1] [--stats 1] [--layer I]
  * --width D divides every channel count but the image's 3 by D (4: the quickstart's width 0.25);
- * --algo 1 forces the reference im2col/col2im path; --cpu 1 times process CPU seconds;
+ * --algo N forces a path (nn_internal.h: 1 the reference im2col/col2im, 5 the implicit
+ * bf16 kernels, 6 those with the vdpbf16ps Winograd); --layer I times only row I (0: stem); --cpu 1 times process CPU seconds;
  * --bf16 1 passes EQM_NN_BF16 (bf16 products, fp32 accumulation; EQM_NN_BF16_NATIVE=0 for
  * the emulation) and first times one 1024^3 GEMM in fp32 and in bf16;
  * --in-bf16 1 passes the input as bf16 values with EQM_NN_IN_BF16 (ABI 1.6: activations
@@ -37,6 +38,7 @@ static double now_s(void)
 
 int main(int argc, char **argv)
 {
+    int only = -1; /* --layer I: only row I of L (0 = the stem) */
     int batch = 64, threads = 2, reps = 2, bf16 = 0, wdiv = 1, inb = 0, outb = 0, stats = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--batch"))
@@ -55,6 +57,8 @@ int main(int argc, char **argv)
             inb = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--out-bf16"))
             outb = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--layer"))
+            only = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--stats"))
             stats = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--width"))
@@ -99,6 +103,8 @@ int main(int argc, char **argv)
            wdiv, bf16 ? " bf16" : "", inb ? " in-bf16" : "", outb ? " out-bf16" : "",
            stats ? " fwd=forward_stats" : "");
     for (size_t l = 0; l < sizeof L / sizeof *L; l++) {
+        if (only >= 0 && (size_t)only != l)
+            continue;
         int ci = L[l][1] == 3 ? 3 : L[l][1] / wdiv, co = L[l][2] / wdiv;
         eqm_conv2d_shape s = {batch, L[l][0], L[l][0], ci, co,
                               L[l][3], L[l][3], L[l][4], L[l][5], bf16 ? EQM_NN_BF16 : 0};

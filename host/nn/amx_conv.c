@@ -151,11 +151,14 @@ static size_t ws_floats(const amx_plan *p)
     return (bp_uint32(p) + 15) / 16 * 16 + p->G * p->slot / 2 + 32;
 }
 
+static int wv_pick(const amx_plan *p);
+static size_t wv_ws_floats(const amx_plan *p);
+
 size_t nn_amx_conv_ws_floats(const eqm_conv2d_shape *s)
 {
     amx_plan p;
     plan(s, 0, &p);
-    return ws_floats(&p);
+    return wv_pick(&p) ? wv_ws_floats(&p) : ws_floats(&p);
 }
 
 static size_t dxp_ws(const eqm_conv2d_shape *s);
@@ -848,6 +851,320 @@ void nn_amx_conv_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, con
     run(h, &p, out, in, w, accumulate, buf, NULL, fs);
 }
 
+/* ---- Winograd F(2x2, 3x3) on vdpbf16ps (nn_bf16_native() == 1) -----------------------
+ * A 3x3 stride-1 conv as 16 products per 2x2 output tile and (ci, co) instead of 36
+ * (Lavin & Gray): per tile, V = B^T d B of its 4x4 input patch d (fp32 from the input as it
+ * lies, bf16 or float, rounded to bf16), U = G g G^T of each 3x3 kernel (fp32, rounded to
+ * bf16, packed as the implicit kernel's panels: pairs of ci x 32 co), per xi of the 16:
+ * M[xi][tile][co] = sum_ci V[xi][tile][ci] U[xi][ci][co] by v512_block (tiles as its
+ * "pixels", runs of C_in, fp32 accumulation), then Y = A^T M A in fp32 (the 2x2 outputs).
+ * Not the implicit kernel's numerics: the products are of transformed operands, each
+ * rounded to bf16 (bounded as the fp32 Winograd's bf16 GEMMs are, tests/nn/check_bf16.c).
+ * Tiles run in chunks of WV_T over the images of a group (one group per task, whole
+ * images: any thread count gives the same outputs); statistics: float sums per 16 tiles of
+ * a chunk (64 outputs), then double. Scope (wv_ok): 3x3, stride 1, C_in and C_out
+ * multiples of 16, even Ho and Wo (each tile's 2x2 outputs all exist). */
+#define WV_T 32
+
+static int wv_ok(const amx_plan *p)
+{
+    return nn_bf16_native() == 1 && p->kh == 3 && p->kw == 3 && p->st == 1 &&
+           p->Ci % 16 == 0 && p->Co % 16 == 0 && p->Ho % 2 == 0 && p->Wo % 2 == 0 &&
+           p->Ho >= 2 && p->Wo >= 2;
+}
+
+/* algo 6: wherever it applies; 5: never (the implicit kernel); default: see below */
+static int wv_pick(const amx_plan *p)
+{
+    int algo = nn_conv2d_algo();
+    if (!wv_ok(p) || (algo != 0 && algo != 6))
+        return 0;
+    if (algo == 6)
+        return 1;
+    /* default: up to C_in C_out = 256^2 (its U, 16 C_in C_out bf16, then streams in per
+     * chunk of WV_T tiles: 4x4 512->512 breaks even). Measured (conv-layers --bf16 1
+     * --in-bf16 1 --stats 1, 1 core, CPU ms, Winograd / implicit, forward and dX): batch
+     * 128 full width: 32x32 64->64 31 / 49, 34 / 49; 16x16 128->128 27 / 46, 30 / 47; 8x8
+     * 256->256 28 / 45, 31 / 47; 4x4 512->512 43 / 47, 50 / 49; batch 384 width 1/4: 32x32
+     * 16->16 9.6 / 11.1, 12.0 / 11.9; 16x16 32->32 6.8 / 9.6, 7.8 / 9.8; 8x8 64->64 5.7 /
+     * 9.0, 6.4 / 9.0; 4x4 128->128 5.8 / 8.8, 6.3 / 8.9 */
+    return (size_t)p->Ci * (size_t)p->Co <= 256 * 256;
+}
+
+typedef struct {
+    int th, tw;   /* tiles per image: rows, columns */
+    size_t ti;    /* tiles per image */
+    size_t ubp;   /* uint32 of the packed U: 16 np (Ci / 2) 32 */
+    size_t vsz;   /* bf16 of one group's V: 16 WV_T Ci */
+    size_t msz;   /* floats of one group's M: 16 WV_T Co */
+} wv_plan;
+
+static void wv_make(const amx_plan *p, wv_plan *v)
+{
+    v->th = p->Ho / 2, v->tw = p->Wo / 2;
+    v->ti = (size_t)v->th * (size_t)v->tw;
+    v->ubp = 16 * (size_t)p->np * (size_t)(p->Ci / 2) * 32;
+    v->vsz = 16 * (size_t)WV_T * (size_t)p->Ci;
+    v->msz = 16 * (size_t)WV_T * (size_t)p->Co;
+}
+
+static size_t wv_ws_floats(const amx_plan *p)
+{
+    wv_plan v;
+    wv_make(p, &v);
+    return (v.ubp + 15) / 16 * 16 + p->G * ((v.vsz / 2 + 15) / 16 * 16 + v.msz) + 32;
+}
+
+typedef struct {
+    const amx_ctx *c;
+    const wv_plan *v;
+    float *gw; /* per group g at gw + g (vf + msz): V (vf floats of bf16), then M */
+    size_t vf;
+} wv_ctx;
+
+/* task item: panel j of U: per xi, pair r, column: (bf16 U[xi][32 j + col][2 r], ...[2r+1])
+ * with U = G g G^T of g[ky][kx] = w'[co][ky][kx][ci] (w_run: the conv's own or, for a dX,
+ * the forward's flipped) */
+static void wv_pack_body(void *vc, size_t b, size_t e)
+{
+    const wv_ctx *x = vc;
+    const amx_ctx *c = x->c;
+    const amx_plan *p = c->p;
+    const size_t np = (size_t)p->np, nr = (size_t)(p->Ci / 2);
+    uint16_t *u16 = (uint16_t *)(void *)c->bp;
+    for (size_t j = b; j < e; j++)
+        for (int col = 0; col < 32; col++) {
+            int co = 32 * (int)j + col;
+            for (int ci = 0; ci < p->Ci; ci++) {
+                float g[3][3] = {{0}}, t[4][3], u[4][4] = {{0}};
+                if (co < p->Co) {
+                    for (int ky = 0; ky < 3; ky++)
+                        for (int kx = 0; kx < 3; kx++) {
+                            size_t step = 0;
+                            const float *wr = w_run(c, ky, kx * p->Ci + ci, &step);
+                            g[ky][kx] = wr[(size_t)co * step];
+                        }
+                    for (int k = 0; k < 3; k++) { /* t = G g */
+                        t[0][k] = g[0][k];
+                        t[1][k] = 0.5f * (g[0][k] + g[1][k] + g[2][k]);
+                        t[2][k] = 0.5f * (g[0][k] - g[1][k] + g[2][k]);
+                        t[3][k] = g[2][k];
+                    }
+                    for (int i = 0; i < 4; i++) { /* u = t G^T */
+                        u[i][0] = t[i][0];
+                        u[i][1] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+                        u[i][2] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+                        u[i][3] = t[i][2];
+                    }
+                }
+                for (int xi = 0; xi < 16; xi++) {
+                    size_t pr = (((size_t)xi * np + j) * nr + (size_t)(ci / 2)) * 32 + (size_t)col;
+                    u16[2 * pr + (size_t)(ci % 2)] = nn_bf16_from_f32(u[xi / 4][xi % 4]);
+                }
+            }
+        }
+}
+
+/* r[i] = (B^T d)[i] of column x of input rows y0..y0+3 (rows[i]: row y0 + i of image n, or
+ * NULL outside it), 16 channels from ci: (d0 - d2, d1 + d2, d2 - d1, d1 - d3) */
+V512_TARGET static inline void wv_col(const amx_ctx *c, const void *const rows[4], int x,
+                                      size_t ci, __m512 r[4])
+{
+    const eqm_conv2d_shape *s = c->p->s;
+    __m512 d[4];
+    for (int i = 0; i < 4; i++) {
+        if (!rows[i] || x < 0 || x >= s->W)
+            d[i] = _mm512_setzero_ps();
+        else if (c->ib) {
+            const uint16_t *q = (const uint16_t *)rows[i] + (size_t)x * (size_t)s->C_in + ci;
+            __m256i h = _mm256_loadu_si256((const __m256i *)(const void *)q);
+            d[i] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+        } else
+            d[i] = _mm512_loadu_ps((const float *)rows[i] + (size_t)x * (size_t)s->C_in + ci);
+    }
+    r[0] = _mm512_sub_ps(d[0], d[2]);
+    r[1] = _mm512_add_ps(d[1], d[2]);
+    r[2] = _mm512_sub_ps(d[2], d[1]);
+    r[3] = _mm512_sub_ps(d[1], d[3]);
+}
+
+/* V[xi][t][ci] (bf16) of the nt tiles of a chunk from global tile k0 (image k / ti), a run
+ * of tiles of one tile row at a time: each input column's B^T d is formed once and serves
+ * the two tiles that share it */
+V512_TARGET static __attribute__((noinline)) void wv_in(const amx_ctx *c, const wv_plan *v, size_t k0, size_t nt,
+                              uint16_t *V)
+{
+    const eqm_conv2d_shape *s = c->p->s;
+    const size_t Ci = (size_t)c->p->Ci, es = c->ib ? 2 : 4;
+    const int pad = s->pad;
+    for (size_t t = 0; t < nt;) {
+        size_t k = k0 + t, n = k / v->ti, tt = k % v->ti, ty = tt / (size_t)v->tw;
+        size_t tx0 = tt % (size_t)v->tw, run = (size_t)v->tw - tx0;
+        if (run > nt - t)
+            run = nt - t;
+        const void *rows[4];
+        for (int i = 0; i < 4; i++) {
+            int y = 2 * (int)ty - pad + i;
+            rows[i] = y < 0 || y >= s->H ? NULL
+                      : (const char *)(const void *)c->in +
+                            ((n * (size_t)s->H + (size_t)y) * (size_t)s->W) * Ci * es;
+        }
+        for (size_t ci = 0; ci < Ci; ci += 16) {
+            int x = 2 * (int)tx0 - pad;
+            __m512 a[4][4], cl[4][4]; /* cl[col][i]: columns x .. x + 3 of the tile */
+            wv_col(c, rows, x, ci, cl[0]);
+            wv_col(c, rows, x + 1, ci, cl[1]);
+            for (size_t u = 0; u < run; u++, x += 2) {
+                wv_col(c, rows, x + 2, ci, cl[2]);
+                wv_col(c, rows, x + 3, ci, cl[3]);
+                for (int i = 0; i < 4; i++) { /* V = r B, row i */
+                    a[i][0] = _mm512_sub_ps(cl[0][i], cl[2][i]);
+                    a[i][1] = _mm512_add_ps(cl[1][i], cl[2][i]);
+                    a[i][2] = _mm512_sub_ps(cl[2][i], cl[1][i]);
+                    a[i][3] = _mm512_sub_ps(cl[1][i], cl[3][i]);
+                }
+                for (int i = 0; i < 4; i++)
+                    for (int j = 0; j < 4; j++)
+                        _mm256_storeu_si256(
+                            (__m256i *)(void *)(V + ((size_t)(4 * i + j) * WV_T + t + u) * Ci + ci),
+                            (__m256i)_mm512_cvtneps_pbh(a[i][j]));
+                for (int i = 0; i < 4; i++)
+                    cl[0][i] = cl[2][i], cl[1][i] = cl[3][i];
+            }
+        }
+        t += run;
+    }
+}
+
+/* Y = A^T M A of the chunk's tiles into out (float, accumulated, or bf16); statistics of
+ * the outputs into gd (2 Co doubles) or none */
+V512_TARGET static __attribute__((noinline)) void wv_out(const amx_ctx *c, const wv_plan *v, size_t k0, size_t nt,
+                               const float *M, double *gd)
+{
+    const amx_plan *p = c->p;
+    const size_t Co = (size_t)p->Co, Wo = (size_t)p->Wo;
+    for (size_t t0 = 0; t0 < nt; t0 += 16) {
+        size_t t1 = nt - t0 < 16 ? nt : t0 + 16;
+        for (size_t co = 0; co < Co; co += 16) {
+            __m512 sum = _mm512_setzero_ps(), sq = sum;
+            for (size_t t = t0; t < t1; t++) {
+                size_t k = k0 + t, n = k / v->ti, tt = k % v->ti;
+                size_t oy = 2 * (tt / (size_t)v->tw), ox = 2 * (tt % (size_t)v->tw);
+                __m512 m[16], a[2][4];
+                for (int xi = 0; xi < 16; xi++)
+                    m[xi] = _mm512_loadu_ps(M + ((size_t)xi * WV_T + t) * Co + co);
+                for (int j = 0; j < 4; j++) { /* a = A^T m */
+                    a[0][j] = _mm512_add_ps(_mm512_add_ps(m[j], m[4 + j]), m[8 + j]);
+                    a[1][j] = _mm512_sub_ps(_mm512_sub_ps(m[4 + j], m[8 + j]), m[12 + j]);
+                }
+                for (int i = 0; i < 2; i++) {
+                    __m512 y[2] = {_mm512_add_ps(_mm512_add_ps(a[i][0], a[i][1]), a[i][2]),
+                                   _mm512_sub_ps(_mm512_sub_ps(a[i][1], a[i][2]), a[i][3])};
+                    size_t o = ((n * (size_t)p->Ho + oy + (size_t)i) * Wo + ox) * Co + co;
+                    for (int j = 0; j < 2; j++, o += Co) {
+                        if (c->ob)
+                            _mm256_storeu_si256((__m256i *)(void *)((uint16_t *)(void *)c->out + o),
+                                                (__m256i)_mm512_cvtneps_pbh(y[j]));
+                        else
+                            _mm512_storeu_ps(c->out + o, c->accumulate
+                                                             ? _mm512_add_ps(_mm512_loadu_ps(c->out + o), y[j])
+                                                             : y[j]);
+                        sum = _mm512_add_ps(sum, y[j]);
+                        sq = _mm512_fmadd_ps(y[j], y[j], sq);
+                    }
+                }
+            }
+            if (gd)
+                add_stats(gd + co, Co, 16, sum, sum, sq, sq);
+        }
+    }
+}
+
+/* M[t][co] = sum over the npair pairs r of V[t][2r, 2r+1] . U[r][co] for t < nt (a multiple
+ * of 8), co < nc of the panel: blocks of 8 tiles x CB vectors of 16 columns; the tiles lie
+ * Ci bf16 apart (8 pointers: general registers) */
+V512_TARGET static inline __attribute__((always_inline)) void
+wv_gemm(const int CB, const uint16_t *V, size_t Ci, const uint32_t *bj, int npair, float *M,
+        size_t Co, size_t nt, int nc)
+{
+    __mmask16 m[2];
+    m[0] = nc >= 16 ? 0xffff : (__mmask16)((1u << nc) - 1);
+    m[1] = nc >= 32 ? 0xffff : nc <= 16 ? 0 : (__mmask16)((1u << (nc - 16)) - 1);
+    for (size_t t = 0; t < nt; t += 8) {
+        __m512 acc[16];
+        for (int i = 0; i < 8 * CB; i++)
+            acc[i] = _mm512_setzero_ps();
+        const uint16_t *vt = V + t * Ci;
+        for (int r = 0; r < npair; r++) {
+            __m512bh wv[2];
+            for (int b = 0; b < CB; b++)
+                wv[b] = (__m512bh)_mm512_loadu_si512(bj + (size_t)r * 32 + 16 * b);
+            for (int q = 0; q < 8; q++) {
+                __m512bh xv = (__m512bh)_mm512_set1_epi32((int)pair_at(vt + (size_t)q * Ci + 2 * r));
+                for (int b = 0; b < CB; b++)
+                    acc[q * CB + b] = _mm512_dpbf16_ps(acc[q * CB + b], xv, wv[b]);
+            }
+        }
+        for (int q = 0; q < 8; q++)
+            for (int b = 0; b < CB; b++)
+                _mm512_mask_storeu_ps(M + (t + (size_t)q) * Co + 16 * (size_t)b, m[b], acc[q * CB + b]);
+    }
+}
+
+V512_TARGET static __attribute__((noinline)) void wv_gemm1(const uint16_t *V, size_t Ci,
+                                                             const uint32_t *bj, int npair, float *M,
+                                                             size_t Co, size_t nt, int nc)
+{
+    wv_gemm(1, V, Ci, bj, npair, M, Co, nt, nc);
+}
+
+V512_TARGET static __attribute__((noinline)) void wv_gemm2(const uint16_t *V, size_t Ci,
+                                                             const uint32_t *bj, int npair, float *M,
+                                                             size_t Co, size_t nt, int nc)
+{
+    wv_gemm(2, V, Ci, bj, npair, M, Co, nt, nc);
+}
+
+/* task item: group g of images: its tiles in chunks of WV_T */
+V512_TARGET static void wv_body(void *vc, size_t gb, size_t ge)
+{
+    const wv_ctx *x = vc;
+    const amx_ctx *c = x->c;
+    const amx_plan *p = c->p;
+    const wv_plan *v = x->v;
+    const size_t Ci = (size_t)p->Ci, Co = (size_t)p->Co, nr = Ci / 2;
+    for (size_t g = gb; g < ge; g++) {
+        uint16_t *V = (uint16_t *)(void *)(x->gw + g * (x->vf + v->msz));
+        float *M = x->gw + g * (x->vf + v->msz) + x->vf;
+        size_t n0 = (size_t)p->s->N * g / p->G, n1 = (size_t)p->s->N * (g + 1) / p->G;
+        memset(V, 0, v->vsz * sizeof(uint16_t)); /* a short last chunk multiplies rows past nt: never uninitialised */
+        for (size_t k0 = n0 * v->ti; k0 < n1 * v->ti; k0 += WV_T) {
+            size_t nt = n1 * v->ti - k0 < WV_T ? n1 * v->ti - k0 : WV_T;
+            wv_in(c, v, k0, nt, V);
+            for (int xi = 0; xi < 16; xi++)
+                for (int j = 0; j < p->np; j++) {
+                    const uint32_t *bj = c->bp + (((size_t)xi * (size_t)p->np + (size_t)j) * nr) * 32;
+                    int nc = (int)Co - 32 * j < 32 ? (int)Co - 32 * j : 32;
+                    (nc > 16 ? wv_gemm2 : wv_gemm1)(V + (size_t)xi * WV_T * Ci, Ci, bj, (int)nr,
+                                                    M + (size_t)xi * WV_T * Co + 32 * (size_t)j, Co,
+                                                    (nt + 7) / 8 * 8, nc);
+                }
+            wv_out(c, v, k0, nt, M, c->gs ? c->gs + g * 2 * Co : NULL);
+        }
+    }
+}
+
+static void wv_run(eqm_host *h, amx_ctx *c, float *buf)
+{
+    const amx_plan *p = c->p;
+    wv_plan v;
+    wv_make(p, &v);
+    c->bp = (uint32_t *)(void *)buf;
+    wv_ctx x = {.c = c, .v = &v, .gw = buf + (v.ubp + 15) / 16 * 16, .vf = (v.vsz / 2 + 15) / 16 * 16};
+    nn_parallel(h, (size_t)p->np, 1, wv_pack_body, &x);
+    nn_parallel(h, p->G, 1, wv_body, &x);
+}
+
 static size_t dxp_ws(const eqm_conv2d_shape *s)
 {
     dxp_plan p;
@@ -875,6 +1192,10 @@ static void run(eqm_host *h, const amx_plan *pp, float *out, const float *in, co
                  .fs = fs};
     c.ib = !p.dx && (p.s->flags & EQM_NN_IN_BF16); /* a dX reads dout: float */
     c.ob = !p.dx && (p.s->flags & EQM_NN_OUT_BF16); /* and writes din: float */
+    if (wv_pick(&p)) {
+        wv_run(h, &c, buf);
+        return;
+    }
     c.bp = (uint32_t *)(void *)buf;
     c.xp = (uint16_t *)(void *)(buf + (bp_uint32(&p) + 15) / 16 * 16);
     nn_parallel(h, (size_t)p.np, 1, pack_w_body, &c);

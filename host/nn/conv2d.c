@@ -140,6 +140,8 @@ static int conv_algo;
 size_t nn_conv2d_workspace_bytes(void) { return ws_floats * sizeof(float); }
 void nn_conv2d_set_algo(int algo) { conv_algo = algo; }
 
+int nn_conv2d_algo(void) { return conv_algo; }
+
 /* EQM_CONV_ALGO (benchmarks) sets the default algorithm once. */
 static void algo_from_env(void)
 {
@@ -620,7 +622,7 @@ static int direct_dw_pick(const eqm_conv2d_shape *s)
  * quickstart bf16 step, 1 core, see bench/README.md. */
 static int amx_pick(const eqm_conv2d_shape *s)
 {
-    if (conv_algo == 5)
+    if (conv_algo == 5 || conv_algo == 6)
         return nn_amx_conv_ok(s);
     if (conv_algo != 0 || !nn_amx_conv_ok(s))
         return 0;
@@ -651,7 +653,7 @@ static int wino_fwd(const eqm_conv2d_shape *s)
  * 3.4-3.6 / 1.4-1.5. */
 static int amx_dx_pick(const eqm_conv2d_shape *s)
 {
-    if (conv_algo == 5)
+    if (conv_algo == 5 || conv_algo == 6)
         return nn_amx_conv_dx_ok(s);
     /* on vdpbf16ps nn_amx_conv_dx runs one stride-1 conv per phase (no products with the
      * spread-out zeros, which there cost as much as the rest: 32x32 16->32 3x3 s2 19.7 ms
@@ -1052,7 +1054,7 @@ static int amx_dw_pick(const eqm_conv2d_shape *s)
     if (!nn_amx_dw_ok(s))
         return 0;
     if (conv_algo != 0)
-        return conv_algo == 5;
+        return conv_algo == 5 || conv_algo == 6;
     double fill = nn_amx_dw_fill(s);
     if (nn_bf16_native() == 2) /* (stride 1: nn_amx_dw_ok) */
         return fill >= 0.7 || s->C_in >= 256;

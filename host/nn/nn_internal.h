@@ -44,12 +44,16 @@ size_t nn_conv2d_workspace_bytes(void);
  * 3 Winograd wherever it applies (any output size) plus 2;
  * 4 the direct kernel (direct.c) wherever it applies (forward, stride-1 dX), else as 2;
  * 5 the implicit kernels wherever they apply: the bf16 forward, stride-1 dX and strided dX
- *   (amx_conv.c) and the bf16 dW (amx_dw.c), on AMX or vdpbf16ps; else as 2.
+ *   (amx_conv.c) and the bf16 dW (amx_dw.c), on AMX or vdpbf16ps; else as 2;
+ * 6 as 5, but on vdpbf16ps the 3x3 stride-1 forwards and dX (as forwards) Winograd
+ *   F(2x2, 3x3) with bf16 products (amx_conv.c) wherever it applies.
  * Default (0) also takes the direct kernel on the shapes conv2d.c's direct_pick names, the
  * implicit bf16 forward / stride-1 dX (amx_conv.c) wherever it applies (strided forward and
  * dX: on AMX where amx_pick / amx_dx_pick say, on vdpbf16ps always), and the implicit bf16
- * dW (amx_dw.c) where conv2d.c's amx_dw_pick says. */
+ * dW (amx_dw.c) where conv2d.c's amx_dw_pick says, and on vdpbf16ps amx_conv.c's
+ * Winograd where its wv_pick says. */
 void nn_conv2d_set_algo(int algo);
+int nn_conv2d_algo(void);
 
 /* winograd.c: F(2x2, 3x3) for 3x3 stride-1 convs with C_in, C_out in [16, NN_WINO_MAX_C] */
 #define NN_WINO_MAX_C 4096

@@ -280,7 +280,8 @@ END_TEST
 typedef struct {
     eqm_conv2d_shape s;
     int algo;
-    int wino; /* 1: the path runs Winograd for forward, dX and dW; -1: it may */
+    int wino; /* 1: the path runs Winograd for forward, dX and dW; -1: it may; -2: it
+                 does on vdpbf16ps (amx_conv.c's, forward and dX) */
 } conv_case;
 
 static const conv_case conv_cases[] = {
@@ -337,9 +338,18 @@ static const conv_case conv_cases[] = {
     {{2, 33, 31, 16, 32, 3, 3, 2, 1, 0}, 0, 0},  /* the default path */
     /* vdpbf16ps blocks of 16 pixels x 16 channels in one row (v512_pick: the pixel offsets
      * as displacements from one register, 16 or 32 bf16 apart) */
-    {{2, 32, 32, 16, 16, 3, 3, 1, 1, 0}, 0, -1}, /* forward and dX 16 apart */
+    {{2, 32, 32, 16, 16, 3, 3, 1, 1, 0}, 5, 0},  /* forward and dX 16 apart */
     {{2, 32, 32, 16, 16, 3, 3, 2, 1, 0}, 0, 0},  /* forward 32 apart, strided dX 16 */
     {{2, 32, 32, 16, 32, 3, 3, 2, 1, 0}, 0, 0},  /* strided dX 32 apart */
+    /* Winograd F(2x2, 3x3) on vdpbf16ps (amx_conv.c; algo 6 wherever it applies, the
+     * default up to C_in C_out = 256^2; elsewhere as algo 5): chunks of 32 tiles over the
+     * images, the last one short; GEMM blocks of 8 tiles x 16 or 32 columns */
+    {{3, 10, 6, 16, 16, 3, 3, 1, 1, 0}, 6, -2},  /* 15 tiles an image: chunks across images */
+    {{2, 8, 12, 32, 48, 3, 3, 1, 1, 0}, 6, -2},  /* C_out 48: a panel of 16 after one of 32 */
+    {{2, 10, 8, 48, 32, 3, 3, 1, 0, 0}, 6, -2},  /* pad 0, C_in 48 */
+    {{2, 6, 4, 16, 32, 3, 3, 1, 2, 0}, 6, -2},   /* pad 2: 8x6 outputs, tiles half outside */
+    {{5, 4, 4, 64, 16, 3, 3, 1, 1, 0}, 6, -2},   /* 4 tiles an image, 20 in all */
+    {{2, 16, 16, 32, 32, 3, 3, 1, 1, 0}, 0, -2}, /* the default path */
     /* the small-C_in direct kernels (direct.c; AVX-512F, else im2col): the stems */
     {{2, 11, 19, 3, 32, 3, 3, 1, 1, 0}, 0, 0},   /* CIFAR stem: widths 16 + 2 + 1 */
     {{3, 9, 9, 1, 16, 5, 5, 1, 2, 0}, 0, 0},     /* C_in 1 */
@@ -405,7 +415,9 @@ START_TEST(test_conv)
     conv_run(s, 0, x, w, g, o[1], dx[1], dw[1]);           /* fp32 twin */
     conv_run(s, 0, ax, aw, ag, o[2], dx[2], dw[2]);        /* S = sum |a b| */
     /* -1: Winograd where the default takes it, never on AMX (wino_ok in conv2d.c) */
-    int wino = cc->wino == -1 ? nn_bf16_native() != 2 : cc->wino;
+    int wino = cc->wino == -1   ? nn_bf16_native() != 2
+               : cc->wino == -2 ? nn_bf16_native() == 1 /* amx_conv.c's Winograd */
+                                : cc->wino;
     double f = wino ? 9 : 1;
     int Kf = s->kh * s->kw * s->C_in, Kx = s->kh * s->kw * s->C_out, Kw = s->N * Ho * Wo;
     check_bound("forward vs fp32", ci, o[0], o[1], o[2], no, f * B8, Kf);

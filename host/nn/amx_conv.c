@@ -988,11 +988,12 @@ V512_TARGET static inline void wv_col(const amx_ctx *c, const void *const rows[4
     r[3] = _mm512_sub_ps(d[1], d[3]);
 }
 
-/* V[xi][t][ci] (bf16) of the nt tiles of a chunk from global tile k0 (image k / ti), a run
+/* V[xi][t][ci] (bf16, T tiles per xi) of the nt tiles of a chunk from global tile k0 (image
+ * k / ti), a run
  * of tiles of one tile row at a time: each input column's B^T d is formed once and serves
  * the two tiles that share it */
-V512_TARGET static __attribute__((noinline)) void wv_in(const amx_ctx *c, const wv_plan *v, size_t k0, size_t nt,
-                              uint16_t *V)
+V512_TARGET static __attribute__((noinline)) void wv_in(const amx_ctx *c, const wv_plan *v,
+                                                         size_t k0, size_t nt, uint16_t *V, size_t T)
 {
     const eqm_conv2d_shape *s = c->p->s;
     const size_t Ci = (size_t)c->p->Ci, es = c->ib ? 2 : 4;
@@ -1026,7 +1027,7 @@ V512_TARGET static __attribute__((noinline)) void wv_in(const amx_ctx *c, const 
                 for (int i = 0; i < 4; i++)
                     for (int j = 0; j < 4; j++)
                         _mm256_storeu_si256(
-                            (__m256i *)(void *)(V + ((size_t)(4 * i + j) * WV_T + t + u) * Ci + ci),
+                            (__m256i *)(void *)(V + ((size_t)(4 * i + j) * T + t + u) * Ci + ci),
                             (__m256i)_mm512_cvtneps_pbh(a[i][j]));
                 for (int i = 0; i < 4; i++)
                     cl[0][i] = cl[2][i], cl[1][i] = cl[3][i];
@@ -1140,7 +1141,7 @@ V512_TARGET static void wv_body(void *vc, size_t gb, size_t ge)
         memset(V, 0, v->vsz * sizeof(uint16_t)); /* a short last chunk multiplies rows past nt: never uninitialised */
         for (size_t k0 = n0 * v->ti; k0 < n1 * v->ti; k0 += WV_T) {
             size_t nt = n1 * v->ti - k0 < WV_T ? n1 * v->ti - k0 : WV_T;
-            wv_in(c, v, k0, nt, V);
+            wv_in(c, v, k0, nt, V, WV_T);
             for (int xi = 0; xi < 16; xi++)
                 for (int j = 0; j < p->np; j++) {
                     const uint32_t *bj = c->bp + (((size_t)xi * (size_t)p->np + (size_t)j) * nr) * 32;
@@ -1163,6 +1164,287 @@ static void wv_run(eqm_host *h, amx_ctx *c, float *buf)
     wv_ctx x = {.c = c, .v = &v, .gw = buf + (v.ubp + 15) / 16 * 16, .vf = (v.vsz / 2 + 15) / 16 * 16};
     nn_parallel(h, (size_t)p->np, 1, wv_pack_body, &x);
     nn_parallel(h, p->G, 1, wv_body, &x);
+}
+
+/* ---- The dW of the same convs by Winograd F(2x2, 3x3) on vdpbf16ps ------------------
+ * y = A^T [U (.) V] A per tile makes dL/dU = (A dy A^T) (.) V, so dW = G^T dU G with
+ *     dU[xi][ci][co] = sum over tiles t of V[xi][t][ci] dM[xi][t][co],  dM = A dy A^T,
+ * a GEMM per xi whose reduction runs over the tiles: V of the input as the forward forms
+ * it (wv_in), dM of dout (fp32, rounded to bf16), exact products summed in fp32; dU stays
+ * fp32 and G^T dU G is formed in fp32 at the end. vdpbf16ps takes pairs of tiles: dM as
+ * the vector operand, pair-interleaved (dP[xi][t/2][co] = (dM[t][co], dM[t+1][co])), V
+ * as the broadcast one, transposed (Vt[xi][ci][t]: 16x16 blocks in registers). Threads:
+ * the tiles of the batch split into WD_GROUPS fixed contiguous ranges, each summed into
+ * its own partial dU (one task each), then dw += G^T (((P0 + P1) + P2) + P3) G per
+ * element: the same bits at any thread count. Scope: wv_ok's. */
+#define WD_T 256 /* tiles per chunk (128 pairs per product block) */
+#define WD_GROUPS 4
+
+typedef struct {
+    amx_ctx c; /* in, ib, p: the conv as a forward */
+    wv_plan v;
+    const float *dout;
+    float *part;   /* WD_GROUPS x 16 Ci Co */
+    float *tw;     /* per group: V (16 WD_T Ci bf16), Vt (same), dP (16 WD_T / 2 Co uint32) */
+    size_t twf;    /* floats per group there */
+    float *dw;
+} wd_ctx;
+
+static size_t wd_twf(const amx_plan *p)
+{
+    size_t vb = 16 * (size_t)WD_T * (size_t)p->Ci; /* bf16 */
+    return vb / 2 * 2 + 16 * (size_t)(WD_T / 2) * (size_t)p->Co + 32;
+}
+
+static size_t wd_ws_floats(const amx_plan *p)
+{
+    return WD_GROUPS * 16 * (size_t)p->Ci * (size_t)p->Co + WD_GROUPS * wd_twf(p) + 32;
+}
+
+/* a 16 x 16 matrix of 32-bit lanes (r[i]: row i) transposed in registers */
+V512_TARGET static inline void wd_tr16(__m512i r[16])
+{
+    __m512i t[16], u[16], v[16];
+    for (int k = 0; k < 8; k++) {
+        t[2 * k] = _mm512_unpacklo_epi32(r[2 * k], r[2 * k + 1]);
+        t[2 * k + 1] = _mm512_unpackhi_epi32(r[2 * k], r[2 * k + 1]);
+    }
+    for (int m = 0; m < 4; m++) { /* u[4m + j], lane L: column 4L + j of rows 4m .. 4m + 3 */
+        u[4 * m + 0] = _mm512_unpacklo_epi64(t[4 * m], t[4 * m + 2]);
+        u[4 * m + 1] = _mm512_unpackhi_epi64(t[4 * m], t[4 * m + 2]);
+        u[4 * m + 2] = _mm512_unpacklo_epi64(t[4 * m + 1], t[4 * m + 3]);
+        u[4 * m + 3] = _mm512_unpackhi_epi64(t[4 * m + 1], t[4 * m + 3]);
+    }
+    for (int m = 0; m < 4; m += 2)
+        for (int j = 0; j < 4; j++) {
+            v[4 * m + j] = _mm512_shuffle_i32x4(u[4 * m + j], u[4 * m + 4 + j], 0x88);
+            v[4 * m + 4 + j] = _mm512_shuffle_i32x4(u[4 * m + j], u[4 * m + 4 + j], 0xdd);
+        }
+    for (int j = 0; j < 4; j++) {
+        r[j] = _mm512_shuffle_i32x4(v[j], v[8 + j], 0x88);
+        r[8 + j] = _mm512_shuffle_i32x4(v[j], v[8 + j], 0xdd);
+        r[4 + j] = _mm512_shuffle_i32x4(v[4 + j], v[12 + j], 0x88);
+        r[12 + j] = _mm512_shuffle_i32x4(v[4 + j], v[12 + j], 0xdd);
+    }
+}
+
+/* Vt[xi][ci][t] = V[xi][t][ci] (bf16; WD_T tiles per xi, ntp16 a multiple of 16) */
+V512_TARGET static void wd_transpose(const uint16_t *V, uint16_t *Vt, size_t Ci, size_t nt16)
+{
+    for (size_t xi = 0; xi < 16; xi++)
+        for (size_t t0 = 0; t0 < nt16; t0 += 16)
+            for (size_t c0 = 0; c0 < Ci; c0 += 16) {
+                __m512i r[16];
+                for (size_t i = 0; i < 16; i++)
+                    r[i] = _mm512_cvtepu16_epi32(_mm256_loadu_si256(
+                        (const __m256i *)(const void *)(V + (xi * WD_T + t0 + i) * Ci + c0)));
+                wd_tr16(r);
+                for (size_t i = 0; i < 16; i++)
+                    _mm256_storeu_si256((__m256i *)(void *)(Vt + (xi * Ci + c0 + i) * WD_T + t0),
+                                        _mm512_cvtepi32_epi16(r[i]));
+            }
+}
+
+/* dP[xi][t / 2][co] = (bf16 dM[xi][t][co], bf16 dM[xi][t + 1][co]) of the chunk's tiles,
+ * dM = A dy A^T of each tile's 2x2 dout (fp32); tiles past nt (up to even) are zero */
+V512_TARGET static void wd_dout(const wd_ctx *d, size_t k0, size_t nt, uint32_t *dP)
+{
+    const amx_plan *p = d->c.p;
+    const wv_plan *v = &d->v;
+    const size_t Co = (size_t)p->Co, Wo = (size_t)p->Wo;
+    /* element 2i: tile t's co i (element i of cvtne2ps_pbh's result), 2i + 1: tile t + 1's */
+    const __m512i lo = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9,
+                                        24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1,
+                                        16, 0);
+    for (size_t t = 0; t < nt; t += 2)
+        for (size_t co = 0; co < Co; co += 16) {
+            __m512 m[2][16];
+            for (int h = 0; h < 2; h++) {
+                if (t + (size_t)h >= nt) {
+                    for (int xi = 0; xi < 16; xi++)
+                        m[h][xi] = _mm512_setzero_ps();
+                    continue;
+                }
+                size_t k = k0 + t + (size_t)h, n = k / v->ti, tt = k % v->ti;
+                size_t oy = 2 * (tt / (size_t)v->tw), ox = 2 * (tt % (size_t)v->tw);
+                const float *y0 = d->dout + ((n * (size_t)p->Ho + oy) * Wo + ox) * Co + co;
+                const float *y1 = y0 + Wo * Co;
+                __m512 y[2][2] = {{_mm512_loadu_ps(y0), _mm512_loadu_ps(y0 + Co)},
+                                  {_mm512_loadu_ps(y1), _mm512_loadu_ps(y1 + Co)}};
+                __m512 r[4][2]; /* r = A y: (y0, y0 + y1, y0 - y1, -y1) per column */
+                for (int b = 0; b < 2; b++) {
+                    r[0][b] = y[0][b];
+                    r[1][b] = _mm512_add_ps(y[0][b], y[1][b]);
+                    r[2][b] = _mm512_sub_ps(y[0][b], y[1][b]);
+                    r[3][b] = _mm512_sub_ps(_mm512_setzero_ps(), y[1][b]);
+                }
+                for (int i = 0; i < 4; i++) { /* dM = r A^T */
+                    m[h][4 * i + 0] = r[i][0];
+                    m[h][4 * i + 1] = _mm512_add_ps(r[i][0], r[i][1]);
+                    m[h][4 * i + 2] = _mm512_sub_ps(r[i][0], r[i][1]);
+                    m[h][4 * i + 3] = _mm512_sub_ps(_mm512_setzero_ps(), r[i][1]);
+                }
+            }
+            for (int xi = 0; xi < 16; xi++) { /* interleave the two tiles' bf16 */
+                __m512i b = (__m512i)_mm512_cvtne2ps_pbh(m[1][xi], m[0][xi]);
+                _mm512_storeu_si512(dP + ((size_t)xi * (WD_T / 2) + t / 2) * Co + co,
+                                    _mm512_permutexvar_epi16(lo, b));
+            }
+        }
+}
+
+/* part[ci][co] (+)= sum over npair pairs of Vt[ci][2r, 2r+1] . dP[r][co], blocks of 8 ci x
+ * CB vectors of 16 co; first: store instead of add */
+V512_TARGET static inline __attribute__((always_inline)) void
+wd_gemm(const int CB, const uint16_t *Vt, const uint32_t *dP, size_t Ci, size_t Co, int npair,
+        float *part, int first)
+{
+    for (size_t ci = 0; ci < Ci; ci += 8)
+        for (size_t co = 0; co < Co; co += 16 * (size_t)CB) {
+            __m512 acc[16];
+            for (int i = 0; i < 8 * CB; i++)
+                acc[i] = _mm512_setzero_ps();
+            const uint16_t *vr = Vt + ci * WD_T;
+            for (int r = 0; r < npair; r++) {
+                __m512bh dv[2];
+                for (int b = 0; b < CB; b++)
+                    dv[b] = (__m512bh)_mm512_loadu_si512(dP + (size_t)r * Co + co + 16 * (size_t)b);
+                for (int q = 0; q < 8; q++) {
+                    __m512bh x = (__m512bh)_mm512_set1_epi32((int)pair_at(vr + (size_t)q * WD_T + 2 * r));
+                    for (int b = 0; b < CB; b++)
+                        acc[q * CB + b] = _mm512_dpbf16_ps(acc[q * CB + b], x, dv[b]);
+                }
+            }
+            for (int q = 0; q < 8; q++)
+                for (int b = 0; b < CB; b++) {
+                    float *o = part + (ci + (size_t)q) * Co + co + 16 * (size_t)b;
+                    _mm512_storeu_ps(o, first ? acc[q * CB + b]
+                                              : _mm512_add_ps(_mm512_loadu_ps(o), acc[q * CB + b]));
+                }
+        }
+}
+
+V512_TARGET static __attribute__((noinline)) void wd_gemm1(const uint16_t *Vt, const uint32_t *dP,
+                                                             size_t Ci, size_t Co, int npair,
+                                                             float *part, int first)
+{
+    wd_gemm(1, Vt, dP, Ci, Co, npair, part, first);
+}
+
+V512_TARGET static __attribute__((noinline)) void wd_gemm2(const uint16_t *Vt, const uint32_t *dP,
+                                                             size_t Ci, size_t Co, int npair,
+                                                             float *part, int first)
+{
+    wd_gemm(2, Vt, dP, Ci, Co, npair, part, first);
+}
+
+/* task item: group gi of WD_GROUPS: tiles [N ti gi / 4, N ti (gi + 1) / 4) into part gi */
+V512_TARGET static void wd_body(void *vc, size_t b, size_t e)
+{
+    const wd_ctx *d = vc;
+    const amx_plan *p = d->c.p;
+    const size_t Ci = (size_t)p->Ci, Co = (size_t)p->Co, nall = (size_t)p->s->N * d->v.ti;
+    for (size_t gi = b; gi < e; gi++) {
+        float *part = d->part + gi * 16 * Ci * Co;
+        uint16_t *V = (uint16_t *)(void *)(d->tw + gi * d->twf);
+        uint16_t *Vt = V + 16 * (size_t)WD_T * Ci;
+        uint32_t *dP = (uint32_t *)(void *)(Vt + 16 * (size_t)WD_T * Ci);
+        size_t ka = nall * gi / WD_GROUPS, kb = nall * (gi + 1) / WD_GROUPS;
+        if (ka == kb) {
+            memset(part, 0, 16 * Ci * Co * sizeof(float));
+            continue;
+        }
+        memset(V, 0, 16 * (size_t)WD_T * Ci * sizeof(uint16_t)); /* tiles past a short chunk */
+        for (size_t k0 = ka; k0 < kb; k0 += WD_T) {
+            size_t nt = kb - k0 < WD_T ? kb - k0 : WD_T, nt16 = (nt + 15) / 16 * 16;
+            wv_in(&d->c, &d->v, k0, nt, V, WD_T);
+            for (size_t t = nt; t < nt16; t++) /* zero V past nt: its dM is 0, V must be finite */
+                for (int xi = 0; xi < 16; xi++)
+                    memset(V + ((size_t)xi * WD_T + t) * Ci, 0, Ci * sizeof(uint16_t));
+            wd_transpose(V, Vt, Ci, nt16);
+            wd_dout(d, k0, nt, dP);
+            int np2 = (int)((nt + 1) / 2);
+            for (int xi = 0; xi < 16; xi++)
+                (Co % 32 ? wd_gemm1 : wd_gemm2)(Vt + (size_t)xi * Ci * WD_T,
+                                                 dP + (size_t)xi * (WD_T / 2) * Co, Ci, Co, np2,
+                                                 part + (size_t)xi * Ci * Co, k0 == ka);
+        }
+    }
+}
+
+/* task item: output channel co: dw[co][ky][kx][ci] += (G^T dU G)[ky][kx] of the partials'
+ * sum ((P0 + P1) + P2) + P3 */
+static void wd_fin_body(void *vc, size_t b, size_t e)
+{
+    const wd_ctx *d = vc;
+    const amx_plan *p = d->c.p;
+    const size_t Ci = (size_t)p->Ci, Co = (size_t)p->Co, ps = 16 * Ci * Co;
+    for (size_t co = b; co < e; co++)
+        for (size_t ci = 0; ci < Ci; ci++) {
+            float u[4][4], t[3][4];
+            for (int xi = 0; xi < 16; xi++) {
+                size_t k = ((size_t)xi * Ci + ci) * Co + co;
+                float a = d->part[k];
+                for (int g = 1; g < WD_GROUPS; g++)
+                    a += d->part[(size_t)g * ps + k];
+                u[xi / 4][xi % 4] = a;
+            }
+            for (int j = 0; j < 4; j++) { /* t = G^T u: rows (u0 + (u1 + u2)/2, (u1 - u2)/2, (u1 + u2)/2 + u3) */
+                t[0][j] = u[0][j] + 0.5f * (u[1][j] + u[2][j]);
+                t[1][j] = 0.5f * (u[1][j] - u[2][j]);
+                t[2][j] = 0.5f * (u[1][j] + u[2][j]) + u[3][j];
+            }
+            for (int i = 0; i < 3; i++) { /* dw = t G */
+                float *o = d->dw + ((co * 3 + (size_t)i) * 3) * Ci + ci;
+                o[0] += t[i][0] + 0.5f * (t[i][1] + t[i][2]);
+                o[Ci] += 0.5f * (t[i][1] - t[i][2]);
+                o[2 * Ci] += 0.5f * (t[i][1] + t[i][2]) + t[i][3];
+            }
+        }
+}
+
+/* algo 6: wherever it applies; 5: never; default: see below */
+int nn_wv_dw_pick(const eqm_conv2d_shape *s)
+{
+    if (!(s->flags & EQM_NN_BF16) || s->C_in < 16)
+        return 0;
+    amx_plan p;
+    plan(s, 0, &p);
+    int algo = nn_conv2d_algo();
+    if (!wv_ok(&p) || (algo != 0 && algo != 6))
+        return 0;
+    if (algo == 6)
+        return 1;
+    /* default: C_in from 32 up to C_in C_out = 256^2 (its partials, 4 x 16 C_in C_out
+     * floats, are loaded and stored once per chunk of WD_T tiles). Measured (conv-layers
+     * --bf16 1 --in-bf16 1, 1 core, CPU ms, Winograd / the implicit dW): batch 128 full
+     * width: 32x32 64->64 35-38 / 49-51, 16x16 128->128 33-36 / 51-52, 8x8 256->256 52-54 /
+     * 58, 4x4 512->512 130-133 / 78-87; batch 384 width 1/4: 32x32 16->16 14.4-14.7 /
+     * 11.2-12.3, 16x16 32->32 9.9 / 11.0, 8x8 64->64 7.6-8.2 / 11.2-13.0, 4x4 128->128
+     * 9.6-9.8 / 10.2-13.7 */
+    return p.Ci >= 32 && (size_t)p.Ci * (size_t)p.Co <= 256 * 256;
+}
+
+size_t nn_wv_dw_ws_floats(const eqm_conv2d_shape *s)
+{
+    amx_plan p;
+    plan(s, 0, &p);
+    return wd_ws_floats(&p);
+}
+
+void nn_wv_dw(eqm_host *h, const eqm_conv2d_shape *s, float *dw, const float *dout,
+              const float *in, float *buf)
+{
+    amx_plan p;
+    plan(s, 0, &p);
+    wd_ctx d = {.dout = dout, .dw = dw};
+    d.c.p = &p, d.c.in = in, d.c.ib = !!(s->flags & EQM_NN_IN_BF16);
+    wv_make(&p, &d.v);
+    d.part = buf;
+    d.tw = buf + WD_GROUPS * 16 * (size_t)p.Ci * (size_t)p.Co;
+    d.twf = wd_twf(&p);
+    nn_parallel(h, WD_GROUPS, 1, wd_body, &d);
+    nn_parallel(h, (size_t)p.Co, 4, wd_fin_body, &d);
 }
 
 static size_t dxp_ws(const eqm_conv2d_shape *s)

@@ -1126,7 +1126,8 @@ int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float
             nn_gemm(h, s->flags, 1, 0, Co, c.K, M, 1.f, dout, Co, in, c.K, 1.f, dw, c.K);
         return din ? pw_dx(h, s, din, dout, w, set) : EQM_OK;
     }
-    int adw = dw && amx_dw_pick(s);
+    int vdw = dw && nn_wv_dw_pick(s); /* amx_conv.c's Winograd dW (vdpbf16ps) */
+    int adw = dw && (vdw || amx_dw_pick(s));
     if (bf16_tiles(s) && !(dw && wino_ok(s)) && !adw && !(dw && direct_dw_pick(s)) &&
         !(din && (dx_as_forward_ok(s) || amx_dx_pick(s))))
         return bwd_bf16(h, s, din, dw, dout, in, w);
@@ -1138,6 +1139,7 @@ int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float
     eqm_conv2d_shape ts;
     dx_shape(s, c.Ho, c.Wo, &ts);
     size_t need_dw = !dw ? 0
+                     : vdw ? nn_wv_dw_ws_floats(s)
                      : adw ? nn_amx_dw_ws_floats(s)
                      : ddw ? nn_direct_dw_ws_floats(s)
                      : wdw ? nn_wino_ws_floats(s)
@@ -1152,7 +1154,9 @@ int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float
     float *buf = ws_get(h, need);
     if (!buf)
         return EQM_ERR_NOMEM;
-    if (adw)
+    if (vdw)
+        nn_wv_dw(h, s, dw, dout, in, buf);
+    else if (adw)
         nn_amx_dw(h, s, dw, dout, in, buf);
     if (ddw)
         nn_direct_dw(h, s, dw, dout, in, buf);

@@ -237,6 +237,13 @@ void nn_amx_conv_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, con
  * the epilogue; returns EQM_OK or EQM_ERR_NOMEM */
 int nn_amx_conv_forward_stats(eqm_host *h, const eqm_conv2d_shape *s, float *out,
                               const float *in, const float *w, float *buf, double *stats);
+/* the dW of a bf16 3x3 stride-1 conv by Winograd F(2x2, 3x3) on vdpbf16ps (amx_conv.c):
+ * nn_wv_dw_pick says where (algo 6: wherever it applies; default: where measured faster);
+ * dw += the gradient; in as the forward's (EQM_NN_IN_BF16: bf16 values) */
+int nn_wv_dw_pick(const eqm_conv2d_shape *s);
+size_t nn_wv_dw_ws_floats(const eqm_conv2d_shape *s);
+void nn_wv_dw(eqm_host *h, const eqm_conv2d_shape *s, float *dw, const float *dout,
+              const float *in, float *buf);
 int nn_amx_conv_dx_ok(const eqm_conv2d_shape *s);
 size_t nn_amx_conv_dx_ws_floats(const eqm_conv2d_shape *s);
 /* w: the conv's own weights (OHWI; flipped while packed) */

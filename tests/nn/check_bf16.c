@@ -649,6 +649,80 @@ START_TEST(test_amx_dw_threads_bitwise)
 }
 END_TEST
 
+/* amx_conv.c's Winograd on vdpbf16ps (algo 6): forward, dX and dW bit for bit the same at
+ * 1 and 2 threads (the forward's groups are whole images; the dW sums 4 fixed groups of
+ * tiles). Shapes: groups of 36 tiles over images of 16 (chunks cut images, the dW's last
+ * chunk short and odd), 30 tiles an image with C 16, C_out 48 (a 16-column panel). As
+ * test_amx_dw_threads_bitwise: the 1-thread results come from a forked child. */
+START_TEST(test_wv_threads_bitwise)
+{
+    if (!set_mode(1))
+        return;
+    const char *fk = getenv("CK_FORK");
+    if (fk && !strcmp(fk, "no")) {
+        fprintf(stderr, "CK_FORK=no: the thread pool may be running, 1-thread case skipped\n");
+        return;
+    }
+    static const eqm_conv2d_shape cs[] = {
+        {9, 8, 8, 32, 48, 3, 3, 1, 1, EQM_NN_BF16},
+        {5, 12, 10, 16, 16, 3, 3, 1, 1, EQM_NN_BF16},
+        {3, 6, 6, 48, 32, 3, 3, 1, 2, EQM_NN_BF16},
+    };
+    enum { NS = 3 };
+    float *x[NS], *g[NS], *w[NS];
+    size_t n3[NS][3], off[NS + 1] = {0}; /* out, dx, dw */
+    for (int i = 0; i < NS; i++) {
+        const eqm_conv2d_shape *s = &cs[i];
+        int Ho = s->H + 2 * s->pad - 2, Wo = s->W + 2 * s->pad - 2;
+        n3[i][0] = (size_t)s->N * Ho * Wo * s->C_out;
+        n3[i][1] = (size_t)s->N * s->H * s->W * s->C_in;
+        n3[i][2] = (size_t)s->C_out * 9 * s->C_in;
+        x[i] = rnd(n3[i][1], 1.f), g[i] = rnd(n3[i][0], 1.f), w[i] = rnd(n3[i][2], 0.2f);
+        off[i + 1] = off[i] + n3[i][0] + n3[i][1] + n3[i][2];
+    }
+    nn_conv2d_set_algo(6);
+    float *one = mmap(NULL, off[NS] * sizeof(float), PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ck_assert(one != MAP_FAILED);
+    memset(one, 0, off[NS] * sizeof(float));
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        host_threads_init(1);
+        int bad = 0;
+        for (int i = 0; i < NS; i++) {
+            float *o = one + off[i], *dx = o + n3[i][0], *dw = dx + n3[i][1];
+            bad |= NN()->conv2d_forward(NULL, &cs[i], o, x[i], w[i]);
+            bad |= NN()->conv2d_backward(NULL, &cs[i], dx, dw, g[i], x[i], w[i]);
+        }
+        _exit(bad ? 1 : 0);
+    }
+    int st = 0;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "1-thread child failed (%d)", st);
+    host_threads_init(2);
+    ck_assert_int_eq(host_threads(), 2);
+    for (int i = 0; i < NS; i++) {
+        float *r = zeros(n3[i][0] + n3[i][1] + n3[i][2]), *dx = r + n3[i][0], *dw = dx + n3[i][1];
+        ck_assert_int_eq(NN()->conv2d_forward(NULL, &cs[i], r, x[i], w[i]), EQM_OK);
+        ck_assert_int_eq(NN()->conv2d_backward(NULL, &cs[i], dx, dw, g[i], x[i], w[i]), EQM_OK);
+        static const char *what[3] = {"forward", "dX", "dW"};
+        for (int k = 0, o = 0; k < 3; o += (int)n3[i][k], k++) {
+            ck_assert_msg(memcmp(r + o, one + off[i] + o, n3[i][k] * sizeof(float)) == 0,
+                          "Winograd shape %d %s: 2 threads differ from 1", i, what[k]);
+            double d = 0;
+            for (size_t e = 0; e < n3[i][k]; e++)
+                d += fabs((double)r[o + e]);
+            ck_assert_msg(d > 0, "Winograd shape %d %s: all zero", i, what[k]);
+        }
+        free(r), free(x[i]), free(g[i]), free(w[i]);
+    }
+    munmap(one, off[NS] * sizeof(float));
+    nn_conv2d_set_algo(0);
+    nn_bf16_set_native(2);
+}
+END_TEST
+
 /* The strided implicit dW on vdpbf16ps (amx_dw.c's phase canvases) on odd geometries: pads
  * from 0 to past the stride, a phase with no input rows (H = 1 at stride 2, pad 0 or 1),
  * 1x1 with pad, kernels smaller than the stride, 2x2 stride 4, stride 3 and 4. Each dW
@@ -1319,6 +1393,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_conv_stats, 0, 3);
     tcase_add_loop_test(tc, test_amx_dw_threads_bitwise, 1, 3);
     tcase_add_test(tc, test_amx_dw_strided_shapes);
+    tcase_add_test(tc, test_wv_threads_bitwise);
     tcase_add_loop_test(tc, test_conv_in_bf16, 0, N_INB);
     tcase_add_test(tc, test_conv_in_bf16_chunks);
     tcase_add_loop_test(tc, test_conv_out_bf16, 0, N_INB);

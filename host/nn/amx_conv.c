@@ -1,6 +1,9 @@
 /* host/nn/amx_conv.c: bf16 convolution forward (and strided dX) as an implicit GEMM on AMX
  * (tdpbf16ps) or, on AVX512_BF16 without AMX, with vdpbf16ps (section "vdpbf16ps" below),
- * reading the activations where they lie: no im2col.
+ * reading the activations where they lie: no im2col. On vdpbf16ps the 3x3 stride-1
+ * forwards, dX and dW may run as Winograd F(2x2, 3x3) instead, with bf16 products
+ * (sections "Winograd" at the end: 2.25x fewer products, which is what such a CPU needs
+ * once the implicit kernel runs near its vdpbf16ps peak).
  *
  * Why: the im2col route of a bf16 conv (conv2d.c, "bf16 with a native kernel") spent more
  * time copying than multiplying: in the quickstart bf16 step im2col_row and its memcpy
@@ -856,8 +859,10 @@ void nn_amx_conv_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, con
  * (Lavin & Gray): per tile, V = B^T d B of its 4x4 input patch d (fp32 from the input as it
  * lies, bf16 or float, rounded to bf16), U = G g G^T of each 3x3 kernel (fp32, rounded to
  * bf16, packed as the implicit kernel's panels: pairs of ci x 32 co), per xi of the 16:
- * M[xi][tile][co] = sum_ci V[xi][tile][ci] U[xi][ci][co] by v512_block (tiles as its
- * "pixels", runs of C_in, fp32 accumulation), then Y = A^T M A in fp32 (the 2x2 outputs).
+ * M[xi][tile][co] = sum_ci V[xi][tile][ci] U[xi][ci][co] by wv_gemm (blocks of 8 tiles x
+ * 16 or 32 co, as v512_block's but without its per-block setup: a run is only C_in long;
+ * fp32 accumulation), then Y = A^T M A in fp32 (the 2x2 outputs), with the statistics
+ * and the float / accumulated / bf16 store of the implicit kernel's epilogue.
  * Not the implicit kernel's numerics: the products are of transformed operands, each
  * rounded to bf16 (bounded as the fp32 Winograd's bf16 GEMMs are, tests/nn/check_bf16.c).
  * Tiles run in chunks of WV_T over the images of a group (one group per task, whole
@@ -989,9 +994,8 @@ V512_TARGET static inline void wv_col(const amx_ctx *c, const void *const rows[4
 }
 
 /* V[xi][t][ci] (bf16, T tiles per xi) of the nt tiles of a chunk from global tile k0 (image
- * k / ti), a run
- * of tiles of one tile row at a time: each input column's B^T d is formed once and serves
- * the two tiles that share it */
+ * k / ti), a run of tiles of one tile row at a time: each input column's B^T d is formed
+ * once and serves the two tiles that share it */
 V512_TARGET static __attribute__((noinline)) void wv_in(const amx_ctx *c, const wv_plan *v,
                                                          size_t k0, size_t nt, uint16_t *V, size_t T)
 {
@@ -1081,9 +1085,41 @@ V512_TARGET static __attribute__((noinline)) void wv_out(const amx_ctx *c, const
     }
 }
 
+/* One block of 8 rows x CB vectors of 16 columns: o[q][16 b + i] (+)= sum over the npair
+ * pairs r of (a[q lda + 2r], a[q lda + 2r + 1]) . (pair r of b[r ldb + 16 b + i]), the
+ * broadcast operand's rows lda bf16 apart, the vector operand's pair rows ldb uint32
+ * apart; masked to m[b] columns; add: o += instead of o =. (v512_block's arithmetic
+ * without its per-block setup: the Winograd products are runs of one C_in or one chunk.) */
+V512_TARGET static inline __attribute__((always_inline)) void
+bc_block(const int CB, const uint16_t *a, size_t lda, const uint32_t *b, size_t ldb, int npair,
+         float *o, size_t ldo, const __mmask16 m[2], int add)
+{
+    __m512 acc[16];
+    for (int i = 0; i < 8 * CB; i++)
+        acc[i] = _mm512_setzero_ps();
+    for (int r = 0; r < npair; r++) {
+        __m512bh bv[2];
+        for (int k = 0; k < CB; k++)
+            bv[k] = (__m512bh)_mm512_loadu_si512(b + (size_t)r * ldb + 16 * (size_t)k);
+        for (int q = 0; q < 8; q++) {
+            __m512bh x = (__m512bh)_mm512_set1_epi32((int)pair_at(a + (size_t)q * lda + 2 * r));
+            for (int k = 0; k < CB; k++)
+                acc[q * CB + k] = _mm512_dpbf16_ps(acc[q * CB + k], x, bv[k]);
+        }
+    }
+    for (int q = 0; q < 8; q++)
+        for (int k = 0; k < CB; k++) {
+            float *oq = o + (size_t)q * ldo + 16 * (size_t)k;
+            __m512 v = acc[q * CB + k];
+            if (add)
+                v = _mm512_add_ps(_mm512_maskz_loadu_ps(m[k], oq), v);
+            _mm512_mask_storeu_ps(oq, m[k], v);
+        }
+}
+
 /* M[t][co] = sum over the npair pairs r of V[t][2r, 2r+1] . U[r][co] for t < nt (a multiple
  * of 8), co < nc of the panel: blocks of 8 tiles x CB vectors of 16 columns; the tiles lie
- * Ci bf16 apart (8 pointers: general registers) */
+ * Ci bf16 apart */
 V512_TARGET static inline __attribute__((always_inline)) void
 wv_gemm(const int CB, const uint16_t *V, size_t Ci, const uint32_t *bj, int npair, float *M,
         size_t Co, size_t nt, int nc)
@@ -1091,25 +1127,8 @@ wv_gemm(const int CB, const uint16_t *V, size_t Ci, const uint32_t *bj, int npai
     __mmask16 m[2];
     m[0] = nc >= 16 ? 0xffff : (__mmask16)((1u << nc) - 1);
     m[1] = nc >= 32 ? 0xffff : nc <= 16 ? 0 : (__mmask16)((1u << (nc - 16)) - 1);
-    for (size_t t = 0; t < nt; t += 8) {
-        __m512 acc[16];
-        for (int i = 0; i < 8 * CB; i++)
-            acc[i] = _mm512_setzero_ps();
-        const uint16_t *vt = V + t * Ci;
-        for (int r = 0; r < npair; r++) {
-            __m512bh wv[2];
-            for (int b = 0; b < CB; b++)
-                wv[b] = (__m512bh)_mm512_loadu_si512(bj + (size_t)r * 32 + 16 * b);
-            for (int q = 0; q < 8; q++) {
-                __m512bh xv = (__m512bh)_mm512_set1_epi32((int)pair_at(vt + (size_t)q * Ci + 2 * r));
-                for (int b = 0; b < CB; b++)
-                    acc[q * CB + b] = _mm512_dpbf16_ps(acc[q * CB + b], xv, wv[b]);
-            }
-        }
-        for (int q = 0; q < 8; q++)
-            for (int b = 0; b < CB; b++)
-                _mm512_mask_storeu_ps(M + (t + (size_t)q) * Co + 16 * (size_t)b, m[b], acc[q * CB + b]);
-    }
+    for (size_t t = 0; t < nt; t += 8)
+        bc_block(CB, V + t * Ci, Ci, bj, 32, npair, M + t * Co, Co, m, 0);
 }
 
 V512_TARGET static __attribute__((noinline)) void wv_gemm1(const uint16_t *V, size_t Ci,
@@ -1299,29 +1318,11 @@ V512_TARGET static inline __attribute__((always_inline)) void
 wd_gemm(const int CB, const uint16_t *Vt, const uint32_t *dP, size_t Ci, size_t Co, int npair,
         float *part, int first)
 {
+    static const __mmask16 all[2] = {0xffff, 0xffff};
     for (size_t ci = 0; ci < Ci; ci += 8)
-        for (size_t co = 0; co < Co; co += 16 * (size_t)CB) {
-            __m512 acc[16];
-            for (int i = 0; i < 8 * CB; i++)
-                acc[i] = _mm512_setzero_ps();
-            const uint16_t *vr = Vt + ci * WD_T;
-            for (int r = 0; r < npair; r++) {
-                __m512bh dv[2];
-                for (int b = 0; b < CB; b++)
-                    dv[b] = (__m512bh)_mm512_loadu_si512(dP + (size_t)r * Co + co + 16 * (size_t)b);
-                for (int q = 0; q < 8; q++) {
-                    __m512bh x = (__m512bh)_mm512_set1_epi32((int)pair_at(vr + (size_t)q * WD_T + 2 * r));
-                    for (int b = 0; b < CB; b++)
-                        acc[q * CB + b] = _mm512_dpbf16_ps(acc[q * CB + b], x, dv[b]);
-                }
-            }
-            for (int q = 0; q < 8; q++)
-                for (int b = 0; b < CB; b++) {
-                    float *o = part + (ci + (size_t)q) * Co + co + 16 * (size_t)b;
-                    _mm512_storeu_ps(o, first ? acc[q * CB + b]
-                                              : _mm512_add_ps(_mm512_loadu_ps(o), acc[q * CB + b]));
-                }
-        }
+        for (size_t co = 0; co < Co; co += 16 * (size_t)CB)
+            bc_block(CB, Vt + ci * WD_T, WD_T, dP + co, Co, npair, part + ci * Co + co, Co, all,
+                     !first);
 }
 
 V512_TARGET static __attribute__((noinline)) void wd_gemm1(const uint16_t *Vt, const uint32_t *dP,
@@ -1372,33 +1373,51 @@ V512_TARGET static void wd_body(void *vc, size_t b, size_t e)
     }
 }
 
-/* task item: output channel co: dw[co][ky][kx][ci] += (G^T dU G)[ky][kx] of the partials'
- * sum ((P0 + P1) + P2) + P3 */
-static void wd_fin_body(void *vc, size_t b, size_t e)
+/* task item: 16 output channels from 16 cb: dw[co][ky][kx][ci] += (G^T dU G)[ky][kx] of the
+ * partials' sum ((P0 + P1) + P2) + P3, 16 ci at a time: the partials' [ci][co] blocks
+ * summed and transposed in registers (wd_tr16), then the transform along ci */
+V512_TARGET static void wd_fin_body(void *vc, size_t b, size_t e)
 {
     const wd_ctx *d = vc;
     const amx_plan *p = d->c.p;
     const size_t Ci = (size_t)p->Ci, Co = (size_t)p->Co, ps = 16 * Ci * Co;
-    for (size_t co = b; co < e; co++)
-        for (size_t ci = 0; ci < Ci; ci++) {
-            float u[4][4], t[3][4];
-            for (int xi = 0; xi < 16; xi++) {
-                size_t k = ((size_t)xi * Ci + ci) * Co + co;
-                float a = d->part[k];
-                for (int g = 1; g < WD_GROUPS; g++)
-                    a += d->part[(size_t)g * ps + k];
-                u[xi / 4][xi % 4] = a;
+    const __m512 h = _mm512_set1_ps(0.5f);
+    __m512 U[16][16]; /* [xi][co in the block]: 16 ci */
+    for (size_t cb = b; cb < e; cb++)
+        for (size_t c0 = 0; c0 < Ci; c0 += 16) {
+            for (size_t xi = 0; xi < 16; xi++) {
+                __m512i r[16];
+                for (size_t i = 0; i < 16; i++) {
+                    const float *q = d->part + (xi * Ci + c0 + i) * Co + 16 * cb;
+                    __m512 a = _mm512_loadu_ps(q);
+                    for (size_t g = 1; g < WD_GROUPS; g++)
+                        a = _mm512_add_ps(a, _mm512_loadu_ps(q + g * ps));
+                    r[i] = _mm512_castps_si512(a);
+                }
+                wd_tr16(r);
+                for (int j = 0; j < 16; j++)
+                    U[xi][j] = _mm512_castsi512_ps(r[j]);
             }
-            for (int j = 0; j < 4; j++) { /* t = G^T u: rows (u0 + (u1 + u2)/2, (u1 - u2)/2, (u1 + u2)/2 + u3) */
-                t[0][j] = u[0][j] + 0.5f * (u[1][j] + u[2][j]);
-                t[1][j] = 0.5f * (u[1][j] - u[2][j]);
-                t[2][j] = 0.5f * (u[1][j] + u[2][j]) + u[3][j];
-            }
-            for (int i = 0; i < 3; i++) { /* dw = t G */
-                float *o = d->dw + ((co * 3 + (size_t)i) * 3) * Ci + ci;
-                o[0] += t[i][0] + 0.5f * (t[i][1] + t[i][2]);
-                o[Ci] += 0.5f * (t[i][1] - t[i][2]);
-                o[2 * Ci] += 0.5f * (t[i][1] + t[i][2]) + t[i][3];
+            for (size_t j = 0; j < 16; j++) {
+                __m512 t[3][4];
+                for (int k = 0; k < 4; k++) { /* t = G^T u (rows of u: xi / 4) */
+                    __m512 u0 = U[k][j], u1 = U[4 + k][j], u2 = U[8 + k][j], u3 = U[12 + k][j];
+                    __m512 s12 = _mm512_mul_ps(h, _mm512_add_ps(u1, u2));
+                    t[0][k] = _mm512_add_ps(u0, s12);
+                    t[1][k] = _mm512_mul_ps(h, _mm512_sub_ps(u1, u2));
+                    t[2][k] = _mm512_add_ps(s12, u3);
+                }
+                size_t co = 16 * cb + j;
+                for (int i = 0; i < 3; i++) { /* dw = t G */
+                    float *o = d->dw + ((co * 3 + (size_t)i) * 3) * Ci + c0;
+                    __m512 s12 = _mm512_mul_ps(h, _mm512_add_ps(t[i][1], t[i][2]));
+                    __m512 v[3] = {_mm512_add_ps(t[i][0], s12),
+                                   _mm512_mul_ps(h, _mm512_sub_ps(t[i][1], t[i][2])),
+                                   _mm512_add_ps(s12, t[i][3])};
+                    for (int k = 0; k < 3; k++)
+                        _mm512_storeu_ps(o + (size_t)k * Ci,
+                                         _mm512_add_ps(_mm512_loadu_ps(o + (size_t)k * Ci), v[k]));
+                }
             }
         }
 }
@@ -1444,7 +1463,7 @@ void nn_wv_dw(eqm_host *h, const eqm_conv2d_shape *s, float *dw, const float *do
     d.tw = buf + WD_GROUPS * 16 * (size_t)p.Ci * (size_t)p.Co;
     d.twf = wd_twf(&p);
     nn_parallel(h, WD_GROUPS, 1, wd_body, &d);
-    nn_parallel(h, (size_t)p.Co, 4, wd_fin_body, &d);
+    nn_parallel(h, (size_t)p.Co / 16, 1, wd_fin_body, &d);
 }
 
 static size_t dxp_ws(const eqm_conv2d_shape *s)

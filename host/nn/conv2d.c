@@ -53,7 +53,10 @@
  * no im2col. On AMX strided convs take the implicit forward and dX (a transposed conv)
  * only where amx_pick / amx_dx_pick say (copy-bound shapes); on vdpbf16ps every forward
  * (pointwise included) and every strided dX (one stride-1 conv per phase). Else the
- * im2col tiles.
+ * im2col tiles. On vdpbf16ps the 3x3 stride-1 forwards and stride-1 dX that reach
+ * amx_conv.c run there as Winograd F(2x2, 3x3) with bf16 products where its wv_pick says
+ * (up to C_in C_out = 256^2), and their dW too where nn_wv_dw_pick says (C_in from 32):
+ * the implicit kernel runs near the vdpbf16ps peak, so fewer products are the gain left.
  * EQM_NN_SET_DIN (ABI 1.5, backward only): din is written, not added into; each dX path
  * above honours it (GEMM beta 0, the forward conv of dout without accumulate, col2im zeroing
  * each din row just before it gathers into it), so the caller's memset of din and the

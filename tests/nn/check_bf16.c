@@ -571,6 +571,64 @@ START_TEST(test_conv_stats)
 }
 END_TEST
 
+/* The 1-thread side of a threads-bitwise test: the pool's size is set once per process,
+ * so a child forked before this process starts its pool runs fn(one, arg) at 1 thread into
+ * n zeroed floats of shared memory (returned; the caller munmaps n floats). fork_ok: not
+ * under CK_FORK=no (the pool may already be running; the case is then skipped). */
+static int fork_ok(void)
+{
+    const char *fk = getenv("CK_FORK");
+    if (fk && !strcmp(fk, "no")) {
+        fprintf(stderr, "CK_FORK=no: the thread pool may be running, 1-thread case skipped\n");
+        return 0;
+    }
+    return 1;
+}
+
+static float *one_thread(size_t n, int (*fn)(float *one, void *arg), void *arg)
+{
+    float *one = mmap(NULL, n * sizeof(float), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                      -1, 0);
+    ck_assert(one != MAP_FAILED);
+    memset(one, 0, n * sizeof(float));
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        host_threads_init(1);
+        _exit(fn(one, arg) ? 1 : 0);
+    }
+    int st = 0;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "1-thread child failed (%d)", st);
+    return one;
+}
+
+typedef struct {
+    const eqm_conv2d_shape *cs;
+    int ns;
+    float **x, **g, **w;
+    const size_t *off;
+    int fwd; /* 1: forward, dX and dW at one + off[i] (out, dx, dw in a row); 0: dW only */
+    const size_t (*n3)[3];
+} conv_runs;
+
+static int conv_runs_fn(float *one, void *arg)
+{
+    const conv_runs *r = arg;
+    int bad = 0;
+    for (int i = 0; i < r->ns; i++) {
+        float *o = one + r->off[i];
+        if (!r->fwd) {
+            bad |= NN()->conv2d_backward(NULL, &r->cs[i], NULL, o, r->g[i], r->x[i], r->w[i]);
+            continue;
+        }
+        float *dx = o + r->n3[i][0], *dw = dx + r->n3[i][1];
+        bad |= NN()->conv2d_forward(NULL, &r->cs[i], o, r->x[i], r->w[i]);
+        bad |= NN()->conv2d_backward(NULL, &r->cs[i], dx, dw, r->g[i], r->x[i], r->w[i]);
+    }
+    return bad;
+}
+
 /* The implicit dW (amx_dw.c; loop index 1 vdpbf16ps, 2 AMX) sums 4 fixed reduction groups
  * and slices its blocks by the thread count: dw must come out bit for bit the same at 1 and
  * 2 threads. The pool's size is set once per process, so a child process (fork, before this
@@ -582,11 +640,8 @@ START_TEST(test_amx_dw_threads_bitwise)
 {
     if (!set_mode(_i))
         return;
-    const char *fk = getenv("CK_FORK");
-    if (fk && !strcmp(fk, "no")) {
-        fprintf(stderr, "CK_FORK=no: the thread pool may be running, 1-thread case skipped\n");
+    if (!fork_ok())
         return;
-    }
     static const eqm_conv2d_shape cs[] = {
         {64, 8, 8, 128, 128, 3, 3, 1, 1, EQM_NN_BF16},
         {4, 12, 12, 32, 16, 3, 3, 1, 1, EQM_NN_BF16},
@@ -611,22 +666,8 @@ START_TEST(test_amx_dw_threads_bitwise)
         off[i + 1] = off[i] + nw[i];
     }
     nn_conv2d_set_algo(5); /* the last shape's fill is under the default's 0.7 */
-    float *one = mmap(NULL, off[NS] * sizeof(float), PROT_READ | PROT_WRITE,
-                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    ck_assert(one != MAP_FAILED);
-    memset(one, 0, off[NS] * sizeof(float));
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        host_threads_init(1);
-        int bad = 0;
-        for (int i = 0; i < ns; i++)
-            bad |= NN()->conv2d_backward(NULL, &cs[i], NULL, one + off[i], g[i], x[i], w[i]);
-        _exit(bad ? 1 : 0);
-    }
-    int st = 0;
-    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "1-thread child failed (%d)", st);
+    conv_runs cr = {cs, ns, x, g, w, off, 0, NULL};
+    float *one = one_thread(off[NS], conv_runs_fn, &cr);
     host_threads_init(2);
     ck_assert_int_eq(host_threads(), 2);
     for (int i = 0; i < NS; i++) {
@@ -658,11 +699,8 @@ START_TEST(test_wv_threads_bitwise)
 {
     if (!set_mode(1))
         return;
-    const char *fk = getenv("CK_FORK");
-    if (fk && !strcmp(fk, "no")) {
-        fprintf(stderr, "CK_FORK=no: the thread pool may be running, 1-thread case skipped\n");
+    if (!fork_ok())
         return;
-    }
     static const eqm_conv2d_shape cs[] = {
         {9, 8, 8, 32, 48, 3, 3, 1, 1, EQM_NN_BF16},
         {5, 12, 10, 16, 16, 3, 3, 1, 1, EQM_NN_BF16},
@@ -681,25 +719,8 @@ START_TEST(test_wv_threads_bitwise)
         off[i + 1] = off[i] + n3[i][0] + n3[i][1] + n3[i][2];
     }
     nn_conv2d_set_algo(6);
-    float *one = mmap(NULL, off[NS] * sizeof(float), PROT_READ | PROT_WRITE,
-                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    ck_assert(one != MAP_FAILED);
-    memset(one, 0, off[NS] * sizeof(float));
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        host_threads_init(1);
-        int bad = 0;
-        for (int i = 0; i < NS; i++) {
-            float *o = one + off[i], *dx = o + n3[i][0], *dw = dx + n3[i][1];
-            bad |= NN()->conv2d_forward(NULL, &cs[i], o, x[i], w[i]);
-            bad |= NN()->conv2d_backward(NULL, &cs[i], dx, dw, g[i], x[i], w[i]);
-        }
-        _exit(bad ? 1 : 0);
-    }
-    int st = 0;
-    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "1-thread child failed (%d)", st);
+    conv_runs cr = {cs, NS, x, g, w, off, 1, (const size_t(*)[3])n3};
+    float *one = one_thread(off[NS], conv_runs_fn, &cr);
     host_threads_init(2);
     ck_assert_int_eq(host_threads(), 2);
     for (int i = 0; i < NS; i++) {

@@ -253,7 +253,7 @@ static int run_equimod(const setting *s, int batch, int iters, int warmup, int t
     double med = wt[iters / 2], cmed = ct[iters / 2];
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("equimod img/s=%.2f step_s=%.4f cpu_s=%.4f clock=%s rss_mib=%.1f\n",
+    printf("equimod img/s=%.4f step_s=%.4f cpu_s=%.4f clock=%s rss_mib=%.1f\n",
            N / (use_cpu ? cmed : med), med, cmed, use_cpu ? "cpu" : "wall", ru.ru_maxrss / 1024.0);
     optim_free(&opt);
     model_destroy(&m);
@@ -331,12 +331,12 @@ int train_step_equimod_main(int argc, char **argv)
     printf("setting %s: batch %d, threads %d, clock %s\n", s->name, batch, threads,
            use_cpu ? "cpu" : "wall");
     for (int v = 0; v < 2; v++)
-        printf("equimod %s img/s=%.2f step_s=%.4f peak_rss_mib=%.1f\n", pn[v], img[v],
+        printf("equimod %s img/s=%.3f step_s=%.4f peak_rss_mib=%.1f\n", pn[v], img[v],
                batch / img[v], rss[v]);
     if (!torch)
         return 0;
     for (int v = 0; v < 2; v++)
-        printf("torch   %s img/s=%.2f step_s=%.4f peak_rss_mib=%.1f%s\n", pn[v], timg[v],
+        printf("torch   %s img/s=%.3f step_s=%.4f peak_rss_mib=%.1f%s\n", pn[v], timg[v],
                batch / timg[v], trss[v], v ? " (autocast)" : "");
     printf("equimod fp32 / torch fp32 = %.3f (peak RSS %.2f)\n", img[0] / timg[0], rss[0] / trss[0]);
     printf("equimod bf16 / torch fp32 = %.3f (peak RSS %.2f)\n", img[1] / timg[0], rss[1] / trss[0]);

@@ -200,7 +200,7 @@ def main():
     times.sort()
     med = times[len(times) // 2]
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    print("torch img_s=%.2f step_s=%.4f rss_mib=%.1f threads=%d setting=%s precision=%s "
+    print("torch img_s=%.4f step_s=%.4f rss_mib=%.1f threads=%d setting=%s precision=%s "
           "loss=%.4f" % (N / med, med, rss, torch.get_num_threads(), a.setting, a.precision,
                          float(loss)))
 

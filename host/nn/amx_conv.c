@@ -865,7 +865,8 @@ void nn_amx_conv_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, con
  * and the float / accumulated / bf16 store of the implicit kernel's epilogue.
  * Not the implicit kernel's numerics: the products are of transformed operands, each
  * rounded to bf16 (bounded as the fp32 Winograd's bf16 GEMMs are, tests/nn/check_bf16.c).
- * Tiles run in chunks of WV_T over the images of a group (one group per task, whole
+ * Tiles run in chunks of WV_T (a larger chunk did not help 4x4 512->512: 128 and 256
+ * tiles gave the same times) over the images of a group (one group per task, whole
  * images: any thread count gives the same outputs); statistics: float sums per 16 tiles of
  * a chunk (64 outputs), then double. Scope (wv_ok): 3x3, stride 1, C_in and C_out
  * multiples of 16, even Ho and Wo (each tile's 2x2 outputs all exist). */
@@ -886,22 +887,27 @@ static int wv_pick(const amx_plan *p)
         return 0;
     if (algo == 6)
         return 1;
-    /* default: up to C_in C_out = 256^2 (its U, 16 C_in C_out bf16, then streams in per
-     * chunk of WV_T tiles: 4x4 512->512 breaks even). Measured (conv-layers --bf16 1
-     * --in-bf16 1 --stats 1, 1 core, CPU ms, Winograd / implicit, forward and dX): batch
-     * 128 full width: 32x32 64->64 31 / 49, 34 / 49; 16x16 128->128 27 / 46, 30 / 47; 8x8
-     * 256->256 28 / 45, 31 / 47; 4x4 512->512 43 / 47, 50 / 49; batch 384 width 1/4: 32x32
-     * 16->16 9.6 / 11.1, 12.0 / 11.9; 16x16 32->32 6.8 / 9.6, 7.8 / 9.8; 8x8 64->64 5.7 /
-     * 9.0, 6.4 / 9.0; 4x4 128->128 5.8 / 8.8, 6.3 / 8.9 */
-    return (size_t)p->Ci * (size_t)p->Co <= 256 * 256;
+    /* default: from 256 tiles a call (below that, U's packing, 16 C_in C_out values, is
+     * not amortised: 4x4 512->512 at batch 16, 64 tiles, dX 16.5-16.8 against 10.3-11.1
+     * ms, the forward still 6.8-8.0 against 9.7-10.8; at batch 64, 256 tiles, 14.5-14.8 /
+     * 25.4-25.5 and 24.8-25.2 / 26.3-26.4). Measured (conv-layers --bf16 1 --in-bf16 1
+     * --stats 1, 1 core, CPU ms, Winograd / implicit, forward and dX), batch 768 (the
+     * paper's 3N rows), two rounds: 32x32 64->64 189-220 / 306-324, 221-245 / 293-308;
+     * 16x16 128->128 156-164 / 276-291, 175-183 / 276-290; 8x8 256->256 149 / 274-276,
+     * 160-164 / 275-281; 4x4 512->512 133-138 / 268-271, 145-146 / 270-279; batch 384,
+     * width 1/4: 32x32 16->16 9.5-9.7 / 10.9-11.1, 11.8-12.2 / 11.6-12.2; 16x16 32->32
+     * 6.6-7.0 / 9.6, 7.5-8.1 / 9.8; 8x8 64->64 5.5-6.0 / 8.9-9.0, 6.1-6.7 / 8.8-9.1; 4x4
+     * 128->128 5.8 / 8.7-8.9, 6.3 / 8.8-9.0 */
+    return (size_t)p->s->N * (size_t)(p->Ho / 2) * (size_t)(p->Wo / 2) >= 256;
 }
 
 typedef struct {
     int th, tw;   /* tiles per image: rows, columns */
     size_t ti;    /* tiles per image */
     size_t ubp;   /* uint32 of the packed U: 16 np (Ci / 2) 32 */
-    size_t vsz;   /* bf16 of one group's V: 16 WV_T Ci */
-    size_t msz;   /* floats of one group's M: 16 WV_T Co */
+    size_t T;     /* tiles per chunk */
+    size_t vsz;   /* bf16 of one group's V: 16 T Ci */
+    size_t msz;   /* floats of one group's M: 16 T Co */
 } wv_plan;
 
 static void wv_make(const amx_plan *p, wv_plan *v)
@@ -909,8 +915,9 @@ static void wv_make(const amx_plan *p, wv_plan *v)
     v->th = p->Ho / 2, v->tw = p->Wo / 2;
     v->ti = (size_t)v->th * (size_t)v->tw;
     v->ubp = 16 * (size_t)p->np * (size_t)(p->Ci / 2) * 32;
-    v->vsz = 16 * (size_t)WV_T * (size_t)p->Ci;
-    v->msz = 16 * (size_t)WV_T * (size_t)p->Co;
+    v->T = WV_T;
+    v->vsz = 16 * v->T * (size_t)p->Ci;
+    v->msz = 16 * v->T * (size_t)p->Co;
 }
 
 static size_t wv_ws_floats(const amx_plan *p)
@@ -928,46 +935,56 @@ typedef struct {
 } wv_ctx;
 
 /* task item: panel j of U: per xi, pair r, column: (bf16 U[xi][32 j + col][2 r], ...[2r+1])
- * with U = G g G^T of g[ky][kx] = w'[co][ky][kx][ci] (w_run: the conv's own or, for a dX,
- * the forward's flipped) */
-static void wv_pack_body(void *vc, size_t b, size_t e)
+ * with U = G g G^T of g[ky][kx] = w'[co][ky][kx][ci] (the conv's own OHWI weights or, for a
+ * dX, the forward's flipped: w'[co][ky][kx][ci] = w[ci][2 - ky][2 - kx][co], gathered),
+ * 16 ci at a time in fp32 vectors; columns past C_out are zero */
+V512_TARGET static void wv_pack_body(void *vc, size_t b, size_t e)
 {
     const wv_ctx *x = vc;
     const amx_ctx *c = x->c;
     const amx_plan *p = c->p;
-    const size_t np = (size_t)p->np, nr = (size_t)(p->Ci / 2);
-    uint16_t *u16 = (uint16_t *)(void *)c->bp;
-    for (size_t j = b; j < e; j++)
-        for (int col = 0; col < 32; col++) {
-            int co = 32 * (int)j + col;
-            for (int ci = 0; ci < p->Ci; ci++) {
-                float g[3][3] = {{0}}, t[4][3], u[4][4] = {{0}};
-                if (co < p->Co) {
-                    for (int ky = 0; ky < 3; ky++)
-                        for (int kx = 0; kx < 3; kx++) {
-                            size_t step = 0;
-                            const float *wr = w_run(c, ky, kx * p->Ci + ci, &step);
-                            g[ky][kx] = wr[(size_t)co * step];
-                        }
-                    for (int k = 0; k < 3; k++) { /* t = G g */
-                        t[0][k] = g[0][k];
-                        t[1][k] = 0.5f * (g[0][k] + g[1][k] + g[2][k]);
-                        t[2][k] = 0.5f * (g[0][k] - g[1][k] + g[2][k]);
-                        t[3][k] = g[2][k];
-                    }
-                    for (int i = 0; i < 4; i++) { /* u = t G^T */
-                        u[i][0] = t[i][0];
-                        u[i][1] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-                        u[i][2] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-                        u[i][3] = t[i][2];
-                    }
+    const size_t np = (size_t)p->np, nr = (size_t)(p->Ci / 2), Ci = (size_t)p->Ci;
+    const eqm_conv2d_shape *f = c->fs;
+    const __m512 h = _mm512_set1_ps(0.5f);
+    /* flipped: element ci of a gather is w[ci][..][..][co], 9 C_in(f) apart */
+    const __m512i gi = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5,
+                                                           4, 3, 2, 1, 0),
+                                          _mm512_set1_epi32(f ? 9 * f->C_in : 0));
+    for (size_t j = b; j < e; j++) {
+        for (size_t xi = 0; xi < 16; xi++) /* the panel, zero (columns past C_out stay so) */
+            memset(c->bp + ((xi * np + j) * nr) * 32, 0, nr * 32 * sizeof(uint32_t));
+        for (size_t col = 0; col < 32 && 32 * j + col < (size_t)p->Co; col++) {
+            size_t co = 32 * j + col;
+            for (size_t c0 = 0; c0 < Ci; c0 += 16) {
+                __m512 g[3][3], t[4][3];
+                for (int ky = 0; ky < 3; ky++)
+                    for (int kx = 0; kx < 3; kx++)
+                        g[ky][kx] = f ? _mm512_i32gather_ps(
+                                            gi, c->w + ((c0 * 3 + (size_t)(2 - ky)) * 3 + (size_t)(2 - kx)) *
+                                                           (size_t)f->C_in + co, 4)
+                                      : _mm512_loadu_ps(c->w + ((co * 3 + (size_t)ky) * 3 + (size_t)kx) * Ci + c0);
+                for (int k = 0; k < 3; k++) { /* t = G g */
+                    t[0][k] = g[0][k];
+                    t[1][k] = _mm512_mul_ps(h, _mm512_add_ps(_mm512_add_ps(g[0][k], g[1][k]), g[2][k]));
+                    t[2][k] = _mm512_mul_ps(h, _mm512_add_ps(_mm512_sub_ps(g[0][k], g[1][k]), g[2][k]));
+                    t[3][k] = g[2][k];
                 }
-                for (int xi = 0; xi < 16; xi++) {
-                    size_t pr = (((size_t)xi * np + j) * nr + (size_t)(ci / 2)) * 32 + (size_t)col;
-                    u16[2 * pr + (size_t)(ci % 2)] = nn_bf16_from_f32(u[xi / 4][xi % 4]);
+                for (int i = 0; i < 4; i++) { /* u = t G^T, rounded: 8 pairs of ci per xi */
+                    __m512 u[4] = {t[i][0],
+                                   _mm512_mul_ps(h, _mm512_add_ps(_mm512_add_ps(t[i][0], t[i][1]), t[i][2])),
+                                   _mm512_mul_ps(h, _mm512_add_ps(_mm512_sub_ps(t[i][0], t[i][1]), t[i][2])),
+                                   t[i][2]};
+                    for (int k = 0; k < 4; k++) {
+                        uint32_t pr[8];
+                        _mm256_storeu_si256((__m256i *)(void *)pr, (__m256i)_mm512_cvtneps_pbh(u[k]));
+                        uint32_t *dst = c->bp + (((size_t)(4 * i + k) * np + j) * nr + c0 / 2) * 32 + col;
+                        for (int r = 0; r < 8; r++)
+                            dst[(size_t)r * 32] = pr[r];
+                    }
                 }
             }
         }
+    }
 }
 
 /* r[i] = (B^T d)[i] of column x of input rows y0..y0+3 (rows[i]: row y0 + i of image n, or
@@ -1057,7 +1074,7 @@ V512_TARGET static __attribute__((noinline)) void wv_out(const amx_ctx *c, const
                 size_t oy = 2 * (tt / (size_t)v->tw), ox = 2 * (tt % (size_t)v->tw);
                 __m512 m[16], a[2][4];
                 for (int xi = 0; xi < 16; xi++)
-                    m[xi] = _mm512_loadu_ps(M + ((size_t)xi * WV_T + t) * Co + co);
+                    m[xi] = _mm512_loadu_ps(M + ((size_t)xi * v->T + t) * Co + co);
                 for (int j = 0; j < 4; j++) { /* a = A^T m */
                     a[0][j] = _mm512_add_ps(_mm512_add_ps(m[j], m[4 + j]), m[8 + j]);
                     a[1][j] = _mm512_sub_ps(_mm512_sub_ps(m[4 + j], m[8 + j]), m[12 + j]);
@@ -1158,15 +1175,15 @@ V512_TARGET static void wv_body(void *vc, size_t gb, size_t ge)
         float *M = x->gw + g * (x->vf + v->msz) + x->vf;
         size_t n0 = (size_t)p->s->N * g / p->G, n1 = (size_t)p->s->N * (g + 1) / p->G;
         memset(V, 0, v->vsz * sizeof(uint16_t)); /* a short last chunk multiplies rows past nt: never uninitialised */
-        for (size_t k0 = n0 * v->ti; k0 < n1 * v->ti; k0 += WV_T) {
-            size_t nt = n1 * v->ti - k0 < WV_T ? n1 * v->ti - k0 : WV_T;
-            wv_in(c, v, k0, nt, V, WV_T);
+        for (size_t k0 = n0 * v->ti; k0 < n1 * v->ti; k0 += v->T) {
+            size_t nt = n1 * v->ti - k0 < v->T ? n1 * v->ti - k0 : v->T;
+            wv_in(c, v, k0, nt, V, v->T);
             for (int xi = 0; xi < 16; xi++)
                 for (int j = 0; j < p->np; j++) {
                     const uint32_t *bj = c->bp + (((size_t)xi * (size_t)p->np + (size_t)j) * nr) * 32;
                     int nc = (int)Co - 32 * j < 32 ? (int)Co - 32 * j : 32;
-                    (nc > 16 ? wv_gemm2 : wv_gemm1)(V + (size_t)xi * WV_T * Ci, Ci, bj, (int)nr,
-                                                    M + (size_t)xi * WV_T * Co + 32 * (size_t)j, Co,
+                    (nc > 16 ? wv_gemm2 : wv_gemm1)(V + (size_t)xi * v->T * Ci, Ci, bj, (int)nr,
+                                                    M + (size_t)xi * v->T * Co + 32 * (size_t)j, Co,
                                                     (nt + 7) / 8 * 8, nc);
                 }
             wv_out(c, v, k0, nt, M, c->gs ? c->gs + g * 2 * Co : NULL);
@@ -1434,14 +1451,14 @@ int nn_wv_dw_pick(const eqm_conv2d_shape *s)
         return 0;
     if (algo == 6)
         return 1;
-    /* default: C_in from 32 up to C_in C_out = 256^2 (its partials, 4 x 16 C_in C_out
-     * floats, are loaded and stored once per chunk of WD_T tiles). Measured (conv-layers
-     * --bf16 1 --in-bf16 1, 1 core, CPU ms, Winograd / the implicit dW): batch 128 full
-     * width: 32x32 64->64 35-38 / 49-51, 16x16 128->128 33-36 / 51-52, 8x8 256->256 52-54 /
-     * 58, 4x4 512->512 130-133 / 78-87; batch 384 width 1/4: 32x32 16->16 14.4-14.7 /
-     * 11.2-12.3, 16x16 32->32 9.9 / 11.0, 8x8 64->64 7.6-8.2 / 11.2-13.0, 4x4 128->128
-     * 9.6-9.8 / 10.2-13.7 */
-    return p.Ci >= 32 && (size_t)p.Ci * (size_t)p.Co <= 256 * 256;
+    /* default: C_in from 32 and 256 tiles a call (wv_pick's). Measured (conv-layers --bf16
+     * 1 --in-bf16 1, 1 core, CPU ms, Winograd / the implicit dW): batch 768, full width,
+     * two rounds: 32x32 64->64 199-217 / 306-309, 16x16 128->128 172-175 / 304-325, 8x8
+     * 256->256 169-173 / 370, 4x4 512->512 165-175 / 498-516; batch 384 width 1/4: 32x32
+     * 16->16 14.4-14.7 / 11.2-12.3 (so not from C_in 16), 16x16 32->32 9.9 / 11.0, 8x8
+     * 64->64 7.6-8.2 / 11.2-13.0, 4x4 128->128 6.6-9.8 / 10.2-13.7; 4x4 512->512 at batch
+     * 16 (64 tiles) 19.3-23.0 / 15.6-17.8, at batch 64 25.0-25.8 / 43.4-44.9 */
+    return p.Ci >= 32 && (size_t)s->N * (size_t)(p.Ho / 2) * (size_t)(p.Wo / 2) >= 256;
 }
 
 size_t nn_wv_dw_ws_floats(const eqm_conv2d_shape *s)

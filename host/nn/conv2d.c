@@ -55,7 +55,7 @@
  * (pointwise included) and every strided dX (one stride-1 conv per phase). Else the
  * im2col tiles. On vdpbf16ps the 3x3 stride-1 forwards and stride-1 dX that reach
  * amx_conv.c run there as Winograd F(2x2, 3x3) with bf16 products where its wv_pick says
- * (up to C_in C_out = 256^2), and their dW too where nn_wv_dw_pick says (C_in from 32):
+ * (256 tiles a call or more), and their dW too where nn_wv_dw_pick says (also C_in >= 32):
  * the implicit kernel runs near the vdpbf16ps peak, so fewer products are the gain left.
  * EQM_NN_SET_DIN (ABI 1.5, backward only): din is written, not added into; each dX path
  * above honours it (GEMM beta 0, the forward conv of dout without accumulate, col2im zeroing

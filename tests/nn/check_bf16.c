@@ -342,14 +342,14 @@ static const conv_case conv_cases[] = {
     {{2, 32, 32, 16, 16, 3, 3, 2, 1, 0}, 0, 0},  /* forward 32 apart, strided dX 16 */
     {{2, 32, 32, 16, 32, 3, 3, 2, 1, 0}, 0, 0},  /* strided dX 32 apart */
     /* Winograd F(2x2, 3x3) on vdpbf16ps (amx_conv.c; algo 6 wherever it applies, the
-     * default up to C_in C_out = 256^2; elsewhere as algo 5): chunks of 32 tiles over the
+     * default from 256 tiles a call; elsewhere as algo 5): chunks of 32 tiles over the
      * images, the last one short; GEMM blocks of 8 tiles x 16 or 32 columns */
     {{3, 10, 6, 16, 16, 3, 3, 1, 1, 0}, 6, -2},  /* 15 tiles an image: chunks across images */
     {{2, 8, 12, 32, 48, 3, 3, 1, 1, 0}, 6, -2},  /* C_out 48: a panel of 16 after one of 32 */
     {{2, 10, 8, 48, 32, 3, 3, 1, 0, 0}, 6, -2},  /* pad 0, C_in 48 */
     {{2, 6, 4, 16, 32, 3, 3, 1, 2, 0}, 6, -2},   /* pad 2: 8x6 outputs, tiles half outside */
     {{5, 4, 4, 64, 16, 3, 3, 1, 1, 0}, 6, -2},   /* 4 tiles an image, 20 in all */
-    {{2, 16, 16, 32, 32, 3, 3, 1, 1, 0}, 0, -2}, /* the default path */
+    {{4, 16, 16, 32, 32, 3, 3, 1, 1, 0}, 0, -2}, /* the default path (256 tiles) */
     /* the small-C_in direct kernels (direct.c; AVX-512F, else im2col): the stems */
     {{2, 11, 19, 3, 32, 3, 3, 1, 1, 0}, 0, 0},   /* CIFAR stem: widths 16 + 2 + 1 */
     {{3, 9, 9, 1, 16, 5, 5, 1, 2, 0}, 0, 0},     /* C_in 1 */
@@ -739,6 +739,51 @@ START_TEST(test_wv_threads_bitwise)
         free(r), free(x[i]), free(g[i]), free(w[i]);
     }
     munmap(one, off[NS] * sizeof(float));
+    nn_conv2d_set_algo(0);
+    nn_bf16_set_native(2);
+}
+END_TEST
+
+/* Where the default takes amx_conv.c's Winograd on vdpbf16ps (wv_pick, nn_wv_dw_pick): the
+ * default's forward, dX and dW are bit for bit algo 6's (Winograd) or algo 5's (the
+ * implicit kernels), as the picks say: from 256 tiles a call, the dW also from C_in 32. */
+START_TEST(test_wv_default_pick)
+{
+    if (!set_mode(1))
+        return;
+    host_threads_init(2);
+    static const struct {
+        eqm_conv2d_shape s;
+        int fwd, dw; /* the algo the default's forward and dX, and dW, must equal */
+    } cs[] = {
+        {{4, 16, 16, 32, 32, 3, 3, 1, 1, EQM_NN_BF16}, 6, 6}, /* 256 tiles */
+        {{2, 16, 16, 32, 32, 3, 3, 1, 1, EQM_NN_BF16}, 5, 5}, /* 128 */
+        {{4, 16, 16, 16, 32, 3, 3, 1, 1, EQM_NN_BF16}, 6, 5}, /* C_in 16: the implicit dW */
+    };
+    for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
+        const eqm_conv2d_shape *s = &cs[i].s;
+        size_t no = (size_t)s->N * s->H * s->W * s->C_out, ni = (size_t)s->N * s->H * s->W * s->C_in;
+        size_t nw = (size_t)s->C_out * 9 * s->C_in;
+        float *x = rnd(ni, 1.f), *w = rnd(nw, 0.2f), *g = rnd(no, 1.f);
+        float *o[3], *dx[3], *dw[3];
+        static const int algo[3] = {0, 5, 6};
+        for (int v = 0; v < 3; v++) {
+            o[v] = zeros(no), dx[v] = zeros(ni), dw[v] = zeros(nw);
+            nn_conv2d_set_algo(algo[v]);
+            ck_assert_int_eq(NN()->conv2d_forward(NULL, s, o[v], x, w), EQM_OK);
+            ck_assert_int_eq(NN()->conv2d_backward(NULL, s, dx[v], dw[v], g, x, w), EQM_OK);
+        }
+        int f = cs[i].fwd == 5 ? 1 : 2, d = cs[i].dw == 5 ? 1 : 2;
+        ck_assert_msg(!memcmp(o[0], o[f], no * sizeof(float)) && memcmp(o[1], o[2], no * sizeof(float)),
+                      "shape %zu: the default forward is not algo %d's (or 5 and 6 agree)", i, cs[i].fwd);
+        ck_assert_msg(!memcmp(dx[0], dx[f], ni * sizeof(float)),
+                      "shape %zu: the default dX is not algo %d's", i, cs[i].fwd);
+        ck_assert_msg(!memcmp(dw[0], dw[d], nw * sizeof(float)) && memcmp(dw[1], dw[2], nw * sizeof(float)),
+                      "shape %zu: the default dW is not algo %d's (or 5 and 6 agree)", i, cs[i].dw);
+        for (int v = 0; v < 3; v++)
+            free(o[v]), free(dx[v]), free(dw[v]);
+        free(x), free(w), free(g);
+    }
     nn_conv2d_set_algo(0);
     nn_bf16_set_native(2);
 }
@@ -1415,6 +1460,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_amx_dw_threads_bitwise, 1, 3);
     tcase_add_test(tc, test_amx_dw_strided_shapes);
     tcase_add_test(tc, test_wv_threads_bitwise);
+    tcase_add_test(tc, test_wv_default_pick);
     tcase_add_loop_test(tc, test_conv_in_bf16, 0, N_INB);
     tcase_add_test(tc, test_conv_in_bf16_chunks);
     tcase_add_loop_test(tc, test_conv_out_bf16, 0, N_INB);

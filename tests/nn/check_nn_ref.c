@@ -11,7 +11,7 @@
  * multiple of 16, e.g. conv3x3s1_wide; test_conv_direct_vs_im2col covers more shapes). Also pins BN running statistics after training passes,
  * and checks the threaded nn_sgemm / nn_sgemm_batch against a double-precision loop.
  * ABI 1.5 EQM_NN_SET_DIN (test_conv_set_din, test_bn_set_din): every conv dX path (fp32, bf16
- * emulated / vdpbf16ps / AMX, algorithms 0-5) and batchnorm_backward_ex write din over NaN
+ * emulated / vdpbf16ps / AMX, algorithms 0-6) and batchnorm_backward_ex write din over NaN
  * with the bits of an accumulation into zeros.
  */
 #include "config.h"
@@ -493,10 +493,11 @@ END_TEST
  * of the same call accumulating into a zeroed din (every dX path stores, or zeroes its rows
  * before its sums: the same arithmetic; a -0 that += 0 would turn into +0 is the only
  * allowed difference), and dw still accumulates (both runs start dw from the same random
- * values). Loop: _i / 6 = precision (0 fp32, 1 bf16 emulated, 2 bf16 vdpbf16ps, 3 bf16 AMX;
- * a native kernel this CPU lacks is skipped), _i % 6 = algorithm (0 default, 1 im2col +
+ * values). Loop: _i / 7 = precision (0 fp32, 1 bf16 emulated, 2 bf16 vdpbf16ps, 3 bf16 AMX;
+ * a native kernel this CPU lacks is skipped), _i % 7 = algorithm (0 default, 1 im2col +
  * col2im, 2 stride-1 dX as a forward conv (im2col or bf16 tiles), 3 Winograd, 4 direct, 5
- * the implicit AMX kernels). Shapes: pointwise (a GEMM with beta), strided 3x3 and 1x1
+ * the implicit AMX kernels, 6 those with amx_conv.c's Winograd on vdpbf16ps: its dX over
+ * NaN, its dW into random values). Shapes: pointwise (a GEMM with beta), strided 3x3 and 1x1
  * stride 2 and the 3-channel 3x3 and 7x7 stems (col2im, also on the bf16 tiles), 3x3
  * stride 1 at C_in 16 (direct on fp32 default), 16 -> 80 at 32x32 (the flipped conv runs as
  * Winograd by default in fp32), 128 -> 80 at 8x8, and 5x5 pad 2 (the forward-conv paths of
@@ -515,7 +516,7 @@ static void expect_same_bits(const char *what, const float *got, const float *wa
 
 START_TEST(test_conv_set_din)
 {
-    int prec = _i / 6, algo = _i % 6;
+    int prec = _i / 7, algo = _i % 7;
     if (prec >= 2 && prec - 1 > nn_bf16_cpu()) {
         fprintf(stderr, "set_din: bf16 kernel %d not on this CPU, case skipped\n", prec - 1);
         return;
@@ -973,7 +974,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_bn_store);
     tcase_add_test(tc, test_conv_default_vs_im2col);
     tcase_add_test(tc, test_sgemm_split);
-    tcase_add_loop_test(tc, test_conv_set_din, 0, 4 * 6);
+    tcase_add_loop_test(tc, test_conv_set_din, 0, 4 * 7);
     tcase_add_test(tc, test_bn_set_din);
     tcase_add_test(tc, test_bn_backward_v512_bits);
     tcase_add_loop_test(tc, test_bn_ref, 0, (int)(sizeof bn_cases / sizeof *bn_cases));

@@ -987,22 +987,26 @@ V512_TARGET static void wv_pack_body(void *vc, size_t b, size_t e)
     }
 }
 
-/* r[i] = (B^T d)[i] of column x of input rows y0..y0+3 (rows[i]: row y0 + i of image n, or
- * NULL outside it), 16 channels from ci: (d0 - d2, d1 + d2, d2 - d1, d1 - d3) */
-V512_TARGET static inline void wv_col(const amx_ctx *c, const void *const rows[4], int x,
-                                      size_t ci, __m512 r[4])
+/* r[i] = (B^T d)[i] of column x of input rows y0..y0+3, 16 channels from ci: (d0 - d2,
+ * d1 + d2, d2 - d1, d1 - d3); rows[i]: row y0 + i of the image, with mr[i] = 0 (a masked
+ * load: zeros) where that row is outside it (rows[i] then points at a row inside); IB:
+ * bf16 input (widened exactly), else float */
+V512_TARGET static inline __attribute__((always_inline)) void
+wv_col(const int IB, const void *const rows[4], const __mmask16 mr[4], int x, int W, size_t Ci,
+       size_t ci, __m512 r[4])
 {
-    const eqm_conv2d_shape *s = c->p->s;
     __m512 d[4];
-    for (int i = 0; i < 4; i++) {
-        if (!rows[i] || x < 0 || x >= s->W)
+    if (x < 0 || x >= W) {
+        for (int i = 0; i < 4; i++)
             d[i] = _mm512_setzero_ps();
-        else if (c->ib) {
-            const uint16_t *q = (const uint16_t *)rows[i] + (size_t)x * (size_t)s->C_in + ci;
-            __m256i h = _mm256_loadu_si256((const __m256i *)(const void *)q);
-            d[i] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-        } else
-            d[i] = _mm512_loadu_ps((const float *)rows[i] + (size_t)x * (size_t)s->C_in + ci);
+    } else {
+        size_t off = (size_t)x * Ci + ci;
+        for (int i = 0; i < 4; i++)
+            if (IB) {
+                __m256i h = _mm256_maskz_loadu_epi16(mr[i], (const uint16_t *)rows[i] + off);
+                d[i] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+            } else
+                d[i] = _mm512_maskz_loadu_ps(mr[i], (const float *)rows[i] + off);
     }
     r[0] = _mm512_sub_ps(d[0], d[2]);
     r[1] = _mm512_add_ps(d[1], d[2]);
@@ -1013,11 +1017,12 @@ V512_TARGET static inline void wv_col(const amx_ctx *c, const void *const rows[4
 /* V[xi][t][ci] (bf16, T tiles per xi) of the nt tiles of a chunk from global tile k0 (image
  * k / ti), a run of tiles of one tile row at a time: each input column's B^T d is formed
  * once and serves the two tiles that share it */
-V512_TARGET static __attribute__((noinline)) void wv_in(const amx_ctx *c, const wv_plan *v,
-                                                         size_t k0, size_t nt, uint16_t *V, size_t T)
+V512_TARGET static inline __attribute__((always_inline)) void
+wv_in_t(const int IB, const amx_ctx *c, const wv_plan *v, size_t k0, size_t nt, uint16_t *V,
+        size_t T)
 {
     const eqm_conv2d_shape *s = c->p->s;
-    const size_t Ci = (size_t)c->p->Ci, es = c->ib ? 2 : 4;
+    const size_t Ci = (size_t)c->p->Ci, es = IB ? 2 : 4;
     const int pad = s->pad;
     for (size_t t = 0; t < nt;) {
         size_t k = k0 + t, n = k / v->ti, tt = k % v->ti, ty = tt / (size_t)v->tw;
@@ -1025,20 +1030,21 @@ V512_TARGET static __attribute__((noinline)) void wv_in(const amx_ctx *c, const 
         if (run > nt - t)
             run = nt - t;
         const void *rows[4];
+        __mmask16 mr[4];
         for (int i = 0; i < 4; i++) {
-            int y = 2 * (int)ty - pad + i;
-            rows[i] = y < 0 || y >= s->H ? NULL
-                      : (const char *)(const void *)c->in +
-                            ((n * (size_t)s->H + (size_t)y) * (size_t)s->W) * Ci * es;
+            int y = 2 * (int)ty - pad + i, in = y >= 0 && y < s->H;
+            mr[i] = in ? (__mmask16)0xffff : 0;
+            rows[i] = (const char *)(const void *)c->in +
+                      ((n * (size_t)s->H + (size_t)(in ? y : 0)) * (size_t)s->W) * Ci * es;
         }
         for (size_t ci = 0; ci < Ci; ci += 16) {
             int x = 2 * (int)tx0 - pad;
             __m512 a[4][4], cl[4][4]; /* cl[col][i]: columns x .. x + 3 of the tile */
-            wv_col(c, rows, x, ci, cl[0]);
-            wv_col(c, rows, x + 1, ci, cl[1]);
+            wv_col(IB, rows, mr, x, s->W, Ci, ci, cl[0]);
+            wv_col(IB, rows, mr, x + 1, s->W, Ci, ci, cl[1]);
             for (size_t u = 0; u < run; u++, x += 2) {
-                wv_col(c, rows, x + 2, ci, cl[2]);
-                wv_col(c, rows, x + 3, ci, cl[3]);
+                wv_col(IB, rows, mr, x + 2, s->W, Ci, ci, cl[2]);
+                wv_col(IB, rows, mr, x + 3, s->W, Ci, ci, cl[3]);
                 for (int i = 0; i < 4; i++) { /* V = r B, row i */
                     a[i][0] = _mm512_sub_ps(cl[0][i], cl[2][i]);
                     a[i][1] = _mm512_add_ps(cl[1][i], cl[2][i]);
@@ -1058,20 +1064,35 @@ V512_TARGET static __attribute__((noinline)) void wv_in(const amx_ctx *c, const 
     }
 }
 
-/* Y = A^T M A of the chunk's tiles into out (float, accumulated, or bf16); statistics of
- * the outputs into gd (2 Co doubles) or none */
-V512_TARGET static __attribute__((noinline)) void wv_out(const amx_ctx *c, const wv_plan *v, size_t k0, size_t nt,
-                               const float *M, double *gd)
+V512_TARGET static __attribute__((noinline)) void wv_in(const amx_ctx *c, const wv_plan *v,
+                                                         size_t k0, size_t nt, uint16_t *V, size_t T)
+{
+    if (c->ib)
+        wv_in_t(1, c, v, k0, nt, V, T);
+    else
+        wv_in_t(0, c, v, k0, nt, V, T);
+}
+
+/* Y = A^T M A of the chunk's tiles into out (OB: bf16; else float, ACC: accumulated);
+ * ST: statistics of the outputs into gd (2 Co doubles). Per 16 tiles their output
+ * offsets first (no division per tile and channel block). */
+V512_TARGET static inline __attribute__((always_inline)) void
+wv_out_t(const int OB, const int ACC, const int ST, const amx_ctx *c, const wv_plan *v, size_t k0,
+         size_t nt, const float *M, double *gd)
 {
     const amx_plan *p = c->p;
     const size_t Co = (size_t)p->Co, Wo = (size_t)p->Wo;
+    size_t ob[16];
     for (size_t t0 = 0; t0 < nt; t0 += 16) {
         size_t t1 = nt - t0 < 16 ? nt : t0 + 16;
+        for (size_t t = t0; t < t1; t++) {
+            size_t k = k0 + t, n = k / v->ti, tt = k % v->ti;
+            size_t oy = 2 * (tt / (size_t)v->tw), ox = 2 * (tt % (size_t)v->tw);
+            ob[t - t0] = ((n * (size_t)p->Ho + oy) * Wo + ox) * Co;
+        }
         for (size_t co = 0; co < Co; co += 16) {
             __m512 sum = _mm512_setzero_ps(), sq = sum;
             for (size_t t = t0; t < t1; t++) {
-                size_t k = k0 + t, n = k / v->ti, tt = k % v->ti;
-                size_t oy = 2 * (tt / (size_t)v->tw), ox = 2 * (tt % (size_t)v->tw);
                 __m512 m[16], a[2][4];
                 for (int xi = 0; xi < 16; xi++)
                     m[xi] = _mm512_loadu_ps(M + ((size_t)xi * v->T + t) * Co + co);
@@ -1079,27 +1100,40 @@ V512_TARGET static __attribute__((noinline)) void wv_out(const amx_ctx *c, const
                     a[0][j] = _mm512_add_ps(_mm512_add_ps(m[j], m[4 + j]), m[8 + j]);
                     a[1][j] = _mm512_sub_ps(_mm512_sub_ps(m[4 + j], m[8 + j]), m[12 + j]);
                 }
-                for (int i = 0; i < 2; i++) {
+                for (size_t i = 0; i < 2; i++) {
                     __m512 y[2] = {_mm512_add_ps(_mm512_add_ps(a[i][0], a[i][1]), a[i][2]),
                                    _mm512_sub_ps(_mm512_sub_ps(a[i][1], a[i][2]), a[i][3])};
-                    size_t o = ((n * (size_t)p->Ho + oy + (size_t)i) * Wo + ox) * Co + co;
+                    size_t o = ob[t - t0] + i * Wo * Co + co;
                     for (int j = 0; j < 2; j++, o += Co) {
-                        if (c->ob)
+                        if (OB)
                             _mm256_storeu_si256((__m256i *)(void *)((uint16_t *)(void *)c->out + o),
                                                 (__m256i)_mm512_cvtneps_pbh(y[j]));
                         else
-                            _mm512_storeu_ps(c->out + o, c->accumulate
-                                                             ? _mm512_add_ps(_mm512_loadu_ps(c->out + o), y[j])
-                                                             : y[j]);
-                        sum = _mm512_add_ps(sum, y[j]);
-                        sq = _mm512_fmadd_ps(y[j], y[j], sq);
+                            _mm512_storeu_ps(c->out + o,
+                                             ACC ? _mm512_add_ps(_mm512_loadu_ps(c->out + o), y[j]) : y[j]);
+                        if (ST) {
+                            sum = _mm512_add_ps(sum, y[j]);
+                            sq = _mm512_fmadd_ps(y[j], y[j], sq);
+                        }
                     }
                 }
             }
-            if (gd)
+            if (ST)
                 add_stats(gd + co, Co, 16, sum, sum, sq, sq);
         }
     }
+}
+
+V512_TARGET static __attribute__((noinline)) void wv_out(const amx_ctx *c, const wv_plan *v,
+                                                          size_t k0, size_t nt, const float *M,
+                                                          double *gd)
+{
+    if (c->ob)
+        gd ? wv_out_t(1, 0, 1, c, v, k0, nt, M, gd) : wv_out_t(1, 0, 0, c, v, k0, nt, M, gd);
+    else if (c->accumulate)
+        gd ? wv_out_t(0, 1, 1, c, v, k0, nt, M, gd) : wv_out_t(0, 1, 0, c, v, k0, nt, M, gd);
+    else
+        gd ? wv_out_t(0, 0, 1, c, v, k0, nt, M, gd) : wv_out_t(0, 0, 0, c, v, k0, nt, M, gd);
 }
 
 /* One block of 8 rows x CB vectors of 16 columns: o[q][16 b + i] (+)= sum over the npair

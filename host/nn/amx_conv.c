@@ -869,14 +869,15 @@ void nn_amx_conv_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, con
  * tiles gave the same times) over the images of a group (one group per task, whole
  * images: any thread count gives the same outputs); statistics: float sums per 16 tiles of
  * a chunk (64 outputs), then double. Scope (wv_ok): 3x3, stride 1, C_in and C_out
- * multiples of 16, even Ho and Wo (each tile's 2x2 outputs all exist). */
+ * multiples of 16. An odd Ho or Wo ends in tiles with one output row or column: their
+ * input past the image reads as zeros (wv_in), the outputs past Ho, Wo are not stored
+ * nor summed (wv_out), and the dW reads their dout as zeros (wd_dout). */
 #define WV_T 32
 
 static int wv_ok(const amx_plan *p)
 {
     return nn_bf16_native() == 1 && p->kh == 3 && p->kw == 3 && p->st == 1 &&
-           p->Ci % 16 == 0 && p->Co % 16 == 0 && p->Ho % 2 == 0 && p->Wo % 2 == 0 &&
-           p->Ho >= 2 && p->Wo >= 2;
+           p->Ci % 16 == 0 && p->Co % 16 == 0 && p->Ho >= 1 && p->Wo >= 1;
 }
 
 /* algo 6: wherever it applies; 5: never (the implicit kernel); default: see below */
@@ -898,7 +899,7 @@ static int wv_pick(const amx_plan *p)
      * width 1/4: 32x32 16->16 9.5-9.7 / 10.9-11.1, 11.8-12.2 / 11.6-12.2; 16x16 32->32
      * 6.6-7.0 / 9.6, 7.5-8.1 / 9.8; 8x8 64->64 5.5-6.0 / 8.9-9.0, 6.1-6.7 / 8.8-9.1; 4x4
      * 128->128 5.8 / 8.7-8.9, 6.3 / 8.8-9.0 */
-    return (size_t)p->s->N * (size_t)(p->Ho / 2) * (size_t)(p->Wo / 2) >= 256;
+    return (size_t)p->s->N * (size_t)((p->Ho + 1) / 2) * (size_t)((p->Wo + 1) / 2) >= 256;
 }
 
 typedef struct {
@@ -912,7 +913,7 @@ typedef struct {
 
 static void wv_make(const amx_plan *p, wv_plan *v)
 {
-    v->th = p->Ho / 2, v->tw = p->Wo / 2;
+    v->th = (p->Ho + 1) / 2, v->tw = (p->Wo + 1) / 2;
     v->ti = (size_t)v->th * (size_t)v->tw;
     v->ubp = 16 * (size_t)p->np * (size_t)(p->Ci / 2) * 32;
     v->T = WV_T;
@@ -1083,12 +1084,15 @@ wv_out_t(const int OB, const int ACC, const int ST, const amx_ctx *c, const wv_p
     const amx_plan *p = c->p;
     const size_t Co = (size_t)p->Co, Wo = (size_t)p->Wo;
     size_t ob[16];
+    int ni[16], nj[16]; /* output rows and columns of the tile: 2, or 1 at an odd edge */
     for (size_t t0 = 0; t0 < nt; t0 += 16) {
         size_t t1 = nt - t0 < 16 ? nt : t0 + 16;
         for (size_t t = t0; t < t1; t++) {
             size_t k = k0 + t, n = k / v->ti, tt = k % v->ti;
             size_t oy = 2 * (tt / (size_t)v->tw), ox = 2 * (tt % (size_t)v->tw);
             ob[t - t0] = ((n * (size_t)p->Ho + oy) * Wo + ox) * Co;
+            ni[t - t0] = oy + 1 < (size_t)p->Ho ? 2 : 1;
+            nj[t - t0] = ox + 1 < Wo ? 2 : 1;
         }
         for (size_t co = 0; co < Co; co += 16) {
             __m512 sum = _mm512_setzero_ps(), sq = sum;
@@ -1100,11 +1104,11 @@ wv_out_t(const int OB, const int ACC, const int ST, const amx_ctx *c, const wv_p
                     a[0][j] = _mm512_add_ps(_mm512_add_ps(m[j], m[4 + j]), m[8 + j]);
                     a[1][j] = _mm512_sub_ps(_mm512_sub_ps(m[4 + j], m[8 + j]), m[12 + j]);
                 }
-                for (size_t i = 0; i < 2; i++) {
+                for (size_t i = 0; i < (size_t)ni[t - t0]; i++) {
                     __m512 y[2] = {_mm512_add_ps(_mm512_add_ps(a[i][0], a[i][1]), a[i][2]),
                                    _mm512_sub_ps(_mm512_sub_ps(a[i][1], a[i][2]), a[i][3])};
                     size_t o = ob[t - t0] + i * Wo * Co + co;
-                    for (int j = 0; j < 2; j++, o += Co) {
+                    for (int j = 0; j < nj[t - t0]; j++, o += Co) {
                         if (OB)
                             _mm256_storeu_si256((__m256i *)(void *)((uint16_t *)(void *)c->out + o),
                                                 (__m256i)_mm512_cvtneps_pbh(y[j]));
@@ -1338,9 +1342,12 @@ V512_TARGET static void wd_dout(const wd_ctx *d, size_t k0, size_t nt, uint32_t 
                 size_t k = k0 + t + (size_t)h, n = k / v->ti, tt = k % v->ti;
                 size_t oy = 2 * (tt / (size_t)v->tw), ox = 2 * (tt % (size_t)v->tw);
                 const float *y0 = d->dout + ((n * (size_t)p->Ho + oy) * Wo + ox) * Co + co;
-                const float *y1 = y0 + Wo * Co;
-                __m512 y[2][2] = {{_mm512_loadu_ps(y0), _mm512_loadu_ps(y0 + Co)},
-                                  {_mm512_loadu_ps(y1), _mm512_loadu_ps(y1 + Co)}};
+                /* a last row or column of an odd Ho or Wo: no output there, dout 0 */
+                __mmask16 r1 = oy + 1 < (size_t)p->Ho ? 0xffff : 0, c1 = ox + 1 < Wo ? 0xffff : 0;
+                const float *y1 = r1 ? y0 + Wo * Co : y0;
+                __m512 y[2][2] = {{_mm512_loadu_ps(y0), _mm512_maskz_loadu_ps(c1, y0 + (c1 ? Co : 0))},
+                                  {_mm512_maskz_loadu_ps(r1, y1),
+                                   _mm512_maskz_loadu_ps(r1 & c1, y1 + (c1 ? Co : 0))}};
                 __m512 r[4][2]; /* r = A y: (y0, y0 + y1, y0 - y1, -y1) per column */
                 for (int b = 0; b < 2; b++) {
                     r[0][b] = y[0][b];
@@ -1492,7 +1499,7 @@ int nn_wv_dw_pick(const eqm_conv2d_shape *s)
      * 16->16 14.4-14.7 / 11.2-12.3 (so not from C_in 16), 16x16 32->32 9.9 / 11.0, 8x8
      * 64->64 7.6-8.2 / 11.2-13.0, 4x4 128->128 6.6-9.8 / 10.2-13.7; 4x4 512->512 at batch
      * 16 (64 tiles) 19.3-23.0 / 15.6-17.8, at batch 64 25.0-25.8 / 43.4-44.9 */
-    return p.Ci >= 32 && (size_t)s->N * (size_t)(p.Ho / 2) * (size_t)(p.Wo / 2) >= 256;
+    return p.Ci >= 32 && (size_t)s->N * (size_t)((p.Ho + 1) / 2) * (size_t)((p.Wo + 1) / 2) >= 256;
 }
 
 size_t nn_wv_dw_ws_floats(const eqm_conv2d_shape *s)

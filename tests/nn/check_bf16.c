@@ -350,6 +350,10 @@ static const conv_case conv_cases[] = {
     {{2, 6, 4, 16, 32, 3, 3, 1, 2, 0}, 6, -2},   /* pad 2: 8x6 outputs, tiles half outside */
     {{5, 4, 4, 64, 16, 3, 3, 1, 1, 0}, 6, -2},   /* 4 tiles an image, 20 in all */
     {{4, 16, 16, 32, 32, 3, 3, 1, 1, 0}, 0, -2}, /* the default path (256 tiles) */
+    {{2, 7, 7, 32, 32, 3, 3, 1, 1, 0}, 6, -2},   /* 7x7 (ResNet-50's last stage): tiles with
+                                                    one output row or column */
+    {{3, 9, 8, 16, 16, 3, 3, 1, 0, 0}, 6, -2},   /* pad 0: 7x6 outputs */
+    {{2, 5, 6, 16, 32, 3, 3, 1, 2, 0}, 6, -2},   /* pad 2: 7x8 outputs */
     /* the small-C_in direct kernels (direct.c; AVX-512F, else im2col): the stems */
     {{2, 11, 19, 3, 32, 3, 3, 1, 1, 0}, 0, 0},   /* CIFAR stem: widths 16 + 2 + 1 */
     {{3, 9, 9, 1, 16, 5, 5, 1, 2, 0}, 0, 0},     /* C_in 1 */
@@ -693,7 +697,8 @@ END_TEST
 /* amx_conv.c's Winograd on vdpbf16ps (algo 6): forward, dX and dW bit for bit the same at
  * 1 and 2 threads (the forward's groups are whole images; the dW sums 4 fixed groups of
  * tiles). Shapes: groups of 36 tiles over images of 16 (chunks cut images, the dW's last
- * chunk short and odd), 30 tiles an image with C 16, C_out 48 (a 16-column panel). As
+ * chunk short and odd), 30 tiles an image with C 16, C_out 48 (a 16-column panel), 7x7
+ * (odd: edge tiles with one output row or column). As
  * test_amx_dw_threads_bitwise: the 1-thread results come from a forked child. */
 START_TEST(test_wv_threads_bitwise)
 {
@@ -705,8 +710,9 @@ START_TEST(test_wv_threads_bitwise)
         {9, 8, 8, 32, 48, 3, 3, 1, 1, EQM_NN_BF16},
         {5, 12, 10, 16, 16, 3, 3, 1, 1, EQM_NN_BF16},
         {3, 6, 6, 48, 32, 3, 3, 1, 2, EQM_NN_BF16},
+        {7, 7, 7, 32, 16, 3, 3, 1, 1, EQM_NN_BF16},
     };
-    enum { NS = 3 };
+    enum { NS = 4 };
     float *x[NS], *g[NS], *w[NS];
     size_t n3[NS][3], off[NS + 1] = {0}; /* out, dx, dw */
     for (int i = 0; i < NS; i++) {

@@ -477,6 +477,13 @@ static inline uint32_t pair_at(const uint16_t *p)
     return v;
 }
 
+/* the masks of a 32-column panel's two vectors of 16 for its nc valid columns */
+static inline void nc_masks(int nc, __mmask16 m[2])
+{
+    m[0] = nc >= 16 ? 0xffff : (__mmask16)((1u << nc) - 1);
+    m[1] = nc >= 32 ? 0xffff : nc <= 16 ? 0 : (__mmask16)((1u << (nc - 16)) - 1);
+}
+
 /* One block's operands: pixel q's run starts at a + so[q] (bf16; tap row ky at + ky rs),
  * the weights of tap row ky at bj + ky r2 32 (r2 pairs a tap row), npair pairs of each
  * run multiplied; its output at o0 + q os, output channels 32 j + 16 b (b < CB, nc valid
@@ -520,8 +527,7 @@ v512_block(const amx_ctx *c, const int P, const int CB, const int PS, const v512
     const int nc = g->nc;
     __mmask16 m[2];
     __m512 sum[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()}, sq[2] = {sum[0], sum[0]};
-    m[0] = nc >= 16 ? 0xffff : (__mmask16)((1u << nc) - 1);
-    m[1] = nc >= 32 ? 0xffff : nc <= 16 ? 0 : (__mmask16)((1u << (nc - 16)) - 1);
+    nc_masks(nc, m);
     for (int q = 0; q < P; q++)
         for (int b = 0; b < CB; b++) {
             __m512 v = acc[q * CB + b];
@@ -876,8 +882,8 @@ void nn_amx_conv_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, con
 
 static int wv_ok(const amx_plan *p)
 {
-    return nn_bf16_native() == 1 && p->kh == 3 && p->kw == 3 && p->st == 1 &&
-           p->Ci % 16 == 0 && p->Co % 16 == 0 && p->Ho >= 1 && p->Wo >= 1;
+    return nn_bf16_native() == 1 && p->kh == 3 && p->kw == 3 && p->st == 1 && p->Ci % 16 == 0 &&
+           p->Co % 16 == 0 && p->Ho >= 1 && p->Wo >= 1;
 }
 
 /* algo 6: wherever it applies; 5: never (the implicit kernel); default: see below */
@@ -903,12 +909,12 @@ static int wv_pick(const amx_plan *p)
 }
 
 typedef struct {
-    int th, tw;   /* tiles per image: rows, columns */
-    size_t ti;    /* tiles per image */
-    size_t ubp;   /* uint32 of the packed U: 16 np (Ci / 2) 32 */
-    size_t T;     /* tiles per chunk */
-    size_t vsz;   /* bf16 of one group's V: 16 T Ci */
-    size_t msz;   /* floats of one group's M: 16 T Co */
+    int th, tw; /* tiles per image: rows, columns */
+    size_t ti;  /* tiles per image */
+    size_t ubp; /* uint32 of the packed U: 16 np (Ci / 2) 32 */
+    size_t T;   /* tiles per chunk */
+    size_t vsz; /* bf16 of one group's V: 16 T Ci */
+    size_t msz; /* floats of one group's M: 16 T Co */
 } wv_plan;
 
 static void wv_make(const amx_plan *p, wv_plan *v)
@@ -946,11 +952,12 @@ V512_TARGET static void wv_pack_body(void *vc, size_t b, size_t e)
     const amx_plan *p = c->p;
     const size_t np = (size_t)p->np, nr = (size_t)(p->Ci / 2), Ci = (size_t)p->Ci;
     const eqm_conv2d_shape *f = c->fs;
+    const size_t Cf = f ? (size_t)f->C_in : 0;
     const __m512 h = _mm512_set1_ps(0.5f);
     /* flipped: element ci of a gather is w[ci][..][..][co], 9 C_in(f) apart */
-    const __m512i gi = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5,
-                                                           4, 3, 2, 1, 0),
-                                          _mm512_set1_epi32(f ? 9 * f->C_in : 0));
+    const __m512i gi =
+        _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                           _mm512_set1_epi32(f ? 9 * f->C_in : 0));
     for (size_t j = b; j < e; j++) {
         for (size_t xi = 0; xi < 16; xi++) /* the panel, zero (columns past C_out stay so) */
             memset(c->bp + ((xi * np + j) * nr) * 32, 0, nr * 32 * sizeof(uint32_t));
@@ -958,27 +965,32 @@ V512_TARGET static void wv_pack_body(void *vc, size_t b, size_t e)
             size_t co = 32 * j + col;
             for (size_t c0 = 0; c0 < Ci; c0 += 16) {
                 __m512 g[3][3], t[4][3];
-                for (int ky = 0; ky < 3; ky++)
-                    for (int kx = 0; kx < 3; kx++)
-                        g[ky][kx] = f ? _mm512_i32gather_ps(
-                                            gi, c->w + ((c0 * 3 + (size_t)(2 - ky)) * 3 + (size_t)(2 - kx)) *
-                                                           (size_t)f->C_in + co, 4)
-                                      : _mm512_loadu_ps(c->w + ((co * 3 + (size_t)ky) * 3 + (size_t)kx) * Ci + c0);
+                for (size_t ky = 0; ky < 3; ky++)
+                    for (size_t kx = 0; kx < 3; kx++) {
+                        const float *wf = c->w + ((c0 * 3 + 2 - ky) * 3 + 2 - kx) * Cf + co;
+                        g[ky][kx] = f ? _mm512_i32gather_ps(gi, wf, 4)
+                                      : _mm512_loadu_ps(c->w + ((co * 3 + ky) * 3 + kx) * Ci + c0);
+                    }
                 for (int k = 0; k < 3; k++) { /* t = G g */
                     t[0][k] = g[0][k];
-                    t[1][k] = _mm512_mul_ps(h, _mm512_add_ps(_mm512_add_ps(g[0][k], g[1][k]), g[2][k]));
-                    t[2][k] = _mm512_mul_ps(h, _mm512_add_ps(_mm512_sub_ps(g[0][k], g[1][k]), g[2][k]));
+                    t[1][k] =
+                        _mm512_mul_ps(h, _mm512_add_ps(_mm512_add_ps(g[0][k], g[1][k]), g[2][k]));
+                    t[2][k] =
+                        _mm512_mul_ps(h, _mm512_add_ps(_mm512_sub_ps(g[0][k], g[1][k]), g[2][k]));
                     t[3][k] = g[2][k];
                 }
                 for (int i = 0; i < 4; i++) { /* u = t G^T, rounded: 8 pairs of ci per xi */
-                    __m512 u[4] = {t[i][0],
-                                   _mm512_mul_ps(h, _mm512_add_ps(_mm512_add_ps(t[i][0], t[i][1]), t[i][2])),
-                                   _mm512_mul_ps(h, _mm512_add_ps(_mm512_sub_ps(t[i][0], t[i][1]), t[i][2])),
-                                   t[i][2]};
+                    __m512 u[4] = {
+                        t[i][0],
+                        _mm512_mul_ps(h, _mm512_add_ps(_mm512_add_ps(t[i][0], t[i][1]), t[i][2])),
+                        _mm512_mul_ps(h, _mm512_add_ps(_mm512_sub_ps(t[i][0], t[i][1]), t[i][2])),
+                        t[i][2]};
                     for (int k = 0; k < 4; k++) {
                         uint32_t pr[8];
-                        _mm256_storeu_si256((__m256i *)(void *)pr, (__m256i)_mm512_cvtneps_pbh(u[k]));
-                        uint32_t *dst = c->bp + (((size_t)(4 * i + k) * np + j) * nr + c0 / 2) * 32 + col;
+                        _mm256_storeu_si256((__m256i *)(void *)pr,
+                                            (__m256i)_mm512_cvtneps_pbh(u[k]));
+                        uint32_t *dst =
+                            c->bp + (((size_t)(4 * i + k) * np + j) * nr + c0 / 2) * 32 + col;
                         for (int r = 0; r < 8; r++)
                             dst[(size_t)r * 32] = pr[r];
                     }
@@ -1066,7 +1078,7 @@ wv_in_t(const int IB, const amx_ctx *c, const wv_plan *v, size_t k0, size_t nt, 
 }
 
 V512_TARGET static __attribute__((noinline)) void wv_in(const amx_ctx *c, const wv_plan *v,
-                                                         size_t k0, size_t nt, uint16_t *V, size_t T)
+                                                        size_t k0, size_t nt, uint16_t *V, size_t T)
 {
     if (c->ib)
         wv_in_t(1, c, v, k0, nt, V, T);
@@ -1114,7 +1126,8 @@ wv_out_t(const int OB, const int ACC, const int ST, const amx_ctx *c, const wv_p
                                                 (__m256i)_mm512_cvtneps_pbh(y[j]));
                         else
                             _mm512_storeu_ps(c->out + o,
-                                             ACC ? _mm512_add_ps(_mm512_loadu_ps(c->out + o), y[j]) : y[j]);
+                                             ACC ? _mm512_add_ps(_mm512_loadu_ps(c->out + o), y[j])
+                                                 : y[j]);
                         if (ST) {
                             sum = _mm512_add_ps(sum, y[j]);
                             sq = _mm512_fmadd_ps(y[j], y[j], sq);
@@ -1128,9 +1141,8 @@ wv_out_t(const int OB, const int ACC, const int ST, const amx_ctx *c, const wv_p
     }
 }
 
-V512_TARGET static __attribute__((noinline)) void wv_out(const amx_ctx *c, const wv_plan *v,
-                                                          size_t k0, size_t nt, const float *M,
-                                                          double *gd)
+V512_TARGET static __attribute__((noinline)) void
+wv_out(const amx_ctx *c, const wv_plan *v, size_t k0, size_t nt, const float *M, double *gd)
 {
     if (c->ob)
         gd ? wv_out_t(1, 0, 1, c, v, k0, nt, M, gd) : wv_out_t(1, 0, 0, c, v, k0, nt, M, gd);
@@ -1180,22 +1192,21 @@ wv_gemm(const int CB, const uint16_t *V, size_t Ci, const uint32_t *bj, int npai
         size_t Co, size_t nt, int nc)
 {
     __mmask16 m[2];
-    m[0] = nc >= 16 ? 0xffff : (__mmask16)((1u << nc) - 1);
-    m[1] = nc >= 32 ? 0xffff : nc <= 16 ? 0 : (__mmask16)((1u << (nc - 16)) - 1);
+    nc_masks(nc, m);
     for (size_t t = 0; t < nt; t += 8)
         bc_block(CB, V + t * Ci, Ci, bj, 32, npair, M + t * Co, Co, m, 0);
 }
 
 V512_TARGET static __attribute__((noinline)) void wv_gemm1(const uint16_t *V, size_t Ci,
-                                                             const uint32_t *bj, int npair, float *M,
-                                                             size_t Co, size_t nt, int nc)
+                                                           const uint32_t *bj, int npair, float *M,
+                                                           size_t Co, size_t nt, int nc)
 {
     wv_gemm(1, V, Ci, bj, npair, M, Co, nt, nc);
 }
 
 V512_TARGET static __attribute__((noinline)) void wv_gemm2(const uint16_t *V, size_t Ci,
-                                                             const uint32_t *bj, int npair, float *M,
-                                                             size_t Co, size_t nt, int nc)
+                                                           const uint32_t *bj, int npair, float *M,
+                                                           size_t Co, size_t nt, int nc)
 {
     wv_gemm(2, V, Ci, bj, npair, M, Co, nt, nc);
 }
@@ -1212,13 +1223,15 @@ V512_TARGET static void wv_body(void *vc, size_t gb, size_t ge)
         uint16_t *V = (uint16_t *)(void *)(x->gw + g * (x->vf + v->msz));
         float *M = x->gw + g * (x->vf + v->msz) + x->vf;
         size_t n0 = (size_t)p->s->N * g / p->G, n1 = (size_t)p->s->N * (g + 1) / p->G;
-        memset(V, 0, v->vsz * sizeof(uint16_t)); /* a short last chunk multiplies rows past nt: never uninitialised */
+        memset(V, 0, v->vsz * sizeof(uint16_t)); /* a short last chunk multiplies rows past nt:
+                                                    never uninitialised */
         for (size_t k0 = n0 * v->ti; k0 < n1 * v->ti; k0 += v->T) {
             size_t nt = n1 * v->ti - k0 < v->T ? n1 * v->ti - k0 : v->T;
             wv_in(c, v, k0, nt, V, v->T);
             for (int xi = 0; xi < 16; xi++)
                 for (int j = 0; j < p->np; j++) {
-                    const uint32_t *bj = c->bp + (((size_t)xi * (size_t)p->np + (size_t)j) * nr) * 32;
+                    const uint32_t *bj =
+                        c->bp + (((size_t)xi * (size_t)p->np + (size_t)j) * nr) * 32;
                     int nc = (int)Co - 32 * j < 32 ? (int)Co - 32 * j : 32;
                     (nc > 16 ? wv_gemm2 : wv_gemm1)(V + (size_t)xi * v->T * Ci, Ci, bj, (int)nr,
                                                     M + (size_t)xi * v->T * Co + 32 * (size_t)j, Co,
@@ -1235,7 +1248,8 @@ static void wv_run(eqm_host *h, amx_ctx *c, float *buf)
     wv_plan v;
     wv_make(p, &v);
     c->bp = (uint32_t *)(void *)buf;
-    wv_ctx x = {.c = c, .v = &v, .gw = buf + (v.ubp + 15) / 16 * 16, .vf = (v.vsz / 2 + 15) / 16 * 16};
+    wv_ctx x = {
+        .c = c, .v = &v, .gw = buf + (v.ubp + 15) / 16 * 16, .vf = (v.vsz / 2 + 15) / 16 * 16};
     nn_parallel(h, (size_t)p->np, 1, wv_pack_body, &x);
     nn_parallel(h, p->G, 1, wv_body, &x);
 }
@@ -1258,9 +1272,9 @@ typedef struct {
     amx_ctx c; /* in, ib, p: the conv as a forward */
     wv_plan v;
     const float *dout;
-    float *part;   /* WD_GROUPS x 16 Ci Co */
-    float *tw;     /* per group: V (16 WD_T Ci bf16), Vt (same), dP (16 WD_T / 2 Co uint32) */
-    size_t twf;    /* floats per group there */
+    float *part; /* WD_GROUPS x 16 Ci Co */
+    float *tw;   /* per group: V (16 WD_T Ci bf16), Vt (same), dP (16 WD_T / 2 Co uint32) */
+    size_t twf;  /* floats per group there */
     float *dw;
 } wd_ctx;
 
@@ -1327,9 +1341,8 @@ V512_TARGET static void wd_dout(const wd_ctx *d, size_t k0, size_t nt, uint32_t 
     const wv_plan *v = &d->v;
     const size_t Co = (size_t)p->Co, Wo = (size_t)p->Wo;
     /* element 2i: tile t's co i (element i of cvtne2ps_pbh's result), 2i + 1: tile t + 1's */
-    const __m512i lo = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9,
-                                        24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1,
-                                        16, 0);
+    const __m512i lo = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24,
+                                        8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     for (size_t t = 0; t < nt; t += 2)
         for (size_t co = 0; co < Co; co += 16) {
             __m512 m[2][16];
@@ -1345,9 +1358,10 @@ V512_TARGET static void wd_dout(const wd_ctx *d, size_t k0, size_t nt, uint32_t 
                 /* a last row or column of an odd Ho or Wo: no output there, dout 0 */
                 __mmask16 r1 = oy + 1 < (size_t)p->Ho ? 0xffff : 0, c1 = ox + 1 < Wo ? 0xffff : 0;
                 const float *y1 = r1 ? y0 + Wo * Co : y0;
-                __m512 y[2][2] = {{_mm512_loadu_ps(y0), _mm512_maskz_loadu_ps(c1, y0 + (c1 ? Co : 0))},
-                                  {_mm512_maskz_loadu_ps(r1, y1),
-                                   _mm512_maskz_loadu_ps(r1 & c1, y1 + (c1 ? Co : 0))}};
+                __m512 y[2][2] = {
+                    {_mm512_loadu_ps(y0), _mm512_maskz_loadu_ps(c1, y0 + (c1 ? Co : 0))},
+                    {_mm512_maskz_loadu_ps(r1, y1),
+                     _mm512_maskz_loadu_ps(r1 & c1, y1 + (c1 ? Co : 0))}};
                 __m512 r[4][2]; /* r = A y: (y0, y0 + y1, y0 - y1, -y1) per column */
                 for (int b = 0; b < 2; b++) {
                     r[0][b] = y[0][b];
@@ -1384,15 +1398,15 @@ wd_gemm(const int CB, const uint16_t *Vt, const uint32_t *dP, size_t Ci, size_t 
 }
 
 V512_TARGET static __attribute__((noinline)) void wd_gemm1(const uint16_t *Vt, const uint32_t *dP,
-                                                             size_t Ci, size_t Co, int npair,
-                                                             float *part, int first)
+                                                           size_t Ci, size_t Co, int npair,
+                                                           float *part, int first)
 {
     wd_gemm(1, Vt, dP, Ci, Co, npair, part, first);
 }
 
 V512_TARGET static __attribute__((noinline)) void wd_gemm2(const uint16_t *Vt, const uint32_t *dP,
-                                                             size_t Ci, size_t Co, int npair,
-                                                             float *part, int first)
+                                                           size_t Ci, size_t Co, int npair,
+                                                           float *part, int first)
 {
     wd_gemm(2, Vt, dP, Ci, Co, npair, part, first);
 }
@@ -1425,8 +1439,8 @@ V512_TARGET static void wd_body(void *vc, size_t b, size_t e)
             int np2 = (int)((nt + 1) / 2);
             for (int xi = 0; xi < 16; xi++)
                 (Co % 32 ? wd_gemm1 : wd_gemm2)(Vt + (size_t)xi * Ci * WD_T,
-                                                 dP + (size_t)xi * (WD_T / 2) * Co, Ci, Co, np2,
-                                                 part + (size_t)xi * Ci * Co, k0 == ka);
+                                                dP + (size_t)xi * (WD_T / 2) * Co, Ci, Co, np2,
+                                                part + (size_t)xi * Ci * Co, k0 == ka);
         }
     }
 }
@@ -1509,8 +1523,8 @@ size_t nn_wv_dw_ws_floats(const eqm_conv2d_shape *s)
     return wd_ws_floats(&p);
 }
 
-void nn_wv_dw(eqm_host *h, const eqm_conv2d_shape *s, float *dw, const float *dout,
-              const float *in, float *buf)
+void nn_wv_dw(eqm_host *h, const eqm_conv2d_shape *s, float *dw, const float *dout, const float *in,
+              float *buf)
 {
     amx_plan p;
     plan(s, 0, &p);

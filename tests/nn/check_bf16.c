@@ -591,8 +591,8 @@ static int fork_ok(void)
 
 static float *one_thread(size_t n, int (*fn)(float *one, void *arg), void *arg)
 {
-    float *one = mmap(NULL, n * sizeof(float), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                      -1, 0);
+    float *one =
+        mmap(NULL, n * sizeof(float), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     ck_assert(one != MAP_FAILED);
     memset(one, 0, n * sizeof(float));
     pid_t pid = fork();
@@ -768,7 +768,8 @@ START_TEST(test_wv_default_pick)
     };
     for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
         const eqm_conv2d_shape *s = &cs[i].s;
-        size_t no = (size_t)s->N * s->H * s->W * s->C_out, ni = (size_t)s->N * s->H * s->W * s->C_in;
+        size_t no = (size_t)s->N * s->H * s->W * s->C_out,
+               ni = (size_t)s->N * s->H * s->W * s->C_in;
         size_t nw = (size_t)s->C_out * 9 * s->C_in;
         float *x = rnd(ni, 1.f), *w = rnd(nw, 0.2f), *g = rnd(no, 1.f);
         float *o[3], *dx[3], *dw[3];
@@ -780,11 +781,13 @@ START_TEST(test_wv_default_pick)
             ck_assert_int_eq(NN()->conv2d_backward(NULL, s, dx[v], dw[v], g, x, w), EQM_OK);
         }
         int f = cs[i].fwd == 5 ? 1 : 2, d = cs[i].dw == 5 ? 1 : 2;
-        ck_assert_msg(!memcmp(o[0], o[f], no * sizeof(float)) && memcmp(o[1], o[2], no * sizeof(float)),
-                      "shape %zu: the default forward is not algo %d's (or 5 and 6 agree)", i, cs[i].fwd);
+        ck_assert_msg(
+            !memcmp(o[0], o[f], no * sizeof(float)) && memcmp(o[1], o[2], no * sizeof(float)),
+            "shape %zu: the default forward is not algo %d's (or 5 and 6 agree)", i, cs[i].fwd);
         ck_assert_msg(!memcmp(dx[0], dx[f], ni * sizeof(float)),
                       "shape %zu: the default dX is not algo %d's", i, cs[i].fwd);
-        ck_assert_msg(!memcmp(dw[0], dw[d], nw * sizeof(float)) && memcmp(dw[1], dw[2], nw * sizeof(float)),
+        ck_assert_msg(!memcmp(dw[0], dw[d], nw * sizeof(float)) &&
+                          memcmp(dw[1], dw[2], nw * sizeof(float)),
                       "shape %zu: the default dW is not algo %d's (or 5 and 6 agree)", i, cs[i].dw);
         for (int v = 0; v < 3; v++)
             free(o[v]), free(dx[v]), free(dw[v]);

@@ -909,21 +909,23 @@ static int wv_pick(const amx_plan *p)
 }
 
 typedef struct {
-    int th, tw; /* tiles per image: rows, columns */
+    int tw;     /* tiles per image row */
     size_t ti;  /* tiles per image */
     size_t ubp; /* uint32 of the packed U: 16 np (Ci / 2) 32 */
     size_t T;   /* tiles per chunk */
     size_t vsz; /* bf16 of one group's V: 16 T Ci */
+    size_t vf;  /* floats that V takes in a group's workspace (vsz / 2, rounded up to 16) */
     size_t msz; /* floats of one group's M: 16 T Co */
 } wv_plan;
 
 static void wv_make(const amx_plan *p, wv_plan *v)
 {
-    v->th = (p->Ho + 1) / 2, v->tw = (p->Wo + 1) / 2;
-    v->ti = (size_t)v->th * (size_t)v->tw;
+    v->tw = (p->Wo + 1) / 2;
+    v->ti = (size_t)((p->Ho + 1) / 2) * (size_t)v->tw;
     v->ubp = 16 * (size_t)p->np * (size_t)(p->Ci / 2) * 32;
     v->T = WV_T;
     v->vsz = 16 * v->T * (size_t)p->Ci;
+    v->vf = (v->vsz / 2 + 15) / 16 * 16;
     v->msz = 16 * v->T * (size_t)p->Co;
 }
 
@@ -931,14 +933,13 @@ static size_t wv_ws_floats(const amx_plan *p)
 {
     wv_plan v;
     wv_make(p, &v);
-    return (v.ubp + 15) / 16 * 16 + p->G * ((v.vsz / 2 + 15) / 16 * 16 + v.msz) + 32;
+    return (v.ubp + 15) / 16 * 16 + p->G * (v.vf + v.msz) + 32;
 }
 
 typedef struct {
     const amx_ctx *c;
     const wv_plan *v;
     float *gw; /* per group g at gw + g (vf + msz): V (vf floats of bf16), then M */
-    size_t vf;
 } wv_ctx;
 
 /* task item: panel j of U: per xi, pair r, column: (bf16 U[xi][32 j + col][2 r], ...[2r+1])
@@ -957,7 +958,7 @@ V512_TARGET static void wv_pack_body(void *vc, size_t b, size_t e)
     /* flipped: element ci of a gather is w[ci][..][..][co], 9 C_in(f) apart */
     const __m512i gi =
         _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                           _mm512_set1_epi32(f ? 9 * f->C_in : 0));
+                           _mm512_set1_epi32(9 * (int)Cf));
     for (size_t j = b; j < e; j++) {
         for (size_t xi = 0; xi < 16; xi++) /* the panel, zero (columns past C_out stay so) */
             memset(c->bp + ((xi * np + j) * nr) * 32, 0, nr * 32 * sizeof(uint32_t));
@@ -1220,8 +1221,8 @@ V512_TARGET static void wv_body(void *vc, size_t gb, size_t ge)
     const wv_plan *v = x->v;
     const size_t Ci = (size_t)p->Ci, Co = (size_t)p->Co, nr = Ci / 2;
     for (size_t g = gb; g < ge; g++) {
-        uint16_t *V = (uint16_t *)(void *)(x->gw + g * (x->vf + v->msz));
-        float *M = x->gw + g * (x->vf + v->msz) + x->vf;
+        uint16_t *V = (uint16_t *)(void *)(x->gw + g * (v->vf + v->msz));
+        float *M = x->gw + g * (v->vf + v->msz) + v->vf;
         size_t n0 = (size_t)p->s->N * g / p->G, n1 = (size_t)p->s->N * (g + 1) / p->G;
         memset(V, 0, v->vsz * sizeof(uint16_t)); /* a short last chunk multiplies rows past nt:
                                                     never uninitialised */
@@ -1248,8 +1249,7 @@ static void wv_run(eqm_host *h, amx_ctx *c, float *buf)
     wv_plan v;
     wv_make(p, &v);
     c->bp = (uint32_t *)(void *)buf;
-    wv_ctx x = {
-        .c = c, .v = &v, .gw = buf + (v.ubp + 15) / 16 * 16, .vf = (v.vsz / 2 + 15) / 16 * 16};
+    wv_ctx x = {.c = c, .v = &v, .gw = buf + (v.ubp + 15) / 16 * 16};
     nn_parallel(h, (size_t)p->np, 1, wv_pack_body, &x);
     nn_parallel(h, p->G, 1, wv_body, &x);
 }
@@ -1281,7 +1281,7 @@ typedef struct {
 static size_t wd_twf(const amx_plan *p)
 {
     size_t vb = 16 * (size_t)WD_T * (size_t)p->Ci; /* bf16 */
-    return vb / 2 * 2 + 16 * (size_t)(WD_T / 2) * (size_t)p->Co + 32;
+    return vb /* V and Vt, vb / 2 floats each */ + 16 * (size_t)(WD_T / 2) * (size_t)p->Co + 32;
 }
 
 static size_t wd_ws_floats(const amx_plan *p)
@@ -1316,7 +1316,7 @@ V512_TARGET static inline void wd_tr16(__m512i r[16])
     }
 }
 
-/* Vt[xi][ci][t] = V[xi][t][ci] (bf16; WD_T tiles per xi, ntp16 a multiple of 16) */
+/* Vt[xi][ci][t] = V[xi][t][ci] (bf16; WD_T tiles per xi, nt16 a multiple of 16) */
 V512_TARGET static void wd_transpose(const uint16_t *V, uint16_t *Vt, size_t Ci, size_t nt16)
 {
     for (size_t xi = 0; xi < 16; xi++)
@@ -1501,19 +1501,15 @@ int nn_wv_dw_pick(const eqm_conv2d_shape *s)
         return 0;
     amx_plan p;
     plan(s, 0, &p);
-    int algo = nn_conv2d_algo();
-    if (!wv_ok(&p) || (algo != 0 && algo != 6))
-        return 0;
-    if (algo == 6)
-        return 1;
-    /* default: C_in from 32 and 256 tiles a call (wv_pick's). Measured (conv-layers --bf16
+    /* wv_pick's choice (algo 6, algo 5, the default's 256 tiles a call), and by default
+     * C_in from 32. Measured (conv-layers --bf16
      * 1 --in-bf16 1, 1 core, CPU ms, Winograd / the implicit dW): batch 768, full width,
      * two rounds: 32x32 64->64 199-217 / 306-309, 16x16 128->128 172-175 / 304-325, 8x8
      * 256->256 169-173 / 370, 4x4 512->512 165-175 / 498-516; batch 384 width 1/4: 32x32
      * 16->16 14.4-14.7 / 11.2-12.3 (so not from C_in 16), 16x16 32->32 9.9 / 11.0, 8x8
      * 64->64 7.6-8.2 / 11.2-13.0, 4x4 128->128 6.6-9.8 / 10.2-13.7; 4x4 512->512 at batch
      * 16 (64 tiles) 19.3-23.0 / 15.6-17.8, at batch 64 25.0-25.8 / 43.4-44.9 */
-    return p.Ci >= 32 && (size_t)s->N * (size_t)((p.Ho + 1) / 2) * (size_t)((p.Wo + 1) / 2) >= 256;
+    return wv_pick(&p) && (nn_conv2d_algo() == 6 || p.Ci >= 32);
 }
 
 size_t nn_wv_dw_ws_floats(const eqm_conv2d_shape *s)

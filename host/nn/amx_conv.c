@@ -82,6 +82,7 @@ typedef struct {
     int dx;                 /* 0: forward of s; 1: the dX of a strided s (see nn_amx_conv_dx) */
     int Ci, Co, kh, kw, st; /* the conv the kernel runs (dX: C_out -> C_in, stride 1) */
     int Hp, Wp, Ho, Wo, R, KP, np;
+    int f32;                /* a float conv (no EQM_NN_BF16): only the Winograd below takes it */
     size_t qimg, nbi; /* stride 1: rows of one image up to its last output pixel + 1, and
                          32-row blocks; stride > 1: blocks per output row (nbi) */
     size_t slot;      /* bf16 of one padded image with its zero tail (a multiple of 32) */
@@ -92,6 +93,7 @@ static void plan(const eqm_conv2d_shape *s, int dx, amx_plan *p)
 {
     p->s = s;
     p->dx = dx;
+    p->f32 = !(s->flags & EQM_NN_BF16);
     p->kh = s->kh, p->kw = s->kw;
     if (!dx) {
         p->Ci = s->C_in, p->Co = s->C_out, p->st = s->stride;
@@ -882,7 +884,10 @@ void nn_amx_conv_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, con
 
 static int wv_ok(const amx_plan *p)
 {
-    return nn_bf16_native() == 1 && p->kh == 3 && p->kw == 3 && p->st == 1 && p->Ci % 16 == 0 &&
+    /* fp32: any AVX-512 CPU this file compiles for (nn_bf16_cpu), float in and out */
+    int isa = p->f32 ? nn_bf16_cpu() > 0 && !(p->s->flags & (EQM_NN_IN_BF16 | EQM_NN_OUT_BF16))
+                     : nn_bf16_native() == 1;
+    return isa && !p->dx && p->kh == 3 && p->kw == 3 && p->st == 1 && p->Ci % 16 == 0 &&
            p->Co % 16 == 0 && p->Ho >= 1 && p->Wo >= 1;
 }
 
@@ -911,22 +916,27 @@ static int wv_pick(const amx_plan *p)
 typedef struct {
     int tw;     /* tiles per image row */
     size_t ti;  /* tiles per image */
-    size_t ubp; /* uint32 of the packed U: 16 np (Ci / 2) 32 */
+    size_t ubp; /* uint32 (fp32: floats) of the packed U: 16 np (Ci / 2) 32 (fp32: 16 np Ci 32) */
     size_t T;   /* tiles per chunk */
-    size_t vsz; /* bf16 of one group's V: 16 T Ci */
-    size_t vf;  /* floats that V takes in a group's workspace (vsz / 2, rounded up to 16) */
-    size_t msz; /* floats of one group's M: 16 T Co */
+    size_t vp;  /* V elements (bf16, fp32: floats) from one xi's to the next: T Ci + 32; the
+                   padding puts the 16 planes in distinct L1 sets (T Ci is a power of two) */
+    size_t mp;  /* floats from one xi's M to the next: T Co + 16 */
+    size_t vsz; /* V elements of one group: 16 vp */
+    size_t vf;  /* floats that V takes in a group's workspace (rounded up to 16) */
+    size_t msz; /* floats of one group's M: 16 mp */
 } wv_plan;
 
 static void wv_make(const amx_plan *p, wv_plan *v)
 {
     v->tw = (p->Wo + 1) / 2;
     v->ti = (size_t)((p->Ho + 1) / 2) * (size_t)v->tw;
-    v->ubp = 16 * (size_t)p->np * (size_t)(p->Ci / 2) * 32;
+    v->ubp = 16 * (size_t)p->np * (size_t)(p->f32 ? p->Ci : p->Ci / 2) * 32;
     v->T = WV_T;
-    v->vsz = 16 * v->T * (size_t)p->Ci;
-    v->vf = (v->vsz / 2 + 15) / 16 * 16;
-    v->msz = 16 * v->T * (size_t)p->Co;
+    v->vp = v->T * (size_t)p->Ci + 32;
+    v->mp = v->T * (size_t)p->Co + 16;
+    v->vsz = 16 * v->vp;
+    v->vf = ((p->f32 ? v->vsz : v->vsz / 2) + 15) / 16 * 16;
+    v->msz = 16 * v->mp;
 }
 
 static size_t wv_ws_floats(const amx_plan *p)
@@ -960,8 +970,9 @@ V512_TARGET static void wv_pack_body(void *vc, size_t b, size_t e)
         _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
                            _mm512_set1_epi32(9 * (int)Cf));
     for (size_t j = b; j < e; j++) {
+        const size_t pr32 = p->f32 ? Ci : nr; /* 32-lane rows of a panel */
         for (size_t xi = 0; xi < 16; xi++) /* the panel, zero (columns past C_out stay so) */
-            memset(c->bp + ((xi * np + j) * nr) * 32, 0, nr * 32 * sizeof(uint32_t));
+            memset(c->bp + ((xi * np + j) * pr32) * 32, 0, pr32 * 32 * sizeof(uint32_t));
         for (size_t col = 0; col < 32 && 32 * j + col < (size_t)p->Co; col++) {
             size_t co = 32 * j + col;
             for (size_t c0 = 0; c0 < Ci; c0 += 16) {
@@ -987,6 +998,15 @@ V512_TARGET static void wv_pack_body(void *vc, size_t b, size_t e)
                         _mm512_mul_ps(h, _mm512_add_ps(_mm512_sub_ps(t[i][0], t[i][1]), t[i][2])),
                         t[i][2]};
                     for (int k = 0; k < 4; k++) {
+                        if (p->f32) { /* U[xi][ci][32 j + col] as floats */
+                            float uf[16];
+                            _mm512_storeu_ps(uf, u[k]);
+                            float *dst = (float *)(void *)c->bp +
+                                         (((size_t)(4 * i + k) * np + j) * Ci + c0) * 32 + col;
+                            for (int r = 0; r < 16; r++)
+                                dst[(size_t)r * 32] = uf[r];
+                            continue;
+                        }
                         uint32_t pr[8];
                         _mm256_storeu_si256((__m256i *)(void *)pr,
                                             (__m256i)_mm512_cvtneps_pbh(u[k]));
@@ -1032,8 +1052,8 @@ wv_col(const int IB, const void *const rows[4], const __mmask16 mr[4], int x, in
  * k / ti), a run of tiles of one tile row at a time: each input column's B^T d is formed
  * once and serves the two tiles that share it */
 V512_TARGET static inline __attribute__((always_inline)) void
-wv_in_t(const int IB, const amx_ctx *c, const wv_plan *v, size_t k0, size_t nt, uint16_t *V,
-        size_t T)
+wv_in_t(const int IB, const int OF, const amx_ctx *c, const wv_plan *v, size_t k0, size_t nt,
+        void *V, size_t vp)
 {
     const eqm_conv2d_shape *s = c->p->s;
     const size_t Ci = (size_t)c->p->Ci, es = IB ? 2 : 4;
@@ -1066,10 +1086,14 @@ wv_in_t(const int IB, const amx_ctx *c, const wv_plan *v, size_t k0, size_t nt, 
                     a[i][3] = _mm512_sub_ps(cl[1][i], cl[3][i]);
                 }
                 for (int i = 0; i < 4; i++)
-                    for (int j = 0; j < 4; j++)
-                        _mm256_storeu_si256(
-                            (__m256i *)(void *)(V + ((size_t)(4 * i + j) * T + t + u) * Ci + ci),
-                            (__m256i)_mm512_cvtneps_pbh(a[i][j]));
+                    for (int j = 0; j < 4; j++) {
+                        size_t o = (size_t)(4 * i + j) * vp + (t + u) * Ci + ci;
+                        if (OF)
+                            _mm512_storeu_ps((float *)V + o, a[i][j]);
+                        else
+                            _mm256_storeu_si256((__m256i *)(void *)((uint16_t *)V + o),
+                                                (__m256i)_mm512_cvtneps_pbh(a[i][j]));
+                    }
                 for (int i = 0; i < 4; i++)
                     cl[0][i] = cl[2][i], cl[1][i] = cl[3][i];
             }
@@ -1079,12 +1103,14 @@ wv_in_t(const int IB, const amx_ctx *c, const wv_plan *v, size_t k0, size_t nt, 
 }
 
 V512_TARGET static __attribute__((noinline)) void wv_in(const amx_ctx *c, const wv_plan *v,
-                                                        size_t k0, size_t nt, uint16_t *V, size_t T)
+                                                        size_t k0, size_t nt, void *V, size_t vp)
 {
-    if (c->ib)
-        wv_in_t(1, c, v, k0, nt, V, T);
+    if (c->p->f32) /* (float input: wv_ok) */
+        wv_in_t(0, 1, c, v, k0, nt, V, vp);
+    else if (c->ib)
+        wv_in_t(1, 0, c, v, k0, nt, V, vp);
     else
-        wv_in_t(0, c, v, k0, nt, V, T);
+        wv_in_t(0, 0, c, v, k0, nt, V, vp);
 }
 
 /* Y = A^T M A of the chunk's tiles into out (OB: bf16; else float, ACC: accumulated);
@@ -1112,7 +1138,7 @@ wv_out_t(const int OB, const int ACC, const int ST, const amx_ctx *c, const wv_p
             for (size_t t = t0; t < t1; t++) {
                 __m512 m[16], a[2][4];
                 for (int xi = 0; xi < 16; xi++)
-                    m[xi] = _mm512_loadu_ps(M + ((size_t)xi * v->T + t) * Co + co);
+                    m[xi] = _mm512_loadu_ps(M + (size_t)xi * v->mp + t * Co + co);
                 for (int j = 0; j < 4; j++) { /* a = A^T m */
                     a[0][j] = _mm512_add_ps(_mm512_add_ps(m[j], m[4 + j]), m[8 + j]);
                     a[1][j] = _mm512_sub_ps(_mm512_sub_ps(m[4 + j], m[8 + j]), m[12 + j]);
@@ -1212,6 +1238,60 @@ V512_TARGET static __attribute__((noinline)) void wv_gemm2(const uint16_t *V, si
     wv_gemm(2, V, Ci, bj, npair, M, Co, nt, nc);
 }
 
+/* fp32 (p->f32): bc_block's with FMA on floats: o[q][16 b + i] (+)= sum over r < n of
+ * a[q lda + r lr] b[r ldb + 16 b + i], blocks of 8 rows x CB vectors of 16 columns */
+V512_TARGET static inline __attribute__((always_inline)) void
+fc_block(const int CB, const float *a, size_t lda, size_t lr, const float *b, size_t ldb, int n,
+         float *o, size_t ldo, const __mmask16 m[2], int add)
+{
+    __m512 acc[16];
+    for (int i = 0; i < 8 * CB; i++)
+        acc[i] = _mm512_setzero_ps();
+    for (int r = 0; r < n; r++) {
+        __m512 bv[2];
+        for (int k = 0; k < CB; k++)
+            bv[k] = _mm512_loadu_ps(b + (size_t)r * ldb + 16 * (size_t)k);
+        for (int q = 0; q < 8; q++) {
+            __m512 x = _mm512_set1_ps(a[(size_t)q * lda + (size_t)r * lr]);
+            for (int k = 0; k < CB; k++)
+                acc[q * CB + k] = _mm512_fmadd_ps(x, bv[k], acc[q * CB + k]);
+        }
+    }
+    for (int q = 0; q < 8; q++)
+        for (int k = 0; k < CB; k++) {
+            float *oq = o + (size_t)q * ldo + 16 * (size_t)k;
+            __m512 v = acc[q * CB + k];
+            if (add)
+                v = _mm512_add_ps(_mm512_maskz_loadu_ps(m[k], oq), v);
+            _mm512_mask_storeu_ps(oq, m[k], v);
+        }
+}
+
+/* wv_gemm on floats: M[t][co] = sum over ci of V[t][ci] U[ci][co] */
+V512_TARGET static inline __attribute__((always_inline)) void
+wf_gemm(const int CB, const float *V, size_t Ci, const float *bj, float *M, size_t Co, size_t nt,
+        int nc)
+{
+    __mmask16 m[2];
+    nc_masks(nc, m);
+    for (size_t t = 0; t < nt; t += 8)
+        fc_block(CB, V + t * Ci, Ci, 1, bj, 32, (int)Ci, M + t * Co, Co, m, 0);
+}
+
+V512_TARGET static __attribute__((noinline)) void wf_gemm1(const float *V, size_t Ci,
+                                                           const float *bj, float *M, size_t Co,
+                                                           size_t nt, int nc)
+{
+    wf_gemm(1, V, Ci, bj, M, Co, nt, nc);
+}
+
+V512_TARGET static __attribute__((noinline)) void wf_gemm2(const float *V, size_t Ci,
+                                                           const float *bj, float *M, size_t Co,
+                                                           size_t nt, int nc)
+{
+    wf_gemm(2, V, Ci, bj, M, Co, nt, nc);
+}
+
 /* task item: group g of images: its tiles in chunks of WV_T */
 V512_TARGET static void wv_body(void *vc, size_t gb, size_t ge)
 {
@@ -1224,18 +1304,27 @@ V512_TARGET static void wv_body(void *vc, size_t gb, size_t ge)
         uint16_t *V = (uint16_t *)(void *)(x->gw + g * (v->vf + v->msz));
         float *M = x->gw + g * (v->vf + v->msz) + v->vf;
         size_t n0 = (size_t)p->s->N * g / p->G, n1 = (size_t)p->s->N * (g + 1) / p->G;
-        memset(V, 0, v->vsz * sizeof(uint16_t)); /* a short last chunk multiplies rows past nt:
-                                                    never uninitialised */
+        memset(V, 0, v->vf * sizeof(float)); /* a short last chunk multiplies rows past nt:
+                                                never uninitialised */
         for (size_t k0 = n0 * v->ti; k0 < n1 * v->ti; k0 += v->T) {
             size_t nt = n1 * v->ti - k0 < v->T ? n1 * v->ti - k0 : v->T;
-            wv_in(c, v, k0, nt, V, v->T);
-            for (int xi = 0; xi < 16; xi++)
+            wv_in(c, v, k0, nt, V, v->vp);
+            for (int xi = 0; xi < 16 && p->f32; xi++)
+                for (int j = 0; j < p->np; j++) {
+                    const float *bj =
+                        (const float *)(const void *)c->bp + ((size_t)xi * (size_t)p->np + j) * Ci * 32;
+                    int nc = (int)Co - 32 * j < 32 ? (int)Co - 32 * j : 32;
+                    (nc > 16 ? wf_gemm2 : wf_gemm1)((const float *)(void *)V + (size_t)xi * v->vp,
+                                                    Ci, bj, M + (size_t)xi * v->mp + 32 * (size_t)j,
+                                                    Co, (nt + 7) / 8 * 8, nc);
+                }
+            for (int xi = 0; xi < 16 && !p->f32; xi++)
                 for (int j = 0; j < p->np; j++) {
                     const uint32_t *bj =
                         c->bp + (((size_t)xi * (size_t)p->np + (size_t)j) * nr) * 32;
                     int nc = (int)Co - 32 * j < 32 ? (int)Co - 32 * j : 32;
-                    (nc > 16 ? wv_gemm2 : wv_gemm1)(V + (size_t)xi * v->T * Ci, Ci, bj, (int)nr,
-                                                    M + (size_t)xi * v->T * Co + 32 * (size_t)j, Co,
+                    (nc > 16 ? wv_gemm2 : wv_gemm1)(V + (size_t)xi * v->vp, Ci, bj, (int)nr,
+                                                    M + (size_t)xi * v->mp + 32 * (size_t)j, Co,
                                                     (nt + 7) / 8 * 8, nc);
                 }
             wv_out(c, v, k0, nt, M, c->gs ? c->gs + g * 2 * Co : NULL);
@@ -1278,10 +1367,23 @@ typedef struct {
     float *dw;
 } wd_ctx;
 
+/* V elements (bf16, fp32: floats) from one xi's V (or Vt) to the next; uint32 from one
+ * xi's dP to the next (fp32: floats from one xi's dM to the next, dM[xi][t][co] as is) */
+static size_t wd_vp(size_t Ci)
+{
+    return (size_t)WD_T * Ci + 32;
+}
+
+static size_t wd_dp(int f32, size_t Co)
+{
+    return (size_t)(f32 ? WD_T : WD_T / 2) * Co + 16;
+}
+
 static size_t wd_twf(const amx_plan *p)
 {
-    size_t vb = 16 * (size_t)WD_T * (size_t)p->Ci; /* bf16 */
-    return vb /* V and Vt, vb / 2 floats each */ + 16 * (size_t)(WD_T / 2) * (size_t)p->Co + 32;
+    size_t vb = 16 * wd_vp((size_t)p->Ci); /* elements: bf16 (V and Vt, vb / 2 floats each)
+                                              or floats (V only) */
+    return vb + 16 * wd_dp(p->f32, (size_t)p->Co) + 32;
 }
 
 static size_t wd_ws_floats(const amx_plan *p)
@@ -1319,16 +1421,17 @@ V512_TARGET static inline void wd_tr16(__m512i r[16])
 /* Vt[xi][ci][t] = V[xi][t][ci] (bf16; WD_T tiles per xi, nt16 a multiple of 16) */
 V512_TARGET static void wd_transpose(const uint16_t *V, uint16_t *Vt, size_t Ci, size_t nt16)
 {
+    const size_t vp = wd_vp(Ci);
     for (size_t xi = 0; xi < 16; xi++)
         for (size_t t0 = 0; t0 < nt16; t0 += 16)
             for (size_t c0 = 0; c0 < Ci; c0 += 16) {
                 __m512i r[16];
                 for (size_t i = 0; i < 16; i++)
                     r[i] = _mm512_cvtepu16_epi32(_mm256_loadu_si256(
-                        (const __m256i *)(const void *)(V + (xi * WD_T + t0 + i) * Ci + c0)));
+                        (const __m256i *)(const void *)(V + xi * vp + (t0 + i) * Ci + c0)));
                 wd_tr16(r);
                 for (size_t i = 0; i < 16; i++)
-                    _mm256_storeu_si256((__m256i *)(void *)(Vt + (xi * Ci + c0 + i) * WD_T + t0),
+                    _mm256_storeu_si256((__m256i *)(void *)(Vt + xi * vp + (c0 + i) * WD_T + t0),
                                         _mm512_cvtepi32_epi16(r[i]));
             }
 }
@@ -1339,7 +1442,7 @@ V512_TARGET static void wd_dout(const wd_ctx *d, size_t k0, size_t nt, uint32_t 
 {
     const amx_plan *p = d->c.p;
     const wv_plan *v = &d->v;
-    const size_t Co = (size_t)p->Co, Wo = (size_t)p->Wo;
+    const size_t Co = (size_t)p->Co, Wo = (size_t)p->Wo, dp = wd_dp(p->f32, Co);
     /* element 2i: tile t's co i (element i of cvtne2ps_pbh's result), 2i + 1: tile t + 1's */
     const __m512i lo = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24,
                                         8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
@@ -1376,9 +1479,16 @@ V512_TARGET static void wd_dout(const wd_ctx *d, size_t k0, size_t nt, uint32_t 
                     m[h][4 * i + 3] = _mm512_sub_ps(_mm512_setzero_ps(), r[i][1]);
                 }
             }
+            if (p->f32) { /* dM[xi][t][co] as floats */
+                for (int h = 0; h < 2 && t + (size_t)h < nt; h++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm512_storeu_ps((float *)(void *)dP + (size_t)xi * dp + (t + h) * Co + co,
+                                         m[h][xi]);
+                continue;
+            }
             for (int xi = 0; xi < 16; xi++) { /* interleave the two tiles' bf16 */
                 __m512i b = (__m512i)_mm512_cvtne2ps_pbh(m[1][xi], m[0][xi]);
-                _mm512_storeu_si512(dP + ((size_t)xi * (WD_T / 2) + t / 2) * Co + co,
+                _mm512_storeu_si512(dP + (size_t)xi * dp + t / 2 * Co + co,
                                     _mm512_permutexvar_epi16(lo, b));
             }
         }
@@ -1411,35 +1521,76 @@ V512_TARGET static __attribute__((noinline)) void wd_gemm2(const uint16_t *Vt, c
     wd_gemm(2, Vt, dP, Ci, Co, npair, part, first);
 }
 
+/* fp32: part[ci][co] (+)= sum over the nt tiles t of V[t][ci] dM[t][co] (V as wv_in
+ * leaves it: no transpose, the broadcast reads it down a column) */
+V512_TARGET static inline __attribute__((always_inline)) void
+wf_dw(const int CB, const float *V, const float *dM, size_t Ci, size_t Co, int nt, float *part,
+      int first)
+{
+    static const __mmask16 all[2] = {0xffff, 0xffff};
+    for (size_t ci = 0; ci < Ci; ci += 8)
+        for (size_t co = 0; co < Co; co += 16 * (size_t)CB)
+            fc_block(CB, V + ci, 1, Ci, dM + co, Co, nt, part + ci * Co + co, Co, all, !first);
+}
+
+V512_TARGET static __attribute__((noinline)) void wf_dw1(const float *V, const float *dM,
+                                                         size_t Ci, size_t Co, int nt,
+                                                         float *part, int first)
+{
+    wf_dw(1, V, dM, Ci, Co, nt, part, first);
+}
+
+V512_TARGET static __attribute__((noinline)) void wf_dw2(const float *V, const float *dM,
+                                                         size_t Ci, size_t Co, int nt,
+                                                         float *part, int first)
+{
+    wf_dw(2, V, dM, Ci, Co, nt, part, first);
+}
+
 /* task item: group gi of WD_GROUPS: tiles [N ti gi / 4, N ti (gi + 1) / 4) into part gi */
 V512_TARGET static void wd_body(void *vc, size_t b, size_t e)
 {
     const wd_ctx *d = vc;
     const amx_plan *p = d->c.p;
     const size_t Ci = (size_t)p->Ci, Co = (size_t)p->Co, nall = (size_t)p->s->N * d->v.ti;
+    const size_t vp = wd_vp(Ci), dp = wd_dp(p->f32, Co);
     for (size_t gi = b; gi < e; gi++) {
         float *part = d->part + gi * 16 * Ci * Co;
+        if (p->f32) { /* V and dM as floats; no rows past nt are read */
+            float *V = d->tw + gi * d->twf, *dM = V + 16 * vp;
+            size_t ka = nall * gi / WD_GROUPS, kb = nall * (gi + 1) / WD_GROUPS;
+            if (ka == kb)
+                memset(part, 0, 16 * Ci * Co * sizeof(float));
+            for (size_t k0 = ka; k0 < kb; k0 += WD_T) {
+                size_t nt = kb - k0 < WD_T ? kb - k0 : WD_T;
+                wv_in(&d->c, &d->v, k0, nt, V, vp);
+                wd_dout(d, k0, nt, (uint32_t *)(void *)dM);
+                for (int xi = 0; xi < 16; xi++)
+                    (Co % 32 ? wf_dw1 : wf_dw2)(V + (size_t)xi * vp, dM + (size_t)xi * dp, Ci, Co,
+                                                (int)nt, part + (size_t)xi * Ci * Co, k0 == ka);
+            }
+            continue;
+        }
         uint16_t *V = (uint16_t *)(void *)(d->tw + gi * d->twf);
-        uint16_t *Vt = V + 16 * (size_t)WD_T * Ci;
-        uint32_t *dP = (uint32_t *)(void *)(Vt + 16 * (size_t)WD_T * Ci);
+        uint16_t *Vt = V + 16 * vp;
+        uint32_t *dP = (uint32_t *)(void *)(Vt + 16 * vp);
         size_t ka = nall * gi / WD_GROUPS, kb = nall * (gi + 1) / WD_GROUPS;
         if (ka == kb) {
             memset(part, 0, 16 * Ci * Co * sizeof(float));
             continue;
         }
-        memset(V, 0, 16 * (size_t)WD_T * Ci * sizeof(uint16_t)); /* tiles past a short chunk */
+        memset(V, 0, 16 * vp * sizeof(uint16_t)); /* tiles past a short chunk */
         for (size_t k0 = ka; k0 < kb; k0 += WD_T) {
             size_t nt = kb - k0 < WD_T ? kb - k0 : WD_T, nt16 = (nt + 15) / 16 * 16;
-            wv_in(&d->c, &d->v, k0, nt, V, WD_T);
+            wv_in(&d->c, &d->v, k0, nt, V, vp);
             for (size_t t = nt; t < nt16; t++) /* zero V past nt: its dM is 0, V must be finite */
                 for (int xi = 0; xi < 16; xi++)
-                    memset(V + ((size_t)xi * WD_T + t) * Ci, 0, Ci * sizeof(uint16_t));
+                    memset(V + (size_t)xi * vp + t * Ci, 0, Ci * sizeof(uint16_t));
             wd_transpose(V, Vt, Ci, nt16);
             wd_dout(d, k0, nt, dP);
             int np2 = (int)((nt + 1) / 2);
             for (int xi = 0; xi < 16; xi++)
-                (Co % 32 ? wd_gemm1 : wd_gemm2)(Vt + (size_t)xi * Ci * WD_T,
-                                                dP + (size_t)xi * (WD_T / 2) * Co, Ci, Co, np2,
+                (Co % 32 ? wd_gemm1 : wd_gemm2)(Vt + (size_t)xi * vp, dP + (size_t)xi * dp, Ci, Co, np2,
                                                 part + (size_t)xi * Ci * Co, k0 == ka);
         }
     }
@@ -1497,7 +1648,7 @@ V512_TARGET static void wd_fin_body(void *vc, size_t b, size_t e)
 /* algo 6: wherever it applies; 5: never; default: see below */
 int nn_wv_dw_pick(const eqm_conv2d_shape *s)
 {
-    if (!(s->flags & EQM_NN_BF16) || s->C_in < 16)
+    if (s->C_in < 16)
         return 0;
     amx_plan p;
     plan(s, 0, &p);
@@ -1510,6 +1661,18 @@ int nn_wv_dw_pick(const eqm_conv2d_shape *s)
      * 64->64 7.6-8.2 / 11.2-13.0, 4x4 128->128 6.6-9.8 / 10.2-13.7; 4x4 512->512 at batch
      * 16 (64 tiles) 19.3-23.0 / 15.6-17.8, at batch 64 25.0-25.8 / 43.4-44.9 */
     return wv_pick(&p) && (nn_conv2d_algo() == 6 || p.Ci >= 32);
+}
+
+/* fp32: the forward (and a stride-1 dX as the forward of dout) by the Winograd above, with
+ * FMA on floats: where wv_pick says (algo 6: wherever it applies; default: 256 tiles a
+ * call) */
+int nn_wvf_pick(const eqm_conv2d_shape *s)
+{
+    if (s->flags & EQM_NN_BF16)
+        return 0;
+    amx_plan p;
+    plan(s, 0, &p);
+    return wv_pick(&p);
 }
 
 size_t nn_wv_dw_ws_floats(const eqm_conv2d_shape *s)

@@ -700,6 +700,8 @@ static int fwd_im2col(eqm_host *h, const eqm_conv2d_shape *s, float *out, const 
 
 static size_t fwd_ws_floats(const eqm_conv2d_shape *s)
 {
+    if (nn_wvf_pick(s))
+        return nn_amx_conv_ws_floats(s);
     if (direct_pick(s))
         return nn_direct_ws_floats(s);
     if (wino_fwd(s))
@@ -721,6 +723,10 @@ static size_t fwd_ws_floats(const eqm_conv2d_shape *s)
 static int fwd_any(eqm_host *h, const eqm_conv2d_shape *s, float *out, const float *in,
                    const float *w, int accumulate, float *buf)
 {
+    if (nn_wvf_pick(s)) { /* fp32 Winograd, amx_conv.c */
+        nn_amx_conv_forward(h, s, out, in, w, accumulate, buf, NULL);
+        return EQM_OK;
+    }
     if (direct_pick(s)) {
         nn_direct_forward(h, s, out, in, w, accumulate, buf, NULL);
         return EQM_OK;
@@ -837,10 +843,10 @@ static int fwd_run(eqm_host *h, const eqm_conv2d_shape *s, float *out, const flo
         return fwd_any(h, s, out, in, w, 0, buf);
     /* the direct kernels (fp32, and the small-C_in ones in both precisions) and the
      * implicit AMX kernel sum in their epilogues; the rest: BN's statistics pass */
+    if (nn_wvf_pick(s) || (!direct_pick(s) && !wino_fwd(s) && amx_pick(s)))
+        return nn_amx_conv_forward_stats(h, s, out, in, w, buf, stats);
     if (direct_pick(s))
         return nn_direct_forward_stats(h, s, out, in, w, buf, stats);
-    if (!wino_fwd(s) && amx_pick(s))
-        return nn_amx_conv_forward_stats(h, s, out, in, w, buf, stats);
     int rc = fwd_any(h, s, out, in, w, 0, buf);
     return rc ? rc : nn_bn_sums(h, rows, (size_t)s->C_out, out, stats);
 }
@@ -991,7 +997,7 @@ static int dx_as_forward_ok(const eqm_conv2d_shape *s)
         return 0;
     eqm_conv2d_shape t;
     dx_shape(s, s->H + 2 * s->pad - s->kh + 1, s->W + 2 * s->pad - s->kw + 1, &t);
-    return direct_pick(&t) || wino_fwd(&t) || bf16_tiles(&t);
+    return nn_wvf_pick(&t) || direct_pick(&t) || wino_fwd(&t) || bf16_tiles(&t);
 }
 
 static void dx_shape(const eqm_conv2d_shape *s, int Ho, int Wo, eqm_conv2d_shape *t)
@@ -1129,7 +1135,7 @@ int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float
             nn_gemm(h, s->flags, 1, 0, Co, c.K, M, 1.f, dout, Co, in, c.K, 1.f, dw, c.K);
         return din ? pw_dx(h, s, din, dout, w, set) : EQM_OK;
     }
-    int vdw = dw && nn_wv_dw_pick(s); /* amx_conv.c's Winograd dW (vdpbf16ps) */
+    int vdw = dw && nn_wv_dw_pick(s); /* amx_conv.c's Winograd dW (vdpbf16ps; fp32: FMA) */
     int adw = dw && (vdw || amx_dw_pick(s));
     if (bf16_tiles(s) && !(dw && wino_ok(s)) && !adw && !(dw && direct_dw_pick(s)) &&
         !(din && (dx_as_forward_ok(s) || amx_dx_pick(s))))
@@ -1165,7 +1171,9 @@ int nn_conv2d_backward(eqm_host *h, const eqm_conv2d_shape *s, float *din, float
         nn_direct_dw(h, s, dw, dout, in, buf);
     if (wdw)
         nn_wino_dw(h, s, dw, dout, in, buf);
-    if (fdx && direct_pick(&ts))
+    if (fdx && nn_wvf_pick(&ts)) /* fwd_any's choice; flips w itself */
+        nn_amx_conv_forward(h, &ts, din, dout, w, !set, buf + (size_t)Co * c.K, s);
+    else if (fdx && direct_pick(&ts))
         nn_direct_forward(h, &ts, din, dout, w, !set, buf, s); /* flips w itself */
     else if (fdx && !wino_fwd(&ts) && amx_pick(&ts)) /* fwd_any's choice; flips w itself */
         nn_amx_conv_forward(h, &ts, din, dout, w, !set, buf + (size_t)Co * c.K, s);

@@ -241,6 +241,11 @@ int nn_amx_conv_forward_stats(eqm_host *h, const eqm_conv2d_shape *s, float *out
  * nn_wv_dw_pick says where (algo 6: wherever it applies; default: where measured faster);
  * dw += the gradient; in as the forward's (EQM_NN_IN_BF16: bf16 values) */
 int nn_wv_dw_pick(const eqm_conv2d_shape *s);
+/* fp32 (no EQM_NN_BF16, float in and out, an AVX-512 CPU: nn_bf16_cpu() > 0): the same
+ * Winograd with FMA on floats takes the forward (nn_amx_conv_forward / _stats, and a
+ * stride-1 dX as the forward of dout) where nn_wvf_pick says, the dW where nn_wv_dw_pick
+ * does */
+int nn_wvf_pick(const eqm_conv2d_shape *s);
 size_t nn_wv_dw_ws_floats(const eqm_conv2d_shape *s);
 void nn_wv_dw(eqm_host *h, const eqm_conv2d_shape *s, float *dw, const float *dout,
               const float *in, float *buf);

@@ -7,8 +7,11 @@
  * by small stds).
  * Conv cases run in algo 0 (default: Winograd F(2x2, 3x3) where it applies, e.g.
  * conv3x3s1_wide), 1 (im2col/col2im only), 2 (stride-1 dX as a forward conv), 3
- * (Winograd wherever it applies) and 4 (the direct kernel wherever it applies: C_out a
- * multiple of 16, e.g. conv3x3s1_wide; test_conv_direct_vs_im2col covers more shapes). Also pins BN running statistics after training passes,
+ * (Winograd wherever it applies), 4 (the direct kernel wherever it applies: C_out a
+ * multiple of 16, e.g. conv3x3s1_wide; test_conv_direct_vs_im2col covers more shapes), 5
+ * (in fp32 the im2col path: its kernels are bf16 ones) and 6 (amx_conv.c's fp32 Winograd
+ * wherever it applies: C_in and C_out multiples of 16, an AVX512_BF16 CPU;
+ * test_conv_wvf_vs_im2col covers more shapes). Also pins BN running statistics after training passes,
  * and checks the threaded nn_sgemm / nn_sgemm_batch against a double-precision loop.
  * ABI 1.5 EQM_NN_SET_DIN (test_conv_set_din, test_bn_set_din): every conv dX path (fp32, bf16
  * emulated / vdpbf16ps / AMX, algorithms 0-6) and batchnorm_backward_ex write din over NaN
@@ -49,7 +52,7 @@ static void run_conv(const char *c, int algo)
     size_t no = fixn(c, "out"), ni = fixn(c, "in"), nw = fixn(c, "w");
     float *mo, *mi, *mw;
     conv_magnitudes(&s, c, no, ni, nw, &mo, &mi, &mw);
-    const double k = (algo == 0 || algo == 3) ? 32 : 16, rtol = 0;
+    const double k = (algo == 0 || algo == 3 || algo == 6) ? 32 : 16, rtol = 0;
     nn_conv2d_set_algo(algo);
     float *out = rnd(no, 1.f); /* forward overwrites */
     ck_assert_int_eq(NN()->conv2d_forward(NULL, &s, out, fixf(c, "in"), fixf(c, "w")), EQM_OK);
@@ -160,6 +163,115 @@ START_TEST(test_conv_direct_vs_im2col)
             free(o[a]), free(dx[a]);
         free(x), free(w), free(dy), free(ax), free(aw), free(ady), free(mo), free(mi);
     }
+}
+END_TEST
+
+/* The fp32 Winograd of amx_conv.c (algo 6 in fp32: F(2x2, 3x3), the transforms and the
+ * products with FMA on floats; CPUs with AVX512_BF16, nn_bf16_cpu) against the im2col path:
+ * forward_stats (out and its statistics), and a backward that accumulates into din and dw
+ * (they start at 1). Shapes: odd outputs (9x7: edge tiles with one output row or column),
+ * C_out 48 (a 16-column panel), pad 0 and 2, 320 tiles over 5 images (chunks of 32 tiles
+ * cut images; 4 dW groups), C_in 16. Tolerance: run_conv's Winograd K = 32 eps32 x the
+ * magnitude (+1 for the din / dw round trip through 1); the statistics within 1e-5 of
+ * sum |out| (float sums per 16 tiles, then double). Then the default's picks: from 256
+ * tiles a call its forward and dX are algo 6's bits, its dW too from C_in 32. */
+START_TEST(test_conv_wvf_vs_im2col)
+{
+    host_threads_init(2);
+    static const int cfg[][6] = {
+        /* N, H, W, Ci, Co, pad */
+        {3, 9, 7, 32, 48, 1}, {2, 10, 8, 16, 32, 0}, {2, 6, 5, 16, 16, 2}, {5, 16, 16, 32, 32, 1},
+    };
+    if (nn_bf16_cpu() == 0) {
+        fprintf(stderr, "no AVX512_BF16: the fp32 Winograd is not taken, case skipped\n");
+        return;
+    }
+    for (size_t i = 0; i < sizeof cfg / sizeof *cfg; i++) {
+        const int *g = cfg[i];
+        eqm_conv2d_shape s = {g[0], g[1], g[2], g[3], g[4], 3, 3, 1, g[5], 0};
+        nn_conv2d_set_algo(6);
+        ck_assert_int_eq(nn_wvf_pick(&s), 1);
+        int Ho = g[1] + 2 * g[5] - 2, Wo = g[2] + 2 * g[5] - 2;
+        size_t ni = (size_t)g[0] * g[1] * g[2] * g[3], nw = (size_t)g[4] * 9 * g[3];
+        size_t no = (size_t)g[0] * Ho * Wo * g[4];
+        float *x = rnd(ni, 1.f), *w = rnd(nw, 0.3f), *dy = rnd(no, 1.f);
+        float *ax = abs_dup(x, ni), *aw = abs_dup(w, nw), *ady = abs_dup(dy, no);
+        float *mo = zeros(no), *mi = zeros(ni), *mw = zeros(nw);
+        nn_conv2d_set_algo(1);
+        ck_assert_int_eq(NN()->conv2d_forward(NULL, &s, mo, ax, aw), EQM_OK);
+        ck_assert_int_eq(NN()->conv2d_backward(NULL, &s, mi, mw, ady, ax, aw), EQM_OK);
+        float *o[2], *dx[2], *dw[2];
+        double st[2][2 * 48];
+        for (int a = 0; a < 2; a++) {
+            nn_conv2d_set_algo(a ? 6 : 1);
+            o[a] = rnd(no, 1.f), dx[a] = zeros(ni), dw[a] = zeros(nw);
+            for (size_t k = 0; k < ni; k++)
+                dx[a][k] = 1.f;
+            for (size_t k = 0; k < nw; k++)
+                dw[a][k] = 1.f;
+            ck_assert_int_eq(NN()->conv2d_forward_stats(NULL, &s, o[a], x, w, st[a]), EQM_OK);
+            ck_assert_int_eq(NN()->conv2d_backward(NULL, &s, dx[a], dw[a], dy, x, w), EQM_OK);
+            for (size_t k = 0; k < ni; k++)
+                dx[a][k] -= 1.f;
+            for (size_t k = 0; k < nw; k++)
+                dw[a][k] -= 1.f;
+        }
+        for (size_t k = 0; k < ni; k++)
+            mi[k] += 1.f;
+        for (size_t k = 0; k < nw; k++)
+            mw[k] += 1.f;
+        char what[96];
+        snprintf(what, sizeof what, "fp32 Winograd cfg %zu out", i);
+        expect_close_mag(what, o[1], o[0], mo, no, 32, 0);
+        snprintf(what, sizeof what, "fp32 Winograd cfg %zu din", i);
+        expect_close_mag(what, dx[1], dx[0], mi, ni, 32, 0);
+        snprintf(what, sizeof what, "fp32 Winograd cfg %zu dw", i);
+        expect_close_mag(what, dw[1], dw[0], mw, nw, 32, 0);
+        for (int c = 0; c < g[4]; c++) { /* the statistics, against out's own in double */
+            double sm = 0, sq = 0, am = 0, aq = 0;
+            for (size_t r = 0; r < no / (size_t)g[4]; r++) {
+                double v = o[1][r * (size_t)g[4] + (size_t)c];
+                sm += v, sq += v * v, am += fabs(v), aq += v * v;
+            }
+            ck_assert_msg(fabs(st[1][c] - sm) <= 1e-5 * am + 1e-6 &&
+                              fabs(st[1][g[4] + c] - sq) <= 1e-5 * aq + 1e-6,
+                          "fp32 Winograd cfg %zu stats channel %d: %.9g %.9g want %.9g %.9g", i,
+                          c, st[1][c], st[1][g[4] + c], sm, sq);
+        }
+        for (int a = 0; a < 2; a++)
+            free(o[a]), free(dx[a]), free(dw[a]);
+        free(x), free(w), free(dy), free(ax), free(aw), free(ady), free(mo), free(mi), free(mw);
+    }
+    /* the default's picks: the forward and dX are algo 6's bits from 256 tiles a call, the
+     * dW too from C_in 32; below 256 tiles none is */
+    static const struct {
+        int g[6], fwd, dw;
+    } pk[] = {
+        {{4, 16, 16, 32, 32, 1}, 1, 1}, {{4, 16, 16, 16, 32, 1}, 1, 0}, {{2, 16, 16, 32, 32, 1}, 0, 0}};
+    for (size_t i = 0; i < sizeof pk / sizeof *pk; i++) {
+        const int *g = pk[i].g;
+        eqm_conv2d_shape s = {g[0], g[1], g[2], g[3], g[4], 3, 3, 1, g[5], 0};
+        size_t ni = (size_t)g[0] * g[1] * g[2] * g[3], nw = (size_t)g[4] * 9 * g[3];
+        size_t no = (size_t)g[0] * g[1] * g[2] * g[4];
+        float *x = rnd(ni, 1.f), *w = rnd(nw, 0.3f), *dy = rnd(no, 1.f);
+        float *o[2], *dx[2], *dw[2];
+        for (int a = 0; a < 2; a++) {
+            nn_conv2d_set_algo(a ? 6 : 0);
+            o[a] = zeros(no), dx[a] = zeros(ni), dw[a] = zeros(nw);
+            ck_assert_int_eq(NN()->conv2d_forward(NULL, &s, o[a], x, w), EQM_OK);
+            ck_assert_int_eq(NN()->conv2d_backward(NULL, &s, dx[a], dw[a], dy, x, w), EQM_OK);
+        }
+        ck_assert_msg((memcmp(o[0], o[1], no * sizeof(float)) == 0) == pk[i].fwd,
+                      "pick %zu: the default forward is%s algo 6's", i, pk[i].fwd ? " not" : "");
+        ck_assert_msg((memcmp(dx[0], dx[1], ni * sizeof(float)) == 0) == pk[i].fwd,
+                      "pick %zu: the default dX is%s algo 6's", i, pk[i].fwd ? " not" : "");
+        ck_assert_msg((memcmp(dw[0], dw[1], nw * sizeof(float)) == 0) == pk[i].dw,
+                      "pick %zu: the default dW is%s algo 6's", i, pk[i].dw ? " not" : "");
+        for (int a = 0; a < 2; a++)
+            free(o[a]), free(dx[a]), free(dw[a]);
+        free(x), free(w), free(dy);
+    }
+    nn_conv2d_set_algo(0);
 }
 END_TEST
 
@@ -286,7 +398,7 @@ static const char *conv_cases[] = {"conv3x3s1", "conv3x3s2", "conv1x1s2",
 
 START_TEST(test_conv_ref)
 {
-    run_conv(conv_cases[_i / 5], _i % 5);
+    run_conv(conv_cases[_i / 7], _i % 7);
 }
 END_TEST
 
@@ -967,8 +1079,9 @@ static Suite *suite(void)
     Suite *s = suite_create("nn_ref");
     TCase *tc = tcase_create("pytorch");
     tcase_add_test(tc, test_table);
-    tcase_add_loop_test(tc, test_conv_ref, 0, 5 * (int)(sizeof conv_cases / sizeof *conv_cases));
+    tcase_add_loop_test(tc, test_conv_ref, 0, 7 * (int)(sizeof conv_cases / sizeof *conv_cases));
     tcase_add_test(tc, test_conv_direct_vs_im2col);
+    tcase_add_test(tc, test_conv_wvf_vs_im2col);
     tcase_add_test(tc, test_conv_small_same_sums);
     tcase_add_test(tc, test_bn_residual);
     tcase_add_test(tc, test_bn_store);

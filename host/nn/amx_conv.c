@@ -3,7 +3,9 @@
  * reading the activations where they lie: no im2col. On vdpbf16ps the 3x3 stride-1
  * forwards, dX and dW may run as Winograd F(2x2, 3x3) instead, with bf16 products
  * (sections "Winograd" at the end: 2.25x fewer products, which is what such a CPU needs
- * once the implicit kernel runs near its vdpbf16ps peak).
+ * once the implicit kernel runs near its vdpbf16ps peak). The same Winograd also takes
+ * fp32 convs (no EQM_NN_BF16: float operands, FMA products; wv_ok, nn_wvf_pick), the only
+ * fp32 work in this file.
  *
  * Why: the im2col route of a bf16 conv (conv2d.c, "bf16 with a native kernel") spent more
  * time copying than multiplying: in the quickstart bf16 step im2col_row and its memcpy
@@ -862,7 +864,20 @@ void nn_amx_conv_forward(eqm_host *h, const eqm_conv2d_shape *s, float *out, con
     run(h, &p, out, in, w, accumulate, buf, NULL, fs);
 }
 
-/* ---- Winograd F(2x2, 3x3) on vdpbf16ps (nn_bf16_native() == 1) -----------------------
+/* ---- Winograd F(2x2, 3x3) on vdpbf16ps (nn_bf16_native() == 1), and in fp32 ------------
+ * fp32 (p->f32: a float conv, on any CPU with AVX512_BF16, nn_bf16_cpu(), whatever the
+ * bf16 mode): the same tiles, chunks, groups and transforms with V and U kept as floats
+ * (no rounding) and the products by FMA (fc_block: 8 tiles x 16 or 32 co per block, one
+ * broadcast float of V per tile and ci); the dW multiplies V as wv_in leaves it (no
+ * transpose: fc_block broadcasts down a column of it) by dM as floats. Numerics: those of
+ * winograd.c (transforms in 0, +-1, +-1/2; within 2 eps32 of the magnitude against im2col
+ * in tests/nn/check_nn_ref.c). Measured against the direct kernels it replaces
+ * (conv-layers --stats 1, 1 core, CPU ms, fwd / dX / dW): width 1/4 batch 384: 32x32
+ * 16->16 15.0 / 15.5 / (dW kept: 19.8 against 16.6) against 21.1 / 20.9; 16x16 32->32
+ * 10.9 / 11.1 / 13.1 against 17.4 / 16.9 / 18.2; 8x8 64->64 9.4 / 9.6 / 10.7 against
+ * 15.5 / 15.2 / 17.8; 4x4 128->128 8.5 / 8.6 / 9.8 against 14.7 / 14.8 / 15.1; full
+ * width batch 64: 32x32 64->64 26.0 / 25.4 / 28.3 against 44.0 / 43.5 / 44.9; 16x16
+ * 128->128 22.7 / 22.9 / 25.5 against winograd.c's 32.6 / 38.8 / 37.5.
  * A 3x3 stride-1 conv as 16 products per 2x2 output tile and (ci, co) instead of 36
  * (Lavin & Gray): per tile, V = B^T d B of its 4x4 input patch d (fp32 from the input as it
  * lies, bf16 or float, rounded to bf16), U = G g G^T of each 3x3 kernel (fp32, rounded to
@@ -1355,6 +1370,8 @@ static void wv_run(eqm_host *h, amx_ctx *c, float *buf)
  * its own partial dU (one task each), then dw += G^T (((P0 + P1) + P2) + P3) G per
  * element: the same bits at any thread count. Scope: wv_ok's. */
 #define WD_T 256 /* tiles per chunk (128 pairs per product block) */
+#define WD_TF 128 /* fp32: tiles per chunk (V and dM as floats: the workspace of a 128->128
+                     conv's dW 12 MiB, not 20 as with 256) */
 #define WD_GROUPS 4
 
 typedef struct {
@@ -1369,19 +1386,19 @@ typedef struct {
 
 /* V elements (bf16, fp32: floats) from one xi's V (or Vt) to the next; uint32 from one
  * xi's dP to the next (fp32: floats from one xi's dM to the next, dM[xi][t][co] as is) */
-static size_t wd_vp(size_t Ci)
+static size_t wd_vp(int f32, size_t Ci)
 {
-    return (size_t)WD_T * Ci + 32;
+    return (size_t)(f32 ? WD_TF : WD_T) * Ci + 32;
 }
 
 static size_t wd_dp(int f32, size_t Co)
 {
-    return (size_t)(f32 ? WD_T : WD_T / 2) * Co + 16;
+    return (size_t)(f32 ? WD_TF : WD_T / 2) * Co + 16;
 }
 
 static size_t wd_twf(const amx_plan *p)
 {
-    size_t vb = 16 * wd_vp((size_t)p->Ci); /* elements: bf16 (V and Vt, vb / 2 floats each)
+    size_t vb = 16 * wd_vp(p->f32, (size_t)p->Ci); /* elements: bf16 (V and Vt, vb / 2 floats each)
                                               or floats (V only) */
     return vb + 16 * wd_dp(p->f32, (size_t)p->Co) + 32;
 }
@@ -1421,7 +1438,7 @@ V512_TARGET static inline void wd_tr16(__m512i r[16])
 /* Vt[xi][ci][t] = V[xi][t][ci] (bf16; WD_T tiles per xi, nt16 a multiple of 16) */
 V512_TARGET static void wd_transpose(const uint16_t *V, uint16_t *Vt, size_t Ci, size_t nt16)
 {
-    const size_t vp = wd_vp(Ci);
+    const size_t vp = wd_vp(0, Ci);
     for (size_t xi = 0; xi < 16; xi++)
         for (size_t t0 = 0; t0 < nt16; t0 += 16)
             for (size_t c0 = 0; c0 < Ci; c0 += 16) {
@@ -1553,7 +1570,7 @@ V512_TARGET static void wd_body(void *vc, size_t b, size_t e)
     const wd_ctx *d = vc;
     const amx_plan *p = d->c.p;
     const size_t Ci = (size_t)p->Ci, Co = (size_t)p->Co, nall = (size_t)p->s->N * d->v.ti;
-    const size_t vp = wd_vp(Ci), dp = wd_dp(p->f32, Co);
+    const size_t vp = wd_vp(p->f32, Ci), dp = wd_dp(p->f32, Co);
     for (size_t gi = b; gi < e; gi++) {
         float *part = d->part + gi * 16 * Ci * Co;
         if (p->f32) { /* V and dM as floats; no rows past nt are read */
@@ -1561,8 +1578,8 @@ V512_TARGET static void wd_body(void *vc, size_t b, size_t e)
             size_t ka = nall * gi / WD_GROUPS, kb = nall * (gi + 1) / WD_GROUPS;
             if (ka == kb)
                 memset(part, 0, 16 * Ci * Co * sizeof(float));
-            for (size_t k0 = ka; k0 < kb; k0 += WD_T) {
-                size_t nt = kb - k0 < WD_T ? kb - k0 : WD_T;
+            for (size_t k0 = ka; k0 < kb; k0 += WD_TF) {
+                size_t nt = kb - k0 < WD_TF ? kb - k0 : WD_TF;
                 wv_in(&d->c, &d->v, k0, nt, V, vp);
                 wd_dout(d, k0, nt, (uint32_t *)(void *)dM);
                 for (int xi = 0; xi < 16; xi++)

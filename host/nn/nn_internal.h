@@ -46,12 +46,15 @@ size_t nn_conv2d_workspace_bytes(void);
  * 5 the implicit kernels wherever they apply: the bf16 forward, stride-1 dX and strided dX
  *   (amx_conv.c) and the bf16 dW (amx_dw.c), on AMX or vdpbf16ps; else as 2;
  * 6 as 5, but on vdpbf16ps the 3x3 stride-1 forwards and dX (as forwards) Winograd
- *   F(2x2, 3x3) with bf16 products (amx_conv.c) wherever it applies.
+ *   F(2x2, 3x3) with bf16 products (amx_conv.c) wherever it applies; in fp32 (an
+ *   AVX512_BF16 CPU) the same Winograd with float operands (nn_wvf_pick) wherever it
+ *   applies, forward, stride-1 dX and dW, else as 2.
  * Default (0) also takes the direct kernel on the shapes conv2d.c's direct_pick names, the
  * implicit bf16 forward / stride-1 dX (amx_conv.c) wherever it applies (strided forward and
  * dX: on AMX where amx_pick / amx_dx_pick say, on vdpbf16ps always), and the implicit bf16
  * dW (amx_dw.c) where conv2d.c's amx_dw_pick says, and on vdpbf16ps amx_conv.c's
- * Winograd where its wv_pick says. */
+ * Winograd where its wv_pick says; in fp32 that Winograd (nn_wvf_pick, nn_wv_dw_pick)
+ * before every other path. */
 void nn_conv2d_set_algo(int algo);
 int nn_conv2d_algo(void);
 

@@ -528,19 +528,37 @@ BN512 static inline __m512 bn_x16(const bn_ctx *c, __mmask16 m, size_t o)
                    : _mm512_maskz_loadu_ps(m, c->in + o);
 }
 
-/* pass 1, row m: fs += g, fq += g ((x - mean) inv) */
-BN512 static void bn_bsum_row512(const bn_ctx *c, size_t m, float *fs, float *fq)
+/* pass 1, rows [m0, m1) (one run of RB rows): fs = sum g, fq = sum g ((x - mean) inv),
+ * the scalar loop's per-element operations in its order (the same bits), the sums kept in
+ * registers for up to 64 channels at a time: row by row through fs and fq in memory each
+ * add waited on the previous row's store (a store-to-load chain per row and channel
+ * block, the whole pass at C = 16) */
+BN512 static void bn_bsum_run512(const bn_ctx *c, size_t m0, size_t m1, float *fs, float *fq)
 {
     const size_t C = (size_t)c->s->C;
-    for (size_t j = 0; j < C; j += 16) {
-        __mmask16 k = C - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (C - j)) - 1);
-        size_t o = m * C + j;
-        __m512 x = bn_x16(c, k, o), g = bn_g16(c, k, o, j, x);
-        __m512 xh = _mm512_mul_ps(_mm512_sub_ps(x, _mm512_maskz_loadu_ps(k, c->mean + j)),
-                                  _mm512_maskz_loadu_ps(k, c->inv + j));
-        _mm512_mask_storeu_ps(fs + j, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, fs + j), g));
-        _mm512_mask_storeu_ps(fq + j, k,
-                              _mm512_add_ps(_mm512_maskz_loadu_ps(k, fq + j), _mm512_mul_ps(g, xh)));
+    for (size_t j0 = 0; j0 < C; j0 += 64) {
+        const int nb = (int)((C - j0 < 64 ? C - j0 : 64) + 15) / 16;
+        __mmask16 k[4];
+        __m512 sm[4], sq[4], mu[4], iv[4];
+        for (int b = 0; b < nb; b++) {
+            size_t j = j0 + 16 * (size_t)b;
+            k[b] = C - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (C - j)) - 1);
+            sm[b] = sq[b] = _mm512_setzero_ps();
+            mu[b] = _mm512_maskz_loadu_ps(k[b], c->mean + j);
+            iv[b] = _mm512_maskz_loadu_ps(k[b], c->inv + j);
+        }
+        for (size_t m = m0; m < m1; m++)
+            for (int b = 0; b < nb; b++) {
+                size_t j = j0 + 16 * (size_t)b, o = m * C + j;
+                __m512 x = bn_x16(c, k[b], o), g = bn_g16(c, k[b], o, j, x);
+                __m512 xh = _mm512_mul_ps(_mm512_sub_ps(x, mu[b]), iv[b]);
+                sm[b] = _mm512_add_ps(sm[b], g);
+                sq[b] = _mm512_add_ps(sq[b], _mm512_mul_ps(g, xh));
+            }
+        for (int b = 0; b < nb; b++) {
+            _mm512_mask_storeu_ps(fs + j0 + 16 * (size_t)b, k[b], sm[b]);
+            _mm512_mask_storeu_ps(fq + j0 + 16 * (size_t)b, k[b], sq[b]);
+        }
     }
 }
 
@@ -586,15 +604,19 @@ NN_HOT static void bn_bsum_body(void *vc, size_t tb, size_t te)
             ds[j] = dq[j] = 0;
         for (size_t m0 = r0; m0 < r1; m0 += RB) {
             size_t m1 = m0 + RB < r1 ? m0 + RB : r1;
+#if defined(__x86_64__) && defined(__GNUC__)
+            if (c->v512) {
+                bn_bsum_run512(c, m0, m1, fs, fq);
+                for (size_t j = 0; j < C; j++) {
+                    ds[j] += fs[j];
+                    dq[j] += fq[j];
+                }
+                continue;
+            }
+#endif
             for (size_t j = 0; j < C; j++)
                 fs[j] = fq[j] = 0.f;
             for (size_t m = m0; m < m1; m++) {
-#if defined(__x86_64__) && defined(__GNUC__)
-                if (c->v512) {
-                    bn_bsum_row512(c, m, fs, fq);
-                    continue;
-                }
-#endif
                 const float *x = c->in16 ? bn_wide_row(c->in16 + m * C, xr, C) : c->in + m * C;
                 const float *d = c->dout + m * C, *y = c->cout + m * C;
                 if (s->relu && c->rin)

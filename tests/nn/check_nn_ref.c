@@ -1027,7 +1027,7 @@ END_TEST
  * from out and from in, train and eval, C a multiple of 16 or not (a masked last block). */
 START_TEST(test_bn_backward_v512_bits)
 {
-    static const int cfg[][3] = {{300, 16, 1}, {97, 24, 1}, {64, 5, 0}, {130, 64, 1}};
+    static const int cfg[][3] = {{300, 16, 1}, {97, 24, 1}, {64, 5, 0}, {130, 64, 1}, {70, 150, 1}};
     host_threads_init(2);
     if (nn_bf16_native() == 0 && !nn_bf16_cpu()) {
         fprintf(stderr, "bn v512 bits: SKIPPED (no AVX512_BF16: only the portable rows run)\n");

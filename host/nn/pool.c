@@ -43,7 +43,12 @@ typedef struct {
     const int32_t *cargmax;
 } pool_ctx;
 
-static void maxpool_fwd_body(void *vc, size_t nb, size_t ne)
+/* The first valid tap of a window is taken as it is, then a later tap only where it is
+ * strictly greater (the first of equal maxima wins; a NaN first tap stays): the rule of
+ * the loop this replaced (take x when x > y or nothing was taken yet), with branch-free
+ * selects over the channels that the compiler vectorises (it did not vectorise that one:
+ * 3% of the ResNet-50 bf16 step). */
+NN_HOT static void maxpool_fwd_body(void *vc, size_t nb, size_t ne)
 {
     pool_ctx *c = vc;
     const eqm_pool_shape *s = c->s;
@@ -52,12 +57,9 @@ static void maxpool_fwd_body(void *vc, size_t nb, size_t ne)
         for (int oh = 0; oh < c->Ho; oh++)
             for (int ow = 0; ow < c->Wo; ow++) {
                 size_t o = (((n * c->Ho) + oh) * c->Wo + ow) * C;
-                float *y = c->out + o;
-                int32_t *am = c->argmax + o;
-                for (int ch = 0; ch < C; ch++) {
-                    y[ch] = -FLT_MAX;
-                    am[ch] = -1;
-                }
+                float *restrict y = c->out + o;
+                int32_t *restrict am = c->argmax + o;
+                int first = 1;
                 for (int ki = 0; ki < s->k; ki++) {
                     int ih = oh * s->stride - s->pad + ki;
                     if (ih < 0 || ih >= s->H)
@@ -67,14 +69,28 @@ static void maxpool_fwd_body(void *vc, size_t nb, size_t ne)
                         if (iw < 0 || iw >= s->W)
                             continue;
                         size_t base = ((n * s->H + ih) * s->W + iw) * C;
-                        const float *x = c->in + base;
-                        for (int ch = 0; ch < C; ch++)
-                            if (x[ch] > y[ch] || am[ch] < 0) {
+                        const float *restrict x = c->in + base;
+                        if (first) {
+                            for (int ch = 0; ch < C; ch++) {
                                 y[ch] = x[ch];
-                                am[ch] = (int32_t)(base + ch);
+                                am[ch] = (int32_t)(base + (size_t)ch);
                             }
+                            first = 0;
+                            continue;
+                        }
+                        for (int ch = 0; ch < C; ch++) {
+                            float xv = x[ch], yv = y[ch];
+                            int32_t av = am[ch], t = xv > yv;
+                            y[ch] = t ? xv : yv;
+                            am[ch] = t ? (int32_t)(base + (size_t)ch) : av;
+                        }
                     }
                 }
+                if (first) /* no tap inside the image (pool_check's pad < k rules it out) */
+                    for (int ch = 0; ch < C; ch++) {
+                        y[ch] = -FLT_MAX;
+                        am[ch] = -1;
+                    }
             }
 }
 

@@ -19,6 +19,8 @@
  */
 #include "config.h"
 
+#include <float.h>
+
 #include "nn_test_util.h"
 #include "nn/nn_internal.h"
 
@@ -483,6 +485,44 @@ START_TEST(test_maxpool_ref)
                      EQM_OK);
     expect_close("maxpool din", din, fixf("maxpool", "din"), ni, 1e-6, 1e-6);
     free(out), free(din), free(am);
+}
+END_TEST
+
+/* maxpool's rule on ties and NaN, against the loop it had (take x where x > y or nothing
+ * was taken yet): the first of equal maxima wins (PyTorch's), a NaN first tap stays, a NaN
+ * later tap is not taken. Channels 0-2 of a 7x7 image (3x3 windows, stride 2, pad 1): all
+ * equal; a NaN at pixel (0, 0); values from a set of four (many ties); C = 19 (vector
+ * tails). */
+START_TEST(test_maxpool_ties)
+{
+    const int H = 7, W = 7, C = 19, k = 3, st = 2, pad = 1, Ho = 4, Wo = 4;
+    eqm_pool_shape s = {1, H, W, C, k, st, pad};
+    float *x = zeros((size_t)H * W * C), *out = zeros((size_t)Ho * Wo * C);
+    int32_t *am = calloc((size_t)Ho * Wo * C, sizeof(int32_t));
+    for (int p = 0; p < H * W; p++)
+        for (int c = 0; c < C; c++)
+            x[p * C + c] = c == 0 ? 0.5f : c == 1 && p == 0 ? NAN : (float)((p * 7 + c * 3) % 4);
+    ck_assert_int_eq(NN()->maxpool_forward(NULL, &s, out, x, am), EQM_OK);
+    for (int oh = 0; oh < Ho; oh++)
+        for (int ow = 0; ow < Wo; ow++)
+            for (int c = 0; c < C; c++) {
+                float y = -FLT_MAX;
+                int32_t a = -1;
+                for (int ki = 0; ki < k; ki++)
+                    for (int kj = 0; kj < k; kj++) {
+                        int ih = oh * st - pad + ki, iw = ow * st - pad + kj;
+                        if (ih < 0 || ih >= H || iw < 0 || iw >= W)
+                            continue;
+                        int32_t i = (ih * W + iw) * C + c;
+                        if (x[i] > y || a < 0)
+                            y = x[i], a = i;
+                    }
+                int o = (oh * Wo + ow) * C + c;
+                ck_assert_msg(am[o] == a && (out[o] == y || (isnan(out[o]) && isnan(y))),
+                              "maxpool (%d, %d) channel %d: %g at %d, want %g at %d", oh, ow, c,
+                              (double)out[o], am[o], (double)y, a);
+            }
+    free(x), free(out), free(am);
 }
 END_TEST
 
@@ -1092,6 +1132,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_bn_backward_v512_bits);
     tcase_add_loop_test(tc, test_bn_ref, 0, (int)(sizeof bn_cases / sizeof *bn_cases));
     tcase_add_test(tc, test_maxpool_ref);
+    tcase_add_test(tc, test_maxpool_ties);
     tcase_add_test(tc, test_avgpool_ref);
     tcase_add_test(tc, test_linear_ref);
     tcase_add_test(tc, test_l2norm_ref);

@@ -84,7 +84,7 @@ typedef struct {
     int dx;                 /* 0: forward of s; 1: the dX of a strided s (see nn_amx_conv_dx) */
     int Ci, Co, kh, kw, st; /* the conv the kernel runs (dX: C_out -> C_in, stride 1) */
     int Hp, Wp, Ho, Wo, R, KP, np;
-    int f32;                /* a float conv (no EQM_NN_BF16): only the Winograd below takes it */
+    int f32;          /* a float conv (no EQM_NN_BF16): only the Winograd below takes it */
     size_t qimg, nbi; /* stride 1: rows of one image up to its last output pixel + 1, and
                          32-row blocks; stride > 1: blocks per output row (nbi) */
     size_t slot;      /* bf16 of one padded image with its zero tail (a multiple of 32) */
@@ -1066,9 +1066,10 @@ wv_col(const int IB, const void *const rows[4], const __mmask16 mr[4], int x, in
 /* V[xi][t][ci] (bf16, T tiles per xi) of the nt tiles of a chunk from global tile k0 (image
  * k / ti), a run of tiles of one tile row at a time: each input column's B^T d is formed
  * once and serves the two tiles that share it */
-V512_TARGET static inline __attribute__((always_inline)) void
-wv_in_t(const int IB, const int OF, const amx_ctx *c, const wv_plan *v, size_t k0, size_t nt,
-        void *V, size_t vp)
+V512_TARGET static inline __attribute__((always_inline)) void wv_in_t(const int IB, const int OF,
+                                                                      const amx_ctx *c,
+                                                                      const wv_plan *v, size_t k0,
+                                                                      size_t nt, void *V, size_t vp)
 {
     const eqm_conv2d_shape *s = c->p->s;
     const size_t Ci = (size_t)c->p->Ci, es = IB ? 2 : 4;
@@ -1194,6 +1195,20 @@ wv_out(const amx_ctx *c, const wv_plan *v, size_t k0, size_t nt, const float *M,
         gd ? wv_out_t(0, 0, 1, c, v, k0, nt, M, gd) : wv_out_t(0, 0, 0, c, v, k0, nt, M, gd);
 }
 
+/* The end of bc_block / fc_block: o[q][16 k ..] (+)= acc[q CB + k], masked to m[k] */
+V512_TARGET static inline __attribute__((always_inline)) void
+acc_store(const int CB, const __m512 *acc, float *o, size_t ldo, const __mmask16 m[2], int add)
+{
+    for (int q = 0; q < 8; q++)
+        for (int k = 0; k < CB; k++) {
+            float *oq = o + (size_t)q * ldo + 16 * (size_t)k;
+            __m512 v = acc[q * CB + k];
+            if (add)
+                v = _mm512_add_ps(_mm512_maskz_loadu_ps(m[k], oq), v);
+            _mm512_mask_storeu_ps(oq, m[k], v);
+        }
+}
+
 /* One block of 8 rows x CB vectors of 16 columns: o[q][16 b + i] (+)= sum over the npair
  * pairs r of (a[q lda + 2r], a[q lda + 2r + 1]) . (pair r of b[r ldb + 16 b + i]), the
  * broadcast operand's rows lda bf16 apart, the vector operand's pair rows ldb uint32
@@ -1216,14 +1231,7 @@ bc_block(const int CB, const uint16_t *a, size_t lda, const uint32_t *b, size_t 
                 acc[q * CB + k] = _mm512_dpbf16_ps(acc[q * CB + k], x, bv[k]);
         }
     }
-    for (int q = 0; q < 8; q++)
-        for (int k = 0; k < CB; k++) {
-            float *oq = o + (size_t)q * ldo + 16 * (size_t)k;
-            __m512 v = acc[q * CB + k];
-            if (add)
-                v = _mm512_add_ps(_mm512_maskz_loadu_ps(m[k], oq), v);
-            _mm512_mask_storeu_ps(oq, m[k], v);
-        }
+    acc_store(CB, acc, o, ldo, m, add);
 }
 
 /* M[t][co] = sum over the npair pairs r of V[t][2r, 2r+1] . U[r][co] for t < nt (a multiple
@@ -1272,20 +1280,14 @@ fc_block(const int CB, const float *a, size_t lda, size_t lr, const float *b, si
                 acc[q * CB + k] = _mm512_fmadd_ps(x, bv[k], acc[q * CB + k]);
         }
     }
-    for (int q = 0; q < 8; q++)
-        for (int k = 0; k < CB; k++) {
-            float *oq = o + (size_t)q * ldo + 16 * (size_t)k;
-            __m512 v = acc[q * CB + k];
-            if (add)
-                v = _mm512_add_ps(_mm512_maskz_loadu_ps(m[k], oq), v);
-            _mm512_mask_storeu_ps(oq, m[k], v);
-        }
+    acc_store(CB, acc, o, ldo, m, add);
 }
 
 /* wv_gemm on floats: M[t][co] = sum over ci of V[t][ci] U[ci][co] */
-V512_TARGET static inline __attribute__((always_inline)) void
-wf_gemm(const int CB, const float *V, size_t Ci, const float *bj, float *M, size_t Co, size_t nt,
-        int nc)
+V512_TARGET static inline __attribute__((always_inline)) void wf_gemm(const int CB, const float *V,
+                                                                      size_t Ci, const float *bj,
+                                                                      float *M, size_t Co,
+                                                                      size_t nt, int nc)
 {
     __mmask16 m[2];
     nc_masks(nc, m);
@@ -1293,16 +1295,14 @@ wf_gemm(const int CB, const float *V, size_t Ci, const float *bj, float *M, size
         fc_block(CB, V + t * Ci, Ci, 1, bj, 32, (int)Ci, M + t * Co, Co, m, 0);
 }
 
-V512_TARGET static __attribute__((noinline)) void wf_gemm1(const float *V, size_t Ci,
-                                                           const float *bj, float *M, size_t Co,
-                                                           size_t nt, int nc)
+V512_TARGET static __attribute__((noinline)) void
+wf_gemm1(const float *V, size_t Ci, const float *bj, float *M, size_t Co, size_t nt, int nc)
 {
     wf_gemm(1, V, Ci, bj, M, Co, nt, nc);
 }
 
-V512_TARGET static __attribute__((noinline)) void wf_gemm2(const float *V, size_t Ci,
-                                                           const float *bj, float *M, size_t Co,
-                                                           size_t nt, int nc)
+V512_TARGET static __attribute__((noinline)) void
+wf_gemm2(const float *V, size_t Ci, const float *bj, float *M, size_t Co, size_t nt, int nc)
 {
     wf_gemm(2, V, Ci, bj, M, Co, nt, nc);
 }
@@ -1326,8 +1326,8 @@ V512_TARGET static void wv_body(void *vc, size_t gb, size_t ge)
             wv_in(c, v, k0, nt, V, v->vp);
             for (int xi = 0; xi < 16 && p->f32; xi++)
                 for (int j = 0; j < p->np; j++) {
-                    const float *bj =
-                        (const float *)(const void *)c->bp + ((size_t)xi * (size_t)p->np + j) * Ci * 32;
+                    const float *bj = (const float *)(const void *)c->bp +
+                                      ((size_t)xi * (size_t)p->np + j) * Ci * 32;
                     int nc = (int)Co - 32 * j < 32 ? (int)Co - 32 * j : 32;
                     (nc > 16 ? wf_gemm2 : wf_gemm1)((const float *)(void *)V + (size_t)xi * v->vp,
                                                     Ci, bj, M + (size_t)xi * v->mp + 32 * (size_t)j,
@@ -1370,8 +1370,9 @@ static void wv_run(eqm_host *h, amx_ctx *c, float *buf)
  * its own partial dU (one task each), then dw += G^T (((P0 + P1) + P2) + P3) G per
  * element: the same bits at any thread count. Scope: wv_ok's. */
 #define WD_T 256 /* tiles per chunk (128 pairs per product block) */
-#define WD_TF 128 /* fp32: tiles per chunk (V and dM as floats: the workspace of a 128->128
-                     conv's dW 12 MiB, not 20 as with 256) */
+/* fp32: tiles per chunk (V and dM as floats: the workspace of a 128->128 conv's dW 12 MiB,
+ * not 20 as with 256) */
+#define WD_TF 128
 #define WD_GROUPS 4
 
 typedef struct {
@@ -1512,56 +1513,38 @@ V512_TARGET static void wd_dout(const wd_ctx *d, size_t k0, size_t nt, uint32_t 
 }
 
 /* part[ci][co] (+)= sum over npair pairs of Vt[ci][2r, 2r+1] . dP[r][co], blocks of 8 ci x
- * CB vectors of 16 co; first: store instead of add */
+ * CB vectors of 16 co; first: store instead of add. fp32 (f32): part[ci][co] (+)= sum over
+ * the n tiles t of V[t][ci] dM[t][co] (V as wv_in leaves it: no transpose, fc_block's
+ * broadcast reads it down a column; dM as floats) */
 V512_TARGET static inline __attribute__((always_inline)) void
-wd_gemm(const int CB, const uint16_t *Vt, const uint32_t *dP, size_t Ci, size_t Co, int npair,
+wd_gemm(const int CB, int f32, const void *Vt, const void *dP, size_t Ci, size_t Co, int n,
         float *part, int first)
 {
     static const __mmask16 all[2] = {0xffff, 0xffff};
     for (size_t ci = 0; ci < Ci; ci += 8)
-        for (size_t co = 0; co < Co; co += 16 * (size_t)CB)
-            bc_block(CB, Vt + ci * WD_T, WD_T, dP + co, Co, npair, part + ci * Co + co, Co, all,
-                     !first);
+        for (size_t co = 0; co < Co; co += 16 * (size_t)CB) {
+            float *o = part + ci * Co + co;
+            if (f32)
+                fc_block(CB, (const float *)Vt + ci, 1, Ci, (const float *)dP + co, Co, n, o, Co,
+                         all, !first);
+            else
+                bc_block(CB, (const uint16_t *)Vt + ci * WD_T, WD_T, (const uint32_t *)dP + co, Co,
+                         n, o, Co, all, !first);
+        }
 }
 
-V512_TARGET static __attribute__((noinline)) void wd_gemm1(const uint16_t *Vt, const uint32_t *dP,
-                                                           size_t Ci, size_t Co, int npair,
-                                                           float *part, int first)
+V512_TARGET static __attribute__((noinline)) void wd_gemm1(int f32, const void *Vt, const void *dP,
+                                                           size_t Ci, size_t Co, int n, float *part,
+                                                           int first)
 {
-    wd_gemm(1, Vt, dP, Ci, Co, npair, part, first);
+    wd_gemm(1, f32, Vt, dP, Ci, Co, n, part, first);
 }
 
-V512_TARGET static __attribute__((noinline)) void wd_gemm2(const uint16_t *Vt, const uint32_t *dP,
-                                                           size_t Ci, size_t Co, int npair,
-                                                           float *part, int first)
+V512_TARGET static __attribute__((noinline)) void wd_gemm2(int f32, const void *Vt, const void *dP,
+                                                           size_t Ci, size_t Co, int n, float *part,
+                                                           int first)
 {
-    wd_gemm(2, Vt, dP, Ci, Co, npair, part, first);
-}
-
-/* fp32: part[ci][co] (+)= sum over the nt tiles t of V[t][ci] dM[t][co] (V as wv_in
- * leaves it: no transpose, the broadcast reads it down a column) */
-V512_TARGET static inline __attribute__((always_inline)) void
-wf_dw(const int CB, const float *V, const float *dM, size_t Ci, size_t Co, int nt, float *part,
-      int first)
-{
-    static const __mmask16 all[2] = {0xffff, 0xffff};
-    for (size_t ci = 0; ci < Ci; ci += 8)
-        for (size_t co = 0; co < Co; co += 16 * (size_t)CB)
-            fc_block(CB, V + ci, 1, Ci, dM + co, Co, nt, part + ci * Co + co, Co, all, !first);
-}
-
-V512_TARGET static __attribute__((noinline)) void wf_dw1(const float *V, const float *dM,
-                                                         size_t Ci, size_t Co, int nt,
-                                                         float *part, int first)
-{
-    wf_dw(1, V, dM, Ci, Co, nt, part, first);
-}
-
-V512_TARGET static __attribute__((noinline)) void wf_dw2(const float *V, const float *dM,
-                                                         size_t Ci, size_t Co, int nt,
-                                                         float *part, int first)
-{
-    wf_dw(2, V, dM, Ci, Co, nt, part, first);
+    wd_gemm(2, f32, Vt, dP, Ci, Co, n, part, first);
 }
 
 /* task item: group gi of WD_GROUPS: tiles [N ti gi / 4, N ti (gi + 1) / 4) into part gi */
@@ -1583,8 +1566,9 @@ V512_TARGET static void wd_body(void *vc, size_t b, size_t e)
                 wv_in(&d->c, &d->v, k0, nt, V, vp);
                 wd_dout(d, k0, nt, (uint32_t *)(void *)dM);
                 for (int xi = 0; xi < 16; xi++)
-                    (Co % 32 ? wf_dw1 : wf_dw2)(V + (size_t)xi * vp, dM + (size_t)xi * dp, Ci, Co,
-                                                (int)nt, part + (size_t)xi * Ci * Co, k0 == ka);
+                    (Co % 32 ? wd_gemm1 : wd_gemm2)(1, V + (size_t)xi * vp, dM + (size_t)xi * dp,
+                                                    Ci, Co, (int)nt, part + (size_t)xi * Ci * Co,
+                                                    k0 == ka);
             }
             continue;
         }
@@ -1607,8 +1591,8 @@ V512_TARGET static void wd_body(void *vc, size_t b, size_t e)
             wd_dout(d, k0, nt, dP);
             int np2 = (int)((nt + 1) / 2);
             for (int xi = 0; xi < 16; xi++)
-                (Co % 32 ? wd_gemm1 : wd_gemm2)(Vt + (size_t)xi * vp, dP + (size_t)xi * dp, Ci, Co, np2,
-                                                part + (size_t)xi * Ci * Co, k0 == ka);
+                (Co % 32 ? wd_gemm1 : wd_gemm2)(0, Vt + (size_t)xi * vp, dP + (size_t)xi * dp, Ci,
+                                                Co, np2, part + (size_t)xi * Ci * Co, k0 == ka);
         }
     }
 }

@@ -38,12 +38,12 @@
  * first training step no call allocates. Not thread-safe: ops run on the training thread.
  * GEMMs go through nn_sgemm (single-threaded BLAS calls on the host threads, linear.c);
  * im2col/col2im use parallel_for.
- * EQM_NN_BF16 (s->flags, or the host's precision nn_precision()): every GEMM of the op (im2col's, the 1x1 ones, Winograd's 16)
- * multiplies bf16-rounded operands with fp32 accumulation (gemm_bf16.c); im2col, col2im,
- * the Winograd transforms and all sums outside the GEMMs stay fp32. With a native bf16
- * kernel the im2col path runs whole tiles per task and packs im2col rows straight into
- * bf16 (see "bf16 with a native kernel" below), and a stride-1 dX runs as the forward conv
- * of dout. On AMX and on vdpbf16ps, the dW of a stride-1 conv with C_in % 16 == 0 runs as an
+ * EQM_NN_BF16 (s->flags, or the host's precision nn_precision()): every GEMM of the op (im2col's,
+ * the 1x1 ones, Winograd's 16) multiplies bf16-rounded operands with fp32 accumulation
+ * (gemm_bf16.c); im2col, col2im, the Winograd transforms and all sums outside the GEMMs stay fp32.
+ * With a native bf16 kernel the im2col path runs whole tiles per task and packs im2col rows
+ * straight into bf16 (see "bf16 with a native kernel" below), and a stride-1 dX runs as the forward
+ * conv of dout. On AMX and on vdpbf16ps, the dW of a stride-1 conv with C_in % 16 == 0 runs as an
  * implicit GEMM over the padded images where amx_dw_pick says (amx_dw.c: no im2col rows,
  * no per-tile packing; on vdpbf16ps strided convs too, per phase of the stride).
  * Implicit path (bf16 with a native kernel, C_in >= 16): the forward and the stride-1 dX

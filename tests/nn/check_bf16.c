@@ -696,9 +696,9 @@ END_TEST
 
 /* amx_conv.c's Winograd (algo 6; loop index 0: bf16 products on vdpbf16ps, 1: fp32 with
  * FMA): forward, dX and dW bit for bit the same at 1 and 2 threads (the forward's groups
- * are whole images; the dW sums 4 fixed groups of tiles). Shapes: groups of 36 tiles over images of 16 (chunks cut images, the dW's last
- * chunk short and odd), 30 tiles an image with C 16, C_out 48 (a 16-column panel), 7x7
- * (odd: edge tiles with one output row or column). As
+ * are whole images; the dW sums 4 fixed groups of tiles). Shapes: groups of 36 tiles over images of
+ * 16 (chunks cut images, the dW's last chunk short and odd), 30 tiles an image with C 16, C_out 48
+ * (a 16-column panel), 7x7 (odd: edge tiles with one output row or column). As
  * test_amx_dw_threads_bitwise: the 1-thread results come from a forked child. */
 START_TEST(test_wv_threads_bitwise)
 {

@@ -11,8 +11,8 @@
  * multiple of 16, e.g. conv3x3s1_wide; test_conv_direct_vs_im2col covers more shapes), 5
  * (in fp32 the im2col path: its kernels are bf16 ones) and 6 (amx_conv.c's fp32 Winograd
  * wherever it applies: C_in and C_out multiples of 16, an AVX512_BF16 CPU;
- * test_conv_wvf_vs_im2col covers more shapes). Also pins BN running statistics after training passes,
- * and checks the threaded nn_sgemm / nn_sgemm_batch against a double-precision loop.
+ * test_conv_wvf_vs_im2col covers more shapes). Also pins BN running statistics after training
+ * passes, and checks the threaded nn_sgemm / nn_sgemm_batch against a double-precision loop.
  * ABI 1.5 EQM_NN_SET_DIN (test_conv_set_din, test_bn_set_din): every conv dX path (fp32, bf16
  * emulated / vdpbf16ps / AMX, algorithms 0-6) and batchnorm_backward_ex write din over NaN
  * with the bits of an accumulation into zeros.
@@ -182,7 +182,10 @@ START_TEST(test_conv_wvf_vs_im2col)
     host_threads_init(2);
     static const int cfg[][6] = {
         /* N, H, W, Ci, Co, pad */
-        {3, 9, 7, 32, 48, 1}, {2, 10, 8, 16, 32, 0}, {2, 6, 5, 16, 16, 2}, {5, 16, 16, 32, 32, 1},
+        {3, 9, 7, 32, 48, 1},
+        {2, 10, 8, 16, 32, 0},
+        {2, 6, 5, 16, 16, 2},
+        {5, 16, 16, 32, 32, 1},
     };
     if (nn_bf16_cpu() == 0) {
         fprintf(stderr, "no AVX512_BF16: the fp32 Winograd is not taken, case skipped\n");
@@ -237,8 +240,8 @@ START_TEST(test_conv_wvf_vs_im2col)
             }
             ck_assert_msg(fabs(st[1][c] - sm) <= 1e-5 * am + 1e-6 &&
                               fabs(st[1][g[4] + c] - sq) <= 1e-5 * aq + 1e-6,
-                          "fp32 Winograd cfg %zu stats channel %d: %.9g %.9g want %.9g %.9g", i,
-                          c, st[1][c], st[1][g[4] + c], sm, sq);
+                          "fp32 Winograd cfg %zu stats channel %d: %.9g %.9g want %.9g %.9g", i, c,
+                          st[1][c], st[1][g[4] + c], sm, sq);
         }
         for (int a = 0; a < 2; a++)
             free(o[a]), free(dx[a]), free(dw[a]);
@@ -248,8 +251,9 @@ START_TEST(test_conv_wvf_vs_im2col)
      * dW too from C_in 32; below 256 tiles none is */
     static const struct {
         int g[6], fwd, dw;
-    } pk[] = {
-        {{4, 16, 16, 32, 32, 1}, 1, 1}, {{4, 16, 16, 16, 32, 1}, 1, 0}, {{2, 16, 16, 32, 32, 1}, 0, 0}};
+    } pk[] = {{{4, 16, 16, 32, 32, 1}, 1, 1},
+              {{4, 16, 16, 16, 32, 1}, 1, 0},
+              {{2, 16, 16, 32, 32, 1}, 0, 0}};
     for (size_t i = 0; i < sizeof pk / sizeof *pk; i++) {
         const int *g = pk[i].g;
         eqm_conv2d_shape s = {g[0], g[1], g[2], g[3], g[4], 3, 3, 1, g[5], 0};

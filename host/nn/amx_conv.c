@@ -1324,23 +1324,20 @@ V512_TARGET static void wv_body(void *vc, size_t gb, size_t ge)
         for (size_t k0 = n0 * v->ti; k0 < n1 * v->ti; k0 += v->T) {
             size_t nt = n1 * v->ti - k0 < v->T ? n1 * v->ti - k0 : v->T;
             wv_in(c, v, k0, nt, V, v->vp);
-            for (int xi = 0; xi < 16 && p->f32; xi++)
+            for (int xi = 0; xi < 16; xi++)
                 for (int j = 0; j < p->np; j++) {
-                    const float *bj = (const float *)(const void *)c->bp +
-                                      ((size_t)xi * (size_t)p->np + j) * Ci * 32;
+                    size_t pj = (size_t)xi * (size_t)p->np + (size_t)j; /* U's panel */
+                    float *Mj = M + (size_t)xi * v->mp + 32 * (size_t)j;
                     int nc = (int)Co - 32 * j < 32 ? (int)Co - 32 * j : 32;
-                    (nc > 16 ? wf_gemm2 : wf_gemm1)((const float *)(void *)V + (size_t)xi * v->vp,
-                                                    Ci, bj, M + (size_t)xi * v->mp + 32 * (size_t)j,
-                                                    Co, (nt + 7) / 8 * 8, nc);
-                }
-            for (int xi = 0; xi < 16 && !p->f32; xi++)
-                for (int j = 0; j < p->np; j++) {
-                    const uint32_t *bj =
-                        c->bp + (((size_t)xi * (size_t)p->np + (size_t)j) * nr) * 32;
-                    int nc = (int)Co - 32 * j < 32 ? (int)Co - 32 * j : 32;
-                    (nc > 16 ? wv_gemm2 : wv_gemm1)(V + (size_t)xi * v->vp, Ci, bj, (int)nr,
-                                                    M + (size_t)xi * v->mp + 32 * (size_t)j, Co,
-                                                    (nt + 7) / 8 * 8, nc);
+                    if (p->f32)
+                        (nc > 16 ? wf_gemm2
+                                 : wf_gemm1)((const float *)(void *)V + (size_t)xi * v->vp, Ci,
+                                             (const float *)(const void *)c->bp + pj * Ci * 32, Mj,
+                                             Co, (nt + 7) / 8 * 8, nc);
+                    else
+                        (nc > 16 ? wv_gemm2 : wv_gemm1)(V + (size_t)xi * v->vp, Ci,
+                                                        c->bp + pj * nr * 32, (int)nr, Mj, Co,
+                                                        (nt + 7) / 8 * 8, nc);
                 }
             wv_out(c, v, k0, nt, M, c->gs ? c->gs + g * 2 * Co : NULL);
         }
@@ -1399,8 +1396,8 @@ static size_t wd_dp(int f32, size_t Co)
 
 static size_t wd_twf(const amx_plan *p)
 {
-    size_t vb = 16 * wd_vp(p->f32, (size_t)p->Ci); /* elements: bf16 (V and Vt, vb / 2 floats each)
-                                              or floats (V only) */
+    /* elements: bf16 (V and Vt, vb / 2 floats each) or floats (V only) */
+    size_t vb = 16 * wd_vp(p->f32, (size_t)p->Ci);
     return vb + 16 * wd_dp(p->f32, (size_t)p->Co) + 32;
 }
 
@@ -1455,8 +1452,9 @@ V512_TARGET static void wd_transpose(const uint16_t *V, uint16_t *Vt, size_t Ci,
 }
 
 /* dP[xi][t / 2][co] = (bf16 dM[xi][t][co], bf16 dM[xi][t + 1][co]) of the chunk's tiles,
- * dM = A dy A^T of each tile's 2x2 dout (fp32); tiles past nt (up to even) are zero */
-V512_TARGET static void wd_dout(const wd_ctx *d, size_t k0, size_t nt, uint32_t *dP)
+ * dM = A dy A^T of each tile's 2x2 dout (fp32); tiles past nt (up to even) are zero. fp32
+ * (p->f32): dM[xi][t][co] as floats at dP, for t < nt only. */
+V512_TARGET static void wd_dout(const wd_ctx *d, size_t k0, size_t nt, void *dP)
 {
     const amx_plan *p = d->c.p;
     const wv_plan *v = &d->v;
@@ -1500,13 +1498,13 @@ V512_TARGET static void wd_dout(const wd_ctx *d, size_t k0, size_t nt, uint32_t 
             if (p->f32) { /* dM[xi][t][co] as floats */
                 for (int h = 0; h < 2 && t + (size_t)h < nt; h++)
                     for (int xi = 0; xi < 16; xi++)
-                        _mm512_storeu_ps((float *)(void *)dP + (size_t)xi * dp + (t + h) * Co + co,
+                        _mm512_storeu_ps((float *)dP + (size_t)xi * dp + (t + h) * Co + co,
                                          m[h][xi]);
                 continue;
             }
             for (int xi = 0; xi < 16; xi++) { /* interleave the two tiles' bf16 */
                 __m512i b = (__m512i)_mm512_cvtne2ps_pbh(m[1][xi], m[0][xi]);
-                _mm512_storeu_si512(dP + (size_t)xi * dp + t / 2 * Co + co,
+                _mm512_storeu_si512((uint32_t *)dP + (size_t)xi * dp + t / 2 * Co + co,
                                     _mm512_permutexvar_epi16(lo, b));
             }
         }
@@ -1556,15 +1554,17 @@ V512_TARGET static void wd_body(void *vc, size_t b, size_t e)
     const size_t vp = wd_vp(p->f32, Ci), dp = wd_dp(p->f32, Co);
     for (size_t gi = b; gi < e; gi++) {
         float *part = d->part + gi * 16 * Ci * Co;
+        size_t ka = nall * gi / WD_GROUPS, kb = nall * (gi + 1) / WD_GROUPS;
+        if (ka == kb) {
+            memset(part, 0, 16 * Ci * Co * sizeof(float));
+            continue;
+        }
         if (p->f32) { /* V and dM as floats; no rows past nt are read */
             float *V = d->tw + gi * d->twf, *dM = V + 16 * vp;
-            size_t ka = nall * gi / WD_GROUPS, kb = nall * (gi + 1) / WD_GROUPS;
-            if (ka == kb)
-                memset(part, 0, 16 * Ci * Co * sizeof(float));
             for (size_t k0 = ka; k0 < kb; k0 += WD_TF) {
                 size_t nt = kb - k0 < WD_TF ? kb - k0 : WD_TF;
                 wv_in(&d->c, &d->v, k0, nt, V, vp);
-                wd_dout(d, k0, nt, (uint32_t *)(void *)dM);
+                wd_dout(d, k0, nt, dM);
                 for (int xi = 0; xi < 16; xi++)
                     (Co % 32 ? wd_gemm1 : wd_gemm2)(1, V + (size_t)xi * vp, dM + (size_t)xi * dp,
                                                     Ci, Co, (int)nt, part + (size_t)xi * Ci * Co,
@@ -1575,11 +1575,6 @@ V512_TARGET static void wd_body(void *vc, size_t b, size_t e)
         uint16_t *V = (uint16_t *)(void *)(d->tw + gi * d->twf);
         uint16_t *Vt = V + 16 * vp;
         uint32_t *dP = (uint32_t *)(void *)(Vt + 16 * vp);
-        size_t ka = nall * gi / WD_GROUPS, kb = nall * (gi + 1) / WD_GROUPS;
-        if (ka == kb) {
-            memset(part, 0, 16 * Ci * Co * sizeof(float));
-            continue;
-        }
         memset(V, 0, 16 * vp * sizeof(uint16_t)); /* tiles past a short chunk */
         for (size_t k0 = ka; k0 < kb; k0 += WD_T) {
             size_t nt = kb - k0 < WD_T ? kb - k0 : WD_T, nt16 = (nt + 15) / 16 * 16;

@@ -588,14 +588,46 @@ BN512 static void bn_bdin_rows512(const bn_ctx *c, size_t b, size_t e)
 static int bn_v512_on = 1;
 void nn_bn_set_v512(int on) { bn_v512_on = on; }
 
-/* Backward pass 1: per part, sums of g and g * xh (g = dout masked by out > 0). */
+/* Backward pass 1, rows [m0, m1) (one run of RB rows), portable: fs = sum g, fq = sum g xh */
+static inline __attribute__((always_inline)) void bn_bsum_run(const bn_ctx *c, size_t m0, size_t m1,
+                                                             float *fs, float *fq, float *xr)
+{
+    const eqm_bn_shape *s = c->s;
+    const size_t C = (size_t)s->C;
+    const float *mean = c->mean, *inv = c->inv, *A = c->a, *B = c->b;
+    for (size_t j = 0; j < C; j++)
+        fs[j] = fq[j] = 0.f;
+    for (size_t m = m0; m < m1; m++) {
+        const float *x = c->in16 ? bn_wide_row(c->in16 + m * C, xr, C) : c->in + m * C;
+        const float *d = c->dout + m * C, *y = c->cout + m * C;
+        if (s->relu && c->rin)
+            for (size_t j = 0; j < C; j++) {
+                float v = x[j] * A[j] + B[j]; /* bn_apply_body's v */
+                float g = v > 0.f ? d[j] : 0.f;
+                fs[j] += g;
+                fq[j] += g * ((x[j] - mean[j]) * inv[j]);
+            }
+        else if (s->relu)
+            for (size_t j = 0; j < C; j++) {
+                float g = y[j] > 0.f ? d[j] : 0.f;
+                fs[j] += g;
+                fq[j] += g * ((x[j] - mean[j]) * inv[j]);
+            }
+        else
+            for (size_t j = 0; j < C; j++) {
+                fs[j] += d[j];
+                fq[j] += d[j] * ((x[j] - mean[j]) * inv[j]);
+            }
+    }
+}
+
+/* Backward pass 1: per part, sums of g and g * xh (g = dout masked by out > 0), in float
+ * per run of RB rows, then double. */
 NN_HOT static void bn_bsum_body(void *vc, size_t tb, size_t te)
 {
     bn_ctx *c = vc;
-    const eqm_bn_shape *s = c->s;
-    const size_t C = (size_t)s->C;
+    const size_t C = (size_t)c->s->C;
     float fs[C], fq[C], xr[C];
-    const float *mean = c->mean, *inv = c->inv, *A = c->a, *B = c->b;
     for (size_t t = tb; t < te; t++) {
         size_t r0, r1;
         rows_of(c, t, &r0, &r1);
@@ -605,39 +637,11 @@ NN_HOT static void bn_bsum_body(void *vc, size_t tb, size_t te)
         for (size_t m0 = r0; m0 < r1; m0 += RB) {
             size_t m1 = m0 + RB < r1 ? m0 + RB : r1;
 #if defined(__x86_64__) && defined(__GNUC__)
-            if (c->v512) {
+            if (c->v512)
                 bn_bsum_run512(c, m0, m1, fs, fq);
-                for (size_t j = 0; j < C; j++) {
-                    ds[j] += fs[j];
-                    dq[j] += fq[j];
-                }
-                continue;
-            }
+            else
 #endif
-            for (size_t j = 0; j < C; j++)
-                fs[j] = fq[j] = 0.f;
-            for (size_t m = m0; m < m1; m++) {
-                const float *x = c->in16 ? bn_wide_row(c->in16 + m * C, xr, C) : c->in + m * C;
-                const float *d = c->dout + m * C, *y = c->cout + m * C;
-                if (s->relu && c->rin)
-                    for (size_t j = 0; j < C; j++) {
-                        float v = x[j] * A[j] + B[j]; /* bn_apply_body's v */
-                        float g = v > 0.f ? d[j] : 0.f;
-                        fs[j] += g;
-                        fq[j] += g * ((x[j] - mean[j]) * inv[j]);
-                    }
-                else if (s->relu)
-                    for (size_t j = 0; j < C; j++) {
-                        float g = y[j] > 0.f ? d[j] : 0.f;
-                        fs[j] += g;
-                        fq[j] += g * ((x[j] - mean[j]) * inv[j]);
-                    }
-                else
-                    for (size_t j = 0; j < C; j++) {
-                        fs[j] += d[j];
-                        fq[j] += d[j] * ((x[j] - mean[j]) * inv[j]);
-                    }
-            }
+                bn_bsum_run(c, m0, m1, fs, fq, xr);
             for (size_t j = 0; j < C; j++) {
                 ds[j] += fs[j];
                 dq[j] += fq[j];

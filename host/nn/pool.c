@@ -86,7 +86,7 @@ NN_HOT static void maxpool_fwd_body(void *vc, size_t nb, size_t ne)
                         }
                     }
                 }
-                if (first) /* no tap inside the image (pool_check's pad < k rules it out) */
+                if (first) /* no tap inside the image (pool_check's pad <= k / 2 rules it out) */
                     for (int ch = 0; ch < C; ch++) {
                         y[ch] = -FLT_MAX;
                         am[ch] = -1;

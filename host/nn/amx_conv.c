@@ -490,12 +490,13 @@ static inline void nc_masks(int nc, __mmask16 m[2])
 
 /* One block's operands: pixel q's run starts at a + so[q] (bf16; tap row ky at + ky rs),
  * the weights of tap row ky at bj + ky r2 32 (r2 pairs a tap row), npair pairs of each
- * run multiplied; its output at o0 + q os, output channels 32 j + 16 b (b < CB, nc valid
- * in the panel). v512_block's st: NULL (no statistics wanted: a plain forward, a dX), or
- * the 2 CB sum and 2 CB square vectors the block's floats are added into. */
+ * run multiplied; its output at o0 + q os (oo NULL) or at oo[q] (pixels that do not lie
+ * evenly apart: dxp_body's blocks run across the rows of a phase), output channels 32 j +
+ * 16 b (b < CB, nc valid in the panel). v512_block's st: NULL (no statistics wanted: a plain
+ * forward, a dX), or the 2 CB sum and 2 CB square vectors the block's floats are added into. */
 typedef struct {
     const uint16_t *a;
-    const size_t *so;
+    const size_t *so, *oo;
     size_t rs, o0, os;
     const uint32_t *bj;
     int kh, r2, npair, nc;
@@ -535,7 +536,7 @@ v512_block(const amx_ctx *c, const int P, const int CB, const int PS, const v512
     for (int q = 0; q < P; q++)
         for (int b = 0; b < CB; b++) {
             __m512 v = acc[q * CB + b];
-            size_t oi = g->o0 + (size_t)q * g->os + 16 * (size_t)b;
+            size_t oi = (g->oo ? g->oo[q] : g->o0 + (size_t)q * g->os) + 16 * (size_t)b;
             if (c->ob) { /* bf16 of the floats (the sums below use the floats) */
                 uint16_t *o = (uint16_t *)(void *)c->out + oi;
                 _mm256_mask_storeu_epi16(o, m[b], (__m256i)_mm512_cvtneps_pbh(v));
@@ -653,10 +654,12 @@ static void run(eqm_host *h, const amx_plan *pp, float *out, const float *in, co
  * nkx + 1), with w'[ci][jy'][ix' Co + co] = w[co][ry + st (nky-1-jy')][rx + st (nkx-1-ix')]
  * [ci] packed per phase (panels of 32 ci, pairs of the run: the forward kernel's layout).
  * A phase without taps (1x1 stride 2: three of four) writes zeros (or leaves din as it is
- * when accumulating). The blocks run along a din row of the phase (P pixels st C_in
- * apart); groups of whole images per task as the forward, so any thread count gives the
- * same bits. Every product is one of the forward's dX products (no zero operand is
- * multiplied but the padding of the slot's borders). */
+ * when accumulating). The blocks take a phase's din pixels in raster order, across its
+ * rows (each pixel with its own slot and din offsets, v512_arg's oo: per row, ResNet-50's
+ * 7- and 14-pixel phase rows ran as blocks of 4, 2 and 1, whose weight loads outnumber
+ * their products); each pixel's sum is the same at any blocking. Groups of whole images
+ * per task as the forward, so any thread count gives the same bits. Every product is one of the
+ * forward's dX products (no zero operand is multiplied but the padding of the slot's borders). */
 typedef struct {
     const eqm_conv2d_shape *s;
     int st, Ho, Wo, TY, TX, SH, SW, np, nph;
@@ -757,8 +760,8 @@ BF16_TARGET static void dxp_body(void *vc, size_t gb, size_t ge)
     const dxp_plan *p = d->p;
     const eqm_conv2d_shape *s = p->s;
     const size_t Co = (size_t)s->C_out, Ci = (size_t)s->C_in, SW = (size_t)p->SW;
-    size_t so[V512_MAXP];
-    v512_arg va = {.so = so, .rs = SW * Co, .os = (size_t)p->st * Ci};
+    size_t so[V512_MAXP], oo[V512_MAXP];
+    v512_arg va = {.so = so, .oo = oo, .rs = SW * Co};
     for (size_t g = gb; g < ge; g++) {
         uint16_t *xp = d->xp + g * p->slot;
         memset(xp, 0, p->slot * sizeof(uint16_t));
@@ -790,21 +793,27 @@ BF16_TARGET static void dxp_body(void *vc, size_t gb, size_t ge)
                     va.bj = d->wp + p->woff[ph] + (size_t)j * nky * (size_t)p->r2[ph] * 32;
                     va.nc = (int)Ci - 32 * j < 32 ? (int)Ci - 32 * j : 32;
                     int CB = va.nc > 16 ? 2 : 1, lp = CB == 2 ? 3 : 4;
-                    for (int qy = qy0; qy < qy1; qy++) {
-                        size_t iy = (size_t)(p->st * qy + ry - s->pad);
-                        size_t row = (size_t)(p->TY + qy - nky + 1) * SW;
-                        int qx = qx0;
-                        while (qx < qx1) {
-                            while ((1 << lp) > qx1 - qx)
-                                lp--;
-                            int P = 1 << lp;
-                            for (int q = 0; q < P; q++)
-                                so[q] = (row + (size_t)(p->TX + qx + q - nkx + 1)) * Co;
-                            va.o0 = ((n * (size_t)s->H + iy) * (size_t)s->W +
-                                     (size_t)(p->st * qx + rx - s->pad)) * Ci + 32 * (size_t)j;
-                            v512_pick(lp, CB, so, Co)(&d->c, &va, NULL); /* no statistics */
-                            qx += P;
+                    /* the phase's pixels in raster order, blocks across its rows (per
+                     * row, 7 pixels were blocks of 4, 2 and 1) */
+                    const int nq = qy1 > qy0 && qx1 > qx0 ? (qy1 - qy0) * (qx1 - qx0) : 0;
+                    int qy = qy0, qx = qx0;
+                    for (int i = 0; i < nq;) {
+                        while ((1 << lp) > nq - i)
+                            lp--;
+                        int P = 1 << lp;
+                        for (int q = 0; q < P; q++) {
+                            size_t sy = (size_t)(p->TY + qy - nky + 1),
+                                   sx = (size_t)(p->TX + qx - nkx + 1);
+                            size_t iy = (size_t)(p->st * qy + ry - s->pad),
+                                   ix = (size_t)(p->st * qx + rx - s->pad);
+                            so[q] = (sy * SW + sx) * Co;
+                            oo[q] =
+                                ((n * (size_t)s->H + iy) * (size_t)s->W + ix) * Ci + 32 * (size_t)j;
+                            if (++qx == qx1)
+                                qx = qx0, qy++;
                         }
+                        v512_pick(lp, CB, so, Co)(&d->c, &va, NULL); /* no statistics */
+                        i += P;
                     }
                 }
             }

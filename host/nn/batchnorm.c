@@ -562,6 +562,35 @@ BN512 static void bn_bsum_run512(const bn_ctx *c, size_t m0, size_t m1, float *f
     }
 }
 
+/* pass 1 for C > 64: the same sums in the same order per channel, the rows read as they
+ * lie (4 at a time, every channel of them) with fs and fq in L1 between them. Channel
+ * blocks of 64 down a run of rows read each row in pieces C floats apart: at ResNet-50's
+ * widths (C 256-2048) that pass moved 7.5 GB/s against pass 2's 20 GB/s. */
+BN512 static void bn_bsum_rows512(const bn_ctx *c, size_t m0, size_t m1, float *fs, float *fq)
+{
+    const size_t C = (size_t)c->s->C;
+    for (size_t j = 0; j < C; j++)
+        fs[j] = fq[j] = 0.f;
+    for (size_t m = m0; m < m1; m += 4) {
+        const size_t r = m1 - m < 4 ? m1 - m : 4;
+        for (size_t j = 0; j < C; j += 16) {
+            __mmask16 k = C - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (C - j)) - 1);
+            __m512 mu = _mm512_maskz_loadu_ps(k, c->mean + j);
+            __m512 iv = _mm512_maskz_loadu_ps(k, c->inv + j);
+            __m512 sm = _mm512_maskz_loadu_ps(k, fs + j), sq = _mm512_maskz_loadu_ps(k, fq + j);
+            for (size_t i = 0; i < r; i++) {
+                size_t o = (m + i) * C + j;
+                __m512 x = bn_x16(c, k, o), g = bn_g16(c, k, o, j, x);
+                __m512 xh = _mm512_mul_ps(_mm512_sub_ps(x, mu), iv);
+                sm = _mm512_add_ps(sm, g);
+                sq = _mm512_add_ps(sq, _mm512_mul_ps(g, xh));
+            }
+            _mm512_mask_storeu_ps(fs + j, k, sm);
+            _mm512_mask_storeu_ps(fq + j, k, sq);
+        }
+    }
+}
+
 /* pass 2, rows [b, e): din (= or +=) k (g - mg - ((x - mean) inv) mgx) */
 BN512 static void bn_bdin_rows512(const bn_ctx *c, size_t b, size_t e)
 {
@@ -638,7 +667,7 @@ NN_HOT static void bn_bsum_body(void *vc, size_t tb, size_t te)
             size_t m1 = m0 + RB < r1 ? m0 + RB : r1;
 #if defined(__x86_64__) && defined(__GNUC__)
             if (c->v512)
-                bn_bsum_run512(c, m0, m1, fs, fq);
+                (C > 64 ? bn_bsum_rows512 : bn_bsum_run512)(c, m0, m1, fs, fq);
             else
 #endif
                 bn_bsum_run(c, m0, m1, fs, fq, xr);

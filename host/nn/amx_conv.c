@@ -508,6 +508,7 @@ v512_block(const amx_ctx *c, const int P, const int CB, const int PS, const v512
            __m512 *st)
 {
     __m512 acc[V512_MAXP * 2];
+#pragma GCC unroll 32
     for (int i = 0; i < P * CB; i++)
         acc[i] = _mm512_setzero_ps();
     const int npair = g->npair;
@@ -533,7 +534,9 @@ v512_block(const amx_ctx *c, const int P, const int CB, const int PS, const v512
     __mmask16 m[2];
     __m512 sum[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()}, sq[2] = {sum[0], sum[0]};
     nc_masks(nc, m);
+#pragma GCC unroll 16
     for (int q = 0; q < P; q++)
+#pragma GCC unroll 2
         for (int b = 0; b < CB; b++) {
             __m512 v = acc[q * CB + b];
             size_t oi = (g->oo ? g->oo[q] : g->o0 + (size_t)q * g->os) + 16 * (size_t)b;

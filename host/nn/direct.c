@@ -186,6 +186,7 @@ direct_block(const direct_ctx *c, const int P, const int CB, size_t n, int oh, i
     const eqm_conv2d_shape *s = c->s;
     const size_t Ci = (size_t)s->C_in, Co = (size_t)s->C_out;
     __m512 acc[16];
+#pragma GCC unroll 16
     for (int i = 0; i < P * CB; i++)
         acc[i] = _mm512_setzero_ps();
     for (int ki = 0; ki < s->kh; ki++) {
@@ -217,7 +218,9 @@ direct_block(const direct_ctx *c, const int P, const int CB, size_t n, int oh, i
     __m512 sm[4], sq[4];
     for (int b = 0; b < CB; b++)
         sm[b] = sq[b] = _mm512_setzero_ps();
+#pragma GCC unroll 16
     for (int p = 0; p < P; p++)
+#pragma GCC unroll 4
         for (int b = 0; b < CB; b++) {
             /* the statistics sum the floats (before a bf16 store's rounding) */
             __m512 v = store_out(c, oi + (size_t)p * Co + 16 * (size_t)b, acc[p * CB + b]);
@@ -379,6 +382,7 @@ small_block(const direct_ctx *c, const int P, size_t n, int oh, int ow0, size_t 
     const size_t K = (size_t)s->kh * L, CW = (size_t)16 << direct_lcb(s);
     const size_t st = (size_t)s->stride * Ci;
     __m512 acc[16];
+#pragma GCC unroll 16
     for (int p = 0; p < P; p++)
         acc[p] = _mm512_setzero_ps();
     const float *wp = c->wk + (co0 / CW) * K * CW + co0 % CW;
@@ -393,6 +397,7 @@ small_block(const direct_ctx *c, const int P, size_t n, int oh, int ow0, size_t 
     }
     const size_t oi = ((n * (size_t)c->Ho + (size_t)oh) * (size_t)c->Wo + (size_t)ow0) * Co + co0;
     __m512 sm = _mm512_setzero_ps(), sq = sm;
+#pragma GCC unroll 16
     for (int p = 0; p < P; p++) {
         __m512 v = store_out(c, oi + (size_t)p * Co, acc[p]);
         sm = _mm512_add_ps(sm, v);
@@ -505,6 +510,7 @@ dw_block(const dw_ctx *c, const int KB, const int CB, size_t ra, size_t rb, int 
     const eqm_conv2d_shape *s = c->s;
     const size_t Ci = (size_t)s->C_in, Co = (size_t)s->C_out;
     __m512 acc[16];
+#pragma GCC unroll 16
     for (int i = 0; i < KB * CB; i++)
         acc[i] = _mm512_setzero_ps();
     for (size_t r = ra; r < rb; r++) {
@@ -530,7 +536,9 @@ dw_block(const dw_ctx *c, const int KB, const int CB, size_t ra, size_t rb, int 
         }
     }
     float *tk = t + (((size_t)ki * s->kw + (size_t)kj) * Ci + ci0) * Co + co0;
+#pragma GCC unroll 16
     for (int kk = 0; kk < KB; kk++)
+#pragma GCC unroll 4
         for (int b = 0; b < CB; b++) {
             float *q = tk + (size_t)kk * Co + 16 * (size_t)b;
             _mm512_storeu_ps(q, _mm512_add_ps(_mm512_loadu_ps(q), acc[kk * CB + b]));
@@ -588,6 +596,7 @@ small_dw_block(const dw_ctx *c, const int LB, size_t ra, size_t rb, int ki, size
     const size_t Ci = (size_t)s->C_in, Co = (size_t)s->C_out, L = (size_t)s->kw * Ci;
     const size_t st = (size_t)s->stride * Ci, Wo = (size_t)c->Wo;
     __m512 acc[16];
+#pragma GCC unroll 16
     for (int kk = 0; kk < LB; kk++)
         acc[kk] = _mm512_setzero_ps();
     for (size_t r = ra; r < rb; r++) {
@@ -603,6 +612,7 @@ small_dw_block(const dw_ctx *c, const int LB, size_t ra, size_t rb, int ki, size
         }
     }
     float *tk = t + ((size_t)ki * L + l0) * Co + co0;
+#pragma GCC unroll 16
     for (int kk = 0; kk < LB; kk++) {
         float *q = tk + (size_t)kk * Co;
         _mm512_storeu_ps(q, _mm512_add_ps(_mm512_loadu_ps(q), acc[kk]));

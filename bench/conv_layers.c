@@ -1,12 +1,14 @@
-/* bench/conv_layers.c: time conv2d forward, dX and dW (and BN forward/backward) on the
- * ResNet-18-CIFAR layer shapes, to see where a training step goes.
+/* bench/conv_layers.c: time conv2d forward, dX and dW on the ResNet-18-CIFAR layer shapes
+ * (or, with --bn-r50, BN backward on ResNet-50's), to see where a training step goes.
  * Usage: conv-layers [--batch 64] [--threads 2] [--reps 2] [--algo 0|1] [--cpu 1] [--bf16 1]
  *                    [--width 4] [--in-bf16 1] [--out-bf16 1] [--stats 1] [--layer I]
+ *                    [--bn-r50 1]
  * --width D divides every channel count but the image's 3 by D (4: the quickstart's width 0.25);
  * --algo N forces a path (nn_internal.h: 1 the reference im2col/col2im, 5 the implicit
  * bf16 kernels, 6 those with the vdpbf16ps Winograd); --layer I times only row I (0: stem); --cpu 1 times process CPU seconds;
  * --bf16 1 passes EQM_NN_BF16 (bf16 products, fp32 accumulation; EQM_NN_BF16_NATIVE=0 for
  * the emulation) and first times one 1024^3 GEMM in fp32 and in bf16;
+ * --bn-r50 1 times BN backward instead, at ResNet-50's BN shapes (bn_r50 below);
  * --in-bf16 1 passes the input as bf16 values with EQM_NN_IN_BF16 (ABI 1.6: activations
  * stored as bf16 under train.precision = bf16), at either precision; --out-bf16 1 has the
  * forward write its output as bf16 (EQM_NN_OUT_BF16; dX and dW still get a float dout, the
@@ -36,10 +38,54 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* --bn-r50 1: BN backward (bf16 x, float dout, ReLU from x, din overwritten: what the
+ * ResNet-50 bf16 step calls) at ResNet-50's BN shapes, M = batch H W rows of C channels;
+ * GB/s counts the 16 bytes an element the two passes name (pass 1 reads dout and x, pass
+ * 2 reads them again and writes din), not the write's read-for-ownership */
+static int bn_r50(int batch, int reps)
+{
+    static const int S[][2] = {{56, 64}, {56, 256}, {28, 128}, {28, 512}, {14, 1024}, {7, 2048}};
+    printf("# BN backward, batch %d (ms, GB/s at 16 B an element)\n", batch);
+    for (size_t i = 0; i < sizeof S / sizeof *S; i++) {
+        size_t M = (size_t)batch * S[i][0] * S[i][0], C = (size_t)S[i][1], n = M * C;
+        float *dout = malloc(n * sizeof(float)), *din = malloc(n * sizeof(float));
+        uint16_t *x = malloc(n * sizeof(uint16_t));
+        float *par = calloc(5 * C, sizeof(float)); /* gamma, beta, save (2C), dgamma+dbeta */
+        float *dpar = calloc(2 * C, sizeof(float));
+        if (!dout || !din || !x || !par || !dpar)
+            return 1;
+        for (size_t k = 0; k < n; k++) {
+            dout[k] = (float)((k * 7) % 13) - 6;
+            x[k] = nn_bf16_from_f32((float)((k * 5) % 11) - 5);
+        }
+        for (size_t j = 0; j < C; j++)
+            par[j] = 1.f, par[C + j] = 0.1f, par[3 * C + j] = 0.5f; /* mean 0, inv 0.5 */
+        eqm_bn_shape s = {.M = (int)M, .C = (int)C, .train = 1, .affine = 1, .relu = 1,
+                          .eps = 1e-5f, .momentum = 0.1f};
+        double best = 1e9;
+        for (int r = 0; r < reps + 1; r++) {
+            double t0 = now_s();
+            int rc = nn_batchnorm_backward_ex(
+                NULL, &s, EQM_NN_SET_DIN | EQM_NN_RELU_FROM_IN | EQM_NN_IN_BF16, din, dpar,
+                dpar + C, dout, (const float *)(const void *)x, NULL, par, par + C, par + 2 * C);
+            double t = now_s() - t0;
+            if (rc)
+                return 1;
+            if (r && t < best) /* the first call grows the partials: not timed */
+                best = t;
+        }
+        printf("%dx%d C %zu (M %zu): %.2f ms, %.1f GB/s\n", S[i][0], S[i][0], C, M, best * 1e3,
+               16.0 * (double)n / best / 1e9);
+        free(dout), free(din), free(x), free(par), free(dpar);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     int only = -1; /* --layer I: only row I of L (0 = the stem) */
     int batch = 64, threads = 2, reps = 2, bf16 = 0, wdiv = 1, inb = 0, outb = 0, stats = 0;
+    int bnr50 = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--batch"))
             batch = atoi(argv[i + 1]);
@@ -63,12 +109,16 @@ int main(int argc, char **argv)
             stats = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--width"))
             wdiv = atoi(argv[i + 1]) > 0 ? atoi(argv[i + 1]) : 1;
+        else if (!strcmp(argv[i], "--bn-r50"))
+            bnr50 = atoi(argv[i + 1]);
     }
     host_threads_init(threads);
     /* a call into host/nn/nn_api.c pulls its strong nn_api_table() out of the static
      * libeqmhost archive (api.c only has a weak NULL default) */
     if (nn_threads() < 1)
         return 1;
+    if (bnr50)
+        return bn_r50(batch, reps);
     const eqm_nn_api *nn = host_api()->nn;
     static const int L[][6] = {
         /* H, Ci, Co, k, stride, pad */

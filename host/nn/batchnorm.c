@@ -528,6 +528,23 @@ BN512 static inline __m512 bn_x16(const bn_ctx *c, __mmask16 m, size_t o)
                    : _mm512_maskz_loadu_ps(m, c->in + o);
 }
 
+/* the lanes of channels j .. j + 15 that are below C */
+static inline __mmask16 bn_mask16(size_t C, size_t j)
+{
+    return C - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (C - j)) - 1);
+}
+
+/* pass 1's step for 16 channels from j of the element at o: sm += g, sq += g ((x - mu) iv),
+ * the scalar loop's operations in its order */
+BN512 static inline void bn_sum16(const bn_ctx *c, __mmask16 k, size_t o, size_t j, __m512 mu,
+                                  __m512 iv, __m512 *sm, __m512 *sq)
+{
+    __m512 x = bn_x16(c, k, o), g = bn_g16(c, k, o, j, x);
+    __m512 xh = _mm512_mul_ps(_mm512_sub_ps(x, mu), iv);
+    *sm = _mm512_add_ps(*sm, g);
+    *sq = _mm512_add_ps(*sq, _mm512_mul_ps(g, xh));
+}
+
 /* pass 1, rows [m0, m1) (one run of RB rows): fs = sum g, fq = sum g ((x - mean) inv),
  * the scalar loop's per-element operations in its order (the same bits), the sums kept in
  * registers for up to 64 channels at a time: row by row through fs and fq in memory each
@@ -542,18 +559,15 @@ BN512 static void bn_bsum_run512(const bn_ctx *c, size_t m0, size_t m1, float *f
         __m512 sm[4], sq[4], mu[4], iv[4];
         for (int b = 0; b < nb; b++) {
             size_t j = j0 + 16 * (size_t)b;
-            k[b] = C - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (C - j)) - 1);
+            k[b] = bn_mask16(C, j);
             sm[b] = sq[b] = _mm512_setzero_ps();
             mu[b] = _mm512_maskz_loadu_ps(k[b], c->mean + j);
             iv[b] = _mm512_maskz_loadu_ps(k[b], c->inv + j);
         }
         for (size_t m = m0; m < m1; m++)
             for (int b = 0; b < nb; b++) {
-                size_t j = j0 + 16 * (size_t)b, o = m * C + j;
-                __m512 x = bn_x16(c, k[b], o), g = bn_g16(c, k[b], o, j, x);
-                __m512 xh = _mm512_mul_ps(_mm512_sub_ps(x, mu[b]), iv[b]);
-                sm[b] = _mm512_add_ps(sm[b], g);
-                sq[b] = _mm512_add_ps(sq[b], _mm512_mul_ps(g, xh));
+                size_t j = j0 + 16 * (size_t)b;
+                bn_sum16(c, k[b], m * C + j, j, mu[b], iv[b], &sm[b], &sq[b]);
             }
         for (int b = 0; b < nb; b++) {
             _mm512_mask_storeu_ps(fs + j0 + 16 * (size_t)b, k[b], sm[b]);
@@ -576,17 +590,12 @@ BN512 static void bn_bsum_rows512(const bn_ctx *c, size_t m0, size_t m1, float *
     for (size_t m = m0; m < m1; m += 4) {
         const size_t r = m1 - m < 4 ? m1 - m : 4;
         for (size_t j = 0; j < C; j += 16) {
-            __mmask16 k = C - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (C - j)) - 1);
+            __mmask16 k = bn_mask16(C, j);
             __m512 mu = _mm512_maskz_loadu_ps(k, c->mean + j);
             __m512 iv = _mm512_maskz_loadu_ps(k, c->inv + j);
             __m512 sm = _mm512_maskz_loadu_ps(k, fs + j), sq = _mm512_maskz_loadu_ps(k, fq + j);
-            for (size_t i = 0; i < r; i++) {
-                size_t o = (m + i) * C + j;
-                __m512 x = bn_x16(c, k, o), g = bn_g16(c, k, o, j, x);
-                __m512 xh = _mm512_mul_ps(_mm512_sub_ps(x, mu), iv);
-                sm = _mm512_add_ps(sm, g);
-                sq = _mm512_add_ps(sq, _mm512_mul_ps(g, xh));
-            }
+            for (size_t i = 0; i < r; i++)
+                bn_sum16(c, k, (m + i) * C + j, j, mu, iv, &sm, &sq);
             _mm512_mask_storeu_ps(fs + j, k, sm);
             _mm512_mask_storeu_ps(fq + j, k, sq);
         }
@@ -599,7 +608,7 @@ BN512 static void bn_bdin_rows512(const bn_ctx *c, size_t b, size_t e)
     const size_t C = (size_t)c->s->C;
     for (size_t m = b; m < e; m++)
         for (size_t j = 0; j < C; j += 16) {
-            __mmask16 k = C - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (C - j)) - 1);
+            __mmask16 k = bn_mask16(C, j);
             size_t o = m * C + j;
             __m512 x = bn_x16(c, k, o), g = bn_g16(c, k, o, j, x);
             __m512 t = _mm512_mul_ps(_mm512_mul_ps(_mm512_sub_ps(x, _mm512_maskz_loadu_ps(k, c->mean + j)),

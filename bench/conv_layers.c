@@ -2,13 +2,15 @@
  * (or, with --bn-r50, BN backward on ResNet-50's), to see where a training step goes.
  * Usage: conv-layers [--batch 64] [--threads 2] [--reps 2] [--algo 0|1] [--cpu 1] [--bf16 1]
  *                    [--width 4] [--in-bf16 1] [--out-bf16 1] [--stats 1] [--layer I]
- *                    [--bn-r50 1]
+ *                    [--bn-r50 1] [--peak 1]
  * --width D divides every channel count but the image's 3 by D (4: the quickstart's width 0.25);
  * --algo N forces a path (nn_internal.h: 1 the reference im2col/col2im, 5 the implicit
  * bf16 kernels, 6 those with the vdpbf16ps Winograd); --layer I times only row I (0: stem); --cpu 1 times process CPU seconds;
  * --bf16 1 passes EQM_NN_BF16 (bf16 products, fp32 accumulation; EQM_NN_BF16_NATIVE=0 for
  * the emulation) and first times one 1024^3 GEMM in fp32 and in bf16;
  * --bn-r50 1 times BN backward instead, at ResNet-50's BN shapes (bn_r50 below);
+ * --peak 1 measures one core's ceilings instead (peak below: vdpbf16ps and FP32 FMA from
+ * registers, streaming read, write and copy over 1 GiB); bench/r50_floor.py reads its last line;
  * --in-bf16 1 passes the input as bf16 values with EQM_NN_IN_BF16 (ABI 1.6: activations
  * stored as bf16 under train.precision = bf16), at either precision; --out-bf16 1 has the
  * forward write its output as bf16 (EQM_NN_OUT_BF16; dX and dW still get a float dout, the
@@ -23,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <immintrin.h>
 
 #include "core.h"
 #include "nn/nn_internal.h"
@@ -81,11 +85,130 @@ static int bn_r50(int batch, int reps)
     return 0;
 }
 
+/* --peak 1: one core's ceilings, the rates a step's floor is computed from
+ * (bench/r50_floor.py). Products: 12 independent zmm accumulators (twice the latency x
+ * throughput of vdpbf16ps and vfmadd231ps on this core), operands in registers, so nothing
+ * but the unit's rate limits it; a vdpbf16ps is 16 lanes x 2 products (64 FLOP), an FMA 16
+ * x 1 (32). Memory: a 1 GiB buffer (far past any cache), best of reps; read sums it, write
+ * stores to it (GB/s counts the bytes stored, not the read-for-ownership the core also
+ * does), nt-write with streaming stores, copy reads one half into the other (bytes read +
+ * written). */
+#define PEAK_CH 12
+#define PEAK_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"), noinline))
+PEAK_TARGET static float peak_dp(long n)
+{
+    __m512 acc[PEAK_CH];
+    for (int k = 0; k < PEAK_CH; k++)
+        acc[k] = _mm512_set1_ps((float)k);
+    __m512bh a = (__m512bh)_mm512_set1_epi32(0x3f803f80),
+             b = (__m512bh)_mm512_set1_epi32(0x3c003c00);
+    for (long i = 0; i < n; i++) {
+#pragma GCC unroll 12
+        for (int k = 0; k < PEAK_CH; k++)
+            acc[k] = _mm512_dpbf16_ps(acc[k], a, b);
+    }
+    __m512 s = acc[0];
+    for (int k = 1; k < PEAK_CH; k++)
+        s = _mm512_add_ps(s, acc[k]);
+    return _mm512_reduce_add_ps(s);
+}
+PEAK_TARGET static float peak_fma(long n)
+{
+    __m512 acc[PEAK_CH];
+    for (int k = 0; k < PEAK_CH; k++)
+        acc[k] = _mm512_set1_ps((float)k);
+    __m512 a = _mm512_set1_ps(1.0000001f), b = _mm512_set1_ps(1e-7f);
+    for (long i = 0; i < n; i++) {
+#pragma GCC unroll 12
+        for (int k = 0; k < PEAK_CH; k++)
+            acc[k] = _mm512_fmadd_ps(acc[k], a, b);
+    }
+    __m512 s = acc[0];
+    for (int k = 1; k < PEAK_CH; k++)
+        s = _mm512_add_ps(s, acc[k]);
+    return _mm512_reduce_add_ps(s);
+}
+PEAK_TARGET static float peak_read(const float *p, size_t n)
+{
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    for (size_t i = 0; i < n; i += 64) {
+        s0 = _mm512_add_ps(s0, _mm512_load_ps(p + i));
+        s1 = _mm512_add_ps(s1, _mm512_load_ps(p + i + 16));
+        s2 = _mm512_add_ps(s2, _mm512_load_ps(p + i + 32));
+        s3 = _mm512_add_ps(s3, _mm512_load_ps(p + i + 48));
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+}
+PEAK_TARGET static void peak_write(float *p, size_t n, float v, int nt)
+{
+    __m512 x = _mm512_set1_ps(v);
+    if (nt) {
+        for (size_t i = 0; i < n; i += 16)
+            _mm512_stream_ps(p + i, x);
+        _mm_sfence();
+    } else {
+        for (size_t i = 0; i < n; i += 16)
+            _mm512_store_ps(p + i, x);
+    }
+}
+PEAK_TARGET static void peak_copy(float *d, const float *s, size_t n)
+{
+    for (size_t i = 0; i < n; i += 16)
+        _mm512_store_ps(d + i, _mm512_load_ps(s + i));
+}
+
+static int peak(int reps)
+{
+    if (!nn_bf16_cpu()) {
+        fprintf(stderr, "conv-layers --peak: this CPU has no AVX512_BF16\n");
+        return 1;
+    }
+    const long it = 20000000; /* 240 M instructions a kernel: about 0.1 s */
+    double g[2] = {0, 0};
+    volatile float sink = 0; /* keeps the results, so no loop is dropped */
+    for (int f = 0; f < 2; f++)
+        for (int r = 0; r < reps + 1; r++) {
+            double t0 = now_s();
+            sink += f ? peak_fma(it) : peak_dp(it);
+            double t = now_s() - t0, gf = (f ? 32.0 : 64.0) * PEAK_CH * (double)it / t / 1e9;
+            g[f] = gf > g[f] ? gf : g[f];
+        }
+    const size_t bytes = (size_t)1 << 30, n = bytes / sizeof(float);
+    float *p = aligned_alloc(64, bytes);
+    if (!p)
+        return 1;
+    memset(p, 0, bytes); /* fault every page in before timing */
+    double bw[4] = {0, 0, 0, 0};
+    for (int r = 0; r < reps + 1; r++) {
+        double t0 = now_s();
+        sink += peak_read(p, n);
+        double t1 = now_s();
+        peak_write(p, n, (float)r, 0);
+        double t2 = now_s();
+        peak_write(p, n, (float)r, 1);
+        double t3 = now_s();
+        peak_copy(p + n / 2, p, n / 2);
+        double t4 = now_s();
+        double b[4] = {bytes / (t1 - t0), bytes / (t2 - t1), bytes / (t3 - t2), bytes / (t4 - t3)};
+        for (int k = 0; k < 4; k++)
+            bw[k] = b[k] / 1e9 > bw[k] ? b[k] / 1e9 : bw[k];
+    }
+    free(p);
+    printf("# one core, best of %d: vdpbf16ps %.1f GFLOP/s, FP32 FMA %.1f GFLOP/s (%.2fx); "
+           "read %.1f GB/s, write %.1f GB/s (RFO not counted), nt-write %.1f GB/s, copy %.1f "
+           "GB/s (read + written)\n",
+           reps, g[0], g[1], g[0] / g[1], bw[0], bw[1], bw[2], bw[3]);
+    printf("peak bf16_gflops=%.1f fp32_gflops=%.1f read_gbs=%.2f write_gbs=%.2f "
+           "ntwrite_gbs=%.2f copy_gbs=%.2f\n",
+           g[0], g[1], bw[0], bw[1], bw[2], bw[3]);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     int only = -1; /* --layer I: only row I of L (0 = the stem) */
     int batch = 64, threads = 2, reps = 2, bf16 = 0, wdiv = 1, inb = 0, outb = 0, stats = 0;
-    int bnr50 = 0;
+    int bnr50 = 0, pk = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--batch"))
             batch = atoi(argv[i + 1]);
@@ -111,12 +234,16 @@ int main(int argc, char **argv)
             wdiv = atoi(argv[i + 1]) > 0 ? atoi(argv[i + 1]) : 1;
         else if (!strcmp(argv[i], "--bn-r50"))
             bnr50 = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--peak"))
+            pk = atoi(argv[i + 1]);
     }
     host_threads_init(threads);
     /* a call into host/nn/nn_api.c pulls its strong nn_api_table() out of the static
      * libeqmhost archive (api.c only has a weak NULL default) */
     if (nn_threads() < 1)
         return 1;
+    if (pk)
+        return peak(reps);
     if (bnr50)
         return bn_r50(batch, reps);
     const eqm_nn_api *nn = host_api()->nn;

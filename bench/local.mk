@@ -19,7 +19,8 @@ bench_train_step_SOURCES = bench/train_step.c bench/train_step_equimod.c
 bench_train_step_CFLAGS = $(libeqmhost_la_CFLAGS)
 bench_train_step_LDADD = libeqmhost.la
 CLEANFILES += bench/train-step
-EXTRA_DIST += bench/train_step_torch.py bench/train_step_equimod_torch.py bench/README.md
+EXTRA_DIST += bench/train_step_torch.py bench/train_step_equimod_torch.py bench/README.md \
+	bench/step_floor.py bench/winograd_bf16_error.py
 
 bench: bench/train-step bench/conv-layers bench/shards bench/loader bench/resample $(pkglib_LTLIBRARIES)
 bench-train-step: bench

@@ -2,13 +2,15 @@
  * (or, with --bn-r50, BN backward on ResNet-50's), to see where a training step goes.
  * Usage: conv-layers [--batch 64] [--threads 2] [--reps 2] [--algo 0|1] [--cpu 1] [--bf16 1]
  *                    [--width 4] [--in-bf16 1] [--out-bf16 1] [--stats 1] [--layer I]
- *                    [--bn-r50 1] [--peak 1]
+ *                    [--bn-r50 1] [--peak 1] [--r50 1]
  * --width D divides every channel count but the image's 3 by D (4: the quickstart's width 0.25);
  * --algo N forces a path (nn_internal.h: 1 the reference im2col/col2im, 5 the implicit
  * bf16 kernels, 6 those with the vdpbf16ps Winograd); --layer I times only row I (0: stem); --cpu 1 times process CPU seconds;
  * --bf16 1 passes EQM_NN_BF16 (bf16 products, fp32 accumulation; EQM_NN_BF16_NATIVE=0 for
  * the emulation) and first times one 1024^3 GEMM in fp32 and in bf16;
  * --bn-r50 1 times BN backward instead, at ResNet-50's BN shapes (bn_r50 below);
+ * --r50 1 times ResNet-50 v1.5's conv shapes at 224 px instead (each with its count in the net)
+ * and sums them into a step's worth of convs (no dX for the stem);
  * --peak 1 measures one core's ceilings instead (peak below: vdpbf16ps and FP32 FMA from
  * registers, streaming read, write and copy over 1 GiB); bench/r50_floor.py reads its last line;
  * --in-bf16 1 passes the input as bf16 values with EQM_NN_IN_BF16 (ABI 1.6: activations
@@ -208,7 +210,7 @@ int main(int argc, char **argv)
 {
     int only = -1; /* --layer I: only row I of L (0 = the stem) */
     int batch = 64, threads = 2, reps = 2, bf16 = 0, wdiv = 1, inb = 0, outb = 0, stats = 0;
-    int bnr50 = 0, pk = 0;
+    int bnr50 = 0, pk = 0, r50 = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--batch"))
             batch = atoi(argv[i + 1]);
@@ -236,6 +238,8 @@ int main(int argc, char **argv)
             bnr50 = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--peak"))
             pk = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--r50"))
+            r50 = atoi(argv[i + 1]);
     }
     host_threads_init(threads);
     /* a call into host/nn/nn_api.c pulls its strong nn_api_table() out of the static
@@ -247,12 +251,27 @@ int main(int argc, char **argv)
     if (bnr50)
         return bn_r50(batch, reps);
     const eqm_nn_api *nn = host_api()->nn;
-    static const int L[][6] = {
-        /* H, Ci, Co, k, stride, pad */
-        {32, 3, 64, 3, 1, 1},    {32, 64, 64, 3, 1, 1},  {32, 64, 128, 3, 2, 1},
-        {16, 128, 128, 3, 1, 1}, {32, 64, 128, 1, 2, 0}, {16, 128, 256, 3, 2, 1},
-        {8, 256, 256, 3, 1, 1},  {8, 256, 512, 3, 2, 1}, {4, 512, 512, 3, 1, 1},
+    static const int C18[][7] = {
+        /* H, Ci, Co, k, stride, pad, convs of this shape in the net */
+        {32, 3, 64, 3, 1, 1, 1},    {32, 64, 64, 3, 1, 1, 1},  {32, 64, 128, 3, 2, 1, 1},
+        {16, 128, 128, 3, 1, 1, 1}, {32, 64, 128, 1, 2, 0, 1}, {16, 128, 256, 3, 2, 1, 1},
+        {8, 256, 256, 3, 1, 1, 1},  {8, 256, 512, 3, 2, 1, 1}, {4, 512, 512, 3, 1, 1, 1},
     };
+    /* --r50 1: ResNet-50 v1.5's conv shapes at 224 px (torchvision; the stride on the 3x3),
+     * with how many convs of each shape the net has */
+    static const int R50[][7] = {
+        {224, 3, 64, 7, 2, 3, 1},     {56, 64, 64, 1, 1, 0, 1},     {56, 64, 64, 3, 1, 1, 3},
+        {56, 64, 256, 1, 1, 0, 4},    {56, 256, 64, 1, 1, 0, 2},    {56, 256, 128, 1, 1, 0, 1},
+        {56, 128, 128, 3, 2, 1, 1},   {28, 128, 512, 1, 1, 0, 4},   {56, 256, 512, 1, 2, 0, 1},
+        {28, 512, 128, 1, 1, 0, 3},   {28, 128, 128, 3, 1, 1, 3},   {28, 512, 256, 1, 1, 0, 1},
+        {28, 256, 256, 3, 2, 1, 1},   {14, 256, 1024, 1, 1, 0, 6},  {28, 512, 1024, 1, 2, 0, 1},
+        {14, 1024, 256, 1, 1, 0, 5},  {14, 256, 256, 3, 1, 1, 5},   {14, 1024, 512, 1, 1, 0, 1},
+        {14, 512, 512, 3, 2, 1, 1},   {7, 512, 2048, 1, 1, 0, 3},   {14, 1024, 2048, 1, 2, 0, 1},
+        {7, 2048, 512, 1, 1, 0, 2},   {7, 512, 512, 3, 1, 1, 2},
+    };
+    const int(*L)[7] = r50 ? R50 : C18;
+    size_t nl = r50 ? sizeof R50 / sizeof *R50 : sizeof C18 / sizeof *C18;
+    double tot[3] = {0, 0, 0}, totg = 0; /* --r50: the net's seconds (x count), its GFLOP */
     if (bf16) {
         const int n = 1024;
         float *a = calloc((size_t)n * n, 4), *b = calloc((size_t)n * n, 4),
@@ -279,7 +298,7 @@ int main(int argc, char **argv)
     printf("# batch %d threads %d width 1/%d%s%s%s%s (ms, nominal GFLOP/s)\n", batch, threads,
            wdiv, bf16 ? " bf16" : "", inb ? " in-bf16" : "", outb ? " out-bf16" : "",
            stats ? " fwd=forward_stats" : "");
-    for (size_t l = 0; l < sizeof L / sizeof *L; l++) {
+    for (size_t l = 0; l < nl; l++) {
         if (only >= 0 && (size_t)only != l)
             continue;
         int ci = L[l][1] == 3 ? 3 : L[l][1] / wdiv, co = L[l][2] / wdiv;
@@ -329,11 +348,24 @@ int main(int argc, char **argv)
                 t[2] = t3 - t2 < t[2] ? t3 - t2 : t[2];
             }
         }
-        printf("%2dx%-2d %3d->%-3d k%d s%d: fwd %7.1f ms %5.0f | dX %7.1f ms %5.0f | dW %7.1f ms "
+        printf("%3dx%-3d %4d->%-4d k%d s%d: fwd %7.1f ms %5.0f | dX %7.1f ms %5.0f | dW %7.1f ms "
                "%5.0f\n",
                s.H, s.W, s.C_in, s.C_out, s.kh, s.stride, t[0] * 1e3, gf / t[0], t[1] * 1e3,
                gf / t[1], t[2] * 1e3, gf / t[2]);
+        if (r50) {
+            int n = L[l][6], hasdx = l > 0; /* the stem's dX is never asked for */
+            printf("    x%d: %.0f ms of the step (fwd %.0f, dX %.0f, dW %.0f)\n", n,
+                   n * (t[0] + hasdx * t[1] + t[2]) * 1e3, n * t[0] * 1e3, n * hasdx * t[1] * 1e3,
+                   n * t[2] * 1e3);
+            tot[0] += n * t[0], tot[1] += n * hasdx * t[1], tot[2] += n * t[2];
+            totg += n * gf * (2 + hasdx);
+        }
         free(x), free(xb), free(y), free(yb), free(st), free(w), free(dx), free(dw);
     }
+    if (r50 && only < 0)
+        printf("ResNet-50's convs: %.2f s (fwd %.2f, dX %.2f, dW %.2f), %.0f nominal GFLOP/s "
+               "(every tap counted)\n",
+               tot[0] + tot[1] + tot[2], tot[0], tot[1], tot[2],
+               totg / (tot[0] + tot[1] + tot[2]));
     return 0;
 }

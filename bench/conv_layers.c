@@ -1,5 +1,6 @@
 /* bench/conv_layers.c: time conv2d forward, dX and dW on the ResNet-18-CIFAR layer shapes
- * (or, with --bn-r50, BN backward on ResNet-50's), to see where a training step goes.
+ * (or ResNet-50's with --r50, or BN backward at its shapes with --bn-r50), to see where a
+ * training step goes.
  * Usage: conv-layers [--batch 64] [--threads 2] [--reps 2] [--algo 0|1] [--cpu 1] [--bf16 1]
  *                    [--width 4] [--in-bf16 1] [--out-bf16 1] [--stats 1] [--layer I]
  *                    [--bn-r50 1] [--peak 1] [--r50 1]
@@ -12,7 +13,7 @@
  * --r50 1 times ResNet-50 v1.5's conv shapes at 224 px instead (each with its count in the net)
  * and sums them into a step's worth of convs (no dX for the stem);
  * --peak 1 measures one core's ceilings instead (peak below: vdpbf16ps and FP32 FMA from
- * registers, streaming read, write and copy over 1 GiB); bench/r50_floor.py reads its last line;
+ * registers, streaming read, write and copy over 1 GiB); bench/step_floor.py reads its last line;
  * --in-bf16 1 passes the input as bf16 values with EQM_NN_IN_BF16 (ABI 1.6: activations
  * stored as bf16 under train.precision = bf16), at either precision; --out-bf16 1 has the
  * forward write its output as bf16 (EQM_NN_OUT_BF16; dX and dW still get a float dout, the
@@ -88,7 +89,7 @@ static int bn_r50(int batch, int reps)
 }
 
 /* --peak 1: one core's ceilings, the rates a step's floor is computed from
- * (bench/r50_floor.py). Products: 12 independent zmm accumulators (twice the latency x
+ * (bench/step_floor.py). Products: 12 independent zmm accumulators (twice the latency x
  * throughput of vdpbf16ps and vfmadd231ps on this core), operands in registers, so nothing
  * but the unit's rate limits it; a vdpbf16ps is 16 lanes x 2 products (64 FLOP), an FMA 16
  * x 1 (32). Memory: a 1 GiB buffer (far past any cache), best of reps; read sums it, write

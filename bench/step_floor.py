@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""bench/step_floor.py: the fastest a whole SimCLR+EquiMod bf16 step can be on one core.
+"""bench/step_floor.py: a floor under a whole SimCLR+EquiMod bf16 step on one core.
 
 Counts the step's work from the PyTorch step of bench/train_step_equimod_torch.py (the same
 network equimod runs: forward hooks on every Conv2d, Linear and BatchNorm of the backbone and

@@ -12,6 +12,8 @@ Emulated (torch, CPU, float32 wherever the C code is fp32, host/nn/winograd.c + 
   reproduces the L&G F(4x4) matrices, which is asserted). Every method's fp64 run must
   match fp64 direct conv to 1e-12 relative (asserted), so the matrices are right.
 Reference: fp64 direct conv of the original (unrounded) fp32 x and w.
+Not emulated: an input already stored in bf16 (EQM_NN_IN_BF16, the bf16 step's activations),
+  where x's rounding costs every method the same and Winograd still rounds V.
 Inputs: ResNet-like shapes, C_out = C_in, x = relu(randn) (post BN-ReLU activations),
   w ~ N(0, 2/(9 C_in)) (Kaiming); the "dX" row uses x = randn (signed, zero-mean, like a
   gradient fed through the forward in the stride-1 dX). Seeded (torch.manual_seed(i)).

@@ -45,12 +45,8 @@ import train_step_equimod_torch as ts  # noqa: E402
 def count(setting, wino):
     s = ts.SETTINGS[setting]
     torch.manual_seed(0)
-    backbone, D = ts.resnet(s["depth"], s["imagenet"], s["width"])
-    g = ts.mlp(D, s["g_hidden"] + [s["z"]], False)
-    gp = ts.mlp(D, s["head"], False)
-    Y, T = s["head"][-1], s["t"]
-    proj_t = nn.Sequential(nn.Linear(ts.P_DIM, T, bias=False), nn.BatchNorm1d(T))
-    u = nn.Sequential(nn.Linear(Y + T, Y, bias=False), nn.BatchNorm1d(Y, affine=False))
+    mods = ts.build(s)
+    backbone, proj_t = mods[0], mods[3]
     w = dict(direct=0, wino=0, wino_taps=0, linear=0, bn=0)
     no_dx = {backbone.conv1, proj_t[0]}
 
@@ -72,18 +68,13 @@ def count(setting, wino):
         elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
             w["bn"] += out.numel()
 
-    for mod in (backbone, g, gp, proj_t, u):
+    for mod in mods:
         for m in mod.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm2d, nn.BatchNorm1d)):
                 m.register_forward_hook(hook)
     n = 1  # rows scale linearly: count at N = 1, multiply by the batch
     with torch.no_grad():
-        x = torch.zeros(3 * n, 3, s["px"], s["px"])
-        h = backbone(x)
-        y = gp(h)
-        g(h[n:])
-        p = proj_t(torch.zeros(2 * n, ts.P_DIM))
-        u(torch.cat([torch.cat([y[:n], y[:n]]), p], dim=1))
+        ts.forward(mods, torch.randn(3 * n, 3, s["px"], s["px"]), torch.randn(2 * n, ts.P_DIM), n)
     return {k: v * s["batch"] for k, v in w.items()}, s["batch"]
 
 

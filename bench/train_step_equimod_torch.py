@@ -141,6 +141,32 @@ class Lars:
         return self._ds
 
 
+def build(s):
+    """The step's modules, in train mode: [backbone, g, g', t's projector, u_psi]."""
+    backbone, D = resnet(s["depth"], s["imagenet"], s["width"])
+    g = mlp(D, s["g_hidden"] + [s["z"]], False)
+    gp = mlp(D, s["head"], False)
+    Y, T = s["head"][-1], s["t"]
+    proj_t = nn.Sequential(nn.Linear(P_DIM, T, bias=False), nn.BatchNorm1d(T))
+    u = nn.Sequential(nn.Linear(Y + T, Y, bias=False), nn.BatchNorm1d(Y, affine=False))
+    return [m.train() for m in (backbone, g, gp, proj_t, u)]
+
+
+def forward(mods, x, t, N):
+    """L = L_inv + 1.0 * L_equi of x = [x0; x1; x2] (3N rows) and t (2N rows)."""
+    backbone, g, gp, proj_t, u = mods
+    h = backbone(x)
+    z = g(h[N:])
+    l_inv = nt_xent(z, 0.5)
+    y = gp(h)
+    y0 = torch.cat([y[:N], y[:N]])
+    yt = y[N:]
+    p = proj_t(t)
+    yhat = u(torch.cat([y0, p], dim=1))
+    l_equi = nt_xent(torch.cat([yt, yhat]), 0.2)
+    return l_inv + 1.0 * l_equi
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--setting", default="quickstart", choices=sorted(SETTINGS))
@@ -157,14 +183,8 @@ def main():
     bf16 = a.precision == "bf16"
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    backbone, D = resnet(s["depth"], s["imagenet"], s["width"])
-    backbone = backbone.to(memory_format=torch.channels_last).train()
-    g = mlp(D, s["g_hidden"] + [s["z"]], False).train()
-    gp = mlp(D, s["head"], False).train()
-    Y, T = s["head"][-1], s["t"]
-    proj_t = nn.Sequential(nn.Linear(P_DIM, T, bias=False), nn.BatchNorm1d(T)).train()
-    u = nn.Sequential(nn.Linear(Y + T, Y, bias=False), nn.BatchNorm1d(Y, affine=False)).train()
-    mods = [backbone, g, gp, proj_t, u]
+    mods = build(s)
+    mods[0] = mods[0].to(memory_format=torch.channels_last)
     decay, plain = [], []
     for m in mods:
         for mod in m.modules():
@@ -182,16 +202,7 @@ def main():
             for p in m.parameters():
                 p.grad = None
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            h = backbone(x)
-            z = g(h[N:])
-            l_inv = nt_xent(z, 0.5)
-            y = gp(h)
-            y0 = torch.cat([y[:N], y[:N]])
-            yt = y[N:]
-            p = proj_t(t)
-            yhat = u(torch.cat([y0, p], dim=1))
-            l_equi = nt_xent(torch.cat([yt, yhat]), 0.2)
-            loss = l_inv + 1.0 * l_equi
+            loss = forward(mods, x, t, N)
         loss.backward()
         opt.step()
         t1 = clock()
